@@ -1,0 +1,9 @@
+// Package domain is mastertrust's pure business core: money and units, the
+// rounding rules, the catalogue of assets and risk profiles, the dealing
+// calendar, the pot aggregate (Decide and Apply), rebalancing maths, and
+// netting and allocation of a dealing day's trades.
+//
+// Nothing here performs I/O, talks to actors or reads the wall clock: every
+// input, the time included, is passed in. A test (TestDomainIsPure) enforces
+// the import rules.
+package domain
