@@ -1,0 +1,84 @@
+package domain
+
+import (
+	"fmt"
+	"time"
+)
+
+// Date is a calendar date (a dealing day, a settlement date) with no time of
+// day and no time zone. Its text form is YYYY-MM-DD. The zero value is "no
+// date".
+type Date struct {
+	// t is midnight UTC of the date; UTC so that adding days never meets a
+	// daylight-saving change.
+	t time.Time
+}
+
+// NewDate is the date year-month-day; it panics on an invalid date (it is
+// for literals and for values already validated).
+func NewDate(year int, month time.Month, day int) Date {
+	t := time.Date(year, month, day, 0, 0, 0, 0, time.UTC)
+	if t.Year() != year || t.Month() != month || t.Day() != day {
+		panic(fmt.Sprintf("domain: invalid date %04d-%02d-%02d", year, month, day))
+	}
+	return Date{t}
+}
+
+// ParseDate parses "2026-11-23".
+func ParseDate(s string) (Date, error) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return Date{}, fmt.Errorf("domain: date %q: want YYYY-MM-DD", truncateForError(s))
+	}
+	return Date{t}, nil
+}
+
+// MustDate is ParseDate for literals; it panics on a bad literal.
+func MustDate(s string) Date {
+	d, err := ParseDate(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+// DateOf is the date of t in loc.
+func DateOf(t time.Time, loc *time.Location) Date {
+	y, m, d := t.In(loc).Date()
+	return NewDate(y, m, d)
+}
+
+func (d Date) IsZero() bool                 { return d.t.IsZero() }
+func (d Date) Year() int                    { return d.t.Year() }
+func (d Date) Month() time.Month            { return d.t.Month() }
+func (d Date) Day() int                     { return d.t.Day() }
+func (d Date) Weekday() time.Weekday        { return d.t.Weekday() }
+func (d Date) AddDays(n int) Date           { return Date{d.t.AddDate(0, 0, n)} }
+func (d Date) Before(o Date) bool           { return d.t.Before(o.t) }
+func (d Date) After(o Date) bool            { return d.t.After(o.t) }
+func (d Date) Equal(o Date) bool            { return d.t.Equal(o.t) }
+func (d Date) Compare(o Date) int           { return d.t.Compare(o.t) }
+func (d Date) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// At is the instant of the wall-clock time hour:minute on d in loc.
+func (d Date) At(hour, minute int, loc *time.Location) time.Time {
+	return time.Date(d.Year(), d.Month(), d.Day(), hour, minute, 0, 0, loc)
+}
+
+// String is YYYY-MM-DD, or "" for the zero date.
+func (d Date) String() string {
+	if d.IsZero() {
+		return ""
+	}
+	return d.t.Format(time.DateOnly)
+}
+
+// UnmarshalText parses YYYY-MM-DD.
+func (d *Date) UnmarshalText(b []byte) error {
+	p, err := ParseDate(string(b))
+	if err != nil {
+		return err
+	}
+	*d = p
+	return nil
+}
