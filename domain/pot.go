@@ -1,0 +1,366 @@
+package domain
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Side is the direction of a trade.
+type Side uint8
+
+const (
+	Buy Side = iota + 1
+	Sell
+)
+
+func (s Side) String() string {
+	switch s {
+	case Buy:
+		return "buy"
+	case Sell:
+		return "sell"
+	}
+	return fmt.Sprintf("side(%d)", uint8(s))
+}
+
+// OrderType is what the member (or the system) asked for.
+type OrderType uint8
+
+const (
+	OrderBuy       OrderType = iota + 1 // buy an asset with cash (also a contribution's investing buys)
+	OrderSell                           // sell units, by units, cash or percent (also a withdrawal's sells)
+	OrderSwitch                         // sell one asset and buy another with the proceeds, same day
+	OrderRebalance                      // the system's trades back to the profile's mix
+)
+
+func (t OrderType) String() string {
+	switch t {
+	case OrderBuy:
+		return "buy"
+	case OrderSell:
+		return "sell"
+	case OrderSwitch:
+		return "switch"
+	case OrderRebalance:
+		return "rebalance"
+	}
+	return fmt.Sprintf("order-type(%d)", uint8(t))
+}
+
+// TradeStatus is where a trade is in its life:
+// accepted → executed → settled, or accepted → cancelled. "Cut off" is not
+// stored: a trade is cut off when its dealing day has closed (see
+// Pot.TradeStatusAt), which the pot learns from its context.
+type TradeStatus uint8
+
+const (
+	TradeAccepted TradeStatus = iota + 1
+	TradeExecutedStatus
+	TradeSettledStatus
+	TradeCancelled
+)
+
+// MovementKind is a cash movement between the member and the pot.
+type MovementKind uint8
+
+const (
+	Contribution MovementKind = iota + 1
+	Withdrawal
+)
+
+func (k MovementKind) String() string {
+	switch k {
+	case Contribution:
+		return "contribution"
+	case Withdrawal:
+		return "withdrawal"
+	}
+	return fmt.Sprintf("movement(%d)", uint8(k))
+}
+
+// Pot is the state of one member's pot: the aggregate that Decide reads and
+// Apply changes. Only Apply changes it.
+type Pot struct {
+	MemberID string
+	Profile  string // risk profile name; "" for a self-directed pot
+	Opened   bool
+	OpenedAt time.Time
+	// Version is the number of events applied; the journal's stream version.
+	Version uint64
+	// Seq is the last number handed out to an order, trade or movement id.
+	Seq uint64
+
+	Cash     CashBalance
+	Holdings map[ISIN]*Holding
+
+	Orders    map[string]*Order
+	OrderIDs  []string // in creation order
+	Trades    map[string]*Trade
+	Movements map[string]*Movement
+	// MovementIDs is in creation order.
+	MovementIDs []string
+
+	// Requests remembers the idempotency keys of accepted member requests
+	// for RequestRetention; RequestQueue holds them oldest first, to forget
+	// them in order.
+	Requests     map[string]RequestRecord
+	RequestQueue []requestAge
+
+	// LastRebalance is the latest dealing day whose prices rebalanced the pot.
+	LastRebalance Date
+}
+
+// CashBalance is the pot's cash. Held cash is Available + Reserved.
+type CashBalance struct {
+	Available Money // free to spend or withdraw
+	Reserved  Money // promised to accepted buys and to withdrawals being paid
+	Pending   Money // sale proceeds (and linked-buy change) not yet settled
+}
+
+// Holding is the pot's position in one asset. Settled units are held;
+// Reserved of them are promised to accepted sells; Pending are bought and
+// not yet settled.
+type Holding struct {
+	Settled  Units
+	Reserved Units
+	Pending  Units
+}
+
+// Available is the settled units not promised to a sell.
+func (h Holding) Available() Units { return h.Settled.Sub(h.Reserved) }
+
+// Order is a request that trades: one or more trades dealt on the same day.
+type Order struct {
+	ID         string
+	Type       OrderType
+	MovementID string // the contribution or withdrawal that made it, if any
+	CreatedAt  time.Time
+	// DealingDate is the day the order's trades deal; OriginalDealingDate the
+	// day promised when it was accepted (they differ after a roll).
+	DealingDate         Date
+	OriginalDealingDate Date
+	Cancelled           bool
+	CancelledAt         time.Time
+	Trades              []*Trade
+}
+
+// Trade is one asset's side of an order.
+type Trade struct {
+	ID      string
+	OrderID string
+	Asset   ISIN
+	Side    Side
+	// Cash: for a buy, the cash it spends from the pot (for a linked buy, the
+	// fixed cash added to its proceeds shares); for a sell by cash, the cash
+	// to raise. Units: for a sell by units (or percent), the units to sell.
+	Cash    Money
+	Units   Units
+	Funding []ProceedsShare // a linked buy's shares of same-order sells' proceeds
+	// ReservedCash and ReservedUnits are what the trade holds back from the
+	// pot while it is accepted.
+	ReservedCash  Money
+	ReservedUnits Units
+
+	Status    TradeStatus
+	Execution *Execution
+	// PendingCash is the cash this trade credits to available cash when it
+	// settles: a sell's proceeds not spent by linked buys, a linked buy's
+	// change.
+	PendingCash Money
+	SettledAt   time.Time
+}
+
+// ProceedsShare is a fraction of a sell's proceeds that funds a linked buy.
+type ProceedsShare struct {
+	SellTradeID string
+	Fraction    Weight
+}
+
+// IsLinked reports whether the trade is a buy funded by same-day proceeds.
+func (t *Trade) IsLinked() bool { return len(t.Funding) > 0 }
+
+// Execution is how a trade was executed, from the day's allocation.
+type Execution struct {
+	DealingDate    Date
+	Units          Units
+	Price          Price
+	Cash           Money // a buy's cost or a sell's proceeds
+	SettlementDate Date
+	BatchID        string
+	ExecutionID    string
+	ExecutedAt     time.Time
+}
+
+// Movement is cash in (a contribution) or out (a withdrawal).
+type Movement struct {
+	ID          string
+	Kind        MovementKind
+	Amount      Money
+	At          time.Time
+	DealingDate Date     // the day its orders deal (zero when it has none)
+	OrderIDs    []string // the contribution's investing buys, the withdrawal's sells
+	// Withdrawal only: CashPart was reserved from available cash at once;
+	// Raised is what its sells' settlements brought in; Paid is what was
+	// paid out (zero until paid).
+	CashPart Money
+	Raised   Money
+	Paid     Money
+	PaidAt   time.Time
+}
+
+// IsPaid reports whether a withdrawal has been paid out.
+func (m *Movement) IsPaid() bool { return !m.PaidAt.IsZero() }
+
+// RequestKind names the member request an idempotency key was used for.
+type RequestKind uint8
+
+const (
+	RequestOpenPot RequestKind = iota + 1
+	RequestContribute
+	RequestWithdraw
+	RequestPlaceOrder
+	RequestCancelOrder
+	RequestSetRiskProfile
+)
+
+// RequestRecord is what the pot remembers of an accepted member request, so
+// that a repeat is answered with the original result.
+type RequestRecord struct {
+	Key   string
+	Hash  string // of the request's content: a different body under the same key is refused
+	Kind  RequestKind
+	RefID string // the order or movement the request made or touched
+	At    time.Time
+}
+
+type requestAge struct {
+	Key string
+	At  time.Time
+}
+
+// Retention of idempotency keys (DOMAIN.md: "bounded, e.g. per 7 days").
+const (
+	RequestRetention = 7 * 24 * time.Hour
+	// requestsMax bounds the keys one pot remembers: at most one request a
+	// minute for a week is 10,080; past this the oldest are forgotten early.
+	requestsMax = 10_080
+)
+
+// NewPot is the state of a pot that has no events yet.
+func NewPot(memberID string) *Pot {
+	return &Pot{
+		MemberID:  memberID,
+		Holdings:  map[ISIN]*Holding{},
+		Orders:    map[string]*Order{},
+		Trades:    map[string]*Trade{},
+		Movements: map[string]*Movement{},
+		Requests:  map[string]RequestRecord{},
+	}
+}
+
+// holding returns the pot's holding of asset, or an empty one (not stored).
+func (p *Pot) holding(asset ISIN) Holding {
+	if h, ok := p.Holdings[asset]; ok {
+		return *h
+	}
+	return Holding{}
+}
+
+// HasOpenTrades reports whether any trade is accepted and not yet executed.
+func (p *Pot) HasOpenTrades() bool {
+	for _, t := range p.Trades {
+		if t.Status == TradeAccepted {
+			return true
+		}
+	}
+	return false
+}
+
+// OrderStatus is the status of an order as the API shows it.
+type OrderStatus string
+
+const (
+	OrderStatusAccepted  OrderStatus = "accepted"
+	OrderStatusCutOff    OrderStatus = "cut_off"
+	OrderStatusExecuted  OrderStatus = "executed"
+	OrderStatusSettled   OrderStatus = "settled"
+	OrderStatusCancelled OrderStatus = "cancelled"
+	OrderStatusRejected  OrderStatus = "rejected"
+)
+
+// TradeStatusAt is the status of t as shown to the member, given the first
+// dealing day still open (see Context.OpenFrom) and the time now.
+func TradeStatusAt(t *Trade, dealingDate Date, cutOff func(Date) bool) OrderStatus {
+	switch t.Status {
+	case TradeCancelled:
+		return OrderStatusCancelled
+	case TradeExecutedStatus:
+		return OrderStatusExecuted
+	case TradeSettledStatus:
+		return OrderStatusSettled
+	}
+	if cutOff(dealingDate) {
+		return OrderStatusCutOff
+	}
+	return OrderStatusAccepted
+}
+
+// OrderStatusAt is the status of o: cancelled, or the least advanced status
+// of its trades. cutOff reports whether a dealing day is closed.
+func OrderStatusAt(o *Order, cutOff func(Date) bool) OrderStatus {
+	if o.Cancelled {
+		return OrderStatusCancelled
+	}
+	rank := map[OrderStatus]int{OrderStatusAccepted: 0, OrderStatusCutOff: 1, OrderStatusExecuted: 2, OrderStatusSettled: 3}
+	least := OrderStatusSettled
+	for _, t := range o.Trades {
+		s := TradeStatusAt(t, o.DealingDate, cutOff)
+		if rank[s] < rank[least] {
+			least = s
+		}
+	}
+	return least
+}
+
+// Clone is a deep copy of p: changing one never changes the other. Decimal
+// values are immutable and shared.
+func (p *Pot) Clone() *Pot {
+	c := *p
+	c.Holdings = make(map[ISIN]*Holding, len(p.Holdings))
+	for a, h := range p.Holdings {
+		hc := *h
+		c.Holdings[a] = &hc
+	}
+	c.Orders = make(map[string]*Order, len(p.Orders))
+	c.Trades = make(map[string]*Trade, len(p.Trades))
+	for id, o := range p.Orders {
+		oc := *o
+		oc.Trades = make([]*Trade, len(o.Trades))
+		for i, t := range o.Trades {
+			tc := *t
+			tc.Funding = slices.Clone(t.Funding)
+			if t.Execution != nil {
+				ec := *t.Execution
+				tc.Execution = &ec
+			}
+			oc.Trades[i] = &tc
+			c.Trades[tc.ID] = &tc
+		}
+		c.Orders[id] = &oc
+	}
+	c.OrderIDs = slices.Clone(p.OrderIDs)
+	c.Movements = make(map[string]*Movement, len(p.Movements))
+	for id, m := range p.Movements {
+		mc := *m
+		mc.OrderIDs = slices.Clone(m.OrderIDs)
+		c.Movements[id] = &mc
+	}
+	c.MovementIDs = slices.Clone(p.MovementIDs)
+	c.Requests = make(map[string]RequestRecord, len(p.Requests))
+	for k, r := range p.Requests {
+		c.Requests[k] = r
+	}
+	c.RequestQueue = slices.Clone(p.RequestQueue)
+	return &c
+}

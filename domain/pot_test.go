@@ -1,0 +1,182 @@
+package domain
+
+import (
+	"errors"
+	"testing"
+)
+
+const (
+	globalEquity = ISIN("GB00BN7Q2L69") // unitDecimals 4, T+3
+	globalBonds  = ISIN("IE00BF4W7M71") // unitDecimals 3, T+4
+	property     = ISIN("GB00BK5V8P82") // priceDecimals 4, T+4
+	ukEquity     = ISIN("GB00BD8R3K42")
+)
+
+func prices(eq, bonds, prop string) map[ISIN]Price {
+	ps := map[ISIN]Price{globalEquity: MustPrice(eq), globalBonds: MustPrice(bonds), property: MustPrice(prop)}
+	for _, a := range DefaultCatalogue().Assets() {
+		if _, ok := ps[a.ISIN]; !ok {
+			ps[a.ISIN] = MustPrice("1.000000")
+		}
+	}
+	return ps
+}
+
+func wantMoney(t *testing.T, what string, got Money, want string) {
+	t.Helper()
+	if !got.Equal(MustMoney(want)) {
+		t.Fatalf("%s = %s, want %s", what, got, want)
+	}
+}
+
+func wantUnits(t *testing.T, what string, got Units, want string) {
+	t.Helper()
+	if !got.Equal(MustUnits(want)) {
+		t.Fatalf("%s = %s, want %s", what, got, want)
+	}
+}
+
+// TestMemberFirstWeek follows one balanced pot through a week: a contribution
+// invested by the profile's weights, allocation at the day's prices,
+// settlement T+3 and T+4, a price rise that drifts the pot out of band, and
+// the same-day proceeds-linked rebalance that follows. Every number is worked
+// out by hand in the comments.
+func TestMemberFirstWeek(t *testing.T) {
+	mon := MustDate("2026-11-23")
+	s := newSim(t, mon)
+	const m = "M000001"
+
+	s.mustDo(m, OpenPot{Key: "k1", Profile: "balanced"})
+	// 1000.00 in: 2% (20.00) stays cash, 980.00 is invested by the weights
+	// (an empty pot: every asset is short of target by its weight).
+	d := s.mustDo(m, Contribute{Key: "k2", Amount: MustMoney("1000.00")})
+	p := s.pots[m].p
+	mv := p.Movements[d.Reply.RefID]
+	if len(mv.OrderIDs) != 3 {
+		t.Fatalf("contribution made %d orders, want 3", len(mv.OrderIDs))
+	}
+	wantMoney(t, "available", p.Cash.Available, "20.00")
+	wantMoney(t, "reserved", p.Cash.Reserved, "980.00")
+	for _, id := range mv.OrderIDs {
+		o := p.Orders[id]
+		if !o.DealingDate.Equal(mon) {
+			t.Fatalf("order %s deals %s, want %s (before the 11:00 cut-off)", id, o.DealingDate, mon)
+		}
+	}
+
+	// Monday's prices. Equity: 550 / 2 = 275 units. Bonds (3 unit places):
+	// 350 / 1.5 = 233.333…, 233.333 × 1.5 = 349.9995 → 350.00. Property:
+	// 80 / 1.2345 = 64.80356… → 64.8035, costing 79.99992… → 80.00.
+	s.cycle(mon, prices("2.000000", "1.500000", "1.2345"), cycleOptions{rebalance: true})
+	wantUnits(t, "equity pending", p.Holdings[globalEquity].Pending, "275")
+	wantUnits(t, "bonds pending", p.Holdings[globalBonds].Pending, "233.333")
+	wantUnits(t, "property pending", p.Holdings[property].Pending, "64.8035")
+	wantMoney(t, "available", p.Cash.Available, "20.00")
+	wantMoney(t, "reserved", p.Cash.Reserved, "0.00")
+
+	// Tuesday: equity 2.4 → 660 of 1110 is 59.46%, within 5 points of 55%.
+	tue := s.cal.NextDealingDay(mon)
+	s.cycle(tue, prices("2.400000", "1.500000", "1.2345"), cycleOptions{rebalance: true})
+	if !p.LastRebalance.IsZero() {
+		t.Fatalf("rebalanced on %s within band", p.LastRebalance)
+	}
+
+	// Wednesday: equity 3.0 → 825 of 1275 is 64.7%: out of band, but its
+	// units settle only on Thursday (T+3), so nothing can be sold yet.
+	wed := s.cal.NextDealingDay(tue)
+	s.cycle(wed, prices("3.000000", "1.500000", "1.2345"), cycleOptions{rebalance: true})
+	if !p.LastRebalance.IsZero() || p.HasOpenTrades() {
+		t.Fatalf("rebalanced with nothing to sell")
+	}
+
+	// Thursday: equity settles. Target 55% of 1275 = 701.25, so sell
+	// (825 − 701.25) / 3 = 41.25 units; bonds are 96.25 short of 446.25 and
+	// property 22.00 short of 102.00. Cash (20.00) is below its 25.50
+	// target, so the buys are funded only by the sale: fractions of the
+	// estimated 123.75 proceeds, floored: 0.7777 and 0.1777.
+	thu := s.cal.NextDealingDay(wed)
+	s.cycle(thu, prices("3.000000", "1.500000", "1.2345"), cycleOptions{rebalance: true})
+	wantUnits(t, "equity settled", p.Holdings[globalEquity].Settled, "275")
+	if !p.LastRebalance.Equal(thu) {
+		t.Fatalf("last rebalance %s, want %s", p.LastRebalance, thu)
+	}
+	reb := p.Orders[p.OrderIDs[len(p.OrderIDs)-1]]
+	if reb.Type != OrderRebalance || len(reb.Trades) != 3 || !reb.DealingDate.Equal(s.cal.NextDealingDay(thu)) {
+		t.Fatalf("rebalance order %+v", reb)
+	}
+	sell, propBuy, bondBuy := reb.Trades[0], reb.Trades[1], reb.Trades[2] // buys in ISIN order
+	wantUnits(t, "rebalance sell", sell.Units, "41.25")
+	if sell.Asset != globalEquity || bondBuy.Asset != globalBonds || propBuy.Asset != property {
+		t.Fatalf("rebalance trades in the wrong assets: %s %s %s", sell.Asset, bondBuy.Asset, propBuy.Asset)
+	}
+	if f := bondBuy.Funding[0].Fraction.String(); f != "0.7777" {
+		t.Fatalf("bond buy fraction %s, want 0.7777", f)
+	}
+	if f := propBuy.Funding[0].Fraction.String(); f != "0.1777" {
+		t.Fatalf("property buy fraction %s, want 0.1777", f)
+	}
+
+	// Friday: the sale raises 41.25 × 3 = 123.75. Bonds get
+	// floor(0.7777 × 123.75) = 96.24 → 64.160 units; property
+	// floor(0.1777 × 123.75) = 21.99 → 17.8128 units costing 21.9899… → 21.99.
+	// 123.75 − 96.24 − 21.99 = 5.52 of the proceeds stays with the pot,
+	// pending until the sale settles.
+	fri := s.cal.NextDealingDay(thu)
+	s.cycle(fri, prices("3.000000", "1.500000", "1.2345"), cycleOptions{})
+	wantMoney(t, "sale proceeds", sell.Execution.Cash, "123.75")
+	wantMoney(t, "bond buy cost", bondBuy.Execution.Cash, "96.24")
+	wantUnits(t, "bond buy units", bondBuy.Execution.Units, "64.16")
+	wantUnits(t, "property buy units", propBuy.Execution.Units, "17.8128")
+	wantMoney(t, "property buy cost", propBuy.Execution.Cash, "21.99")
+	wantMoney(t, "pending cash", p.Cash.Pending, "5.52")
+	wantUnits(t, "equity settled", p.Holdings[globalEquity].Settled, "233.75")
+
+	// A withdrawal of 100.00: 20.00 from cash at once, 80.00 raised by
+	// sells; paid when they settle.
+	s.setTime(s.cal.NextDealingDay(fri), 9, 0)
+	wd := s.mustDo(m, Withdraw{Key: "k3", Amount: MustMoney("100.00")})
+	w := p.Movements[wd.Reply.RefID]
+	wantMoney(t, "withdrawal cash part", w.CashPart, "20.00")
+	wantMoney(t, "available after withdrawal", p.Cash.Available, "0.00")
+	if len(w.OrderIDs) == 0 {
+		t.Fatalf("withdrawal raised nothing by sells")
+	}
+	for day := s.cal.NextDealingDay(fri); w.PaidAt.IsZero(); day = s.cal.NextDealingDay(day) {
+		s.cycle(day, prices("3.000000", "1.500000", "1.2345"), cycleOptions{})
+	}
+	wantMoney(t, "withdrawal paid", w.Paid, "100.00")
+	s.checkHoldings()
+	s.checkReplay()
+}
+
+// TestIdempotentRequests proves a repeated request (same key, same body)
+// persists nothing and answers as the first did, and the same key with
+// another body is refused.
+func TestIdempotentRequests(t *testing.T) {
+	s := newSim(t, MustDate("2026-11-23"))
+	const m = "M000002"
+	s.mustDo(m, OpenPot{Key: "open", Profile: ""})
+	first := s.mustDo(m, Contribute{Key: "c1", Amount: MustMoney("50.00")})
+	version := s.pots[m].p.Version
+	again := s.mustDo(m, Contribute{Key: "c1", Amount: MustMoney("50.00")})
+	if !again.Reply.Replayed || again.Reply.RefID != first.Reply.RefID || len(again.Events) != 0 {
+		t.Fatalf("repeat answered %+v with %d events, want a replay of %s", again.Reply, len(again.Events), first.Reply.RefID)
+	}
+	if s.pots[m].p.Version != version {
+		t.Fatalf("repeat moved the version from %d to %d", version, s.pots[m].p.Version)
+	}
+	if _, err := s.do(m, Contribute{Key: "c1", Amount: MustMoney("51.00")}); !errors.Is(err, ErrIdempotencyConflict) {
+		t.Fatalf("same key, other body: got %v, want ErrIdempotencyConflict", err)
+	}
+	if _, err := s.do(m, Contribute{Key: "", Amount: MustMoney("1.00")}); !errors.Is(err, ErrInvalidCommand) {
+		t.Fatalf("empty key: got %v, want ErrInvalidCommand", err)
+	}
+	// After the retention the key is forgotten: the request is new.
+	s.now = s.now.Add(RequestRetention + 1)
+	later := s.mustDo(m, Contribute{Key: "c1", Amount: MustMoney("51.00")})
+	if later.Reply.Replayed {
+		t.Fatalf("expired key replayed")
+	}
+	wantMoney(t, "available", s.pots[m].p.Cash.Available, "101.00")
+	s.checkReplay()
+}

@@ -1,0 +1,485 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// sim plays dealing days for a few pots the way the platform does (member
+// commands, cut-off, netting and allocation, settlement, rebalancing), with
+// the aggregators and custodian reduced to their arithmetic, and checks the
+// invariants of DOMAIN.md after every step. Scenario tests and property
+// tests drive it.
+type sim struct {
+	t        testing.TB
+	cat      *Catalogue
+	cal      *Calendar
+	now      time.Time
+	openFrom Date
+	prices   map[ISIN]PricePoint
+	pots     map[string]*simPot
+	members  []string
+
+	// What the custodian holds, per asset (settled and still settling), and
+	// what the house rounding account took, per asset.
+	custodianUnits map[ISIN]Units
+	houseCash      map[ISIN]Money
+	// executed counts executions per trade id: invariant 4 says at most one.
+	executed map[string]int
+	// dealt lists the dealing days run, with their nets.
+	dealt map[Date]map[ISIN]AssetDay
+}
+
+type simPot struct {
+	p      *Pot
+	events []Event
+	ledger Ledger
+	// snapshot is a clone taken mid-way, with the number of events it had.
+	snapshot   *Pot
+	snapshotAt int
+}
+
+func newSim(t testing.TB, start Date) *sim {
+	t.Helper()
+	cal, err := NewCalendar(CalendarConfig{Location: london(t)})
+	if err != nil {
+		t.Fatalf("calendar: %v", err)
+	}
+	return &sim{
+		t: t, cat: DefaultCatalogue(), cal: cal,
+		now:            start.At(9, 0, cal.Location()),
+		prices:         map[ISIN]PricePoint{},
+		pots:           map[string]*simPot{},
+		custodianUnits: map[ISIN]Units{},
+		houseCash:      map[ISIN]Money{},
+		executed:       map[string]int{},
+		dealt:          map[Date]map[ISIN]AssetDay{},
+	}
+}
+
+func (s *sim) ctx() *Context {
+	return &Context{Now: s.now, Catalogue: s.cat, Calendar: s.cal, Prices: s.prices, OpenFrom: s.openFrom}
+}
+
+func (s *sim) pot(member string) *simPot {
+	sp, ok := s.pots[member]
+	if !ok {
+		sp = &simPot{p: NewPot(member), ledger: Ledger{}}
+		s.pots[member] = sp
+		s.members = append(s.members, member)
+	}
+	return sp
+}
+
+// do decides cmd for member's pot and applies its events, checking that a
+// refusal changes nothing and that the pot's invariants and ledger hold.
+func (s *sim) do(member string, cmd Command) (Decision, error) {
+	s.t.Helper()
+	sp := s.pot(member)
+	before := dumpPot(sp.p)
+	dec, err := Decide(sp.p, cmd, s.ctx())
+	if after := dumpPot(sp.p); after != before {
+		s.t.Fatalf("Decide(%T) changed the pot", cmd)
+	}
+	if err != nil {
+		if len(dec.Events) != 0 {
+			s.t.Fatalf("Decide(%T) refused with %v but returned %d events", cmd, err, len(dec.Events))
+		}
+		var refusal *RefusalError
+		var value *ValueError
+		if !errors.As(err, &refusal) && !errors.As(err, &value) {
+			s.t.Fatalf("Decide(%T) error %v is neither a refusal nor a value error", cmd, err)
+		}
+		return dec, err
+	}
+	for _, e := range dec.Events {
+		if err := sp.ledger.Post(Postings(sp.p, e)); err != nil {
+			s.t.Fatalf("pot %s: %T: %v", member, e, err)
+		}
+		if ex, ok := e.(TradeExecuted); ok {
+			s.executed[ex.TradeID]++
+			if s.executed[ex.TradeID] > 1 {
+				s.t.Fatalf("trade %s executed twice (invariant 4)", ex.TradeID)
+			}
+		}
+		sp.p.Apply(e)
+		sp.events = append(sp.events, e)
+	}
+	s.check(member)
+	return dec, nil
+}
+
+// mustDo is do that fails the test on a refusal.
+func (s *sim) mustDo(member string, cmd Command) Decision {
+	s.t.Helper()
+	d, err := s.do(member, cmd)
+	if err != nil {
+		s.t.Fatalf("%s %T: %v", member, cmd, err)
+	}
+	return d
+}
+
+// check asserts invariants 1 and the ledger for one pot.
+func (s *sim) check(member string) {
+	s.t.Helper()
+	sp := s.pots[member]
+	if err := sp.p.CheckInvariants(); err != nil {
+		s.t.Fatalf("invariants after %d events: %v", len(sp.events), err)
+	}
+	if err := sp.p.CheckLedger(sp.ledger); err != nil {
+		s.t.Fatalf("ledger after %d events: %v", len(sp.events), err)
+	}
+	if sp.p.Version != uint64(len(sp.events)) {
+		s.t.Fatalf("pot %s at version %d after %d events", member, sp.p.Version, len(sp.events))
+	}
+}
+
+// takeSnapshots clones every pot, to replay the rest of its events onto
+// later (invariant 2 from a mid-way snapshot).
+func (s *sim) takeSnapshots() {
+	for _, sp := range s.pots {
+		sp.snapshot, sp.snapshotAt = sp.p.Clone(), len(sp.events)
+	}
+}
+
+// checkReplay asserts invariant 2: replaying every pot's events from zero,
+// and from its snapshot, gives its state.
+func (s *sim) checkReplay() {
+	s.t.Helper()
+	for _, m := range s.members {
+		sp := s.pots[m]
+		want := dumpPot(sp.p)
+		fromZero := NewPot(m)
+		for _, e := range sp.events {
+			fromZero.Apply(e)
+		}
+		if got := dumpPot(fromZero); got != want {
+			s.t.Fatalf("pot %s: replay from zero differs:\n%s", m, diffLines(want, got))
+		}
+		if sp.snapshot != nil {
+			p := sp.snapshot.Clone()
+			for _, e := range sp.events[sp.snapshotAt:] {
+				p.Apply(e)
+			}
+			if got := dumpPot(p); got != want {
+				s.t.Fatalf("pot %s: replay from snapshot at %d differs:\n%s", m, sp.snapshotAt, diffLines(want, got))
+			}
+		}
+	}
+}
+
+// setTime moves the clock to hour:minute on date d.
+func (s *sim) setTime(d Date, hour, minute int) {
+	s.now = d.At(hour, minute, s.cal.Location())
+}
+
+// cycleOptions vary a dealing cycle.
+type cycleOptions struct {
+	rebalance bool
+	rng       *rand.Rand // nil: no faults
+	// late is the chance that an order reaches its aggregator after the
+	// cut-off and is rolled to the next dealing day.
+	late float64
+	// duplicate is the chance that a system message is delivered twice.
+	duplicate float64
+}
+
+// cycle runs dealing day d with prices: settle what is due, cut off,
+// allocate, rebalance. It checks invariant 5 for the day.
+func (s *sim) cycle(d Date, prices map[ISIN]Price, opt cycleOptions) {
+	s.t.Helper()
+	s.setTime(d, 12, 30)
+	chance := func(p float64) bool { return opt.rng != nil && opt.rng.Float64() < p }
+	deliver := func(member string, cmd Command) {
+		s.mustDo(member, cmd)
+		if chance(opt.duplicate) {
+			dec := s.mustDo(member, cmd)
+			if len(dec.Events) != 0 {
+				s.t.Fatalf("repeated %T for %s appended %d events", cmd, member, len(dec.Events))
+			}
+		}
+	}
+
+	// 1. Settle trades due on or before d.
+	for _, m := range s.members {
+		var due []string
+		for _, id := range s.pots[m].p.OrderIDs {
+			for _, t := range s.pots[m].p.Orders[id].Trades {
+				if t.Status == TradeExecutedStatus && !t.Execution.SettlementDate.After(d) {
+					due = append(due, t.ID)
+				}
+			}
+		}
+		if len(due) > 0 {
+			deliver(m, SettleTrades{TradeIDs: due})
+		}
+	}
+
+	// 2. Cut off d: later trades belong to the next dealing day.
+	next := s.cal.NextDealingDay(d)
+	s.openFrom = next
+
+	// 3. Collect the day's trades; some arrive late and roll.
+	var trades []DayTrade
+	for _, m := range s.members {
+		p := s.pots[m].p
+		for _, id := range p.OrderIDs {
+			o := p.Orders[id]
+			if o.Cancelled || !o.DealingDate.Equal(d) || o.Trades[0].Status != TradeAccepted {
+				continue
+			}
+			if chance(opt.late) {
+				deliver(m, RollOrder{OrderID: o.ID, From: d, To: next})
+				continue
+			}
+			for _, t := range o.Trades {
+				trades = append(trades, DayTrade{MemberID: m, OrderID: o.ID, TradeSpec: t.Spec()})
+			}
+		}
+		if o := p.Orders; len(o) > 0 && chance(opt.duplicate) {
+			// An out-of-order message: settling a trade that is not
+			// executed is refused and changes nothing.
+			for _, t := range p.Trades {
+				if t.Status == TradeAccepted {
+					if _, err := s.do(m, SettleTrades{TradeIDs: []string{t.ID}}); !errors.Is(err, ErrSystemMismatch) {
+						s.t.Fatalf("early settlement of %s: got %v, want ErrSystemMismatch", t.ID, err)
+					}
+					break
+				}
+			}
+		}
+	}
+
+	// 4. Net and allocate at the day's prices.
+	allocs, days, err := AllocateDay(trades, prices, s.unitDecimals)
+	if err != nil {
+		s.t.Fatalf("allocate %s: %v", d, err)
+	}
+	byMember := map[string][]TradeExecuted{}
+	for _, a := range allocs {
+		asset, _ := s.cat.Asset(a.Asset)
+		byMember[a.MemberID] = append(byMember[a.MemberID], TradeExecuted{
+			TradeID: a.ID, DealingDate: d, Units: a.Units, Price: a.Price, Cash: a.Cash,
+			SettlementDate: s.cal.SettlementDate(d, asset.SettlementDays),
+			BatchID:        BatchID(d, a.Asset), ExecutionID: "exec-" + BatchID(d, a.Asset), At: s.now,
+		})
+	}
+	dayNets := map[ISIN]AssetDay{}
+	for asset, day := range days {
+		s.custodianUnits[asset] = s.custodianUnits[asset].Add(day.NetUnits())
+		s.houseCash[asset] = s.houseCash[asset].Add(day.HouseResidual())
+		dayNets[asset] = *day
+	}
+	s.dealt[d] = dayNets
+
+	// 5. Tell every pot, in a shuffled order, perhaps twice.
+	members := slices.Sorted(mapsKeys(byMember))
+	if opt.rng != nil {
+		opt.rng.Shuffle(len(members), func(i, j int) { members[i], members[j] = members[j], members[i] })
+	}
+	for _, m := range members {
+		execs := byMember[m]
+		if opt.rng != nil {
+			opt.rng.Shuffle(len(execs), func(i, j int) { execs[i], execs[j] = execs[j], execs[i] })
+		}
+		deliver(m, AllocateTrades{DealingDate: d, Executions: execs})
+	}
+	s.checkDay(d)
+
+	// 6. The day's prices are now the latest.
+	for a, p := range prices {
+		s.prices[a] = PricePoint{Price: p, Date: d}
+	}
+	// 7. Rebalance with d's prices.
+	if opt.rebalance {
+		for _, m := range s.members {
+			if s.pots[m].p.Opened {
+				deliver(m, Rebalance{Date: d, Prices: prices})
+			}
+		}
+	}
+}
+
+func (s *sim) unitDecimals(a ISIN) int32 {
+	asset, ok := s.cat.Asset(a)
+	if !ok {
+		s.t.Fatalf("unknown asset %s", a)
+	}
+	return asset.UnitDecimals
+}
+
+// checkDay asserts invariant 5 for dealing day d: per asset, the units the
+// pots' trades got add up to the net order, and the cash they paid and
+// received, less the custodian's net cash, is the house residual.
+func (s *sim) checkDay(d Date) {
+	s.t.Helper()
+	type sums struct {
+		units        Units
+		paid, credit Money
+	}
+	got := map[ISIN]*sums{}
+	for _, m := range s.members {
+		for _, t := range s.pots[m].p.Trades {
+			if t.Execution == nil || !t.Execution.DealingDate.Equal(d) {
+				continue
+			}
+			x := got[t.Asset]
+			if x == nil {
+				x = &sums{}
+				got[t.Asset] = x
+			}
+			if t.Side == Buy {
+				x.units, x.paid = x.units.Add(t.Execution.Units), x.paid.Add(t.Execution.Cash)
+			} else {
+				x.units, x.credit = x.units.Sub(t.Execution.Units), x.credit.Add(t.Execution.Cash)
+			}
+		}
+	}
+	for asset, day := range s.dealt[d] {
+		x := got[asset]
+		if x == nil {
+			x = &sums{}
+		}
+		if !x.units.Equal(day.NetUnits()) {
+			s.t.Fatalf("%s %s: pots got %s units, the net order is %s", d, asset, x.units, day.NetUnits())
+		}
+		flow := day.NetCash()
+		if day.NetSide() == Sell {
+			flow = flow.Neg()
+		}
+		if residual := x.paid.Sub(x.credit).Sub(flow); !residual.Equal(day.HouseResidual()) {
+			s.t.Fatalf("%s %s: pots' cash less the custodian's is %s, the house took %s", d, asset, residual, day.HouseResidual())
+		}
+	}
+	for asset := range got {
+		if _, ok := s.dealt[d][asset]; !ok {
+			s.t.Fatalf("%s: pots executed %s, which was not dealt", d, asset)
+		}
+	}
+}
+
+// checkHoldings asserts the external reconciliation of the simulation: per
+// asset, the pots' units (settled and pending) equal the custodian's.
+func (s *sim) checkHoldings() {
+	s.t.Helper()
+	pots := map[ISIN]Units{}
+	for _, m := range s.members {
+		for a, h := range s.pots[m].p.Holdings {
+			pots[a] = pots[a].Add(h.Settled).Add(h.Pending)
+		}
+	}
+	for _, a := range s.cat.Assets() {
+		if !pots[a.ISIN].Equal(s.custodianUnits[a.ISIN]) {
+			s.t.Fatalf("%s: pots hold %s units, the custodian %s", a.ISIN, pots[a.ISIN], s.custodianUnits[a.ISIN])
+		}
+	}
+}
+
+// checkAllTerminal asserts invariant 4 at the end: every trade ended in
+// exactly one terminal state (settled or cancelled) and every withdrawal was
+// paid.
+func (s *sim) checkAllTerminal() {
+	s.t.Helper()
+	for _, m := range s.members {
+		p := s.pots[m].p
+		for _, t := range p.Trades {
+			if t.Status != TradeSettledStatus && t.Status != TradeCancelled {
+				s.t.Fatalf("pot %s: trade %s never finished (status %d)", m, t.ID, t.Status)
+			}
+			if t.Status == TradeSettledStatus && s.executed[t.ID] != 1 {
+				s.t.Fatalf("pot %s: settled trade %s executed %d times", m, t.ID, s.executed[t.ID])
+			}
+		}
+		for _, mv := range p.Movements {
+			if mv.Kind == Withdrawal && !mv.IsPaid() {
+				s.t.Fatalf("pot %s: withdrawal %s never paid", m, mv.ID)
+			}
+		}
+		if !p.Cash.Pending.IsZero() || !p.Cash.Reserved.IsZero() {
+			s.t.Fatalf("pot %s: cash still pending or reserved at the end: %+v", m, p.Cash)
+		}
+	}
+}
+
+func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// dumpPot writes a pot's whole state in a fixed order, decimals by value,
+// so two states compare equal exactly when they mean the same.
+func dumpPot(p *Pot) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	dec := func(d decimal.Decimal) string { return d.String() }
+	w("pot %s profile=%q opened=%v at=%s version=%d seq=%d last-rebalance=%s", p.MemberID, p.Profile, p.Opened,
+		p.OpenedAt.UTC().Format(time.RFC3339Nano), p.Version, p.Seq, p.LastRebalance)
+	w("cash available=%s reserved=%s pending=%s", dec(p.Cash.Available.d), dec(p.Cash.Reserved.d), dec(p.Cash.Pending.d))
+	for _, a := range slices.Sorted(mapsKeys(p.Holdings)) {
+		h := p.Holdings[a]
+		w("holding %s settled=%s reserved=%s pending=%s", a, dec(h.Settled.d), dec(h.Reserved.d), dec(h.Pending.d))
+	}
+	for _, id := range p.OrderIDs {
+		o := p.Orders[id]
+		w("order %s %s movement=%s created=%s date=%s original=%s cancelled=%v/%s", o.ID, o.Type, o.MovementID,
+			o.CreatedAt.UTC().Format(time.RFC3339Nano), o.DealingDate, o.OriginalDealingDate, o.Cancelled, o.CancelledAt.UTC().Format(time.RFC3339Nano))
+		for _, t := range o.Trades {
+			w("  trade %s %s %s cash=%s units=%s funding=%v rc=%s ru=%s status=%d pending=%s settled=%s", t.ID, t.Asset, t.Side,
+				dec(t.Cash.d), dec(t.Units.d), t.Funding, dec(t.ReservedCash.d), dec(t.ReservedUnits.d), t.Status,
+				dec(t.PendingCash.d), t.SettledAt.UTC().Format(time.RFC3339Nano))
+			if e := t.Execution; e != nil {
+				w("    exec %s units=%s price=%s cash=%s settle=%s batch=%s id=%s at=%s", e.DealingDate, dec(e.Units.d), dec(e.Price.d),
+					dec(e.Cash.d), e.SettlementDate, e.BatchID, e.ExecutionID, e.ExecutedAt.UTC().Format(time.RFC3339Nano))
+			}
+			if p.Trades[t.ID] != t {
+				w("  trade %s not indexed", t.ID)
+			}
+		}
+	}
+	for _, id := range p.MovementIDs {
+		m := p.Movements[id]
+		w("movement %s %s amount=%s date=%s orders=%v cash=%s raised=%s paid=%s/%s", m.ID, m.Kind, dec(m.Amount.d), m.DealingDate,
+			m.OrderIDs, dec(m.CashPart.d), dec(m.Raised.d), dec(m.Paid.d), m.PaidAt.UTC().Format(time.RFC3339Nano))
+	}
+	keys := slices.Sorted(mapsKeys(p.Requests))
+	sort.Strings(keys)
+	for _, k := range keys {
+		r := p.Requests[k]
+		w("request %s %s %d %s %s", r.Key, r.Hash, r.Kind, r.RefID, r.At.UTC().Format(time.RFC3339Nano))
+	}
+	for _, q := range p.RequestQueue {
+		w("queue %s %s", q.Key, q.At.UTC().Format(time.RFC3339Nano))
+	}
+	return b.String()
+}
+
+// diffLines shows the first differing line of two dumps.
+func diffLines(want, got string) string {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(wl) || i < len(gl); i++ {
+		var w, g string
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if w != g {
+			return fmt.Sprintf("line %d:\n want %s\n  got %s", i+1, w, g)
+		}
+	}
+	return "(no difference)"
+}
