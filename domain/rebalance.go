@@ -215,7 +215,7 @@ func CheckDrift(profile RiskProfile, mix Mix) Drift {
 	}
 	out := func(value, target decimal.Decimal) (bool, decimal.Decimal) {
 		gap := value.Sub(target.Mul(total)).Abs()
-		band := decimal.Min(profile.Band.Absolute.d, profile.Band.Relative.d.Mul(target)).Mul(total)
+		band := profile.Band.Tolerance(target).Mul(total)
 		return gap.Cmp(band) > 0, gap.Sub(band)
 	}
 	var d Drift

@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/shopspring/decimal"
 )
 
 // sim plays dealing days for a few pots the way the platform does (member
@@ -84,9 +81,9 @@ func (s *sim) pot(member string) *simPot {
 func (s *sim) do(member string, cmd Command) (Decision, error) {
 	s.t.Helper()
 	sp := s.pot(member)
-	before := dumpPot(sp.p)
+	before := canonical(sp.p)
 	dec, err := Decide(sp.p, cmd, s.ctx())
-	if after := dumpPot(sp.p); after != before {
+	if after := canonical(sp.p); after != before {
 		s.t.Fatalf("Decide(%T) changed the pot", cmd)
 	}
 	if err != nil {
@@ -156,12 +153,12 @@ func (s *sim) checkReplay() {
 	s.t.Helper()
 	for _, m := range s.members {
 		sp := s.pots[m]
-		want := dumpPot(sp.p)
+		want := canonical(sp.p)
 		fromZero := NewPot(m)
 		for _, e := range sp.events {
 			fromZero.Apply(e)
 		}
-		if got := dumpPot(fromZero); got != want {
+		if got := canonical(fromZero); got != want {
 			s.t.Fatalf("pot %s: replay from zero differs:\n%s", m, diffLines(want, got))
 		}
 		if sp.snapshot != nil {
@@ -169,7 +166,7 @@ func (s *sim) checkReplay() {
 			for _, e := range sp.events[sp.snapshotAt:] {
 				p.Apply(e)
 			}
-			if got := dumpPot(p); got != want {
+			if got := canonical(p); got != want {
 				s.t.Fatalf("pot %s: replay from snapshot at %d differs:\n%s", m, sp.snapshotAt, diffLines(want, got))
 			}
 		}
@@ -419,53 +416,6 @@ func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 	}
 }
 
-// dumpPot writes a pot's whole state in a fixed order, decimals by value,
-// so two states compare equal exactly when they mean the same.
-func dumpPot(p *Pot) string {
-	var b strings.Builder
-	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	dec := func(d decimal.Decimal) string { return d.String() }
-	w("pot %s profile=%q opened=%v at=%s version=%d seq=%d last-rebalance=%s", p.MemberID, p.Profile, p.Opened,
-		p.OpenedAt.UTC().Format(time.RFC3339Nano), p.Version, p.Seq, p.LastRebalance)
-	w("cash available=%s reserved=%s pending=%s", dec(p.Cash.Available.d), dec(p.Cash.Reserved.d), dec(p.Cash.Pending.d))
-	for _, a := range slices.Sorted(mapsKeys(p.Holdings)) {
-		h := p.Holdings[a]
-		w("holding %s settled=%s reserved=%s pending=%s", a, dec(h.Settled.d), dec(h.Reserved.d), dec(h.Pending.d))
-	}
-	for _, id := range p.OrderIDs {
-		o := p.Orders[id]
-		w("order %s %s movement=%s created=%s date=%s original=%s cancelled=%v/%s", o.ID, o.Type, o.MovementID,
-			o.CreatedAt.UTC().Format(time.RFC3339Nano), o.DealingDate, o.OriginalDealingDate, o.Cancelled, o.CancelledAt.UTC().Format(time.RFC3339Nano))
-		for _, t := range o.Trades {
-			w("  trade %s %s %s cash=%s units=%s funding=%v rc=%s ru=%s status=%d pending=%s settled=%s", t.ID, t.Asset, t.Side,
-				dec(t.Cash.d), dec(t.Units.d), t.Funding, dec(t.ReservedCash.d), dec(t.ReservedUnits.d), t.Status,
-				dec(t.PendingCash.d), t.SettledAt.UTC().Format(time.RFC3339Nano))
-			if e := t.Execution; e != nil {
-				w("    exec %s units=%s price=%s cash=%s settle=%s batch=%s id=%s at=%s", e.DealingDate, dec(e.Units.d), dec(e.Price.d),
-					dec(e.Cash.d), e.SettlementDate, e.BatchID, e.ExecutionID, e.ExecutedAt.UTC().Format(time.RFC3339Nano))
-			}
-			if p.Trades[t.ID] != t {
-				w("  trade %s not indexed", t.ID)
-			}
-		}
-	}
-	for _, id := range p.MovementIDs {
-		m := p.Movements[id]
-		w("movement %s %s amount=%s date=%s orders=%v cash=%s raised=%s paid=%s/%s", m.ID, m.Kind, dec(m.Amount.d), m.DealingDate,
-			m.OrderIDs, dec(m.CashPart.d), dec(m.Raised.d), dec(m.Paid.d), m.PaidAt.UTC().Format(time.RFC3339Nano))
-	}
-	keys := slices.Sorted(mapsKeys(p.Requests))
-	sort.Strings(keys)
-	for _, k := range keys {
-		r := p.Requests[k]
-		w("request %s %s %d %s %s", r.Key, r.Hash, r.Kind, r.RefID, r.At.UTC().Format(time.RFC3339Nano))
-	}
-	for _, q := range p.RequestQueue {
-		w("queue %s %s", q.Key, q.At.UTC().Format(time.RFC3339Nano))
-	}
-	return b.String()
-}
-
 // diffLines shows the first differing line of two dumps.
 func diffLines(want, got string) string {
 	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
@@ -483,3 +433,5 @@ func diffLines(want, got string) string {
 	}
 	return "(no difference)"
 }
+
+func canonical(p *Pot) string { return p.Canonical() }

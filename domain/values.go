@@ -65,10 +65,12 @@ func (e *ValueError) Error() string {
 func (e *ValueError) Unwrap() error { return e.Err }
 
 // parseDecimalText parses the strict JSON string form of a quantity: digits,
-// optionally a point and more digits. No sign, exponent, spaces, leading
-// zeros (other than "0.x"), NaN or infinities: a pension platform has no use
-// for them and each is a way to smuggle in a value nobody meant.
-func parseDecimalText(quantity, s string) (decimal.Decimal, error) {
+// optionally a point and at most places more digits. No sign, exponent,
+// spaces, leading zeros (other than "0.x"), NaN or infinities: a pension
+// platform has no use for them and each is a way to smuggle in a value nobody
+// meant. Places are counted as written: "1.000" is three places of cash,
+// refused, because a client that sends it has a bug worth hearing about.
+func parseDecimalText(quantity, s string, places int32) (decimal.Decimal, error) {
 	bad := func(detail string) (decimal.Decimal, error) {
 		return decimal.Decimal{}, &ValueError{Quantity: quantity, Input: truncateForError(s), Err: ErrMalformedNumber, Detail: detail}
 	}
@@ -104,6 +106,9 @@ func parseDecimalText(quantity, s string) (decimal.Decimal, error) {
 		return bad("no digits after the decimal point")
 	case intDigits > 1 && s[0] == '0':
 		return bad("leading zero")
+	case fracDigits > int(places):
+		return decimal.Decimal{}, &ValueError{Quantity: quantity, Input: s, Err: ErrTooManyDecimals,
+			Detail: fmt.Sprintf("at most %d decimal places", places)}
 	}
 	d, err := decimal.NewFromString(s)
 	if err != nil {
@@ -160,7 +165,7 @@ type Money struct{ d decimal.Decimal }
 // ParseAmount parses a member's or operator's amount: "1250.00". It must be
 // positive, have at most 2 decimal places and be at most CashMax.
 func ParseAmount(s string) (Money, error) {
-	d, err := parseDecimalText("cash", s)
+	d, err := parseDecimalText("cash", s, CashDecimals)
 	if err != nil {
 		return Money{}, err
 	}
@@ -241,7 +246,7 @@ type Units struct{ d decimal.Decimal }
 
 // ParseUnits parses a positive quantity with at most unitDecimals places.
 func ParseUnits(s string, unitDecimals int32) (Units, error) {
-	d, err := parseDecimalText("units", s)
+	d, err := parseDecimalText("units", s, unitDecimals)
 	if err != nil {
 		return Units{}, err
 	}
@@ -293,7 +298,7 @@ type Price struct{ d decimal.Decimal }
 
 // ParsePrice parses a positive price with at most priceDecimals places.
 func ParsePrice(s string, priceDecimals int32) (Price, error) {
-	d, err := parseDecimalText("price", s)
+	d, err := parseDecimalText("price", s, priceDecimals)
 	if err != nil {
 		return Price{}, err
 	}
@@ -335,7 +340,7 @@ type Weight struct{ d decimal.Decimal }
 
 // ParseWeight parses a weight "0.5500".
 func ParseWeight(s string) (Weight, error) {
-	d, err := parseDecimalText("weight", s)
+	d, err := parseDecimalText("weight", s, WeightDecimals)
 	if err != nil {
 		return Weight{}, err
 	}
@@ -377,7 +382,7 @@ type Percent struct{ d decimal.Decimal }
 
 // ParsePercent parses a percentage: greater than 0, at most 100.
 func ParsePercent(s string) (Percent, error) {
-	d, err := parseDecimalText("percent", s)
+	d, err := parseDecimalText("percent", s, PercentDecimals)
 	if err != nil {
 		return Percent{}, err
 	}

@@ -1,0 +1,322 @@
+package domain
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/shopspring/decimal"
+)
+
+// Inputs that every parser refuses as malformed, whatever the quantity:
+// DOMAIN.md's "exponents, NaN" and every other way to write a number that is
+// not plain digits with at most one point.
+var malformedInputs = []string{
+	"", "1e3", "1E3", "1e-2", "NaN", "nan", "Inf", "+Inf", "Infinity", "+1", " 1", "1 ", " ", "\t1",
+	".5", "5.", ".", "00.1", "01", "007", "1,000.00", "1_000", "0x10", "1.2.3", "1..2", "١",
+	"1.0\n", "½", "1x", "x1",
+	"1234567890123456789012345678901234567890", // 40 digits: longer than any number we accept
+}
+
+// valueCase is one input and what parsing it gives: the canonical text of
+// the value, or the sentinel of the refusal.
+type valueCase struct {
+	in   string
+	want string // String() of the value, when err is nil
+	err  error
+}
+
+func malformedCases() []valueCase {
+	out := make([]valueCase, len(malformedInputs))
+	for i, s := range malformedInputs {
+		out[i] = valueCase{in: s, err: ErrMalformedNumber}
+	}
+	return out
+}
+
+// checkValueCases runs parse over the cases: every refusal must be a
+// *ValueError of quantity wrapping the expected sentinel.
+func checkValueCases[T interface{ String() string }](t *testing.T, name, quantity string, parse func(string) (T, error), cases []valueCase) {
+	t.Helper()
+	for _, tc := range cases {
+		v, err := parse(tc.in)
+		if tc.err == nil {
+			if err != nil || v.String() != tc.want {
+				t.Errorf("%s(%q) = %s, %v; want %s, nil", name, tc.in, v, err, tc.want)
+			}
+			continue
+		}
+		var ve *ValueError
+		if !errors.Is(err, tc.err) || !errors.As(err, &ve) || ve.Quantity != quantity {
+			t.Errorf("%s(%q) = %s, %v (%T); want a *ValueError of %s wrapping %v", name, tc.in, v, err, err, quantity, tc.err)
+		}
+	}
+}
+
+// TestParseAmount: cash is positive, at most 2 places, at most £1 trillion.
+func TestParseAmount(t *testing.T) {
+	cases := append(malformedCases(),
+		valueCase{"1250.00", "1250.00", nil},
+		valueCase{"0.01", "0.01", nil},
+		valueCase{"1", "1.00", nil},
+		valueCase{"1.5", "1.50", nil},
+		valueCase{"0.10", "0.10", nil},
+		// Places are counted as written: trailing zeros past the second
+		// place are still too many (API.md: too many decimal places is a 400).
+		valueCase{"1.000", "", ErrTooManyDecimals},
+		valueCase{"1000000000000", "1000000000000.00", nil}, // exactly the bound
+		valueCase{"1000000000000.00", "1000000000000.00", nil},
+		valueCase{"1000000000000.01", "", ErrOutOfRange},
+		valueCase{"9999999999999", "", ErrOutOfRange},
+		valueCase{"1.001", "", ErrTooManyDecimals},
+		valueCase{"0.005", "", ErrTooManyDecimals},
+		valueCase{"0", "", ErrNotPositive},
+		valueCase{"0.00", "", ErrNotPositive},
+		valueCase{"-1", "", ErrNotPositive},
+		valueCase{"-0.01", "", ErrNotPositive},
+	)
+	checkValueCases(t, "ParseAmount", "cash", ParseAmount, cases)
+}
+
+// TestParseUnits: units are positive, with at most the asset's places, at
+// most 1e12.
+func TestParseUnits(t *testing.T) {
+	units := func(places int32) func(string) (Units, error) {
+		return func(s string) (Units, error) { return ParseUnits(s, places) }
+	}
+	checkValueCases(t, "ParseUnits(·, 4)", "units", units(4), append(malformedCases(),
+		valueCase{"12.3456", "12.3456", nil},
+		valueCase{"12.3400", "12.34", nil},
+		valueCase{"1", "1", nil},
+		valueCase{"0.0001", "0.0001", nil},
+		valueCase{"1000000000000", "1000000000000", nil},
+		valueCase{"1000000000000.0001", "", ErrOutOfRange},
+		valueCase{"1.23456", "", ErrTooManyDecimals},
+		valueCase{"0.00001", "", ErrTooManyDecimals},
+		valueCase{"0", "", ErrNotPositive},
+		valueCase{"0.0000", "", ErrNotPositive},
+		valueCase{"-12.3456", "", ErrNotPositive},
+	))
+	checkValueCases(t, "ParseUnits(·, 3)", "units", units(3), []valueCase{
+		{"12.345", "12.345", nil},
+		{"12.3456", "", ErrTooManyDecimals},
+	})
+	checkValueCases(t, "ParseUnits(·, 0)", "units", units(0), []valueCase{
+		{"12", "12", nil},
+		{"12.0", "", ErrTooManyDecimals}, // places are counted as written
+		{"12.5", "", ErrTooManyDecimals},
+	})
+	checkValueCases(t, "ParseUnits(·, 8)", "units", units(8), []valueCase{
+		{"0.00000001", "0.00000001", nil},
+		{"0.000000001", "", ErrTooManyDecimals},
+	})
+}
+
+// TestParsePrice: prices are positive, with at most the asset's places, at
+// most £1 million a unit.
+func TestParsePrice(t *testing.T) {
+	price := func(places int32) func(string) (Price, error) {
+		return func(s string) (Price, error) { return ParsePrice(s, places) }
+	}
+	checkValueCases(t, "ParsePrice(·, 6)", "price", price(6), append(malformedCases(),
+		valueCase{"1.234567", "1.234567", nil},
+		valueCase{"0.000001", "0.000001", nil},
+		valueCase{"250", "250", nil},
+		valueCase{"1000000", "1000000", nil},
+		valueCase{"1000000.000001", "", ErrOutOfRange},
+		valueCase{"1000000000000", "", ErrOutOfRange},
+		valueCase{"1.2345678", "", ErrTooManyDecimals},
+		valueCase{"0", "", ErrNotPositive},
+		valueCase{"0.000000", "", ErrNotPositive},
+		valueCase{"-1.5", "", ErrNotPositive},
+	))
+	checkValueCases(t, "ParsePrice(·, 4)", "price", price(4), []valueCase{
+		{"1.2345", "1.2345", nil},
+		{"1.23456", "", ErrTooManyDecimals},
+	})
+}
+
+// TestParseWeight: weights are in [0, 1] with at most 4 places; zero is a
+// weight (an asset a profile holds none of).
+func TestParseWeight(t *testing.T) {
+	checkValueCases(t, "ParseWeight", "weight", ParseWeight, append(malformedCases(),
+		valueCase{"0.5500", "0.5500", nil},
+		valueCase{"0.55", "0.5500", nil},
+		valueCase{"0.0001", "0.0001", nil},
+		valueCase{"0", "0.0000", nil},
+		valueCase{"0.0000", "0.0000", nil},
+		valueCase{"1", "1.0000", nil},
+		valueCase{"1.0000", "1.0000", nil},
+		valueCase{"1.0001", "", ErrOutOfRange},
+		valueCase{"2", "", ErrOutOfRange},
+		valueCase{"0.12345", "", ErrTooManyDecimals},
+		valueCase{"-0.1", "", ErrNotPositive},
+	))
+}
+
+// TestParsePercent: percentages are in (0, 100] with at most 2 places.
+func TestParsePercent(t *testing.T) {
+	checkValueCases(t, "ParsePercent", "percent", ParsePercent, append(malformedCases(),
+		valueCase{"25", "25", nil},
+		valueCase{"12.5", "12.5", nil},
+		valueCase{"0.01", "0.01", nil},
+		valueCase{"100", "100", nil},
+		valueCase{"100.00", "100", nil},
+		valueCase{"100.01", "", ErrOutOfRange},
+		valueCase{"101", "", ErrOutOfRange},
+		valueCase{"12.345", "", ErrTooManyDecimals},
+		valueCase{"0", "", ErrNotPositive},
+		valueCase{"-5", "", ErrNotPositive},
+	))
+}
+
+// TestMoneyFromDecimal: inside the ledger money may be zero or negative, but
+// still exact to the penny and within ±£1 trillion.
+func TestMoneyFromDecimal(t *testing.T) {
+	from := func(s string) (Money, error) { return MoneyFromDecimal(decimal.RequireFromString(s)) }
+	checkValueCases(t, "MoneyFromDecimal", "cash", from, []valueCase{
+		{"12.34", "12.34", nil},
+		{"0", "0.00", nil},
+		{"-5", "-5.00", nil},
+		{"-0.01", "-0.01", nil},
+		{"1.010", "1.01", nil},
+		{"1000000000000", "1000000000000.00", nil},
+		{"-1000000000000", "-1000000000000.00", nil},
+		{"1000000000000.01", "", ErrOutOfRange},
+		{"-1000000000000.01", "", ErrOutOfRange},
+		{"1.001", "", ErrTooManyDecimals},
+		{"-0.005", "", ErrTooManyDecimals},
+		{"1e-3", "", ErrTooManyDecimals},
+		{"1e13", "", ErrOutOfRange},
+	})
+}
+
+// TestUnitsFromDecimal: units inside the ledger may be zero or negative (a
+// net order), with at most the given places, within ±1e12.
+func TestUnitsFromDecimal(t *testing.T) {
+	from := func(s string) (Units, error) { return UnitsFromDecimal(decimal.RequireFromString(s), 4) }
+	checkValueCases(t, "UnitsFromDecimal(·, 4)", "units", from, []valueCase{
+		{"12.3456", "12.3456", nil},
+		{"0", "0", nil},
+		{"-1.5", "-1.5", nil},
+		{"1000000000000", "1000000000000", nil},
+		{"-1000000000000", "-1000000000000", nil},
+		{"1000000000000.0001", "", ErrOutOfRange},
+		{"-1000000000000.0001", "", ErrOutOfRange},
+		{"1.00001", "", ErrTooManyDecimals},
+		{"-0.00001", "", ErrTooManyDecimals},
+	})
+}
+
+// TestValueErrorMessage shows what a member sees, and that hostile input is
+// cut short in the message.
+func TestValueErrorMessage(t *testing.T) {
+	_, err := ParseAmount("1.001")
+	if want := `cash "1.001": domain: too many decimal places (at most 2 decimal places)`; err.Error() != want {
+		t.Errorf("error = %q; want %q", err, want)
+	}
+	_, err = ParseAmount(strings.Repeat("9", 1000))
+	if len(err.Error()) > 150 {
+		t.Errorf("error for a 1000-character input is %d bytes long: %q", len(err.Error()), err)
+	}
+}
+
+// checkFuzzedValue is what every fuzz target asserts: a refusal is a
+// *ValueError of quantity wrapping one of the four sentinels; a value fits
+// its places and bounds, and its String() parses back to an equal value.
+func checkFuzzedValue(t *testing.T, quantity, in string, d decimal.Decimal, s string, err error,
+	places int32, min, max decimal.Decimal, minInclusive bool, reparse func(string) (decimal.Decimal, error)) {
+	t.Helper()
+	if err != nil {
+		var ve *ValueError
+		if !errors.As(err, &ve) || ve.Quantity != quantity {
+			t.Fatalf("parse %s %q: error %v (%T); want a *ValueError of %s", quantity, in, err, err, quantity)
+		}
+		if !errors.Is(err, ErrMalformedNumber) && !errors.Is(err, ErrTooManyDecimals) &&
+			!errors.Is(err, ErrNotPositive) && !errors.Is(err, ErrOutOfRange) {
+			t.Fatalf("parse %s %q: error %v wraps no known sentinel", quantity, in, err)
+		}
+		_ = err.Error()
+		return
+	}
+	if !d.Equal(decimal.RequireFromString(in)) {
+		t.Fatalf("parse %s %q = %s; want the value of the text", quantity, in, d)
+	}
+	if !fitsPlaces(d, places) {
+		t.Fatalf("parse %s %q = %s: more than %d places", quantity, in, d, places)
+	}
+	if d.GreaterThan(max) || d.LessThan(min) || (!minInclusive && d.Equal(min)) {
+		t.Fatalf("parse %s %q = %s: outside its bounds", quantity, in, d)
+	}
+	back, err := reparse(s)
+	if err != nil || !back.Equal(d) {
+		t.Fatalf("parse %s %q = %s; its String() %q parses to %s, %v", quantity, in, d, s, back, err)
+	}
+}
+
+func seedValues(f *testing.F, extra ...string) {
+	for _, s := range malformedInputs {
+		f.Add(s)
+	}
+	for _, s := range append(extra, "1", "0", "0.01", "1.5", "-1", "1.001", "1000000000000", "1000000000000.01", "100", "0.5500", "12.3456") {
+		f.Add(s)
+	}
+}
+
+func FuzzParseAmount(f *testing.F) {
+	seedValues(f, "1250.00", "0.10", "1.000")
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseAmount(s)
+		checkFuzzedValue(t, "cash", s, m.Decimal(), m.String(), err, CashDecimals, decimal.Zero, CashMax, false,
+			func(s string) (decimal.Decimal, error) { v, err := ParseAmount(s); return v.Decimal(), err })
+	})
+}
+
+func FuzzParseUnits(f *testing.F) {
+	for _, s := range append(malformedInputs, "12.3456", "1.23456", "1", "0", "0.0001", "1000000000000", "1000000000000.0001", "-1") {
+		for _, p := range []uint8{0, 3, 4, 8} {
+			f.Add(s, p)
+		}
+	}
+	f.Fuzz(func(t *testing.T, s string, p uint8) {
+		places := int32(p) % (UnitDecimalsMax + 1)
+		u, err := ParseUnits(s, places)
+		checkFuzzedValue(t, "units", s, u.Decimal(), u.String(), err, places, decimal.Zero, UnitsMax, false,
+			func(s string) (decimal.Decimal, error) { v, err := ParseUnits(s, places); return v.Decimal(), err })
+		if err == nil && u.StringFixed(places) != u.Decimal().StringFixed(places) {
+			t.Fatalf("StringFixed(%d) of %s", places, u)
+		}
+	})
+}
+
+func FuzzParsePrice(f *testing.F) {
+	for _, s := range append(malformedInputs, "1.234567", "1.2345678", "0.000001", "1000000", "1000000.000001", "0", "-1") {
+		for _, p := range []uint8{0, 4, 6, 8} {
+			f.Add(s, p)
+		}
+	}
+	f.Fuzz(func(t *testing.T, s string, p uint8) {
+		places := int32(p) % (PriceDecimalsMax + 1)
+		v, err := ParsePrice(s, places)
+		checkFuzzedValue(t, "price", s, v.Decimal(), v.String(), err, places, decimal.Zero, PriceMax, false,
+			func(s string) (decimal.Decimal, error) { v, err := ParsePrice(s, places); return v.Decimal(), err })
+	})
+}
+
+func FuzzParseWeight(f *testing.F) {
+	seedValues(f, "0.0001", "1.0000", "1.0001", "0.12345")
+	f.Fuzz(func(t *testing.T, s string) {
+		w, err := ParseWeight(s)
+		checkFuzzedValue(t, "weight", s, w.Decimal(), w.String(), err, WeightDecimals, decimal.Zero, decimal.NewFromInt(1), true,
+			func(s string) (decimal.Decimal, error) { v, err := ParseWeight(s); return v.Decimal(), err })
+	})
+}
+
+func FuzzParsePercent(f *testing.F) {
+	seedValues(f, "12.5", "100.00", "100.01", "12.345")
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePercent(s)
+		checkFuzzedValue(t, "percent", s, p.Decimal(), p.String(), err, PercentDecimals, decimal.Zero, decimal.NewFromInt(100), false,
+			func(s string) (decimal.Decimal, error) { v, err := ParsePercent(s); return v.Decimal(), err })
+	})
+}

@@ -1,0 +1,16 @@
+// Package pb holds the Go code generated from the protobuf files in proto/:
+// the commands, replies and events that are both the journal's wire format
+// and the cluster's messages, and the grain services (the grain kind name of
+// a service is its proto service name, e.g. "Pot").
+//
+// Every *.pb.go file here is generated and committed, so that a build needs
+// no protoc. Do not edit them: change proto/*.proto and run
+//
+//	go generate ./proto/pb
+//
+// which runs proto/gen.sh. The script checks that protoc, protoc-gen-go and
+// protoc-gen-go-grain are installed at the versions go.mod implies and
+// prints how to install them if not.
+package pb
+
+//go:generate bash ../gen.sh
