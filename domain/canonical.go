@@ -56,4 +56,3 @@ func (p *Pot) Canonical() string {
 	}
 	return b.String()
 }
-
