@@ -73,8 +73,13 @@ func (d Date) String() string {
 	return d.t.Format(time.DateOnly)
 }
 
-// UnmarshalText parses YYYY-MM-DD.
+// UnmarshalText parses YYYY-MM-DD, or "" as the zero date (what
+// MarshalText writes for it).
 func (d *Date) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*d = Date{}
+		return nil
+	}
 	p, err := ParseDate(string(b))
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package domain
 
 import (
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -94,9 +93,11 @@ type Pot struct {
 	Cash     CashBalance
 	Holdings map[ISIN]*Holding
 
-	Orders    map[string]*Order
-	OrderIDs  []string // in creation order
-	Trades    map[string]*Trade
+	Orders   map[string]*Order
+	OrderIDs []string // in creation order
+	// Trades indexes the trades of Orders by id (not in snapshots: it is
+	// rebuilt from Orders).
+	Trades    map[string]*Trade `json:"-"`
 	Movements map[string]*Movement
 	// MovementIDs is in creation order.
 	MovementIDs []string
@@ -321,46 +322,4 @@ func OrderStatusAt(o *Order, cutOff func(Date) bool) OrderStatus {
 		}
 	}
 	return least
-}
-
-// Clone is a deep copy of p: changing one never changes the other. Decimal
-// values are immutable and shared.
-func (p *Pot) Clone() *Pot {
-	c := *p
-	c.Holdings = make(map[ISIN]*Holding, len(p.Holdings))
-	for a, h := range p.Holdings {
-		hc := *h
-		c.Holdings[a] = &hc
-	}
-	c.Orders = make(map[string]*Order, len(p.Orders))
-	c.Trades = make(map[string]*Trade, len(p.Trades))
-	for id, o := range p.Orders {
-		oc := *o
-		oc.Trades = make([]*Trade, len(o.Trades))
-		for i, t := range o.Trades {
-			tc := *t
-			tc.Funding = slices.Clone(t.Funding)
-			if t.Execution != nil {
-				ec := *t.Execution
-				tc.Execution = &ec
-			}
-			oc.Trades[i] = &tc
-			c.Trades[tc.ID] = &tc
-		}
-		c.Orders[id] = &oc
-	}
-	c.OrderIDs = slices.Clone(p.OrderIDs)
-	c.Movements = make(map[string]*Movement, len(p.Movements))
-	for id, m := range p.Movements {
-		mc := *m
-		mc.OrderIDs = slices.Clone(m.OrderIDs)
-		c.Movements[id] = &mc
-	}
-	c.MovementIDs = slices.Clone(p.MovementIDs)
-	c.Requests = make(map[string]RequestRecord, len(p.Requests))
-	for k, r := range p.Requests {
-		c.Requests[k] = r
-	}
-	c.RequestQueue = slices.Clone(p.RequestQueue)
-	return &c
 }

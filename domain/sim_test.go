@@ -39,8 +39,9 @@ type simPot struct {
 	p      *Pot
 	events []Event
 	ledger Ledger
-	// snapshot is a clone taken mid-way, with the number of events it had.
-	snapshot   *Pot
+	// snapshot is the pot's snapshot (MarshalSnapshot) taken mid-way, with
+	// the number of events it had.
+	snapshot   []byte
 	snapshotAt int
 }
 
@@ -139,11 +140,16 @@ func (s *sim) check(member string) {
 	}
 }
 
-// takeSnapshots clones every pot, to replay the rest of its events onto
-// later (invariant 2 from a mid-way snapshot).
+// takeSnapshots snapshots every pot in the snapshot format the grains
+// store, to replay the rest of its events onto later (invariant 2 from a
+// mid-way snapshot).
 func (s *sim) takeSnapshots() {
 	for _, sp := range s.pots {
-		sp.snapshot, sp.snapshotAt = sp.p.Clone(), len(sp.events)
+		b, err := sp.p.MarshalSnapshot()
+		if err != nil {
+			s.t.Fatalf("snapshot: %v", err)
+		}
+		sp.snapshot, sp.snapshotAt = b, len(sp.events)
 	}
 }
 
@@ -162,7 +168,10 @@ func (s *sim) checkReplay() {
 			s.t.Fatalf("pot %s: replay from zero differs:\n%s", m, diffLines(want, got))
 		}
 		if sp.snapshot != nil {
-			p := sp.snapshot.Clone()
+			p, err := UnmarshalPotSnapshot(sp.snapshot)
+			if err != nil {
+				s.t.Fatalf("pot %s: snapshot: %v", m, err)
+			}
 			for _, e := range sp.events[sp.snapshotAt:] {
 				p.Apply(e)
 			}

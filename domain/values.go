@@ -222,6 +222,18 @@ func (m Money) Min(o Money) Money            { return minMoney(m, o) }
 func (m Money) String() string               { return m.d.StringFixed(CashDecimals) }
 func (m Money) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
+// UnmarshalText reads the text form written by MarshalText (any sign, 2
+// places): it is for stored state, not for input from outside.
+func (m *Money) UnmarshalText(b []byte) error {
+	d, err := decimal.NewFromString(string(b))
+	if err != nil {
+		return &ValueError{Quantity: "cash", Input: truncateForError(string(b)), Err: ErrMalformedNumber}
+	}
+	v, err := MoneyFromDecimal(d)
+	*m = v
+	return err
+}
+
 func minMoney(a, b Money) Money {
 	if a.Cmp(b) <= 0 {
 		return a
@@ -408,3 +420,59 @@ func MustPercent(s string) Percent {
 
 func (p Percent) Decimal() decimal.Decimal { return p.d }
 func (p Percent) String() string           { return p.d.String() }
+
+// MarshalText writes the exact decimal; UnmarshalText reads it back. They
+// are for stored state, not for input from outside.
+func (u Units) MarshalText() ([]byte, error) { return []byte(u.d.String()), nil }
+
+func (u *Units) UnmarshalText(b []byte) error {
+	d, err := decimal.NewFromString(string(b))
+	if err != nil {
+		return &ValueError{Quantity: "units", Input: truncateForError(string(b)), Err: ErrMalformedNumber}
+	}
+	val, err := UnitsFromDecimal(d, UnitDecimalsMax)
+	*u = val
+	return err
+}
+
+// MarshalText writes the exact decimal; UnmarshalText reads it back. They
+// are for stored state, not for input from outside.
+func (p Price) MarshalText() ([]byte, error) { return []byte(p.d.String()), nil }
+
+func (p *Price) UnmarshalText(b []byte) error {
+	d, err := decimal.NewFromString(string(b))
+	if err != nil {
+		return &ValueError{Quantity: "price", Input: truncateForError(string(b)), Err: ErrMalformedNumber}
+	}
+	val, err := PriceFromDecimal(d, PriceDecimalsMax)
+	*p = val
+	return err
+}
+
+// MarshalText writes the exact decimal; UnmarshalText reads it back. They
+// are for stored state, not for input from outside.
+func (w Weight) MarshalText() ([]byte, error) { return []byte(w.d.String()), nil }
+
+func (w *Weight) UnmarshalText(b []byte) error {
+	d, err := decimal.NewFromString(string(b))
+	if err != nil {
+		return &ValueError{Quantity: "weight", Input: truncateForError(string(b)), Err: ErrMalformedNumber}
+	}
+	val, err := WeightFromDecimal(d)
+	*w = val
+	return err
+}
+
+// MarshalText writes the exact decimal; UnmarshalText reads it back. They
+// are for stored state, not for input from outside.
+func (p Percent) MarshalText() ([]byte, error) { return []byte(p.d.String()), nil }
+
+func (p *Percent) UnmarshalText(b []byte) error {
+	d, err := decimal.NewFromString(string(b))
+	if err != nil {
+		return &ValueError{Quantity: "percent", Input: truncateForError(string(b)), Err: ErrMalformedNumber}
+	}
+	val, err := PercentFromDecimal(d)
+	*p = val
+	return err
+}
