@@ -180,3 +180,44 @@ func TestIdempotentRequests(t *testing.T) {
 	wantMoney(t, "available", s.pots[m].p.Cash.Available, "101.00")
 	s.checkReplay()
 }
+
+// TestStatementAddsUpToThePot proves the statement lists every cash and
+// unit movement across the pot's boundary: its cash adds up to the pot's
+// cash, and its units to the pot's units, after a week of trading.
+func TestStatementAddsUpToThePot(t *testing.T) {
+	day := MustDate("2026-11-23")
+	s := newSim(t, day)
+	const m = "M000003"
+	s.mustDo(m, OpenPot{Key: "o", Profile: "cautious"})
+	s.mustDo(m, Contribute{Key: "c", Amount: MustMoney("2500.00")})
+	for i := 0; i < 6; i++ {
+		s.cycle(day, prices("2.000000", "1.500000", "1.2345"), cycleOptions{rebalance: true})
+		day = s.cal.NextDealingDay(day)
+		s.setTime(day, 9, 0)
+	}
+	s.mustDo(m, Withdraw{Key: "w", Amount: MustMoney("10.00")})
+	p := s.pots[m].p
+	entries := Statement(m, s.pots[m].events)
+	var cash Money
+	units := map[ISIN]Units{}
+	kinds := map[string]int{}
+	for _, e := range entries {
+		cash = cash.Add(e.Cash)
+		if e.Asset != "" {
+			units[e.Asset] = units[e.Asset].Add(e.Units)
+		}
+		kinds[e.Kind]++
+	}
+	held := p.Cash.Available.Add(p.Cash.Reserved).Add(p.Cash.Pending)
+	if !cash.Equal(held) || !entries[len(entries)-1].BalanceAfter.Equal(held) {
+		t.Fatalf("statement cash %s (last balance %s), the pot holds %s", cash, entries[len(entries)-1].BalanceAfter, held)
+	}
+	for a, h := range p.Holdings {
+		if want := h.Settled.Add(h.Pending); !units[a].Equal(want) {
+			t.Fatalf("statement units of %s: %s, the pot holds %s", a, units[a], want)
+		}
+	}
+	if kinds["contribution"] != 1 || kinds["buy"] == 0 || kinds["withdrawal"] != 1 {
+		t.Fatalf("statement kinds %v, want one contribution, buys, one withdrawal", kinds)
+	}
+}

@@ -1,0 +1,72 @@
+package domain
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// StatementEntry is one line of a member's statement: cash or units that
+// came into or left the pot.
+type StatementEntry struct {
+	At          time.Time
+	Kind        string // "contribution", "withdrawal", "buy", "sell"
+	Description string
+	Cash        Money // into the pot (negative: out of it)
+	Units       Units // of Asset, into the pot (negative: out of it)
+	Asset       ISIN
+	// BalanceAfter is the pot's cash (available, reserved and pending)
+	// after the entry.
+	BalanceAfter Money
+}
+
+// Statement replays a pot's events and lists what crossed its boundary: the
+// postings to the outside accounts (the member, the market) seen from the
+// pot's side. Its cash entries therefore add up to the pot's cash.
+func Statement(memberID string, events []Event) []StatementEntry {
+	p := NewPot(memberID)
+	var out []StatementEntry
+	var balance Money
+	for _, e := range events {
+		var cash decimal.Decimal
+		var units decimal.Decimal
+		var asset ISIN
+		crossed := false
+		for _, ps := range Postings(p, e) {
+			if ps.Account != AccountMember && ps.Account != AccountMarket {
+				continue
+			}
+			crossed = true
+			if ps.Asset == "" {
+				cash = cash.Sub(ps.Amount) // the outside's loss is the pot's gain
+			} else {
+				units, asset = units.Sub(ps.Amount), ps.Asset
+			}
+		}
+		if crossed {
+			entry := StatementEntry{At: eventTime(e), Cash: moneyRounded(cash), Units: Units{units}, Asset: asset}
+			balance = balance.Add(entry.Cash)
+			entry.BalanceAfter = balance
+			entry.Kind, entry.Description = describe(p, e)
+			out = append(out, entry)
+		}
+		p.Apply(e)
+	}
+	return out
+}
+
+// describe names an entry for people.
+func describe(p *Pot, e Event) (kind, description string) {
+	switch e := e.(type) {
+	case CashContributed:
+		return "contribution", "Contribution " + e.MovementID
+	case WithdrawalPaid:
+		return "withdrawal", "Withdrawal " + e.MovementID + " paid"
+	case TradeExecuted:
+		t := p.Trades[e.TradeID]
+		return t.Side.String(), fmt.Sprintf("%s %s units of %s at %s (dealing day %s, batch %s)",
+			map[Side]string{Buy: "Bought", Sell: "Sold"}[t.Side], e.Units, t.Asset, e.Price, e.DealingDate, e.BatchID)
+	}
+	return e.EventType(), e.EventType()
+}
