@@ -1,0 +1,599 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/cluster/internal/testgrain"
+	"github.com/acme/mastertrust/internal/testkit"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+)
+
+// placeOn calls Add(delta) on every identity from node and returns the
+// identities by the address of the member hosting them.
+func placeOn(t *testing.T, ctx context.Context, tc *testCluster, node *cluster.Node, ids []string, delta int64) map[string][]string {
+	t.Helper()
+	byHost := map[string][]string{}
+	for _, id := range ids {
+		state, err := add(ctx, node, id, delta)
+		if err != nil {
+			t.Fatalf("add %d to %s: %v", delta, id, err)
+		}
+		if tc.memberAt(state.GetHostAddress()) == nil {
+			t.Fatalf("%s is hosted at %q, which is not a member", id, state.GetHostAddress())
+		}
+		byHost[state.GetHostAddress()] = append(byHost[state.GetHostAddress()], id)
+	}
+	return byHost
+}
+
+// Grain identities spread over the members; a client reaches every one; the
+// placement is the same from every node; Members counts them per member.
+func TestGrainsSpreadOverMembers(t *testing.T) {
+	tc := startCluster(t, clusterOptions{members: 3, clients: 1})
+	client := tc.clients[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	const grains = 60
+	ids := identities("spread", grains)
+	byHost := placeOn(t, ctx, tc, client, ids, 5)
+	if len(byHost) < 2 {
+		t.Fatalf("all %d grains on %d member(s); want them spread over more than one of 3", grains, len(byHost))
+	}
+	hostOf := map[string]string{}
+	for host, hostIDs := range byHost {
+		t.Logf("%s hosts %d grains", host, len(hostIDs))
+		for _, id := range hostIDs {
+			hostOf[id] = host
+		}
+	}
+
+	// Every member finds the same activation: same host, state kept.
+	for _, m := range tc.members {
+		for _, id := range ids[:10] {
+			state, err := get(ctx, m, id)
+			if err != nil {
+				t.Fatalf("get %s from member %s: %v", id, m.Address(), err)
+			}
+			if state.GetHostAddress() != hostOf[id] || state.GetValue() != 5 || state.GetActivation() != 1 {
+				t.Fatalf("get %s from member %s: got host %s value %d activation %d; want host %s value 5 activation 1",
+					id, m.Address(), state.GetHostAddress(), state.GetValue(), state.GetActivation(), hostOf[id])
+			}
+		}
+	}
+
+	infos, err := client.Members(ctx)
+	if err != nil {
+		t.Fatalf("members: %v", err)
+	}
+	if len(infos) != 3 {
+		t.Fatalf("members: got %d, want 3: %+v", len(infos), infos)
+	}
+	for _, info := range infos {
+		if !slices.Equal(info.Kinds, []string{testgrain.KindName}) {
+			t.Errorf("member %s kinds: got %v, want [%s]", info.Address, info.Kinds, testgrain.KindName)
+		}
+		want := int64(len(byHost[info.Address]))
+		if got := info.ActiveGrains[testgrain.KindName]; got != want || info.StatsError != "" {
+			t.Errorf("member %s active %s grains: got %d (stats error %q), want %d", info.Address, testgrain.KindName, got, info.StatsError, want)
+		}
+		if got := tc.memberAt(info.Address).ActiveGrains(testgrain.KindName); got != want {
+			t.Errorf("member %s ActiveGrains: got %d, want %d", info.Address, got, want)
+		}
+	}
+}
+
+// A member that leaves gracefully stops its grains (Terminate runs), and
+// they answer again from the other members, activated afresh.
+func TestGracefulLeaveMovesGrains(t *testing.T) {
+	tc := startCluster(t, clusterOptions{members: 3, clients: 1})
+	client := tc.clients[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	byHost := placeOn(t, ctx, tc, client, identities("leave", 30), 7)
+	leaving := tc.members[0]
+	moved := byHost[leaving.Address()]
+	if len(moved) == 0 {
+		t.Fatalf("no grain placed on %s: %v", leaving.Address(), byHost)
+	}
+
+	start := time.Now()
+	if err := leaving.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	t.Logf("graceful stop took %v; %d grains to move", time.Since(start), len(moved))
+	for _, id := range moved {
+		if got := tc.lifecycle.Terminations(id); got != 1 {
+			t.Errorf("%s: Terminate ran %d times at the graceful stop, want 1", id, got)
+		}
+	}
+
+	start = time.Now()
+	for _, id := range moved {
+		// The others learn of the leave from the provider at once, but a
+		// call may still meet the old topology: poll.
+		testkit.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+			state, err := get(ctx, client, id)
+			if err != nil {
+				return err
+			}
+			if state.GetHostAddress() == leaving.Address() {
+				return fmt.Errorf("%s still answers from the stopped member", id)
+			}
+			if state.GetValue() != 0 || state.GetActivation() != 2 {
+				return fmt.Errorf("%s after the move: value %d activation %d, want 0 (memory state is lost) and 2", id, state.GetValue(), state.GetActivation())
+			}
+			return nil
+		})
+	}
+	t.Logf("moved grains answered after %v", time.Since(start))
+
+	infos, err := client.Members(ctx)
+	if err != nil {
+		t.Fatalf("members: %v", err)
+	}
+	for _, info := range infos {
+		if info.Address == leaving.Address() {
+			t.Fatalf("stopped member %s still listed: %+v", leaving.Address(), infos)
+		}
+	}
+	if len(infos) != 2 {
+		t.Fatalf("members after the leave: got %d, want 2: %+v", len(infos), infos)
+	}
+	if _, err := get(ctx, leaving, moved[0]); !errors.Is(err, cluster.ErrStopped) {
+		t.Fatalf("call from the stopped node: got %v, want ErrStopped", err)
+	}
+}
+
+// A member killed without leaving (no deregistration, no gossip) drops out
+// after the registry's member TTL, and its grains answer from the others
+// within a bounded time.
+func TestKilledMemberRecovers(t *testing.T) {
+	tc := startCluster(t, clusterOptions{members: 3, clients: 1})
+	client := tc.clients[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	byHost := placeOn(t, ctx, tc, client, identities("kill", 30), 3)
+	victim := tc.members[1]
+	lost := byHost[victim.Address()]
+	if len(lost) == 0 {
+		t.Fatalf("no grain placed on %s: %v", victim.Address(), byHost)
+	}
+
+	victim.Kill()
+	killedAt := time.Now()
+	// Member TTL, then a refresh tick (TTL/3) to notice, then the call's
+	// retries: a few seconds at most.
+	const recoveryMax = 10 * time.Second
+	for _, id := range lost {
+		testkit.CheckFor(t, recoveryMax, 20*time.Millisecond, func() error {
+			callCtx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			state, err := get(callCtx, client, id)
+			if err != nil {
+				return err
+			}
+			if state.GetHostAddress() == victim.Address() || tc.memberAt(state.GetHostAddress()) == nil {
+				return fmt.Errorf("%s answers from %s", id, state.GetHostAddress())
+			}
+			if state.GetActivation() != 2 {
+				return fmt.Errorf("%s: activation %d, want 2", id, state.GetActivation())
+			}
+			return nil
+		})
+	}
+	t.Logf("all %d grains of the killed member answered %v after the kill", len(lost), time.Since(killedAt))
+
+	// The survivors' grains were never disturbed.
+	for host, ids := range byHost {
+		if host == victim.Address() {
+			continue
+		}
+		for _, id := range ids {
+			state, err := get(ctx, client, id)
+			if err != nil {
+				t.Fatalf("get %s: %v", id, err)
+			}
+			if state.GetHostAddress() != host || state.GetValue() != 3 || state.GetActivation() != 1 {
+				t.Fatalf("%s on a surviving member: got host %s value %d activation %d, want %s 3 1",
+					id, state.GetHostAddress(), state.GetValue(), state.GetActivation(), host)
+			}
+		}
+	}
+}
+
+// A grain idle for longer than its kind's idle timeout passivates (Terminate
+// runs, the member's count drops) and the next call activates it again.
+func TestIdlePassivation(t *testing.T) {
+	const idleTimeout = 300 * time.Millisecond
+	tc := startCluster(t, clusterOptions{members: 1, clients: 1, counterIdleTimeout: idleTimeout})
+	client, member := tc.clients[0], tc.members[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	const id = "idle"
+	// Taken before the call: the grain's last message is later than this.
+	calledAt := time.Now()
+	state, err := add(ctx, client, id, 4)
+	if err != nil {
+		t.Fatalf("add: %v", err)
+	}
+	if state.GetActivation() != 1 || state.GetValue() != 4 {
+		t.Fatalf("first call: activation %d value %d, want 1 and 4", state.GetActivation(), state.GetValue())
+	}
+	testkit.CheckFor(t, 10*idleTimeout, 20*time.Millisecond, func() error {
+		if n := tc.lifecycle.Terminations(id); n != 1 {
+			return fmt.Errorf("%s terminated %d times, want 1", id, n)
+		}
+		if n := member.ActiveGrains(testgrain.KindName); n != 0 {
+			return fmt.Errorf("member has %d active grains, want 0", n)
+		}
+		return nil
+	})
+	if idle := time.Since(calledAt); idle < idleTimeout {
+		t.Fatalf("passivated after %v, before the idle timeout %v", idle, idleTimeout)
+	}
+
+	state, err = add(ctx, client, id, 1)
+	if err != nil {
+		t.Fatalf("add after passivation: %v", err)
+	}
+	if state.GetActivation() != 2 || state.GetValue() != 1 {
+		t.Fatalf("call after passivation: activation %d value %d, want 2 and 1 (fresh state)", state.GetActivation(), state.GetValue())
+	}
+	if n := member.ActiveGrains(testgrain.KindName); n != 1 {
+		t.Fatalf("member has %d active grains after reactivation, want 1", n)
+	}
+}
+
+// Grains keep running while called more often than their idle timeout.
+func TestNoPassivationWhileBusy(t *testing.T) {
+	// Calls come every idleTimeout/6: a stall of five periods on a loaded
+	// machine still leaves the grain active.
+	const idleTimeout = 600 * time.Millisecond
+	tc := startCluster(t, clusterOptions{members: 1, counterIdleTimeout: idleTimeout})
+	member := tc.members[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	const id = "busy"
+	ticker := time.NewTicker(idleTimeout / 6)
+	defer ticker.Stop()
+	end := time.Now().Add(3 * idleTimeout)
+	for time.Now().Before(end) {
+		state, err := add(ctx, member, id, 1)
+		if err != nil {
+			t.Fatalf("add: %v", err)
+		}
+		if state.GetActivation() != 1 {
+			t.Fatalf("busy grain was reactivated: activation %d after %d calls", state.GetActivation(), state.GetValue())
+		}
+		<-ticker.C
+	}
+}
+
+// A call to a grain that does not answer in time fails fast with ErrTimeout
+// (the gateway's 503), bounded by the earlier of the node's RequestTimeout
+// and the caller's deadline.
+func TestCallTimeout(t *testing.T) {
+	const requestTimeout = 300 * time.Millisecond
+	tc := startCluster(t, clusterOptions{members: 1, clients: 1, configure: func(c *cluster.Config) {
+		c.RequestTimeout = requestTimeout
+	}})
+	client := tc.clients[0]
+	ctx := context.Background()
+
+	block := func(ctx context.Context, id string, d time.Duration) error {
+		_, err := cluster.Call(ctx, client, func(opts ...protocluster.GrainCallOption) (*testgrain.CounterState, error) {
+			return testgrain.GetCounterGrainClient(client.Cluster(), id).Block(&testgrain.BlockRequest{DurationMs: d.Milliseconds()}, opts...)
+		})
+		return err
+	}
+
+	// Activate first, so that the timeout is the call's, not activation's.
+	if _, err := add(ctx, client, "slow", 1); err != nil {
+		t.Fatalf("add: %v", err)
+	}
+	start := time.Now()
+	err := block(ctx, "slow", time.Second)
+	took := time.Since(start)
+	if !errors.Is(err, cluster.ErrTimeout) {
+		t.Fatalf("blocked call: got error %v, want ErrTimeout", err)
+	}
+	if took < requestTimeout || took > requestTimeout+time.Second {
+		t.Fatalf("blocked call failed after %v, want about the request timeout %v", took, requestTimeout)
+	}
+
+	// The caller's earlier deadline wins.
+	const callerTimeout = 100 * time.Millisecond
+	shortCtx, cancel := context.WithTimeout(ctx, callerTimeout)
+	defer cancel()
+	start = time.Now()
+	err = block(shortCtx, "slow-2", time.Second)
+	took = time.Since(start)
+	if !errors.Is(err, cluster.ErrTimeout) {
+		t.Fatalf("blocked call with a %v deadline: got error %v, want ErrTimeout", callerTimeout, err)
+	}
+	if took > requestTimeout {
+		t.Fatalf("blocked call with a %v deadline took %v, longer than the request timeout %v", callerTimeout, took, requestTimeout)
+	}
+
+	// A canceled call is the caller's doing, not a timeout.
+	canceled, cancelNow := context.WithCancel(ctx)
+	cancelNow()
+	if _, err := add(canceled, client, "canceled", 1); !errors.Is(err, context.Canceled) || errors.Is(err, cluster.ErrTimeout) {
+		t.Fatalf("canceled call: got %v, want context.Canceled and not ErrTimeout", err)
+	}
+}
+
+// A call that no member can take (no member hosts the kind) fails with
+// ErrUnavailable once the retries are spent, within the request timeout.
+func TestCallUnavailable(t *testing.T) {
+	registry := cluster.NewInProcess(testMemberTTL)
+	cfg := testConfig(t, registry)
+	cfg.RequestTimeout = 2 * time.Second
+	client, err := cluster.StartClient(cfg)
+	if err != nil {
+		t.Fatalf("start client: %v", err)
+	}
+	t.Cleanup(client.Kill)
+
+	start := time.Now()
+	_, err = add(context.Background(), client, "nobody-home", 1)
+	if !errors.Is(err, cluster.ErrUnavailable) {
+		t.Fatalf("call with no members: got %v, want ErrUnavailable", err)
+	}
+	if took := time.Since(start); took > cfg.RequestTimeout {
+		t.Fatalf("call with no members took %v, more than the request timeout %v", took, cfg.RequestTimeout)
+	}
+
+	// A client stops gracefully (protoactor's own Shutdown panics on one),
+	// and then refuses calls.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.Stop(ctx); err != nil {
+		t.Fatalf("stop client: %v", err)
+	}
+	if _, err := add(ctx, client, "after-stop", 1); !errors.Is(err, cluster.ErrStopped) {
+		t.Fatalf("call after stop: got %v, want ErrStopped", err)
+	}
+}
+
+// After a grain passivates on another node, a client still holds its dead
+// PID (clients get no activation broadcasts); the next call hits a dead
+// letter, retries through the identity lookup and succeeds. Members drop the
+// dead PID on the broadcast (this package's fix).
+func TestStalePIDAfterPassivation(t *testing.T) {
+	const idleTimeout = 300 * time.Millisecond
+	tc := startCluster(t, clusterOptions{members: 2, clients: 1, counterIdleTimeout: idleTimeout})
+	client := tc.clients[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// An identity hosted by members[1], called from the client and from
+	// members[0], so that both cache a remote PID.
+	var id string
+	for _, candidate := range identities("stale", 50) {
+		state, err := add(ctx, client, candidate, 1)
+		if err != nil {
+			t.Fatalf("add %s: %v", candidate, err)
+		}
+		if state.GetHostAddress() == tc.members[1].Address() {
+			id = candidate
+			break
+		}
+	}
+	if id == "" {
+		t.Fatal("no identity out of 50 placed on the second member")
+	}
+	caller := tc.members[0]
+	if _, err := get(ctx, caller, id); err != nil {
+		t.Fatalf("get from member: %v", err)
+	}
+	clientPID, ok := client.Cluster().PidCache.Get(id, testgrain.KindName)
+	if !ok {
+		t.Fatal("client did not cache the grain's PID")
+	}
+	if _, ok := caller.Cluster().PidCache.Get(id, testgrain.KindName); !ok {
+		t.Fatal("member did not cache the grain's PID")
+	}
+
+	testkit.CheckFor(t, 10*idleTimeout, 20*time.Millisecond, func() error {
+		if n := tc.lifecycle.Terminations(id); n < 1 {
+			return fmt.Errorf("%s not passivated yet", id)
+		}
+		return nil
+	})
+	testkit.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if pid, ok := caller.Cluster().PidCache.Get(id, testgrain.KindName); ok {
+			return fmt.Errorf("member still caches the passivated grain's PID %v", pid)
+		}
+		return nil
+	})
+	if pid, ok := client.Cluster().PidCache.Get(id, testgrain.KindName); !ok || !pid.Equal(clientPID) {
+		t.Fatalf("client PID cache: got %v (%v), want the stale %v (this test needs the stale entry)", pid, ok, clientPID)
+	}
+
+	state, err := add(ctx, client, id, 10)
+	if err != nil {
+		t.Fatalf("call through the stale PID: %v", err)
+	}
+	if state.GetActivation() != 2 || state.GetValue() != 10 {
+		t.Fatalf("call through the stale PID: activation %d value %d, want 2 and 10", state.GetActivation(), state.GetValue())
+	}
+	newPID, ok := client.Cluster().PidCache.Get(id, testgrain.KindName)
+	if !ok || newPID.Equal(clientPID) {
+		t.Fatalf("client PID cache after the retry: got %v (%v), want a new PID, not %v", newPID, ok, clientPID)
+	}
+}
+
+// Members found through the automanaged provider (HTTP health endpoints on
+// loopback) host grains that a client reaches, and a killed member's grains
+// come back elsewhere.
+func TestAutomanaged(t *testing.T) {
+	lifecycle := testgrain.NewLifecycle()
+	const members = 2
+	listeners := make([]net.Listener, members)
+	peers := make([]string, members)
+	for i := range listeners {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listeners[i], peers[i] = lis, lis.Addr().String()
+	}
+	base := testConfig(t, nil)
+	base.Provider = cluster.ProviderAutomanaged
+	base.InProcess = nil
+	base.Automanaged = cluster.AutomanagedConfig{Peers: peers, RefreshInterval: 100 * time.Millisecond}
+
+	nodes := make([]*cluster.Node, members)
+	errs := make([]error, members)
+	var wg sync.WaitGroup
+	for i := range members {
+		// In parallel: protoactor makes each start take a second.
+		wg.Go(func() {
+			cfg := base
+			cfg.Automanaged.Listener = listeners[i]
+			cfg.Kinds = []cluster.Kind{{Name: testgrain.KindName, New: testgrain.NewKind(lifecycle)}}
+			nodes[i], errs[i] = cluster.Start(cfg)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("start member %d: %v", i, err)
+		}
+		t.Cleanup(nodes[i].Kill)
+		if nodes[i].HealthAddress() != peers[i] {
+			t.Fatalf("member %d health endpoint: got %s, want %s", i, nodes[i].HealthAddress(), peers[i])
+		}
+	}
+	client, err := cluster.StartClient(base)
+	if err != nil {
+		t.Fatalf("start client: %v", err)
+	}
+	t.Cleanup(client.Kill)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := client.WaitForMembers(ctx, members); err != nil {
+		t.Fatal(err)
+	}
+	byHost := map[string][]string{}
+	for _, id := range identities("auto", 30) {
+		var state *testgrain.CounterState
+		// Members may still be learning of each other: poll.
+		testkit.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+			var err error
+			state, err = add(ctx, client, id, 1)
+			return err
+		})
+		byHost[state.GetHostAddress()] = append(byHost[state.GetHostAddress()], id)
+	}
+	if len(byHost) != members {
+		t.Fatalf("grains on %d members, want %d: %v", len(byHost), members, byHost)
+	}
+
+	victim := nodes[0]
+	victim.Kill()
+	for _, id := range byHost[victim.Address()] {
+		testkit.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+			callCtx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			state, err := get(callCtx, client, id)
+			if err != nil {
+				return err
+			}
+			if state.GetHostAddress() != nodes[1].Address() {
+				return fmt.Errorf("%s answers from %s, want %s", id, state.GetHostAddress(), nodes[1].Address())
+			}
+			return nil
+		})
+	}
+}
+
+// A start that fails (the port is taken) returns an error instead of
+// protoactor's panic, and releases what it started.
+func TestStartPortInUse(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	cfg := testConfig(t, cluster.NewInProcess(testMemberTTL))
+	cfg.Port = lis.Addr().(*net.TCPAddr).Port
+	cfg.Kinds = []cluster.Kind{{Name: testgrain.KindName, New: testgrain.NewKind(testgrain.NewLifecycle())}}
+	n, err := cluster.Start(cfg)
+	if err == nil {
+		n.Kill()
+		t.Fatalf("start on port %d in use: no error", cfg.Port)
+	}
+	t.Logf("start on a port in use: %v", err)
+
+	// The failed start released the start lock: a node starts fine.
+	cfg.Port = 0
+	n, err = cluster.Start(cfg)
+	if err != nil {
+		t.Fatalf("start after a failed start: %v", err)
+	}
+	n.Kill()
+}
+
+// Many grains passivating at once all stop and are forgotten by their
+// placement actor (its per-kind count returns to 0), and answer again.
+func TestManyGrainsPassivate(t *testing.T) {
+	const idleTimeout = 300 * time.Millisecond
+	const grains = 2000
+	tc := startCluster(t, clusterOptions{members: 2, counterIdleTimeout: idleTimeout})
+	caller := tc.members[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	ids := identities("many", grains)
+	var wg sync.WaitGroup
+	errs := make(chan error, grains)
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < grains; i += 16 {
+				if _, err := add(ctx, caller, ids[i], 1); err != nil {
+					errs <- fmt.Errorf("add %s: %w", ids[i], err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	testkit.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		for _, m := range tc.members {
+			if n := m.ActiveGrains(testgrain.KindName); n != 0 {
+				return fmt.Errorf("member %s still has %d active grains", m.Address(), n)
+			}
+		}
+		return nil
+	})
+	for _, id := range ids {
+		if n := tc.lifecycle.Terminations(id); n != 1 {
+			t.Fatalf("%s terminated %d times, want 1", id, n)
+		}
+	}
+	state, err := get(ctx, caller, ids[0])
+	if err != nil || state.GetActivation() != 2 {
+		t.Fatalf("get after mass passivation: state %v error %v, want activation 2", state, err)
+	}
+}

@@ -1,0 +1,40 @@
+// Package cluster starts mastertrust's cluster nodes on protoactor-go's
+// virtual actors (grains) and keeps that alpha library behind a small API.
+//
+// A node is a member, which hosts grain kinds (Start), or a client, which
+// only calls grains (StartClient; gateways). Members find each other through
+// a Provider: the in-process registry (tests, one-process dev mode),
+// automanaged (processes on one machine), or consul/etcd/k8s supplied from
+// outside so that this package does not import their clients. Grain
+// identities are placed on members by rendezvous hashing (protoactor's
+// disthash identity lookup, in a copy that fixes its cost per passivation;
+// see placement.go).
+//
+// Grains are generated from proto services by proto/gen.sh; the kind name is
+// the service name. A member is given kinds with their idle timeout, after
+// which an activation passivates:
+//
+//	node, err := cluster.Start(cluster.Config{
+//		Provider:  cluster.ProviderInProcess,
+//		InProcess: registry,
+//		Kinds: []cluster.Kind{{
+//			Name: "Pot",
+//			New: func(idleTimeout time.Duration) *protocluster.Kind {
+//				return pb.NewPotKind(newPot, idleTimeout)
+//			},
+//		}},
+//	})
+//
+// and any node calls them through the generated client, wrapped in Call for
+// the node's timeout, retries and typed errors (ErrTimeout, ErrUnavailable):
+//
+//	state, err := cluster.Call(ctx, node, func(opts ...protocluster.GrainCallOption) (*pb.PotState, error) {
+//		return pb.GetPotGrainClient(node.Cluster(), memberID).Get(req, opts...)
+//	})
+//
+// Stop leaves gracefully (SIGTERM); Kill simulates a crash for tests.
+// Members lists the members with their active grains by kind.
+//
+// docs/protoactor.md lists the pitfalls of this protoactor build and how
+// this package works around them.
+package cluster

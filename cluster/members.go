@@ -1,0 +1,127 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/acme/mastertrust/cluster/internal/statspb"
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+)
+
+// membersStatsTimeout bounds the stats request to each member when the
+// caller's context has no earlier deadline: a member that does not answer
+// in it is reported with StatsError, not waited for.
+const membersStatsTimeout = 2 * time.Second
+
+// MemberInfo describes one member of the cluster as this node sees it.
+type MemberInfo struct {
+	// ID is the member's ID, new at every start of its process.
+	ID string
+	// Address is the member's cluster address (host:port).
+	Address string
+	// Kinds are the grain kinds it hosts, sorted (protoactor's internal
+	// pub-sub kind left out).
+	Kinds []string
+	// ActiveGrains counts the member's live activations by kind, as the
+	// member reported them just now (protoactor's per-kind counter, raised
+	// on spawn and lowered when the activation stops). Nil if the member did
+	// not answer; see StatsError.
+	ActiveGrains map[string]int64
+	// StatsError says why ActiveGrains is nil ("" when it is not).
+	StatsError string
+}
+
+// Members lists the members of this node's topology, sorted by address,
+// with their active grains by kind, asking every member in parallel (ctx
+// bounds the wait). Clients are not members and are not listed. For GET
+// /v1/cluster.
+//
+// protoactor keeps the counts per node only (and gossips them among members
+// in heartbeats, which clients do not receive), so every member runs a small
+// stats actor that this asks.
+func (n *Node) Members(ctx context.Context) ([]MemberInfo, error) {
+	if !n.enter() {
+		return nil, ErrStopped
+	}
+	defer n.calls.Done()
+	members := n.topologyMembers()
+	timeout := time.Until(deadline(ctx, membersStatsTimeout))
+	infos := make([]MemberInfo, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		kinds := make([]string, 0, len(m.Kinds))
+		for _, k := range m.Kinds {
+			if k != protocluster.TopicActorKind {
+				kinds = append(kinds, k)
+			}
+		}
+		slices.Sort(kinds)
+		infos[i] = MemberInfo{ID: m.Id, Address: m.Address(), Kinds: kinds}
+		wg.Go(func() {
+			stats, err := n.memberStats(m.Address(), timeout)
+			if err != nil {
+				infos[i].StatsError = err.Error()
+				return
+			}
+			infos[i].ActiveGrains = stats
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return infos, fmt.Errorf("cluster: members: %w", err)
+	}
+	return infos, nil
+}
+
+// memberStats asks the stats actor of the member at address.
+func (n *Node) memberStats(address string, timeout time.Duration) (map[string]int64, error) {
+	if timeout <= 0 {
+		return nil, fmt.Errorf("cluster: stats of %s: %w", address, context.DeadlineExceeded)
+	}
+	pid := actor.NewPID(address, statsActorName)
+	reply, err := n.system.Root.RequestFuture(pid, &statspb.MemberStatsRequest{}, timeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: stats of %s: %w", address, err)
+	}
+	stats, ok := reply.(*statspb.MemberStats)
+	if !ok {
+		return nil, fmt.Errorf("cluster: stats of %s: unexpected reply %T", address, reply)
+	}
+	out := maps.Clone(stats.GetActiveGrains())
+	if out == nil {
+		out = map[string]int64{}
+	}
+	return out, nil
+}
+
+// receiveStats is the stats actor of a member.
+func (n *Node) receiveStats(ctx actor.Context) {
+	if _, ok := ctx.Message().(*statspb.MemberStatsRequest); !ok {
+		return
+	}
+	counts := make(map[string]int64, len(n.cfg.Kinds))
+	for _, k := range n.cfg.Kinds {
+		if kind, ok := n.cluster.TryGetClusterKind(k.Name); ok {
+			counts[k.Name] = int64(kind.Count())
+		}
+	}
+	ctx.Respond(&statspb.MemberStats{ActiveGrains: counts})
+}
+
+// ActiveGrains returns how many activations of kind this member hosts now
+// (0 for a client or a kind it does not host).
+func (n *Node) ActiveGrains(kind string) int64 {
+	if n.client {
+		return 0
+	}
+	k, ok := n.cluster.TryGetClusterKind(kind)
+	if !ok {
+		return 0
+	}
+	return int64(k.Count())
+}
