@@ -83,6 +83,22 @@ const (
 	// AppendEventsMax bounds the events of one Append: a pot drains its
 	// mailbox into one batch, and the batch must be atomic.
 	AppendEventsMax = 1024
+	// AppendDataBytesMax bounds the bytes of one Append (every event's
+	// type and data together). A backend that stores an append as one
+	// message (JetStream) must fit it in one NATS message: 4 MiB plus
+	// framing (two varints per event, at most 20 KiB, and headers) stays
+	// under an 8 MiB max_payload, the largest nats-server recommends.
+	// A pot's batch is a few KB; a manifest of several 1 MiB chunks takes
+	// several appends.
+	AppendDataBytesMax = 4 << 20
+	// SnapshotDataBytesMax bounds a snapshot's payload, for the same
+	// reason: one snapshot is one NATS message on JetStream. A pot's state
+	// is a few KB.
+	SnapshotDataBytesMax = 4 << 20
+	// GroupsMax bounds the number of groups of a journal. The plan is 64;
+	// 65536 keeps per-group state (a feed cursor, a subject) small and
+	// bounded.
+	GroupsMax = 1 << 16
 )
 
 // NewEvent is an event handed to Append. The journal assigns its version,
@@ -132,13 +148,25 @@ type AppendRequest struct {
 //
 // All methods are safe for concurrent use. Append returns only once the
 // events are durable (synced to disk or to a quorum): a caller may
-// acknowledge its client as soon as Append returns nil.
+// acknowledge its client as soon as Append returns nil. Read and ReadFeed
+// return only durable events, and ReadFeed never returns a position while
+// an event with a smaller position in that group may still appear: a
+// consumer that checkpoints the last position it read misses nothing.
 type Journal interface {
 	// Append appends req.Events atomically (all or none) at versions
 	// ExpectedVersion+1 … ExpectedVersion+len(Events) and returns the new
 	// version. If the stream is not at ExpectedVersion it returns an *Error
 	// wrapping ErrVersionConflict and appends nothing. Concurrent appends to
 	// different streams may be group-committed in one synced write.
+	//
+	// A stream's group is fixed by its first append; an append naming
+	// another group fails with ErrInvalid.
+	//
+	// If ctx is done before the append is submitted, Append returns ctx's
+	// error and appends nothing. Any error other than ErrVersionConflict
+	// and ErrInvalid (a timeout waiting for a quorum, a closed connection,
+	// ctx ending while the backend waits) leaves the outcome unknown: the
+	// caller must not acknowledge, and reads the stream to learn it.
 	Append(ctx context.Context, req AppendRequest) (newVersion uint64, err error)
 
 	// Read returns the events of stream with version ≥ fromVersion (1 for
@@ -186,7 +214,9 @@ func (r AppendRequest) Validate(groups uint32) error {
 		problem = fmt.Sprintf("%d events exceed %d", len(r.Events), AppendEventsMax)
 	}
 	if problem == "" {
+		total := 0
 		for i, e := range r.Events {
+			total += len(e.Type) + len(e.Data)
 			switch {
 			case e.Type == "":
 				problem = fmt.Sprintf("event %d: empty type", i)
@@ -199,12 +229,65 @@ func (r AppendRequest) Validate(groups uint32) error {
 				break
 			}
 		}
+		if problem == "" && total > AppendDataBytesMax {
+			problem = fmt.Sprintf("%d bytes of types and data exceed %d", total, AppendDataBytesMax)
+		}
 	}
 	if problem == "" {
 		return nil
 	}
 	return &Error{Op: "append", Stream: r.Stream, Group: r.Group, ExpectedVersion: r.ExpectedVersion,
 		Err: fmt.Errorf("%w: %s", ErrInvalid, problem)}
+}
+
+// ValidateStream checks a stream name given to Read or LoadSnapshot; op
+// names the operation for the error.
+func ValidateStream(op, stream string) error {
+	var problem string
+	switch {
+	case stream == "":
+		problem = "empty stream name"
+	case len(stream) > StreamNameBytesMax:
+		problem = fmt.Sprintf("stream name of %d bytes exceeds %d", len(stream), StreamNameBytesMax)
+	case !validStreamName(stream):
+		problem = fmt.Sprintf("stream name %q has a character outside [A-Za-z0-9/_:-]", stream)
+	default:
+		return nil
+	}
+	return &Error{Op: op, Stream: stream, Err: fmt.Errorf("%w: %s", ErrInvalid, problem)}
+}
+
+// Validate checks a snapshot given to SaveSnapshot: a valid stream name, a
+// version of at least 1 (a snapshot of nothing is no snapshot) and at most
+// SnapshotDataBytesMax bytes of data.
+func (s Snapshot) Validate() error {
+	if err := ValidateStream("save snapshot", s.Stream); err != nil {
+		return err
+	}
+	var problem string
+	switch {
+	case s.Version == 0:
+		problem = "version 0"
+	case len(s.Data) > SnapshotDataBytesMax:
+		problem = fmt.Sprintf("%d bytes of data exceed %d", len(s.Data), SnapshotDataBytesMax)
+	default:
+		return nil
+	}
+	return &Error{Op: "save snapshot", Stream: s.Stream, Err: fmt.Errorf("%w: %s", ErrInvalid, problem)}
+}
+
+// ValidateFeed checks the arguments of ReadFeed.
+func ValidateFeed(group, groups uint32, limit int) error {
+	var problem string
+	switch {
+	case group >= groups:
+		problem = fmt.Sprintf("group %d out of range [0, %d)", group, groups)
+	case limit <= 0:
+		problem = fmt.Sprintf("limit %d is not positive", limit)
+	default:
+		return nil
+	}
+	return &Error{Op: "read feed", Group: group, Err: fmt.Errorf("%w: %s", ErrInvalid, problem)}
 }
 
 // validStreamName reports whether every byte of name is in [A-Za-z0-9/_:-],

@@ -1,0 +1,221 @@
+// Package natsembed starts a nats-server with JetStream inside the process:
+// for dev mode, for tests, and for the simulated custodian. It sets what
+// every one of them needs and is easy to forget: JetStream on a given
+// directory, an fsync before every acknowledgement (SyncAlways), loopback by
+// default, a free port on request, and a wait until clients can connect.
+package natsembed
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+const (
+	// maxPayloadBytesDefault is the largest message the server accepts. A
+	// journal append is one message of at most persistence.AppendDataBytesMax
+	// (4 MiB) plus framing; 8 MiB is the largest nats-server recommends.
+	maxPayloadBytesDefault = 8 << 20
+	// readyTimeoutDefault bounds the wait for the server to accept clients;
+	// JetStream recovers its streams first, which takes a while for a large
+	// store on a busy machine.
+	readyTimeoutDefault = 30 * time.Second
+)
+
+// Options configures Start. Zero values take the defaults documented on
+// each field.
+type Options struct {
+	// Dir holds JetStream's files. Required: a server without a directory
+	// would keep JetStream in a temporary one and lose it.
+	Dir string
+	// Host to listen on. Default 127.0.0.1.
+	Host string
+	// Port to listen on. -1 or 0: a free port (the server's ClientURL tells
+	// which). nats-server itself reads 0 as 4222; here 0 is "any" because a
+	// test that forgets to set a port must not collide with a real server.
+	Port int
+	// Name of the server. Default "mastertrust".
+	Name string
+	// MaxPayloadBytes is the largest message accepted. Default 8 MiB.
+	MaxPayloadBytes int32
+	// ReadyTimeout bounds the wait for the server to accept clients.
+	// Default 30s.
+	ReadyTimeout time.Duration
+	// Logger receives the server's log lines (Notice as Info, Debug when
+	// Debug is set; Trace never). Default nil: the server logs nothing.
+	Logger *slog.Logger
+	// Debug turns on the server's debug lines (only with a Logger).
+	Debug bool
+	// Cluster joins the server to a cluster of servers (replicated
+	// JetStream streams, several embedded nodes). Nil: a single server.
+	Cluster *ClusterOptions
+}
+
+// ClusterOptions configures the server's cluster listener and routes.
+type ClusterOptions struct {
+	// Name of the cluster; every member uses the same. Required.
+	Name string
+	// Port for routes from other members; -1 or 0: a free port
+	// (Server.ClusterURL tells which). The host is Options.Host.
+	Port int
+	// Routes are other members' ClusterURLs. A new member needs one that
+	// is up; the cluster tells it the rest.
+	Routes []string
+}
+
+// Server is a running embedded server.
+type Server struct {
+	srv *server.Server
+}
+
+// Start starts a server and waits until it accepts clients.
+func Start(o Options) (*Server, error) {
+	if o.Dir == "" {
+		return nil, errors.New("natsembed: Options.Dir is required")
+	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.Port == 0 {
+		o.Port = server.RANDOM_PORT
+	}
+	if o.Name == "" {
+		o.Name = "mastertrust"
+	}
+	if o.MaxPayloadBytes == 0 {
+		o.MaxPayloadBytes = maxPayloadBytesDefault
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = readyTimeoutDefault
+	}
+	opts := &server.Options{
+		ServerName: o.Name,
+		Host:       o.Host,
+		Port:       o.Port,
+		MaxPayload: o.MaxPayloadBytes,
+		// Clients buffer at most this much for one connection before the
+		// server calls them slow; it must hold at least one message.
+		MaxPending: 4 * int64(o.MaxPayloadBytes),
+		JetStream:  true,
+		StoreDir:   o.Dir,
+		// JetStream's default fsyncs every 2 minutes and acknowledges
+		// before: a power loss then loses acknowledged writes (Jepsen,
+		// NATS 2.12.1). Sync before every acknowledgement.
+		SyncAlways: true,
+		NoSigs:     true,
+		Debug:      o.Debug && o.Logger != nil,
+	}
+	if c := o.Cluster; c != nil {
+		if c.Name == "" {
+			return nil, errors.New("natsembed: ClusterOptions.Name is required")
+		}
+		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: o.Host, Port: c.Port}
+		if c.Port == 0 {
+			opts.Cluster.Port = server.RANDOM_PORT
+		}
+		if len(c.Routes) > 0 {
+			opts.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
+		}
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("natsembed: new server: %w", err)
+	}
+	// The server reports what stops it from starting (a clustered
+	// JetStream without routes, a store it cannot open) with Fatalf and
+	// then just never becomes ready; the adapter keeps the message so that
+	// Start fails at once and says why.
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	adapter := &slogAdapter{l: logger}
+	srv.SetLoggerV2(adapter, opts.Debug, false, false)
+	srv.Start()
+	deadline := time.Now().Add(o.ReadyTimeout)
+	for !srv.ReadyForConnections(readyPoll) {
+		if msg := adapter.fatal.Load(); msg != nil || time.Now().After(deadline) {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			if msg != nil {
+				return nil, fmt.Errorf("natsembed: server on %s:%d did not start: %s", o.Host, o.Port, *msg)
+			}
+			return nil, fmt.Errorf("natsembed: server on %s:%d not ready after %s", o.Host, o.Port, o.ReadyTimeout)
+		}
+	}
+	if msg := adapter.fatal.Load(); msg != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("natsembed: server on %s:%d did not start: %s", o.Host, o.Port, *msg)
+	}
+	if !srv.JetStreamEnabled() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, errors.New("natsembed: JetStream did not start (see the server's log)")
+	}
+	return &Server{srv: srv}, nil
+}
+
+// ClientURL is the URL clients connect to, e.g. nats://127.0.0.1:40123.
+func (s *Server) ClientURL() string { return s.srv.ClientURL() }
+
+// ClusterURL is the URL other members route to, e.g.
+// nats-route://127.0.0.1:40124; empty without Options.Cluster.
+func (s *Server) ClusterURL() string {
+	addr := s.srv.ClusterAddr()
+	if addr == nil {
+		return ""
+	}
+	return "nats-route://" + addr.String()
+}
+
+// NATS is the underlying server, for what this package does not wrap.
+func (s *Server) NATS() *server.Server { return s.srv }
+
+// Shutdown stops the server and waits until it has stopped and closed its
+// files, so that another server can open the same directory.
+func (s *Server) Shutdown() {
+	s.srv.Shutdown()
+	s.srv.WaitForShutdown()
+}
+
+// readyPoll is how often Start looks for a fatal error while it waits for
+// the server to accept clients.
+const readyPoll = 25 * time.Millisecond
+
+// slogAdapter is the server's logger; fatal keeps the first Fatalf line.
+type slogAdapter struct {
+	l     *slog.Logger
+	fatal atomic.Pointer[string]
+}
+
+func (a *slogAdapter) Noticef(format string, v ...any) {
+	a.l.Info(fmt.Sprintf(format, v...), "component", "nats-server")
+}
+
+func (a *slogAdapter) Warnf(format string, v ...any) {
+	a.l.Warn(fmt.Sprintf(format, v...), "component", "nats-server")
+}
+
+func (a *slogAdapter) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	a.fatal.CompareAndSwap(nil, &msg)
+	a.l.Error(msg, "component", "nats-server", "fatal", true)
+}
+
+func (a *slogAdapter) Errorf(format string, v ...any) {
+	a.l.Error(fmt.Sprintf(format, v...), "component", "nats-server")
+}
+
+func (a *slogAdapter) Debugf(format string, v ...any) {
+	a.l.Debug(fmt.Sprintf(format, v...), "component", "nats-server")
+}
+
+func (a *slogAdapter) Tracef(format string, v ...any) {
+	a.l.Debug(fmt.Sprintf(format, v...), "component", "nats-server", "trace", true)
+}

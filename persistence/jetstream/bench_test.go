@@ -1,0 +1,110 @@
+package jetstream_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/acme/mastertrust/persistence"
+	"github.com/acme/mastertrust/persistence/jetstream"
+)
+
+// benchEventBytes is a pot event's size.
+const benchEventBytes = 200
+
+var benchShapes = []struct{ writers, batch, streams int }{
+	{1, 1, 4}, {16, 1, 4}, {64, 1, 4}, {256, 1, 4},
+	{1, 64, 4}, {16, 64, 4}, {64, 64, 4}, {256, 64, 4},
+	// More JetStream streams: more fsyncs in parallel.
+	{256, 1, 1}, {256, 1, 16}, {256, 1, 64},
+}
+
+// runWriters splits b.N appends over writers goroutines and reports events/s.
+func runWriters(b *testing.B, writers, batch int, op func(w int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := range writers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if err := op(w); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+}
+
+// writerGroup spreads writers evenly over the groups, as hashing does.
+func writerGroup(w, writers int, groups uint32) uint32 {
+	if writers >= int(groups) {
+		return uint32(w) % groups
+	}
+	return uint32(w * int(groups) / writers)
+}
+
+// BenchmarkAppend measures the journal on an embedded server with
+// SyncAlways: each writer appends batch events to its own stream and waits
+// for the acknowledgement. Compare with BenchmarkRawPublish.
+func BenchmarkAppend(b *testing.B) {
+	for _, s := range benchShapes {
+		b.Run(fmt.Sprintf("writers=%d/batch=%d/streams=%d", s.writers, s.batch, s.streams), func(b *testing.B) {
+			srv := startServer(b, b.TempDir())
+			nc := connect(b, srv.ClientURL())
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			st, err := jetstream.Open(ctx, nc, jetstream.Options{Groups: 64, Streams: s.streams})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			evs := make([]persistence.NewEvent, s.batch)
+			for i := range evs {
+				evs[i] = persistence.NewEvent{Type: "pot.BenchEvent", Data: make([]byte, benchEventBytes)}
+			}
+			versions := make([]uint64, s.writers)
+			runWriters(b, s.writers, s.batch, func(w int) error {
+				v, err := st.Append(context.Background(), persistence.AppendRequest{Stream: fmt.Sprintf("pot/b%05d", w),
+					Group: writerGroup(w, s.writers, 64), ExpectedVersion: versions[w], Events: evs})
+				versions[w] = v
+				return err
+			})
+		})
+	}
+}
+
+// BenchmarkRawPublish is the ceiling: synchronous publishes of the same
+// bytes to as many streams, with SyncAlways and no journal logic.
+func BenchmarkRawPublish(b *testing.B) {
+	for _, s := range benchShapes {
+		b.Run(fmt.Sprintf("writers=%d/batch=%d/streams=%d", s.writers, s.batch, s.streams), func(b *testing.B) {
+			srv := startServer(b, b.TempDir())
+			nc := connect(b, srv.ClientURL())
+			js, err := natsjs.New(nc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			for i := range s.streams {
+				if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: fmt.Sprintf("raw_%d", i), Subjects: []string{fmt.Sprintf("raw.%d.>", i)}, Storage: natsjs.FileStorage}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			payload := make([]byte, s.batch*(benchEventBytes+16))
+			runWriters(b, s.writers, s.batch, func(w int) error {
+				stream := int(writerGroup(w, s.writers, 64)) * s.streams / 64
+				_, err := js.Publish(ctx, fmt.Sprintf("raw.%d.%d", stream, w), payload)
+				return err
+			})
+		})
+	}
+}

@@ -1,0 +1,102 @@
+package jetstream_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/acme/mastertrust/internal/natsembed"
+	"github.com/acme/mastertrust/persistence"
+	"github.com/acme/mastertrust/persistence/jetstream"
+	"github.com/acme/mastertrust/persistence/persistencetest"
+)
+
+// startCluster starts three servers routed to each other, each with its
+// own store, and waits until JetStream's meta group has a leader. A
+// clustered JetStream refuses to start without routes, so the route ports
+// are chosen first.
+func startCluster(t *testing.T) []*natsembed.Server {
+	t.Helper()
+	var ports []int
+	var routes []string
+	for range 3 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ports = append(ports, port)
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", port))
+	}
+	var servers []*natsembed.Server
+	for i := range 3 {
+		s, err := natsembed.Start(natsembed.Options{
+			Dir:     t.TempDir(),
+			Name:    fmt.Sprintf("n%d", i),
+			Logger:  testLogger(t),
+			Cluster: &natsembed.ClusterOptions{Name: "journal-test", Port: ports[i], Routes: routes},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Shutdown)
+		servers = append(servers, s)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !clusterReady(servers) {
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster's JetStream meta group is not ready after 30s")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the cluster's state
+	}
+	return servers
+}
+
+// clusterReady reports whether the meta group has a leader that every
+// server follows.
+func clusterReady(servers []*natsembed.Server) bool {
+	for _, s := range servers {
+		if !s.NATS().JetStreamIsCurrent() {
+			return false
+		}
+	}
+	return hasMetaLeader(servers)
+}
+
+func hasMetaLeader(servers []*natsembed.Server) bool {
+	for _, s := range servers {
+		if s.NATS().JetStreamIsLeader() {
+			return true
+		}
+	}
+	return false
+}
+
+// TestContractReplicated runs the acceptance suite on a three-server
+// cluster with every stream replicated three times, each Journal connected
+// to another server, as nodes of a cluster would be. Concurrent appends to
+// one stream on a replicated stream can fail with JetStream's error 10164
+// (an append to the subject is still in the Raft pipeline) as well as
+// 10071; the suite's conflict cases fail unless both are reported as
+// ErrVersionConflict.
+func TestContractReplicated(t *testing.T) {
+	servers := startCluster(t)
+	var next atomic.Int64
+	persistencetest.Run(t, persistencetest.Backend{
+		Features: persistencetest.Features{Shared: true},
+		NewStorage: func(t *testing.T, groups uint32) persistencetest.OpenFunc {
+			prefix := fmt.Sprintf("r%d", prefixSeq.Add(1))
+			return func(t *testing.T) (persistence.Journal, error) {
+				srv := servers[next.Add(1)%int64(len(servers))]
+				nc := connect(t, srv.ClientURL())
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				return jetstream.Open(ctx, nc, jetstream.Options{Prefix: prefix, Groups: groups, Streams: min(int(groups), 2), Replicas: 3, Logger: testLogger(t)})
+			}
+		},
+	})
+}

@@ -1,0 +1,81 @@
+package jetstream_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/acme/mastertrust/internal/natsembed"
+	"github.com/acme/mastertrust/persistence"
+	"github.com/acme/mastertrust/persistence/jetstream"
+	"github.com/acme/mastertrust/persistence/persistencetest"
+)
+
+// testLogger keeps logs quiet unless MASTERTRUST_LOG=1.
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("MASTERTRUST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// startServer starts an embedded server on a free loopback port with its
+// store in a temporary directory, stopped at the end of the test.
+func startServer(t testing.TB, dir string) *natsembed.Server {
+	t.Helper()
+	s, err := natsembed.Start(natsembed.Options{Dir: dir, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+func connect(t testing.TB, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+var prefixSeq atomic.Int64
+
+// backend runs each storage on its own server; every Open uses its own
+// connection, as separate nodes would.
+func backend() persistencetest.Backend {
+	return persistencetest.Backend{
+		Features: persistencetest.Features{Shared: true},
+		NewStorage: func(t *testing.T, groups uint32) persistencetest.OpenFunc {
+			srv := startServer(t, t.TempDir())
+			prefix := fmt.Sprintf("t%d", prefixSeq.Add(1))
+			return func(t *testing.T) (persistence.Journal, error) {
+				nc := connect(t, srv.ClientURL())
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				return jetstream.Open(ctx, nc, jetstream.Options{Prefix: prefix, Groups: groups, Streams: min(int(groups), 2), Logger: testLogger(t)})
+			}
+		},
+	}
+}
+
+// TestContract runs the acceptance suite on an embedded nats-server.
+func TestContract(t *testing.T) {
+	persistencetest.Run(t, backend())
+}

@@ -1,0 +1,106 @@
+package pebble_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	cpebble "github.com/cockroachdb/pebble/v2"
+
+	"github.com/acme/mastertrust/persistence"
+	"github.com/acme/mastertrust/persistence/pebble"
+)
+
+// benchEventBytes is a pot event's size.
+const benchEventBytes = 200
+
+var benchShapes = []struct{ writers, batch int }{
+	{1, 1}, {16, 1}, {64, 1}, {256, 1}, {1, 64}, {16, 64}, {64, 64}, {256, 64},
+}
+
+// runWriters splits b.N appends over writers goroutines and reports events/s.
+func runWriters(b *testing.B, writers, batch int, op func(w int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := range writers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if err := op(w); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkAppend measures the journal on disk: each writer appends batch
+// events to its own stream and waits for the synced acknowledgement.
+// Compare with BenchmarkRawPebble in the same run (bench.RunJournal prints
+// both side by side).
+func BenchmarkAppend(b *testing.B) {
+	for _, s := range benchShapes {
+		b.Run(fmt.Sprintf("writers=%d/batch=%d", s.writers, s.batch), func(b *testing.B) {
+			st, err := pebble.Open(b.TempDir(), pebble.Options{Groups: 64})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			evs := make([]persistence.NewEvent, s.batch)
+			for i := range evs {
+				evs[i] = persistence.NewEvent{Type: "pot.BenchEvent", Data: make([]byte, benchEventBytes)}
+			}
+			versions := make([]uint64, s.writers)
+			ctx := context.Background()
+			runWriters(b, s.writers, s.batch, func(w int) error {
+				v, err := st.Append(ctx, persistence.AppendRequest{Stream: fmt.Sprintf("pot/b%05d", w), Group: uint32(w % 64), ExpectedVersion: versions[w], Events: evs})
+				versions[w] = v
+				return err
+			})
+		})
+	}
+}
+
+// BenchmarkRawPebble is the ceiling: synced batches of the same events with
+// no journal logic.
+func BenchmarkRawPebble(b *testing.B) {
+	for _, s := range benchShapes {
+		b.Run(fmt.Sprintf("writers=%d/batch=%d", s.writers, s.batch), func(b *testing.B) {
+			cache := cpebble.NewCache(64 << 20)
+			defer cache.Unref()
+			db, err := cpebble.Open(b.TempDir(), &cpebble.Options{Cache: cache, MemTableSize: 64 << 20, FormatMajorVersion: cpebble.FormatNewest, Logger: quietLogger{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			val := make([]byte, benchEventBytes)
+			seqs := make([]uint64, s.writers)
+			runWriters(b, s.writers, s.batch, func(w int) error {
+				batch := db.NewBatch()
+				defer batch.Close()
+				for range s.batch {
+					seqs[w]++
+					if err := batch.Set(fmt.Appendf(nil, "r%05d/%016x", w, seqs[w]), val, nil); err != nil {
+						return err
+					}
+				}
+				return batch.Commit(cpebble.Sync)
+			})
+		})
+	}
+}
+
+// quietLogger keeps raw Pebble's log lines out of benchmark output.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
