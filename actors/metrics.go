@@ -1,0 +1,49 @@
+package actors
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics of the pot grains of a node. Register them on the node's own
+// registry (no global state): NewMetrics(registry).
+type Metrics struct {
+	Requests        *prometheus.CounterVec // by command and outcome
+	AppendSeconds   prometheus.Histogram
+	BatchEvents     prometheus.Histogram
+	ActivePots      prometheus.Gauge
+	Activations     prometheus.Counter
+	RecoverySeconds prometheus.Histogram
+}
+
+// NewMetrics creates the pot metrics and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mastertrust_pot_requests_total",
+			Help: "Requests handled by pot grains, by command and outcome (ok, replayed, refused, failed).",
+		}, []string{"command", "outcome"}),
+		AppendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mastertrust_pot_append_seconds",
+			Help:    "Time a pot's journal append takes until durable.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		BatchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mastertrust_pot_batch_events",
+			Help:    "Events in one pot append (a pot batches what its mailbox holds).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
+		ActivePots: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mastertrust_pot_active",
+			Help: "Pot grains active on this node.",
+		}),
+		Activations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mastertrust_pot_activations_total",
+			Help: "Pot grain activations on this node.",
+		}),
+		RecoverySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mastertrust_pot_recovery_seconds",
+			Help:    "Time a pot takes to recover from its snapshot and journal on activation.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+	}
+	reg.MustRegister(m.Requests, m.AppendSeconds, m.BatchEvents, m.ActivePots, m.Activations, m.RecoverySeconds)
+	return m
+}

@@ -1,0 +1,547 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/persistence"
+	"github.com/acme/mastertrust/proto/pb"
+)
+
+// The pot grain. One activation per member (the cluster's placement sees to
+// that, mostly; the journal's expected version sees to the rest). For each
+// request it decides against its state as it will be once everything before
+// it is durable, applies the events, and queues the reply. Events are
+// appended in batches: while one append is in flight, the requests that
+// arrive are decided and their events gathered for the next one, so a busy
+// pot makes one synced write for many requests. A reply is sent only when
+// every event it reflects is durable; if an append fails, every reply
+// queued behind it becomes "unavailable" and the activation stops, so that
+// the next request recovers the pot from the journal.
+//
+// Invariant: pot is the durable state plus the events of inflight and
+// waiting, in that order; durable is the journal's version of the stream.
+
+// potActor is one activation of a pot.
+type potActor struct {
+	deps *PotDeps
+	idle time.Duration
+
+	member  string
+	stream  string
+	group   uint32
+	pot     *domain.Pot
+	durable uint64 // the stream's version in the journal
+	// snapshotAt is the version of the last snapshot saved.
+	snapshotAt uint64
+
+	inflight *batch   // the append under way, if any
+	waiting  []*batch // decided, not yet appended, in order
+	failed   error    // set when the activation must not go on
+}
+
+// batch is one append and the replies that wait for it.
+type batch struct {
+	events  []persistence.NewEvent
+	replies []reply
+}
+
+type reply struct {
+	to      *actor.PID
+	resp    *pb.PotResponse
+	command string // for metrics
+	outcome string
+}
+
+// appendDone reports an append's result to its pot.
+type appendDone struct {
+	batch   *batch
+	version uint64
+	err     error
+}
+
+// NewPotKind returns the cluster kind of pot grains hosted by a node, with
+// deps shared by them. idleTimeout passivates a pot without messages.
+func NewPotKind(deps *PotDeps) func(idleTimeout time.Duration) *protocluster.Kind {
+	deps.Config.EnsureDefaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	deps.recoveries = make(chan struct{}, deps.Config.RecoveriesMax)
+	return func(idleTimeout time.Duration) *protocluster.Kind {
+		props := actor.PropsFromProducer(func() actor.Actor { return &potActor{deps: deps, idle: idleTimeout} })
+		return protocluster.NewKind(PotKind, props)
+	}
+}
+
+// Receive handles one message.
+func (a *potActor) Receive(ctx actor.Context) {
+	defer a.recoverPanic(ctx)
+	switch msg := ctx.Message().(type) {
+	case *protocluster.ClusterInit:
+		if msg.Identity == nil {
+			a.failed = errors.New("activated without a cluster identity")
+		} else {
+			a.activate(msg.Identity.Identity)
+		}
+		if a.failed != nil {
+			// Answer what is already waiting ("unavailable"), then stop:
+			// the next request activates the pot afresh and retries.
+			ctx.Poison(ctx.Self())
+			return
+		}
+		if a.idle > 0 {
+			ctx.SetReceiveTimeout(a.idle)
+		}
+	case *protocluster.GrainRequest:
+		a.handle(ctx, msg)
+	case appendDone:
+		a.appended(ctx, msg)
+	case *actor.ReceiveTimeout:
+		if a.inflight == nil && len(a.waiting) == 0 {
+			ctx.Poison(ctx.Self())
+		}
+	case *actor.Stopped:
+		if a.deps.Metrics != nil && a.pot != nil {
+			a.deps.Metrics.ActivePots.Dec()
+		}
+	}
+}
+
+// recoverPanic stops an activation that panicked (an invariant assertion,
+// a bug) instead of letting protoactor restart it: a restarted grain is a
+// fresh instance that never sees its ClusterInit again. Everything queued
+// is answered "unavailable"; the next request recovers the pot from the
+// journal, which the panic cannot have touched.
+func (a *potActor) recoverPanic(ctx actor.Context) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	a.deps.Logger.Error("pot grain panicked; stopping the activation", "member", a.member,
+		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	a.failed = fmt.Errorf("panic: %v", r)
+	var queued []reply
+	if a.inflight != nil {
+		queued = append(queued, a.inflight.replies...)
+	}
+	for _, b := range a.waiting {
+		queued = append(queued, b.replies...)
+	}
+	a.inflight, a.waiting = nil, nil
+	for _, q := range queued {
+		a.send(ctx, reply{to: q.to, resp: unavailable(), command: q.command, outcome: "failed"})
+	}
+	if req, ok := ctx.Message().(*protocluster.GrainRequest); ok && req != nil {
+		ctx.Respond(unavailable())
+	}
+	ctx.Poison(ctx.Self())
+}
+
+// activate recovers the pot from its latest snapshot and the events after
+// it. A failure leaves the activation answering "unavailable" until it stops.
+func (a *potActor) activate(member string) {
+	a.member, a.stream = member, PotStream(member)
+	a.group = PotGroup(member, a.deps.Journal.Groups())
+	start := time.Now()
+	a.deps.recoveries <- struct{}{}
+	defer func() { <-a.deps.recoveries }()
+	ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.AppendTimeout)
+	defer cancel()
+	p, snapshotAt, err := RecoverPot(ctx, a.deps.Journal, member, a.deps.Logger)
+	if err != nil {
+		a.failed = err
+		a.deps.Logger.Error("pot recovery failed", "member", member, "err", err)
+		return
+	}
+	a.pot, a.durable, a.snapshotAt = p, p.Version, snapshotAt
+	if m := a.deps.Metrics; m != nil {
+		m.Activations.Inc()
+		m.ActivePots.Inc()
+		m.RecoverySeconds.Observe(time.Since(start).Seconds())
+	}
+}
+
+// recoverReadPage bounds the events read in one journal read on recovery.
+const recoverReadPage = 1000
+
+// RecoverPot rebuilds a member's pot from its latest snapshot (if it can be
+// read) and the events after it, checking versions are contiguous. It
+// returns the pot and the version of the snapshot used (0 for none).
+func RecoverPot(ctx context.Context, j persistence.Journal, member string, log *slog.Logger) (*domain.Pot, uint64, error) {
+	stream := PotStream(member)
+	p := domain.NewPot(member)
+	var snapshotAt uint64
+	snap, found, err := j.LoadSnapshot(ctx, stream)
+	if err != nil {
+		return nil, 0, fmt.Errorf("load snapshot of %s: %w", stream, err)
+	}
+	if found {
+		sp, err := domain.UnmarshalPotSnapshot(snap.Data)
+		switch {
+		case err != nil:
+			// A snapshot is a cache: replay from the start instead.
+			log.Warn("ignoring unreadable pot snapshot", "member", member, "version", snap.Version, "err", err)
+		case sp.Version != snap.Version || sp.MemberID != member:
+			log.Warn("ignoring mismatched pot snapshot", "member", member, "version", snap.Version, "state_version", sp.Version)
+		default:
+			p, snapshotAt = sp, snap.Version
+		}
+	}
+	for {
+		events, err := j.Read(ctx, stream, p.Version+1, recoverReadPage)
+		if err != nil {
+			return nil, 0, fmt.Errorf("read %s from %d: %w", stream, p.Version+1, err)
+		}
+		for _, e := range events {
+			if e.Version != p.Version+1 {
+				return nil, 0, fmt.Errorf("read %s: version %d after %d", stream, e.Version, p.Version)
+			}
+			de, err := pb.DecodePotEvent(e.Type, e.Data)
+			if err != nil {
+				return nil, 0, fmt.Errorf("read %s version %d: %w", stream, e.Version, err)
+			}
+			p.Apply(de)
+		}
+		if len(events) < recoverReadPage {
+			return p, snapshotAt, nil
+		}
+	}
+}
+
+// handle decides one request and queues its reply.
+func (a *potActor) handle(ctx actor.Context, msg *protocluster.GrainRequest) {
+	req := &pb.PotRequest{}
+	if err := proto.Unmarshal(msg.MessageData, req); err != nil {
+		ctx.Respond(&pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{
+			Code: CodeInvalidRequest, Detail: "unreadable request"}}})
+		return
+	}
+	name := commandName(req)
+	if a.failed != nil {
+		a.enqueue(ctx, reply{to: ctx.Sender(), resp: unavailable(), command: name, outcome: "failed"}, nil)
+		return
+	}
+	cmd, isCommand, err := command(req)
+	if err != nil {
+		a.enqueue(ctx, reply{to: ctx.Sender(), resp: problemResponse(err), command: name, outcome: "refused"}, nil)
+		return
+	}
+	dctx := a.context()
+	if !isCommand {
+		a.enqueue(ctx, reply{to: ctx.Sender(), resp: a.query(req, dctx), command: name, outcome: "ok"}, nil)
+		return
+	}
+	dec, err := domain.Decide(a.pot, cmd, dctx)
+	if err != nil {
+		a.enqueue(ctx, reply{to: ctx.Sender(), resp: problemResponse(err), command: name, outcome: "refused"}, nil)
+		return
+	}
+	events := make([]persistence.NewEvent, 0, len(dec.Events))
+	for _, e := range dec.Events {
+		typ, data, err := pb.EncodePotEvent(e)
+		if err != nil {
+			// A bug: the pot has not changed, nothing is appended.
+			a.deps.Logger.Error("encode pot event", "member", a.member, "event", e.EventType(), "err", err)
+			a.enqueue(ctx, reply{to: ctx.Sender(), resp: unavailable(), command: name, outcome: "failed"}, nil)
+			return
+		}
+		events = append(events, persistence.NewEvent{Type: typ, Data: data})
+	}
+	for _, e := range dec.Events {
+		a.pot.Apply(e)
+	}
+	resp := a.commandReply(req, dec, dctx)
+	outcome := "ok"
+	if dec.Reply.Replayed {
+		outcome = "replayed"
+	}
+	a.enqueue(ctx, reply{to: ctx.Sender(), resp: resp, command: name, outcome: outcome}, events)
+}
+
+// enqueue queues a reply (with the events it waits for) behind everything
+// decided before it, and starts an append if none is under way. A reply
+// with nothing before it and no events goes at once.
+func (a *potActor) enqueue(ctx actor.Context, r reply, events []persistence.NewEvent) {
+	if len(events) == 0 && a.inflight == nil && len(a.waiting) == 0 {
+		a.send(ctx, r)
+		return
+	}
+	last := len(a.waiting) - 1
+	if last < 0 || (len(events) > 0 && len(a.waiting[last].events)+len(events) > a.deps.Config.BatchEventsMax) {
+		a.waiting = append(a.waiting, &batch{})
+		last++
+	}
+	b := a.waiting[last]
+	b.events = append(b.events, events...)
+	b.replies = append(b.replies, r)
+	if a.inflight == nil {
+		a.flush(ctx)
+	}
+}
+
+// flush starts appending the first waiting batch (or, if it has no events,
+// answers it at once: everything before it is durable).
+func (a *potActor) flush(ctx actor.Context) {
+	for a.inflight == nil && len(a.waiting) > 0 {
+		b := a.waiting[0]
+		a.waiting = a.waiting[1:]
+		if len(b.events) == 0 {
+			for _, r := range b.replies {
+				a.send(ctx, r)
+			}
+			continue
+		}
+		a.inflight = b
+		req := persistence.AppendRequest{Stream: a.stream, Group: a.group, ExpectedVersion: a.durable, Events: b.events}
+		self, root, journal, timeout, metrics := ctx.Self(), ctx.ActorSystem().Root, a.deps.Journal, a.deps.Config.AppendTimeout, a.deps.Metrics
+		go func() {
+			start := time.Now()
+			actx, cancel := context.WithTimeout(context.Background(), timeout)
+			version, err := journal.Append(actx, req)
+			cancel()
+			if metrics != nil {
+				metrics.AppendSeconds.Observe(time.Since(start).Seconds())
+				metrics.BatchEvents.Observe(float64(len(req.Events)))
+			}
+			root.Send(self, appendDone{batch: b, version: version, err: err})
+		}()
+	}
+}
+
+// appended handles the result of the append in flight.
+func (a *potActor) appended(ctx actor.Context, done appendDone) {
+	if done.batch != a.inflight {
+		panic(fmt.Sprintf("actors: pot %s: append result for a batch not in flight", a.member))
+	}
+	a.inflight = nil
+	if done.err != nil {
+		// The pot's state went ahead of the journal: nothing queued may be
+		// acknowledged. Another activation may have won (a version
+		// conflict), or the outcome is unknown (a timeout): either way this
+		// activation stops, and the next request recovers from the journal.
+		level := slog.LevelWarn
+		if !errors.Is(done.err, persistence.ErrVersionConflict) {
+			level = slog.LevelError
+		}
+		a.deps.Logger.Log(context.Background(), level, "pot append failed; stopping the activation",
+			"member", a.member, "expected_version", a.durable, "err", done.err)
+		a.failed = done.err
+		for _, b := range append([]*batch{done.batch}, a.waiting...) {
+			for _, r := range b.replies {
+				a.send(ctx, reply{to: r.to, resp: unavailable(), command: r.command, outcome: "failed"})
+			}
+		}
+		a.waiting = nil
+		ctx.Poison(ctx.Self())
+		return
+	}
+	if want := a.durable + uint64(len(done.batch.events)); done.version != want {
+		panic(fmt.Sprintf("actors: pot %s: append returned version %d, want %d", a.member, done.version, want))
+	}
+	a.durable = done.version
+	for _, r := range done.batch.replies {
+		a.send(ctx, r)
+	}
+	a.flush(ctx)
+	if a.inflight == nil && a.durable-a.snapshotAt >= a.deps.Config.SnapshotEvery {
+		a.saveSnapshot()
+	}
+}
+
+// saveSnapshot saves the pot's state, which is durable now (nothing in
+// flight), in the background: a snapshot that fails to save costs only a
+// longer recovery.
+func (a *potActor) saveSnapshot() {
+	data, err := a.pot.MarshalSnapshot()
+	if err != nil {
+		a.deps.Logger.Error("pot snapshot", "member", a.member, "err", err)
+		return
+	}
+	a.snapshotAt = a.durable
+	snap := persistence.Snapshot{Stream: a.stream, Version: a.durable, Data: data}
+	journal, timeout, log := a.deps.Journal, a.deps.Config.AppendTimeout, a.deps.Logger
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := journal.SaveSnapshot(ctx, snap); err != nil {
+			log.Warn("pot snapshot not saved", "member", snap.Stream, "version", snap.Version, "err", err)
+		}
+	}()
+}
+
+func (a *potActor) send(ctx actor.Context, r reply) {
+	if r.resp.Version == 0 && a.pot != nil {
+		r.resp.Version = a.durable
+	}
+	if m := a.deps.Metrics; m != nil {
+		m.Requests.WithLabelValues(r.command, r.outcome).Inc()
+	}
+	if r.to == nil {
+		return // nobody is waiting (a fire-and-forget message)
+	}
+	ctx.Send(r.to, r.resp)
+}
+
+func (a *potActor) context() *domain.Context {
+	return &domain.Context{Now: a.deps.Now(), Catalogue: a.deps.Catalogue, Calendar: a.deps.Calendar,
+		Prices: a.deps.Market.Prices(), OpenFrom: a.deps.Market.OpenFrom()}
+}
+
+func (a *potActor) viewer(dctx *domain.Context) viewer {
+	return viewer{cat: a.deps.Catalogue, isCutOff: dctx.IsCutOff}
+}
+
+// commandReply is the reply to a decided command: the resource it made or
+// touched, as the pot stands after it (for a repeat, the same resource as
+// the first time, as it stands now).
+func (a *potActor) commandReply(req *pb.PotRequest, dec domain.Decision, dctx *domain.Context) *pb.PotResponse {
+	v := a.viewer(dctx)
+	resp := &pb.PotResponse{Replayed: dec.Reply.Replayed, Version: a.pot.Version}
+	switch req.Command.(type) {
+	case *pb.PotRequest_OpenPot, *pb.PotRequest_SetRiskProfile:
+		resp.Result = &pb.PotResponse_Pot{Pot: v.pot(a.pot, dctx.Prices)}
+	case *pb.PotRequest_Contribute, *pb.PotRequest_Withdraw:
+		resp.Result = &pb.PotResponse_Movement{Movement: v.movement(a.pot, a.pot.Movements[dec.Reply.RefID])}
+	case *pb.PotRequest_PlaceOrder, *pb.PotRequest_CancelOrder:
+		resp.Result = &pb.PotResponse_Order{Order: v.order(a.pot.Orders[dec.Reply.RefID])}
+	default:
+		resp.Result = &pb.PotResponse_Ack{Ack: &pb.Ack{}}
+	}
+	return resp
+}
+
+// query answers a read from the pot as it will stand once everything
+// before it is durable (the reply waits for that).
+func (a *potActor) query(req *pb.PotRequest, dctx *domain.Context) *pb.PotResponse {
+	if !a.pot.Opened {
+		return problemResponse(&domain.RefusalError{Err: domain.ErrPotNotFound, Detail: "member " + a.member + " has no pot"})
+	}
+	v := a.viewer(dctx)
+	resp := &pb.PotResponse{Version: a.pot.Version}
+	switch q := req.Command.(type) {
+	case *pb.PotRequest_GetPot:
+		resp.Result = &pb.PotResponse_Pot{Pot: v.pot(a.pot, dctx.Prices)}
+	case *pb.PotRequest_GetOrder:
+		o, ok := a.pot.Orders[q.GetOrder.OrderId]
+		if !ok {
+			return problemResponse(&domain.RefusalError{Err: domain.ErrOrderNotFound, Detail: "no order " + q.GetOrder.OrderId})
+		}
+		resp.Result = &pb.PotResponse_Order{Order: v.order(o)}
+	case *pb.PotRequest_ListOrders:
+		resp.Result = &pb.PotResponse_Orders{Orders: v.orders(a.pot, q.ListOrders.Status, q.ListOrders.After, int(q.ListOrders.Limit))}
+	case *pb.PotRequest_GetStatement:
+		st, err := a.statement(q.GetStatement)
+		if err != nil {
+			return problemResponse(err)
+		}
+		resp.Result = &pb.PotResponse_Statement{Statement: st}
+	}
+	return resp
+}
+
+// statement reads the pot's events from the journal (a pot keeps only its
+// state in memory) up to the version the pot stands at.
+func (a *potActor) statement(q *pb.GetStatement) (*pb.Statement, error) {
+	var from, to domain.Date
+	var err error
+	if q.FromDate != "" {
+		if from, err = domain.ParseDate(q.FromDate); err != nil {
+			return nil, fmt.Errorf("%w: from: %v", errBadRequest, err)
+		}
+	}
+	if q.ToDate != "" {
+		if to, err = domain.ParseDate(q.ToDate); err != nil {
+			return nil, fmt.Errorf("%w: to: %v", errBadRequest, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.AppendTimeout)
+	defer cancel()
+	events, err := ReadPotEvents(ctx, a.deps.Journal, a.member, a.durable)
+	if err != nil {
+		return nil, err
+	}
+	return a.viewer(a.context()).statement(a.member, events, from, to, a.deps.Calendar.Location()), nil
+}
+
+// ReadPotEvents reads a pot's events 1 … upTo from the journal.
+func ReadPotEvents(ctx context.Context, j persistence.Journal, member string, upTo uint64) ([]domain.Event, error) {
+	stream := PotStream(member)
+	out := make([]domain.Event, 0, upTo)
+	for uint64(len(out)) < upTo {
+		events, err := j.Read(ctx, stream, uint64(len(out))+1, recoverReadPage)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", stream, err)
+		}
+		if len(events) == 0 {
+			return nil, fmt.Errorf("read %s: stream ends at %d, want %d", stream, len(out), upTo)
+		}
+		for _, e := range events {
+			if uint64(len(out)) == upTo {
+				break
+			}
+			de, err := pb.DecodePotEvent(e.Type, e.Data)
+			if err != nil {
+				return nil, fmt.Errorf("read %s version %d: %w", stream, e.Version, err)
+			}
+			out = append(out, de)
+		}
+	}
+	return out, nil
+}
+
+func problemResponse(err error) *pb.PotResponse {
+	return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: problem(err)}}
+}
+
+func unavailable() *pb.PotResponse {
+	return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: CodeUnavailable,
+		Detail: "the pot could not make the request durable; retry with the same idempotency key"}}}
+}
+
+// commandName names a request for metrics and logs.
+func commandName(req *pb.PotRequest) string {
+	switch req.Command.(type) {
+	case *pb.PotRequest_OpenPot:
+		return "open_pot"
+	case *pb.PotRequest_Contribute:
+		return "contribute"
+	case *pb.PotRequest_Withdraw:
+		return "withdraw"
+	case *pb.PotRequest_PlaceOrder:
+		return "place_order"
+	case *pb.PotRequest_CancelOrder:
+		return "cancel_order"
+	case *pb.PotRequest_SetRiskProfile:
+		return "set_risk_profile"
+	case *pb.PotRequest_Rebalance:
+		return "rebalance"
+	case *pb.PotRequest_AllocateTrades:
+		return "allocate_trades"
+	case *pb.PotRequest_SettleTrades:
+		return "settle_trades"
+	case *pb.PotRequest_RollOrder:
+		return "roll_order"
+	case *pb.PotRequest_GetPot:
+		return "get_pot"
+	case *pb.PotRequest_ListOrders:
+		return "list_orders"
+	case *pb.PotRequest_GetOrder:
+		return "get_order"
+	case *pb.PotRequest_GetStatement:
+		return "get_statement"
+	}
+	return "unknown"
+}
