@@ -1,0 +1,81 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestDecodeJSON: strict decoding accepts exactly one flat JSON object of
+// the endpoint's fields, and names what is wrong otherwise.
+func TestDecodeJSON(t *testing.T) {
+	type body struct {
+		Amount string `json:"amount"`
+		Asset  string `json:"asset"`
+		Flag   bool   `json:"flag"`
+	}
+	cases := []struct {
+		in    string
+		field string // "" when the body is fine
+	}{
+		{`{"amount":"1.00"}`, ""},
+		{` {"amount":"1.00","asset":"X"} ` + "\n", ""},
+		{`{}`, ""},
+		{`{"amount":"1.00","flag":true}`, ""},
+		{`{"amount":"\u00e9"}`, ""},
+		{``, "body"},
+		{`   `, "body"},
+		{`null`, "body"},
+		{`[]`, "body"},
+		{`"x"`, "body"},
+		{`1`, "body"},
+		{`{"amount":"1.00"`, "body"},
+		{`{"amount":"1.00",}`, "body"},
+		{`{"amount":"1.00"}{"amount":"1.00"}`, "body"},
+		{`{"amount":"1.00"}]`, "body"},
+		{`{"amount":"1.00"} 1`, "body"},
+		{`{"amount":"1","amount":"1"}`, "body"},
+		{`{"asset":{"a":1,"a":2}}`, "body"},
+		{`{"asset":[{"a":1,"a":2}]}`, "body"},
+		{`{"a":` + strings.Repeat(`[`, 10) + strings.Repeat(`]`, 10) + `}`, "body"},
+		{"{\"amount\":\"\xff\"}", "body"},
+		{`{"Amount":"1.00"}`, "Amount"},
+		{`{"amounts":"1.00"}`, "amounts"},
+		{`{"amount":1.00}`, "amount"},
+		{`{"amount":100}`, "amount"},
+		{`{"amount":["1.00"]}`, "amount"},
+		{`{"amount":{"v":"1.00"}}`, "amount"},
+		{`{"flag":"true"}`, "flag"},
+		{`{"asset":{}}`, "asset"},
+	}
+	for _, c := range cases {
+		var fe fieldErrors
+		var b body
+		ok := decodeJSON([]byte(c.in), &b, &fe)
+		switch {
+		case c.field == "" && (!ok || len(fe) > 0):
+			t.Errorf("decode %q: refused %+v, want accepted", c.in, fe)
+		case c.field != "" && (ok || len(fe) == 0 || fe[0].Field != c.field):
+			t.Errorf("decode %q: ok=%v errors %+v, want an error on %q", c.in, ok, fe, c.field)
+		}
+		for _, e := range fe {
+			if strings.Contains(e.Message, "json:") || strings.Contains(e.Message, "Go struct") {
+				t.Errorf("decode %q: message %q leaks a Go error", c.in, e.Message)
+			}
+		}
+	}
+}
+
+// FuzzDecodeJSON: no input panics, and whatever is accepted is an object
+// whose keys are all known.
+func FuzzDecodeJSON(f *testing.F) {
+	for _, s := range []string{`{"amount":"1.00"}`, `{"a":[1,{"b":2}]}`, `[`, `{"amount":"1","amount":"2"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fe fieldErrors
+		var b amountBody
+		if decodeJSON(data, &b, &fe) != (len(fe) == 0) {
+			t.Fatalf("decode %q: result and errors %+v disagree", data, fe)
+		}
+	})
+}

@@ -1,0 +1,116 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/acme/mastertrust/actors"
+)
+
+// Operator, health and metrics endpoints.
+
+type clusterJSON struct {
+	Members []clusterMemberJSON `json:"members"`
+}
+
+type clusterMemberJSON struct {
+	ID      string   `json:"id"`
+	Address string   `json:"address"`
+	Kinds   []string `json:"kinds"`
+	// ActivePots is the member's pot activations now; null when the member
+	// did not report (statsError says so).
+	ActivePots *int64 `json:"activePots"`
+	StatsError string `json:"statsError,omitempty"`
+}
+
+type statusJSON struct {
+	Status string `json:"status"`
+}
+
+// getCluster: GET /v1/cluster (operator) → 200 {"members"}.
+func (s *Server) getCluster(w http.ResponseWriter, r *http.Request, _ Claims) {
+	var fe fieldErrors
+	queryParams(r, &fe)
+	if len(fe) > 0 {
+		s.writeProblem(w, r, invalid(fe))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	infos, err := s.cfg.Cluster.Members(ctx)
+	if err != nil {
+		s.log.Warn("gateway: list cluster members", "request_id", w.Header().Get("X-Request-Id"), "err", err)
+		s.writeProblem(w, r, newProblem(codeUnavailable, "the cluster's members could not be listed in time"))
+		return
+	}
+	out := clusterJSON{Members: make([]clusterMemberJSON, 0, len(infos))}
+	for _, m := range infos {
+		cm := clusterMemberJSON{ID: m.ID, Address: m.Address, Kinds: m.Kinds}
+		if cm.Kinds == nil {
+			cm.Kinds = []string{}
+		}
+		if m.ActiveGrains != nil {
+			n := m.ActiveGrains[actors.PotKind]
+			cm.ActivePots = &n
+		} else {
+			// The reason is a Go error: logged, not shown.
+			s.log.Warn("gateway: a member did not report its stats", "member", m.Address, "err", m.StatsError)
+			cm.StatsError = "the member did not report its activations in time"
+		}
+		out.Members = append(out.Members, cm)
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+}
+
+// healthz: GET /healthz → 200 while the process serves HTTP at all.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ Claims) {
+	s.writeJSON(w, r, http.StatusOK, statusJSON{Status: "ok"})
+}
+
+// readyz: GET /readyz → 200 when Config.Ready says so, else 503 (the
+// reason is logged; /readyz needs no token, so it is not shown).
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ Claims) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyTimeout)
+	defer cancel()
+	start := time.Now()
+	// Ready runs on its own goroutine so that a check that ignores ctx
+	// cannot hold the probe (or a graceful shutdown) past ReadyTimeout.
+	result := make(chan error, 1) // buffered: the check may outlive us
+	go func() { result <- s.cfg.Ready(ctx) }()
+	var err error
+	select {
+	case err = <-result:
+	case <-ctx.Done():
+		err = fmt.Errorf("readiness check did not answer in %s: %w", s.cfg.ReadyTimeout, ctx.Err())
+	}
+	if err != nil {
+		s.log.Warn("gateway: not ready", "err", err, "check_duration", time.Since(start))
+		s.writeProblem(w, r, newProblem(codeUnavailable, "not ready"))
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, statusJSON{Status: "ready"})
+}
+
+// metricsScrapesMax bounds concurrent scrapes: a scrape walks every
+// collector of the registry, and more than a few at once only means
+// something is scraping in a loop.
+const metricsScrapesMax = 4
+
+// metricsHandler serves Config.Registry in the Prometheus text format.
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{
+		ErrorLog:            promLogger{s},
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: metricsScrapesMax,
+		Timeout:             s.cfg.RequestTimeout,
+	})
+}
+
+// promLogger routes promhttp's errors to the gateway's logger.
+type promLogger struct{ s *Server }
+
+func (l promLogger) Println(v ...any) { l.s.log.Error("gateway: metrics", "err", v) }

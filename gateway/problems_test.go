@@ -1,0 +1,56 @@
+package gateway
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/acme/mastertrust/actors"
+)
+
+// TestProblemTableCoversThePots: every code a pot can answer with has a
+// row, with the status API.md gives its kind of refusal.
+func TestProblemTableCoversThePots(t *testing.T) {
+	want := map[string]int{
+		actors.CodePotNotFound:         http.StatusNotFound,
+		actors.CodeOrderNotFound:       http.StatusNotFound,
+		actors.CodeIdempotencyConflict: http.StatusConflict,
+		actors.CodeInvalidRequest:      http.StatusBadRequest,
+		actors.CodeUnavailable:         http.StatusServiceUnavailable,
+	}
+	for _, code := range actors.ProblemCodes() {
+		kind, ok := problemTable[code]
+		if !ok {
+			t.Errorf("pot problem code %q is not in the problem table", code)
+			continue
+		}
+		status, special := want[code]
+		if !special {
+			status = http.StatusUnprocessableEntity // a business refusal
+		}
+		if kind.status != status || kind.title == "" {
+			t.Errorf("code %q: status %d title %q, want status %d and a title", code, kind.status, kind.title, status)
+		}
+		p := newProblem(code, "x")
+		if p.Type != ProblemTypeBase+code || p.Code != code || p.Status != status {
+			t.Errorf("newProblem(%q) = %+v", code, p)
+		}
+	}
+	if p := newProblem("no-such-code", "secret detail"); p.Status != http.StatusInternalServerError || p.Detail != "" {
+		t.Errorf("unknown code: %+v, want a bare 500", p)
+	}
+}
+
+// TestPotDetail: the pot's Go error wording loses its package prefix.
+func TestPotDetail(t *testing.T) {
+	for in, want := range map[string]string{
+		"domain: insufficient funds: buy of 20.00 with 0.00 available": "buy of 20.00 with 0.00 available",
+		"domain: pot not found":                         "pot not found",
+		"the pot could not complete the request":        "the pot could not complete the request",
+		`cash "1.000": domain: too many decimal places`: `cash "1.000": too many decimal places`,
+		"actors: bad request: order type 0":             "bad request: order type 0",
+	} {
+		if got := potDetail(in); got != want {
+			t.Errorf("potDetail(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,334 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/proto/pb"
+)
+
+// Server is a gateway: an http.Handler serving API.md over the pots of a
+// cluster. It holds no state between requests; it is safe for concurrent
+// use.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	mux     *http.ServeMux
+	routes  []route
+	// inFlight is the semaphore of Config.InFlightMax.
+	inFlight chan struct{}
+	// assets and riskProfiles are the catalogue's responses, encoded once:
+	// the catalogue is immutable.
+	assets, riskProfiles []byte
+}
+
+// New returns a gateway serving cfg. It fails if cfg is invalid or its
+// metrics cannot be registered (two gateways on one registry).
+func New(cfg Config) (*Server, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: m, inFlight: make(chan struct{}, cfg.InFlightMax)}
+	if s.assets, s.riskProfiles, err = catalogueResponses(cfg.Catalogue); err != nil {
+		return nil, err
+	}
+	s.routes = s.routeTable()
+	s.mux = s.buildMux()
+	return s, nil
+}
+
+// Handler returns the gateway's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Routes lists the routes the gateway serves, as "METHOD /path/{param}"
+// (the ServeMux patterns), in the order of the route table.
+func (s *Server) Routes() []string {
+	out := make([]string, len(s.routes))
+	for i, rt := range s.routes {
+		out[i] = rt.label()
+	}
+	return out
+}
+
+// buildMux registers every route of the table, a 405 for each path's other
+// methods, and a 404 for everything else, all answering problem details
+// (ServeMux's own 404 and 405 are plain text).
+func (s *Server) buildMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	methods := map[string][]string{} // path pattern → its methods
+	var paths []string
+	for _, rt := range s.routes {
+		mux.Handle(rt.label(), s.instrument(rt))
+		if _, seen := methods[rt.pattern]; !seen {
+			paths = append(paths, rt.pattern)
+		}
+		methods[rt.pattern] = append(methods[rt.pattern], rt.method)
+	}
+	for _, p := range paths {
+		allow := methods[p]
+		if slices.Contains(allow, http.MethodGet) {
+			allow = append(allow, http.MethodHead)
+		}
+		allowed := strings.Join(allow, ", ")
+		mux.Handle(p, s.instrument(route{pattern: p, access: accessPublic, handle: func(w http.ResponseWriter, r *http.Request, _ Claims) {
+			w.Header().Set("Allow", allowed)
+			s.writeProblem(w, r, newProblem(codeMethodNotAllowed, fmt.Sprintf("%s is not served at this path; allowed: %s", r.Method, allowed)))
+		}}))
+	}
+	mux.Handle("/", s.instrument(route{pattern: "unmatched", access: accessPublic, handle: func(w http.ResponseWriter, r *http.Request, _ Claims) {
+		s.writeProblem(w, r, newProblem(codeNotFound, "no such endpoint: see docs/openapi.yaml"))
+	}}))
+	return mux
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// instrument wraps a route's handler with what every request gets: a
+// request id, a recovered panic, metrics and a log line, the in-flight
+// limit and the route's access rule.
+func (s *Server) instrument(rt route) http.Handler {
+	label := rt.label()
+	if rt.method == "" {
+		label = rt.pattern // 405 and 404 handlers
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		id := requestID(r)
+		rec.Header().Set("X-Request-Id", id)
+		var claims Claims
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("gateway handler panicked", "request_id", id, "route", label,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					s.writeProblem(rec, r, newProblem(codeInternal, ""))
+				}
+			}
+			status := rec.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			elapsed := time.Since(start)
+			s.metrics.requests.WithLabelValues(label, strconv.Itoa(status)).Inc()
+			s.metrics.duration.WithLabelValues(label).Observe(elapsed.Seconds())
+			if s.log.Enabled(r.Context(), slog.LevelDebug) {
+				s.log.Debug("http request", "request_id", id, "method", r.Method, "route", label,
+					"path", r.URL.Path, "status", status, "duration", elapsed, "subject", claims.Subject, "role", claims.Role)
+			}
+		}()
+		if rt.access != accessPublic {
+			select {
+			case s.inFlight <- struct{}{}:
+				defer func() { <-s.inFlight }()
+			default:
+				s.writeProblem(rec, r, newProblem(codeUnavailable, "the gateway is at its limit of requests in flight; retry shortly"))
+				return
+			}
+			s.metrics.inFlight.Inc()
+			defer s.metrics.inFlight.Dec()
+			var p *Problem
+			if claims, p = s.authorize(r, rt.access); p != nil {
+				s.writeProblem(rec, r, p)
+				return
+			}
+		}
+		if rt.raw != nil {
+			rt.raw.ServeHTTP(rec, r)
+			return
+		}
+		rt.handle(rec, r, claims)
+	})
+}
+
+// requestID is the request's X-Request-Id when a client or proxy sent a
+// sensible one, else a new random one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= requestIDBytesMax && printableASCII(id) {
+		return id
+	}
+	return rand.Text()
+}
+
+// writeJSON answers status with v as JSON.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("gateway: encode response", "request_id", w.Header().Get("X-Request-Id"), "err", err)
+		s.writeProblem(w, r, newProblem(codeInternal, ""))
+		return
+	}
+	s.writeBody(w, status, "application/json", append(data, '\n'))
+}
+
+// writeBody answers status with data, which the caller must not change
+// afterwards (it may be shared by concurrent requests).
+func (s *Server) writeBody(w http.ResponseWriter, status int, contentType string, data []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	// Pots change with every request and belong to one member: no cache
+	// may keep a copy.
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	// An error here means the client went away: there is no one to tell.
+	w.Write(data)
+}
+
+// writeProblem answers with p as application/problem+json, with the
+// headers its status calls for.
+func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
+	p.RequestID = w.Header().Get("X-Request-Id")
+	switch p.Status {
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", retryAfterSeconds)
+	case http.StatusUnauthorized:
+		challenge := `Bearer realm="mastertrust"`
+		if r.Header.Get("Authorization") != "" {
+			challenge += `, error="invalid_token"` // RFC 6750 §3.1
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		// Unreachable: a Problem holds strings and ints only.
+		panic(fmt.Sprintf("gateway: encode problem: %v", err))
+	}
+	s.writeBody(w, p.Status, "application/problem+json", append(data, '\n'))
+}
+
+// Outcomes of pot calls, for metrics and logs.
+const (
+	outcomeOK          = "ok"
+	outcomeRefused     = "refused"
+	outcomeTimeout     = "timeout"
+	outcomeUnavailable = "unavailable"
+	outcomeCancelled   = "cancelled"
+	outcomeError       = "error"
+)
+
+// callPot sends req to member's pot, bounded by RequestTimeout and the
+// request's context. It returns the pot's answer, or nil after answering
+// the request with the problem: the pot's refusal mapped through the
+// problem table, or a 503 when the pot could not be reached in time.
+func (s *Server) callPot(w http.ResponseWriter, r *http.Request, command, member string, req *pb.PotRequest) *pb.PotResponse {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	start := time.Now()
+	resp, err := s.cfg.Pots.Handle(ctx, member, req)
+	outcome := outcomeOK
+	defer func() { s.metrics.potCalls.WithLabelValues(command, outcome).Observe(time.Since(start).Seconds()) }()
+	id := w.Header().Get("X-Request-Id")
+	switch {
+	case err != nil:
+		outcome = s.logCallError(r.Context(), id, command, member, err)
+		s.writeProblem(w, r, newProblem(codeUnavailable,
+			"the pot did not answer in time; retry with the same Idempotency-Key, which makes the retry safe"))
+		return nil
+	case resp == nil:
+		outcome = outcomeError
+		s.log.Error("gateway: pot answered nothing", "request_id", id, "command", command, "member", member)
+		s.writeProblem(w, r, newProblem(codeInternal, ""))
+		return nil
+	}
+	if p := resp.GetProblem(); p != nil {
+		outcome = outcomeRefused
+		s.writeProblem(w, r, s.potProblem(id, command, member, p))
+		return nil
+	}
+	if resp.GetReplayed() {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	return resp
+}
+
+// logCallError logs a failed pot call at the level it deserves and returns
+// its outcome.
+func (s *Server) logCallError(ctx context.Context, id, command, member string, err error) string {
+	attrs := []any{"request_id", id, "command", command, "member", member, "err", err}
+	switch {
+	case ctx.Err() != nil:
+		// The client went away (or the server is shutting down hard):
+		// nobody reads the 503.
+		s.log.Debug("gateway: pot call abandoned by the client", attrs...)
+		return outcomeCancelled
+	case errors.Is(err, cluster.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		s.log.Warn("gateway: pot call timed out", attrs...)
+		return outcomeTimeout
+	case errors.Is(err, cluster.ErrUnavailable), errors.Is(err, cluster.ErrStopped):
+		s.log.Warn("gateway: pot unavailable", attrs...)
+		return outcomeUnavailable
+	default:
+		s.log.Error("gateway: pot call failed", attrs...)
+		return outcomeError
+	}
+}
+
+// potProblem maps a pot's refusal through the problem table.
+func (s *Server) potProblem(id, command, member string, p *pb.Problem) *Problem {
+	if _, ok := problemTable[p.GetCode()]; !ok {
+		s.log.Error("gateway: pot answered an unknown problem code", "request_id", id, "command", command,
+			"member", member, "code", p.GetCode(), "detail", p.GetDetail())
+		return newProblem(codeInternal, "")
+	}
+	prob := newProblem(p.GetCode(), potDetail(p.GetDetail()))
+	switch prob.Status {
+	case http.StatusBadRequest:
+		// The edge validation missed something the pot caught.
+		s.log.Warn("gateway: pot refused a request as invalid", "request_id", id, "command", command,
+			"member", member, "detail", p.GetDetail())
+		prob.Errors = []FieldError{{Field: "body", Message: prob.Detail}}
+	case http.StatusServiceUnavailable:
+		prob.Detail = "the pot could not make the request durable; retry with the same Idempotency-Key"
+	}
+	return prob
+}
+
+// unexpected answers a pot response of the wrong kind: a broken contract
+// between gateway and pot, logged, answered with a generic 500.
+func (s *Server) unexpected(w http.ResponseWriter, r *http.Request, command string, resp *pb.PotResponse) {
+	s.log.Error("gateway: pot answered with an unexpected result", "request_id", w.Header().Get("X-Request-Id"),
+		"command", command, "result", fmt.Sprintf("%T", resp.GetResult()))
+	s.writeProblem(w, r, newProblem(codeInternal, ""))
+}

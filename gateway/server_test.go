@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/testkit"
+	"github.com/acme/mastertrust/proto/pb"
+)
+
+// funcPots is a Pots made of a function: for the plumbing tests below,
+// which need a pot that blocks, panics or breaks its contract (the API
+// tests use real pots).
+type funcPots func(ctx context.Context, member string, req *pb.PotRequest) (*pb.PotResponse, error)
+
+func (f funcPots) Handle(ctx context.Context, member string, req *pb.PotRequest) (*pb.PotResponse, error) {
+	return f(ctx, member, req)
+}
+
+func newFuncServer(t *testing.T, pots funcPots, inFlightMax int) (*Server, string) {
+	t.Helper()
+	logger, _ := testkit.Logger(t)
+	s, err := New(Config{Pots: pots, Cluster: nopCluster{}, Ready: func(context.Context) error { return nil },
+		Catalogue: domain.DefaultCatalogue(), TokenSecret: testSecret, InFlightMax: inFlightMax, RequestTimeout: time.Second,
+		Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := SignToken(testSecret, Claims{Role: RoleOperator, IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, tok
+}
+
+func serve(s *Server, method, path, token string, header ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+// TestInFlightLimit: past InFlightMax a request is a 503 at once, and the
+// health endpoints still answer.
+func TestInFlightLimit(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s, tok := newFuncServer(t, func(ctx context.Context, _ string, _ *pb.PotRequest) (*pb.PotResponse, error) {
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+		return &pb.PotResponse{Result: &pb.PotResponse_Pot{Pot: &pb.PotView{MemberId: "M1"}}}, nil
+	}, 1)
+	done := make(chan int)
+	go func() { done <- serve(s, "GET", "/v1/pots/M1", tok).Code }()
+	<-entered
+	if rec := serve(s, "GET", "/v1/pots/M2", tok); rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("second request past the limit: %d %v", rec.Code, rec.Header())
+	}
+	if rec := serve(s, "GET", "/healthz", ""); rec.Code != http.StatusOK {
+		t.Errorf("healthz at the limit: %d", rec.Code)
+	}
+	close(release)
+	if code := <-done; code != http.StatusOK {
+		t.Errorf("first request: %d", code)
+	}
+	if rec := serve(s, "GET", "/v1/pots/M2", tok); rec.Code != http.StatusOK {
+		t.Errorf("after the first ended: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestBrokenPot: a pot that panics, answers nothing, answers the wrong kind
+// of result or an unknown problem code is a generic 500 problem with
+// nothing of the cause in it; the request id is the client's.
+func TestBrokenPot(t *testing.T) {
+	cases := map[string]funcPots{
+		"panic": func(context.Context, string, *pb.PotRequest) (*pb.PotResponse, error) {
+			panic("secret invariant broken")
+		},
+		"nil answer": func(context.Context, string, *pb.PotRequest) (*pb.PotResponse, error) { return nil, nil },
+		"wrong result": func(context.Context, string, *pb.PotRequest) (*pb.PotResponse, error) {
+			return &pb.PotResponse{Result: &pb.PotResponse_Ack{Ack: &pb.Ack{}}}, nil
+		},
+		"unknown code": func(context.Context, string, *pb.PotRequest) (*pb.PotResponse, error) {
+			return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: "secret-code", Detail: "secret"}}}, nil
+		},
+	}
+	for name, pots := range cases {
+		s, tok := newFuncServer(t, pots, 0)
+		rec := serve(s, "GET", "/v1/pots/M1", tok, "X-Request-Id", "req-42")
+		var p Problem
+		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+			t.Fatalf("%s: %v: %s", name, err, rec.Body)
+		}
+		if rec.Code != http.StatusInternalServerError || p.Code != "internal" || p.RequestID != "req-42" ||
+			strings.Contains(rec.Body.String(), "secret") || rec.Header().Get("X-Request-Id") != "req-42" {
+			t.Errorf("%s: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+}
+
+// TestTimeoutFromContext: a pot that never answers is cut off at
+// RequestTimeout with a 503, and the pot's context is cancelled.
+func TestTimeoutFromContext(t *testing.T) {
+	cancelled := make(chan struct{})
+	s, tok := newFuncServer(t, func(ctx context.Context, _ string, _ *pb.PotRequest) (*pb.PotResponse, error) {
+		<-ctx.Done()
+		close(cancelled)
+		return nil, ctx.Err()
+	}, 0)
+	start := time.Now()
+	rec := serve(s, "POST", "/v1/pots/M1/contributions", tok)
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("no body: %d", rec.Code)
+	}
+	rec = serve(s, "GET", "/v1/pots/M1", tok)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" {
+		t.Fatalf("hung pot: %d %v %s", rec.Code, rec.Header(), rec.Body)
+	}
+	if d := time.Since(start); d < time.Second || d > 3*time.Second {
+		t.Fatalf("answered after %s, want RequestTimeout (1 s)", d)
+	}
+	<-cancelled
+}

@@ -1,0 +1,118 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/internal/testkit"
+)
+
+// TestUnavailable proves the gateway's answer when a pot cannot answer: a
+// pot whose journal hangs makes the call time out (503 with Retry-After,
+// within RequestTimeout), a retry with the same Idempotency-Key once it
+// recovers replays the command instead of doing it twice, and a gateway
+// whose cluster node has stopped answers 503 at once.
+func TestUnavailable(t *testing.T) {
+	const requestTimeout = 300 * time.Millisecond
+	e := newEnv(t, envOptions{requestTimeout: requestTimeout})
+	c := e.on(t)
+	const m = "M200001"
+	tok := c.memberToken(m)
+	base := "/v1/pots/" + m
+	c.must(http.StatusCreated, nil, "POST", "/v1/pots", tok, `{"memberId":"`+m+`"}`)
+
+	// The pot's appends hang: the contribution times out.
+	c.journal.block(actors.PotStream(m))
+	start := time.Now()
+	key := []string{"Idempotency-Key", "slow-1"}
+	r := c.call("POST", base+"/contributions", tok, `{"amount":"25.00"}`, key...)
+	elapsed := time.Since(start)
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" {
+		t.Fatalf("contribution to a hung pot: %d %v %s, want 503 with Retry-After: 1", r.status, r.header, r.body)
+	}
+	if p := c.problem(r); p.Code != "unavailable" {
+		t.Fatalf("problem %+v", p)
+	}
+	if elapsed > requestTimeout+time.Second {
+		t.Fatalf("503 after %s, want about %s", elapsed, requestTimeout)
+	}
+	// Reads queue behind the hung append and time out too.
+	if r := c.call("GET", base, tok, ""); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("read of a hung pot: %d %s", r.status, r.body)
+	}
+
+	// The journal recovers; the command was applied once, and its retry
+	// with the same key says so.
+	c.journal.release(actors.PotStream(m))
+	var mv movementView
+	testkit.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		r := c.call("POST", base+"/contributions", tok, `{"amount":"25.00"}`, key...)
+		if r.status != http.StatusAccepted || r.header.Get("Idempotent-Replayed") != "true" {
+			return fmt.Errorf("retry answered %d %s (replayed %q), want a replayed 202", r.status, r.body, r.header.Get("Idempotent-Replayed"))
+		}
+		return json.Unmarshal(r.body, &mv)
+	})
+	var pot potView
+	c.must(http.StatusOK, &pot, "GET", base, tok, "")
+	if pot.Cash.Available != "25.00" || mv.Amount != "25.00" {
+		t.Fatalf("after the retry: pot cash %+v, movement %+v; want one contribution of 25.00", pot.Cash, mv)
+	}
+
+	// The metrics saw the timeout.
+	r = c.must(http.StatusOK, nil, "GET", "/metrics", "", "")
+	if !strings.Contains(string(r.body), `mastertrust_gateway_pot_call_seconds_count{command="contribute",outcome="timeout"}`) {
+		t.Errorf("metrics lack the timed-out call")
+	}
+
+	// The member hosting the pots dies: calls are 503 within the timeout.
+	e.node.Cluster.Kill()
+	for _, req := range [][3]string{
+		{"GET", base, ""},
+		{"POST", base + "/withdrawals", `{"amount":"1.00"}`},
+	} {
+		start := time.Now()
+		r := c.call(req[0], req[1], tok, req[2])
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || c.problem(r).Code != "unavailable" {
+			t.Errorf("%s %s with the member dead: %d %v %s", req[0], req[1], r.status, r.header, r.body)
+		}
+		if d := time.Since(start); d > requestTimeout+time.Second {
+			t.Errorf("%s %s with the member dead took %s", req[0], req[1], d)
+		}
+	}
+
+	// The gateway's own cluster node stops: every pot call and the cluster
+	// listing are 503 at once.
+	stopping := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.client.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("client node stopped in %s", time.Since(stopping))
+	for _, req := range [][3]string{
+		{"GET", base, ""},
+		{"POST", base + "/contributions", `{"amount":"1.00"}`},
+		{"GET", "/v1/cluster", ""},
+	} {
+		token := tok
+		if req[1] == "/v1/cluster" {
+			token = c.operator
+		}
+		start := time.Now()
+		r := c.call(req[0], req[1], token, req[2])
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || c.problem(r).Code != "unavailable" {
+			t.Errorf("%s %s with the node stopped: %d %v %s", req[0], req[1], r.status, r.header, r.body)
+		}
+		if d := time.Since(start); d > requestTimeout+time.Second {
+			t.Errorf("%s %s took %s", req[0], req[1], d)
+		}
+	}
+	// Health does not depend on the cluster.
+	c.must(http.StatusOK, nil, "GET", "/healthz", "", "")
+}
