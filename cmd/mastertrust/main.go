@@ -1,0 +1,245 @@
+// Command mastertrust runs ACME's master trust platform.
+//
+//	mastertrust dev        everything in one process (embedded NATS, Pebble under ./data)
+//	mastertrust token      print a bearer token for a member or an operator
+//
+// Every flag has an environment variable: --data-dir is MASTERTRUST_DATA_DIR,
+// and so on. Run a command with --help for its flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/acme/mastertrust/gateway"
+	"github.com/acme/mastertrust/platform"
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"dev", "run the whole platform in one process (embedded NATS, Pebble under ./data, one node, the gateway)", runDev},
+		{"token", "print a bearer token for a member (--member ID) or an operator (--operator)", runToken},
+	}
+}
+
+func main() {
+	ctx, stop := signalContext()
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "mastertrust:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// signalContext is cancelled by SIGINT or SIGTERM: a graceful stop.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return errors.New("no command")
+		}
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	usage(stderr)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: mastertrust <command> [flags]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'mastertrust <command> --help' for the flags of a command.\nEvery flag can also be set by an environment variable: --data-dir is MASTERTRUST_DATA_DIR.")
+}
+
+// flags is a flag set whose flags take their defaults from environment
+// variables named after them (MASTERTRUST_ + the flag in upper case, '-' as
+// '_'), so that each flag is documented once and works both ways.
+type flags struct {
+	*flag.FlagSet
+	errs []error
+}
+
+func newFlags(name string, stderr io.Writer) *flags {
+	fs := flag.NewFlagSet("mastertrust "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &flags{FlagSet: fs}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: mastertrust %s [flags]\n\nflags (each also from its environment variable):\n", name)
+		fs.PrintDefaults()
+	}
+	return f
+}
+
+// EnvName is the environment variable of a flag.
+func envName(flagName string) string {
+	return "MASTERTRUST_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (f *flags) env(name string) (string, bool) { return os.LookupEnv(envName(name)) }
+
+func (f *flags) usageText(name, usage string) string {
+	return fmt.Sprintf("%s (env %s)", usage, envName(name))
+}
+
+func (f *flags) stringVar(p *string, name, def, usage string) {
+	if v, ok := f.env(name); ok {
+		def = v
+	}
+	f.StringVar(p, name, def, f.usageText(name, usage))
+}
+
+func (f *flags) intVar(p *int, name string, def int, usage string) {
+	if v, ok := f.env(name); ok {
+		if _, err := fmt.Sscan(v, &def); err != nil {
+			f.errs = append(f.errs, fmt.Errorf("%s=%q: %v", envName(name), v, err))
+		}
+	}
+	f.IntVar(p, name, def, f.usageText(name, usage))
+}
+
+func (f *flags) durationVar(p *time.Duration, name string, def time.Duration, usage string) {
+	if v, ok := f.env(name); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("%s=%q: %v", envName(name), v, err))
+		}
+		def = d
+	}
+	f.DurationVar(p, name, def, f.usageText(name, usage))
+}
+
+func (f *flags) boolVar(p *bool, name string, def bool, usage string) {
+	if v, ok := f.env(name); ok {
+		def = v == "1" || strings.EqualFold(v, "true")
+	}
+	f.BoolVar(p, name, def, f.usageText(name, usage))
+}
+
+func (f *flags) parse(args []string) error {
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if f.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(f.Args(), " "))
+	}
+	return errors.Join(f.errs...)
+}
+
+// common binds the settings every command shares.
+func common(f *flags, cfg *platform.Config) {
+	f.stringVar(&cfg.DataDir, "data-dir", platform.DefaultDataDir, "directory of local state: the journal, JetStream's files in dev mode, the token secret")
+	f.stringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
+	f.stringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.stringVar(&cfg.CataloguePath, "catalogue", "", "an operator's catalogue file (assets and risk profiles); empty: the built-in one")
+	// The secret is read from the environment only: a flag would show it
+	// in the process list.
+	cfg.TokenSecret = os.Getenv("MASTERTRUST_TOKEN_SECRET")
+}
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("dev", stderr)
+	var cfg platform.Config
+	common(f, &cfg)
+	f.stringVar(&cfg.HTTPAddr, "http", platform.DefaultHTTPAddr, "the gateway's listen address (port 0 picks a free one)")
+	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
+	tokenTTL := time.Duration(0)
+	f.durationVar(&tokenTTL, "token-ttl", 30*24*time.Hour, "validity of the tokens printed at start")
+	var member string
+	f.stringVar(&member, "member", "M000001", "the member id of the member token printed at start")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	d, err := platform.StartDev(cfg)
+	if err != nil {
+		return err
+	}
+	memberToken, err := d.Token(member, tokenTTL)
+	if err != nil {
+		return err
+	}
+	operatorToken, err := d.Token("", tokenTTL)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "gateway listening on %s\n", d.URL)
+	fmt.Fprintf(stdout, "member token (%s): %s\n", member, memberToken)
+	fmt.Fprintf(stdout, "operator token: %s\n", operatorToken)
+	fmt.Fprintf(stdout, "try: curl -H 'Authorization: Bearer %s' %s/v1/assets\n", memberToken, d.URL)
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-d.Done():
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return errors.Join(serveErr, ignoreClosed(d.Stop(stopCtx)))
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("token", stderr)
+	var cfg platform.Config
+	f.stringVar(&cfg.DataDir, "data-dir", platform.DefaultDataDir, "directory holding the token secret that dev created")
+	cfg.TokenSecret = os.Getenv("MASTERTRUST_TOKEN_SECRET")
+	var member string
+	var operator bool
+	var ttl time.Duration
+	f.StringVar(&member, "member", "", "sign a member token for this member id")
+	f.BoolVar(&operator, "operator", false, "sign an operator token")
+	f.durationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if (member == "") == !operator {
+		f.Usage()
+		return errors.New("give exactly one of --member ID or --operator")
+	}
+	secret, err := cfg.LoadTokenSecret(false)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	c := gateway.Claims{Role: gateway.RoleOperator, IssuedAt: now.Unix(), ExpiresAt: now.Add(ttl).Unix()}
+	if member != "" {
+		c.Role, c.Subject = gateway.RoleMember, member
+	}
+	token, err := gateway.SignToken(secret, c)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, token)
+	return nil
+}

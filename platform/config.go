@@ -1,0 +1,198 @@
+package platform
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is every setting of a mastertrust process, in one place. The
+// command line binds a flag and an environment variable to each field
+// (cmd/mastertrust); tests fill it directly.
+type Config struct {
+	// DataDir holds a node's (or dev's) local state: the Pebble journal,
+	// JetStream's files in dev mode, the token secret. Default "./data".
+	DataDir string
+	// HTTPAddr is the gateway's listen address (host:port; port 0 picks a
+	// free one). Default "127.0.0.1:8080".
+	HTTPAddr string
+
+	// ClusterHost and ClusterPort are the node's cluster (gRPC) address;
+	// port 0 picks a free one. Default 127.0.0.1:0.
+	ClusterHost string
+	ClusterPort int
+	// AutomanagedPort is the port of this node's membership endpoint when
+	// nodes run as separate processes (node and gateway commands).
+	AutomanagedPort int
+	// Peers lists the membership endpoints (host:port) of every node that
+	// may be a member, this one included.
+	Peers []string
+
+	// Journal is "pebble" (the node's own, under DataDir) or "jetstream"
+	// (shared by every node of a cluster, at NATSURL). Default "pebble".
+	Journal string
+	// NATSURL is the NATS server (or cluster) for the JetStream journal and
+	// the custodian. Dev mode embeds its own and ignores this.
+	NATSURL string
+	// Groups is the number of pot groups: it partitions the journal's
+	// feed, the aggregators and the rebalance sweep. Fixed when a journal
+	// is created. Default 64.
+	Groups uint32
+	// Replicas of each JetStream stream (3 in production). Default 1.
+	Replicas int
+
+	// PotIdleTimeout passivates a pot without messages. Default 10 min.
+	PotIdleTimeout time.Duration
+	// RequestTimeout bounds one grain call from the gateway. Default 5 s.
+	RequestTimeout time.Duration
+
+	// CataloguePath is an operator's catalogue file (assets and risk
+	// profiles); empty: the built-in default catalogue.
+	CataloguePath string
+	// TokenSecret signs and checks bearer tokens; empty: read from
+	// DataDir/token-secret (dev creates it on first start).
+	TokenSecret string
+
+	// LogFormat is "text" or "json"; LogLevel "debug", "info", "warn",
+	// "error". Defaults "text" and "info".
+	LogFormat string
+	LogLevel  string
+}
+
+// Defaults of Config.
+const (
+	DefaultDataDir        = "./data"
+	DefaultHTTPAddr       = "127.0.0.1:8080"
+	DefaultGroups         = 64
+	DefaultPotIdleTimeout = 10 * time.Minute
+	DefaultRequestTimeout = 5 * time.Second
+
+	// tokenSecretFile is the secret's file in the data dir.
+	tokenSecretFile = "token-secret"
+	// tokenSecretBytes: 256 bits, the size of HMAC-SHA256's key.
+	tokenSecretBytes = 32
+)
+
+// EnsureDefaults fills zero fields with their defaults.
+func (c *Config) EnsureDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.ClusterHost == "" {
+		c.ClusterHost = "127.0.0.1"
+	}
+	if c.Journal == "" {
+		c.Journal = "pebble"
+	}
+	if c.Groups == 0 {
+		c.Groups = DefaultGroups
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.PotIdleTimeout == 0 {
+		c.PotIdleTimeout = DefaultPotIdleTimeout
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "text"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+}
+
+// Validate reports every invalid field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Journal != "pebble" && c.Journal != "jetstream" {
+		bad("journal %q: want pebble or jetstream", c.Journal)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log format %q: want text or json", c.LogFormat)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		bad("log level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.ClusterPort < 0 || c.ClusterPort > 65535 || c.AutomanagedPort < 0 || c.AutomanagedPort > 65535 {
+		bad("ports must be in 0…65535")
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		bad("replicas %d: want 1…5", c.Replicas)
+	}
+	if c.PotIdleTimeout < time.Second {
+		bad("pot idle timeout %s: want at least 1s", c.PotIdleTimeout)
+	}
+	if c.RequestTimeout <= 0 {
+		bad("request timeout %s: want more than 0", c.RequestTimeout)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("platform: invalid config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Logger builds the process's logger from LogFormat and LogLevel.
+func (c *Config) Logger() *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel)) // Validate checked it
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// ErrNoTokenSecret: no secret was configured and the data dir has none.
+var ErrNoTokenSecret = errors.New("platform: no token secret: set MASTERTRUST_TOKEN_SECRET or run dev once to create " + tokenSecretFile)
+
+// LoadTokenSecret returns the configured secret, else the one in the data
+// dir. With create, a missing file is created with a random secret (dev's
+// first start); the file is readable by its owner only.
+func (c *Config) LoadTokenSecret(create bool) ([]byte, error) {
+	if c.TokenSecret != "" {
+		if len(c.TokenSecret) < tokenSecretBytes {
+			return nil, fmt.Errorf("platform: token secret of %d bytes: want at least %d", len(c.TokenSecret), tokenSecretBytes)
+		}
+		return []byte(c.TokenSecret), nil
+	}
+	path := filepath.Join(c.DataDir, tokenSecretFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		s := strings.TrimSpace(string(b))
+		if len(s) < tokenSecretBytes {
+			return nil, fmt.Errorf("platform: %s holds %d bytes: want at least %d", path, len(s), tokenSecretBytes)
+		}
+		return []byte(s), nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("platform: read token secret: %w", err)
+	case !create:
+		return nil, ErrNoTokenSecret
+	}
+	raw := make([]byte, tokenSecretBytes)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, fmt.Errorf("platform: make token secret: %w", err)
+	}
+	secret := hex.EncodeToString(raw)
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("platform: make data dir: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("platform: write token secret: %w", err)
+	}
+	return []byte(secret), nil
+}

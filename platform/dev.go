@@ -1,0 +1,171 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+	_ "time/tzdata" // Europe/London on machines without a zoneinfo database
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/gateway"
+	"github.com/acme/mastertrust/internal/natsembed"
+	"github.com/acme/mastertrust/persistence/pebble"
+)
+
+// Dev is the whole platform in one process: an embedded NATS server with
+// JetStream on disk, the Pebble journal, one node hosting the pots, and the
+// gateway. Restarting it on the same data dir brings every pot back.
+type Dev struct {
+	// URL is the gateway's base URL (http://host:port).
+	URL string
+	// Secret signs tokens (see gateway.SignToken).
+	Secret []byte
+
+	log     *slog.Logger
+	nats    *natsembed.Server
+	journal *pebble.Store
+	node    *Node
+	server  *http.Server
+	served  chan error
+}
+
+// devMemberTTL: dev's single member only stops gracefully, so the
+// in-process registry's expiry never matters; 10 s is as good as any.
+const devMemberTTL = 10 * time.Second
+
+// devHTTPReadHeaderTimeout bounds how long a client may take to send its
+// headers, against slow-loris connections.
+const devHTTPReadHeaderTimeout = 10 * time.Second
+
+// StartDev starts the platform in this process and returns once the gateway
+// accepts requests.
+func StartDev(cfg Config) (d *Dev, err error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d = &Dev{log: cfg.Logger(), served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			d.Stop(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("platform: data dir: %w", err)
+	}
+	if d.Secret, err = cfg.LoadTokenSecret(true); err != nil {
+		return nil, err
+	}
+	cat, err := LoadCatalogue(cfg.CataloguePath)
+	if err != nil {
+		return nil, err
+	}
+	cal, err := NewCalendar()
+	if err != nil {
+		return nil, err
+	}
+	d.nats, err = natsembed.Start(natsembed.Options{Dir: filepath.Join(cfg.DataDir, "nats"), Port: -1, Logger: d.log.With("component", "nats")})
+	if err != nil {
+		return nil, fmt.Errorf("platform: start nats: %w", err)
+	}
+	d.journal, err = pebble.Open(filepath.Join(cfg.DataDir, "journal"), pebble.Options{Groups: cfg.Groups, Logger: d.log.With("component", "journal")})
+	if err != nil {
+		return nil, fmt.Errorf("platform: open journal: %w", err)
+	}
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.node, err = StartNode(NodeConfig{
+		Cluster: cluster.Config{ClusterName: "mastertrust-dev", Host: cfg.ClusterHost, Port: cfg.ClusterPort,
+			Provider: cluster.ProviderInProcess, InProcess: cluster.NewInProcess(devMemberTTL), RequestTimeout: cfg.RequestTimeout},
+		Journal: d.journal, Catalogue: cat, Calendar: cal, PotIdleTimeout: cfg.PotIdleTimeout,
+		Registry: registry, Logger: d.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	gw, err := gateway.New(gateway.Config{
+		Pots: d.node.Pots, Cluster: d.node.Cluster, Catalogue: cat, TokenSecret: d.Secret,
+		RequestTimeout: cfg.RequestTimeout, Registry: registry, Logger: d.log,
+		Ready: func(ctx context.Context) error {
+			if !d.nats.NATS().JetStreamEnabled() {
+				return errors.New("nats: jetstream is not running")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("platform: listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	d.URL = "http://" + ln.Addr().String()
+	d.server = &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: devHTTPReadHeaderTimeout}
+	go func() { d.served <- d.server.Serve(ln) }()
+	return d, nil
+}
+
+// Token signs a token for a member (or, with an empty member id, an
+// operator), valid for ttl.
+func (d *Dev) Token(member string, ttl time.Duration) (string, error) {
+	c := gateway.Claims{Role: gateway.RoleOperator, IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(ttl).Unix()}
+	if member != "" {
+		c.Role, c.Subject = gateway.RoleMember, member
+	}
+	return gateway.SignToken(d.Secret, c)
+}
+
+// Done is closed with the HTTP server's error when it stops serving.
+func (d *Dev) Done() <-chan error { return d.served }
+
+// Stop stops accepting requests, lets those in flight finish (within ctx),
+// stops the node, and closes the journal and NATS.
+func (d *Dev) Stop(ctx context.Context) error {
+	var errs []error
+	if d.server != nil {
+		errs = append(errs, d.server.Shutdown(ctx))
+	}
+	if d.node != nil {
+		errs = append(errs, d.node.Stop(ctx))
+	}
+	if d.journal != nil {
+		errs = append(errs, d.journal.Close())
+	}
+	if d.nats != nil {
+		d.nats.Shutdown()
+	}
+	return errors.Join(errs...)
+}
+
+// LoadCatalogue loads an operator's catalogue file, or the default one.
+func LoadCatalogue(path string) (*domain.Catalogue, error) {
+	if path == "" {
+		return domain.DefaultCatalogue(), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("platform: read catalogue: %w", err)
+	}
+	return domain.LoadCatalogue(b)
+}
+
+// NewCalendar is the dealing calendar with the default cut-off, valuation
+// point and holidays, in Europe/London.
+func NewCalendar() (*domain.Calendar, error) {
+	loc, err := time.LoadLocation(domain.DefaultLocationName)
+	if err != nil {
+		return nil, fmt.Errorf("platform: load %s: %w", domain.DefaultLocationName, err)
+	}
+	return domain.NewCalendar(domain.CalendarConfig{Location: loc})
+}
