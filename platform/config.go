@@ -19,8 +19,9 @@ type Config struct {
 	// DataDir holds a node's (or dev's) local state: the Pebble journal,
 	// JetStream's files in dev mode, the token secret. Default "./data".
 	DataDir string
-	// HTTPAddr is the gateway's listen address (host:port; port 0 picks a
-	// free one). Default "127.0.0.1:8080".
+	// HTTPAddr is the HTTP listen address (host:port; port 0 picks a free
+	// one): the API for dev and gateways (default "127.0.0.1:8080"), health
+	// and metrics for a member (default none).
 	HTTPAddr string
 
 	// ClusterHost and ClusterPort are the node's cluster (gRPC) address;
@@ -83,9 +84,6 @@ const (
 func (c *Config) EnsureDefaults() {
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
-	}
-	if c.HTTPAddr == "" {
-		c.HTTPAddr = DefaultHTTPAddr
 	}
 	if c.ClusterHost == "" {
 		c.ClusterHost = "127.0.0.1"

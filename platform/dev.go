@@ -12,9 +12,6 @@ import (
 	"time"
 	_ "time/tzdata" // Europe/London on machines without a zoneinfo database
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/gateway"
@@ -43,14 +40,13 @@ type Dev struct {
 // in-process registry's expiry never matters; 10 s is as good as any.
 const devMemberTTL = 10 * time.Second
 
-// devHTTPReadHeaderTimeout bounds how long a client may take to send its
-// headers, against slow-loris connections.
-const devHTTPReadHeaderTimeout = 10 * time.Second
-
 // StartDev starts the platform in this process and returns once the gateway
 // accepts requests.
 func StartDev(cfg Config) (d *Dev, err error) {
 	cfg.EnsureDefaults()
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = DefaultHTTPAddr
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -82,8 +78,7 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("platform: open journal: %w", err)
 	}
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registry := newRegistry()
 	d.node, err = StartNode(NodeConfig{
 		Cluster: cluster.Config{ClusterName: "mastertrust-dev", Host: cfg.ClusterHost, Port: cfg.ClusterPort,
 			Provider: cluster.ProviderInProcess, InProcess: cluster.NewInProcess(devMemberTTL), RequestTimeout: cfg.RequestTimeout},
@@ -111,7 +106,7 @@ func StartDev(cfg Config) (d *Dev, err error) {
 		return nil, fmt.Errorf("platform: listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	d.URL = "http://" + ln.Addr().String()
-	d.server = &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: devHTTPReadHeaderTimeout}
+	d.server = newHTTPServer(gw.Handler())
 	go func() { d.served <- d.server.Serve(ln) }()
 	return d, nil
 }

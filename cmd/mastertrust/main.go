@@ -1,6 +1,9 @@
 // Command mastertrust runs ACME's master trust platform.
 //
 //	mastertrust dev        everything in one process (embedded NATS, Pebble under ./data)
+//	mastertrust nats       a NATS server with JetStream, for a cluster's shared journal
+//	mastertrust node       a cluster member hosting pots
+//	mastertrust gateway    a gateway: the HTTP API, calling pots in the cluster
 //	mastertrust token      print a bearer token for a member or an operator
 //
 // Every flag has an environment variable: --data-dir is MASTERTRUST_DATA_DIR,
@@ -33,6 +36,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"dev", "run the whole platform in one process (embedded NATS, Pebble under ./data, one node, the gateway)", runDev},
+		{"nats", "run a NATS server with JetStream (SyncAlways) for a cluster's shared journal", runNATS},
+		{"node", "run a cluster member hosting pots (several share a JetStream journal)", runNode},
+		{"gateway", "run a gateway: the HTTP API as a cluster client", runGateway},
 		{"token", "print a bearer token for a member (--member ID) or an operator (--operator)", runToken},
 	}
 }
@@ -84,6 +90,8 @@ func usage(w io.Writer) {
 type flags struct {
 	*flag.FlagSet
 	errs []error
+	// afterParse run after parsing, to turn flag text into settings.
+	afterParse []func() error
 }
 
 func newFlags(name string, stderr io.Writer) *flags {
@@ -135,19 +143,15 @@ func (f *flags) durationVar(p *time.Duration, name string, def time.Duration, us
 	f.DurationVar(p, name, def, f.usageText(name, usage))
 }
 
-func (f *flags) boolVar(p *bool, name string, def bool, usage string) {
-	if v, ok := f.env(name); ok {
-		def = v == "1" || strings.EqualFold(v, "true")
-	}
-	f.BoolVar(p, name, def, f.usageText(name, usage))
-}
-
 func (f *flags) parse(args []string) error {
 	if err := f.Parse(args); err != nil {
 		return err
 	}
 	if f.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(f.Args(), " "))
+	}
+	for _, after := range f.afterParse {
+		f.errs = append(f.errs, after())
 	}
 	return errors.Join(f.errs...)
 }
@@ -192,14 +196,111 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "member token (%s): %s\n", member, memberToken)
 	fmt.Fprintf(stdout, "operator token: %s\n", operatorToken)
 	fmt.Fprintf(stdout, "try: curl -H 'Authorization: Bearer %s' %s/v1/assets\n", memberToken, d.URL)
+	return waitAndStop(ctx, d.Done(), d.Stop)
+}
+
+// clusterFlags binds the settings of a process in a multi-node cluster.
+func clusterFlags(f *flags, cfg *platform.Config) {
+	f.stringVar(&cfg.ClusterHost, "cluster-host", "127.0.0.1", "host of this node's cluster (gRPC) address, reachable by the other nodes")
+	f.intVar(&cfg.ClusterPort, "cluster-port", 0, "port of this node's cluster address (0: a free one)")
+	f.intVar(&cfg.AutomanagedPort, "automanaged-port", 0, "port of this node's membership endpoint (a member needs one; a gateway none)")
+	var peers string
+	f.stringVar(&peers, "peers", "", "comma-separated membership endpoints (host:port) of every member, this one included")
+	f.afterParse = append(f.afterParse, func() error {
+		for _, p := range strings.Split(peers, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				cfg.Peers = append(cfg.Peers, p)
+			}
+		}
+		if len(cfg.Peers) == 0 {
+			return errors.New("--peers is required")
+		}
+		return nil
+	})
+	f.durationVar(&cfg.RequestTimeout, "request-timeout", platform.DefaultRequestTimeout, "bound of one grain call")
+}
+
+// waitAndStop serves until ctx ends (SIGINT, SIGTERM) or the process's HTTP
+// server fails, then stops gracefully.
+func waitAndStop(ctx context.Context, done <-chan error, stop func(context.Context) error) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():
-	case serveErr = <-d.Done():
+	case serveErr = <-done:
 	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return errors.Join(serveErr, ignoreClosed(d.Stop(stopCtx)))
+	return errors.Join(serveErr, ignoreClosed(stop(stopCtx)))
+}
+
+func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("nats", stderr)
+	var cfg platform.Config
+	common(f, &cfg)
+	var host string
+	var port int
+	f.stringVar(&host, "nats-host", "127.0.0.1", "address to listen on for NATS clients")
+	f.intVar(&port, "nats-port", 4222, "port to listen on for NATS clients (-1: a free one)")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	cfg.EnsureDefaults()
+	srv, err := platform.StartNATS(cfg, host, port)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "nats listening on %s\n", srv.ClientURL())
+	<-ctx.Done()
+	srv.Shutdown()
+	return nil
+}
+
+func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("node", stderr)
+	var cfg platform.Config
+	common(f, &cfg)
+	clusterFlags(f, &cfg)
+	f.stringVar(&cfg.HTTPAddr, "http", "", "address for /healthz, /readyz and /metrics (empty: none)")
+	f.stringVar(&cfg.Journal, "journal", "jetstream", "journal: jetstream (shared by the cluster, at --nats-url) or pebble (this node's own)")
+	f.stringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server of the shared journal")
+	groups := 0
+	f.intVar(&groups, "groups", platform.DefaultGroups, "pot groups of a new journal (fixed once created)")
+	f.intVar(&cfg.Replicas, "replicas", 1, "replicas of each JetStream stream (3 in production)")
+	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	cfg.Groups = uint32(groups)
+	p, err := platform.StartMember(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "node started; health and metrics on %s\n", orNone(p.URL))
+	return waitAndStop(ctx, p.Done(), p.Stop)
+}
+
+func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("gateway", stderr)
+	var cfg platform.Config
+	common(f, &cfg)
+	clusterFlags(f, &cfg)
+	f.stringVar(&cfg.HTTPAddr, "http", platform.DefaultHTTPAddr, "the API's listen address (port 0 picks a free one)")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	p, err := platform.StartGateway(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "gateway listening on %s\n", p.URL)
+	return waitAndStop(ctx, p.Done(), p.Stop)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }
 
 func ignoreClosed(err error) error {

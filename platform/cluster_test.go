@@ -1,0 +1,274 @@
+package platform_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/natsembed"
+	"github.com/acme/mastertrust/internal/testkit"
+	"github.com/acme/mastertrust/persistence/jetstream"
+	"github.com/acme/mastertrust/platform"
+	"github.com/acme/mastertrust/proto/pb"
+)
+
+// jsCluster is three members sharing one JetStream journal (each through
+// its own connection, as separate processes would) and a client node.
+type jsCluster struct {
+	t       *testing.T
+	members []*platform.Node
+	client  *cluster.Node
+	journal *jetstream.Store // the client's view of the journal, for checks
+}
+
+func startJSCluster(t *testing.T, members int) *jsCluster {
+	t.Helper()
+	logger, level := testkit.Logger(t)
+	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	openJournal := func() *jetstream.Store {
+		nc, err := nats.Connect(srv.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		j, err := jetstream.Open(ctx, nc, jetstream.Options{Groups: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { j.Close() })
+		return j
+	}
+	cal, err := platform.NewCalendar()
+	if err != nil {
+		t.Fatal(err)
+	}
+	registry := cluster.NewInProcess(2 * time.Second)
+	base := cluster.Config{ClusterName: "js", Provider: cluster.ProviderInProcess, InProcess: registry,
+		RequestTimeout: 5 * time.Second, Logger: logger, LibraryLogLevel: level}
+	if testkit.Race {
+		base.GossipInterval, base.HeartbeatExpiration = time.Hour, 2*time.Hour
+	}
+	c := &jsCluster{t: t, journal: openJournal()}
+	c.members = make([]*platform.Node, members)
+	errs := make([]error, members)
+	var wg sync.WaitGroup
+	for i := range members {
+		j := openJournal()
+		wg.Go(func() {
+			c.members[i], errs[i] = platform.StartNode(platform.NodeConfig{Cluster: base, Journal: j,
+				Catalogue: domain.DefaultCatalogue(), Calendar: cal, Logger: logger})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("member %d: %v", i, err)
+		}
+		t.Cleanup(c.members[i].Cluster.Kill)
+	}
+	if c.client, err = cluster.StartClient(base); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.client.Kill)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.client.WaitForMembers(ctx, members); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (c *jsCluster) call(member string, req *pb.PotRequest) (*pb.PotResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	resp, err := actors.PotClient{Node: c.client}.Handle(ctx, member, req)
+	if err == nil && resp.GetProblem() != nil {
+		err = fmt.Errorf("problem %s: %s", resp.GetProblem().Code, resp.GetProblem().Detail)
+	}
+	return resp, err
+}
+
+func (c *jsCluster) must(member string, req *pb.PotRequest) *pb.PotResponse {
+	c.t.Helper()
+	resp, err := c.call(member, req)
+	if err != nil {
+		c.t.Fatalf("%s %T: %v", member, req.Command, err)
+	}
+	return resp
+}
+
+// hosts maps each member node's address to the pots it hosts now.
+func (c *jsCluster) activePots() map[string]int64 {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ms, err := c.client.Members(ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, m := range ms {
+		out[m.Address] = m.ActiveGrains[actors.PotKind]
+	}
+	return out
+}
+
+func contribution(key, amount string) *pb.PotRequest {
+	return &pb.PotRequest{IdempotencyKey: key, Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: amount}}}
+}
+
+// TestJetStreamClusterFailover proves pots on a three-member cluster with
+// the shared JetStream journal: they spread over the members; when one
+// member leaves gracefully and another is killed, every pot answers from
+// the member left with its state intact, and keeps taking requests.
+func TestJetStreamClusterFailover(t *testing.T) {
+	c := startJSCluster(t, 3)
+	const pots = 30
+	member := func(i int) string { return fmt.Sprintf("J%04d", i) }
+	views := map[string]*pb.PotView{}
+	for i := range pots {
+		c.must(member(i), &pb.PotRequest{IdempotencyKey: "open", Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{Profile: "balanced"}}})
+		c.must(member(i), contribution("c1", fmt.Sprintf("%d.00", 100+i)))
+		views[member(i)] = c.must(member(i), &pb.PotRequest{Command: &pb.PotRequest_GetPot{GetPot: &pb.GetPot{}}}).GetPot()
+	}
+	hosting := 0
+	for _, n := range c.activePots() {
+		if n > 0 {
+			hosting++
+		}
+	}
+	if hosting < 2 {
+		t.Fatalf("pots on %d member(s): %v, want them spread", hosting, c.activePots())
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.members[0].Stop(ctx); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	c.members[1].Cluster.Kill()
+	survivor := c.members[2].Cluster.Address()
+	testkit.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		for i := range pots {
+			if _, err := c.call(member(i), &pb.PotRequest{Command: &pb.PotRequest_GetPot{GetPot: &pb.GetPot{}}}); err != nil {
+				return fmt.Errorf("%s: %v", member(i), err)
+			}
+		}
+		return nil
+	})
+	for i := range pots {
+		m := member(i)
+		got := c.must(m, &pb.PotRequest{Command: &pb.PotRequest_GetPot{GetPot: &pb.GetPot{}}}).GetPot()
+		if !proto.Equal(got, views[m]) {
+			t.Fatalf("pot %s after failover:\n%v\nwant\n%v", m, got, views[m])
+		}
+		c.must(m, contribution("c2", "1.00")) // and it still takes requests
+	}
+	if active := c.activePots(); active[survivor] < pots {
+		t.Fatalf("survivor %s hosts %d pots, want all %d: %v", survivor, active[survivor], pots, active)
+	}
+}
+
+// TestJetStreamDoubleActivationAcrossMembers starts a second activation of
+// a pot on a member the placement did not choose, and races requests
+// through both over the shared JetStream journal: every acknowledged
+// request is in the journal exactly once, no failed one is, and the
+// history is one line.
+func TestJetStreamDoubleActivationAcrossMembers(t *testing.T) {
+	c := startJSCluster(t, 2)
+	const m = "J-double"
+	c.must(m, &pb.PotRequest{IdempotencyKey: "open", Command: &pb.PotRequest_OpenPot{}})
+	// The member that does not host the pot runs a rogue activation.
+	active := c.activePots()
+	var other *platform.Node
+	for _, n := range c.members {
+		if active[n.Cluster.Address()] == 0 {
+			other = n
+		}
+	}
+	if other == nil {
+		t.Fatalf("no member without the pot: %v", active)
+	}
+	system := other.Cluster.Cluster().ActorSystem
+	kind := other.Cluster.Cluster().GetClusterKind(actors.PotKind)
+	if kind == nil {
+		t.Fatal("the member has no Pot kind")
+	}
+	rogueCall := func(req *pb.PotRequest) bool {
+		props := protocluster.WithClusterIdentity(kind.Props, &protocluster.ClusterIdentity{Identity: m, Kind: actors.PotKind})
+		pid := system.Root.Spawn(props)
+		data, _ := proto.Marshal(req)
+		res, err := system.Root.RequestFuture(pid, &protocluster.GrainRequest{MessageData: data}, 10*time.Second).Result()
+		resp, ok := res.(*pb.PotResponse)
+		return err == nil && ok && resp.GetProblem() == nil
+	}
+	acked, failed := map[string]bool{}, map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range 40 {
+		key := fmt.Sprintf("k-%d", i)
+		wg.Go(func() {
+			var ok bool
+			if i%2 == 0 {
+				_, err := c.call(m, contribution(key, "1.00"))
+				ok = err == nil
+			} else {
+				ok = rogueCall(contribution(key, "1.00"))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
+				acked[key] = true
+			} else {
+				failed[key] = true
+			}
+		})
+	}
+	wg.Wait()
+	events, err := c.journal.Read(context.Background(), actors.PotStream(m), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for i, e := range events {
+		if e.Version != uint64(i+1) {
+			t.Fatalf("event %d has version %d: the history forked", i, e.Version)
+		}
+		de, err := pb.DecodePotEvent(e.Type, e.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, ok := de.(domain.RequestRecorded); ok {
+			seen[r.Record.Key]++
+		}
+	}
+	for k := range acked {
+		if seen[k] != 1 {
+			t.Fatalf("acknowledged %s is in the journal %d times", k, seen[k])
+		}
+	}
+	for k := range failed {
+		if seen[k] != 0 {
+			t.Fatalf("failed %s is in the journal", k)
+		}
+	}
+	t.Logf("%d acknowledged, %d failed", len(acked), len(failed))
+	if len(failed) == 0 {
+		t.Fatalf("no request failed: the activations did not race")
+	}
+}

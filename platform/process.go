@@ -1,0 +1,270 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/gateway"
+	"github.com/acme/mastertrust/internal/natsembed"
+	"github.com/acme/mastertrust/persistence"
+	"github.com/acme/mastertrust/persistence/jetstream"
+	"github.com/acme/mastertrust/persistence/pebble"
+)
+
+// Processes of a multi-node deployment: members (StartMember) that host the
+// pots and share a JetStream journal, and gateways (StartGateway) that join
+// the cluster as clients and serve the API. Membership is automanaged: each
+// process lists every node's membership endpoint (Peers).
+
+// Process is a running member or gateway process.
+type Process struct {
+	// URL is the HTTP base URL (the API for a gateway; health and metrics
+	// for a member), or "" when it serves none.
+	URL string
+
+	log     *slog.Logger
+	nc      *nats.Conn
+	journal persistence.Journal
+	node    *Node
+	client  *cluster.Node
+	server  *http.Server
+	served  chan error
+}
+
+// processReadyTimeout bounds a readiness check.
+const processReadyTimeout = 2 * time.Second
+
+// StartMember starts a member process: the journal (Pebble under DataDir,
+// or the shared JetStream journal at NATSURL), a cluster member hosting
+// pots, and, if HTTPAddr is set, /healthz, /readyz and /metrics.
+func StartMember(cfg Config) (p *Process, err error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p = &Process{log: cfg.Logger(), served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			p.Stop(context.Background())
+		}
+	}()
+	cat, err := LoadCatalogue(cfg.CataloguePath)
+	if err != nil {
+		return nil, err
+	}
+	cal, err := NewCalendar()
+	if err != nil {
+		return nil, err
+	}
+	if p.journal, err = p.openJournal(cfg); err != nil {
+		return nil, err
+	}
+	registry := newRegistry()
+	p.node, err = StartNode(NodeConfig{Cluster: clusterConfig(cfg), Journal: p.journal, Catalogue: cat, Calendar: cal,
+		PotIdleTimeout: cfg.PotIdleTimeout, Registry: registry, Logger: p.log})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.HTTPAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+			if err := p.ready(r.Context()); err != nil {
+				p.log.Warn("not ready", "err", err)
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+		})
+		mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+		if err := p.serve(cfg.HTTPAddr, mux); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// StartGateway starts a gateway process: a cluster client (it hosts no pots)
+// and the HTTP API on HTTPAddr.
+func StartGateway(cfg Config) (p *Process, err error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = DefaultHTTPAddr
+	}
+	p = &Process{log: cfg.Logger(), served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			p.Stop(context.Background())
+		}
+	}()
+	secret, err := cfg.LoadTokenSecret(false)
+	if err != nil {
+		return nil, err
+	}
+	cat, err := LoadCatalogue(cfg.CataloguePath)
+	if err != nil {
+		return nil, err
+	}
+	cc := clusterConfig(cfg)
+	cc.Logger = p.log
+	if p.client, err = cluster.StartClient(cc); err != nil {
+		return nil, fmt.Errorf("platform: start gateway: %w", err)
+	}
+	registry := newRegistry()
+	gw, err := gateway.New(gateway.Config{Pots: actors.PotClient{Node: p.client}, Cluster: p.client, Catalogue: cat, TokenSecret: secret,
+		RequestTimeout: cfg.RequestTimeout, Registry: registry, Logger: p.log, Ready: p.ready})
+	if err != nil {
+		return nil, err
+	}
+	if err := p.serve(cfg.HTTPAddr, gw.Handler()); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Process) openJournal(cfg Config) (persistence.Journal, error) {
+	if cfg.Journal == "pebble" {
+		j, err := pebble.Open(filepath.Join(cfg.DataDir, "journal"), pebble.Options{Groups: cfg.Groups, Logger: p.log.With("component", "journal")})
+		if err != nil {
+			return nil, fmt.Errorf("platform: open journal: %w", err)
+		}
+		return j, nil
+	}
+	if cfg.NATSURL == "" {
+		return nil, errors.New("platform: the jetstream journal needs a NATS URL")
+	}
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("mastertrust-node"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("platform: connect to NATS at %s: %w", cfg.NATSURL, err)
+	}
+	p.nc = nc
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j, err := jetstream.Open(ctx, nc, jetstream.Options{Groups: cfg.Groups, Replicas: cfg.Replicas, Logger: p.log.With("component", "journal")})
+	if err != nil {
+		return nil, fmt.Errorf("platform: open jetstream journal: %w", err)
+	}
+	return j, nil
+}
+
+// ready reports whether the process can serve: it is in a cluster with at
+// least one member, and its NATS connection (if any) is up.
+func (p *Process) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, processReadyTimeout)
+	defer cancel()
+	n := p.client
+	if p.node != nil {
+		n = p.node.Cluster
+	}
+	if n == nil {
+		return errors.New("no cluster node")
+	}
+	members, err := n.Members(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if len(members) == 0 {
+		return errors.New("cluster: no member hosts pots")
+	}
+	if p.nc != nil && !p.nc.IsConnected() {
+		return errors.New("nats: not connected")
+	}
+	return nil
+}
+
+func (p *Process) serve(addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("platform: listen on %s: %w", addr, err)
+	}
+	p.URL = "http://" + ln.Addr().String()
+	p.server = newHTTPServer(h)
+	go func() { p.served <- p.server.Serve(ln) }()
+	return nil
+}
+
+// Done delivers the HTTP server's error if it stops serving.
+func (p *Process) Done() <-chan error { return p.served }
+
+// Stop stops serving, leaves the cluster gracefully (a member's pots
+// activate elsewhere on their next request), and closes the journal.
+func (p *Process) Stop(ctx context.Context) error {
+	var errs []error
+	if p.server != nil {
+		errs = append(errs, p.server.Shutdown(ctx))
+	}
+	if p.node != nil {
+		errs = append(errs, p.node.Stop(ctx))
+	}
+	if p.client != nil {
+		errs = append(errs, p.client.Stop(ctx))
+	}
+	if p.journal != nil {
+		errs = append(errs, p.journal.Close())
+	}
+	if p.nc != nil {
+		p.nc.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// clusterConfig is the cluster part of a process's config: automanaged
+// membership over Peers.
+func clusterConfig(cfg Config) cluster.Config {
+	return cluster.Config{
+		Host: cfg.ClusterHost, Port: cfg.ClusterPort, Provider: cluster.ProviderAutomanaged,
+		Automanaged:    cluster.AutomanagedConfig{Port: cfg.AutomanagedPort, Peers: cfg.Peers},
+		RequestTimeout: cfg.RequestTimeout,
+	}
+}
+
+// newRegistry is a process's metrics registry, with Go and process metrics.
+func newRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+// HTTP server limits: headers within 10 s (slow-loris), a whole request
+// within 30 s (bodies are at most 64 KiB), a response within the grain
+// timeout plus a margin, idle keep-alive connections closed after 2 min.
+const (
+	httpReadHeaderTimeout = 10 * time.Second
+	httpReadTimeout       = 30 * time.Second
+	httpWriteTimeout      = 60 * time.Second
+	httpIdleTimeout       = 2 * time.Minute
+)
+
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: httpReadHeaderTimeout, ReadTimeout: httpReadTimeout,
+		WriteTimeout: httpWriteTimeout, IdleTimeout: httpIdleTimeout}
+}
+
+// StartNATS starts a NATS server with JetStream under DataDir/nats on
+// host:port, fsyncing before every acknowledgement: the shared journal's
+// server for a cluster on one machine (production runs a NATS cluster).
+func StartNATS(cfg Config, host string, port int) (*natsembed.Server, error) {
+	log := cfg.Logger()
+	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(cfg.DataDir, "nats"), Host: host, Port: port,
+		Logger: log.With("component", "nats")})
+	if err != nil {
+		return nil, fmt.Errorf("platform: start nats: %w", err)
+	}
+	return srv, nil
+}
