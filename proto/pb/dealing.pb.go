@@ -341,6 +341,238 @@ func (x *ExecutionReport) GetDealingDate() string {
 	return ""
 }
 
+// PriceFeed is the closing prices of one dealing day, one message per date on
+// the price feed (subject "prices.<date>"), published by the fund managers'
+// feed or by ACME's operators (POST /v1/prices). Prices are exact decimal
+// strings keyed by ISIN.
+type PriceFeed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Date          string                 `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
+	Prices        map[string]string      `protobuf:"bytes,2,rep,name=prices,proto3" json:"prices,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PriceFeed) Reset() {
+	*x = PriceFeed{}
+	mi := &file_dealing_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PriceFeed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PriceFeed) ProtoMessage() {}
+
+func (x *PriceFeed) ProtoReflect() protoreflect.Message {
+	mi := &file_dealing_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PriceFeed.ProtoReflect.Descriptor instead.
+func (*PriceFeed) Descriptor() ([]byte, []int) {
+	return file_dealing_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PriceFeed) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *PriceFeed) GetPrices() map[string]string {
+	if x != nil {
+		return x.Prices
+	}
+	return nil
+}
+
+// HoldingsRequest asks the custodian for its holdings statement as of a date:
+// executions settling on or before as_of are settled, later ones pending.
+type HoldingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AsOf          string                 `protobuf:"bytes,1,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldingsRequest) Reset() {
+	*x = HoldingsRequest{}
+	mi := &file_dealing_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldingsRequest) ProtoMessage() {}
+
+func (x *HoldingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dealing_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldingsRequest.ProtoReflect.Descriptor instead.
+func (*HoldingsRequest) Descriptor() ([]byte, []int) {
+	return file_dealing_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HoldingsRequest) GetAsOf() string {
+	if x != nil {
+		return x.AsOf
+	}
+	return ""
+}
+
+type HoldingLine struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Asset        string                 `protobuf:"bytes,1,opt,name=asset,proto3" json:"asset,omitempty"`
+	SettledUnits string                 `protobuf:"bytes,2,opt,name=settled_units,json=settledUnits,proto3" json:"settled_units,omitempty"`
+	PendingUnits string                 `protobuf:"bytes,3,opt,name=pending_units,json=pendingUnits,proto3" json:"pending_units,omitempty"`
+	// settled_cash and pending_cash: the cash the custodian has paid (−) or
+	// received (+) for this asset's net orders, settled and still settling.
+	SettledCash   string `protobuf:"bytes,4,opt,name=settled_cash,json=settledCash,proto3" json:"settled_cash,omitempty"`
+	PendingCash   string `protobuf:"bytes,5,opt,name=pending_cash,json=pendingCash,proto3" json:"pending_cash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldingLine) Reset() {
+	*x = HoldingLine{}
+	mi := &file_dealing_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldingLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldingLine) ProtoMessage() {}
+
+func (x *HoldingLine) ProtoReflect() protoreflect.Message {
+	mi := &file_dealing_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldingLine.ProtoReflect.Descriptor instead.
+func (*HoldingLine) Descriptor() ([]byte, []int) {
+	return file_dealing_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *HoldingLine) GetAsset() string {
+	if x != nil {
+		return x.Asset
+	}
+	return ""
+}
+
+func (x *HoldingLine) GetSettledUnits() string {
+	if x != nil {
+		return x.SettledUnits
+	}
+	return ""
+}
+
+func (x *HoldingLine) GetPendingUnits() string {
+	if x != nil {
+		return x.PendingUnits
+	}
+	return ""
+}
+
+func (x *HoldingLine) GetSettledCash() string {
+	if x != nil {
+		return x.SettledCash
+	}
+	return ""
+}
+
+func (x *HoldingLine) GetPendingCash() string {
+	if x != nil {
+		return x.PendingCash
+	}
+	return ""
+}
+
+type HoldingsStatement struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AsOf          string                 `protobuf:"bytes,1,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	Holdings      []*HoldingLine         `protobuf:"bytes,2,rep,name=holdings,proto3" json:"holdings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldingsStatement) Reset() {
+	*x = HoldingsStatement{}
+	mi := &file_dealing_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldingsStatement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldingsStatement) ProtoMessage() {}
+
+func (x *HoldingsStatement) ProtoReflect() protoreflect.Message {
+	mi := &file_dealing_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldingsStatement.ProtoReflect.Descriptor instead.
+func (*HoldingsStatement) Descriptor() ([]byte, []int) {
+	return file_dealing_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *HoldingsStatement) GetAsOf() string {
+	if x != nil {
+		return x.AsOf
+	}
+	return ""
+}
+
+func (x *HoldingsStatement) GetHoldings() []*HoldingLine {
+	if x != nil {
+		return x.Holdings
+	}
+	return nil
+}
+
 var File_dealing_proto protoreflect.FileDescriptor
 
 const file_dealing_proto_rawDesc = "" +
@@ -377,7 +609,24 @@ const file_dealing_proto_rawDesc = "" +
 	"\x04cash\x18\b \x01(\tR\x04cash\x12'\n" +
 	"\x0fsettlement_date\x18\t \x01(\tR\x0esettlementDate\x12!\n" +
 	"\fdealing_date\x18\n" +
-	" \x01(\tR\vdealingDateB&Z$github.com/acme/mastertrust/proto/pbb\x06proto3"
+	" \x01(\tR\vdealingDate\"\x99\x01\n" +
+	"\tPriceFeed\x12\x12\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\x12=\n" +
+	"\x06prices\x18\x02 \x03(\v2%.mastertrust.v1.PriceFeed.PricesEntryR\x06prices\x1a9\n" +
+	"\vPricesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"&\n" +
+	"\x0fHoldingsRequest\x12\x13\n" +
+	"\x05as_of\x18\x01 \x01(\tR\x04asOf\"\xb3\x01\n" +
+	"\vHoldingLine\x12\x14\n" +
+	"\x05asset\x18\x01 \x01(\tR\x05asset\x12#\n" +
+	"\rsettled_units\x18\x02 \x01(\tR\fsettledUnits\x12#\n" +
+	"\rpending_units\x18\x03 \x01(\tR\fpendingUnits\x12!\n" +
+	"\fsettled_cash\x18\x04 \x01(\tR\vsettledCash\x12!\n" +
+	"\fpending_cash\x18\x05 \x01(\tR\vpendingCash\"a\n" +
+	"\x11HoldingsStatement\x12\x13\n" +
+	"\x05as_of\x18\x01 \x01(\tR\x04asOf\x127\n" +
+	"\bholdings\x18\x02 \x03(\v2\x1b.mastertrust.v1.HoldingLineR\bholdingsB&Z$github.com/acme/mastertrust/proto/pbb\x06proto3"
 
 var (
 	file_dealing_proto_rawDescOnce sync.Once
@@ -391,21 +640,28 @@ func file_dealing_proto_rawDescGZIP() []byte {
 	return file_dealing_proto_rawDescData
 }
 
-var file_dealing_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_dealing_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_dealing_proto_goTypes = []any{
-	(*AssetDayPart)(nil),    // 0: mastertrust.v1.AssetDayPart
-	(*CustodianOrder)(nil),  // 1: mastertrust.v1.CustodianOrder
-	(*ExecutionReport)(nil), // 2: mastertrust.v1.ExecutionReport
-	(Side)(0),               // 3: mastertrust.v1.Side
+	(*AssetDayPart)(nil),      // 0: mastertrust.v1.AssetDayPart
+	(*CustodianOrder)(nil),    // 1: mastertrust.v1.CustodianOrder
+	(*ExecutionReport)(nil),   // 2: mastertrust.v1.ExecutionReport
+	(*PriceFeed)(nil),         // 3: mastertrust.v1.PriceFeed
+	(*HoldingsRequest)(nil),   // 4: mastertrust.v1.HoldingsRequest
+	(*HoldingLine)(nil),       // 5: mastertrust.v1.HoldingLine
+	(*HoldingsStatement)(nil), // 6: mastertrust.v1.HoldingsStatement
+	nil,                       // 7: mastertrust.v1.PriceFeed.PricesEntry
+	(Side)(0),                 // 8: mastertrust.v1.Side
 }
 var file_dealing_proto_depIdxs = []int32{
-	3, // 0: mastertrust.v1.CustodianOrder.side:type_name -> mastertrust.v1.Side
-	3, // 1: mastertrust.v1.ExecutionReport.side:type_name -> mastertrust.v1.Side
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	8, // 0: mastertrust.v1.CustodianOrder.side:type_name -> mastertrust.v1.Side
+	8, // 1: mastertrust.v1.ExecutionReport.side:type_name -> mastertrust.v1.Side
+	7, // 2: mastertrust.v1.PriceFeed.prices:type_name -> mastertrust.v1.PriceFeed.PricesEntry
+	5, // 3: mastertrust.v1.HoldingsStatement.holdings:type_name -> mastertrust.v1.HoldingLine
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_dealing_proto_init() }
@@ -420,7 +676,7 @@ func file_dealing_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dealing_proto_rawDesc), len(file_dealing_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
