@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/acme/mastertrust/domain"
@@ -24,72 +23,25 @@ func PotStream(memberID string) string { return "pot/" + memberID }
 // PotGroup is the pot group of a member: it partitions the journal's feed,
 // the aggregators and the rebalance sweep. FNV-1a is stable across
 // processes and releases, which the group of an existing stream must be.
-func PotGroup(memberID string, groups uint32) uint32 {
+func PotGroup(memberID string, potGroups uint32) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(memberID))
-	return h.Sum32() % groups
+	return h.Sum32() % potGroups
 }
 
-// Market is what a pot needs to know of the world besides its own state:
-// the latest closing prices and the first dealing day still open. The
-// dealing cycle changes it; pots only read it.
-type Market interface {
-	Prices() map[domain.ISIN]domain.PricePoint
-	OpenFrom() domain.Date
-}
+// The journal's groups: pots are spread over all but the last, which holds
+// the system's own streams (prices, cut-offs, aggregators, asset books,
+// cycles, reconciliations), so that a node can follow prices and cut-offs by
+// reading one small feed.
 
-// MarketState is a Market held in memory, safe for concurrent use.
-type MarketState struct {
-	mu       sync.RWMutex
-	prices   map[domain.ISIN]domain.PricePoint // mu guards; replaced, never changed in place
-	openFrom domain.Date                       // mu guards
-}
+// PotGroups is the number of groups pots are spread over.
+func PotGroups(j persistence.Journal) uint32 { return j.Groups() - 1 }
 
-// NewMarketState is a market with no prices and every day open.
-func NewMarketState() *MarketState {
-	return &MarketState{prices: map[domain.ISIN]domain.PricePoint{}}
-}
+// SystemGroup is the group of the system's streams.
+func SystemGroup(j persistence.Journal) uint32 { return j.Groups() - 1 }
 
-// Prices returns the latest prices. The map must not be changed.
-func (m *MarketState) Prices() map[domain.ISIN]domain.PricePoint {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.prices
-}
-
-// OpenFrom returns the first dealing day still open.
-func (m *MarketState) OpenFrom() domain.Date {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.openFrom
-}
-
-// SetPrices records the closing prices of a date; a price older than the
-// one held is ignored.
-func (m *MarketState) SetPrices(date domain.Date, prices map[domain.ISIN]domain.Price) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	next := make(map[domain.ISIN]domain.PricePoint, len(m.prices)+len(prices))
-	for a, p := range m.prices {
-		next[a] = p
-	}
-	for a, p := range prices {
-		if old, ok := next[a]; !ok || !old.Date.After(date) {
-			next[a] = domain.PricePoint{Price: p, Date: date}
-		}
-	}
-	m.prices = next
-}
-
-// SetOpenFrom records that dealing days before d are cut off. It never
-// moves back.
-func (m *MarketState) SetOpenFrom(d domain.Date) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if d.After(m.openFrom) {
-		m.openFrom = d
-	}
-}
+// JournalGroupsMin: one pot group and the system group.
+const JournalGroupsMin = 2
 
 // PotConfig configures the pot grains of a node.
 type PotConfig struct {

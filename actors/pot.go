@@ -60,6 +60,9 @@ type reply struct {
 	resp    *pb.PotResponse
 	command string // for metrics
 	outcome string
+	// release ends the command's hold on the market (see Market.Hold) once
+	// the reply goes: its events are durable, or they never will be.
+	release func()
 }
 
 // appendDone reports an append's result to its pot.
@@ -142,7 +145,7 @@ func (a *potActor) recoverPanic(ctx actor.Context) {
 	}
 	a.inflight, a.waiting = nil, nil
 	for _, q := range queued {
-		a.send(ctx, reply{to: q.to, resp: unavailable(), command: q.command, outcome: "failed"})
+		a.send(ctx, reply{to: q.to, resp: unavailable(), command: q.command, outcome: "failed", release: q.release})
 	}
 	if req, ok := ctx.Message().(*protocluster.GrainRequest); ok && req != nil {
 		ctx.Respond(unavailable())
@@ -154,7 +157,7 @@ func (a *potActor) recoverPanic(ctx actor.Context) {
 // it. A failure leaves the activation answering "unavailable" until it stops.
 func (a *potActor) activate(member string) {
 	a.member, a.stream = member, PotStream(member)
-	a.group = PotGroup(member, a.deps.Journal.Groups())
+	a.group = PotGroup(member, PotGroups(a.deps.Journal))
 	start := time.Now()
 	a.deps.recoveries <- struct{}{}
 	defer func() { <-a.deps.recoveries }()
@@ -239,14 +242,22 @@ func (a *potActor) handle(ctx actor.Context, msg *protocluster.GrainRequest) {
 		a.enqueue(ctx, reply{to: ctx.Sender(), resp: problemResponse(err), command: name, outcome: "refused"}, nil)
 		return
 	}
-	dctx := a.context()
 	if !isCommand {
-		a.enqueue(ctx, reply{to: ctx.Sender(), resp: a.query(req, dctx), command: name, outcome: "ok"}, nil)
+		a.enqueue(ctx, reply{to: ctx.Sender(), resp: a.query(req, a.context(a.deps.Market.OpenFrom())), command: name, outcome: "ok"}, nil)
 		return
 	}
+	openFrom, release := a.deps.Market.Hold()
+	queued := false
+	defer func() {
+		if !queued {
+			release() // a panic before the reply was queued must not hold cut-offs up
+		}
+	}()
+	dctx := a.context(openFrom)
 	dec, err := domain.Decide(a.pot, cmd, dctx)
 	if err != nil {
-		a.enqueue(ctx, reply{to: ctx.Sender(), resp: problemResponse(err), command: name, outcome: "refused"}, nil)
+		queued = true
+		a.enqueue(ctx, reply{to: ctx.Sender(), resp: problemResponse(err), command: name, outcome: "refused", release: release}, nil)
 		return
 	}
 	events := make([]persistence.NewEvent, 0, len(dec.Events))
@@ -255,7 +266,8 @@ func (a *potActor) handle(ctx actor.Context, msg *protocluster.GrainRequest) {
 		if err != nil {
 			// A bug: the pot has not changed, nothing is appended.
 			a.deps.Logger.Error("encode pot event", "member", a.member, "event", e.EventType(), "err", err)
-			a.enqueue(ctx, reply{to: ctx.Sender(), resp: unavailable(), command: name, outcome: "failed"}, nil)
+			queued = true
+			a.enqueue(ctx, reply{to: ctx.Sender(), resp: unavailable(), command: name, outcome: "failed", release: release}, nil)
 			return
 		}
 		events = append(events, persistence.NewEvent{Type: typ, Data: data})
@@ -268,7 +280,8 @@ func (a *potActor) handle(ctx actor.Context, msg *protocluster.GrainRequest) {
 	if dec.Reply.Replayed {
 		outcome = "replayed"
 	}
-	a.enqueue(ctx, reply{to: ctx.Sender(), resp: resp, command: name, outcome: outcome}, events)
+	queued = true
+	a.enqueue(ctx, reply{to: ctx.Sender(), resp: resp, command: name, outcome: outcome, release: release}, events)
 }
 
 // enqueue queues a reply (with the events it waits for) behind everything
@@ -341,7 +354,7 @@ func (a *potActor) appended(ctx actor.Context, done appendDone) {
 		a.failed = done.err
 		for _, b := range append([]*batch{done.batch}, a.waiting...) {
 			for _, r := range b.replies {
-				a.send(ctx, reply{to: r.to, resp: unavailable(), command: r.command, outcome: "failed"})
+				a.send(ctx, reply{to: r.to, resp: unavailable(), command: r.command, outcome: "failed", release: r.release})
 			}
 		}
 		a.waiting = nil
@@ -383,6 +396,9 @@ func (a *potActor) saveSnapshot() {
 }
 
 func (a *potActor) send(ctx actor.Context, r reply) {
+	if r.release != nil {
+		r.release()
+	}
 	if r.resp.Version == 0 && a.pot != nil {
 		r.resp.Version = a.durable
 	}
@@ -395,9 +411,9 @@ func (a *potActor) send(ctx actor.Context, r reply) {
 	ctx.Send(r.to, r.resp)
 }
 
-func (a *potActor) context() *domain.Context {
+func (a *potActor) context(openFrom domain.Date) *domain.Context {
 	return &domain.Context{Now: a.deps.Now(), Catalogue: a.deps.Catalogue, Calendar: a.deps.Calendar,
-		Prices: a.deps.Market.Prices(), OpenFrom: a.deps.Market.OpenFrom()}
+		Prices: a.deps.Market.Prices(), OpenFrom: openFrom}
 }
 
 func (a *potActor) viewer(dctx *domain.Context) viewer {
@@ -473,7 +489,7 @@ func (a *potActor) statement(q *pb.GetStatement) (*pb.Statement, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.viewer(a.context()).statement(a.member, events, from, to, a.deps.Calendar.Location()), nil
+	return a.viewer(a.context(a.deps.Market.OpenFrom())).statement(a.member, events, from, to, a.deps.Calendar.Location()), nil
 }
 
 // ReadPotEvents reads a pot's events 1 … upTo from the journal.

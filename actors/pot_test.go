@@ -329,6 +329,7 @@ type panickyMarket struct{}
 
 func (panickyMarket) Prices() map[domain.ISIN]domain.PricePoint { panic("market on fire") }
 func (panickyMarket) OpenFrom() domain.Date                     { panic("market on fire") }
+func (panickyMarket) Hold() (domain.Date, func())               { return domain.Date{}, func() {} }
 
 // TestPotGrainStopsWhenItPanics proves a pot that panics (a bug, a broken
 // assertion) answers "unavailable" and stops, instead of being restarted by

@@ -208,3 +208,25 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 	}
 	return b
 }
+
+// TestSystemEventsRoundTrip proves a system event survives its wire form
+// and an unknown or malformed one is refused.
+func TestSystemEventsRoundTrip(t *testing.T) {
+	in := &PricesPublished{Date: "2026-11-23", Prices: map[string]string{"GB00BN7Q2L69": "1.234567"}, AtUnixNano: 42}
+	typ, data, err := EncodeSystemEvent(in)
+	if err != nil || typ != "sys.PricesPublished" {
+		t.Fatalf("encode: %q, %v", typ, err)
+	}
+	out, err := DecodeSystemEvent(typ, data)
+	if err != nil || !proto.Equal(in, out) {
+		t.Fatalf("decode: %v, %v", out, err)
+	}
+	for _, bad := range []struct{ typ string }{{"sys.NoSuchMessage"}, {"pot.OrderPlaced"}} {
+		if _, err := DecodeSystemEvent(bad.typ, data); err == nil {
+			t.Errorf("decoded %q", bad.typ)
+		}
+	}
+	if _, err := DecodeSystemEvent("sys.PricesPublished", []byte{0xff}); err == nil {
+		t.Errorf("decoded garbage")
+	}
+}

@@ -158,7 +158,7 @@ func (a *PotActor) onError(err error) {
 	a.ctx.Respond(resp)
 }
 
-func respond[T proto.Message](ctx cluster.GrainContext) func(T) {
+func respondPot[T proto.Message](ctx cluster.GrainContext) func(T) {
 	return func(resp T) {
 		ctx.Respond(resp)
 	}
