@@ -1,0 +1,17 @@
+// Package custodian is the protocol between ACME and its external asset
+// custodian over NATS JetStream, ACME's client of it, and a simulated
+// custodian that speaks it (for dev mode, tests and fault drills).
+//
+// Once per dealing day and asset ACME sends one net order, identified by its
+// client order id "<dealing date>-<ISIN>" (domain.BatchID); the custodian
+// executes it at the day's closing price from the price feed and answers
+// with an execution report. Reports can arrive late, twice or not at all:
+// ACME resends the order with the same client order id until it has
+// recorded the report, the custodian answers every repeat with the same
+// report, and ACME applies a report once by its execution id.
+//
+// protocol.go holds the names, ids and stream settings; messages.go the
+// checks both sides make on orders, reports, statements and prices;
+// client.go ACME's side; simulator.go, ledger.go and faults.go the
+// simulated custodian. docs/custodian.md describes the protocol for people.
+package custodian
