@@ -32,7 +32,11 @@ var (
 // that never sleeps past the deadline. For direct use of the generated
 // clients; Call uses it.
 func (n *Node) CallOptions(ctx context.Context) []protocluster.GrainCallOption {
-	callDeadline := deadline(ctx, n.cfg.RequestTimeout)
+	return n.callOptions(ctx, n.cfg.RequestTimeout)
+}
+
+func (n *Node) callOptions(ctx context.Context, timeout time.Duration) []protocluster.GrainCallOption {
+	callDeadline := deadline(ctx, timeout)
 	backoff := n.cfg.RequestRetryBackoff
 	return []protocluster.GrainCallOption{
 		protocluster.WithTimeout(time.Until(callDeadline)),
@@ -66,6 +70,17 @@ func (n *Node) CallOptions(ctx context.Context) []protocluster.GrainCallOption {
 // 5 s per attempt: protoactor's activation lookup has a fixed 5 s timeout
 // that does not see the call's.
 func Call[T any](ctx context.Context, n *Node, call func(opts ...protocluster.GrainCallOption) (T, error)) (T, error) {
+	return callWithin(ctx, n, n.cfg.RequestTimeout, call)
+}
+
+// CallWithin is Call with timeout in place of the node's RequestTimeout:
+// for the system's long calls (a dealing cycle's step), not for members'
+// requests.
+func CallWithin[T any](ctx context.Context, n *Node, timeout time.Duration, call func(opts ...protocluster.GrainCallOption) (T, error)) (T, error) {
+	return callWithin(ctx, n, timeout, call)
+}
+
+func callWithin[T any](ctx context.Context, n *Node, timeout time.Duration, call func(opts ...protocluster.GrainCallOption) (T, error)) (T, error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
 		return zero, classifyContextError(err)
@@ -73,7 +88,7 @@ func Call[T any](ctx context.Context, n *Node, call func(opts ...protocluster.Gr
 	if !n.enter() {
 		return zero, ErrStopped
 	}
-	opts := n.CallOptions(ctx)
+	opts := n.callOptions(ctx, timeout)
 	if ctx.Done() == nil {
 		// Nothing can end ctx early, and protoactor enforces the timeout:
 		// save the goroutine.

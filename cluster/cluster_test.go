@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,8 @@ import (
 	"github.com/acme/mastertrust/cluster/internal/testgrain"
 	"github.com/acme/mastertrust/internal/testkit"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // placeOn calls Add(delta) on every identity from node and returns the
@@ -595,5 +598,37 @@ func TestManyGrainsPassivate(t *testing.T) {
 	state, err := get(ctx, caller, ids[0])
 	if err != nil || state.GetActivation() != 2 {
 		t.Fatalf("get after mass passivation: state %v error %v, want activation 2", state, err)
+	}
+}
+
+// TestCallMembersReachesEveryMember proves a member service runs on every
+// member and CallMembers gets every member's answer, from a client too; a
+// member whose service fails makes the call fail.
+func TestCallMembersReachesEveryMember(t *testing.T) {
+	tc := startCluster(t, clusterOptions{members: 3, clients: 1, services: map[string]cluster.MemberService{
+		"echo": func(ctx context.Context, req proto.Message) (proto.Message, error) {
+			s := req.(*wrapperspb.StringValue).GetValue()
+			if s == "fail" {
+				return nil, errors.New("asked to fail")
+			}
+			return wrapperspb.String("echo " + s), nil
+		},
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got, err := tc.clients[0].CallMembers(ctx, "echo", wrapperspb.String("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("answers from %d members, want 3: %v", len(got), got)
+	}
+	for _, m := range tc.members {
+		if reply, ok := got[m.Address()].(*wrapperspb.StringValue); !ok || reply.GetValue() != "echo hi" {
+			t.Fatalf("member %s answered %v", m.Address(), got[m.Address()])
+		}
+	}
+	if _, err := tc.members[0].CallMembers(ctx, "echo", wrapperspb.String("fail")); err == nil || !strings.Contains(err.Error(), "asked to fail") {
+		t.Fatalf("failing service: got %v", err)
 	}
 }

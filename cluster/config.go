@@ -107,6 +107,10 @@ type Config struct {
 	// otherwise). It is called once per Start.
 	NewExternalProvider func() (protocluster.ClusterProvider, error)
 
+	// Services are the member services a member runs (see CallMembers):
+	// every member of a cluster must run the same ones. A client runs none.
+	Services map[string]MemberService
+
 	// Kinds are the grain kinds a member hosts. A member needs at least one;
 	// a client (StartClient) must have none.
 	Kinds []Kind
@@ -257,6 +261,9 @@ func (c *Config) Validate(client bool) error {
 		bad("Provider %q is unknown (inprocess, automanaged, consul, etcd or k8s)", c.Provider)
 	}
 
+	if client && len(c.Services) > 0 {
+		bad("a client runs no member services, but Services has %d", len(c.Services))
+	}
 	if client && len(c.Kinds) > 0 {
 		bad("a client hosts no grains, but Kinds has %d", len(c.Kinds))
 	}

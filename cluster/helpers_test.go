@@ -33,6 +33,8 @@ type clusterOptions struct {
 	counterIdleTimeout time.Duration
 	// configure edits every node's config before start.
 	configure func(*cluster.Config)
+	// services run on every member.
+	services map[string]cluster.MemberService
 }
 
 // testConfig returns the base config of test nodes.
@@ -75,6 +77,7 @@ func startCluster(t testing.TB, opts clusterOptions) *testCluster {
 		opts.configure(&base)
 	}
 	memberConfig := base
+	memberConfig.Services = opts.services
 	memberConfig.Kinds = []cluster.Kind{{
 		Name:        testgrain.KindName,
 		New:         testgrain.NewKind(tc.lifecycle),

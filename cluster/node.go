@@ -214,6 +214,10 @@ func start(cfg Config, client bool) (n *Node, err error) {
 			n.abortStart()
 			return nil, fmt.Errorf("cluster: start member: spawn stats actor: %w", err)
 		}
+		if err := n.spawnServices(); err != nil {
+			n.abortStart()
+			return nil, fmt.Errorf("cluster: start member: %w", err)
+		}
 	}
 	n.logger.Info("cluster node started", slog.String("role", role), slog.String("address", n.address),
 		slog.String("provider", string(cfg.Provider)), slog.String("kinds", strings.Join(n.kindNames(), ",")))
@@ -400,6 +404,7 @@ func (n *Node) enter() bool {
 func (n *Node) stopGracefully() {
 	if !n.client {
 		n.system.Root.Stop(actor.NewPID(n.address, statsActorName))
+		n.stopServices()
 		// Peers that still gossip with us block us as having left.
 		n.cluster.Gossip.SetState(protocluster.GracefullyLeftKey, &emptypb.Empty{})
 	}

@@ -107,6 +107,51 @@ func (x *MemberStats) GetActiveGrains() map[string]int64 {
 	return nil
 }
 
+// ServiceError is a member service's failure, as its reply.
+type ServiceError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Message       string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceError) Reset() {
+	*x = ServiceError{}
+	mi := &file_cluster_internal_statspb_stats_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceError) ProtoMessage() {}
+
+func (x *ServiceError) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_internal_statspb_stats_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceError.ProtoReflect.Descriptor instead.
+func (*ServiceError) Descriptor() ([]byte, []int) {
+	return file_cluster_internal_statspb_stats_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ServiceError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_cluster_internal_statspb_stats_proto protoreflect.FileDescriptor
 
 const file_cluster_internal_statspb_stats_proto_rawDesc = "" +
@@ -117,7 +162,9 @@ const file_cluster_internal_statspb_stats_proto_rawDesc = "" +
 	"\ractive_grains\x18\x01 \x03(\v28.mastertrust.cluster.stats.MemberStats.ActiveGrainsEntryR\factiveGrains\x1a?\n" +
 	"\x11ActiveGrainsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B6Z4github.com/acme/mastertrust/cluster/internal/statspbb\x06proto3"
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"(\n" +
+	"\fServiceError\x12\x18\n" +
+	"\amessage\x18\x01 \x01(\tR\amessageB6Z4github.com/acme/mastertrust/cluster/internal/statspbb\x06proto3"
 
 var (
 	file_cluster_internal_statspb_stats_proto_rawDescOnce sync.Once
@@ -131,14 +178,15 @@ func file_cluster_internal_statspb_stats_proto_rawDescGZIP() []byte {
 	return file_cluster_internal_statspb_stats_proto_rawDescData
 }
 
-var file_cluster_internal_statspb_stats_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_cluster_internal_statspb_stats_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_cluster_internal_statspb_stats_proto_goTypes = []any{
 	(*MemberStatsRequest)(nil), // 0: mastertrust.cluster.stats.MemberStatsRequest
 	(*MemberStats)(nil),        // 1: mastertrust.cluster.stats.MemberStats
-	nil,                        // 2: mastertrust.cluster.stats.MemberStats.ActiveGrainsEntry
+	(*ServiceError)(nil),       // 2: mastertrust.cluster.stats.ServiceError
+	nil,                        // 3: mastertrust.cluster.stats.MemberStats.ActiveGrainsEntry
 }
 var file_cluster_internal_statspb_stats_proto_depIdxs = []int32{
-	2, // 0: mastertrust.cluster.stats.MemberStats.active_grains:type_name -> mastertrust.cluster.stats.MemberStats.ActiveGrainsEntry
+	3, // 0: mastertrust.cluster.stats.MemberStats.active_grains:type_name -> mastertrust.cluster.stats.MemberStats.ActiveGrainsEntry
 	1, // [1:1] is the sub-list for method output_type
 	1, // [1:1] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
@@ -157,7 +205,7 @@ func file_cluster_internal_statspb_stats_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_internal_statspb_stats_proto_rawDesc), len(file_cluster_internal_statspb_stats_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
