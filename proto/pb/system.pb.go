@@ -1320,8 +1320,10 @@ type ReconciliationAsset struct {
 	CustodianSettledUnits string                 `protobuf:"bytes,5,opt,name=custodian_settled_units,json=custodianSettledUnits,proto3" json:"custodian_settled_units,omitempty"`
 	CustodianPendingUnits string                 `protobuf:"bytes,6,opt,name=custodian_pending_units,json=custodianPendingUnits,proto3" json:"custodian_pending_units,omitempty"`
 	Difference            string                 `protobuf:"bytes,7,opt,name=difference,proto3" json:"difference,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// house_units are settled, house_pending_units still settling.
+	HousePendingUnits string `protobuf:"bytes,8,opt,name=house_pending_units,json=housePendingUnits,proto3" json:"house_pending_units,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ReconciliationAsset) Reset() {
@@ -1399,6 +1401,13 @@ func (x *ReconciliationAsset) GetCustodianPendingUnits() string {
 func (x *ReconciliationAsset) GetDifference() string {
 	if x != nil {
 		return x.Difference
+	}
+	return ""
+}
+
+func (x *ReconciliationAsset) GetHousePendingUnits() string {
+	if x != nil {
+		return x.HousePendingUnits
 	}
 	return ""
 }
@@ -1942,9 +1951,12 @@ func (x *AggPrice) GetPrices() map[string]string {
 }
 
 type AggAllocate struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Date          string                 `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
-	Prices        map[string]string      `protobuf:"bytes,2,rep,name=prices,proto3" json:"prices,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Date   string                 `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
+	Prices map[string]string      `protobuf:"bytes,2,rep,name=prices,proto3" json:"prices,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// execution_ids: the custodian's execution id per asset, carried into
+	// every trade's execution.
+	ExecutionIds  map[string]string `protobuf:"bytes,3,rep,name=execution_ids,json=executionIds,proto3" json:"execution_ids,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1989,6 +2001,13 @@ func (x *AggAllocate) GetDate() string {
 func (x *AggAllocate) GetPrices() map[string]string {
 	if x != nil {
 		return x.Prices
+	}
+	return nil
+}
+
+func (x *AggAllocate) GetExecutionIds() map[string]string {
+	if x != nil {
+		return x.ExecutionIds
 	}
 	return nil
 }
@@ -2048,6 +2067,7 @@ func (x *AggSweep) GetPrices() map[string]string {
 type AggReconcile struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Deep          bool                   `protobuf:"varint,1,opt,name=deep,proto3" json:"deep,omitempty"`
+	AsOf          string                 `protobuf:"bytes,2,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2087,6 +2107,13 @@ func (x *AggReconcile) GetDeep() bool {
 		return x.Deep
 	}
 	return false
+}
+
+func (x *AggReconcile) GetAsOf() string {
+	if x != nil {
+		return x.AsOf
+	}
+	return ""
 }
 
 type AggregatorResponse struct {
@@ -2307,7 +2334,6 @@ type AssetBookRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Command:
 	//
-	//	*AssetBookRequest_AddPart
 	//	*AssetBookRequest_Send
 	//	*AssetBookRequest_RecordExecution
 	//	*AssetBookRequest_Status
@@ -2353,15 +2379,6 @@ func (x *AssetBookRequest) GetCommand() isAssetBookRequest_Command {
 	return nil
 }
 
-func (x *AssetBookRequest) GetAddPart() *AssetDayPart {
-	if x != nil {
-		if x, ok := x.Command.(*AssetBookRequest_AddPart); ok {
-			return x.AddPart
-		}
-	}
-	return nil
-}
-
 func (x *AssetBookRequest) GetSend() *BookSend {
 	if x != nil {
 		if x, ok := x.Command.(*AssetBookRequest_Send); ok {
@@ -2393,10 +2410,6 @@ type isAssetBookRequest_Command interface {
 	isAssetBookRequest_Command()
 }
 
-type AssetBookRequest_AddPart struct {
-	AddPart *AssetDayPart `protobuf:"bytes,1,opt,name=add_part,json=addPart,proto3,oneof"`
-}
-
 type AssetBookRequest_Send struct {
 	Send *BookSend `protobuf:"bytes,2,opt,name=send,proto3,oneof"`
 }
@@ -2409,18 +2422,18 @@ type AssetBookRequest_Status struct {
 	Status *BookStatus `protobuf:"bytes,4,opt,name=status,proto3,oneof"`
 }
 
-func (*AssetBookRequest_AddPart) isAssetBookRequest_Command() {}
-
 func (*AssetBookRequest_Send) isAssetBookRequest_Command() {}
 
 func (*AssetBookRequest_RecordExecution) isAssetBookRequest_Command() {}
 
 func (*AssetBookRequest_Status) isAssetBookRequest_Command() {}
 
+// BookSend records the batch from every group's part (the first time) and
+// sends its custodian order, or resends it if no report came within the
+// resend interval.
 type BookSend struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// groups is how many parts make the batch whole.
-	Groups        uint32 `protobuf:"varint,1,opt,name=groups,proto3" json:"groups,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parts         []*AssetDayPart        `protobuf:"bytes,1,rep,name=parts,proto3" json:"parts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2455,11 +2468,11 @@ func (*BookSend) Descriptor() ([]byte, []int) {
 	return file_system_proto_rawDescGZIP(), []int{31}
 }
 
-func (x *BookSend) GetGroups() uint32 {
+func (x *BookSend) GetParts() []*AssetDayPart {
 	if x != nil {
-		return x.Groups
+		return x.Parts
 	}
-	return 0
+	return nil
 }
 
 type BookStatus struct {
@@ -2975,6 +2988,238 @@ func (x *PricesResponse) GetPrices() *PricesPublished {
 	return nil
 }
 
+type ReconciliationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Command:
+	//
+	//	*ReconciliationRequest_Run
+	//	*ReconciliationRequest_Get
+	Command       isReconciliationRequest_Command `protobuf_oneof:"command"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconciliationRequest) Reset() {
+	*x = ReconciliationRequest{}
+	mi := &file_system_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconciliationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconciliationRequest) ProtoMessage() {}
+
+func (x *ReconciliationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconciliationRequest.ProtoReflect.Descriptor instead.
+func (*ReconciliationRequest) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ReconciliationRequest) GetCommand() isReconciliationRequest_Command {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ReconciliationRequest) GetRun() *ReconRun {
+	if x != nil {
+		if x, ok := x.Command.(*ReconciliationRequest_Run); ok {
+			return x.Run
+		}
+	}
+	return nil
+}
+
+func (x *ReconciliationRequest) GetGet() *ReconGet {
+	if x != nil {
+		if x, ok := x.Command.(*ReconciliationRequest_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+type isReconciliationRequest_Command interface {
+	isReconciliationRequest_Command()
+}
+
+type ReconciliationRequest_Run struct {
+	Run *ReconRun `protobuf:"bytes,1,opt,name=run,proto3,oneof"`
+}
+
+type ReconciliationRequest_Get struct {
+	Get *ReconGet `protobuf:"bytes,2,opt,name=get,proto3,oneof"`
+}
+
+func (*ReconciliationRequest_Run) isReconciliationRequest_Command() {}
+
+func (*ReconciliationRequest_Get) isReconciliationRequest_Command() {}
+
+// ReconRun runs the reconciliation (once per identity: a repeat answers
+// the recorded report). as_of "" is the last dealing day cut off.
+type ReconRun struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deep          bool                   `protobuf:"varint,1,opt,name=deep,proto3" json:"deep,omitempty"`
+	AsOf          string                 `protobuf:"bytes,2,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconRun) Reset() {
+	*x = ReconRun{}
+	mi := &file_system_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconRun) ProtoMessage() {}
+
+func (x *ReconRun) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconRun.ProtoReflect.Descriptor instead.
+func (*ReconRun) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ReconRun) GetDeep() bool {
+	if x != nil {
+		return x.Deep
+	}
+	return false
+}
+
+func (x *ReconRun) GetAsOf() string {
+	if x != nil {
+		return x.AsOf
+	}
+	return ""
+}
+
+type ReconGet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconGet) Reset() {
+	*x = ReconGet{}
+	mi := &file_system_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconGet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconGet) ProtoMessage() {}
+
+func (x *ReconGet) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconGet.ProtoReflect.Descriptor instead.
+func (*ReconGet) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{43}
+}
+
+type ReconciliationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	ErrorCode     string                 `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	Report        *ReconciliationReport  `protobuf:"bytes,3,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconciliationResponse) Reset() {
+	*x = ReconciliationResponse{}
+	mi := &file_system_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconciliationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconciliationResponse) ProtoMessage() {}
+
+func (x *ReconciliationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconciliationResponse.ProtoReflect.Descriptor instead.
+func (*ReconciliationResponse) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ReconciliationResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *ReconciliationResponse) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *ReconciliationResponse) GetReport() *ReconciliationReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
 var File_system_proto protoreflect.FileDescriptor
 
 const file_system_proto_rawDesc = "" +
@@ -3099,7 +3344,7 @@ const file_system_proto_rawDesc = "" +
 	"\n" +
 	"difference\x18\a \x01(\tR\n" +
 	"difference\x12\x16\n" +
-	"\x06detail\x18\b \x01(\tR\x06detail\"\xb4\x02\n" +
+	"\x06detail\x18\b \x01(\tR\x06detail\"\xe4\x02\n" +
 	"\x13ReconciliationAsset\x12\x14\n" +
 	"\x05asset\x18\x01 \x01(\tR\x05asset\x12*\n" +
 	"\x11pot_settled_units\x18\x02 \x01(\tR\x0fpotSettledUnits\x12*\n" +
@@ -3110,7 +3355,8 @@ const file_system_proto_rawDesc = "" +
 	"\x17custodian_pending_units\x18\x06 \x01(\tR\x15custodianPendingUnits\x12\x1e\n" +
 	"\n" +
 	"difference\x18\a \x01(\tR\n" +
-	"difference\"\x96\x02\n" +
+	"difference\x12.\n" +
+	"\x13house_pending_units\x18\b \x01(\tR\x11housePendingUnits\"\x96\x02\n" +
 	"\x12ReconciliationCash\x12%\n" +
 	"\x0epots_available\x18\x01 \x01(\tR\rpotsAvailable\x12#\n" +
 	"\rpots_reserved\x18\x02 \x01(\tR\fpotsReserved\x12!\n" +
@@ -3151,11 +3397,15 @@ const file_system_proto_rawDesc = "" +
 	"\x06prices\x18\x02 \x03(\v2$.mastertrust.v1.AggPrice.PricesEntryR\x06prices\x1a9\n" +
 	"\vPricesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9d\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb2\x02\n" +
 	"\vAggAllocate\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12?\n" +
-	"\x06prices\x18\x02 \x03(\v2'.mastertrust.v1.AggAllocate.PricesEntryR\x06prices\x1a9\n" +
+	"\x06prices\x18\x02 \x03(\v2'.mastertrust.v1.AggAllocate.PricesEntryR\x06prices\x12R\n" +
+	"\rexecution_ids\x18\x03 \x03(\v2-.mastertrust.v1.AggAllocate.ExecutionIdsEntryR\fexecutionIds\x1a9\n" +
 	"\vPricesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
+	"\x11ExecutionIdsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x97\x01\n" +
 	"\bAggSweep\x12\x12\n" +
@@ -3163,9 +3413,10 @@ const file_system_proto_rawDesc = "" +
 	"\x06prices\x18\x02 \x03(\v2$.mastertrust.v1.AggSweep.PricesEntryR\x06prices\x1a9\n" +
 	"\vPricesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\"\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
 	"\fAggReconcile\x12\x12\n" +
-	"\x04deep\x18\x01 \x01(\bR\x04deep\"\x92\x03\n" +
+	"\x04deep\x18\x01 \x01(\bR\x04deep\x12\x13\n" +
+	"\x05as_of\x18\x02 \x01(\tR\x04asOf\"\x92\x03\n" +
 	"\x12AggregatorResponse\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12%\n" +
 	"\x0etrades_settled\x18\x02 \x01(\x03R\rtradesSettled\x12\x16\n" +
@@ -3186,15 +3437,14 @@ const file_system_proto_rawDesc = "" +
 	"\tallocated\x18\x04 \x03(\v2\x1c.mastertrust.v1.AssetDayPartR\tallocated\x12%\n" +
 	"\x0epots_available\x18\x05 \x01(\tR\rpotsAvailable\x12#\n" +
 	"\rpots_reserved\x18\x06 \x01(\tR\fpotsReserved\x12!\n" +
-	"\fpots_pending\x18\a \x01(\tR\vpotsPending\"\x8c\x02\n" +
-	"\x10AssetBookRequest\x129\n" +
-	"\badd_part\x18\x01 \x01(\v2\x1c.mastertrust.v1.AssetDayPartH\x00R\aaddPart\x12.\n" +
+	"\fpots_pending\x18\a \x01(\tR\vpotsPending\"\xd1\x01\n" +
+	"\x10AssetBookRequest\x12.\n" +
 	"\x04send\x18\x02 \x01(\v2\x18.mastertrust.v1.BookSendH\x00R\x04send\x12L\n" +
 	"\x10record_execution\x18\x03 \x01(\v2\x1f.mastertrust.v1.ExecutionReportH\x00R\x0frecordExecution\x124\n" +
 	"\x06status\x18\x04 \x01(\v2\x1a.mastertrust.v1.BookStatusH\x00R\x06statusB\t\n" +
-	"\acommand\"\"\n" +
-	"\bBookSend\x12\x16\n" +
-	"\x06groups\x18\x01 \x01(\rR\x06groups\"\f\n" +
+	"\acommand\">\n" +
+	"\bBookSend\x122\n" +
+	"\x05parts\x18\x01 \x03(\v2\x1c.mastertrust.v1.AssetDayPartR\x05parts\"\f\n" +
 	"\n" +
 	"BookStatus\"\xd1\x01\n" +
 	"\x11AssetBookResponse\x12\x14\n" +
@@ -3225,7 +3475,21 @@ const file_system_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\tR\terrorCode\x127\n" +
-	"\x06prices\x18\x03 \x01(\v2\x1f.mastertrust.v1.PricesPublishedR\x06prices2]\n" +
+	"\x06prices\x18\x03 \x01(\v2\x1f.mastertrust.v1.PricesPublishedR\x06prices\"~\n" +
+	"\x15ReconciliationRequest\x12,\n" +
+	"\x03run\x18\x01 \x01(\v2\x18.mastertrust.v1.ReconRunH\x00R\x03run\x12,\n" +
+	"\x03get\x18\x02 \x01(\v2\x18.mastertrust.v1.ReconGetH\x00R\x03getB\t\n" +
+	"\acommand\"3\n" +
+	"\bReconRun\x12\x12\n" +
+	"\x04deep\x18\x01 \x01(\bR\x04deep\x12\x13\n" +
+	"\x05as_of\x18\x02 \x01(\tR\x04asOf\"\n" +
+	"\n" +
+	"\bReconGet\"\x8b\x01\n" +
+	"\x16ReconciliationResponse\x12\x14\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x02 \x01(\tR\terrorCode\x12<\n" +
+	"\x06report\x18\x03 \x01(\v2$.mastertrust.v1.ReconciliationReportR\x06report2]\n" +
 	"\n" +
 	"Aggregator\x12O\n" +
 	"\x06Handle\x12!.mastertrust.v1.AggregatorRequest\x1a\".mastertrust.v1.AggregatorResponse2Z\n" +
@@ -3234,7 +3498,9 @@ const file_system_proto_rawDesc = "" +
 	"\x05Cycle\x12E\n" +
 	"\x06Handle\x12\x1c.mastertrust.v1.CycleRequest\x1a\x1d.mastertrust.v1.CycleResponse2Q\n" +
 	"\x06Prices\x12G\n" +
-	"\x06Handle\x12\x1d.mastertrust.v1.PricesRequest\x1a\x1e.mastertrust.v1.PricesResponseB&Z$github.com/acme/mastertrust/proto/pbb\x06proto3"
+	"\x06Handle\x12\x1d.mastertrust.v1.PricesRequest\x1a\x1e.mastertrust.v1.PricesResponse2i\n" +
+	"\x0eReconciliation\x12W\n" +
+	"\x06Handle\x12%.mastertrust.v1.ReconciliationRequest\x1a&.mastertrust.v1.ReconciliationResponseB&Z$github.com/acme/mastertrust/proto/pbb\x06proto3"
 
 var (
 	file_system_proto_rawDescOnce sync.Once
@@ -3248,7 +3514,7 @@ func file_system_proto_rawDescGZIP() []byte {
 	return file_system_proto_rawDescData
 }
 
-var file_system_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_system_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_system_proto_goTypes = []any{
 	(*PricesPublished)(nil),        // 0: mastertrust.v1.PricesPublished
 	(*DayCutOff)(nil),              // 1: mastertrust.v1.DayCutOff
@@ -3291,21 +3557,26 @@ var file_system_proto_goTypes = []any{
 	(*PricesRequest)(nil),          // 38: mastertrust.v1.PricesRequest
 	(*PricesGet)(nil),              // 39: mastertrust.v1.PricesGet
 	(*PricesResponse)(nil),         // 40: mastertrust.v1.PricesResponse
-	nil,                            // 41: mastertrust.v1.PricesPublished.PricesEntry
-	nil,                            // 42: mastertrust.v1.AggPrice.PricesEntry
-	nil,                            // 43: mastertrust.v1.AggAllocate.PricesEntry
-	nil,                            // 44: mastertrust.v1.AggSweep.PricesEntry
-	(*AssetDayPart)(nil),           // 45: mastertrust.v1.AssetDayPart
-	(Side)(0),                      // 46: mastertrust.v1.Side
-	(*ExecutionReport)(nil),        // 47: mastertrust.v1.ExecutionReport
+	(*ReconciliationRequest)(nil),  // 41: mastertrust.v1.ReconciliationRequest
+	(*ReconRun)(nil),               // 42: mastertrust.v1.ReconRun
+	(*ReconGet)(nil),               // 43: mastertrust.v1.ReconGet
+	(*ReconciliationResponse)(nil), // 44: mastertrust.v1.ReconciliationResponse
+	nil,                            // 45: mastertrust.v1.PricesPublished.PricesEntry
+	nil,                            // 46: mastertrust.v1.AggPrice.PricesEntry
+	nil,                            // 47: mastertrust.v1.AggAllocate.PricesEntry
+	nil,                            // 48: mastertrust.v1.AggAllocate.ExecutionIdsEntry
+	nil,                            // 49: mastertrust.v1.AggSweep.PricesEntry
+	(*AssetDayPart)(nil),           // 50: mastertrust.v1.AssetDayPart
+	(Side)(0),                      // 51: mastertrust.v1.Side
+	(*ExecutionReport)(nil),        // 52: mastertrust.v1.ExecutionReport
 }
 var file_system_proto_depIdxs = []int32{
-	41, // 0: mastertrust.v1.PricesPublished.prices:type_name -> mastertrust.v1.PricesPublished.PricesEntry
-	45, // 1: mastertrust.v1.DayPriced.parts:type_name -> mastertrust.v1.AssetDayPart
-	46, // 2: mastertrust.v1.TradeAbsorbed.side:type_name -> mastertrust.v1.Side
-	45, // 3: mastertrust.v1.BatchRecorded.parts:type_name -> mastertrust.v1.AssetDayPart
-	46, // 4: mastertrust.v1.BatchRecorded.side:type_name -> mastertrust.v1.Side
-	47, // 5: mastertrust.v1.ExecutionRecorded.report:type_name -> mastertrust.v1.ExecutionReport
+	45, // 0: mastertrust.v1.PricesPublished.prices:type_name -> mastertrust.v1.PricesPublished.PricesEntry
+	50, // 1: mastertrust.v1.DayPriced.parts:type_name -> mastertrust.v1.AssetDayPart
+	51, // 2: mastertrust.v1.TradeAbsorbed.side:type_name -> mastertrust.v1.Side
+	50, // 3: mastertrust.v1.BatchRecorded.parts:type_name -> mastertrust.v1.AssetDayPart
+	51, // 4: mastertrust.v1.BatchRecorded.side:type_name -> mastertrust.v1.Side
+	52, // 5: mastertrust.v1.ExecutionRecorded.report:type_name -> mastertrust.v1.ExecutionReport
 	15, // 6: mastertrust.v1.CycleCompleted.summary:type_name -> mastertrust.v1.CycleSummary
 	19, // 7: mastertrust.v1.ReconciliationRecorded.report:type_name -> mastertrust.v1.ReconciliationReport
 	13, // 8: mastertrust.v1.CycleSummary.orders:type_name -> mastertrust.v1.CycleOrder
@@ -3321,39 +3592,45 @@ var file_system_proto_depIdxs = []int32{
 	25, // 18: mastertrust.v1.AggregatorRequest.allocate:type_name -> mastertrust.v1.AggAllocate
 	26, // 19: mastertrust.v1.AggregatorRequest.sweep:type_name -> mastertrust.v1.AggSweep
 	27, // 20: mastertrust.v1.AggregatorRequest.reconcile:type_name -> mastertrust.v1.AggReconcile
-	42, // 21: mastertrust.v1.AggPrice.prices:type_name -> mastertrust.v1.AggPrice.PricesEntry
-	43, // 22: mastertrust.v1.AggAllocate.prices:type_name -> mastertrust.v1.AggAllocate.PricesEntry
-	44, // 23: mastertrust.v1.AggSweep.prices:type_name -> mastertrust.v1.AggSweep.PricesEntry
-	45, // 24: mastertrust.v1.AggregatorResponse.parts:type_name -> mastertrust.v1.AssetDayPart
-	29, // 25: mastertrust.v1.AggregatorResponse.reconciliation:type_name -> mastertrust.v1.GroupReconciliation
-	16, // 26: mastertrust.v1.GroupReconciliation.breaks:type_name -> mastertrust.v1.ReconciliationBreak
-	17, // 27: mastertrust.v1.GroupReconciliation.assets:type_name -> mastertrust.v1.ReconciliationAsset
-	45, // 28: mastertrust.v1.GroupReconciliation.allocated:type_name -> mastertrust.v1.AssetDayPart
-	45, // 29: mastertrust.v1.AssetBookRequest.add_part:type_name -> mastertrust.v1.AssetDayPart
+	46, // 21: mastertrust.v1.AggPrice.prices:type_name -> mastertrust.v1.AggPrice.PricesEntry
+	47, // 22: mastertrust.v1.AggAllocate.prices:type_name -> mastertrust.v1.AggAllocate.PricesEntry
+	48, // 23: mastertrust.v1.AggAllocate.execution_ids:type_name -> mastertrust.v1.AggAllocate.ExecutionIdsEntry
+	49, // 24: mastertrust.v1.AggSweep.prices:type_name -> mastertrust.v1.AggSweep.PricesEntry
+	50, // 25: mastertrust.v1.AggregatorResponse.parts:type_name -> mastertrust.v1.AssetDayPart
+	29, // 26: mastertrust.v1.AggregatorResponse.reconciliation:type_name -> mastertrust.v1.GroupReconciliation
+	16, // 27: mastertrust.v1.GroupReconciliation.breaks:type_name -> mastertrust.v1.ReconciliationBreak
+	17, // 28: mastertrust.v1.GroupReconciliation.assets:type_name -> mastertrust.v1.ReconciliationAsset
+	50, // 29: mastertrust.v1.GroupReconciliation.allocated:type_name -> mastertrust.v1.AssetDayPart
 	31, // 30: mastertrust.v1.AssetBookRequest.send:type_name -> mastertrust.v1.BookSend
-	47, // 31: mastertrust.v1.AssetBookRequest.record_execution:type_name -> mastertrust.v1.ExecutionReport
+	52, // 31: mastertrust.v1.AssetBookRequest.record_execution:type_name -> mastertrust.v1.ExecutionReport
 	32, // 32: mastertrust.v1.AssetBookRequest.status:type_name -> mastertrust.v1.BookStatus
-	7,  // 33: mastertrust.v1.AssetBookResponse.batch:type_name -> mastertrust.v1.BatchRecorded
-	9,  // 34: mastertrust.v1.AssetBookResponse.execution:type_name -> mastertrust.v1.ExecutionRecorded
-	35, // 35: mastertrust.v1.CycleRequest.run:type_name -> mastertrust.v1.CycleRun
-	36, // 36: mastertrust.v1.CycleRequest.get:type_name -> mastertrust.v1.CycleGet
-	15, // 37: mastertrust.v1.CycleResponse.summary:type_name -> mastertrust.v1.CycleSummary
-	0,  // 38: mastertrust.v1.PricesRequest.publish:type_name -> mastertrust.v1.PricesPublished
-	39, // 39: mastertrust.v1.PricesRequest.get:type_name -> mastertrust.v1.PricesGet
-	0,  // 40: mastertrust.v1.PricesResponse.prices:type_name -> mastertrust.v1.PricesPublished
-	20, // 41: mastertrust.v1.Aggregator.Handle:input_type -> mastertrust.v1.AggregatorRequest
-	30, // 42: mastertrust.v1.AssetBook.Handle:input_type -> mastertrust.v1.AssetBookRequest
-	34, // 43: mastertrust.v1.Cycle.Handle:input_type -> mastertrust.v1.CycleRequest
-	38, // 44: mastertrust.v1.Prices.Handle:input_type -> mastertrust.v1.PricesRequest
-	28, // 45: mastertrust.v1.Aggregator.Handle:output_type -> mastertrust.v1.AggregatorResponse
-	33, // 46: mastertrust.v1.AssetBook.Handle:output_type -> mastertrust.v1.AssetBookResponse
-	37, // 47: mastertrust.v1.Cycle.Handle:output_type -> mastertrust.v1.CycleResponse
-	40, // 48: mastertrust.v1.Prices.Handle:output_type -> mastertrust.v1.PricesResponse
-	45, // [45:49] is the sub-list for method output_type
-	41, // [41:45] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	50, // 33: mastertrust.v1.BookSend.parts:type_name -> mastertrust.v1.AssetDayPart
+	7,  // 34: mastertrust.v1.AssetBookResponse.batch:type_name -> mastertrust.v1.BatchRecorded
+	9,  // 35: mastertrust.v1.AssetBookResponse.execution:type_name -> mastertrust.v1.ExecutionRecorded
+	35, // 36: mastertrust.v1.CycleRequest.run:type_name -> mastertrust.v1.CycleRun
+	36, // 37: mastertrust.v1.CycleRequest.get:type_name -> mastertrust.v1.CycleGet
+	15, // 38: mastertrust.v1.CycleResponse.summary:type_name -> mastertrust.v1.CycleSummary
+	0,  // 39: mastertrust.v1.PricesRequest.publish:type_name -> mastertrust.v1.PricesPublished
+	39, // 40: mastertrust.v1.PricesRequest.get:type_name -> mastertrust.v1.PricesGet
+	0,  // 41: mastertrust.v1.PricesResponse.prices:type_name -> mastertrust.v1.PricesPublished
+	42, // 42: mastertrust.v1.ReconciliationRequest.run:type_name -> mastertrust.v1.ReconRun
+	43, // 43: mastertrust.v1.ReconciliationRequest.get:type_name -> mastertrust.v1.ReconGet
+	19, // 44: mastertrust.v1.ReconciliationResponse.report:type_name -> mastertrust.v1.ReconciliationReport
+	20, // 45: mastertrust.v1.Aggregator.Handle:input_type -> mastertrust.v1.AggregatorRequest
+	30, // 46: mastertrust.v1.AssetBook.Handle:input_type -> mastertrust.v1.AssetBookRequest
+	34, // 47: mastertrust.v1.Cycle.Handle:input_type -> mastertrust.v1.CycleRequest
+	38, // 48: mastertrust.v1.Prices.Handle:input_type -> mastertrust.v1.PricesRequest
+	41, // 49: mastertrust.v1.Reconciliation.Handle:input_type -> mastertrust.v1.ReconciliationRequest
+	28, // 50: mastertrust.v1.Aggregator.Handle:output_type -> mastertrust.v1.AggregatorResponse
+	33, // 51: mastertrust.v1.AssetBook.Handle:output_type -> mastertrust.v1.AssetBookResponse
+	37, // 52: mastertrust.v1.Cycle.Handle:output_type -> mastertrust.v1.CycleResponse
+	40, // 53: mastertrust.v1.Prices.Handle:output_type -> mastertrust.v1.PricesResponse
+	44, // 54: mastertrust.v1.Reconciliation.Handle:output_type -> mastertrust.v1.ReconciliationResponse
+	50, // [50:55] is the sub-list for method output_type
+	45, // [45:50] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_system_proto_init() }
@@ -3373,7 +3650,6 @@ func file_system_proto_init() {
 		(*AggregatorRequest_Reconcile)(nil),
 	}
 	file_system_proto_msgTypes[30].OneofWrappers = []any{
-		(*AssetBookRequest_AddPart)(nil),
 		(*AssetBookRequest_Send)(nil),
 		(*AssetBookRequest_RecordExecution)(nil),
 		(*AssetBookRequest_Status)(nil),
@@ -3386,15 +3662,19 @@ func file_system_proto_init() {
 		(*PricesRequest_Publish)(nil),
 		(*PricesRequest_Get)(nil),
 	}
+	file_system_proto_msgTypes[41].OneofWrappers = []any{
+		(*ReconciliationRequest_Run)(nil),
+		(*ReconciliationRequest_Get)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_system_proto_rawDesc), len(file_system_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   45,
+			NumMessages:   50,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_system_proto_goTypes,
 		DependencyIndexes: file_system_proto_depIdxs,

@@ -587,6 +587,149 @@ func (a *PricesActor) onError(err error) {
 	a.ctx.Respond(resp)
 }
 
+var xReconciliationFactory func() Reconciliation
+
+// ReconciliationFactory produces a Reconciliation
+func ReconciliationFactory(factory func() Reconciliation) {
+	xReconciliationFactory = factory
+}
+
+// GetReconciliationGrainClient instantiates a new ReconciliationGrainClient with given Identity
+func GetReconciliationGrainClient(c *cluster.Cluster, id string) *ReconciliationGrainClient {
+	if c == nil {
+		panic(fmt.Errorf("nil cluster instance"))
+	}
+	if id == "" {
+		panic(fmt.Errorf("empty id"))
+	}
+	return &ReconciliationGrainClient{Identity: id, cluster: c}
+}
+
+// GetReconciliationKind instantiates a new cluster.Kind for Reconciliation
+func GetReconciliationKind(opts ...actor.PropsOption) *cluster.Kind {
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &ReconciliationActor{
+			Timeout: 60 * time.Second,
+		}
+	}, opts...)
+	kind := cluster.NewKind("Reconciliation", props)
+	return kind
+}
+
+// GetReconciliationKind instantiates a new cluster.Kind for Reconciliation
+func NewReconciliationKind(factory func() Reconciliation, timeout time.Duration, opts ...actor.PropsOption) *cluster.Kind {
+	xReconciliationFactory = factory
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &ReconciliationActor{
+			Timeout: timeout,
+		}
+	}, opts...)
+	kind := cluster.NewKind("Reconciliation", props)
+	return kind
+}
+
+// Reconciliation interfaces the services available to the Reconciliation
+type Reconciliation interface {
+	Init(ctx cluster.GrainContext)
+	Terminate(ctx cluster.GrainContext)
+	ReceiveDefault(ctx cluster.GrainContext)
+	Handle(req *ReconciliationRequest, ctx cluster.GrainContext) (*ReconciliationResponse, error)
+}
+
+// ReconciliationGrainClient holds the base data for the ReconciliationGrain
+type ReconciliationGrainClient struct {
+	Identity string
+	cluster  *cluster.Cluster
+}
+
+// Handle requests the execution on to the cluster with CallOptions
+func (g *ReconciliationGrainClient) Handle(r *ReconciliationRequest, opts ...cluster.GrainCallOption) (*ReconciliationResponse, error) {
+	if g.cluster.Config.RequestLog {
+		g.cluster.Logger().Info("Requesting", slog.String("identity", g.Identity), slog.String("kind", "Reconciliation"), slog.String("method", "Handle"), slog.Any("request", r))
+	}
+	bytes, err := proto.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	reqMsg := &cluster.GrainRequest{MethodIndex: 0, MessageData: bytes}
+	resp, err := g.cluster.Request(g.Identity, "Reconciliation", reqMsg, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("error request: %w", err)
+	}
+	switch msg := resp.(type) {
+	case *ReconciliationResponse:
+		return msg, nil
+	case *cluster.GrainErrorResponse:
+		if msg == nil {
+			return nil, nil
+		}
+		return nil, msg
+	default:
+		return nil, fmt.Errorf("unknown response type %T", resp)
+	}
+}
+
+// ReconciliationActor represents the actor structure
+type ReconciliationActor struct {
+	ctx     cluster.GrainContext
+	inner   Reconciliation
+	Timeout time.Duration
+}
+
+// Receive ensures the lifecycle of the actor for the received message
+func (a *ReconciliationActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started: //pass
+	case *cluster.ClusterInit:
+		a.ctx = cluster.NewGrainContext(ctx, msg.Identity, msg.Cluster)
+		a.inner = xReconciliationFactory()
+		a.inner.Init(a.ctx)
+
+		if a.Timeout > 0 {
+			ctx.SetReceiveTimeout(a.Timeout)
+		}
+	case *actor.ReceiveTimeout:
+		ctx.Poison(ctx.Self())
+	case *actor.Stopped:
+		a.inner.Terminate(a.ctx)
+	case actor.AutoReceiveMessage: // pass
+	case actor.SystemMessage: // pass
+
+	case *cluster.GrainRequest:
+		switch msg.MethodIndex {
+		case 0:
+			req := &ReconciliationRequest{}
+			err := proto.Unmarshal(msg.MessageData, req)
+			if err != nil {
+				ctx.Logger().Error("[Grain] Handle(ReconciliationRequest) proto.Unmarshal failed.", slog.Any("error", err))
+				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
+					WithMetadata(map[string]string{
+						"argument": req.String(),
+					})
+				ctx.Respond(resp)
+				return
+			}
+
+			r0, err := a.inner.Handle(req, a.ctx)
+			if err != nil {
+				resp := cluster.FromError(err)
+				ctx.Respond(resp)
+				return
+			}
+			ctx.Respond(r0)
+		}
+	default:
+		a.inner.ReceiveDefault(a.ctx)
+	}
+}
+
+// onError should be used in ctx.ReenterAfter
+// you can just return error in reenterable method for other errors
+func (a *ReconciliationActor) onError(err error) {
+	resp := cluster.FromError(err)
+	a.ctx.Respond(resp)
+}
+
 func respondSystem[T proto.Message](ctx cluster.GrainContext) func(T) {
 	return func(resp T) {
 		ctx.Respond(resp)

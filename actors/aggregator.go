@@ -1,0 +1,615 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/persistence"
+	"github.com/acme/mastertrust/proto/pb"
+)
+
+// The group aggregator: one grain per pot group. It reads its group's feed
+// (every event of every pot of the group, in commit order) and keeps a
+// replica of each pot, built by the domain's own Apply. Everything the
+// dealing cycle needs of the group derives from those replicas and from
+// the aggregator's own decisions, which it records in its stream:
+//
+//   - a dealing day's batch is the orders for that day that the feed held up
+//     to the position recorded when the day was closed (DayClosed); an
+//     order for the day further on in the feed arrived late and is rolled
+//     to the next open day;
+//   - who still waits for an allocation, a settlement or a roll is read off
+//     the replicas: a pot has taken a message once its events are in the
+//     feed. So resending after a restart needs no list of its own;
+//   - the rebalance sweep's members are the replicas with a profile;
+//   - reconciliation checks every replica's invariants and ledger.
+//
+// No actor sees every trade of a day: an aggregator sees its group's, an
+// asset book the groups' sums.
+//
+// On activation it replays its own stream, then the whole group feed: the
+// replicas cost memory (about a pot grain's state each) and a restart costs a
+// read of the group's history; both are noted in docs/dealing.md.
+type aggregator struct {
+	deps   *DealingDeps
+	group  uint32
+	stream systemStream
+
+	position uint64 // last feed position applied
+	pots     map[string]*replica
+	days     map[string]*closedDay // by date text
+	// late are orders whose day was closed before they reached the feed,
+	// by order id, until their pot has rolled them.
+	late map[string]lateOrder
+	// allocating: dates whose allocation started (AllocationStarted).
+	allocating map[string]bool
+	priced     map[string]*pb.DayPriced
+	absorbed   map[string]*pb.TradeAbsorbed // by trade id
+	sweeps     map[string]*pb.SweepProgress
+}
+
+// replica is a pot as the feed shows it, with its ledger.
+type replica struct {
+	pot    *domain.Pot
+	ledger domain.Ledger
+}
+
+type closedDay struct {
+	date     domain.Date
+	position uint64
+	frozen   bool
+	batch    []domain.DayTrade // the day's trades, once frozen
+}
+
+type lateOrder struct {
+	member string
+	from   domain.Date
+}
+
+func (a *aggregator) failure(err error) proto.Message {
+	return &pb.AggregatorResponse{Error: err.Error()}
+}
+
+func (a *aggregator) activate(identity string) error {
+	g, err := strconv.ParseUint(identity, 10, 32)
+	if err != nil || uint32(g) >= PotGroups(a.deps.Journal) {
+		return fmt.Errorf("aggregator identity %q is not a pot group", identity)
+	}
+	a.group = uint32(g)
+	a.stream = systemStream{j: a.deps.Journal, name: aggregatorStream(a.group)}
+	a.pots, a.days, a.late = map[string]*replica{}, map[string]*closedDay{}, map[string]lateOrder{}
+	a.allocating, a.priced = map[string]bool{}, map[string]*pb.DayPriced{}
+	a.absorbed, a.sweeps = map[string]*pb.TradeAbsorbed{}, map[string]*pb.SweepProgress{}
+	ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.StepTimeout)
+	defer cancel()
+	if err := a.stream.load(ctx, a.applyOwn); err != nil {
+		return err
+	}
+	return a.catchUp(ctx)
+}
+
+// applyOwn applies one of the aggregator's own events.
+func (a *aggregator) applyOwn(m proto.Message) error {
+	switch m := m.(type) {
+	case *pb.DayClosed:
+		d, err := domain.ParseDate(m.Date)
+		if err != nil {
+			return err
+		}
+		a.days[m.Date] = &closedDay{date: d, position: m.Position}
+	case *pb.DayPriced:
+		a.priced[m.Date] = m
+	case *pb.AllocationStarted:
+		a.allocating[m.Date] = true
+	case *pb.TradeAbsorbed:
+		a.absorbed[m.TradeId] = m
+	case *pb.SweepProgress:
+		a.sweeps[m.Date] = m
+	default:
+		return fmt.Errorf("unexpected %T in an aggregator stream", m)
+	}
+	return nil
+}
+
+// catchUp applies the group's feed up to its end.
+func (a *aggregator) catchUp(ctx context.Context) error {
+	for {
+		events, err := a.deps.Journal.ReadFeed(ctx, a.group, a.position, feedPage)
+		if err != nil {
+			return fmt.Errorf("read feed of group %d: %w", a.group, err)
+		}
+		for _, e := range events {
+			if err := a.applyFeed(e); err != nil {
+				return err
+			}
+		}
+		if len(events) < feedPage {
+			a.freezeUpTo(a.position)
+			return nil
+		}
+	}
+}
+
+// applyFeed applies one event of the group's feed.
+func (a *aggregator) applyFeed(e persistence.FeedEvent) error {
+	a.freezeUpTo(e.Position - 1)
+	a.position = e.Position
+	member, ok := strings.CutPrefix(e.Stream, "pot/")
+	if !ok {
+		return nil // not a pot's event
+	}
+	r := a.pots[member]
+	if r == nil {
+		r = &replica{pot: domain.NewPot(member), ledger: domain.Ledger{}}
+		a.pots[member] = r
+	}
+	if e.Version != r.pot.Version+1 {
+		return fmt.Errorf("group %d feed: %s version %d after %d", a.group, e.Stream, e.Version, r.pot.Version)
+	}
+	de, err := pb.DecodePotEvent(e.Type, e.Data)
+	if err != nil {
+		return fmt.Errorf("group %d feed: %s version %d: %w", a.group, e.Stream, e.Version, err)
+	}
+	if err := r.ledger.Post(domain.Postings(r.pot, de)); err != nil {
+		return fmt.Errorf("group %d feed: %s version %d: %w", a.group, e.Stream, e.Version, err)
+	}
+	r.pot.Apply(de)
+	switch de := de.(type) {
+	case domain.OrderPlaced:
+		if _, closed := a.days[de.DealingDate.String()]; closed {
+			a.late[de.OrderID] = lateOrder{member: member, from: de.DealingDate}
+		}
+	case domain.OrderRolled:
+		delete(a.late, de.OrderID)
+		if _, closed := a.days[de.To.String()]; closed {
+			// Rolled to a day that has closed since: roll again.
+			a.late[de.OrderID] = lateOrder{member: member, from: de.To}
+		}
+	case domain.OrderCancelled:
+		delete(a.late, de.OrderID)
+	}
+	return nil
+}
+
+// freezeUpTo freezes the batch of every closed day whose position is at or
+// before pos: the replicas are then exactly as the feed was at that day's
+// close.
+func (a *aggregator) freezeUpTo(pos uint64) {
+	for _, day := range a.days {
+		if day.frozen || day.position > pos {
+			continue
+		}
+		day.frozen = true
+		for _, member := range slices.Sorted(maps.Keys(a.pots)) {
+			p := a.pots[member].pot
+			for _, id := range p.OrderIDs {
+				o := p.Orders[id]
+				if o.Cancelled || !o.DealingDate.Equal(day.date) || o.Trades[0].Status != domain.TradeAccepted {
+					continue
+				}
+				for _, t := range o.Trades {
+					day.batch = append(day.batch, domain.DayTrade{MemberID: member, OrderID: o.ID, TradeSpec: t.Spec()})
+				}
+			}
+		}
+	}
+}
+
+func (a *aggregator) handle(data []byte) proto.Message {
+	req := &pb.AggregatorRequest{}
+	if err := proto.Unmarshal(data, req); err != nil {
+		return a.failure(fmt.Errorf("unreadable request: %w", err))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.StepTimeout)
+	defer cancel()
+	if err := a.catchUp(ctx); err != nil {
+		return a.failure(err)
+	}
+	var resp *pb.AggregatorResponse
+	var err error
+	switch c := req.Command.(type) {
+	case *pb.AggregatorRequest_CatchUp:
+		resp = &pb.AggregatorResponse{}
+	case *pb.AggregatorRequest_Settle:
+		resp, err = a.settle(ctx, c.Settle)
+	case *pb.AggregatorRequest_Close:
+		resp, err = a.close(ctx, c.Close)
+	case *pb.AggregatorRequest_Price:
+		resp, err = a.price(ctx, c.Price)
+	case *pb.AggregatorRequest_Allocate:
+		resp, err = a.allocate(ctx, c.Allocate)
+	case *pb.AggregatorRequest_Sweep:
+		resp, err = a.sweep(ctx, c.Sweep)
+	case *pb.AggregatorRequest_Reconcile:
+		resp, err = a.reconcile(ctx, c.Reconcile)
+	default:
+		err = errors.New("unknown aggregator command")
+	}
+	if err == nil {
+		// Rolls of late orders go out at every step, until their pots have
+		// taken them.
+		if n, rerr := a.sendRolls(ctx); rerr != nil {
+			err = rerr
+		} else {
+			resp.OrdersRolled += n
+		}
+	}
+	if err != nil {
+		return a.failure(err)
+	}
+	return resp
+}
+
+// settle tells every pot of the group to settle its executed trades due on
+// or before the date.
+func (a *aggregator) settle(ctx context.Context, c *pb.AggSettle) (*pb.AggregatorResponse, error) {
+	date, err := domain.ParseDate(c.Date)
+	if err != nil {
+		return nil, err
+	}
+	calls := map[string]*pb.PotRequest{}
+	count := 0
+	for member, r := range a.pots {
+		var due []string
+		for _, id := range r.pot.OrderIDs {
+			for _, t := range r.pot.Orders[id].Trades {
+				if t.Status == domain.TradeExecutedStatus && !t.Execution.SettlementDate.After(date) {
+					due = append(due, t.ID)
+				}
+			}
+		}
+		if len(due) > 0 {
+			calls[member] = &pb.PotRequest{Command: &pb.PotRequest_SettleTrades{SettleTrades: &pb.SettleTrades{TradeIds: due}}}
+			count += len(due)
+		}
+	}
+	if err := a.callPots(ctx, calls, nil); err != nil {
+		return nil, err
+	}
+	return &pb.AggregatorResponse{TradesSettled: int64(count)}, a.catchUp(ctx)
+}
+
+// close closes the group's batch of the date at the feed's current end.
+func (a *aggregator) close(ctx context.Context, c *pb.AggClose) (*pb.AggregatorResponse, error) {
+	date, err := domain.ParseDate(c.Date)
+	if err != nil {
+		return nil, err
+	}
+	day, ok := a.days[c.Date]
+	if !ok {
+		e := &pb.DayClosed{Date: c.Date, Position: a.position, AtUnixNano: nanosNow(a.deps.Now)}
+		if err := a.stream.append(ctx, e); err != nil {
+			return nil, err
+		}
+		day = &closedDay{date: date, position: a.position}
+		a.days[c.Date] = day
+		a.freezeUpTo(a.position)
+	}
+	orders := map[string]bool{}
+	for _, t := range day.batch {
+		orders[t.OrderID] = true
+	}
+	return &pb.AggregatorResponse{Orders: int64(len(orders)), Trades: int64(len(day.batch))}, nil
+}
+
+// frozenDay is the closed and frozen batch of a date.
+func (a *aggregator) frozenDay(date string) (*closedDay, error) {
+	day, ok := a.days[date]
+	if !ok || !day.frozen {
+		return nil, fmt.Errorf("dealing day %s is not closed in group %d", date, a.group)
+	}
+	return day, nil
+}
+
+// price nets the group's batch at the day's prices into one part per asset,
+// with the group's manifest hash, and records it.
+func (a *aggregator) price(ctx context.Context, c *pb.AggPrice) (*pb.AggregatorResponse, error) {
+	if done, ok := a.priced[c.Date]; ok {
+		if !samePrices(done.Parts, c.Prices) {
+			return nil, fmt.Errorf("dealing day %s was priced with other prices", c.Date)
+		}
+		return &pb.AggregatorResponse{Parts: done.Parts}, nil
+	}
+	day, err := a.frozenDay(c.Date)
+	if err != nil {
+		return nil, err
+	}
+	_, prices, err := decodePrices(c.Date, c.Prices)
+	if err != nil {
+		return nil, err
+	}
+	_, nets, err := domain.AllocateDay(day.batch, prices, a.unitDecimals)
+	if err != nil {
+		return nil, err
+	}
+	e := &pb.DayPriced{Date: c.Date, AtUnixNano: nanosNow(a.deps.Now)}
+	for _, asset := range slices.Sorted(maps.Keys(nets)) {
+		e.Parts = append(e.Parts, assetDayPart(day.date, a.group, nets[asset]))
+	}
+	if err := a.stream.append(ctx, e); err != nil {
+		return nil, err
+	}
+	a.priced[c.Date] = e
+	return &pb.AggregatorResponse{Parts: e.Parts}, nil
+}
+
+// samePrices reports whether parts were priced with prices.
+func samePrices(parts []*pb.AssetDayPart, prices map[string]string) bool {
+	for _, p := range parts {
+		want, err1 := domain.ParsePrice(prices[p.Asset], domain.PriceDecimalsMax)
+		got, err2 := domain.ParsePrice(p.Price, domain.PriceDecimalsMax)
+		if err1 != nil || err2 != nil || !want.Equal(got) {
+			return false
+		}
+	}
+	return true
+}
+
+func assetDayPart(date domain.Date, group uint32, d *domain.AssetDay) *pb.AssetDayPart {
+	return &pb.AssetDayPart{DealingDate: date.String(), Asset: string(d.Asset), Group: group, Price: d.Price.String(),
+		Trades: int64(d.Trades), BuyUnits: d.BuyUnits.String(), SellUnits: d.SellUnits.String(),
+		PotBuyCost: d.PotBuyCost.String(), PotSellCash: d.PotSellCash.String(),
+		ManifestSha256: domain.ManifestHash(d.ManifestLines)}
+}
+
+func (a *aggregator) unitDecimals(asset domain.ISIN) int32 {
+	if x, ok := a.deps.Catalogue.Asset(asset); ok {
+		return x.UnitDecimals
+	}
+	return domain.UnitDecimalsDefault
+}
+
+// allocate tells every pot of the batch its trades' executions, until each
+// has applied them; a trade its pot refuses because it was cancelled after
+// the cut-off is absorbed by the house.
+func (a *aggregator) allocate(ctx context.Context, c *pb.AggAllocate) (*pb.AggregatorResponse, error) {
+	day, err := a.frozenDay(c.Date)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := a.priced[c.Date]; !ok {
+		return nil, fmt.Errorf("dealing day %s is not priced in group %d", c.Date, a.group)
+	}
+	if !a.allocating[c.Date] {
+		if err := a.stream.append(ctx, &pb.AllocationStarted{Date: c.Date, AtUnixNano: nanosNow(a.deps.Now)}); err != nil {
+			return nil, err
+		}
+		a.allocating[c.Date] = true
+	}
+	_, prices, err := decodePrices(c.Date, c.Prices)
+	if err != nil {
+		return nil, err
+	}
+	allocs, _, err := domain.AllocateDay(day.batch, prices, a.unitDecimals)
+	if err != nil {
+		return nil, err
+	}
+	now := a.deps.Now()
+	byMember := map[string][]domain.TradeExecuted{}
+	for _, al := range allocs {
+		asset, _ := a.deps.Catalogue.Asset(al.Asset)
+		byMember[al.MemberID] = append(byMember[al.MemberID], domain.TradeExecuted{
+			TradeID: al.ID, DealingDate: day.date, Units: al.Units, Price: al.Price, Cash: al.Cash,
+			SettlementDate: a.deps.Calendar.SettlementDate(day.date, asset.SettlementDays),
+			BatchID:        domain.BatchID(day.date, al.Asset), ExecutionID: c.ExecutionIds[string(al.Asset)], At: now,
+		})
+	}
+	for round := 0; ; round++ {
+		calls := map[string]*pb.PotRequest{}
+		for member, execs := range byMember {
+			var missing []*pb.TradeExecuted
+			for _, e := range execs {
+				t := a.pots[member].pot.Trades[e.TradeID]
+				if t == nil || t.Status == domain.TradeAccepted && a.absorbed[e.TradeID] == nil {
+					missing = append(missing, pb.TradeExecutedMessage(e))
+				}
+			}
+			if len(missing) > 0 {
+				calls[member] = &pb.PotRequest{Command: &pb.PotRequest_AllocateTrades{AllocateTrades: &pb.AllocateTrades{
+					DealingDate: c.Date, Executions: missing}}}
+			}
+		}
+		if len(calls) == 0 {
+			return &pb.AggregatorResponse{PotsAllocated: int64(len(byMember)), Trades: int64(len(allocs))}, nil
+		}
+		if round >= a.deps.Config.PotCallAttempts {
+			return nil, fmt.Errorf("group %d: %d pots have not taken their allocations of %s", a.group, len(calls), c.Date)
+		}
+		refused := map[string]*pb.Problem{}
+		var mu sync.Mutex
+		err := a.callPots(ctx, calls, func(member string, resp *pb.PotResponse) {
+			if p := resp.GetProblem(); p != nil && p.Code == CodeSystemMismatch {
+				mu.Lock()
+				refused[member] = p
+				mu.Unlock()
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := a.catchUp(ctx); err != nil {
+			return nil, err
+		}
+		if err := a.absorbRefused(ctx, day, byMember, refused); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// absorbRefused books to the house every trade of a refused allocation that
+// its pot cancelled (after the cut-off; the fence should make this
+// impossible, and the house account keeps the books exact if it happens).
+func (a *aggregator) absorbRefused(ctx context.Context, day *closedDay, byMember map[string][]domain.TradeExecuted, refused map[string]*pb.Problem) error {
+	var events []proto.Message
+	for member := range refused {
+		for _, e := range byMember[member] {
+			t := a.pots[member].pot.Trades[e.TradeID]
+			if t == nil || t.Status != domain.TradeCancelled || a.absorbed[e.TradeID] != nil {
+				continue
+			}
+			ev := &pb.TradeAbsorbed{Date: day.date.String(), MemberId: member, TradeId: t.ID, Asset: string(t.Asset),
+				Side: pb.Side(t.Side), Units: e.Units.String(), Cash: e.Cash.String(), AtUnixNano: nanosNow(a.deps.Now)}
+			events = append(events, ev)
+			a.deps.Logger.Error("trade cancelled after the cut-off; the house absorbs it", "member", member, "trade", t.ID, "date", day.date)
+		}
+	}
+	if len(events) == 0 {
+		if len(refused) > 0 {
+			for member, p := range refused {
+				return fmt.Errorf("pot %s refused its allocation: %s", member, p.Detail)
+			}
+		}
+		return nil
+	}
+	if err := a.stream.append(ctx, events...); err != nil {
+		return err
+	}
+	for _, e := range events {
+		ev := e.(*pb.TradeAbsorbed)
+		a.absorbed[ev.TradeId] = ev
+	}
+	return nil
+}
+
+// sweep checks every pot of the group with a profile against the day's
+// prices, in member order, recording its progress so that a run after a
+// crash starts where it stopped (pots ignore a repeated rebalance anyway).
+func (a *aggregator) sweep(ctx context.Context, c *pb.AggSweep) (*pb.AggregatorResponse, error) {
+	date, err := domain.ParseDate(c.Date)
+	if err != nil {
+		return nil, err
+	}
+	var members []string
+	for _, m := range slices.Sorted(maps.Keys(a.pots)) {
+		if p := a.pots[m].pot; p.Opened && p.Profile != "" {
+			members = append(members, m)
+		}
+	}
+	progress := a.sweeps[c.Date]
+	if progress == nil {
+		progress = &pb.SweepProgress{Date: c.Date}
+	}
+	chunk := a.deps.Config.SweepChunk
+	for !progress.Done {
+		from := int(progress.Next)
+		to := min(from+chunk, len(members))
+		calls := map[string]*pb.PotRequest{}
+		for _, m := range members[from:to] {
+			calls[m] = &pb.PotRequest{Command: &pb.PotRequest_Rebalance{Rebalance: &pb.Rebalance{Date: c.Date, Prices: c.Prices}}}
+		}
+		if err := a.callPots(ctx, calls, nil); err != nil {
+			return nil, err
+		}
+		next := &pb.SweepProgress{Date: c.Date, Next: uint32(to), Done: to == len(members), AtUnixNano: nanosNow(a.deps.Now)}
+		if err := a.stream.append(ctx, next); err != nil {
+			return nil, err
+		}
+		progress = next
+		a.sweeps[c.Date] = next
+	}
+	if err := a.catchUp(ctx); err != nil {
+		return nil, err
+	}
+	traded := 0
+	for _, m := range members {
+		if a.pots[m].pot.LastRebalance.Equal(date) {
+			traded++
+		}
+	}
+	return &pb.AggregatorResponse{PotsChecked: int64(len(members)), PotsTraded: int64(traded)}, nil
+}
+
+// sendRolls asks the pots of late orders to roll them to the next open
+// dealing day.
+func (a *aggregator) sendRolls(ctx context.Context) (int64, error) {
+	if len(a.late) == 0 {
+		return 0, nil
+	}
+	calls := map[string][]*pb.PotRequest{}
+	for id, l := range a.late {
+		to := a.deps.Calendar.NextDealingDay(l.from)
+		for {
+			if _, closed := a.days[to.String()]; !closed {
+				break
+			}
+			to = a.deps.Calendar.NextDealingDay(to)
+		}
+		calls[l.member] = append(calls[l.member], &pb.PotRequest{Command: &pb.PotRequest_RollOrder{RollOrder: &pb.RollOrder{
+			OrderId: id, FromDate: l.from.String(), ToDate: to.String()}}})
+	}
+	// A pot may have several late orders: one call each, in order.
+	for len(calls) > 0 {
+		round := map[string]*pb.PotRequest{}
+		for m, reqs := range calls {
+			round[m] = reqs[0]
+			if len(reqs) == 1 {
+				delete(calls, m)
+			} else {
+				calls[m] = reqs[1:]
+			}
+		}
+		if err := a.callPots(ctx, round, nil); err != nil {
+			return 0, err
+		}
+	}
+	n := int64(len(a.late))
+	return n, a.catchUp(ctx)
+}
+
+// callPots sends each member its request, PotCallsInFlight at a time,
+// retrying calls that fail to reach the pot; seen gets every answer. A
+// pot's own refusal is not retried: seen decides what it means.
+func (a *aggregator) callPots(ctx context.Context, calls map[string]*pb.PotRequest, seen func(member string, resp *pb.PotResponse)) error {
+	node := a.deps.clusterNode()
+	if node == nil {
+		return errNoNode
+	}
+	client := PotClient{Node: node}
+	sem := make(chan struct{}, a.deps.Config.PotCallsInFlight)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, member := range slices.Sorted(maps.Keys(calls)) {
+		req := calls[member]
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var resp *pb.PotResponse
+			var err error
+			for attempt := 0; attempt < a.deps.Config.PotCallAttempts; attempt++ {
+				resp, err = client.Handle(ctx, member, req)
+				if err == nil && resp.GetProblem().GetCode() == CodeUnavailable {
+					err = errors.New(resp.GetProblem().Detail)
+				}
+				if err == nil || ctx.Err() != nil {
+					break
+				}
+				time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("pot %s: %w", member, err))
+				return
+			}
+			if seen != nil {
+				seen(member, resp)
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return fmt.Errorf("group %d: %d of %d pot calls failed, first: %w", a.group, len(errs), len(calls), errs[0])
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/proto"
+)
+
+// The system's grains (aggregators, asset books, cycles, prices) share one
+// shell: a grain handles one request at a time, to completion, and answers
+// it. Unlike pots they are few and their requests are long (a cycle step),
+// so there is nothing to batch. As for pots, a panic stops the activation
+// instead of letting protoactor restart an instance that would never see
+// its ClusterInit again.
+
+// grainLogic is one kind's behaviour.
+type grainLogic interface {
+	// activate loads the grain's state for its identity.
+	activate(identity string) error
+	// handle answers one request (its encoded bytes).
+	handle(request []byte) proto.Message
+	// failure is the kind's response for an error.
+	failure(err error) proto.Message
+}
+
+// newGrainKind returns a cluster kind constructor for a kind whose grains
+// run logic made by newLogic.
+func newGrainKind(name string, log *slog.Logger, newLogic func() grainLogic) func(idleTimeout time.Duration) *protocluster.Kind {
+	return func(idleTimeout time.Duration) *protocluster.Kind {
+		props := actor.PropsFromProducer(func() actor.Actor {
+			return &grainShell{kind: name, log: log, logic: newLogic(), idle: idleTimeout}
+		})
+		return protocluster.NewKind(name, props)
+	}
+}
+
+type grainShell struct {
+	kind     string
+	log      *slog.Logger
+	logic    grainLogic
+	idle     time.Duration
+	identity string
+	failed   error
+}
+
+func (g *grainShell) Receive(ctx actor.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			g.log.Error("grain panicked; stopping the activation", "kind", g.kind, "identity", g.identity,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			if _, ok := ctx.Message().(*protocluster.GrainRequest); ok {
+				ctx.Respond(g.logic.failure(fmt.Errorf("%s %s failed", g.kind, g.identity)))
+			}
+			ctx.Poison(ctx.Self())
+		}
+	}()
+	switch msg := ctx.Message().(type) {
+	case *protocluster.ClusterInit:
+		if msg.Identity == nil {
+			g.failed = errors.New("activated without a cluster identity")
+		} else {
+			g.identity = msg.Identity.Identity
+			g.failed = g.logic.activate(g.identity)
+		}
+		if g.failed != nil {
+			g.log.Error("grain activation failed", "kind", g.kind, "identity", g.identity, "err", g.failed)
+			ctx.Poison(ctx.Self()) // after answering what waits; the next request retries
+			return
+		}
+		if g.idle > 0 {
+			ctx.SetReceiveTimeout(g.idle)
+		}
+	case *protocluster.GrainRequest:
+		if g.failed != nil {
+			ctx.Respond(g.logic.failure(fmt.Errorf("%s %s unavailable: %w", g.kind, g.identity, g.failed)))
+			return
+		}
+		ctx.Respond(g.logic.handle(msg.MessageData))
+	case *actor.ReceiveTimeout:
+		ctx.Poison(ctx.Self())
+	}
+}

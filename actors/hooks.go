@@ -1,0 +1,58 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/proto/pb"
+)
+
+// CutOffFence is the CutOffService of a member: it closes the days before
+// the cut-off's open day on the member's market and waits for the pot
+// decisions made while they were open.
+func CutOffFence(market *MarketState) cluster.MemberService {
+	return func(ctx context.Context, req proto.Message) (proto.Message, error) {
+		cut, ok := req.(*pb.DayCutOff)
+		if !ok {
+			return nil, fmt.Errorf("cut-off fence: unexpected %T", req)
+		}
+		openFrom, err := domain.ParseDate(cut.OpenFrom)
+		if err != nil {
+			return nil, fmt.Errorf("cut-off fence: %w", err)
+		}
+		if err := market.CutOff(ctx, openFrom); err != nil {
+			return nil, err
+		}
+		return cut, nil
+	}
+}
+
+// ExecutionRecorder routes the custodian's execution reports to their asset
+// books. A report is acknowledged to NATS only once its book has recorded
+// it, so none is lost in a crash; a repeat changes nothing.
+func ExecutionRecorder(node *cluster.Node, timeout time.Duration) func(ctx context.Context, r *pb.ExecutionReport) error {
+	return func(ctx context.Context, r *pb.ExecutionReport) error {
+		if _, err := domain.ParseDate(r.DealingDate); err != nil || r.Asset == "" {
+			return fmt.Errorf("execution report %s names no dealing day and asset", r.ExecutionId)
+		}
+		identity := r.DealingDate + "/" + r.Asset
+		resp, err := cluster.CallWithin(ctx, node, timeout, func(opts ...protocluster.GrainCallOption) (*pb.AssetBookResponse, error) {
+			return pb.GetAssetBookGrainClient(node.Cluster(), identity).Handle(
+				&pb.AssetBookRequest{Command: &pb.AssetBookRequest_RecordExecution{RecordExecution: r}}, opts...)
+		})
+		if err == nil && resp.Error != "" {
+			err = errors.New(resp.Error)
+		}
+		if err != nil {
+			return fmt.Errorf("record execution %s in %s: %w", r.ExecutionId, identity, err)
+		}
+		return nil
+	}
+}
