@@ -32,10 +32,11 @@ type Cluster interface {
 // Config configures a gateway. Required: Pots, Cluster, Ready, Catalogue
 // and TokenSecret; EnsureDefaults fills the rest.
 //
-// The operator endpoints of the dealing cycle (POST /v1/prices, cycles,
-// reconciliations) come with their services: each will be one more
-// interface field here, set by the caller, and a few lines in routes.go.
+// Operations (the dealing cycle's operator endpoints) is optional: without
+// it those endpoints answer 503.
 type Config struct {
+	// Operations runs prices, cycles and reconciliations.
+	Operations Operations
 	// Pots calls the members' pot grains. Required.
 	Pots Pots
 	// Cluster lists the cluster's members for GET /v1/cluster. Required.

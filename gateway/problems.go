@@ -67,6 +67,11 @@ var problemTable = map[string]problemKind{
 	actors.CodeSystemMismatch:      {http.StatusUnprocessableEntity, "Request does not match the pot"},
 	actors.CodeInvalidRequest:      {http.StatusBadRequest, "Invalid request"},
 	actors.CodeUnavailable:         {http.StatusServiceUnavailable, "Service unavailable"},
+	// The dealing operations' refusals.
+	actors.CodePricesInvalid:  {http.StatusBadRequest, "Invalid prices"},
+	actors.CodePricesConflict: {http.StatusConflict, "Other prices are already published for the date"},
+	actors.CodeNoPrices:       {http.StatusConflict, "No prices for the date"},
+	actors.CodeCycleFailed:    {http.StatusServiceUnavailable, "The cycle stopped; run it again to resume"},
 	// The gateway's own.
 	codeUnauthorized:     {http.StatusUnauthorized, "Unauthorized"},
 	codeForbidden:        {http.StatusForbidden, "Forbidden"},

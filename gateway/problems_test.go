@@ -35,6 +35,20 @@ func TestProblemTableCoversThePots(t *testing.T) {
 			t.Errorf("newProblem(%q) = %+v", code, p)
 		}
 	}
+	// The dealing operations' codes, with their own statuses.
+	opStatus := map[string]int{
+		actors.CodePricesInvalid:  http.StatusBadRequest,
+		actors.CodePricesConflict: http.StatusConflict,
+		actors.CodeNoPrices:       http.StatusConflict,
+		actors.CodeCycleFailed:    http.StatusServiceUnavailable,
+		actors.CodeNotFound:       http.StatusNotFound,
+	}
+	for _, code := range operationCodes {
+		kind, ok := problemTable[code]
+		if !ok || kind.status != opStatus[code] || kind.title == "" {
+			t.Errorf("operation code %q maps to %+v (in the table: %v), want status %d", code, kind, ok, opStatus[code])
+		}
+	}
 	if p := newProblem("no-such-code", "secret detail"); p.Status != http.StatusInternalServerError || p.Detail != "" {
 		t.Errorf("unknown code: %+v, want a bare 500", p)
 	}

@@ -23,11 +23,7 @@ func (rt route) label() string { return rt.method + " " + rt.pattern }
 
 // routeTable lists every endpoint. Adding one is one line here, its
 // handler, and its entry in docs/openapi.yaml (a test fails until the two
-// agree). The operator endpoints of the dealing cycle (issue 5) go in the
-// operator block, with their service as a Config field:
-//
-//	{http.MethodPost, "/v1/prices", accessOperator, s.postPrices, nil},
-//	{http.MethodPost, "/v1/cycles/{date}/run", accessOperator, s.runCycle, nil},
+// agree).
 func (s *Server) routeTable() []route {
 	return []route{
 		// Members (API.md "Member endpoints").
@@ -48,6 +44,12 @@ func (s *Server) routeTable() []route {
 
 		// Operators.
 		{http.MethodGet, "/v1/cluster", accessOperator, s.getCluster, nil},
+		{http.MethodPost, "/v1/prices", accessOperator, s.postPrices, nil},
+		{http.MethodGet, "/v1/prices/{date}", accessOperator, s.getPrices, nil},
+		{http.MethodPost, "/v1/cycles/{date}/run", accessOperator, s.runCycle, nil},
+		{http.MethodGet, "/v1/cycles/{date}", accessOperator, s.getCycle, nil},
+		{http.MethodPost, "/v1/reconciliations", accessOperator, s.postReconciliation, nil},
+		{http.MethodGet, "/v1/reconciliations/{id}", accessOperator, s.getReconciliation, nil},
 
 		// Health and metrics (no token).
 		{http.MethodGet, "/healthz", accessPublic, s.healthz, nil},

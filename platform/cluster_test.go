@@ -79,7 +79,7 @@ func startJSCluster(t *testing.T, members int) *jsCluster {
 		if err != nil {
 			t.Fatalf("member %d: %v", i, err)
 		}
-		t.Cleanup(c.members[i].Cluster.Kill)
+		t.Cleanup(c.members[i].Kill)
 	}
 	if c.client, err = cluster.StartClient(base); err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestJetStreamClusterFailover(t *testing.T) {
 	if err := c.members[0].Stop(ctx); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}
-	c.members[1].Cluster.Kill()
+	c.members[1].Kill()
 	survivor := c.members[2].Cluster.Address()
 	testkit.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
 		for i := range pots {

@@ -15,8 +15,10 @@ import (
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/persistence"
+	"github.com/acme/mastertrust/proto/pb"
 )
 
 // NodeConfig configures a node that hosts pot grains.
@@ -29,9 +31,15 @@ type NodeConfig struct {
 	Journal   persistence.Journal
 	Catalogue *domain.Catalogue
 	Calendar  *domain.Calendar
-	// Market gives pots the latest prices and the first open dealing day.
-	// Default: a new, empty MarketState.
-	Market actors.Market
+	// Market gives pots the latest prices and the first open dealing day;
+	// StartNode keeps it in step with the journal. Default: a new one.
+	Market *actors.MarketState
+	// Custodian is ACME's side of the custodian protocol; nil on a node
+	// without NATS, which then cannot run dealing cycles (its pots serve
+	// members all the same).
+	Custodian *custodian.Client
+	// Dealing configures the dealing cycle's grains.
+	Dealing actors.DealingConfig
 	// Now is the pots' clock. Default: time.Now.
 	Now  func() time.Time
 	Pots actors.PotConfig
@@ -47,12 +55,24 @@ type NodeConfig struct {
 type Node struct {
 	Cluster  *cluster.Node
 	Journal  persistence.Journal
-	Market   actors.Market
+	Market   *actors.MarketState
 	Metrics  *actors.Metrics
 	Registry *prometheus.Registry
 	// Pots calls pot grains from this node.
 	Pots actors.PotClient
+
+	// stop ends the market follower and the reports consumer.
+	stop func()
 }
+
+// marketFollowInterval: how often a node reads the system feed for prices
+// and cut-offs published by others (a cut-off also reaches every member at
+// once through the fence; this covers members that join later).
+const marketFollowInterval = time.Second
+
+// executionsConsumer is the durable consumer of execution reports shared by
+// every member (each report goes to one of them).
+const executionsConsumer = "acme-executions"
 
 // StartNode starts a member hosting pot grains.
 func StartNode(cfg NodeConfig) (*Node, error) {
@@ -85,11 +105,31 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if err := cfg.Pots.Validate(); err != nil {
 		return nil, fmt.Errorf("platform: start node: %w", err)
 	}
+	if cfg.Journal.Groups() < actors.JournalGroupsMin {
+		return nil, fmt.Errorf("platform: start node: the journal has %d groups, want at least %d", cfg.Journal.Groups(), actors.JournalGroupsMin)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			cancel()
+		}
+	}()
+	if err := actors.FollowMarket(ctx, cfg.Journal, cfg.Market, marketFollowInterval, cfg.Logger); err != nil {
+		return nil, fmt.Errorf("platform: start node: %w", err)
+	}
 	metrics := actors.NewMetrics(cfg.Registry)
 	deps := &actors.PotDeps{Journal: cfg.Journal, Catalogue: cfg.Catalogue, Calendar: cfg.Calendar,
 		Market: cfg.Market, Now: cfg.Now, Config: cfg.Pots, Metrics: metrics, Logger: cfg.Logger}
+	dealing := &actors.DealingDeps{Journal: cfg.Journal, Catalogue: cfg.Catalogue, Calendar: cfg.Calendar,
+		Market: cfg.Market, Now: cfg.Now, Config: cfg.Dealing, Logger: cfg.Logger}
+	if cfg.Custodian != nil {
+		dealing.Custodian = custodianAdapter{cfg.Custodian}
+	}
 	cc := cfg.Cluster
-	cc.Kinds = []cluster.Kind{{Name: actors.PotKind, New: actors.NewPotKind(deps), IdleTimeout: cfg.PotIdleTimeout}}
+	cc.Kinds = append([]cluster.Kind{{Name: actors.PotKind, New: actors.NewPotKind(deps), IdleTimeout: cfg.PotIdleTimeout}},
+		dealing.Kinds()...)
+	cc.Services = map[string]cluster.MemberService{actors.CutOffService: actors.CutOffFence(cfg.Market)}
 	if cc.Logger == nil {
 		cc.Logger = cfg.Logger
 	}
@@ -97,12 +137,40 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("platform: start node: %w", err)
 	}
+	dealing.SetNode(member)
+	if cfg.Custodian != nil {
+		stopReports, err := cfg.Custodian.Reports(ctx, executionsConsumer, actors.ExecutionRecorder(member, dealing.Config.StepTimeout))
+		if err != nil {
+			member.Kill()
+			return nil, fmt.Errorf("platform: start node: consume execution reports: %w", err)
+		}
+		prev := cancel
+		cancel = func() { stopReports(); prev() }
+	}
+	ok = true
 	return &Node{Cluster: member, Journal: cfg.Journal, Market: cfg.Market, Metrics: metrics,
-		Registry: cfg.Registry, Pots: actors.PotClient{Node: member}}, nil
+		Registry: cfg.Registry, Pots: actors.PotClient{Node: member}, stop: cancel}, nil
 }
 
 // Stop leaves the cluster gracefully: the node's pots passivate, and their
 // next requests activate them on other members.
 func (n *Node) Stop(ctx context.Context) error {
+	n.stop()
 	return n.Cluster.Stop(ctx)
+}
+
+// Kill stops the node at once, as a crash would (for tests).
+func (n *Node) Kill() {
+	n.stop()
+	n.Cluster.Kill()
+}
+
+// custodianAdapter gives the dealing grains the custodian client.
+type custodianAdapter struct{ *custodian.Client }
+
+func (c custodianAdapter) SendOrder(ctx context.Context, o *pb.CustodianOrder, attempt int) error {
+	if attempt <= 1 {
+		return c.Client.SendOrder(ctx, o)
+	}
+	return c.Client.ResendOrder(ctx, o, attempt)
 }

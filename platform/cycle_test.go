@@ -1,0 +1,221 @@
+package platform_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/nats-io/nats.go"
+
+	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/natsembed"
+	"github.com/acme/mastertrust/internal/testkit"
+	"github.com/acme/mastertrust/persistence/pebble"
+	"github.com/acme/mastertrust/platform"
+	"github.com/acme/mastertrust/proto/pb"
+)
+
+// dealingWorld is one node with the whole dealing machinery: a Pebble
+// journal, an embedded NATS server, the custodian simulator, and a clock
+// the test moves.
+type dealingWorld struct {
+	t        *testing.T
+	node     *platform.Node
+	operator actors.Operator
+	sim      *custodian.Simulator
+	cal      *domain.Calendar
+	cat      *domain.Catalogue
+
+	mu    sync.Mutex
+	clock time.Time
+}
+
+func startDealingWorld(t *testing.T, faults custodian.Faults) *dealingWorld {
+	t.Helper()
+	logger, level := testkit.Logger(t)
+	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	cal, err := platform.NewCalendar()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &dealingWorld{t: t, cal: cal, cat: domain.DefaultCatalogue(), clock: domain.MustDate("2026-11-23").At(9, 0, cal.Location())}
+	client, err := custodian.NewClient(nc, custodian.ClientConfig{Catalogue: w.cat, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := client.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.sim, err = custodian.StartSimulator(ctx, nc, custodian.SimulatorConfig{Dir: t.TempDir(), Catalogue: w.cat, Calendar: cal,
+		Faults: faults, RetryInterval: 100 * time.Millisecond, RetryIntervalMax: 500 * time.Millisecond, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.sim.Stop() })
+	j, err := pebble.Open("journal", pebble.Options{FS: vfs.NewMem(), Groups: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	cc := cluster.Config{ClusterName: "dealing", Provider: cluster.ProviderInProcess, InProcess: cluster.NewInProcess(2 * time.Second),
+		RequestTimeout: 5 * time.Second, Logger: logger, LibraryLogLevel: level}
+	if testkit.Race {
+		cc.GossipInterval, cc.HeartbeatExpiration = time.Hour, 2*time.Hour
+	}
+	w.node, err = platform.StartNode(platform.NodeConfig{Cluster: cc, Journal: j, Catalogue: w.cat, Calendar: cal,
+		Custodian: client, Now: w.now, Logger: logger,
+		Dealing: actors.DealingConfig{ResendInterval: 300 * time.Millisecond, ExecutionWait: 30 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.node.Kill)
+	w.operator = actors.Operator{Node: w.node.Cluster, PollInterval: 20 * time.Millisecond}
+	return w
+}
+
+func (w *dealingWorld) now() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.clock
+}
+
+func (w *dealingWorld) setTime(d domain.Date, hour, minute int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.clock = d.At(hour, minute, w.cal.Location())
+}
+
+func (w *dealingWorld) pot(member string, req *pb.PotRequest) *pb.PotResponse {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := w.node.Pots.Handle(ctx, member, req)
+	if err != nil {
+		w.t.Fatalf("%s: %v", member, err)
+	}
+	if p := resp.GetProblem(); p != nil {
+		w.t.Fatalf("%s %T: %s: %s", member, req.Command, p.Code, p.Detail)
+	}
+	return resp
+}
+
+func (w *dealingWorld) publishPrices(date domain.Date, price func(domain.Asset) string) {
+	w.t.Helper()
+	prices := map[domain.ISIN]domain.Price{}
+	for _, a := range w.cat.Assets() {
+		p, err := domain.ParsePrice(price(a), a.PriceDecimals)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		prices[a.ISIN] = p
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := w.operator.PublishPrices(ctx, date, prices); err != nil {
+		w.t.Fatalf("prices of %s: %v", date, err)
+	}
+}
+
+func (w *dealingWorld) runCycle(date domain.Date, rebalance bool) *pb.CycleSummary {
+	w.t.Helper()
+	w.setTime(date, 12, 30)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := w.operator.RunCycle(ctx, date, rebalance, nil)
+	if err != nil {
+		w.t.Fatalf("cycle %s: %v (summary %v)", date, err, s)
+	}
+	return s
+}
+
+func (w *dealingWorld) reconcile(id string, deep bool) *pb.ReconciliationReport {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := w.operator.Reconcile(ctx, id, deep, domain.Date{})
+	if err != nil {
+		w.t.Fatalf("reconcile: %v", err)
+	}
+	return r
+}
+
+// TestDealingCycleOneNode runs a week of dealing days for a few pots on one
+// node with the custodian simulator: contributions are netted, executed and
+// allocated exactly, settle, drift triggers rebalances, a cycle run twice
+// trades nothing twice, and reconciliation finds no break.
+func TestDealingCycleOneNode(t *testing.T) {
+	w := startDealingWorld(t, custodian.Faults{})
+	profiles := []string{"cautious", "balanced", "adventurous", ""}
+	const pots = 12
+	for i := range pots {
+		m := fmt.Sprintf("D%04d", i)
+		w.pot(m, &pb.PotRequest{IdempotencyKey: "open", Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{Profile: profiles[i%len(profiles)]}}})
+		w.pot(m, &pb.PotRequest{IdempotencyKey: "pay", Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: fmt.Sprintf("%d.37", 1000+i*13)}}})
+	}
+	day := domain.MustDate("2026-11-23")
+	// A self-directed pot buys one asset with its cash.
+	w.pot("D0003", &pb.PotRequest{IdempotencyKey: "buy", Command: &pb.PotRequest_PlaceOrder{PlaceOrder: &pb.PlaceOrder{
+		Type: pb.OrderType_ORDER_TYPE_BUY, Asset: "GB00BD8R3K42", Amount: "500.00"}}})
+
+	price := func(step int) func(domain.Asset) string {
+		return func(a domain.Asset) string {
+			base := map[int32]string{4: "1.2345", 6: "1.234567"}[a.PriceDecimals]
+			if a.ISIN == "GB00BN7Q2L69" { // global equity climbs, to make pots drift
+				return []string{"2.000000", "2.100000", "2.900000", "3.100000", "3.100000", "3.100000", "3.100000"}[step]
+			}
+			return base
+		}
+	}
+	var first *pb.CycleSummary
+	for step := range 7 {
+		w.publishPrices(day, price(step))
+		s := w.runCycle(day, true)
+		if step == 0 {
+			first = s
+			// Every pot with a profile invests its contribution; of the
+			// self-directed ones (every fourth) only D0003 bought.
+			const trading = pots - pots/4 + 1
+			if s.Trades == 0 || s.PotsAllocated != trading || len(s.Orders) == 0 {
+				t.Fatalf("first cycle: %v", s)
+			}
+			for _, o := range s.Orders {
+				if o.Status != "executed" && o.Status != "netted" {
+					t.Fatalf("order %s is %s", o.ClOrdId, o.Status)
+				}
+			}
+		}
+		t.Logf("%s: trades %d, pots allocated %d, settled %d, checked %d, traded %d", day, s.Trades, s.PotsAllocated,
+			s.TradesSettled, s.PotsChecked, s.PotsTraded)
+		day = w.cal.NextDealingDay(day)
+		w.setTime(day, 9, 0)
+	}
+	// Running a completed cycle again answers the same and trades nothing.
+	again := w.runCycle(domain.MustDate("2026-11-23"), true)
+	if again.Trades != first.Trades || len(again.Orders) != len(first.Orders) || again.PotsAllocated != first.PotsAllocated {
+		t.Fatalf("re-run answered %v, first %v", again, first)
+	}
+	r := w.reconcile("week-1", true)
+	if len(r.InternalBreaks) > 0 || len(r.ExternalBreaks) > 0 {
+		t.Fatalf("reconciliation breaks:\ninternal %v\nexternal %v", r.InternalBreaks, r.ExternalBreaks)
+	}
+	if r.Pots != pots {
+		t.Fatalf("reconciled %d pots, want %d", r.Pots, pots)
+	}
+	t.Logf("reconciliation as of %s: %d pots, assets %v", r.AsOf, r.Pots, r.Assets)
+}
