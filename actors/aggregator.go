@@ -141,7 +141,13 @@ func (a *aggregator) catchUp(ctx context.Context) error {
 }
 
 // applyFeed applies one event of the group's feed.
+// A feed delivered twice (a repeated page, a consumer that resumed from an
+// older checkpoint) changes nothing: positions at or before the last one
+// applied, and pot versions the replica has, are skipped.
 func (a *aggregator) applyFeed(e persistence.FeedEvent) error {
+	if e.Position <= a.position {
+		return nil
+	}
 	a.freezeUpTo(e.Position - 1)
 	a.position = e.Position
 	member, ok := strings.CutPrefix(e.Stream, "pot/")
@@ -152,6 +158,9 @@ func (a *aggregator) applyFeed(e persistence.FeedEvent) error {
 	if r == nil {
 		r = &replica{pot: domain.NewPot(member), ledger: domain.Ledger{}}
 		a.pots[member] = r
+	}
+	if e.Version <= r.pot.Version {
+		return nil
 	}
 	if e.Version != r.pot.Version+1 {
 		return fmt.Errorf("group %d feed: %s version %d after %d", a.group, e.Stream, e.Version, r.pot.Version)

@@ -471,3 +471,91 @@ func isWrongLastSequence(err error) bool {
 	return errors.As(err, &apiErr) &&
 		(apiErr.ErrorCode == errCodeWrongLastSequence || apiErr.ErrorCode == errCodeWrongLastSequenceConstant)
 }
+
+// PricesHandler records one day's closing prices from the feed; it must be
+// idempotent (the same day may be delivered again) and return nil only once
+// the prices are recorded durably.
+type PricesHandler func(ctx context.Context, date domain.Date, prices map[domain.ISIN]domain.Price) error
+
+// PriceFeed consumes the price feed (the fund managers' closing prices, and
+// ACME's own publications) with the durable consumer durableName, handing
+// each day's prices to handle and acknowledging them once it succeeds. Like
+// Reports, it returns once the consumer exists and goes on in the
+// background until stop or ctx; nodes sharing durableName share the feed.
+// A message that cannot be read is terminated and logged.
+func (c *Client) PriceFeed(ctx context.Context, durableName string, handle PricesHandler) (stop func(), err error) {
+	if !validConsumerName(durableName) {
+		return nil, fmt.Errorf("%w: durable name %q: want a non-empty name without '.', '*', '>' or spaces", ErrInvalidConfig, durableName)
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       durableName,
+		Description:   "ACME's price feed",
+		FilterSubject: PricesSubjects,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.cfg.ReportAckWait,
+		MaxDeliver:    -1,
+	}
+	setupCtx, cancelSetup := c.withTimeout(ctx)
+	cons, err := c.js.CreateOrUpdateConsumer(setupCtx, PricesStream, cfg)
+	cancelSetup()
+	if err != nil {
+		return nil, fmt.Errorf("custodian: price feed consumer %s: %w", durableName, err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	log := c.log.With("consumer", durableName)
+	go func() {
+		defer close(done)
+		pullLoop(runCtx, c.js, PricesStream, cfg, cons, reportPullMsgsMax, c.cfg.ReportRetryInterval, log,
+			func(ctx context.Context, msg jetstream.Msg) { c.handlePrices(ctx, msg, handle, log) })
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}, nil
+}
+
+func (c *Client) handlePrices(ctx context.Context, msg jetstream.Msg, handle PricesHandler, log *slog.Logger) {
+	var feed pb.PriceFeed
+	date, prices, err := func() (domain.Date, map[domain.ISIN]domain.Price, error) {
+		if err := proto.Unmarshal(msg.Data(), &feed); err != nil {
+			return domain.Date{}, nil, err
+		}
+		date, err := domain.ParseDate(feed.Date)
+		if err != nil {
+			return domain.Date{}, nil, err
+		}
+		prices := make(map[domain.ISIN]domain.Price, len(feed.Prices))
+		for isin, s := range feed.Prices {
+			p, err := domain.ParsePrice(s, domain.PriceDecimalsMax)
+			if err != nil {
+				return domain.Date{}, nil, fmt.Errorf("%s: %w", isin, err)
+			}
+			prices[domain.ISIN(isin)] = p
+		}
+		return date, prices, nil
+	}()
+	if err != nil {
+		log.Error("unreadable prices on the feed; terminated", "subject", msg.Subject(), "err", err)
+		if err := msg.TermWithReason("unreadable prices"); err != nil {
+			log.Warn("terminate prices", "err", err)
+		}
+		return
+	}
+	if err := handle(ctx, date, prices); err != nil {
+		n := numDelivered(msg)
+		d := retryDelay(n, c.cfg.ReportRetryInterval, c.cfg.ReportRetryIntervalMax)
+		log.Warn("prices handler failed; redelivering", "date", date, "delivery", n, "redeliver_in", d, "err", err)
+		if err := msg.NakWithDelay(d); err != nil {
+			log.Warn("nak prices", "date", date, "err", err)
+		}
+		return
+	}
+	if err := msg.Ack(); err != nil {
+		log.Warn("ack prices", "date", date, "err", err)
+	}
+}

@@ -214,10 +214,10 @@ func (s *Server) postReconciliation(w http.ResponseWriter, r *http.Request, _ Cl
 	if !ok {
 		return
 	}
-	// A run's id is its Idempotency-Key (so a retried request answers the
-	// same run), or a new one.
+	// A run's id is the client's Idempotency-Key (so a retried request
+	// answers the same run), or a new one.
 	id := key
-	if id == "" || !validReconciliationID(id) {
+	if r.Header.Get("Idempotency-Key") == "" || !validReconciliationID(id) {
 		id = newReconciliationID(s.cfg.Now())
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), reconciliationWaitMax)

@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/persistence"
 )
 
 // Config is every setting of a mastertrust process, in one place. The
@@ -64,6 +67,20 @@ type Config struct {
 	// "error". Defaults "text" and "info".
 	LogFormat string
 	LogLevel  string
+
+	// CustodianFaults are the simulated custodian's injected faults (dev
+	// and the custodian command). The zero value injects none.
+	CustodianFaults custodian.Faults
+
+	// Now is the clock pots decide with. Default time.Now; tests set a
+	// simulated one (there is no flag: production runs on real time).
+	Now func() time.Time
+	// Logger overrides the logger LogFormat and LogLevel describe (tests
+	// route logs to the test).
+	Logger *slog.Logger
+	// WrapJournal, if set, wraps dev's journal: fault-injection tests use it
+	// to deliver feed events twice. No flag sets it.
+	WrapJournal func(persistence.Journal) persistence.Journal
 }
 
 // Defaults of Config.
@@ -109,6 +126,9 @@ func (c *Config) EnsureDefaults() {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 }
 
 // Validate reports every invalid field.
@@ -143,8 +163,12 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Logger builds the process's logger from LogFormat and LogLevel.
-func (c *Config) Logger() *slog.Logger {
+// logger is the process's logger: Logger if set, else one built from
+// LogFormat and LogLevel.
+func (c *Config) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.LogLevel)) // Validate checked it
 	opts := &slog.HandlerOptions{Level: level}

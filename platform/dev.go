@@ -12,26 +12,36 @@ import (
 	"time"
 	_ "time/tzdata" // Europe/London on machines without a zoneinfo database
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/internal/natsembed"
+	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/pebble"
 )
 
 // Dev is the whole platform in one process: an embedded NATS server with
-// JetStream on disk, the Pebble journal, one node hosting the pots, and the
-// gateway. Restarting it on the same data dir brings every pot back.
+// JetStream on disk, the Pebble journal, one node hosting the pots and the
+// dealing cycle, the simulated custodian, and the gateway. Restarting it on the same data dir brings every pot back.
 type Dev struct {
 	// URL is the gateway's base URL (http://host:port).
 	URL string
 	// Secret signs tokens (see gateway.SignToken).
 	Secret []byte
 
+	// Node is the one node; Custodian the simulated custodian (tests look
+	// at both).
+	Node      *Node
+	Custodian *custodian.Simulator
+
 	log     *slog.Logger
 	nats    *natsembed.Server
+	nc      *nats.Conn
 	journal *pebble.Store
-	node    *Node
 	server  *http.Server
 	served  chan error
 }
@@ -50,7 +60,7 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	d = &Dev{log: cfg.Logger(), served: make(chan error, 1)}
+	d = &Dev{log: cfg.logger(), served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			d.Stop(context.Background())
@@ -78,22 +88,42 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("platform: open journal: %w", err)
 	}
+	var journal persistence.Journal = d.journal
+	if cfg.WrapJournal != nil {
+		journal = cfg.WrapJournal(journal)
+	}
+	if d.nc, err = nats.Connect(d.nats.ClientURL(), nats.Name("mastertrust-dev")); err != nil {
+		return nil, fmt.Errorf("platform: connect to nats: %w", err)
+	}
+	client, err := custodian.NewClient(d.nc, custodian.ClientConfig{Catalogue: cat, Logger: d.log.With("component", "custodian-client")})
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	if err := client.EnsureStreams(ctx); err != nil {
+		return nil, fmt.Errorf("platform: custodian streams: %w", err)
+	}
+	d.Custodian, err = custodian.StartSimulator(ctx, d.nc, custodian.SimulatorConfig{Dir: filepath.Join(cfg.DataDir, "custodian"),
+		Catalogue: cat, Calendar: cal, Faults: cfg.CustodianFaults, Logger: d.log.With("component", "custodian")})
+	if err != nil {
+		return nil, fmt.Errorf("platform: start the simulated custodian: %w", err)
+	}
 	registry := newRegistry()
-	d.node, err = StartNode(NodeConfig{
+	d.Node, err = StartNode(NodeConfig{
 		Cluster: cluster.Config{ClusterName: "mastertrust-dev", Host: cfg.ClusterHost, Port: cfg.ClusterPort,
 			Provider: cluster.ProviderInProcess, InProcess: cluster.NewInProcess(devMemberTTL), RequestTimeout: cfg.RequestTimeout},
-		Journal: d.journal, Catalogue: cat, Calendar: cal, PotIdleTimeout: cfg.PotIdleTimeout,
-		Registry: registry, Logger: d.log,
+		Journal: journal, Catalogue: cat, Calendar: cal, PotIdleTimeout: cfg.PotIdleTimeout, Custodian: client,
+		Now: cfg.Now, Registry: registry, Logger: d.log,
 	})
 	if err != nil {
 		return nil, err
 	}
 	gw, err := gateway.New(gateway.Config{
-		Pots: d.node.Pots, Cluster: d.node.Cluster, Catalogue: cat, TokenSecret: d.Secret,
-		RequestTimeout: cfg.RequestTimeout, Registry: registry, Logger: d.log,
+		Pots: d.Node.Pots, Cluster: d.Node.Cluster, Operations: actors.Operator{Node: d.Node.Cluster},
+		Catalogue: cat, TokenSecret: d.Secret, RequestTimeout: cfg.RequestTimeout, Registry: registry, Logger: d.log,
 		Ready: func(ctx context.Context) error {
-			if !d.nats.NATS().JetStreamEnabled() {
-				return errors.New("nats: jetstream is not running")
+			if !d.nc.IsConnected() || !d.nats.NATS().JetStreamEnabled() {
+				return errors.New("nats: not connected or jetstream not running")
 			}
 			return nil
 		},
@@ -131,8 +161,14 @@ func (d *Dev) Stop(ctx context.Context) error {
 	if d.server != nil {
 		errs = append(errs, d.server.Shutdown(ctx))
 	}
-	if d.node != nil {
-		errs = append(errs, d.node.Stop(ctx))
+	if d.Node != nil {
+		errs = append(errs, d.Node.Stop(ctx))
+	}
+	if d.Custodian != nil {
+		errs = append(errs, d.Custodian.Stop())
+	}
+	if d.nc != nil {
+		d.nc.Close()
 	}
 	if d.journal != nil {
 		errs = append(errs, d.journal.Close())

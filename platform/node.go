@@ -70,6 +70,25 @@ type Node struct {
 // once through the fence; this covers members that join later).
 const marketFollowInterval = time.Second
 
+// pricesConsumer is the durable consumer of the price feed shared by every
+// member.
+const pricesConsumer = "acme-prices"
+
+// recordFeedPrices records prices from the feed as POST /v1/prices does. A
+// permanent refusal (prices missing an asset, or differing from those
+// recorded) is logged for operators and not retried; anything else is.
+func recordFeedPrices(op actors.Operator, log *slog.Logger) custodian.PricesHandler {
+	return func(ctx context.Context, date domain.Date, prices map[domain.ISIN]domain.Price) error {
+		_, err := op.PublishPrices(ctx, date, prices)
+		var oe *actors.OperatorError
+		if errors.As(err, &oe) && (oe.Code == actors.CodePricesInvalid || oe.Code == actors.CodePricesConflict) {
+			log.Error("prices on the feed refused", "date", date, "code", oe.Code, "err", oe.Message)
+			return nil
+		}
+		return err
+	}
+}
+
 // executionsConsumer is the durable consumer of execution reports shared by
 // every member (each report goes to one of them).
 const executionsConsumer = "acme-executions"
@@ -144,8 +163,14 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 			member.Kill()
 			return nil, fmt.Errorf("platform: start node: consume execution reports: %w", err)
 		}
+		stopPrices, err := cfg.Custodian.PriceFeed(ctx, pricesConsumer, recordFeedPrices(actors.Operator{Node: member}, cfg.Logger))
+		if err != nil {
+			stopReports()
+			member.Kill()
+			return nil, fmt.Errorf("platform: start node: consume the price feed: %w", err)
+		}
 		prev := cancel
-		cancel = func() { stopReports(); prev() }
+		cancel = func() { stopPrices(); stopReports(); prev() }
 	}
 	ok = true
 	return &Node{Cluster: member, Journal: cfg.Journal, Market: cfg.Market, Metrics: metrics,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/persistence"
@@ -55,7 +56,7 @@ func StartMember(cfg Config) (p *Process, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p = &Process{log: cfg.Logger(), served: make(chan error, 1)}
+	p = &Process{log: cfg.logger(), served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			p.Stop(context.Background())
@@ -72,9 +73,24 @@ func StartMember(cfg Config) (p *Process, err error) {
 	if p.journal, err = p.openJournal(cfg); err != nil {
 		return nil, err
 	}
+	// The custodian (and so the dealing cycle) needs NATS; a node without
+	// it still serves its pots.
+	var client *custodian.Client
+	if p.nc != nil {
+		if client, err = custodian.NewClient(p.nc, custodian.ClientConfig{Catalogue: cat, Replicas: cfg.Replicas,
+			Logger: p.log.With("component", "custodian-client")}); err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = client.EnsureStreams(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("platform: custodian streams: %w", err)
+		}
+	}
 	registry := newRegistry()
 	p.node, err = StartNode(NodeConfig{Cluster: clusterConfig(cfg), Journal: p.journal, Catalogue: cat, Calendar: cal,
-		PotIdleTimeout: cfg.PotIdleTimeout, Registry: registry, Logger: p.log})
+		PotIdleTimeout: cfg.PotIdleTimeout, Custodian: client, Now: cfg.Now, Registry: registry, Logger: p.log})
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +123,7 @@ func StartGateway(cfg Config) (p *Process, err error) {
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = DefaultHTTPAddr
 	}
-	p = &Process{log: cfg.Logger(), served: make(chan error, 1)}
+	p = &Process{log: cfg.logger(), served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			p.Stop(context.Background())
@@ -127,7 +143,8 @@ func StartGateway(cfg Config) (p *Process, err error) {
 		return nil, fmt.Errorf("platform: start gateway: %w", err)
 	}
 	registry := newRegistry()
-	gw, err := gateway.New(gateway.Config{Pots: actors.PotClient{Node: p.client}, Cluster: p.client, Catalogue: cat, TokenSecret: secret,
+	gw, err := gateway.New(gateway.Config{Pots: actors.PotClient{Node: p.client}, Cluster: p.client,
+		Operations: actors.Operator{Node: p.client}, Catalogue: cat, TokenSecret: secret,
 		RequestTimeout: cfg.RequestTimeout, Registry: registry, Logger: p.log, Ready: p.ready})
 	if err != nil {
 		return nil, err
@@ -139,6 +156,13 @@ func StartGateway(cfg Config) (p *Process, err error) {
 }
 
 func (p *Process) openJournal(cfg Config) (persistence.Journal, error) {
+	if cfg.NATSURL != "" {
+		nc, err := nats.Connect(cfg.NATSURL, nats.Name("mastertrust-node"), nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, fmt.Errorf("platform: connect to NATS at %s: %w", cfg.NATSURL, err)
+		}
+		p.nc = nc
+	}
 	if cfg.Journal == "pebble" {
 		j, err := pebble.Open(filepath.Join(cfg.DataDir, "journal"), pebble.Options{Groups: cfg.Groups, Logger: p.log.With("component", "journal")})
 		if err != nil {
@@ -146,14 +170,10 @@ func (p *Process) openJournal(cfg Config) (persistence.Journal, error) {
 		}
 		return j, nil
 	}
-	if cfg.NATSURL == "" {
+	if p.nc == nil {
 		return nil, errors.New("platform: the jetstream journal needs a NATS URL")
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("mastertrust-node"), nats.MaxReconnects(-1))
-	if err != nil {
-		return nil, fmt.Errorf("platform: connect to NATS at %s: %w", cfg.NATSURL, err)
-	}
-	p.nc = nc
+	nc := p.nc
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	j, err := jetstream.Open(ctx, nc, jetstream.Options{Groups: cfg.Groups, Replicas: cfg.Replicas, Logger: p.log.With("component", "journal")})
@@ -260,11 +280,40 @@ func newHTTPServer(h http.Handler) *http.Server {
 // host:port, fsyncing before every acknowledgement: the shared journal's
 // server for a cluster on one machine (production runs a NATS cluster).
 func StartNATS(cfg Config, host string, port int) (*natsembed.Server, error) {
-	log := cfg.Logger()
+	log := cfg.logger()
 	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(cfg.DataDir, "nats"), Host: host, Port: port,
 		Logger: log.With("component", "nats")})
 	if err != nil {
 		return nil, fmt.Errorf("platform: start nats: %w", err)
 	}
 	return srv, nil
+}
+
+// StartCustodian runs the simulated custodian against the NATS server at
+// NATSURL, with its ledger under DataDir/custodian and CustodianFaults.
+func StartCustodian(cfg Config) (*custodian.Simulator, func(), error) {
+	cfg.EnsureDefaults()
+	if cfg.NATSURL == "" {
+		return nil, nil, errors.New("platform: the custodian needs a NATS URL")
+	}
+	log := cfg.logger()
+	cat, err := LoadCatalogue(cfg.CataloguePath)
+	if err != nil {
+		return nil, nil, err
+	}
+	cal, err := NewCalendar()
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("mastertrust-custodian"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("platform: connect to NATS at %s: %w", cfg.NATSURL, err)
+	}
+	sim, err := custodian.StartSimulator(context.Background(), nc, custodian.SimulatorConfig{Dir: filepath.Join(cfg.DataDir, "custodian"),
+		Catalogue: cat, Calendar: cal, Replicas: cfg.Replicas, Faults: cfg.CustodianFaults, Logger: log})
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("platform: start the simulated custodian: %w", err)
+	}
+	return sim, func() { sim.Stop(); nc.Close() }, nil
 }

@@ -4,7 +4,11 @@
 //	mastertrust nats       a NATS server with JetStream, for a cluster's shared journal
 //	mastertrust node       a cluster member hosting pots
 //	mastertrust gateway    a gateway: the HTTP API, calling pots in the cluster
+//	mastertrust custodian  the simulated custodian, against a NATS server
 //	mastertrust token      print a bearer token for a member or an operator
+//	mastertrust prices     publish a dealing day's closing prices
+//	mastertrust cycle      run a dealing day's cycle, showing its progress
+//	mastertrust reconcile  reconcile the pots and the house with the custodian
 //
 // Every flag has an environment variable: --data-dir is MASTERTRUST_DATA_DIR,
 // and so on. Run a command with --help for its flags.
@@ -37,9 +41,13 @@ func commands() []command {
 	return []command{
 		{"dev", "run the whole platform in one process (embedded NATS, Pebble under ./data, one node, the gateway)", runDev},
 		{"nats", "run a NATS server with JetStream (SyncAlways) for a cluster's shared journal", runNATS},
+		{"custodian", "run the simulated custodian against a NATS server (with fault injection)", runCustodian},
 		{"node", "run a cluster member hosting pots (several share a JetStream journal)", runNode},
 		{"gateway", "run a gateway: the HTTP API as a cluster client", runGateway},
 		{"token", "print a bearer token for a member (--member ID) or an operator (--operator)", runToken},
+		{"prices", "publish a dealing day's closing prices (operator)", runPrices},
+		{"cycle", "run a dealing day's cycle and show its progress (operator)", runCycleCommand},
+		{"reconcile", "reconcile the pots and the house account with the custodian (operator)", runReconcile},
 	}
 }
 
@@ -177,6 +185,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	f.durationVar(&tokenTTL, "token-ttl", 30*24*time.Hour, "validity of the tokens printed at start")
 	var member string
 	f.stringVar(&member, "member", "M000001", "the member id of the member token printed at start")
+	custodianFlags(f, &cfg.CustodianFaults)
 	if err := f.parse(args); err != nil {
 		return err
 	}
