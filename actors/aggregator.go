@@ -175,12 +175,12 @@ func (a *aggregator) applyFeed(e persistence.FeedEvent) error {
 	r.pot.Apply(de)
 	switch de := de.(type) {
 	case domain.OrderPlaced:
-		if _, closed := a.days[de.DealingDate.String()]; closed {
+		if a.closedBefore(de.DealingDate, e.Position) {
 			a.late[de.OrderID] = lateOrder{member: member, from: de.DealingDate}
 		}
 	case domain.OrderRolled:
 		delete(a.late, de.OrderID)
-		if _, closed := a.days[de.To.String()]; closed {
+		if a.closedBefore(de.To, e.Position) {
 			// Rolled to a day that has closed since: roll again.
 			a.late[de.OrderID] = lateOrder{member: member, from: de.To}
 		}
@@ -188,6 +188,15 @@ func (a *aggregator) applyFeed(e persistence.FeedEvent) error {
 		delete(a.late, de.OrderID)
 	}
 	return nil
+}
+
+// closedBefore reports whether dealing day d was closed at a feed position
+// before pos: an order for it at pos is late. (Comparing positions, not just
+// asking whether d is closed, matters when the feed is replayed after a
+// restart: the orders before the close are the day's batch, not late.)
+func (a *aggregator) closedBefore(d domain.Date, pos uint64) bool {
+	day, closed := a.days[d.String()]
+	return closed && day.position < pos
 }
 
 // freezeUpTo freezes the batch of every closed day whose position is at or
@@ -209,6 +218,8 @@ func (a *aggregator) freezeUpTo(pos uint64) {
 				for _, t := range o.Trades {
 					day.batch = append(day.batch, domain.DayTrade{MemberID: member, OrderID: o.ID, TradeSpec: t.Spec()})
 				}
+				// An order in a batch is never late, whatever else said so.
+				delete(a.late, o.ID)
 			}
 		}
 	}

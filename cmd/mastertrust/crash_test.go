@@ -43,13 +43,20 @@ type devProcess struct {
 	cmd         *exec.Cmd
 	url         string
 	memberToken string
+	dataDir     string
 }
 
 // startDev starts dev on dataDir and waits for its ready lines.
 func startDev(t *testing.T, dataDir, member string) *devProcess {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "dev", "--data-dir", dataDir, "--http", "127.0.0.1:0", "--member", member,
-		"--log-level", "warn")
+	return startDevArgs(t, dataDir, member)
+}
+
+// startDevArgs is startDev with more flags.
+func startDevArgs(t *testing.T, dataDir, member string, extra ...string) *devProcess {
+	t.Helper()
+	args := append([]string{"dev", "--data-dir", dataDir, "--http", "127.0.0.1:0", "--member", member, "--log-level", "warn"}, extra...)
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -60,7 +67,7 @@ func startDev(t *testing.T, dataDir, member string) *devProcess {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	d := &devProcess{cmd: cmd}
+	d := &devProcess{cmd: cmd, dataDir: dataDir}
 	lines := bufio.NewScanner(stdout)
 	ready := make(chan error, 1)
 	go func() {
@@ -197,5 +204,156 @@ func TestDevKilledKeepsEveryAcknowledgedWrite(t *testing.T) {
 	}
 	if available.LessThan(decimal.NewFromInt(int64(len(acked)))) || !available.IsInteger() {
 		t.Fatalf("after restart the pot has %s available, %d contributions of 1.00 were acknowledged", available, len(acked))
+	}
+}
+
+// call sends a request with a token and decodes a JSON answer into out (if
+// not nil), returning the status.
+func call(t *testing.T, method, url, token, key, body string, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Logf("%s %s: %d %s", method, url, resp.StatusCode, b)
+	}
+	if out != nil && resp.StatusCode/100 == 2 {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+type cycleSummary struct {
+	Date          string `json:"date"`
+	Status        string `json:"status"`
+	Step          string `json:"step"`
+	Trades        int64  `json:"trades"`
+	PotsAllocated int64  `json:"potsAllocated"`
+	Orders        []struct {
+		ClOrdID string `json:"clOrdId"`
+		Units   string `json:"units"`
+		Cash    string `json:"cash"`
+		Status  string `json:"status"`
+	} `json:"orders"`
+}
+
+// TestDevKilledMidCycleCompletesOnce kills dev with SIGKILL in the middle of
+// a dealing cycle, after the custodian orders went out and before the
+// allocation finished (the custodian's reports are slow), restarts it on the
+// same data and runs the cycle again: it completes, every pot is allocated,
+// each order was executed once by the custodian, and reconciliation finds
+// no break.
+func TestDevKilledMidCycleCompletesOnce(t *testing.T) {
+	dataDir := t.TempDir()
+	const member = "M000001"
+	d := startDevArgs(t, dataDir, member, "--custodian-delay-max", "3s", "--custodian-seed", "7")
+	operator := devToken(t, d, "")
+	const pots = 30
+	var date string
+	for i := range pots {
+		m := fmt.Sprintf("K%04d", i)
+		token := devToken(t, d, m)
+		if code := call(t, "POST", d.url+"/v1/pots", token, "open", `{"memberId":"`+m+`","riskProfile":"balanced"}`, nil); code != http.StatusCreated {
+			t.Fatalf("open %s: %d", m, code)
+		}
+		var mv struct {
+			DealingDate string `json:"dealingDate"`
+		}
+		if code := call(t, "POST", d.url+"/v1/pots/"+m+"/contributions", token, "pay", `{"amount":"1000.00"}`, &mv); code != http.StatusAccepted {
+			t.Fatalf("contribute %s: %d", m, code)
+		}
+		date = mv.DealingDate
+	}
+	prices := `{"date":"` + date + `","prices":{"GB00BN7Q2L69":"2.000000","GB00BD8R3K42":"1.500000","IE00BF4W7M71":"1.250000",` +
+		`"GB00BH2T9J51":"1.100000","GB00BK5V8P82":"1.2345","IE00BL3X6N73":"0.987654","GB00BP9C4D20":"1.000000"}}`
+	if code := call(t, "POST", d.url+"/v1/prices", operator, "", prices, nil); code != http.StatusOK {
+		t.Fatalf("prices: %d", code)
+	}
+	go postAndForget(d.url+"/v1/cycles/"+date+"/run", operator, `{"rebalance":true}`) // dev is killed under it
+	testkit.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		var s cycleSummary
+		call(t, "GET", d.url+"/v1/cycles/"+date, operator, "", "", &s)
+		if s.Step != "executions" {
+			return fmt.Errorf("cycle at step %q, status %q", s.Step, s.Status)
+		}
+		return nil
+	})
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Wait()
+
+	d2 := startDevArgs(t, dataDir, member)
+	operator = devToken(t, d2, "")
+	var s cycleSummary
+	if code := call(t, "POST", d2.url+"/v1/cycles/"+date+"/run", operator, "", `{"rebalance":true}`, &s); code != http.StatusOK || s.Status != "completed" {
+		t.Fatalf("cycle after the crash: %d %+v", code, s)
+	}
+	if s.PotsAllocated != pots || len(s.Orders) == 0 {
+		t.Fatalf("cycle after the crash allocated %d pots with %d orders, want %d pots", s.PotsAllocated, len(s.Orders), pots)
+	}
+	for _, o := range s.Orders {
+		if o.Status != "executed" {
+			t.Fatalf("order %s is %s", o.ClOrdID, o.Status)
+		}
+	}
+	var again cycleSummary
+	if code := call(t, "POST", d2.url+"/v1/cycles/"+date+"/run", operator, "", `{"rebalance":true}`, &again); code != http.StatusOK ||
+		again.PotsAllocated != s.PotsAllocated || again.Trades != s.Trades || len(again.Orders) != len(s.Orders) {
+		t.Fatalf("second run: %d %+v, first %+v", code, again, s)
+	}
+	var report struct {
+		Internal struct{ Breaks []any } `json:"internal"`
+		External struct{ Breaks []any } `json:"external"`
+		Pots     int                    `json:"pots"`
+	}
+	if code := call(t, "POST", d2.url+"/v1/reconciliations", operator, "", `{"deep":true}`, &report); code != http.StatusOK {
+		t.Fatalf("reconcile: %d", code)
+	}
+	if len(report.Internal.Breaks) > 0 || len(report.External.Breaks) > 0 || report.Pots != pots {
+		t.Fatalf("reconciliation after the crash: %+v", report)
+	}
+}
+
+// devToken signs a token with the dev data dir's secret through the token
+// command (a member token for member, an operator token for "").
+func devToken(t *testing.T, d *devProcess, member string) string {
+	t.Helper()
+	args := []string{"token", "--data-dir", d.dataDir, "--ttl", "1h"}
+	if member == "" {
+		args = append(args, "--operator")
+	} else {
+		args = append(args, "--member", member)
+	}
+	var out strings.Builder
+	if err := run(context.Background(), args, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// postAndForget sends a request whose answer nobody waits for (the server
+// is killed while it runs).
+func postAndForget(url, token, body string) {
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
 	}
 }
