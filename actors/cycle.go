@@ -17,10 +17,12 @@ import (
 	"github.com/acme/mastertrust/proto/pb"
 )
 
-// CutOffService is the member service that closes dealing days on a
-// member: it waits until every pot decision made while the days were open
-// is durable (MarketState.CutOff). Every member runs it.
-const CutOffService = "cut-off"
+// MarketService is the member service that keeps every member's market in
+// step with the cycle at once (without waiting for its follower to read
+// the journal): a DayCutOff closes dealing days and waits until every pot
+// decision made while they were open is durable (MarketState.CutOff);
+// PricesPublished sets a day's prices. Every member runs it.
+const MarketService = "market"
 
 // The cycle: one grain per dealing day. It runs the day, in order: settle
 // the trades due; cut off the day on every member and close every group's
@@ -261,6 +263,11 @@ func (c *cycle) prices(ctx context.Context, node *cluster.Node) (*pb.PricesPubli
 	if err := c.deps.Custodian.PublishPrices(ctx, c.date, parsed); err != nil {
 		return nil, fmt.Errorf("price feed: %w", err)
 	}
+	// Every member values its pots at these prices from now on, and the
+	// rebalance sweep needs them everywhere.
+	if _, err := node.CallMembers(ctx, MarketService, r.Prices); err != nil {
+		return nil, fmt.Errorf("prices to every member: %w", err)
+	}
 	return r.Prices, nil
 }
 
@@ -295,7 +302,7 @@ func (c *cycle) cutOff(ctx context.Context, node *cluster.Node) error {
 	}
 	fctx, cancel := context.WithTimeout(ctx, c.deps.Config.StepTimeout)
 	defer cancel()
-	if _, err := node.CallMembers(fctx, CutOffService, e); err != nil {
+	if _, err := node.CallMembers(fctx, MarketService, e); err != nil {
 		return fmt.Errorf("cut-off fence: %w", err)
 	}
 	return nil
@@ -398,8 +405,9 @@ func (c *cycle) summarizeBooks(s *pb.CycleSummary, books map[string]*pb.AssetBoo
 			continue
 		}
 		side := map[pb.Side]string{pb.Side_SIDE_BUY: "buy", pb.Side_SIDE_SELL: "sell"}[b.Side]
+		info, _ := c.deps.Catalogue.Asset(domain.ISIN(asset))
 		o := &pb.CycleOrder{ClOrdId: domain.BatchID(c.date, domain.ISIN(asset)), Asset: asset, Side: side,
-			Units: b.Units, Price: b.Price, Cash: b.Cash, Status: "sent"}
+			Units: dec(b.Units).StringFixed(info.UnitDecimals), Price: dec(b.Price).StringFixed(info.PriceDecimals), Cash: b.Cash, Status: "sent"}
 		switch {
 		case b.Side == pb.Side_SIDE_UNSPECIFIED:
 			o.Side, o.Status = "none", "netted"

@@ -14,23 +14,30 @@ import (
 	"github.com/acme/mastertrust/proto/pb"
 )
 
-// CutOffFence is the CutOffService of a member: it closes the days before
-// the cut-off's open day on the member's market and waits for the pot
-// decisions made while they were open.
-func CutOffFence(market *MarketState) cluster.MemberService {
+// MarketMember is a member's MarketService: it closes the days before a
+// cut-off's open day on the member's market, waiting for the pot decisions
+// made while they were open, and sets prices published.
+func MarketMember(market *MarketState) cluster.MemberService {
 	return func(ctx context.Context, req proto.Message) (proto.Message, error) {
-		cut, ok := req.(*pb.DayCutOff)
-		if !ok {
-			return nil, fmt.Errorf("cut-off fence: unexpected %T", req)
+		switch m := req.(type) {
+		case *pb.DayCutOff:
+			openFrom, err := domain.ParseDate(m.OpenFrom)
+			if err != nil {
+				return nil, fmt.Errorf("cut-off: %w", err)
+			}
+			if err := market.CutOff(ctx, openFrom); err != nil {
+				return nil, err
+			}
+		case *pb.PricesPublished:
+			date, prices, err := decodePrices(m.Date, m.Prices)
+			if err != nil {
+				return nil, fmt.Errorf("prices: %w", err)
+			}
+			market.SetPrices(date, prices)
+		default:
+			return nil, fmt.Errorf("market service: unexpected %T", req)
 		}
-		openFrom, err := domain.ParseDate(cut.OpenFrom)
-		if err != nil {
-			return nil, fmt.Errorf("cut-off fence: %w", err)
-		}
-		if err := market.CutOff(ctx, openFrom); err != nil {
-			return nil, err
-		}
-		return cut, nil
+		return req, nil
 	}
 }
 

@@ -233,11 +233,19 @@ func decodePrices(date string, prices map[string]string) (domain.Date, map[domai
 	return d, out, nil
 }
 
-// encodePrices is the wire form of prices.
-func encodePrices(prices map[domain.ISIN]domain.Price) map[string]string {
+// encodePrices is the wire form of prices: with a catalogue, each with its
+// asset's price places ("2.000000", not "2", for people to read); without,
+// as short as exact (for a grain that checks places as written).
+func encodePrices(prices map[domain.ISIN]domain.Price, cat *domain.Catalogue) map[string]string {
 	out := make(map[string]string, len(prices))
 	for a, p := range prices {
 		out[string(a)] = p.String()
+		if cat == nil {
+			continue
+		}
+		if asset, ok := cat.Asset(a); ok {
+			out[string(a)] = p.StringFixed(asset.PriceDecimals)
+		}
 	}
 	return out
 }

@@ -52,7 +52,7 @@ func operatorError(code, msg string) error {
 func (o Operator) PublishPrices(ctx context.Context, date domain.Date, prices map[domain.ISIN]domain.Price) (*pb.PricesPublished, error) {
 	r, err := cluster.CallWithin(ctx, o.Node, o.timeout(), func(opts ...protocluster.GrainCallOption) (*pb.PricesResponse, error) {
 		return pb.GetPricesGrainClient(o.Node.Cluster(), date.String()).Handle(&pb.PricesRequest{Command: &pb.PricesRequest_Publish{
-			Publish: &pb.PricesPublished{Date: date.String(), Prices: encodePrices(prices)}}}, opts...)
+			Publish: &pb.PricesPublished{Date: date.String(), Prices: encodePrices(prices, nil)}}}, opts...)
 	})
 	if err != nil {
 		return nil, err

@@ -90,11 +90,14 @@ func (p *prices) publish(ctx context.Context, in *pb.PricesPublished) *pb.Prices
 			}
 		}
 	} else {
-		e := &pb.PricesPublished{Date: p.date.String(), Prices: encodePrices(parsed), AtUnixNano: nanosNow(p.deps.Now)}
+		e := &pb.PricesPublished{Date: p.date.String(), Prices: encodePrices(parsed, p.deps.Catalogue), AtUnixNano: nanosNow(p.deps.Now)}
 		if err := p.stream.append(ctx, e); err != nil {
 			return &pb.PricesResponse{Error: err.Error()}
 		}
 		p.published = e
+		// This node values pots at them at once; the others when their
+		// follower reads the journal, or when a cycle tells every member.
+		p.deps.Market.SetPrices(p.date, parsed)
 	}
 	// The feed is told after the journal: a crash in between leaves the
 	// custodian without prices, and the cycle publishes them again (the

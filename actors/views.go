@@ -149,7 +149,7 @@ func (v viewer) orders(p *domain.Pot, status, after string, limit int) *pb.Order
 // statement is the statement between two dates (inclusive; zero: open).
 func (v viewer) statement(memberID string, events []domain.Event, from, to domain.Date, loc *time.Location) *pb.Statement {
 	st := &pb.Statement{}
-	for _, e := range domain.Statement(memberID, events) {
+	for _, e := range domain.Statement(memberID, events, v.cat) {
 		d := domain.DateOf(e.At, loc)
 		if (!from.IsZero() && d.Before(from)) || (!to.IsZero() && d.After(to)) {
 			continue

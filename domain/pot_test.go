@@ -197,7 +197,7 @@ func TestStatementAddsUpToThePot(t *testing.T) {
 	}
 	s.mustDo(m, Withdraw{Key: "w", Amount: MustMoney("10.00")})
 	p := s.pots[m].p
-	entries := Statement(m, s.pots[m].events)
+	entries := Statement(m, s.pots[m].events, s.cat)
 	var cash Money
 	units := map[ISIN]Units{}
 	kinds := map[string]int{}

@@ -23,8 +23,9 @@ type StatementEntry struct {
 
 // Statement replays a pot's events and lists what crossed its boundary: the
 // postings to the outside accounts (the member, the market) seen from the
-// pot's side. Its cash entries therefore add up to the pot's cash.
-func Statement(memberID string, events []Event) []StatementEntry {
+// pot's side. Its cash entries therefore add up to the pot's cash. The
+// catalogue gives the places units and prices are written with.
+func Statement(memberID string, events []Event, cat *Catalogue) []StatementEntry {
 	p := NewPot(memberID)
 	var out []StatementEntry
 	var balance Money
@@ -48,7 +49,7 @@ func Statement(memberID string, events []Event) []StatementEntry {
 			entry := StatementEntry{At: eventTime(e), Cash: moneyRounded(cash), Units: Units{units}, Asset: asset}
 			balance = balance.Add(entry.Cash)
 			entry.BalanceAfter = balance
-			entry.Kind, entry.Description = describe(p, e)
+			entry.Kind, entry.Description = describe(p, e, cat)
 			out = append(out, entry)
 		}
 		p.Apply(e)
@@ -57,7 +58,7 @@ func Statement(memberID string, events []Event) []StatementEntry {
 }
 
 // describe names an entry for people.
-func describe(p *Pot, e Event) (kind, description string) {
+func describe(p *Pot, e Event, cat *Catalogue) (kind, description string) {
 	switch e := e.(type) {
 	case CashContributed:
 		return "contribution", "Contribution " + e.MovementID
@@ -65,8 +66,12 @@ func describe(p *Pot, e Event) (kind, description string) {
 		return "withdrawal", "Withdrawal " + e.MovementID + " paid"
 	case TradeExecuted:
 		t := p.Trades[e.TradeID]
+		units, price := e.Units.String(), e.Price.String()
+		if asset, ok := cat.Asset(t.Asset); ok {
+			units, price = e.Units.StringFixed(asset.UnitDecimals), e.Price.StringFixed(asset.PriceDecimals)
+		}
 		return t.Side.String(), fmt.Sprintf("%s %s units of %s at %s (dealing day %s, batch %s)",
-			map[Side]string{Buy: "Bought", Sell: "Sold"}[t.Side], e.Units, t.Asset, e.Price, e.DealingDate, e.BatchID)
+			map[Side]string{Buy: "Bought", Sell: "Sold"}[t.Side], units, t.Asset, price, e.DealingDate, e.BatchID)
 	}
 	return e.EventType(), e.EventType()
 }

@@ -199,6 +199,17 @@ func TestDealingCycleOneNode(t *testing.T) {
 					t.Fatalf("order %s is %s", o.ClOrdId, o.Status)
 				}
 			}
+			// At once, the pots are valued at the day's prices (every
+			// member learns them from the cycle, not a second later).
+			view := w.pot("D0001", &pb.PotRequest{Command: &pb.PotRequest_GetPot{GetPot: &pb.GetPot{}}}).GetPot()
+			if len(view.Holdings) == 0 {
+				t.Fatalf("pot without holdings after the cycle: %v", view)
+			}
+			for _, h := range view.Holdings {
+				if h.Price == "" || h.Value == "" || h.PriceDate != day.String() {
+					t.Fatalf("holding without the day's price right after the cycle: %v", h)
+				}
+			}
 		}
 		t.Logf("%s: trades %d, pots allocated %d, settled %d, checked %d, traded %d", day, s.Trades, s.PotsAllocated,
 			s.TradesSettled, s.PotsChecked, s.PotsTraded)

@@ -148,7 +148,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	cc := cfg.Cluster
 	cc.Kinds = append([]cluster.Kind{{Name: actors.PotKind, New: actors.NewPotKind(deps), IdleTimeout: cfg.PotIdleTimeout}},
 		dealing.Kinds()...)
-	cc.Services = map[string]cluster.MemberService{actors.CutOffService: actors.CutOffFence(cfg.Market)}
+	cc.Services = map[string]cluster.MemberService{actors.MarketService: actors.MarketMember(cfg.Market)}
 	if cc.Logger == nil {
 		cc.Logger = cfg.Logger
 	}
