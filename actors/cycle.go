@@ -155,7 +155,14 @@ func (c *cycle) steps(ctx context.Context, rebalance bool) error {
 		if err := f(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		c.deps.Logger.Info("cycle step done", "date", date, "step", name, "took", time.Since(start))
+		took := time.Since(start)
+		c.update(func(s *pb.CycleSummary) {
+			if s.StepMicros == nil {
+				s.StepMicros = map[string]int64{}
+			}
+			s.StepMicros[name] = took.Microseconds()
+		})
+		c.deps.Logger.Info("cycle step done", "date", date, "step", name, "took", took)
 		return c.stream.append(ctx, &pb.CycleStepDone{Step: name, AtUnixNano: nanosNow(c.deps.Now)})
 	}
 

@@ -324,6 +324,8 @@ type cycleJSON struct {
 	OrdersRolled  int64            `json:"ordersRolled"`
 	Rebalance     rebalanceJSON    `json:"rebalance"`
 	Batches       []batchJSON      `json:"batches"`
+	// StepMs is how long each step took, in milliseconds.
+	StepMs map[string]float64 `json:"stepMs,omitempty"`
 }
 
 type cycleOrderJSON struct {

@@ -1091,8 +1091,10 @@ type CycleSummary struct {
 	TradesSettled int64                  `protobuf:"varint,9,opt,name=trades_settled,json=tradesSettled,proto3" json:"trades_settled,omitempty"`
 	OrdersRolled  int64                  `protobuf:"varint,10,opt,name=orders_rolled,json=ordersRolled,proto3" json:"orders_rolled,omitempty"`
 	// step is the step under way while running.
-	Step          string `protobuf:"bytes,11,opt,name=step,proto3" json:"step,omitempty"`
-	Error         string `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
+	Step  string `protobuf:"bytes,11,opt,name=step,proto3" json:"step,omitempty"`
+	Error string `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
+	// step_micros is how long each step took in the run that completed it.
+	StepMicros    map[string]int64 `protobuf:"bytes,13,rep,name=step_micros,json=stepMicros,proto3" json:"step_micros,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1209,6 +1211,13 @@ func (x *CycleSummary) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *CycleSummary) GetStepMicros() map[string]int64 {
+	if x != nil {
+		return x.StepMicros
+	}
+	return nil
 }
 
 type ReconciliationBreak struct {
@@ -3318,7 +3327,7 @@ const file_system_proto_rawDesc = "" +
 	"\x05asset\x18\x02 \x01(\tR\x05asset\x12\x16\n" +
 	"\x06trades\x18\x03 \x01(\x03R\x06trades\x12'\n" +
 	"\x0fmanifest_sha256\x18\x04 \x01(\tR\x0emanifestSha256\x12%\n" +
-	"\x0ehouse_residual\x18\x05 \x01(\tR\rhouseResidual\"\x9d\x03\n" +
+	"\x0ehouse_residual\x18\x05 \x01(\tR\rhouseResidual\"\xab\x04\n" +
 	"\fCycleSummary\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x122\n" +
@@ -3333,7 +3342,12 @@ const file_system_proto_rawDesc = "" +
 	"\rorders_rolled\x18\n" +
 	" \x01(\x03R\fordersRolled\x12\x12\n" +
 	"\x04step\x18\v \x01(\tR\x04step\x12\x14\n" +
-	"\x05error\x18\f \x01(\tR\x05error\"\xdc\x01\n" +
+	"\x05error\x18\f \x01(\tR\x05error\x12M\n" +
+	"\vstep_micros\x18\r \x03(\v2,.mastertrust.v1.CycleSummary.StepMicrosEntryR\n" +
+	"stepMicros\x1a=\n" +
+	"\x0fStepMicrosEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xdc\x01\n" +
 	"\x13ReconciliationBreak\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
 	"\x05asset\x18\x02 \x01(\tR\x05asset\x12\x1b\n" +
@@ -3514,7 +3528,7 @@ func file_system_proto_rawDescGZIP() []byte {
 	return file_system_proto_rawDescData
 }
 
-var file_system_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_system_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_system_proto_goTypes = []any{
 	(*PricesPublished)(nil),        // 0: mastertrust.v1.PricesPublished
 	(*DayCutOff)(nil),              // 1: mastertrust.v1.DayCutOff
@@ -3562,75 +3576,77 @@ var file_system_proto_goTypes = []any{
 	(*ReconGet)(nil),               // 43: mastertrust.v1.ReconGet
 	(*ReconciliationResponse)(nil), // 44: mastertrust.v1.ReconciliationResponse
 	nil,                            // 45: mastertrust.v1.PricesPublished.PricesEntry
-	nil,                            // 46: mastertrust.v1.AggPrice.PricesEntry
-	nil,                            // 47: mastertrust.v1.AggAllocate.PricesEntry
-	nil,                            // 48: mastertrust.v1.AggAllocate.ExecutionIdsEntry
-	nil,                            // 49: mastertrust.v1.AggSweep.PricesEntry
-	(*AssetDayPart)(nil),           // 50: mastertrust.v1.AssetDayPart
-	(Side)(0),                      // 51: mastertrust.v1.Side
-	(*ExecutionReport)(nil),        // 52: mastertrust.v1.ExecutionReport
+	nil,                            // 46: mastertrust.v1.CycleSummary.StepMicrosEntry
+	nil,                            // 47: mastertrust.v1.AggPrice.PricesEntry
+	nil,                            // 48: mastertrust.v1.AggAllocate.PricesEntry
+	nil,                            // 49: mastertrust.v1.AggAllocate.ExecutionIdsEntry
+	nil,                            // 50: mastertrust.v1.AggSweep.PricesEntry
+	(*AssetDayPart)(nil),           // 51: mastertrust.v1.AssetDayPart
+	(Side)(0),                      // 52: mastertrust.v1.Side
+	(*ExecutionReport)(nil),        // 53: mastertrust.v1.ExecutionReport
 }
 var file_system_proto_depIdxs = []int32{
 	45, // 0: mastertrust.v1.PricesPublished.prices:type_name -> mastertrust.v1.PricesPublished.PricesEntry
-	50, // 1: mastertrust.v1.DayPriced.parts:type_name -> mastertrust.v1.AssetDayPart
-	51, // 2: mastertrust.v1.TradeAbsorbed.side:type_name -> mastertrust.v1.Side
-	50, // 3: mastertrust.v1.BatchRecorded.parts:type_name -> mastertrust.v1.AssetDayPart
-	51, // 4: mastertrust.v1.BatchRecorded.side:type_name -> mastertrust.v1.Side
-	52, // 5: mastertrust.v1.ExecutionRecorded.report:type_name -> mastertrust.v1.ExecutionReport
+	51, // 1: mastertrust.v1.DayPriced.parts:type_name -> mastertrust.v1.AssetDayPart
+	52, // 2: mastertrust.v1.TradeAbsorbed.side:type_name -> mastertrust.v1.Side
+	51, // 3: mastertrust.v1.BatchRecorded.parts:type_name -> mastertrust.v1.AssetDayPart
+	52, // 4: mastertrust.v1.BatchRecorded.side:type_name -> mastertrust.v1.Side
+	53, // 5: mastertrust.v1.ExecutionRecorded.report:type_name -> mastertrust.v1.ExecutionReport
 	15, // 6: mastertrust.v1.CycleCompleted.summary:type_name -> mastertrust.v1.CycleSummary
 	19, // 7: mastertrust.v1.ReconciliationRecorded.report:type_name -> mastertrust.v1.ReconciliationReport
 	13, // 8: mastertrust.v1.CycleSummary.orders:type_name -> mastertrust.v1.CycleOrder
 	14, // 9: mastertrust.v1.CycleSummary.batches:type_name -> mastertrust.v1.CycleBatch
-	16, // 10: mastertrust.v1.ReconciliationReport.internal_breaks:type_name -> mastertrust.v1.ReconciliationBreak
-	16, // 11: mastertrust.v1.ReconciliationReport.external_breaks:type_name -> mastertrust.v1.ReconciliationBreak
-	17, // 12: mastertrust.v1.ReconciliationReport.assets:type_name -> mastertrust.v1.ReconciliationAsset
-	18, // 13: mastertrust.v1.ReconciliationReport.cash:type_name -> mastertrust.v1.ReconciliationCash
-	21, // 14: mastertrust.v1.AggregatorRequest.catch_up:type_name -> mastertrust.v1.AggCatchUp
-	22, // 15: mastertrust.v1.AggregatorRequest.settle:type_name -> mastertrust.v1.AggSettle
-	23, // 16: mastertrust.v1.AggregatorRequest.close:type_name -> mastertrust.v1.AggClose
-	24, // 17: mastertrust.v1.AggregatorRequest.price:type_name -> mastertrust.v1.AggPrice
-	25, // 18: mastertrust.v1.AggregatorRequest.allocate:type_name -> mastertrust.v1.AggAllocate
-	26, // 19: mastertrust.v1.AggregatorRequest.sweep:type_name -> mastertrust.v1.AggSweep
-	27, // 20: mastertrust.v1.AggregatorRequest.reconcile:type_name -> mastertrust.v1.AggReconcile
-	46, // 21: mastertrust.v1.AggPrice.prices:type_name -> mastertrust.v1.AggPrice.PricesEntry
-	47, // 22: mastertrust.v1.AggAllocate.prices:type_name -> mastertrust.v1.AggAllocate.PricesEntry
-	48, // 23: mastertrust.v1.AggAllocate.execution_ids:type_name -> mastertrust.v1.AggAllocate.ExecutionIdsEntry
-	49, // 24: mastertrust.v1.AggSweep.prices:type_name -> mastertrust.v1.AggSweep.PricesEntry
-	50, // 25: mastertrust.v1.AggregatorResponse.parts:type_name -> mastertrust.v1.AssetDayPart
-	29, // 26: mastertrust.v1.AggregatorResponse.reconciliation:type_name -> mastertrust.v1.GroupReconciliation
-	16, // 27: mastertrust.v1.GroupReconciliation.breaks:type_name -> mastertrust.v1.ReconciliationBreak
-	17, // 28: mastertrust.v1.GroupReconciliation.assets:type_name -> mastertrust.v1.ReconciliationAsset
-	50, // 29: mastertrust.v1.GroupReconciliation.allocated:type_name -> mastertrust.v1.AssetDayPart
-	31, // 30: mastertrust.v1.AssetBookRequest.send:type_name -> mastertrust.v1.BookSend
-	52, // 31: mastertrust.v1.AssetBookRequest.record_execution:type_name -> mastertrust.v1.ExecutionReport
-	32, // 32: mastertrust.v1.AssetBookRequest.status:type_name -> mastertrust.v1.BookStatus
-	50, // 33: mastertrust.v1.BookSend.parts:type_name -> mastertrust.v1.AssetDayPart
-	7,  // 34: mastertrust.v1.AssetBookResponse.batch:type_name -> mastertrust.v1.BatchRecorded
-	9,  // 35: mastertrust.v1.AssetBookResponse.execution:type_name -> mastertrust.v1.ExecutionRecorded
-	35, // 36: mastertrust.v1.CycleRequest.run:type_name -> mastertrust.v1.CycleRun
-	36, // 37: mastertrust.v1.CycleRequest.get:type_name -> mastertrust.v1.CycleGet
-	15, // 38: mastertrust.v1.CycleResponse.summary:type_name -> mastertrust.v1.CycleSummary
-	0,  // 39: mastertrust.v1.PricesRequest.publish:type_name -> mastertrust.v1.PricesPublished
-	39, // 40: mastertrust.v1.PricesRequest.get:type_name -> mastertrust.v1.PricesGet
-	0,  // 41: mastertrust.v1.PricesResponse.prices:type_name -> mastertrust.v1.PricesPublished
-	42, // 42: mastertrust.v1.ReconciliationRequest.run:type_name -> mastertrust.v1.ReconRun
-	43, // 43: mastertrust.v1.ReconciliationRequest.get:type_name -> mastertrust.v1.ReconGet
-	19, // 44: mastertrust.v1.ReconciliationResponse.report:type_name -> mastertrust.v1.ReconciliationReport
-	20, // 45: mastertrust.v1.Aggregator.Handle:input_type -> mastertrust.v1.AggregatorRequest
-	30, // 46: mastertrust.v1.AssetBook.Handle:input_type -> mastertrust.v1.AssetBookRequest
-	34, // 47: mastertrust.v1.Cycle.Handle:input_type -> mastertrust.v1.CycleRequest
-	38, // 48: mastertrust.v1.Prices.Handle:input_type -> mastertrust.v1.PricesRequest
-	41, // 49: mastertrust.v1.Reconciliation.Handle:input_type -> mastertrust.v1.ReconciliationRequest
-	28, // 50: mastertrust.v1.Aggregator.Handle:output_type -> mastertrust.v1.AggregatorResponse
-	33, // 51: mastertrust.v1.AssetBook.Handle:output_type -> mastertrust.v1.AssetBookResponse
-	37, // 52: mastertrust.v1.Cycle.Handle:output_type -> mastertrust.v1.CycleResponse
-	40, // 53: mastertrust.v1.Prices.Handle:output_type -> mastertrust.v1.PricesResponse
-	44, // 54: mastertrust.v1.Reconciliation.Handle:output_type -> mastertrust.v1.ReconciliationResponse
-	50, // [50:55] is the sub-list for method output_type
-	45, // [45:50] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	46, // 10: mastertrust.v1.CycleSummary.step_micros:type_name -> mastertrust.v1.CycleSummary.StepMicrosEntry
+	16, // 11: mastertrust.v1.ReconciliationReport.internal_breaks:type_name -> mastertrust.v1.ReconciliationBreak
+	16, // 12: mastertrust.v1.ReconciliationReport.external_breaks:type_name -> mastertrust.v1.ReconciliationBreak
+	17, // 13: mastertrust.v1.ReconciliationReport.assets:type_name -> mastertrust.v1.ReconciliationAsset
+	18, // 14: mastertrust.v1.ReconciliationReport.cash:type_name -> mastertrust.v1.ReconciliationCash
+	21, // 15: mastertrust.v1.AggregatorRequest.catch_up:type_name -> mastertrust.v1.AggCatchUp
+	22, // 16: mastertrust.v1.AggregatorRequest.settle:type_name -> mastertrust.v1.AggSettle
+	23, // 17: mastertrust.v1.AggregatorRequest.close:type_name -> mastertrust.v1.AggClose
+	24, // 18: mastertrust.v1.AggregatorRequest.price:type_name -> mastertrust.v1.AggPrice
+	25, // 19: mastertrust.v1.AggregatorRequest.allocate:type_name -> mastertrust.v1.AggAllocate
+	26, // 20: mastertrust.v1.AggregatorRequest.sweep:type_name -> mastertrust.v1.AggSweep
+	27, // 21: mastertrust.v1.AggregatorRequest.reconcile:type_name -> mastertrust.v1.AggReconcile
+	47, // 22: mastertrust.v1.AggPrice.prices:type_name -> mastertrust.v1.AggPrice.PricesEntry
+	48, // 23: mastertrust.v1.AggAllocate.prices:type_name -> mastertrust.v1.AggAllocate.PricesEntry
+	49, // 24: mastertrust.v1.AggAllocate.execution_ids:type_name -> mastertrust.v1.AggAllocate.ExecutionIdsEntry
+	50, // 25: mastertrust.v1.AggSweep.prices:type_name -> mastertrust.v1.AggSweep.PricesEntry
+	51, // 26: mastertrust.v1.AggregatorResponse.parts:type_name -> mastertrust.v1.AssetDayPart
+	29, // 27: mastertrust.v1.AggregatorResponse.reconciliation:type_name -> mastertrust.v1.GroupReconciliation
+	16, // 28: mastertrust.v1.GroupReconciliation.breaks:type_name -> mastertrust.v1.ReconciliationBreak
+	17, // 29: mastertrust.v1.GroupReconciliation.assets:type_name -> mastertrust.v1.ReconciliationAsset
+	51, // 30: mastertrust.v1.GroupReconciliation.allocated:type_name -> mastertrust.v1.AssetDayPart
+	31, // 31: mastertrust.v1.AssetBookRequest.send:type_name -> mastertrust.v1.BookSend
+	53, // 32: mastertrust.v1.AssetBookRequest.record_execution:type_name -> mastertrust.v1.ExecutionReport
+	32, // 33: mastertrust.v1.AssetBookRequest.status:type_name -> mastertrust.v1.BookStatus
+	51, // 34: mastertrust.v1.BookSend.parts:type_name -> mastertrust.v1.AssetDayPart
+	7,  // 35: mastertrust.v1.AssetBookResponse.batch:type_name -> mastertrust.v1.BatchRecorded
+	9,  // 36: mastertrust.v1.AssetBookResponse.execution:type_name -> mastertrust.v1.ExecutionRecorded
+	35, // 37: mastertrust.v1.CycleRequest.run:type_name -> mastertrust.v1.CycleRun
+	36, // 38: mastertrust.v1.CycleRequest.get:type_name -> mastertrust.v1.CycleGet
+	15, // 39: mastertrust.v1.CycleResponse.summary:type_name -> mastertrust.v1.CycleSummary
+	0,  // 40: mastertrust.v1.PricesRequest.publish:type_name -> mastertrust.v1.PricesPublished
+	39, // 41: mastertrust.v1.PricesRequest.get:type_name -> mastertrust.v1.PricesGet
+	0,  // 42: mastertrust.v1.PricesResponse.prices:type_name -> mastertrust.v1.PricesPublished
+	42, // 43: mastertrust.v1.ReconciliationRequest.run:type_name -> mastertrust.v1.ReconRun
+	43, // 44: mastertrust.v1.ReconciliationRequest.get:type_name -> mastertrust.v1.ReconGet
+	19, // 45: mastertrust.v1.ReconciliationResponse.report:type_name -> mastertrust.v1.ReconciliationReport
+	20, // 46: mastertrust.v1.Aggregator.Handle:input_type -> mastertrust.v1.AggregatorRequest
+	30, // 47: mastertrust.v1.AssetBook.Handle:input_type -> mastertrust.v1.AssetBookRequest
+	34, // 48: mastertrust.v1.Cycle.Handle:input_type -> mastertrust.v1.CycleRequest
+	38, // 49: mastertrust.v1.Prices.Handle:input_type -> mastertrust.v1.PricesRequest
+	41, // 50: mastertrust.v1.Reconciliation.Handle:input_type -> mastertrust.v1.ReconciliationRequest
+	28, // 51: mastertrust.v1.Aggregator.Handle:output_type -> mastertrust.v1.AggregatorResponse
+	33, // 52: mastertrust.v1.AssetBook.Handle:output_type -> mastertrust.v1.AssetBookResponse
+	37, // 53: mastertrust.v1.Cycle.Handle:output_type -> mastertrust.v1.CycleResponse
+	40, // 54: mastertrust.v1.Prices.Handle:output_type -> mastertrust.v1.PricesResponse
+	44, // 55: mastertrust.v1.Reconciliation.Handle:output_type -> mastertrust.v1.ReconciliationResponse
+	51, // [51:56] is the sub-list for method output_type
+	46, // [46:51] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_system_proto_init() }
@@ -3672,7 +3688,7 @@ func file_system_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_system_proto_rawDesc), len(file_system_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   50,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
