@@ -28,13 +28,16 @@ type Market interface {
 
 // MarketState is a node's Market, safe for concurrent use.
 type MarketState struct {
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	prices   map[domain.ISIN]domain.PricePoint // mu guards; replaced, never changed in place
 	openFrom domain.Date                       // mu guards
+	openKey  string                            // mu guards: openFrom's text, the key of holds
 	// holds counts the holds not yet released by the open day they saw
-	// (its text: Date holds a time.Time, not a safe map key); released is
-	// closed (and replaced) on every release. mu guards both.
+	// (its text: Date holds a time.Time, not a safe map key). released is
+	// closed (and replaced) on a release while a cut-off waits (waiters >
+	// 0). mu guards all three.
 	holds    map[string]int
+	waiters  int
 	released chan struct{}
 }
 
@@ -45,15 +48,15 @@ func NewMarketState() *MarketState {
 
 // Prices returns the latest prices. The map must not be changed.
 func (m *MarketState) Prices() map[domain.ISIN]domain.PricePoint {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	return m.prices
 }
 
 // OpenFrom returns the first dealing day still open.
 func (m *MarketState) OpenFrom() domain.Date {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	return m.openFrom
 }
 
@@ -61,8 +64,7 @@ func (m *MarketState) OpenFrom() domain.Date {
 func (m *MarketState) Hold() (domain.Date, func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	saw := m.openFrom
-	key := saw.String()
+	saw, key := m.openFrom, m.openKey
 	m.holds[key]++
 	var once sync.Once
 	return saw, func() {
@@ -72,8 +74,10 @@ func (m *MarketState) Hold() (domain.Date, func()) {
 			if m.holds[key]--; m.holds[key] == 0 {
 				delete(m.holds, key)
 			}
-			close(m.released)
-			m.released = make(chan struct{})
+			if m.waiters > 0 {
+				close(m.released)
+				m.released = make(chan struct{})
+			}
 		})
 	}
 }
@@ -101,8 +105,12 @@ func (m *MarketState) SetPrices(date domain.Date, prices map[domain.ISIN]domain.
 func (m *MarketState) SetOpenFrom(d domain.Date) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.setOpenFromLocked(d)
+}
+
+func (m *MarketState) setOpenFromLocked(d domain.Date) {
 	if d.After(m.openFrom) {
-		m.openFrom = d
+		m.openFrom, m.openKey = d, d.String()
 	}
 }
 
@@ -110,13 +118,20 @@ func (m *MarketState) SetOpenFrom(d domain.Date) {
 // made while one of them was open is durable or failed (see Hold), or ctx
 // ends.
 func (m *MarketState) CutOff(ctx context.Context, openFrom domain.Date) error {
-	m.SetOpenFrom(openFrom)
 	m.mu.Lock()
+	m.setOpenFromLocked(openFrom)
+	m.waiters++
+	defer func() {
+		m.mu.Lock()
+		m.waiters--
+		m.mu.Unlock()
+	}()
+	target := openFrom.String()
 	for {
 		waiting := 0
 		for key, n := range m.holds {
 			// "" (no day cut off yet) sorts before every date, as it should.
-			if key < openFrom.String() {
+			if key < target {
 				waiting += n
 			}
 		}

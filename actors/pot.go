@@ -310,6 +310,9 @@ func (a *potActor) enqueue(ctx actor.Context, r reply, events []persistence.NewE
 func (a *potActor) flush(ctx actor.Context) {
 	for a.inflight == nil && len(a.waiting) > 0 {
 		b := a.waiting[0]
+		// Clear the slot: an idle pot must not keep its last batch (events,
+		// replies, the callers' futures) alive in the array's spare room.
+		a.waiting[0] = nil
 		a.waiting = a.waiting[1:]
 		if len(b.events) == 0 {
 			for _, r := range b.replies {

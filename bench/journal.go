@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	cpebble "github.com/cockroachdb/pebble/v2"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
@@ -238,11 +237,6 @@ type journalRun struct {
 	walInterval time.Duration
 }
 
-type rate struct {
-	appends, events float64
-	meanLatency     time.Duration
-}
-
 // pairs measures raw and journal cfg.Repeats times in turn and returns
 // the median of each (by events/s) and the median ratio of the pairs.
 func (r *journalRun) pairs(raw, journal func() (rate, error)) (j, w rate, ratio float64, err error) {
@@ -275,62 +269,10 @@ func (r *journalRun) pairs(raw, journal func() (rate, error)) (j, w rate, ratio 
 	return js[len(js)/2], ws[len(ws)/2], ratios[len(ratios)/2], nil
 }
 
-// drive runs writers goroutines calling op until cfg.Duration after a
-// warm-up, and returns the rates over the measured part.
-func (r *journalRun) drive(ctx context.Context, writers int, op func(ctx context.Context, w int) (events int, err error)) (rate, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		appends, events, latencyNs atomic.Int64
-		measuring                  atomic.Bool
-		wg                         sync.WaitGroup
-		errOnce                    sync.Once
-		firstErr                   error
-	)
-	for w := range writers {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				start := time.Now()
-				n, err := op(ctx, w)
-				if err != nil {
-					if ctx.Err() == nil {
-						errOnce.Do(func() { firstErr = err; cancel() })
-					}
-					return
-				}
-				if measuring.Load() {
-					appends.Add(1)
-					events.Add(int64(n))
-					latencyNs.Add(int64(time.Since(start)))
-				}
-			}
-		})
-	}
-	warm := time.NewTimer(r.cfg.Duration / 5)
-	select {
-	case <-warm.C:
-	case <-ctx.Done():
-	}
-	measuring.Store(true)
-	start := time.Now()
-	timer := time.NewTimer(r.cfg.Duration)
-	select {
-	case <-timer.C:
-	case <-ctx.Done():
-	}
-	measuring.Store(false)
-	elapsed := time.Since(start).Seconds()
-	cancel()
-	wg.Wait()
-	if firstErr != nil {
-		return rate{}, firstErr
-	}
-	a := appends.Load()
-	res := rate{appends: float64(a) / elapsed, events: float64(events.Load()) / elapsed}
-	if a > 0 {
-		res.meanLatency = time.Duration(latencyNs.Load() / a)
-	}
-	return res, nil
+// shape is the load of one cell: writers goroutines, measured for
+// cfg.Duration after a warm-up of a fifth of it.
+func (r *journalRun) shape(writers int) loadShape {
+	return loadShape{workers: writers, warmup: r.cfg.Duration / 5, duration: r.cfg.Duration}
 }
 
 func (r *journalRun) newDir() (string, error) {
@@ -346,30 +288,11 @@ func (r *journalRun) rawPebble(ctx context.Context, writers, batch int) (rate, e
 		return rate{}, err
 	}
 	defer os.RemoveAll(dir)
-	cache := cpebble.NewCache(64 << 20)
-	defer cache.Unref()
-	opts := &cpebble.Options{Cache: cache, MemTableSize: 64 << 20, FormatMajorVersion: cpebble.FormatNewest, Logger: quietLogger{}}
-	if d := r.walInterval; d > 0 {
-		opts.WALMinSyncInterval = func() time.Duration { return d }
+	payloads := make([][]byte, batch)
+	for i := range payloads {
+		payloads[i] = r.payload
 	}
-	db, err := cpebble.Open(dir, opts)
-	if err != nil {
-		return rate{}, err
-	}
-	defer db.Close()
-	seqs := make([]uint64, writers)
-	return r.drive(ctx, writers, func(ctx context.Context, w int) (int, error) {
-		b := db.NewBatch()
-		defer b.Close()
-		for range batch {
-			seqs[w]++
-			key := fmt.Appendf(nil, "r%05d/%016x", w, seqs[w])
-			if err := b.Set(key, r.payload, nil); err != nil {
-				return 0, err
-			}
-		}
-		return batch, b.Commit(cpebble.Sync)
-	})
+	return rawPebbleAppends(ctx, dir, r.shape(writers), payloads, r.walInterval)
 }
 
 // writerEvents is the batch a writer appends, again and again.
@@ -421,7 +344,7 @@ func (r *journalRun) pebbleJournal(ctx context.Context, writers, batch int, walI
 		return rate{}, err
 	}
 	defer s.Close()
-	return r.drive(ctx, writers, r.appendLoop(s, writers, batch))
+	return drive(ctx, r.shape(writers), r.appendLoop(s, writers, batch))
 }
 
 // jsEnv is one embedded server for the whole run.
@@ -480,7 +403,7 @@ func (r *journalRun) rawJetStream(ctx context.Context, e *jsEnv, writers, batch 
 		payload = append(payload, "pot.BenchEvent"...)
 		payload = append(payload, r.payload...)
 	}
-	return r.drive(ctx, writers, func(ctx context.Context, w int) (int, error) {
+	return drive(ctx, r.shape(writers), func(ctx context.Context, w int) (int, error) {
 		stream := int(writerGroup(w, writers, r.cfg.Groups)) * jsStreamsPerJournal / int(r.cfg.Groups)
 		_, err := e.js.Publish(ctx, fmt.Sprintf("%s.%d.%d", prefix, stream, w), payload)
 		return batch, err
@@ -502,7 +425,7 @@ func (r *journalRun) jetStreamJournal(ctx context.Context, e *jsEnv, writers, ba
 			e.js.DeleteStream(context.Background(), fmt.Sprintf("%s_ev_%d", prefix, i))
 		}
 	}()
-	return r.drive(ctx, writers, r.appendLoop(s, writers, batch))
+	return drive(ctx, r.shape(writers), r.appendLoop(s, writers, batch))
 }
 
 type readBackResult struct {
@@ -670,16 +593,6 @@ func dirBytes(dir string) (int64, error) {
 		return nil
 	})
 	return n, err
-}
-
-// quietLogger keeps raw Pebble's log lines ("Found 0 WALs") out of the
-// tables.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...))
 }
 
 // minLevel drops records below a level.

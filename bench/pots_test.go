@@ -1,0 +1,77 @@
+package bench
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunPotsSmall proves that RunPots measures every cell, the ratios and
+// the heap per pot, and summarizes its profiles, on a workload small
+// enough for CI (a few seconds).
+func TestRunPotsSmall(t *testing.T) {
+	var out strings.Builder
+	cfg := PotsConfig{
+		Dir:        t.TempDir(),
+		Callers:    8,
+		Pots:       100,
+		HeapPots:   300,
+		Duration:   100 * time.Millisecond,
+		Repeats:    1,
+		HeapSettle: 200 * time.Millisecond,
+		ProfileDir: t.TempDir(),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := RunPots(ctx, cfg, &out); err != nil {
+		t.Fatalf("RunPots: %v\n%s", err, out.String())
+	}
+	text := out.String()
+	t.Logf("RunPots took %s:\n%s", time.Since(start).Round(time.Millisecond), text)
+
+	rows := map[string]bool{}
+	for _, line := range strings.Split(text, "\n") {
+		for _, label := range []string{"raw Pebble", "pot Contribute", "pot GetPot", "HTTP POST orders", "HTTP GET pot"} {
+			if strings.HasPrefix(line, label) {
+				rows[label] = true
+				if f := strings.Fields(line[42:]); len(f) != 7 || f[0] == "0" {
+					t.Errorf("a cell measured nothing: %q", line)
+				}
+			}
+		}
+	}
+	if len(rows) != 5 {
+		t.Errorf("%d throughput rows (%v), want 5", len(rows), rows)
+	}
+	for _, want := range []string{
+		"events/s ÷ raw Pebble events/s", "GetPot calls/s", "HTTP orders/s through the gateway",
+		"bytes per active pot", "Where the heap per pot went", "Where the CPU went: pot Contribute", "Where the CPU went: HTTP POST orders",
+		"garbage collection",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+// TestPotsConfigValidate proves that Validate reports every bad field.
+func TestPotsConfigValidate(t *testing.T) {
+	c := PotsConfig{Callers: -1, Pots: -5, Measurements: []string{"commands", "sqlite"}, Duration: time.Millisecond}
+	c.EnsureDefaults()
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted negative callers and pots, an unknown measurement and 1ms cells")
+	}
+	for _, want := range []string{"callers -1", "pots -5", `"sqlite"`, "duration 1ms"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v; lacks %q", err, want)
+		}
+	}
+	var d PotsConfig
+	d.EnsureDefaults()
+	if err := d.Validate(); err != nil {
+		t.Errorf("defaults are invalid: %v", err)
+	}
+}
