@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/acme/mastertrust/bench"
+)
+
+// runBench binds flags to the workloads of package bench; the workloads
+// and their figures are described in docs/performance.md.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "usage: mastertrust bench <journal|pots> [flags]")
+		return errors.New("name a workload: journal or pots")
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	switch args[0] {
+	case "journal":
+		f := newFlags("bench journal", stderr)
+		var cfg bench.JournalConfig
+		f.stringVar(&cfg.Dir, "dir", "", "directory for the stores (default: a temporary one)")
+		f.durationVar(&cfg.Duration, "duration", 0, "length of each measurement (default: the workload's)")
+		f.intVar(&cfg.Repeats, "repeats", 0, "measurements of each cell, the median reported (default: the workload's)")
+		f.intVar(&cfg.ReadStreams, "read-streams", 0, "streams written before the read-back test (default 1M)")
+		backends := ""
+		f.stringVar(&backends, "backends", "", "comma-separated backends: pebble, jetstream (default both)")
+		if err := f.parse(args[1:]); err != nil {
+			return err
+		}
+		if backends != "" {
+			cfg.Backends = strings.Split(backends, ",")
+		}
+		cfg.Logger = log
+		return bench.RunJournal(ctx, cfg, stdout)
+	case "pots":
+		f := newFlags("bench pots", stderr)
+		var cfg bench.PotsConfig
+		f.stringVar(&cfg.Dir, "dir", "", "directory for the journal (default: a temporary one)")
+		f.intVar(&cfg.Pots, "pots", 0, "distinct pots the calls go to (default 10,000)")
+		f.intVar(&cfg.Callers, "callers", 0, "concurrent callers (default 64)")
+		f.intVar(&cfg.HeapPots, "heap-pots", 0, "pots activated to measure heap per pot (default the workload's)")
+		f.durationVar(&cfg.Duration, "duration", 0, "length of each measurement (default: the workload's)")
+		f.intVar(&cfg.Repeats, "repeats", 0, "measurements of each cell, the median reported (default: the workload's)")
+		f.stringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU and heap profiles here and summarise where time and bytes go")
+		if err := f.parse(args[1:]); err != nil {
+			return err
+		}
+		cfg.Logger = log
+		return bench.RunPots(ctx, cfg, stdout)
+	}
+	return fmt.Errorf("unknown workload %q: journal or pots", args[0])
+}
