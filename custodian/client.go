@@ -238,31 +238,41 @@ type ReportHandler func(ctx context.Context, r *pb.ExecutionReport) error
 // them at a time (and to another if it is not acknowledged). A report that
 // cannot be decoded is terminated and logged as an error.
 func (c *Client) Reports(ctx context.Context, durableName string, handle ReportHandler) (stop func(), err error) {
+	return c.consume(ctx, ReportsStream, ReportsSubjects, durableName, "ACME's execution reports",
+		func(ctx context.Context, msg jetstream.Msg, log *slog.Logger) { c.handleReport(ctx, msg, handle, log) })
+}
+
+// consume runs a durable consumer of a stream's subjects in the background,
+// handing each message to handle, until stop or ctx. It returns once the
+// consumer exists. Messages are never given up on: handle acknowledges,
+// naks or terminates each.
+func (c *Client) consume(ctx context.Context, stream, subjects, durableName, description string,
+	handle func(ctx context.Context, msg jetstream.Msg, log *slog.Logger)) (stop func(), err error) {
 	if !validConsumerName(durableName) {
 		return nil, fmt.Errorf("%w: durable name %q: want a non-empty name without '.', '*', '>' or spaces", ErrInvalidConfig, durableName)
 	}
 	cfg := jetstream.ConsumerConfig{
 		Durable:       durableName,
-		Description:   "ACME's execution reports",
-		FilterSubject: ReportsSubjects,
+		Description:   description,
+		FilterSubject: subjects,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.cfg.ReportAckWait,
-		MaxDeliver:    -1, // a report is never given up on
+		MaxDeliver:    -1,
 	}
 	setupCtx, cancelSetup := c.withTimeout(ctx)
-	cons, err := c.js.CreateOrUpdateConsumer(setupCtx, ReportsStream, cfg)
+	cons, err := c.js.CreateOrUpdateConsumer(setupCtx, stream, cfg)
 	cancelSetup()
 	if err != nil {
-		return nil, fmt.Errorf("custodian: reports consumer %s: %w", durableName, err)
+		return nil, fmt.Errorf("custodian: consumer %s of %s: %w", durableName, stream, err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	log := c.log.With("consumer", durableName)
 	go func() {
 		defer close(done)
-		pullLoop(runCtx, c.js, ReportsStream, cfg, cons, reportPullMsgsMax, c.cfg.ReportRetryInterval, log,
-			func(ctx context.Context, msg jetstream.Msg) { c.handleReport(ctx, msg, handle, log) })
+		pullLoop(runCtx, c.js, stream, cfg, cons, reportPullMsgsMax, c.cfg.ReportRetryInterval, log,
+			func(ctx context.Context, msg jetstream.Msg) { handle(ctx, msg, log) })
 	}()
 	var once sync.Once
 	return func() {
@@ -484,39 +494,8 @@ type PricesHandler func(ctx context.Context, date domain.Date, prices map[domain
 // background until stop or ctx; nodes sharing durableName share the feed.
 // A message that cannot be read is terminated and logged.
 func (c *Client) PriceFeed(ctx context.Context, durableName string, handle PricesHandler) (stop func(), err error) {
-	if !validConsumerName(durableName) {
-		return nil, fmt.Errorf("%w: durable name %q: want a non-empty name without '.', '*', '>' or spaces", ErrInvalidConfig, durableName)
-	}
-	cfg := jetstream.ConsumerConfig{
-		Durable:       durableName,
-		Description:   "ACME's price feed",
-		FilterSubject: PricesSubjects,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.cfg.ReportAckWait,
-		MaxDeliver:    -1,
-	}
-	setupCtx, cancelSetup := c.withTimeout(ctx)
-	cons, err := c.js.CreateOrUpdateConsumer(setupCtx, PricesStream, cfg)
-	cancelSetup()
-	if err != nil {
-		return nil, fmt.Errorf("custodian: price feed consumer %s: %w", durableName, err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	log := c.log.With("consumer", durableName)
-	go func() {
-		defer close(done)
-		pullLoop(runCtx, c.js, PricesStream, cfg, cons, reportPullMsgsMax, c.cfg.ReportRetryInterval, log,
-			func(ctx context.Context, msg jetstream.Msg) { c.handlePrices(ctx, msg, handle, log) })
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			cancel()
-			<-done
-		})
-	}, nil
+	return c.consume(ctx, PricesStream, PricesSubjects, durableName, "ACME's price feed",
+		func(ctx context.Context, msg jetstream.Msg, log *slog.Logger) { c.handlePrices(ctx, msg, handle, log) })
 }
 
 func (c *Client) handlePrices(ctx context.Context, msg jetstream.Msg, handle PricesHandler, log *slog.Logger) {

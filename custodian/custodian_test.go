@@ -1,9 +1,11 @@
 package custodian
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -458,4 +460,45 @@ func TestNewOrderAndParseReport(t *testing.T) {
 	isTrue(t, !orderMsgIDMatches("A#1", "A"))
 	isTrue(t, !orderMsgIDMatches("B", "A"))
 	isTrue(t, errors.Is(fmt.Errorf("x: %w", ErrInvalidOrder), ErrInvalidOrder))
+}
+
+// TestPriceFeedDeliversEachDayUntilHandled proves the price feed consumer
+// hands every day's prices to its handler, again after the handler fails,
+// and a consumer sharing the durable name later sees only what was not
+// acknowledged.
+func TestPriceFeedDeliversEachDayUntilHandled(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	var mu sync.Mutex
+	got := map[string]map[domain.ISIN]domain.Price{}
+	failures := 0
+	handle := func(ctx context.Context, date domain.Date, prices map[domain.ISIN]domain.Price) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if date.String() == "2026-11-24" && failures == 0 {
+			failures++
+			return errors.New("not yet")
+		}
+		got[date.String()] = prices
+		return nil
+	}
+	stop, err := h.client.PriceFeed(h.ctx, "acme-prices", handle)
+	noErr(t, err)
+	h.publishPrices("2026-11-23", map[domain.ISIN]string{globalEquity: "2.000000"})
+	h.publishPrices("2026-11-24", map[domain.ISIN]string{globalEquity: "2.100000"})
+	testkit.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) < 2 {
+			return fmt.Errorf("prices of %d days handled", len(got))
+		}
+		return nil
+	})
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	equal(t, 1, failures)
+	if p := got["2026-11-24"][globalEquity]; !p.Equal(domain.MustPrice("2.1")) {
+		t.Fatalf("2026-11-24: %v", got["2026-11-24"])
+	}
 }
