@@ -47,12 +47,8 @@ func (p *Pot) Canonical() string {
 		w("movement %s %s amount=%s date=%s orders=%v cash=%s raised=%s paid=%s/%s", m.ID, m.Kind, dec(m.Amount.d), m.DealingDate,
 			m.OrderIDs, dec(m.CashPart.d), dec(m.Raised.d), dec(m.Paid.d), m.PaidAt.UTC().Format(time.RFC3339Nano))
 	}
-	for _, k := range slices.Sorted(maps.Keys(p.Requests)) {
-		r := p.Requests[k]
+	for _, r := range p.Requests {
 		w("request %s %s %d %s %s", r.Key, r.Hash, r.Kind, r.RefID, r.At.UTC().Format(time.RFC3339Nano))
-	}
-	for _, q := range p.RequestQueue {
-		w("queue %s %s", q.Key, q.At.UTC().Format(time.RFC3339Nano))
 	}
 	return b.String()
 }

@@ -102,11 +102,12 @@ type Pot struct {
 	// MovementIDs is in creation order.
 	MovementIDs []string
 
-	// Requests remembers the idempotency keys of accepted member requests
-	// for RequestRetention; RequestQueue holds them oldest first, to forget
-	// them in order.
-	Requests     map[string]RequestRecord
-	RequestQueue []requestAge
+	// Requests remembers the accepted member requests' idempotency keys
+	// for RequestRetention, oldest first (they are forgotten in that
+	// order). A slice, not a map: most pots hold a handful, and a map costs
+	// a group of eight slots; requestIndex finds keys in a long one.
+	Requests     []RequestRecord
+	requestIndex map[string]int // by key, the latest record's index; nil until needed
 
 	// LastRebalance is the latest dealing day whose prices rebalanced the pot.
 	LastRebalance Date
@@ -235,11 +236,6 @@ type RequestRecord struct {
 	At    time.Time
 }
 
-type requestAge struct {
-	Key string
-	At  time.Time
-}
-
 // Retention of idempotency keys (DOMAIN.md: "bounded, e.g. per 7 days").
 const (
 	RequestRetention = 7 * 24 * time.Hour
@@ -256,7 +252,6 @@ func NewPot(memberID string) *Pot {
 		Orders:    map[string]*Order{},
 		Trades:    map[string]*Trade{},
 		Movements: map[string]*Movement{},
-		Requests:  map[string]RequestRecord{},
 	}
 }
 
@@ -322,4 +317,32 @@ func OrderStatusAt(o *Order, cutOff func(Date) bool) OrderStatus {
 		}
 	}
 	return least
+}
+
+// requestIndexFrom: a pot with more remembered keys than this finds them
+// through an index rather than a scan (a scan of 64 short strings costs less
+// than keeping a map for every pot).
+const requestIndexFrom = 64
+
+// Request returns the record of the latest accepted request with key.
+func (p *Pot) Request(key string) (RequestRecord, bool) {
+	if len(p.Requests) <= requestIndexFrom {
+		for i := len(p.Requests) - 1; i >= 0; i-- {
+			if p.Requests[i].Key == key {
+				return p.Requests[i], true
+			}
+		}
+		return RequestRecord{}, false
+	}
+	if p.requestIndex == nil {
+		p.requestIndex = make(map[string]int, len(p.Requests))
+		for i, r := range p.Requests {
+			p.requestIndex[r.Key] = i
+		}
+	}
+	i, ok := p.requestIndex[key]
+	if !ok {
+		return RequestRecord{}, false
+	}
+	return p.Requests[i], true
 }

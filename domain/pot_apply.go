@@ -68,27 +68,24 @@ func (p *Pot) Apply(e Event) {
 
 func (p *Pot) applyRequestRecorded(e RequestRecorded) {
 	r := e.Record
-	p.Requests[r.Key] = r
-	p.RequestQueue = append(p.RequestQueue, requestAge{Key: r.Key, At: r.At})
-	// Forget keys past their retention, and the oldest beyond the bound.
-	// The queue is in the order keys were recorded, so the expired ones are
-	// at its front.
+	p.Requests = append(p.Requests, r)
+	if p.requestIndex != nil {
+		p.requestIndex[r.Key] = len(p.Requests) - 1
+	}
+	// Forget keys past their retention, and the oldest beyond the bound:
+	// they are in the order they were recorded, so those are at the front.
 	drop := 0
-	for ; drop < len(p.RequestQueue); drop++ {
-		q := p.RequestQueue[drop]
+	for ; drop < len(p.Requests); drop++ {
+		q := p.Requests[drop]
 		expired := !q.At.Add(RequestRetention).After(r.At)
-		over := len(p.RequestQueue)-drop > requestsMax
+		over := len(p.Requests)-drop > requestsMax
 		if !expired && !over {
 			break
 		}
-		// A key may have been used again after it expired; forget only the
-		// record this queue entry stands for.
-		if cur, ok := p.Requests[q.Key]; ok && cur.At.Equal(q.At) {
-			delete(p.Requests, q.Key)
-		}
 	}
 	if drop > 0 {
-		p.RequestQueue = slices.Delete(p.RequestQueue, 0, drop)
+		p.Requests = slices.Delete(p.Requests, 0, drop)
+		p.requestIndex = nil // indexes moved; rebuilt when needed
 	}
 }
 

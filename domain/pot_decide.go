@@ -33,7 +33,7 @@ func Decide(p *Pot, cmd Command, ctx *Context) (Decision, error) {
 		if err := validateKey(mc.IdempotencyKey()); err != nil {
 			return Decision{}, err
 		}
-		if rec, seen := p.Requests[mc.IdempotencyKey()]; seen && rec.At.Add(RequestRetention).After(ctx.Now) {
+		if rec, seen := p.Request(mc.IdempotencyKey()); seen && rec.At.Add(RequestRetention).After(ctx.Now) {
 			if rec.Hash != RequestHash(mc) {
 				return Decision{}, refuse(ErrIdempotencyConflict, "key %q was used for another request", rec.Key)
 			}

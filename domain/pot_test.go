@@ -2,7 +2,9 @@ package domain
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 )
 
 const (
@@ -220,4 +222,44 @@ func TestStatementAddsUpToThePot(t *testing.T) {
 	if kinds["contribution"] != 1 || kinds["buy"] == 0 || kinds["withdrawal"] != 1 {
 		t.Fatalf("statement kinds %v, want one contribution, buys, one withdrawal", kinds)
 	}
+}
+
+// TestManyIdempotencyKeys proves a pot with more remembered keys than a
+// scan serves (the index path) finds each, forgets them after the
+// retention, and finds a key reused after it expired as the new request.
+func TestManyIdempotencyKeys(t *testing.T) {
+	s := newSim(t, MustDate("2026-11-23"))
+	const m = "M000009"
+	s.mustDo(m, OpenPot{Key: "open"})
+	const n = 3 * requestIndexFrom
+	first := map[string]string{}
+	for i := range n {
+		key := Key(fmt.Sprintf("c-%d", i))
+		d := s.mustDo(m, Contribute{Key: key, Amount: MustMoney("1.00")})
+		first[string(key)] = d.Reply.RefID
+		s.now = s.now.Add(time.Minute)
+	}
+	p := s.pots[m].p
+	for i := n - 1; i >= 0; i-- { // every key, through the index
+		key := Key(fmt.Sprintf("c-%d", i))
+		d := s.mustDo(m, Contribute{Key: key, Amount: MustMoney("1.00")})
+		if !d.Reply.Replayed || d.Reply.RefID != first[string(key)] {
+			t.Fatalf("key %s: %+v, want a replay of %s", key, d.Reply, first[string(key)])
+		}
+	}
+	if _, err := s.do(m, Contribute{Key: "c-7", Amount: MustMoney("2.00")}); !errors.Is(err, ErrIdempotencyConflict) {
+		t.Fatalf("reused key with another body: %v", err)
+	}
+	// A week later every key is forgotten once a new request is recorded,
+	// and an old key is a new request.
+	s.now = s.now.Add(RequestRetention)
+	s.mustDo(m, Contribute{Key: "fresh", Amount: MustMoney("1.00")})
+	if len(p.Requests) != 1 {
+		t.Fatalf("%d keys remembered after the retention, want 1", len(p.Requests))
+	}
+	d := s.mustDo(m, Contribute{Key: "c-7", Amount: MustMoney("2.00")})
+	if d.Reply.Replayed || d.Reply.RefID == first["c-7"] {
+		t.Fatalf("expired key c-7 replayed %+v", d.Reply)
+	}
+	s.checkReplay()
 }

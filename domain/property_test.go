@@ -180,7 +180,7 @@ func runPropertySequence(t *testing.T, seed uint64, stats *propertyStats) {
 			// A retry of an earlier request: answered as before, nothing new.
 			h := history[rng.IntN(len(history))]
 			v := s.pots[h.member].p.Version
-			rec, remembered := s.pots[h.member].p.Requests[h.cmd.IdempotencyKey()]
+			rec, remembered := s.pots[h.member].p.Request(h.cmd.IdempotencyKey())
 			live := remembered && rec.At.Add(RequestRetention).After(s.now) && rec.Hash == RequestHash(h.cmd)
 			dec, err := s.do(h.member, h.cmd)
 			if live && (err != nil || !dec.Reply.Replayed || s.pots[h.member].p.Version != v) {
@@ -194,11 +194,11 @@ func runPropertySequence(t *testing.T, seed uint64, stats *propertyStats) {
 			// The same key with another body is refused.
 			h := history[rng.IntN(len(history))]
 			other := Contribute{Key: Key(h.cmd.IdempotencyKey()), Amount: money(1_000_000)}
-			rec, remembered := s.pots[h.member].p.Requests[h.cmd.IdempotencyKey()]
+			rec, remembered := s.pots[h.member].p.Request(h.cmd.IdempotencyKey())
 			live := remembered && rec.At.Add(RequestRetention).After(s.now)
 			if _, err := s.do(h.member, other); err == nil && live {
 				if c, ok := h.cmd.(Contribute); !ok || !c.Amount.Equal(other.Amount) {
-					t.Fatalf("key %s (first %T %+v on %s) reused with another body was accepted; record %+v", h.cmd.IdempotencyKey(), h.cmd, h.cmd, h.member, s.pots[h.member].p.Requests[h.cmd.IdempotencyKey()])
+					t.Fatalf("key %s (first %T %+v on %s) reused with another body was accepted; record %+v", h.cmd.IdempotencyKey(), h.cmd, h.cmd, h.member, rec)
 				}
 			}
 			return

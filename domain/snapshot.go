@@ -55,9 +55,6 @@ func UnmarshalPotSnapshot(data []byte) (*Pot, error) {
 	if p.Movements == nil {
 		p.Movements = map[string]*Movement{}
 	}
-	if p.Requests == nil {
-		p.Requests = map[string]RequestRecord{}
-	}
 	p.Trades = map[string]*Trade{}
 	for _, o := range p.Orders {
 		for _, t := range o.Trades {
