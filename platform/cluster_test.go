@@ -13,6 +13,7 @@ import (
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/internal/testkit"
@@ -270,5 +271,150 @@ func TestJetStreamDoubleActivationAcrossMembers(t *testing.T) {
 	t.Logf("%d acknowledged, %d failed", len(acked), len(failed))
 	if len(failed) == 0 {
 		t.Fatalf("no request failed: the activations did not race")
+	}
+}
+
+// TestDealingCycleOnThreeMembers runs dealing days on three members sharing
+// the JetStream journal, each with its own connection to NATS and its own
+// custodian client: the cut-off fence and the day's prices reach every
+// member, the aggregators and asset books live wherever the cluster places
+// them, and reconciliation finds no break.
+func TestDealingCycleOnThreeMembers(t *testing.T) {
+	logger, level := testkit.Logger(t)
+	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	cal, err := platform.NewCalendar()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := domain.DefaultCatalogue()
+	var mu sync.Mutex
+	clock := domain.MustDate("2026-11-23").At(9, 0, cal.Location())
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	setTime := func(d domain.Date, h int) { mu.Lock(); defer mu.Unlock(); clock = d.At(h, 0, cal.Location()) }
+	connect := func() *nats.Conn {
+		nc, err := nats.Connect(srv.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	ctx := context.Background()
+	simNC := connect()
+	simClient, err := custodian.NewClient(simNC, custodian.ClientConfig{Catalogue: cat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := simClient.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sim, err := custodian.StartSimulator(ctx, simNC, custodian.SimulatorConfig{Dir: t.TempDir(), Catalogue: cat, Calendar: cal,
+		RetryInterval: 100 * time.Millisecond, RetryIntervalMax: 500 * time.Millisecond, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Stop() })
+
+	registry := cluster.NewInProcess(2 * time.Second)
+	base := cluster.Config{ClusterName: "dealing3", Provider: cluster.ProviderInProcess, InProcess: registry,
+		RequestTimeout: 5 * time.Second, Logger: logger, LibraryLogLevel: level}
+	if testkit.Race {
+		base.GossipInterval, base.HeartbeatExpiration = time.Hour, 2*time.Hour
+	}
+	members := make([]*platform.Node, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range members {
+		nc := connect()
+		jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		j, err := jetstream.Open(jctx, nc, jetstream.Options{Groups: 9})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { j.Close() })
+		client, err := custodian.NewClient(nc, custodian.ClientConfig{Catalogue: cat})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			members[i], errs[i] = platform.StartNode(platform.NodeConfig{Cluster: base, Journal: j, Catalogue: cat, Calendar: cal,
+				Custodian: client, Now: now, Logger: logger,
+				Dealing: actors.DealingConfig{ResendInterval: 300 * time.Millisecond, ExecutionWait: 30 * time.Second}})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("member %d: %v", i, err)
+		}
+		t.Cleanup(members[i].Kill)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := members[0].Cluster.WaitForMembers(wctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	op := actors.Operator{Node: members[1].Cluster, PollInterval: 20 * time.Millisecond}
+	call := func(m string, req *pb.PotRequest) {
+		t.Helper()
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		resp, err := members[2].Pots.Handle(cctx, m, req)
+		if err == nil && resp.GetProblem() != nil {
+			err = fmt.Errorf("%s: %s", resp.GetProblem().Code, resp.GetProblem().Detail)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+	}
+	const pots = 24
+	for i := range pots {
+		m := fmt.Sprintf("T%03d", i)
+		call(m, &pb.PotRequest{IdempotencyKey: "o", Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{Profile: []string{"cautious", "balanced", "adventurous"}[i%3]}}})
+		call(m, &pb.PotRequest{IdempotencyKey: "c", Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: fmt.Sprintf("%d.00", 500+i)}}})
+	}
+	day := domain.MustDate("2026-11-23")
+	for step := range 5 {
+		prices := map[domain.ISIN]domain.Price{}
+		for _, a := range cat.Assets() {
+			prices[a.ISIN] = domain.MustPrice(fmt.Sprintf("1.%d", 2+step))
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if _, err := op.PublishPrices(pctx, day, prices); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		setTime(day, 13)
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		s, err := op.RunCycle(rctx, day, true, nil)
+		cancel()
+		if err != nil {
+			t.Fatalf("cycle %s: %v", day, err)
+		}
+		if step == 0 && s.PotsAllocated != pots {
+			t.Fatalf("first cycle allocated %d pots, want %d: %v", s.PotsAllocated, pots, s)
+		}
+		// Every member knows the cut-off and the prices now.
+		for i, m := range members {
+			if !m.Market.OpenFrom().After(day) || m.Market.Prices()[cat.Assets()[0].ISIN].Date != day {
+				t.Fatalf("member %d: open from %s, prices %v after the cycle of %s", i, m.Market.OpenFrom(), m.Market.Prices(), day)
+			}
+		}
+		day = cal.NextDealingDay(day)
+		setTime(day, 9)
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	r, err := op.Reconcile(rctx, "three", true, domain.Date{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.InternalBreaks)+len(r.ExternalBreaks) > 0 || r.Pots != pots {
+		t.Fatalf("reconciliation: %d pots, internal %v, external %v", r.Pots, r.InternalBreaks, r.ExternalBreaks)
 	}
 }
