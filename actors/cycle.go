@@ -185,10 +185,7 @@ func (c *cycle) steps(ctx context.Context, rebalance bool) error {
 			return err
 		}
 		res, err := c.eachGroup(ctx, node, &pb.AggregatorRequest{Command: &pb.AggregatorRequest_Close{Close: &pb.AggClose{Date: date}}})
-		c.update(func(s *pb.CycleSummary) {
-			s.Trades = sum(res, (*pb.AggregatorResponse).GetTrades)
-			s.OrdersRolled = sum(res, (*pb.AggregatorResponse).GetOrdersRolled)
-		})
+		c.update(func(s *pb.CycleSummary) { s.Trades = sum(res, (*pb.AggregatorResponse).GetTrades) })
 		return err
 	}); err != nil {
 		return err
@@ -319,7 +316,10 @@ func (c *cycle) cutOff(ctx context.Context, node *cluster.Node) error {
 // returns their answers (in group order; nil where a call failed) and the
 // failures.
 func (c *cycle) eachGroup(ctx context.Context, node *cluster.Node, req *pb.AggregatorRequest) ([]*pb.AggregatorResponse, error) {
-	return callAggregators(ctx, node, c.deps, req)
+	res, err := callAggregators(ctx, node, c.deps, req)
+	// Aggregators roll late orders at every step.
+	c.update(func(s *pb.CycleSummary) { s.OrdersRolled += sum(res, (*pb.AggregatorResponse).GetOrdersRolled) })
+	return res, err
 }
 
 func callAggregators(ctx context.Context, node *cluster.Node, deps *DealingDeps, req *pb.AggregatorRequest) ([]*pb.AggregatorResponse, error) {

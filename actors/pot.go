@@ -257,6 +257,15 @@ func (a *potActor) handle(ctx actor.Context, msg *protocluster.GrainRequest) {
 	dec, err := domain.Decide(a.pot, cmd, dctx)
 	if err != nil {
 		queued = true
+		if a.stale() {
+			// Another activation wrote: the refusal may only reflect this
+			// one's old state. Stop; the caller's retry reaches a fresh one.
+			a.failed = errors.New("stale: another activation appended")
+			a.deps.Logger.Warn("pot activation is stale; stopping it", "member", a.member, "version", a.durable)
+			a.enqueue(ctx, reply{to: ctx.Sender(), resp: unavailable(), command: name, outcome: "failed", release: release}, nil)
+			ctx.Poison(ctx.Self())
+			return
+		}
 		a.enqueue(ctx, reply{to: ctx.Sender(), resp: problemResponse(err), command: name, outcome: "refused", release: release}, nil)
 		return
 	}
@@ -282,6 +291,24 @@ func (a *potActor) handle(ctx actor.Context, msg *protocluster.GrainRequest) {
 	}
 	queued = true
 	a.enqueue(ctx, reply{to: ctx.Sender(), resp: resp, command: name, outcome: outcome, release: release}, events)
+}
+
+// stale reports whether, with nothing of its own in flight, the pot's
+// stream has moved past this activation in the journal: a second activation
+// wrote. A refusal is the moment to ask (it is rare, and a stale refusal is
+// wrong); an append finds out by itself (a version conflict).
+func (a *potActor) stale() bool {
+	if a.inflight != nil || len(a.waiting) > 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.AppendTimeout)
+	defer cancel()
+	events, err := a.deps.Journal.Read(ctx, a.stream, a.durable+1, 1)
+	if err != nil {
+		a.deps.Logger.Warn("pot staleness check failed", "member", a.member, "err", err)
+		return false
+	}
+	return len(events) > 0
 }
 
 // enqueue queues a reply (with the events it waits for) behind everything

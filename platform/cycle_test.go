@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
@@ -229,4 +231,55 @@ func TestDealingCycleOneNode(t *testing.T) {
 		t.Fatalf("reconciled %d pots, want %d", r.Pots, pots)
 	}
 	t.Logf("reconciliation as of %s: %d pots, assets %v", r.AsOf, r.Pots, r.Assets)
+}
+
+// TestLateOrderIsRolledToTheNextDay forces what the cut-off fence prevents:
+// an order for a dealing day that reaches the journal after the day's batch
+// closed (placed by an activation of the pot whose market never heard of the
+// cut-off). The next cycle's aggregator rolls it to the next open day, the
+// member sees both dates, and it executes there.
+func TestLateOrderIsRolledToTheNextDay(t *testing.T) {
+	w := startDealingWorld(t, custodian.Faults{})
+	const m = "L0001"
+	w.pot(m, &pb.PotRequest{IdempotencyKey: "open", Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{}}})
+	w.pot(m, &pb.PotRequest{IdempotencyKey: "pay", Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: "100.00"}}})
+	mon := domain.MustDate("2026-11-23")
+	tue := w.cal.NextDealingDay(mon)
+	w.publishPrices(mon, func(a domain.Asset) string { return map[int32]string{4: "1.0000", 6: "1.000000"}[a.PriceDecimals] })
+	w.runCycle(mon, false)
+
+	// A stale activation, as on a member that missed the fence.
+	w.setTime(mon, 10, 0)
+	deps := &actors.PotDeps{Journal: w.node.Journal, Catalogue: w.cat, Calendar: w.cal, Market: actors.NewMarketState(), Now: w.now}
+	system := w.node.Cluster.Cluster().ActorSystem
+	props := protocluster.WithClusterIdentity(actors.NewPotKind(deps)(0).Props, &protocluster.ClusterIdentity{Identity: m, Kind: actors.PotKind})
+	pid := system.Root.Spawn(props)
+	defer system.Root.Stop(pid)
+	data, err := proto.Marshal(&pb.PotRequest{IdempotencyKey: "late", Command: &pb.PotRequest_PlaceOrder{PlaceOrder: &pb.PlaceOrder{
+		Type: pb.OrderType_ORDER_TYPE_BUY, Asset: "GB00BD8R3K42", Amount: "10.00"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := system.Root.RequestFuture(pid, &protocluster.GrainRequest{MessageData: data}, 10*time.Second).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := res.(*pb.PotResponse).GetOrder()
+	if late == nil || late.DealingDate != mon.String() {
+		t.Fatalf("the stale activation answered %v, want an order for %s", res, mon)
+	}
+
+	w.publishPrices(tue, func(a domain.Asset) string { return map[int32]string{4: "1.0000", 6: "1.000000"}[a.PriceDecimals] })
+	s := w.runCycle(tue, false)
+	if s.OrdersRolled < 1 {
+		t.Fatalf("cycle of %s rolled %d orders: %v", tue, s.OrdersRolled, s)
+	}
+	o := w.pot(m, &pb.PotRequest{Command: &pb.PotRequest_GetOrder{GetOrder: &pb.GetOrder{OrderId: late.Id}}}).GetOrder()
+	if o.DealingDate != tue.String() || o.OriginalDealingDate != mon.String() || o.Status != "executed" {
+		t.Fatalf("late order after the next cycle: %v", o)
+	}
+	r := w.reconcile("late", true)
+	if len(r.InternalBreaks)+len(r.ExternalBreaks) > 0 {
+		t.Fatalf("reconciliation: internal %v external %v", r.InternalBreaks, r.ExternalBreaks)
+	}
 }
