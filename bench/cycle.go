@@ -1,0 +1,877 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/natsembed"
+	"github.com/acme/mastertrust/persistence"
+	"github.com/acme/mastertrust/persistence/pebble"
+	"github.com/acme/mastertrust/platform"
+	"github.com/acme/mastertrust/proto/pb"
+)
+
+// The dealing-cycle workload (issue 5): a whole platform in one process —
+// an embedded NATS server, the simulated custodian, the Pebble journal on
+// disk and one node hosting the pots and the dealing grains, on a clock the
+// run moves — many pots opened and funded, then dealing days run as an
+// operator runs them, then reconciliation.
+
+// Targets of issue 5, printed beside the figures.
+const (
+	// cycleTarget: one dealing day's whole cycle for 100K pots.
+	cycleTarget = 30 * time.Second
+	// reconcileTarget: a reconciliation of 100K pots.
+	reconcileTarget = 2 * time.Second
+)
+
+// cycleSteps are the steps of a cycle (actors/cycle.go) in running order,
+// as CycleSummary.StepMicros names them.
+var cycleSteps = []string{"prices", "settle", "cut-off", "net", "orders", "executions", "allocate", "rebalance"}
+
+// Assets whose prices the drift day moves (ISINs of the default catalogue).
+// With the equity alone up 30%, a cautious pot (20% equity) ends 4.5 points
+// over its target, inside its 5-point band; with the bonds down 20% as well,
+// every profile leaves its band.
+const (
+	cycleDriftUp   = "GB00BN7Q2L69" // ACME Global Equity Index Fund: +30%
+	cycleDriftDown = "IE00BF4W7M71" // ACME Global Bond Index Fund: −20%
+)
+
+// cycleFirstDay is the first dealing day of a run (a Monday).
+var cycleFirstDay = domain.MustDate("2026-11-23")
+
+// CycleConfig configures RunCycle. Zero fields take the defaults named on
+// each.
+type CycleConfig struct {
+	// Pots are opened before the first day, each with one contribution
+	// (£50 to £10,000): nine in ten with a risk profile (cautious,
+	// balanced, adventurous as 3:4:2), one in ten self-directed (its
+	// contribution stays cash). Default 100,000.
+	Pots int
+	// Groups of the journal. Its last group is the system group; the pots
+	// spread over the others, one aggregator each. Default 64.
+	Groups uint32
+	// Days are the dealing days run, each with the rebalance sweep:
+	//   - day 1 (2026-11-23) deals every profiled pot's contribution;
+	//   - day 2 is as many dealing days later as the longest settlement
+	//     period of the catalogue (T+4), so that day 1's units have settled
+	//     (its settle step settles them) and can be sold; its prices move
+	//     the global equity fund up 30% and the global bond fund down 20%,
+	//     so that every profiled pot drifts out of its band and places a
+	//     rebalance (sells, and buys funded by their proceeds) for the next
+	//     dealing day;
+	//   - day 3 and later are the following dealing days at day 2's prices:
+	//     day 3 deals the rebalances.
+	// Default 2.
+	Days int
+	// DataDir holds the journal, JetStream's files and the custodian's
+	// ledger, on disk (removed afterwards if RunCycle made it). Default: a
+	// new temporary directory. Put it on the disk you want measured.
+	DataDir string
+	// Callers are the goroutines opening and funding pots at once (each
+	// waits for its answer). Default 64.
+	Callers int
+	// Dealing configures the dealing grains. Default: the platform's
+	// defaults, as `mastertrust dev` runs them (32 pot calls in flight per
+	// aggregator, execution reports polled every ResendInterval/4 = 0.5 s).
+	Dealing actors.DealingConfig
+	// PhaseTimeout bounds the setup, each cycle and each reconciliation
+	// (and is the operator's call timeout, so that a long reconciliation
+	// is measured rather than cut off at the operator's default of 1 min).
+	// Default 15 min.
+	PhaseTimeout time.Duration
+	// HeapSettle is waited after the setup, before the heap is read, so
+	// that the setup calls' protoactor futures (kept until each call's
+	// timeout fires) are gone. Default: the node's request timeout (5 s)
+	// and 1 s more.
+	HeapSettle time.Duration
+	// ProfileDir, if set, receives a CPU profile of each day's cycle
+	// (cpu-cycle-day<N>.pprof) and of each reconciliation
+	// (cpu-reconcile-fast.pprof, cpu-reconcile-deep.pprof), and heap
+	// profiles before and after the setup and after the cycles
+	// (heap-before.pprof, heap-setup.pprof, heap-cycles.pprof; compare
+	// with go tool pprof -base); RunCycle prints a summary of each.
+	// Default: no profiles.
+	ProfileDir string
+	// Logger reports progress (Info) and the platform's warnings.
+	// Default: discard.
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills zero fields.
+func (c *CycleConfig) EnsureDefaults() {
+	if c.Pots == 0 {
+		c.Pots = 100_000
+	}
+	if c.Groups == 0 {
+		c.Groups = 64
+	}
+	if c.Days == 0 {
+		c.Days = 2
+	}
+	if c.Callers == 0 {
+		c.Callers = 64
+	}
+	if c.PhaseTimeout == 0 {
+		c.PhaseTimeout = 15 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Dealing.EnsureDefaults()
+}
+
+// Validate reports every field out of range.
+func (c *CycleConfig) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Pots < 1 || c.Pots > 10_000_000 {
+		bad("pots %d outside [1, 10,000,000]", c.Pots)
+	}
+	if c.Groups < actors.JournalGroupsMin || c.Groups > persistence.GroupsMax {
+		bad("groups %d outside [%d, %d]", c.Groups, actors.JournalGroupsMin, persistence.GroupsMax)
+	}
+	if c.Days < 1 || c.Days > 20 {
+		bad("days %d outside [1, 20]", c.Days)
+	}
+	if c.Callers < 1 || c.Callers > 4096 {
+		bad("callers %d outside [1, 4096]", c.Callers)
+	}
+	if c.PhaseTimeout < time.Second {
+		bad("phase timeout %s below 1s", c.PhaseTimeout)
+	}
+	if c.HeapSettle < 0 {
+		bad("heap settle %s is negative", c.HeapSettle)
+	}
+	if c.Dealing.PotCallsInFlight < 1 {
+		bad("dealing pot calls in flight %d below 1", c.Dealing.PotCallsInFlight)
+	}
+	if c.Dealing.ResendInterval < 4*time.Millisecond {
+		bad("dealing resend interval %s below 4ms", c.Dealing.ResendInterval)
+	}
+	return errors.Join(errs...)
+}
+
+// RunCycle measures the dealing cycle and reconciliation on one in-process
+// node and prints to out: the setup (pots opened and funded per second, the
+// heap per pot afterwards), for each dealing day the whole cycle's time and
+// each step's (CycleSummary.StepMicros) with what the day did (trades, pots
+// allocated, checked, traded), then a fast and a deep reconciliation's
+// times, and a summary against the targets of issue 5 (a cycle ≤ 30 s and a
+// reconciliation ≤ 2 s for 100K pots). A reconciliation with a break is an
+// error: a break is a bug. With cfg.ProfileDir it profiles the cycles and
+// reconciliations and prints where the CPU and the heap went.
+func RunCycle(ctx context.Context, cfg CycleConfig, out io.Writer) (err error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("bench: cycle config: %w", err)
+	}
+	root := cfg.DataDir
+	if root == "" {
+		if root, err = os.MkdirTemp("", "mastertrust-bench-cycle-*"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(root)
+	}
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+			return err
+		}
+	}
+	r := &cycleRun{cfg: cfg, log: cfg.Logger, out: out}
+	if r.heapBefore, r.heapProfileBefore, err = r.heapSnapshot("heap-before.pprof"); err != nil {
+		return err
+	}
+	if err := r.start(ctx, root); err != nil {
+		return fmt.Errorf("bench: cycle world: %w", err)
+	}
+	defer r.close()
+
+	fmt.Fprintf(out, "Dealing cycle: one in-process node (platform.StartNode) with the Pebble journal on disk (%d groups), embedded NATS and the simulated custodian; %d pots; %d dealing day(s), each run with actors.Operator.RunCycle and the rebalance sweep; GOMAXPROCS %d.\n\n",
+		cfg.Groups, cfg.Pots, cfg.Days, runtime.GOMAXPROCS(0))
+	if err := r.setup(ctx); err != nil {
+		return fmt.Errorf("bench: cycle setup: %w", err)
+	}
+	days := r.days()
+	for i, day := range days {
+		if err := r.runDay(ctx, i+1, day); err != nil {
+			return fmt.Errorf("bench: cycle day %d (%s): %w", i+1, day, err)
+		}
+	}
+	if r.heapCycles, r.heapProfileCycles, err = r.heapSnapshot("heap-cycles.pprof"); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Live heap after the cycles: %.1f MiB, %.0f B per pot (the pot grains and the aggregators' replicas); the journal on disk: %.1f MiB.\n\n",
+		mib(r.heapCycles), perPot(r.heapCycles, r.heapBefore, cfg.Pots), mib(r.journal.DiskSpaceBytes()))
+	for _, deep := range []bool{false, true} {
+		if err := r.reconcile(ctx, deep); err != nil {
+			return fmt.Errorf("bench: reconciliation: %w", err)
+		}
+	}
+	r.printSummary()
+	if cfg.ProfileDir != "" {
+		if err := r.printProfiles(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cycleRun is one RunCycle: the world under test and what was measured.
+type cycleRun struct {
+	cfg CycleConfig
+	log *slog.Logger
+	out io.Writer
+
+	nats    *natsembed.Server
+	nc      *nats.Conn
+	sim     *custodian.Simulator
+	journal *pebble.Store
+	node    *platform.Node
+	op      actors.Operator
+	cal     *domain.Calendar
+	cat     *domain.Catalogue
+
+	// mu guards clock, the platform's time (NodeConfig.Now).
+	mu    sync.Mutex
+	clock time.Time
+
+	// profiled counts the pots opened with a risk profile.
+	profiled int
+
+	setupTook                                              time.Duration
+	setupCores                                             float64
+	heapBefore, heapSetup, heapCycles                      uint64
+	heapProfileBefore, heapProfileSetup, heapProfileCycles *profile
+	results                                                []cycleDay
+	recons                                                 []reconResult
+	// cpuProfiles are the CPU profiles written, with what each covers.
+	cpuProfiles []cpuProfileFile
+}
+
+// cycleDay is one day's measurement.
+type cycleDay struct {
+	n       int
+	date    domain.Date
+	wall    time.Duration // RunCycle, call to completed summary
+	cores   float64       // process CPU ÷ wall over the cycle
+	summary *pb.CycleSummary
+	// stepCores are the process's cores used during each step that the
+	// operator's polls (every 50 ms) saw last 100 ms or more.
+	stepCores map[string]float64
+}
+
+type reconResult struct {
+	deep     bool
+	wall     time.Duration // the operator's call
+	recorded time.Duration // the report's DurationMicros (the grain's run)
+	cores    float64
+	report   *pb.ReconciliationReport
+}
+
+type cpuProfileFile struct {
+	path, label string
+}
+
+// start starts the world: NATS with JetStream under root/nats, the
+// custodian simulator (root/custodian), the Pebble journal (root/journal)
+// and one node, as platform.StartDev assembles them, without the gateway.
+func (r *cycleRun) start(ctx context.Context, root string) (err error) {
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	// The platform's warnings explain odd numbers; its Info lines do not.
+	quiet := slog.New(minLevel{r.log.Handler(), slog.LevelWarn})
+	r.cat = domain.DefaultCatalogue()
+	if r.cal, err = platform.NewCalendar(); err != nil {
+		return err
+	}
+	r.clock = cycleFirstDay.At(9, 0, r.cal.Location())
+	if r.nats, err = natsembed.Start(natsembed.Options{Dir: filepath.Join(root, "nats"), Port: -1, Logger: quiet}); err != nil {
+		return err
+	}
+	if r.nc, err = nats.Connect(r.nats.ClientURL(), nats.Name("mastertrust-bench-cycle")); err != nil {
+		return err
+	}
+	client, err := custodian.NewClient(r.nc, custodian.ClientConfig{Catalogue: r.cat, Logger: quiet})
+	if err != nil {
+		return err
+	}
+	if err := client.EnsureStreams(ctx); err != nil {
+		return err
+	}
+	if r.sim, err = custodian.StartSimulator(ctx, r.nc, custodian.SimulatorConfig{Dir: filepath.Join(root, "custodian"),
+		Catalogue: r.cat, Calendar: r.cal, Logger: quiet}); err != nil {
+		return err
+	}
+	if r.journal, err = pebble.Open(filepath.Join(root, "journal"), pebble.Options{Groups: r.cfg.Groups, Logger: quiet}); err != nil {
+		return err
+	}
+	r.node, err = platform.StartNode(platform.NodeConfig{
+		Cluster: cluster.Config{ClusterName: "mastertrust-bench-cycle", Provider: cluster.ProviderInProcess,
+			InProcess: cluster.NewInProcess(10 * time.Second), Logger: quiet},
+		Journal: r.journal, Catalogue: r.cat, Calendar: r.cal, Custodian: client, Dealing: r.cfg.Dealing,
+		Now: r.now, Logger: quiet,
+	})
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := r.node.Cluster.WaitForMembers(wctx, 1); err != nil {
+		return err
+	}
+	r.op = actors.Operator{Node: r.node.Cluster, CallTimeout: r.cfg.PhaseTimeout, PollInterval: 50 * time.Millisecond}
+	return nil
+}
+
+// close stops what start started, the node first (it is killed: a graceful
+// stop passivates every pot, which measures nothing and takes long).
+func (r *cycleRun) close() {
+	if r.node != nil {
+		r.node.Kill()
+	}
+	if r.sim != nil {
+		if err := r.sim.Stop(); err != nil {
+			r.log.Warn("bench: stop the custodian simulator", "err", err)
+		}
+	}
+	if r.nc != nil {
+		r.nc.Close()
+	}
+	if r.journal != nil {
+		if err := r.journal.Close(); err != nil {
+			r.log.Warn("bench: close the cycle journal", "err", err)
+		}
+	}
+	if r.nats != nil {
+		r.nats.Shutdown()
+	}
+}
+
+func (r *cycleRun) now() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.clock
+}
+
+func (r *cycleRun) setTime(d domain.Date, hour, minute int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.clock = d.At(hour, minute, r.cal.Location())
+}
+
+// days are the run's dealing days (see CycleConfig.Days).
+func (r *cycleRun) days() []domain.Date {
+	settle := 0
+	for _, a := range r.cat.Assets() {
+		settle = max(settle, a.SettlementDays)
+	}
+	days := []domain.Date{cycleFirstDay}
+	for n := 2; n <= r.cfg.Days; n++ {
+		last := days[len(days)-1]
+		if n == 2 {
+			days = append(days, r.cal.AddDealingDays(last, max(settle, 1)))
+		} else {
+			days = append(days, r.cal.NextDealingDay(last))
+		}
+	}
+	return days
+}
+
+// cycleMember is pot i's member id.
+func cycleMember(i int) string { return fmt.Sprintf("C%07d", i) }
+
+// cycleProfile is pot i's risk profile ("" for self-directed).
+func cycleProfile(i int) string {
+	switch i % 10 {
+	case 0, 1, 2:
+		return "cautious"
+	case 3, 4, 5, 6:
+		return "balanced"
+	case 7, 8:
+		return "adventurous"
+	}
+	return ""
+}
+
+// cycleContribution is pot i's contribution: £50.00 to £10,049.99, spread
+// so that the allocations' rounding varies.
+func cycleContribution(i int) string {
+	return fmt.Sprintf("%d.%02d", 50+(i*7919)%10_000, (i*37)%100)
+}
+
+// setup opens and funds the pots, Callers at a time, printing progress,
+// and measures the heap they hold.
+func (r *cycleRun) setup(ctx context.Context) error {
+	n := r.cfg.Pots
+	for i := range n {
+		if cycleProfile(i) != "" {
+			r.profiled++
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
+	defer cancel()
+	var (
+		next, done atomic.Int64
+		wg         sync.WaitGroup
+		errOnce    sync.Once
+		firstErr   error
+	)
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	start, cpu0 := time.Now(), processCPU()
+	finished := make(chan struct{})
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				d, el := done.Load(), time.Since(start)
+				fmt.Fprintf(r.out, "  setup: %d of %d pots opened and funded, %s, %.0f pots/s\n", d, n, el.Round(time.Second), float64(d)/el.Seconds())
+			case <-finished:
+				return
+			}
+		}
+	}()
+	for range r.cfg.Callers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				m := cycleMember(i)
+				err := r.call(ctx, m, &pb.PotRequest{IdempotencyKey: "open",
+					Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{Profile: cycleProfile(i)}}})
+				if err == nil {
+					err = r.call(ctx, m, &pb.PotRequest{IdempotencyKey: "pay",
+						Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: cycleContribution(i)}}})
+				}
+				if err != nil {
+					errOnce.Do(func() { firstErr = err; stop() })
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	close(finished)
+	<-progressDone
+	if firstErr != nil {
+		return fmt.Errorf("%d of %d pots opened: %w", done.Load(), n, firstErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%d of %d pots opened: %w", done.Load(), n, err)
+	}
+	r.setupTook = time.Since(start)
+	r.setupCores = (processCPU() - cpu0).Seconds() / r.setupTook.Seconds()
+	fmt.Fprintf(r.out, "Setup: %d pots opened (%d with a risk profile) and funded, one contribution each, by %d callers in %s: %.0f pots/s, %.0f commands/s, %.2f cores.\n",
+		n, r.profiled, r.cfg.Callers, r.setupTook.Round(time.Millisecond), float64(n)/r.setupTook.Seconds(),
+		float64(2*n)/r.setupTook.Seconds(), r.setupCores)
+
+	settle := r.cfg.HeapSettle
+	if settle == 0 {
+		settle = r.node.Cluster.Config().RequestTimeout + time.Second
+	}
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var err error
+	if r.heapSetup, r.heapProfileSetup, err = r.heapSnapshot("heap-setup.pprof"); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.out, "Live heap after the setup (a GC, %s after the last call): %.1f MiB, %.0f B per pot (the world before the pots: %.1f MiB).\n\n",
+		settle, mib(r.heapSetup), perPot(r.heapSetup, r.heapBefore, n), mib(r.heapBefore))
+	return nil
+}
+
+// call sends req to member's pot and turns a problem into an error. The
+// context has no cancellation (the node's RequestTimeout bounds the call),
+// so that cluster.Call makes the call on this goroutine.
+func (r *cycleRun) call(ctx context.Context, member string, req *pb.PotRequest) error {
+	resp, err := r.node.Pots.Handle(context.WithoutCancel(ctx), member, req)
+	if err != nil {
+		return fmt.Errorf("pot %s %s: %w", member, req.IdempotencyKey, err)
+	}
+	if p := resp.GetProblem(); p != nil {
+		return fmt.Errorf("pot %s %s: problem %s: %s", member, req.IdempotencyKey, p.Code, p.Detail)
+	}
+	return nil
+}
+
+// dayPrices are day n's closing prices: asset i of the catalogue at
+// 1 + 0.37·i, and from day 2 on the drift (see CycleConfig.Days).
+func (r *cycleRun) dayPrices(n int) (map[domain.ISIN]domain.Price, error) {
+	prices := map[domain.ISIN]domain.Price{}
+	for i, a := range r.cat.Assets() {
+		p := 1 + 0.37*float64(i)
+		if n >= 2 {
+			switch a.ISIN {
+			case cycleDriftUp:
+				p *= 1.3
+			case cycleDriftDown:
+				p *= 0.8
+			}
+		}
+		price, err := domain.ParsePrice(fmt.Sprintf("%.*f", a.PriceDecimals, p), a.PriceDecimals)
+		if err != nil {
+			return nil, err
+		}
+		prices[a.ISIN] = price
+	}
+	return prices, nil
+}
+
+// runDay publishes day n's prices and runs its cycle, timing it.
+func (r *cycleRun) runDay(ctx context.Context, n int, day domain.Date) error {
+	prices, err := r.dayPrices(n)
+	if err != nil {
+		return err
+	}
+	r.setTime(day, 9, 0)
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
+	defer cancel()
+	pstart := time.Now()
+	if _, err := r.op.PublishPrices(ctx, day, prices); err != nil {
+		return fmt.Errorf("prices: %w", err)
+	}
+	pricesTook := time.Since(pstart)
+	r.setTime(day, 12, 30) // after the cut-off (11:00)
+
+	stopProfile, err := r.startCPUProfile(fmt.Sprintf("cpu-cycle-day%d.pprof", n), fmt.Sprintf("day %d's cycle (%s)", n, day))
+	if err != nil {
+		return err
+	}
+	// marks are the steps as the operator's polls saw them begin, with the
+	// process's CPU then: a step's CPU ÷ wall time says whether it kept
+	// the cores busy or waited.
+	type mark struct {
+		step string
+		at   time.Time
+		cpu  time.Duration
+	}
+	var marks []mark
+	start, cpu0 := time.Now(), processCPU()
+	s, err := r.op.RunCycle(ctx, day, true, func(s *pb.CycleSummary) {
+		if s.Step != "" && (len(marks) == 0 || marks[len(marks)-1].step != s.Step) {
+			marks = append(marks, mark{s.Step, time.Now(), processCPU()})
+			r.log.Info("cycle", "day", n, "date", day, "step", s.Step, "elapsed", time.Since(start).Round(time.Millisecond))
+		}
+	})
+	wall, cpu := time.Since(start), processCPU()
+	cores := (cpu - cpu0).Seconds() / wall.Seconds()
+	stopProfile()
+	if err != nil {
+		return fmt.Errorf("after %s: %w", wall.Round(time.Millisecond), err)
+	}
+	res := cycleDay{n: n, date: day, wall: wall, cores: cores, summary: s, stepCores: map[string]float64{}}
+	marks = append(marks, mark{"", time.Now(), cpu})
+	for i, m := range marks[:len(marks)-1] {
+		if el := marks[i+1].at.Sub(m.at); el >= 100*time.Millisecond {
+			res.stepCores[m.step] = (marks[i+1].cpu - m.cpu).Seconds() / el.Seconds()
+		}
+	}
+	r.results = append(r.results, res)
+	r.printDay(res, pricesTook)
+	// What each day must have done, or its figures measure something else.
+	switch n {
+	case 1:
+		if s.PotsAllocated != int64(r.profiled) {
+			return fmt.Errorf("%d pots allocated, want every profiled pot (%d): %v", s.PotsAllocated, r.profiled, s)
+		}
+	case 2:
+		if s.PotsChecked != int64(r.profiled) {
+			return fmt.Errorf("the sweep checked %d pots, want every profiled pot (%d)", s.PotsChecked, r.profiled)
+		}
+	}
+	return nil
+}
+
+// printDay prints a day's cycle: its time, each step's, and what it did.
+func (r *cycleRun) printDay(d cycleDay, pricesTook time.Duration) {
+	s := d.summary
+	what := map[int]string{1: "deals every profiled pot's contribution", 2: "prices drift after day 1's units settled: rebalances placed",
+		3: "deals day 2's rebalances"}[d.n]
+	if what == "" {
+		what = "no new orders"
+	}
+	fmt.Fprintf(r.out, "Day %d, %s (%s): cycle %s (target ≤ %s: %s), %.2f cores; prices published beforehand in %s.\n",
+		d.n, d.date, what, secs(d.wall), secs(cycleTarget), metOrMissed(d.wall <= cycleTarget), d.cores, pricesTook.Round(time.Millisecond))
+	var sum time.Duration
+	for _, name := range cycleSteps {
+		us, ok := s.StepMicros[name]
+		if !ok {
+			continue
+		}
+		t := time.Duration(us) * time.Microsecond
+		sum += t
+		cores := ""
+		if c, ok := d.stepCores[name]; ok {
+			cores = fmt.Sprintf("  %.2f cores", c)
+		}
+		fmt.Fprintf(r.out, "  %-11s %9s  %5.1f%%%s\n", name, secs(t), 100*t.Seconds()/d.wall.Seconds(), cores)
+	}
+	fmt.Fprintf(r.out, "  %-11s %9s  (the rest of the wall time: the operator's calls and polls, recording each step)\n", "steps", secs(sum))
+	fmt.Fprintf(r.out, "  trades %d, pots allocated %d, trades settled %d, orders rolled %d, pots checked %d, pots traded %d (%.0f%% of checked)\n",
+		s.Trades, s.PotsAllocated, s.TradesSettled, s.OrdersRolled, s.PotsChecked, s.PotsTraded, pct(s.PotsTraded, s.PotsChecked))
+	for _, o := range s.Orders {
+		fmt.Fprintf(r.out, "  order %s: %s %s units at %s, %s\n", o.ClOrdId, o.Side, o.Units, o.Price, o.Status)
+	}
+	fmt.Fprintln(r.out)
+}
+
+// reconcile runs a reconciliation as of the last day cut off and fails on
+// any break.
+func (r *cycleRun) reconcile(ctx context.Context, deep bool) error {
+	kind := map[bool]string{false: "fast", true: "deep"}[deep]
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
+	defer cancel()
+	stopProfile, err := r.startCPUProfile("cpu-reconcile-"+kind+".pprof", kind+" reconciliation")
+	if err != nil {
+		return err
+	}
+	start, cpu0 := time.Now(), processCPU()
+	rep, err := r.op.Reconcile(ctx, "bench-"+kind, deep, domain.Date{})
+	wall := time.Since(start)
+	cores := (processCPU() - cpu0).Seconds() / wall.Seconds()
+	stopProfile()
+	if err != nil {
+		return fmt.Errorf("%s, after %s: %w", kind, wall.Round(time.Millisecond), err)
+	}
+	res := reconResult{deep: deep, wall: wall, recorded: time.Duration(rep.DurationMicros) * time.Microsecond, cores: cores, report: rep}
+	r.recons = append(r.recons, res)
+	fmt.Fprintf(r.out, "Reconciliation, %s (%s) as of %s: %s (target ≤ %s: %s; the grain's own run %s), %.2f cores; %d pots, %d internal and %d external breaks.\n",
+		kind, rep.Scope, rep.AsOf, secs(wall), secs(reconcileTarget), metOrMissed(wall <= reconcileTarget), secs(res.recorded), cores,
+		rep.Pots, len(rep.InternalBreaks), len(rep.ExternalBreaks))
+	var problems []string
+	if n := len(rep.InternalBreaks) + len(rep.ExternalBreaks); n > 0 {
+		for i, b := range append(append([]*pb.ReconciliationBreak{}, rep.InternalBreaks...), rep.ExternalBreaks...) {
+			if i == 10 {
+				problems = append(problems, fmt.Sprintf("… and %d more", n-10))
+				break
+			}
+			problems = append(problems, fmt.Sprintf("%s %s %s %s: expected %s, actual %s: %s", b.Kind, b.MemberId, b.Date, b.Asset,
+				b.Expected, b.Actual, b.Detail))
+		}
+	}
+	if rep.Pots != int64(r.cfg.Pots) {
+		problems = append(problems, fmt.Sprintf("reconciled %d pots, want %d", rep.Pots, r.cfg.Pots))
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintf(r.out, "  BREAK: %s\n", p)
+		}
+		return fmt.Errorf("%s reconciliation %s has breaks (a bug to report): %s", kind, rep.Id, strings.Join(problems, "; "))
+	}
+	for _, a := range rep.Assets {
+		fmt.Fprintf(r.out, "  %s: pots settled %s + pending %s, house %s + %s; custodian %s + %s\n", a.Asset, a.PotSettledUnits,
+			a.PotPendingUnits, a.HouseUnits, a.HousePendingUnits, a.CustodianSettledUnits, a.CustodianPendingUnits)
+	}
+	fmt.Fprintln(r.out)
+	return nil
+}
+
+// printSummary prints one row per day and reconciliation against the
+// targets.
+func (r *cycleRun) printSummary() {
+	fmt.Fprintf(r.out, "Summary, %d pots (seconds; targets for 100K pots: cycle ≤ %s, reconciliation ≤ %s):\n", r.cfg.Pots, secs(cycleTarget), secs(reconcileTarget))
+	fmt.Fprintf(r.out, "  %-14s", "day")
+	for _, name := range cycleSteps {
+		fmt.Fprintf(r.out, " %10s", name)
+	}
+	fmt.Fprintf(r.out, " %10s %6s %7s\n", "cycle", "cores", "target")
+	for _, d := range r.results {
+		fmt.Fprintf(r.out, "  %-14s", fmt.Sprintf("%d %s", d.n, d.date))
+		for _, name := range cycleSteps {
+			if us, ok := d.summary.StepMicros[name]; ok {
+				fmt.Fprintf(r.out, " %10.2f", (time.Duration(us) * time.Microsecond).Seconds())
+			} else {
+				fmt.Fprintf(r.out, " %10s", "—")
+			}
+		}
+		fmt.Fprintf(r.out, " %10.2f %6.2f %7s\n", d.wall.Seconds(), d.cores, metOrMissed(d.wall <= cycleTarget))
+	}
+	for _, rc := range r.recons {
+		kind := map[bool]string{false: "fast", true: "deep"}[rc.deep]
+		fmt.Fprintf(r.out, "  reconciliation, %s: %.2f s (grain %.2f s), %.2f cores, target %s\n", kind, rc.wall.Seconds(),
+			rc.recorded.Seconds(), rc.cores, metOrMissed(rc.wall <= reconcileTarget))
+	}
+	fmt.Fprintf(r.out, "  setup: %.1f s, %.0f pots/s; heap per pot after setup %.0f B, after the cycles %.0f B\n\n",
+		r.setupTook.Seconds(), float64(r.cfg.Pots)/r.setupTook.Seconds(), perPot(r.heapSetup, r.heapBefore, r.cfg.Pots),
+		perPot(r.heapCycles, r.heapBefore, r.cfg.Pots))
+}
+
+// startCPUProfile starts a CPU profile into ProfileDir/name, if profiling;
+// the function returned stops it. Another profile already running (go test
+// -cpuprofile) is logged and measured without.
+func (r *cycleRun) startCPUProfile(name, label string) (func(), error) {
+	if r.cfg.ProfileDir == "" {
+		return func() {}, nil
+	}
+	path := filepath.Join(r.cfg.ProfileDir, name)
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		r.log.Warn("bench: no CPU profile", "profile", name, "err", err)
+		f.Close()
+		return func() {}, nil
+	}
+	r.cpuProfiles = append(r.cpuProfiles, cpuProfileFile{path: path, label: label})
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			r.log.Warn("bench: close CPU profile", "profile", name, "err", err)
+		}
+	}, nil
+}
+
+// heapSnapshot returns the live heap after a GC and, if profiling, writes
+// and returns a heap profile (as of that GC).
+func (r *cycleRun) heapSnapshot(name string) (uint64, *profile, error) {
+	// The heap profile is as of the last GC but one or two: three bring
+	// it up to date.
+	for range 3 {
+		runtime.GC()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if r.cfg.ProfileDir == "" {
+		return ms.HeapAlloc, nil, nil
+	}
+	var buf bytes.Buffer
+	if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil {
+		return 0, nil, err
+	}
+	if err := os.WriteFile(filepath.Join(r.cfg.ProfileDir, name), buf.Bytes(), 0o644); err != nil {
+		return 0, nil, err
+	}
+	p, err := parseProfile(buf.Bytes())
+	return ms.HeapAlloc, p, err
+}
+
+// printProfiles summarizes the CPU profiles and the heap profiles.
+func (r *cycleRun) printProfiles() error {
+	for _, c := range r.cpuProfiles {
+		data, err := os.ReadFile(c.path)
+		if err != nil {
+			return err
+		}
+		if len(data) == 0 {
+			continue
+		}
+		p, err := parseProfile(data)
+		if err != nil {
+			return err
+		}
+		total, byArea, byPackage, byFunction, err := profileShares(p, nil, "cpu", cycleCPUAreas, nil)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(r.out, "Where the CPU went: %s (%s: %s of CPU):\n", c.label, c.path, time.Duration(total).Round(time.Millisecond))
+		writeShares(r.out, total, byArea, byPackage, byFunction, 15, func(v int64) string { return time.Duration(v).Round(time.Millisecond).String() })
+		fmt.Fprintln(r.out)
+	}
+	n := r.cfg.Pots
+	perPotUnit := func(v int64) string { return fmt.Sprintf("%.0f B/pot", float64(v)/float64(n)) }
+	for _, h := range []struct {
+		label       string
+		after, base *profile
+	}{
+		{"after the setup − before it", r.heapProfileSetup, r.heapProfileBefore},
+		{"after the cycles − after the setup (the aggregators' replicas, mostly)", r.heapProfileCycles, r.heapProfileSetup},
+	} {
+		if h.after == nil || h.base == nil {
+			continue
+		}
+		total, byArea, byPackage, byFunction, err := profileShares(h.after, h.base, "inuse_space", cycleHeapAreas, skipAllocator)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(r.out, "Where the heap went, %s (in-use bytes, sampled; %s in all; profiles in %s):\n", h.label, perPotUnit(total), r.cfg.ProfileDir)
+		writeShares(r.out, total, byArea, byPackage, byFunction, 10, perPotUnit)
+		fmt.Fprintln(r.out)
+	}
+	return nil
+}
+
+// cycleCPUAreas are the parts of the process a cycle's or a
+// reconciliation's CPU profile is summarized by.
+var cycleCPUAreas = []area{
+	{"aggregators: reading the group feed into replicas (catchUp)", []string{mt + "actors.(*aggregator).catchUp"}},
+	{"aggregators: building batches (freezeUpTo) and netting (AllocateDay)", []string{mt + "actors.(*aggregator).freezeUpTo", mt + "domain.AllocateDay"}},
+	{"aggregators: calling their pots (callPots, caller side)", []string{mt + "actors.(*aggregator).callPots"}},
+	{"aggregators: reconciliation parts (invariants, ledgers, deep replays)", []string{mt + "actors.(*aggregator).reconcile"}},
+	{"  deep: recovering each pot from the journal (RecoverPot)", []string{mt + "actors.RecoverPot"}},
+	{"pot grains (decode, decide, apply, encode, reply)", []string{mt + "actors.(*potActor)"}},
+	{"domain (decide, apply, postings, allocation and rebalancing maths)", []string{mt + "domain."}},
+	{"decimal arithmetic (shopspring/decimal, math/big)", []string{"github.com/shopspring/decimal.", "math/big."}},
+	{"journal appends (persistence/pebble Append)", []string{mt + "persistence/pebble.(*Store).Append"}},
+	{"journal reads (feed, streams, snapshots)", []string{mt + "persistence/pebble.(*Store).ReadFeed", mt + "persistence/pebble.(*Store).Read", mt + "persistence/pebble.(*Store).LoadSnapshot"}},
+	{"Pebble (all: commit pipeline, WAL, reads, flushes, compactions)", []string{"github.com/cockroachdb/pebble/"}},
+	{"protobuf (marshal, unmarshal)", []string{"google.golang.org/protobuf/"}},
+	{"inside protoactor mailboxes (all grain work, aggregators and pots, and its dispatch)", []string{pa + "actor.(*defaultMailbox)"}},
+	{"grain calls, caller side (cluster.Call, protoactor request)", []string{mt + "cluster.Call", pa + "cluster.(*DefaultContext).Request"}},
+	{"custodian and NATS (simulator, client, nats-server, nats.go)", []string{mt + "custodian.", "github.com/nats-io/"}},
+	{"garbage collection (mark workers, assists, sweeping)", []string{"runtime.gcBgMarkWorker", "runtime.gcAssistAlloc", "runtime.bgsweep", "runtime.bgscavenge", "runtime.markroot"}},
+	{"allocation (runtime.mallocgc)", []string{"runtime.mallocgc"}},
+	{"scheduler (finding, parking and switching goroutines)", []string{"runtime.schedule", "runtime.findRunnable", "runtime.park_m", "runtime.goschedImpl", "runtime.goready", "runtime.ready"}},
+	{"system calls (read, write, fsync, futex, epoll)", []string{"syscall.Syscall", "syscall.RawSyscall", "internal/runtime/syscall.", "runtime.futex", "runtime.netpoll", "runtime.epollwait", "runtime/internal/syscall."}},
+}
+
+// cycleHeapAreas are the parts of the process a heap profile of the
+// cycle's run is summarized by.
+var cycleHeapAreas = []area{
+	{"aggregators (replicas and their ledgers, built from the feed; batches)", []string{mt + "actors.(*aggregator)"}},
+	{"pot grains (state, recovered or applied, and the shell)", []string{mt + "actors.(*potActor)", mt + "actors.RecoverPot"}},
+	{"  domain (Pot and its maps, ledgers)", []string{mt + "domain."}},
+	{"  decimal values (shopspring/decimal, math/big)", []string{"github.com/shopspring/decimal.", "math/big."}},
+	{"protoactor (actors, mailboxes, registry, cluster identities)", []string{pa}},
+	{"journal (stream head cache, Pebble)", []string{mt + "persistence/", "github.com/cockroachdb/pebble/"}},
+	{"protobuf", []string{"google.golang.org/protobuf/"}},
+	{"NATS (server, client) and the custodian", []string{"github.com/nats-io/", mt + "custodian."}},
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+func perPot(after, before uint64, pots int) float64 {
+	return (float64(after) - float64(before)) / float64(pots)
+}
+
+func pct(n, of int64) float64 {
+	if of == 0 {
+		return 0
+	}
+	return 100 * float64(n) / float64(of)
+}

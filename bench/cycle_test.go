@@ -1,0 +1,72 @@
+package bench
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunCycleSmall proves that RunCycle sets up a world, runs both dealing
+// days (the second one rebalancing most pots), reconciles with zero breaks
+// and summarizes its profiles, at a size small enough for CI (< 20 s).
+func TestRunCycleSmall(t *testing.T) {
+	var out strings.Builder
+	cfg := CycleConfig{
+		Pots:       300,
+		Callers:    16,
+		DataDir:    t.TempDir(),
+		HeapSettle: 10 * time.Millisecond,
+		ProfileDir: t.TempDir(),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	err := RunCycle(ctx, cfg, &out)
+	took := time.Since(start)
+	text := out.String()
+	t.Logf("RunCycle took %s:\n%s", took.Round(time.Millisecond), text)
+	if err != nil {
+		t.Fatalf("RunCycle: %v", err)
+	}
+	if took > 20*time.Second {
+		t.Errorf("RunCycle took %s for 300 pots, want < 20s", took.Round(time.Millisecond))
+	}
+	for _, want := range []string{
+		"Setup: 300 pots opened (270 with a risk profile)",
+		"Day 1, 2026-11-23", "Day 2, 2026-11-27", "trades 1200,", "trades settled 1200,",
+		"pots allocated 270,", "pots checked 270,",
+		"Reconciliation, fast", "Reconciliation, deep", "0 internal and 0 external breaks",
+		"Summary, 300 pots", "Where the CPU went: day 1's cycle", "Where the CPU went: deep reconciliation",
+		"Where the heap went, after the setup",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	// Day 2's drift takes every profiled pot out of its band.
+	if !strings.Contains(text, "pots traded 270 (100% of checked)") {
+		t.Errorf("day 2 did not rebalance every profiled pot")
+	}
+}
+
+// TestCycleConfigValidate proves that Validate reports every bad field and
+// that the defaults are valid.
+func TestCycleConfigValidate(t *testing.T) {
+	c := CycleConfig{Pots: -1, Days: 50, Callers: -3, PhaseTimeout: time.Millisecond}
+	c.EnsureDefaults()
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted negative pots and callers, 50 days and a 1ms timeout")
+	}
+	for _, want := range []string{"pots -1", "days 50", "callers -3", "phase timeout 1ms"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v; lacks %q", err, want)
+		}
+	}
+	var d CycleConfig
+	d.EnsureDefaults()
+	if err := d.Validate(); err != nil {
+		t.Errorf("defaults are invalid: %v", err)
+	}
+}
