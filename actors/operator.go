@@ -94,10 +94,7 @@ func (o Operator) RunCycle(ctx context.Context, date domain.Date, rebalance bool
 	if err != nil {
 		return nil, err
 	}
-	poll := o.PollInterval
-	if poll == 0 {
-		poll = 200 * time.Millisecond
-	}
+	poll := o.pollInterval()
 	for {
 		if err := operatorError(r.ErrorCode, r.Error); err != nil && r.Summary == nil {
 			return nil, err
@@ -128,7 +125,8 @@ func (o Operator) RunCycle(ctx context.Context, date domain.Date, rebalance bool
 }
 
 // Reconcile runs reconciliation id (a repeat of an id answers its recorded
-// report).
+// report) and waits for its report until ctx ends; then the run goes on,
+// and Reconciliation(id) reads it once done.
 func (o Operator) Reconcile(ctx context.Context, id string, deep bool, asOf domain.Date) (*pb.ReconciliationReport, error) {
 	if id == "" {
 		return nil, errors.New("a reconciliation needs an id")
@@ -137,20 +135,46 @@ func (o Operator) Reconcile(ctx context.Context, id string, deep bool, asOf doma
 	if !asOf.IsZero() {
 		run.AsOf = asOf.String()
 	}
-	return o.reconciliation(ctx, id, &pb.ReconciliationRequest{Command: &pb.ReconciliationRequest_Run{Run: run}})
+	req := &pb.ReconciliationRequest{Command: &pb.ReconciliationRequest_Run{Run: run}}
+	for {
+		r, err := o.reconciliationCall(ctx, id, req)
+		if err != nil {
+			return nil, err
+		}
+		if !r.Running {
+			return r.Report, operatorError(r.ErrorCode, r.Error)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("reconciliation %s still running: %w", id, ctx.Err())
+		case <-time.After(o.pollInterval()):
+		}
+		req = &pb.ReconciliationRequest{Command: &pb.ReconciliationRequest_Get{Get: &pb.ReconGet{}}}
+	}
 }
 
-// Reconciliation reads a recorded reconciliation.
+// Reconciliation reads a reconciliation's report; a run still under way is
+// an OperatorError with code CodeRunning.
 func (o Operator) Reconciliation(ctx context.Context, id string) (*pb.ReconciliationReport, error) {
-	return o.reconciliation(ctx, id, &pb.ReconciliationRequest{Command: &pb.ReconciliationRequest_Get{Get: &pb.ReconGet{}}})
-}
-
-func (o Operator) reconciliation(ctx context.Context, id string, req *pb.ReconciliationRequest) (*pb.ReconciliationReport, error) {
-	r, err := cluster.CallWithin(ctx, o.Node, o.timeout(), func(opts ...protocluster.GrainCallOption) (*pb.ReconciliationResponse, error) {
-		return pb.GetReconciliationGrainClient(o.Node.Cluster(), id).Handle(req, opts...)
-	})
+	r, err := o.reconciliationCall(ctx, id, &pb.ReconciliationRequest{Command: &pb.ReconciliationRequest_Get{Get: &pb.ReconGet{}}})
 	if err != nil {
 		return nil, err
 	}
+	if r.Running {
+		return nil, &OperatorError{Code: CodeRunning, Message: "reconciliation " + id + " is still running; ask again"}
+	}
 	return r.Report, operatorError(r.ErrorCode, r.Error)
+}
+
+func (o Operator) pollInterval() time.Duration {
+	if o.PollInterval == 0 {
+		return 200 * time.Millisecond
+	}
+	return o.PollInterval
+}
+
+func (o Operator) reconciliationCall(ctx context.Context, id string, req *pb.ReconciliationRequest) (*pb.ReconciliationResponse, error) {
+	return cluster.CallWithin(ctx, o.Node, o.timeout(), func(opts ...protocluster.GrainCallOption) (*pb.ReconciliationResponse, error) {
+		return pb.GetReconciliationGrainClient(o.Node.Cluster(), id).Handle(req, opts...)
+	})
 }

@@ -19,6 +19,7 @@ const (
 	CodeNoPrices       = "no-prices"       // 409 for a cycle, 404 for a read
 	CodeNotFound       = "not-found"       // 404
 	CodeCycleFailed    = "cycle-failed"    // 503: a step failed; run again
+	CodeRunning        = "running"         // 409: still under way; ask again
 )
 
 // The prices grain: one per date. It records the date's closing prices once

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -38,11 +39,18 @@ func reconciliationStream(id string) string { return "recon/" + id }
 // External checks, per asset: the pots' settled units plus the house's
 // equal the custodian's settled holding, and likewise for units still
 // settling.
+//
+// A run goes on in the background (a deep one over many pots takes longer
+// than any one call should wait); Run starts it and Get asks for the report.
 type reconciliation struct {
 	deps   *DealingDeps
 	id     string
 	stream systemStream
-	report *pb.ReconciliationReport
+
+	mu      sync.Mutex
+	report  *pb.ReconciliationReport // mu guards
+	running bool                     // mu guards
+	failed  error                    // mu guards: the last run's failure
 }
 
 func (r *reconciliation) failure(err error) proto.Message {
@@ -69,28 +77,46 @@ func (r *reconciliation) handle(data []byte) proto.Message {
 	if err := proto.Unmarshal(data, req); err != nil {
 		return r.failure(fmt.Errorf("unreadable request: %w", err))
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	switch c := req.Command.(type) {
 	case *pb.ReconciliationRequest_Get:
-		if r.report == nil {
-			return &pb.ReconciliationResponse{Error: "no reconciliation " + r.id, ErrorCode: CodeNotFound}
-		}
 	case *pb.ReconciliationRequest_Run:
-		if r.report == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), r.deps.Config.StepTimeout)
-			defer cancel()
-			report, err := r.run(ctx, c.Run)
-			if err != nil {
-				return r.failure(err)
-			}
-			if err := r.stream.append(ctx, &pb.ReconciliationRecorded{Report: report}); err != nil {
-				return r.failure(err)
-			}
-			r.report = report
+		if r.report == nil && !r.running {
+			r.running, r.failed = true, nil
+			go r.runInBackground(c.Run)
 		}
 	default:
 		return r.failure(errors.New("unknown reconciliation command"))
 	}
-	return &pb.ReconciliationResponse{Report: r.report}
+	switch {
+	case r.report != nil:
+		return &pb.ReconciliationResponse{Report: r.report}
+	case r.running:
+		return &pb.ReconciliationResponse{Running: true}
+	case r.failed != nil:
+		return r.failure(r.failed)
+	}
+	return &pb.ReconciliationResponse{Error: "no reconciliation " + r.id, ErrorCode: CodeNotFound}
+}
+
+// runInBackground runs the reconciliation and records its report.
+func (r *reconciliation) runInBackground(c *pb.ReconRun) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.deps.Config.StepTimeout)
+	defer cancel()
+	report, err := r.run(ctx, c)
+	if err == nil {
+		err = r.stream.append(ctx, &pb.ReconciliationRecorded{Report: report})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.running = false
+	if err != nil {
+		r.failed = err
+		r.deps.Logger.Error("reconciliation failed; run it again", "id", r.id, "err", err)
+		return
+	}
+	r.report = report
 }
 
 func (r *reconciliation) run(ctx context.Context, c *pb.ReconRun) (*pb.ReconciliationReport, error) {

@@ -34,7 +34,7 @@ type Operations interface {
 // operationCodes are the codes the operations answer with (actors/prices.go);
 // the problem table maps each.
 var operationCodes = []string{actors.CodePricesInvalid, actors.CodePricesConflict, actors.CodeNoPrices,
-	actors.CodeCycleFailed, actors.CodeNotFound}
+	actors.CodeCycleFailed, actors.CodeNotFound, actors.CodeRunning}
 
 // Bounds of the operations.
 const (
@@ -160,6 +160,7 @@ func (s *Server) runCycle(w http.ResponseWriter, r *http.Request, _ Claims) {
 		return
 	}
 	rebalance := body.Rebalance == nil || *body.Rebalance
+	s.extendWriteDeadline(w, cycleWaitMax)
 	ctx, cancel := context.WithTimeout(r.Context(), cycleWaitMax)
 	defer cancel()
 	summary, err := ops.RunCycle(ctx, date, rebalance, nil)
@@ -220,9 +221,17 @@ func (s *Server) postReconciliation(w http.ResponseWriter, r *http.Request, _ Cl
 	if r.Header.Get("Idempotency-Key") == "" || !validReconciliationID(id) {
 		id = newReconciliationID(s.cfg.Now())
 	}
+	s.extendWriteDeadline(w, reconciliationWaitMax)
 	ctx, cancel := context.WithTimeout(r.Context(), reconciliationWaitMax)
 	defer cancel()
 	report, err := ops.Reconcile(ctx, id, body.Deep, asOf)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The run goes on: say where its report will be.
+		w.Header().Set("Location", "/v1/reconciliations/"+id)
+		s.writeProblem(w, r, newProblem(codeUnavailable, fmt.Sprintf(
+			"reconciliation %s is still running; its report will be at GET /v1/reconciliations/%s", id, id)))
+		return
+	}
 	if err != nil {
 		s.writeOperationError(w, r, "reconcile", err)
 		return
@@ -275,6 +284,15 @@ func newReconciliationID(now time.Time) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b) // crypto/rand does not fail on a supported platform
 	return "R" + now.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b)
+}
+
+// extendWriteDeadline lets a long operation answer after the server's
+// write timeout (which protects member requests), within wait and a margin.
+func (s *Server) extendWriteDeadline(w http.ResponseWriter, wait time.Duration) {
+	err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + time.Minute))
+	if err != nil && !errors.Is(err, http.ErrNotSupported) { // a test recorder has no deadline
+		s.log.Warn("gateway: extend the write deadline", "err", err)
+	}
 }
 
 func pathDate(r *http.Request, fe *fieldErrors) (domain.Date, bool) {

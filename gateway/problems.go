@@ -72,6 +72,7 @@ var problemTable = map[string]problemKind{
 	actors.CodePricesConflict: {http.StatusConflict, "Other prices are already published for the date"},
 	actors.CodeNoPrices:       {http.StatusConflict, "No prices for the date"},
 	actors.CodeCycleFailed:    {http.StatusServiceUnavailable, "The cycle stopped; run it again to resume"},
+	actors.CodeRunning:        {http.StatusConflict, "Still running; ask again"},
 	// The gateway's own.
 	codeUnauthorized:     {http.StatusUnauthorized, "Unauthorized"},
 	codeForbidden:        {http.StatusForbidden, "Forbidden"},

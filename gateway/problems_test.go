@@ -42,6 +42,7 @@ func TestProblemTableCoversThePots(t *testing.T) {
 		actors.CodeNoPrices:       http.StatusConflict,
 		actors.CodeCycleFailed:    http.StatusServiceUnavailable,
 		actors.CodeNotFound:       http.StatusNotFound,
+		actors.CodeRunning:        http.StatusConflict,
 	}
 	for _, code := range operationCodes {
 		kind, ok := problemTable[code]

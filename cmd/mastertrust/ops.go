@@ -51,6 +51,11 @@ func newOperatorClient(cfg platform.Config, url string) (*operatorClient, error)
 // do sends a request and decodes a 2xx answer into out; any other answer
 // is an error carrying the problem's title and detail.
 func (c *operatorClient) do(ctx context.Context, method, path string, body, out any) error {
+	return c.doWithKey(ctx, method, path, "", body, out)
+}
+
+// doWithKey is do with an Idempotency-Key.
+func (c *operatorClient) doWithKey(ctx context.Context, method, path, key string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -64,6 +69,9 @@ func (c *operatorClient) do(ctx context.Context, method, path string, body, out 
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
@@ -227,9 +235,13 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if asOf != "" {
 		body["asOf"] = asOf
 	}
+	// The run's id is chosen here and sent as its Idempotency-Key, so that a
+	// run that outlasts the request can be fetched, and a retry is the same run.
+	id := fmt.Sprintf("R%s-%04x", time.Now().UTC().Format("20060102T150405"), time.Now().UnixNano()&0xffff)
+	fmt.Fprintf(stderr, "reconciliation %s…\n", id)
 	var report map[string]any
-	if err := c.do(ctx, http.MethodPost, "/v1/reconciliations", body, &report); err != nil {
-		return err
+	if err := c.doWithKey(ctx, http.MethodPost, "/v1/reconciliations", id, body, &report); err != nil {
+		return fmt.Errorf("%w (its report, once done: GET /v1/reconciliations/%s)", err, id)
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)

@@ -3170,10 +3170,12 @@ func (*ReconGet) Descriptor() ([]byte, []int) {
 }
 
 type ReconciliationResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Error         string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	ErrorCode     string                 `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	Report        *ReconciliationReport  `protobuf:"bytes,3,opt,name=report,proto3" json:"report,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Error     string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	ErrorCode string                 `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	Report    *ReconciliationReport  `protobuf:"bytes,3,opt,name=report,proto3" json:"report,omitempty"`
+	// running: the run is under way (ask again); report is set once done.
+	Running       bool `protobuf:"varint,4,opt,name=running,proto3" json:"running,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3227,6 +3229,13 @@ func (x *ReconciliationResponse) GetReport() *ReconciliationReport {
 		return x.Report
 	}
 	return nil
+}
+
+func (x *ReconciliationResponse) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
 }
 
 var File_system_proto protoreflect.FileDescriptor
@@ -3498,12 +3507,13 @@ const file_system_proto_rawDesc = "" +
 	"\x04deep\x18\x01 \x01(\bR\x04deep\x12\x13\n" +
 	"\x05as_of\x18\x02 \x01(\tR\x04asOf\"\n" +
 	"\n" +
-	"\bReconGet\"\x8b\x01\n" +
+	"\bReconGet\"\xa5\x01\n" +
 	"\x16ReconciliationResponse\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\tR\terrorCode\x12<\n" +
-	"\x06report\x18\x03 \x01(\v2$.mastertrust.v1.ReconciliationReportR\x06report2]\n" +
+	"\x06report\x18\x03 \x01(\v2$.mastertrust.v1.ReconciliationReportR\x06report\x12\x18\n" +
+	"\arunning\x18\x04 \x01(\bR\arunning2]\n" +
 	"\n" +
 	"Aggregator\x12O\n" +
 	"\x06Handle\x12!.mastertrust.v1.AggregatorRequest\x1a\".mastertrust.v1.AggregatorResponse2Z\n" +
