@@ -15,8 +15,8 @@ import (
 // and their figures are described in docs/performance.md.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: mastertrust bench <journal|pots> [flags]")
-		return errors.New("name a workload: journal or pots")
+		fmt.Fprintln(stderr, "usage: mastertrust bench <journal|pots|cycle> [flags]")
+		return errors.New("name a workload: journal, pots or cycle")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	switch args[0] {
@@ -52,6 +52,19 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		cfg.Logger = log
 		return bench.RunPots(ctx, cfg, stdout)
+	case "cycle":
+		f := newFlags("bench cycle", stderr)
+		var cfg bench.CycleConfig
+		f.intVar(&cfg.Pots, "pots", 0, "pots opened and funded (default 100,000)")
+		f.intVar(&cfg.Days, "days", 0, "dealing days run (default: the workload's)")
+		f.intVar(&cfg.Callers, "callers", 0, "concurrent callers while setting up (default: the workload's)")
+		f.stringVar(&cfg.DataDir, "dir", "", "directory for the journal, NATS and the custodian (default: a temporary one)")
+		f.stringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU and heap profiles here and summarise where time and bytes go")
+		if err := f.parse(args[1:]); err != nil {
+			return err
+		}
+		cfg.Logger = log
+		return bench.RunCycle(ctx, cfg, stdout)
 	}
-	return fmt.Errorf("unknown workload %q: journal or pots", args[0])
+	return fmt.Errorf("unknown workload %q: journal, pots or cycle", args[0])
 }

@@ -48,7 +48,7 @@ func commands() []command {
 		{"prices", "publish a dealing day's closing prices (operator)", runPrices},
 		{"cycle", "run a dealing day's cycle and show its progress (operator)", runCycleCommand},
 		{"reconcile", "reconcile the pots and the house account with the custodian (operator)", runReconcile},
-		{"bench", "run a benchmark workload: journal or pots (figures beside same-run baselines)", runBench},
+		{"bench", "run a benchmark workload: journal, pots or cycle (figures beside same-run baselines)", runBench},
 	}
 }
 
