@@ -59,6 +59,13 @@ const (
 
 func (c *cycle) failure(err error) proto.Message { return &pb.CycleResponse{Error: err.Error()} }
 
+// busy keeps the grain active while a run goes on.
+func (c *cycle) busy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.running
+}
+
 func (c *cycle) activate(identity string) error {
 	d, err := domain.ParseDate(identity)
 	if err != nil {

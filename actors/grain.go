@@ -34,7 +34,7 @@ type grainLogic interface {
 func newGrainKind(name string, log *slog.Logger, newLogic func() grainLogic) func(idleTimeout time.Duration) *protocluster.Kind {
 	return func(idleTimeout time.Duration) *protocluster.Kind {
 		props := actor.PropsFromProducer(func() actor.Actor {
-			return &grainShell{kind: name, log: log, logic: newLogic(), idle: idleTimeout}
+			return &grainShell{kind: name, log: log, logic: newLogic(), idle: idleTimer{idle: idleTimeout}}
 		})
 		return protocluster.NewKind(name, props)
 	}
@@ -44,7 +44,7 @@ type grainShell struct {
 	kind     string
 	log      *slog.Logger
 	logic    grainLogic
-	idle     time.Duration
+	idle     idleTimer
 	identity string
 	failed   error
 }
@@ -73,16 +73,25 @@ func (g *grainShell) Receive(ctx actor.Context) {
 			ctx.Poison(ctx.Self()) // after answering what waits; the next request retries
 			return
 		}
-		if g.idle > 0 {
-			ctx.SetReceiveTimeout(g.idle)
-		}
+		g.idle.start(ctx)
 	case *protocluster.GrainRequest:
+		g.idle.touch()
 		if g.failed != nil {
 			ctx.Respond(g.logic.failure(fmt.Errorf("%s %s unavailable: %w", g.kind, g.identity, g.failed)))
 			return
 		}
+		// A request behind the poison pill is handled to completion like
+		// any other: this shell keeps nothing in flight between messages.
 		ctx.Respond(g.logic.handle(msg.MessageData))
-	case *actor.ReceiveTimeout:
-		ctx.Poison(ctx.Self())
+	case idleCheck:
+		busy := false
+		if b, ok := g.logic.(interface{ busy() bool }); ok {
+			busy = b.busy() // a run going on in the background
+		}
+		if g.idle.expired(ctx, busy) {
+			ctx.Poison(ctx.Self())
+		}
+	case *actor.Stopped:
+		g.idle.stop()
 	}
 }

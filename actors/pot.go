@@ -34,7 +34,11 @@ import (
 // potActor is one activation of a pot.
 type potActor struct {
 	deps *PotDeps
-	idle time.Duration
+	idle idleTimer
+	// stopping: the activation has passivated (its poison pill is queued);
+	// requests still ahead of the pill are answered "unavailable" (the
+	// retry activates the pot afresh) rather than started and lost.
+	stopping bool
 
 	member  string
 	stream  string
@@ -84,7 +88,7 @@ func NewPotKind(deps *PotDeps) func(idleTimeout time.Duration) *protocluster.Kin
 	}
 	deps.recoveries = make(chan struct{}, deps.Config.RecoveriesMax)
 	return func(idleTimeout time.Duration) *protocluster.Kind {
-		props := actor.PropsFromProducer(func() actor.Actor { return &potActor{deps: deps, idle: idleTimeout} })
+		props := actor.PropsFromProducer(func() actor.Actor { return &potActor{deps: deps, idle: idleTimer{idle: idleTimeout}} })
 		return protocluster.NewKind(PotKind, props)
 	}
 }
@@ -105,18 +109,19 @@ func (a *potActor) Receive(ctx actor.Context) {
 			ctx.Poison(ctx.Self())
 			return
 		}
-		if a.idle > 0 {
-			ctx.SetReceiveTimeout(a.idle)
-		}
+		a.idle.start(ctx)
 	case *protocluster.GrainRequest:
+		a.idle.touch()
 		a.handle(ctx, msg)
 	case appendDone:
 		a.appended(ctx, msg)
-	case *actor.ReceiveTimeout:
-		if a.inflight == nil && len(a.waiting) == 0 {
+	case idleCheck:
+		if !a.stopping && a.idle.expired(ctx, a.inflight != nil || len(a.waiting) > 0) {
+			a.stopping = true
 			ctx.Poison(ctx.Self())
 		}
 	case *actor.Stopped:
+		a.idle.stop()
 		if a.deps.Metrics != nil && a.pot != nil {
 			a.deps.Metrics.ActivePots.Dec()
 		}
@@ -233,6 +238,10 @@ func (a *potActor) handle(ctx actor.Context, msg *protocluster.GrainRequest) {
 		return
 	}
 	name := commandName(req)
+	if a.stopping {
+		ctx.Respond(unavailable())
+		return
+	}
 	if a.failed != nil {
 		a.enqueue(ctx, reply{to: ctx.Sender(), resp: unavailable(), command: name, outcome: "failed"}, nil)
 		return

@@ -57,6 +57,13 @@ func (r *reconciliation) failure(err error) proto.Message {
 	return &pb.ReconciliationResponse{Error: err.Error()}
 }
 
+// busy keeps the grain active while a run goes on.
+func (r *reconciliation) busy() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running
+}
+
 func (r *reconciliation) activate(identity string) error {
 	r.id = identity
 	r.stream = systemStream{j: r.deps.Journal, name: reconciliationStream(identity)}
