@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -147,10 +148,14 @@ func (b *assetBook) makeBatch(parts []*pb.AssetDayPart) (*pb.BatchRecorded, erro
 	if len(parts) == 0 {
 		return nil, errors.New("a batch needs at least one part")
 	}
+	// Parts in group order: the manifest hash is over the groups' hashes in
+	// that order (numerically: group 2 before group 10).
+	sorted := slices.Clone(parts)
+	slices.SortFunc(sorted, func(x, y *pb.AssetDayPart) int { return cmp.Compare(x.Group, y.Group) })
 	days := make([]domain.AssetDay, 0, len(parts))
-	var hashes []string
+	hashes := make([]string, 0, len(parts))
 	groups := map[uint32]bool{}
-	for _, p := range parts {
+	for _, p := range sorted {
 		if p.Asset != string(b.asset) || p.DealingDate != b.date.String() {
 			return nil, fmt.Errorf("part of %s %s in the book of %s %s", p.DealingDate, p.Asset, b.date, b.asset)
 		}
@@ -169,9 +174,6 @@ func (b *assetBook) makeBatch(parts []*pb.AssetDayPart) (*pb.BatchRecorded, erro
 	if err != nil {
 		return nil, err
 	}
-	slices.Sort(hashes) // "group <n>" sorts the parts by group
-	sorted := slices.Clone(parts)
-	slices.SortFunc(sorted, func(x, y *pb.AssetDayPart) int { return int(x.Group) - int(y.Group) })
 	return &pb.BatchRecorded{Date: b.date.String(), Asset: string(b.asset), Parts: sorted,
 		ManifestSha256: domain.ManifestHash(hashes), Side: pb.Side(sum.NetSide()), Units: sum.NetUnits().Abs().String(),
 		Price: sum.Price.String(), Cash: sum.NetCash().String(), HouseResidual: sum.HouseResidual().String(),
