@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -131,10 +132,11 @@ func (c *cycle) run(rebalance bool) {
 	c.running = false
 	if err != nil {
 		c.summary.Status, c.summary.Error = CycleFailed, err.Error()
+		level := slog.LevelError
 		if errors.Is(err, errNoPrices) {
-			c.errCode = CodeNoPrices
+			c.errCode, level = CodeNoPrices, slog.LevelWarn // an operator's slip, not a failure
 		}
-		c.deps.Logger.Error("cycle failed; run it again to resume", "date", c.date, "step", c.summary.Step, "err", err)
+		c.deps.Logger.Log(ctx, level, "cycle stopped; run it again to resume", "date", c.date, "step", c.summary.Step, "err", err)
 		return
 	}
 	c.summary.Status, c.summary.Step = CycleCompleted, ""
