@@ -56,6 +56,10 @@ type aggregator struct {
 	priced     map[string]*pb.DayPriced
 	absorbed   map[string]*pb.TradeAbsorbed // by trade id
 	sweeps     map[string]*pb.SweepProgress
+	// notifiedUpTo is the feed position up to which contract notes are
+	// published; pendingNotes are those of executions after it, to publish.
+	notifiedUpTo uint64
+	pendingNotes []*pb.ContractNote
 }
 
 // replica is a pot as the feed shows it, with its ledger.
@@ -115,6 +119,8 @@ func (a *aggregator) applyOwn(m proto.Message) error {
 		a.absorbed[m.TradeId] = m
 	case *pb.SweepProgress:
 		a.sweeps[m.Date] = m
+	case *pb.ContractNotesPublished:
+		a.notifiedUpTo = max(a.notifiedUpTo, m.Position)
 	default:
 		return fmt.Errorf("unexpected %T in an aggregator stream", m)
 	}
@@ -186,8 +192,49 @@ func (a *aggregator) applyFeed(e persistence.FeedEvent) error {
 		}
 	case domain.OrderCancelled:
 		delete(a.late, de.OrderID)
+	case domain.TradeExecuted:
+		if a.deps.Notifier != nil && e.Position > a.notifiedUpTo {
+			a.pendingNotes = append(a.pendingNotes, a.contractNote(member, r.pot, de))
+		}
 	}
 	return nil
+}
+
+// contractNote is the note of an execution, for the member.
+func (a *aggregator) contractNote(member string, p *domain.Pot, e domain.TradeExecuted) *pb.ContractNote {
+	t := p.Trades[e.TradeID]
+	v := viewer{cat: a.deps.Catalogue}
+	return &pb.ContractNote{MemberId: member, OrderId: t.OrderID, TradeId: t.ID, DealingDate: e.DealingDate.String(),
+		Asset: string(t.Asset), Side: t.Side.String(), Units: v.units(t.Asset, e.Units), UnitPrice: v.price(t.Asset, e.Price),
+		Consideration: e.Cash.String(), SettlementDate: e.SettlementDate.String(), BatchId: e.BatchID}
+}
+
+// contractNotesChunk bounds the notes published between two records of
+// progress.
+const contractNotesChunk = 1000
+
+// publishNotes publishes the contract notes of executions read from the
+// feed, and records how far it got: after a restart only the executions
+// after that are published again (at least once; the note's id is the
+// trade's, so NATS drops a repeat within its duplicate window). A failure
+// is logged and retried at the next step.
+func (a *aggregator) publishNotes(ctx context.Context) {
+	for len(a.pendingNotes) > 0 {
+		n := min(len(a.pendingNotes), contractNotesChunk)
+		if err := a.deps.Notifier.PublishContractNotes(ctx, a.pendingNotes[:n]); err != nil {
+			a.deps.Logger.Warn("contract notes not published yet", "group", a.group, "notes", len(a.pendingNotes), "err", err)
+			return
+		}
+		a.pendingNotes = a.pendingNotes[n:]
+	}
+	if a.position > a.notifiedUpTo {
+		if err := a.stream.append(ctx, &pb.ContractNotesPublished{Position: a.position, AtUnixNano: nanosNow(a.deps.Now)}); err != nil {
+			a.deps.Logger.Warn("contract notes' progress not recorded", "group", a.group, "err", err)
+			return
+		}
+		a.notifiedUpTo = a.position
+	}
+	a.pendingNotes = nil
 }
 
 // closedBefore reports whether dealing day d was closed at a feed position
@@ -266,6 +313,9 @@ func (a *aggregator) handle(data []byte) proto.Message {
 	}
 	if err != nil {
 		return a.failure(err)
+	}
+	if a.deps.Notifier != nil && len(a.pendingNotes) > 0 {
+		a.publishNotes(ctx)
 	}
 	return resp
 }

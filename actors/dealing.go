@@ -48,6 +48,13 @@ type Custodian interface {
 	Holdings(ctx context.Context, asOf domain.Date) (*pb.HoldingsStatement, error)
 }
 
+// Notifier publishes notifications for members downstream (on NATS): a
+// contract note per executed trade. Publishing is at least once: a note may
+// be published again after a restart, with the same id (the trade's).
+type Notifier interface {
+	PublishContractNotes(ctx context.Context, notes []*pb.ContractNote) error
+}
+
 // DealingConfig configures the dealing cycle's grains.
 type DealingConfig struct {
 	// PotCallsInFlight bounds the calls one aggregator makes to its pots at
@@ -109,6 +116,7 @@ type DealingDeps struct {
 	// Market is this node's market: its cut-off fence.
 	Market    *MarketState
 	Custodian Custodian // nil: this node cannot run cycles
+	Notifier  Notifier  // nil: contract notes are not published
 	Now       func() time.Time
 	Config    DealingConfig
 	Logger    *slog.Logger

@@ -10,6 +10,7 @@ import (
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/actors"
@@ -28,6 +29,7 @@ import (
 // the test moves.
 type dealingWorld struct {
 	t        *testing.T
+	nc       *nats.Conn
 	node     *platform.Node
 	operator actors.Operator
 	sim      *custodian.Simulator
@@ -55,7 +57,7 @@ func startDealingWorld(t *testing.T, faults custodian.Faults) *dealingWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &dealingWorld{t: t, cal: cal, cat: domain.DefaultCatalogue(), clock: domain.MustDate("2026-11-23").At(9, 0, cal.Location())}
+	w := &dealingWorld{t: t, nc: nc, cal: cal, cat: domain.DefaultCatalogue(), clock: domain.MustDate("2026-11-23").At(9, 0, cal.Location())}
 	client, err := custodian.NewClient(nc, custodian.ClientConfig{Catalogue: w.cat, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
@@ -80,8 +82,12 @@ func startDealingWorld(t *testing.T, faults custodian.Faults) *dealingWorld {
 	if testkit.Race {
 		cc.GossipInterval, cc.HeartbeatExpiration = time.Hour, 2*time.Hour
 	}
+	notifier, err := platform.NewNotifier(ctx, nc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	w.node, err = platform.StartNode(platform.NodeConfig{Cluster: cc, Journal: j, Catalogue: w.cat, Calendar: cal,
-		Custodian: client, Now: w.now, Logger: logger,
+		Custodian: client, Notifier: notifier, Now: w.now, Logger: logger,
 		Dealing: actors.DealingConfig{ResendInterval: 300 * time.Millisecond, ExecutionWait: 30 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
@@ -218,6 +224,21 @@ func TestDealingCycleOneNode(t *testing.T) {
 		day = w.cal.NextDealingDay(day)
 		w.setTime(day, 9, 0)
 	}
+	// Every executed trade's contract note is on NATS, once.
+	notes := w.contractNotes()
+	executed := int64(0)
+	for d := domain.MustDate("2026-11-23"); !d.After(domain.MustDate("2026-12-01")); d = w.cal.NextDealingDay(d) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s, err := w.operator.Cycle(ctx, d)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		executed += s.Trades
+	}
+	if int64(len(notes)) != executed {
+		t.Fatalf("%d contract notes on NATS for %d executed trades", len(notes), executed)
+	}
 	// Running a completed cycle again answers the same and trades nothing.
 	again := w.runCycle(domain.MustDate("2026-11-23"), true)
 	if again.Trades != first.Trades || len(again.Orders) != len(first.Orders) || again.PotsAllocated != first.PotsAllocated {
@@ -282,4 +303,43 @@ func TestLateOrderIsRolledToTheNextDay(t *testing.T) {
 	if len(r.InternalBreaks)+len(r.ExternalBreaks) > 0 {
 		t.Fatalf("reconciliation: internal %v external %v", r.InternalBreaks, r.ExternalBreaks)
 	}
+}
+
+// contractNotes reads every contract note published on NATS, by trade id,
+// failing on a trade with two.
+func (w *dealingWorld) contractNotes() map[string]*pb.ContractNote {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	js, err := jetstream.New(w.nc)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, platform.NotificationsStream)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	notes := map[string]*pb.ContractNote{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		msg, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			w.t.Fatalf("note %d: %v", seq, err)
+		}
+		var n pb.ContractNote
+		if err := proto.Unmarshal(msg.Data, &n); err != nil {
+			w.t.Fatal(err)
+		}
+		if _, dup := notes[n.TradeId]; dup {
+			w.t.Fatalf("two contract notes for trade %s", n.TradeId)
+		}
+		if msg.Subject != platform.ContractNoteSubjectPrefix+n.MemberId || n.Units == "" || n.UnitPrice == "" {
+			w.t.Fatalf("note %d on %s: %v", seq, msg.Subject, &n)
+		}
+		notes[n.TradeId] = &n
+	}
+	return notes
 }

@@ -108,11 +108,15 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("platform: start the simulated custodian: %w", err)
 	}
+	notifier, err := NewNotifier(ctx, d.nc, 1)
+	if err != nil {
+		return nil, err
+	}
 	registry := newRegistry()
 	d.Node, err = StartNode(NodeConfig{
 		Cluster: cluster.Config{ClusterName: "mastertrust-dev", Host: cfg.ClusterHost, Port: cfg.ClusterPort,
 			Provider: cluster.ProviderInProcess, InProcess: cluster.NewInProcess(devMemberTTL), RequestTimeout: cfg.RequestTimeout},
-		Journal: journal, Catalogue: cat, Calendar: cal, PotIdleTimeout: cfg.PotIdleTimeout, Custodian: client,
+		Journal: journal, Catalogue: cat, Calendar: cal, PotIdleTimeout: cfg.PotIdleTimeout, Custodian: client, Notifier: notifier,
 		Now: cfg.Now, Registry: registry, Logger: d.log,
 	})
 	if err != nil {

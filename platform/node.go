@@ -38,6 +38,8 @@ type NodeConfig struct {
 	// without NATS, which then cannot run dealing cycles (its pots serve
 	// members all the same).
 	Custodian *custodian.Client
+	// Notifier publishes contract notes on NATS; nil publishes none.
+	Notifier actors.Notifier
 	// Dealing configures the dealing cycle's grains.
 	Dealing actors.DealingConfig
 	// Now is the pots' clock. Default: time.Now.
@@ -145,6 +147,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if cfg.Custodian != nil {
 		dealing.Custodian = custodianAdapter{cfg.Custodian}
 	}
+	dealing.Notifier = cfg.Notifier
 	cc := cfg.Cluster
 	cc.Kinds = append([]cluster.Kind{{Name: actors.PotKind, New: actors.NewPotKind(deps), IdleTimeout: cfg.PotIdleTimeout}},
 		dealing.Kinds()...)

@@ -73,10 +73,18 @@ func StartMember(cfg Config) (p *Process, err error) {
 	if p.journal, err = p.openJournal(cfg); err != nil {
 		return nil, err
 	}
-	// The custodian (and so the dealing cycle) needs NATS; a node without
-	// it still serves its pots.
+	// The custodian (and so the dealing cycle) and notifications need NATS;
+	// a node without it still serves its pots.
 	var client *custodian.Client
+	var notifier actors.Notifier
 	if p.nc != nil {
+		nctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		n, err := NewNotifier(nctx, p.nc, cfg.Replicas)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		notifier = n
 		if client, err = custodian.NewClient(p.nc, custodian.ClientConfig{Catalogue: cat, Replicas: cfg.Replicas,
 			Logger: p.log.With("component", "custodian-client")}); err != nil {
 			return nil, err
@@ -90,7 +98,7 @@ func StartMember(cfg Config) (p *Process, err error) {
 	}
 	registry := newRegistry()
 	p.node, err = StartNode(NodeConfig{Cluster: clusterConfig(cfg), Journal: p.journal, Catalogue: cat, Calendar: cal,
-		PotIdleTimeout: cfg.PotIdleTimeout, Custodian: client, Now: cfg.Now, Registry: registry, Logger: p.log})
+		PotIdleTimeout: cfg.PotIdleTimeout, Custodian: client, Notifier: notifier, Now: cfg.Now, Registry: registry, Logger: p.log})
 	if err != nil {
 		return nil, err
 	}

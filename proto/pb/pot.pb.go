@@ -1674,8 +1674,11 @@ type ContractNote struct {
 	Consideration  string                 `protobuf:"bytes,7,opt,name=consideration,proto3" json:"consideration,omitempty"`
 	SettlementDate string                 `protobuf:"bytes,8,opt,name=settlement_date,json=settlementDate,proto3" json:"settlement_date,omitempty"`
 	BatchId        string                 `protobuf:"bytes,9,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// member_id and order_id are set on notes published on NATS.
+	MemberId      string `protobuf:"bytes,10,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	OrderId       string `protobuf:"bytes,11,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContractNote) Reset() {
@@ -1767,6 +1770,20 @@ func (x *ContractNote) GetSettlementDate() string {
 func (x *ContractNote) GetBatchId() string {
 	if x != nil {
 		return x.BatchId
+	}
+	return ""
+}
+
+func (x *ContractNote) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ContractNote) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
 	}
 	return ""
 }
@@ -2286,7 +2303,7 @@ const file_pot_proto_rawDesc = "" +
 	"\x04cash\x18\t \x01(\tR\x04cash\x12'\n" +
 	"\x0fsettlement_date\x18\n" +
 	" \x01(\tR\x0esettlementDate\x12\x19\n" +
-	"\bbatch_id\x18\v \x01(\tR\abatchId\"\x95\x02\n" +
+	"\bbatch_id\x18\v \x01(\tR\abatchId\"\xcd\x02\n" +
 	"\fContractNote\x12\x19\n" +
 	"\btrade_id\x18\x01 \x01(\tR\atradeId\x12!\n" +
 	"\fdealing_date\x18\x02 \x01(\tR\vdealingDate\x12\x14\n" +
@@ -2297,7 +2314,10 @@ const file_pot_proto_rawDesc = "" +
 	"unit_price\x18\x06 \x01(\tR\tunitPrice\x12$\n" +
 	"\rconsideration\x18\a \x01(\tR\rconsideration\x12'\n" +
 	"\x0fsettlement_date\x18\b \x01(\tR\x0esettlementDate\x12\x19\n" +
-	"\bbatch_id\x18\t \x01(\tR\abatchId\"\xd6\x02\n" +
+	"\bbatch_id\x18\t \x01(\tR\abatchId\x12\x1b\n" +
+	"\tmember_id\x18\n" +
+	" \x01(\tR\bmemberId\x12\x19\n" +
+	"\border_id\x18\v \x01(\tR\aorderId\"\xd6\x02\n" +
 	"\tOrderView\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +

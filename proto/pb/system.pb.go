@@ -429,6 +429,60 @@ func (x *TradeAbsorbed) GetAtUnixNano() int64 {
 	return 0
 }
 
+// ContractNotesPublished: the group's contract notes are published on NATS
+// for every execution in its feed up to position.
+type ContractNotesPublished struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Position      uint64                 `protobuf:"varint,1,opt,name=position,proto3" json:"position,omitempty"`
+	AtUnixNano    int64                  `protobuf:"varint,2,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContractNotesPublished) Reset() {
+	*x = ContractNotesPublished{}
+	mi := &file_system_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContractNotesPublished) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContractNotesPublished) ProtoMessage() {}
+
+func (x *ContractNotesPublished) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContractNotesPublished.ProtoReflect.Descriptor instead.
+func (*ContractNotesPublished) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ContractNotesPublished) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *ContractNotesPublished) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
 // SweepProgress: the rebalance sweep of date has checked the group's pots up
 // to (not including) the member at index next of the sorted list.
 type SweepProgress struct {
@@ -444,7 +498,7 @@ type SweepProgress struct {
 
 func (x *SweepProgress) Reset() {
 	*x = SweepProgress{}
-	mi := &file_system_proto_msgTypes[6]
+	mi := &file_system_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +510,7 @@ func (x *SweepProgress) String() string {
 func (*SweepProgress) ProtoMessage() {}
 
 func (x *SweepProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[6]
+	mi := &file_system_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +523,7 @@ func (x *SweepProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SweepProgress.ProtoReflect.Descriptor instead.
 func (*SweepProgress) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{6}
+	return file_system_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SweepProgress) GetDate() string {
@@ -529,7 +583,7 @@ type BatchRecorded struct {
 
 func (x *BatchRecorded) Reset() {
 	*x = BatchRecorded{}
-	mi := &file_system_proto_msgTypes[7]
+	mi := &file_system_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +595,7 @@ func (x *BatchRecorded) String() string {
 func (*BatchRecorded) ProtoMessage() {}
 
 func (x *BatchRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[7]
+	mi := &file_system_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +608,7 @@ func (x *BatchRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRecorded.ProtoReflect.Descriptor instead.
 func (*BatchRecorded) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{7}
+	return file_system_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BatchRecorded) GetDate() string {
@@ -646,7 +700,7 @@ type OrderSent struct {
 
 func (x *OrderSent) Reset() {
 	*x = OrderSent{}
-	mi := &file_system_proto_msgTypes[8]
+	mi := &file_system_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +712,7 @@ func (x *OrderSent) String() string {
 func (*OrderSent) ProtoMessage() {}
 
 func (x *OrderSent) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[8]
+	mi := &file_system_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +725,7 @@ func (x *OrderSent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderSent.ProtoReflect.Descriptor instead.
 func (*OrderSent) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{8}
+	return file_system_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *OrderSent) GetClOrdId() string {
@@ -709,7 +763,7 @@ type ExecutionRecorded struct {
 
 func (x *ExecutionRecorded) Reset() {
 	*x = ExecutionRecorded{}
-	mi := &file_system_proto_msgTypes[9]
+	mi := &file_system_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +775,7 @@ func (x *ExecutionRecorded) String() string {
 func (*ExecutionRecorded) ProtoMessage() {}
 
 func (x *ExecutionRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[9]
+	mi := &file_system_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +788,7 @@ func (x *ExecutionRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionRecorded.ProtoReflect.Descriptor instead.
 func (*ExecutionRecorded) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{9}
+	return file_system_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ExecutionRecorded) GetReport() *ExecutionReport {
@@ -769,7 +823,7 @@ type CycleStepDone struct {
 
 func (x *CycleStepDone) Reset() {
 	*x = CycleStepDone{}
-	mi := &file_system_proto_msgTypes[10]
+	mi := &file_system_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +835,7 @@ func (x *CycleStepDone) String() string {
 func (*CycleStepDone) ProtoMessage() {}
 
 func (x *CycleStepDone) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[10]
+	mi := &file_system_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +848,7 @@ func (x *CycleStepDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleStepDone.ProtoReflect.Descriptor instead.
 func (*CycleStepDone) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{10}
+	return file_system_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CycleStepDone) GetStep() string {
@@ -822,7 +876,7 @@ type CycleCompleted struct {
 
 func (x *CycleCompleted) Reset() {
 	*x = CycleCompleted{}
-	mi := &file_system_proto_msgTypes[11]
+	mi := &file_system_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +888,7 @@ func (x *CycleCompleted) String() string {
 func (*CycleCompleted) ProtoMessage() {}
 
 func (x *CycleCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[11]
+	mi := &file_system_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +901,7 @@ func (x *CycleCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleCompleted.ProtoReflect.Descriptor instead.
 func (*CycleCompleted) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{11}
+	return file_system_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CycleCompleted) GetSummary() *CycleSummary {
@@ -875,7 +929,7 @@ type ReconciliationRecorded struct {
 
 func (x *ReconciliationRecorded) Reset() {
 	*x = ReconciliationRecorded{}
-	mi := &file_system_proto_msgTypes[12]
+	mi := &file_system_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +941,7 @@ func (x *ReconciliationRecorded) String() string {
 func (*ReconciliationRecorded) ProtoMessage() {}
 
 func (x *ReconciliationRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[12]
+	mi := &file_system_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +954,7 @@ func (x *ReconciliationRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationRecorded.ProtoReflect.Descriptor instead.
 func (*ReconciliationRecorded) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{12}
+	return file_system_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReconciliationRecorded) GetReport() *ReconciliationReport {
@@ -925,7 +979,7 @@ type CycleOrder struct {
 
 func (x *CycleOrder) Reset() {
 	*x = CycleOrder{}
-	mi := &file_system_proto_msgTypes[13]
+	mi := &file_system_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +991,7 @@ func (x *CycleOrder) String() string {
 func (*CycleOrder) ProtoMessage() {}
 
 func (x *CycleOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[13]
+	mi := &file_system_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1004,7 @@ func (x *CycleOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleOrder.ProtoReflect.Descriptor instead.
 func (*CycleOrder) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{13}
+	return file_system_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CycleOrder) GetClOrdId() string {
@@ -1015,7 +1069,7 @@ type CycleBatch struct {
 
 func (x *CycleBatch) Reset() {
 	*x = CycleBatch{}
-	mi := &file_system_proto_msgTypes[14]
+	mi := &file_system_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1081,7 @@ func (x *CycleBatch) String() string {
 func (*CycleBatch) ProtoMessage() {}
 
 func (x *CycleBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[14]
+	mi := &file_system_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1094,7 @@ func (x *CycleBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleBatch.ProtoReflect.Descriptor instead.
 func (*CycleBatch) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{14}
+	return file_system_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CycleBatch) GetId() string {
@@ -1101,7 +1155,7 @@ type CycleSummary struct {
 
 func (x *CycleSummary) Reset() {
 	*x = CycleSummary{}
-	mi := &file_system_proto_msgTypes[15]
+	mi := &file_system_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1167,7 @@ func (x *CycleSummary) String() string {
 func (*CycleSummary) ProtoMessage() {}
 
 func (x *CycleSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[15]
+	mi := &file_system_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1180,7 @@ func (x *CycleSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleSummary.ProtoReflect.Descriptor instead.
 func (*CycleSummary) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{15}
+	return file_system_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CycleSummary) GetDate() string {
@@ -1236,7 +1290,7 @@ type ReconciliationBreak struct {
 
 func (x *ReconciliationBreak) Reset() {
 	*x = ReconciliationBreak{}
-	mi := &file_system_proto_msgTypes[16]
+	mi := &file_system_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1302,7 @@ func (x *ReconciliationBreak) String() string {
 func (*ReconciliationBreak) ProtoMessage() {}
 
 func (x *ReconciliationBreak) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[16]
+	mi := &file_system_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1315,7 @@ func (x *ReconciliationBreak) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationBreak.ProtoReflect.Descriptor instead.
 func (*ReconciliationBreak) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{16}
+	return file_system_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReconciliationBreak) GetKind() string {
@@ -1337,7 +1391,7 @@ type ReconciliationAsset struct {
 
 func (x *ReconciliationAsset) Reset() {
 	*x = ReconciliationAsset{}
-	mi := &file_system_proto_msgTypes[17]
+	mi := &file_system_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1403,7 @@ func (x *ReconciliationAsset) String() string {
 func (*ReconciliationAsset) ProtoMessage() {}
 
 func (x *ReconciliationAsset) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[17]
+	mi := &file_system_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1416,7 @@ func (x *ReconciliationAsset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationAsset.ProtoReflect.Descriptor instead.
 func (*ReconciliationAsset) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{17}
+	return file_system_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReconciliationAsset) GetAsset() string {
@@ -1435,7 +1489,7 @@ type ReconciliationCash struct {
 
 func (x *ReconciliationCash) Reset() {
 	*x = ReconciliationCash{}
-	mi := &file_system_proto_msgTypes[18]
+	mi := &file_system_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1501,7 @@ func (x *ReconciliationCash) String() string {
 func (*ReconciliationCash) ProtoMessage() {}
 
 func (x *ReconciliationCash) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[18]
+	mi := &file_system_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1514,7 @@ func (x *ReconciliationCash) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationCash.ProtoReflect.Descriptor instead.
 func (*ReconciliationCash) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{18}
+	return file_system_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReconciliationCash) GetPotsAvailable() string {
@@ -1523,7 +1577,7 @@ type ReconciliationReport struct {
 
 func (x *ReconciliationReport) Reset() {
 	*x = ReconciliationReport{}
-	mi := &file_system_proto_msgTypes[19]
+	mi := &file_system_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1589,7 @@ func (x *ReconciliationReport) String() string {
 func (*ReconciliationReport) ProtoMessage() {}
 
 func (x *ReconciliationReport) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[19]
+	mi := &file_system_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1602,7 @@ func (x *ReconciliationReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationReport.ProtoReflect.Descriptor instead.
 func (*ReconciliationReport) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{19}
+	return file_system_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReconciliationReport) GetId() string {
@@ -1639,7 +1693,7 @@ type AggregatorRequest struct {
 
 func (x *AggregatorRequest) Reset() {
 	*x = AggregatorRequest{}
-	mi := &file_system_proto_msgTypes[20]
+	mi := &file_system_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1651,7 +1705,7 @@ func (x *AggregatorRequest) String() string {
 func (*AggregatorRequest) ProtoMessage() {}
 
 func (x *AggregatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[20]
+	mi := &file_system_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1664,7 +1718,7 @@ func (x *AggregatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggregatorRequest.ProtoReflect.Descriptor instead.
 func (*AggregatorRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{20}
+	return file_system_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AggregatorRequest) GetCommand() isAggregatorRequest_Command {
@@ -1791,7 +1845,7 @@ type AggCatchUp struct {
 
 func (x *AggCatchUp) Reset() {
 	*x = AggCatchUp{}
-	mi := &file_system_proto_msgTypes[21]
+	mi := &file_system_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1803,7 +1857,7 @@ func (x *AggCatchUp) String() string {
 func (*AggCatchUp) ProtoMessage() {}
 
 func (x *AggCatchUp) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[21]
+	mi := &file_system_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1816,7 +1870,7 @@ func (x *AggCatchUp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggCatchUp.ProtoReflect.Descriptor instead.
 func (*AggCatchUp) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{21}
+	return file_system_proto_rawDescGZIP(), []int{22}
 }
 
 type AggSettle struct {
@@ -1828,7 +1882,7 @@ type AggSettle struct {
 
 func (x *AggSettle) Reset() {
 	*x = AggSettle{}
-	mi := &file_system_proto_msgTypes[22]
+	mi := &file_system_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +1894,7 @@ func (x *AggSettle) String() string {
 func (*AggSettle) ProtoMessage() {}
 
 func (x *AggSettle) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[22]
+	mi := &file_system_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +1907,7 @@ func (x *AggSettle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggSettle.ProtoReflect.Descriptor instead.
 func (*AggSettle) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{22}
+	return file_system_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AggSettle) GetDate() string {
@@ -1872,7 +1926,7 @@ type AggClose struct {
 
 func (x *AggClose) Reset() {
 	*x = AggClose{}
-	mi := &file_system_proto_msgTypes[23]
+	mi := &file_system_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1884,7 +1938,7 @@ func (x *AggClose) String() string {
 func (*AggClose) ProtoMessage() {}
 
 func (x *AggClose) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[23]
+	mi := &file_system_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1897,7 +1951,7 @@ func (x *AggClose) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggClose.ProtoReflect.Descriptor instead.
 func (*AggClose) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{23}
+	return file_system_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AggClose) GetDate() string {
@@ -1917,7 +1971,7 @@ type AggPrice struct {
 
 func (x *AggPrice) Reset() {
 	*x = AggPrice{}
-	mi := &file_system_proto_msgTypes[24]
+	mi := &file_system_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +1983,7 @@ func (x *AggPrice) String() string {
 func (*AggPrice) ProtoMessage() {}
 
 func (x *AggPrice) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[24]
+	mi := &file_system_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +1996,7 @@ func (x *AggPrice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggPrice.ProtoReflect.Descriptor instead.
 func (*AggPrice) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{24}
+	return file_system_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AggPrice) GetDate() string {
@@ -1972,7 +2026,7 @@ type AggAllocate struct {
 
 func (x *AggAllocate) Reset() {
 	*x = AggAllocate{}
-	mi := &file_system_proto_msgTypes[25]
+	mi := &file_system_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2038,7 @@ func (x *AggAllocate) String() string {
 func (*AggAllocate) ProtoMessage() {}
 
 func (x *AggAllocate) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[25]
+	mi := &file_system_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2051,7 @@ func (x *AggAllocate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggAllocate.ProtoReflect.Descriptor instead.
 func (*AggAllocate) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{25}
+	return file_system_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AggAllocate) GetDate() string {
@@ -2031,7 +2085,7 @@ type AggSweep struct {
 
 func (x *AggSweep) Reset() {
 	*x = AggSweep{}
-	mi := &file_system_proto_msgTypes[26]
+	mi := &file_system_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2097,7 @@ func (x *AggSweep) String() string {
 func (*AggSweep) ProtoMessage() {}
 
 func (x *AggSweep) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[26]
+	mi := &file_system_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2110,7 @@ func (x *AggSweep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggSweep.ProtoReflect.Descriptor instead.
 func (*AggSweep) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{26}
+	return file_system_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AggSweep) GetDate() string {
@@ -2083,7 +2137,7 @@ type AggReconcile struct {
 
 func (x *AggReconcile) Reset() {
 	*x = AggReconcile{}
-	mi := &file_system_proto_msgTypes[27]
+	mi := &file_system_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2095,7 +2149,7 @@ func (x *AggReconcile) String() string {
 func (*AggReconcile) ProtoMessage() {}
 
 func (x *AggReconcile) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[27]
+	mi := &file_system_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2108,7 +2162,7 @@ func (x *AggReconcile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggReconcile.ProtoReflect.Descriptor instead.
 func (*AggReconcile) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{27}
+	return file_system_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AggReconcile) GetDeep() bool {
@@ -2146,7 +2200,7 @@ type AggregatorResponse struct {
 
 func (x *AggregatorResponse) Reset() {
 	*x = AggregatorResponse{}
-	mi := &file_system_proto_msgTypes[28]
+	mi := &file_system_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2158,7 +2212,7 @@ func (x *AggregatorResponse) String() string {
 func (*AggregatorResponse) ProtoMessage() {}
 
 func (x *AggregatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[28]
+	mi := &file_system_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2171,7 +2225,7 @@ func (x *AggregatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggregatorResponse.ProtoReflect.Descriptor instead.
 func (*AggregatorResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{28}
+	return file_system_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AggregatorResponse) GetError() string {
@@ -2262,7 +2316,7 @@ type GroupReconciliation struct {
 
 func (x *GroupReconciliation) Reset() {
 	*x = GroupReconciliation{}
-	mi := &file_system_proto_msgTypes[29]
+	mi := &file_system_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2274,7 +2328,7 @@ func (x *GroupReconciliation) String() string {
 func (*GroupReconciliation) ProtoMessage() {}
 
 func (x *GroupReconciliation) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[29]
+	mi := &file_system_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2287,7 +2341,7 @@ func (x *GroupReconciliation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupReconciliation.ProtoReflect.Descriptor instead.
 func (*GroupReconciliation) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{29}
+	return file_system_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GroupReconciliation) GetPots() int64 {
@@ -2353,7 +2407,7 @@ type AssetBookRequest struct {
 
 func (x *AssetBookRequest) Reset() {
 	*x = AssetBookRequest{}
-	mi := &file_system_proto_msgTypes[30]
+	mi := &file_system_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2419,7 @@ func (x *AssetBookRequest) String() string {
 func (*AssetBookRequest) ProtoMessage() {}
 
 func (x *AssetBookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[30]
+	mi := &file_system_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2432,7 @@ func (x *AssetBookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssetBookRequest.ProtoReflect.Descriptor instead.
 func (*AssetBookRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{30}
+	return file_system_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AssetBookRequest) GetCommand() isAssetBookRequest_Command {
@@ -2449,7 +2503,7 @@ type BookSend struct {
 
 func (x *BookSend) Reset() {
 	*x = BookSend{}
-	mi := &file_system_proto_msgTypes[31]
+	mi := &file_system_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2461,7 +2515,7 @@ func (x *BookSend) String() string {
 func (*BookSend) ProtoMessage() {}
 
 func (x *BookSend) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[31]
+	mi := &file_system_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2474,7 +2528,7 @@ func (x *BookSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookSend.ProtoReflect.Descriptor instead.
 func (*BookSend) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{31}
+	return file_system_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *BookSend) GetParts() []*AssetDayPart {
@@ -2492,7 +2546,7 @@ type BookStatus struct {
 
 func (x *BookStatus) Reset() {
 	*x = BookStatus{}
-	mi := &file_system_proto_msgTypes[32]
+	mi := &file_system_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2504,7 +2558,7 @@ func (x *BookStatus) String() string {
 func (*BookStatus) ProtoMessage() {}
 
 func (x *BookStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[32]
+	mi := &file_system_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2517,7 +2571,7 @@ func (x *BookStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookStatus.ProtoReflect.Descriptor instead.
 func (*BookStatus) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{32}
+	return file_system_proto_rawDescGZIP(), []int{33}
 }
 
 type AssetBookResponse struct {
@@ -2533,7 +2587,7 @@ type AssetBookResponse struct {
 
 func (x *AssetBookResponse) Reset() {
 	*x = AssetBookResponse{}
-	mi := &file_system_proto_msgTypes[33]
+	mi := &file_system_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +2599,7 @@ func (x *AssetBookResponse) String() string {
 func (*AssetBookResponse) ProtoMessage() {}
 
 func (x *AssetBookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[33]
+	mi := &file_system_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +2612,7 @@ func (x *AssetBookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssetBookResponse.ProtoReflect.Descriptor instead.
 func (*AssetBookResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{33}
+	return file_system_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AssetBookResponse) GetError() string {
@@ -2609,7 +2663,7 @@ type CycleRequest struct {
 
 func (x *CycleRequest) Reset() {
 	*x = CycleRequest{}
-	mi := &file_system_proto_msgTypes[34]
+	mi := &file_system_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2621,7 +2675,7 @@ func (x *CycleRequest) String() string {
 func (*CycleRequest) ProtoMessage() {}
 
 func (x *CycleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[34]
+	mi := &file_system_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2634,7 +2688,7 @@ func (x *CycleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleRequest.ProtoReflect.Descriptor instead.
 func (*CycleRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{34}
+	return file_system_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CycleRequest) GetCommand() isCycleRequest_Command {
@@ -2687,7 +2741,7 @@ type CycleRun struct {
 
 func (x *CycleRun) Reset() {
 	*x = CycleRun{}
-	mi := &file_system_proto_msgTypes[35]
+	mi := &file_system_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2699,7 +2753,7 @@ func (x *CycleRun) String() string {
 func (*CycleRun) ProtoMessage() {}
 
 func (x *CycleRun) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[35]
+	mi := &file_system_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2712,7 +2766,7 @@ func (x *CycleRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleRun.ProtoReflect.Descriptor instead.
 func (*CycleRun) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{35}
+	return file_system_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CycleRun) GetRebalance() bool {
@@ -2730,7 +2784,7 @@ type CycleGet struct {
 
 func (x *CycleGet) Reset() {
 	*x = CycleGet{}
-	mi := &file_system_proto_msgTypes[36]
+	mi := &file_system_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2742,7 +2796,7 @@ func (x *CycleGet) String() string {
 func (*CycleGet) ProtoMessage() {}
 
 func (x *CycleGet) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[36]
+	mi := &file_system_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2755,7 +2809,7 @@ func (x *CycleGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleGet.ProtoReflect.Descriptor instead.
 func (*CycleGet) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{36}
+	return file_system_proto_rawDescGZIP(), []int{37}
 }
 
 type CycleResponse struct {
@@ -2770,7 +2824,7 @@ type CycleResponse struct {
 
 func (x *CycleResponse) Reset() {
 	*x = CycleResponse{}
-	mi := &file_system_proto_msgTypes[37]
+	mi := &file_system_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2782,7 +2836,7 @@ func (x *CycleResponse) String() string {
 func (*CycleResponse) ProtoMessage() {}
 
 func (x *CycleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[37]
+	mi := &file_system_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2795,7 +2849,7 @@ func (x *CycleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleResponse.ProtoReflect.Descriptor instead.
 func (*CycleResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{37}
+	return file_system_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CycleResponse) GetError() string {
@@ -2832,7 +2886,7 @@ type PricesRequest struct {
 
 func (x *PricesRequest) Reset() {
 	*x = PricesRequest{}
-	mi := &file_system_proto_msgTypes[38]
+	mi := &file_system_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +2898,7 @@ func (x *PricesRequest) String() string {
 func (*PricesRequest) ProtoMessage() {}
 
 func (x *PricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[38]
+	mi := &file_system_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +2911,7 @@ func (x *PricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PricesRequest.ProtoReflect.Descriptor instead.
 func (*PricesRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{38}
+	return file_system_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PricesRequest) GetCommand() isPricesRequest_Command {
@@ -2909,7 +2963,7 @@ type PricesGet struct {
 
 func (x *PricesGet) Reset() {
 	*x = PricesGet{}
-	mi := &file_system_proto_msgTypes[39]
+	mi := &file_system_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2921,7 +2975,7 @@ func (x *PricesGet) String() string {
 func (*PricesGet) ProtoMessage() {}
 
 func (x *PricesGet) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[39]
+	mi := &file_system_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2934,7 +2988,7 @@ func (x *PricesGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PricesGet.ProtoReflect.Descriptor instead.
 func (*PricesGet) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{39}
+	return file_system_proto_rawDescGZIP(), []int{40}
 }
 
 type PricesResponse struct {
@@ -2948,7 +3002,7 @@ type PricesResponse struct {
 
 func (x *PricesResponse) Reset() {
 	*x = PricesResponse{}
-	mi := &file_system_proto_msgTypes[40]
+	mi := &file_system_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2960,7 +3014,7 @@ func (x *PricesResponse) String() string {
 func (*PricesResponse) ProtoMessage() {}
 
 func (x *PricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[40]
+	mi := &file_system_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2973,7 +3027,7 @@ func (x *PricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PricesResponse.ProtoReflect.Descriptor instead.
 func (*PricesResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{40}
+	return file_system_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PricesResponse) GetError() string {
@@ -3010,7 +3064,7 @@ type ReconciliationRequest struct {
 
 func (x *ReconciliationRequest) Reset() {
 	*x = ReconciliationRequest{}
-	mi := &file_system_proto_msgTypes[41]
+	mi := &file_system_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3022,7 +3076,7 @@ func (x *ReconciliationRequest) String() string {
 func (*ReconciliationRequest) ProtoMessage() {}
 
 func (x *ReconciliationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[41]
+	mi := &file_system_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3035,7 +3089,7 @@ func (x *ReconciliationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationRequest.ProtoReflect.Descriptor instead.
 func (*ReconciliationRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{41}
+	return file_system_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReconciliationRequest) GetCommand() isReconciliationRequest_Command {
@@ -3091,7 +3145,7 @@ type ReconRun struct {
 
 func (x *ReconRun) Reset() {
 	*x = ReconRun{}
-	mi := &file_system_proto_msgTypes[42]
+	mi := &file_system_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3103,7 +3157,7 @@ func (x *ReconRun) String() string {
 func (*ReconRun) ProtoMessage() {}
 
 func (x *ReconRun) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[42]
+	mi := &file_system_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3116,7 +3170,7 @@ func (x *ReconRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconRun.ProtoReflect.Descriptor instead.
 func (*ReconRun) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{42}
+	return file_system_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReconRun) GetDeep() bool {
@@ -3141,7 +3195,7 @@ type ReconGet struct {
 
 func (x *ReconGet) Reset() {
 	*x = ReconGet{}
-	mi := &file_system_proto_msgTypes[43]
+	mi := &file_system_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3153,7 +3207,7 @@ func (x *ReconGet) String() string {
 func (*ReconGet) ProtoMessage() {}
 
 func (x *ReconGet) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[43]
+	mi := &file_system_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3166,7 +3220,7 @@ func (x *ReconGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconGet.ProtoReflect.Descriptor instead.
 func (*ReconGet) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{43}
+	return file_system_proto_rawDescGZIP(), []int{44}
 }
 
 type ReconciliationResponse struct {
@@ -3182,7 +3236,7 @@ type ReconciliationResponse struct {
 
 func (x *ReconciliationResponse) Reset() {
 	*x = ReconciliationResponse{}
-	mi := &file_system_proto_msgTypes[44]
+	mi := &file_system_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3194,7 +3248,7 @@ func (x *ReconciliationResponse) String() string {
 func (*ReconciliationResponse) ProtoMessage() {}
 
 func (x *ReconciliationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[44]
+	mi := &file_system_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3207,7 +3261,7 @@ func (x *ReconciliationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationResponse.ProtoReflect.Descriptor instead.
 func (*ReconciliationResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{44}
+	return file_system_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReconciliationResponse) GetError() string {
@@ -3279,6 +3333,10 @@ const file_system_proto_rawDesc = "" +
 	"\x05units\x18\x06 \x01(\tR\x05units\x12\x12\n" +
 	"\x04cash\x18\a \x01(\tR\x04cash\x12 \n" +
 	"\fat_unix_nano\x18\b \x01(\x03R\n" +
+	"atUnixNano\"V\n" +
+	"\x16ContractNotesPublished\x12\x1a\n" +
+	"\bposition\x18\x01 \x01(\x04R\bposition\x12 \n" +
+	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
 	"atUnixNano\"\x85\x01\n" +
 	"\rSweepProgress\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12\x12\n" +
@@ -3538,7 +3596,7 @@ func file_system_proto_rawDescGZIP() []byte {
 	return file_system_proto_rawDescData
 }
 
-var file_system_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_system_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_system_proto_goTypes = []any{
 	(*PricesPublished)(nil),        // 0: mastertrust.v1.PricesPublished
 	(*DayCutOff)(nil),              // 1: mastertrust.v1.DayCutOff
@@ -3546,112 +3604,113 @@ var file_system_proto_goTypes = []any{
 	(*DayPriced)(nil),              // 3: mastertrust.v1.DayPriced
 	(*AllocationStarted)(nil),      // 4: mastertrust.v1.AllocationStarted
 	(*TradeAbsorbed)(nil),          // 5: mastertrust.v1.TradeAbsorbed
-	(*SweepProgress)(nil),          // 6: mastertrust.v1.SweepProgress
-	(*BatchRecorded)(nil),          // 7: mastertrust.v1.BatchRecorded
-	(*OrderSent)(nil),              // 8: mastertrust.v1.OrderSent
-	(*ExecutionRecorded)(nil),      // 9: mastertrust.v1.ExecutionRecorded
-	(*CycleStepDone)(nil),          // 10: mastertrust.v1.CycleStepDone
-	(*CycleCompleted)(nil),         // 11: mastertrust.v1.CycleCompleted
-	(*ReconciliationRecorded)(nil), // 12: mastertrust.v1.ReconciliationRecorded
-	(*CycleOrder)(nil),             // 13: mastertrust.v1.CycleOrder
-	(*CycleBatch)(nil),             // 14: mastertrust.v1.CycleBatch
-	(*CycleSummary)(nil),           // 15: mastertrust.v1.CycleSummary
-	(*ReconciliationBreak)(nil),    // 16: mastertrust.v1.ReconciliationBreak
-	(*ReconciliationAsset)(nil),    // 17: mastertrust.v1.ReconciliationAsset
-	(*ReconciliationCash)(nil),     // 18: mastertrust.v1.ReconciliationCash
-	(*ReconciliationReport)(nil),   // 19: mastertrust.v1.ReconciliationReport
-	(*AggregatorRequest)(nil),      // 20: mastertrust.v1.AggregatorRequest
-	(*AggCatchUp)(nil),             // 21: mastertrust.v1.AggCatchUp
-	(*AggSettle)(nil),              // 22: mastertrust.v1.AggSettle
-	(*AggClose)(nil),               // 23: mastertrust.v1.AggClose
-	(*AggPrice)(nil),               // 24: mastertrust.v1.AggPrice
-	(*AggAllocate)(nil),            // 25: mastertrust.v1.AggAllocate
-	(*AggSweep)(nil),               // 26: mastertrust.v1.AggSweep
-	(*AggReconcile)(nil),           // 27: mastertrust.v1.AggReconcile
-	(*AggregatorResponse)(nil),     // 28: mastertrust.v1.AggregatorResponse
-	(*GroupReconciliation)(nil),    // 29: mastertrust.v1.GroupReconciliation
-	(*AssetBookRequest)(nil),       // 30: mastertrust.v1.AssetBookRequest
-	(*BookSend)(nil),               // 31: mastertrust.v1.BookSend
-	(*BookStatus)(nil),             // 32: mastertrust.v1.BookStatus
-	(*AssetBookResponse)(nil),      // 33: mastertrust.v1.AssetBookResponse
-	(*CycleRequest)(nil),           // 34: mastertrust.v1.CycleRequest
-	(*CycleRun)(nil),               // 35: mastertrust.v1.CycleRun
-	(*CycleGet)(nil),               // 36: mastertrust.v1.CycleGet
-	(*CycleResponse)(nil),          // 37: mastertrust.v1.CycleResponse
-	(*PricesRequest)(nil),          // 38: mastertrust.v1.PricesRequest
-	(*PricesGet)(nil),              // 39: mastertrust.v1.PricesGet
-	(*PricesResponse)(nil),         // 40: mastertrust.v1.PricesResponse
-	(*ReconciliationRequest)(nil),  // 41: mastertrust.v1.ReconciliationRequest
-	(*ReconRun)(nil),               // 42: mastertrust.v1.ReconRun
-	(*ReconGet)(nil),               // 43: mastertrust.v1.ReconGet
-	(*ReconciliationResponse)(nil), // 44: mastertrust.v1.ReconciliationResponse
-	nil,                            // 45: mastertrust.v1.PricesPublished.PricesEntry
-	nil,                            // 46: mastertrust.v1.CycleSummary.StepMicrosEntry
-	nil,                            // 47: mastertrust.v1.AggPrice.PricesEntry
-	nil,                            // 48: mastertrust.v1.AggAllocate.PricesEntry
-	nil,                            // 49: mastertrust.v1.AggAllocate.ExecutionIdsEntry
-	nil,                            // 50: mastertrust.v1.AggSweep.PricesEntry
-	(*AssetDayPart)(nil),           // 51: mastertrust.v1.AssetDayPart
-	(Side)(0),                      // 52: mastertrust.v1.Side
-	(*ExecutionReport)(nil),        // 53: mastertrust.v1.ExecutionReport
+	(*ContractNotesPublished)(nil), // 6: mastertrust.v1.ContractNotesPublished
+	(*SweepProgress)(nil),          // 7: mastertrust.v1.SweepProgress
+	(*BatchRecorded)(nil),          // 8: mastertrust.v1.BatchRecorded
+	(*OrderSent)(nil),              // 9: mastertrust.v1.OrderSent
+	(*ExecutionRecorded)(nil),      // 10: mastertrust.v1.ExecutionRecorded
+	(*CycleStepDone)(nil),          // 11: mastertrust.v1.CycleStepDone
+	(*CycleCompleted)(nil),         // 12: mastertrust.v1.CycleCompleted
+	(*ReconciliationRecorded)(nil), // 13: mastertrust.v1.ReconciliationRecorded
+	(*CycleOrder)(nil),             // 14: mastertrust.v1.CycleOrder
+	(*CycleBatch)(nil),             // 15: mastertrust.v1.CycleBatch
+	(*CycleSummary)(nil),           // 16: mastertrust.v1.CycleSummary
+	(*ReconciliationBreak)(nil),    // 17: mastertrust.v1.ReconciliationBreak
+	(*ReconciliationAsset)(nil),    // 18: mastertrust.v1.ReconciliationAsset
+	(*ReconciliationCash)(nil),     // 19: mastertrust.v1.ReconciliationCash
+	(*ReconciliationReport)(nil),   // 20: mastertrust.v1.ReconciliationReport
+	(*AggregatorRequest)(nil),      // 21: mastertrust.v1.AggregatorRequest
+	(*AggCatchUp)(nil),             // 22: mastertrust.v1.AggCatchUp
+	(*AggSettle)(nil),              // 23: mastertrust.v1.AggSettle
+	(*AggClose)(nil),               // 24: mastertrust.v1.AggClose
+	(*AggPrice)(nil),               // 25: mastertrust.v1.AggPrice
+	(*AggAllocate)(nil),            // 26: mastertrust.v1.AggAllocate
+	(*AggSweep)(nil),               // 27: mastertrust.v1.AggSweep
+	(*AggReconcile)(nil),           // 28: mastertrust.v1.AggReconcile
+	(*AggregatorResponse)(nil),     // 29: mastertrust.v1.AggregatorResponse
+	(*GroupReconciliation)(nil),    // 30: mastertrust.v1.GroupReconciliation
+	(*AssetBookRequest)(nil),       // 31: mastertrust.v1.AssetBookRequest
+	(*BookSend)(nil),               // 32: mastertrust.v1.BookSend
+	(*BookStatus)(nil),             // 33: mastertrust.v1.BookStatus
+	(*AssetBookResponse)(nil),      // 34: mastertrust.v1.AssetBookResponse
+	(*CycleRequest)(nil),           // 35: mastertrust.v1.CycleRequest
+	(*CycleRun)(nil),               // 36: mastertrust.v1.CycleRun
+	(*CycleGet)(nil),               // 37: mastertrust.v1.CycleGet
+	(*CycleResponse)(nil),          // 38: mastertrust.v1.CycleResponse
+	(*PricesRequest)(nil),          // 39: mastertrust.v1.PricesRequest
+	(*PricesGet)(nil),              // 40: mastertrust.v1.PricesGet
+	(*PricesResponse)(nil),         // 41: mastertrust.v1.PricesResponse
+	(*ReconciliationRequest)(nil),  // 42: mastertrust.v1.ReconciliationRequest
+	(*ReconRun)(nil),               // 43: mastertrust.v1.ReconRun
+	(*ReconGet)(nil),               // 44: mastertrust.v1.ReconGet
+	(*ReconciliationResponse)(nil), // 45: mastertrust.v1.ReconciliationResponse
+	nil,                            // 46: mastertrust.v1.PricesPublished.PricesEntry
+	nil,                            // 47: mastertrust.v1.CycleSummary.StepMicrosEntry
+	nil,                            // 48: mastertrust.v1.AggPrice.PricesEntry
+	nil,                            // 49: mastertrust.v1.AggAllocate.PricesEntry
+	nil,                            // 50: mastertrust.v1.AggAllocate.ExecutionIdsEntry
+	nil,                            // 51: mastertrust.v1.AggSweep.PricesEntry
+	(*AssetDayPart)(nil),           // 52: mastertrust.v1.AssetDayPart
+	(Side)(0),                      // 53: mastertrust.v1.Side
+	(*ExecutionReport)(nil),        // 54: mastertrust.v1.ExecutionReport
 }
 var file_system_proto_depIdxs = []int32{
-	45, // 0: mastertrust.v1.PricesPublished.prices:type_name -> mastertrust.v1.PricesPublished.PricesEntry
-	51, // 1: mastertrust.v1.DayPriced.parts:type_name -> mastertrust.v1.AssetDayPart
-	52, // 2: mastertrust.v1.TradeAbsorbed.side:type_name -> mastertrust.v1.Side
-	51, // 3: mastertrust.v1.BatchRecorded.parts:type_name -> mastertrust.v1.AssetDayPart
-	52, // 4: mastertrust.v1.BatchRecorded.side:type_name -> mastertrust.v1.Side
-	53, // 5: mastertrust.v1.ExecutionRecorded.report:type_name -> mastertrust.v1.ExecutionReport
-	15, // 6: mastertrust.v1.CycleCompleted.summary:type_name -> mastertrust.v1.CycleSummary
-	19, // 7: mastertrust.v1.ReconciliationRecorded.report:type_name -> mastertrust.v1.ReconciliationReport
-	13, // 8: mastertrust.v1.CycleSummary.orders:type_name -> mastertrust.v1.CycleOrder
-	14, // 9: mastertrust.v1.CycleSummary.batches:type_name -> mastertrust.v1.CycleBatch
-	46, // 10: mastertrust.v1.CycleSummary.step_micros:type_name -> mastertrust.v1.CycleSummary.StepMicrosEntry
-	16, // 11: mastertrust.v1.ReconciliationReport.internal_breaks:type_name -> mastertrust.v1.ReconciliationBreak
-	16, // 12: mastertrust.v1.ReconciliationReport.external_breaks:type_name -> mastertrust.v1.ReconciliationBreak
-	17, // 13: mastertrust.v1.ReconciliationReport.assets:type_name -> mastertrust.v1.ReconciliationAsset
-	18, // 14: mastertrust.v1.ReconciliationReport.cash:type_name -> mastertrust.v1.ReconciliationCash
-	21, // 15: mastertrust.v1.AggregatorRequest.catch_up:type_name -> mastertrust.v1.AggCatchUp
-	22, // 16: mastertrust.v1.AggregatorRequest.settle:type_name -> mastertrust.v1.AggSettle
-	23, // 17: mastertrust.v1.AggregatorRequest.close:type_name -> mastertrust.v1.AggClose
-	24, // 18: mastertrust.v1.AggregatorRequest.price:type_name -> mastertrust.v1.AggPrice
-	25, // 19: mastertrust.v1.AggregatorRequest.allocate:type_name -> mastertrust.v1.AggAllocate
-	26, // 20: mastertrust.v1.AggregatorRequest.sweep:type_name -> mastertrust.v1.AggSweep
-	27, // 21: mastertrust.v1.AggregatorRequest.reconcile:type_name -> mastertrust.v1.AggReconcile
-	47, // 22: mastertrust.v1.AggPrice.prices:type_name -> mastertrust.v1.AggPrice.PricesEntry
-	48, // 23: mastertrust.v1.AggAllocate.prices:type_name -> mastertrust.v1.AggAllocate.PricesEntry
-	49, // 24: mastertrust.v1.AggAllocate.execution_ids:type_name -> mastertrust.v1.AggAllocate.ExecutionIdsEntry
-	50, // 25: mastertrust.v1.AggSweep.prices:type_name -> mastertrust.v1.AggSweep.PricesEntry
-	51, // 26: mastertrust.v1.AggregatorResponse.parts:type_name -> mastertrust.v1.AssetDayPart
-	29, // 27: mastertrust.v1.AggregatorResponse.reconciliation:type_name -> mastertrust.v1.GroupReconciliation
-	16, // 28: mastertrust.v1.GroupReconciliation.breaks:type_name -> mastertrust.v1.ReconciliationBreak
-	17, // 29: mastertrust.v1.GroupReconciliation.assets:type_name -> mastertrust.v1.ReconciliationAsset
-	51, // 30: mastertrust.v1.GroupReconciliation.allocated:type_name -> mastertrust.v1.AssetDayPart
-	31, // 31: mastertrust.v1.AssetBookRequest.send:type_name -> mastertrust.v1.BookSend
-	53, // 32: mastertrust.v1.AssetBookRequest.record_execution:type_name -> mastertrust.v1.ExecutionReport
-	32, // 33: mastertrust.v1.AssetBookRequest.status:type_name -> mastertrust.v1.BookStatus
-	51, // 34: mastertrust.v1.BookSend.parts:type_name -> mastertrust.v1.AssetDayPart
-	7,  // 35: mastertrust.v1.AssetBookResponse.batch:type_name -> mastertrust.v1.BatchRecorded
-	9,  // 36: mastertrust.v1.AssetBookResponse.execution:type_name -> mastertrust.v1.ExecutionRecorded
-	35, // 37: mastertrust.v1.CycleRequest.run:type_name -> mastertrust.v1.CycleRun
-	36, // 38: mastertrust.v1.CycleRequest.get:type_name -> mastertrust.v1.CycleGet
-	15, // 39: mastertrust.v1.CycleResponse.summary:type_name -> mastertrust.v1.CycleSummary
+	46, // 0: mastertrust.v1.PricesPublished.prices:type_name -> mastertrust.v1.PricesPublished.PricesEntry
+	52, // 1: mastertrust.v1.DayPriced.parts:type_name -> mastertrust.v1.AssetDayPart
+	53, // 2: mastertrust.v1.TradeAbsorbed.side:type_name -> mastertrust.v1.Side
+	52, // 3: mastertrust.v1.BatchRecorded.parts:type_name -> mastertrust.v1.AssetDayPart
+	53, // 4: mastertrust.v1.BatchRecorded.side:type_name -> mastertrust.v1.Side
+	54, // 5: mastertrust.v1.ExecutionRecorded.report:type_name -> mastertrust.v1.ExecutionReport
+	16, // 6: mastertrust.v1.CycleCompleted.summary:type_name -> mastertrust.v1.CycleSummary
+	20, // 7: mastertrust.v1.ReconciliationRecorded.report:type_name -> mastertrust.v1.ReconciliationReport
+	14, // 8: mastertrust.v1.CycleSummary.orders:type_name -> mastertrust.v1.CycleOrder
+	15, // 9: mastertrust.v1.CycleSummary.batches:type_name -> mastertrust.v1.CycleBatch
+	47, // 10: mastertrust.v1.CycleSummary.step_micros:type_name -> mastertrust.v1.CycleSummary.StepMicrosEntry
+	17, // 11: mastertrust.v1.ReconciliationReport.internal_breaks:type_name -> mastertrust.v1.ReconciliationBreak
+	17, // 12: mastertrust.v1.ReconciliationReport.external_breaks:type_name -> mastertrust.v1.ReconciliationBreak
+	18, // 13: mastertrust.v1.ReconciliationReport.assets:type_name -> mastertrust.v1.ReconciliationAsset
+	19, // 14: mastertrust.v1.ReconciliationReport.cash:type_name -> mastertrust.v1.ReconciliationCash
+	22, // 15: mastertrust.v1.AggregatorRequest.catch_up:type_name -> mastertrust.v1.AggCatchUp
+	23, // 16: mastertrust.v1.AggregatorRequest.settle:type_name -> mastertrust.v1.AggSettle
+	24, // 17: mastertrust.v1.AggregatorRequest.close:type_name -> mastertrust.v1.AggClose
+	25, // 18: mastertrust.v1.AggregatorRequest.price:type_name -> mastertrust.v1.AggPrice
+	26, // 19: mastertrust.v1.AggregatorRequest.allocate:type_name -> mastertrust.v1.AggAllocate
+	27, // 20: mastertrust.v1.AggregatorRequest.sweep:type_name -> mastertrust.v1.AggSweep
+	28, // 21: mastertrust.v1.AggregatorRequest.reconcile:type_name -> mastertrust.v1.AggReconcile
+	48, // 22: mastertrust.v1.AggPrice.prices:type_name -> mastertrust.v1.AggPrice.PricesEntry
+	49, // 23: mastertrust.v1.AggAllocate.prices:type_name -> mastertrust.v1.AggAllocate.PricesEntry
+	50, // 24: mastertrust.v1.AggAllocate.execution_ids:type_name -> mastertrust.v1.AggAllocate.ExecutionIdsEntry
+	51, // 25: mastertrust.v1.AggSweep.prices:type_name -> mastertrust.v1.AggSweep.PricesEntry
+	52, // 26: mastertrust.v1.AggregatorResponse.parts:type_name -> mastertrust.v1.AssetDayPart
+	30, // 27: mastertrust.v1.AggregatorResponse.reconciliation:type_name -> mastertrust.v1.GroupReconciliation
+	17, // 28: mastertrust.v1.GroupReconciliation.breaks:type_name -> mastertrust.v1.ReconciliationBreak
+	18, // 29: mastertrust.v1.GroupReconciliation.assets:type_name -> mastertrust.v1.ReconciliationAsset
+	52, // 30: mastertrust.v1.GroupReconciliation.allocated:type_name -> mastertrust.v1.AssetDayPart
+	32, // 31: mastertrust.v1.AssetBookRequest.send:type_name -> mastertrust.v1.BookSend
+	54, // 32: mastertrust.v1.AssetBookRequest.record_execution:type_name -> mastertrust.v1.ExecutionReport
+	33, // 33: mastertrust.v1.AssetBookRequest.status:type_name -> mastertrust.v1.BookStatus
+	52, // 34: mastertrust.v1.BookSend.parts:type_name -> mastertrust.v1.AssetDayPart
+	8,  // 35: mastertrust.v1.AssetBookResponse.batch:type_name -> mastertrust.v1.BatchRecorded
+	10, // 36: mastertrust.v1.AssetBookResponse.execution:type_name -> mastertrust.v1.ExecutionRecorded
+	36, // 37: mastertrust.v1.CycleRequest.run:type_name -> mastertrust.v1.CycleRun
+	37, // 38: mastertrust.v1.CycleRequest.get:type_name -> mastertrust.v1.CycleGet
+	16, // 39: mastertrust.v1.CycleResponse.summary:type_name -> mastertrust.v1.CycleSummary
 	0,  // 40: mastertrust.v1.PricesRequest.publish:type_name -> mastertrust.v1.PricesPublished
-	39, // 41: mastertrust.v1.PricesRequest.get:type_name -> mastertrust.v1.PricesGet
+	40, // 41: mastertrust.v1.PricesRequest.get:type_name -> mastertrust.v1.PricesGet
 	0,  // 42: mastertrust.v1.PricesResponse.prices:type_name -> mastertrust.v1.PricesPublished
-	42, // 43: mastertrust.v1.ReconciliationRequest.run:type_name -> mastertrust.v1.ReconRun
-	43, // 44: mastertrust.v1.ReconciliationRequest.get:type_name -> mastertrust.v1.ReconGet
-	19, // 45: mastertrust.v1.ReconciliationResponse.report:type_name -> mastertrust.v1.ReconciliationReport
-	20, // 46: mastertrust.v1.Aggregator.Handle:input_type -> mastertrust.v1.AggregatorRequest
-	30, // 47: mastertrust.v1.AssetBook.Handle:input_type -> mastertrust.v1.AssetBookRequest
-	34, // 48: mastertrust.v1.Cycle.Handle:input_type -> mastertrust.v1.CycleRequest
-	38, // 49: mastertrust.v1.Prices.Handle:input_type -> mastertrust.v1.PricesRequest
-	41, // 50: mastertrust.v1.Reconciliation.Handle:input_type -> mastertrust.v1.ReconciliationRequest
-	28, // 51: mastertrust.v1.Aggregator.Handle:output_type -> mastertrust.v1.AggregatorResponse
-	33, // 52: mastertrust.v1.AssetBook.Handle:output_type -> mastertrust.v1.AssetBookResponse
-	37, // 53: mastertrust.v1.Cycle.Handle:output_type -> mastertrust.v1.CycleResponse
-	40, // 54: mastertrust.v1.Prices.Handle:output_type -> mastertrust.v1.PricesResponse
-	44, // 55: mastertrust.v1.Reconciliation.Handle:output_type -> mastertrust.v1.ReconciliationResponse
+	43, // 43: mastertrust.v1.ReconciliationRequest.run:type_name -> mastertrust.v1.ReconRun
+	44, // 44: mastertrust.v1.ReconciliationRequest.get:type_name -> mastertrust.v1.ReconGet
+	20, // 45: mastertrust.v1.ReconciliationResponse.report:type_name -> mastertrust.v1.ReconciliationReport
+	21, // 46: mastertrust.v1.Aggregator.Handle:input_type -> mastertrust.v1.AggregatorRequest
+	31, // 47: mastertrust.v1.AssetBook.Handle:input_type -> mastertrust.v1.AssetBookRequest
+	35, // 48: mastertrust.v1.Cycle.Handle:input_type -> mastertrust.v1.CycleRequest
+	39, // 49: mastertrust.v1.Prices.Handle:input_type -> mastertrust.v1.PricesRequest
+	42, // 50: mastertrust.v1.Reconciliation.Handle:input_type -> mastertrust.v1.ReconciliationRequest
+	29, // 51: mastertrust.v1.Aggregator.Handle:output_type -> mastertrust.v1.AggregatorResponse
+	34, // 52: mastertrust.v1.AssetBook.Handle:output_type -> mastertrust.v1.AssetBookResponse
+	38, // 53: mastertrust.v1.Cycle.Handle:output_type -> mastertrust.v1.CycleResponse
+	41, // 54: mastertrust.v1.Prices.Handle:output_type -> mastertrust.v1.PricesResponse
+	45, // 55: mastertrust.v1.Reconciliation.Handle:output_type -> mastertrust.v1.ReconciliationResponse
 	51, // [51:56] is the sub-list for method output_type
 	46, // [46:51] is the sub-list for method input_type
 	46, // [46:46] is the sub-list for extension type_name
@@ -3666,7 +3725,7 @@ func file_system_proto_init() {
 	}
 	file_events_proto_init()
 	file_dealing_proto_init()
-	file_system_proto_msgTypes[20].OneofWrappers = []any{
+	file_system_proto_msgTypes[21].OneofWrappers = []any{
 		(*AggregatorRequest_CatchUp)(nil),
 		(*AggregatorRequest_Settle)(nil),
 		(*AggregatorRequest_Close)(nil),
@@ -3675,20 +3734,20 @@ func file_system_proto_init() {
 		(*AggregatorRequest_Sweep)(nil),
 		(*AggregatorRequest_Reconcile)(nil),
 	}
-	file_system_proto_msgTypes[30].OneofWrappers = []any{
+	file_system_proto_msgTypes[31].OneofWrappers = []any{
 		(*AssetBookRequest_Send)(nil),
 		(*AssetBookRequest_RecordExecution)(nil),
 		(*AssetBookRequest_Status)(nil),
 	}
-	file_system_proto_msgTypes[34].OneofWrappers = []any{
+	file_system_proto_msgTypes[35].OneofWrappers = []any{
 		(*CycleRequest_Run)(nil),
 		(*CycleRequest_Get)(nil),
 	}
-	file_system_proto_msgTypes[38].OneofWrappers = []any{
+	file_system_proto_msgTypes[39].OneofWrappers = []any{
 		(*PricesRequest_Publish)(nil),
 		(*PricesRequest_Get)(nil),
 	}
-	file_system_proto_msgTypes[41].OneofWrappers = []any{
+	file_system_proto_msgTypes[42].OneofWrappers = []any{
 		(*ReconciliationRequest_Run)(nil),
 		(*ReconciliationRequest_Get)(nil),
 	}
@@ -3698,7 +3757,7 @@ func file_system_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_system_proto_rawDesc), len(file_system_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   51,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
