@@ -93,17 +93,9 @@ func orderRequest(m *pb.PlaceOrder) (domain.OrderRequest, error) {
 }
 
 func rebalance(m *pb.Rebalance) (domain.Command, bool, error) {
-	date, err := domain.ParseDate(m.Date)
+	date, prices, err := decodePrices(m.Date, m.Prices)
 	if err != nil {
 		return nil, true, err
 	}
-	cmd := domain.Rebalance{Date: date, Prices: make(map[domain.ISIN]domain.Price, len(m.Prices))}
-	for isin, s := range m.Prices {
-		p, err := domain.ParsePrice(s, domain.PriceDecimalsMax)
-		if err != nil {
-			return nil, true, fmt.Errorf("price of %s: %w", isin, err)
-		}
-		cmd.Prices[domain.ISIN(isin)] = p
-	}
-	return cmd, true, nil
+	return domain.Rebalance{Date: date, Prices: prices}, true, nil
 }

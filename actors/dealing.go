@@ -169,28 +169,17 @@ type systemStream struct {
 
 // load reads every event of the stream, calling apply for each.
 func (s *systemStream) load(ctx context.Context, apply func(m proto.Message) error) error {
-	for {
-		events, err := s.j.Read(ctx, s.name, s.version+1, feedPage)
+	return eachEvent(ctx, s.j, s.name, s.version+1, func(e persistence.Event) error {
+		m, err := pb.DecodeSystemEvent(e.Type, e.Data)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", s.name, err)
+			return err
 		}
-		for _, e := range events {
-			if e.Version != s.version+1 {
-				return fmt.Errorf("read %s: version %d after %d", s.name, e.Version, s.version)
-			}
-			m, err := pb.DecodeSystemEvent(e.Type, e.Data)
-			if err != nil {
-				return fmt.Errorf("read %s version %d: %w", s.name, e.Version, err)
-			}
-			if err := apply(m); err != nil {
-				return fmt.Errorf("read %s version %d: %w", s.name, e.Version, err)
-			}
-			s.version = e.Version
+		if err := apply(m); err != nil {
+			return err
 		}
-		if len(events) < feedPage {
-			return nil
-		}
-	}
+		s.version = e.Version
+		return nil
+	})
 }
 
 // append appends events at the stream's version. A conflict means another

@@ -5,6 +5,7 @@
 package actors
 
 import (
+	"context"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -109,4 +110,28 @@ type PotDeps struct {
 	Logger    *slog.Logger
 	// recoveries is the semaphore of RecoveriesMax; see NewPotKind.
 	recoveries chan struct{}
+}
+
+// eachEvent reads a stream's events from version from on, a page at a time,
+// checking their versions are contiguous, and calls f for each.
+func eachEvent(ctx context.Context, j persistence.Journal, stream string, from uint64, f func(persistence.Event) error) error {
+	next := from
+	for {
+		events, err := j.Read(ctx, stream, next, recoverReadPage)
+		if err != nil {
+			return fmt.Errorf("read %s from %d: %w", stream, next, err)
+		}
+		for _, e := range events {
+			if e.Version != next {
+				return fmt.Errorf("read %s: version %d, want %d", stream, e.Version, next)
+			}
+			if err := f(e); err != nil {
+				return fmt.Errorf("read %s version %d: %w", stream, e.Version, err)
+			}
+			next++
+		}
+		if len(events) < recoverReadPage {
+			return nil
+		}
+	}
 }

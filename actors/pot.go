@@ -208,25 +208,18 @@ func RecoverPot(ctx context.Context, j persistence.Journal, member string, log *
 			p, snapshotAt = sp, snap.Version
 		}
 	}
-	for {
-		events, err := j.Read(ctx, stream, p.Version+1, recoverReadPage)
+	err = eachEvent(ctx, j, stream, p.Version+1, func(e persistence.Event) error {
+		de, err := pb.DecodePotEvent(e.Type, e.Data)
 		if err != nil {
-			return nil, 0, fmt.Errorf("read %s from %d: %w", stream, p.Version+1, err)
+			return err
 		}
-		for _, e := range events {
-			if e.Version != p.Version+1 {
-				return nil, 0, fmt.Errorf("read %s: version %d after %d", stream, e.Version, p.Version)
-			}
-			de, err := pb.DecodePotEvent(e.Type, e.Data)
-			if err != nil {
-				return nil, 0, fmt.Errorf("read %s version %d: %w", stream, e.Version, err)
-			}
-			p.Apply(de)
-		}
-		if len(events) < recoverReadPage {
-			return p, snapshotAt, nil
-		}
+		p.Apply(de)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
 	}
+	return p, snapshotAt, nil
 }
 
 // handle decides one request and queues its reply.
@@ -533,26 +526,24 @@ func (a *potActor) statement(q *pb.GetStatement) (*pb.Statement, error) {
 
 // ReadPotEvents reads a pot's events 1 … upTo from the journal.
 func ReadPotEvents(ctx context.Context, j persistence.Journal, member string, upTo uint64) ([]domain.Event, error) {
-	stream := PotStream(member)
 	out := make([]domain.Event, 0, upTo)
-	for uint64(len(out)) < upTo {
-		events, err := j.Read(ctx, stream, uint64(len(out))+1, recoverReadPage)
+	errEnough := errors.New("enough")
+	err := eachEvent(ctx, j, PotStream(member), 1, func(e persistence.Event) error {
+		if uint64(len(out)) == upTo {
+			return errEnough
+		}
+		de, err := pb.DecodePotEvent(e.Type, e.Data)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", stream, err)
+			return err
 		}
-		if len(events) == 0 {
-			return nil, fmt.Errorf("read %s: stream ends at %d, want %d", stream, len(out), upTo)
-		}
-		for _, e := range events {
-			if uint64(len(out)) == upTo {
-				break
-			}
-			de, err := pb.DecodePotEvent(e.Type, e.Data)
-			if err != nil {
-				return nil, fmt.Errorf("read %s version %d: %w", stream, e.Version, err)
-			}
-			out = append(out, de)
-		}
+		out = append(out, de)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return nil, err
+	}
+	if uint64(len(out)) < upTo {
+		return nil, fmt.Errorf("read %s: stream ends at %d, want %d", PotStream(member), len(out), upTo)
 	}
 	return out, nil
 }
