@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -198,7 +197,7 @@ func RunCycle(ctx context.Context, cfg CycleConfig, out io.Writer) (err error) {
 		}
 	}
 	r := &cycleRun{cfg: cfg, log: cfg.Logger, out: out}
-	if r.heapBefore, r.heapProfileBefore, err = r.heapSnapshot("heap-before.pprof"); err != nil {
+	if r.heapBefore, r.heapProfileBefore, err = heapSnapshot(r.cfg.ProfileDir, "heap-before.pprof"); err != nil {
 		return err
 	}
 	if err := r.start(ctx, root); err != nil {
@@ -217,7 +216,7 @@ func RunCycle(ctx context.Context, cfg CycleConfig, out io.Writer) (err error) {
 			return fmt.Errorf("bench: cycle day %d (%s): %w", i+1, day, err)
 		}
 	}
-	if r.heapCycles, r.heapProfileCycles, err = r.heapSnapshot("heap-cycles.pprof"); err != nil {
+	if r.heapCycles, r.heapProfileCycles, err = heapSnapshot(r.cfg.ProfileDir, "heap-cycles.pprof"); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "Live heap after the cycles: %.1f MiB, %.0f B per pot (the pot grains and the aggregators' replicas); the journal on disk: %.1f MiB.\n\n",
@@ -505,7 +504,7 @@ func (r *cycleRun) setup(ctx context.Context) error {
 		return ctx.Err()
 	}
 	var err error
-	if r.heapSetup, r.heapProfileSetup, err = r.heapSnapshot("heap-setup.pprof"); err != nil {
+	if r.heapSetup, r.heapProfileSetup, err = heapSnapshot(r.cfg.ProfileDir, "heap-setup.pprof"); err != nil {
 		return err
 	}
 	fmt.Fprintf(r.out, "Live heap after the setup (a GC, %s after the last call): %.1f MiB, %.0f B per pot (the world before the pots: %.1f MiB).\n\n",
@@ -753,30 +752,6 @@ func (r *cycleRun) startCPUProfile(name, label string) (func(), error) {
 			r.log.Warn("bench: close CPU profile", "profile", name, "err", err)
 		}
 	}, nil
-}
-
-// heapSnapshot returns the live heap after a GC and, if profiling, writes
-// and returns a heap profile (as of that GC).
-func (r *cycleRun) heapSnapshot(name string) (uint64, *profile, error) {
-	// The heap profile is as of the last GC but one or two: three bring
-	// it up to date.
-	for range 3 {
-		runtime.GC()
-	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	if r.cfg.ProfileDir == "" {
-		return ms.HeapAlloc, nil, nil
-	}
-	var buf bytes.Buffer
-	if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil {
-		return 0, nil, err
-	}
-	if err := os.WriteFile(filepath.Join(r.cfg.ProfileDir, name), buf.Bytes(), 0o644); err != nil {
-		return 0, nil, err
-	}
-	p, err := parseProfile(buf.Bytes())
-	return ms.HeapAlloc, p, err
 }
 
 // printProfiles summarizes the CPU profiles and the heap profiles.

@@ -729,29 +729,8 @@ func (r *potsRun) measureHeap(ctx context.Context) (*potsHeapResult, error) {
 		defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
 		runtime.MemProfileRate = heapProfileRate
 	}
-	snapshot := func(name string) (uint64, *profile, error) {
-		// The heap profile is as of the last GC but one or two: three
-		// bring it up to date.
-		for range 3 {
-			runtime.GC()
-		}
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		if r.cfg.ProfileDir == "" {
-			return ms.HeapAlloc, nil, nil
-		}
-		var buf bytes.Buffer
-		if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil {
-			return 0, nil, err
-		}
-		if err := os.WriteFile(filepath.Join(r.cfg.ProfileDir, name), buf.Bytes(), 0o644); err != nil {
-			return 0, nil, err
-		}
-		p, err := parseProfile(buf.Bytes())
-		return ms.HeapAlloc, p, err
-	}
 	var err error
-	if res.before, res.profileBefore, err = snapshot("heap-before.pprof"); err != nil {
+	if res.before, res.profileBefore, err = heapSnapshot(r.cfg.ProfileDir, "heap-before.pprof"); err != nil {
 		return nil, err
 	}
 	res.activeBefore, res.goroutinesBefore = r.activePots(), runtime.NumGoroutine()
@@ -773,7 +752,7 @@ func (r *potsRun) measureHeap(ctx context.Context) (*potsHeapResult, error) {
 		return nil, ctx.Err()
 	}
 	res.settle = settle
-	if res.after, res.profileAfter, err = snapshot("heap-after.pprof"); err != nil {
+	if res.after, res.profileAfter, err = heapSnapshot(r.cfg.ProfileDir, "heap-after.pprof"); err != nil {
 		return nil, err
 	}
 	res.active, res.gor = r.activePots(), runtime.NumGoroutine()

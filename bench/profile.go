@@ -6,6 +6,10 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 
@@ -349,4 +353,29 @@ func writeShares(out io.Writer, total int64, byArea, byPackage, byFunction []sha
 	for _, s := range byFunction[:min(top, len(byFunction))] {
 		fmt.Fprintf(out, "    %5.1f%%  %12s  %s\n", pct(s.value), unit(s.value), s.name)
 	}
+}
+
+// heapSnapshot returns the live heap after a full GC and, with a
+// profileDir, writes the heap profile (as of that GC) to profileDir/name
+// and returns it decoded.
+func heapSnapshot(profileDir, name string) (uint64, *profile, error) {
+	// The heap profile is as of the last GC but one or two: three bring it
+	// up to date.
+	for range 3 {
+		runtime.GC()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if profileDir == "" {
+		return ms.HeapAlloc, nil, nil
+	}
+	var buf bytes.Buffer
+	if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil {
+		return 0, nil, err
+	}
+	if err := os.WriteFile(filepath.Join(profileDir, name), buf.Bytes(), 0o644); err != nil {
+		return 0, nil, err
+	}
+	p, err := parseProfile(buf.Bytes())
+	return ms.HeapAlloc, p, err
 }
