@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -728,30 +727,18 @@ func (r *cycleRun) printSummary() {
 		perPot(r.heapCycles, r.heapBefore, r.cfg.Pots))
 }
 
-// startCPUProfile starts a CPU profile into ProfileDir/name, if profiling;
-// the function returned stops it. Another profile already running (go test
-// -cpuprofile) is logged and measured without.
+// startCPUProfile starts a CPU profile into ProfileDir/name, if profiling,
+// and records it for printProfiles; the function returned stops it.
 func (r *cycleRun) startCPUProfile(name, label string) (func(), error) {
 	if r.cfg.ProfileDir == "" {
 		return func() {}, nil
 	}
 	path := filepath.Join(r.cfg.ProfileDir, name)
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
+	stop, started, err := startCPUProfile(path, r.log)
+	if started {
+		r.cpuProfiles = append(r.cpuProfiles, cpuProfileFile{path: path, label: label})
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		r.log.Warn("bench: no CPU profile", "profile", name, "err", err)
-		f.Close()
-		return func() {}, nil
-	}
-	r.cpuProfiles = append(r.cpuProfiles, cpuProfileFile{path: path, label: label})
-	return func() {
-		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			r.log.Warn("bench: close CPU profile", "profile", name, "err", err)
-		}
-	}, nil
+	return stop, err
 }
 
 // printProfiles summarizes the CPU profiles and the heap profiles.

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -499,18 +498,11 @@ func (r *potsRun) cells() []potsCell {
 func (r *potsRun) runCell(ctx context.Context, c potsCell, profile bool) (rate, error) {
 	shape := loadShape{workers: c.workers, warmup: r.cfg.Duration / 5, duration: r.cfg.Duration}
 	if profile {
-		f, err := os.Create(r.cpuProfilePath(c.name))
+		stop, _, err := startCPUProfile(r.cpuProfilePath(c.name), r.log)
 		if err != nil {
 			return rate{}, err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			// Another profile is running (go test -cpuprofile): measure
-			// without.
-			r.log.Warn("bench: no CPU profile", "measurement", c.name, "err", err)
-		} else {
-			defer pprof.StopCPUProfile()
-		}
+		defer stop()
 	}
 	if c.raw {
 		dir := filepath.Join(r.root, fmt.Sprintf("raw-%d", r.cell.Add(1)))

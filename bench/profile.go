@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -378,4 +379,26 @@ func heapSnapshot(profileDir, name string) (uint64, *profile, error) {
 	}
 	p, err := parseProfile(buf.Bytes())
 	return ms.HeapAlloc, p, err
+}
+
+// startCPUProfile starts a CPU profile into the file at path; stop stops it
+// and closes the file. Another profile already running (go test
+// -cpuprofile) is logged and the run measured without: started is false
+// and stop does nothing.
+func startCPUProfile(path string, log *slog.Logger) (stop func(), started bool, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Warn("bench: no CPU profile", "profile", path, "err", err)
+		f.Close()
+		return func() {}, false, nil
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			log.Warn("bench: close CPU profile", "profile", path, "err", err)
+		}
+	}, true, nil
 }
