@@ -368,6 +368,17 @@ func startJetStream(dir string, log *slog.Logger) (*jsEnv, error) {
 		return nil, err
 	}
 	js, err := natsjs.New(nc)
+	if err == nil {
+		// The cells delete their streams when done. After deleting a
+		// stream, nats-server removes the account's streams directory in
+		// a goroutine if it is empty, and that races with the next cell's
+		// stream being created in it ("could not create storage
+		// directory"). A stream kept for the whole run keeps the directory
+		// from ever being empty.
+		_, err = js.CreateStream(context.Background(), natsjs.StreamConfig{
+			Name: "keep", Subjects: []string{"keep"}, Storage: natsjs.FileStorage,
+		})
+	}
 	if err != nil {
 		nc.Close()
 		srv.Shutdown()
