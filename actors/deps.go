@@ -110,6 +110,16 @@ type PotDeps struct {
 	Logger    *slog.Logger
 	// recoveries is the semaphore of RecoveriesMax; see NewPotKind.
 	recoveries chan struct{}
+	// workers run the pots' mailboxes and appends; see NewPotKind.
+	workers *workers
+}
+
+// Stop lets the goroutines the pot grains kept for reuse exit, once the
+// node that hosted them has stopped.
+func (d *PotDeps) Stop() {
+	if d.workers != nil {
+		d.workers.stop()
+	}
 }
 
 // eachEvent reads a stream's events from version from on, a page at a time,

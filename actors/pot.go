@@ -87,11 +87,23 @@ func NewPotKind(deps *PotDeps) func(idleTimeout time.Duration) *protocluster.Kin
 		deps.Now = time.Now
 	}
 	deps.recoveries = make(chan struct{}, deps.Config.RecoveriesMax)
+	deps.workers = newWorkers(potWorkersIdleMax)
+	dispatcher := deps.workers.dispatcher(potMailboxThroughput)
 	return func(idleTimeout time.Duration) *protocluster.Kind {
-		props := actor.PropsFromProducer(func() actor.Actor { return &potActor{deps: deps, idle: idleTimer{idle: idleTimeout}} })
+		props := actor.PropsFromProducer(func() actor.Actor { return &potActor{deps: deps, idle: idleTimer{idle: idleTimeout}} },
+			actor.WithDispatcher(dispatcher))
 		return protocluster.NewKind(PotKind, props)
 	}
 }
+
+// The goroutines of a node's pots (see workers): up to potWorkersIdleMax
+// stay parked between runs, enough for every append of 64 busy callers and
+// the mailboxes around them; a mailbox run handles up to
+// potMailboxThroughput messages before it yields (protoactor's default).
+const (
+	potWorkersIdleMax    = 256
+	potMailboxThroughput = 300
+)
 
 // Receive handles one message.
 func (a *potActor) Receive(ctx actor.Context) {
@@ -352,7 +364,8 @@ func (a *potActor) flush(ctx actor.Context) {
 		a.inflight = b
 		req := persistence.AppendRequest{Stream: a.stream, Group: a.group, ExpectedVersion: a.durable, Events: b.events}
 		self, root, journal, timeout, metrics := ctx.Self(), ctx.ActorSystem().Root, a.deps.Journal, a.deps.Config.AppendTimeout, a.deps.Metrics
-		go func() {
+		// On a worker, not a new goroutine: see workers.
+		a.deps.workers.Go(func() {
 			start := time.Now()
 			actx, cancel := context.WithTimeout(context.Background(), timeout)
 			version, err := journal.Append(actx, req)
@@ -362,7 +375,7 @@ func (a *potActor) flush(ctx actor.Context) {
 				metrics.BatchEvents.Observe(float64(len(req.Events)))
 			}
 			root.Send(self, appendDone{batch: b, version: version, err: err})
-		}()
+		})
 	}
 }
 

@@ -65,6 +65,8 @@ type Node struct {
 
 	// stop ends the market follower and the reports consumer.
 	stop func()
+	// potDeps are the pot grains' shared parts, stopped after the cluster.
+	potDeps *actors.PotDeps
 }
 
 // marketFollowInterval: how often a node reads the system feed for prices
@@ -177,13 +179,14 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	}
 	ok = true
 	return &Node{Cluster: member, Journal: cfg.Journal, Market: cfg.Market, Metrics: metrics,
-		Registry: cfg.Registry, Pots: actors.PotClient{Node: member}, stop: cancel}, nil
+		Registry: cfg.Registry, Pots: actors.PotClient{Node: member}, stop: cancel, potDeps: deps}, nil
 }
 
 // Stop leaves the cluster gracefully: the node's pots passivate, and their
 // next requests activate them on other members.
 func (n *Node) Stop(ctx context.Context) error {
 	n.stop()
+	defer n.potDeps.Stop()
 	return n.Cluster.Stop(ctx)
 }
 
@@ -191,6 +194,7 @@ func (n *Node) Stop(ctx context.Context) error {
 func (n *Node) Kill() {
 	n.stop()
 	n.Cluster.Kill()
+	n.potDeps.Stop()
 }
 
 // custodianAdapter gives the dealing grains the custodian client.
