@@ -196,6 +196,16 @@ type Journal interface {
 	Close() error
 }
 
+// DataBytes is the bytes of every event's type and data together, which
+// AppendDataBytesMax bounds.
+func (r AppendRequest) DataBytes() int {
+	total := 0
+	for _, e := range r.Events {
+		total += len(e.Type) + len(e.Data)
+	}
+	return total
+}
+
 // Validate checks an append request against the contract's limits.
 func (r AppendRequest) Validate(groups uint32) error {
 	var problem string

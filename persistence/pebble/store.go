@@ -1,27 +1,20 @@
 // Package pebble is the journal on an embedded Pebble database: the default
 // backend for one node, dev mode and benchmarks.
 //
-// Group commit: every Append writes its own Pebble batch with pebble.Sync, and
-// Pebble's commit pipeline group-commits them: while one WAL sync runs, the
-// batches of every other appender are written to the WAL behind it, and the
-// next sync covers them all. This is the raw Pebble path with the least added
-// work (a per-stream lock, a cached head, a feed position and one index
-// entry per append), which is what keeps the journal near the raw ceiling
-// (docs/performance.md: 0.8–1.0 of raw Pebble at 64 writers). A single
-// committer goroutine merging requests into one batch was the alternative; it
-// adds a hand-off and a serial version check per round, and still has to
-// deal with Pebble publishing a batch before its sync ends.
+// Group commit: every append goes through one commit queue (committer.go),
+// which writes the appends waiting at once as one Pebble batch with
+// pebble.Sync and answers them when the WAL sync that covers the batch ends.
+// One writer makes the version check a lookup in its own map of stream heads
+// and a group's feed positions follow commit order; what Pebble does not
+// give, this package adds:
 //
-// Two things Pebble's pipeline does not give, and this package adds:
-//
-//   - The version check: appends to one stream are serialised by a lock per
-//     stream (streamLocks), held from reading the head to the end of the
-//     synced write. Appends to different streams never wait for each other.
-//   - The feed's visibility: Pebble makes a batch readable before its WAL
-//     sync ends, and concurrent appends of one group can finish in another
-//     order than the one their positions were taken in. ReadFeed therefore
-//     reads only up to a per-group watermark below which every append is
-//     durable (groupFeed), and Read stops below a stream's append in flight.
+//   - The version check: an append states the version it expects the stream
+//     at; the committer compares it with the head, which includes every
+//     append before it in the queue.
+//   - The feed's visibility and the stream's: Pebble makes a batch readable
+//     before its WAL sync ends. ReadFeed reads only up to a per-group
+//     watermark below which every append is durable (groupFeed), and Read
+//     stops below a stream's versions in flight (pendingStreams).
 package pebble
 
 import (
@@ -43,12 +36,13 @@ import (
 // Store is a persistence.Journal on a Pebble database. It holds the
 // database's directory lock: one Store per directory.
 type Store struct {
-	db     *cpebble.DB
-	groups uint32
-	log    *slog.Logger
-	locks  *streamLocks // appends, per stream
-	snaps  *streamLocks // snapshot saves, per stream
-	feeds  []groupFeed  // one per group
+	db      *cpebble.DB
+	groups  uint32
+	log     *slog.Logger
+	commits *committer      // every append goes through it
+	pending *pendingStreams // versions written, not yet synced
+	snaps   *streamLocks    // snapshot saves, per stream
+	feeds   []groupFeed     // one per group
 
 	// mu is read-held by every operation and write-held by Close, so that
 	// Close waits for the operations in flight and later ones see closed.
@@ -93,16 +87,18 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("pebble journal: open %s: %w", dir, err), db.Close())
 	}
 	s := &Store{
-		db:     db,
-		groups: groups,
-		log:    opts.Logger,
-		locks:  newStreamLocks(opts.HeadCacheEntries),
-		snaps:  newStreamLocks(0),
-		feeds:  make([]groupFeed, groups),
+		db:      db,
+		groups:  groups,
+		log:     opts.Logger,
+		pending: newPendingStreams(),
+		snaps:   newStreamLocks(),
+		feeds:   make([]groupFeed, groups),
 	}
-	if err := s.loadFeedPositions(); err != nil {
+	next, err := s.loadFeedPositions()
+	if err != nil {
 		return nil, errors.Join(fmt.Errorf("pebble journal: open %s: %w", dir, err), db.Close())
 	}
+	s.commits = newCommitter(s, opts.HeadCacheEntries, next)
 	s.log.Debug("pebble journal opened", "dir", dir, "groups", groups)
 	return s, nil
 }
@@ -162,113 +158,101 @@ func loadOrCreateConfig(db *cpebble.DB, want uint32) (uint32, error) {
 	return want, nil
 }
 
-// loadFeedPositions sets each group's next position after the last one
-// stored. Positions lost in a crash (written but never synced) were never
-// readable (the watermark was below them), so reusing them is safe.
-func (s *Store) loadFeedPositions() error {
+// loadFeedPositions makes each group's feed readable up to the last position
+// stored and returns the next position of each. Positions lost in a crash
+// (written but never synced) were never readable (the watermark was below
+// them), so reusing them is safe.
+func (s *Store) loadFeedPositions() ([]uint64, error) {
 	it, err := s.db.NewIter(&cpebble.IterOptions{LowerBound: []byte{prefixFeed}, UpperBound: []byte{prefixFeed + 1}})
 	if err != nil {
-		return err
+		return nil, err
 	}
+	next := make([]uint64, s.groups)
 	for g := range s.groups {
 		last := uint64(0)
 		if it.SeekLT(feedGroupUpper(g)) {
 			if kg, pos, ok := parseFeedKey(it.Key()); ok && kg == g {
 				last = pos
 			} else if !ok {
-				return errors.Join(fmt.Errorf("%w: feed key %x", errCorrupt, it.Key()), it.Close())
+				return nil, errors.Join(fmt.Errorf("%w: feed key %x", errCorrupt, it.Key()), it.Close())
 			}
 		}
-		s.feeds[g].next = last + 1
+		next[g] = last + 1
 		s.feeds[g].visible.Store(last)
 	}
-	return errors.Join(it.Error(), it.Close())
+	return next, errors.Join(it.Error(), it.Close())
 }
 
 // Groups implements persistence.Journal.
 func (s *Store) Groups() uint32 { return s.groups }
 
-// Append implements persistence.Journal.
+// Append implements persistence.Journal: AppendAsync, waited for.
 func (s *Store) Append(ctx context.Context, req persistence.AppendRequest) (uint64, error) {
-	const op = "append"
-	if err := req.Validate(s.groups); err != nil {
-		return 0, err
-	}
-	fail := func(err error) (uint64, error) {
-		return 0, &persistence.Error{Op: op, Stream: req.Stream, Group: req.Group, ExpectedVersion: req.ExpectedVersion, Err: err}
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if err := s.usable(ctx); err != nil {
-		return fail(err)
-	}
-	l := s.locks.lock(req.Stream)
-	defer s.locks.unlock(req.Stream, l)
-	// Waiting for the stream's lock may have taken a while.
 	if err := ctx.Err(); err != nil {
-		return fail(err)
-	}
-
-	h, err := s.head(req.Stream)
-	if err != nil {
-		return fail(err)
-	}
-	if h.version > 0 && h.group != req.Group {
-		return fail(fmt.Errorf("%w: stream is in group %d", persistence.ErrInvalid, h.group))
-	}
-	if h.version != req.ExpectedVersion {
-		return 0, &persistence.Error{Op: op, Stream: req.Stream, Group: req.Group,
-			ExpectedVersion: req.ExpectedVersion, ActualVersion: h.version, Err: persistence.ErrVersionConflict}
-	}
-
-	n := len(req.Events)
-	newVersion := req.ExpectedVersion + uint64(n)
-	feed := &s.feeds[req.Group]
-	first := feed.assign(n)
-	last := first + uint64(n) - 1
-	// From here until the sync ends, readers must not see these versions.
-	s.locks.setPending(req.Stream, l, req.ExpectedVersion+1)
-
-	size := 1 + len(req.Stream) + 1 + 8 + 14
-	for _, e := range req.Events {
-		size += 13 + eventValueLen(req.Stream, e.Type, e.Data) + 8
-	}
-	b := s.db.NewBatchWithSize(size)
-	now := time.Now().UTC()
-	var key, val []byte
-	for i, e := range req.Events {
-		key = appendFeedKey(key[:0], req.Group, first+uint64(i))
-		val = appendEventValue(val[:0], req.Stream, req.ExpectedVersion+uint64(i)+1, e.Type, now, e.Data)
-		if err := b.Set(key, val, nil); err != nil {
-			// Nothing was written: the positions become a gap.
-			feed.settle(last)
-			s.locks.setPending(req.Stream, l, 0)
-			return fail(errors.Join(err, b.Close()))
+		if verr := req.Validate(s.groups); verr != nil {
+			return 0, verr
 		}
+		return 0, &persistence.Error{Op: "append", Stream: req.Stream, Group: req.Group, ExpectedVersion: req.ExpectedVersion, Err: err}
 	}
-	key = appendIndexKey(key[:0], req.Stream, newVersion)
-	val = appendIndexValue(val[:0], indexEntry{group: req.Group, firstPos: first, count: uint16(n)})
-	if err := b.Set(key, val, nil); err != nil {
-		feed.settle(last)
-		s.locks.setPending(req.Stream, l, 0)
-		return fail(errors.Join(err, b.Close()))
+	type result struct {
+		version uint64
+		err     error
 	}
-	if err := b.Commit(cpebble.Sync); err != nil {
-		// The batch may be visible and not durable. Leave the feed's
-		// watermark and the stream's pending mark where they are, and refuse
-		// everything from now on.
-		b.Close()
-		err = fmt.Errorf("synced write failed, journal refuses further operations: %w", err)
-		s.broken.CompareAndSwap(nil, &err)
-		s.log.Error("pebble journal: synced write failed", "stream", req.Stream, "err", err)
-		return fail(err)
+	done := make(chan result, 1)
+	s.appendAsync(req, func(v uint64, err error) { done <- result{v, err} })
+	r := <-done
+	return r.version, r.err
+}
+
+// appendAsync queues an append and calls done with its result, once, from
+// the committer's goroutines (or at once, for an invalid request or a
+// closed store). done must not call the store.
+func (s *Store) appendAsync(req persistence.AppendRequest, done func(uint64, error)) {
+	if err := req.Validate(s.groups); err != nil {
+		done(0, err)
+		return
 	}
-	if err := b.Close(); err != nil {
-		s.log.Warn("pebble journal: closing a committed batch", "err", err)
+	// Held until the append is answered (see answer), so that Close waits
+	// for it.
+	s.mu.RLock()
+	if err := s.usable(context.Background()); err != nil {
+		s.mu.RUnlock()
+		done(0, &persistence.Error{Op: "append", Stream: req.Stream, Group: req.Group, ExpectedVersion: req.ExpectedVersion, Err: err})
+		return
 	}
-	feed.settle(last)
-	s.locks.setHead(req.Stream, l, streamHead{version: newVersion, group: req.Group})
-	return newVersion, nil
+	s.commits.submit(&appendOp{req: req, done: done})
+}
+
+// answer calls an append's done with its result and ends the operation.
+func (s *Store) answer(op *appendOp) {
+	err := op.err
+	var perr *persistence.Error
+	if err != nil && !errors.As(err, &perr) {
+		err = &persistence.Error{Op: "append", Stream: op.req.Stream, Group: op.req.Group, ExpectedVersion: op.req.ExpectedVersion, Err: err}
+	}
+	if err != nil {
+		op.done(0, err)
+	} else {
+		op.done(op.newVersion, nil)
+	}
+	s.mu.RUnlock()
+}
+
+// brokenErr is the error of a failed synced write, if there was one.
+func (s *Store) brokenErr() error {
+	if p := s.broken.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// setBroken records a failed synced write: what Pebble has made visible may
+// not be durable, so the store refuses every later operation.
+func (s *Store) setBroken(err error, stream string) {
+	err = fmt.Errorf("synced write failed, journal refuses further operations: %w", err)
+	if s.broken.CompareAndSwap(nil, &err) {
+		s.log.Error("pebble journal: synced write failed", "stream", stream, "err", err)
+	}
 }
 
 // usable reports why the store cannot serve an operation; s.mu must be
@@ -277,19 +261,15 @@ func (s *Store) usable(ctx context.Context) error {
 	if s.closed {
 		return persistence.ErrClosed
 	}
-	if p := s.broken.Load(); p != nil {
-		return *p
+	if err := s.brokenErr(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }
 
-// head returns a stream's version and group (version 0: no stream); the
-// caller holds the stream's lock. A head not in the cache is the stream's
-// last index entry.
-func (s *Store) head(stream string) (streamHead, error) {
-	if h, ok := s.locks.cachedHead(stream); ok {
-		return h, nil
-	}
+// readHead returns a stream's version and group from its last index entry
+// (version 0: no stream).
+func (s *Store) readHead(stream string) (streamHead, error) {
 	it, err := s.db.NewIter(&cpebble.IterOptions{LowerBound: indexKey(stream, 0), UpperBound: indexUpper(stream)})
 	if err != nil {
 		return streamHead{}, err
@@ -347,7 +327,7 @@ func (s *Store) Read(ctx context.Context, stream string, fromVersion uint64, lim
 	defer feed.Close()
 	// After both iterators exist: see streamLocks.pendingFrom.
 	maxVersion := uint64(math.MaxUint64)
-	if p := s.locks.pendingFrom(stream); p > 0 {
+	if p := s.pending.pendingFrom(stream); p > 0 {
 		maxVersion = p - 1
 	}
 
@@ -541,6 +521,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.commits.stop()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("pebble journal: close: %w", err)
 	}
