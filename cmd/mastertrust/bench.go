@@ -47,8 +47,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		f.durationVar(&cfg.Duration, "duration", 0, "length of each measurement (default: the workload's)")
 		f.intVar(&cfg.Repeats, "repeats", 0, "measurements of each cell, the median reported (default: the workload's)")
 		f.stringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU and heap profiles here and summarise where time and bytes go")
+		measurements := ""
+		f.stringVar(&measurements, "measurements", "", "comma-separated cells: raw, journal, commands, queries, http, http-get, heap (default all)")
 		if err := f.parse(args[1:]); err != nil {
 			return err
+		}
+		if measurements != "" {
+			cfg.Measurements = strings.Split(measurements, ",")
 		}
 		cfg.Logger = log
 		return bench.RunPots(ctx, cfg, stdout)
