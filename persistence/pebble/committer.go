@@ -34,11 +34,16 @@ import (
 
 // appendOp is one append waiting in the queue or in a round.
 type appendOp struct {
-	req  persistence.AppendRequest
-	done func(uint64, error)
+	req    persistence.AppendRequest
+	result chan appendResult // buffered: answer never waits
 	// Set by the committer.
 	newVersion uint64
 	err        error
+}
+
+type appendResult struct {
+	version uint64
+	err     error
 }
 
 // Bounds of one round, which is one Pebble batch: Pebble handles a batch
@@ -54,9 +59,25 @@ type round struct {
 	batch *cpebble.Batch
 	ops   []*appendOp // accepted into the batch
 	// lastPos is the last feed position the round took in each group it
-	// touched (groupsTouched lists them).
-	groupsTouched []uint32
-	lastPos       map[uint32]uint64
+	// touched, in the order first touched.
+	lastPos []groupPos
+}
+
+type groupPos struct {
+	group uint32
+	pos   uint64
+}
+
+// setLastPos records pos as the round's last position in group. A round
+// touches few groups, so a scan beats a map.
+func (r *round) setLastPos(group uint32, pos uint64) {
+	for i := range r.lastPos {
+		if r.lastPos[i].group == group {
+			r.lastPos[i].pos = pos
+			return
+		}
+	}
+	r.lastPos = append(r.lastPos, groupPos{group, pos})
 }
 
 type committer struct {
@@ -71,6 +92,7 @@ type committer struct {
 	wg    sync.WaitGroup
 
 	// Owned by the committer goroutine.
+	key, val []byte // encoding buffers, reused
 	heads    map[string]streamHead
 	headsMax int
 	next     []uint64 // per group, the next feed position
@@ -139,10 +161,11 @@ func (c *committer) commitLoop() {
 func (c *committer) commitRound(ops []*appendOp) []*appendOp {
 	s := c.s
 	b := s.db.NewBatch()
-	r := &round{batch: b}
+	r := &round{batch: b, ops: make([]*appendOp, 0, min(len(ops), roundOpsMax))}
 	now := time.Now().UTC()
 	dataBytes := 0
-	var key, val []byte
+	key, val := c.key, c.val
+	defer func() { c.key, c.val = key[:0], val[:0] }()
 	var rejected []*appendOp
 	taken := 0
 	for _, op := range ops {
@@ -173,13 +196,7 @@ func (c *committer) commitRound(ops []*appendOp) []*appendOp {
 		n := uint64(len(req.Events))
 		first := c.next[req.Group]
 		c.next[req.Group] += n
-		if r.lastPos == nil {
-			r.lastPos = make(map[uint32]uint64)
-		}
-		if _, ok := r.lastPos[req.Group]; !ok {
-			r.groupsTouched = append(r.groupsTouched, req.Group)
-		}
-		r.lastPos[req.Group] = first + n - 1
+		r.setLastPos(req.Group, first+n-1)
 		for i, e := range req.Events {
 			key = appendFeedKey(key[:0], req.Group, first+uint64(i))
 			val = appendEventValue(val[:0], req.Stream, req.ExpectedVersion+uint64(i)+1, e.Type, now, e.Data)
@@ -254,8 +271,8 @@ func (c *committer) syncLoop() {
 			r.batch.Close()
 			continue
 		}
-		for _, g := range r.groupsTouched {
-			s.feeds[g].visible.Store(r.lastPos[g])
+		for _, gp := range r.lastPos {
+			s.feeds[gp.group].visible.Store(gp.pos)
 		}
 		for _, op := range r.ops {
 			s.pending.settle(op.req.Stream, op.newVersion)

@@ -42,6 +42,7 @@ type Store struct {
 	commits *committer      // every append goes through it
 	pending *pendingStreams // versions written, not yet synced
 	snaps   *streamLocks    // snapshot saves, per stream
+	ops     sync.Pool       // of *appendOp, each with its result channel
 	feeds   []groupFeed     // one per group
 
 	// mu is read-held by every operation and write-held by Close, so that
@@ -98,6 +99,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("pebble journal: open %s: %w", dir, err), db.Close())
 	}
+	s.ops.New = func() any { return &appendOp{result: make(chan appendResult, 1)} }
 	s.commits = newCommitter(s, opts.HeadCacheEntries, next)
 	s.log.Debug("pebble journal opened", "dir", dir, "groups", groups)
 	return s, nil
@@ -186,55 +188,43 @@ func (s *Store) loadFeedPositions() ([]uint64, error) {
 // Groups implements persistence.Journal.
 func (s *Store) Groups() uint32 { return s.groups }
 
-// Append implements persistence.Journal: AppendAsync, waited for.
+// Append implements persistence.Journal: the append waits in the commit
+// queue (committer.go) and returns once the round that holds it is synced.
 func (s *Store) Append(ctx context.Context, req persistence.AppendRequest) (uint64, error) {
-	if err := ctx.Err(); err != nil {
-		if verr := req.Validate(s.groups); verr != nil {
-			return 0, verr
-		}
-		return 0, &persistence.Error{Op: "append", Stream: req.Stream, Group: req.Group, ExpectedVersion: req.ExpectedVersion, Err: err}
-	}
-	type result struct {
-		version uint64
-		err     error
-	}
-	done := make(chan result, 1)
-	s.appendAsync(req, func(v uint64, err error) { done <- result{v, err} })
-	r := <-done
-	return r.version, r.err
-}
-
-// appendAsync queues an append and calls done with its result, once, from
-// the committer's goroutines (or at once, for an invalid request or a
-// closed store). done must not call the store.
-func (s *Store) appendAsync(req persistence.AppendRequest, done func(uint64, error)) {
 	if err := req.Validate(s.groups); err != nil {
-		done(0, err)
-		return
+		return 0, err
+	}
+	fail := func(err error) (uint64, error) {
+		return 0, &persistence.Error{Op: "append", Stream: req.Stream, Group: req.Group, ExpectedVersion: req.ExpectedVersion, Err: err}
 	}
 	// Held until the append is answered (see answer), so that Close waits
 	// for it.
 	s.mu.RLock()
-	if err := s.usable(context.Background()); err != nil {
+	if err := s.usable(ctx); err != nil {
 		s.mu.RUnlock()
-		done(0, &persistence.Error{Op: "append", Stream: req.Stream, Group: req.Group, ExpectedVersion: req.ExpectedVersion, Err: err})
-		return
+		return fail(err)
 	}
-	s.commits.submit(&appendOp{req: req, done: done})
+	op := s.ops.Get().(*appendOp)
+	op.req = req
+	s.commits.submit(op)
+	r := <-op.result
+	*op = appendOp{result: op.result}
+	s.ops.Put(op)
+	return r.version, r.err
 }
 
-// answer calls an append's done with its result and ends the operation.
+// answer gives an append its result and ends the operation. The committer
+// and the syncer must not touch op afterwards: it goes back to the pool.
 func (s *Store) answer(op *appendOp) {
-	err := op.err
+	r := appendResult{version: op.newVersion, err: op.err}
 	var perr *persistence.Error
-	if err != nil && !errors.As(err, &perr) {
-		err = &persistence.Error{Op: "append", Stream: op.req.Stream, Group: op.req.Group, ExpectedVersion: op.req.ExpectedVersion, Err: err}
+	if r.err != nil {
+		r.version = 0
+		if !errors.As(r.err, &perr) {
+			r.err = &persistence.Error{Op: "append", Stream: op.req.Stream, Group: op.req.Group, ExpectedVersion: op.req.ExpectedVersion, Err: r.err}
+		}
 	}
-	if err != nil {
-		op.done(0, err)
-	} else {
-		op.done(op.newVersion, nil)
-	}
+	op.result <- r
 	s.mu.RUnlock()
 }
 
