@@ -35,6 +35,8 @@ type clusterOptions struct {
 	configure func(*cluster.Config)
 	// services run on every member.
 	services map[string]cluster.MemberService
+	// kinds are hosted by every member besides the Counter.
+	kinds []cluster.Kind
 }
 
 // testConfig returns the base config of test nodes.
@@ -83,6 +85,7 @@ func startCluster(t testing.TB, opts clusterOptions) *testCluster {
 		New:         testgrain.NewKind(tc.lifecycle),
 		IdleTimeout: opts.counterIdleTimeout,
 	}}
+	memberConfig.Kinds = append(memberConfig.Kinds, opts.kinds...)
 
 	tc.members = make([]*cluster.Node, opts.members)
 	errs := make([]error, opts.members)

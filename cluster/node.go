@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -53,6 +54,9 @@ type Node struct {
 	healthListener net.Listener
 	address        string
 	subs           []*eventstream.Subscription
+	// slots are the reply slots of Request; callIDs numbers its calls.
+	slots   replySlots
+	callIDs atomic.Uint64
 
 	// stopOnce makes Stop and Kill run once; stopDone is closed when the
 	// one that ran has finished.
@@ -308,8 +312,9 @@ func (n *Node) IsClient() bool { return n.client }
 func (n *Node) HealthAddress() string { return n.healthAddress }
 
 // Cluster is the protoactor cluster, for the generated grain clients:
-// pb.GetPotGrainClient(node.Cluster(), memberID). Call them through Call to
-// get this node's timeout, retries and typed errors.
+// pb.GetCycleGrainClient(node.Cluster(), id). Call them through Call to get
+// this node's timeout, retries and typed errors (or use Request, the lean
+// call of the pots' hot path).
 func (n *Node) Cluster() *protocluster.Cluster { return n.cluster }
 
 // Config returns the node's configuration, defaults filled in.

@@ -214,6 +214,146 @@ func (x *CounterState) GetActivation() int64 {
 	return 0
 }
 
+// EchoCall is the request of the Echo kind (request_test.go), a plain actor
+// for cluster.Request: it answers text with call_id copied, after delay_ms,
+// and answers again later_ms after that when later_text is set (a grain
+// answering one request twice), or never when silent.
+type EchoCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CallId        uint64                 `protobuf:"varint,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	DelayMs       int64                  `protobuf:"varint,3,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
+	LaterText     string                 `protobuf:"bytes,4,opt,name=later_text,json=laterText,proto3" json:"later_text,omitempty"`
+	LaterMs       int64                  `protobuf:"varint,5,opt,name=later_ms,json=laterMs,proto3" json:"later_ms,omitempty"`
+	Silent        bool                   `protobuf:"varint,6,opt,name=silent,proto3" json:"silent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EchoCall) Reset() {
+	*x = EchoCall{}
+	mi := &file_cluster_internal_testgrain_testgrain_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EchoCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EchoCall) ProtoMessage() {}
+
+func (x *EchoCall) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_internal_testgrain_testgrain_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EchoCall.ProtoReflect.Descriptor instead.
+func (*EchoCall) Descriptor() ([]byte, []int) {
+	return file_cluster_internal_testgrain_testgrain_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *EchoCall) GetCallId() uint64 {
+	if x != nil {
+		return x.CallId
+	}
+	return 0
+}
+
+func (x *EchoCall) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *EchoCall) GetDelayMs() int64 {
+	if x != nil {
+		return x.DelayMs
+	}
+	return 0
+}
+
+func (x *EchoCall) GetLaterText() string {
+	if x != nil {
+		return x.LaterText
+	}
+	return ""
+}
+
+func (x *EchoCall) GetLaterMs() int64 {
+	if x != nil {
+		return x.LaterMs
+	}
+	return 0
+}
+
+func (x *EchoCall) GetSilent() bool {
+	if x != nil {
+		return x.Silent
+	}
+	return false
+}
+
+type EchoReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CallId        uint64                 `protobuf:"varint,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EchoReply) Reset() {
+	*x = EchoReply{}
+	mi := &file_cluster_internal_testgrain_testgrain_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EchoReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EchoReply) ProtoMessage() {}
+
+func (x *EchoReply) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_internal_testgrain_testgrain_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EchoReply.ProtoReflect.Descriptor instead.
+func (*EchoReply) Descriptor() ([]byte, []int) {
+	return file_cluster_internal_testgrain_testgrain_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *EchoReply) GetCallId() uint64 {
+	if x != nil {
+		return x.CallId
+	}
+	return 0
+}
+
+func (x *EchoReply) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
 var File_cluster_internal_testgrain_testgrain_proto protoreflect.FileDescriptor
 
 const file_cluster_internal_testgrain_testgrain_proto_rawDesc = "" +
@@ -232,7 +372,18 @@ const file_cluster_internal_testgrain_testgrain_proto_rawDesc = "" +
 	"\fhost_address\x18\x02 \x01(\tR\vhostAddress\x12\x1e\n" +
 	"\n" +
 	"activation\x18\x03 \x01(\x03R\n" +
-	"activation2\xaa\x02\n" +
+	"activation\"\xa4\x01\n" +
+	"\bEchoCall\x12\x17\n" +
+	"\acall_id\x18\x01 \x01(\x04R\x06callId\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\x19\n" +
+	"\bdelay_ms\x18\x03 \x01(\x03R\adelayMs\x12\x1d\n" +
+	"\n" +
+	"later_text\x18\x04 \x01(\tR\tlaterText\x12\x19\n" +
+	"\blater_ms\x18\x05 \x01(\x03R\alaterMs\x12\x16\n" +
+	"\x06silent\x18\x06 \x01(\bR\x06silent\"8\n" +
+	"\tEchoReply\x12\x17\n" +
+	"\acall_id\x18\x01 \x01(\x04R\x06callId\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text2\xaa\x02\n" +
 	"\aCounter\x12]\n" +
 	"\x03Add\x12).mastertrust.cluster.testgrain.AddRequest\x1a+.mastertrust.cluster.testgrain.CounterState\x12]\n" +
 	"\x03Get\x12).mastertrust.cluster.testgrain.GetRequest\x1a+.mastertrust.cluster.testgrain.CounterState\x12a\n" +
@@ -250,12 +401,14 @@ func file_cluster_internal_testgrain_testgrain_proto_rawDescGZIP() []byte {
 	return file_cluster_internal_testgrain_testgrain_proto_rawDescData
 }
 
-var file_cluster_internal_testgrain_testgrain_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_cluster_internal_testgrain_testgrain_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_cluster_internal_testgrain_testgrain_proto_goTypes = []any{
 	(*AddRequest)(nil),   // 0: mastertrust.cluster.testgrain.AddRequest
 	(*GetRequest)(nil),   // 1: mastertrust.cluster.testgrain.GetRequest
 	(*BlockRequest)(nil), // 2: mastertrust.cluster.testgrain.BlockRequest
 	(*CounterState)(nil), // 3: mastertrust.cluster.testgrain.CounterState
+	(*EchoCall)(nil),     // 4: mastertrust.cluster.testgrain.EchoCall
+	(*EchoReply)(nil),    // 5: mastertrust.cluster.testgrain.EchoReply
 }
 var file_cluster_internal_testgrain_testgrain_proto_depIdxs = []int32{
 	0, // 0: mastertrust.cluster.testgrain.Counter.Add:input_type -> mastertrust.cluster.testgrain.AddRequest
@@ -282,7 +435,7 @@ func file_cluster_internal_testgrain_testgrain_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_internal_testgrain_testgrain_proto_rawDesc), len(file_cluster_internal_testgrain_testgrain_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,122 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/cluster/internal/testgrain"
+)
+
+const echoKind = "Echo"
+
+// echoKind answers EchoCalls as EchoCall describes.
+func newEchoKind(time.Duration) *protocluster.Kind {
+	return protocluster.NewKind(echoKind, actor.PropsFromFunc(func(c actor.Context) {
+		call, ok := c.Message().(*testgrain.EchoCall)
+		if !ok || call.Silent {
+			return
+		}
+		sender, root := c.Sender(), c.ActorSystem().Root
+		answer := func(text string) { root.Send(sender, &testgrain.EchoReply{CallId: call.CallId, Text: text}) }
+		time.AfterFunc(time.Duration(call.DelayMs)*time.Millisecond, func() {
+			answer(call.Text)
+			if call.LaterText != "" {
+				time.AfterFunc(time.Duration(call.LaterMs)*time.Millisecond, func() { answer(call.LaterText) })
+			}
+		})
+	}))
+}
+
+func echo(ctx context.Context, n *cluster.Node, identity string, call *testgrain.EchoCall) (string, error) {
+	reply, err := cluster.Request(ctx, n, identity, echoKind, func(id uint64) any {
+		call.CallId = id
+		return call
+	})
+	if err != nil {
+		return "", err
+	}
+	r, ok := reply.(*testgrain.EchoReply)
+	if !ok {
+		return "", fmt.Errorf("echo answered %T", reply)
+	}
+	return r.Text, nil
+}
+
+func TestRequest(t *testing.T) {
+	tc := startCluster(t, clusterOptions{members: 2, clients: 1,
+		kinds: []cluster.Kind{{Name: echoKind, New: newEchoKind}}})
+	ctx := context.Background()
+
+	t.Run("replies, from members and clients, local and remote grains", func(t *testing.T) {
+		for _, n := range []*cluster.Node{tc.members[0], tc.members[1], tc.clients[0]} {
+			for i := range 20 {
+				want := fmt.Sprintf("hello %d", i)
+				got, err := echo(ctx, n, fmt.Sprintf("e-%d", i), &testgrain.EchoCall{Text: want})
+				if err != nil || got != want {
+					t.Fatalf("echo from %s = %q, %v; want %q", n.Address(), got, err, want)
+				}
+			}
+		}
+	})
+
+	t.Run("a second reply to an earlier call is not taken for the next call's", func(t *testing.T) {
+		// The first call's grain answers again 50 ms later, while the next
+		// call (on the same node: the same reply slot) waits 200 ms for its
+		// own answer.
+		n := tc.clients[0]
+		got, err := echo(ctx, n, "twice", &testgrain.EchoCall{Text: "one", LaterText: "one again", LaterMs: 50})
+		if err != nil || got != "one" {
+			t.Fatalf("first call = %q, %v", got, err)
+		}
+		got, err = echo(ctx, n, "slow", &testgrain.EchoCall{Text: "two", DelayMs: 200})
+		if err != nil || got != "two" {
+			t.Fatalf("second call = %q, %v; want its own reply \"two\"", got, err)
+		}
+	})
+
+	t.Run("no reply: ErrTimeout at the deadline, and a late reply reaches no later call", func(t *testing.T) {
+		n := tc.members[0]
+		cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := echo(cctx, n, "late", &testgrain.EchoCall{Text: "too late", DelayMs: 300})
+		if !errors.Is(err, cluster.ErrTimeout) {
+			t.Fatalf("err = %v, want ErrTimeout", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("timed out after %s, want about 100ms", d)
+		}
+		for range 5 {
+			got, err := echo(ctx, n, "after", &testgrain.EchoCall{Text: "mine", DelayMs: 100})
+			if err != nil || got != "mine" {
+				t.Fatalf("call after a timeout = %q, %v; want \"mine\"", got, err)
+			}
+		}
+		if _, err := echo(cctx, n, "silent", &testgrain.EchoCall{Silent: true}); !errors.Is(err, cluster.ErrTimeout) {
+			t.Fatalf("silent grain: err = %v, want ErrTimeout", err)
+		}
+	})
+
+	t.Run("ctx cancelled while waiting", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(50*time.Millisecond, cancel)
+		_, err := echo(cctx, tc.members[1], "cancel", &testgrain.EchoCall{Silent: true})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	})
+
+	t.Run("a kind no member hosts: ErrUnavailable", func(t *testing.T) {
+		_, err := cluster.Request(ctx, tc.clients[0], "x", "NoSuchKind", func(uint64) any { return &testgrain.EchoCall{} })
+		if !errors.Is(err, cluster.ErrUnavailable) && !errors.Is(err, cluster.ErrTimeout) {
+			t.Fatalf("err = %v, want ErrUnavailable (or ErrTimeout)", err)
+		}
+	})
+}
