@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"fmt"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 
@@ -17,9 +18,22 @@ type PotClient struct {
 	Node *cluster.Node
 }
 
-// Handle sends req to member's pot and returns its response.
+// Handle sends req to member's pot and returns its response, through
+// cluster.Request (the lean grain call): every member request and every
+// system message to a pot goes through here. The pot reads req in place
+// when it is local: req must not be modified once given to Handle.
 func (c PotClient) Handle(ctx context.Context, memberID string, req *pb.PotRequest) (*pb.PotResponse, error) {
-	return cluster.Call(ctx, c.Node, func(opts ...protocluster.GrainCallOption) (*pb.PotResponse, error) {
-		return pb.GetPotGrainClient(c.Node.Cluster(), memberID).Handle(req, opts...)
+	reply, err := cluster.Request(ctx, c.Node, memberID, PotKind, func(callID uint64) any {
+		return &pb.PotCall{CallId: callID, Request: req}
 	})
+	if err != nil {
+		return nil, err
+	}
+	switch r := reply.(type) {
+	case *pb.PotResponse:
+		return r, nil
+	case *protocluster.GrainErrorResponse:
+		return nil, r
+	}
+	return nil, fmt.Errorf("pot %s answered a %T", memberID, reply)
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/persistence"
@@ -21,12 +20,16 @@ import (
 // that, mostly; the journal's expected version sees to the rest). For each
 // request it decides against its state as it will be once everything before
 // it is durable, applies the events, and queues the reply. Events are
-// appended in batches: while one append is in flight, the requests that
-// arrive are decided and their events gathered for the next one, so a busy
-// pot makes one synced write for many requests. A reply is sent only when
-// every event it reflects is durable; if an append fails, every reply
-// queued behind it becomes "unavailable" and the activation stops, so that
-// the next request recovers the pot from the journal.
+// appended in batches: a request that queues events also queues a
+// flushWaiting message to the pot itself, behind every message already in
+// its mailbox, so the requests that arrived together (or while the last
+// append was under way) are decided first and appended as one synced write.
+// The append runs in the pot's own mailbox run, which waits for it: a busy
+// pot makes one write for many requests, and an idle pot's command costs
+// no hand-off to another goroutine and back (docs/performance.md). A reply
+// is sent only when every event it reflects is durable; if an append fails,
+// every reply queued behind it becomes "unavailable" and the activation
+// stops, so that the next request recovers the pot from the journal.
 //
 // Invariant: pot is the durable state plus the events of inflight and
 // waiting, in that order; durable is the journal's version of the stream.
@@ -50,7 +53,9 @@ type potActor struct {
 
 	inflight *batch   // the append under way, if any
 	waiting  []*batch // decided, not yet appended, in order
-	failed   error    // set when the activation must not go on
+	// flushQueued: a flushWaiting message is in the mailbox.
+	flushQueued bool
+	failed      error // set when the activation must not go on
 }
 
 // batch is one append and the replies that wait for it.
@@ -61,6 +66,7 @@ type batch struct {
 
 type reply struct {
 	to      *actor.PID
+	call    uint64 // the PotCall's, copied into resp
 	resp    *pb.PotResponse
 	command string // for metrics
 	outcome string
@@ -69,12 +75,8 @@ type reply struct {
 	release func()
 }
 
-// appendDone reports an append's result to its pot.
-type appendDone struct {
-	batch   *batch
-	version uint64
-	err     error
-}
+// flushWaiting tells a pot to append what is waiting.
+type flushWaiting struct{}
 
 // NewPotKind returns the cluster kind of pot grains hosted by a node, with
 // deps shared by them. idleTimeout passivates a pot without messages.
@@ -122,11 +124,18 @@ func (a *potActor) Receive(ctx actor.Context) {
 			return
 		}
 		a.idle.start(ctx)
-	case *protocluster.GrainRequest:
+	case *pb.PotCall:
+		// PotClient's request: the only way to a pot (see PotClient.Handle).
 		a.idle.touch()
-		a.handle(ctx, msg)
-	case appendDone:
-		a.appended(ctx, msg)
+		if msg.Request == nil {
+			respond(ctx, &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{
+				Code: CodeInvalidRequest, Detail: "a call without a request"}}}, msg.CallId)
+			return
+		}
+		a.handle(ctx, msg.Request, msg.CallId)
+	case flushWaiting:
+		a.flushQueued = false
+		a.flush(ctx)
 	case idleCheck:
 		if !a.stopping && a.idle.expired(ctx, a.inflight != nil || len(a.waiting) > 0) {
 			a.stopping = true
@@ -162,10 +171,10 @@ func (a *potActor) recoverPanic(ctx actor.Context) {
 	}
 	a.inflight, a.waiting = nil, nil
 	for _, q := range queued {
-		a.send(ctx, reply{to: q.to, resp: unavailable(), command: q.command, outcome: "failed", release: q.release})
+		a.send(ctx, reply{to: q.to, call: q.call, resp: unavailable(), command: q.command, outcome: "failed", release: q.release})
 	}
-	if req, ok := ctx.Message().(*protocluster.GrainRequest); ok && req != nil {
-		ctx.Respond(unavailable())
+	if m, ok := ctx.Message().(*pb.PotCall); ok && m != nil {
+		respond(ctx, unavailable(), m.CallId)
 	}
 	ctx.Poison(ctx.Self())
 }
@@ -234,30 +243,25 @@ func RecoverPot(ctx context.Context, j persistence.Journal, member string, log *
 	return p, snapshotAt, nil
 }
 
-// handle decides one request and queues its reply.
-func (a *potActor) handle(ctx actor.Context, msg *protocluster.GrainRequest) {
-	req := &pb.PotRequest{}
-	if err := proto.Unmarshal(msg.MessageData, req); err != nil {
-		ctx.Respond(&pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{
-			Code: CodeInvalidRequest, Detail: "unreadable request"}}})
-		return
-	}
+// handle decides one request and queues its reply. req is the caller's:
+// read, never modified.
+func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 	name := commandName(req)
 	if a.stopping {
-		ctx.Respond(unavailable())
+		respond(ctx, unavailable(), call)
 		return
 	}
 	if a.failed != nil {
-		a.enqueue(ctx, reply{to: ctx.Sender(), resp: unavailable(), command: name, outcome: "failed"}, nil)
+		a.enqueue(ctx, reply{to: ctx.Sender(), call: call, resp: unavailable(), command: name, outcome: "failed"}, nil)
 		return
 	}
 	cmd, isCommand, err := command(req)
 	if err != nil {
-		a.enqueue(ctx, reply{to: ctx.Sender(), resp: problemResponse(err), command: name, outcome: "refused"}, nil)
+		a.enqueue(ctx, reply{to: ctx.Sender(), call: call, resp: problemResponse(err), command: name, outcome: "refused"}, nil)
 		return
 	}
 	if !isCommand {
-		a.enqueue(ctx, reply{to: ctx.Sender(), resp: a.query(req, a.context(a.deps.Market.OpenFrom())), command: name, outcome: "ok"}, nil)
+		a.enqueue(ctx, reply{to: ctx.Sender(), call: call, resp: a.query(req, a.context(a.deps.Market.OpenFrom())), command: name, outcome: "ok"}, nil)
 		return
 	}
 	openFrom, release := a.deps.Market.Hold()
@@ -276,11 +280,11 @@ func (a *potActor) handle(ctx actor.Context, msg *protocluster.GrainRequest) {
 			// one's old state. Stop; the caller's retry reaches a fresh one.
 			a.failed = errors.New("stale: another activation appended")
 			a.deps.Logger.Warn("pot activation is stale; stopping it", "member", a.member, "version", a.durable)
-			a.enqueue(ctx, reply{to: ctx.Sender(), resp: unavailable(), command: name, outcome: "failed", release: release}, nil)
+			a.enqueue(ctx, reply{to: ctx.Sender(), call: call, resp: unavailable(), command: name, outcome: "failed", release: release}, nil)
 			ctx.Poison(ctx.Self())
 			return
 		}
-		a.enqueue(ctx, reply{to: ctx.Sender(), resp: problemResponse(err), command: name, outcome: "refused", release: release}, nil)
+		a.enqueue(ctx, reply{to: ctx.Sender(), call: call, resp: problemResponse(err), command: name, outcome: "refused", release: release}, nil)
 		return
 	}
 	events := make([]persistence.NewEvent, 0, len(dec.Events))
@@ -290,7 +294,7 @@ func (a *potActor) handle(ctx actor.Context, msg *protocluster.GrainRequest) {
 			// A bug: the pot has not changed, nothing is appended.
 			a.deps.Logger.Error("encode pot event", "member", a.member, "event", e.EventType(), "err", err)
 			queued = true
-			a.enqueue(ctx, reply{to: ctx.Sender(), resp: unavailable(), command: name, outcome: "failed", release: release}, nil)
+			a.enqueue(ctx, reply{to: ctx.Sender(), call: call, resp: unavailable(), command: name, outcome: "failed", release: release}, nil)
 			return
 		}
 		events = append(events, persistence.NewEvent{Type: typ, Data: data})
@@ -304,7 +308,7 @@ func (a *potActor) handle(ctx actor.Context, msg *protocluster.GrainRequest) {
 		outcome = "replayed"
 	}
 	queued = true
-	a.enqueue(ctx, reply{to: ctx.Sender(), resp: resp, command: name, outcome: outcome, release: release}, events)
+	a.enqueue(ctx, reply{to: ctx.Sender(), call: call, resp: resp, command: name, outcome: outcome, release: release}, events)
 }
 
 // stale reports whether, with nothing of its own in flight, the pot's
@@ -326,8 +330,9 @@ func (a *potActor) stale() bool {
 }
 
 // enqueue queues a reply (with the events it waits for) behind everything
-// decided before it, and starts an append if none is under way. A reply
-// with nothing before it and no events goes at once.
+// decided before it, and has the pot flush once the messages already in its
+// mailbox are handled. A reply with nothing before it and no events goes at
+// once.
 func (a *potActor) enqueue(ctx actor.Context, r reply, events []persistence.NewEvent) {
 	if len(events) == 0 && a.inflight == nil && len(a.waiting) == 0 {
 		a.send(ctx, r)
@@ -341,15 +346,17 @@ func (a *potActor) enqueue(ctx actor.Context, r reply, events []persistence.NewE
 	b := a.waiting[last]
 	b.events = append(b.events, events...)
 	b.replies = append(b.replies, r)
-	if a.inflight == nil {
-		a.flush(ctx)
+	if !a.flushQueued {
+		a.flushQueued = true
+		ctx.Send(ctx.Self(), flushWaiting{})
 	}
 }
 
-// flush starts appending the first waiting batch (or, if it has no events,
-// answers it at once: everything before it is durable).
+// flush appends the waiting batches in order, each once the one before it
+// is durable, and answers their replies (a batch with no events is answered
+// at once: everything before it is durable).
 func (a *potActor) flush(ctx actor.Context) {
-	for a.inflight == nil && len(a.waiting) > 0 {
+	for a.failed == nil && len(a.waiting) > 0 {
 		b := a.waiting[0]
 		// Clear the slot: an idle pot must not keep its last batch (events,
 		// replies, the callers' futures) alive in the array's spare room.
@@ -362,60 +369,52 @@ func (a *potActor) flush(ctx actor.Context) {
 			continue
 		}
 		a.inflight = b
-		req := persistence.AppendRequest{Stream: a.stream, Group: a.group, ExpectedVersion: a.durable, Events: b.events}
-		self, root, journal, timeout, metrics := ctx.Self(), ctx.ActorSystem().Root, a.deps.Journal, a.deps.Config.AppendTimeout, a.deps.Metrics
-		// On a worker, not a new goroutine: see workers.
-		a.deps.workers.Go(func() {
-			start := time.Now()
-			actx, cancel := context.WithTimeout(context.Background(), timeout)
-			version, err := journal.Append(actx, req)
-			cancel()
-			if metrics != nil {
-				metrics.AppendSeconds.Observe(time.Since(start).Seconds())
-				metrics.BatchEvents.Observe(float64(len(req.Events)))
-			}
-			root.Send(self, appendDone{batch: b, version: version, err: err})
-		})
+		start := time.Now()
+		actx := newDeadlineContext(a.deps.Config.AppendTimeout)
+		version, err := a.deps.Journal.Append(actx, persistence.AppendRequest{
+			Stream: a.stream, Group: a.group, ExpectedVersion: a.durable, Events: b.events})
+		actx.stop()
+		if m := a.deps.Metrics; m != nil {
+			m.AppendSeconds.Observe(time.Since(start).Seconds())
+			m.BatchEvents.Observe(float64(len(b.events)))
+		}
+		a.appended(ctx, b, version, err)
+	}
+	if a.failed == nil && a.durable-a.snapshotAt >= a.deps.Config.SnapshotEvery {
+		a.saveSnapshot()
 	}
 }
 
-// appended handles the result of the append in flight.
-func (a *potActor) appended(ctx actor.Context, done appendDone) {
-	if done.batch != a.inflight {
-		panic(fmt.Sprintf("actors: pot %s: append result for a batch not in flight", a.member))
-	}
+// appended handles the result of the append of b.
+func (a *potActor) appended(ctx actor.Context, b *batch, version uint64, err error) {
 	a.inflight = nil
-	if done.err != nil {
+	if err != nil {
 		// The pot's state went ahead of the journal: nothing queued may be
 		// acknowledged. Another activation may have won (a version
 		// conflict), or the outcome is unknown (a timeout): either way this
 		// activation stops, and the next request recovers from the journal.
 		level := slog.LevelWarn
-		if !errors.Is(done.err, persistence.ErrVersionConflict) {
+		if !errors.Is(err, persistence.ErrVersionConflict) {
 			level = slog.LevelError
 		}
 		a.deps.Logger.Log(context.Background(), level, "pot append failed; stopping the activation",
-			"member", a.member, "expected_version", a.durable, "err", done.err)
-		a.failed = done.err
-		for _, b := range append([]*batch{done.batch}, a.waiting...) {
+			"member", a.member, "expected_version", a.durable, "err", err)
+		a.failed = err
+		for _, b := range append([]*batch{b}, a.waiting...) {
 			for _, r := range b.replies {
-				a.send(ctx, reply{to: r.to, resp: unavailable(), command: r.command, outcome: "failed", release: r.release})
+				a.send(ctx, reply{to: r.to, call: r.call, resp: unavailable(), command: r.command, outcome: "failed", release: r.release})
 			}
 		}
 		a.waiting = nil
 		ctx.Poison(ctx.Self())
 		return
 	}
-	if want := a.durable + uint64(len(done.batch.events)); done.version != want {
-		panic(fmt.Sprintf("actors: pot %s: append returned version %d, want %d", a.member, done.version, want))
+	if want := a.durable + uint64(len(b.events)); version != want {
+		panic(fmt.Sprintf("actors: pot %s: append returned version %d, want %d", a.member, version, want))
 	}
-	a.durable = done.version
-	for _, r := range done.batch.replies {
+	a.durable = version
+	for _, r := range b.replies {
 		a.send(ctx, r)
-	}
-	a.flush(ctx)
-	if a.inflight == nil && a.durable-a.snapshotAt >= a.deps.Config.SnapshotEvery {
-		a.saveSnapshot()
 	}
 }
 
@@ -431,13 +430,13 @@ func (a *potActor) saveSnapshot() {
 	a.snapshotAt = a.durable
 	snap := persistence.Snapshot{Stream: a.stream, Version: a.durable, Data: data}
 	journal, timeout, log := a.deps.Journal, a.deps.Config.AppendTimeout, a.deps.Logger
-	go func() {
+	a.deps.workers.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		if err := journal.SaveSnapshot(ctx, snap); err != nil {
 			log.Warn("pot snapshot not saved", "member", snap.Stream, "version", snap.Version, "err", err)
 		}
-	}()
+	})
 }
 
 func (a *potActor) send(ctx actor.Context, r reply) {
@@ -453,6 +452,7 @@ func (a *potActor) send(ctx actor.Context, r reply) {
 	if r.to == nil {
 		return // nobody is waiting (a fire-and-forget message)
 	}
+	r.resp.CallId = r.call
 	ctx.Send(r.to, r.resp)
 }
 
@@ -559,6 +559,12 @@ func ReadPotEvents(ctx context.Context, j persistence.Journal, member string, up
 		return nil, fmt.Errorf("read %s: stream ends at %d, want %d", PotStream(member), len(out), upTo)
 	}
 	return out, nil
+}
+
+// respond answers the message being handled at once.
+func respond(ctx actor.Context, resp *pb.PotResponse, call uint64) {
+	resp.CallId = call
+	ctx.Respond(resp)
 }
 
 func problemResponse(err error) *pb.PotResponse {

@@ -253,11 +253,7 @@ func (w *world) spawnRogue(member string) rogue {
 
 func (r rogue) call(t *testing.T, req *pb.PotRequest) *pb.PotResponse {
 	t.Helper()
-	data, err := proto.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := r.system.Root.RequestFuture(r.pid, &protocluster.GrainRequest{MethodIndex: 0, MessageData: data}, 5*time.Second).Result()
+	res, err := r.system.Root.RequestFuture(r.pid, &pb.PotCall{CallId: 7, Request: req}, 5*time.Second).Result()
 	if err != nil {
 		// A rogue that stopped before answering (it lost a race): treated
 		// as a failure, which is what a caller would see.
@@ -266,6 +262,9 @@ func (r rogue) call(t *testing.T, req *pb.PotRequest) *pb.PotResponse {
 	resp, ok := res.(*pb.PotResponse)
 	if !ok {
 		t.Fatalf("rogue answered %T", res)
+	}
+	if resp.CallId != 7 {
+		t.Fatalf("rogue answered call %d, want the call's id 7", resp.CallId)
 	}
 	return resp
 }

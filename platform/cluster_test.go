@@ -213,8 +213,7 @@ func TestJetStreamDoubleActivationAcrossMembers(t *testing.T) {
 	rogueCall := func(req *pb.PotRequest) bool {
 		props := protocluster.WithClusterIdentity(kind.Props, &protocluster.ClusterIdentity{Identity: m, Kind: actors.PotKind})
 		pid := system.Root.Spawn(props)
-		data, _ := proto.Marshal(req)
-		res, err := system.Root.RequestFuture(pid, &protocluster.GrainRequest{MessageData: data}, 10*time.Second).Result()
+		res, err := system.Root.RequestFuture(pid, &pb.PotCall{Request: req}, 10*time.Second).Result()
 		resp, ok := res.(*pb.PotResponse)
 		return err == nil && ok && resp.GetProblem() == nil
 	}
@@ -268,9 +267,18 @@ func TestJetStreamDoubleActivationAcrossMembers(t *testing.T) {
 			t.Fatalf("failed %s is in the journal", k)
 		}
 	}
-	t.Logf("%d acknowledged, %d failed", len(acked), len(failed))
+	rogueAcked := 0
+	for i := 1; i < 40; i += 2 {
+		if acked[fmt.Sprintf("k-%d", i)] {
+			rogueAcked++
+		}
+	}
+	t.Logf("%d acknowledged (%d by rogue activations), %d failed", len(acked), rogueAcked, len(failed))
 	if len(failed) == 0 {
 		t.Fatalf("no request failed: the activations did not race")
+	}
+	if rogueAcked == 0 {
+		t.Fatalf("no rogue activation wrote: the test did not force a second activation")
 	}
 }
 

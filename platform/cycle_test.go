@@ -276,12 +276,9 @@ func TestLateOrderIsRolledToTheNextDay(t *testing.T) {
 	props := protocluster.WithClusterIdentity(actors.NewPotKind(deps)(0).Props, &protocluster.ClusterIdentity{Identity: m, Kind: actors.PotKind})
 	pid := system.Root.Spawn(props)
 	defer system.Root.Stop(pid)
-	data, err := proto.Marshal(&pb.PotRequest{IdempotencyKey: "late", Command: &pb.PotRequest_PlaceOrder{PlaceOrder: &pb.PlaceOrder{
-		Type: pb.OrderType_ORDER_TYPE_BUY, Asset: "GB00BD8R3K42", Amount: "10.00"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := system.Root.RequestFuture(pid, &protocluster.GrainRequest{MessageData: data}, 10*time.Second).Result()
+	req := &pb.PotRequest{IdempotencyKey: "late", Command: &pb.PotRequest_PlaceOrder{PlaceOrder: &pb.PlaceOrder{
+		Type: pb.OrderType_ORDER_TYPE_BUY, Asset: "GB00BD8R3K42", Amount: "10.00"}}}
+	res, err := system.Root.RequestFuture(pid, &pb.PotCall{Request: req}, 10*time.Second).Result()
 	if err != nil {
 		t.Fatal(err)
 	}

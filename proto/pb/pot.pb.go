@@ -309,6 +309,61 @@ func (*PotRequest_GetOrder) isPotRequest_Command() {}
 
 func (*PotRequest_GetStatement) isPotRequest_Command() {}
 
+// PotCall is a request as PotClient sends it: the pot copies call_id into
+// its response, so that the caller can tell its reply from a late one to an
+// earlier call (cluster.Request reuses its reply processes).
+type PotCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CallId        uint64                 `protobuf:"varint,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	Request       *PotRequest            `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PotCall) Reset() {
+	*x = PotCall{}
+	mi := &file_pot_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PotCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PotCall) ProtoMessage() {}
+
+func (x *PotCall) ProtoReflect() protoreflect.Message {
+	mi := &file_pot_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PotCall.ProtoReflect.Descriptor instead.
+func (*PotCall) Descriptor() ([]byte, []int) {
+	return file_pot_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PotCall) GetCallId() uint64 {
+	if x != nil {
+		return x.CallId
+	}
+	return 0
+}
+
+func (x *PotCall) GetRequest() *PotRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
 type OpenPot struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Profile       string                 `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
@@ -318,7 +373,7 @@ type OpenPot struct {
 
 func (x *OpenPot) Reset() {
 	*x = OpenPot{}
-	mi := &file_pot_proto_msgTypes[1]
+	mi := &file_pot_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -330,7 +385,7 @@ func (x *OpenPot) String() string {
 func (*OpenPot) ProtoMessage() {}
 
 func (x *OpenPot) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[1]
+	mi := &file_pot_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -343,7 +398,7 @@ func (x *OpenPot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenPot.ProtoReflect.Descriptor instead.
 func (*OpenPot) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{1}
+	return file_pot_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *OpenPot) GetProfile() string {
@@ -362,7 +417,7 @@ type Contribute struct {
 
 func (x *Contribute) Reset() {
 	*x = Contribute{}
-	mi := &file_pot_proto_msgTypes[2]
+	mi := &file_pot_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +429,7 @@ func (x *Contribute) String() string {
 func (*Contribute) ProtoMessage() {}
 
 func (x *Contribute) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[2]
+	mi := &file_pot_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +442,7 @@ func (x *Contribute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Contribute.ProtoReflect.Descriptor instead.
 func (*Contribute) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{2}
+	return file_pot_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Contribute) GetAmount() string {
@@ -406,7 +461,7 @@ type Withdraw struct {
 
 func (x *Withdraw) Reset() {
 	*x = Withdraw{}
-	mi := &file_pot_proto_msgTypes[3]
+	mi := &file_pot_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +473,7 @@ func (x *Withdraw) String() string {
 func (*Withdraw) ProtoMessage() {}
 
 func (x *Withdraw) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[3]
+	mi := &file_pot_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +486,7 @@ func (x *Withdraw) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Withdraw.ProtoReflect.Descriptor instead.
 func (*Withdraw) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{3}
+	return file_pot_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Withdraw) GetAmount() string {
@@ -458,7 +513,7 @@ type PlaceOrder struct {
 
 func (x *PlaceOrder) Reset() {
 	*x = PlaceOrder{}
-	mi := &file_pot_proto_msgTypes[4]
+	mi := &file_pot_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +525,7 @@ func (x *PlaceOrder) String() string {
 func (*PlaceOrder) ProtoMessage() {}
 
 func (x *PlaceOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[4]
+	mi := &file_pot_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +538,7 @@ func (x *PlaceOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrder.ProtoReflect.Descriptor instead.
 func (*PlaceOrder) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{4}
+	return file_pot_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PlaceOrder) GetType() OrderType {
@@ -544,7 +599,7 @@ type CancelOrder struct {
 
 func (x *CancelOrder) Reset() {
 	*x = CancelOrder{}
-	mi := &file_pot_proto_msgTypes[5]
+	mi := &file_pot_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +611,7 @@ func (x *CancelOrder) String() string {
 func (*CancelOrder) ProtoMessage() {}
 
 func (x *CancelOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[5]
+	mi := &file_pot_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +624,7 @@ func (x *CancelOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelOrder.ProtoReflect.Descriptor instead.
 func (*CancelOrder) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{5}
+	return file_pot_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CancelOrder) GetOrderId() string {
@@ -588,7 +643,7 @@ type SetRiskProfile struct {
 
 func (x *SetRiskProfile) Reset() {
 	*x = SetRiskProfile{}
-	mi := &file_pot_proto_msgTypes[6]
+	mi := &file_pot_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +655,7 @@ func (x *SetRiskProfile) String() string {
 func (*SetRiskProfile) ProtoMessage() {}
 
 func (x *SetRiskProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[6]
+	mi := &file_pot_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +668,7 @@ func (x *SetRiskProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRiskProfile.ProtoReflect.Descriptor instead.
 func (*SetRiskProfile) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{6}
+	return file_pot_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SetRiskProfile) GetProfile() string {
@@ -633,7 +688,7 @@ type Rebalance struct {
 
 func (x *Rebalance) Reset() {
 	*x = Rebalance{}
-	mi := &file_pot_proto_msgTypes[7]
+	mi := &file_pot_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +700,7 @@ func (x *Rebalance) String() string {
 func (*Rebalance) ProtoMessage() {}
 
 func (x *Rebalance) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[7]
+	mi := &file_pot_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +713,7 @@ func (x *Rebalance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rebalance.ProtoReflect.Descriptor instead.
 func (*Rebalance) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{7}
+	return file_pot_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Rebalance) GetDate() string {
@@ -685,7 +740,7 @@ type AllocateTrades struct {
 
 func (x *AllocateTrades) Reset() {
 	*x = AllocateTrades{}
-	mi := &file_pot_proto_msgTypes[8]
+	mi := &file_pot_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +752,7 @@ func (x *AllocateTrades) String() string {
 func (*AllocateTrades) ProtoMessage() {}
 
 func (x *AllocateTrades) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[8]
+	mi := &file_pot_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +765,7 @@ func (x *AllocateTrades) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocateTrades.ProtoReflect.Descriptor instead.
 func (*AllocateTrades) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{8}
+	return file_pot_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AllocateTrades) GetDealingDate() string {
@@ -736,7 +791,7 @@ type SettleTrades struct {
 
 func (x *SettleTrades) Reset() {
 	*x = SettleTrades{}
-	mi := &file_pot_proto_msgTypes[9]
+	mi := &file_pot_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +803,7 @@ func (x *SettleTrades) String() string {
 func (*SettleTrades) ProtoMessage() {}
 
 func (x *SettleTrades) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[9]
+	mi := &file_pot_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +816,7 @@ func (x *SettleTrades) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleTrades.ProtoReflect.Descriptor instead.
 func (*SettleTrades) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{9}
+	return file_pot_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SettleTrades) GetTradeIds() []string {
@@ -782,7 +837,7 @@ type RollOrder struct {
 
 func (x *RollOrder) Reset() {
 	*x = RollOrder{}
-	mi := &file_pot_proto_msgTypes[10]
+	mi := &file_pot_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +849,7 @@ func (x *RollOrder) String() string {
 func (*RollOrder) ProtoMessage() {}
 
 func (x *RollOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[10]
+	mi := &file_pot_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +862,7 @@ func (x *RollOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollOrder.ProtoReflect.Descriptor instead.
 func (*RollOrder) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{10}
+	return file_pot_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RollOrder) GetOrderId() string {
@@ -839,7 +894,7 @@ type GetPot struct {
 
 func (x *GetPot) Reset() {
 	*x = GetPot{}
-	mi := &file_pot_proto_msgTypes[11]
+	mi := &file_pot_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +906,7 @@ func (x *GetPot) String() string {
 func (*GetPot) ProtoMessage() {}
 
 func (x *GetPot) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[11]
+	mi := &file_pot_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +919,7 @@ func (x *GetPot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPot.ProtoReflect.Descriptor instead.
 func (*GetPot) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{11}
+	return file_pot_proto_rawDescGZIP(), []int{12}
 }
 
 type ListOrders struct {
@@ -879,7 +934,7 @@ type ListOrders struct {
 
 func (x *ListOrders) Reset() {
 	*x = ListOrders{}
-	mi := &file_pot_proto_msgTypes[12]
+	mi := &file_pot_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +946,7 @@ func (x *ListOrders) String() string {
 func (*ListOrders) ProtoMessage() {}
 
 func (x *ListOrders) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[12]
+	mi := &file_pot_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +959,7 @@ func (x *ListOrders) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrders.ProtoReflect.Descriptor instead.
 func (*ListOrders) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{12}
+	return file_pot_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListOrders) GetStatus() string {
@@ -937,7 +992,7 @@ type GetOrder struct {
 
 func (x *GetOrder) Reset() {
 	*x = GetOrder{}
-	mi := &file_pot_proto_msgTypes[13]
+	mi := &file_pot_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1004,7 @@ func (x *GetOrder) String() string {
 func (*GetOrder) ProtoMessage() {}
 
 func (x *GetOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[13]
+	mi := &file_pot_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1017,7 @@ func (x *GetOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrder.ProtoReflect.Descriptor instead.
 func (*GetOrder) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{13}
+	return file_pot_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetOrder) GetOrderId() string {
@@ -982,7 +1037,7 @@ type GetStatement struct {
 
 func (x *GetStatement) Reset() {
 	*x = GetStatement{}
-	mi := &file_pot_proto_msgTypes[14]
+	mi := &file_pot_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1049,7 @@ func (x *GetStatement) String() string {
 func (*GetStatement) ProtoMessage() {}
 
 func (x *GetStatement) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[14]
+	mi := &file_pot_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1062,7 @@ func (x *GetStatement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatement.ProtoReflect.Descriptor instead.
 func (*GetStatement) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{14}
+	return file_pot_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetStatement) GetFromDate() string {
@@ -1039,14 +1094,16 @@ type PotResponse struct {
 	// replayed: the command was a repeat; nothing new was decided.
 	Replayed bool `protobuf:"varint,10,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	// version is the pot's version after the command.
-	Version       uint64 `protobuf:"varint,11,opt,name=version,proto3" json:"version,omitempty"`
+	Version uint64 `protobuf:"varint,11,opt,name=version,proto3" json:"version,omitempty"`
+	// call_id is the PotCall's.
+	CallId        uint64 `protobuf:"varint,12,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PotResponse) Reset() {
 	*x = PotResponse{}
-	mi := &file_pot_proto_msgTypes[15]
+	mi := &file_pot_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1115,7 @@ func (x *PotResponse) String() string {
 func (*PotResponse) ProtoMessage() {}
 
 func (x *PotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[15]
+	mi := &file_pot_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1128,7 @@ func (x *PotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PotResponse.ProtoReflect.Descriptor instead.
 func (*PotResponse) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{15}
+	return file_pot_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PotResponse) GetResult() isPotResponse_Result {
@@ -1158,6 +1215,13 @@ func (x *PotResponse) GetVersion() uint64 {
 	return 0
 }
 
+func (x *PotResponse) GetCallId() uint64 {
+	if x != nil {
+		return x.CallId
+	}
+	return 0
+}
+
 type isPotResponse_Result interface {
 	isPotResponse_Result()
 }
@@ -1216,7 +1280,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_pot_proto_msgTypes[16]
+	mi := &file_pot_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1292,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[16]
+	mi := &file_pot_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1305,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{16}
+	return file_pot_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Problem) GetCode() string {
@@ -1266,7 +1330,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_pot_proto_msgTypes[17]
+	mi := &file_pot_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1342,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[17]
+	mi := &file_pot_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1355,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{17}
+	return file_pot_proto_rawDescGZIP(), []int{18}
 }
 
 type CashView struct {
@@ -1305,7 +1369,7 @@ type CashView struct {
 
 func (x *CashView) Reset() {
 	*x = CashView{}
-	mi := &file_pot_proto_msgTypes[18]
+	mi := &file_pot_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1381,7 @@ func (x *CashView) String() string {
 func (*CashView) ProtoMessage() {}
 
 func (x *CashView) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[18]
+	mi := &file_pot_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1394,7 @@ func (x *CashView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CashView.ProtoReflect.Descriptor instead.
 func (*CashView) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{18}
+	return file_pot_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CashView) GetAvailable() string {
@@ -1369,7 +1433,7 @@ type HoldingView struct {
 
 func (x *HoldingView) Reset() {
 	*x = HoldingView{}
-	mi := &file_pot_proto_msgTypes[19]
+	mi := &file_pot_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1381,7 +1445,7 @@ func (x *HoldingView) String() string {
 func (*HoldingView) ProtoMessage() {}
 
 func (x *HoldingView) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[19]
+	mi := &file_pot_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1394,7 +1458,7 @@ func (x *HoldingView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldingView.ProtoReflect.Descriptor instead.
 func (*HoldingView) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{19}
+	return file_pot_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HoldingView) GetAsset() string {
@@ -1461,7 +1525,7 @@ type PotView struct {
 
 func (x *PotView) Reset() {
 	*x = PotView{}
-	mi := &file_pot_proto_msgTypes[20]
+	mi := &file_pot_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1537,7 @@ func (x *PotView) String() string {
 func (*PotView) ProtoMessage() {}
 
 func (x *PotView) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[20]
+	mi := &file_pot_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1550,7 @@ func (x *PotView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PotView.ProtoReflect.Descriptor instead.
 func (*PotView) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{20}
+	return file_pot_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PotView) GetMemberId() string {
@@ -1557,7 +1621,7 @@ type TradeView struct {
 
 func (x *TradeView) Reset() {
 	*x = TradeView{}
-	mi := &file_pot_proto_msgTypes[21]
+	mi := &file_pot_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1633,7 @@ func (x *TradeView) String() string {
 func (*TradeView) ProtoMessage() {}
 
 func (x *TradeView) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[21]
+	mi := &file_pot_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1646,7 @@ func (x *TradeView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TradeView.ProtoReflect.Descriptor instead.
 func (*TradeView) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{21}
+	return file_pot_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TradeView) GetId() string {
@@ -1683,7 +1747,7 @@ type ContractNote struct {
 
 func (x *ContractNote) Reset() {
 	*x = ContractNote{}
-	mi := &file_pot_proto_msgTypes[22]
+	mi := &file_pot_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1695,7 +1759,7 @@ func (x *ContractNote) String() string {
 func (*ContractNote) ProtoMessage() {}
 
 func (x *ContractNote) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[22]
+	mi := &file_pot_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1708,7 +1772,7 @@ func (x *ContractNote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContractNote.ProtoReflect.Descriptor instead.
 func (*ContractNote) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{22}
+	return file_pot_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ContractNote) GetTradeId() string {
@@ -1805,7 +1869,7 @@ type OrderView struct {
 
 func (x *OrderView) Reset() {
 	*x = OrderView{}
-	mi := &file_pot_proto_msgTypes[23]
+	mi := &file_pot_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1817,7 +1881,7 @@ func (x *OrderView) String() string {
 func (*OrderView) ProtoMessage() {}
 
 func (x *OrderView) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[23]
+	mi := &file_pot_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1830,7 +1894,7 @@ func (x *OrderView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderView.ProtoReflect.Descriptor instead.
 func (*OrderView) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{23}
+	return file_pot_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OrderView) GetId() string {
@@ -1911,7 +1975,7 @@ type MovementView struct {
 
 func (x *MovementView) Reset() {
 	*x = MovementView{}
-	mi := &file_pot_proto_msgTypes[24]
+	mi := &file_pot_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +1987,7 @@ func (x *MovementView) String() string {
 func (*MovementView) ProtoMessage() {}
 
 func (x *MovementView) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[24]
+	mi := &file_pot_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1936,7 +2000,7 @@ func (x *MovementView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MovementView.ProtoReflect.Descriptor instead.
 func (*MovementView) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{24}
+	return file_pot_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MovementView) GetId() string {
@@ -1998,7 +2062,7 @@ type OrderList struct {
 
 func (x *OrderList) Reset() {
 	*x = OrderList{}
-	mi := &file_pot_proto_msgTypes[25]
+	mi := &file_pot_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2010,7 +2074,7 @@ func (x *OrderList) String() string {
 func (*OrderList) ProtoMessage() {}
 
 func (x *OrderList) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[25]
+	mi := &file_pot_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2023,7 +2087,7 @@ func (x *OrderList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderList.ProtoReflect.Descriptor instead.
 func (*OrderList) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{25}
+	return file_pot_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *OrderList) GetOrders() []*OrderView {
@@ -2055,7 +2119,7 @@ type StatementEntry struct {
 
 func (x *StatementEntry) Reset() {
 	*x = StatementEntry{}
-	mi := &file_pot_proto_msgTypes[26]
+	mi := &file_pot_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2067,7 +2131,7 @@ func (x *StatementEntry) String() string {
 func (*StatementEntry) ProtoMessage() {}
 
 func (x *StatementEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[26]
+	mi := &file_pot_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2080,7 +2144,7 @@ func (x *StatementEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatementEntry.ProtoReflect.Descriptor instead.
 func (*StatementEntry) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{26}
+	return file_pot_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StatementEntry) GetAt() string {
@@ -2141,7 +2205,7 @@ type Statement struct {
 
 func (x *Statement) Reset() {
 	*x = Statement{}
-	mi := &file_pot_proto_msgTypes[27]
+	mi := &file_pot_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2217,7 @@ func (x *Statement) String() string {
 func (*Statement) ProtoMessage() {}
 
 func (x *Statement) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[27]
+	mi := &file_pot_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2230,7 @@ func (x *Statement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Statement.ProtoReflect.Descriptor instead.
 func (*Statement) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{27}
+	return file_pot_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Statement) GetEntries() []*StatementEntry {
@@ -2204,7 +2268,10 @@ const file_pot_proto_rawDesc = "" +
 	"listOrders\x127\n" +
 	"\tget_order\x18  \x01(\v2\x18.mastertrust.v1.GetOrderH\x00R\bgetOrder\x12C\n" +
 	"\rget_statement\x18! \x01(\v2\x1c.mastertrust.v1.GetStatementH\x00R\fgetStatementB\t\n" +
-	"\acommand\"#\n" +
+	"\acommand\"X\n" +
+	"\aPotCall\x12\x17\n" +
+	"\acall_id\x18\x01 \x01(\x04R\x06callId\x124\n" +
+	"\arequest\x18\x02 \x01(\v2\x1a.mastertrust.v1.PotRequestR\arequest\"#\n" +
 	"\aOpenPot\x12\x18\n" +
 	"\aprofile\x18\x01 \x01(\tR\aprofile\"$\n" +
 	"\n" +
@@ -2252,7 +2319,7 @@ const file_pot_proto_rawDesc = "" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\"D\n" +
 	"\fGetStatement\x12\x1b\n" +
 	"\tfrom_date\x18\x01 \x01(\tR\bfromDate\x12\x17\n" +
-	"\ato_date\x18\x02 \x01(\tR\x06toDate\"\xb7\x03\n" +
+	"\ato_date\x18\x02 \x01(\tR\x06toDate\"\xd0\x03\n" +
 	"\vPotResponse\x123\n" +
 	"\aproblem\x18\x01 \x01(\v2\x17.mastertrust.v1.ProblemH\x00R\aproblem\x12+\n" +
 	"\x03pot\x18\x02 \x01(\v2\x17.mastertrust.v1.PotViewH\x00R\x03pot\x12:\n" +
@@ -2263,7 +2330,8 @@ const file_pot_proto_rawDesc = "" +
 	"\x03ack\x18\a \x01(\v2\x13.mastertrust.v1.AckH\x00R\x03ack\x12\x1a\n" +
 	"\breplayed\x18\n" +
 	" \x01(\bR\breplayed\x12\x18\n" +
-	"\aversion\x18\v \x01(\x04R\aversionB\b\n" +
+	"\aversion\x18\v \x01(\x04R\aversion\x12\x17\n" +
+	"\acall_id\x18\f \x01(\x04R\x06callIdB\b\n" +
 	"\x06result\"5\n" +
 	"\aProblem\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x16\n" +
@@ -2367,79 +2435,81 @@ func file_pot_proto_rawDescGZIP() []byte {
 	return file_pot_proto_rawDescData
 }
 
-var file_pot_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_pot_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_pot_proto_goTypes = []any{
 	(*PotRequest)(nil),     // 0: mastertrust.v1.PotRequest
-	(*OpenPot)(nil),        // 1: mastertrust.v1.OpenPot
-	(*Contribute)(nil),     // 2: mastertrust.v1.Contribute
-	(*Withdraw)(nil),       // 3: mastertrust.v1.Withdraw
-	(*PlaceOrder)(nil),     // 4: mastertrust.v1.PlaceOrder
-	(*CancelOrder)(nil),    // 5: mastertrust.v1.CancelOrder
-	(*SetRiskProfile)(nil), // 6: mastertrust.v1.SetRiskProfile
-	(*Rebalance)(nil),      // 7: mastertrust.v1.Rebalance
-	(*AllocateTrades)(nil), // 8: mastertrust.v1.AllocateTrades
-	(*SettleTrades)(nil),   // 9: mastertrust.v1.SettleTrades
-	(*RollOrder)(nil),      // 10: mastertrust.v1.RollOrder
-	(*GetPot)(nil),         // 11: mastertrust.v1.GetPot
-	(*ListOrders)(nil),     // 12: mastertrust.v1.ListOrders
-	(*GetOrder)(nil),       // 13: mastertrust.v1.GetOrder
-	(*GetStatement)(nil),   // 14: mastertrust.v1.GetStatement
-	(*PotResponse)(nil),    // 15: mastertrust.v1.PotResponse
-	(*Problem)(nil),        // 16: mastertrust.v1.Problem
-	(*Ack)(nil),            // 17: mastertrust.v1.Ack
-	(*CashView)(nil),       // 18: mastertrust.v1.CashView
-	(*HoldingView)(nil),    // 19: mastertrust.v1.HoldingView
-	(*PotView)(nil),        // 20: mastertrust.v1.PotView
-	(*TradeView)(nil),      // 21: mastertrust.v1.TradeView
-	(*ContractNote)(nil),   // 22: mastertrust.v1.ContractNote
-	(*OrderView)(nil),      // 23: mastertrust.v1.OrderView
-	(*MovementView)(nil),   // 24: mastertrust.v1.MovementView
-	(*OrderList)(nil),      // 25: mastertrust.v1.OrderList
-	(*StatementEntry)(nil), // 26: mastertrust.v1.StatementEntry
-	(*Statement)(nil),      // 27: mastertrust.v1.Statement
-	nil,                    // 28: mastertrust.v1.Rebalance.PricesEntry
-	(OrderType)(0),         // 29: mastertrust.v1.OrderType
-	(*TradeExecuted)(nil),  // 30: mastertrust.v1.TradeExecuted
+	(*PotCall)(nil),        // 1: mastertrust.v1.PotCall
+	(*OpenPot)(nil),        // 2: mastertrust.v1.OpenPot
+	(*Contribute)(nil),     // 3: mastertrust.v1.Contribute
+	(*Withdraw)(nil),       // 4: mastertrust.v1.Withdraw
+	(*PlaceOrder)(nil),     // 5: mastertrust.v1.PlaceOrder
+	(*CancelOrder)(nil),    // 6: mastertrust.v1.CancelOrder
+	(*SetRiskProfile)(nil), // 7: mastertrust.v1.SetRiskProfile
+	(*Rebalance)(nil),      // 8: mastertrust.v1.Rebalance
+	(*AllocateTrades)(nil), // 9: mastertrust.v1.AllocateTrades
+	(*SettleTrades)(nil),   // 10: mastertrust.v1.SettleTrades
+	(*RollOrder)(nil),      // 11: mastertrust.v1.RollOrder
+	(*GetPot)(nil),         // 12: mastertrust.v1.GetPot
+	(*ListOrders)(nil),     // 13: mastertrust.v1.ListOrders
+	(*GetOrder)(nil),       // 14: mastertrust.v1.GetOrder
+	(*GetStatement)(nil),   // 15: mastertrust.v1.GetStatement
+	(*PotResponse)(nil),    // 16: mastertrust.v1.PotResponse
+	(*Problem)(nil),        // 17: mastertrust.v1.Problem
+	(*Ack)(nil),            // 18: mastertrust.v1.Ack
+	(*CashView)(nil),       // 19: mastertrust.v1.CashView
+	(*HoldingView)(nil),    // 20: mastertrust.v1.HoldingView
+	(*PotView)(nil),        // 21: mastertrust.v1.PotView
+	(*TradeView)(nil),      // 22: mastertrust.v1.TradeView
+	(*ContractNote)(nil),   // 23: mastertrust.v1.ContractNote
+	(*OrderView)(nil),      // 24: mastertrust.v1.OrderView
+	(*MovementView)(nil),   // 25: mastertrust.v1.MovementView
+	(*OrderList)(nil),      // 26: mastertrust.v1.OrderList
+	(*StatementEntry)(nil), // 27: mastertrust.v1.StatementEntry
+	(*Statement)(nil),      // 28: mastertrust.v1.Statement
+	nil,                    // 29: mastertrust.v1.Rebalance.PricesEntry
+	(OrderType)(0),         // 30: mastertrust.v1.OrderType
+	(*TradeExecuted)(nil),  // 31: mastertrust.v1.TradeExecuted
 }
 var file_pot_proto_depIdxs = []int32{
-	1,  // 0: mastertrust.v1.PotRequest.open_pot:type_name -> mastertrust.v1.OpenPot
-	2,  // 1: mastertrust.v1.PotRequest.contribute:type_name -> mastertrust.v1.Contribute
-	3,  // 2: mastertrust.v1.PotRequest.withdraw:type_name -> mastertrust.v1.Withdraw
-	4,  // 3: mastertrust.v1.PotRequest.place_order:type_name -> mastertrust.v1.PlaceOrder
-	5,  // 4: mastertrust.v1.PotRequest.cancel_order:type_name -> mastertrust.v1.CancelOrder
-	6,  // 5: mastertrust.v1.PotRequest.set_risk_profile:type_name -> mastertrust.v1.SetRiskProfile
-	7,  // 6: mastertrust.v1.PotRequest.rebalance:type_name -> mastertrust.v1.Rebalance
-	8,  // 7: mastertrust.v1.PotRequest.allocate_trades:type_name -> mastertrust.v1.AllocateTrades
-	9,  // 8: mastertrust.v1.PotRequest.settle_trades:type_name -> mastertrust.v1.SettleTrades
-	10, // 9: mastertrust.v1.PotRequest.roll_order:type_name -> mastertrust.v1.RollOrder
-	11, // 10: mastertrust.v1.PotRequest.get_pot:type_name -> mastertrust.v1.GetPot
-	12, // 11: mastertrust.v1.PotRequest.list_orders:type_name -> mastertrust.v1.ListOrders
-	13, // 12: mastertrust.v1.PotRequest.get_order:type_name -> mastertrust.v1.GetOrder
-	14, // 13: mastertrust.v1.PotRequest.get_statement:type_name -> mastertrust.v1.GetStatement
-	29, // 14: mastertrust.v1.PlaceOrder.type:type_name -> mastertrust.v1.OrderType
-	28, // 15: mastertrust.v1.Rebalance.prices:type_name -> mastertrust.v1.Rebalance.PricesEntry
-	30, // 16: mastertrust.v1.AllocateTrades.executions:type_name -> mastertrust.v1.TradeExecuted
-	16, // 17: mastertrust.v1.PotResponse.problem:type_name -> mastertrust.v1.Problem
-	20, // 18: mastertrust.v1.PotResponse.pot:type_name -> mastertrust.v1.PotView
-	24, // 19: mastertrust.v1.PotResponse.movement:type_name -> mastertrust.v1.MovementView
-	23, // 20: mastertrust.v1.PotResponse.order:type_name -> mastertrust.v1.OrderView
-	25, // 21: mastertrust.v1.PotResponse.orders:type_name -> mastertrust.v1.OrderList
-	27, // 22: mastertrust.v1.PotResponse.statement:type_name -> mastertrust.v1.Statement
-	17, // 23: mastertrust.v1.PotResponse.ack:type_name -> mastertrust.v1.Ack
-	18, // 24: mastertrust.v1.PotView.cash:type_name -> mastertrust.v1.CashView
-	19, // 25: mastertrust.v1.PotView.holdings:type_name -> mastertrust.v1.HoldingView
-	21, // 26: mastertrust.v1.OrderView.trades:type_name -> mastertrust.v1.TradeView
-	22, // 27: mastertrust.v1.OrderView.contract_notes:type_name -> mastertrust.v1.ContractNote
-	23, // 28: mastertrust.v1.MovementView.orders:type_name -> mastertrust.v1.OrderView
-	23, // 29: mastertrust.v1.OrderList.orders:type_name -> mastertrust.v1.OrderView
-	26, // 30: mastertrust.v1.Statement.entries:type_name -> mastertrust.v1.StatementEntry
-	0,  // 31: mastertrust.v1.Pot.Handle:input_type -> mastertrust.v1.PotRequest
-	15, // 32: mastertrust.v1.Pot.Handle:output_type -> mastertrust.v1.PotResponse
-	32, // [32:33] is the sub-list for method output_type
-	31, // [31:32] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	2,  // 0: mastertrust.v1.PotRequest.open_pot:type_name -> mastertrust.v1.OpenPot
+	3,  // 1: mastertrust.v1.PotRequest.contribute:type_name -> mastertrust.v1.Contribute
+	4,  // 2: mastertrust.v1.PotRequest.withdraw:type_name -> mastertrust.v1.Withdraw
+	5,  // 3: mastertrust.v1.PotRequest.place_order:type_name -> mastertrust.v1.PlaceOrder
+	6,  // 4: mastertrust.v1.PotRequest.cancel_order:type_name -> mastertrust.v1.CancelOrder
+	7,  // 5: mastertrust.v1.PotRequest.set_risk_profile:type_name -> mastertrust.v1.SetRiskProfile
+	8,  // 6: mastertrust.v1.PotRequest.rebalance:type_name -> mastertrust.v1.Rebalance
+	9,  // 7: mastertrust.v1.PotRequest.allocate_trades:type_name -> mastertrust.v1.AllocateTrades
+	10, // 8: mastertrust.v1.PotRequest.settle_trades:type_name -> mastertrust.v1.SettleTrades
+	11, // 9: mastertrust.v1.PotRequest.roll_order:type_name -> mastertrust.v1.RollOrder
+	12, // 10: mastertrust.v1.PotRequest.get_pot:type_name -> mastertrust.v1.GetPot
+	13, // 11: mastertrust.v1.PotRequest.list_orders:type_name -> mastertrust.v1.ListOrders
+	14, // 12: mastertrust.v1.PotRequest.get_order:type_name -> mastertrust.v1.GetOrder
+	15, // 13: mastertrust.v1.PotRequest.get_statement:type_name -> mastertrust.v1.GetStatement
+	0,  // 14: mastertrust.v1.PotCall.request:type_name -> mastertrust.v1.PotRequest
+	30, // 15: mastertrust.v1.PlaceOrder.type:type_name -> mastertrust.v1.OrderType
+	29, // 16: mastertrust.v1.Rebalance.prices:type_name -> mastertrust.v1.Rebalance.PricesEntry
+	31, // 17: mastertrust.v1.AllocateTrades.executions:type_name -> mastertrust.v1.TradeExecuted
+	17, // 18: mastertrust.v1.PotResponse.problem:type_name -> mastertrust.v1.Problem
+	21, // 19: mastertrust.v1.PotResponse.pot:type_name -> mastertrust.v1.PotView
+	25, // 20: mastertrust.v1.PotResponse.movement:type_name -> mastertrust.v1.MovementView
+	24, // 21: mastertrust.v1.PotResponse.order:type_name -> mastertrust.v1.OrderView
+	26, // 22: mastertrust.v1.PotResponse.orders:type_name -> mastertrust.v1.OrderList
+	28, // 23: mastertrust.v1.PotResponse.statement:type_name -> mastertrust.v1.Statement
+	18, // 24: mastertrust.v1.PotResponse.ack:type_name -> mastertrust.v1.Ack
+	19, // 25: mastertrust.v1.PotView.cash:type_name -> mastertrust.v1.CashView
+	20, // 26: mastertrust.v1.PotView.holdings:type_name -> mastertrust.v1.HoldingView
+	22, // 27: mastertrust.v1.OrderView.trades:type_name -> mastertrust.v1.TradeView
+	23, // 28: mastertrust.v1.OrderView.contract_notes:type_name -> mastertrust.v1.ContractNote
+	24, // 29: mastertrust.v1.MovementView.orders:type_name -> mastertrust.v1.OrderView
+	24, // 30: mastertrust.v1.OrderList.orders:type_name -> mastertrust.v1.OrderView
+	27, // 31: mastertrust.v1.Statement.entries:type_name -> mastertrust.v1.StatementEntry
+	0,  // 32: mastertrust.v1.Pot.Handle:input_type -> mastertrust.v1.PotRequest
+	16, // 33: mastertrust.v1.Pot.Handle:output_type -> mastertrust.v1.PotResponse
+	33, // [33:34] is the sub-list for method output_type
+	32, // [32:33] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_pot_proto_init() }
@@ -2464,7 +2534,7 @@ func file_pot_proto_init() {
 		(*PotRequest_GetOrder)(nil),
 		(*PotRequest_GetStatement)(nil),
 	}
-	file_pot_proto_msgTypes[15].OneofWrappers = []any{
+	file_pot_proto_msgTypes[16].OneofWrappers = []any{
 		(*PotResponse_Problem)(nil),
 		(*PotResponse_Pot)(nil),
 		(*PotResponse_Movement)(nil),
@@ -2479,7 +2549,7 @@ func file_pot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pot_proto_rawDesc), len(file_pot_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
