@@ -85,6 +85,7 @@ type committer struct {
 
 	mu    sync.Mutex
 	queue []*appendOp // guarded by mu
+	spare []*appendOp // the other queue, owned by the committer
 	wake  chan struct{}
 
 	syncs chan *round
@@ -145,14 +146,17 @@ func (c *committer) commitLoop() {
 		for {
 			c.mu.Lock()
 			ops := c.queue
-			c.queue = nil
+			c.queue, c.spare = c.spare[:0], nil
 			c.mu.Unlock()
 			if len(ops) == 0 {
+				c.spare = ops
 				break
 			}
-			for len(ops) > 0 {
-				ops = c.commitRound(ops)
+			for rest := ops; len(rest) > 0; {
+				rest = c.commitRound(rest)
 			}
+			clear(ops) // the ops go back to their pool once answered
+			c.spare = ops[:0]
 		}
 	}
 }
@@ -161,7 +165,7 @@ func (c *committer) commitLoop() {
 func (c *committer) commitRound(ops []*appendOp) []*appendOp {
 	s := c.s
 	b := s.db.NewBatch()
-	r := &round{batch: b, ops: make([]*appendOp, 0, min(len(ops), roundOpsMax))}
+	r := &round{batch: b, ops: make([]*appendOp, 0, min(len(ops), roundOpsMax)), lastPos: make([]groupPos, 0, 8)}
 	now := time.Now().UTC()
 	dataBytes := 0
 	key, val := c.key, c.val

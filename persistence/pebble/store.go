@@ -217,15 +217,20 @@ func (s *Store) Append(ctx context.Context, req persistence.AppendRequest) (uint
 // and the syncer must not touch op afterwards: it goes back to the pool.
 func (s *Store) answer(op *appendOp) {
 	r := appendResult{version: op.newVersion, err: op.err}
-	var perr *persistence.Error
 	if r.err != nil {
-		r.version = 0
-		if !errors.As(r.err, &perr) {
-			r.err = &persistence.Error{Op: "append", Stream: op.req.Stream, Group: op.req.Group, ExpectedVersion: op.req.ExpectedVersion, Err: r.err}
-		}
+		r = appendResult{err: appendError(op)}
 	}
 	op.result <- r
 	s.mu.RUnlock()
+}
+
+// appendError is op's error as Append returns it: a *persistence.Error.
+func appendError(op *appendOp) error {
+	var perr *persistence.Error
+	if errors.As(op.err, &perr) {
+		return op.err
+	}
+	return &persistence.Error{Op: "append", Stream: op.req.Stream, Group: op.req.Group, ExpectedVersion: op.req.ExpectedVersion, Err: op.err}
 }
 
 // brokenErr is the error of a failed synced write, if there was one.
