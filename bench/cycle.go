@@ -802,7 +802,7 @@ var cycleCPUAreas = []area{
 	{"Pebble (all: commit pipeline, WAL, reads, flushes, compactions)", []string{"github.com/cockroachdb/pebble/"}},
 	{"protobuf (marshal, unmarshal)", []string{"google.golang.org/protobuf/"}},
 	{"inside protoactor mailboxes (all grain work, aggregators and pots, and its dispatch)", []string{pa + "actor.(*defaultMailbox)"}},
-	{"grain calls, caller side (cluster.Call, protoactor request)", []string{mt + "cluster.Call", pa + "cluster.(*DefaultContext).Request"}},
+	{"grain calls, caller side (cluster.Call and Request, protoactor request)", []string{mt + "cluster.Call", mt + "cluster.Request", pa + "cluster.(*DefaultContext).Request"}},
 	{"custodian and NATS (simulator, client, nats-server, nats.go)", []string{mt + "custodian.", "github.com/nats-io/"}},
 	{"garbage collection (mark workers, assists, sweeping)", []string{"runtime.gcBgMarkWorker", "runtime.gcAssistAlloc", "runtime.bgsweep", "runtime.bgscavenge", "runtime.markroot"}},
 	{"allocation (runtime.mallocgc)", []string{"runtime.mallocgc"}},
