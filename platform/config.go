@@ -50,6 +50,14 @@ type Config struct {
 	Groups uint32
 	// Replicas of each JetStream stream (3 in production). Default 1.
 	Replicas int
+	// JournalMinSyncInterval spaces the Pebble journal's WAL syncs: after
+	// a sync, the next waits this long, so that each covers more appends.
+	// Default 0 (sync as soon as the previous ends). 300µs made durable pot
+	// commands 10-28% faster and cheaper in CPU with 64 callers on the
+	// project's machine, at up to 0.3 ms more per append and a seventh of the
+	// rate for a writer that appends one at a time (4.8K -> 0.7K appends/s;
+	// docs/performance.md).
+	JournalMinSyncInterval time.Duration
 
 	// PotIdleTimeout passivates a pot without messages. Default 10 min.
 	PotIdleTimeout time.Duration
@@ -90,6 +98,10 @@ const (
 	DefaultGroups         = 64
 	DefaultPotIdleTimeout = 10 * time.Minute
 	DefaultRequestTimeout = 5 * time.Second
+
+	// journalMinSyncIntervalMax: every acknowledged append may wait this
+	// long for its sync (the Pebble journal's own bound).
+	journalMinSyncIntervalMax = 10 * time.Millisecond
 
 	// tokenSecretFile is the secret's file in the data dir.
 	tokenSecretFile = "token-secret"
@@ -156,6 +168,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RequestTimeout <= 0 {
 		bad("request timeout %s: want more than 0", c.RequestTimeout)
+	}
+	if c.JournalMinSyncInterval < 0 || c.JournalMinSyncInterval > journalMinSyncIntervalMax {
+		bad("journal min sync interval %s: want 0…%s", c.JournalMinSyncInterval, journalMinSyncIntervalMax)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("platform: invalid config: %w", errors.Join(errs...))

@@ -47,6 +47,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		f.durationVar(&cfg.Duration, "duration", 0, "length of each measurement (default: the workload's)")
 		f.intVar(&cfg.Repeats, "repeats", 0, "measurements of each cell, the median reported (default: the workload's)")
 		f.stringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU and heap profiles here and summarise where time and bytes go")
+		f.durationVar(&cfg.JournalMinSyncInterval, "journal-min-sync-interval", 0, "the pots' journal's WAL sync spacing (dev and node: --journal-min-sync-interval)")
 		measurements := ""
 		f.stringVar(&measurements, "measurements", "", "comma-separated cells: raw, journal, commands, queries, http, http-get, heap (default all)")
 		if err := f.parse(args[1:]); err != nil {

@@ -182,6 +182,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	common(f, &cfg)
 	f.stringVar(&cfg.HTTPAddr, "http", platform.DefaultHTTPAddr, "the gateway's listen address (port 0 picks a free one)")
 	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
+	journalSyncFlag(f, &cfg)
 	tokenTTL := time.Duration(0)
 	f.durationVar(&tokenTTL, "token-ttl", 30*24*time.Hour, "validity of the tokens printed at start")
 	var member string
@@ -265,6 +266,12 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// journalSyncFlag binds Config.JournalMinSyncInterval.
+func journalSyncFlag(f *flags, cfg *platform.Config) {
+	f.durationVar(&cfg.JournalMinSyncInterval, "journal-min-sync-interval", 0,
+		"Pebble journal: wait this long after a WAL sync before the next (0: none; 300us suits many concurrent pots, see docs/performance.md)")
+}
+
 func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("node", stderr)
 	var cfg platform.Config
@@ -277,6 +284,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	f.intVar(&groups, "groups", platform.DefaultGroups, "pot groups of a new journal (fixed once created)")
 	f.intVar(&cfg.Replicas, "replicas", 1, "replicas of each JetStream stream (3 in production)")
 	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
+	journalSyncFlag(f, &cfg)
 	if err := f.parse(args); err != nil {
 		return err
 	}

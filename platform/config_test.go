@@ -1,0 +1,36 @@
+package platform
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string // "" for valid
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"journal sync spacing 300us", func(c *Config) { c.JournalMinSyncInterval = 300 * time.Microsecond }, ""},
+		{"journal sync spacing at the bound", func(c *Config) { c.JournalMinSyncInterval = 10 * time.Millisecond }, ""},
+		{"journal sync spacing past the bound", func(c *Config) { c.JournalMinSyncInterval = 11 * time.Millisecond }, "journal min sync interval 11ms"},
+		{"negative journal sync spacing", func(c *Config) { c.JournalMinSyncInterval = -time.Millisecond }, "journal min sync interval -1ms"},
+		{"unknown journal", func(c *Config) { c.Journal = "sqlite" }, `journal "sqlite"`},
+		{"short pot idle timeout", func(c *Config) { c.PotIdleTimeout = time.Millisecond }, "pot idle timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Config
+			c.EnsureDefaults()
+			tc.edit(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Validate() = %v, want nil", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Validate() = %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+}
