@@ -266,8 +266,14 @@ func (c *committer) syncLoop() {
 	defer c.wg.Done()
 	for r := range c.syncs {
 		s := c.s
-		if err := r.batch.SyncWait(); err != nil {
+		err := r.batch.SyncWait()
+		if err != nil {
 			s.setBroken(err, r.ops[0].req.Stream)
+		}
+		if err != nil || s.brokenErr() != nil {
+			// This round's sync failed, or an earlier one did: rounds
+			// after a failed sync are not trusted either, even if theirs
+			// reported success, and stay unreadable.
 			for _, op := range r.ops {
 				op.err = s.brokenErr()
 				s.answer(op)
