@@ -110,7 +110,8 @@ type PotDeps struct {
 	Logger    *slog.Logger
 	// recoveries is the semaphore of RecoveriesMax; see NewPotKind.
 	recoveries chan struct{}
-	// workers run the pots' mailboxes and appends; see NewPotKind.
+	// workers run the pots' mailboxes (which wait for their appends) and
+	// snapshot saves; see NewPotKind.
 	workers *workers
 }
 

@@ -31,8 +31,9 @@ import (
 // every reply queued behind it becomes "unavailable" and the activation
 // stops, so that the next request recovers the pot from the journal.
 //
-// Invariant: pot is the durable state plus the events of inflight and
-// waiting, in that order; durable is the journal's version of the stream.
+// Invariant: pot is the durable state plus the events of waiting, in order
+// (the batch being appended stays first in waiting until it is durable);
+// durable is the journal's version of the stream.
 
 // potActor is one activation of a pot.
 type potActor struct {
@@ -51,8 +52,7 @@ type potActor struct {
 	// snapshotAt is the version of the last snapshot saved.
 	snapshotAt uint64
 
-	inflight *batch   // the append under way, if any
-	waiting  []*batch // decided, not yet appended, in order
+	waiting []*batch // decided, not yet durable, in order
 	// flushQueued: a flushWaiting message is in the mailbox.
 	flushQueued bool
 	failed      error // set when the activation must not go on
@@ -99,8 +99,8 @@ func NewPotKind(deps *PotDeps) func(idleTimeout time.Duration) *protocluster.Kin
 }
 
 // The goroutines of a node's pots (see workers): up to potWorkersIdleMax
-// stay parked between runs, enough for every append of 64 busy callers and
-// the mailboxes around them; a mailbox run handles up to
+// stay parked between mailbox runs, enough for 64 busy callers' pots, each
+// run waiting for its append; a mailbox run handles up to
 // potMailboxThroughput messages before it yields (protoactor's default).
 const (
 	potWorkersIdleMax    = 256
@@ -137,7 +137,7 @@ func (a *potActor) Receive(ctx actor.Context) {
 		a.flushQueued = false
 		a.flush(ctx)
 	case idleCheck:
-		if !a.stopping && a.idle.expired(ctx, a.inflight != nil || len(a.waiting) > 0) {
+		if !a.stopping && a.idle.expired(ctx, len(a.waiting) > 0) {
 			a.stopping = true
 			ctx.Poison(ctx.Self())
 		}
@@ -162,17 +162,7 @@ func (a *potActor) recoverPanic(ctx actor.Context) {
 	a.deps.Logger.Error("pot grain panicked; stopping the activation", "member", a.member,
 		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 	a.failed = fmt.Errorf("panic: %v", r)
-	var queued []reply
-	if a.inflight != nil {
-		queued = append(queued, a.inflight.replies...)
-	}
-	for _, b := range a.waiting {
-		queued = append(queued, b.replies...)
-	}
-	a.inflight, a.waiting = nil, nil
-	for _, q := range queued {
-		a.send(ctx, reply{to: q.to, call: q.call, resp: unavailable(), command: q.command, outcome: "failed", release: q.release})
-	}
+	a.failWaiting(ctx)
 	if m, ok := ctx.Message().(*pb.PotCall); ok && m != nil {
 		respond(ctx, unavailable(), m.CallId)
 	}
@@ -247,21 +237,26 @@ func RecoverPot(ctx context.Context, j persistence.Journal, member string, log *
 // read, never modified.
 func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 	name := commandName(req)
+	// answer is this request's reply: resp, once everything before it is
+	// durable.
+	answer := func(resp *pb.PotResponse, outcome string, release func()) reply {
+		return reply{to: ctx.Sender(), call: call, resp: resp, command: name, outcome: outcome, release: release}
+	}
 	if a.stopping {
 		respond(ctx, unavailable(), call)
 		return
 	}
 	if a.failed != nil {
-		a.enqueue(ctx, reply{to: ctx.Sender(), call: call, resp: unavailable(), command: name, outcome: "failed"}, nil)
+		a.enqueue(ctx, answer(unavailable(), "failed", nil), nil)
 		return
 	}
 	cmd, isCommand, err := command(req)
 	if err != nil {
-		a.enqueue(ctx, reply{to: ctx.Sender(), call: call, resp: problemResponse(err), command: name, outcome: "refused"}, nil)
+		a.enqueue(ctx, answer(problemResponse(err), "refused", nil), nil)
 		return
 	}
 	if !isCommand {
-		a.enqueue(ctx, reply{to: ctx.Sender(), call: call, resp: a.query(req, a.context(a.deps.Market.OpenFrom())), command: name, outcome: "ok"}, nil)
+		a.enqueue(ctx, answer(a.query(req, a.context(a.deps.Market.OpenFrom())), "ok", nil), nil)
 		return
 	}
 	openFrom, release := a.deps.Market.Hold()
@@ -280,11 +275,11 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 			// one's old state. Stop; the caller's retry reaches a fresh one.
 			a.failed = errors.New("stale: another activation appended")
 			a.deps.Logger.Warn("pot activation is stale; stopping it", "member", a.member, "version", a.durable)
-			a.enqueue(ctx, reply{to: ctx.Sender(), call: call, resp: unavailable(), command: name, outcome: "failed", release: release}, nil)
+			a.enqueue(ctx, answer(unavailable(), "failed", release), nil)
 			ctx.Poison(ctx.Self())
 			return
 		}
-		a.enqueue(ctx, reply{to: ctx.Sender(), call: call, resp: problemResponse(err), command: name, outcome: "refused", release: release}, nil)
+		a.enqueue(ctx, answer(problemResponse(err), "refused", release), nil)
 		return
 	}
 	events := make([]persistence.NewEvent, 0, len(dec.Events))
@@ -294,7 +289,7 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 			// A bug: the pot has not changed, nothing is appended.
 			a.deps.Logger.Error("encode pot event", "member", a.member, "event", e.EventType(), "err", err)
 			queued = true
-			a.enqueue(ctx, reply{to: ctx.Sender(), call: call, resp: unavailable(), command: name, outcome: "failed", release: release}, nil)
+			a.enqueue(ctx, answer(unavailable(), "failed", release), nil)
 			return
 		}
 		events = append(events, persistence.NewEvent{Type: typ, Data: data})
@@ -308,7 +303,7 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 		outcome = "replayed"
 	}
 	queued = true
-	a.enqueue(ctx, reply{to: ctx.Sender(), call: call, resp: resp, command: name, outcome: outcome, release: release}, events)
+	a.enqueue(ctx, answer(resp, outcome, release), events)
 }
 
 // stale reports whether, with nothing of its own in flight, the pot's
@@ -316,7 +311,7 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 // wrote. A refusal is the moment to ask (it is rare, and a stale refusal is
 // wrong); an append finds out by itself (a version conflict).
 func (a *potActor) stale() bool {
-	if a.inflight != nil || len(a.waiting) > 0 {
+	if len(a.waiting) > 0 {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.AppendTimeout)
@@ -334,7 +329,7 @@ func (a *potActor) stale() bool {
 // mailbox are handled. A reply with nothing before it and no events goes at
 // once.
 func (a *potActor) enqueue(ctx actor.Context, r reply, events []persistence.NewEvent) {
-	if len(events) == 0 && a.inflight == nil && len(a.waiting) == 0 {
+	if len(events) == 0 && len(a.waiting) == 0 {
 		a.send(ctx, r)
 		return
 	}
@@ -358,63 +353,70 @@ func (a *potActor) enqueue(ctx actor.Context, r reply, events []persistence.NewE
 func (a *potActor) flush(ctx actor.Context) {
 	for a.failed == nil && len(a.waiting) > 0 {
 		b := a.waiting[0]
+		if len(b.events) > 0 {
+			version, err := a.append(b.events)
+			if err != nil {
+				a.appendFailed(ctx, err)
+				return
+			}
+			if want := a.durable + uint64(len(b.events)); version != want {
+				panic(fmt.Sprintf("actors: pot %s: append returned version %d, want %d", a.member, version, want))
+			}
+			a.durable = version
+		}
 		// Clear the slot: an idle pot must not keep its last batch (events,
 		// replies, the callers' futures) alive in the array's spare room.
 		a.waiting[0] = nil
 		a.waiting = a.waiting[1:]
-		if len(b.events) == 0 {
-			for _, r := range b.replies {
-				a.send(ctx, r)
-			}
-			continue
+		for _, r := range b.replies {
+			a.send(ctx, r)
 		}
-		a.inflight = b
-		start := time.Now()
-		actx := newDeadlineContext(a.deps.Config.AppendTimeout)
-		version, err := a.deps.Journal.Append(actx, persistence.AppendRequest{
-			Stream: a.stream, Group: a.group, ExpectedVersion: a.durable, Events: b.events})
-		actx.stop()
-		if m := a.deps.Metrics; m != nil {
-			m.AppendSeconds.Observe(time.Since(start).Seconds())
-			m.BatchEvents.Observe(float64(len(b.events)))
-		}
-		a.appended(ctx, b, version, err)
 	}
 	if a.failed == nil && a.durable-a.snapshotAt >= a.deps.Config.SnapshotEvery {
 		a.saveSnapshot()
 	}
 }
 
-// appended handles the result of the append of b.
-func (a *potActor) appended(ctx actor.Context, b *batch, version uint64, err error) {
-	a.inflight = nil
-	if err != nil {
-		// The pot's state went ahead of the journal: nothing queued may be
-		// acknowledged. Another activation may have won (a version
-		// conflict), or the outcome is unknown (a timeout): either way this
-		// activation stops, and the next request recovers from the journal.
-		level := slog.LevelWarn
-		if !errors.Is(err, persistence.ErrVersionConflict) {
-			level = slog.LevelError
-		}
-		a.deps.Logger.Log(context.Background(), level, "pot append failed; stopping the activation",
-			"member", a.member, "expected_version", a.durable, "err", err)
-		a.failed = err
-		for _, b := range append([]*batch{b}, a.waiting...) {
-			for _, r := range b.replies {
-				a.send(ctx, reply{to: r.to, call: r.call, resp: unavailable(), command: r.command, outcome: "failed", release: r.release})
-			}
-		}
-		a.waiting = nil
-		ctx.Poison(ctx.Self())
-		return
+// append appends events after the durable version and waits until they are
+// durable.
+func (a *potActor) append(events []persistence.NewEvent) (uint64, error) {
+	start := time.Now()
+	actx := newDeadlineContext(a.deps.Config.AppendTimeout)
+	defer actx.stop()
+	version, err := a.deps.Journal.Append(actx, persistence.AppendRequest{
+		Stream: a.stream, Group: a.group, ExpectedVersion: a.durable, Events: events})
+	if m := a.deps.Metrics; m != nil {
+		m.AppendSeconds.Observe(time.Since(start).Seconds())
+		m.BatchEvents.Observe(float64(len(events)))
 	}
-	if want := a.durable + uint64(len(b.events)); version != want {
-		panic(fmt.Sprintf("actors: pot %s: append returned version %d, want %d", a.member, version, want))
+	return version, err
+}
+
+// appendFailed stops the activation after a failed append. The pot's state
+// went ahead of the journal: nothing waiting may be acknowledged. Another
+// activation may have won (a version conflict), or the outcome is unknown
+// (a timeout): either way the next request recovers from the journal.
+func (a *potActor) appendFailed(ctx actor.Context, err error) {
+	level := slog.LevelWarn
+	if !errors.Is(err, persistence.ErrVersionConflict) {
+		level = slog.LevelError
 	}
-	a.durable = version
-	for _, r := range b.replies {
-		a.send(ctx, r)
+	a.deps.Logger.Log(context.Background(), level, "pot append failed; stopping the activation",
+		"member", a.member, "expected_version", a.durable, "err", err)
+	a.failed = err
+	a.failWaiting(ctx)
+	ctx.Poison(ctx.Self())
+}
+
+// failWaiting answers every waiting reply "unavailable" and drops the
+// batches: they will never be acknowledged by this activation.
+func (a *potActor) failWaiting(ctx actor.Context) {
+	waiting := a.waiting
+	a.waiting = nil
+	for _, b := range waiting {
+		for _, r := range b.replies {
+			a.send(ctx, reply{to: r.to, call: r.call, resp: unavailable(), command: r.command, outcome: "failed", release: r.release})
+		}
 	}
 }
 
