@@ -27,10 +27,6 @@ func appendEventValue(dst []byte, stream string, version uint64, typ string, t t
 	return append(dst, data...)
 }
 
-func eventValueLen(stream, typ string, data []byte) int {
-	return 3*binary.MaxVarintLen64 + len(stream) + len(typ) + 8 + len(data)
-}
-
 // decodedEvent aliases v: copy before the iterator moves.
 type decodedEvent struct {
 	stream  []byte

@@ -228,15 +228,8 @@ func (c *committer) commitRound(ops []*appendOp) []*appendOp {
 		return ops[taken:]
 	}
 	if err := s.db.ApplyNoSyncWait(b, cpebble.Sync); err != nil {
-		// The batch may be visible and not durable: refuse everything
-		// from now on, and leave its pending marks and watermarks where
-		// they are.
-		s.setBroken(err, r.ops[0].req.Stream)
-		for _, op := range r.ops {
-			op.err = s.brokenErr()
-			s.answer(op)
-		}
-		b.Close()
+		// The batch may be visible and not durable.
+		c.refuse(r, err)
 		return ops[taken:]
 	}
 	c.syncs <- r
@@ -266,19 +259,11 @@ func (c *committer) syncLoop() {
 	defer c.wg.Done()
 	for r := range c.syncs {
 		s := c.s
-		err := r.batch.SyncWait()
-		if err != nil {
-			s.setBroken(err, r.ops[0].req.Stream)
-		}
-		if err != nil || s.brokenErr() != nil {
+		if err := r.batch.SyncWait(); err != nil || s.brokenErr() != nil {
 			// This round's sync failed, or an earlier one did: rounds
 			// after a failed sync are not trusted either, even if theirs
-			// reported success, and stay unreadable.
-			for _, op := range r.ops {
-				op.err = s.brokenErr()
-				s.answer(op)
-			}
-			r.batch.Close()
+			// reported success.
+			c.refuse(r, err)
 			continue
 		}
 		for _, gp := range r.lastPos {
@@ -294,6 +279,21 @@ func (c *committer) syncLoop() {
 			s.answer(op)
 		}
 	}
+}
+
+// refuse fails a round written to Pebble that may not be durable (err, if
+// not nil, says why) and breaks the store: it refuses every later
+// operation, and the round's pending marks and the watermarks stay where
+// they are, so that nothing of it is ever read.
+func (c *committer) refuse(r *round, err error) {
+	if err != nil {
+		c.s.setBroken(err, r.ops[0].req.Stream)
+	}
+	for _, op := range r.ops {
+		op.err = c.s.brokenErr()
+		c.s.answer(op)
+	}
+	r.batch.Close()
 }
 
 // head returns a stream's version and group (version 0: no stream). A head

@@ -194,15 +194,12 @@ func (s *Store) Append(ctx context.Context, req persistence.AppendRequest) (uint
 	if err := req.Validate(s.groups); err != nil {
 		return 0, err
 	}
-	fail := func(err error) (uint64, error) {
-		return 0, &persistence.Error{Op: "append", Stream: req.Stream, Group: req.Group, ExpectedVersion: req.ExpectedVersion, Err: err}
-	}
 	// Held until the append is answered (see answer), so that Close waits
 	// for it.
 	s.mu.RLock()
 	if err := s.usable(ctx); err != nil {
 		s.mu.RUnlock()
-		return fail(err)
+		return 0, appendError(&appendOp{req: req, err: err})
 	}
 	op := s.ops.Get().(*appendOp)
 	op.req = req
