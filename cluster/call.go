@@ -37,7 +37,6 @@ func (n *Node) CallOptions(ctx context.Context) []protocluster.GrainCallOption {
 
 func (n *Node) callOptions(ctx context.Context, timeout time.Duration) []protocluster.GrainCallOption {
 	callDeadline := deadline(ctx, timeout)
-	backoff := n.cfg.RequestRetryBackoff
 	return []protocluster.GrainCallOption{
 		protocluster.WithTimeout(time.Until(callDeadline)),
 		protocluster.WithRetryCount(n.cfg.RequestRetryCount),
@@ -46,13 +45,18 @@ func (n *Node) callOptions(ctx context.Context, timeout time.Duration) []protocl
 		// has changed.
 		protocluster.WithRetryAction(func(attempt int) int {
 			attempt++
-			wait := min(backoff*time.Duration(attempt*attempt), time.Until(callDeadline))
-			if wait > 0 {
+			if wait := n.retryWait(attempt, callDeadline); wait > 0 {
 				time.Sleep(wait)
 			}
 			return attempt
 		}),
 	}
+}
+
+// retryWait is how long a call waits after its attempt-th failed attempt
+// (1-based): RequestRetryBackoff × attempt², never past callDeadline.
+func (n *Node) retryWait(attempt int, callDeadline time.Time) time.Duration {
+	return min(n.cfg.RequestRetryBackoff*time.Duration(attempt*attempt), time.Until(callDeadline))
 }
 
 // Call makes one grain call from node n with n's timeout and retries (see

@@ -54,11 +54,10 @@ func Request(ctx context.Context, n *Node, identity, kind string, msg func(callI
 				n.cluster.PidCache.Set(identity, kind, pid)
 			}
 		}
-		var reply any
 		if pid != nil {
 			n.system.Root.RequestWithCustomSender(pid, req, slot.pid)
-			var err error
-			if reply, err = slot.wait(ctx, callID, time.Until(callDeadline)); err != nil {
+			reply, err := slot.wait(ctx, callID, time.Until(callDeadline))
+			if err != nil {
 				n.slots.discard(n.system, slot)
 				slot = nil
 				return nil, err
@@ -77,7 +76,7 @@ func Request(ctx context.Context, n *Node, identity, kind string, msg func(callI
 			}
 			return nil, fmt.Errorf("%w: %s %s/%s after %d attempts", ErrUnavailable, what, kind, identity, attempt)
 		}
-		wait := min(n.cfg.RequestRetryBackoff*time.Duration(attempt*attempt), time.Until(callDeadline))
+		wait := n.retryWait(attempt, callDeadline)
 		if wait <= 0 {
 			return nil, fmt.Errorf("%w: %s/%s: deadline passed between attempts", ErrTimeout, kind, identity)
 		}
