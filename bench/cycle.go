@@ -183,18 +183,11 @@ func RunCycle(ctx context.Context, cfg CycleConfig, out io.Writer) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("bench: cycle config: %w", err)
 	}
-	root := cfg.DataDir
-	if root == "" {
-		if root, err = os.MkdirTemp("", "mastertrust-bench-cycle-*"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(root)
+	root, removeRoot, err := workDirs(cfg.DataDir, "mastertrust-bench-cycle-*", cfg.ProfileDir)
+	if err != nil {
+		return err
 	}
-	if cfg.ProfileDir != "" {
-		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
-			return err
-		}
-	}
+	defer removeRoot()
 	r := &cycleRun{cfg: cfg, log: cfg.Logger, out: out}
 	if r.heapBefore, r.heapProfileBefore, err = heapSnapshot(r.cfg.ProfileDir, "heap-before.pprof"); err != nil {
 		return err

@@ -156,13 +156,11 @@ func RunJournal(ctx context.Context, cfg JournalConfig, out io.Writer) (err erro
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("bench: journal config: %w", err)
 	}
-	root := cfg.Dir
-	if root == "" {
-		if root, err = os.MkdirTemp("", "mastertrust-bench-*"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(root)
+	root, removeRoot, err := workDirs(cfg.Dir, "mastertrust-bench-*")
+	if err != nil {
+		return err
 	}
+	defer removeRoot()
 	r := &journalRun{cfg: cfg, root: root, log: cfg.Logger, payload: make([]byte, cfg.EventBytes)}
 	rand.Read(r.payload)
 	var js *jsEnv

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -151,4 +152,26 @@ func (quietLogger) Infof(string, ...any)  {}
 func (quietLogger) Errorf(string, ...any) {}
 func (quietLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf("pebble: "+format, args...))
+}
+
+// workDirs returns the directory a workload keeps its stores in: dir, or a
+// new temporary one (named after pattern, see os.MkdirTemp) that remove
+// deletes; remove does nothing for a dir given. It also makes the other
+// directories asked for (a profile directory), skipping empty names.
+func workDirs(dir, pattern string, others ...string) (root string, remove func(), err error) {
+	for _, d := range others {
+		if d == "" {
+			continue
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", nil, err
+		}
+	}
+	if dir != "" {
+		return dir, func() {}, nil
+	}
+	if root, err = os.MkdirTemp("", pattern); err != nil {
+		return "", nil, err
+	}
+	return root, func() { os.RemoveAll(root) }, nil
 }

@@ -225,18 +225,11 @@ func RunPots(ctx context.Context, cfg PotsConfig, out io.Writer) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("bench: pots config: %w", err)
 	}
-	root := cfg.Dir
-	if root == "" {
-		if root, err = os.MkdirTemp("", "mastertrust-bench-pots-*"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(root)
+	root, removeRoot, err := workDirs(cfg.Dir, "mastertrust-bench-pots-*", cfg.ProfileDir)
+	if err != nil {
+		return err
 	}
-	if cfg.ProfileDir != "" {
-		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
-			return err
-		}
-	}
+	defer removeRoot()
 	r, err := startPots(ctx, cfg, root)
 	if err != nil {
 		return err
