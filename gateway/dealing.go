@@ -94,11 +94,7 @@ func (s *Server) postPrices(w http.ResponseWriter, r *http.Request, _ Claims) {
 			fe.add("prices."+isin, "is not a catalogue asset")
 		}
 	}
-	if len(fe) > 0 {
-		s.writeProblem(w, r, invalid(fe))
-		return
-	}
-	ops, ok := s.operations(w, r)
+	ops, ok := s.operations(w, r, fe)
 	if !ok {
 		return
 	}
@@ -116,12 +112,8 @@ func (s *Server) postPrices(w http.ResponseWriter, r *http.Request, _ Claims) {
 func (s *Server) getPrices(w http.ResponseWriter, r *http.Request, _ Claims) {
 	var fe fieldErrors
 	queryParams(r, &fe)
-	date, ok := pathDate(r, &fe)
-	if !ok || len(fe) > 0 {
-		s.writeProblem(w, r, invalid(fe))
-		return
-	}
-	ops, ok := s.operations(w, r)
+	date := pathDate(r, &fe)
+	ops, ok := s.operations(w, r, fe)
 	if !ok {
 		return
 	}
@@ -146,16 +138,12 @@ func (s *Server) runCycle(w http.ResponseWriter, r *http.Request, _ Claims) {
 	var fe fieldErrors
 	queryParams(r, &fe)
 	idempotencyKey(r, &fe) // checked for form; a cycle is idempotent by date
-	date, _ := pathDate(r, &fe)
+	date := pathDate(r, &fe)
 	var body runCycleJSON
 	if r.ContentLength != 0 {
 		decodeBody(w, r, &body, &fe)
 	}
-	if len(fe) > 0 {
-		s.writeProblem(w, r, invalid(fe))
-		return
-	}
-	ops, ok := s.operations(w, r)
+	ops, ok := s.operations(w, r, fe)
 	if !ok {
 		return
 	}
@@ -175,12 +163,8 @@ func (s *Server) runCycle(w http.ResponseWriter, r *http.Request, _ Claims) {
 func (s *Server) getCycle(w http.ResponseWriter, r *http.Request, _ Claims) {
 	var fe fieldErrors
 	queryParams(r, &fe)
-	date, ok := pathDate(r, &fe)
-	if !ok || len(fe) > 0 {
-		s.writeProblem(w, r, invalid(fe))
-		return
-	}
-	ops, ok := s.operations(w, r)
+	date := pathDate(r, &fe)
+	ops, ok := s.operations(w, r, fe)
 	if !ok {
 		return
 	}
@@ -207,11 +191,7 @@ func (s *Server) postReconciliation(w http.ResponseWriter, r *http.Request, _ Cl
 	var body reconcileJSON
 	decodeBody(w, r, &body, &fe)
 	asOf, _ := checkDate(&fe, "asOf", body.AsOf)
-	if len(fe) > 0 {
-		s.writeProblem(w, r, invalid(fe))
-		return
-	}
-	ops, ok := s.operations(w, r)
+	ops, ok := s.operations(w, r, fe)
 	if !ok {
 		return
 	}
@@ -247,11 +227,7 @@ func (s *Server) getReconciliation(w http.ResponseWriter, r *http.Request, _ Cla
 	if !validReconciliationID(id) {
 		fe.add("id", "is not a reconciliation id")
 	}
-	if len(fe) > 0 {
-		s.writeProblem(w, r, invalid(fe))
-		return
-	}
-	ops, ok := s.operations(w, r)
+	ops, ok := s.operations(w, r, fe)
 	if !ok {
 		return
 	}
@@ -295,17 +271,23 @@ func (s *Server) extendWriteDeadline(w http.ResponseWriter, wait time.Duration) 
 	}
 }
 
-func pathDate(r *http.Request, fe *fieldErrors) (domain.Date, bool) {
-	s := r.PathValue("date")
-	d, err := domain.ParseDate(s)
+// pathDate is the request's {date}, or a problem in fe.
+func pathDate(r *http.Request, fe *fieldErrors) domain.Date {
+	d, err := domain.ParseDate(r.PathValue("date"))
 	if err != nil {
 		fe.add("date", "must be a date YYYY-MM-DD")
-		return domain.Date{}, false
 	}
-	return d, true
+	return d
 }
 
-func (s *Server) operations(w http.ResponseWriter, r *http.Request) (Operations, bool) {
+// operations returns the gateway's Operations for a request whose fields
+// were checked into fe, or answers the request: 400 with fe's problems,
+// 503 if this gateway runs no operations.
+func (s *Server) operations(w http.ResponseWriter, r *http.Request, fe fieldErrors) (Operations, bool) {
+	if len(fe) > 0 {
+		s.writeProblem(w, r, invalid(fe))
+		return nil, false
+	}
 	if s.cfg.Operations == nil {
 		s.writeProblem(w, r, newProblem(codeUnavailable, "this gateway runs no dealing operations"))
 		return nil, false
