@@ -320,9 +320,10 @@ func OrderStatusAt(o *Order, cutOff func(Date) bool) OrderStatus {
 }
 
 // requestIndexFrom: a pot with more remembered keys than this finds them
-// through an index rather than a scan (a scan of 64 short strings costs less
-// than keeping a map for every pot).
-const requestIndexFrom = 64
+// through an index rather than a scan. A map for every pot would cost more
+// than a scan of a few keys (most pots see a handful of requests a week),
+// but a scan of 64 was 5% of a busy pot's CPU (docs/performance.md).
+const requestIndexFrom = 16
 
 // Request returns the record of the latest accepted request with key.
 func (p *Pot) Request(key string) (RequestRecord, bool) {

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -319,4 +320,49 @@ func FuzzParsePercent(f *testing.F) {
 		checkFuzzedValue(t, "percent", s, p.Decimal(), p.String(), err, PercentDecimals, decimal.Zero, decimal.NewFromInt(100), false,
 			func(s string) (decimal.Decimal, error) { v, err := ParsePercent(s); return v.Decimal(), err })
 	})
+}
+
+func TestFormatFixed(t *testing.T) {
+	cases := []struct {
+		in     string
+		places int32
+		want   string
+	}{
+		{"0", 2, "0.00"},
+		{"1250", 2, "1250.00"},
+		{"1250.5", 2, "1250.50"},
+		{"0.05", 2, "0.05"},
+		{"-0.05", 2, "-0.05"},
+		{"-1250.75", 2, "-1250.75"},
+		{"12.3", 4, "12.3000"},
+		{"7", 0, "7"},
+		{"-7", 0, "-7"},
+		{"999999999999999999", 0, "999999999999999999"}, // 18 digits: the fast path's edge
+		{"9999999999999999.99", 2, "9999999999999999.99"},
+		{"99999999999999999.99", 2, "99999999999999999.99"}, // 19 digits: math/big
+		{"1.005", 2, "1.01"},                                // more places than asked: StringFixed rounds
+		{"1e3", 2, "1000.00"},                               // positive exponent: StringFixed
+	}
+	for _, c := range cases {
+		if got := formatFixed(decimal.RequireFromString(c.in), c.places); got != c.want {
+			t.Errorf("formatFixed(%s, %d) = %q, want %q", c.in, c.places, got, c.want)
+		}
+	}
+}
+
+// TestFormatFixedMatchesStringFixed compares formatFixed with the
+// decimal library's StringFixed over random values (seeded).
+func TestFormatFixedMatchesStringFixed(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	for i := 0; i < 100_000; i++ {
+		coef := rng.Int64N(1 << uint(rng.IntN(62)+1)) // up to 19 digits
+		if rng.IntN(2) == 0 {
+			coef = -coef
+		}
+		d := decimal.New(coef, -int32(rng.IntN(12)))
+		places := int32(rng.IntN(12))
+		if got, want := formatFixed(d, places), d.StringFixed(places); got != want {
+			t.Fatalf("formatFixed(%s, %d) = %q, StringFixed says %q", d, places, got, want)
+		}
+	}
 }
