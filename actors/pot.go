@@ -55,7 +55,10 @@ type potActor struct {
 	waiting []*batch // decided, not yet durable, in order
 	// flushQueued: a flushWaiting message is in the mailbox.
 	flushQueued bool
-	failed      error // set when the activation must not go on
+	// mailbox is the activation's mailbox (nil if potMailbox did not see
+	// it), asked whether messages wait behind the one being handled.
+	mailbox actor.Mailbox
+	failed  error // set when the activation must not go on
 }
 
 // batch is one append and the replies that wait for it.
@@ -91,11 +94,32 @@ func NewPotKind(deps *PotDeps) func(idleTimeout time.Duration) *protocluster.Kin
 	deps.recoveries = make(chan struct{}, deps.Config.RecoveriesMax)
 	deps.workers = newWorkers(potWorkersIdleMax)
 	dispatcher := deps.workers.dispatcher(potMailboxThroughput)
+	mailboxes := potMailboxes()
 	return func(idleTimeout time.Duration) *protocluster.Kind {
 		props := actor.PropsFromProducer(func() actor.Actor { return &potActor{deps: deps, idle: idleTimer{idle: idleTimeout}} },
-			actor.WithDispatcher(dispatcher))
+			actor.WithDispatcher(dispatcher), actor.WithMailbox(mailboxes))
 		return protocluster.NewKind(PotKind, props)
 	}
+}
+
+// potMailbox is protoactor's mailbox, which hands itself to its pot when
+// protoactor links the two (after the pot is made, before its first
+// message), so that the pot can ask how many messages wait (enqueue).
+type potMailbox struct{ actor.Mailbox }
+
+// potMailboxes makes pots' mailboxes.
+func potMailboxes() actor.MailboxProducer {
+	unbounded := actor.Unbounded()
+	return func() actor.Mailbox { return potMailbox{unbounded()} }
+}
+
+func (m potMailbox) RegisterHandlers(invoker actor.MessageInvoker, d actor.Dispatcher) {
+	if c, ok := invoker.(actor.Context); ok {
+		if a, ok := c.Actor().(*potActor); ok {
+			a.mailbox = m.Mailbox
+		}
+	}
+	m.Mailbox.RegisterHandlers(invoker, d)
 }
 
 // The goroutines of a node's pots (see workers): up to potWorkersIdleMax
@@ -326,8 +350,9 @@ func (a *potActor) stale() bool {
 
 // enqueue queues a reply (with the events it waits for) behind everything
 // decided before it, and has the pot flush once the messages already in its
-// mailbox are handled. A reply with nothing before it and no events goes at
-// once.
+// mailbox are handled: at once if none wait (a pot's usual case, which then
+// costs no second message), else after them, so that their events join the
+// same append. A reply with nothing before it and no events goes at once.
 func (a *potActor) enqueue(ctx actor.Context, r reply, events []persistence.NewEvent) {
 	if len(events) == 0 && len(a.waiting) == 0 {
 		a.send(ctx, r)
@@ -341,7 +366,11 @@ func (a *potActor) enqueue(ctx actor.Context, r reply, events []persistence.NewE
 	b := a.waiting[last]
 	b.events = append(b.events, events...)
 	b.replies = append(b.replies, r)
-	if !a.flushQueued {
+	switch {
+	case a.flushQueued:
+	case a.mailbox != nil && a.mailbox.UserMessageCount() == 0:
+		a.flush(ctx)
+	default:
 		a.flushQueued = true
 		ctx.Send(ctx.Self(), flushWaiting{})
 	}

@@ -156,9 +156,13 @@ func TestPotGrainDoubleActivationNeverForks(t *testing.T) {
 	w.must(m, openPot("open", ""))
 
 	rogue := w.spawnRogue(m)
-	// The rogue activation recovered the same state; a contribution through
-	// the placed one moves the journal on, so the rogue's next append must
-	// conflict.
+	// The rogue activation recovers the same state (a query waits for its
+	// recovery: it must not read the journal after the next contribution);
+	// a contribution through the placed one moves the journal on, so the
+	// rogue's next append must conflict.
+	if v := rogue.call(t, getPot()).GetVersion(); v != 2 {
+		t.Fatalf("rogue recovered version %d, want 2", v)
+	}
 	w.must(m, contribute("first", "5.00"))
 	resp := rogue.call(t, contribute("stale", "7.00"))
 	if p := resp.GetProblem(); p == nil || p.Code != actors.CodeUnavailable {
