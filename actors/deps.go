@@ -46,9 +46,10 @@ const JournalGroupsMin = 2
 
 // PotConfig configures the pot grains of a node.
 type PotConfig struct {
-	// SnapshotEvery: a pot saves a snapshot once this many events were
-	// appended since its last one, so recovery replays at most about that
-	// many. Default: 100.
+	// SnapshotEvery: a pot saves a snapshot once at least this many events
+	// were appended since its last one, and they weigh at least as much as
+	// it did (snapshotDue): recovery replays no more than about that many
+	// events or the state's weight in events. Default: 100.
 	SnapshotEvery uint64
 	// AppendTimeout bounds one journal append. Past it the pot answers
 	// "unavailable" and stops (the append may still land: its retry, with

@@ -11,6 +11,7 @@ type Metrics struct {
 	ActivePots      prometheus.Gauge
 	Activations     prometheus.Counter
 	RecoverySeconds prometheus.Histogram
+	SnapshotBytes   prometheus.Histogram // its count: the snapshots taken
 }
 
 // NewMetrics creates the pot metrics and registers them on reg.
@@ -43,7 +44,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time a pot takes to recover from its snapshot and journal on activation.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		SnapshotBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mastertrust_pot_snapshot_bytes",
+			Help:    "Size of the snapshots pots take (a pot's state grows with its history; snapshots wait for their weight in events).",
+			Buckets: prometheus.ExponentialBuckets(256, 4, 10),
+		}),
 	}
-	reg.MustRegister(m.Requests, m.AppendSeconds, m.BatchEvents, m.ActivePots, m.Activations, m.RecoverySeconds)
+	reg.MustRegister(m.Requests, m.AppendSeconds, m.BatchEvents, m.ActivePots, m.Activations, m.RecoverySeconds, m.SnapshotBytes)
 	return m
 }

@@ -49,8 +49,8 @@ type potActor struct {
 	group   uint32
 	pot     *domain.Pot
 	durable uint64 // the stream's version in the journal
-	// snapshotAt is the version of the last snapshot saved.
-	snapshotAt uint64
+	// snapshot: the last snapshot saved, and what was appended since.
+	snapshot snapshotProgress
 
 	waiting []*batch // decided, not yet durable, in order
 	// flushQueued: a flushWaiting message is in the mailbox.
@@ -203,13 +203,13 @@ func (a *potActor) activate(member string) {
 	defer func() { <-a.deps.recoveries }()
 	ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.AppendTimeout)
 	defer cancel()
-	p, snapshotAt, err := RecoverPot(ctx, a.deps.Journal, member, a.deps.Logger)
+	p, recovered, err := RecoverPot(ctx, a.deps.Journal, member, a.deps.Logger)
 	if err != nil {
 		a.failed = err
 		a.deps.Logger.Error("pot recovery failed", "member", member, "err", err)
 		return
 	}
-	a.pot, a.durable, a.snapshotAt = p, p.Version, snapshotAt
+	a.pot, a.durable, a.snapshot = p, p.Version, recovered
 	if m := a.deps.Metrics; m != nil {
 		m.Activations.Inc()
 		m.ActivePots.Inc()
@@ -222,25 +222,29 @@ const recoverReadPage = 1000
 
 // RecoverPot rebuilds a member's pot from its latest snapshot (if it can be
 // read) and the events after it, checking versions are contiguous. It
-// returns the pot and the version of the snapshot used (0 for none).
-func RecoverPot(ctx context.Context, j persistence.Journal, member string, log *slog.Logger) (*domain.Pot, uint64, error) {
+// returns the pot, and the snapshot used (none: zero) with the bytes of the
+// events replayed after it.
+func RecoverPot(ctx context.Context, j persistence.Journal, member string, log *slog.Logger) (*domain.Pot, snapshotProgress, error) {
 	stream := PotStream(member)
 	p := domain.NewPot(member)
-	var snapshotAt uint64
+	var used snapshotProgress
 	snap, found, err := j.LoadSnapshot(ctx, stream)
 	if err != nil {
-		return nil, 0, fmt.Errorf("load snapshot of %s: %w", stream, err)
+		return nil, used, fmt.Errorf("load snapshot of %s: %w", stream, err)
 	}
 	if found {
-		sp, err := domain.UnmarshalPotSnapshot(snap.Data)
+		sp, err := pb.DecodePotSnapshot(snap.Data)
 		switch {
+		case errors.Is(err, pb.ErrSnapshotFormat):
+			// Written by an older version: replaced by the next snapshot.
+			log.Info("ignoring pot snapshot of another format", "member", member, "version", snap.Version)
 		case err != nil:
 			// A snapshot is a cache: replay from the start instead.
 			log.Warn("ignoring unreadable pot snapshot", "member", member, "version", snap.Version, "err", err)
 		case sp.Version != snap.Version || sp.MemberID != member:
 			log.Warn("ignoring mismatched pot snapshot", "member", member, "version", snap.Version, "state_version", sp.Version)
 		default:
-			p, snapshotAt = sp, snap.Version
+			p, used = sp, snapshotProgress{version: snap.Version, bytes: len(snap.Data)}
 		}
 	}
 	err = eachEvent(ctx, j, stream, p.Version+1, func(e persistence.Event) error {
@@ -249,12 +253,13 @@ func RecoverPot(ctx context.Context, j persistence.Journal, member string, log *
 			return err
 		}
 		p.Apply(de)
+		used.eventBytes += len(e.Data)
 		return nil
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, snapshotProgress{}, err
 	}
-	return p, snapshotAt, nil
+	return p, used, nil
 }
 
 // handle decides one request and queues its reply. req is the caller's:
@@ -392,6 +397,9 @@ func (a *potActor) flush(ctx actor.Context) {
 				panic(fmt.Sprintf("actors: pot %s: append returned version %d, want %d", a.member, version, want))
 			}
 			a.durable = version
+			for _, e := range b.events {
+				a.snapshot.eventBytes += len(e.Data)
+			}
 		}
 		// Clear the slot: an idle pot must not keep its last batch (events,
 		// replies, the callers' futures) alive in the array's spare room.
@@ -401,7 +409,7 @@ func (a *potActor) flush(ctx actor.Context) {
 			a.send(ctx, r)
 		}
 	}
-	if a.failed == nil && a.durable-a.snapshotAt >= a.deps.Config.SnapshotEvery {
+	if a.failed == nil && snapshotDue(a.durable, a.snapshot, a.deps.Config.SnapshotEvery) {
 		a.saveSnapshot()
 	}
 }
@@ -453,12 +461,15 @@ func (a *potActor) failWaiting(ctx actor.Context) {
 // flight), in the background: a snapshot that fails to save costs only a
 // longer recovery.
 func (a *potActor) saveSnapshot() {
-	data, err := a.pot.MarshalSnapshot()
+	data, err := pb.EncodePotSnapshot(a.pot)
 	if err != nil {
 		a.deps.Logger.Error("pot snapshot", "member", a.member, "err", err)
 		return
 	}
-	a.snapshotAt = a.durable
+	a.snapshot = snapshotProgress{version: a.durable, bytes: len(data)}
+	if m := a.deps.Metrics; m != nil {
+		m.SnapshotBytes.Observe(float64(len(data)))
+	}
 	snap := persistence.Snapshot{Stream: a.stream, Version: a.durable, Data: data}
 	journal, timeout, log := a.deps.Journal, a.deps.Config.AppendTimeout, a.deps.Logger
 	a.deps.workers.Go(func() {

@@ -309,6 +309,81 @@ func TestPotGrainRecoversFromSnapshotAfterPassivation(t *testing.T) {
 	}
 }
 
+// TestPotSnapshotsWeighNoMoreThanTheirEvents proves the pot's snapshot
+// policy is wired through appends and recoveries: with a snapshot allowed
+// after every event, after every command the events after the latest
+// snapshot weigh less than it plus one command's (snapshots wait for their
+// weight in events, and come once it is there), across a passivation; and
+// far fewer snapshots are taken than commands.
+func TestPotSnapshotsWeighNoMoreThanTheirEvents(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics := actors.NewMetrics(reg)
+	w := newWorld(t, worldOptions{idle: 200 * time.Millisecond, potConfig: actors.PotConfig{SnapshotEvery: 1}})
+	w.setMetrics(metrics)
+	const m = "M000005"
+	stream := actors.PotStream(m)
+	// bounded waits until the latest snapshot is past minVersion and the
+	// events after it weigh less than it plus one command's events (the
+	// snapshot is saved in the background, after the reply), and returns
+	// its version and the number of events after it.
+	bounded := func(minVersion uint64) (at uint64, eventsAfter int) {
+		t.Helper()
+		testkit.CheckFor(t, 3*time.Second, 5*time.Millisecond, func() error {
+			ctx := context.Background()
+			snap, found, err := w.journal.LoadSnapshot(ctx, stream)
+			if err != nil || !found {
+				return fmt.Errorf("no snapshot (err %v)", err)
+			}
+			if snap.Version <= minVersion {
+				return fmt.Errorf("snapshot at %d, want past %d", snap.Version, minVersion)
+			}
+			events, err := w.journal.Read(ctx, stream, snap.Version+1, 100_000)
+			if err != nil {
+				return err
+			}
+			after, last := 0, 0
+			for _, e := range events {
+				after += len(e.Data)
+				last = len(e.Data)
+			}
+			if after >= len(snap.Data)+2*last {
+				return fmt.Errorf("%d bytes of %d events after the snapshot at %d, which weighs %d", after, len(events), snap.Version, len(snap.Data))
+			}
+			at, eventsAfter = snap.Version, len(events)
+			return nil
+		})
+		return at, eventsAfter
+	}
+	contributeN := func(from, n int) (at uint64, eventsAfter int) {
+		t.Helper()
+		for i := from; i < from+n; i++ {
+			w.must(m, contribute(fmt.Sprintf("c-%d", i), "10.00"))
+			at, eventsAfter = bounded(0)
+		}
+		return at, eventsAfter
+	}
+	w.must(m, openPot("open", "cautious"))
+	first, _ := contributeN(0, 40)
+	testkit.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+		if g := gaugeValue(t, metrics.ActivePots); g != 0 {
+			return fmt.Errorf("%v pots still active", g)
+		}
+		return nil
+	})
+	// The recovered pot counts the events it replayed after its snapshot.
+	const commands = 100
+	contributeN(40, commands-40)
+	bounded(first)
+	var hist dto.Metric
+	if err := metrics.SnapshotBytes.Write(&hist); err != nil {
+		t.Fatal(err)
+	}
+	if n := hist.GetHistogram().GetSampleCount(); n == 0 || n > commands/5 {
+		t.Fatalf("%d snapshots for %d commands, want 1 to %d", n, commands, commands/5)
+	}
+	t.Logf("%d snapshots for %d commands", hist.GetHistogram().GetSampleCount(), commands)
+}
+
 func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	t.Helper()
 	var m dto.Metric
