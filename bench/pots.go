@@ -88,7 +88,10 @@ type PotsConfig struct {
 	// calls over, opened and funded before the first repeat. Calls take
 	// the pots in turn, so with Pots well above Callers each call finds
 	// its pot idle, as on a platform of a million members (no batching of
-	// one pot's requests helps). Default 10,000.
+	// one pot's requests helps). Pot i is also given i mod potsHistoryMax
+	// contributions beforehand, so that the pots' ages, and so their
+	// snapshots, are spread as on a running platform: pots of one age take
+	// their first snapshot together, all in one repeat. Default 10,000.
 	Pots int
 	// HeapPots are the pots activated (opened, and one contribution each)
 	// to measure heap per active pot. Default 20,000.
@@ -251,7 +254,7 @@ func RunPots(ctx context.Context, cfg PotsConfig, out io.Writer) (err error) {
 	if len(cells) > 0 {
 		if r.needsPots() {
 			pctx, cancel := context.WithTimeout(ctx, cfg.PhaseTimeout)
-			r.members, err = r.openPots(pctx, "B", cfg.Pots, potsFunding)
+			r.members, err = r.openPots(pctx, "B", cfg.Pots, potsFunding, func(i int) int { return i % potsHistoryMax })
 			cancel()
 			if err != nil {
 				return fmt.Errorf("bench: open pots: %w", err)
@@ -298,6 +301,10 @@ const (
 	potsFunding      = "1000000000.00"
 	potsContribution = "1.00"
 	potsOrderAmount  = "1.00"
+	// potsHistoryMax bounds the contributions a throughput pot is given
+	// before the measurements: half of a pot's default SnapshotEvery
+	// events, at two events a contribution.
+	potsHistoryMax = 50
 )
 
 // potsRun is one RunPots: the platform under test and the state of the run.
@@ -631,9 +638,10 @@ func (r *potsRun) httpDo(req *http.Request, want int) error {
 }
 
 // openPots opens n pots named prefix + a number, each with one
-// contribution of fund, from Callers goroutines, and returns their member
-// ids. Every pot is active afterwards.
-func (r *potsRun) openPots(ctx context.Context, prefix string, n int, fund string) ([]string, error) {
+// contribution of fund and then history(i) contributions of
+// potsContribution, from Callers goroutines, and returns their member ids.
+// Every pot is active afterwards.
+func (r *potsRun) openPots(ctx context.Context, prefix string, n int, fund string, history func(i int) int) ([]string, error) {
 	members := make([]string, n)
 	for i := range members {
 		members[i] = fmt.Sprintf("%s%07d", prefix, i)
@@ -672,6 +680,13 @@ func (r *potsRun) openPots(ctx context.Context, prefix string, n int, fund strin
 				if err == nil {
 					_, err = r.call(ctx, members[i], &pb.PotRequest{IdempotencyKey: "fund",
 						Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: fund}}})
+				}
+				for k := range history(i) {
+					if err != nil {
+						break
+					}
+					_, err = r.call(ctx, members[i], &pb.PotRequest{IdempotencyKey: "history-" + strconv.Itoa(k),
+						Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: potsContribution}}})
 				}
 				if err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
@@ -726,7 +741,7 @@ func (r *potsRun) measureHeap(ctx context.Context) (*potsHeapResult, error) {
 	start := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
 	defer cancel()
-	if _, err := r.openPots(pctx, "H", r.cfg.HeapPots, potsContribution); err != nil {
+	if _, err := r.openPots(pctx, "H", r.cfg.HeapPots, potsContribution, func(int) int { return 0 }); err != nil {
 		return nil, err
 	}
 	res.elapsed = time.Since(start)
