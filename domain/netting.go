@@ -44,6 +44,12 @@ func AllocateTrade(spec TradeSpec, price Price, unitDecimals int32, proceedsOf f
 	return Units{}, Money{}, fmt.Errorf("trade %s: unknown side %d", spec.ID, spec.Side)
 }
 
+// NewTrade is an accepted trade of order orderID on terms spec.
+func NewTrade(orderID string, spec TradeSpec) *Trade {
+	return &Trade{ID: spec.ID, OrderID: orderID, Asset: spec.Asset, Side: spec.Side, Cash: spec.Cash, Units: spec.Units,
+		Funding: spec.Funding, ReservedCash: spec.ReservedCash, ReservedUnits: spec.ReservedUnits, Status: TradeAccepted}
+}
+
 // Spec is the trade's terms as accepted.
 func (t *Trade) Spec() TradeSpec {
 	return TradeSpec{ID: t.ID, Asset: t.Asset, Side: t.Side, Cash: t.Cash, Units: t.Units, Funding: t.Funding,

@@ -94,8 +94,7 @@ func (p *Pot) applyOrderPlaced(e OrderPlaced) {
 		DealingDate: e.DealingDate, OriginalDealingDate: e.DealingDate}
 	p.bumpSeq(e.OrderID)
 	for _, ts := range e.Trades {
-		t := &Trade{ID: ts.ID, OrderID: e.OrderID, Asset: ts.Asset, Side: ts.Side, Cash: ts.Cash, Units: ts.Units,
-			Funding: ts.Funding, ReservedCash: ts.ReservedCash, ReservedUnits: ts.ReservedUnits, Status: TradeAccepted}
+		t := NewTrade(e.OrderID, ts)
 		p.Cash.Available = p.Cash.Available.Sub(t.ReservedCash)
 		p.Cash.Reserved = p.Cash.Reserved.Add(t.ReservedCash)
 		if t.ReservedUnits.Sign() != 0 {
@@ -159,8 +158,7 @@ func (p *Pot) applyTradeExecuted(e TradeExecuted) {
 	}
 	p.assertHolding(t.Asset, h)
 	t.Status = TradeExecutedStatus
-	t.Execution = &Execution{DealingDate: e.DealingDate, Units: e.Units, Price: e.Price, Cash: e.Cash,
-		SettlementDate: e.SettlementDate, BatchID: e.BatchID, ExecutionID: e.ExecutionID, ExecutedAt: e.At}
+	t.Execution = e.Execution()
 }
 
 // linkedFunding is the cash a buy spends: its fixed cash plus, for a linked

@@ -99,6 +99,18 @@ type TradeExecuted struct {
 	At             time.Time
 }
 
+// Execution is the execution e records on its trade.
+func (e TradeExecuted) Execution() *Execution {
+	return &Execution{DealingDate: e.DealingDate, Units: e.Units, Price: e.Price, Cash: e.Cash,
+		SettlementDate: e.SettlementDate, BatchID: e.BatchID, ExecutionID: e.ExecutionID, ExecutedAt: e.At}
+}
+
+// Executed is the event that recorded x on trade tradeID.
+func (x *Execution) Executed(tradeID string) TradeExecuted {
+	return TradeExecuted{TradeID: tradeID, DealingDate: x.DealingDate, Units: x.Units, Price: x.Price, Cash: x.Cash,
+		SettlementDate: x.SettlementDate, BatchID: x.BatchID, ExecutionID: x.ExecutionID, At: x.ExecutedAt}
+}
+
 // TradeSettled marks a trade settled: pending units become settled units,
 // pending cash becomes available (or goes to the withdrawal it was raised for).
 type TradeSettled struct {

@@ -74,16 +74,10 @@ func snapshotOrder(o *domain.Order) *SnapshotOrder {
 		DealingDate: o.DealingDate.String(), OriginalDealingDate: o.OriginalDealingDate.String(), Cancelled: o.Cancelled,
 		CancelledAtUnixNano: nanos(o.CancelledAt), Trades: make([]*SnapshotTrade, 0, len(o.Trades))}
 	for _, t := range o.Trades {
-		st := &SnapshotTrade{Id: t.ID, Asset: string(t.Asset), Side: Side(t.Side), Cash: t.Cash.String(), Units: t.Units.String(),
-			ReservedCash: t.ReservedCash.String(), ReservedUnits: t.ReservedUnits.String(), Status: uint32(t.Status),
-			PendingCash: t.PendingCash.String(), SettledAtUnixNano: nanos(t.SettledAt)}
-		for _, f := range t.Funding {
-			st.Funding = append(st.Funding, &ProceedsShare{SellTradeId: f.SellTradeID, Fraction: f.Fraction.String()})
-		}
-		if e := t.Execution; e != nil {
-			st.Execution = &SnapshotExecution{DealingDate: e.DealingDate.String(), Units: e.Units.String(), Price: e.Price.String(),
-				Cash: e.Cash.String(), SettlementDate: e.SettlementDate.String(), BatchId: e.BatchID, ExecutionId: e.ExecutionID,
-				ExecutedAtUnixNano: nanos(e.ExecutedAt)}
+		st := &SnapshotTrade{Spec: TradeSpecMessage(t.Spec()), Status: uint32(t.Status), PendingCash: t.PendingCash.String(),
+			SettledAtUnixNano: nanos(t.SettledAt)}
+		if t.Execution != nil {
+			st.Execution = TradeExecutedMessage(t.Execution.Executed(t.ID))
 		}
 		m.Trades = append(m.Trades, st)
 	}
@@ -138,16 +132,17 @@ func (d *decoder) order(m *SnapshotOrder) *domain.Order {
 		DealingDate: d.date(m.DealingDate), OriginalDealingDate: d.date(m.OriginalDealingDate), Cancelled: m.Cancelled,
 		CancelledAt: unixNano(m.CancelledAtUnixNano)}
 	for _, t := range m.Trades {
-		tr := &domain.Trade{ID: t.Id, OrderID: m.Id, Asset: domain.ISIN(t.Asset), Side: domain.Side(t.Side), Cash: d.money(t.Cash),
-			Units: d.units(t.Units), ReservedCash: d.money(t.ReservedCash), ReservedUnits: d.units(t.ReservedUnits),
-			Status: domain.TradeStatus(t.Status), PendingCash: d.money(t.PendingCash), SettledAt: unixNano(t.SettledAtUnixNano)}
-		for _, f := range t.Funding {
-			tr.Funding = append(tr.Funding, domain.ProceedsShare{SellTradeID: f.SellTradeId, Fraction: d.weight(f.Fraction)})
+		if t.Spec == nil {
+			if d.err == nil {
+				d.err = fmt.Errorf("trade %d of order %s without its terms", len(o.Trades), m.Id)
+			}
+			break
 		}
-		if e := t.Execution; e != nil {
-			tr.Execution = &domain.Execution{DealingDate: d.date(e.DealingDate), Units: d.units(e.Units), Price: d.price(e.Price),
-				Cash: d.money(e.Cash), SettlementDate: d.date(e.SettlementDate), BatchID: e.BatchId, ExecutionID: e.ExecutionId,
-				ExecutedAt: unixNano(e.ExecutedAtUnixNano)}
+		// A trade's order is the one that holds it: OrderPlaced made both.
+		tr := domain.NewTrade(m.Id, d.tradeSpec(t.Spec))
+		tr.Status, tr.PendingCash, tr.SettledAt = domain.TradeStatus(t.Status), d.money(t.PendingCash), unixNano(t.SettledAtUnixNano)
+		if t.Execution != nil {
+			tr.Execution = d.tradeExecuted(t.Execution).Execution()
 		}
 		o.Trades = append(o.Trades, tr)
 	}

@@ -353,18 +353,11 @@ func (x *SnapshotOrder) GetTrades() []*SnapshotTrade {
 
 type SnapshotTrade struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
-	Id                string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Asset             string                 `protobuf:"bytes,2,opt,name=asset,proto3" json:"asset,omitempty"`
-	Side              Side                   `protobuf:"varint,3,opt,name=side,proto3,enum=mastertrust.v1.Side" json:"side,omitempty"`
-	Cash              string                 `protobuf:"bytes,4,opt,name=cash,proto3" json:"cash,omitempty"`
-	Units             string                 `protobuf:"bytes,5,opt,name=units,proto3" json:"units,omitempty"`
-	Funding           []*ProceedsShare       `protobuf:"bytes,6,rep,name=funding,proto3" json:"funding,omitempty"`
-	ReservedCash      string                 `protobuf:"bytes,7,opt,name=reserved_cash,json=reservedCash,proto3" json:"reserved_cash,omitempty"`
-	ReservedUnits     string                 `protobuf:"bytes,8,opt,name=reserved_units,json=reservedUnits,proto3" json:"reserved_units,omitempty"`
-	Status            uint32                 `protobuf:"varint,9,opt,name=status,proto3" json:"status,omitempty"` // domain.TradeStatus
-	Execution         *SnapshotExecution     `protobuf:"bytes,10,opt,name=execution,proto3" json:"execution,omitempty"`
-	PendingCash       string                 `protobuf:"bytes,11,opt,name=pending_cash,json=pendingCash,proto3" json:"pending_cash,omitempty"`
-	SettledAtUnixNano int64                  `protobuf:"varint,12,opt,name=settled_at_unix_nano,json=settledAtUnixNano,proto3" json:"settled_at_unix_nano,omitempty"`
+	Spec              *TradeSpec             `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`           // its terms, as OrderPlaced wrote them
+	Status            uint32                 `protobuf:"varint,2,opt,name=status,proto3" json:"status,omitempty"`      // domain.TradeStatus
+	Execution         *TradeExecuted         `protobuf:"bytes,3,opt,name=execution,proto3" json:"execution,omitempty"` // unset until executed
+	PendingCash       string                 `protobuf:"bytes,4,opt,name=pending_cash,json=pendingCash,proto3" json:"pending_cash,omitempty"`
+	SettledAtUnixNano int64                  `protobuf:"varint,5,opt,name=settled_at_unix_nano,json=settledAtUnixNano,proto3" json:"settled_at_unix_nano,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -399,60 +392,11 @@ func (*SnapshotTrade) Descriptor() ([]byte, []int) {
 	return file_snapshot_proto_rawDescGZIP(), []int{3}
 }
 
-func (x *SnapshotTrade) GetId() string {
+func (x *SnapshotTrade) GetSpec() *TradeSpec {
 	if x != nil {
-		return x.Id
-	}
-	return ""
-}
-
-func (x *SnapshotTrade) GetAsset() string {
-	if x != nil {
-		return x.Asset
-	}
-	return ""
-}
-
-func (x *SnapshotTrade) GetSide() Side {
-	if x != nil {
-		return x.Side
-	}
-	return Side_SIDE_UNSPECIFIED
-}
-
-func (x *SnapshotTrade) GetCash() string {
-	if x != nil {
-		return x.Cash
-	}
-	return ""
-}
-
-func (x *SnapshotTrade) GetUnits() string {
-	if x != nil {
-		return x.Units
-	}
-	return ""
-}
-
-func (x *SnapshotTrade) GetFunding() []*ProceedsShare {
-	if x != nil {
-		return x.Funding
+		return x.Spec
 	}
 	return nil
-}
-
-func (x *SnapshotTrade) GetReservedCash() string {
-	if x != nil {
-		return x.ReservedCash
-	}
-	return ""
-}
-
-func (x *SnapshotTrade) GetReservedUnits() string {
-	if x != nil {
-		return x.ReservedUnits
-	}
-	return ""
 }
 
 func (x *SnapshotTrade) GetStatus() uint32 {
@@ -462,7 +406,7 @@ func (x *SnapshotTrade) GetStatus() uint32 {
 	return 0
 }
 
-func (x *SnapshotTrade) GetExecution() *SnapshotExecution {
+func (x *SnapshotTrade) GetExecution() *TradeExecuted {
 	if x != nil {
 		return x.Execution
 	}
@@ -479,106 +423,6 @@ func (x *SnapshotTrade) GetPendingCash() string {
 func (x *SnapshotTrade) GetSettledAtUnixNano() int64 {
 	if x != nil {
 		return x.SettledAtUnixNano
-	}
-	return 0
-}
-
-type SnapshotExecution struct {
-	state              protoimpl.MessageState `protogen:"open.v1"`
-	DealingDate        string                 `protobuf:"bytes,1,opt,name=dealing_date,json=dealingDate,proto3" json:"dealing_date,omitempty"`
-	Units              string                 `protobuf:"bytes,2,opt,name=units,proto3" json:"units,omitempty"`
-	Price              string                 `protobuf:"bytes,3,opt,name=price,proto3" json:"price,omitempty"`
-	Cash               string                 `protobuf:"bytes,4,opt,name=cash,proto3" json:"cash,omitempty"`
-	SettlementDate     string                 `protobuf:"bytes,5,opt,name=settlement_date,json=settlementDate,proto3" json:"settlement_date,omitempty"`
-	BatchId            string                 `protobuf:"bytes,6,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
-	ExecutionId        string                 `protobuf:"bytes,7,opt,name=execution_id,json=executionId,proto3" json:"execution_id,omitempty"`
-	ExecutedAtUnixNano int64                  `protobuf:"varint,8,opt,name=executed_at_unix_nano,json=executedAtUnixNano,proto3" json:"executed_at_unix_nano,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
-}
-
-func (x *SnapshotExecution) Reset() {
-	*x = SnapshotExecution{}
-	mi := &file_snapshot_proto_msgTypes[4]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *SnapshotExecution) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*SnapshotExecution) ProtoMessage() {}
-
-func (x *SnapshotExecution) ProtoReflect() protoreflect.Message {
-	mi := &file_snapshot_proto_msgTypes[4]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use SnapshotExecution.ProtoReflect.Descriptor instead.
-func (*SnapshotExecution) Descriptor() ([]byte, []int) {
-	return file_snapshot_proto_rawDescGZIP(), []int{4}
-}
-
-func (x *SnapshotExecution) GetDealingDate() string {
-	if x != nil {
-		return x.DealingDate
-	}
-	return ""
-}
-
-func (x *SnapshotExecution) GetUnits() string {
-	if x != nil {
-		return x.Units
-	}
-	return ""
-}
-
-func (x *SnapshotExecution) GetPrice() string {
-	if x != nil {
-		return x.Price
-	}
-	return ""
-}
-
-func (x *SnapshotExecution) GetCash() string {
-	if x != nil {
-		return x.Cash
-	}
-	return ""
-}
-
-func (x *SnapshotExecution) GetSettlementDate() string {
-	if x != nil {
-		return x.SettlementDate
-	}
-	return ""
-}
-
-func (x *SnapshotExecution) GetBatchId() string {
-	if x != nil {
-		return x.BatchId
-	}
-	return ""
-}
-
-func (x *SnapshotExecution) GetExecutionId() string {
-	if x != nil {
-		return x.ExecutionId
-	}
-	return ""
-}
-
-func (x *SnapshotExecution) GetExecutedAtUnixNano() int64 {
-	if x != nil {
-		return x.ExecutedAtUnixNano
 	}
 	return 0
 }
@@ -601,7 +445,7 @@ type SnapshotMovement struct {
 
 func (x *SnapshotMovement) Reset() {
 	*x = SnapshotMovement{}
-	mi := &file_snapshot_proto_msgTypes[5]
+	mi := &file_snapshot_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +457,7 @@ func (x *SnapshotMovement) String() string {
 func (*SnapshotMovement) ProtoMessage() {}
 
 func (x *SnapshotMovement) ProtoReflect() protoreflect.Message {
-	mi := &file_snapshot_proto_msgTypes[5]
+	mi := &file_snapshot_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +470,7 @@ func (x *SnapshotMovement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMovement.ProtoReflect.Descriptor instead.
 func (*SnapshotMovement) Descriptor() ([]byte, []int) {
-	return file_snapshot_proto_rawDescGZIP(), []int{5}
+	return file_snapshot_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SnapshotMovement) GetId() string {
@@ -712,7 +556,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_snapshot_proto_msgTypes[6]
+	mi := &file_snapshot_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +568,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_snapshot_proto_msgTypes[6]
+	mi := &file_snapshot_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +581,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_snapshot_proto_rawDescGZIP(), []int{6}
+	return file_snapshot_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SnapshotRequest) GetKey() string {
@@ -811,30 +655,13 @@ const file_snapshot_proto_rawDesc = "" +
 	"\x15original_dealing_date\x18\x06 \x01(\tR\x13originalDealingDate\x12\x1c\n" +
 	"\tcancelled\x18\a \x01(\bR\tcancelled\x123\n" +
 	"\x16cancelled_at_unix_nano\x18\b \x01(\x03R\x13cancelledAtUnixNano\x125\n" +
-	"\x06trades\x18\t \x03(\v2\x1d.mastertrust.v1.SnapshotTradeR\x06trades\"\xbb\x03\n" +
-	"\rSnapshotTrade\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05asset\x18\x02 \x01(\tR\x05asset\x12(\n" +
-	"\x04side\x18\x03 \x01(\x0e2\x14.mastertrust.v1.SideR\x04side\x12\x12\n" +
-	"\x04cash\x18\x04 \x01(\tR\x04cash\x12\x14\n" +
-	"\x05units\x18\x05 \x01(\tR\x05units\x127\n" +
-	"\afunding\x18\x06 \x03(\v2\x1d.mastertrust.v1.ProceedsShareR\afunding\x12#\n" +
-	"\rreserved_cash\x18\a \x01(\tR\freservedCash\x12%\n" +
-	"\x0ereserved_units\x18\b \x01(\tR\rreservedUnits\x12\x16\n" +
-	"\x06status\x18\t \x01(\rR\x06status\x12?\n" +
-	"\texecution\x18\n" +
-	" \x01(\v2!.mastertrust.v1.SnapshotExecutionR\texecution\x12!\n" +
-	"\fpending_cash\x18\v \x01(\tR\vpendingCash\x12/\n" +
-	"\x14settled_at_unix_nano\x18\f \x01(\x03R\x11settledAtUnixNano\"\x90\x02\n" +
-	"\x11SnapshotExecution\x12!\n" +
-	"\fdealing_date\x18\x01 \x01(\tR\vdealingDate\x12\x14\n" +
-	"\x05units\x18\x02 \x01(\tR\x05units\x12\x14\n" +
-	"\x05price\x18\x03 \x01(\tR\x05price\x12\x12\n" +
-	"\x04cash\x18\x04 \x01(\tR\x04cash\x12'\n" +
-	"\x0fsettlement_date\x18\x05 \x01(\tR\x0esettlementDate\x12\x19\n" +
-	"\bbatch_id\x18\x06 \x01(\tR\abatchId\x12!\n" +
-	"\fexecution_id\x18\a \x01(\tR\vexecutionId\x121\n" +
-	"\x15executed_at_unix_nano\x18\b \x01(\x03R\x12executedAtUnixNano\"\xa4\x02\n" +
+	"\x06trades\x18\t \x03(\v2\x1d.mastertrust.v1.SnapshotTradeR\x06trades\"\xe7\x01\n" +
+	"\rSnapshotTrade\x12-\n" +
+	"\x04spec\x18\x01 \x01(\v2\x19.mastertrust.v1.TradeSpecR\x04spec\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\rR\x06status\x12;\n" +
+	"\texecution\x18\x03 \x01(\v2\x1d.mastertrust.v1.TradeExecutedR\texecution\x12!\n" +
+	"\fpending_cash\x18\x04 \x01(\tR\vpendingCash\x12/\n" +
+	"\x14settled_at_unix_nano\x18\x05 \x01(\x03R\x11settledAtUnixNano\"\xa4\x02\n" +
 	"\x10SnapshotMovement\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\rR\x04kind\x12\x16\n" +
@@ -868,36 +695,34 @@ func file_snapshot_proto_rawDescGZIP() []byte {
 	return file_snapshot_proto_rawDescData
 }
 
-var file_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_snapshot_proto_goTypes = []any{
-	(*PotSnapshot)(nil),       // 0: mastertrust.v1.PotSnapshot
-	(*SnapshotHolding)(nil),   // 1: mastertrust.v1.SnapshotHolding
-	(*SnapshotOrder)(nil),     // 2: mastertrust.v1.SnapshotOrder
-	(*SnapshotTrade)(nil),     // 3: mastertrust.v1.SnapshotTrade
-	(*SnapshotExecution)(nil), // 4: mastertrust.v1.SnapshotExecution
-	(*SnapshotMovement)(nil),  // 5: mastertrust.v1.SnapshotMovement
-	(*SnapshotRequest)(nil),   // 6: mastertrust.v1.SnapshotRequest
-	(OrderType)(0),            // 7: mastertrust.v1.OrderType
-	(Side)(0),                 // 8: mastertrust.v1.Side
-	(*ProceedsShare)(nil),     // 9: mastertrust.v1.ProceedsShare
-	(RequestKind)(0),          // 10: mastertrust.v1.RequestKind
+	(*PotSnapshot)(nil),      // 0: mastertrust.v1.PotSnapshot
+	(*SnapshotHolding)(nil),  // 1: mastertrust.v1.SnapshotHolding
+	(*SnapshotOrder)(nil),    // 2: mastertrust.v1.SnapshotOrder
+	(*SnapshotTrade)(nil),    // 3: mastertrust.v1.SnapshotTrade
+	(*SnapshotMovement)(nil), // 4: mastertrust.v1.SnapshotMovement
+	(*SnapshotRequest)(nil),  // 5: mastertrust.v1.SnapshotRequest
+	(OrderType)(0),           // 6: mastertrust.v1.OrderType
+	(*TradeSpec)(nil),        // 7: mastertrust.v1.TradeSpec
+	(*TradeExecuted)(nil),    // 8: mastertrust.v1.TradeExecuted
+	(RequestKind)(0),         // 9: mastertrust.v1.RequestKind
 }
 var file_snapshot_proto_depIdxs = []int32{
-	1,  // 0: mastertrust.v1.PotSnapshot.holdings:type_name -> mastertrust.v1.SnapshotHolding
-	2,  // 1: mastertrust.v1.PotSnapshot.orders:type_name -> mastertrust.v1.SnapshotOrder
-	5,  // 2: mastertrust.v1.PotSnapshot.movements:type_name -> mastertrust.v1.SnapshotMovement
-	6,  // 3: mastertrust.v1.PotSnapshot.requests:type_name -> mastertrust.v1.SnapshotRequest
-	7,  // 4: mastertrust.v1.SnapshotOrder.type:type_name -> mastertrust.v1.OrderType
-	3,  // 5: mastertrust.v1.SnapshotOrder.trades:type_name -> mastertrust.v1.SnapshotTrade
-	8,  // 6: mastertrust.v1.SnapshotTrade.side:type_name -> mastertrust.v1.Side
-	9,  // 7: mastertrust.v1.SnapshotTrade.funding:type_name -> mastertrust.v1.ProceedsShare
-	4,  // 8: mastertrust.v1.SnapshotTrade.execution:type_name -> mastertrust.v1.SnapshotExecution
-	10, // 9: mastertrust.v1.SnapshotRequest.kind:type_name -> mastertrust.v1.RequestKind
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	1, // 0: mastertrust.v1.PotSnapshot.holdings:type_name -> mastertrust.v1.SnapshotHolding
+	2, // 1: mastertrust.v1.PotSnapshot.orders:type_name -> mastertrust.v1.SnapshotOrder
+	4, // 2: mastertrust.v1.PotSnapshot.movements:type_name -> mastertrust.v1.SnapshotMovement
+	5, // 3: mastertrust.v1.PotSnapshot.requests:type_name -> mastertrust.v1.SnapshotRequest
+	6, // 4: mastertrust.v1.SnapshotOrder.type:type_name -> mastertrust.v1.OrderType
+	3, // 5: mastertrust.v1.SnapshotOrder.trades:type_name -> mastertrust.v1.SnapshotTrade
+	7, // 6: mastertrust.v1.SnapshotTrade.spec:type_name -> mastertrust.v1.TradeSpec
+	8, // 7: mastertrust.v1.SnapshotTrade.execution:type_name -> mastertrust.v1.TradeExecuted
+	9, // 8: mastertrust.v1.SnapshotRequest.kind:type_name -> mastertrust.v1.RequestKind
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_snapshot_proto_init() }
@@ -912,7 +737,7 @@ func file_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_snapshot_proto_rawDesc), len(file_snapshot_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

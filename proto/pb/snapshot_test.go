@@ -85,6 +85,7 @@ func TestPotSnapshotRefusesWhatItCannotRead(t *testing.T) {
 		{"malformed date", broken(func(m *PotSnapshot) { m.Orders[0].DealingDate = "2026-13-01" }), nil},
 		{"cash that breaks the invariants", broken(func(m *PotSnapshot) { m.CashReserved = "999999.00" }), nil},
 		{"an order listed twice", broken(func(m *PotSnapshot) { m.Orders = append(m.Orders, m.Orders[0]) }), nil},
+		{"a trade without its terms", broken(func(m *PotSnapshot) { m.Orders[0].Trades[0].Spec = nil }), nil},
 	}
 	for _, c := range cases {
 		got, err := DecodePotSnapshot(c.data)
