@@ -92,10 +92,7 @@ func (w *world) mustProblem(member string, req *pb.PotRequest) *pb.Problem {
 // with what is durable: after 200 concurrent contributions the journal holds
 // each exactly once and the pot adds them up.
 func TestPotGrainBatchesConcurrentRequests(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	metrics := actors.NewMetrics(reg)
-	w := newWorld(t, worldOptions{})
-	w.setMetrics(metrics)
+	w, metrics := newMeteredWorld(t, worldOptions{})
 	const m = "M000002"
 	w.must(m, openPot("open", ""))
 	const n = 200
@@ -277,10 +274,7 @@ func (r rogue) call(t *testing.T, req *pb.PotRequest) *pb.PotResponse {
 // passivates, and its next request recovers it from its snapshot plus the
 // events after it, to the same state.
 func TestPotGrainRecoversFromSnapshotAfterPassivation(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	metrics := actors.NewMetrics(reg)
-	w := newWorld(t, worldOptions{idle: 200 * time.Millisecond, potConfig: actors.PotConfig{SnapshotEvery: 5}})
-	w.setMetrics(metrics)
+	w, metrics := newMeteredWorld(t, worldOptions{idle: 200 * time.Millisecond, potConfig: actors.PotConfig{SnapshotEvery: 5}})
 	const m = "M000004"
 	w.must(m, openPot("open", "cautious"))
 	for i := range 6 {
@@ -294,12 +288,7 @@ func TestPotGrainRecoversFromSnapshotAfterPassivation(t *testing.T) {
 		return nil
 	})
 	activations := counterValue(t, metrics.Activations)
-	testkit.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
-		if g := gaugeValue(t, metrics.ActivePots); g != 0 {
-			return fmt.Errorf("%v pots still active", g)
-		}
-		return nil
-	})
+	waitPassivated(t, metrics)
 	after := w.must(m, getPot()).GetPot()
 	if got := counterValue(t, metrics.Activations); got != activations+1 {
 		t.Fatalf("activations went from %v to %v, want one more", activations, got)
@@ -316,10 +305,7 @@ func TestPotGrainRecoversFromSnapshotAfterPassivation(t *testing.T) {
 // weight in events, and come once it is there), across a passivation; and
 // far fewer snapshots are taken than commands.
 func TestPotSnapshotsWeighNoMoreThanTheirEvents(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	metrics := actors.NewMetrics(reg)
-	w := newWorld(t, worldOptions{idle: 200 * time.Millisecond, potConfig: actors.PotConfig{SnapshotEvery: 1}})
-	w.setMetrics(metrics)
+	w, metrics := newMeteredWorld(t, worldOptions{idle: 200 * time.Millisecond, potConfig: actors.PotConfig{SnapshotEvery: 1}})
 	const m = "M000005"
 	stream := actors.PotStream(m)
 	// bounded waits until the latest snapshot is past minVersion and the
@@ -364,12 +350,7 @@ func TestPotSnapshotsWeighNoMoreThanTheirEvents(t *testing.T) {
 	}
 	w.must(m, openPot("open", "cautious"))
 	first, _ := contributeN(0, 40)
-	testkit.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
-		if g := gaugeValue(t, metrics.ActivePots); g != 0 {
-			return fmt.Errorf("%v pots still active", g)
-		}
-		return nil
-	})
+	waitPassivated(t, metrics)
 	// The recovered pot counts the events it replayed after its snapshot.
 	const commands = 100
 	contributeN(40, commands-40)
@@ -382,6 +363,27 @@ func TestPotSnapshotsWeighNoMoreThanTheirEvents(t *testing.T) {
 		t.Fatalf("%d snapshots for %d commands, want 1 to %d", n, commands, commands/5)
 	}
 	t.Logf("%d snapshots for %d commands", hist.GetHistogram().GetSampleCount(), commands)
+}
+
+// newMeteredWorld is newWorld with the pots' metrics on a registry of
+// their own.
+func newMeteredWorld(t *testing.T, opt worldOptions) (*world, *actors.Metrics) {
+	t.Helper()
+	metrics := actors.NewMetrics(prometheus.NewRegistry())
+	w := newWorld(t, opt)
+	w.setMetrics(metrics)
+	return w, metrics
+}
+
+// waitPassivated waits until no pot is active (they passivate once idle).
+func waitPassivated(t *testing.T, metrics *actors.Metrics) {
+	t.Helper()
+	testkit.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+		if g := gaugeValue(t, metrics.ActivePots); g != 0 {
+			return fmt.Errorf("%v pots still active", g)
+		}
+		return nil
+	})
 }
 
 func counterValue(t *testing.T, c prometheus.Counter) float64 {
