@@ -86,13 +86,8 @@ func (s *Server) openPot(w http.ResponseWriter, r *http.Request, claims Claims) 
 		return
 	}
 	req := &pb.PotRequest{IdempotencyKey: key, Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{Profile: body.RiskProfile}}}
-	resp := s.callPot(w, r, "open_pot", body.MemberID, req)
-	if resp == nil {
-		return
-	}
-	pot := resp.GetPot()
-	if pot == nil {
-		s.unexpected(w, r, "open_pot", resp)
+	pot, ok := potResult(s, w, r, "open_pot", body.MemberID, req, (*pb.PotResponse).GetPot)
+	if !ok {
 		return
 	}
 	w.Header().Set("Location", "/v1/pots/"+url.PathEscape(body.MemberID))
@@ -109,12 +104,8 @@ func (s *Server) getPot(w http.ResponseWriter, r *http.Request, _ Claims) {
 		return
 	}
 	req := &pb.PotRequest{Command: &pb.PotRequest_GetPot{GetPot: &pb.GetPot{}}}
-	if resp := s.callPot(w, r, "get_pot", member, req); resp != nil {
-		if pot := resp.GetPot(); pot != nil {
-			s.writeJSON(w, r, http.StatusOK, potView(pot))
-		} else {
-			s.unexpected(w, r, "get_pot", resp)
-		}
+	if pot, ok := potResult(s, w, r, "get_pot", member, req, (*pb.PotResponse).GetPot); ok {
+		s.writeJSON(w, r, http.StatusOK, potView(pot))
 	}
 }
 
@@ -147,16 +138,9 @@ func (s *Server) movement(w http.ResponseWriter, r *http.Request, command string
 		s.writeProblem(w, r, invalid(fe))
 		return
 	}
-	resp := s.callPot(w, r, command, member, build(key, body.Amount))
-	if resp == nil {
-		return
+	if mv, ok := potResult(s, w, r, command, member, build(key, body.Amount), (*pb.PotResponse).GetMovement); ok {
+		s.writeJSON(w, r, http.StatusAccepted, movementView(mv))
 	}
-	mv := resp.GetMovement()
-	if mv == nil {
-		s.unexpected(w, r, command, resp)
-		return
-	}
-	s.writeJSON(w, r, http.StatusAccepted, movementView(mv))
 }
 
 // placeOrder: POST /v1/pots/{memberId}/orders → 202 order.
@@ -174,14 +158,9 @@ func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request, _ Claims) {
 		s.writeProblem(w, r, invalid(fe))
 		return
 	}
-	resp := s.callPot(w, r, "place_order", member, &pb.PotRequest{IdempotencyKey: key,
-		Command: &pb.PotRequest_PlaceOrder{PlaceOrder: order}})
-	if resp == nil {
-		return
-	}
-	o := resp.GetOrder()
-	if o == nil {
-		s.unexpected(w, r, "place_order", resp)
+	o, ok := potResult(s, w, r, "place_order", member, &pb.PotRequest{IdempotencyKey: key,
+		Command: &pb.PotRequest_PlaceOrder{PlaceOrder: order}}, (*pb.PotResponse).GetOrder)
+	if !ok {
 		return
 	}
 	w.Header().Set("Location", "/v1/pots/"+url.PathEscape(member)+"/orders/"+url.PathEscape(o.GetId()))
@@ -270,12 +249,8 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request, _ Claims) {
 		return
 	}
 	req := &pb.PotRequest{Command: &pb.PotRequest_GetOrder{GetOrder: &pb.GetOrder{OrderId: orderID}}}
-	if resp := s.callPot(w, r, "get_order", member, req); resp != nil {
-		if o := resp.GetOrder(); o != nil {
-			s.writeJSON(w, r, http.StatusOK, orderView(o))
-		} else {
-			s.unexpected(w, r, "get_order", resp)
-		}
+	if o, ok := potResult(s, w, r, "get_order", member, req, (*pb.PotResponse).GetOrder); ok {
+		s.writeJSON(w, r, http.StatusOK, orderView(o))
 	}
 }
 
@@ -292,12 +267,8 @@ func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request, _ Claims) {
 		return
 	}
 	req := &pb.PotRequest{IdempotencyKey: key, Command: &pb.PotRequest_CancelOrder{CancelOrder: &pb.CancelOrder{OrderId: orderID}}}
-	if resp := s.callPot(w, r, "cancel_order", member, req); resp != nil {
-		if o := resp.GetOrder(); o != nil {
-			s.writeJSON(w, r, http.StatusOK, orderView(o))
-		} else {
-			s.unexpected(w, r, "cancel_order", resp)
-		}
+	if o, ok := potResult(s, w, r, "cancel_order", member, req, (*pb.PotResponse).GetOrder); ok {
+		s.writeJSON(w, r, http.StatusOK, orderView(o))
 	}
 }
 
@@ -326,12 +297,8 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, _ Claims) {
 		return
 	}
 	req := &pb.PotRequest{Command: &pb.PotRequest_ListOrders{ListOrders: list}}
-	if resp := s.callPot(w, r, "list_orders", member, req); resp != nil {
-		if l := resp.GetOrders(); l != nil {
-			s.writeJSON(w, r, http.StatusOK, orderListView(l))
-		} else {
-			s.unexpected(w, r, "list_orders", resp)
-		}
+	if l, ok := potResult(s, w, r, "list_orders", member, req, (*pb.PotResponse).GetOrders); ok {
+		s.writeJSON(w, r, http.StatusOK, orderListView(l))
 	}
 }
 
@@ -356,12 +323,8 @@ func (s *Server) setRiskProfile(w http.ResponseWriter, r *http.Request, _ Claims
 	}
 	req := &pb.PotRequest{IdempotencyKey: key,
 		Command: &pb.PotRequest_SetRiskProfile{SetRiskProfile: &pb.SetRiskProfile{Profile: *body.RiskProfile}}}
-	if resp := s.callPot(w, r, "set_risk_profile", member, req); resp != nil {
-		if pot := resp.GetPot(); pot != nil {
-			s.writeJSON(w, r, http.StatusOK, potView(pot))
-		} else {
-			s.unexpected(w, r, "set_risk_profile", resp)
-		}
+	if pot, ok := potResult(s, w, r, "set_risk_profile", member, req, (*pb.PotResponse).GetPot); ok {
+		s.writeJSON(w, r, http.StatusOK, potView(pot))
 	}
 }
 
@@ -381,12 +344,8 @@ func (s *Server) getStatement(w http.ResponseWriter, r *http.Request, _ Claims) 
 		return
 	}
 	req := &pb.PotRequest{Command: &pb.PotRequest_GetStatement{GetStatement: &pb.GetStatement{FromDate: q["from"], ToDate: q["to"]}}}
-	if resp := s.callPot(w, r, "get_statement", member, req); resp != nil {
-		if st := resp.GetStatement(); st != nil {
-			s.writeJSON(w, r, http.StatusOK, statementView(st))
-		} else {
-			s.unexpected(w, r, "get_statement", resp)
-		}
+	if st, ok := potResult(s, w, r, "get_statement", member, req, (*pb.PotResponse).GetStatement); ok {
+		s.writeJSON(w, r, http.StatusOK, statementView(st))
 	}
 }
 

@@ -327,6 +327,24 @@ func (s *Server) potProblem(id, command, member string, p *pb.Problem) *Problem 
 
 // unexpected answers a pot response of the wrong kind: a broken contract
 // between gateway and pot, logged, answered with a generic 500.
+// potResult makes one pot call and returns the result its reply must
+// hold, which result picks (nil: the reply holds another kind). When it
+// returns false the request is answered: a problem, or a 500 for an
+// unexpected kind of reply.
+func potResult[T any](s *Server, w http.ResponseWriter, r *http.Request, command, member string, req *pb.PotRequest,
+	result func(*pb.PotResponse) *T) (*T, bool) {
+	resp := s.callPot(w, r, command, member, req)
+	if resp == nil {
+		return nil, false
+	}
+	v := result(resp)
+	if v == nil {
+		s.unexpected(w, r, command, resp)
+		return nil, false
+	}
+	return v, true
+}
+
 func (s *Server) unexpected(w http.ResponseWriter, r *http.Request, command string, resp *pb.PotResponse) {
 	s.log.Error("gateway: pot answered with an unexpected result", "request_id", w.Header().Get("X-Request-Id"),
 		"command", command, "result", fmt.Sprintf("%T", resp.GetResult()))

@@ -111,6 +111,41 @@ func TestBrokenPot(t *testing.T) {
 	}
 }
 
+// TestWrongResultOnEveryPotRoute: every member endpoint that calls a pot
+// answers a reply of the wrong kind (an Ack) with a 500 problem, not an
+// empty or partial view.
+func TestWrongResultOnEveryPotRoute(t *testing.T) {
+	s, tok := newFuncServer(t, func(context.Context, string, *pb.PotRequest) (*pb.PotResponse, error) {
+		return &pb.PotResponse{Result: &pb.PotResponse_Ack{Ack: &pb.Ack{}}}, nil
+	}, 0)
+	routes := []struct{ method, path, body string }{
+		{"POST", "/v1/pots", `{"memberId":"M000001"}`},
+		{"GET", "/v1/pots/M000001", ""},
+		{"POST", "/v1/pots/M000001/contributions", `{"amount":"10.00"}`},
+		{"POST", "/v1/pots/M000001/withdrawals", `{"amount":"10.00"}`},
+		{"POST", "/v1/pots/M000001/orders", `{"type":"buy","asset":"GB00BD8R3K42","amount":"5.00"}`},
+		{"GET", "/v1/pots/M000001/orders", ""},
+		{"GET", "/v1/pots/M000001/orders/M000001-1", ""},
+		{"DELETE", "/v1/pots/M000001/orders/M000001-1", ""},
+		{"PUT", "/v1/pots/M000001/risk-profile", `{"riskProfile":""}`},
+		{"GET", "/v1/pots/M000001/statement", ""},
+	}
+	for _, rt := range routes {
+		req := httptest.NewRequest(rt.method, rt.path, strings.NewReader(rt.body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Idempotency-Key", "k-1")
+		if rt.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		var p Problem
+		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || rec.Code != http.StatusInternalServerError || p.Code != "internal" {
+			t.Errorf("%s %s: %d %s, want a 500 internal problem", rt.method, rt.path, rec.Code, rec.Body)
+		}
+	}
+}
+
 // TestTimeoutFromContext: a pot that never answers is cut off at
 // RequestTimeout with a 503, and the pot's context is cancelled.
 func TestTimeoutFromContext(t *testing.T) {
