@@ -20,10 +20,11 @@ import (
 // that, mostly; the journal's expected version sees to the rest). For each
 // request it decides against its state as it will be once everything before
 // it is durable, applies the events, and queues the reply. Events are
-// appended in batches: a request that queues events also queues a
-// flushWaiting message to the pot itself, behind every message already in
-// its mailbox, so the requests that arrived together (or while the last
-// append was under way) are decided first and appended as one synced write.
+// appended in batches: a request that queues events is appended at once if
+// nothing else waits in the pot's mailbox; otherwise it queues a
+// flushWaiting message to the pot itself, behind the messages already
+// there, so the requests that arrived together (or while the last append
+// was under way) are decided first and appended as one synced write.
 // The append runs in the pot's own mailbox run, which waits for it: a busy
 // pot makes one write for many requests, and an idle pot's command costs
 // no hand-off to another goroutine and back (docs/performance.md). A reply

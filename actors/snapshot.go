@@ -6,9 +6,9 @@ package actors
 // history (its movements, orders and trades stay; DOMAIN.md), while the
 // events of a command stay the same size. Saving every fixed number of
 // events would make the snapshots' share of the journal's writes, and of
-// the pot's CPU (encoding them), grow with the pot's age without bound: a
-// pot of 100 events already wrote 17 KB of snapshot per 100 events against
-// about 7 KB of events. So a pot waits until the events since its last
+// the pot's CPU (encoding them), grow with the pot's age without bound: at
+// 100 events a pot's JSON snapshot weighed 17 KB against 4.7 KB of events
+// (pb.BenchmarkPotSnapshot has the protobuf figures). So a pot waits until the events since its last
 // snapshot weigh as much as that snapshot did: snapshots then add at most
 // about the events' own bytes to what is written, whatever the pot's age,
 // and a recovery reads at most about twice the state's weight (the
