@@ -12,6 +12,20 @@ import (
 	"github.com/acme/mastertrust/domain"
 )
 
+// decide decides cmd for p and applies its events; a refusal fails the
+// test.
+func decide(tb testing.TB, p *domain.Pot, cmd domain.Command, ctx *domain.Context) domain.Decision {
+	tb.Helper()
+	d, err := domain.Decide(p, cmd, ctx)
+	if err != nil {
+		tb.Fatalf("%T: %v", cmd, err)
+	}
+	for _, e := range d.Events {
+		p.Apply(e)
+	}
+	return d
+}
+
 // potLife drives one pot through a life that produces every kind of pot
 // event: open, contribute (invested), allocation, settlement, a sell that is
 // cancelled, a buy that rolls, a switch (a proceeds-linked buy), a cash
@@ -33,13 +47,7 @@ func potLife(t *testing.T) []domain.Event {
 	var events []domain.Event
 	do := func(cmd domain.Command) domain.Decision {
 		t.Helper()
-		d, err := domain.Decide(p, cmd, ctx)
-		if err != nil {
-			t.Fatalf("%T: %v", cmd, err)
-		}
-		for _, e := range d.Events {
-			p.Apply(e)
-		}
+		d := decide(t, p, cmd, ctx)
 		events = append(events, d.Events...)
 		return d
 	}

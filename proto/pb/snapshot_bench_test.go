@@ -55,17 +55,12 @@ func contributedPot(b *testing.B, n int) (*domain.Pot, int) {
 	p := domain.NewPot("M000042")
 	eventBytes := 0
 	do := func(cmd domain.Command) {
-		d, err := domain.Decide(p, cmd, ctx)
-		if err != nil {
-			b.Fatalf("%T: %v", cmd, err)
-		}
-		for _, e := range d.Events {
+		for _, e := range decide(b, p, cmd, ctx).Events {
 			_, data, err := EncodePotEvent(e)
 			if err != nil {
 				b.Fatal(err)
 			}
 			eventBytes += len(data)
-			p.Apply(e)
 		}
 	}
 	do(domain.OpenPot{Key: "open"})
