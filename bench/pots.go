@@ -254,7 +254,7 @@ func RunPots(ctx context.Context, cfg PotsConfig, out io.Writer) (err error) {
 	if len(cells) > 0 {
 		if r.needsPots() {
 			pctx, cancel := context.WithTimeout(ctx, cfg.PhaseTimeout)
-			r.members, err = r.openPots(pctx, "B", cfg.Pots, potsFunding, func(i int) int { return i % potsHistoryMax })
+			r.members, err = r.openPots(pctx, "B", cfg.Pots, potsFunding, potsHistoryMax)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("bench: open pots: %w", err)
@@ -638,10 +638,10 @@ func (r *potsRun) httpDo(req *http.Request, want int) error {
 }
 
 // openPots opens n pots named prefix + a number, each with one
-// contribution of fund and then history(i) contributions of
-// potsContribution, from Callers goroutines, and returns their member ids.
-// Every pot is active afterwards.
-func (r *potsRun) openPots(ctx context.Context, prefix string, n int, fund string, history func(i int) int) ([]string, error) {
+// contribution of fund and then, pot i, i mod historyMax contributions of
+// potsContribution (none for historyMax 0), from Callers goroutines, and
+// returns their member ids. Every pot is active afterwards.
+func (r *potsRun) openPots(ctx context.Context, prefix string, n int, fund string, historyMax int) ([]string, error) {
 	members := make([]string, n)
 	for i := range members {
 		members[i] = fmt.Sprintf("%s%07d", prefix, i)
@@ -681,10 +681,11 @@ func (r *potsRun) openPots(ctx context.Context, prefix string, n int, fund strin
 					_, err = r.call(ctx, members[i], &pb.PotRequest{IdempotencyKey: "fund",
 						Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: fund}}})
 				}
-				for k := range history(i) {
-					if err != nil {
-						break
-					}
+				history := 0
+				if historyMax > 0 {
+					history = i % historyMax
+				}
+				for k := 0; k < history && err == nil; k++ {
 					_, err = r.call(ctx, members[i], &pb.PotRequest{IdempotencyKey: "history-" + strconv.Itoa(k),
 						Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: potsContribution}}})
 				}
@@ -741,7 +742,7 @@ func (r *potsRun) measureHeap(ctx context.Context) (*potsHeapResult, error) {
 	start := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
 	defer cancel()
-	if _, err := r.openPots(pctx, "H", r.cfg.HeapPots, potsContribution, func(int) int { return 0 }); err != nil {
+	if _, err := r.openPots(pctx, "H", r.cfg.HeapPots, potsContribution, 0); err != nil {
 		return nil, err
 	}
 	res.elapsed = time.Since(start)
