@@ -24,13 +24,30 @@ func NewDate(year int, month time.Month, day int) Date {
 	return Date{t}
 }
 
-// ParseDate parses "2026-11-23".
+// dateMin and dateMax bound the dates the platform works with. A dealing day, a settlement date or a
+// statement's bound outside them is a typing slip, not a date: 0001-01-01 is
+// time.Time's zero, which Date reads as "no date", and arithmetic near
+// 9999-12-31 (a settlement date some days later) leaves the four-digit
+// years the text form has.
+var (
+	dateMin = NewDate(1900, time.January, 1)
+	dateMax = NewDate(2999, time.December, 31)
+)
+
+// ParseDate parses "2026-11-23": a real calendar date from dateMin to
+// dateMax. Every date that comes from outside (a request, a file, a
+// message) goes through it, so a Date in the system is never the zero date
+// by accident.
 func ParseDate(s string) (Date, error) {
 	t, err := time.Parse(time.DateOnly, s)
 	if err != nil {
 		return Date{}, fmt.Errorf("domain: date %q: want YYYY-MM-DD", truncateForError(s))
 	}
-	return Date{t}, nil
+	d := Date{t}
+	if d.Before(dateMin) || d.After(dateMax) {
+		return Date{}, fmt.Errorf("domain: date %s: want a date from %s to %s", s, dateMin, dateMax)
+	}
+	return d, nil
 }
 
 // MustDate is ParseDate for literals; it panics on a bad literal.
