@@ -248,7 +248,9 @@ func (a *aggregator) closedBefore(d domain.Date, pos uint64) bool {
 
 // freezeUpTo freezes the batch of every closed day whose position is at or
 // before pos: the replicas are then exactly as the feed was at that day's
-// close.
+// close. An open order for an earlier day that was never closed (a cycle
+// forced past it, or an order placed for it after the check) would be left
+// behind for good: it is late, and rolls to the next open day.
 func (a *aggregator) freezeUpTo(pos uint64) {
 	for _, day := range a.days {
 		if day.frozen || day.position > pos {
@@ -259,7 +261,16 @@ func (a *aggregator) freezeUpTo(pos uint64) {
 			p := a.pots[member].pot
 			for _, id := range p.OrderIDs {
 				o := p.Orders[id]
-				if o.Cancelled || !o.DealingDate.Equal(day.date) || o.Trades[0].Status != domain.TradeAccepted {
+				if o.Cancelled || o.Trades[0].Status != domain.TradeAccepted {
+					continue
+				}
+				if o.DealingDate.Before(day.date) {
+					if _, closed := a.days[o.DealingDate.String()]; !closed {
+						a.late[o.ID] = lateOrder{member: member, from: o.DealingDate}
+					}
+					continue
+				}
+				if !o.DealingDate.Equal(day.date) {
 					continue
 				}
 				for _, t := range o.Trades {
@@ -299,6 +310,8 @@ func (a *aggregator) handle(data []byte) proto.Message {
 		resp, err = a.sweep(ctx, c.Sweep)
 	case *pb.AggregatorRequest_Reconcile:
 		resp, err = a.reconcile(ctx, c.Reconcile)
+	case *pb.AggregatorRequest_OpenDays:
+		resp, err = a.openDays(c.OpenDays)
 	default:
 		err = errors.New("unknown aggregator command")
 	}
@@ -370,6 +383,30 @@ func (a *aggregator) close(ctx context.Context, c *pb.AggClose) (*pb.AggregatorR
 		orders[t.OrderID] = true
 	}
 	return &pb.AggregatorResponse{Orders: int64(len(orders)), Trades: int64(len(day.batch))}, nil
+}
+
+// openDays lists the dealing days before the date with trades not yet
+// executed: open orders (late ones roll, and do not count) and the frozen
+// batches of days not yet allocated.
+func (a *aggregator) openDays(c *pb.AggOpenDays) (*pb.AggregatorResponse, error) {
+	date, err := domain.ParseDate(c.Date)
+	if err != nil {
+		return nil, err
+	}
+	days := map[string]bool{}
+	for _, r := range a.pots {
+		p := r.pot
+		for _, id := range p.OrderIDs {
+			o := p.Orders[id]
+			if o.Cancelled || !o.DealingDate.Before(date) || o.Trades[0].Status != domain.TradeAccepted {
+				continue
+			}
+			if _, late := a.late[o.ID]; !late {
+				days[o.DealingDate.String()] = true
+			}
+		}
+	}
+	return &pb.AggregatorResponse{OpenDays: slices.Sorted(maps.Keys(days))}, nil
 }
 
 // frozenDay is the closed and frozen batch of a date.
@@ -605,15 +642,21 @@ func (a *aggregator) sendRolls(ctx context.Context) (int64, error) {
 	if len(a.late) == 0 {
 		return 0, nil
 	}
+	// The next open day is after every closed one (days close in date
+	// order, and one never closed before a later one is passed for good).
+	var latest domain.Date
+	for _, day := range a.days {
+		if day.date.After(latest) {
+			latest = day.date
+		}
+	}
 	calls := map[string][]*pb.PotRequest{}
 	for id, l := range a.late {
-		to := a.deps.Calendar.NextDealingDay(l.from)
-		for {
-			if _, closed := a.days[to.String()]; !closed {
-				break
-			}
-			to = a.deps.Calendar.NextDealingDay(to)
+		from := l.from
+		if latest.After(from) {
+			from = latest
 		}
+		to := a.deps.Calendar.NextDealingDay(from)
 		calls[l.member] = append(calls[l.member], &pb.PotRequest{Command: &pb.PotRequest_RollOrder{RollOrder: &pb.RollOrder{
 			OrderId: id, FromDate: l.from.String(), ToDate: to.String()}}})
 	}

@@ -25,40 +25,103 @@ import (
 // PricesPublished sets a day's prices. Every member runs it.
 const MarketService = "market"
 
-// The cycle: one grain per dealing day. It runs the day, in order: settle
+// The cycle: one grain per dealing day. A run is accepted only for a
+// dealing day with prices, inside the operators' window, once every earlier
+// dealing day with open trades is complete (or forced past them with a
+// reason); then it goes on in the background and the caller polls Get (a
+// cycle outlives any one call's timeout). It runs the day, in order: settle
 // the trades due; cut off the day on every member and close every group's
-// batch; net each group's batch at the day's prices into the asset books;
-// send the custodian orders and wait for their reports; allocate to every
-// pot; and, if asked, sweep every pot for drift. Every step is idempotent,
-// so a run after a failure or a crash simply runs the steps again, and
-// nothing is traded twice; once the cycle completed, a run reports the
-// recorded summary. Stream "cycle/<date>".
-//
-// A run goes on in the background; Run answers at once with the summary so
-// far, and the caller polls Get (a cycle outlives any one call's timeout).
+// batch; take the day's prices (from then on they are never corrected) and
+// put them on the custodian's feed and every member's market; net each
+// group's batch into the asset books; send the custodian orders and wait
+// for their reports; allocate to every pot; and, if asked, sweep every pot
+// for drift. Every step is idempotent, so a run after a failure or a crash
+// runs the steps again and nothing is traded twice; once the cycle
+// completed, a run reports the recorded summary. Stream "cycle/<date>"
+// records each run's start, steps, failure or completion; the dealing
+// stream records the start, the cut-off and the completion (register.go).
 type cycle struct {
 	deps   *DealingDeps
 	date   domain.Date
 	stream systemStream // the runner's; activate loads it before any runner starts
 
 	mu       sync.Mutex
-	summary  *pb.CycleSummary // mu guards
+	summary  *pb.CycleSummary // mu guards; nil until a run started
 	running  bool             // mu guards
 	complete bool             // mu guards
-	errCode  string           // mu guards: the failed run's error code
 }
 
-// errNoPrices: the cycle's date has no prices (API: 409).
-var errNoPrices = errors.New("no prices")
-
-// Cycle statuses.
+// Cycle statuses (the API's).
 const (
-	CycleRunning   = "running"
-	CycleCompleted = "completed"
-	CycleFailed    = "failed"
+	CycleRunning  = "running"
+	CycleComplete = "complete"
+	CycleFailed   = "failed"
 )
 
-func (c *cycle) failure(err error) proto.Message { return &pb.CycleResponse{Error: err.Error()} }
+// Codes of a failed cycle's problem (CycleSummary.problem): what stopped it.
+const (
+	// CodeCycleInterrupted: a step could not finish (a node, the journal or
+	// a grain did not answer in time, or the process stopped); running the
+	// cycle again resumes it.
+	CodeCycleInterrupted = "cycle-interrupted"
+	// CodeCustodianSilent: the custodian has not reported every order in
+	// time; running the cycle again keeps waiting (orders are resent).
+	CodeCustodianSilent = "custodian-silent"
+	// CodeCustodianMismatch: an execution report differs from the batch
+	// (units, side or price): an operator must look before anything is
+	// allocated.
+	CodeCustodianMismatch = "custodian-mismatch"
+	// CodePricesFeedConflict: the custodian's price feed holds other prices
+	// for the day than ACME recorded: the custodian would execute at them.
+	CodePricesFeedConflict = "prices-feed-conflict"
+	// CodeCycleUnavailable: this node cannot run cycles (no custodian
+	// connection).
+	CodeCycleUnavailable = "cycle-unavailable"
+)
+
+// CycleRunOptions are an operator's run of a cycle.
+type CycleRunOptions struct {
+	// Rebalance: after allocating, check every pot with a profile.
+	Rebalance bool
+	// Force passes earlier dealing days with open trades (their orders roll
+	// to the next open day); Reason is required with it and recorded.
+	Force  bool
+	Reason string
+	// By is the operator (a token's subject), recorded with a forced run.
+	By string
+}
+
+// stepError is a failed step: the problem shown to operators and the
+// error behind it, logged.
+type stepError struct {
+	problem *pb.CycleProblem
+	err     error
+}
+
+func (e *stepError) Error() string { return e.problem.Detail + ": " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
+
+func failedStep(code string, resumable bool, err error, format string, args ...any) error {
+	return &stepError{problem: &pb.CycleProblem{Code: code, Detail: fmt.Sprintf(format, args...), Resumable: resumable}, err: err}
+}
+
+// problemOf is the problem of a step's failure: its own, or, for an error
+// nothing classified (a grain or the journal did not answer), an
+// interruption that a run again resumes.
+func problemOf(step string, err error) *pb.CycleProblem {
+	var se *stepError
+	if errors.As(err, &se) {
+		return se.problem
+	}
+	return &pb.CycleProblem{Code: CodeCycleInterrupted, Resumable: true,
+		Detail: fmt.Sprintf("the %s step could not finish: a node, a grain or the journal did not answer in time (the log has the cause); run the cycle again to resume", step)}
+}
+
+func (c *cycle) failure(err error) proto.Message { return c.failed(err) }
+
+func (c *cycle) failed(err error) *pb.CycleResponse {
+	return &pb.CycleResponse{Error: err.Error(), ErrorCode: CodeOperationFailed}
+}
 
 // busy keeps the grain active while a run goes on.
 func (c *cycle) busy() bool {
@@ -76,16 +139,44 @@ func (c *cycle) activate(identity string) error {
 	c.stream = systemStream{j: c.deps.Journal, name: cycleStream(d)}
 	ctx, cancel := context.WithTimeout(context.Background(), c.deps.Config.StepTimeout)
 	defer cancel()
-	return c.stream.load(ctx, func(m proto.Message) error {
-		switch m := m.(type) {
-		case *pb.CycleStepDone:
-		case *pb.CycleCompleted:
-			c.summary, c.complete = m.Summary, true
-		default:
-			return fmt.Errorf("unexpected %T in a cycle stream", m)
+	if err := c.stream.load(ctx, c.apply); err != nil {
+		return err
+	}
+	if s := c.summary; s != nil && s.Status == CycleRunning {
+		// The run's process stopped before it finished.
+		step := s.Step
+		s.Status, s.Step = CycleFailed, ""
+		s.Problem = &pb.CycleProblem{Code: CodeCycleInterrupted, Resumable: true,
+			Detail: fmt.Sprintf("the run stopped at the %s step when its node stopped; run the cycle again to resume", step)}
+	}
+	return nil
+}
+
+// apply applies one event of the cycle's stream to the summary.
+func (c *cycle) apply(m proto.Message) error {
+	switch m := m.(type) {
+	case *pb.CycleStarted:
+		c.summary = &pb.CycleSummary{Date: m.Date, Status: CycleRunning, StartedAtUnixNano: m.AtUnixNano, Rebalance: m.Rebalance,
+			ForcedReason: m.ForcedReason, ForcedBy: m.By, Passed: m.Passed}
+	case *pb.CycleStepDone:
+		if c.summary == nil { // a run of a release before CycleStarted
+			c.summary = &pb.CycleSummary{Date: c.date.String(), Status: CycleRunning}
 		}
-		return nil
-	})
+		c.summary.Steps = append(c.summary.Steps, &pb.CycleStep{Name: m.Step, StartedAtUnixNano: m.StartedAtUnixNano, FinishedAtUnixNano: m.AtUnixNano})
+		c.summary.Step = m.Step
+	case *pb.CycleFailed:
+		if c.summary == nil {
+			c.summary = &pb.CycleSummary{Date: c.date.String()}
+		}
+		c.summary.Status, c.summary.Step, c.summary.Problem = CycleFailed, m.Step, m.Problem
+		c.summary.FinishedAtUnixNano = m.AtUnixNano
+	case *pb.CycleCompleted:
+		c.summary, c.complete = m.Summary, true
+		c.summary.Status = CycleComplete // "completed" in the releases before the API named it
+	default:
+		return fmt.Errorf("unexpected %T in a cycle stream", m)
+	}
+	return nil
 }
 
 func (c *cycle) handle(data []byte) proto.Message {
@@ -93,27 +184,140 @@ func (c *cycle) handle(data []byte) proto.Message {
 	if err := proto.Unmarshal(data, req); err != nil {
 		return c.failure(fmt.Errorf("unreadable request: %w", err))
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	switch r := req.Command.(type) {
 	case *pb.CycleRequest_Get:
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		if c.summary == nil {
 			return &pb.CycleResponse{Error: "no cycle has run for " + c.date.String(), ErrorCode: CodeNotFound}
 		}
+		return &pb.CycleResponse{Summary: proto.Clone(c.summary).(*pb.CycleSummary)}
 	case *pb.CycleRequest_Run:
-		if !c.complete && !c.running {
-			c.running, c.errCode = true, ""
-			c.summary = &pb.CycleSummary{Date: c.date.String(), Status: CycleRunning}
-			go c.run(r.Run.Rebalance)
+		return c.start(r.Run)
+	}
+	return c.failure(errors.New("unknown cycle command"))
+}
+
+// start starts a run, after checking it may, unless the cycle is complete
+// or already running: then it answers how it stands.
+func (c *cycle) start(run *pb.CycleRun) *pb.CycleResponse {
+	c.mu.Lock()
+	busy := c.complete || c.running
+	c.mu.Unlock()
+	if busy {
+		return c.standing()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.deps.Config.StepTimeout)
+	defer cancel()
+	passed, rolled, resp := c.check(ctx, run)
+	if resp != nil {
+		return resp
+	}
+	started := &pb.CycleStarted{Date: c.date.String(), Rebalance: run.Rebalance, AtUnixNano: nanosNow(c.deps.Now)}
+	if len(passed) > 0 {
+		started.ForcedReason, started.By = run.Reason, run.By
+		for _, d := range passed {
+			started.Passed = append(started.Passed, d.String())
 		}
+	}
+	if err := c.stream.append(ctx, started); err != nil {
+		return c.failed(err)
+	}
+	if err := recordDealing(ctx, c.deps.Journal, &pb.CycleStarted{Date: started.Date, AtUnixNano: started.AtUnixNano},
+		func(r *domain.DealingRegister) bool { return r.Latest().Compare(c.date) >= 0 }); err != nil {
+		return c.failed(err)
+	}
+	if len(passed) > 0 {
+		c.deps.Logger.Warn("cycle forced past earlier dealing days with open trades", "date", c.date,
+			"passed", started.Passed, "by", run.By, "reason", run.Reason)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.running = true
+	if err := c.apply(started); err != nil {
+		panic(err) // unreachable: a CycleStarted applies
+	}
+	c.summary.OrdersRolled = rolled // the aggregators roll late orders at every call
+	go c.run(run.Rebalance)
+	return &pb.CycleResponse{Summary: proto.Clone(c.summary).(*pb.CycleSummary)}
+}
+
+// standing answers how the cycle stands.
+func (c *cycle) standing() *pb.CycleResponse {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &pb.CycleResponse{Summary: proto.Clone(c.summary).(*pb.CycleSummary)}
+}
+
+// check refuses a run the operators' safeguards forbid: a day with no
+// prices, not a dealing day or outside the window, or with an earlier
+// dealing day not complete (unless forced: it returns the days passed). It
+// also returns the late orders the aggregators rolled while answering.
+func (c *cycle) check(ctx context.Context, run *pb.CycleRun) (passed []domain.Date, rolled int64, refused *pb.CycleResponse) {
+	if c.deps.Custodian == nil {
+		return nil, 0, &pb.CycleResponse{Error: "this node has no custodian connection: cycles need NATS", ErrorCode: CodeOperationFailed}
+	}
+	node := c.deps.clusterNode()
+	if node == nil {
+		return nil, 0, c.failed(errNoNode)
+	}
+	register, _, err := loadRegister(ctx, c.deps.Journal)
+	if err != nil {
+		return nil, 0, c.failed(err)
+	}
+	if err := domain.CheckOperatorDate(c.deps.Calendar, c.deps.window(register), "a cycle", c.date); err != nil {
+		return nil, 0, refusedRun(err)
+	}
+	p, err := c.pricesCall(ctx, node, &pb.PricesRequest{Command: &pb.PricesRequest_Get{Get: &pb.PricesGet{}}})
+	if err != nil {
+		return nil, 0, c.failed(err)
+	}
+	switch p.ErrorCode {
+	case "":
+	case CodeNotFound:
+		return nil, 0, &pb.CycleResponse{ErrorCode: CodeNoPrices,
+			Error: fmt.Sprintf("no prices are recorded for %s: publish the day's closing prices (POST /v1/prices) first", c.date)}
 	default:
-		return c.failure(errors.New("unknown cycle command"))
+		return nil, 0, &pb.CycleResponse{Error: p.Error, ErrorCode: p.ErrorCode}
 	}
-	s := proto.Clone(c.summary).(*pb.CycleSummary)
-	if s.Status == CycleFailed && c.errCode != "" {
-		return &pb.CycleResponse{Summary: s, Error: s.Error, ErrorCode: c.errCode}
+	res, err := callAggregators(ctx, node, c.deps, &pb.AggregatorRequest{Command: &pb.AggregatorRequest_OpenDays{
+		OpenDays: &pb.AggOpenDays{Date: c.date.String()}}}, nil)
+	if err != nil {
+		return nil, 0, c.failed(err)
 	}
-	return &pb.CycleResponse{Summary: s}
+	rolled = sum(res, (*pb.AggregatorResponse).GetOrdersRolled)
+	var open []domain.Date
+	for _, r := range res {
+		for _, s := range r.OpenDays {
+			d, err := domain.ParseDate(s)
+			if err != nil {
+				return nil, 0, c.failed(err)
+			}
+			open = append(open, d)
+		}
+	}
+	err = register.CheckEarlierDaysComplete(c.date, open)
+	if err == nil {
+		return nil, rolled, nil
+	}
+	if !run.Force {
+		return nil, 0, refusedRun(err)
+	}
+	for _, d := range append(register.Incomplete(), open...) {
+		if d.Before(c.date) && !slices.ContainsFunc(passed, d.Equal) {
+			passed = append(passed, d)
+		}
+	}
+	slices.SortFunc(passed, domain.Date.Compare)
+	return passed, rolled, nil
+}
+
+func refusedRun(err error) *pb.CycleResponse {
+	code, detail, ok := refusal(err)
+	if !ok {
+		return &pb.CycleResponse{Error: err.Error(), ErrorCode: CodeOperationFailed}
+	}
+	return &pb.CycleResponse{Error: detail, ErrorCode: code}
 }
 
 // update changes the summary under the lock.
@@ -123,30 +327,44 @@ func (c *cycle) update(f func(s *pb.CycleSummary)) {
 	f(c.summary)
 }
 
-// run runs the cycle's steps, recording each, then the summary.
+// run runs the cycle's steps, recording each, then the summary or the
+// failure.
 func (c *cycle) run(rebalance bool) {
 	ctx := context.Background()
 	err := c.steps(ctx, rebalance)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.running = false
-	if err != nil {
-		c.summary.Status, c.summary.Error = CycleFailed, err.Error()
-		level := slog.LevelError
-		if errors.Is(err, errNoPrices) {
-			c.errCode, level = CodeNoPrices, slog.LevelWarn // an operator's slip, not a failure
+	s := c.summary
+	if err == nil {
+		s.Status, s.Step, s.FinishedAtUnixNano = CycleComplete, "", nanosNow(c.deps.Now)
+		s.ProgressDone, s.ProgressTotal, s.ProgressUnit = 0, 0, ""
+		final := proto.Clone(s).(*pb.CycleSummary)
+		if err = c.stream.append(ctx, &pb.CycleCompleted{Summary: final, AtUnixNano: s.FinishedAtUnixNano}); err == nil {
+			c.complete = true
+			// The register learns it too; should this fail, it reads the
+			// cycle's own stream instead (loadRegister).
+			if rerr := recordDealing(ctx, c.deps.Journal, &pb.DayCompleted{Date: s.Date, AtUnixNano: s.FinishedAtUnixNano},
+				func(r *domain.DealingRegister) bool { return r.IsCompleted(c.date) }); rerr != nil {
+				c.deps.Logger.Warn("cycle completion not in the dealing stream; its own stream has it", "date", c.date, "err", rerr)
+			}
+			c.deps.Logger.Info("cycle completed", "date", c.date, "trades", final.Trades, "pots_allocated", final.PotsAllocated)
+			return
 		}
-		c.deps.Logger.Log(ctx, level, "cycle stopped; run it again to resume", "date", c.date, "step", c.summary.Step, "err", err)
-		return
+		err = fmt.Errorf("record completion: %w", err)
 	}
-	c.summary.Status, c.summary.Step = CycleCompleted, ""
-	final := proto.Clone(c.summary).(*pb.CycleSummary)
-	if err := c.stream.append(ctx, &pb.CycleCompleted{Summary: final, AtUnixNano: nanosNow(c.deps.Now)}); err != nil {
-		c.summary.Status, c.summary.Error = CycleFailed, err.Error()
-		return
+	step := s.Step
+	problem := problemOf(step, err)
+	s.Status, s.Problem, s.FinishedAtUnixNano = CycleFailed, problem, nanosNow(c.deps.Now)
+	level := slog.LevelError
+	if problem.Resumable {
+		level = slog.LevelWarn // the operator runs it again
 	}
-	c.complete = true
-	c.deps.Logger.Info("cycle completed", "date", c.date, "trades", final.Trades, "pots_allocated", final.PotsAllocated)
+	c.deps.Logger.Log(ctx, level, "cycle stopped", "date", c.date, "step", step, "code", problem.Code,
+		"resumable", problem.Resumable, "err", err)
+	if aerr := c.stream.append(ctx, &pb.CycleFailed{Step: step, Problem: problem, AtUnixNano: s.FinishedAtUnixNano}); aerr != nil {
+		c.deps.Logger.Warn("cycle failure not recorded; a restart shows the run as interrupted", "date", c.date, "err", aerr)
+	}
 }
 
 func (c *cycle) steps(ctx context.Context, rebalance bool) error {
@@ -155,33 +373,31 @@ func (c *cycle) steps(ctx context.Context, rebalance bool) error {
 		return errNoNode
 	}
 	if c.deps.Custodian == nil {
-		return errors.New("this node has no custodian connection: cycles need NATS")
+		return failedStep(CodeCycleUnavailable, false, errors.New("no custodian"), "this node has no custodian connection: cycles need NATS")
 	}
 	date := c.date.String()
 	step := func(name string, f func() error) error {
-		c.update(func(s *pb.CycleSummary) { s.Step = name })
-		start := time.Now()
+		start := c.deps.Now()
+		c.update(func(s *pb.CycleSummary) {
+			s.Step, s.ProgressDone, s.ProgressTotal, s.ProgressUnit = name, 0, 0, ""
+		})
+		began := time.Now()
 		if err := f(); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return err
 		}
-		took := time.Since(start)
+		took := time.Since(began)
+		done := &pb.CycleStepDone{Step: name, StartedAtUnixNano: start.UnixNano(), AtUnixNano: nanosNow(c.deps.Now)}
 		c.update(func(s *pb.CycleSummary) {
 			if s.StepMicros == nil {
 				s.StepMicros = map[string]int64{}
 			}
 			s.StepMicros[name] = took.Microseconds()
+			s.Steps = append(s.Steps, &pb.CycleStep{Name: name, StartedAtUnixNano: done.StartedAtUnixNano, FinishedAtUnixNano: done.AtUnixNano})
 		})
 		c.deps.Logger.Info("cycle step done", "date", date, "step", name, "took", took)
-		return c.stream.append(ctx, &pb.CycleStepDone{Step: name, AtUnixNano: nanosNow(c.deps.Now)})
+		return c.stream.append(ctx, done)
 	}
 
-	var prices *pb.PricesPublished
-	if err := step("prices", func() (err error) {
-		prices, err = c.prices(ctx, node)
-		return err
-	}); err != nil {
-		return err
-	}
 	if err := step("settle", func() error {
 		res, err := c.eachGroup(ctx, node, &pb.AggregatorRequest{Command: &pb.AggregatorRequest_Settle{Settle: &pb.AggSettle{Date: date}}})
 		c.update(func(s *pb.CycleSummary) { s.TradesSettled = sum(res, (*pb.AggregatorResponse).GetTradesSettled) })
@@ -195,6 +411,13 @@ func (c *cycle) steps(ctx context.Context, rebalance bool) error {
 		}
 		res, err := c.eachGroup(ctx, node, &pb.AggregatorRequest{Command: &pb.AggregatorRequest_Close{Close: &pb.AggClose{Date: date}}})
 		c.update(func(s *pb.CycleSummary) { s.Trades = sum(res, (*pb.AggregatorResponse).GetTrades) })
+		return err
+	}); err != nil {
+		return err
+	}
+	var prices *pb.PricesPublished
+	if err := step("prices", func() (err error) {
+		prices, err = c.prices(ctx, node)
 		return err
 	}); err != nil {
 		return err
@@ -219,6 +442,9 @@ func (c *cycle) steps(ctx context.Context, rebalance bool) error {
 				return err
 			}
 			books[asset] = r
+			c.update(func(s *pb.CycleSummary) {
+				s.ProgressDone, s.ProgressTotal, s.ProgressUnit = int64(len(books)), int64(len(parts)), "orders"
+			})
 		}
 		c.update(func(s *pb.CycleSummary) { c.summarizeBooks(s, books) })
 		return nil
@@ -255,25 +481,33 @@ func (c *cycle) steps(ctx context.Context, rebalance bool) error {
 	return nil
 }
 
-// prices reads the day's prices and makes sure the custodian's feed has them.
-func (c *cycle) prices(ctx context.Context, node *cluster.Node) (*pb.PricesPublished, error) {
-	r, err := cluster.CallWithin(ctx, node, c.deps.Config.StepTimeout, func(opts ...protocluster.GrainCallOption) (*pb.PricesResponse, error) {
-		return pb.GetPricesGrainClient(node.Cluster(), c.date.String()).Handle(&pb.PricesRequest{Command: &pb.PricesRequest_Get{Get: &pb.PricesGet{}}}, opts...)
+// pricesCall makes one call to the day's prices grain.
+func (c *cycle) pricesCall(ctx context.Context, node *cluster.Node, req *pb.PricesRequest) (*pb.PricesResponse, error) {
+	return cluster.CallWithin(ctx, node, c.deps.Config.StepTimeout, func(opts ...protocluster.GrainCallOption) (*pb.PricesResponse, error) {
+		return pb.GetPricesGrainClient(node.Cluster(), c.date.String()).Handle(req, opts...)
 	})
+}
+
+// prices takes the day's prices to deal at (after the cut-off: from now on
+// they are never corrected), puts them on the custodian's feed and tells
+// every member.
+func (c *cycle) prices(ctx context.Context, node *cluster.Node) (*pb.PricesPublished, error) {
+	r, err := c.pricesCall(ctx, node, &pb.PricesRequest{Command: &pb.PricesRequest_Use{Use: &pb.PricesUse{}}})
 	if err != nil {
 		return nil, err
 	}
-	if r.Error != "" {
-		if r.ErrorCode == CodeNoPrices {
-			return nil, fmt.Errorf("%w for %s", errNoPrices, c.date)
-		}
-		return nil, errors.New(r.Error)
+	if r.ErrorCode != "" {
+		return nil, fmt.Errorf("prices of %s: %s (%s)", c.date, r.Error, r.ErrorCode)
 	}
 	_, parsed, err := decodePrices(r.Prices.Date, r.Prices.Prices)
 	if err != nil {
 		return nil, err
 	}
 	if err := c.deps.Custodian.PublishPrices(ctx, c.date, parsed); err != nil {
+		if errors.Is(err, ErrPriceFeedConflict) {
+			return nil, failedStep(CodePricesFeedConflict, false, err,
+				"the custodian's price feed holds other prices for %s than ACME recorded, and the custodian would execute at them: settle the prices with the price provider before running the cycle again", c.date)
+		}
 		return nil, fmt.Errorf("price feed: %w", err)
 	}
 	// Every member values its pots at these prices from now on, and the
@@ -289,29 +523,8 @@ func (c *cycle) prices(ctx context.Context, node *cluster.Node) (*pb.PricesPubli
 func (c *cycle) cutOff(ctx context.Context, node *cluster.Node) error {
 	next := c.deps.Calendar.NextDealingDay(c.date)
 	e := &pb.DayCutOff{Date: c.date.String(), OpenFrom: next.String(), AtUnixNano: nanosNow(c.deps.Now)}
-	// The dealing stream is shared by every day's cycle: read its end, append,
-	// and read again if another cycle appended in between.
-	for attempt := 0; ; attempt++ {
-		s := systemStream{j: c.deps.Journal, name: dealingStream}
-		done := false
-		if err := s.load(ctx, func(m proto.Message) error {
-			if cut, ok := m.(*pb.DayCutOff); ok && cut.Date == e.Date {
-				done = true
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		if done {
-			break
-		}
-		err := s.append(ctx, e)
-		if err == nil {
-			break
-		}
-		if attempt == 5 {
-			return err
-		}
+	if err := recordDealing(ctx, c.deps.Journal, e, func(r *domain.DealingRegister) bool { return r.IsCutOff(c.date) }); err != nil {
+		return err
 	}
 	fctx, cancel := context.WithTimeout(ctx, c.deps.Config.StepTimeout)
 	defer cancel()
@@ -323,15 +536,20 @@ func (c *cycle) cutOff(ctx context.Context, node *cluster.Node) error {
 
 // eachGroup sends req to every group's aggregator, a few at a time, and
 // returns their answers (in group order; nil where a call failed) and the
-// failures.
+// failures; the summary's progress counts the groups done.
 func (c *cycle) eachGroup(ctx context.Context, node *cluster.Node, req *pb.AggregatorRequest) ([]*pb.AggregatorResponse, error) {
-	res, err := callAggregators(ctx, node, c.deps, req)
+	total := int64(PotGroups(c.deps.Journal))
+	c.update(func(s *pb.CycleSummary) { s.ProgressDone, s.ProgressTotal, s.ProgressUnit = 0, total, "groups" })
+	res, err := callAggregators(ctx, node, c.deps, req, func() { c.update(func(s *pb.CycleSummary) { s.ProgressDone++ }) })
 	// Aggregators roll late orders at every step.
 	c.update(func(s *pb.CycleSummary) { s.OrdersRolled += sum(res, (*pb.AggregatorResponse).GetOrdersRolled) })
 	return res, err
 }
 
-func callAggregators(ctx context.Context, node *cluster.Node, deps *DealingDeps, req *pb.AggregatorRequest) ([]*pb.AggregatorResponse, error) {
+// callAggregators sends req to every group's aggregator, a few at a time,
+// and returns their answers (in group order; nil where a call failed) and
+// the failures. done, if not nil, is called as each group answers.
+func callAggregators(ctx context.Context, node *cluster.Node, deps *DealingDeps, req *pb.AggregatorRequest, done func()) ([]*pb.AggregatorResponse, error) {
 	groups := PotGroups(deps.Journal)
 	out := make([]*pb.AggregatorResponse, groups)
 	errs := make([]error, groups)
@@ -352,6 +570,9 @@ func callAggregators(ctx context.Context, node *cluster.Node, deps *DealingDeps,
 				return
 			}
 			out[g] = r
+			if done != nil {
+				done()
+			}
 		})
 	}
 	wg.Wait()
@@ -396,17 +617,23 @@ func (c *cycle) awaitExecutions(ctx context.Context, node *cluster.Node, parts m
 				waiting++
 			}
 		}
-		c.update(func(s *pb.CycleSummary) { c.summarizeBooks(s, books) })
+		c.update(func(s *pb.CycleSummary) {
+			c.summarizeBooks(s, books)
+			s.ProgressDone, s.ProgressTotal, s.ProgressUnit = int64(len(books)-waiting), int64(len(books)), "orders"
+		})
 		if waiting == 0 {
-			for asset, b := range books {
-				if b.Execution.Mismatch != "" {
-					return fmt.Errorf("the custodian's report of %s differs from the batch: %s", asset, b.Execution.Mismatch)
+			for _, asset := range slices.Sorted(maps.Keys(books)) {
+				if m := books[asset].Execution.Mismatch; m != "" {
+					return failedStep(CodeCustodianMismatch, false, errors.New(m),
+						"the custodian's execution of %s differs from the batch (%s): nothing was allocated; compare the custodian's report with the batch before anything else", asset, m)
 				}
 			}
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the custodian has not reported %d orders; run the cycle again to keep waiting", waiting)
+			return failedStep(CodeCustodianSilent, true, errors.New("no execution report"),
+				"the custodian has not reported %d of %d orders within %s; run the cycle again to keep waiting (orders are resent)",
+				waiting, len(books), c.deps.Config.ExecutionWait)
 		}
 		time.Sleep(poll)
 	}

@@ -33,7 +33,7 @@ func assetBookStream(date domain.Date, asset domain.ISIN) string {
 func cycleStream(date domain.Date) string  { return "cycle/" + date.String() }
 func pricesStream(date domain.Date) string { return "prices/" + date.String() }
 
-// dealingStream records the cut-offs (DayCutOff events).
+// dealingStream is the register of the cycles (register.go).
 const dealingStream = "dealing"
 
 // Custodian is ACME's side of the custodian protocol (package custodian):
@@ -42,11 +42,16 @@ type Custodian interface {
 	// SendOrder sends (or resends) a net order; attempt counts the sends.
 	SendOrder(ctx context.Context, order *pb.CustodianOrder, attempt int) error
 	// PublishPrices puts a date's closing prices on the price feed the
-	// custodian executes at.
+	// custodian executes at; it fails with ErrPriceFeedConflict if the feed
+	// holds other prices for the date.
 	PublishPrices(ctx context.Context, date domain.Date, prices map[domain.ISIN]domain.Price) error
 	// Holdings asks for the custodian's holdings statement as of a date.
 	Holdings(ctx context.Context, asOf domain.Date) (*pb.HoldingsStatement, error)
 }
+
+// ErrPriceFeedConflict: the custodian's price feed holds other prices for
+// the date.
+var ErrPriceFeedConflict = errors.New("actors: the price feed holds other prices for the date")
 
 // Notifier publishes notifications for members downstream (on NATS): a
 // contract note per executed trade. Publishing is at least once: a note may
@@ -81,6 +86,17 @@ type DealingConfig struct {
 	// replicas from its group's feed on activation, so it should stay up.
 	// Default 1 h.
 	IdleTimeout time.Duration
+	// WindowAheadDealingDays is how far after today the dealing window
+	// reaches (domain.DealingRegister.Window): prices and cycles are
+	// accepted up to this many dealing days after today. Default 1 (the
+	// next dealing day after today: a day's closing prices cannot be known
+	// earlier). Negative: no bound.
+	WindowAheadDealingDays int
+	// SimulatedCalendar makes the window's "today" the latest dealing day
+	// a cycle ran for, when that is after the clock's today: a platform
+	// that simulates the calendar (dev) runs the coming dealing days at
+	// once, in order, and its window moves with them.
+	SimulatedCalendar bool
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -105,6 +121,9 @@ func (c *DealingConfig) EnsureDefaults() {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = time.Hour
+	}
+	if c.WindowAheadDealingDays == 0 {
+		c.WindowAheadDealingDays = 1
 	}
 }
 

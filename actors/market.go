@@ -205,7 +205,9 @@ func (f *marketFollower) catchUp(ctx context.Context) error {
 }
 
 func (f *marketFollower) apply(e persistence.FeedEvent) {
-	if e.Type != "sys.PricesPublished" && e.Type != "sys.DayCutOff" {
+	switch e.Type {
+	case "sys.PricesPublished", "sys.PricesCorrected", "sys.DayCutOff":
+	default:
 		return
 	}
 	m, err := pb.DecodeSystemEvent(e.Type, e.Data)
@@ -215,6 +217,13 @@ func (f *marketFollower) apply(e persistence.FeedEvent) {
 	}
 	switch m := m.(type) {
 	case *pb.PricesPublished:
+		date, prices, err := decodePrices(m.Date, m.Prices)
+		if err != nil {
+			f.log.Error("unreadable prices", "stream", e.Stream, "err", err)
+			return
+		}
+		f.market.SetPrices(date, prices)
+	case *pb.PricesCorrected:
 		date, prices, err := decodePrices(m.Date, m.Prices)
 		if err != nil {
 			f.log.Error("unreadable prices", "stream", e.Stream, "err", err)

@@ -20,13 +20,13 @@ type Operator struct {
 	Node *cluster.Node
 	// CallTimeout bounds one call to a system grain. Default 1 min.
 	CallTimeout time.Duration
-	// PollInterval is how often RunCycle asks how a cycle is getting on.
-	// Default 200 ms.
+	// PollInterval is how often RunCycle and Reconcile ask how a run is
+	// getting on. Default 200 ms.
 	PollInterval time.Duration
 }
 
 // OperatorError is a refusal from a system grain, with its code (one of
-// the Code… constants) for the API to map.
+// the Code… constants) for the API to map, and a sentence for operators.
 type OperatorError struct {
 	Code    string
 	Message string
@@ -42,128 +42,143 @@ func (o Operator) timeout() time.Duration {
 }
 
 func operatorError(code, msg string) error {
-	if msg == "" {
+	if msg == "" && code == "" {
 		return nil
 	}
 	return &OperatorError{Code: code, Message: msg}
 }
 
-// PublishPrices records a date's closing prices (all catalogue assets).
-func (o Operator) PublishPrices(ctx context.Context, date domain.Date, prices map[domain.ISIN]domain.Price) (*pb.PricesPublished, error) {
+// errNoDate: a caller passed the zero date; the grain identities are dates.
+var errNoDate = errors.New("actors: an operator call needs a date")
+
+// PricesPublication is an operator's publication of a date's prices.
+type PricesPublication struct {
+	Date   domain.Date
+	Prices map[domain.ISIN]domain.Price
+	// Reason, with prices other than those recorded, makes a correction.
+	Reason string
+	// By is who publishes them (a token's subject, or "feed").
+	By string
+}
+
+// PublishPrices records a date's closing prices (every catalogue asset), or
+// corrects them (with a reason, until a cycle used them). It answers the
+// date's prices and their history.
+func (o Operator) PublishPrices(ctx context.Context, p PricesPublication) (*pb.PricesResponse, error) {
+	if p.Date.IsZero() {
+		return nil, errNoDate
+	}
+	req := &pb.PricesRequest{Command: &pb.PricesRequest_Publish{Publish: &pb.PricesPublished{
+		Date: p.Date.String(), Prices: encodePrices(p.Prices, nil), Reason: p.Reason, By: p.By}}}
+	return o.pricesCall(ctx, p.Date, req)
+}
+
+// Prices reads a date's closing prices and their history.
+func (o Operator) Prices(ctx context.Context, date domain.Date) (*pb.PricesResponse, error) {
+	if date.IsZero() {
+		return nil, errNoDate
+	}
+	return o.pricesCall(ctx, date, &pb.PricesRequest{Command: &pb.PricesRequest_Get{Get: &pb.PricesGet{}}})
+}
+
+func (o Operator) pricesCall(ctx context.Context, date domain.Date, req *pb.PricesRequest) (*pb.PricesResponse, error) {
 	r, err := cluster.CallWithin(ctx, o.Node, o.timeout(), func(opts ...protocluster.GrainCallOption) (*pb.PricesResponse, error) {
-		return pb.GetPricesGrainClient(o.Node.Cluster(), date.String()).Handle(&pb.PricesRequest{Command: &pb.PricesRequest_Publish{
-			Publish: &pb.PricesPublished{Date: date.String(), Prices: encodePrices(prices, nil)}}}, opts...)
+		return pb.GetPricesGrainClient(o.Node.Cluster(), date.String()).Handle(req, opts...)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return r.Prices, operatorError(r.ErrorCode, r.Error)
+	return r, operatorError(r.ErrorCode, r.Error)
 }
 
-// Prices reads a date's closing prices.
-func (o Operator) Prices(ctx context.Context, date domain.Date) (*pb.PricesPublished, error) {
-	r, err := cluster.CallWithin(ctx, o.Node, o.timeout(), func(opts ...protocluster.GrainCallOption) (*pb.PricesResponse, error) {
-		return pb.GetPricesGrainClient(o.Node.Cluster(), date.String()).Handle(&pb.PricesRequest{Command: &pb.PricesRequest_Get{Get: &pb.PricesGet{}}}, opts...)
-	})
-	if err != nil {
-		return nil, err
+func (o Operator) cycle(ctx context.Context, date domain.Date, req *pb.CycleRequest) (*pb.CycleSummary, error) {
+	if date.IsZero() {
+		return nil, errNoDate
 	}
-	return r.Prices, operatorError(r.ErrorCode, r.Error)
-}
-
-func (o Operator) cycle(ctx context.Context, date domain.Date, req *pb.CycleRequest) (*pb.CycleResponse, error) {
-	return cluster.CallWithin(ctx, o.Node, o.timeout(), func(opts ...protocluster.GrainCallOption) (*pb.CycleResponse, error) {
+	r, err := cluster.CallWithin(ctx, o.Node, o.timeout(), func(opts ...protocluster.GrainCallOption) (*pb.CycleResponse, error) {
 		return pb.GetCycleGrainClient(o.Node.Cluster(), date.String()).Handle(req, opts...)
 	})
-}
-
-// Cycle reads a date's cycle summary.
-func (o Operator) Cycle(ctx context.Context, date domain.Date) (*pb.CycleSummary, error) {
-	r, err := o.cycle(ctx, date, &pb.CycleRequest{Command: &pb.CycleRequest_Get{Get: &pb.CycleGet{}}})
 	if err != nil {
 		return nil, err
 	}
 	return r.Summary, operatorError(r.ErrorCode, r.Error)
 }
 
-// RunCycle runs (or resumes) a date's cycle and waits until it completes or
-// fails, or ctx ends; progress, if not nil, sees the summary as it goes.
-// Running a completed cycle returns its recorded summary and trades nothing.
-func (o Operator) RunCycle(ctx context.Context, date domain.Date, rebalance bool, progress func(*pb.CycleSummary)) (*pb.CycleSummary, error) {
-	r, err := o.cycle(ctx, date, &pb.CycleRequest{Command: &pb.CycleRequest_Run{Run: &pb.CycleRun{Rebalance: rebalance}}})
-	if err != nil {
-		return nil, err
-	}
-	poll := o.pollInterval()
+// Cycle reads a date's cycle summary.
+func (o Operator) Cycle(ctx context.Context, date domain.Date) (*pb.CycleSummary, error) {
+	return o.cycle(ctx, date, &pb.CycleRequest{Command: &pb.CycleRequest_Get{Get: &pb.CycleGet{}}})
+}
+
+// StartCycle starts (or resumes) a date's cycle and returns at once with
+// its summary: running, or complete (a completed cycle trades nothing
+// again), or a refusal.
+func (o Operator) StartCycle(ctx context.Context, date domain.Date, opt CycleRunOptions) (*pb.CycleSummary, error) {
+	return o.cycle(ctx, date, &pb.CycleRequest{Command: &pb.CycleRequest_Run{Run: &pb.CycleRun{
+		Rebalance: opt.Rebalance, Force: opt.Force, Reason: opt.Reason, By: opt.By}}})
+}
+
+// RunCycle starts (or resumes) a date's cycle and waits until it completes
+// or fails, or ctx ends; progress, if not nil, sees the summary as it goes.
+// A failed run is an OperatorError with the run's problem code.
+func (o Operator) RunCycle(ctx context.Context, date domain.Date, opt CycleRunOptions, progress func(*pb.CycleSummary)) (*pb.CycleSummary, error) {
+	s, err := o.StartCycle(ctx, date, opt)
 	for {
-		if err := operatorError(r.ErrorCode, r.Error); err != nil && r.Summary == nil {
-			return nil, err
+		if err != nil {
+			return s, err
 		}
-		s := r.Summary
 		if progress != nil {
 			progress(s)
 		}
 		switch s.Status {
-		case CycleCompleted:
+		case CycleComplete:
 			return s, nil
 		case CycleFailed:
-			code := r.ErrorCode
-			if code == "" {
-				code = CodeCycleFailed
-			}
-			return s, &OperatorError{Code: code, Message: fmt.Sprintf("cycle %s failed at %s: %s", date, s.Step, s.Error)}
+			p := s.GetProblem()
+			return s, &OperatorError{Code: p.GetCode(), Message: fmt.Sprintf("cycle %s failed at the %s step: %s", date, s.Step, p.GetDetail())}
 		}
 		select {
 		case <-ctx.Done():
-			return s, fmt.Errorf("cycle %s still %s at step %s: %w", date, s.Status, s.Step, ctx.Err())
-		case <-time.After(poll):
+			return s, fmt.Errorf("cycle %s still %s at the %s step: %w", date, s.Status, s.Step, ctx.Err())
+		case <-time.After(o.pollInterval()):
 		}
-		if r, err = o.cycle(ctx, date, &pb.CycleRequest{Command: &pb.CycleRequest_Get{Get: &pb.CycleGet{}}}); err != nil {
-			return nil, err
-		}
+		s, err = o.Cycle(ctx, date)
 	}
 }
 
-// Reconcile runs reconciliation id (a repeat of an id answers its recorded
-// report) and waits for its report until ctx ends; then the run goes on,
-// and Reconciliation(id) reads it once done.
-func (o Operator) Reconcile(ctx context.Context, id string, deep bool, asOf domain.Date) (*pb.ReconciliationReport, error) {
-	if id == "" {
-		return nil, errors.New("a reconciliation needs an id")
-	}
+// StartReconciliation starts reconciliation id (a repeat of an id answers
+// how it stands: running, or its recorded report) and returns at once.
+func (o Operator) StartReconciliation(ctx context.Context, id string, deep bool, asOf domain.Date) (*pb.ReconciliationResponse, error) {
 	run := &pb.ReconRun{Deep: deep}
 	if !asOf.IsZero() {
 		run.AsOf = asOf.String()
 	}
-	req := &pb.ReconciliationRequest{Command: &pb.ReconciliationRequest_Run{Run: run}}
+	return o.reconciliationCall(ctx, id, &pb.ReconciliationRequest{Command: &pb.ReconciliationRequest_Run{Run: run}})
+}
+
+// Reconcile runs reconciliation id and waits for its report until ctx ends;
+// then the run goes on, and Reconciliation(id) reads it once done.
+func (o Operator) Reconcile(ctx context.Context, id string, deep bool, asOf domain.Date) (*pb.ReconciliationReport, error) {
+	r, err := o.StartReconciliation(ctx, id, deep, asOf)
 	for {
-		r, err := o.reconciliationCall(ctx, id, req)
 		if err != nil {
 			return nil, err
 		}
 		if !r.Running {
-			return r.Report, operatorError(r.ErrorCode, r.Error)
+			return r.Report, nil
 		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("reconciliation %s still running: %w", id, ctx.Err())
 		case <-time.After(o.pollInterval()):
 		}
-		req = &pb.ReconciliationRequest{Command: &pb.ReconciliationRequest_Get{Get: &pb.ReconGet{}}}
+		r, err = o.Reconciliation(ctx, id)
 	}
 }
 
-// Reconciliation reads a reconciliation's report; a run still under way is
-// an OperatorError with code CodeRunning.
-func (o Operator) Reconciliation(ctx context.Context, id string) (*pb.ReconciliationReport, error) {
-	r, err := o.reconciliationCall(ctx, id, &pb.ReconciliationRequest{Command: &pb.ReconciliationRequest_Get{Get: &pb.ReconGet{}}})
-	if err != nil {
-		return nil, err
-	}
-	if r.Running {
-		return nil, &OperatorError{Code: CodeRunning, Message: "reconciliation " + id + " is still running; ask again"}
-	}
-	return r.Report, operatorError(r.ErrorCode, r.Error)
+// Reconciliation reads how a reconciliation stands: running (with its
+// progress), or its report.
+func (o Operator) Reconciliation(ctx context.Context, id string) (*pb.ReconciliationResponse, error) {
+	return o.reconciliationCall(ctx, id, &pb.ReconciliationRequest{Command: &pb.ReconciliationRequest_Get{Get: &pb.ReconGet{}}})
 }
 
 func (o Operator) pollInterval() time.Duration {
@@ -174,7 +189,14 @@ func (o Operator) pollInterval() time.Duration {
 }
 
 func (o Operator) reconciliationCall(ctx context.Context, id string, req *pb.ReconciliationRequest) (*pb.ReconciliationResponse, error) {
-	return cluster.CallWithin(ctx, o.Node, o.timeout(), func(opts ...protocluster.GrainCallOption) (*pb.ReconciliationResponse, error) {
+	if id == "" {
+		return nil, errors.New("actors: a reconciliation needs an id")
+	}
+	r, err := cluster.CallWithin(ctx, o.Node, o.timeout(), func(opts ...protocluster.GrainCallOption) (*pb.ReconciliationResponse, error) {
 		return pb.GetReconciliationGrainClient(o.Node.Cluster(), id).Handle(req, opts...)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return r, operatorError(r.ErrorCode, r.Error)
 }

@@ -12,29 +12,86 @@ import (
 	"github.com/acme/mastertrust/proto/pb"
 )
 
-// Error codes of the prices and cycle grains (the gateway maps them).
+// Codes of the operators' requests: prices, cycles and reconciliations (the
+// gateway maps each to a status).
 const (
-	CodePricesInvalid  = "invalid-prices"  // 400
-	CodePricesConflict = "prices-conflict" // 409: other prices for the date exist
-	CodeNoPrices       = "no-prices"       // 409 for a cycle, 404 for a read
-	CodeNotFound       = "not-found"       // 404
-	CodeCycleFailed    = "cycle-failed"    // 503: a step failed; run again
-	CodeRunning        = "running"         // 409: still under way; ask again
+	CodePricesInvalid   = "invalid-prices"  // 400
+	CodePricesConflict  = "prices-conflict" // 409: other prices recorded; a correction needs a reason
+	CodePricesUsed      = "prices-used"     // 422: a cycle used the prices; no correction
+	CodeNoPrices        = "no-prices"       // 409: a cycle for a date without prices
+	CodeNotFound        = "not-found"       // 404
+	CodeRunning         = "running"         // 409: still under way; ask again
+	CodeNotDealingDay   = "not-dealing-day" // 422
+	CodeOutsideWindow   = "outside-window"  // 422
+	CodeEarlierDayOpen  = "earlier-day-open"
+	CodeAsOfUnavailable = "as-of-unavailable" // 422
+	// CodeOperationFailed: an operator's request could not be carried out
+	// now (a journal or a grain did not answer); nothing was refused, and
+	// asking again is safe. 503.
+	CodeOperationFailed = "operation-failed"
 )
 
-// The prices grain: one per date. It records the date's closing prices once
-// (stream "prices/<date>"), where every node's market follower finds them,
-// and puts them on the NATS price feed the custodian executes at. A second
-// publication of the same prices changes nothing; of different ones is
-// refused: trades may already have been valued with the first.
-type prices struct {
-	deps      *DealingDeps
-	date      domain.Date
-	stream    systemStream
-	published *pb.PricesPublished
+// operatorRefusals maps the domain's refusals of operators' requests to
+// their codes.
+var operatorRefusals = []struct {
+	err  error
+	code string
+}{
+	{domain.ErrNotDealingDay, CodeNotDealingDay},
+	{domain.ErrOutsideWindow, CodeOutsideWindow},
+	{domain.ErrEarlierDayOpen, CodeEarlierDayOpen},
+	{domain.ErrPricesUsed, CodePricesUsed},
+	{domain.ErrCorrectionNoReason, CodePricesConflict},
+	{domain.ErrAsOfUnavailable, CodeAsOfUnavailable},
 }
 
-func (p *prices) failure(err error) proto.Message { return &pb.PricesResponse{Error: err.Error()} }
+// OperationCodes lists every code the operators' requests answer with.
+func OperationCodes() []string {
+	out := []string{CodePricesInvalid, CodeNoPrices, CodeNotFound, CodeOperationFailed}
+	for _, r := range operatorRefusals {
+		if !slices.Contains(out, r.code) {
+			out = append(out, r.code)
+		}
+	}
+	return out
+}
+
+// refusal is the code and the sentence of a domain refusal of an operator's
+// request; ok is false for any other error.
+func refusal(err error) (code, detail string, ok bool) {
+	for _, r := range operatorRefusals {
+		if errors.Is(err, r.err) {
+			var re *domain.RefusalError
+			if errors.As(err, &re) && re.Detail != "" {
+				return r.code, re.Detail, true
+			}
+			return r.code, err.Error(), true
+		}
+	}
+	return "", "", false
+}
+
+// The prices grain: one per date. It records the date's closing prices
+// (stream "prices/<date>"), where every node's market follower finds them.
+// The same prices again change nothing. Other prices replace them, with a
+// reason, until a cycle has cut the date off and taken them to deal at
+// (PricesUsed); from then on they never change. The first publication must
+// be for a dealing day inside the operators' window.
+type prices struct {
+	deps   *DealingDeps
+	date   domain.Date
+	stream systemStream
+	// history is the first publication and every correction; the last is
+	// in force.
+	history []*pb.PricesPublished
+	used    bool
+}
+
+func (p *prices) failure(err error) proto.Message { return p.failed(err) }
+
+func (p *prices) failed(err error) *pb.PricesResponse {
+	return &pb.PricesResponse{Error: err.Error(), ErrorCode: CodeOperationFailed}
+}
 
 func (p *prices) activate(identity string) error {
 	d, err := domain.ParseDate(identity)
@@ -46,13 +103,35 @@ func (p *prices) activate(identity string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), p.deps.Config.StepTimeout)
 	defer cancel()
 	return p.stream.load(ctx, func(m proto.Message) error {
-		e, ok := m.(*pb.PricesPublished)
-		if !ok {
+		switch e := m.(type) {
+		case *pb.PricesPublished:
+			p.history = append(p.history, e)
+		case *pb.PricesCorrected:
+			p.history = append(p.history, correctionView(e))
+		case *pb.PricesUsed:
+			p.used = true
+		default:
 			return fmt.Errorf("unexpected %T in a prices stream", m)
 		}
-		p.published = e
 		return nil
 	})
+}
+
+// correctionView is a correction as a version of the date's prices.
+func correctionView(e *pb.PricesCorrected) *pb.PricesPublished {
+	return &pb.PricesPublished{Date: e.Date, Prices: e.Prices, AtUnixNano: e.AtUnixNano, By: e.By, Reason: e.Reason}
+}
+
+// current is the prices in force, nil when none were published.
+func (p *prices) current() *pb.PricesPublished {
+	if len(p.history) == 0 {
+		return nil
+	}
+	return p.history[len(p.history)-1]
+}
+
+func (p *prices) view() *pb.PricesResponse {
+	return &pb.PricesResponse{Prices: p.current(), History: p.history, Used: p.used}
 }
 
 func (p *prices) handle(data []byte) proto.Message {
@@ -64,12 +143,14 @@ func (p *prices) handle(data []byte) proto.Message {
 	defer cancel()
 	switch c := req.Command.(type) {
 	case *pb.PricesRequest_Get:
-		if p.published == nil {
-			return &pb.PricesResponse{Error: "no prices for " + p.date.String(), ErrorCode: CodeNoPrices}
+		if p.current() == nil {
+			return &pb.PricesResponse{Error: "no prices are recorded for " + p.date.String(), ErrorCode: CodeNotFound}
 		}
-		return &pb.PricesResponse{Prices: p.published}
+		return p.view()
 	case *pb.PricesRequest_Publish:
 		return p.publish(ctx, c.Publish)
+	case *pb.PricesRequest_Use:
+		return p.use(ctx)
 	}
 	return p.failure(errors.New("unknown prices command"))
 }
@@ -79,36 +160,72 @@ func (p *prices) publish(ctx context.Context, in *pb.PricesPublished) *pb.Prices
 	if err != nil {
 		return &pb.PricesResponse{Error: err.Error(), ErrorCode: CodePricesInvalid}
 	}
-	if p.published != nil {
-		_, old, err := decodePrices(p.published.Date, p.published.Prices)
-		if err != nil {
-			return &pb.PricesResponse{Error: err.Error()}
+	var recorded map[domain.ISIN]domain.Price
+	if cur := p.current(); cur != nil {
+		if _, recorded, err = decodePrices(cur.Date, cur.Prices); err != nil {
+			return p.failed(err)
 		}
-		for a, price := range parsed {
-			if !old[a].Equal(price) {
-				return &pb.PricesResponse{Error: fmt.Sprintf("prices of %s are already published, with %s at %s, not %s",
-					p.date, a, old[a], price), ErrorCode: CodePricesConflict}
-			}
-		}
+	}
+	decision, err := domain.DecidePrices(recorded, parsed, p.used, in.Reason)
+	if err == nil && decision == domain.PricesSame {
+		return p.view()
+	}
+	register, _, rerr := loadRegister(ctx, p.deps.Journal)
+	if rerr != nil {
+		return p.failed(rerr)
+	}
+	if err == nil && decision == domain.PricesCorrect && register.IsCutOff(p.date) {
+		// Cut off before PricesUsed was recorded (a cycle of an earlier
+		// release): used all the same.
+		decision, err = domain.DecidePrices(recorded, parsed, true, in.Reason)
+	}
+	if err == nil {
+		err = domain.CheckOperatorDate(p.deps.Calendar, p.deps.window(register), "prices", p.date)
+	}
+	if code, detail, ok := refusal(err); ok {
+		return &pb.PricesResponse{Error: detail, ErrorCode: code, Prices: p.current(), History: p.history, Used: p.used}
+	}
+	if err != nil {
+		return p.failed(err)
+	}
+	encoded := encodePrices(parsed, p.deps.Catalogue)
+	at := nanosNow(p.deps.Now)
+	var e proto.Message
+	version := &pb.PricesPublished{Date: p.date.String(), Prices: encoded, AtUnixNano: at, By: in.By, Reason: in.Reason}
+	if decision == domain.PricesCorrect {
+		c := &pb.PricesCorrected{Date: p.date.String(), Prices: encoded, Previous: p.current().Prices, Reason: in.Reason, By: in.By, AtUnixNano: at}
+		e, version = c, correctionView(c)
 	} else {
-		e := &pb.PricesPublished{Date: p.date.String(), Prices: encodePrices(parsed, p.deps.Catalogue), AtUnixNano: nanosNow(p.deps.Now)}
-		if err := p.stream.append(ctx, e); err != nil {
-			return &pb.PricesResponse{Error: err.Error()}
-		}
-		p.published = e
-		// This node values pots at them at once; the others when their
-		// follower reads the journal, or when a cycle tells every member.
-		p.deps.Market.SetPrices(p.date, parsed)
+		e = version
 	}
-	// The feed is told after the journal: a crash in between leaves the
-	// custodian without prices, and the cycle publishes them again (the
-	// feed keeps one message per date, so a repeat is harmless).
-	if p.deps.Custodian != nil {
-		if err := p.deps.Custodian.PublishPrices(ctx, p.date, parsed); err != nil {
-			p.deps.Logger.Warn("prices not yet on the feed; the cycle will publish them", "date", p.date, "err", err)
-		}
+	if err := p.stream.append(ctx, e); err != nil {
+		return p.failed(err)
 	}
-	return &pb.PricesResponse{Prices: p.published}
+	p.history = append(p.history, version)
+	// This node values pots at them at once; the others when their
+	// follower reads the journal, or when a cycle tells every member. The
+	// custodian's price feed gets them when a cycle uses them (use), so it
+	// never sees prices that are corrected later.
+	p.deps.Market.SetPrices(p.date, parsed)
+	if decision == domain.PricesCorrect {
+		p.deps.Logger.Warn("prices corrected", "date", p.date, "by", in.By, "reason", in.Reason)
+	}
+	return p.view()
+}
+
+// use records that a cycle took the prices to deal at: after its cut-off,
+// so no decision of the day can see other prices.
+func (p *prices) use(ctx context.Context) *pb.PricesResponse {
+	if p.current() == nil {
+		return &pb.PricesResponse{Error: "no prices are recorded for " + p.date.String(), ErrorCode: CodeNoPrices}
+	}
+	if !p.used {
+		if err := p.stream.append(ctx, &pb.PricesUsed{Date: p.date.String(), AtUnixNano: nanosNow(p.deps.Now)}); err != nil {
+			return p.failed(err)
+		}
+		p.used = true
+	}
+	return p.view()
 }
 
 // validate checks the prices: every catalogue asset has one, no other asset

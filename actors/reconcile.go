@@ -23,6 +23,10 @@ const ReconciliationKind = "Reconciliation"
 
 func reconciliationStream(id string) string { return "recon/" + id }
 
+// CodeReconciliationInterrupted: a reconciliation run could not finish;
+// running it again retries.
+const CodeReconciliationInterrupted = "reconciliation-interrupted"
+
 // The reconciliation: one grain per run. It proves, exactly, that the pots
 // plus ACME's house account equal what the custodian holds, and records the
 // run (its date, scope and every break) in stream "recon/<id>" as an audit
@@ -49,19 +53,20 @@ type reconciliation struct {
 
 	mu      sync.Mutex
 	report  *pb.ReconciliationReport // mu guards
-	running bool                     // mu guards
+	running *pb.ReconciliationReport // mu guards: the run under way (id, date, scope), or nil
+	done    int64                    // mu guards: groups done of the run under way
 	failed  error                    // mu guards: the last run's failure
 }
 
 func (r *reconciliation) failure(err error) proto.Message {
-	return &pb.ReconciliationResponse{Error: err.Error()}
+	return &pb.ReconciliationResponse{Error: err.Error(), ErrorCode: CodeOperationFailed}
 }
 
 // busy keeps the grain active while a run goes on.
 func (r *reconciliation) busy() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.running
+	return r.running != nil
 }
 
 func (r *reconciliation) activate(identity string) error {
@@ -84,40 +89,68 @@ func (r *reconciliation) handle(data []byte) proto.Message {
 	if err := proto.Unmarshal(data, req); err != nil {
 		return r.failure(fmt.Errorf("unreadable request: %w", err))
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	switch c := req.Command.(type) {
 	case *pb.ReconciliationRequest_Get:
 	case *pb.ReconciliationRequest_Run:
-		if r.report == nil && !r.running {
-			r.running, r.failed = true, nil
-			go r.runInBackground(c.Run)
+		r.mu.Lock()
+		idle := r.report == nil && r.running == nil
+		r.mu.Unlock()
+		if idle {
+			if resp := r.start(c.Run); resp != nil {
+				return resp
+			}
 		}
 	default:
 		return r.failure(errors.New("unknown reconciliation command"))
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	switch {
 	case r.report != nil:
 		return &pb.ReconciliationResponse{Report: r.report}
-	case r.running:
-		return &pb.ReconciliationResponse{Running: true}
+	case r.running != nil:
+		return &pb.ReconciliationResponse{Running: true, Report: r.running, ProgressDone: r.done, ProgressTotal: int64(PotGroups(r.deps.Journal))}
 	case r.failed != nil:
-		return r.failure(r.failed)
+		return &pb.ReconciliationResponse{Problem: &pb.CycleProblem{Code: CodeReconciliationInterrupted, Resumable: true,
+			Detail: "the reconciliation could not finish: a node, a grain, the journal or the custodian did not answer in time (the log has the cause); run it again with the same id"}}
 	}
 	return &pb.ReconciliationResponse{Error: "no reconciliation " + r.id, ErrorCode: CodeNotFound}
 }
 
-// runInBackground runs the reconciliation and records its report.
-func (r *reconciliation) runInBackground(c *pb.ReconRun) {
+// start checks the run's date and starts it in the background; it answers
+// a refusal, or nil once the run is under way.
+func (r *reconciliation) start(c *pb.ReconRun) *pb.ReconciliationResponse {
 	ctx, cancel := context.WithTimeout(context.Background(), r.deps.Config.StepTimeout)
 	defer cancel()
-	report, err := r.run(ctx, c)
+	asOf, err := r.asOf(ctx, c.AsOf)
+	if code, detail, ok := refusal(err); ok {
+		return &pb.ReconciliationResponse{Error: detail, ErrorCode: code}
+	}
+	if err != nil {
+		return r.failure(err).(*pb.ReconciliationResponse)
+	}
+	run := &pb.ReconciliationReport{Id: r.id, AsOf: asOf.String(), AtUnixNano: nanosNow(r.deps.Now), Scope: "all pots"}
+	if c.Deep {
+		run.Scope = "all pots, deep (each pot recovered from its snapshot and journal)"
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.running, r.done, r.failed = run, 0, nil
+	go r.runInBackground(c.Deep, proto.Clone(run).(*pb.ReconciliationReport))
+	return nil
+}
+
+// runInBackground runs the reconciliation and records its report.
+func (r *reconciliation) runInBackground(deep bool, report *pb.ReconciliationReport) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.deps.Config.StepTimeout)
+	defer cancel()
+	report, err := r.run(ctx, deep, report)
 	if err == nil {
 		err = r.stream.append(ctx, &pb.ReconciliationRecorded{Report: report})
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.running = false
+	r.running = nil
 	if err != nil {
 		r.failed = err
 		r.deps.Logger.Error("reconciliation failed; run it again", "id", r.id, "err", err)
@@ -126,7 +159,7 @@ func (r *reconciliation) runInBackground(c *pb.ReconRun) {
 	r.report = report
 }
 
-func (r *reconciliation) run(ctx context.Context, c *pb.ReconRun) (*pb.ReconciliationReport, error) {
+func (r *reconciliation) run(ctx context.Context, deep bool, report *pb.ReconciliationReport) (*pb.ReconciliationReport, error) {
 	start := time.Now()
 	node := r.deps.clusterNode()
 	if node == nil {
@@ -135,18 +168,16 @@ func (r *reconciliation) run(ctx context.Context, c *pb.ReconRun) (*pb.Reconcili
 	if r.deps.Custodian == nil {
 		return nil, errors.New("this node has no custodian connection: reconciliation needs NATS")
 	}
-	asOf, err := r.asOf(ctx, c.AsOf)
-	if err != nil {
-		return nil, err
-	}
-	report := &pb.ReconciliationReport{Id: r.id, AsOf: asOf.String(), AtUnixNano: nanosNow(r.deps.Now), Scope: "all pots"}
-	if c.Deep {
-		report.Scope = "all pots, deep (each pot recovered from its snapshot and journal)"
-	}
+	asOf := domain.MustDate(report.AsOf)
 
 	// The groups' parts, in parallel.
 	responses, err := callAggregators(ctx, node, r.deps, &pb.AggregatorRequest{
-		Command: &pb.AggregatorRequest_Reconcile{Reconcile: &pb.AggReconcile{Deep: c.Deep, AsOf: asOf.String()}}})
+		Command: &pb.AggregatorRequest_Reconcile{Reconcile: &pb.AggReconcile{Deep: deep, AsOf: report.AsOf}}},
+		func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.done++
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -166,31 +197,27 @@ func (r *reconciliation) run(ctx context.Context, c *pb.ReconRun) (*pb.Reconcili
 	return report, nil
 }
 
-// asOf is the date given, or the last dealing day cut off, or today.
+// asOf is the date the pots' state is as of: the latest dealing day a cycle
+// ran for, or today before any cycle. A date given must be that one: the
+// pots are reconciled as they are, against the custodian as of the same day
+// (an earlier day's report is the run recorded then).
 func (r *reconciliation) asOf(ctx context.Context, given string) (domain.Date, error) {
-	if given != "" {
-		return domain.ParseDate(given)
-	}
-	var last domain.Date
-	s := systemStream{j: r.deps.Journal, name: dealingStream}
-	if err := s.load(ctx, func(m proto.Message) error {
-		if cut, ok := m.(*pb.DayCutOff); ok {
-			d, err := domain.ParseDate(cut.Date)
-			if err != nil {
-				return err
-			}
-			if d.After(last) {
-				last = d
-			}
-		}
-		return nil
-	}); err != nil {
+	register, _, err := loadRegister(ctx, r.deps.Journal)
+	if err != nil {
 		return domain.Date{}, err
 	}
-	if last.IsZero() {
-		last = domain.DateOf(r.deps.Now(), r.deps.Calendar.Location())
+	latest := register.Latest()
+	if latest.IsZero() {
+		latest = r.deps.dealingToday()
 	}
-	return last, nil
+	if given == "" {
+		return latest, nil
+	}
+	d, err := domain.ParseDate(given)
+	if err != nil {
+		return domain.Date{}, err
+	}
+	return d, domain.CheckReconciliationDate(d, latest)
 }
 
 // check fills the report's figures and breaks.

@@ -551,7 +551,7 @@ func (r *cycleRun) runDay(ctx context.Context, n int, day domain.Date) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
 	defer cancel()
 	pstart := time.Now()
-	if _, err := r.op.PublishPrices(ctx, day, prices); err != nil {
+	if _, err := r.op.PublishPrices(ctx, actors.PricesPublication{Date: day, Prices: prices, By: "bench"}); err != nil {
 		return fmt.Errorf("prices: %w", err)
 	}
 	pricesTook := time.Since(pstart)
@@ -571,7 +571,7 @@ func (r *cycleRun) runDay(ctx context.Context, n int, day domain.Date) error {
 	}
 	var marks []mark
 	start, cpu0 := time.Now(), processCPU()
-	s, err := r.op.RunCycle(ctx, day, true, func(s *pb.CycleSummary) {
+	s, err := r.op.RunCycle(ctx, day, actors.CycleRunOptions{Rebalance: true}, func(s *pb.CycleSummary) {
 		if s.Step != "" && (len(marks) == 0 || marks[len(marks)-1].step != s.Step) {
 			marks = append(marks, mark{s.Step, time.Now(), processCPU()})
 			r.log.Info("cycle", "day", n, "date", day, "step", s.Step, "elapsed", time.Since(start).Round(time.Millisecond))

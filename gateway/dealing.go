@@ -10,7 +10,10 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/domain"
@@ -23,40 +26,62 @@ import (
 // Operations runs the operators' requests of the dealing cycle.
 // actors.Operator implements it.
 type Operations interface {
-	PublishPrices(ctx context.Context, date domain.Date, prices map[domain.ISIN]domain.Price) (*pb.PricesPublished, error)
-	Prices(ctx context.Context, date domain.Date) (*pb.PricesPublished, error)
-	RunCycle(ctx context.Context, date domain.Date, rebalance bool, progress func(*pb.CycleSummary)) (*pb.CycleSummary, error)
+	PublishPrices(ctx context.Context, p actors.PricesPublication) (*pb.PricesResponse, error)
+	Prices(ctx context.Context, date domain.Date) (*pb.PricesResponse, error)
+	StartCycle(ctx context.Context, date domain.Date, opt actors.CycleRunOptions) (*pb.CycleSummary, error)
 	Cycle(ctx context.Context, date domain.Date) (*pb.CycleSummary, error)
-	Reconcile(ctx context.Context, id string, deep bool, asOf domain.Date) (*pb.ReconciliationReport, error)
-	Reconciliation(ctx context.Context, id string) (*pb.ReconciliationReport, error)
+	StartReconciliation(ctx context.Context, id string, deep bool, asOf domain.Date) (*pb.ReconciliationResponse, error)
+	Reconciliation(ctx context.Context, id string) (*pb.ReconciliationResponse, error)
 }
-
-// operationCodes are the codes the operations answer with (actors/prices.go);
-// the problem table maps each.
-var operationCodes = []string{actors.CodePricesInvalid, actors.CodePricesConflict, actors.CodeNoPrices,
-	actors.CodeCycleFailed, actors.CodeNotFound, actors.CodeRunning}
 
 // Bounds of the operations.
 const (
-	// cycleWaitMax bounds how long POST /v1/cycles/{date}/run waits for the
-	// cycle; past it the answer is 503, the cycle goes on, and a repeat (or
-	// GET /v1/cycles/{date}) reports it. A cycle of 100K pots takes well
-	// under a minute on two cores.
-	cycleWaitMax = 10 * time.Minute
-	// reconciliationWaitMax bounds a reconciliation.
-	reconciliationWaitMax = 5 * time.Minute
+	// operationStartMax bounds the synchronous part of starting a cycle or
+	// a reconciliation: the checks (the dealing register, the prices, every
+	// group's open days) and the recorded start. The run itself goes on in
+	// the background and answers nothing here.
+	operationStartMax = time.Minute
 	// pricesMax bounds the prices of one publication (the catalogue's
 	// assets number a few hundred at most).
 	pricesMax = 1000
+	// reasonBytesMax bounds a correction's or a forced cycle's reason: a
+	// sentence or two for the audit trail.
+	reasonBytesMax = 500
 )
 
 type pricesJSON struct {
 	Date   string            `json:"date"`
 	Prices map[string]string `json:"prices"`
+	// Reason makes other prices than those recorded a correction.
+	Reason string `json:"reason,omitempty"`
+}
+
+// pricesViewJSON is a date's prices as GET /v1/prices/{date} shows them:
+// those in force, whether a cycle used them, and every version.
+type pricesViewJSON struct {
+	Date    string             `json:"date"`
+	Prices  map[string]string  `json:"prices"`
+	Used    bool               `json:"used"`
+	History []priceVersionJSON `json:"history"`
+}
+
+type priceVersionJSON struct {
+	At     string            `json:"at"`
+	By     string            `json:"by,omitempty"`
+	Reason string            `json:"reason,omitempty"`
+	Prices map[string]string `json:"prices"`
+}
+
+func pricesView(r *pb.PricesResponse) pricesViewJSON {
+	out := pricesViewJSON{Date: r.GetPrices().GetDate(), Prices: r.GetPrices().GetPrices(), Used: r.Used, History: []priceVersionJSON{}}
+	for _, v := range r.History {
+		out.History = append(out.History, priceVersionJSON{At: rfc3339(v.AtUnixNano), By: v.By, Reason: v.Reason, Prices: v.Prices})
+	}
+	return out
 }
 
 // postPrices: POST /v1/prices (operator) → 200 the date's prices.
-func (s *Server) postPrices(w http.ResponseWriter, r *http.Request, _ Claims) {
+func (s *Server) postPrices(w http.ResponseWriter, r *http.Request, claims Claims) {
 	var fe fieldErrors
 	queryParams(r, &fe)
 	idempotencyKey(r, &fe) // checked for form; prices are idempotent by content
@@ -70,6 +95,7 @@ func (s *Server) postPrices(w http.ResponseWriter, r *http.Request, _ Claims) {
 		}
 	}
 	date, _ := checkDate(&fe, "date", body.Date)
+	checkReason(&fe, body.Reason)
 	prices := map[domain.ISIN]domain.Price{}
 	if len(body.Prices) > pricesMax {
 		fe.add("prices", "more than %d prices", pricesMax)
@@ -100,15 +126,16 @@ func (s *Server) postPrices(w http.ResponseWriter, r *http.Request, _ Claims) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	published, err := ops.PublishPrices(ctx, date, prices)
+	resp, err := ops.PublishPrices(ctx, actors.PricesPublication{Date: date, Prices: prices, Reason: body.Reason, By: operatorName(claims)})
 	if err != nil {
 		s.writeOperationError(w, r, "publish prices", err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, pricesJSON{Date: published.Date, Prices: published.Prices})
+	s.writeJSON(w, r, http.StatusOK, pricesView(resp))
 }
 
-// getPrices: GET /v1/prices/{date} (operator) → 200 the date's prices.
+// getPrices: GET /v1/prices/{date} (operator) → 200 the date's prices and
+// their history.
 func (s *Server) getPrices(w http.ResponseWriter, r *http.Request, _ Claims) {
 	var fe fieldErrors
 	queryParams(r, &fe)
@@ -119,22 +146,25 @@ func (s *Server) getPrices(w http.ResponseWriter, r *http.Request, _ Claims) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	p, err := ops.Prices(ctx, date)
+	resp, err := ops.Prices(ctx, date)
 	if err != nil {
 		s.writeOperationError(w, r, "read prices", err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, pricesJSON{Date: p.Date, Prices: p.Prices})
+	s.writeJSON(w, r, http.StatusOK, pricesView(resp))
 }
 
 // runCycleJSON is POST /v1/cycles/{date}/run's body.
 type runCycleJSON struct {
-	Rebalance *bool `json:"rebalance"`
+	Rebalance *bool  `json:"rebalance"`
+	Force     bool   `json:"force"`
+	Reason    string `json:"reason"`
 }
 
-// runCycle: POST /v1/cycles/{date}/run (operator) → 200 the cycle summary,
-// once the cycle completed (a repeat reports the same and trades nothing).
-func (s *Server) runCycle(w http.ResponseWriter, r *http.Request, _ Claims) {
+// runCycle: POST /v1/cycles/{date}/run (operator) → 202 with Location and
+// the summary as it stands while the cycle runs in the background, or 200
+// with the summary of a completed cycle (a repeat trades nothing).
+func (s *Server) runCycle(w http.ResponseWriter, r *http.Request, claims Claims) {
 	var fe fieldErrors
 	queryParams(r, &fe)
 	idempotencyKey(r, &fe) // checked for form; a cycle is idempotent by date
@@ -143,20 +173,31 @@ func (s *Server) runCycle(w http.ResponseWriter, r *http.Request, _ Claims) {
 	if r.ContentLength != 0 {
 		decodeBody(w, r, &body, &fe)
 	}
+	checkReason(&fe, body.Reason)
+	switch {
+	case body.Force && strings.TrimSpace(body.Reason) == "":
+		fe.add("reason", "is required with force: it is recorded with the run")
+	case !body.Force && body.Reason != "":
+		fe.add("reason", "is only for a forced run (force: true)")
+	}
 	ops, ok := s.operations(w, r, fe)
 	if !ok {
 		return
 	}
-	rebalance := body.Rebalance == nil || *body.Rebalance
-	s.extendWriteDeadline(w, cycleWaitMax)
-	ctx, cancel := context.WithTimeout(r.Context(), cycleWaitMax)
+	ctx, cancel := context.WithTimeout(r.Context(), operationStartMax)
 	defer cancel()
-	summary, err := ops.RunCycle(ctx, date, rebalance, nil)
+	summary, err := ops.StartCycle(ctx, date, actors.CycleRunOptions{Rebalance: body.Rebalance == nil || *body.Rebalance,
+		Force: body.Force, Reason: body.Reason, By: operatorName(claims)})
 	if err != nil {
-		s.writeOperationError(w, r, "run cycle", err)
+		s.writeOperationError(w, r, "start the cycle", err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, cycleSummaryJSON(summary))
+	status := http.StatusOK
+	if summary.Status != actors.CycleComplete {
+		status = http.StatusAccepted
+		w.Header().Set("Location", "/v1/cycles/"+date.String())
+	}
+	s.writeJSON(w, r, status, cycleSummaryJSON(summary))
 }
 
 // getCycle: GET /v1/cycles/{date} (operator) → 200 the cycle summary.
@@ -172,7 +213,7 @@ func (s *Server) getCycle(w http.ResponseWriter, r *http.Request, _ Claims) {
 	defer cancel()
 	summary, err := ops.Cycle(ctx, date)
 	if err != nil {
-		s.writeOperationError(w, r, "read cycle", err)
+		s.writeOperationError(w, r, "read the cycle", err)
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, cycleSummaryJSON(summary))
@@ -183,7 +224,9 @@ type reconcileJSON struct {
 	AsOf string `json:"asOf"`
 }
 
-// postReconciliation: POST /v1/reconciliations (operator) → 200 the report.
+// postReconciliation: POST /v1/reconciliations (operator) → 202 with
+// Location while the run goes on in the background, or 200 with the report
+// of a run that is done (the same Idempotency-Key again).
 func (s *Server) postReconciliation(w http.ResponseWriter, r *http.Request, _ Claims) {
 	var fe fieldErrors
 	queryParams(r, &fe)
@@ -201,25 +244,23 @@ func (s *Server) postReconciliation(w http.ResponseWriter, r *http.Request, _ Cl
 	if r.Header.Get("Idempotency-Key") == "" || !validReconciliationID(id) {
 		id = newReconciliationID(s.cfg.Now())
 	}
-	s.extendWriteDeadline(w, reconciliationWaitMax)
-	ctx, cancel := context.WithTimeout(r.Context(), reconciliationWaitMax)
+	ctx, cancel := context.WithTimeout(r.Context(), operationStartMax)
 	defer cancel()
-	report, err := ops.Reconcile(ctx, id, body.Deep, asOf)
-	if errors.Is(err, context.DeadlineExceeded) {
-		// The run goes on: say where its report will be.
-		w.Header().Set("Location", "/v1/reconciliations/"+id)
-		s.writeProblem(w, r, newProblem(codeUnavailable, fmt.Sprintf(
-			"reconciliation %s is still running; its report will be at GET /v1/reconciliations/%s", id, id)))
-		return
-	}
+	resp, err := ops.StartReconciliation(ctx, id, body.Deep, asOf)
 	if err != nil {
-		s.writeOperationError(w, r, "reconcile", err)
+		s.writeOperationError(w, r, "start the reconciliation", err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, reconciliationJSON(report))
+	status := http.StatusOK
+	if resp.Running || resp.Problem != nil {
+		status = http.StatusAccepted
+		w.Header().Set("Location", "/v1/reconciliations/"+id)
+	}
+	s.writeJSON(w, r, status, reconciliationJSON(id, resp))
 }
 
-// getReconciliation: GET /v1/reconciliations/{id} (operator) → 200 the report.
+// getReconciliation: GET /v1/reconciliations/{id} (operator) → 200 the
+// report, or how the run stands.
 func (s *Server) getReconciliation(w http.ResponseWriter, r *http.Request, _ Claims) {
 	var fe fieldErrors
 	queryParams(r, &fe)
@@ -233,12 +274,35 @@ func (s *Server) getReconciliation(w http.ResponseWriter, r *http.Request, _ Cla
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	report, err := ops.Reconciliation(ctx, id)
+	resp, err := ops.Reconciliation(ctx, id)
 	if err != nil {
-		s.writeOperationError(w, r, "read reconciliation", err)
+		s.writeOperationError(w, r, "read the reconciliation", err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, reconciliationJSON(report))
+	s.writeJSON(w, r, http.StatusOK, reconciliationJSON(id, resp))
+}
+
+// checkReason checks the form of a reason for the audit trail.
+func checkReason(fe *fieldErrors, reason string) {
+	if len(reason) > reasonBytesMax || !utf8.ValidString(reason) || strings.ContainsFunc(reason, unicode.IsControl) {
+		fe.add("reason", "must be at most %d bytes of text without control characters", reasonBytesMax)
+	}
+}
+
+// operatorName is who an operator token names, for the audit trail.
+func operatorName(c Claims) string {
+	if c.Subject == "" {
+		return "operator"
+	}
+	return c.Subject
+}
+
+// rfc3339 is an instant of Unix nanoseconds in the API's form ("" for 0).
+func rfc3339(nanos int64) string {
+	if nanos == 0 {
+		return ""
+	}
+	return time.Unix(0, nanos).UTC().Format(time.RFC3339Nano)
 }
 
 // validReconciliationID: ids travel in URLs and stream names.
@@ -262,20 +326,11 @@ func newReconciliationID(now time.Time) string {
 	return "R" + now.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b)
 }
 
-// extendWriteDeadline lets a long operation answer after the server's
-// write timeout (which protects member requests), within wait and a margin.
-func (s *Server) extendWriteDeadline(w http.ResponseWriter, wait time.Duration) {
-	err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + time.Minute))
-	if err != nil && !errors.Is(err, http.ErrNotSupported) { // a test recorder has no deadline
-		s.log.Warn("gateway: extend the write deadline", "err", err)
-	}
-}
-
 // pathDate is the request's {date}, or a problem in fe.
 func pathDate(r *http.Request, fe *fieldErrors) domain.Date {
 	d, err := domain.ParseDate(r.PathValue("date"))
 	if err != nil {
-		fe.add("date", "must be a date YYYY-MM-DD")
+		fe.add("date", "%s", dateMessage)
 	}
 	return d
 }
@@ -296,27 +351,32 @@ func (s *Server) operations(w http.ResponseWriter, r *http.Request, fe fieldErro
 }
 
 // writeOperationError answers an operation's failure: its refusal code
-// through the problem table, anything else as 503.
+// through the problem table, anything else as 503. What went wrong inside
+// (a Go error) is logged, never shown.
 func (s *Server) writeOperationError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	var oe *actors.OperatorError
-	if errors.As(err, &oe) {
-		code := oe.Code
-		if code == "" {
-			code = actors.CodeCycleFailed
+	if errors.As(err, &oe) && oe.Code != actors.CodeOperationFailed {
+		if _, known := problemTable[oe.Code]; known {
+			s.writeProblem(w, r, newProblem(oe.Code, oe.Message))
+			return
 		}
-		s.writeProblem(w, r, newProblem(code, oe.Message))
-		return
 	}
 	s.log.Warn("gateway: operation failed", "op", op, "request_id", w.Header().Get("X-Request-Id"), "err", err)
-	s.writeProblem(w, r, newProblem(codeUnavailable, fmt.Sprintf("%s did not complete in time; it may still be under way: ask again", op)))
+	s.writeProblem(w, r, newProblem(codeUnavailable, fmt.Sprintf("could not %s now; asking again is safe", op)))
 }
 
 // cycleJSON is the cycle summary of API.md.
 type cycleJSON struct {
-	Date          string           `json:"date"`
-	Status        string           `json:"status"`
+	Date   string `json:"date"`
+	Status string `json:"status"`
+	// Step is the step under way (running) or that failed (failed).
 	Step          string           `json:"step,omitempty"`
-	Error         string           `json:"error,omitempty"`
+	Progress      *progressJSON    `json:"progress,omitempty"`
+	StartedAt     string           `json:"startedAt,omitempty"`
+	FinishedAt    string           `json:"finishedAt,omitempty"`
+	Steps         []cycleStepJSON  `json:"steps"`
+	Problem       *runProblemJSON  `json:"problem,omitempty"`
+	Forced        *forcedJSON      `json:"forced,omitempty"`
 	Orders        []cycleOrderJSON `json:"orders"`
 	Trades        int64            `json:"trades"`
 	PotsAllocated int64            `json:"potsAllocated"`
@@ -324,8 +384,34 @@ type cycleJSON struct {
 	OrdersRolled  int64            `json:"ordersRolled"`
 	Rebalance     rebalanceJSON    `json:"rebalance"`
 	Batches       []batchJSON      `json:"batches"`
-	// StepMs is how long each step took, in milliseconds.
-	StepMs map[string]float64 `json:"stepMs,omitempty"`
+}
+
+// progressJSON is what the step under way has done, of how much.
+type progressJSON struct {
+	Done  int64  `json:"done"`
+	Total int64  `json:"total"`
+	Unit  string `json:"unit"`
+}
+
+type cycleStepJSON struct {
+	Name       string  `json:"name"`
+	StartedAt  string  `json:"startedAt,omitempty"`
+	FinishedAt string  `json:"finishedAt"`
+	Ms         float64 `json:"ms"`
+}
+
+// runProblemJSON is why a run failed: a stable code, a sentence, and
+// whether running it again resumes it.
+type runProblemJSON struct {
+	Code      string `json:"code"`
+	Detail    string `json:"detail"`
+	Resumable bool   `json:"resumable"`
+}
+
+type forcedJSON struct {
+	Reason string   `json:"reason"`
+	By     string   `json:"by"`
+	Passed []string `json:"passed"`
 }
 
 type cycleOrderJSON struct {
@@ -351,11 +437,33 @@ type batchJSON struct {
 	HouseResidual  string `json:"houseResidual"`
 }
 
+func runProblem(p *pb.CycleProblem) *runProblemJSON {
+	if p == nil {
+		return nil
+	}
+	return &runProblemJSON{Code: p.Code, Detail: p.Detail, Resumable: p.Resumable}
+}
+
 func cycleSummaryJSON(s *pb.CycleSummary) cycleJSON {
-	out := cycleJSON{Date: s.Date, Status: s.Status, Step: s.Step, Error: s.Error, Trades: s.Trades,
+	out := cycleJSON{Date: s.Date, Status: s.Status, Step: s.Step, Trades: s.Trades,
+		StartedAt: rfc3339(s.StartedAtUnixNano), FinishedAt: rfc3339(s.FinishedAtUnixNano), Problem: runProblem(s.Problem),
 		PotsAllocated: s.PotsAllocated, TradesSettled: s.TradesSettled, OrdersRolled: s.OrdersRolled,
 		Rebalance: rebalanceJSON{PotsChecked: s.PotsChecked, PotsTraded: s.PotsTraded},
-		Orders:    []cycleOrderJSON{}, Batches: []batchJSON{}}
+		Steps:     []cycleStepJSON{}, Orders: []cycleOrderJSON{}, Batches: []batchJSON{}}
+	if s.Status == actors.CycleRunning && s.ProgressTotal > 0 {
+		out.Progress = &progressJSON{Done: s.ProgressDone, Total: s.ProgressTotal, Unit: s.ProgressUnit}
+	}
+	if s.ForcedReason != "" {
+		out.Forced = &forcedJSON{Reason: s.ForcedReason, By: s.ForcedBy, Passed: append([]string{}, s.Passed...)}
+	}
+	for _, st := range s.Steps {
+		ms := float64(s.StepMicros[st.Name]) / 1000
+		if ms == 0 && st.StartedAtUnixNano != 0 {
+			ms = float64(st.FinishedAtUnixNano-st.StartedAtUnixNano) / 1e6
+		}
+		out.Steps = append(out.Steps, cycleStepJSON{Name: st.Name, StartedAt: rfc3339(st.StartedAtUnixNano),
+			FinishedAt: rfc3339(st.FinishedAtUnixNano), Ms: ms})
+	}
 	for _, o := range s.Orders {
 		out.Orders = append(out.Orders, cycleOrderJSON{ClOrdID: o.ClOrdId, Asset: o.Asset, Side: o.Side, Units: o.Units,
 			Price: o.Price, Cash: o.Cash, Status: o.Status})
@@ -367,16 +475,32 @@ func cycleSummaryJSON(s *pb.CycleSummary) cycleJSON {
 	return out
 }
 
-// reportJSON is the reconciliation report of API.md, with a readable
-// summary.
+// reportJSON is the reconciliation report of API.md, with its status and a
+// readable summary; the figures once it is complete, the progress while it
+// runs, the problem if it failed.
 type reportJSON struct {
-	ID         string          `json:"id"`
-	AsOf       string          `json:"asOf"`
-	At         string          `json:"at"`
-	Scope      string          `json:"scope"`
+	ID       string          `json:"id"`
+	Status   string          `json:"status"`
+	AsOf     string          `json:"asOf"`
+	At       string          `json:"at"`
+	Scope    string          `json:"scope"`
+	Summary  string          `json:"summary"`
+	Progress *progressJSON   `json:"progress,omitempty"`
+	Problem  *runProblemJSON `json:"problem,omitempty"`
+	*reportFigures
+}
+
+// Reconciliation statuses.
+const (
+	reconciliationRunning  = "running"
+	reconciliationComplete = "complete"
+	reconciliationFailed   = "failed"
+)
+
+// reportFigures are a complete report's figures.
+type reportFigures struct {
 	Pots       int64           `json:"pots"`
 	DurationMs float64         `json:"durationMs"`
-	Summary    string          `json:"summary"`
 	Internal   breaksJSON      `json:"internal"`
 	External   breaksJSON      `json:"external"`
 	Assets     []reportAsset   `json:"assets"`
@@ -418,11 +542,27 @@ type reportCash struct {
 	CustodianPendingCash string `json:"custodianPendingCash"`
 }
 
-func reconciliationJSON(r *pb.ReconciliationReport) reportJSON {
-	out := reportJSON{ID: r.Id, AsOf: r.AsOf, Scope: r.Scope, Pots: r.Pots,
-		At:         time.Unix(0, r.AtUnixNano).UTC().Format(time.RFC3339Nano),
-		DurationMs: float64(r.DurationMicros) / 1000,
-		Internal:   breaksJSON{Breaks: breaks(r.InternalBreaks)}, External: breaksJSON{Breaks: breaks(r.ExternalBreaks)},
+// reconciliationJSON is how run id stands.
+func reconciliationJSON(id string, resp *pb.ReconciliationResponse) reportJSON {
+	r := resp.GetReport()
+	out := reportJSON{ID: id, AsOf: r.GetAsOf(), Scope: r.GetScope(), At: rfc3339(r.GetAtUnixNano())}
+	switch {
+	case resp.Running:
+		out.Status = reconciliationRunning
+		out.Progress = &progressJSON{Done: resp.ProgressDone, Total: resp.ProgressTotal, Unit: "groups"}
+		out.Summary = fmt.Sprintf("Reconciliation %s as of %s: running, %d of %d groups done.", id, out.AsOf, resp.ProgressDone, resp.ProgressTotal)
+	case r == nil:
+		out.Status, out.Problem = reconciliationFailed, runProblem(resp.Problem)
+		out.Summary = fmt.Sprintf("Reconciliation %s failed: %s", id, resp.GetProblem().GetDetail())
+	default:
+		out.Status, out.Summary, out.reportFigures = reconciliationComplete, ReconciliationSummary(r), figures(r)
+	}
+	return out
+}
+
+func figures(r *pb.ReconciliationReport) *reportFigures {
+	out := &reportFigures{Pots: r.Pots, DurationMs: float64(r.DurationMicros) / 1000,
+		Internal: breaksJSON{Breaks: breaks(r.InternalBreaks)}, External: breaksJSON{Breaks: breaks(r.ExternalBreaks)},
 		Assets: []reportAsset{}}
 	for _, a := range r.Assets {
 		out.Assets = append(out.Assets, reportAsset{Asset: a.Asset, PotSettledUnits: a.PotSettledUnits,
@@ -435,7 +575,6 @@ func reconciliationJSON(r *pb.ReconciliationReport) reportJSON {
 	} else {
 		out.Cash = json.RawMessage("{}")
 	}
-	out.Summary = ReconciliationSummary(r)
 	return out
 }
 

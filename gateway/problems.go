@@ -67,12 +67,15 @@ var problemTable = map[string]problemKind{
 	actors.CodeSystemMismatch:      {http.StatusUnprocessableEntity, "Request does not match the pot"},
 	actors.CodeInvalidRequest:      {http.StatusBadRequest, "Invalid request"},
 	actors.CodeUnavailable:         {http.StatusServiceUnavailable, "Service unavailable"},
-	// The dealing operations' refusals.
-	actors.CodePricesInvalid:  {http.StatusBadRequest, "Invalid prices"},
-	actors.CodePricesConflict: {http.StatusConflict, "Other prices are already published for the date"},
-	actors.CodeNoPrices:       {http.StatusConflict, "No prices for the date"},
-	actors.CodeCycleFailed:    {http.StatusServiceUnavailable, "The cycle stopped; run it again to resume"},
-	actors.CodeRunning:        {http.StatusConflict, "Still running; ask again"},
+	// The operators' refusals (actors/prices.go).
+	actors.CodePricesInvalid:   {http.StatusBadRequest, "Invalid prices"},
+	actors.CodePricesConflict:  {http.StatusConflict, "Other prices are recorded for the date"},
+	actors.CodePricesUsed:      {http.StatusUnprocessableEntity, "Prices already used by a cycle"},
+	actors.CodeNoPrices:        {http.StatusConflict, "No prices for the date"},
+	actors.CodeNotDealingDay:   {http.StatusUnprocessableEntity, "Not a dealing day"},
+	actors.CodeOutsideWindow:   {http.StatusUnprocessableEntity, "Outside the dealing window"},
+	actors.CodeEarlierDayOpen:  {http.StatusUnprocessableEntity, "An earlier dealing day is not complete"},
+	actors.CodeAsOfUnavailable: {http.StatusUnprocessableEntity, "Reconciliation date not available"},
 	// The gateway's own.
 	codeUnauthorized:     {http.StatusUnauthorized, "Unauthorized"},
 	codeForbidden:        {http.StatusForbidden, "Forbidden"},

@@ -35,20 +35,31 @@ func TestProblemTableCoversThePots(t *testing.T) {
 			t.Errorf("newProblem(%q) = %+v", code, p)
 		}
 	}
-	// The dealing operations' codes, with their own statuses.
+	// The operators' codes, with their own statuses. operation-failed is
+	// answered as the gateway's own 503 (writeOperationError), never by
+	// its code.
 	opStatus := map[string]int{
-		actors.CodePricesInvalid:  http.StatusBadRequest,
-		actors.CodePricesConflict: http.StatusConflict,
-		actors.CodeNoPrices:       http.StatusConflict,
-		actors.CodeCycleFailed:    http.StatusServiceUnavailable,
-		actors.CodeNotFound:       http.StatusNotFound,
-		actors.CodeRunning:        http.StatusConflict,
+		actors.CodePricesInvalid:   http.StatusBadRequest,
+		actors.CodePricesConflict:  http.StatusConflict,
+		actors.CodePricesUsed:      http.StatusUnprocessableEntity,
+		actors.CodeNoPrices:        http.StatusConflict,
+		actors.CodeNotFound:        http.StatusNotFound,
+		actors.CodeNotDealingDay:   http.StatusUnprocessableEntity,
+		actors.CodeOutsideWindow:   http.StatusUnprocessableEntity,
+		actors.CodeEarlierDayOpen:  http.StatusUnprocessableEntity,
+		actors.CodeAsOfUnavailable: http.StatusUnprocessableEntity,
 	}
-	for _, code := range operationCodes {
+	for _, code := range actors.OperationCodes() {
+		if code == actors.CodeOperationFailed {
+			continue
+		}
 		kind, ok := problemTable[code]
 		if !ok || kind.status != opStatus[code] || kind.title == "" {
 			t.Errorf("operation code %q maps to %+v (in the table: %v), want status %d", code, kind, ok, opStatus[code])
 		}
+	}
+	if len(actors.OperationCodes()) != len(opStatus)+1 {
+		t.Errorf("operation codes %v: want the %d of this test and %s", actors.OperationCodes(), len(opStatus), actors.CodeOperationFailed)
 	}
 	if p := newProblem("no-such-code", "secret detail"); p.Status != http.StatusInternalServerError || p.Detail != "" {
 		t.Errorf("unknown code: %+v, want a bare 500", p)

@@ -202,11 +202,14 @@ func checkDate(fe *fieldErrors, field, s string) (domain.Date, bool) {
 	}
 	d, err := domain.ParseDate(s)
 	if err != nil {
-		fe.add(field, "must be a date YYYY-MM-DD")
+		fe.add(field, "%s", dateMessage)
 		return domain.Date{}, false
 	}
 	return d, true
 }
+
+// dateMessage says what a date must be (domain.ParseDate's rule).
+const dateMessage = "must be a date YYYY-MM-DD, from 1900-01-01 to 2999-12-31"
 
 // orderStatuses are the order statuses a list may be filtered by (API.md).
 var orderStatuses = []string{

@@ -393,13 +393,13 @@ func TestDealingCycleOnThreeMembers(t *testing.T) {
 			prices[a.ISIN] = domain.MustPrice(fmt.Sprintf("1.%d", 2+step))
 		}
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if _, err := op.PublishPrices(pctx, day, prices); err != nil {
+		if _, err := op.PublishPrices(pctx, actors.PricesPublication{Date: day, Prices: prices}); err != nil {
 			t.Fatal(err)
 		}
 		cancel()
 		setTime(day, 13)
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		s, err := op.RunCycle(rctx, day, true, nil)
+		s, err := op.RunCycle(rctx, day, actors.CycleRunOptions{Rebalance: true}, nil)
 		cancel()
 		if err != nil {
 			t.Fatalf("cycle %s: %v", day, err)

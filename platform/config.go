@@ -76,6 +76,15 @@ type Config struct {
 	LogFormat string
 	LogLevel  string
 
+	// DealingWindowAhead is how far after today the operators' dealing
+	// window reaches, in dealing days: prices and cycles are accepted for
+	// dealing days up to that many after today (docs/dealing.md,
+	// "Operator safeguards"). 0 takes the mode's default: 1 (the next
+	// dealing day) for a node; 10 for dev, which simulates the calendar and
+	// counts them from the latest day a cycle ran for when that is later.
+	// Negative: no bound.
+	DealingWindowAhead int
+
 	// CustodianFaults are the simulated custodian's injected faults (dev
 	// and the custodian command). The zero value injects none.
 	CustodianFaults custodian.Faults

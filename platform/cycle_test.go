@@ -2,7 +2,9 @@ package platform_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,11 +38,21 @@ type dealingWorld struct {
 	cal      *domain.Calendar
 	cat      *domain.Catalogue
 
+	// nodeCfg started node; restartNode starts it again.
+	nodeCfg platform.NodeConfig
+
 	mu    sync.Mutex
 	clock time.Time
 }
 
 func startDealingWorld(t *testing.T, faults custodian.Faults) *dealingWorld {
+	t.Helper()
+	return startDealingWorldWith(t, faults, actors.DealingConfig{ResendInterval: 300 * time.Millisecond, ExecutionWait: 30 * time.Second})
+}
+
+// startDealingWorldWith starts a world whose dealing grains run with
+// dealing.
+func startDealingWorldWith(t *testing.T, faults custodian.Faults, dealing actors.DealingConfig) *dealingWorld {
 	t.Helper()
 	logger, level := testkit.Logger(t)
 	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1})
@@ -86,15 +98,28 @@ func startDealingWorld(t *testing.T, faults custodian.Faults) *dealingWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.node, err = platform.StartNode(platform.NodeConfig{Cluster: cc, Journal: j, Catalogue: w.cat, Calendar: cal,
-		Custodian: client, Notifier: notifier, Now: w.now, Logger: logger,
-		Dealing: actors.DealingConfig{ResendInterval: 300 * time.Millisecond, ExecutionWait: 30 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.node.Kill)
-	w.operator = actors.Operator{Node: w.node.Cluster, PollInterval: 20 * time.Millisecond}
+	w.nodeCfg = platform.NodeConfig{Cluster: cc, Journal: j, Catalogue: w.cat, Calendar: cal,
+		Custodian: client, Notifier: notifier, Now: w.now, Logger: logger, Dealing: dealing}
+	w.startNode()
+	t.Cleanup(func() { w.node.Kill() })
 	return w
+}
+
+func (w *dealingWorld) startNode() {
+	w.t.Helper()
+	var err error
+	if w.node, err = platform.StartNode(w.nodeCfg); err != nil {
+		w.t.Fatal(err)
+	}
+	w.operator = actors.Operator{Node: w.node.Cluster, PollInterval: 20 * time.Millisecond}
+}
+
+// restartNode kills the node and starts another on the same journal, as a
+// process restart would: every grain recovers from the journal.
+func (w *dealingWorld) restartNode() {
+	w.t.Helper()
+	w.node.Kill()
+	w.startNode()
 }
 
 func (w *dealingWorld) now() time.Time {
@@ -135,7 +160,7 @@ func (w *dealingWorld) publishPrices(date domain.Date, price func(domain.Asset) 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := w.operator.PublishPrices(ctx, date, prices); err != nil {
+	if _, err := w.operator.PublishPrices(ctx, actors.PricesPublication{Date: date, Prices: prices}); err != nil {
 		w.t.Fatalf("prices of %s: %v", date, err)
 	}
 }
@@ -145,7 +170,7 @@ func (w *dealingWorld) runCycle(date domain.Date, rebalance bool) *pb.CycleSumma
 	w.setTime(date, 12, 30)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := w.operator.RunCycle(ctx, date, rebalance, nil)
+	s, err := w.operator.RunCycle(ctx, date, actors.CycleRunOptions{Rebalance: rebalance}, nil)
 	if err != nil {
 		w.t.Fatalf("cycle %s: %v (summary %v)", date, err, s)
 	}
@@ -252,6 +277,59 @@ func TestDealingCycleOneNode(t *testing.T) {
 		t.Fatalf("reconciled %d pots, want %d", r.Pots, pots)
 	}
 	t.Logf("reconciliation as of %s: %d pots, assets %v", r.AsOf, r.Pots, r.Assets)
+}
+
+// TestFailedCycleIsRecordedAndResumes: a cycle whose custodian does not
+// report in time stops with a stable problem code and a sentence without Go
+// error chains; the failure is recorded, so a restarted node shows it (not
+// 404); running the cycle again resumes it and it completes once.
+func TestFailedCycleIsRecordedAndResumes(t *testing.T) {
+	w := startDealingWorldWith(t, custodian.Faults{OutageDuration: 4 * time.Second},
+		actors.DealingConfig{ResendInterval: 200 * time.Millisecond, ExecutionWait: 500 * time.Millisecond})
+	const m = "F0001"
+	w.pot(m, &pb.PotRequest{IdempotencyKey: "open", Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{Profile: "balanced"}}})
+	w.pot(m, &pb.PotRequest{IdempotencyKey: "pay", Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: "100.00"}}})
+	mon := domain.MustDate("2026-11-23")
+	w.publishPrices(mon, func(a domain.Asset) string { return map[int32]string{4: "1.0000", 6: "1.000000"}[a.PriceDecimals] })
+	w.setTime(mon, 12, 30)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := w.operator.RunCycle(ctx, mon, actors.CycleRunOptions{Rebalance: true}, nil)
+	var oe *actors.OperatorError
+	if !errors.As(err, &oe) || oe.Code != actors.CodeCustodianSilent {
+		t.Fatalf("cycle with the custodian out: %v (summary %v), want %s", err, s, actors.CodeCustodianSilent)
+	}
+	p := s.GetProblem()
+	if s.Status != actors.CycleFailed || s.Step != "executions" || !p.GetResumable() ||
+		!strings.Contains(p.GetDetail(), "run the cycle again to keep waiting") {
+		t.Fatalf("failed summary: %v", s)
+	}
+	for _, goism := range []string{"actors:", "cluster:", "domain:", "persistence:", "rpc error", "context deadline", "%!"} {
+		if strings.Contains(p.GetDetail(), goism) {
+			t.Errorf("the problem's detail holds %q: %s", goism, p.GetDetail())
+		}
+	}
+
+	w.restartNode()
+	got, err := w.operator.Cycle(ctx, mon)
+	if err != nil || got.Status != actors.CycleFailed || got.GetProblem().GetCode() != actors.CodeCustodianSilent || got.Step != "executions" {
+		t.Fatalf("the failed cycle after a restart: %v %v", got, err)
+	}
+
+	testkit.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		s, err = w.operator.RunCycle(ctx, mon, actors.CycleRunOptions{Rebalance: true}, nil)
+		return err
+	})
+	if s.Status != actors.CycleComplete || s.PotsAllocated != 1 || s.Problem != nil {
+		t.Fatalf("the cycle run again: %v", s)
+	}
+	if r := w.reconcile("after-failure", true); len(r.InternalBreaks)+len(r.ExternalBreaks) > 0 {
+		t.Fatalf("reconciliation: internal %v external %v", r.InternalBreaks, r.ExternalBreaks)
+	}
+	if n := len(w.sim.Executions()); n != len(s.Orders) {
+		t.Fatalf("the custodian executed %d orders for %d in the batch", n, len(s.Orders))
+	}
 }
 
 // TestLateOrderIsRolledToTheNextDay forces what the cut-off fence prevents:

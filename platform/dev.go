@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,6 +50,13 @@ type Dev struct {
 // devMemberTTL: dev's single member only stops gracefully, so the
 // in-process registry's expiry never matters; 10 s is as good as any.
 const devMemberTTL = 10 * time.Second
+
+// devWindowAhead: dev simulates the calendar (README's member's first week
+// runs the coming days' cycles at once), so its dealing window reaches two
+// weeks of dealing days past the later of today and the latest day a cycle
+// ran for: enough to run a settlement date ahead, and a typed year 2062
+// for 2026 is still refused (its prices would value every pot).
+const devWindowAhead = 10
 
 // StartDev starts the platform in this process and returns once the gateway
 // accepts requests.
@@ -117,7 +125,8 @@ func StartDev(cfg Config) (d *Dev, err error) {
 		Cluster: cluster.Config{ClusterName: "mastertrust-dev", Host: cfg.ClusterHost, Port: cfg.ClusterPort,
 			Provider: cluster.ProviderInProcess, InProcess: cluster.NewInProcess(devMemberTTL), RequestTimeout: cfg.RequestTimeout},
 		Journal: journal, Catalogue: cat, Calendar: cal, PotIdleTimeout: cfg.PotIdleTimeout, Custodian: client, Notifier: notifier,
-		Now: cfg.Now, Registry: registry, Logger: d.log,
+		Dealing: actors.DealingConfig{WindowAheadDealingDays: cmp.Or(cfg.DealingWindowAhead, devWindowAhead), SimulatedCalendar: true},
+		Now:     cfg.Now, Registry: registry, Logger: d.log,
 	})
 	if err != nil {
 		return nil, err

@@ -70,6 +70,7 @@ type e2eResponse struct {
 	Body     []byte
 	Replayed bool // Idempotent-Replayed: true
 	Problem  e2eProblem
+	Header   http.Header
 }
 
 type e2eProblem struct {
@@ -154,7 +155,7 @@ func (a *e2eAPI) do(ctx context.Context, method, path, token, key string, body [
 			pause(ctx, attempt)
 			continue
 		}
-		r := e2eResponse{Status: resp.StatusCode, Body: data, Replayed: resp.Header.Get("Idempotent-Replayed") == "true"}
+		r := e2eResponse{Status: resp.StatusCode, Body: data, Replayed: resp.Header.Get("Idempotent-Replayed") == "true", Header: resp.Header}
 		if r.Status >= 400 {
 			if err := json.Unmarshal(data, &r.Problem); err != nil || r.Problem.Code == "" {
 				return r, fmt.Errorf("%s %s: %d without a problem body: %q", method, path, r.Status, data)

@@ -1323,14 +1323,14 @@ func (e *e2e) runCycle(day domain.Date, rebalance bool) *e2eCycleRun {
 	}
 	r := rs[0]
 	if rs[1].Status != 0 && !sameJSON(rs[0].Body, rs[1].Body) {
-		e.fail("cycle %s asked for twice at once: answered %s and %s", day, rs[0], rs[1])
+		e.fail("cycle %s asked for twice at once: ended %s and %s", day, rs[0], rs[1])
 	}
 	run := &e2eCycleRun{date: day, rebalance: rebalance, racing: racing, raw: r.Body}
 	if err := json.Unmarshal(r.Body, &run.summary); err != nil {
 		e.t.Fatalf("cycle %s: %v in %s", day, err, r.Body)
 	}
 	s := &run.summary
-	if s.Date != day.String() || s.Status != "completed" {
+	if s.Date != day.String() || s.Status != "complete" {
 		e.t.Fatalf("cycle %s: summary %s", day, r.Body)
 	}
 	var batchTrades int64
@@ -1369,9 +1369,11 @@ func (e *e2e) cycleWithoutPrices(day domain.Date) {
 	}
 }
 
-// postCycle runs a cycle; a cycle that stopped (503 cycle-failed) resumes
-// when run again, up to three times. With a healthy custodian none should
-// stop: that is a failure.
+// postCycle runs a cycle as an operator does: POST /v1/cycles/{date}/run
+// answers 202 with Location at once (200 once complete), then GET the
+// Location until the run completes or fails. A run that failed resumably
+// is run again, up to three times; with a healthy custodian none should
+// stop: that is a failure. It returns the final GET.
 func (e *e2e) postCycle(day domain.Date, body []byte) (e2eResponse, error) {
 	path := "/v1/cycles/" + day.String() + "/run"
 	for attempt := 1; ; attempt++ {
@@ -1381,7 +1383,26 @@ func (e *e2e) postCycle(day domain.Date, body []byte) (e2eResponse, error) {
 			return r, fmt.Errorf("cycle %s: %w", day, err)
 		case r.Status == http.StatusOK:
 			return r, nil
-		case attempt == 3 || r.Problem.Code != "cycle-failed":
+		case r.Status != http.StatusAccepted || r.Header.Get("Location") != "/v1/cycles/"+day.String():
+			return r, fmt.Errorf("cycle %s: %s (Location %q), want 202 with its Location", day, r, r.Header.Get("Location"))
+		}
+		if r, err = e.awaitRun(r.Header.Get("Location")); err != nil {
+			return r, fmt.Errorf("cycle %s: %w", day, err)
+		}
+		var s struct {
+			Status  string
+			Problem struct {
+				Code      string
+				Resumable bool
+			}
+		}
+		if err := json.Unmarshal(r.Body, &s); err != nil {
+			return r, fmt.Errorf("cycle %s: %w in %s", day, err, r.Body)
+		}
+		if s.Status == "complete" {
+			return r, nil
+		}
+		if attempt == 3 || !s.Problem.Resumable {
 			return r, fmt.Errorf("cycle %s: %s", day, r)
 		}
 		msg := fmt.Sprintf("cycle %s stopped (attempt %d): %s", day, attempt, r)
@@ -1389,6 +1410,32 @@ func (e *e2e) postCycle(day domain.Date, body []byte) (e2eResponse, error) {
 			e.fail("%s", msg)
 		}
 		e.t.Log(msg)
+	}
+}
+
+// awaitRun polls a run's Location (a cycle or a reconciliation) until it
+// is no longer running, and returns the last answer.
+func (e *e2e) awaitRun(location string) (e2eResponse, error) {
+	for {
+		r, err := e.api.do(e.t.Context(), http.MethodGet, location, e.opToken, "", nil)
+		if err != nil {
+			return r, err
+		}
+		if r.Status != http.StatusOK {
+			return r, fmt.Errorf("GET %s: %s", location, r)
+		}
+		var s struct{ Status string }
+		if err := json.Unmarshal(r.Body, &s); err != nil {
+			return r, fmt.Errorf("GET %s: %w in %s", location, err, r.Body)
+		}
+		if s.Status != "running" {
+			return r, nil
+		}
+		select {
+		case <-e.t.Context().Done():
+			return r, e.t.Context().Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
@@ -1411,6 +1458,9 @@ func jsonEqual(x, y any) bool {
 func (e *e2e) reconcile(id string, deep bool) *e2eReconciliation {
 	e.t.Helper()
 	r, err := e.api.do(e.t.Context(), http.MethodPost, "/v1/reconciliations", e.opToken, id, jsonBody(map[string]bool{"deep": deep}))
+	if err == nil && r.Status == http.StatusAccepted && r.Header.Get("Location") == "/v1/reconciliations/"+id {
+		r, err = e.awaitRun(r.Header.Get("Location"))
+	}
 	if err != nil || r.Status != http.StatusOK {
 		e.t.Fatalf("reconciliation %s: %v %s", id, err, r)
 	}

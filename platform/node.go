@@ -83,10 +83,12 @@ const pricesConsumer = "acme-prices"
 // recorded) is logged for operators and not retried; anything else is.
 func recordFeedPrices(op actors.Operator, log *slog.Logger) custodian.PricesHandler {
 	return func(ctx context.Context, date domain.Date, prices map[domain.ISIN]domain.Price) error {
-		_, err := op.PublishPrices(ctx, date, prices)
+		_, err := op.PublishPrices(ctx, actors.PricesPublication{Date: date, Prices: prices, By: "feed"})
 		var oe *actors.OperatorError
-		if errors.As(err, &oe) && (oe.Code == actors.CodePricesInvalid || oe.Code == actors.CodePricesConflict) {
-			log.Error("prices on the feed refused", "date", date, "code", oe.Code, "err", oe.Message)
+		if errors.As(err, &oe) && oe.Code != actors.CodeOperationFailed {
+			// Refused for good (invalid, other prices recorded, not a
+			// dealing day…): redelivering would not change it.
+			log.Warn("prices on the feed refused", "date", date, "code", oe.Code, "reason", oe.Message)
 			return nil
 		}
 		return err
@@ -205,4 +207,12 @@ func (c custodianAdapter) SendOrder(ctx context.Context, o *pb.CustodianOrder, a
 		return c.Client.SendOrder(ctx, o)
 	}
 	return c.Client.ResendOrder(ctx, o, attempt)
+}
+
+func (c custodianAdapter) PublishPrices(ctx context.Context, date domain.Date, prices map[domain.ISIN]domain.Price) error {
+	err := c.Client.PublishPrices(ctx, date, prices)
+	if errors.Is(err, custodian.ErrPriceConflict) {
+		return fmt.Errorf("%w: %w", actors.ErrPriceFeedConflict, err)
+	}
+	return err
 }

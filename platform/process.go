@@ -98,7 +98,8 @@ func StartMember(cfg Config) (p *Process, err error) {
 	}
 	registry := newRegistry()
 	p.node, err = StartNode(NodeConfig{Cluster: clusterConfig(cfg), Journal: p.journal, Catalogue: cat, Calendar: cal,
-		PotIdleTimeout: cfg.PotIdleTimeout, Custodian: client, Notifier: notifier, Now: cfg.Now, Registry: registry, Logger: p.log})
+		PotIdleTimeout: cfg.PotIdleTimeout, Custodian: client, Notifier: notifier, Now: cfg.Now, Registry: registry, Logger: p.log,
+		Dealing: actors.DealingConfig{WindowAheadDealingDays: cfg.DealingWindowAhead}})
 	if err != nil {
 		return nil, err
 	}

@@ -236,6 +236,37 @@ func call(t *testing.T, method, url, token, key, body string, out any) int {
 	return resp.StatusCode
 }
 
+// awaitStatus GETs path every 20 ms until its status is not "running",
+// decoding the last answer into out (which must have a Status field read
+// by status).
+func awaitStatus(t *testing.T, url, token string, out any, status func() string) {
+	t.Helper()
+	testkit.CheckFor(t, 2*time.Minute, 20*time.Millisecond, func() error {
+		if code := call(t, "GET", url, token, "", "", out); code != http.StatusOK {
+			return fmt.Errorf("GET %s: %d", url, code)
+		}
+		if s := status(); s == "running" {
+			return fmt.Errorf("%s still running", url)
+		}
+		return nil
+	})
+}
+
+// runCycleToEnd runs a cycle as an operator does: POST answers 202 (or 200
+// once complete), then the summary is polled until the run ends.
+func runCycleToEnd(t *testing.T, base, token, date, body string) cycleSummary {
+	t.Helper()
+	var s cycleSummary
+	switch code := call(t, "POST", base+"/v1/cycles/"+date+"/run", token, "", body, &s); code {
+	case http.StatusOK:
+	case http.StatusAccepted:
+		awaitStatus(t, base+"/v1/cycles/"+date, token, &s, func() string { return s.Status })
+	default:
+		t.Fatalf("run cycle %s: %d", date, code)
+	}
+	return s
+}
+
 type cycleSummary struct {
 	Date          string `json:"date"`
 	Status        string `json:"status"`
@@ -298,9 +329,13 @@ func TestDevKilledMidCycleCompletesOnce(t *testing.T) {
 
 	d2 := startDevArgs(t, dataDir, member)
 	operator = devToken(t, d2, "")
-	var s cycleSummary
-	if code := call(t, "POST", d2.url+"/v1/cycles/"+date+"/run", operator, "", `{"rebalance":true}`, &s); code != http.StatusOK || s.Status != "completed" {
-		t.Fatalf("cycle after the crash: %d %+v", code, s)
+	var before cycleSummary
+	if code := call(t, "GET", d2.url+"/v1/cycles/"+date, operator, "", "", &before); code != http.StatusOK || before.Status != "failed" {
+		t.Fatalf("the killed cycle after the restart: %d %+v, want failed (interrupted)", code, before)
+	}
+	s := runCycleToEnd(t, d2.url, operator, date, `{"rebalance":true}`)
+	if s.Status != "complete" {
+		t.Fatalf("cycle after the crash: %+v", s)
 	}
 	if s.PotsAllocated != pots || len(s.Orders) == 0 {
 		t.Fatalf("cycle after the crash allocated %d pots with %d orders, want %d pots", s.PotsAllocated, len(s.Orders), pots)
@@ -320,8 +355,15 @@ func TestDevKilledMidCycleCompletesOnce(t *testing.T) {
 		External struct{ Breaks []any } `json:"external"`
 		Pots     int                    `json:"pots"`
 	}
-	if code := call(t, "POST", d2.url+"/v1/reconciliations", operator, "", `{"deep":true}`, &report); code != http.StatusOK {
+	var status struct{ Status string }
+	switch code := call(t, "POST", d2.url+"/v1/reconciliations", operator, "after-crash", `{"deep":true}`, &status); code {
+	case http.StatusOK, http.StatusAccepted:
+		awaitStatus(t, d2.url+"/v1/reconciliations/after-crash", operator, &status, func() string { return status.Status })
+	default:
 		t.Fatalf("reconcile: %d", code)
+	}
+	if code := call(t, "GET", d2.url+"/v1/reconciliations/after-crash", operator, "", "", &report); code != http.StatusOK || status.Status != "complete" {
+		t.Fatalf("reconciliation after the crash: %d %s", code, status.Status)
 	}
 	if len(report.Internal.Breaks) > 0 || len(report.External.Breaks) > 0 || report.Pots != pots {
 		t.Fatalf("reconciliation after the crash: %+v", report)

@@ -183,6 +183,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	f.stringVar(&cfg.HTTPAddr, "http", platform.DefaultHTTPAddr, "the gateway's listen address (port 0 picks a free one)")
 	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
 	journalSyncFlag(f, &cfg)
+	f.intVar(&cfg.DealingWindowAhead, "dealing-window-ahead", 10, "dealing days after today, or after the latest day a cycle ran for if later, that prices and cycles may be for (negative: no bound)")
 	tokenTTL := time.Duration(0)
 	f.durationVar(&tokenTTL, "token-ttl", 30*24*time.Hour, "validity of the tokens printed at start")
 	var member string
@@ -285,6 +286,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	f.intVar(&cfg.Replicas, "replicas", 1, "replicas of each JetStream stream (3 in production)")
 	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
 	journalSyncFlag(f, &cfg)
+	f.intVar(&cfg.DealingWindowAhead, "dealing-window-ahead", 1, "dealing days after today that prices and cycles may be for (1: the next dealing day; negative: no bound)")
 	if err := f.parse(args); err != nil {
 		return err
 	}

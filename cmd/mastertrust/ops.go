@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+
 	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/platform"
@@ -49,58 +51,67 @@ func newOperatorClient(cfg platform.Config, url string) (*operatorClient, error)
 }
 
 // do sends a request and decodes a 2xx answer into out; any other answer
-// is an error carrying the problem's title and detail.
-func (c *operatorClient) do(ctx context.Context, method, path string, body, out any) error {
+// is an error carrying the problem's title and detail. It returns the
+// status and the response's Location.
+func (c *operatorClient) do(ctx context.Context, method, path string, body, out any) (int, string, error) {
 	return c.doWithKey(ctx, method, path, "", body, out)
 }
 
 // doWithKey is do with an Idempotency-Key.
-func (c *operatorClient) doWithKey(ctx context.Context, method, path, key string, body, out any) error {
+func (c *operatorClient) doWithKey(ctx context.Context, method, path, key string, body, out any) (int, string, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return 0, "", err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.url+path, rd)
 	if err != nil {
-		return err
+		return 0, "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return 0, "", err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return 0, "", err
 	}
 	if resp.StatusCode/100 != 2 {
 		var p gateway.Problem
 		if json.Unmarshal(data, &p) == nil && p.Title != "" {
-			return fmt.Errorf("%s %s: %d %s: %s", method, path, resp.StatusCode, p.Title, p.Detail)
+			return resp.StatusCode, "", fmt.Errorf("%s %s: %d %s: %s", method, path, resp.StatusCode, p.Title, p.Detail)
 		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		return resp.StatusCode, "", fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}
 	if out != nil {
-		return json.Unmarshal(data, out)
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, "", fmt.Errorf("%s %s: %w", method, path, err)
+		}
 	}
-	return nil
+	return resp.StatusCode, resp.Header.Get("Location"), nil
 }
 
 func runPrices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("prices", stderr)
 	var cfg platform.Config
-	var url, date, file string
+	var url, date, file, reason string
+	var asJSON bool
 	operatorFlags(f, &cfg, &url)
 	f.StringVar(&date, "date", "", "the dealing day the prices close (YYYY-MM-DD)")
 	f.StringVar(&file, "file", "", `a JSON file of the prices: {"<ISIN>": "1.234567", …}, every catalogue asset`)
+	f.StringVar(&reason, "reason", "", "why these prices replace the ones recorded for the date (a correction, until a cycle used them)")
+	f.BoolVar(&asJSON, "json", false, "print the date's prices and their history as JSON")
 	var given []string
 	f.Func("price", "one price, ISIN=price (repeat for each asset)", func(s string) error {
 		given = append(given, s)
@@ -134,24 +145,55 @@ func runPrices(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	var out map[string]any
-	if err := c.do(ctx, http.MethodPost, "/v1/prices", map[string]any{"date": date, "prices": prices}, &out); err != nil {
+	body := map[string]any{"date": date, "prices": prices}
+	if reason != "" {
+		body["reason"] = reason
+	}
+	var out struct {
+		History []json.RawMessage `json:"history"`
+		Used    bool              `json:"used"`
+	}
+	var raw json.RawMessage
+	if _, _, err := c.do(ctx, http.MethodPost, "/v1/prices", body, &raw); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "prices of %s recorded for %d assets\n", date, len(prices))
+	if asJSON {
+		return printJSON(stdout, raw)
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "prices of %s recorded for %d assets (%d versions", date, len(prices), len(out.History))
+	if out.Used {
+		fmt.Fprint(stdout, "; used by its cycle")
+	}
+	fmt.Fprintln(stdout, ")")
 	return nil
 }
 
 // cycleView is what the cycle command shows of a summary.
 type cycleView struct {
-	Date          string `json:"date"`
-	Status        string `json:"status"`
-	Step          string `json:"step"`
-	Error         string `json:"error"`
-	Trades        int64  `json:"trades"`
-	PotsAllocated int64  `json:"potsAllocated"`
-	TradesSettled int64  `json:"tradesSettled"`
-	OrdersRolled  int64  `json:"ordersRolled"`
+	Date     string `json:"date"`
+	Status   string `json:"status"`
+	Step     string `json:"step"`
+	Progress *struct {
+		Done  int64  `json:"done"`
+		Total int64  `json:"total"`
+		Unit  string `json:"unit"`
+	} `json:"progress"`
+	Steps []struct {
+		Name string  `json:"name"`
+		Ms   float64 `json:"ms"`
+	} `json:"steps"`
+	Problem *struct {
+		Code      string `json:"code"`
+		Detail    string `json:"detail"`
+		Resumable bool   `json:"resumable"`
+	} `json:"problem"`
+	Trades        int64 `json:"trades"`
+	PotsAllocated int64 `json:"potsAllocated"`
+	TradesSettled int64 `json:"tradesSettled"`
+	OrdersRolled  int64 `json:"ordersRolled"`
 	Rebalance     struct {
 		PotsChecked int64 `json:"potsChecked"`
 		PotsTraded  int64 `json:"potsTraded"`
@@ -161,17 +203,22 @@ type cycleView struct {
 	} `json:"orders"`
 }
 
-// cycleProgressInterval: how often the cycle command asks how the run goes.
-const cycleProgressInterval = 500 * time.Millisecond
+// progressInterval: how often the cycle and reconcile commands ask how a run
+// goes.
+const progressInterval = 250 * time.Millisecond
 
 func runCycleCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("cycle", stderr)
 	var cfg platform.Config
-	var url, date string
+	var url, date, reason string
 	rebalance := true
+	var force, asJSON bool
 	operatorFlags(f, &cfg, &url)
 	f.StringVar(&date, "date", "", "the dealing day to run (YYYY-MM-DD)")
 	f.BoolVar(&rebalance, "rebalance", true, "after allocating, check every pot with a profile against the day's prices")
+	f.BoolVar(&force, "force", false, "run it although earlier dealing days have open trades (they roll to the next open day); needs --reason")
+	f.StringVar(&reason, "reason", "", "why the run is forced (recorded with it)")
+	f.BoolVar(&asJSON, "json", false, "print the final summary as JSON, and no progress")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -183,36 +230,61 @@ func runCycleCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	// The run blocks until the cycle completes; meanwhile show its steps.
-	done := make(chan error, 1)
-	var summary cycleView
-	go func() {
-		done <- c.do(ctx, http.MethodPost, "/v1/cycles/"+date+"/run", map[string]bool{"rebalance": rebalance}, &summary)
-	}()
-	tick := time.NewTicker(cycleProgressInterval)
-	defer tick.Stop()
-	lastStep := ""
-	for {
+	body := map[string]any{"rebalance": rebalance}
+	if force {
+		body["force"], body["reason"] = true, reason
+	}
+	var raw json.RawMessage
+	code, location, err := c.do(ctx, http.MethodPost, "/v1/cycles/"+date+"/run", body, &raw)
+	if err != nil {
+		return err
+	}
+	var bars *stepBars
+	if !asJSON {
+		bars = newStepBars(stderr, "cycle "+date)
+	}
+	for code == http.StatusAccepted {
+		var s cycleView
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
+		if s.Status != "running" {
+			break
+		}
+		if s.Progress != nil {
+			bars.show(s.Step, s.Progress.Done, s.Progress.Total, s.Progress.Unit)
+		} else {
+			bars.show(s.Step, 0, -1, "")
+		}
 		select {
-		case err := <-done:
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "cycle %s %s: %d trades, %d pots allocated, %d trades settled, %d orders rolled; rebalance checked %d pots, traded %d\n",
-				summary.Date, summary.Status, summary.Trades, summary.PotsAllocated, summary.TradesSettled, summary.OrdersRolled,
-				summary.Rebalance.PotsChecked, summary.Rebalance.PotsTraded)
-			for _, o := range summary.Orders {
-				fmt.Fprintf(stdout, "  %s %s %s units at %s = %s (%s)\n", o.ClOrdID, o.Side, o.Units, o.Price, o.Cash, o.Status)
-			}
-			return nil
-		case <-tick.C:
-			var now cycleView
-			if err := c.do(ctx, http.MethodGet, "/v1/cycles/"+date, nil, &now); err == nil && now.Step != "" && now.Step != lastStep {
-				fmt.Fprintf(stderr, "cycle %s: %s…\n", date, now.Step)
-				lastStep = now.Step
-			}
+		case <-ctx.Done():
+			return fmt.Errorf("cycle %s still running at the %s step (it goes on: GET %s): %w", date, s.Step, location, ctx.Err())
+		case <-time.After(progressInterval):
+		}
+		if _, _, err := c.do(ctx, http.MethodGet, location, nil, &raw); err != nil {
+			return err
 		}
 	}
+	bars.done()
+	if asJSON {
+		return printJSON(stdout, raw)
+	}
+	var s cycleView
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return err
+	}
+	if s.Status == "failed" {
+		return fmt.Errorf("cycle %s failed at the %s step (%s): %s", date, s.Step, s.Problem.Code, s.Problem.Detail)
+	}
+	fmt.Fprintf(stdout, "cycle %s %s: %d trades, %d pots allocated, %d trades settled, %d orders rolled; rebalance checked %d pots, traded %d\n",
+		s.Date, s.Status, s.Trades, s.PotsAllocated, s.TradesSettled, s.OrdersRolled, s.Rebalance.PotsChecked, s.Rebalance.PotsTraded)
+	for _, st := range s.Steps {
+		fmt.Fprintf(stdout, "  %-10s %8.0f ms\n", st.Name, st.Ms)
+	}
+	for _, o := range s.Orders {
+		fmt.Fprintf(stdout, "  %s %s %s units at %s = %s (%s)\n", o.ClOrdID, o.Side, o.Units, o.Price, o.Cash, o.Status)
+	}
+	return nil
 }
 
 func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -222,8 +294,8 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var deep, asJSON bool
 	operatorFlags(f, &cfg, &url)
 	f.BoolVar(&deep, "deep", false, "also recover every pot from its snapshot and journal and compare it with its replay")
-	f.StringVar(&asOf, "as-of", "", "the date to reconcile as of (default: the last dealing day cut off)")
-	f.BoolVar(&asJSON, "json", false, "print the whole report as JSON")
+	f.StringVar(&asOf, "as-of", "", "the date to reconcile as of (default, and the only one the pots' state is as of: the latest dealing day a cycle ran for)")
+	f.BoolVar(&asJSON, "json", false, "print the whole report as JSON, and no progress")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -236,20 +308,134 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		body["asOf"] = asOf
 	}
 	// The run's id is chosen here and sent as its Idempotency-Key, so that a
-	// run that outlasts the request can be fetched, and a retry is the same run.
+	// retry is the same run.
 	id := fmt.Sprintf("R%s-%04x", time.Now().UTC().Format("20060102T150405"), time.Now().UnixNano()&0xffff)
-	fmt.Fprintf(stderr, "reconciliation %s…\n", id)
-	var report map[string]any
-	if err := c.doWithKey(ctx, http.MethodPost, "/v1/reconciliations", id, body, &report); err != nil {
-		return fmt.Errorf("%w (its report, once done: GET /v1/reconciliations/%s)", err, id)
+	var raw json.RawMessage
+	code, location, err := c.doWithKey(ctx, http.MethodPost, "/v1/reconciliations", id, body, &raw)
+	if err != nil {
+		return err
 	}
+	var bars *stepBars
+	if !asJSON {
+		bars = newStepBars(stderr, "reconciliation "+id)
+	}
+	type view struct {
+		Status   string `json:"status"`
+		Summary  string `json:"summary"`
+		Progress *struct {
+			Done  int64  `json:"done"`
+			Total int64  `json:"total"`
+			Unit  string `json:"unit"`
+		} `json:"progress"`
+	}
+	for code == http.StatusAccepted {
+		var v view
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		if v.Status != "running" {
+			break
+		}
+		if v.Progress != nil {
+			bars.show("groups", v.Progress.Done, v.Progress.Total, v.Progress.Unit)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reconciliation %s still running (it goes on: GET %s): %w", id, location, ctx.Err())
+		case <-time.After(progressInterval):
+		}
+		if _, _, err := c.do(ctx, http.MethodGet, location, nil, &raw); err != nil {
+			return err
+		}
+	}
+	bars.done()
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(report)
+		return printJSON(stdout, raw)
 	}
-	fmt.Fprintln(stdout, report["summary"])
+	var v view
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	if v.Status == "failed" {
+		return errors.New(v.Summary)
+	}
+	fmt.Fprintln(stdout, v.Summary)
 	return nil
+}
+
+// printJSON prints a JSON document indented.
+func printJSON(w io.Writer, raw json.RawMessage) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// stepBars shows a run's progress on w: one bar per step, finished when the
+// next step begins. A nil *stepBars shows nothing.
+type stepBars struct {
+	w     io.Writer
+	run   string
+	step  string
+	total int64
+	bar   *progressbar.ProgressBar
+}
+
+func newStepBars(w io.Writer, run string) *stepBars { return &stepBars{w: w, run: run} }
+
+// show moves the bar of step to done of total (total -1: a spinner).
+func (b *stepBars) show(step string, done, total int64, unit string) {
+	if b == nil || step == "" {
+		return
+	}
+	if step != b.step || total != b.total {
+		if b.bar != nil && step != b.step {
+			b.finish()
+		}
+		if step != b.step || b.bar == nil {
+			b.step, b.total = step, total
+			b.bar = progressbar.NewOptions64(total,
+				progressbar.OptionSetWriter(b.w),
+				progressbar.OptionSetDescription(fmt.Sprintf("%s: %-10s", b.run, step)),
+				progressbar.OptionShowCount(),
+				progressbar.OptionSetItsString(unit),
+				progressbar.OptionShowIts(),
+				progressbar.OptionSetElapsedTime(true),
+				progressbar.OptionSetPredictTime(total > 0),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionSpinnerType(14),
+				progressbar.OptionFullWidth(),
+			)
+		} else {
+			b.bar.ChangeMax64(total)
+			b.total = total
+		}
+	}
+	if total > 0 {
+		_ = b.bar.Set64(done) // a bar writing to a closed terminal is not worth failing the run
+	} else {
+		_ = b.bar.Add(1)
+	}
+}
+
+func (b *stepBars) finish() {
+	if b.total > 0 {
+		_ = b.bar.Set64(b.total)
+	}
+	_ = b.bar.Finish()
+	fmt.Fprintln(b.w)
+}
+
+// done finishes the last bar.
+func (b *stepBars) done() {
+	if b == nil || b.bar == nil {
+		return
+	}
+	b.finish()
+	b.bar = nil
 }
 
 // custodianFlags binds the simulated custodian's fault injection.

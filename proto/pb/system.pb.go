@@ -27,12 +27,18 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// PricesPublished: the closing prices of a date (stream "prices/<date>").
+// PricesPublished: the closing prices of a date (stream "prices/<date>"),
+// first recorded; by is who published them (an operator token's subject,
+// "feed" for the NATS price feed), reason is optional. As a request
+// (PricesRequest.publish) a reason makes a different publication a
+// correction.
 type PricesPublished struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Date          string                 `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
 	Prices        map[string]string      `protobuf:"bytes,2,rep,name=prices,proto3" json:"prices,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	AtUnixNano    int64                  `protobuf:"varint,3,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	By            string                 `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -88,6 +94,160 @@ func (x *PricesPublished) GetAtUnixNano() int64 {
 	return 0
 }
 
+func (x *PricesPublished) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *PricesPublished) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// PricesCorrected: the date's prices replaced before a cycle used them
+// (stream "prices/<date>"), with the prices they replace, why and by whom.
+type PricesCorrected struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Date          string                 `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
+	Prices        map[string]string      `protobuf:"bytes,2,rep,name=prices,proto3" json:"prices,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Previous      map[string]string      `protobuf:"bytes,3,rep,name=previous,proto3" json:"previous,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	By            string                 `protobuf:"bytes,5,opt,name=by,proto3" json:"by,omitempty"`
+	AtUnixNano    int64                  `protobuf:"varint,6,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PricesCorrected) Reset() {
+	*x = PricesCorrected{}
+	mi := &file_system_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PricesCorrected) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PricesCorrected) ProtoMessage() {}
+
+func (x *PricesCorrected) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PricesCorrected.ProtoReflect.Descriptor instead.
+func (*PricesCorrected) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PricesCorrected) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *PricesCorrected) GetPrices() map[string]string {
+	if x != nil {
+		return x.Prices
+	}
+	return nil
+}
+
+func (x *PricesCorrected) GetPrevious() map[string]string {
+	if x != nil {
+		return x.Previous
+	}
+	return nil
+}
+
+func (x *PricesCorrected) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PricesCorrected) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *PricesCorrected) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
+// PricesUsed: a cycle cut the date off and took its prices to deal at
+// (stream "prices/<date>"); from then on they are never corrected.
+type PricesUsed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Date          string                 `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
+	AtUnixNano    int64                  `protobuf:"varint,2,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PricesUsed) Reset() {
+	*x = PricesUsed{}
+	mi := &file_system_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PricesUsed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PricesUsed) ProtoMessage() {}
+
+func (x *PricesUsed) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PricesUsed.ProtoReflect.Descriptor instead.
+func (*PricesUsed) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PricesUsed) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *PricesUsed) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
 // DayCutOff: dealing days before open_from are closed (stream "dealing").
 type DayCutOff struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -100,7 +260,7 @@ type DayCutOff struct {
 
 func (x *DayCutOff) Reset() {
 	*x = DayCutOff{}
-	mi := &file_system_proto_msgTypes[1]
+	mi := &file_system_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -112,7 +272,7 @@ func (x *DayCutOff) String() string {
 func (*DayCutOff) ProtoMessage() {}
 
 func (x *DayCutOff) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[1]
+	mi := &file_system_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -125,7 +285,7 @@ func (x *DayCutOff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DayCutOff.ProtoReflect.Descriptor instead.
 func (*DayCutOff) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{1}
+	return file_system_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DayCutOff) GetDate() string {
@@ -162,7 +322,7 @@ type DayClosed struct {
 
 func (x *DayClosed) Reset() {
 	*x = DayClosed{}
-	mi := &file_system_proto_msgTypes[2]
+	mi := &file_system_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -174,7 +334,7 @@ func (x *DayClosed) String() string {
 func (*DayClosed) ProtoMessage() {}
 
 func (x *DayClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[2]
+	mi := &file_system_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -187,7 +347,7 @@ func (x *DayClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DayClosed.ProtoReflect.Descriptor instead.
 func (*DayClosed) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{2}
+	return file_system_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DayClosed) GetDate() string {
@@ -223,7 +383,7 @@ type DayPriced struct {
 
 func (x *DayPriced) Reset() {
 	*x = DayPriced{}
-	mi := &file_system_proto_msgTypes[3]
+	mi := &file_system_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +395,7 @@ func (x *DayPriced) String() string {
 func (*DayPriced) ProtoMessage() {}
 
 func (x *DayPriced) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[3]
+	mi := &file_system_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +408,7 @@ func (x *DayPriced) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DayPriced.ProtoReflect.Descriptor instead.
 func (*DayPriced) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{3}
+	return file_system_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DayPriced) GetDate() string {
@@ -284,7 +444,7 @@ type AllocationStarted struct {
 
 func (x *AllocationStarted) Reset() {
 	*x = AllocationStarted{}
-	mi := &file_system_proto_msgTypes[4]
+	mi := &file_system_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +456,7 @@ func (x *AllocationStarted) String() string {
 func (*AllocationStarted) ProtoMessage() {}
 
 func (x *AllocationStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[4]
+	mi := &file_system_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +469,7 @@ func (x *AllocationStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocationStarted.ProtoReflect.Descriptor instead.
 func (*AllocationStarted) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{4}
+	return file_system_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AllocationStarted) GetDate() string {
@@ -345,7 +505,7 @@ type TradeAbsorbed struct {
 
 func (x *TradeAbsorbed) Reset() {
 	*x = TradeAbsorbed{}
-	mi := &file_system_proto_msgTypes[5]
+	mi := &file_system_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +517,7 @@ func (x *TradeAbsorbed) String() string {
 func (*TradeAbsorbed) ProtoMessage() {}
 
 func (x *TradeAbsorbed) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[5]
+	mi := &file_system_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +530,7 @@ func (x *TradeAbsorbed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TradeAbsorbed.ProtoReflect.Descriptor instead.
 func (*TradeAbsorbed) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{5}
+	return file_system_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TradeAbsorbed) GetDate() string {
@@ -441,7 +601,7 @@ type ContractNotesPublished struct {
 
 func (x *ContractNotesPublished) Reset() {
 	*x = ContractNotesPublished{}
-	mi := &file_system_proto_msgTypes[6]
+	mi := &file_system_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +613,7 @@ func (x *ContractNotesPublished) String() string {
 func (*ContractNotesPublished) ProtoMessage() {}
 
 func (x *ContractNotesPublished) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[6]
+	mi := &file_system_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +626,7 @@ func (x *ContractNotesPublished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContractNotesPublished.ProtoReflect.Descriptor instead.
 func (*ContractNotesPublished) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{6}
+	return file_system_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ContractNotesPublished) GetPosition() uint64 {
@@ -498,7 +658,7 @@ type SweepProgress struct {
 
 func (x *SweepProgress) Reset() {
 	*x = SweepProgress{}
-	mi := &file_system_proto_msgTypes[7]
+	mi := &file_system_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +670,7 @@ func (x *SweepProgress) String() string {
 func (*SweepProgress) ProtoMessage() {}
 
 func (x *SweepProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[7]
+	mi := &file_system_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +683,7 @@ func (x *SweepProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SweepProgress.ProtoReflect.Descriptor instead.
 func (*SweepProgress) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{7}
+	return file_system_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SweepProgress) GetDate() string {
@@ -583,7 +743,7 @@ type BatchRecorded struct {
 
 func (x *BatchRecorded) Reset() {
 	*x = BatchRecorded{}
-	mi := &file_system_proto_msgTypes[8]
+	mi := &file_system_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +755,7 @@ func (x *BatchRecorded) String() string {
 func (*BatchRecorded) ProtoMessage() {}
 
 func (x *BatchRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[8]
+	mi := &file_system_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +768,7 @@ func (x *BatchRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRecorded.ProtoReflect.Descriptor instead.
 func (*BatchRecorded) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{8}
+	return file_system_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BatchRecorded) GetDate() string {
@@ -700,7 +860,7 @@ type OrderSent struct {
 
 func (x *OrderSent) Reset() {
 	*x = OrderSent{}
-	mi := &file_system_proto_msgTypes[9]
+	mi := &file_system_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +872,7 @@ func (x *OrderSent) String() string {
 func (*OrderSent) ProtoMessage() {}
 
 func (x *OrderSent) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[9]
+	mi := &file_system_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +885,7 @@ func (x *OrderSent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderSent.ProtoReflect.Descriptor instead.
 func (*OrderSent) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{9}
+	return file_system_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *OrderSent) GetClOrdId() string {
@@ -763,7 +923,7 @@ type ExecutionRecorded struct {
 
 func (x *ExecutionRecorded) Reset() {
 	*x = ExecutionRecorded{}
-	mi := &file_system_proto_msgTypes[10]
+	mi := &file_system_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +935,7 @@ func (x *ExecutionRecorded) String() string {
 func (*ExecutionRecorded) ProtoMessage() {}
 
 func (x *ExecutionRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[10]
+	mi := &file_system_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +948,7 @@ func (x *ExecutionRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionRecorded.ProtoReflect.Descriptor instead.
 func (*ExecutionRecorded) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{10}
+	return file_system_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ExecutionRecorded) GetReport() *ExecutionReport {
@@ -812,18 +972,106 @@ func (x *ExecutionRecorded) GetAtUnixNano() int64 {
 	return 0
 }
 
-// CycleStepDone: a step of a cycle finished (stream "cycle/<date>").
-type CycleStepDone struct {
+// CycleStarted: a run of the cycle began (stream "cycle/<date>", and the
+// dealing stream, where it marks the day the pots' state is as of). A forced
+// run records its reason, who forced it and the earlier days it passed.
+type CycleStarted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Step          string                 `protobuf:"bytes,1,opt,name=step,proto3" json:"step,omitempty"`
-	AtUnixNano    int64                  `protobuf:"varint,2,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	Date          string                 `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
+	Rebalance     bool                   `protobuf:"varint,2,opt,name=rebalance,proto3" json:"rebalance,omitempty"`
+	ForcedReason  string                 `protobuf:"bytes,3,opt,name=forced_reason,json=forcedReason,proto3" json:"forced_reason,omitempty"`
+	By            string                 `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"`
+	AtUnixNano    int64                  `protobuf:"varint,5,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	Passed        []string               `protobuf:"bytes,6,rep,name=passed,proto3" json:"passed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
+func (x *CycleStarted) Reset() {
+	*x = CycleStarted{}
+	mi := &file_system_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CycleStarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CycleStarted) ProtoMessage() {}
+
+func (x *CycleStarted) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CycleStarted.ProtoReflect.Descriptor instead.
+func (*CycleStarted) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CycleStarted) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *CycleStarted) GetRebalance() bool {
+	if x != nil {
+		return x.Rebalance
+	}
+	return false
+}
+
+func (x *CycleStarted) GetForcedReason() string {
+	if x != nil {
+		return x.ForcedReason
+	}
+	return ""
+}
+
+func (x *CycleStarted) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *CycleStarted) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
+func (x *CycleStarted) GetPassed() []string {
+	if x != nil {
+		return x.Passed
+	}
+	return nil
+}
+
+// CycleStepDone: a step of a cycle finished (stream "cycle/<date>").
+type CycleStepDone struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Step              string                 `protobuf:"bytes,1,opt,name=step,proto3" json:"step,omitempty"`
+	AtUnixNano        int64                  `protobuf:"varint,2,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	StartedAtUnixNano int64                  `protobuf:"varint,3,opt,name=started_at_unix_nano,json=startedAtUnixNano,proto3" json:"started_at_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
 func (x *CycleStepDone) Reset() {
 	*x = CycleStepDone{}
-	mi := &file_system_proto_msgTypes[11]
+	mi := &file_system_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +1083,7 @@ func (x *CycleStepDone) String() string {
 func (*CycleStepDone) ProtoMessage() {}
 
 func (x *CycleStepDone) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[11]
+	mi := &file_system_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +1096,7 @@ func (x *CycleStepDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleStepDone.ProtoReflect.Descriptor instead.
 func (*CycleStepDone) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{11}
+	return file_system_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CycleStepDone) GetStep() string {
@@ -859,6 +1107,129 @@ func (x *CycleStepDone) GetStep() string {
 }
 
 func (x *CycleStepDone) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
+func (x *CycleStepDone) GetStartedAtUnixNano() int64 {
+	if x != nil {
+		return x.StartedAtUnixNano
+	}
+	return 0
+}
+
+// CycleFailed: a run stopped at step (stream "cycle/<date>"): a stable
+// problem code, a sentence for operators, and whether running the cycle
+// again resumes it.
+type CycleFailed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Step          string                 `protobuf:"bytes,1,opt,name=step,proto3" json:"step,omitempty"`
+	Problem       *CycleProblem          `protobuf:"bytes,2,opt,name=problem,proto3" json:"problem,omitempty"`
+	AtUnixNano    int64                  `protobuf:"varint,3,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CycleFailed) Reset() {
+	*x = CycleFailed{}
+	mi := &file_system_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CycleFailed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CycleFailed) ProtoMessage() {}
+
+func (x *CycleFailed) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CycleFailed.ProtoReflect.Descriptor instead.
+func (*CycleFailed) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CycleFailed) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+func (x *CycleFailed) GetProblem() *CycleProblem {
+	if x != nil {
+		return x.Problem
+	}
+	return nil
+}
+
+func (x *CycleFailed) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
+// DayCompleted: the cycle of date completed (the dealing stream).
+type DayCompleted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Date          string                 `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
+	AtUnixNano    int64                  `protobuf:"varint,2,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DayCompleted) Reset() {
+	*x = DayCompleted{}
+	mi := &file_system_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DayCompleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DayCompleted) ProtoMessage() {}
+
+func (x *DayCompleted) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DayCompleted.ProtoReflect.Descriptor instead.
+func (*DayCompleted) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DayCompleted) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *DayCompleted) GetAtUnixNano() int64 {
 	if x != nil {
 		return x.AtUnixNano
 	}
@@ -876,7 +1247,7 @@ type CycleCompleted struct {
 
 func (x *CycleCompleted) Reset() {
 	*x = CycleCompleted{}
-	mi := &file_system_proto_msgTypes[12]
+	mi := &file_system_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1259,7 @@ func (x *CycleCompleted) String() string {
 func (*CycleCompleted) ProtoMessage() {}
 
 func (x *CycleCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[12]
+	mi := &file_system_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1272,7 @@ func (x *CycleCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleCompleted.ProtoReflect.Descriptor instead.
 func (*CycleCompleted) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{12}
+	return file_system_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CycleCompleted) GetSummary() *CycleSummary {
@@ -929,7 +1300,7 @@ type ReconciliationRecorded struct {
 
 func (x *ReconciliationRecorded) Reset() {
 	*x = ReconciliationRecorded{}
-	mi := &file_system_proto_msgTypes[13]
+	mi := &file_system_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1312,7 @@ func (x *ReconciliationRecorded) String() string {
 func (*ReconciliationRecorded) ProtoMessage() {}
 
 func (x *ReconciliationRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[13]
+	mi := &file_system_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1325,7 @@ func (x *ReconciliationRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationRecorded.ProtoReflect.Descriptor instead.
 func (*ReconciliationRecorded) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{13}
+	return file_system_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReconciliationRecorded) GetReport() *ReconciliationReport {
@@ -979,7 +1350,7 @@ type CycleOrder struct {
 
 func (x *CycleOrder) Reset() {
 	*x = CycleOrder{}
-	mi := &file_system_proto_msgTypes[14]
+	mi := &file_system_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1362,7 @@ func (x *CycleOrder) String() string {
 func (*CycleOrder) ProtoMessage() {}
 
 func (x *CycleOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[14]
+	mi := &file_system_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1375,7 @@ func (x *CycleOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleOrder.ProtoReflect.Descriptor instead.
 func (*CycleOrder) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{14}
+	return file_system_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CycleOrder) GetClOrdId() string {
@@ -1069,7 +1440,7 @@ type CycleBatch struct {
 
 func (x *CycleBatch) Reset() {
 	*x = CycleBatch{}
-	mi := &file_system_proto_msgTypes[15]
+	mi := &file_system_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1452,7 @@ func (x *CycleBatch) String() string {
 func (*CycleBatch) ProtoMessage() {}
 
 func (x *CycleBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[15]
+	mi := &file_system_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1465,7 @@ func (x *CycleBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleBatch.ProtoReflect.Descriptor instead.
 func (*CycleBatch) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{15}
+	return file_system_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CycleBatch) GetId() string {
@@ -1148,14 +1519,29 @@ type CycleSummary struct {
 	Step  string `protobuf:"bytes,11,opt,name=step,proto3" json:"step,omitempty"`
 	Error string `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
 	// step_micros is how long each step took in the run that completed it.
-	StepMicros    map[string]int64 `protobuf:"bytes,13,rep,name=step_micros,json=stepMicros,proto3" json:"step_micros,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	StepMicros map[string]int64 `protobuf:"bytes,13,rep,name=step_micros,json=stepMicros,proto3" json:"step_micros,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The run: when it started and finished, its steps, and what the step
+	// under way has done of how much (progress_unit: "groups", "orders").
+	StartedAtUnixNano  int64        `protobuf:"varint,14,opt,name=started_at_unix_nano,json=startedAtUnixNano,proto3" json:"started_at_unix_nano,omitempty"`
+	FinishedAtUnixNano int64        `protobuf:"varint,15,opt,name=finished_at_unix_nano,json=finishedAtUnixNano,proto3" json:"finished_at_unix_nano,omitempty"`
+	Steps              []*CycleStep `protobuf:"bytes,16,rep,name=steps,proto3" json:"steps,omitempty"`
+	ProgressDone       int64        `protobuf:"varint,17,opt,name=progress_done,json=progressDone,proto3" json:"progress_done,omitempty"`
+	ProgressTotal      int64        `protobuf:"varint,18,opt,name=progress_total,json=progressTotal,proto3" json:"progress_total,omitempty"`
+	ProgressUnit       string       `protobuf:"bytes,19,opt,name=progress_unit,json=progressUnit,proto3" json:"progress_unit,omitempty"`
+	// problem: why a failed run stopped.
+	Problem *CycleProblem `protobuf:"bytes,20,opt,name=problem,proto3" json:"problem,omitempty"`
+	// A forced run: why, by whom, and the earlier days it passed.
+	ForcedReason  string   `protobuf:"bytes,21,opt,name=forced_reason,json=forcedReason,proto3" json:"forced_reason,omitempty"`
+	ForcedBy      string   `protobuf:"bytes,22,opt,name=forced_by,json=forcedBy,proto3" json:"forced_by,omitempty"`
+	Passed        []string `protobuf:"bytes,23,rep,name=passed,proto3" json:"passed,omitempty"`
+	Rebalance     bool     `protobuf:"varint,24,opt,name=rebalance,proto3" json:"rebalance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CycleSummary) Reset() {
 	*x = CycleSummary{}
-	mi := &file_system_proto_msgTypes[16]
+	mi := &file_system_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1553,7 @@ func (x *CycleSummary) String() string {
 func (*CycleSummary) ProtoMessage() {}
 
 func (x *CycleSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[16]
+	mi := &file_system_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1566,7 @@ func (x *CycleSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleSummary.ProtoReflect.Descriptor instead.
 func (*CycleSummary) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{16}
+	return file_system_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CycleSummary) GetDate() string {
@@ -1274,6 +1660,205 @@ func (x *CycleSummary) GetStepMicros() map[string]int64 {
 	return nil
 }
 
+func (x *CycleSummary) GetStartedAtUnixNano() int64 {
+	if x != nil {
+		return x.StartedAtUnixNano
+	}
+	return 0
+}
+
+func (x *CycleSummary) GetFinishedAtUnixNano() int64 {
+	if x != nil {
+		return x.FinishedAtUnixNano
+	}
+	return 0
+}
+
+func (x *CycleSummary) GetSteps() []*CycleStep {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *CycleSummary) GetProgressDone() int64 {
+	if x != nil {
+		return x.ProgressDone
+	}
+	return 0
+}
+
+func (x *CycleSummary) GetProgressTotal() int64 {
+	if x != nil {
+		return x.ProgressTotal
+	}
+	return 0
+}
+
+func (x *CycleSummary) GetProgressUnit() string {
+	if x != nil {
+		return x.ProgressUnit
+	}
+	return ""
+}
+
+func (x *CycleSummary) GetProblem() *CycleProblem {
+	if x != nil {
+		return x.Problem
+	}
+	return nil
+}
+
+func (x *CycleSummary) GetForcedReason() string {
+	if x != nil {
+		return x.ForcedReason
+	}
+	return ""
+}
+
+func (x *CycleSummary) GetForcedBy() string {
+	if x != nil {
+		return x.ForcedBy
+	}
+	return ""
+}
+
+func (x *CycleSummary) GetPassed() []string {
+	if x != nil {
+		return x.Passed
+	}
+	return nil
+}
+
+func (x *CycleSummary) GetRebalance() bool {
+	if x != nil {
+		return x.Rebalance
+	}
+	return false
+}
+
+type CycleStep struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Name               string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	StartedAtUnixNano  int64                  `protobuf:"varint,2,opt,name=started_at_unix_nano,json=startedAtUnixNano,proto3" json:"started_at_unix_nano,omitempty"`
+	FinishedAtUnixNano int64                  `protobuf:"varint,3,opt,name=finished_at_unix_nano,json=finishedAtUnixNano,proto3" json:"finished_at_unix_nano,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *CycleStep) Reset() {
+	*x = CycleStep{}
+	mi := &file_system_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CycleStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CycleStep) ProtoMessage() {}
+
+func (x *CycleStep) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CycleStep.ProtoReflect.Descriptor instead.
+func (*CycleStep) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CycleStep) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CycleStep) GetStartedAtUnixNano() int64 {
+	if x != nil {
+		return x.StartedAtUnixNano
+	}
+	return 0
+}
+
+func (x *CycleStep) GetFinishedAtUnixNano() int64 {
+	if x != nil {
+		return x.FinishedAtUnixNano
+	}
+	return 0
+}
+
+// CycleProblem is a failed run's problem: code is stable (the API's problem
+// type), detail a sentence for operators with no Go error chain in it.
+type CycleProblem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Detail        string                 `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	Resumable     bool                   `protobuf:"varint,3,opt,name=resumable,proto3" json:"resumable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CycleProblem) Reset() {
+	*x = CycleProblem{}
+	mi := &file_system_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CycleProblem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CycleProblem) ProtoMessage() {}
+
+func (x *CycleProblem) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CycleProblem.ProtoReflect.Descriptor instead.
+func (*CycleProblem) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CycleProblem) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *CycleProblem) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *CycleProblem) GetResumable() bool {
+	if x != nil {
+		return x.Resumable
+	}
+	return false
+}
+
 type ReconciliationBreak struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
@@ -1290,7 +1875,7 @@ type ReconciliationBreak struct {
 
 func (x *ReconciliationBreak) Reset() {
 	*x = ReconciliationBreak{}
-	mi := &file_system_proto_msgTypes[17]
+	mi := &file_system_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1302,7 +1887,7 @@ func (x *ReconciliationBreak) String() string {
 func (*ReconciliationBreak) ProtoMessage() {}
 
 func (x *ReconciliationBreak) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[17]
+	mi := &file_system_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1315,7 +1900,7 @@ func (x *ReconciliationBreak) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationBreak.ProtoReflect.Descriptor instead.
 func (*ReconciliationBreak) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{17}
+	return file_system_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReconciliationBreak) GetKind() string {
@@ -1391,7 +1976,7 @@ type ReconciliationAsset struct {
 
 func (x *ReconciliationAsset) Reset() {
 	*x = ReconciliationAsset{}
-	mi := &file_system_proto_msgTypes[18]
+	mi := &file_system_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1988,7 @@ func (x *ReconciliationAsset) String() string {
 func (*ReconciliationAsset) ProtoMessage() {}
 
 func (x *ReconciliationAsset) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[18]
+	mi := &file_system_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +2001,7 @@ func (x *ReconciliationAsset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationAsset.ProtoReflect.Descriptor instead.
 func (*ReconciliationAsset) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{18}
+	return file_system_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReconciliationAsset) GetAsset() string {
@@ -1489,7 +2074,7 @@ type ReconciliationCash struct {
 
 func (x *ReconciliationCash) Reset() {
 	*x = ReconciliationCash{}
-	mi := &file_system_proto_msgTypes[19]
+	mi := &file_system_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +2086,7 @@ func (x *ReconciliationCash) String() string {
 func (*ReconciliationCash) ProtoMessage() {}
 
 func (x *ReconciliationCash) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[19]
+	mi := &file_system_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +2099,7 @@ func (x *ReconciliationCash) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationCash.ProtoReflect.Descriptor instead.
 func (*ReconciliationCash) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{19}
+	return file_system_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReconciliationCash) GetPotsAvailable() string {
@@ -1577,7 +2162,7 @@ type ReconciliationReport struct {
 
 func (x *ReconciliationReport) Reset() {
 	*x = ReconciliationReport{}
-	mi := &file_system_proto_msgTypes[20]
+	mi := &file_system_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +2174,7 @@ func (x *ReconciliationReport) String() string {
 func (*ReconciliationReport) ProtoMessage() {}
 
 func (x *ReconciliationReport) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[20]
+	mi := &file_system_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +2187,7 @@ func (x *ReconciliationReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationReport.ProtoReflect.Descriptor instead.
 func (*ReconciliationReport) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{20}
+	return file_system_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReconciliationReport) GetId() string {
@@ -1686,6 +2271,7 @@ type AggregatorRequest struct {
 	//	*AggregatorRequest_Allocate
 	//	*AggregatorRequest_Sweep
 	//	*AggregatorRequest_Reconcile
+	//	*AggregatorRequest_OpenDays
 	Command       isAggregatorRequest_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1693,7 +2279,7 @@ type AggregatorRequest struct {
 
 func (x *AggregatorRequest) Reset() {
 	*x = AggregatorRequest{}
-	mi := &file_system_proto_msgTypes[21]
+	mi := &file_system_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +2291,7 @@ func (x *AggregatorRequest) String() string {
 func (*AggregatorRequest) ProtoMessage() {}
 
 func (x *AggregatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[21]
+	mi := &file_system_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +2304,7 @@ func (x *AggregatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggregatorRequest.ProtoReflect.Descriptor instead.
 func (*AggregatorRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{21}
+	return file_system_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AggregatorRequest) GetCommand() isAggregatorRequest_Command {
@@ -1791,6 +2377,15 @@ func (x *AggregatorRequest) GetReconcile() *AggReconcile {
 	return nil
 }
 
+func (x *AggregatorRequest) GetOpenDays() *AggOpenDays {
+	if x != nil {
+		if x, ok := x.Command.(*AggregatorRequest_OpenDays); ok {
+			return x.OpenDays
+		}
+	}
+	return nil
+}
+
 type isAggregatorRequest_Command interface {
 	isAggregatorRequest_Command()
 }
@@ -1823,6 +2418,10 @@ type AggregatorRequest_Reconcile struct {
 	Reconcile *AggReconcile `protobuf:"bytes,7,opt,name=reconcile,proto3,oneof"`
 }
 
+type AggregatorRequest_OpenDays struct {
+	OpenDays *AggOpenDays `protobuf:"bytes,8,opt,name=open_days,json=openDays,proto3,oneof"`
+}
+
 func (*AggregatorRequest_CatchUp) isAggregatorRequest_Command() {}
 
 func (*AggregatorRequest_Settle) isAggregatorRequest_Command() {}
@@ -1837,6 +2436,8 @@ func (*AggregatorRequest_Sweep) isAggregatorRequest_Command() {}
 
 func (*AggregatorRequest_Reconcile) isAggregatorRequest_Command() {}
 
+func (*AggregatorRequest_OpenDays) isAggregatorRequest_Command() {}
+
 type AggCatchUp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1845,7 +2446,7 @@ type AggCatchUp struct {
 
 func (x *AggCatchUp) Reset() {
 	*x = AggCatchUp{}
-	mi := &file_system_proto_msgTypes[22]
+	mi := &file_system_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +2458,7 @@ func (x *AggCatchUp) String() string {
 func (*AggCatchUp) ProtoMessage() {}
 
 func (x *AggCatchUp) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[22]
+	mi := &file_system_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +2471,7 @@ func (x *AggCatchUp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggCatchUp.ProtoReflect.Descriptor instead.
 func (*AggCatchUp) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{22}
+	return file_system_proto_rawDescGZIP(), []int{29}
 }
 
 type AggSettle struct {
@@ -1882,7 +2483,7 @@ type AggSettle struct {
 
 func (x *AggSettle) Reset() {
 	*x = AggSettle{}
-	mi := &file_system_proto_msgTypes[23]
+	mi := &file_system_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +2495,7 @@ func (x *AggSettle) String() string {
 func (*AggSettle) ProtoMessage() {}
 
 func (x *AggSettle) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[23]
+	mi := &file_system_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +2508,7 @@ func (x *AggSettle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggSettle.ProtoReflect.Descriptor instead.
 func (*AggSettle) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{23}
+	return file_system_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AggSettle) GetDate() string {
@@ -1926,7 +2527,7 @@ type AggClose struct {
 
 func (x *AggClose) Reset() {
 	*x = AggClose{}
-	mi := &file_system_proto_msgTypes[24]
+	mi := &file_system_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2539,7 @@ func (x *AggClose) String() string {
 func (*AggClose) ProtoMessage() {}
 
 func (x *AggClose) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[24]
+	mi := &file_system_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2552,7 @@ func (x *AggClose) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggClose.ProtoReflect.Descriptor instead.
 func (*AggClose) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{24}
+	return file_system_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AggClose) GetDate() string {
@@ -1971,7 +2572,7 @@ type AggPrice struct {
 
 func (x *AggPrice) Reset() {
 	*x = AggPrice{}
-	mi := &file_system_proto_msgTypes[25]
+	mi := &file_system_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2584,7 @@ func (x *AggPrice) String() string {
 func (*AggPrice) ProtoMessage() {}
 
 func (x *AggPrice) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[25]
+	mi := &file_system_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2597,7 @@ func (x *AggPrice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggPrice.ProtoReflect.Descriptor instead.
 func (*AggPrice) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{25}
+	return file_system_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AggPrice) GetDate() string {
@@ -2026,7 +2627,7 @@ type AggAllocate struct {
 
 func (x *AggAllocate) Reset() {
 	*x = AggAllocate{}
-	mi := &file_system_proto_msgTypes[26]
+	mi := &file_system_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2639,7 @@ func (x *AggAllocate) String() string {
 func (*AggAllocate) ProtoMessage() {}
 
 func (x *AggAllocate) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[26]
+	mi := &file_system_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2652,7 @@ func (x *AggAllocate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggAllocate.ProtoReflect.Descriptor instead.
 func (*AggAllocate) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{26}
+	return file_system_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AggAllocate) GetDate() string {
@@ -2085,7 +2686,7 @@ type AggSweep struct {
 
 func (x *AggSweep) Reset() {
 	*x = AggSweep{}
-	mi := &file_system_proto_msgTypes[27]
+	mi := &file_system_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2097,7 +2698,7 @@ func (x *AggSweep) String() string {
 func (*AggSweep) ProtoMessage() {}
 
 func (x *AggSweep) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[27]
+	mi := &file_system_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2110,7 +2711,7 @@ func (x *AggSweep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggSweep.ProtoReflect.Descriptor instead.
 func (*AggSweep) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{27}
+	return file_system_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AggSweep) GetDate() string {
@@ -2127,6 +2728,53 @@ func (x *AggSweep) GetPrices() map[string]string {
 	return nil
 }
 
+// AggOpenDays asks for the dealing days before date with trades not yet
+// executed and not in a closed day's batch (late orders, which roll, do not
+// count).
+type AggOpenDays struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Date          string                 `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AggOpenDays) Reset() {
+	*x = AggOpenDays{}
+	mi := &file_system_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AggOpenDays) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AggOpenDays) ProtoMessage() {}
+
+func (x *AggOpenDays) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AggOpenDays.ProtoReflect.Descriptor instead.
+func (*AggOpenDays) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *AggOpenDays) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
 type AggReconcile struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Deep          bool                   `protobuf:"varint,1,opt,name=deep,proto3" json:"deep,omitempty"`
@@ -2137,7 +2785,7 @@ type AggReconcile struct {
 
 func (x *AggReconcile) Reset() {
 	*x = AggReconcile{}
-	mi := &file_system_proto_msgTypes[28]
+	mi := &file_system_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2797,7 @@ func (x *AggReconcile) String() string {
 func (*AggReconcile) ProtoMessage() {}
 
 func (x *AggReconcile) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[28]
+	mi := &file_system_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2810,7 @@ func (x *AggReconcile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggReconcile.ProtoReflect.Descriptor instead.
 func (*AggReconcile) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{28}
+	return file_system_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AggReconcile) GetDeep() bool {
@@ -2194,13 +2842,14 @@ type AggregatorResponse struct {
 	PotsTraded     int64                `protobuf:"varint,8,opt,name=pots_traded,json=potsTraded,proto3" json:"pots_traded,omitempty"`
 	Reconciliation *GroupReconciliation `protobuf:"bytes,9,opt,name=reconciliation,proto3" json:"reconciliation,omitempty"`
 	Trades         int64                `protobuf:"varint,10,opt,name=trades,proto3" json:"trades,omitempty"`
+	OpenDays       []string             `protobuf:"bytes,11,rep,name=open_days,json=openDays,proto3" json:"open_days,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AggregatorResponse) Reset() {
 	*x = AggregatorResponse{}
-	mi := &file_system_proto_msgTypes[29]
+	mi := &file_system_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2861,7 @@ func (x *AggregatorResponse) String() string {
 func (*AggregatorResponse) ProtoMessage() {}
 
 func (x *AggregatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[29]
+	mi := &file_system_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2874,7 @@ func (x *AggregatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggregatorResponse.ProtoReflect.Descriptor instead.
 func (*AggregatorResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{29}
+	return file_system_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AggregatorResponse) GetError() string {
@@ -2298,6 +2947,13 @@ func (x *AggregatorResponse) GetTrades() int64 {
 	return 0
 }
 
+func (x *AggregatorResponse) GetOpenDays() []string {
+	if x != nil {
+		return x.OpenDays
+	}
+	return nil
+}
+
 // GroupReconciliation is one group's part of a reconciliation.
 type GroupReconciliation struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -2316,7 +2972,7 @@ type GroupReconciliation struct {
 
 func (x *GroupReconciliation) Reset() {
 	*x = GroupReconciliation{}
-	mi := &file_system_proto_msgTypes[30]
+	mi := &file_system_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2328,7 +2984,7 @@ func (x *GroupReconciliation) String() string {
 func (*GroupReconciliation) ProtoMessage() {}
 
 func (x *GroupReconciliation) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[30]
+	mi := &file_system_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2341,7 +2997,7 @@ func (x *GroupReconciliation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupReconciliation.ProtoReflect.Descriptor instead.
 func (*GroupReconciliation) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{30}
+	return file_system_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GroupReconciliation) GetPots() int64 {
@@ -2407,7 +3063,7 @@ type AssetBookRequest struct {
 
 func (x *AssetBookRequest) Reset() {
 	*x = AssetBookRequest{}
-	mi := &file_system_proto_msgTypes[31]
+	mi := &file_system_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2419,7 +3075,7 @@ func (x *AssetBookRequest) String() string {
 func (*AssetBookRequest) ProtoMessage() {}
 
 func (x *AssetBookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[31]
+	mi := &file_system_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2432,7 +3088,7 @@ func (x *AssetBookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssetBookRequest.ProtoReflect.Descriptor instead.
 func (*AssetBookRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{31}
+	return file_system_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AssetBookRequest) GetCommand() isAssetBookRequest_Command {
@@ -2503,7 +3159,7 @@ type BookSend struct {
 
 func (x *BookSend) Reset() {
 	*x = BookSend{}
-	mi := &file_system_proto_msgTypes[32]
+	mi := &file_system_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2515,7 +3171,7 @@ func (x *BookSend) String() string {
 func (*BookSend) ProtoMessage() {}
 
 func (x *BookSend) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[32]
+	mi := &file_system_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2528,7 +3184,7 @@ func (x *BookSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookSend.ProtoReflect.Descriptor instead.
 func (*BookSend) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{32}
+	return file_system_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *BookSend) GetParts() []*AssetDayPart {
@@ -2546,7 +3202,7 @@ type BookStatus struct {
 
 func (x *BookStatus) Reset() {
 	*x = BookStatus{}
-	mi := &file_system_proto_msgTypes[33]
+	mi := &file_system_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +3214,7 @@ func (x *BookStatus) String() string {
 func (*BookStatus) ProtoMessage() {}
 
 func (x *BookStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[33]
+	mi := &file_system_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +3227,7 @@ func (x *BookStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookStatus.ProtoReflect.Descriptor instead.
 func (*BookStatus) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{33}
+	return file_system_proto_rawDescGZIP(), []int{41}
 }
 
 type AssetBookResponse struct {
@@ -2587,7 +3243,7 @@ type AssetBookResponse struct {
 
 func (x *AssetBookResponse) Reset() {
 	*x = AssetBookResponse{}
-	mi := &file_system_proto_msgTypes[34]
+	mi := &file_system_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2599,7 +3255,7 @@ func (x *AssetBookResponse) String() string {
 func (*AssetBookResponse) ProtoMessage() {}
 
 func (x *AssetBookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[34]
+	mi := &file_system_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2612,7 +3268,7 @@ func (x *AssetBookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssetBookResponse.ProtoReflect.Descriptor instead.
 func (*AssetBookResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{34}
+	return file_system_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AssetBookResponse) GetError() string {
@@ -2663,7 +3319,7 @@ type CycleRequest struct {
 
 func (x *CycleRequest) Reset() {
 	*x = CycleRequest{}
-	mi := &file_system_proto_msgTypes[35]
+	mi := &file_system_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2675,7 +3331,7 @@ func (x *CycleRequest) String() string {
 func (*CycleRequest) ProtoMessage() {}
 
 func (x *CycleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[35]
+	mi := &file_system_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2688,7 +3344,7 @@ func (x *CycleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleRequest.ProtoReflect.Descriptor instead.
 func (*CycleRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{35}
+	return file_system_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CycleRequest) GetCommand() isCycleRequest_Command {
@@ -2732,16 +3388,22 @@ func (*CycleRequest_Run) isCycleRequest_Command() {}
 
 func (*CycleRequest_Get) isCycleRequest_Command() {}
 
+// CycleRun runs the cycle. force passes earlier dealing days with open
+// trades (their orders roll to the next open day); it needs a reason, and by
+// names the operator.
 type CycleRun struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Rebalance     bool                   `protobuf:"varint,1,opt,name=rebalance,proto3" json:"rebalance,omitempty"`
+	Force         bool                   `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	By            string                 `protobuf:"bytes,4,opt,name=by,proto3" json:"by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CycleRun) Reset() {
 	*x = CycleRun{}
-	mi := &file_system_proto_msgTypes[36]
+	mi := &file_system_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2753,7 +3415,7 @@ func (x *CycleRun) String() string {
 func (*CycleRun) ProtoMessage() {}
 
 func (x *CycleRun) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[36]
+	mi := &file_system_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2766,7 +3428,7 @@ func (x *CycleRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleRun.ProtoReflect.Descriptor instead.
 func (*CycleRun) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{36}
+	return file_system_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CycleRun) GetRebalance() bool {
@@ -2774,6 +3436,27 @@ func (x *CycleRun) GetRebalance() bool {
 		return x.Rebalance
 	}
 	return false
+}
+
+func (x *CycleRun) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+func (x *CycleRun) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *CycleRun) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
 }
 
 type CycleGet struct {
@@ -2784,7 +3467,7 @@ type CycleGet struct {
 
 func (x *CycleGet) Reset() {
 	*x = CycleGet{}
-	mi := &file_system_proto_msgTypes[37]
+	mi := &file_system_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2796,7 +3479,7 @@ func (x *CycleGet) String() string {
 func (*CycleGet) ProtoMessage() {}
 
 func (x *CycleGet) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[37]
+	mi := &file_system_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2809,7 +3492,7 @@ func (x *CycleGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleGet.ProtoReflect.Descriptor instead.
 func (*CycleGet) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{37}
+	return file_system_proto_rawDescGZIP(), []int{45}
 }
 
 type CycleResponse struct {
@@ -2824,7 +3507,7 @@ type CycleResponse struct {
 
 func (x *CycleResponse) Reset() {
 	*x = CycleResponse{}
-	mi := &file_system_proto_msgTypes[38]
+	mi := &file_system_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2836,7 +3519,7 @@ func (x *CycleResponse) String() string {
 func (*CycleResponse) ProtoMessage() {}
 
 func (x *CycleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[38]
+	mi := &file_system_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2849,7 +3532,7 @@ func (x *CycleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleResponse.ProtoReflect.Descriptor instead.
 func (*CycleResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{38}
+	return file_system_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CycleResponse) GetError() string {
@@ -2879,6 +3562,7 @@ type PricesRequest struct {
 	//
 	//	*PricesRequest_Publish
 	//	*PricesRequest_Get
+	//	*PricesRequest_Use
 	Command       isPricesRequest_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2886,7 +3570,7 @@ type PricesRequest struct {
 
 func (x *PricesRequest) Reset() {
 	*x = PricesRequest{}
-	mi := &file_system_proto_msgTypes[39]
+	mi := &file_system_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +3582,7 @@ func (x *PricesRequest) String() string {
 func (*PricesRequest) ProtoMessage() {}
 
 func (x *PricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[39]
+	mi := &file_system_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +3595,7 @@ func (x *PricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PricesRequest.ProtoReflect.Descriptor instead.
 func (*PricesRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{39}
+	return file_system_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *PricesRequest) GetCommand() isPricesRequest_Command {
@@ -2939,6 +3623,15 @@ func (x *PricesRequest) GetGet() *PricesGet {
 	return nil
 }
 
+func (x *PricesRequest) GetUse() *PricesUse {
+	if x != nil {
+		if x, ok := x.Command.(*PricesRequest_Use); ok {
+			return x.Use
+		}
+	}
+	return nil
+}
+
 type isPricesRequest_Command interface {
 	isPricesRequest_Command()
 }
@@ -2951,9 +3644,15 @@ type PricesRequest_Get struct {
 	Get *PricesGet `protobuf:"bytes,2,opt,name=get,proto3,oneof"`
 }
 
+type PricesRequest_Use struct {
+	Use *PricesUse `protobuf:"bytes,3,opt,name=use,proto3,oneof"`
+}
+
 func (*PricesRequest_Publish) isPricesRequest_Command() {}
 
 func (*PricesRequest_Get) isPricesRequest_Command() {}
+
+func (*PricesRequest_Use) isPricesRequest_Command() {}
 
 type PricesGet struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2963,7 +3662,7 @@ type PricesGet struct {
 
 func (x *PricesGet) Reset() {
 	*x = PricesGet{}
-	mi := &file_system_proto_msgTypes[40]
+	mi := &file_system_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3674,7 @@ func (x *PricesGet) String() string {
 func (*PricesGet) ProtoMessage() {}
 
 func (x *PricesGet) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[40]
+	mi := &file_system_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,21 +3687,61 @@ func (x *PricesGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PricesGet.ProtoReflect.Descriptor instead.
 func (*PricesGet) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{40}
+	return file_system_proto_rawDescGZIP(), []int{48}
+}
+
+// PricesUse: a cycle takes the prices to deal at, after its cut-off.
+type PricesUse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PricesUse) Reset() {
+	*x = PricesUse{}
+	mi := &file_system_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PricesUse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PricesUse) ProtoMessage() {}
+
+func (x *PricesUse) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PricesUse.ProtoReflect.Descriptor instead.
+func (*PricesUse) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{49}
 }
 
 type PricesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Error         string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	ErrorCode     string                 `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	Prices        *PricesPublished       `protobuf:"bytes,3,opt,name=prices,proto3" json:"prices,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Error     string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	ErrorCode string                 `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	Prices    *PricesPublished       `protobuf:"bytes,3,opt,name=prices,proto3" json:"prices,omitempty"`
+	// history: the first publication and every correction, oldest first.
+	History       []*PricesPublished `protobuf:"bytes,4,rep,name=history,proto3" json:"history,omitempty"`
+	Used          bool               `protobuf:"varint,5,opt,name=used,proto3" json:"used,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PricesResponse) Reset() {
 	*x = PricesResponse{}
-	mi := &file_system_proto_msgTypes[41]
+	mi := &file_system_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3014,7 +3753,7 @@ func (x *PricesResponse) String() string {
 func (*PricesResponse) ProtoMessage() {}
 
 func (x *PricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[41]
+	mi := &file_system_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3027,7 +3766,7 @@ func (x *PricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PricesResponse.ProtoReflect.Descriptor instead.
 func (*PricesResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{41}
+	return file_system_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PricesResponse) GetError() string {
@@ -3051,6 +3790,20 @@ func (x *PricesResponse) GetPrices() *PricesPublished {
 	return nil
 }
 
+func (x *PricesResponse) GetHistory() []*PricesPublished {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+func (x *PricesResponse) GetUsed() bool {
+	if x != nil {
+		return x.Used
+	}
+	return false
+}
+
 type ReconciliationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Command:
@@ -3064,7 +3817,7 @@ type ReconciliationRequest struct {
 
 func (x *ReconciliationRequest) Reset() {
 	*x = ReconciliationRequest{}
-	mi := &file_system_proto_msgTypes[42]
+	mi := &file_system_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3076,7 +3829,7 @@ func (x *ReconciliationRequest) String() string {
 func (*ReconciliationRequest) ProtoMessage() {}
 
 func (x *ReconciliationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[42]
+	mi := &file_system_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3089,7 +3842,7 @@ func (x *ReconciliationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationRequest.ProtoReflect.Descriptor instead.
 func (*ReconciliationRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{42}
+	return file_system_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ReconciliationRequest) GetCommand() isReconciliationRequest_Command {
@@ -3145,7 +3898,7 @@ type ReconRun struct {
 
 func (x *ReconRun) Reset() {
 	*x = ReconRun{}
-	mi := &file_system_proto_msgTypes[43]
+	mi := &file_system_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3157,7 +3910,7 @@ func (x *ReconRun) String() string {
 func (*ReconRun) ProtoMessage() {}
 
 func (x *ReconRun) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[43]
+	mi := &file_system_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3170,7 +3923,7 @@ func (x *ReconRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconRun.ProtoReflect.Descriptor instead.
 func (*ReconRun) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{43}
+	return file_system_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ReconRun) GetDeep() bool {
@@ -3195,7 +3948,7 @@ type ReconGet struct {
 
 func (x *ReconGet) Reset() {
 	*x = ReconGet{}
-	mi := &file_system_proto_msgTypes[44]
+	mi := &file_system_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3207,7 +3960,7 @@ func (x *ReconGet) String() string {
 func (*ReconGet) ProtoMessage() {}
 
 func (x *ReconGet) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[44]
+	mi := &file_system_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3220,7 +3973,7 @@ func (x *ReconGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconGet.ProtoReflect.Descriptor instead.
 func (*ReconGet) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{44}
+	return file_system_proto_rawDescGZIP(), []int{53}
 }
 
 type ReconciliationResponse struct {
@@ -3228,15 +3981,21 @@ type ReconciliationResponse struct {
 	Error     string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
 	ErrorCode string                 `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	Report    *ReconciliationReport  `protobuf:"bytes,3,opt,name=report,proto3" json:"report,omitempty"`
-	// running: the run is under way (ask again); report is set once done.
-	Running       bool `protobuf:"varint,4,opt,name=running,proto3" json:"running,omitempty"`
+	// running: the run is under way (ask again); report is set once done,
+	// and holds the run's id, date and scope meanwhile.
+	Running bool `protobuf:"varint,4,opt,name=running,proto3" json:"running,omitempty"`
+	// progress of a run under way: groups done of total.
+	ProgressDone  int64 `protobuf:"varint,5,opt,name=progress_done,json=progressDone,proto3" json:"progress_done,omitempty"`
+	ProgressTotal int64 `protobuf:"varint,6,opt,name=progress_total,json=progressTotal,proto3" json:"progress_total,omitempty"`
+	// problem: why the last run failed (running it again retries).
+	Problem       *CycleProblem `protobuf:"bytes,7,opt,name=problem,proto3" json:"problem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReconciliationResponse) Reset() {
 	*x = ReconciliationResponse{}
-	mi := &file_system_proto_msgTypes[45]
+	mi := &file_system_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3248,7 +4007,7 @@ func (x *ReconciliationResponse) String() string {
 func (*ReconciliationResponse) ProtoMessage() {}
 
 func (x *ReconciliationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[45]
+	mi := &file_system_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3261,7 +4020,7 @@ func (x *ReconciliationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationResponse.ProtoReflect.Descriptor instead.
 func (*ReconciliationResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{45}
+	return file_system_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ReconciliationResponse) GetError() string {
@@ -3292,19 +4051,61 @@ func (x *ReconciliationResponse) GetRunning() bool {
 	return false
 }
 
+func (x *ReconciliationResponse) GetProgressDone() int64 {
+	if x != nil {
+		return x.ProgressDone
+	}
+	return 0
+}
+
+func (x *ReconciliationResponse) GetProgressTotal() int64 {
+	if x != nil {
+		return x.ProgressTotal
+	}
+	return 0
+}
+
+func (x *ReconciliationResponse) GetProblem() *CycleProblem {
+	if x != nil {
+		return x.Problem
+	}
+	return nil
+}
+
 var File_system_proto protoreflect.FileDescriptor
 
 const file_system_proto_rawDesc = "" +
 	"\n" +
-	"\fsystem.proto\x12\x0emastertrust.v1\x1a\fevents.proto\x1a\rdealing.proto\"\xc7\x01\n" +
+	"\fsystem.proto\x12\x0emastertrust.v1\x1a\fevents.proto\x1a\rdealing.proto\"\xef\x01\n" +
 	"\x0fPricesPublished\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12C\n" +
 	"\x06prices\x18\x02 \x03(\v2+.mastertrust.v1.PricesPublished.PricesEntryR\x06prices\x12 \n" +
 	"\fat_unix_nano\x18\x03 \x01(\x03R\n" +
+	"atUnixNano\x12\x0e\n" +
+	"\x02by\x18\x04 \x01(\tR\x02by\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x1a9\n" +
+	"\vPricesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf7\x02\n" +
+	"\x0fPricesCorrected\x12\x12\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\x12C\n" +
+	"\x06prices\x18\x02 \x03(\v2+.mastertrust.v1.PricesCorrected.PricesEntryR\x06prices\x12I\n" +
+	"\bprevious\x18\x03 \x03(\v2-.mastertrust.v1.PricesCorrected.PreviousEntryR\bprevious\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x0e\n" +
+	"\x02by\x18\x05 \x01(\tR\x02by\x12 \n" +
+	"\fat_unix_nano\x18\x06 \x01(\x03R\n" +
 	"atUnixNano\x1a9\n" +
 	"\vPricesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
+	"\rPreviousEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"B\n" +
+	"\n" +
+	"PricesUsed\x12\x12\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\x12 \n" +
+	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
+	"atUnixNano\"^\n" +
 	"\tDayCutOff\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12\x1b\n" +
 	"\topen_from\x18\x02 \x01(\tR\bopenFrom\x12 \n" +
@@ -3368,9 +4169,27 @@ const file_system_proto_rawDesc = "" +
 	"\x06report\x18\x01 \x01(\v2\x1f.mastertrust.v1.ExecutionReportR\x06report\x12\x1a\n" +
 	"\bmismatch\x18\x02 \x01(\tR\bmismatch\x12 \n" +
 	"\fat_unix_nano\x18\x03 \x01(\x03R\n" +
-	"atUnixNano\"E\n" +
+	"atUnixNano\"\xaf\x01\n" +
+	"\fCycleStarted\x12\x12\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\x12\x1c\n" +
+	"\trebalance\x18\x02 \x01(\bR\trebalance\x12#\n" +
+	"\rforced_reason\x18\x03 \x01(\tR\fforcedReason\x12\x0e\n" +
+	"\x02by\x18\x04 \x01(\tR\x02by\x12 \n" +
+	"\fat_unix_nano\x18\x05 \x01(\x03R\n" +
+	"atUnixNano\x12\x16\n" +
+	"\x06passed\x18\x06 \x03(\tR\x06passed\"v\n" +
 	"\rCycleStepDone\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\tR\x04step\x12 \n" +
+	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
+	"atUnixNano\x12/\n" +
+	"\x14started_at_unix_nano\x18\x03 \x01(\x03R\x11startedAtUnixNano\"{\n" +
+	"\vCycleFailed\x12\x12\n" +
+	"\x04step\x18\x01 \x01(\tR\x04step\x126\n" +
+	"\aproblem\x18\x02 \x01(\v2\x1c.mastertrust.v1.CycleProblemR\aproblem\x12 \n" +
+	"\fat_unix_nano\x18\x03 \x01(\x03R\n" +
+	"atUnixNano\"D\n" +
+	"\fDayCompleted\x12\x12\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\x12 \n" +
 	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
 	"atUnixNano\"j\n" +
 	"\x0eCycleCompleted\x126\n" +
@@ -3394,7 +4213,7 @@ const file_system_proto_rawDesc = "" +
 	"\x05asset\x18\x02 \x01(\tR\x05asset\x12\x16\n" +
 	"\x06trades\x18\x03 \x01(\x03R\x06trades\x12'\n" +
 	"\x0fmanifest_sha256\x18\x04 \x01(\tR\x0emanifestSha256\x12%\n" +
-	"\x0ehouse_residual\x18\x05 \x01(\tR\rhouseResidual\"\xab\x04\n" +
+	"\x0ehouse_residual\x18\x05 \x01(\tR\rhouseResidual\"\xe1\a\n" +
 	"\fCycleSummary\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x122\n" +
@@ -3411,10 +4230,29 @@ const file_system_proto_rawDesc = "" +
 	"\x04step\x18\v \x01(\tR\x04step\x12\x14\n" +
 	"\x05error\x18\f \x01(\tR\x05error\x12M\n" +
 	"\vstep_micros\x18\r \x03(\v2,.mastertrust.v1.CycleSummary.StepMicrosEntryR\n" +
-	"stepMicros\x1a=\n" +
+	"stepMicros\x12/\n" +
+	"\x14started_at_unix_nano\x18\x0e \x01(\x03R\x11startedAtUnixNano\x121\n" +
+	"\x15finished_at_unix_nano\x18\x0f \x01(\x03R\x12finishedAtUnixNano\x12/\n" +
+	"\x05steps\x18\x10 \x03(\v2\x19.mastertrust.v1.CycleStepR\x05steps\x12#\n" +
+	"\rprogress_done\x18\x11 \x01(\x03R\fprogressDone\x12%\n" +
+	"\x0eprogress_total\x18\x12 \x01(\x03R\rprogressTotal\x12#\n" +
+	"\rprogress_unit\x18\x13 \x01(\tR\fprogressUnit\x126\n" +
+	"\aproblem\x18\x14 \x01(\v2\x1c.mastertrust.v1.CycleProblemR\aproblem\x12#\n" +
+	"\rforced_reason\x18\x15 \x01(\tR\fforcedReason\x12\x1b\n" +
+	"\tforced_by\x18\x16 \x01(\tR\bforcedBy\x12\x16\n" +
+	"\x06passed\x18\x17 \x03(\tR\x06passed\x12\x1c\n" +
+	"\trebalance\x18\x18 \x01(\bR\trebalance\x1a=\n" +
 	"\x0fStepMicrosEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xdc\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x83\x01\n" +
+	"\tCycleStep\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
+	"\x14started_at_unix_nano\x18\x02 \x01(\x03R\x11startedAtUnixNano\x121\n" +
+	"\x15finished_at_unix_nano\x18\x03 \x01(\x03R\x12finishedAtUnixNano\"X\n" +
+	"\fCycleProblem\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x16\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x1c\n" +
+	"\tresumable\x18\x03 \x01(\bR\tresumable\"\xdc\x01\n" +
 	"\x13ReconciliationBreak\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
 	"\x05asset\x18\x02 \x01(\tR\x05asset\x12\x1b\n" +
@@ -3457,7 +4295,7 @@ const file_system_proto_rawDesc = "" +
 	"\x04cash\x18\b \x01(\v2\".mastertrust.v1.ReconciliationCashR\x04cash\x12\x14\n" +
 	"\x05scope\x18\t \x01(\tR\x05scope\x12'\n" +
 	"\x0fduration_micros\x18\n" +
-	" \x01(\x03R\x0edurationMicros\"\x9b\x03\n" +
+	" \x01(\x03R\x0edurationMicros\"\xd7\x03\n" +
 	"\x11AggregatorRequest\x127\n" +
 	"\bcatch_up\x18\x01 \x01(\v2\x1a.mastertrust.v1.AggCatchUpH\x00R\acatchUp\x123\n" +
 	"\x06settle\x18\x02 \x01(\v2\x19.mastertrust.v1.AggSettleH\x00R\x06settle\x120\n" +
@@ -3465,7 +4303,8 @@ const file_system_proto_rawDesc = "" +
 	"\x05price\x18\x04 \x01(\v2\x18.mastertrust.v1.AggPriceH\x00R\x05price\x129\n" +
 	"\ballocate\x18\x05 \x01(\v2\x1b.mastertrust.v1.AggAllocateH\x00R\ballocate\x120\n" +
 	"\x05sweep\x18\x06 \x01(\v2\x18.mastertrust.v1.AggSweepH\x00R\x05sweep\x12<\n" +
-	"\treconcile\x18\a \x01(\v2\x1c.mastertrust.v1.AggReconcileH\x00R\treconcileB\t\n" +
+	"\treconcile\x18\a \x01(\v2\x1c.mastertrust.v1.AggReconcileH\x00R\treconcile\x12:\n" +
+	"\topen_days\x18\b \x01(\v2\x1b.mastertrust.v1.AggOpenDaysH\x00R\bopenDaysB\t\n" +
 	"\acommand\"\f\n" +
 	"\n" +
 	"AggCatchUp\"\x1f\n" +
@@ -3494,10 +4333,12 @@ const file_system_proto_rawDesc = "" +
 	"\x06prices\x18\x02 \x03(\v2$.mastertrust.v1.AggSweep.PricesEntryR\x06prices\x1a9\n" +
 	"\vPricesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"!\n" +
+	"\vAggOpenDays\x12\x12\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\"7\n" +
 	"\fAggReconcile\x12\x12\n" +
 	"\x04deep\x18\x01 \x01(\bR\x04deep\x12\x13\n" +
-	"\x05as_of\x18\x02 \x01(\tR\x04asOf\"\x92\x03\n" +
+	"\x05as_of\x18\x02 \x01(\tR\x04asOf\"\xaf\x03\n" +
 	"\x12AggregatorResponse\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12%\n" +
 	"\x0etrades_settled\x18\x02 \x01(\x03R\rtradesSettled\x12\x16\n" +
@@ -3510,7 +4351,8 @@ const file_system_proto_rawDesc = "" +
 	"potsTraded\x12K\n" +
 	"\x0ereconciliation\x18\t \x01(\v2#.mastertrust.v1.GroupReconciliationR\x0ereconciliation\x12\x16\n" +
 	"\x06trades\x18\n" +
-	" \x01(\x03R\x06trades\"\xce\x02\n" +
+	" \x01(\x03R\x06trades\x12\x1b\n" +
+	"\topen_days\x18\v \x03(\tR\bopenDays\"\xce\x02\n" +
 	"\x13GroupReconciliation\x12\x12\n" +
 	"\x04pots\x18\x01 \x01(\x03R\x04pots\x12;\n" +
 	"\x06breaks\x18\x02 \x03(\v2#.mastertrust.v1.ReconciliationBreakR\x06breaks\x12;\n" +
@@ -3537,26 +4379,33 @@ const file_system_proto_rawDesc = "" +
 	"\fCycleRequest\x12,\n" +
 	"\x03run\x18\x01 \x01(\v2\x18.mastertrust.v1.CycleRunH\x00R\x03run\x12,\n" +
 	"\x03get\x18\x02 \x01(\v2\x18.mastertrust.v1.CycleGetH\x00R\x03getB\t\n" +
-	"\acommand\"(\n" +
+	"\acommand\"f\n" +
 	"\bCycleRun\x12\x1c\n" +
-	"\trebalance\x18\x01 \x01(\bR\trebalance\"\n" +
+	"\trebalance\x18\x01 \x01(\bR\trebalance\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x0e\n" +
+	"\x02by\x18\x04 \x01(\tR\x02by\"\n" +
 	"\n" +
 	"\bCycleGet\"|\n" +
 	"\rCycleResponse\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\tR\terrorCode\x126\n" +
-	"\asummary\x18\x03 \x01(\v2\x1c.mastertrust.v1.CycleSummaryR\asummary\"\x86\x01\n" +
+	"\asummary\x18\x03 \x01(\v2\x1c.mastertrust.v1.CycleSummaryR\asummary\"\xb5\x01\n" +
 	"\rPricesRequest\x12;\n" +
 	"\apublish\x18\x01 \x01(\v2\x1f.mastertrust.v1.PricesPublishedH\x00R\apublish\x12-\n" +
-	"\x03get\x18\x02 \x01(\v2\x19.mastertrust.v1.PricesGetH\x00R\x03getB\t\n" +
+	"\x03get\x18\x02 \x01(\v2\x19.mastertrust.v1.PricesGetH\x00R\x03get\x12-\n" +
+	"\x03use\x18\x03 \x01(\v2\x19.mastertrust.v1.PricesUseH\x00R\x03useB\t\n" +
 	"\acommand\"\v\n" +
-	"\tPricesGet\"~\n" +
+	"\tPricesGet\"\v\n" +
+	"\tPricesUse\"\xcd\x01\n" +
 	"\x0ePricesResponse\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\tR\terrorCode\x127\n" +
-	"\x06prices\x18\x03 \x01(\v2\x1f.mastertrust.v1.PricesPublishedR\x06prices\"~\n" +
+	"\x06prices\x18\x03 \x01(\v2\x1f.mastertrust.v1.PricesPublishedR\x06prices\x129\n" +
+	"\ahistory\x18\x04 \x03(\v2\x1f.mastertrust.v1.PricesPublishedR\ahistory\x12\x12\n" +
+	"\x04used\x18\x05 \x01(\bR\x04used\"~\n" +
 	"\x15ReconciliationRequest\x12,\n" +
 	"\x03run\x18\x01 \x01(\v2\x18.mastertrust.v1.ReconRunH\x00R\x03run\x12,\n" +
 	"\x03get\x18\x02 \x01(\v2\x18.mastertrust.v1.ReconGetH\x00R\x03getB\t\n" +
@@ -3565,13 +4414,16 @@ const file_system_proto_rawDesc = "" +
 	"\x04deep\x18\x01 \x01(\bR\x04deep\x12\x13\n" +
 	"\x05as_of\x18\x02 \x01(\tR\x04asOf\"\n" +
 	"\n" +
-	"\bReconGet\"\xa5\x01\n" +
+	"\bReconGet\"\xa9\x02\n" +
 	"\x16ReconciliationResponse\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\tR\terrorCode\x12<\n" +
 	"\x06report\x18\x03 \x01(\v2$.mastertrust.v1.ReconciliationReportR\x06report\x12\x18\n" +
-	"\arunning\x18\x04 \x01(\bR\arunning2]\n" +
+	"\arunning\x18\x04 \x01(\bR\arunning\x12#\n" +
+	"\rprogress_done\x18\x05 \x01(\x03R\fprogressDone\x12%\n" +
+	"\x0eprogress_total\x18\x06 \x01(\x03R\rprogressTotal\x126\n" +
+	"\aproblem\x18\a \x01(\v2\x1c.mastertrust.v1.CycleProblemR\aproblem2]\n" +
 	"\n" +
 	"Aggregator\x12O\n" +
 	"\x06Handle\x12!.mastertrust.v1.AggregatorRequest\x1a\".mastertrust.v1.AggregatorResponse2Z\n" +
@@ -3596,126 +4448,146 @@ func file_system_proto_rawDescGZIP() []byte {
 	return file_system_proto_rawDescData
 }
 
-var file_system_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_system_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_system_proto_goTypes = []any{
 	(*PricesPublished)(nil),        // 0: mastertrust.v1.PricesPublished
-	(*DayCutOff)(nil),              // 1: mastertrust.v1.DayCutOff
-	(*DayClosed)(nil),              // 2: mastertrust.v1.DayClosed
-	(*DayPriced)(nil),              // 3: mastertrust.v1.DayPriced
-	(*AllocationStarted)(nil),      // 4: mastertrust.v1.AllocationStarted
-	(*TradeAbsorbed)(nil),          // 5: mastertrust.v1.TradeAbsorbed
-	(*ContractNotesPublished)(nil), // 6: mastertrust.v1.ContractNotesPublished
-	(*SweepProgress)(nil),          // 7: mastertrust.v1.SweepProgress
-	(*BatchRecorded)(nil),          // 8: mastertrust.v1.BatchRecorded
-	(*OrderSent)(nil),              // 9: mastertrust.v1.OrderSent
-	(*ExecutionRecorded)(nil),      // 10: mastertrust.v1.ExecutionRecorded
-	(*CycleStepDone)(nil),          // 11: mastertrust.v1.CycleStepDone
-	(*CycleCompleted)(nil),         // 12: mastertrust.v1.CycleCompleted
-	(*ReconciliationRecorded)(nil), // 13: mastertrust.v1.ReconciliationRecorded
-	(*CycleOrder)(nil),             // 14: mastertrust.v1.CycleOrder
-	(*CycleBatch)(nil),             // 15: mastertrust.v1.CycleBatch
-	(*CycleSummary)(nil),           // 16: mastertrust.v1.CycleSummary
-	(*ReconciliationBreak)(nil),    // 17: mastertrust.v1.ReconciliationBreak
-	(*ReconciliationAsset)(nil),    // 18: mastertrust.v1.ReconciliationAsset
-	(*ReconciliationCash)(nil),     // 19: mastertrust.v1.ReconciliationCash
-	(*ReconciliationReport)(nil),   // 20: mastertrust.v1.ReconciliationReport
-	(*AggregatorRequest)(nil),      // 21: mastertrust.v1.AggregatorRequest
-	(*AggCatchUp)(nil),             // 22: mastertrust.v1.AggCatchUp
-	(*AggSettle)(nil),              // 23: mastertrust.v1.AggSettle
-	(*AggClose)(nil),               // 24: mastertrust.v1.AggClose
-	(*AggPrice)(nil),               // 25: mastertrust.v1.AggPrice
-	(*AggAllocate)(nil),            // 26: mastertrust.v1.AggAllocate
-	(*AggSweep)(nil),               // 27: mastertrust.v1.AggSweep
-	(*AggReconcile)(nil),           // 28: mastertrust.v1.AggReconcile
-	(*AggregatorResponse)(nil),     // 29: mastertrust.v1.AggregatorResponse
-	(*GroupReconciliation)(nil),    // 30: mastertrust.v1.GroupReconciliation
-	(*AssetBookRequest)(nil),       // 31: mastertrust.v1.AssetBookRequest
-	(*BookSend)(nil),               // 32: mastertrust.v1.BookSend
-	(*BookStatus)(nil),             // 33: mastertrust.v1.BookStatus
-	(*AssetBookResponse)(nil),      // 34: mastertrust.v1.AssetBookResponse
-	(*CycleRequest)(nil),           // 35: mastertrust.v1.CycleRequest
-	(*CycleRun)(nil),               // 36: mastertrust.v1.CycleRun
-	(*CycleGet)(nil),               // 37: mastertrust.v1.CycleGet
-	(*CycleResponse)(nil),          // 38: mastertrust.v1.CycleResponse
-	(*PricesRequest)(nil),          // 39: mastertrust.v1.PricesRequest
-	(*PricesGet)(nil),              // 40: mastertrust.v1.PricesGet
-	(*PricesResponse)(nil),         // 41: mastertrust.v1.PricesResponse
-	(*ReconciliationRequest)(nil),  // 42: mastertrust.v1.ReconciliationRequest
-	(*ReconRun)(nil),               // 43: mastertrust.v1.ReconRun
-	(*ReconGet)(nil),               // 44: mastertrust.v1.ReconGet
-	(*ReconciliationResponse)(nil), // 45: mastertrust.v1.ReconciliationResponse
-	nil,                            // 46: mastertrust.v1.PricesPublished.PricesEntry
-	nil,                            // 47: mastertrust.v1.CycleSummary.StepMicrosEntry
-	nil,                            // 48: mastertrust.v1.AggPrice.PricesEntry
-	nil,                            // 49: mastertrust.v1.AggAllocate.PricesEntry
-	nil,                            // 50: mastertrust.v1.AggAllocate.ExecutionIdsEntry
-	nil,                            // 51: mastertrust.v1.AggSweep.PricesEntry
-	(*AssetDayPart)(nil),           // 52: mastertrust.v1.AssetDayPart
-	(Side)(0),                      // 53: mastertrust.v1.Side
-	(*ExecutionReport)(nil),        // 54: mastertrust.v1.ExecutionReport
+	(*PricesCorrected)(nil),        // 1: mastertrust.v1.PricesCorrected
+	(*PricesUsed)(nil),             // 2: mastertrust.v1.PricesUsed
+	(*DayCutOff)(nil),              // 3: mastertrust.v1.DayCutOff
+	(*DayClosed)(nil),              // 4: mastertrust.v1.DayClosed
+	(*DayPriced)(nil),              // 5: mastertrust.v1.DayPriced
+	(*AllocationStarted)(nil),      // 6: mastertrust.v1.AllocationStarted
+	(*TradeAbsorbed)(nil),          // 7: mastertrust.v1.TradeAbsorbed
+	(*ContractNotesPublished)(nil), // 8: mastertrust.v1.ContractNotesPublished
+	(*SweepProgress)(nil),          // 9: mastertrust.v1.SweepProgress
+	(*BatchRecorded)(nil),          // 10: mastertrust.v1.BatchRecorded
+	(*OrderSent)(nil),              // 11: mastertrust.v1.OrderSent
+	(*ExecutionRecorded)(nil),      // 12: mastertrust.v1.ExecutionRecorded
+	(*CycleStarted)(nil),           // 13: mastertrust.v1.CycleStarted
+	(*CycleStepDone)(nil),          // 14: mastertrust.v1.CycleStepDone
+	(*CycleFailed)(nil),            // 15: mastertrust.v1.CycleFailed
+	(*DayCompleted)(nil),           // 16: mastertrust.v1.DayCompleted
+	(*CycleCompleted)(nil),         // 17: mastertrust.v1.CycleCompleted
+	(*ReconciliationRecorded)(nil), // 18: mastertrust.v1.ReconciliationRecorded
+	(*CycleOrder)(nil),             // 19: mastertrust.v1.CycleOrder
+	(*CycleBatch)(nil),             // 20: mastertrust.v1.CycleBatch
+	(*CycleSummary)(nil),           // 21: mastertrust.v1.CycleSummary
+	(*CycleStep)(nil),              // 22: mastertrust.v1.CycleStep
+	(*CycleProblem)(nil),           // 23: mastertrust.v1.CycleProblem
+	(*ReconciliationBreak)(nil),    // 24: mastertrust.v1.ReconciliationBreak
+	(*ReconciliationAsset)(nil),    // 25: mastertrust.v1.ReconciliationAsset
+	(*ReconciliationCash)(nil),     // 26: mastertrust.v1.ReconciliationCash
+	(*ReconciliationReport)(nil),   // 27: mastertrust.v1.ReconciliationReport
+	(*AggregatorRequest)(nil),      // 28: mastertrust.v1.AggregatorRequest
+	(*AggCatchUp)(nil),             // 29: mastertrust.v1.AggCatchUp
+	(*AggSettle)(nil),              // 30: mastertrust.v1.AggSettle
+	(*AggClose)(nil),               // 31: mastertrust.v1.AggClose
+	(*AggPrice)(nil),               // 32: mastertrust.v1.AggPrice
+	(*AggAllocate)(nil),            // 33: mastertrust.v1.AggAllocate
+	(*AggSweep)(nil),               // 34: mastertrust.v1.AggSweep
+	(*AggOpenDays)(nil),            // 35: mastertrust.v1.AggOpenDays
+	(*AggReconcile)(nil),           // 36: mastertrust.v1.AggReconcile
+	(*AggregatorResponse)(nil),     // 37: mastertrust.v1.AggregatorResponse
+	(*GroupReconciliation)(nil),    // 38: mastertrust.v1.GroupReconciliation
+	(*AssetBookRequest)(nil),       // 39: mastertrust.v1.AssetBookRequest
+	(*BookSend)(nil),               // 40: mastertrust.v1.BookSend
+	(*BookStatus)(nil),             // 41: mastertrust.v1.BookStatus
+	(*AssetBookResponse)(nil),      // 42: mastertrust.v1.AssetBookResponse
+	(*CycleRequest)(nil),           // 43: mastertrust.v1.CycleRequest
+	(*CycleRun)(nil),               // 44: mastertrust.v1.CycleRun
+	(*CycleGet)(nil),               // 45: mastertrust.v1.CycleGet
+	(*CycleResponse)(nil),          // 46: mastertrust.v1.CycleResponse
+	(*PricesRequest)(nil),          // 47: mastertrust.v1.PricesRequest
+	(*PricesGet)(nil),              // 48: mastertrust.v1.PricesGet
+	(*PricesUse)(nil),              // 49: mastertrust.v1.PricesUse
+	(*PricesResponse)(nil),         // 50: mastertrust.v1.PricesResponse
+	(*ReconciliationRequest)(nil),  // 51: mastertrust.v1.ReconciliationRequest
+	(*ReconRun)(nil),               // 52: mastertrust.v1.ReconRun
+	(*ReconGet)(nil),               // 53: mastertrust.v1.ReconGet
+	(*ReconciliationResponse)(nil), // 54: mastertrust.v1.ReconciliationResponse
+	nil,                            // 55: mastertrust.v1.PricesPublished.PricesEntry
+	nil,                            // 56: mastertrust.v1.PricesCorrected.PricesEntry
+	nil,                            // 57: mastertrust.v1.PricesCorrected.PreviousEntry
+	nil,                            // 58: mastertrust.v1.CycleSummary.StepMicrosEntry
+	nil,                            // 59: mastertrust.v1.AggPrice.PricesEntry
+	nil,                            // 60: mastertrust.v1.AggAllocate.PricesEntry
+	nil,                            // 61: mastertrust.v1.AggAllocate.ExecutionIdsEntry
+	nil,                            // 62: mastertrust.v1.AggSweep.PricesEntry
+	(*AssetDayPart)(nil),           // 63: mastertrust.v1.AssetDayPart
+	(Side)(0),                      // 64: mastertrust.v1.Side
+	(*ExecutionReport)(nil),        // 65: mastertrust.v1.ExecutionReport
 }
 var file_system_proto_depIdxs = []int32{
-	46, // 0: mastertrust.v1.PricesPublished.prices:type_name -> mastertrust.v1.PricesPublished.PricesEntry
-	52, // 1: mastertrust.v1.DayPriced.parts:type_name -> mastertrust.v1.AssetDayPart
-	53, // 2: mastertrust.v1.TradeAbsorbed.side:type_name -> mastertrust.v1.Side
-	52, // 3: mastertrust.v1.BatchRecorded.parts:type_name -> mastertrust.v1.AssetDayPart
-	53, // 4: mastertrust.v1.BatchRecorded.side:type_name -> mastertrust.v1.Side
-	54, // 5: mastertrust.v1.ExecutionRecorded.report:type_name -> mastertrust.v1.ExecutionReport
-	16, // 6: mastertrust.v1.CycleCompleted.summary:type_name -> mastertrust.v1.CycleSummary
-	20, // 7: mastertrust.v1.ReconciliationRecorded.report:type_name -> mastertrust.v1.ReconciliationReport
-	14, // 8: mastertrust.v1.CycleSummary.orders:type_name -> mastertrust.v1.CycleOrder
-	15, // 9: mastertrust.v1.CycleSummary.batches:type_name -> mastertrust.v1.CycleBatch
-	47, // 10: mastertrust.v1.CycleSummary.step_micros:type_name -> mastertrust.v1.CycleSummary.StepMicrosEntry
-	17, // 11: mastertrust.v1.ReconciliationReport.internal_breaks:type_name -> mastertrust.v1.ReconciliationBreak
-	17, // 12: mastertrust.v1.ReconciliationReport.external_breaks:type_name -> mastertrust.v1.ReconciliationBreak
-	18, // 13: mastertrust.v1.ReconciliationReport.assets:type_name -> mastertrust.v1.ReconciliationAsset
-	19, // 14: mastertrust.v1.ReconciliationReport.cash:type_name -> mastertrust.v1.ReconciliationCash
-	22, // 15: mastertrust.v1.AggregatorRequest.catch_up:type_name -> mastertrust.v1.AggCatchUp
-	23, // 16: mastertrust.v1.AggregatorRequest.settle:type_name -> mastertrust.v1.AggSettle
-	24, // 17: mastertrust.v1.AggregatorRequest.close:type_name -> mastertrust.v1.AggClose
-	25, // 18: mastertrust.v1.AggregatorRequest.price:type_name -> mastertrust.v1.AggPrice
-	26, // 19: mastertrust.v1.AggregatorRequest.allocate:type_name -> mastertrust.v1.AggAllocate
-	27, // 20: mastertrust.v1.AggregatorRequest.sweep:type_name -> mastertrust.v1.AggSweep
-	28, // 21: mastertrust.v1.AggregatorRequest.reconcile:type_name -> mastertrust.v1.AggReconcile
-	48, // 22: mastertrust.v1.AggPrice.prices:type_name -> mastertrust.v1.AggPrice.PricesEntry
-	49, // 23: mastertrust.v1.AggAllocate.prices:type_name -> mastertrust.v1.AggAllocate.PricesEntry
-	50, // 24: mastertrust.v1.AggAllocate.execution_ids:type_name -> mastertrust.v1.AggAllocate.ExecutionIdsEntry
-	51, // 25: mastertrust.v1.AggSweep.prices:type_name -> mastertrust.v1.AggSweep.PricesEntry
-	52, // 26: mastertrust.v1.AggregatorResponse.parts:type_name -> mastertrust.v1.AssetDayPart
-	30, // 27: mastertrust.v1.AggregatorResponse.reconciliation:type_name -> mastertrust.v1.GroupReconciliation
-	17, // 28: mastertrust.v1.GroupReconciliation.breaks:type_name -> mastertrust.v1.ReconciliationBreak
-	18, // 29: mastertrust.v1.GroupReconciliation.assets:type_name -> mastertrust.v1.ReconciliationAsset
-	52, // 30: mastertrust.v1.GroupReconciliation.allocated:type_name -> mastertrust.v1.AssetDayPart
-	32, // 31: mastertrust.v1.AssetBookRequest.send:type_name -> mastertrust.v1.BookSend
-	54, // 32: mastertrust.v1.AssetBookRequest.record_execution:type_name -> mastertrust.v1.ExecutionReport
-	33, // 33: mastertrust.v1.AssetBookRequest.status:type_name -> mastertrust.v1.BookStatus
-	52, // 34: mastertrust.v1.BookSend.parts:type_name -> mastertrust.v1.AssetDayPart
-	8,  // 35: mastertrust.v1.AssetBookResponse.batch:type_name -> mastertrust.v1.BatchRecorded
-	10, // 36: mastertrust.v1.AssetBookResponse.execution:type_name -> mastertrust.v1.ExecutionRecorded
-	36, // 37: mastertrust.v1.CycleRequest.run:type_name -> mastertrust.v1.CycleRun
-	37, // 38: mastertrust.v1.CycleRequest.get:type_name -> mastertrust.v1.CycleGet
-	16, // 39: mastertrust.v1.CycleResponse.summary:type_name -> mastertrust.v1.CycleSummary
-	0,  // 40: mastertrust.v1.PricesRequest.publish:type_name -> mastertrust.v1.PricesPublished
-	40, // 41: mastertrust.v1.PricesRequest.get:type_name -> mastertrust.v1.PricesGet
-	0,  // 42: mastertrust.v1.PricesResponse.prices:type_name -> mastertrust.v1.PricesPublished
-	43, // 43: mastertrust.v1.ReconciliationRequest.run:type_name -> mastertrust.v1.ReconRun
-	44, // 44: mastertrust.v1.ReconciliationRequest.get:type_name -> mastertrust.v1.ReconGet
-	20, // 45: mastertrust.v1.ReconciliationResponse.report:type_name -> mastertrust.v1.ReconciliationReport
-	21, // 46: mastertrust.v1.Aggregator.Handle:input_type -> mastertrust.v1.AggregatorRequest
-	31, // 47: mastertrust.v1.AssetBook.Handle:input_type -> mastertrust.v1.AssetBookRequest
-	35, // 48: mastertrust.v1.Cycle.Handle:input_type -> mastertrust.v1.CycleRequest
-	39, // 49: mastertrust.v1.Prices.Handle:input_type -> mastertrust.v1.PricesRequest
-	42, // 50: mastertrust.v1.Reconciliation.Handle:input_type -> mastertrust.v1.ReconciliationRequest
-	29, // 51: mastertrust.v1.Aggregator.Handle:output_type -> mastertrust.v1.AggregatorResponse
-	34, // 52: mastertrust.v1.AssetBook.Handle:output_type -> mastertrust.v1.AssetBookResponse
-	38, // 53: mastertrust.v1.Cycle.Handle:output_type -> mastertrust.v1.CycleResponse
-	41, // 54: mastertrust.v1.Prices.Handle:output_type -> mastertrust.v1.PricesResponse
-	45, // 55: mastertrust.v1.Reconciliation.Handle:output_type -> mastertrust.v1.ReconciliationResponse
-	51, // [51:56] is the sub-list for method output_type
-	46, // [46:51] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	55, // 0: mastertrust.v1.PricesPublished.prices:type_name -> mastertrust.v1.PricesPublished.PricesEntry
+	56, // 1: mastertrust.v1.PricesCorrected.prices:type_name -> mastertrust.v1.PricesCorrected.PricesEntry
+	57, // 2: mastertrust.v1.PricesCorrected.previous:type_name -> mastertrust.v1.PricesCorrected.PreviousEntry
+	63, // 3: mastertrust.v1.DayPriced.parts:type_name -> mastertrust.v1.AssetDayPart
+	64, // 4: mastertrust.v1.TradeAbsorbed.side:type_name -> mastertrust.v1.Side
+	63, // 5: mastertrust.v1.BatchRecorded.parts:type_name -> mastertrust.v1.AssetDayPart
+	64, // 6: mastertrust.v1.BatchRecorded.side:type_name -> mastertrust.v1.Side
+	65, // 7: mastertrust.v1.ExecutionRecorded.report:type_name -> mastertrust.v1.ExecutionReport
+	23, // 8: mastertrust.v1.CycleFailed.problem:type_name -> mastertrust.v1.CycleProblem
+	21, // 9: mastertrust.v1.CycleCompleted.summary:type_name -> mastertrust.v1.CycleSummary
+	27, // 10: mastertrust.v1.ReconciliationRecorded.report:type_name -> mastertrust.v1.ReconciliationReport
+	19, // 11: mastertrust.v1.CycleSummary.orders:type_name -> mastertrust.v1.CycleOrder
+	20, // 12: mastertrust.v1.CycleSummary.batches:type_name -> mastertrust.v1.CycleBatch
+	58, // 13: mastertrust.v1.CycleSummary.step_micros:type_name -> mastertrust.v1.CycleSummary.StepMicrosEntry
+	22, // 14: mastertrust.v1.CycleSummary.steps:type_name -> mastertrust.v1.CycleStep
+	23, // 15: mastertrust.v1.CycleSummary.problem:type_name -> mastertrust.v1.CycleProblem
+	24, // 16: mastertrust.v1.ReconciliationReport.internal_breaks:type_name -> mastertrust.v1.ReconciliationBreak
+	24, // 17: mastertrust.v1.ReconciliationReport.external_breaks:type_name -> mastertrust.v1.ReconciliationBreak
+	25, // 18: mastertrust.v1.ReconciliationReport.assets:type_name -> mastertrust.v1.ReconciliationAsset
+	26, // 19: mastertrust.v1.ReconciliationReport.cash:type_name -> mastertrust.v1.ReconciliationCash
+	29, // 20: mastertrust.v1.AggregatorRequest.catch_up:type_name -> mastertrust.v1.AggCatchUp
+	30, // 21: mastertrust.v1.AggregatorRequest.settle:type_name -> mastertrust.v1.AggSettle
+	31, // 22: mastertrust.v1.AggregatorRequest.close:type_name -> mastertrust.v1.AggClose
+	32, // 23: mastertrust.v1.AggregatorRequest.price:type_name -> mastertrust.v1.AggPrice
+	33, // 24: mastertrust.v1.AggregatorRequest.allocate:type_name -> mastertrust.v1.AggAllocate
+	34, // 25: mastertrust.v1.AggregatorRequest.sweep:type_name -> mastertrust.v1.AggSweep
+	36, // 26: mastertrust.v1.AggregatorRequest.reconcile:type_name -> mastertrust.v1.AggReconcile
+	35, // 27: mastertrust.v1.AggregatorRequest.open_days:type_name -> mastertrust.v1.AggOpenDays
+	59, // 28: mastertrust.v1.AggPrice.prices:type_name -> mastertrust.v1.AggPrice.PricesEntry
+	60, // 29: mastertrust.v1.AggAllocate.prices:type_name -> mastertrust.v1.AggAllocate.PricesEntry
+	61, // 30: mastertrust.v1.AggAllocate.execution_ids:type_name -> mastertrust.v1.AggAllocate.ExecutionIdsEntry
+	62, // 31: mastertrust.v1.AggSweep.prices:type_name -> mastertrust.v1.AggSweep.PricesEntry
+	63, // 32: mastertrust.v1.AggregatorResponse.parts:type_name -> mastertrust.v1.AssetDayPart
+	38, // 33: mastertrust.v1.AggregatorResponse.reconciliation:type_name -> mastertrust.v1.GroupReconciliation
+	24, // 34: mastertrust.v1.GroupReconciliation.breaks:type_name -> mastertrust.v1.ReconciliationBreak
+	25, // 35: mastertrust.v1.GroupReconciliation.assets:type_name -> mastertrust.v1.ReconciliationAsset
+	63, // 36: mastertrust.v1.GroupReconciliation.allocated:type_name -> mastertrust.v1.AssetDayPart
+	40, // 37: mastertrust.v1.AssetBookRequest.send:type_name -> mastertrust.v1.BookSend
+	65, // 38: mastertrust.v1.AssetBookRequest.record_execution:type_name -> mastertrust.v1.ExecutionReport
+	41, // 39: mastertrust.v1.AssetBookRequest.status:type_name -> mastertrust.v1.BookStatus
+	63, // 40: mastertrust.v1.BookSend.parts:type_name -> mastertrust.v1.AssetDayPart
+	10, // 41: mastertrust.v1.AssetBookResponse.batch:type_name -> mastertrust.v1.BatchRecorded
+	12, // 42: mastertrust.v1.AssetBookResponse.execution:type_name -> mastertrust.v1.ExecutionRecorded
+	44, // 43: mastertrust.v1.CycleRequest.run:type_name -> mastertrust.v1.CycleRun
+	45, // 44: mastertrust.v1.CycleRequest.get:type_name -> mastertrust.v1.CycleGet
+	21, // 45: mastertrust.v1.CycleResponse.summary:type_name -> mastertrust.v1.CycleSummary
+	0,  // 46: mastertrust.v1.PricesRequest.publish:type_name -> mastertrust.v1.PricesPublished
+	48, // 47: mastertrust.v1.PricesRequest.get:type_name -> mastertrust.v1.PricesGet
+	49, // 48: mastertrust.v1.PricesRequest.use:type_name -> mastertrust.v1.PricesUse
+	0,  // 49: mastertrust.v1.PricesResponse.prices:type_name -> mastertrust.v1.PricesPublished
+	0,  // 50: mastertrust.v1.PricesResponse.history:type_name -> mastertrust.v1.PricesPublished
+	52, // 51: mastertrust.v1.ReconciliationRequest.run:type_name -> mastertrust.v1.ReconRun
+	53, // 52: mastertrust.v1.ReconciliationRequest.get:type_name -> mastertrust.v1.ReconGet
+	27, // 53: mastertrust.v1.ReconciliationResponse.report:type_name -> mastertrust.v1.ReconciliationReport
+	23, // 54: mastertrust.v1.ReconciliationResponse.problem:type_name -> mastertrust.v1.CycleProblem
+	28, // 55: mastertrust.v1.Aggregator.Handle:input_type -> mastertrust.v1.AggregatorRequest
+	39, // 56: mastertrust.v1.AssetBook.Handle:input_type -> mastertrust.v1.AssetBookRequest
+	43, // 57: mastertrust.v1.Cycle.Handle:input_type -> mastertrust.v1.CycleRequest
+	47, // 58: mastertrust.v1.Prices.Handle:input_type -> mastertrust.v1.PricesRequest
+	51, // 59: mastertrust.v1.Reconciliation.Handle:input_type -> mastertrust.v1.ReconciliationRequest
+	37, // 60: mastertrust.v1.Aggregator.Handle:output_type -> mastertrust.v1.AggregatorResponse
+	42, // 61: mastertrust.v1.AssetBook.Handle:output_type -> mastertrust.v1.AssetBookResponse
+	46, // 62: mastertrust.v1.Cycle.Handle:output_type -> mastertrust.v1.CycleResponse
+	50, // 63: mastertrust.v1.Prices.Handle:output_type -> mastertrust.v1.PricesResponse
+	54, // 64: mastertrust.v1.Reconciliation.Handle:output_type -> mastertrust.v1.ReconciliationResponse
+	60, // [60:65] is the sub-list for method output_type
+	55, // [55:60] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_system_proto_init() }
@@ -3725,7 +4597,7 @@ func file_system_proto_init() {
 	}
 	file_events_proto_init()
 	file_dealing_proto_init()
-	file_system_proto_msgTypes[21].OneofWrappers = []any{
+	file_system_proto_msgTypes[28].OneofWrappers = []any{
 		(*AggregatorRequest_CatchUp)(nil),
 		(*AggregatorRequest_Settle)(nil),
 		(*AggregatorRequest_Close)(nil),
@@ -3733,21 +4605,23 @@ func file_system_proto_init() {
 		(*AggregatorRequest_Allocate)(nil),
 		(*AggregatorRequest_Sweep)(nil),
 		(*AggregatorRequest_Reconcile)(nil),
+		(*AggregatorRequest_OpenDays)(nil),
 	}
-	file_system_proto_msgTypes[31].OneofWrappers = []any{
+	file_system_proto_msgTypes[39].OneofWrappers = []any{
 		(*AssetBookRequest_Send)(nil),
 		(*AssetBookRequest_RecordExecution)(nil),
 		(*AssetBookRequest_Status)(nil),
 	}
-	file_system_proto_msgTypes[35].OneofWrappers = []any{
+	file_system_proto_msgTypes[43].OneofWrappers = []any{
 		(*CycleRequest_Run)(nil),
 		(*CycleRequest_Get)(nil),
 	}
-	file_system_proto_msgTypes[39].OneofWrappers = []any{
+	file_system_proto_msgTypes[47].OneofWrappers = []any{
 		(*PricesRequest_Publish)(nil),
 		(*PricesRequest_Get)(nil),
+		(*PricesRequest_Use)(nil),
 	}
-	file_system_proto_msgTypes[42].OneofWrappers = []any{
+	file_system_proto_msgTypes[51].OneofWrappers = []any{
 		(*ReconciliationRequest_Run)(nil),
 		(*ReconciliationRequest_Get)(nil),
 	}
@@ -3757,7 +4631,7 @@ func file_system_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_system_proto_rawDesc), len(file_system_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   52,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
