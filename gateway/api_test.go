@@ -471,6 +471,9 @@ func testRefusals(c tc) {
 		{"unknown order", "GET", base + "/orders/" + m + "-999", ``, 404, "order-not-found"},
 		{"cancel unknown order", "DELETE", base + "/orders/" + m + "-999", ``, 404, "order-not-found"},
 		{"unknown route", "GET", "/v1/potz", ``, 404, "not-found"},
+		{"dot-dot path", "GET", base + "/../../v1/assets", ``, 404, "not-found"},
+		{"empty segment", "GET", "//v1/assets", ``, 404, "not-found"},
+		{"dot segment", "POST", base + "/./contributions", `{"amount":"1.00"}`, 404, "not-found"},
 		{"wrong method", "PATCH", base, ``, 405, "method-not-allowed"},
 	}
 	for _, tc := range cases {
