@@ -34,6 +34,7 @@ func TestAPI(t *testing.T) {
 	t.Run("Auth", func(t *testing.T) { testAuth(e.on(t)) })
 	t.Run("Refusals", func(t *testing.T) { testRefusals(e.on(t)) })
 	t.Run("Idempotency", func(t *testing.T) { testIdempotency(e.on(t)) })
+	t.Run("MediaTypes", func(t *testing.T) { testMediaTypes(e.on(t)) })
 	t.Run("Operations", func(t *testing.T) { testOperations(e.on(t)) })
 	t.Run("CancelAfterCutOff", func(t *testing.T) { testCancelAfterCutOff(e.on(t)) })
 }
@@ -654,5 +655,89 @@ func testCancelAfterCutOff(c tc) {
 	}
 	if after := c.potVersion(m); after != before {
 		c.t.Fatalf("refused cancel moved the pot from %d to %d", before, after)
+	}
+}
+
+// testMediaTypes: a body is read only when it is declared application/json
+// (any parameters, a UTF-8 charset); anything else, no Content-Type at all
+// included, is a 415 problem that reaches no pot, on member and operator
+// endpoints alike. A request without a body needs no Content-Type.
+func testMediaTypes(c tc) {
+	const m = "M100009"
+	tok := c.memberToken(m)
+	base := "/v1/pots/" + m
+	c.must(http.StatusCreated, nil, "POST", "/v1/pots", tok, `{"memberId":"`+m+`"}`, "Content-Type", "application/json; charset=utf-8")
+	before := c.potVersion(m)
+
+	ct := func(v ...string) []string {
+		var h []string
+		for _, x := range v {
+			h = append(h, "Content-Type", x)
+		}
+		return h
+	}
+	refused := []struct {
+		name    string
+		headers []string
+	}{
+		{"none", ct("")},
+		{"curl -d's default", ct("application/x-www-form-urlencoded")},
+		{"text/plain", ct("text/plain")},
+		{"text/plain with a charset", ct("text/plain; charset=utf-8")},
+		{"text/xml", ct("text/xml")},
+		{"multipart", ct("multipart/form-data; boundary=x")},
+		{"a JSON suffix", ct("application/merge-patch+json")},
+		{"a look-alike", ct("application/jsonx")},
+		{"a Latin-1 charset", ct("application/json; charset=iso-8859-1")},
+		{"malformed", ct("application/json; charset")},
+		{"twice", ct("application/json", "application/json")},
+	}
+	requests := []struct{ method, path, token, body string }{
+		{"POST", base + "/contributions", tok, `{"amount":"1.00"}`},
+		{"POST", base + "/withdrawals", tok, `{"amount":"1.00"}`},
+		{"POST", base + "/orders", tok, `{"type":"buy","asset":"` + ukEquity + `","amount":"1.00"}`},
+		{"PUT", base + "/risk-profile", tok, `{"riskProfile":"balanced"}`},
+		{"POST", "/v1/pots", c.operator, `{"memberId":"M100010"}`},
+		{"POST", "/v1/prices", c.operator, `{"date":"2026-11-23","prices":{}}`},
+		{"POST", "/v1/cycles/2026-11-23/run", c.operator, `{"rebalance":true}`},
+		{"POST", "/v1/reconciliations", c.operator, `{"deep":false}`},
+	}
+	for _, rq := range requests {
+		for _, x := range refused {
+			headers := append([]string{"Idempotency-Key", "media-" + x.name}, x.headers...)
+			r := c.call(rq.method, rq.path, rq.token, rq.body, headers...)
+			if r.status != http.StatusUnsupportedMediaType {
+				c.t.Errorf("%s %s with %s: status %d, want 415; %s", rq.method, rq.path, x.name, r.status, r.body)
+				continue
+			}
+			if p := c.problem(r); p.Code != "unsupported-media-type" || !strings.Contains(p.Detail, "application/json") {
+				c.t.Errorf("%s %s with %s: problem %+v", rq.method, rq.path, x.name, p)
+			}
+		}
+	}
+	if after := c.potVersion(m); after != before {
+		c.t.Fatalf("refused media types moved the pot from version %d to %d", before, after)
+	}
+	if r := c.call("GET", "/v1/pots/M100010", c.operator, ""); r.status != http.StatusNotFound {
+		c.t.Errorf("a refused opening opened the pot: %d %s", r.status, r.body)
+	}
+
+	// JSON, with or without parameters, in any case.
+	for i, v := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON;Charset=UTF-8", "application/json ; foo=bar"} {
+		c.must(http.StatusAccepted, nil, "POST", base+"/contributions", tok, `{"amount":"1.00"}`,
+			"Idempotency-Key", fmt.Sprintf("media-ok-%d", i), "Content-Type", v)
+	}
+	// No body needs no Content-Type; a declared type on an empty body is
+	// ignored.
+	c.must(http.StatusOK, nil, "GET", base, tok, "")
+	var o orderView
+	c.must(http.StatusAccepted, &o, "POST", base+"/orders", tok, `{"type":"buy","asset":"`+ukEquity+`","amount":"1.00"}`, "Idempotency-Key", "media-buy")
+	c.must(http.StatusOK, nil, "DELETE", base+"/orders/"+o.ID, tok, "", "Idempotency-Key", "media-cancel", "Content-Type", "text/plain")
+	if r := c.call("POST", "/v1/cycles/2026-11-23/run", c.operator, ""); r.status == http.StatusUnsupportedMediaType {
+		c.t.Errorf("a cycle run without a body: %d %s", r.status, r.body)
+	}
+	// An empty body where one is required is a 400, whatever its type.
+	if r := c.call("POST", base+"/contributions", tok, "", "Idempotency-Key", "media-empty", "Content-Type", "text/plain"); r.status != http.StatusBadRequest {
+		c.t.Errorf("an empty text/plain body: %d %s, want 400", r.status, r.body)
 	}
 }

@@ -212,7 +212,9 @@ type response struct {
 }
 
 // call makes an HTTP request: token "" sends no Authorization; body ""
-// sends none; headers are name, value pairs.
+// sends none; headers are name, value pairs, added to the request's. A
+// body is sent as application/json unless headers name a Content-Type
+// (an empty value: none at all).
 func (c tc) call(method, path, token, body string, headers ...string) response {
 	c.t.Helper()
 	var rd io.Reader
@@ -230,7 +232,14 @@ func (c tc) call(method, path, token, body string, headers ...string) response {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Add(headers[i], headers[i+1])
+		if http.CanonicalHeaderKey(headers[i]) == "Content-Type" {
+			req.Header.Del("Content-Type")
+		}
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] != "" || http.CanonicalHeaderKey(headers[i]) != "Content-Type" {
+			req.Header.Add(headers[i], headers[i+1])
+		}
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

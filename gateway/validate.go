@@ -85,6 +85,9 @@ func printableASCII(s string) bool {
 type FieldError struct {
 	Field   string `json:"field"`
 	Message string `json:"message"`
+	// code is the problem the error calls for when it is not a 400
+	// invalid-request (a body that is not JSON is a 415); see invalid.
+	code string
 }
 
 // fieldErrors collects the bad fields of one request.
@@ -92,6 +95,12 @@ type fieldErrors []FieldError
 
 func (fe *fieldErrors) add(field, format string, args ...any) {
 	*fe = append(*fe, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// addProblem records an error that calls for the problem code, whose
+// detail is the message.
+func (fe *fieldErrors) addProblem(code, field, format string, args ...any) {
+	*fe = append(*fe, FieldError{Field: field, Message: fmt.Sprintf(format, args...), code: code})
 }
 
 // idempotencyKey returns the request's Idempotency-Key, or a new random key

@@ -69,6 +69,9 @@ func (c *operatorClient) doWithKey(ctx context.Context, method, path, key string
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
