@@ -66,13 +66,13 @@ func testMemberFlow(c tc) {
 	}
 
 	var mv movementView
-	c.must(http.StatusAccepted, &mv, "POST", base+"/contributions", tok, `{"amount":"1000.00"}`)
+	c.must(http.StatusAccepted, &mv, "POST", base+"/contributions", tok, `{"amount":"1000.00"}`, key("memberflow-1")...)
 	if mv.Kind != "contribution" || mv.Status != "accepted" || mv.Amount != "1000.00" || mv.Orders == nil || len(mv.Orders) != 0 {
 		t.Fatalf("self-directed contribution %+v, want accepted with no orders", mv)
 	}
 
 	var buy1, buy2 orderView
-	r = c.must(http.StatusAccepted, &buy1, "POST", base+"/orders", tok, `{"type":"buy","asset":"`+ukEquity+`","amount":"400.00"}`)
+	r = c.must(http.StatusAccepted, &buy1, "POST", base+"/orders", tok, `{"type":"buy","asset":"`+ukEquity+`","amount":"400.00"}`, key("memberflow-2")...)
 	if buy1.Type != "buy" || buy1.Status != "accepted" || buy1.DealingDate != "2026-11-23" || len(buy1.Trades) != 1 ||
 		buy1.Trades[0].Amount != "400.00" || buy1.Trades[0].Side != "buy" || buy1.CreatedAt == "" {
 		t.Fatalf("buy answered %+v", buy1)
@@ -80,7 +80,7 @@ func testMemberFlow(c tc) {
 	if loc := r.header.Get("Location"); loc != base+"/orders/"+buy1.ID {
 		t.Fatalf("Location %q", loc)
 	}
-	c.must(http.StatusAccepted, &buy2, "POST", base+"/orders", tok, `{"type":"buy","asset":"`+globalBond+`","amount":"100.00"}`)
+	c.must(http.StatusAccepted, &buy2, "POST", base+"/orders", tok, `{"type":"buy","asset":"`+globalBond+`","amount":"100.00"}`, key("memberflow-3")...)
 	c.must(http.StatusOK, &pot, "GET", base, tok, "")
 	if pot.Cash.Available != "500.00" || pot.Cash.Reserved != "500.00" {
 		t.Fatalf("cash after buys %+v, want 500.00 available and 500.00 reserved", pot.Cash)
@@ -106,10 +106,10 @@ func testMemberFlow(c tc) {
 
 	// Sells by units, amount and percent, and a switch.
 	var sellUnits, sellAmount, sellPct, sw orderView
-	c.must(http.StatusAccepted, &sellUnits, "POST", base+"/orders", tok, `{"type":"sell","asset":"`+ukEquity+`","units":"10.5"}`)
-	c.must(http.StatusAccepted, &sellAmount, "POST", base+"/orders", tok, `{"type":"sell","asset":"`+ukEquity+`","amount":"20.00"}`)
-	c.must(http.StatusAccepted, &sellPct, "POST", base+"/orders", tok, `{"type":"sell","asset":"`+globalBond+`","percent":"10"}`)
-	c.must(http.StatusAccepted, &sw, "POST", base+"/orders", tok, `{"type":"switch","from":"`+ukEquity+`","to":"`+globalEquity+`","percent":"50"}`)
+	c.must(http.StatusAccepted, &sellUnits, "POST", base+"/orders", tok, `{"type":"sell","asset":"`+ukEquity+`","units":"10.5"}`, key("memberflow-4")...)
+	c.must(http.StatusAccepted, &sellAmount, "POST", base+"/orders", tok, `{"type":"sell","asset":"`+ukEquity+`","amount":"20.00"}`, key("memberflow-5")...)
+	c.must(http.StatusAccepted, &sellPct, "POST", base+"/orders", tok, `{"type":"sell","asset":"`+globalBond+`","percent":"10"}`, key("memberflow-6")...)
+	c.must(http.StatusAccepted, &sw, "POST", base+"/orders", tok, `{"type":"switch","from":"`+ukEquity+`","to":"`+globalEquity+`","percent":"50"}`, key("memberflow-7")...)
 	if sellUnits.Trades[0].Units != "10.5000" || sellAmount.Trades[0].Amount != "20.00" || sellPct.Trades[0].Units != "12.500" {
 		t.Fatalf("sells %+v %+v %+v", sellUnits.Trades, sellAmount.Trades, sellPct.Trades)
 	}
@@ -148,18 +148,18 @@ func testMemberFlow(c tc) {
 
 	// Cancel: 200 cancelled, and again (nothing changes).
 	var cancelled orderView
-	c.must(http.StatusOK, &cancelled, "DELETE", base+"/orders/"+sellUnits.ID, tok, "")
+	c.must(http.StatusOK, &cancelled, "DELETE", base+"/orders/"+sellUnits.ID, tok, "", key("memberflow-8")...)
 	if cancelled.ID != sellUnits.ID || cancelled.Status != "cancelled" {
 		t.Fatalf("cancel answered %+v", cancelled)
 	}
-	c.must(http.StatusOK, &cancelled, "DELETE", base+"/orders/"+sellUnits.ID, tok, "")
+	c.must(http.StatusOK, &cancelled, "DELETE", base+"/orders/"+sellUnits.ID, tok, "", key("memberflow-9")...)
 
 	// A profile, and a contribution invested by it.
 	c.must(http.StatusOK, &pot, "PUT", base+"/risk-profile", tok, `{"riskProfile":"balanced"}`)
 	if pot.RiskProfile != "balanced" {
 		t.Fatalf("profile set: %+v", pot)
 	}
-	c.must(http.StatusAccepted, &mv, "POST", base+"/contributions", tok, `{"amount":"100.00"}`)
+	c.must(http.StatusAccepted, &mv, "POST", base+"/contributions", tok, `{"amount":"100.00"}`, key("memberflow-10")...)
 	if len(mv.Orders) == 0 || mv.DealingDate != "2026-11-23" {
 		t.Fatalf("invested contribution %+v, want buys dealing on 2026-11-23", mv)
 	}
@@ -170,7 +170,7 @@ func testMemberFlow(c tc) {
 	}
 
 	// A withdrawal that cash covers is paid at once.
-	c.must(http.StatusAccepted, &mv, "POST", base+"/withdrawals", tok, `{"amount":"50.00"}`)
+	c.must(http.StatusAccepted, &mv, "POST", base+"/withdrawals", tok, `{"amount":"50.00"}`, key("memberflow-11")...)
 	if mv.Kind != "withdrawal" || mv.Status != "paid" || mv.Paid != "50.00" {
 		t.Fatalf("withdrawal %+v", mv)
 	}
@@ -230,7 +230,7 @@ func testBadRequests(c tc) {
 	tok := c.memberToken(m)
 	base := "/v1/pots/" + m
 	c.must(http.StatusCreated, nil, "POST", "/v1/pots", tok, `{"memberId":"`+m+`"}`)
-	c.must(http.StatusAccepted, nil, "POST", base+"/contributions", tok, `{"amount":"100.00"}`)
+	c.must(http.StatusAccepted, nil, "POST", base+"/contributions", tok, `{"amount":"100.00"}`, key("badrequests-1")...)
 	before := c.potVersion(m)
 
 	type header = []string
@@ -299,8 +299,12 @@ func testBadRequests(c tc) {
 		{"bad order id", "GET", base + "/orders/a.b", ``, nil, "orderId"},
 		{"query on a write", "POST", base + "/contributions?amount=1.00", `{"amount":"1.00"}`, nil, "amount"},
 	}
-	for _, tc := range cases {
-		r := c.call(tc.method, tc.path, tok, tc.body, tc.headers...)
+	for i, tc := range cases {
+		headers := tc.headers
+		if !slices.Contains(headers, "Idempotency-Key") {
+			headers = append(key(fmt.Sprintf("bad-%d", i)), headers...)
+		}
+		r := c.call(tc.method, tc.path, tok, tc.body, headers...)
 		if r.status != http.StatusBadRequest {
 			c.t.Errorf("%s: %s %s %.80s: status %d, want 400; body %.300s", tc.name, tc.method, tc.path, tc.body, r.status, r.body)
 			continue
@@ -422,7 +426,7 @@ func testAuth(c tc) {
 
 	// The operator reaches every pot and the cluster.
 	c.must(http.StatusOK, nil, "GET", "/v1/pots/"+b, c.operator, "")
-	c.must(http.StatusAccepted, nil, "POST", "/v1/pots/"+b+"/contributions", c.operator, `{"amount":"1.00"}`)
+	c.must(http.StatusAccepted, nil, "POST", "/v1/pots/"+b+"/contributions", c.operator, `{"amount":"1.00"}`, key("operator-pays")...)
 	c.must(http.StatusOK, nil, "GET", "/v1/cluster", c.operator, "")
 	// Health needs no token.
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
@@ -443,7 +447,7 @@ func testRefusals(c tc) {
 		{"POST", base + "/contributions", `{"amount":"1.00"}`},
 		{"GET", base + "/statement", ""},
 	} {
-		r := c.call(req[0], req[1], tok, req[2])
+		r := c.call(req[0], req[1], tok, req[2], key("before-open")...)
 		if r.status != http.StatusNotFound || c.problem(r).Code != "pot-not-found" {
 			c.t.Errorf("%s %s before opening: status %d %s, want 404 pot-not-found", req[0], req[1], r.status, r.body)
 		}
@@ -453,7 +457,7 @@ func testRefusals(c tc) {
 		c.t.Errorf("open with an unknown profile: %d %s", r.status, r.body)
 	}
 	c.must(http.StatusCreated, nil, "POST", "/v1/pots", tok, `{"memberId":"`+m+`"}`)
-	c.must(http.StatusAccepted, nil, "POST", base+"/contributions", tok, `{"amount":"100.00"}`)
+	c.must(http.StatusAccepted, nil, "POST", base+"/contributions", tok, `{"amount":"100.00"}`, key("refusals-1")...)
 	before := c.potVersion(m)
 
 	cases := []struct {
@@ -477,8 +481,8 @@ func testRefusals(c tc) {
 		{"dot segment", "POST", base + "/./contributions", `{"amount":"1.00"}`, 404, "not-found"},
 		{"wrong method", "PATCH", base, ``, 405, "method-not-allowed"},
 	}
-	for _, tc := range cases {
-		r := c.call(tc.method, tc.path, tok, tc.body)
+	for i, tc := range cases {
+		r := c.call(tc.method, tc.path, tok, tc.body, key(fmt.Sprintf("refused-%d", i))...)
 		if r.status != tc.status {
 			c.t.Errorf("%s: status %d, want %d; %s", tc.name, r.status, tc.status, r.body)
 			continue
@@ -503,7 +507,6 @@ func testIdempotency(c tc) {
 	const m = "M100006"
 	tok := c.memberToken(m)
 	base := "/v1/pots/" + m
-	key := func(k string) []string { return []string{"Idempotency-Key", k} }
 
 	first := c.must(http.StatusCreated, nil, "POST", "/v1/pots", tok, `{"memberId":"`+m+`"}`, key("open-1")...)
 	again := c.must(http.StatusCreated, nil, "POST", "/v1/pots", tok, `{"memberId":"`+m+`"}`, key("open-1")...)
@@ -547,7 +550,7 @@ func testIdempotency(c tc) {
 
 	// Cancel is idempotent by key too.
 	var o orderView
-	c.must(http.StatusAccepted, &o, "POST", base+"/orders", tok, `{"type":"buy","asset":"`+ukEquity+`","amount":"5.00"}`)
+	c.must(http.StatusAccepted, &o, "POST", base+"/orders", tok, `{"type":"buy","asset":"`+ukEquity+`","amount":"5.00"}`, key("idempotency-1")...)
 	c.must(http.StatusOK, nil, "DELETE", base+"/orders/"+o.ID, tok, "", key("cancel-1")...)
 	v := c.potVersion(m)
 	if r := c.must(http.StatusOK, nil, "DELETE", base+"/orders/"+o.ID, tok, "", key("cancel-1")...); r.header.Get("Idempotent-Replayed") != "true" {
@@ -557,12 +560,40 @@ func testIdempotency(c tc) {
 		c.t.Errorf("repeated cancel appended (version %d → %d)", v, after)
 	}
 
-	// Without a key, the same body twice is two contributions.
-	var m1, m2 movementView
-	c.must(http.StatusAccepted, &m1, "POST", base+"/contributions", tok, `{"amount":"1.00"}`)
-	c.must(http.StatusAccepted, &m2, "POST", base+"/contributions", tok, `{"amount":"1.00"}`)
-	if m1.ID == m2.ID {
-		c.t.Fatalf("two keyless contributions share id %s", m1.ID)
+	// What moves money or places or cancels an order needs a key: without
+	// one a retry would pay or trade twice. It is refused (428) before
+	// anything else is looked at, and reaches no pot.
+	var o2 orderView
+	c.must(http.StatusAccepted, &o2, "POST", base+"/orders", tok, `{"type":"buy","asset":"`+ukEquity+`","amount":"5.00"}`, key("idempotency-2")...)
+	v = c.potVersion(m)
+	for _, rq := range [][3]string{
+		{"POST", base + "/contributions", `{"amount":"1.00"}`},
+		{"POST", base + "/withdrawals", `{"amount":"1.00"}`},
+		{"POST", base + "/orders", `{"type":"buy","asset":"` + ukEquity + `","amount":"1.00"}`},
+		{"POST", base + "/orders", `{"type":"buy","asset":"not-an-isin","amount":"-1"}`},
+		{"DELETE", base + "/orders/" + o2.ID, ``},
+	} {
+		r := c.call(rq[0], rq[1], tok, rq[2])
+		if r.status != http.StatusPreconditionRequired {
+			c.t.Errorf("%s %s %s without a key: %d %s, want 428", rq[0], rq[1], rq[2], r.status, r.body)
+			continue
+		}
+		if p := c.problem(r); p.Code != "idempotency-key-required" || !strings.Contains(p.Detail, "Idempotency-Key") {
+			c.t.Errorf("%s %s without a key: problem %+v", rq[0], rq[1], p)
+		}
+	}
+	if after := c.potVersion(m); after != v {
+		c.t.Errorf("keyless requests moved the pot (version %d → %d)", v, after)
+	}
+	// Other writes may go without a key: the gateway makes one up, so the
+	// same request twice is done twice.
+	c.must(http.StatusOK, nil, "PUT", base+"/risk-profile", tok, `{"riskProfile":"balanced"}`)
+	v = c.potVersion(m)
+	if r := c.must(http.StatusOK, nil, "PUT", base+"/risk-profile", tok, `{"riskProfile":"balanced"}`); r.header.Get("Idempotent-Replayed") != "" {
+		c.t.Error("a keyless write was replayed")
+	}
+	if after := c.potVersion(m); after == v {
+		c.t.Errorf("a keyless write repeated was not done again (version %d)", v)
 	}
 }
 
@@ -585,8 +616,8 @@ func testOperations(c tc) {
 	const m = "M100008"
 	tok := c.memberToken(m)
 	c.must(http.StatusCreated, nil, "POST", "/v1/pots", tok, `{"memberId":"`+m+`"}`)
-	c.must(http.StatusAccepted, nil, "POST", "/v1/pots/"+m+"/contributions", tok, `{"amount":"10.00"}`)
-	c.must(http.StatusAccepted, nil, "POST", "/v1/pots/"+m+"/orders", tok, `{"type":"buy","asset":"`+ukEquity+`","amount":"1.00"}`)
+	c.must(http.StatusAccepted, nil, "POST", "/v1/pots/"+m+"/contributions", tok, `{"amount":"10.00"}`, key("operations-1")...)
+	c.must(http.StatusAccepted, nil, "POST", "/v1/pots/"+m+"/orders", tok, `{"type":"buy","asset":"`+ukEquity+`","amount":"1.00"}`, key("operations-2")...)
 	c.must(http.StatusOK, nil, "GET", "/v1/pots/"+m, tok, "")
 	c.must(http.StatusUnauthorized, nil, "GET", "/v1/assets", "", "")
 
@@ -639,13 +670,13 @@ func testCancelAfterCutOff(c tc) {
 	tok := c.memberToken(m)
 	base := "/v1/pots/" + m
 	c.must(http.StatusCreated, nil, "POST", "/v1/pots", tok, `{"memberId":"`+m+`"}`)
-	c.must(http.StatusAccepted, nil, "POST", base+"/contributions", tok, `{"amount":"100.00"}`)
+	c.must(http.StatusAccepted, nil, "POST", base+"/contributions", tok, `{"amount":"100.00"}`, key("cancelaftercutoff-1")...)
 	var o orderView
-	c.must(http.StatusAccepted, &o, "POST", base+"/orders", tok, `{"type":"buy","asset":"`+ukEquity+`","amount":"50.00"}`)
+	c.must(http.StatusAccepted, &o, "POST", base+"/orders", tok, `{"type":"buy","asset":"`+ukEquity+`","amount":"50.00"}`, key("cancelaftercutoff-2")...)
 	dealing := domain.MustDate(o.DealingDate)
 	c.market.SetOpenFrom(c.cal.NextDealingDay(dealing))
 	before := c.potVersion(m)
-	r := c.call("DELETE", base+"/orders/"+o.ID, tok, "")
+	r := c.call("DELETE", base+"/orders/"+o.ID, tok, "", key("cancelaftercutoff-3")...)
 	if r.status != http.StatusUnprocessableEntity || c.problem(r).Code != "order-cut-off" {
 		c.t.Fatalf("cancel after cut-off: %d %s, want 422 order-cut-off", r.status, r.body)
 	}

@@ -253,6 +253,9 @@ func (c tc) call(method, path, token, body string, headers ...string) response {
 	return response{status: resp.StatusCode, header: resp.Header, body: data}
 }
 
+// key is an Idempotency-Key header, for call and must.
+func key(k string) []string { return []string{"Idempotency-Key", k} }
+
 // must makes a request and fails the test unless it answers want; it
 // decodes the body into out (if not nil).
 func (c tc) must(want int, out any, method, path, token, body string, headers ...string) response {

@@ -128,7 +128,7 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request, _ Claims) {
 func (s *Server) movement(w http.ResponseWriter, r *http.Request, command string, build func(key, amount string) *pb.PotRequest) {
 	var fe fieldErrors
 	member := pathMember(r, &fe)
-	key := idempotencyKey(r, &fe)
+	key := requiredIdempotencyKey(r, &fe)
 	queryParams(r, &fe)
 	var body amountBody
 	if decodeBody(w, r, &body, &fe) {
@@ -147,7 +147,7 @@ func (s *Server) movement(w http.ResponseWriter, r *http.Request, command string
 func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request, _ Claims) {
 	var fe fieldErrors
 	member := pathMember(r, &fe)
-	key := idempotencyKey(r, &fe)
+	key := requiredIdempotencyKey(r, &fe)
 	queryParams(r, &fe)
 	var body orderBody
 	var order *pb.PlaceOrder
@@ -260,7 +260,7 @@ func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request, _ Claims) {
 	var fe fieldErrors
 	member := pathMember(r, &fe)
 	orderID := pathOrder(r, &fe)
-	key := idempotencyKey(r, &fe)
+	key := requiredIdempotencyKey(r, &fe)
 	queryParams(r, &fe)
 	if len(fe) > 0 {
 		s.writeProblem(w, r, invalid(fe))

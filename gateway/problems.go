@@ -36,8 +36,11 @@ const (
 	// codeUnsupportedMediaType: a body that is not sent as
 	// application/json (415).
 	codeUnsupportedMediaType = "unsupported-media-type"
-	codeUnavailable          = actors.CodeUnavailable // 503, shared with the pots
-	codeInternal             = "internal"
+	// codeIdempotencyKeyRequired: a request that moves money or places or
+	// cancels an order without an Idempotency-Key (428).
+	codeIdempotencyKeyRequired = "idempotency-key-required"
+	codeUnavailable            = actors.CodeUnavailable // 503, shared with the pots
+	codeInternal               = "internal"
 )
 
 // problemKind is one row of the problem table.
@@ -77,12 +80,13 @@ var problemTable = map[string]problemKind{
 	actors.CodeCycleFailed:    {http.StatusServiceUnavailable, "The cycle stopped; run it again to resume"},
 	actors.CodeRunning:        {http.StatusConflict, "Still running; ask again"},
 	// The gateway's own.
-	codeUnauthorized:         {http.StatusUnauthorized, "Unauthorized"},
-	codeForbidden:            {http.StatusForbidden, "Forbidden"},
-	codeNotFound:             {http.StatusNotFound, "Not found"},
-	codeMethodNotAllowed:     {http.StatusMethodNotAllowed, "Method not allowed"},
-	codeUnsupportedMediaType: {http.StatusUnsupportedMediaType, "Unsupported media type"},
-	codeInternal:             {http.StatusInternalServerError, "Internal error"},
+	codeUnauthorized:           {http.StatusUnauthorized, "Unauthorized"},
+	codeForbidden:              {http.StatusForbidden, "Forbidden"},
+	codeNotFound:               {http.StatusNotFound, "Not found"},
+	codeMethodNotAllowed:       {http.StatusMethodNotAllowed, "Method not allowed"},
+	codeUnsupportedMediaType:   {http.StatusUnsupportedMediaType, "Unsupported media type"},
+	codeIdempotencyKeyRequired: {http.StatusPreconditionRequired, "Idempotency-Key required"},
+	codeInternal:               {http.StatusInternalServerError, "Internal error"},
 }
 
 // retryAfterSeconds is the Retry-After of every 503: a pot that timed out
@@ -103,8 +107,9 @@ func newProblem(code, detail string) *Problem {
 
 // fieldProblems are the problems a bad field can call for instead of a
 // 400, in order of precedence: a body that is not JSON cannot be read at
-// all.
-var fieldProblems = []string{codeUnsupportedMediaType}
+// all; a request without its Idempotency-Key is not safe to retry, however
+// its fields are fixed.
+var fieldProblems = []string{codeUnsupportedMediaType, codeIdempotencyKeyRequired}
 
 // invalid is the problem of a request with bad fields: the first of
 // fieldProblems that one of them calls for, else the 400 naming each.

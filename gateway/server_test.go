@@ -156,7 +156,7 @@ func TestTimeoutFromContext(t *testing.T) {
 		return nil, ctx.Err()
 	}, 0)
 	start := time.Now()
-	rec := serve(s, "POST", "/v1/pots/M1/contributions", tok)
+	rec := serve(s, "POST", "/v1/pots/M1/contributions", tok, "Idempotency-Key", "k-1")
 	if rec.Code != http.StatusBadRequest {
 		t.Fatalf("no body: %d", rec.Code)
 	}
