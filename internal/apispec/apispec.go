@@ -1,6 +1,7 @@
 // Package apispec is the API's contract, docs/openapi.yaml, for the tests:
-// the document loaded and validated once per test binary. It is imported
-// only by tests.
+// the document, loaded and validated once per test binary, and an HTTP
+// transport that checks every exchange of a test's client against it
+// (Spec.Transport). It is imported only by tests.
 package apispec
 
 import (
