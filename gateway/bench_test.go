@@ -100,7 +100,8 @@ func benchEnv(b *testing.B, viaMember bool, clients int) (*env, []string) {
 	for i := range members {
 		members[i] = fmt.Sprintf("B%06d", i)
 		c.must(http.StatusCreated, nil, "POST", "/v1/pots", c.operator, `{"memberId":"`+members[i]+`"}`)
-		c.must(http.StatusAccepted, nil, "POST", "/v1/pots/"+members[i]+"/contributions", c.operator, `{"amount":"1000000000.00"}`)
+		c.must(http.StatusAccepted, nil, "POST", "/v1/pots/"+members[i]+"/contributions", c.operator, `{"amount":"1000000000.00"}`,
+			key("fund")...)
 	}
 	return e, members
 }

@@ -44,9 +44,9 @@ const (
 	// pricesMax bounds the prices of one publication (the catalogue's
 	// assets number a few hundred at most).
 	pricesMax = 1000
-	// reasonBytesMax bounds a correction's or a forced cycle's reason: a
+	// reasonRunesMax bounds a correction's or a forced cycle's reason: a
 	// sentence or two for the audit trail.
-	reasonBytesMax = 500
+	reasonRunesMax = 500
 )
 
 type pricesJSON struct {
@@ -284,8 +284,8 @@ func (s *Server) getReconciliation(w http.ResponseWriter, r *http.Request, _ Cla
 
 // checkReason checks the form of a reason for the audit trail.
 func checkReason(fe *fieldErrors, reason string) {
-	if len(reason) > reasonBytesMax || !utf8.ValidString(reason) || strings.ContainsFunc(reason, unicode.IsControl) {
-		fe.add("reason", "must be at most %d bytes of text without control characters", reasonBytesMax)
+	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > reasonRunesMax || strings.ContainsFunc(reason, unicode.IsControl) {
+		fe.add("reason", "must be at most %d characters of text without control characters", reasonRunesMax)
 	}
 }
 

@@ -6,13 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"reflect"
 	"strings"
 	"unicode/utf8"
 )
 
-// Strict decoding of request bodies. A body must be one JSON object, UTF-8,
+// Strict decoding of request bodies. A body must be sent as
+// application/json (else 415), and be one JSON object, UTF-8,
 // at most bodyBytesMax bytes, with no key twice in any object, no key the
 // endpoint does not define (names match exactly: encoding/json alone would
 // take "AMOUNT" for "amount"), nothing after it, and values of the right
@@ -33,9 +35,17 @@ const (
 
 // decodeBody reads r's body and decodes it strictly into v, a pointer to a
 // struct with json tags. It reports what is wrong in fe and returns false
-// if anything is.
+// if anything is: a body that is not declared application/json is
+// refused whatever it holds (415); an empty body needs no Content-Type
+// (and is a 400 where a body is required).
 func decodeBody(w http.ResponseWriter, r *http.Request, v any, fe *fieldErrors) bool {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, bodyBytesMax))
+	if len(data) > 0 || err != nil {
+		if msg := jsonMediaType(r.Header); msg != "" {
+			fe.addProblem(codeUnsupportedMediaType, "Content-Type", "%s", msg)
+			return false
+		}
+	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -46,6 +56,34 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, fe *fieldErrors) 
 		return false
 	}
 	return decodeJSON(data, v, fe)
+}
+
+// jsonMediaType checks the media type a request declares for its body: it
+// must be application/json, with any parameters but a charset other than
+// UTF-8. It returns what is wrong, for the client, or "". A body sent
+// without Content-Type, or with curl -d's default form type, is refused
+// too (docs/decisions.md): the message says how to send JSON.
+func jsonMediaType(h http.Header) string {
+	const want = "send the body as JSON with Content-Type: application/json (with curl: -H 'Content-Type: application/json')"
+	values := h.Values("Content-Type")
+	switch len(values) {
+	case 0:
+		return "the body has no Content-Type: " + want
+	case 1:
+	default:
+		return "Content-Type is given more than once: " + want
+	}
+	mediaType, params, err := mime.ParseMediaType(values[0])
+	switch {
+	case err != nil:
+		return "Content-Type is malformed: " + want
+	case mediaType != "application/json":
+		return fmt.Sprintf("the body is declared %s: %s", truncate(mediaType, 64), want)
+	case params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8"):
+		return fmt.Sprintf("the body is declared charset=%s: send application/json in UTF-8 (charset=utf-8, or no charset)",
+			truncate(params["charset"], 32))
+	}
+	return ""
 }
 
 // decodeJSON is decodeBody's work on the body's bytes.

@@ -22,6 +22,7 @@ import (
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/gateway"
+	"github.com/acme/mastertrust/internal/apispec"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/pebble"
@@ -45,7 +46,10 @@ type env struct {
 	gw       *gateway.Server
 	srv      *httptest.Server
 	http     *http.Client
-	secret   []byte
+	// spec is docs/openapi.yaml: every exchange of call is checked
+	// against it.
+	spec   *apispec.Spec
+	secret []byte
 	// operator is an operator token.
 	operator string
 
@@ -90,6 +94,11 @@ func newEnv(t testing.TB, opt envOptions) *env {
 	}
 	e := &env{registry: cluster.NewInProcess(2 * time.Second), market: actors.NewMarketState(), cal: cal,
 		cat: domain.DefaultCatalogue(), secret: []byte("test-secret-test-secret-test-secret!")}
+	// Loaded before the platform starts, so that the work (once per test
+	// binary) does not delay its first calls.
+	if e.spec, err = apispec.Load(); err != nil {
+		t.Fatal(err)
+	}
 	if opt.fs == nil {
 		opt.fs, opt.dir = vfs.NewMem(), "journal"
 	}
@@ -179,6 +188,16 @@ func (e *env) setReady(err error) {
 type tc struct {
 	*env
 	t testing.TB
+	// unsaid, if set, says why the requests of call are refused although
+	// docs/openapi.yaml accepts them (apispec.Unsaid).
+	unsaid string
+}
+
+// unsaidBecause is c for requests the gateway refuses for a reason the
+// document cannot state: why.
+func (c tc) unsaidBecause(why string) tc {
+	c.unsaid = why
+	return c
 }
 
 // on returns the helpers of e for test t.
@@ -212,14 +231,21 @@ type response struct {
 }
 
 // call makes an HTTP request: token "" sends no Authorization; body ""
-// sends none; headers are name, value pairs.
+// sends none; headers are name, value pairs, added to the request's. A
+// body is sent as application/json unless headers name a Content-Type
+// (an empty value: none at all). The exchange is checked against
+// docs/openapi.yaml (apispec.Spec.Transport): a mismatch fails c.t.
 func (c tc) call(method, path, token, body string, headers ...string) response {
 	c.t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, c.srv.URL+path, rd)
+	ctx := context.Background()
+	if c.unsaid != "" {
+		ctx = apispec.Unsaid(ctx, c.unsaid)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.srv.URL+path, rd)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -230,9 +256,17 @@ func (c tc) call(method, path, token, body string, headers ...string) response {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Add(headers[i], headers[i+1])
+		if http.CanonicalHeaderKey(headers[i]) == "Content-Type" {
+			req.Header.Del("Content-Type")
+		}
 	}
-	resp, err := c.http.Do(req)
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] != "" || http.CanonicalHeaderKey(headers[i]) != "Content-Type" {
+			req.Header.Add(headers[i], headers[i+1])
+		}
+	}
+	client := &http.Client{Transport: c.spec.Transport(c.http.Transport, c.t)}
+	resp, err := client.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -243,6 +277,9 @@ func (c tc) call(method, path, token, body string, headers ...string) response {
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: data}
 }
+
+// key is an Idempotency-Key header, for call and must.
+func key(k string) []string { return []string{"Idempotency-Key", k} }
 
 // must makes a request and fails the test unless it answers want; it
 // decodes the body into out (if not nil).

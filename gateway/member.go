@@ -128,7 +128,7 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request, _ Claims) {
 func (s *Server) movement(w http.ResponseWriter, r *http.Request, command string, build func(key, amount string) *pb.PotRequest) {
 	var fe fieldErrors
 	member := pathMember(r, &fe)
-	key := idempotencyKey(r, &fe)
+	key := requiredIdempotencyKey(r, &fe)
 	queryParams(r, &fe)
 	var body amountBody
 	if decodeBody(w, r, &body, &fe) {
@@ -147,7 +147,7 @@ func (s *Server) movement(w http.ResponseWriter, r *http.Request, command string
 func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request, _ Claims) {
 	var fe fieldErrors
 	member := pathMember(r, &fe)
-	key := idempotencyKey(r, &fe)
+	key := requiredIdempotencyKey(r, &fe)
 	queryParams(r, &fe)
 	var body orderBody
 	var order *pb.PlaceOrder
@@ -172,7 +172,8 @@ func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request, _ Claims) {
 //
 //	buy:    asset, amount
 //	sell:   asset, exactly one of units, amount, percent
-//	switch: from, to (another asset), exactly one of units, percent
+//	switch: from, to, exactly one of units, percent (to = from is the
+//	        pot's 422 same-asset)
 func (s *Server) checkOrder(fe *fieldErrors, b *orderBody) *pb.PlaceOrder {
 	o := &pb.PlaceOrder{Asset: b.Asset, From: b.From, To: b.To, Amount: b.Amount, Units: b.Units, Percent: b.Percent}
 	forbid := func(field, value, why string) {
@@ -220,11 +221,10 @@ func (s *Server) checkOrder(fe *fieldErrors, b *orderBody) *pb.PlaceOrder {
 		forbid("to", b.To, "only a switch has from and to")
 	case "switch":
 		o.Type = pb.OrderType_ORDER_TYPE_SWITCH
-		from := checkISIN(fe, "from", b.From)
-		to := checkISIN(fe, "to", b.To)
-		if from != "" && from == to {
-			fe.add("to", "must differ from from")
-		}
+		// A switch from an asset to itself is well formed: the pot
+		// refuses it as a business rule (422 same-asset), as documented.
+		checkISIN(fe, "from", b.From)
+		checkISIN(fe, "to", b.To)
 		forbid("asset", b.Asset, "a switch names from and to")
 		forbid("amount", b.Amount, "a switch is by units or percent")
 		if b.Amount == "" {
@@ -260,7 +260,7 @@ func (s *Server) cancelOrder(w http.ResponseWriter, r *http.Request, _ Claims) {
 	var fe fieldErrors
 	member := pathMember(r, &fe)
 	orderID := pathOrder(r, &fe)
-	key := idempotencyKey(r, &fe)
+	key := requiredIdempotencyKey(r, &fe)
 	queryParams(r, &fe)
 	if len(fe) > 0 {
 		s.writeProblem(w, r, invalid(fe))

@@ -33,8 +33,14 @@ const (
 	codeForbidden        = "forbidden"
 	codeNotFound         = "not-found"
 	codeMethodNotAllowed = "method-not-allowed"
-	codeUnavailable      = actors.CodeUnavailable // 503, shared with the pots
-	codeInternal         = "internal"
+	// codeUnsupportedMediaType: a body that is not sent as
+	// application/json (415).
+	codeUnsupportedMediaType = "unsupported-media-type"
+	// codeIdempotencyKeyRequired: a request that moves money or places or
+	// cancels an order without an Idempotency-Key (428).
+	codeIdempotencyKeyRequired = "idempotency-key-required"
+	codeUnavailable            = actors.CodeUnavailable // 503, shared with the pots
+	codeInternal               = "internal"
 )
 
 // problemKind is one row of the problem table.
@@ -77,11 +83,13 @@ var problemTable = map[string]problemKind{
 	actors.CodeEarlierDayOpen:  {http.StatusUnprocessableEntity, "An earlier dealing day is not complete"},
 	actors.CodeAsOfUnavailable: {http.StatusUnprocessableEntity, "Reconciliation date not available"},
 	// The gateway's own.
-	codeUnauthorized:     {http.StatusUnauthorized, "Unauthorized"},
-	codeForbidden:        {http.StatusForbidden, "Forbidden"},
-	codeNotFound:         {http.StatusNotFound, "Not found"},
-	codeMethodNotAllowed: {http.StatusMethodNotAllowed, "Method not allowed"},
-	codeInternal:         {http.StatusInternalServerError, "Internal error"},
+	codeUnauthorized:           {http.StatusUnauthorized, "Unauthorized"},
+	codeForbidden:              {http.StatusForbidden, "Forbidden"},
+	codeNotFound:               {http.StatusNotFound, "Not found"},
+	codeMethodNotAllowed:       {http.StatusMethodNotAllowed, "Method not allowed"},
+	codeUnsupportedMediaType:   {http.StatusUnsupportedMediaType, "Unsupported media type"},
+	codeIdempotencyKeyRequired: {http.StatusPreconditionRequired, "Idempotency-Key required"},
+	codeInternal:               {http.StatusInternalServerError, "Internal error"},
 }
 
 // retryAfterSeconds is the Retry-After of every 503: a pot that timed out
@@ -100,8 +108,22 @@ func newProblem(code, detail string) *Problem {
 	return &Problem{Type: ProblemTypeBase + code, Title: kind.title, Status: kind.status, Code: code, Detail: detail}
 }
 
-// invalid is the 400 of a request with bad fields.
+// fieldProblems are the problems a bad field can call for instead of a
+// 400, in order of precedence: a body that is not JSON cannot be read at
+// all; a request without its Idempotency-Key is not safe to retry, however
+// its fields are fixed.
+var fieldProblems = []string{codeUnsupportedMediaType, codeIdempotencyKeyRequired}
+
+// invalid is the problem of a request with bad fields: the first of
+// fieldProblems that one of them calls for, else the 400 naming each.
 func invalid(fe fieldErrors) *Problem {
+	for _, code := range fieldProblems {
+		for _, e := range fe {
+			if e.code == code {
+				return newProblem(code, e.Message)
+			}
+		}
+	}
 	p := newProblem(codeInvalidRequest, "the request has invalid fields: see errors")
 	if len(fe) == 1 {
 		p.Detail = fe[0].Field + ": " + fe[0].Message

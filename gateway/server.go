@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -27,6 +28,10 @@ type Server struct {
 	metrics *metrics
 	mux     *http.ServeMux
 	routes  []route
+	// handler serves every request: the mux, behind the path check.
+	handler http.Handler
+	// uncanonical answers a path ServeMux would redirect (handler).
+	uncanonical http.Handler
 	// inFlight is the semaphore of Config.InFlightMax.
 	inFlight chan struct{}
 	// assets and riskProfiles are the catalogue's responses, encoded once:
@@ -51,11 +56,40 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.routes = s.routeTable()
 	s.mux = s.buildMux()
+	s.handler = http.HandlerFunc(s.serve)
 	return s, nil
 }
 
 // Handler returns the gateway's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// serve answers a path that is not in canonical form (a "." or ".."
+// segment, an empty one as in "//", or none at all as in CONNECT's) with
+// the 404 problem of an unknown path, and passes every other request to
+// the mux. ServeMux would redirect such a path to its cleaned form (307,
+// text/html): not an answer a client of this API can read, and a redirect
+// that takes a request somewhere its client did not name.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if !canonicalPath(r.URL.EscapedPath()) {
+		s.uncanonical.ServeHTTP(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// canonicalPath reports whether ServeMux would serve p as it is, rather
+// than redirect: p is absolute and path.Clean leaves it alone, but for a
+// trailing slash, which Clean drops and ServeMux puts back (its cleanPath).
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	clean := path.Clean(p)
+	if p[len(p)-1] == '/' && clean != "/" {
+		clean += "/"
+	}
+	return clean == p
+}
 
 // Routes lists the routes the gateway serves, as "METHOD /path/{param}"
 // (the ServeMux patterns), in the order of the route table.
@@ -95,6 +129,10 @@ func (s *Server) buildMux() *http.ServeMux {
 	mux.Handle("/", s.instrument(route{pattern: "unmatched", access: accessPublic, handle: func(w http.ResponseWriter, r *http.Request, _ Claims) {
 		s.writeProblem(w, r, newProblem(codeNotFound, "no such endpoint: see docs/openapi.yaml"))
 	}}))
+	s.uncanonical = s.instrument(route{pattern: "unmatched", access: accessPublic, handle: func(w http.ResponseWriter, r *http.Request, _ Claims) {
+		s.writeProblem(w, r, newProblem(codeNotFound,
+			`no such endpoint: a path has no ".", ".." or empty segments; see docs/openapi.yaml`))
+	}})
 	return mux
 }
 

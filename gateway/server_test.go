@@ -156,7 +156,7 @@ func TestTimeoutFromContext(t *testing.T) {
 		return nil, ctx.Err()
 	}, 0)
 	start := time.Now()
-	rec := serve(s, "POST", "/v1/pots/M1/contributions", tok)
+	rec := serve(s, "POST", "/v1/pots/M1/contributions", tok, "Idempotency-Key", "k-1")
 	if rec.Code != http.StatusBadRequest {
 		t.Fatalf("no body: %d", rec.Code)
 	}
@@ -168,4 +168,61 @@ func TestTimeoutFromContext(t *testing.T) {
 		t.Fatalf("answered after %s, want RequestTimeout (1 s)", d)
 	}
 	<-cancelled
+}
+
+// TestUncanonicalPaths: a path ServeMux would redirect to its cleaned form
+// (307, text/html) is a 404 problem instead, for every method; canonical
+// paths reach the mux as before.
+func TestUncanonicalPaths(t *testing.T) {
+	s := newTestServer(t)
+	tok, err := SignToken(testSecret, Claims{Role: RoleOperator, IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{
+		"/v1/pots/M1/../../v1/assets", "//v1/assets", "/v1//assets", "/v1/assets//", "/./v1/assets", "/v1/./assets",
+		"/v1/assets/.", "/v1/assets/..", "/v1/pots/M1/orders/..", "//", "/..", "/v1/pots/M1/../M2",
+	} {
+		for _, method := range []string{"GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS", "CONNECT"} {
+			req := httptest.NewRequest(method, "http://gateway"+p, nil)
+			req.URL.Path, req.URL.RawPath = p, "" // as the request line gave it
+			req.Header.Set("Authorization", "Bearer "+tok)
+			if method == "GET" {
+				// The case is real: the mux alone redirects it.
+				rec := httptest.NewRecorder()
+				s.mux.ServeHTTP(rec, req)
+				if rec.Code != http.StatusTemporaryRedirect {
+					t.Errorf("GET %s: the mux alone answers %d, want its 307", p, rec.Code)
+				}
+			}
+			rec := httptest.NewRecorder()
+			s.Handler().ServeHTTP(rec, req)
+			if rec.Code != http.StatusNotFound || rec.Header().Get("Content-Type") != "application/problem+json" ||
+				rec.Header().Get("Location") != "" {
+				t.Errorf("%s %s: %d %v, want a 404 problem", method, p, rec.Code, rec.Header())
+				continue
+			}
+			var prob Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &prob); err != nil && method != "HEAD" {
+				t.Errorf("%s %s: %v in %q", method, p, err, rec.Body)
+			} else if method != "HEAD" && prob.Code != codeNotFound {
+				t.Errorf("%s %s: problem %+v", method, p, prob)
+			}
+		}
+	}
+	for p, want := range map[string]int{
+		"/v1/assets":          http.StatusOK,
+		"/v1/assets/":         http.StatusNotFound, // no route, no redirect
+		"/v1/pots/M1%2F..":    http.StatusBadRequest,
+		"/v1/pots/M1/.x":      http.StatusNotFound,
+		"/v1/pots/M1/x..y":    http.StatusNotFound,
+		"/v1/pots/..M1":       http.StatusBadRequest, // a (malformed) member id
+		"/healthz":            http.StatusOK,
+		"/v1/reconciliations": http.StatusMethodNotAllowed,
+	} {
+		rec := serve(s, "GET", p, tok)
+		if rec.Code != want || rec.Header().Get("Location") != "" {
+			t.Errorf("GET %s: %d %v, want %d", p, rec.Code, rec.Header(), want)
+		}
+	}
 }

@@ -30,8 +30,8 @@ func TestUnavailable(t *testing.T) {
 	// The pot's appends hang: the contribution times out.
 	c.journal.block(actors.PotStream(m))
 	start := time.Now()
-	key := []string{"Idempotency-Key", "slow-1"}
-	r := c.call("POST", base+"/contributions", tok, `{"amount":"25.00"}`, key...)
+	slow := key("slow-1")
+	r := c.call("POST", base+"/contributions", tok, `{"amount":"25.00"}`, slow...)
 	elapsed := time.Since(start)
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" {
 		t.Fatalf("contribution to a hung pot: %d %v %s, want 503 with Retry-After: 1", r.status, r.header, r.body)
@@ -52,7 +52,7 @@ func TestUnavailable(t *testing.T) {
 	c.journal.release(actors.PotStream(m))
 	var mv movementView
 	testkit.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
-		r := c.call("POST", base+"/contributions", tok, `{"amount":"25.00"}`, key...)
+		r := c.call("POST", base+"/contributions", tok, `{"amount":"25.00"}`, slow...)
 		if r.status != http.StatusAccepted || r.header.Get("Idempotent-Replayed") != "true" {
 			return fmt.Errorf("retry answered %d %s (replayed %q), want a replayed 202", r.status, r.body, r.header.Get("Idempotent-Replayed"))
 		}
@@ -77,7 +77,7 @@ func TestUnavailable(t *testing.T) {
 		{"POST", base + "/withdrawals", `{"amount":"1.00"}`},
 	} {
 		start := time.Now()
-		r := c.call(req[0], req[1], tok, req[2])
+		r := c.call(req[0], req[1], tok, req[2], key("dead-member")...)
 		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || c.problem(r).Code != "unavailable" {
 			t.Errorf("%s %s with the member dead: %d %v %s", req[0], req[1], r.status, r.header, r.body)
 		}
@@ -105,7 +105,7 @@ func TestUnavailable(t *testing.T) {
 			token = c.operator
 		}
 		start := time.Now()
-		r := c.call(req[0], req[1], token, req[2])
+		r := c.call(req[0], req[1], token, req[2], key("stopped-node")...)
 		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || c.problem(r).Code != "unavailable" {
 			t.Errorf("%s %s with the node stopped: %d %v %s", req[0], req[1], r.status, r.header, r.body)
 		}

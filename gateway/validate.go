@@ -85,6 +85,10 @@ func printableASCII(s string) bool {
 type FieldError struct {
 	Field   string `json:"field"`
 	Message string `json:"message"`
+	// code is the problem the error calls for when it is not a 400
+	// invalid-request (415 for a body not declared JSON, 428 for a missing
+	// Idempotency-Key); see invalid.
+	code string
 }
 
 // fieldErrors collects the bad fields of one request.
@@ -94,9 +98,16 @@ func (fe *fieldErrors) add(field, format string, args ...any) {
 	*fe = append(*fe, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
+// addProblem records an error that calls for the problem code, whose
+// detail is the message.
+func (fe *fieldErrors) addProblem(code, field, format string, args ...any) {
+	*fe = append(*fe, FieldError{Field: field, Message: fmt.Sprintf(format, args...), code: code})
+}
+
 // idempotencyKey returns the request's Idempotency-Key, or a new random key
 // made by the gateway when there is none: a client that sends no key gets
-// no deduplication, so its blind retry is a new request.
+// no deduplication, so its blind retry is a new request (which is why the
+// requests that move money need one: requiredIdempotencyKey).
 func idempotencyKey(r *http.Request, fe *fieldErrors) string {
 	values := r.Header.Values("Idempotency-Key")
 	switch {
@@ -111,6 +122,22 @@ func idempotencyKey(r *http.Request, fe *fieldErrors) string {
 		fe.add("Idempotency-Key", "must be 1 to %d printable ASCII characters (0x21-0x7E)", idempotencyKeyBytesMax)
 	}
 	return k
+}
+
+// requiredIdempotencyKey is idempotencyKey for the requests that move money
+// or place or cancel an order: without the header such a request is refused
+// (428 idempotency-key-required), because a client's retry of it, after a
+// timeout or a lost answer, could not be told from a second request and
+// would pay or trade twice.
+func requiredIdempotencyKey(r *http.Request, fe *fieldErrors) string {
+	if len(r.Header.Values("Idempotency-Key")) == 0 {
+		fe.addProblem(codeIdempotencyKeyRequired, "Idempotency-Key",
+			"this request moves money or places or cancels an order: send an Idempotency-Key header (1 to %d "+
+				"printable ASCII characters, new for each request), so that a retry of it is answered, not done twice",
+			idempotencyKeyBytesMax)
+		return ""
+	}
+	return idempotencyKey(r, fe)
 }
 
 // checkAmount checks a cash amount: a JSON string like "100.00".

@@ -17,6 +17,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/acme/mastertrust/internal/apispec"
 	"github.com/acme/mastertrust/persistence"
 )
 
@@ -45,7 +46,8 @@ func (c *e2eClock) Set(t time.Time) {
 
 // e2eAPI is a client of the gateway. It retries a 503 (and a failed
 // connection) with the same Idempotency-Key, as API.md tells clients to, and
-// counts the retries.
+// counts the retries. Every exchange is checked against docs/openapi.yaml
+// (apispec.Spec.Transport); a mismatch is reported to the run's failures.
 type e2eAPI struct {
 	mu   sync.Mutex
 	base string // mu guards: a restart moves the gateway to another port
@@ -97,10 +99,10 @@ func (r e2eResponse) String() string {
 	return fmt.Sprintf("%d %s", r.Status, body)
 }
 
-func newE2EAPI(base string, conns int) *e2eAPI {
+func newE2EAPI(base string, conns int, spec *apispec.Spec, report apispec.Reporter) *e2eAPI {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = conns*2, conns*2
-	return &e2eAPI{base: base, http: &http.Client{Transport: tr}}
+	return &e2eAPI{base: base, http: &http.Client{Transport: spec.Transport(tr, report)}}
 }
 
 func (a *e2eAPI) setBase(base string) {

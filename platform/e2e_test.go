@@ -20,6 +20,7 @@ import (
 
 	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/apispec"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/platform"
@@ -300,6 +301,10 @@ func runE2E(t *testing.T, cfg e2eConfig) {
 
 func startE2E(t *testing.T, cfg e2eConfig) *e2e {
 	t.Helper()
+	spec, err := apispec.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
 	logger, _ := testkit.Logger(t)
 	cal, err := platform.NewCalendar()
 	if err != nil {
@@ -330,7 +335,7 @@ func startE2E(t *testing.T, cfg e2eConfig) *e2e {
 			t.Logf("stop: %v", err)
 		}
 	})
-	e.api = newE2EAPI(d.URL, cfg.Workers)
+	e.api = newE2EAPI(d.URL, cfg.Workers, spec, apispec.ReporterFunc(e.fail))
 	if e.opToken, err = d.Token("", 6*time.Hour); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/apispec"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/platform"
 )
@@ -33,6 +34,8 @@ type operatorDev struct {
 	cal   *domain.Calendar
 	op    string // an operator token
 	logs  *errorLog
+	// http checks every exchange against docs/openapi.yaml.
+	http *http.Client
 }
 
 // operatorPrices are a price for every catalogue asset.
@@ -46,7 +49,12 @@ func startOperatorDev(t *testing.T, windowAhead int, faults custodian.Faults, no
 		t.Fatal(err)
 	}
 	logger, _ := testkit.Logger(t)
-	d := &operatorDev{t: t, clock: &e2eClock{now: now}, cal: cal, logs: &errorLog{next: logger.Handler()}}
+	spec, err := apispec.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &operatorDev{t: t, clock: &e2eClock{now: now}, cal: cal, logs: &errorLog{next: logger.Handler()},
+		http: &http.Client{Transport: spec.Transport(http.DefaultTransport, t)}}
 	d.cfg = platform.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Now: d.clock.Now, Logger: slog.New(d.logs),
 		DealingWindowAhead: windowAhead, CustodianFaults: faults}
 	d.start()
@@ -88,7 +96,12 @@ func (d *operatorDev) restart() {
 // call makes one request and returns its status, headers and body.
 func (d *operatorDev) call(method, path, token, key, body string) (int, http.Header, []byte) {
 	d.t.Helper()
-	req, err := http.NewRequest(method, d.dev.URL+path, strings.NewReader(body))
+	return d.callIn(context.Background(), method, path, token, key, body)
+}
+
+func (d *operatorDev) callIn(ctx context.Context, method, path, token, key, body string) (int, http.Header, []byte) {
+	d.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, d.dev.URL+path, strings.NewReader(body))
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -99,7 +112,7 @@ func (d *operatorDev) call(method, path, token, key, body string) (int, http.Hea
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := d.http.Do(req)
 	if err != nil {
 		d.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -114,7 +127,18 @@ func (d *operatorDev) call(method, path, token, key, body string) (int, http.Hea
 // want makes a request and checks its status and, for a problem, its code.
 func (d *operatorDev) want(status int, code, method, path, body string) []byte {
 	d.t.Helper()
-	got, _, b := d.call(method, path, d.op, "", body)
+	return d.wantUnsaid("", status, code, method, path, body)
+}
+
+// wantUnsaid is want for a request the OpenAPI document cannot tell from a
+// valid one (why says what it breaks; "" for none).
+func (d *operatorDev) wantUnsaid(why string, status int, code, method, path, body string) []byte {
+	d.t.Helper()
+	ctx := context.Background()
+	if why != "" {
+		ctx = apispec.Unsaid(ctx, why)
+	}
+	got, _, b := d.callIn(ctx, method, path, d.op, "", body)
 	var p struct{ Code string }
 	_ = json.Unmarshal(b, &p)
 	if got != status || p.Code != code {
@@ -539,7 +563,11 @@ func TestRefusalsLeaveNothingUnreadable(t *testing.T) {
 		{"used prices corrected", "POST", "/v1/prices", `{"date":"2026-11-23","prices":{` + strings.Replace(operatorPrices, "2.000000", "2.1", 1) + `},"reason":"x"}`, 422, "prices-used"},
 		{"an earlier reconciliation", "POST", "/v1/reconciliations", `{"asOf":"2026-11-20"}`, 422, "as-of-unavailable"},
 	} {
-		d.want(c.status, c.code, c.method, c.path, c.body)
+		unsaid := ""
+		if c.name == "a prices' asset missing" {
+			unsaid = "every catalogue asset needs a price: the catalogue is not in the document"
+		}
+		d.wantUnsaid(unsaid, c.status, c.code, c.method, c.path, c.body)
 		d.restart()
 		if s, _, b := d.call("GET", "/v1/cycles/2026-11-23", d.op, "", ""); s != http.StatusOK || !strings.Contains(string(b), `"status":"complete"`) {
 			t.Fatalf("after %s and a restart: the completed cycle reads %d %s", c.name, s, b)

@@ -102,6 +102,7 @@ func (d *devProcess) post(path, key, body string) (int, error) {
 		return 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+d.memberToken)
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -168,6 +169,7 @@ func TestDevKilledKeepsEveryAcknowledgedWrite(t *testing.T) {
 	for key := range acked {
 		req, _ := http.NewRequest(http.MethodPost, d2.url+"/v1/pots/"+member+"/contributions", strings.NewReader(`{"amount":"1.00"}`))
 		req.Header.Set("Authorization", "Bearer "+d2.memberToken)
+		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Idempotency-Key", key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -216,6 +218,9 @@ func call(t *testing.T, method, url, token, key, body string, out any) int {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
@@ -395,6 +400,7 @@ func postAndForget(url, token, body string) {
 		return
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
 	}
