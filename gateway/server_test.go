@@ -270,3 +270,22 @@ func TestPanicAfterTheAnswerStarted(t *testing.T) {
 		t.Errorf("counted %v panics, want 1", got)
 	}
 }
+
+// TestReadinessCheckPanic: a readiness check that panics (it runs on a
+// goroutine of its own, where nothing else would recover it) makes the
+// gateway not ready, and is counted; the process goes on.
+func TestReadinessCheckPanic(t *testing.T) {
+	logger, _ := testkit.Logger(t)
+	s, err := New(Config{Pots: funcPots(nil), Cluster: nopCluster{}, Ready: func(context.Context) error { panic("test: the check panics") },
+		Catalogue: domain.DefaultCatalogue(), TokenSecret: testSecret, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := recovered.Count("readiness-check")
+	if rec := serve(s, "GET", "/readyz", ""); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with a panicking check: %d %s", rec.Code, rec.Body)
+	}
+	if got := recovered.Count("readiness-check") - before; got != 1 {
+		t.Errorf("counted %v panics, want 1", got)
+	}
+}
