@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/acme/mastertrust/internal/recovered"
 )
 
 // The system's grains (aggregators, asset books, cycles, prices) share one
@@ -52,8 +53,8 @@ type grainShell struct {
 func (g *grainShell) Receive(ctx actor.Context) {
 	defer func() {
 		if r := recover(); r != nil {
-			g.log.Error("grain panicked; stopping the activation", "kind", g.kind, "identity", g.identity,
-				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			recovered.Report(g.log, "grain/"+g.kind, r, "identity", g.identity, "message", fmt.Sprintf("%T", ctx.Message()),
+				"then", "stopping the activation; the next request activates the grain afresh from the journal")
 			if _, ok := ctx.Message().(*protocluster.GrainRequest); ok {
 				ctx.Respond(g.logic.failure(fmt.Errorf("%s %s failed", g.kind, g.identity)))
 			}

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -184,9 +184,8 @@ func (a *potActor) recoverPanic(ctx actor.Context) {
 	if r == nil {
 		return
 	}
-	a.deps.Logger.Error("pot grain panicked; stopping the activation", "member", a.member,
-		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-	a.failed = fmt.Errorf("panic: %v", r)
+	a.failed = recovered.Report(a.deps.Logger, "grain/"+PotKind, r, "member", a.member, "message", fmt.Sprintf("%T", ctx.Message()),
+		"then", "stopping the activation; the next request recovers the pot from the journal")
 	a.failWaiting(ctx)
 	if m, ok := ctx.Message().(*pb.PotCall); ok && m != nil {
 		respond(ctx, unavailable(), m.CallId)
