@@ -104,7 +104,7 @@ func NewPotKind(deps *PotDeps) func(idleTimeout time.Duration) *protocluster.Kin
 		deps.Now = time.Now
 	}
 	deps.recoveries = make(chan struct{}, deps.Config.RecoveriesMax)
-	deps.workers = newWorkers(potWorkersIdleMax)
+	deps.workers = newWorkers(potWorkersIdleMax, deps.Logger)
 	dispatcher := deps.workers.dispatcher(potMailboxThroughput)
 	mailboxes := potMailboxes()
 	return func(idleTimeout time.Duration) *protocluster.Kind {
