@@ -173,7 +173,6 @@ type fuzzRig struct {
 	dev      *platform.Dev
 	journal  *countingJournal
 	logs     *logRing
-	dataDir  string
 	member   string // fuzzMember's token
 	operator string
 	expired  string
@@ -206,21 +205,37 @@ func fuzzRigFor(t *testing.T) *fuzzRig {
 	return fuzzShared.rig
 }
 
-// stopFuzzRig removes the data of the process's platform and stops it, if
-// one was started (TestMain). The data goes first: a fuzzing worker is
-// interrupted a second after its last input, too soon for a graceful stop,
-// and each worker's data (JetStream preallocates) would otherwise be left
-// behind. The platform's errors about its files going away go to its log,
-// which nobody reads any more.
-func stopFuzzRig() {
-	r := fuzzShared.rig
-	if r == nil {
-		return
+// fuzzData is the data dir of the process's platform, once made.
+var fuzzData struct {
+	mu  sync.Mutex
+	dir string
+}
+
+// removeFuzzData removes the data dir of the process's platform, if it
+// made one (TestMain, and on an interrupt: a fuzzing worker is interrupted
+// a second after it was told to stop, and killed a second later, too soon
+// for a graceful stop, and each worker's data, which JetStream
+// preallocates, would otherwise be left behind). The platform may still
+// run: on Linux its open files live on until it stops, and its complaints
+// about the others go to its log, which nobody reads any more.
+func removeFuzzData() {
+	fuzzData.mu.Lock()
+	defer fuzzData.mu.Unlock()
+	if fuzzData.dir != "" {
+		os.RemoveAll(fuzzData.dir)
+		fuzzData.dir = ""
 	}
-	os.RemoveAll(r.dataDir)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r.dev.Stop(ctx)
+}
+
+// stopFuzzRig removes the data of the process's platform and stops it, if
+// one was started (TestMain).
+func stopFuzzRig() {
+	removeFuzzData()
+	if r := fuzzShared.rig; r != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r.dev.Stop(ctx)
+	}
 }
 
 func startFuzzRig() (*fuzzRig, error) {
@@ -228,6 +243,9 @@ func startFuzzRig() (*fuzzRig, error) {
 	if err != nil {
 		return nil, err
 	}
+	fuzzData.mu.Lock()
+	fuzzData.dir = dir
+	fuzzData.mu.Unlock()
 	cal, err := platform.NewCalendar()
 	if err != nil {
 		return nil, err
@@ -238,7 +256,7 @@ func startFuzzRig() (*fuzzRig, error) {
 			return nil, fmt.Errorf("%s=%q: %w", testkit.LogEnv, v, err)
 		}
 	}
-	r := &fuzzRig{journal: &countingJournal{}, logs: &logRing{max: 300}, dataDir: dir}
+	r := &fuzzRig{journal: &countingJournal{}, logs: &logRing{max: 300}}
 	// The pots' clock stands still before the cut-off of a dealing day, so
 	// that the seeds' dates mean the same on every run (tokens use the
 	// real clock).
@@ -251,7 +269,7 @@ func startFuzzRig() (*fuzzRig, error) {
 			return r.journal
 		}})
 	if err != nil {
-		os.RemoveAll(dir)
+		removeFuzzData()
 		return nil, err
 	}
 	r.dev = d
