@@ -289,3 +289,27 @@ func TestReadinessCheckPanic(t *testing.T) {
 		t.Errorf("counted %v panics, want 1", got)
 	}
 }
+
+// TestMalformedQueryIsRefused: a query the gateway cannot parse (a bad
+// %-escape, a ';') is a 400 naming "query", like an unknown parameter, not
+// read as if the malformed part were absent (?limit=5% listed a default
+// page; ?%zz passed an endpoint that takes no parameters).
+func TestMalformedQueryIsRefused(t *testing.T) {
+	s, tok := newFuncServer(t, func(context.Context, string, *pb.PotRequest) (*pb.PotResponse, error) {
+		return &pb.PotResponse{Result: &pb.PotResponse_Orders{Orders: &pb.OrderList{}}}, nil
+	}, 0)
+	for _, path := range []string{"/v1/pots/M1/orders?limit=5%", "/v1/pots/M1/orders?status=accepted;limit=5", "/v1/assets?%zz",
+		"/v1/pots/M1/statement?from=2026-01-01&%gg=1"} {
+		rec := serve(s, "GET", path, tok)
+		var p Problem
+		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+			t.Fatalf("%s: %v: %s", path, err, rec.Body)
+		}
+		if rec.Code != http.StatusBadRequest || len(p.Errors) == 0 || p.Errors[0].Field != "query" {
+			t.Errorf("GET %s: %d %s, want a 400 naming the query", path, rec.Code, rec.Body)
+		}
+	}
+	if rec := serve(s, "GET", "/v1/pots/M1/orders?limit=5&status=accepted", tok); rec.Code != http.StatusOK {
+		t.Errorf("a well-formed query: %d %s", rec.Code, rec.Body)
+	}
+}
