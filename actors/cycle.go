@@ -15,6 +15,7 @@ import (
 
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
@@ -238,7 +239,16 @@ func (c *cycle) start(run *pb.CycleRun) *pb.CycleResponse {
 		panic(err) // unreachable: a CycleStarted applies
 	}
 	c.summary.OrdersRolled = rolled // the aggregators roll late orders at every call
-	go c.run(run.Rebalance)
+	recovered.Go(c.deps.Logger, "cycle", func() { c.run(run.Rebalance) }, func(err error) {
+		// A bug in the run (logged and counted): the run stops; its record
+		// shows it interrupted, and a run again resumes it.
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.running = false
+		c.summary.Status, c.summary.FinishedAtUnixNano = CycleFailed, nanosNow(c.deps.Now)
+		c.summary.Problem = &pb.CycleProblem{Code: CodeCycleInterrupted, Resumable: true,
+			Detail: fmt.Sprintf("the run stopped at the %s step on an internal error (the log has it); run the cycle again to resume", c.summary.Step)}
+	}, "date", c.date)
 	return &pb.CycleResponse{Summary: proto.Clone(c.summary).(*pb.CycleSummary)}
 }
 
@@ -559,9 +569,15 @@ func callAggregators(ctx context.Context, node *cluster.Node, deps *DealingDeps,
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			r, err := cluster.CallWithin(ctx, node, deps.Config.StepTimeout, func(opts ...protocluster.GrainCallOption) (*pb.AggregatorResponse, error) {
-				return pb.GetAggregatorGrainClient(node.Cluster(), fmt.Sprint(g)).Handle(req, opts...)
-			})
+			var r *pb.AggregatorResponse
+			var err error
+			if perr := recovered.Run(deps.Logger, "cycle/aggregator-call", func() {
+				r, err = cluster.CallWithin(ctx, node, deps.Config.StepTimeout, func(opts ...protocluster.GrainCallOption) (*pb.AggregatorResponse, error) {
+					return pb.GetAggregatorGrainClient(node.Cluster(), fmt.Sprint(g)).Handle(req, opts...)
+				})
+			}, "group", g); perr != nil {
+				err = perr
+			}
 			if err == nil && r.Error != "" {
 				err = errors.New(r.Error)
 			}

@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/acme/mastertrust/internal/recovered"
 )
 
 // The system's grains (aggregators, asset books, cycles, prices) share one
@@ -47,15 +48,36 @@ type grainShell struct {
 	idle     idleTimer
 	identity string
 	failed   error
+	// held are the answers of an activation that failed, sent once it
+	// has stopped (see answerFailed).
+	held []heldAnswer
+}
+
+type heldAnswer struct {
+	to  *actor.PID
+	msg proto.Message
+}
+
+// answerFailed answers a request to an activation that failed (its
+// activation, or a panic) and is stopping. The answer goes out only once
+// the activation has stopped, when protoactor has taken it out of the
+// registry: a caller that retries then reaches a fresh activation, not
+// this one (which would fail again) nor its mailbox between the poison
+// pill and the stop, where protoactor drops a request without an answer
+// and the caller waits for its timeout.
+func (g *grainShell) answerFailed(ctx actor.Context, err error) {
+	if to := ctx.Sender(); to != nil {
+		g.held = append(g.held, heldAnswer{to: to, msg: g.logic.failure(err)})
+	}
 }
 
 func (g *grainShell) Receive(ctx actor.Context) {
 	defer func() {
 		if r := recover(); r != nil {
-			g.log.Error("grain panicked; stopping the activation", "kind", g.kind, "identity", g.identity,
-				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			g.failed = recovered.Report(g.log, "grain/"+g.kind, r, "identity", g.identity, "message", fmt.Sprintf("%T", ctx.Message()),
+				"then", "stopping the activation; the next request activates the grain afresh from the journal")
 			if _, ok := ctx.Message().(*protocluster.GrainRequest); ok {
-				ctx.Respond(g.logic.failure(fmt.Errorf("%s %s failed", g.kind, g.identity)))
+				g.answerFailed(ctx, fmt.Errorf("%s %s failed", g.kind, g.identity))
 			}
 			ctx.Poison(ctx.Self())
 		}
@@ -77,7 +99,7 @@ func (g *grainShell) Receive(ctx actor.Context) {
 	case *protocluster.GrainRequest:
 		g.idle.touch()
 		if g.failed != nil {
-			ctx.Respond(g.logic.failure(fmt.Errorf("%s %s unavailable: %w", g.kind, g.identity, g.failed)))
+			g.answerFailed(ctx, fmt.Errorf("%s %s unavailable: %w", g.kind, g.identity, g.failed))
 			return
 		}
 		// A request behind the poison pill is handled to completion like
@@ -93,5 +115,9 @@ func (g *grainShell) Receive(ctx actor.Context) {
 		}
 	case *actor.Stopped:
 		g.idle.stop()
+		for _, h := range g.held {
+			ctx.Send(h.to, h.msg)
+		}
+		g.held = nil
 	}
 }

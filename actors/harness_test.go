@@ -41,6 +41,8 @@ type worldOptions struct {
 	journal   persistence.Journal // default: Pebble in memory
 	potConfig actors.PotConfig
 	idle      time.Duration
+	// market, when set, is the pots' market instead of world.market.
+	market actors.Market
 }
 
 func newWorld(t testing.TB, opt worldOptions) *world {
@@ -70,6 +72,9 @@ func newWorld(t testing.TB, opt worldOptions) *world {
 	}
 	deps := &actors.PotDeps{Journal: w.journal, Catalogue: w.cat, Calendar: cal, Market: w.market, Now: w.now,
 		Config: opt.potConfig}
+	if opt.market != nil {
+		deps.Market = opt.market
+	}
 	logger, level := testkit.Logger(t)
 	deps.Logger = logger
 	w.deps = deps

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -155,9 +156,21 @@ func (m *MarketState) CutOff(ctx context.Context, openFrom domain.Date) error {
 // returns the first time (so a node starts with the market as it is), then
 // polls every interval in the background. It returns an error only if the
 // first read fails.
+//
+// A panic while following (a bug, or an event nobody foresaw) is recovered,
+// logged and counted, and the follower goes on at the next interval: an
+// event takes its position before it is applied, so one that panics is
+// passed over rather than stopping the follower for good.
 func FollowMarket(ctx context.Context, j persistence.Journal, market *MarketState, interval time.Duration, log *slog.Logger) error {
 	f := &marketFollower{j: j, group: SystemGroup(j), market: market, log: log}
-	if err := f.catchUp(ctx); err != nil {
+	catchUp := func() error {
+		var err error
+		if perr := recovered.Run(log, "market-follower", func() { err = f.catchUp(ctx) }); perr != nil {
+			return perr
+		}
+		return err
+	}
+	if err := catchUp(); err != nil {
 		return fmt.Errorf("actors: follow market: %w", err)
 	}
 	go func() {
@@ -168,7 +181,7 @@ func FollowMarket(ctx context.Context, j persistence.Journal, market *MarketStat
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := f.catchUp(ctx); err != nil && ctx.Err() == nil {
+				if err := catchUp(); err != nil && ctx.Err() == nil {
 					log.Warn("following the market", "err", err)
 				}
 			}

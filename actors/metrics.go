@@ -1,6 +1,10 @@
 package actors
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/acme/mastertrust/internal/recovered"
+)
 
 // Metrics of the pot grains of a node. Register them on the node's own
 // registry (no global state): NewMetrics(registry).
@@ -51,5 +55,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.Requests, m.AppendSeconds, m.BatchEvents, m.ActivePots, m.Activations, m.RecoverySeconds, m.SnapshotBytes)
+	// The grains' panics (and every other goroutine's of the process).
+	if err := recovered.Register(reg); err != nil {
+		panic(err)
+	}
 	return m
 }

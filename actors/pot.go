@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -44,6 +44,11 @@ type potActor struct {
 	// requests still ahead of the pill are answered "unavailable" (the
 	// retry activates the pot afresh) rather than started and lost.
 	stopping bool
+	// poisoned: the activation has sent itself its poison pill (it
+	// passivated or failed); its replies from then on wait in held until
+	// it has stopped (see stop).
+	poisoned bool
+	held     []heldReply
 
 	member  string
 	stream  string
@@ -79,6 +84,12 @@ type reply struct {
 	release func()
 }
 
+// heldReply is a reply of a stopping activation, sent once it stopped.
+type heldReply struct {
+	to   *actor.PID
+	resp *pb.PotResponse
+}
+
 // flushWaiting tells a pot to append what is waiting.
 type flushWaiting struct{}
 
@@ -93,7 +104,7 @@ func NewPotKind(deps *PotDeps) func(idleTimeout time.Duration) *protocluster.Kin
 		deps.Now = time.Now
 	}
 	deps.recoveries = make(chan struct{}, deps.Config.RecoveriesMax)
-	deps.workers = newWorkers(potWorkersIdleMax)
+	deps.workers = newWorkers(potWorkersIdleMax, deps.Logger)
 	dispatcher := deps.workers.dispatcher(potMailboxThroughput)
 	mailboxes := potMailboxes()
 	return func(idleTimeout time.Duration) *protocluster.Kind {
@@ -145,7 +156,7 @@ func (a *potActor) Receive(ctx actor.Context) {
 		if a.failed != nil {
 			// Answer what is already waiting ("unavailable"), then stop:
 			// the next request activates the pot afresh and retries.
-			ctx.Poison(ctx.Self())
+			a.stop(ctx)
 			return
 		}
 		a.idle.start(ctx)
@@ -153,7 +164,7 @@ func (a *potActor) Receive(ctx actor.Context) {
 		// PotClient's request: the only way to a pot (see PotClient.Handle).
 		a.idle.touch()
 		if msg.Request == nil {
-			respond(ctx, &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{
+			a.respond(ctx, &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{
 				Code: CodeInvalidRequest, Detail: "a call without a request"}}}, msg.CallId)
 			return
 		}
@@ -164,10 +175,14 @@ func (a *potActor) Receive(ctx actor.Context) {
 	case idleCheck:
 		if !a.stopping && a.idle.expired(ctx, len(a.waiting) > 0) {
 			a.stopping = true
-			ctx.Poison(ctx.Self())
+			a.stop(ctx)
 		}
 	case *actor.Stopped:
 		a.idle.stop()
+		for _, h := range a.held {
+			ctx.Send(h.to, h.resp)
+		}
+		a.held = nil
 		if a.deps.Metrics != nil && a.pot != nil {
 			a.deps.Metrics.ActivePots.Dec()
 		}
@@ -184,13 +199,23 @@ func (a *potActor) recoverPanic(ctx actor.Context) {
 	if r == nil {
 		return
 	}
-	a.deps.Logger.Error("pot grain panicked; stopping the activation", "member", a.member,
-		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-	a.failed = fmt.Errorf("panic: %v", r)
+	a.failed = recovered.Report(a.deps.Logger, "grain/"+PotKind, r, "member", a.member, "message", fmt.Sprintf("%T", ctx.Message()),
+		"then", "stopping the activation; the next request recovers the pot from the journal")
+	a.stop(ctx)
 	a.failWaiting(ctx)
 	if m, ok := ctx.Message().(*pb.PotCall); ok && m != nil {
-		respond(ctx, unavailable(), m.CallId)
+		a.respond(ctx, unavailable(), m.CallId)
 	}
+}
+
+// stop sends the activation its poison pill. Its replies from then on are
+// held until it has stopped (Stopped), when protoactor has taken it out of
+// the registry: a caller that retries on "unavailable" then reaches a
+// fresh activation, not this one (which would refuse again) nor its
+// mailbox between the pill and the stop, where protoactor drops a request
+// without an answer and the caller waits for its timeout.
+func (a *potActor) stop(ctx actor.Context) {
+	a.poisoned = true
 	ctx.Poison(ctx.Self())
 }
 
@@ -273,7 +298,7 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 		return reply{to: ctx.Sender(), call: call, resp: resp, command: name, outcome: outcome, release: release}
 	}
 	if a.stopping {
-		respond(ctx, unavailable(), call)
+		a.respond(ctx, unavailable(), call)
 		return
 	}
 	if a.failed != nil {
@@ -305,8 +330,8 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 			// one's old state. Stop; the caller's retry reaches a fresh one.
 			a.failed = errors.New("stale: another activation appended")
 			a.deps.Logger.Warn("pot activation is stale; stopping it", "member", a.member, "version", a.durable)
+			a.stop(ctx)
 			a.enqueue(ctx, answer(unavailable(), "failed", release), nil)
-			ctx.Poison(ctx.Self())
 			return
 		}
 		a.enqueue(ctx, answer(problemResponse(err), "refused", release), nil)
@@ -442,8 +467,8 @@ func (a *potActor) appendFailed(ctx actor.Context, err error) {
 	a.deps.Logger.Log(context.Background(), level, "pot append failed; stopping the activation",
 		"member", a.member, "expected_version", a.durable, "err", err)
 	a.failed = err
+	a.stop(ctx)
 	a.failWaiting(ctx)
-	ctx.Poison(ctx.Self())
 }
 
 // failWaiting answers every waiting reply "unavailable" and drops the
@@ -496,6 +521,10 @@ func (a *potActor) send(ctx actor.Context, r reply) {
 		return // nobody is waiting (a fire-and-forget message)
 	}
 	r.resp.CallId = r.call
+	if a.poisoned {
+		a.held = append(a.held, heldReply{to: r.to, resp: r.resp})
+		return
+	}
 	ctx.Send(r.to, r.resp)
 }
 
@@ -604,9 +633,16 @@ func ReadPotEvents(ctx context.Context, j persistence.Journal, member string, up
 	return out, nil
 }
 
-// respond answers the message being handled at once.
-func respond(ctx actor.Context, resp *pb.PotResponse, call uint64) {
+// respond answers the message being handled: at once, or once the
+// activation has stopped if it is stopping (see stop).
+func (a *potActor) respond(ctx actor.Context, resp *pb.PotResponse, call uint64) {
 	resp.CallId = call
+	if a.poisoned {
+		if to := ctx.Sender(); to != nil {
+			a.held = append(a.held, heldReply{to: to, resp: resp})
+		}
+		return
+	}
 	ctx.Respond(resp)
 }
 

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
@@ -136,7 +137,12 @@ func (r *reconciliation) start(c *pb.ReconRun) *pb.ReconciliationResponse {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.running, r.done, r.failed = run, 0, nil
-	go r.runInBackground(c.Deep, proto.Clone(run).(*pb.ReconciliationReport))
+	report := proto.Clone(run).(*pb.ReconciliationReport)
+	recovered.Go(r.deps.Logger, "reconciliation", func() { r.runInBackground(c.Deep, report) }, func(err error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.running, r.failed = nil, err
+	}, "id", r.id)
 	return nil
 }
 

@@ -1,13 +1,19 @@
 package actors
 
 import (
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/acme/mastertrust/internal/recovered"
 )
 
-// workers runs functions on goroutines that outlive them. A new goroutine
+// workers runs functions on goroutines that outlive them. A function that
+// panics is recovered (logged, counted) and its worker goes on with the
+// next one: the functions are a pot's snapshot save, or a mailbox run,
+// which protoactor already recovers itself. A new goroutine
 // starts with a small stack, and the pot path is deep (protobuf decoding,
 // decimal arithmetic, Pebble's skiplist insert): started fresh for every
 // mailbox run and every append, goroutines spent 13% of a durable command's
@@ -20,6 +26,7 @@ import (
 // schedule another and wait for it. Up to idleMax workers stay parked for
 // more work; the rest exit, and all exit once stopped.
 type workers struct {
+	log      *slog.Logger
 	work     chan func() // unbuffered: a send succeeds only to an idle worker
 	idle     atomic.Int32
 	idleMax  int32
@@ -27,8 +34,8 @@ type workers struct {
 	stopOnce sync.Once
 }
 
-func newWorkers(idleMax int) *workers {
-	return &workers{work: make(chan func()), idleMax: int32(idleMax), done: make(chan struct{})}
+func newWorkers(idleMax int, log *slog.Logger) *workers {
+	return &workers{log: log, work: make(chan func()), idleMax: int32(idleMax), done: make(chan struct{})}
 }
 
 // stop lets the idle workers exit; functions given to Go later still run,
@@ -46,7 +53,8 @@ func (w *workers) Go(fn func()) {
 
 func (w *workers) run(fn func()) {
 	for {
-		fn()
+		// A panic is logged and counted; nobody waits for fn's outcome.
+		recovered.Run(w.log, "pot-worker", fn)
 		fn = nil // do not keep what fn refers to alive while parked
 		if w.idle.Add(1) > w.idleMax {
 			w.idle.Add(-1)

@@ -1,15 +1,20 @@
 package actors
 
 import (
+	"fmt"
+	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/acme/mastertrust/internal/recovered"
+	"github.com/acme/mastertrust/internal/testkit"
 )
 
 func TestWorkersRunEveryFunctionWithoutWaitingForAWorker(t *testing.T) {
-	w := newWorkers(4)
+	w := newWorkers(4, slog.Default())
 	defer w.stop()
 	// Each function blocks until the last one runs: with a pool that made
 	// functions wait for a free worker, this would never finish.
@@ -38,7 +43,7 @@ func TestWorkersRunEveryFunctionWithoutWaitingForAWorker(t *testing.T) {
 
 func TestWorkersReuseParkedWorkersAndKeepAtMostIdleMax(t *testing.T) {
 	const idleMax = 3
-	w := newWorkers(idleMax)
+	w := newWorkers(idleMax, slog.Default())
 	before := runtime.NumGoroutine()
 	// A burst of 20 blocked functions starts 20 goroutines; once they end,
 	// at most idleMax stay parked.
@@ -85,4 +90,31 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestWorkersSurviveAPanic: a function that panics is recovered and
+// counted, and its worker goes on to run the next one.
+func TestWorkersSurviveAPanic(t *testing.T) {
+	w := newWorkers(1, slog.New(slog.DiscardHandler))
+	defer w.stop()
+	before := recovered.Count("pot-worker")
+	panicked := make(chan struct{})
+	w.Go(func() {
+		close(panicked)
+		panic("test: a snapshot save panics")
+	})
+	<-panicked
+	ran := make(chan struct{})
+	w.Go(func() { close(ran) })
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the function after a panic did not run")
+	}
+	testkit.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := recovered.Count("pot-worker") - before; n != 1 {
+			return fmt.Errorf("%v panics counted, want 1", n)
+		}
+		return nil
+	})
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/acme/mastertrust/internal/recovered"
 )
 
 // Errors of grain calls made through Call. Both mean "try again later"
@@ -93,11 +95,21 @@ func callWithin[T any](ctx context.Context, n *Node, timeout time.Duration, call
 		return zero, ErrStopped
 	}
 	opts := n.callOptions(ctx, timeout)
+	// A panic in call (a generated client refusing its arguments, say) is
+	// recovered, logged and counted, and returned as the call's error (a
+	// *recovered.Panic): on the goroutine below nothing else would stop it
+	// ending the process, and the caller is the one to answer for it.
+	safeCall := func() (v T, err error) {
+		if perr := recovered.Run(n.logger, "cluster-call", func() { v, err = call(opts...) }); perr != nil {
+			return zero, perr
+		}
+		return v, err
+	}
 	if ctx.Done() == nil {
 		// Nothing can end ctx early, and protoactor enforces the timeout:
 		// save the goroutine.
 		defer n.calls.Done()
-		v, err := call(opts...)
+		v, err := safeCall()
 		if err != nil {
 			return zero, classifyCallError(err)
 		}
@@ -113,7 +125,7 @@ func callWithin[T any](ctx context.Context, n *Node, timeout time.Duration, call
 		// Done when protoactor's call really ends, after Call may have
 		// returned: Stop waits for it.
 		defer n.calls.Done()
-		v, err := call(opts...)
+		v, err := safeCall()
 		done <- result{v, err}
 	}()
 	select {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/cluster/internal/statspb"
+	"github.com/acme/mastertrust/internal/recovered"
 )
 
 // Member services: a request that every member must answer, such as the
@@ -40,7 +41,13 @@ func (n *Node) spawnServices() error {
 			go func() {
 				c, cancel := context.WithTimeout(context.Background(), serviceTimeoutMax)
 				defer cancel()
-				resp, err := svc(c, req)
+				var resp proto.Message
+				var err error
+				// A panic in the service is the caller's failure to hear
+				// of, not the end of the member.
+				if perr := recovered.Run(n.logger, "member-service", func() { resp, err = svc(c, req) }, "service", name); perr != nil {
+					err = perr
+				}
 				if err != nil {
 					root.Send(sender, &statspb.ServiceError{Message: err.Error()})
 					return

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
@@ -272,7 +273,16 @@ func (c *Client) consume(ctx context.Context, stream, subjects, durableName, des
 	go func() {
 		defer close(done)
 		pullLoop(runCtx, c.js, stream, cfg, cons, reportPullMsgsMax, c.cfg.ReportRetryInterval, log,
-			func(ctx context.Context, msg jetstream.Msg) { handle(ctx, msg, log) })
+			func(ctx context.Context, msg jetstream.Msg) {
+				// A handler that panics (ours: it persists the message) is
+				// recovered, logged and counted, and the message comes back
+				// after the retry delay, as after an error: one bad message
+				// or one bug must not end the process, nor the consumer.
+				perr := recovered.Run(log, "custodian-consumer", func() { handle(ctx, msg, log) }, "subject", msg.Subject())
+				if perr != nil {
+					c.redeliver(msg, log, perr)
+				}
+			})
 	}()
 	var once sync.Once
 	return func() {
@@ -281,6 +291,17 @@ func (c *Client) consume(ctx context.Context, stream, subjects, durableName, des
 			<-done
 		})
 	}, nil
+}
+
+// redeliver puts a message back for delivery after the retry delay its
+// deliveries so far call for.
+func (c *Client) redeliver(msg jetstream.Msg, log *slog.Logger, cause error) {
+	n := numDelivered(msg)
+	d := retryDelay(n, c.cfg.ReportRetryInterval, c.cfg.ReportRetryIntervalMax)
+	log.Warn("message handler failed; redelivering", "subject", msg.Subject(), "delivery", n, "redeliver_in", d, "err", cause)
+	if err := msg.NakWithDelay(d); err != nil {
+		log.Warn("nak", "subject", msg.Subject(), "err", err) // redelivered after AckWait
+	}
 }
 
 // handleReport hands one delivery to handle and acknowledges it if handle

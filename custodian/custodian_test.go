@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -501,4 +502,38 @@ func TestPriceFeedDeliversEachDayUntilHandled(t *testing.T) {
 	if p := got["2026-11-24"][globalEquity]; !p.Equal(domain.MustPrice("2.1")) {
 		t.Fatalf("2026-11-24: %v", got["2026-11-24"])
 	}
+}
+
+// TestPriceFeedHandlerPanicIsRedelivered proves a handler that panics does
+// not end the process nor the consumer: the panic is counted and the day's
+// prices come back, as after an error, until the handler takes them.
+func TestPriceFeedHandlerPanicIsRedelivered(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	before := recovered.Count("custodian-consumer")
+	var mu sync.Mutex
+	deliveries, handled := 0, 0
+	handle := func(ctx context.Context, date domain.Date, prices map[domain.ISIN]domain.Price) error {
+		mu.Lock()
+		defer mu.Unlock()
+		deliveries++
+		if deliveries == 1 {
+			panic("test: the prices handler panics once")
+		}
+		handled++
+		return nil
+	}
+	stop, err := h.client.PriceFeed(h.ctx, "acme-prices-panic", handle)
+	noErr(t, err)
+	defer stop()
+	h.publishPrices("2026-11-23", map[domain.ISIN]string{globalEquity: "2.000000"})
+	testkit.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if handled != 1 {
+			return fmt.Errorf("%d deliveries, %d handled", deliveries, handled)
+		}
+		return nil
+	})
+	equal(t, 1.0, recovered.Count("custodian-consumer")-before)
 }

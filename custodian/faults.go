@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
@@ -247,13 +248,17 @@ func (r *reportSender) scheduleLocked(delay time.Duration, o outgoing) {
 	r.timerSeq++
 	id := r.timerSeq
 	r.delayed[id] = time.AfterFunc(delay, func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if r.stopped {
-			return
-		}
-		delete(r.delayed, id)
-		r.enqueueLocked(o)
+		// On the timer's goroutine a panic would end the process; the
+		// report is then lost, and ACME's resend recovers it.
+		recovered.Run(r.log, "custodian-simulator", func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.stopped {
+				return
+			}
+			delete(r.delayed, id)
+			r.enqueueLocked(o)
+		})
 	})
 }
 
@@ -274,12 +279,14 @@ func (r *reportSender) enqueueLocked(o outgoing) {
 		r.holdGen++
 		gen := r.holdGen
 		r.holdTimer = time.AfterFunc(r.faults.ReorderHoldMax, func() {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			if r.stopped || gen != r.holdGen {
-				return // stopped, or flushed (and maybe re-armed) since
-			}
-			r.flushLocked()
+			recovered.Run(r.log, "custodian-simulator", func() { // as in scheduleLocked
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				if r.stopped || gen != r.holdGen {
+					return // stopped, or flushed (and maybe re-armed) since
+				}
+				r.flushLocked()
+			})
 		})
 	}
 }
@@ -316,7 +323,9 @@ func (r *reportSender) publishAsyncLocked(batch []outgoing) {
 	go func() {
 		defer r.inflight.Done()
 		for _, o := range batch {
-			if err := r.publish(r.base, o); err != nil {
+			// A panic loses the report, which ACME's resend recovers.
+			var err error
+			if perr := recovered.Run(r.log, "custodian-simulator", func() { err = r.publish(r.base, o) }); perr != nil || err != nil {
 				r.stats.reportsLost.Add(1)
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
@@ -290,7 +291,7 @@ func StartSimulator(ctx context.Context, nc *nats.Conn, cfg SimulatorConfig) (*S
 		cancel: cancel, done: make(chan struct{}),
 	}
 	s.sender = newReportSender(runCtx, js, log, cfg.Faults, seed, cfg.PublishTimeout, &s.stats)
-	s.holders, err = nc.QueueSubscribe(HoldingsSubject, HoldingsQueue, s.answerHoldings)
+	s.holders, err = nc.QueueSubscribe(HoldingsSubject, HoldingsQueue, s.answerHoldingsSafely)
 	if err != nil {
 		cancel()
 		return nil, errors.Join(fmt.Errorf("custodian: simulator: holdings responder: %w", err), led.close())
@@ -372,7 +373,20 @@ func (s *Simulator) run(ctx context.Context, cons jetstream.Consumer, consCfg je
 		}
 		s.log.Info("fault: outage over, taking orders")
 	}
-	pullLoop(ctx, s.js, OrdersStream, consCfg, cons, orderPullMsgsMax, s.cfg.RetryInterval, s.log, s.handleOrder)
+	pullLoop(ctx, s.js, OrdersStream, consCfg, cons, orderPullMsgsMax, s.cfg.RetryInterval, s.log, s.handleOrderSafely)
+}
+
+// handleOrderSafely is handleOrder, with a panic recovered (logged and
+// counted) and the order put back for a later delivery, as after an error:
+// a bug must not stop the order book, nor end the process.
+func (s *Simulator) handleOrderSafely(ctx context.Context, msg jetstream.Msg) {
+	if perr := recovered.Run(s.log, "custodian-simulator", func() { s.handleOrder(ctx, msg) }, "subject", msg.Subject()); perr != nil {
+		s.stats.retries.Add(1)
+		d := retryDelay(numDelivered(msg), s.cfg.RetryInterval, s.cfg.RetryIntervalMax)
+		if err := msg.NakWithDelay(d); err != nil {
+			s.log.Warn("nak order", "err", err) // redelivered after AckWait instead
+		}
+	}
 }
 
 // handleOrder handles one delivery of an order message.
@@ -549,6 +563,17 @@ func (s *Simulator) price(ctx context.Context, o Order) (domain.Price, bool, err
 	}
 	p, ok := prices[o.Asset.ISIN]
 	return p, ok, nil
+}
+
+// answerHoldingsSafely is answerHoldings, with a panic recovered (logged
+// and counted: it runs on the NATS connection's goroutine, where it would
+// end the process) and answered as a refusal.
+func (s *Simulator) answerHoldingsSafely(msg *nats.Msg) {
+	if perr := recovered.Run(s.log, "custodian-holdings", func() { s.answerHoldings(msg) }); perr != nil && msg.Reply != "" {
+		if err := msg.RespondMsg(&nats.Msg{Header: nats.Header{ErrorHeader: []string{"internal error"}}}); err != nil {
+			s.log.Warn("answer holdings request", "err", err)
+		}
+	}
 }
 
 // answerHoldings answers a holdings request with the statement as of its

@@ -17,6 +17,7 @@ import (
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
@@ -360,6 +361,14 @@ func (s *Server) writeOperationError(w http.ResponseWriter, r *http.Request, op 
 			s.writeProblem(w, r, newProblem(oe.Code, oe.Message))
 			return
 		}
+	}
+	var panicked *recovered.Panic
+	if errors.As(err, &panicked) {
+		// A bug (logged and counted where it was recovered), not a grain
+		// that is away.
+		s.log.Error("gateway: operation panicked", "op", op, "request_id", w.Header().Get("X-Request-Id"), "err", err)
+		s.writeProblem(w, r, newProblem(codeInternal, ""))
+		return
 	}
 	s.log.Warn("gateway: operation failed", "op", op, "request_id", w.Header().Get("X-Request-Id"), "err", err)
 	s.writeProblem(w, r, newProblem(codeUnavailable, fmt.Sprintf("could not %s now; asking again is safe", op)))

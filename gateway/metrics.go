@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/acme/mastertrust/internal/recovered"
 )
 
 // metrics are the gateway's own, registered on Config.Registry.
@@ -52,6 +54,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := recovered.Register(reg); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("gateway: register metrics (one registry per gateway): %w", errors.Join(errs...))

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/internal/recovered"
 )
 
 // Operator, health and metrics endpoints.
@@ -80,7 +81,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ Claims) {
 	// Ready runs on its own goroutine so that a check that ignores ctx
 	// cannot hold the probe (or a graceful shutdown) past ReadyTimeout.
 	result := make(chan error, 1) // buffered: the check may outlive us
-	go func() { result <- s.cfg.Ready(ctx) }()
+	recovered.Go(s.log, "readiness-check", func() { result <- s.cfg.Ready(ctx) }, func(err error) { result <- err })
 	var err error
 	select {
 	case err = <-result:

@@ -9,13 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
@@ -174,15 +174,26 @@ func (s *Server) instrument(rt route) http.Handler {
 		rec.Header().Set("X-Request-Id", id)
 		var claims Claims
 		defer func() {
+			abort := false
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("gateway handler panicked", "request_id", id, "route", label,
-					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				// Logged once, with the stack, and counted; the client
+				// learns only that it failed, and the request id to quote.
+				recovered.Report(s.log, "gateway", v, "request_id", id, "route", label, "method", r.Method, "path", r.URL.Path)
 				if rec.status == 0 {
 					s.writeProblem(rec, r, newProblem(codeInternal, ""))
+				} else {
+					// Part of an answer is out: too late for a problem.
+					// Abort the connection, so the client cannot take the
+					// part for the whole answer.
+					abort = true
+					rec.status = http.StatusInternalServerError
 				}
+			}
+			if abort {
+				defer panic(http.ErrAbortHandler)
 			}
 			status := rec.status
 			if status == 0 {
@@ -298,7 +309,15 @@ func (s *Server) callPot(w http.ResponseWriter, r *http.Request, command, member
 	outcome := outcomeOK
 	defer func() { s.metrics.potCalls.WithLabelValues(command, outcome).Observe(time.Since(start).Seconds()) }()
 	id := w.Header().Get("X-Request-Id")
+	var panicked *recovered.Panic
 	switch {
+	case errors.As(err, &panicked):
+		// The call panicked on its way (logged and counted where it was
+		// recovered): a bug, not a pot that is away.
+		outcome = outcomeError
+		s.log.Error("gateway: pot call panicked", "request_id", id, "command", command, "member", member, "err", err)
+		s.writeProblem(w, r, newProblem(codeInternal, ""))
+		return nil
 	case err != nil:
 		outcome = s.logCallError(r.Context(), id, command, member, err)
 		s.writeProblem(w, r, newProblem(codeUnavailable,

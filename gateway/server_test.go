@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -95,6 +99,11 @@ func TestBrokenPot(t *testing.T) {
 		},
 		"unknown code": func(context.Context, string, *pb.PotRequest) (*pb.PotResponse, error) {
 			return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: "secret-code", Detail: "secret"}}}, nil
+		},
+		// A call that panicked on its way (cluster.Call recovers it): a bug,
+		// not a pot that is away (503).
+		"call panicked": func(context.Context, string, *pb.PotRequest) (*pb.PotResponse, error) {
+			return nil, &recovered.Panic{Where: "cluster-call", Value: "secret invariant broken"}
 		},
 	}
 	for name, pots := range cases {
@@ -224,5 +233,140 @@ func TestUncanonicalPaths(t *testing.T) {
 		if rec.Code != want || rec.Header().Get("Location") != "" {
 			t.Errorf("GET %s: %d %v, want %d", p, rec.Code, rec.Header(), want)
 		}
+	}
+}
+
+// lockedBuffer collects log lines from concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestHandlerPanic: a handler that panics answers a 500 problem carrying
+// the request id and nothing of the panic; the panic is logged once, with
+// its stack, and counted in mastertrust_panics_total{where="gateway"},
+// which /metrics serves.
+func TestHandlerPanic(t *testing.T) {
+	var logs lockedBuffer
+	s, err := New(Config{Pots: funcPots(func(context.Context, string, *pb.PotRequest) (*pb.PotResponse, error) {
+		panic("secret invariant broken")
+	}), Cluster: nopCluster{}, Ready: func(context.Context) error { return nil }, Catalogue: domain.DefaultCatalogue(),
+		TokenSecret: testSecret, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := SignToken(testSecret, Claims{Role: RoleOperator, IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := recovered.Count("gateway")
+	rec := serve(s, "GET", "/v1/pots/M1", tok)
+	var p Problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatalf("%v: %s", err, rec.Body)
+	}
+	id := rec.Header().Get("X-Request-Id")
+	if rec.Code != http.StatusInternalServerError || p.Status != http.StatusInternalServerError || p.Code != "internal" ||
+		id == "" || p.RequestID != id || rec.Header().Get("Content-Type") != "application/problem+json" ||
+		strings.Contains(rec.Body.String(), "secret") {
+		t.Errorf("answered %d %v %s, want a 500 internal problem with the request id and no detail", rec.Code, rec.Header(), rec.Body)
+	}
+	if got := recovered.Count("gateway") - before; got != 1 {
+		t.Errorf("counted %v panics, want 1", got)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "stack="); n != 1 || !strings.Contains(out, "request_id="+id) || !strings.Contains(out, "secret invariant broken") {
+		t.Errorf("logged %d stacks (want 1, with the request id and the panic):\n%s", n, out)
+	}
+	metrics := serve(s, "GET", "/metrics", "")
+	if !strings.Contains(metrics.Body.String(), `mastertrust_panics_total{where="gateway"}`) ||
+		!strings.Contains(metrics.Body.String(), `mastertrust_http_requests_total{code="500",route="GET /v1/pots/{memberId}"} 1`) {
+		t.Errorf("/metrics lacks the panic or the 500:\n%s", metrics.Body)
+	}
+}
+
+// TestPanicAfterTheAnswerStarted: a handler that panics once part of its
+// answer is out cannot answer a problem any more; the connection is
+// aborted, so that the client does not take the part for a whole 200.
+func TestPanicAfterTheAnswerStarted(t *testing.T) {
+	s, _ := newFuncServer(t, nil, 0)
+	h := s.instrument(route{method: "GET", pattern: "/partial", access: accessPublic,
+		handle: func(w http.ResponseWriter, r *http.Request, _ Claims) {
+			w.Header().Set("Content-Length", "100")
+			w.WriteHeader(http.StatusOK)
+			w.Write([]byte(`{"half":`))
+			if err := http.NewResponseController(w).Flush(); err != nil {
+				t.Errorf("flush: %v", err)
+			}
+			panic("after the headers")
+		}})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	before := recovered.Count("gateway")
+	resp, err := http.Get(srv.URL + "/partial")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Fatalf("read a whole answer (%d) from a handler that panicked in the middle of it", resp.StatusCode)
+	}
+	if got := recovered.Count("gateway") - before; got != 1 {
+		t.Errorf("counted %v panics, want 1", got)
+	}
+}
+
+// TestReadinessCheckPanic: a readiness check that panics (it runs on a
+// goroutine of its own, where nothing else would recover it) makes the
+// gateway not ready, and is counted; the process goes on.
+func TestReadinessCheckPanic(t *testing.T) {
+	logger, _ := testkit.Logger(t)
+	s, err := New(Config{Pots: funcPots(nil), Cluster: nopCluster{}, Ready: func(context.Context) error { panic("test: the check panics") },
+		Catalogue: domain.DefaultCatalogue(), TokenSecret: testSecret, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := recovered.Count("readiness-check")
+	if rec := serve(s, "GET", "/readyz", ""); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with a panicking check: %d %s", rec.Code, rec.Body)
+	}
+	if got := recovered.Count("readiness-check") - before; got != 1 {
+		t.Errorf("counted %v panics, want 1", got)
+	}
+}
+
+// TestMalformedQueryIsRefused: a query the gateway cannot parse (a bad
+// %-escape, a ';') is a 400 naming "query", like an unknown parameter, not
+// read as if the malformed part were absent (?limit=5% listed a default
+// page; ?%zz passed an endpoint that takes no parameters).
+func TestMalformedQueryIsRefused(t *testing.T) {
+	s, tok := newFuncServer(t, func(context.Context, string, *pb.PotRequest) (*pb.PotResponse, error) {
+		return &pb.PotResponse{Result: &pb.PotResponse_Orders{Orders: &pb.OrderList{}}}, nil
+	}, 0)
+	for _, path := range []string{"/v1/pots/M1/orders?limit=5%", "/v1/pots/M1/orders?status=accepted;limit=5", "/v1/assets?%zz",
+		"/v1/pots/M1/statement?from=2026-01-01&%gg=1"} {
+		rec := serve(s, "GET", path, tok)
+		var p Problem
+		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+			t.Fatalf("%s: %v: %s", path, err, rec.Body)
+		}
+		if rec.Code != http.StatusBadRequest || len(p.Errors) == 0 || p.Errors[0].Field != "query" {
+			t.Errorf("GET %s: %d %s, want a 400 naming the query", path, rec.Code, rec.Body)
+		}
+	}
+	if rec := serve(s, "GET", "/v1/pots/M1/orders?limit=5&status=accepted", tok); rec.Code != http.StatusOK {
+		t.Errorf("a well-formed query: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -246,10 +247,15 @@ var orderStatuses = []string{
 
 // queryParams reads a request's query parameters, refusing unknown and
 // repeated ones (a typo such as ?stauts= would otherwise silently list
-// everything).
+// everything), and a query that does not parse: URL.Query drops a pair
+// with a bad %-escape or a ';' without a word, which would read ?limit=5%
+// as no limit.
 func queryParams(r *http.Request, fe *fieldErrors, allowed ...string) map[string]string {
 	out := map[string]string{}
-	q := r.URL.Query()
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		fe.add("query", "is not a valid query string: use & between parameters and %%-escape reserved characters")
+	}
 	for _, name := range slices.Sorted(maps.Keys(q)) {
 		values := q[name]
 		switch {
