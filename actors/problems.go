@@ -19,6 +19,7 @@ const (
 	CodeInsufficientFunds   = "insufficient-funds"
 	CodeInsufficientUnits   = "insufficient-units"
 	CodeAmountAboveValue    = "amount-above-value"
+	CodePotLimit            = "pot-limit"
 	CodeOrderNotFound       = "order-not-found"
 	CodeOrderCutOff         = "order-cut-off"
 	CodeOrderNotCancellable = "order-not-cancellable"
@@ -45,6 +46,7 @@ var refusalCodes = []struct {
 	{domain.ErrInsufficientFunds, CodeInsufficientFunds},
 	{domain.ErrInsufficientUnits, CodeInsufficientUnits},
 	{domain.ErrAmountAboveValue, CodeAmountAboveValue},
+	{domain.ErrPotLimit, CodePotLimit},
 	{domain.ErrOrderNotFound, CodeOrderNotFound},
 	{domain.ErrOrderCutOff, CodeOrderCutOff},
 	{domain.ErrOrderNotCancellable, CodeOrderNotCancellable},

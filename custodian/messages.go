@@ -85,7 +85,7 @@ func ParseOrder(cat *domain.Catalogue, o *pb.CustodianOrder) (Order, error) {
 	if side != domain.Buy && side != domain.Sell {
 		return bad("side %v: want buy or sell", o.GetSide())
 	}
-	units, err := domain.ParseUnits(o.GetUnits(), a.UnitDecimals)
+	units, err := domain.ParseTotalUnits(o.GetUnits(), a.UnitDecimals)
 	if err != nil {
 		return bad("%w", err)
 	}
@@ -143,7 +143,7 @@ func ParseExecutionReport(cat *domain.Catalogue, r *pb.ExecutionReport) (Executi
 	if side != domain.Buy && side != domain.Sell {
 		return bad("side %v: want buy or sell", r.GetSide())
 	}
-	units, err := domain.ParseUnits(r.GetUnits(), a.UnitDecimals)
+	units, err := domain.ParseTotalUnits(r.GetUnits(), a.UnitDecimals)
 	if err != nil {
 		return bad("%w", err)
 	}

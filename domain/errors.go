@@ -17,6 +17,7 @@ var (
 	ErrInsufficientFunds   = errors.New("domain: insufficient funds")
 	ErrInsufficientUnits   = errors.New("domain: insufficient units")
 	ErrAmountAboveValue    = errors.New("domain: amount above pot value")
+	ErrPotLimit            = errors.New("domain: pot value limit")
 	ErrOrderNotFound       = errors.New("domain: order not found")
 	ErrOrderCutOff         = errors.New("domain: order already cut off")
 	ErrOrderNotCancellable = errors.New("domain: order not cancellable")

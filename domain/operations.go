@@ -149,6 +149,11 @@ func CheckOperatorDate(cal *Calendar, w DealingWindow, what string, d Date) erro
 		return refuse(ErrNotDealingDay, "%s is a %s (%s): there is no dealing that day; the dealing days around it are %s and %s",
 			d, dayKind(d), d.Weekday(), cal.PrevDealingDay(d), cal.NextDealingDay(d))
 	}
+	// The last days the dates know: a cycle's next day and its trades'
+	// settlement dates must still be dates.
+	if last := dateMax.AddDays(-operatorDaysBeforeDateMax); d.After(last) {
+		return refuse(ErrOutsideWindow, "%s for %s: dealing ends at %s, so that every trade's settlement date is a date", what, d, last)
+	}
 	if !w.Contains(d) {
 		advice := "a day after the window has no closing prices yet: wait for it"
 		if !w.From.IsZero() && d.Before(w.From) {
@@ -158,6 +163,11 @@ func CheckOperatorDate(cal *Calendar, w DealingWindow, what string, d Date) erro
 	}
 	return nil
 }
+
+// operatorDaysBeforeDateMax keeps dealing days this far from dateMax: the
+// next dealing day and T+SettlementDaysMax of the last one, over weekends
+// and holidays, stay dates.
+const operatorDaysBeforeDateMax = 4 * SettlementDaysMax
 
 func dayKind(d Date) string {
 	if d.Weekday() == time.Saturday || d.Weekday() == time.Sunday {

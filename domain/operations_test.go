@@ -78,8 +78,13 @@ func TestCheckOperatorDate(t *testing.T) {
 			t.Errorf("%s: %q does not say %q", c.date, err, c.says)
 		}
 	}
-	if err := CheckOperatorDate(cal, DealingWindow{}, "a cycle", MustDate("2999-12-31")); err != nil {
+	if err := CheckOperatorDate(cal, DealingWindow{}, "a cycle", MustDate("2999-10-31")); err != nil {
 		t.Errorf("an unbounded window refused a dealing day: %v", err)
+	}
+	// Even without a bound, the last days of the dates do not deal: their
+	// next day and settlement dates would not be dates.
+	if err := CheckOperatorDate(cal, DealingWindow{}, "a cycle", MustDate("2999-12-30")); !errors.Is(err, ErrOutsideWindow) {
+		t.Errorf("2999-12-30 in an unbounded window: %v, want %v", err, ErrOutsideWindow)
 	}
 }
 

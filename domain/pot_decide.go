@@ -165,6 +165,13 @@ func (d *decider) contribute(c Contribute) error {
 	if err := checkAmount(c.Amount); err != nil {
 		return err
 	}
+	// A pot's own numbers, and a dealing day's sums of them, stay within
+	// what the system reads back (TotalMax) because each pot stays within
+	// PotValueMax.
+	value := d.p.Mix(d.latestPrices()).Total().Add(d.p.Cash.Reserved)
+	if after := value.Add(c.Amount); after.Decimal().GreaterThan(PotValueMax) {
+		return refuse(ErrPotLimit, "a pot holds at most %s; with this contribution it would hold %s", PotValueMax.StringFixed(CashDecimals), after)
+	}
 	id := d.nextID()
 	d.reply.RefID = id
 	d.emit(CashContributed{MovementID: id, Amount: c.Amount, At: d.ctx.Now})

@@ -263,3 +263,38 @@ func TestManyIdempotencyKeys(t *testing.T) {
 	}
 	s.checkReplay()
 }
+
+// TestPotLimit: a pot holds at most PotValueMax, counting its cash
+// (available, reserved and pending) and its units at the latest prices; a
+// contribution past it is refused and changes nothing.
+func TestPotLimit(t *testing.T) {
+	s := newSim(t, MustDate("2026-11-23"))
+	for _, c := range []struct {
+		name  string
+		first []string // contributions accepted first
+		next  string
+		ok    bool
+	}{
+		{"up to the limit at once", nil, "1000000000000.00", true},
+		{"one penny past it", []string{"1000000000000.00"}, "0.01", false},
+		{"to the limit in steps", []string{"600000000000.00"}, "400000000000.00", true},
+		{"past it in steps", []string{"600000000000.00"}, "400000000000.01", false},
+	} {
+		m := "L" + fmt.Sprint(len(s.pots))
+		s.mustDo(m, OpenPot{Key: "open", Profile: "balanced"})
+		for i, a := range c.first {
+			s.mustDo(m, Contribute{Key: Key(fmt.Sprint("c", i)), Amount: MustMoney(a)})
+		}
+		version := s.pots[m].p.Version
+		_, err := s.do(m, Contribute{Key: "next", Amount: MustMoney(c.next)})
+		switch {
+		case c.ok && err != nil:
+			t.Errorf("%s: %v, want it accepted", c.name, err)
+		case !c.ok && !errors.Is(err, ErrPotLimit):
+			t.Errorf("%s: %v, want %v", c.name, err, ErrPotLimit)
+		case !c.ok && s.pots[m].p.Version != version:
+			t.Errorf("%s: the refusal moved the pot from version %d to %d", c.name, version, s.pots[m].p.Version)
+		}
+	}
+	s.checkReplay()
+}

@@ -38,6 +38,17 @@ var (
 	UnitsMax = decimal.New(1, 12)
 	// PriceMax bounds a unit price: £1 million a unit.
 	PriceMax = decimal.New(1, 6)
+	// TotalMax bounds a quantity the system computes rather than takes
+	// from outside: a pot's balances, a day's net order, a custodian's
+	// holding. Those are sums of many bounded inputs and may pass CashMax
+	// and UnitsMax (a million pots at £1 million each is 1e12; their units
+	// at a price of a penny 1e14), so they are bounded a million times
+	// higher (its text, with 8 decimals, still fits numberTextBytesMax):
+	// an input limit must never make a dealing day's sums unreadable.
+	TotalMax = decimal.New(1, 18)
+	// PotValueMax bounds what one pot may hold (its cash and its units at
+	// the latest prices): a contribution past it is refused.
+	PotValueMax = CashMax
 )
 
 // Errors of value parsing and construction, each wrapped in a *ValueError.
@@ -176,10 +187,10 @@ func ParseAmount(s string) (Money, error) {
 	return Money{d}, nil
 }
 
-// MoneyFromDecimal is Money from a decimal that must already be exact to the
-// penny and within ±CashMax.
+// MoneyFromDecimal is Money the system computed (a balance, a sum) from a
+// decimal that must already be exact to the penny and within ±TotalMax.
 func MoneyFromDecimal(d decimal.Decimal) (Money, error) {
-	if err := checkDecimal("cash", d, CashDecimals, false, CashMax); err != nil {
+	if err := checkDecimal("cash", d, CashDecimals, false, TotalMax); err != nil {
 		return Money{}, err
 	}
 	return Money{d}, nil
@@ -269,10 +280,24 @@ func ParseUnits(s string, unitDecimals int32) (Units, error) {
 	return Units{d}, nil
 }
 
-// UnitsFromDecimal is Units from a decimal with at most unitDecimals places
-// and within ±UnitsMax.
+// UnitsFromDecimal is Units the system computed (a balance, a sum) from a
+// decimal with at most unitDecimals places and within ±TotalMax.
 func UnitsFromDecimal(d decimal.Decimal, unitDecimals int32) (Units, error) {
-	if err := checkDecimal("units", d, unitDecimals, false, UnitsMax); err != nil {
+	if err := checkDecimal("units", d, unitDecimals, false, TotalMax); err != nil {
+		return Units{}, err
+	}
+	return Units{d}, nil
+}
+
+// ParseTotalUnits parses a positive quantity the system computed (a net
+// order, an execution of one): at most unitDecimals places, within
+// TotalMax.
+func ParseTotalUnits(s string, unitDecimals int32) (Units, error) {
+	d, err := parseDecimalText("units", s, unitDecimals)
+	if err != nil {
+		return Units{}, err
+	}
+	if err := checkDecimal("units", d, unitDecimals, true, TotalMax); err != nil {
 		return Units{}, err
 	}
 	return Units{d}, nil

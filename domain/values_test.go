@@ -172,7 +172,8 @@ func TestParsePercent(t *testing.T) {
 }
 
 // TestMoneyFromDecimal: inside the ledger money may be zero or negative, but
-// still exact to the penny and within ±£1 trillion.
+// still exact to the penny and within ±TotalMax (1e18: sums of many pots
+// pass any one input's bound).
 func TestMoneyFromDecimal(t *testing.T) {
 	from := func(s string) (Money, error) { return MoneyFromDecimal(decimal.RequireFromString(s)) }
 	checkValueCases(t, "MoneyFromDecimal", "cash", from, []valueCase{
@@ -181,32 +182,48 @@ func TestMoneyFromDecimal(t *testing.T) {
 		{"-5", "-5.00", nil},
 		{"-0.01", "-0.01", nil},
 		{"1.010", "1.01", nil},
-		{"1000000000000", "1000000000000.00", nil},
-		{"-1000000000000", "-1000000000000.00", nil},
-		{"1000000000000.01", "", ErrOutOfRange},
-		{"-1000000000000.01", "", ErrOutOfRange},
+		{"1000000000000.01", "1000000000000.01", nil},
+		{"1000000000000000000", "1000000000000000000.00", nil},
+		{"-1000000000000000000", "-1000000000000000000.00", nil},
+		{"1000000000000000000.01", "", ErrOutOfRange},
+		{"-1000000000000000000.01", "", ErrOutOfRange},
 		{"1.001", "", ErrTooManyDecimals},
 		{"-0.005", "", ErrTooManyDecimals},
 		{"1e-3", "", ErrTooManyDecimals},
-		{"1e13", "", ErrOutOfRange},
+		{"1e19", "", ErrOutOfRange},
 	})
 }
 
 // TestUnitsFromDecimal: units inside the ledger may be zero or negative (a
-// net order), with at most the given places, within ±1e12.
+// net order), with at most the given places, within ±TotalMax.
 func TestUnitsFromDecimal(t *testing.T) {
 	from := func(s string) (Units, error) { return UnitsFromDecimal(decimal.RequireFromString(s), 4) }
 	checkValueCases(t, "UnitsFromDecimal(·, 4)", "units", from, []valueCase{
 		{"12.3456", "12.3456", nil},
 		{"0", "0", nil},
 		{"-1.5", "-1.5", nil},
-		{"1000000000000", "1000000000000", nil},
-		{"-1000000000000", "-1000000000000", nil},
-		{"1000000000000.0001", "", ErrOutOfRange},
-		{"-1000000000000.0001", "", ErrOutOfRange},
+		{"1000000000000.0001", "1000000000000.0001", nil},
+		{"1000000000000000000", "1000000000000000000", nil},
+		{"-1000000000000000000", "-1000000000000000000", nil},
+		{"1000000000000000000.0001", "", ErrOutOfRange},
+		{"-1000000000000000000.0001", "", ErrOutOfRange},
 		{"1.00001", "", ErrTooManyDecimals},
 		{"-0.00001", "", ErrTooManyDecimals},
 	})
+}
+
+// TestParseTotalUnits: a quantity the system computed (a net order) is
+// positive and within TotalMax, past any one input's bound.
+func TestParseTotalUnits(t *testing.T) {
+	checkValueCases(t, "ParseTotalUnits(·, 4)", "units", func(s string) (Units, error) { return ParseTotalUnits(s, 4) }, append(malformedCases(),
+		valueCase{"12.3456", "12.3456", nil},
+		valueCase{"1000000000000.0001", "1000000000000.0001", nil},
+		valueCase{"1000000000000000000", "1000000000000000000", nil},
+		valueCase{"1000000000000000000.0001", "", ErrOutOfRange},
+		valueCase{"1.00001", "", ErrTooManyDecimals},
+		valueCase{"0", "", ErrNotPositive},
+		valueCase{"-1", "", ErrNotPositive},
+	))
 }
 
 // TestValueErrorMessage shows what a member sees, and that hostile input is

@@ -65,6 +65,7 @@ var problemTable = map[string]problemKind{
 	actors.CodeInsufficientFunds:   {http.StatusUnprocessableEntity, "Insufficient funds"},
 	actors.CodeInsufficientUnits:   {http.StatusUnprocessableEntity, "Insufficient units"},
 	actors.CodeAmountAboveValue:    {http.StatusUnprocessableEntity, "Amount above the pot's value"},
+	actors.CodePotLimit:            {http.StatusUnprocessableEntity, "Above what a pot may hold"},
 	actors.CodeOrderNotFound:       {http.StatusNotFound, "Order not found"},
 	actors.CodeOrderCutOff:         {http.StatusUnprocessableEntity, "Order already cut off"},
 	actors.CodeOrderNotCancellable: {http.StatusUnprocessableEntity, "Order cannot be cancelled"},
