@@ -386,6 +386,14 @@ type stepBars struct {
 
 func newStepBars(w io.Writer, run string) *stepBars { return &stepBars{w: w, run: run} }
 
+// stepLabel is a bar's description: "cycle 2026-11-23: executions (orders)".
+func stepLabel(run, step, unit string) string {
+	if unit == "" {
+		return run + ": " + step
+	}
+	return run + ": " + step + " (" + unit + ")"
+}
+
 // show moves the bar of step to done of total (total -1: a spinner).
 func (b *stepBars) show(step string, done, total int64, unit string) {
 	if b == nil || step == "" {
@@ -399,10 +407,8 @@ func (b *stepBars) show(step string, done, total int64, unit string) {
 			b.step, b.total = step, total
 			b.bar = progressbar.NewOptions64(total,
 				progressbar.OptionSetWriter(b.w),
-				progressbar.OptionSetDescription(fmt.Sprintf("%s: %-10s", b.run, step)),
+				progressbar.OptionSetDescription(stepLabel(b.run, step, unit)),
 				progressbar.OptionShowCount(),
-				progressbar.OptionSetItsString(unit),
-				progressbar.OptionShowIts(),
 				progressbar.OptionSetElapsedTime(true),
 				progressbar.OptionSetPredictTime(total > 0),
 				progressbar.OptionThrottle(100*time.Millisecond),
