@@ -6,4 +6,8 @@
 // Nothing here performs I/O, talks to actors or reads the wall clock: every
 // input, the time included, is passed in. A test (TestDomainIsPure) enforces
 // the import rules.
+//
+// docs/domain.md states the business rules this package implements and the
+// five numbered invariants that code and tests cite as "invariant N"
+// (CheckInvariants lists them too).
 package domain

@@ -7,12 +7,29 @@ import (
 )
 
 // CheckInvariants checks every invariant of a pot's state that holds between
-// commands (DOMAIN.md invariants 1 and 4, and the bookkeeping that ties the
-// balances to the trades), and returns every violation found.
+// commands, and returns every violation found: invariants 1 and 4 of the
+// platform's five, and the bookkeeping that ties the balances to the trades.
+// The five, numbered as in docs/domain.md ("Invariants"), where code and
+// tests cite them as "invariant N":
 //
-// It is the expensive counterpart of the cheap assertions in Apply: property
-// tests call it after every step, and internal reconciliation calls it for
-// every pot.
+//  1. A pot's available cash, reserved cash, settled units and reserved
+//     units are never negative, and reserved never exceeds held.
+//  2. Replaying a pot's events from zero, or from any snapshot, gives the
+//     same state.
+//  3. An answered request is durable: after any crash, every request that
+//     got a success answer is in the journal. A repeated request changes
+//     nothing.
+//  4. Every trade ends in exactly one terminal state (settled or
+//     cancelled); none executes twice; none is lost.
+//  5. Per dealing day and asset, units and cash are conserved between pots,
+//     house account and custodian (the rounding rules make this exact).
+//
+// Invariants 2, 3 and 5 span events, processes and pots; docs/domain.md
+// lists where each is checked.
+//
+// CheckInvariants is the expensive counterpart of the cheap assertions in
+// Apply: property tests call it after every step, and internal
+// reconciliation calls it for every pot.
 func (p *Pot) CheckInvariants() error {
 	var errs []error
 	bad := func(format string, args ...any) {
