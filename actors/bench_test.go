@@ -20,7 +20,7 @@ import (
 //
 //	go test ./actors -run '^$' -bench Pot -benchtime 20000x
 
-// benchCallers are the concurrent callers (as in DESIGN.md's ceilings).
+// benchCallers are the concurrent callers (as in docs/architecture.md's measured ceilings).
 const benchCallers = 64
 
 // benchPots are the pots the calls spread over: many more than the callers,

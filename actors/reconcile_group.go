@@ -150,7 +150,7 @@ func (a *aggregator) reconcile(ctx context.Context, c *pb.AggReconcile) (*pb.Agg
 
 // checkRecovery compares a pot recovered as its grain recovers it (latest
 // snapshot, then the events after it) with the replica replayed from zero
-// through the feed: invariant 2, on the journal as it stands.
+// through the feed: docs/domain.md invariant 2, on the journal as it stands.
 func (a *aggregator) checkRecovery(ctx context.Context, member string) error {
 	for attempt := 0; ; attempt++ {
 		recovered, _, err := RecoverPot(ctx, a.deps.Journal, member, a.deps.Logger)

@@ -12,8 +12,8 @@ import (
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 )
 
-// benchCallers is the number of concurrent callers, as in DESIGN.md's
-// ceilings (64 callers, 2 members in one process).
+// benchCallers is the number of concurrent callers, as in the measured
+// ceilings of docs/architecture.md (64 callers, 2 members in one process).
 const benchCallers = 64
 
 // benchSteadyGrains is how many grains the steady-state benchmarks spread

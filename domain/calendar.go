@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Defaults of the dealing calendar (DOMAIN.md: "Dealing days").
+// Defaults of the dealing calendar (docs/domain.md, "Dealing days and the cycle").
 const (
 	// DefaultLocationName is the time zone of the platform's dealing day.
 	// domain never reads the time-zone database itself: the caller loads it
@@ -243,7 +243,7 @@ func (c *Calendar) AddDealingDays(d Date, n int) Date {
 }
 
 // SettlementDate is the settlement date of a trade dealt on dealing: T+N,
-// N dealing days later (DOMAIN.md). T+0 is the dealing day itself.
+// N dealing days later (docs/domain.md). T+0 is the dealing day itself.
 // Settlement never falls on a non-dealing day: should dealing not be one
 // (a holiday added after the trade was placed), T+0 is the next dealing day.
 // N comes from the catalogue (0 to SettlementDaysMax); a negative N is a

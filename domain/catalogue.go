@@ -16,8 +16,8 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// Limits and defaults of the catalogue (DOMAIN.md: "Risk profiles" and
-// "Dealing days").
+// Limits and defaults of the catalogue (docs/domain.md, "Risk profiles"
+// and "Dealing days and the cycle").
 const (
 	// CatalogueBytesMax bounds a catalogue file. The default one is about
 	// 3 KB; even 500 assets (about 170 bytes each) and 100 profiles of 20
@@ -44,7 +44,7 @@ const (
 	SettlementDaysMax = 10
 
 	// cashWeightKey is the key of the cash weight in a profile's weights,
-	// next to the ISINs (API.md: /v1/risk-profiles).
+	// next to the ISINs (docs/api.md: GET /v1/risk-profiles).
 	cashWeightKey = "cash"
 )
 
@@ -120,7 +120,7 @@ func (b Band) Equal(o Band) bool {
 	return b.Absolute.Cmp(o.Absolute) == 0 && b.Relative.Cmp(o.Relative) == 0
 }
 
-// DefaultBand is the "5/25" band of DOMAIN.md: 5 percentage points or 25% of
+// DefaultBand is the "5/25" band of docs/domain.md: 5 percentage points or 25% of
 // the target, whichever is smaller.
 func DefaultBand() Band {
 	return Band{Absolute: MustWeight("0.05"), Relative: MustWeight("0.25")}
@@ -240,7 +240,7 @@ func DefaultCatalogue() *Catalogue { return defaultCatalogue() }
 func DefaultCatalogueJSON() []byte { return []byte(defaultCatalogueJSON) }
 
 // The file format. Weights and bands are JSON strings, like every number that
-// crosses the platform's edge (DOMAIN.md), and are kept raw here so that a
+// crosses the platform's edge (docs/domain.md), and are kept raw here so that a
 // number given as a JSON number is reported as a problem with the others
 // instead of stopping the decoder. Optional numbers are pointers, so that an
 // absent field takes its default and an explicit 0 stays 0.

@@ -12,7 +12,7 @@ import (
 )
 
 // TestDefaultCatalogue proves the embedded catalogue loads and has what
-// DOMAIN.md asks for: at least five assets with valid ISINs and the
+// docs/domain.md asks for: at least five assets with valid ISINs and the
 // cautious, balanced and adventurous profiles with 5/25 bands.
 func TestDefaultCatalogue(t *testing.T) {
 	c, err := LoadCatalogue(DefaultCatalogueJSON())
@@ -53,7 +53,7 @@ func TestDefaultCatalogue(t *testing.T) {
 		t.Errorf("profiles %v; want %v", names, want)
 	}
 
-	// balanced is DOMAIN.md's example: 55% global equity, 35% bonds, 8%
+	// balanced is docs/domain.md's example: 55% global equity, 35% bonds, 8%
 	// property, 2% cash.
 	b, ok := c.Profile("balanced")
 	if !ok {

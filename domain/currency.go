@@ -11,7 +11,7 @@ import (
 type Currency string
 
 // GBP is pound sterling, the platform's base currency: every amount of cash
-// in the ledger is in GBP (DOMAIN.md).
+// in the ledger is in GBP (docs/domain.md).
 const GBP Currency = "GBP"
 
 // ErrUnknownCurrency refuses text that is not an active ISO 4217 code; it is

@@ -7,7 +7,7 @@ import (
 
 // Business refusals of pot commands. Each is a sentinel checked with
 // errors.Is; Decide wraps it in a *RefusalError saying what exactly was
-// refused. The gateway maps each to one problem type (API.md: 422, 404, 409).
+// refused. The gateway maps each to one problem type (docs/api.md, "Errors": 422, 404, 409).
 var (
 	ErrPotNotFound         = errors.New("domain: pot not found")
 	ErrPotAlreadyOpen      = errors.New("domain: pot already open")

@@ -14,7 +14,7 @@ import (
 // and cash at the day's price by the rounding rules. Units are conserved
 // exactly by construction (the net order is the sum of the trades' units);
 // the cash difference between the net order and the trades is the house
-// rounding residual (DOMAIN.md invariant 5).
+// rounding residual (docs/domain.md invariant 5).
 
 // AllocateTrade is a trade's allocation at the day's price: a sell's units
 // (its units, or by cash capped at its reservation) and proceeds; a buy's

@@ -236,7 +236,7 @@ type RequestRecord struct {
 	At    time.Time
 }
 
-// Retention of idempotency keys (DOMAIN.md: "bounded, e.g. per 7 days").
+// Retention of idempotency keys (docs/domain.md, "History and retention").
 const (
 	RequestRetention = 7 * 24 * time.Hour
 	// requestsMax bounds the keys one pot remembers: at most one request a

@@ -262,7 +262,8 @@ func (p *Pot) mustMovement(id string) *Movement {
 	return m
 }
 
-// assertCash panics if a cash balance went negative (invariant 1).
+// assertCash panics if a cash balance went negative (docs/domain.md
+// invariant 1).
 func (p *Pot) assertCash() {
 	if p.Cash.Available.Sign() < 0 || p.Cash.Reserved.Sign() < 0 || p.Cash.Pending.Sign() < 0 {
 		panic(fmt.Sprintf("domain: pot %s: negative cash %+v", p.MemberID, p.Cash))

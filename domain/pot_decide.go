@@ -13,11 +13,11 @@ import (
 // known, so it reserves this many times the units it would need at the
 // latest price (capped at what is available). The trade can then still raise
 // its cash if the price halves by the dealing day; if it falls further, the
-// sell is capped at its reservation and raises less (DOMAIN.md: "capped at
-// the units held").
+// sell is capped at its reservation and raises less (docs/domain.md, "Numbers
+// and rounding").
 var sellByCashReserveFactor = decimal.NewFromInt(2)
 
-// idempotencyKeyBytesMax is API.md's bound on Idempotency-Key.
+// idempotencyKeyBytesMax is docs/api.md's bound on Idempotency-Key.
 const idempotencyKeyBytesMax = 128
 
 // Decide decides a command against the pot's state. It returns the events to

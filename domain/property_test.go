@@ -19,7 +19,7 @@ var (
 // commands and dealing cycles over a few pots, with random closing prices,
 // repeated and conflicting requests, late orders that roll, and duplicated
 // and out-of-order system messages. After every step the sim checks
-// invariant 1 and the ledger; after every day, invariant 5 and the external
+// invariant 1 (docs/domain.md) and the ledger; after every day, invariant 5 and the external
 // holdings; at the end, invariant 2 (replay from zero) and invariant 4
 // (every trade ended exactly once).
 //

@@ -10,11 +10,12 @@ import (
 	"testing"
 )
 
-// forbiddenImports are what the pure core must not use (STYLE.md 1): actors,
-// storage, messaging, the network, the process environment, logging and
-// randomness. An entry ending in "/" forbids the path and everything under
-// it; any other entry forbids that path and its sub-packages (so "log" also
-// forbids log/slog, and "math/rand" math/rand/v2).
+// forbiddenImports are what the pure core must not use (docs/architecture.md,
+// "Conventions" 1): actors, storage, messaging, the network, the process
+// environment, logging and randomness. An entry ending in "/" forbids the
+// path and everything under it; any other entry forbids that path and its
+// sub-packages (so "log" also forbids log/slog, and "math/rand"
+// math/rand/v2).
 var forbiddenImports = []string{
 	"github.com/asynkron/protoactor-go",
 	"github.com/cockroachdb/pebble",

@@ -6,7 +6,7 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// The rounding rules of DOMAIN.md, one function each. They are the written
+// The rounding rules of docs/domain.md, one function each. They are the written
 // allocation policy of the aggregation (FCA COBS 11.3.7), fixed before
 // dealing: every trade in a batch gets the same price and these rules.
 //

@@ -9,7 +9,7 @@ import (
 )
 
 // TestRoundingRules runs the rounding cases in testdata/rounding: each rule of
-// DOMAIN.md with its edge cases, readable as data (rewrite with -rewrite).
+// docs/domain.md with its edge cases, readable as data (rewrite with -rewrite).
 func TestRoundingRules(t *testing.T) {
 	datadriven.RunTest(t, "testdata/rounding", func(t *testing.T, d *datadriven.TestData) string {
 		arg := func(key string) string {

@@ -13,7 +13,7 @@ import (
 // sim plays dealing days for a few pots the way the platform does (member
 // commands, cut-off, netting and allocation, settlement, rebalancing), with
 // the aggregators and custodian reduced to their arithmetic, and checks the
-// invariants of DOMAIN.md after every step. Scenario tests and property
+// invariants of docs/domain.md after every step. Scenario tests and property
 // tests drive it.
 type sim struct {
 	t        testing.TB

@@ -17,7 +17,7 @@ const (
 	// PercentDecimals: "sell 12.5% of my holding".
 	PercentDecimals int32 = 2
 	// UnitDecimalsDefault and PriceDecimalsDefault apply when the catalogue
-	// does not say otherwise (DOMAIN.md).
+	// does not say otherwise (docs/domain.md).
 	UnitDecimalsDefault  int32 = 4
 	PriceDecimalsDefault int32 = 6
 	// UnitDecimalsMax and PriceDecimalsMax bound what the catalogue may ask
@@ -30,7 +30,7 @@ const (
 	numberTextBytesMax = 32
 )
 
-// Sane upper bounds (DOMAIN.md: "numbers above a sane bound (e.g. 1e12)").
+// Sane upper bounds (docs/domain.md, "Numbers and rounding").
 var (
 	// CashMax bounds any one amount of cash: £1 trillion.
 	CashMax = decimal.New(1, 12)

@@ -10,7 +10,7 @@ import (
 )
 
 // Inputs that every parser refuses as malformed, whatever the quantity:
-// DOMAIN.md's "exponents, NaN" and every other way to write a number that is
+// docs/domain.md's "exponent", "NaN" and every other way to write a number that is
 // not plain digits with at most one point.
 var malformedInputs = []string{
 	"", "1e3", "1E3", "1e-2", "NaN", "nan", "Inf", "+Inf", "Infinity", "+1", " 1", "1 ", " ", "\t1",
@@ -63,7 +63,7 @@ func TestParseAmount(t *testing.T) {
 		valueCase{"1.5", "1.50", nil},
 		valueCase{"0.10", "0.10", nil},
 		// Places are counted as written: trailing zeros past the second
-		// place are still too many (API.md: too many decimal places is a 400).
+		// place are still too many (docs/api.md: too many decimal places is a 400).
 		valueCase{"1.000", "", ErrTooManyDecimals},
 		valueCase{"1000000000000", "1000000000000.00", nil}, // exactly the bound
 		valueCase{"1000000000000.00", "1000000000000.00", nil},

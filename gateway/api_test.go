@@ -22,7 +22,7 @@ const (
 	notListed    = "US0378331005" // a valid ISIN the catalogue does not have
 )
 
-// TestAPI runs API.md against one real platform: the member flow, every
+// TestAPI runs docs/api.md against one real platform: the member flow, every
 // refusal, auth, idempotency and the operational endpoints. The subtests
 // share the platform (starting one takes seconds) and use their own
 // members; cut-off, which moves the market's open day for every pot, runs

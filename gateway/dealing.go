@@ -22,7 +22,7 @@ import (
 )
 
 // The dealing cycle's operator endpoints: prices, cycles and
-// reconciliations (API.md "Operator endpoints").
+// reconciliations (docs/api.md "Operator endpoints").
 
 // Operations runs the operators' requests of the dealing cycle.
 // actors.Operator implements it.
@@ -374,7 +374,7 @@ func (s *Server) writeOperationError(w http.ResponseWriter, r *http.Request, op 
 	s.writeProblem(w, r, newProblem(codeUnavailable, fmt.Sprintf("could not %s now; asking again is safe", op)))
 }
 
-// cycleJSON is the cycle summary of API.md.
+// cycleJSON is the cycle summary of docs/api.md.
 type cycleJSON struct {
 	Date   string `json:"date"`
 	Status string `json:"status"`
@@ -484,7 +484,7 @@ func cycleSummaryJSON(s *pb.CycleSummary) cycleJSON {
 	return out
 }
 
-// reportJSON is the reconciliation report of API.md, with its status and a
+// reportJSON is the reconciliation report of docs/api.md, with its status and a
 // readable summary; the figures once it is complete, the progress while it
 // runs, the problem if it failed.
 type reportJSON struct {

@@ -24,7 +24,7 @@ import (
 
 // Limits of request bodies.
 const (
-	// bodyBytesMax is API.md's bound on a request body: 64 KiB. The largest
+	// bodyBytesMax is docs/api.md's bound on a request body: 64 KiB. The largest
 	// body an endpoint defines (a price file in POST /v1/prices, ~30 bytes
 	// an asset) fits hundreds of assets; member bodies take ~100 bytes.
 	bodyBytesMax = 64 << 10

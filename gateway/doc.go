@@ -1,4 +1,4 @@
-// Package gateway is mastertrust's HTTP API (API.md, docs/openapi.yaml): a
+// Package gateway is mastertrust's HTTP API (docs/api.md, docs/openapi.yaml): a
 // stateless translation from JSON over HTTP to requests to members' pot
 // grains, and back.
 //

@@ -11,7 +11,7 @@ import (
 	"github.com/acme/mastertrust/proto/pb"
 )
 
-// The member endpoints (API.md). Each handler validates everything it can
+// The member endpoints (docs/api.md). Each handler validates everything it can
 // without the pot, answers 400 listing every bad field if anything is
 // wrong, and otherwise makes exactly one call to the member's pot.
 
@@ -167,7 +167,7 @@ func (s *Server) placeOrder(w http.ResponseWriter, r *http.Request, _ Claims) {
 	s.writeJSON(w, r, http.StatusAccepted, orderView(o))
 }
 
-// checkOrder validates an order body (API.md's three shapes) and returns
+// checkOrder validates an order body (docs/api.md's three shapes) and returns
 // the pot's command:
 //
 //	buy:    asset, amount

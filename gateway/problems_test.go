@@ -8,7 +8,7 @@ import (
 )
 
 // TestProblemTableCoversThePots: every code a pot can answer with has a
-// row, with the status API.md gives its kind of refusal.
+// row, with the status docs/api.md gives its kind of refusal.
 func TestProblemTableCoversThePots(t *testing.T) {
 	want := map[string]int{
 		actors.CodePotNotFound:         http.StatusNotFound,

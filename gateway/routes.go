@@ -26,7 +26,7 @@ func (rt route) label() string { return rt.method + " " + rt.pattern }
 // agree).
 func (s *Server) routeTable() []route {
 	return []route{
-		// Members (API.md "Member endpoints").
+		// Members (docs/api.md "Member endpoints").
 		{http.MethodPost, "/v1/pots", accessToken, s.openPot, nil},
 		{http.MethodGet, "/v1/pots/{memberId}", accessPot, s.getPot, nil},
 		{http.MethodPost, "/v1/pots/{memberId}/contributions", accessPot, s.contribute, nil},

@@ -19,7 +19,7 @@ import (
 	"github.com/acme/mastertrust/proto/pb"
 )
 
-// Server is a gateway: an http.Handler serving API.md over the pots of a
+// Server is a gateway: an http.Handler serving docs/api.md over the pots of a
 // cluster. It holds no state between requests; it is safe for concurrent
 // use.
 type Server struct {

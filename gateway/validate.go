@@ -28,7 +28,7 @@ const (
 	// orderIDBytesMax bounds an order id: a pot's ids are
 	// "<member id>-<sequence>", at most 64 + 1 + 20 (a uint64) bytes.
 	orderIDBytesMax = memberIDBytesMax + 1 + 20
-	// idempotencyKeyBytesMax is API.md's bound on Idempotency-Key (the
+	// idempotencyKeyBytesMax is docs/api.md's bound on Idempotency-Key (the
 	// pot's is the same).
 	idempotencyKeyBytesMax = 128
 	// riskProfileBytesMax bounds a risk profile name (the catalogue's are
@@ -239,7 +239,7 @@ func checkDate(fe *fieldErrors, field, s string) (domain.Date, bool) {
 // dateMessage says what a date must be (domain.ParseDate's rule).
 const dateMessage = "must be a date YYYY-MM-DD, from 1900-01-01 to 2999-12-31"
 
-// orderStatuses are the order statuses a list may be filtered by (API.md).
+// orderStatuses are the order statuses a list may be filtered by (docs/api.md).
 var orderStatuses = []string{
 	string(domain.OrderStatusAccepted), string(domain.OrderStatusCutOff), string(domain.OrderStatusExecuted),
 	string(domain.OrderStatusSettled), string(domain.OrderStatusCancelled), string(domain.OrderStatusRejected),

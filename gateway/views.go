@@ -4,7 +4,7 @@ import (
 	"github.com/acme/mastertrust/proto/pb"
 )
 
-// The API's JSON representations (API.md), built from the pots' views,
+// The API's JSON representations (docs/api.md), built from the pots' views,
 // which already hold every value as the string the API shows. Optional
 // strings are omitted when empty; lists are always present ([] rather than
 // null), so that clients can range over them.

@@ -27,7 +27,7 @@ type e2eBatch struct {
 	buyUnits, sellUnits            decimal.Decimal
 	buyConsideration, sellProceeds decimal.Decimal
 	prices                         map[string]bool
-	// manifest holds each pot group's manifest lines (DOMAIN.md: the
+	// manifest holds each pot group's manifest lines (docs/domain.md: the
 	// batch manifest, recorded before the order goes out).
 	manifest map[uint32][]string
 }
@@ -51,7 +51,7 @@ func (b *e2eBatch) manifestHash() string {
 
 // verify checks, after everything settled: zero breaks in a deep
 // reconciliation; every pot's view, orders and statement against what the
-// driver was acknowledged (invariants 1, 3 and 4); every batch's contract
+// driver was acknowledged (docs/domain.md invariants 1, 3 and 4); every batch's contract
 // notes against the executed net order (invariant 5); the custodian's
 // executions (none twice) and holdings; and that running every cycle again
 // reports the same summary and changes nothing.

@@ -22,7 +22,7 @@ import (
 )
 
 // Helpers of the end-to-end tests (e2e_test.go): a simulated clock, an HTTP
-// client of the API that retries what API.md says to retry, the API's JSON
+// client of the API that retries what docs/api.md says to retry, the API's JSON
 // shapes, and a journal that delivers its feed twice.
 
 // e2eClock is the platform's simulated clock; the driver moves it between
@@ -45,7 +45,7 @@ func (c *e2eClock) Set(t time.Time) {
 }
 
 // e2eAPI is a client of the gateway. It retries a 503 (and a failed
-// connection) with the same Idempotency-Key, as API.md tells clients to, and
+// connection) with the same Idempotency-Key, as docs/api.md tells clients to, and
 // counts the retries. Every exchange is checked against docs/openapi.yaml
 // (apispec.Spec.Transport); a mismatch is reported to the run's failures.
 type e2eAPI struct {
@@ -192,7 +192,7 @@ func jsonBody(v any) []byte {
 	return b
 }
 
-// The API's JSON shapes (API.md, docs/openapi.yaml), as far as the tests
+// The API's JSON shapes (docs/api.md, docs/openapi.yaml), as far as the tests
 // read them.
 type (
 	e2eAsset struct {
@@ -341,7 +341,7 @@ func decOf(s string) (decimal.Decimal, bool) {
 	return d, err == nil
 }
 
-// checkPotView checks invariant 1 on a pot as the API shows it: no cash
+// checkPotView checks docs/domain.md invariant 1 on a pot as the API shows it: no cash
 // figure and no unit figure is negative, and reserved units never exceed
 // settled ones.
 func checkPotView(v *e2ePot) error {

@@ -23,7 +23,7 @@ import (
 // TestE2EPotPassivationKeepsReplies proves that pots passivating when idle
 // leave no decision behind: requests that arrive just as a pot's idle
 // timeout fires are answered (if need be after retries with the same key, as
-// API.md tells clients to retry), and a cut-off afterwards waits for none
+// docs/api.md tells clients to retry), and a cut-off afterwards waits for none
 // of them (a decision whose reply is never sent would hold every later
 // cut-off, and so every dealing cycle, forever).
 func TestE2EPotPassivationKeepsReplies(t *testing.T) {

@@ -30,7 +30,7 @@ import (
 // driver that knows only the API opens pots, trades with them for several
 // simulated dealing days with random prices, runs every cycle through the
 // operator endpoint, and checks at the end that reconciliation finds no
-// break and that DOMAIN.md's invariants 1–5 hold for every pot, with its
+// break and that docs/domain.md's invariants 1–5 hold for every pot, with its
 // own bookkeeping of every request it got a success for.
 
 var (
@@ -82,8 +82,9 @@ func e2eSeed() uint64 {
 // TestE2EDealingThroughHTTP proves issue 5's acceptance criteria through the
 // API: at least 1,000 pots over at least 5 dealing days of random member
 // requests and prices, every cycle run by the operator endpoint, end with
-// zero reconciliation breaks, invariants 1–5 for every pot, and a second run
-// of every cycle reporting the same summary and trading nothing.
+// zero reconciliation breaks, docs/domain.md's invariants 1–5 for every
+// pot, and a second run of every cycle reporting the same summary and
+// trading nothing.
 func TestE2EDealingThroughHTTP(t *testing.T) {
 	cfg := e2eConfig{
 		Seed: e2eSeed(), Start: domain.MustDate("2026-11-23"), Days: 7, Pots: 1000,

@@ -10,7 +10,8 @@ import (
 )
 
 // DefaultGroups is the number of groups of a journal created with
-// Options.Groups = 0: the 64 pot groups of DESIGN.md.
+// Options.Groups = 0: 64 (docs/architecture.md, "The journal is the
+// outbox").
 const DefaultGroups = 64
 
 const (
