@@ -27,13 +27,13 @@ import (
 	"github.com/acme/mastertrust/proto/pb"
 )
 
-// The dealing-cycle workload (issue 5): a whole platform in one process —
+// The dealing-cycle workload: a whole platform in one process —
 // an embedded NATS server, the simulated custodian, the Pebble journal on
 // disk and one node hosting the pots and the dealing grains, on a clock the
 // run moves — many pots opened and funded, then dealing days run as an
 // operator runs them, then reconciliation.
 
-// Targets of issue 5, printed beside the figures.
+// Targets (docs/performance.md, "Targets"), printed beside the figures.
 const (
 	// cycleTarget: one dealing day's whole cycle for 100K pots.
 	cycleTarget = 30 * time.Second
@@ -174,7 +174,7 @@ func (c *CycleConfig) Validate() error {
 // heap per pot afterwards), for each dealing day the whole cycle's time and
 // each step's (CycleSummary.StepMicros) with what the day did (trades, pots
 // allocated, checked, traded), then a fast and a deep reconciliation's
-// times, and a summary against the targets of issue 5 (a cycle ≤ 30 s and a
+// times, and a summary against the targets (a cycle ≤ 30 s and a
 // reconciliation ≤ 2 s for 100K pots). A reconciliation with a break is an
 // error: a break is a bug. With cfg.ProfileDir it profiles the cycles and
 // reconciliations and prints where the CPU and the heap went.

@@ -60,7 +60,7 @@ const (
 // potsMeasurements are every measurement, in running order.
 var potsMeasurements = []string{PotsRaw, PotsJournal, PotsCommands, PotsQueries, PotsHTTP, PotsHTTPGet, PotsHeap}
 
-// Targets of issue 4, printed beside the figures.
+// Targets (docs/performance.md, "Targets"), printed beside the figures.
 const (
 	// potsCommandsRatioTarget: durable pot events/s ÷ raw Pebble events/s.
 	potsCommandsRatioTarget = 0.5

@@ -86,7 +86,7 @@ func testMemberFlow(c tc) {
 		t.Fatalf("cash after buys %+v, want 500.00 available and 500.00 reserved", pot.Cash)
 	}
 
-	// The dealing cycle (issue 5) executes and settles the buys.
+	// The dealing cycle executes and settles the buys.
 	if units := c.executeBuy(m, buy1, "2.000000"); units != "200" {
 		t.Fatalf("executed %s units, want 200", units)
 	}

@@ -26,7 +26,7 @@ import (
 	"github.com/acme/mastertrust/platform"
 )
 
-// The end-to-end tests of the dealing cycle through HTTP (issue 5): a
+// The end-to-end tests of the dealing cycle through HTTP: a
 // driver that knows only the API opens pots, trades with them for several
 // simulated dealing days with random prices, runs every cycle through the
 // operator endpoint, and checks at the end that reconciliation finds no
@@ -79,7 +79,7 @@ func e2eSeed() uint64 {
 	return rand.Uint64()
 }
 
-// TestE2EDealingThroughHTTP proves issue 5's acceptance criteria through the
+// TestE2EDealingThroughHTTP proves the dealing cycle end to end through the
 // API: at least 1,000 pots over at least 5 dealing days of random member
 // requests and prices, every cycle run by the operator endpoint, end with
 // zero reconciliation breaks, docs/domain.md's invariants 1–5 for every
