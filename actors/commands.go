@@ -13,8 +13,8 @@ import (
 // this is the domain's second line of defence.
 var errBadRequest = errors.New("actors: bad request")
 
-// command converts a wire request into a domain command. Queries return a
-// nil command and ok=false.
+// command converts a wire request into a domain command. The bool reports
+// whether the request is a command: a query returns (nil, false, nil).
 func command(req *pb.PotRequest) (domain.Command, bool, error) {
 	key := domain.Key(req.IdempotencyKey)
 	switch c := req.Command.(type) {

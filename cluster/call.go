@@ -67,8 +67,8 @@ func (n *Node) retryWait(attempt int, callDeadline time.Time) time.Duration {
 // original error is wrapped too). An error returned by the grain itself is
 // returned as is: a *protocluster.GrainErrorResponse.
 //
-//	state, err := cluster.Call(ctx, node, func(opts ...protocluster.GrainCallOption) (*pb.PotState, error) {
-//		return pb.GetPotGrainClient(node.Cluster(), memberID).Get(req, opts...)
+//	resp, err := cluster.Call(ctx, node, func(opts ...protocluster.GrainCallOption) (*pb.PricesResponse, error) {
+//		return pb.GetPricesGrainClient(node.Cluster(), date).Handle(req, opts...)
 //	})
 //
 // If ctx ends first, protoactor's call goes on in the background until its

@@ -10,17 +10,19 @@
 // disthash identity lookup, in a copy that fixes its cost per passivation;
 // see placement.go).
 //
-// Grains are generated from proto services by proto/gen.sh; the kind name is
-// the service name. A member is given kinds with their idle timeout, after
-// which an activation passivates:
+// Grain clients are generated from proto services by proto/gen.sh; the kind
+// name is the service name. A member is given kinds with their idle timeout,
+// after which an activation passivates; New builds the protoactor kind, with
+// a generated constructor or the caller's own props (actors builds its
+// kinds so):
 //
 //	node, err := cluster.Start(cluster.Config{
 //		Provider:  cluster.ProviderInProcess,
 //		InProcess: registry,
 //		Kinds: []cluster.Kind{{
-//			Name: "Pot",
+//			Name: "Prices",
 //			New: func(idleTimeout time.Duration) *protocluster.Kind {
-//				return pb.NewPotKind(newPot, idleTimeout)
+//				return pb.NewPricesKind(newPrices, idleTimeout)
 //			},
 //		}},
 //	})
@@ -28,8 +30,8 @@
 // and any node calls them through the generated client, wrapped in Call for
 // the node's timeout, retries and typed errors (ErrTimeout, ErrUnavailable):
 //
-//	state, err := cluster.Call(ctx, node, func(opts ...protocluster.GrainCallOption) (*pb.PotState, error) {
-//		return pb.GetPotGrainClient(node.Cluster(), memberID).Get(req, opts...)
+//	resp, err := cluster.Call(ctx, node, func(opts ...protocluster.GrainCallOption) (*pb.PricesResponse, error) {
+//		return pb.GetPricesGrainClient(node.Cluster(), date).Handle(req, opts...)
 //	})
 //
 // Request is the same call without protoactor's cluster Request: the

@@ -603,9 +603,10 @@ func (d *decider) mix(prices map[ISIN]Price) Mix {
 	return d.p.Mix(prices)
 }
 
-// Mix values the pot at prices: every asset held (and every asset priced in
-// prices that the pot's profile targets) with its units, available units and
-// price.
+// Mix values the pot at prices for the rebalancing maths: its cash is
+// available plus pending cash (reserved cash is promised away), and every
+// asset it holds units of (settled plus pending) is a position with its
+// available units and its price in prices (zero when prices has none).
 func (p *Pot) Mix(prices map[ISIN]Price) Mix {
 	m := Mix{Cash: p.Cash.Available.Add(p.Cash.Pending), Available: p.Cash.Available, Positions: map[ISIN]Position{}}
 	for a, h := range p.Holdings {
