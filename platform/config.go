@@ -44,8 +44,10 @@ type Config struct {
 	// NATSURL is the NATS server (or cluster) for the JetStream journal and
 	// the custodian. Dev mode embeds its own and ignores this.
 	NATSURL string
-	// Groups is the number of pot groups: it partitions the journal's
-	// feed, the aggregators and the rebalance sweep. Fixed when a journal
+	// Groups is the number of the journal's groups: pots are spread over
+	// all but the last (the pot groups partition the journal's feed, the
+	// aggregators and the rebalance sweep), which holds the system's
+	// streams (actors.PotGroups, actors.SystemGroup). Fixed when a journal
 	// is created. Default 64.
 	Groups uint32
 	// Replicas of each JetStream stream (3 in production). Default 1.
