@@ -208,13 +208,12 @@ func (s *Server) instrument(rt route) http.Handler {
 			}
 		}()
 		if rt.access != accessPublic {
-			select {
-			case s.inFlight <- struct{}{}:
-				defer func() { <-s.inFlight }()
-			default:
-				s.writeProblem(rec, r, newProblem(codeUnavailable, "the gateway is at its limit of requests in flight; retry shortly"))
+			if !s.takeSlot(r.Context()) {
+				s.metrics.shed.Inc()
+				s.writeProblem(rec, r, newProblem(codeUnavailable, shedDetail))
 				return
 			}
+			defer func() { <-s.inFlight }()
 			s.metrics.inFlight.Inc()
 			defer s.metrics.inFlight.Dec()
 			var p *Problem
@@ -229,6 +228,37 @@ func (s *Server) instrument(rt route) http.Handler {
 		}
 		rt.handle(rec, r, claims)
 	})
+}
+
+// shedDetail is the problem detail of a request refused at the in-flight
+// limit: it did nothing, before its token was even checked.
+const shedDetail = "the gateway is at its limit of requests in flight; nothing was done: retry with the same Idempotency-Key"
+
+// takeSlot takes one of Config.InFlightMax slots, waiting up to
+// Config.SlotWaitMax for one to free (waiters are served in turn), and
+// reports whether it got one; the caller gives it back by receiving from
+// s.inFlight. It gives up early if ctx ends (the client went away).
+func (s *Server) takeSlot(ctx context.Context) bool {
+	select {
+	case s.inFlight <- struct{}{}:
+		return true
+	default:
+	}
+	if s.cfg.SlotWaitMax <= 0 {
+		return false
+	}
+	start := time.Now()
+	t := time.NewTimer(s.cfg.SlotWaitMax)
+	defer t.Stop()
+	select {
+	case s.inFlight <- struct{}{}:
+		s.metrics.slotWait.WithLabelValues("admitted").Observe(time.Since(start).Seconds())
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	s.metrics.slotWait.WithLabelValues("shed").Observe(time.Since(start).Seconds())
+	return false
 }
 
 // requestID is the request's X-Request-Id when a client or proxy sent a
