@@ -168,6 +168,9 @@ func (a *potActor) Receive(ctx actor.Context) {
 				Code: CodeInvalidRequest, Detail: "a call without a request"}}}, msg.CallId)
 			return
 		}
+		if a.shed(ctx, msg) {
+			return
+		}
 		a.handle(ctx, msg.Request, msg.CallId)
 	case flushWaiting:
 		a.flushQueued = false
@@ -187,6 +190,28 @@ func (a *potActor) Receive(ctx actor.Context) {
 			a.deps.Metrics.ActivePots.Dec()
 		}
 	}
+}
+
+// shed answers a call "unavailable" at once, without deciding it, and
+// reports true, when doing it would be wasted: its caller's deadline has
+// passed, so nobody waits for the answer, and the work would only delay
+// the calls behind it. Nothing is done, so the caller's retry with the
+// same idempotency key is safe.
+func (a *potActor) shed(ctx actor.Context, call *pb.PotCall) bool {
+	var reason, detail string
+	switch {
+	case call.DeadlineUnixNano != 0 && time.Now().UnixNano() >= call.DeadlineUnixNano:
+		reason, detail = "expired", "the call's deadline passed before the pot reached it; nothing was done"
+	default:
+		return false
+	}
+	if m := a.deps.Metrics; m != nil {
+		m.Shed.WithLabelValues(reason).Inc()
+		m.Requests.WithLabelValues(commandName(call.Request), "shed").Inc()
+	}
+	a.respond(ctx, &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: CodeUnavailable,
+		Detail: detail + "; retry with the same idempotency key"}}}, call.CallId)
+	return true
 }
 
 // recoverPanic stops an activation that panicked (an invariant assertion,
