@@ -18,7 +18,7 @@ type Metrics struct {
 	SnapshotBytes   prometheus.Histogram // its count: the snapshots taken
 	// Shed counts the calls pots answered "unavailable" at once without
 	// deciding them, by reason: expired (the caller's deadline had
-	// passed).
+	// passed), pending (the node was at PotConfig.PendingMax).
 	Shed *prometheus.CounterVec
 }
 
@@ -59,7 +59,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		Shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mastertrust_pot_calls_shed_total",
-			Help: "Calls pots refused at once without deciding them (nothing done), by reason: expired (the caller had given up).",
+			Help: "Calls pots refused at once without deciding them (nothing done), by reason: expired (the caller had given up), pending (the node was at its limit of requests waiting for the journal).",
 		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.Requests, m.AppendSeconds, m.BatchEvents, m.ActivePots, m.Activations, m.RecoverySeconds, m.SnapshotBytes, m.Shed)
