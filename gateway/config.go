@@ -65,8 +65,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	// ReadyTimeout bounds one call of Ready. Default: 2 s.
 	ReadyTimeout time.Duration
-	// InFlightMax bounds the API requests served at once (health and
-	// metrics endpoints are not counted). A request past it waits up to
+	// InFlightMax bounds the members' and the catalogue's requests served
+	// at once (health and metrics are not counted; operators' requests
+	// have slots of their own, operatorsInFlightMax). A request past it
+	// waits up to
 	// SlotWaitMax for one of them to end, then is answered 503 (problem
 	// unavailable, Retry-After) having done nothing. Default:
 	// defaultInFlightMax (see there for the arithmetic).

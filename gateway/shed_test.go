@@ -71,11 +71,13 @@ func TestShedAtTheLimit(t *testing.T) {
 	if v := c.potVersion(shed); v != before {
 		t.Fatalf("a refused request changed the journal: version %d → %d", before, v)
 	}
-	// A read is refused the same way; health and metrics still answer.
+	// A read is refused the same way; health, metrics and the operators
+	// (who have slots of their own) still get answers.
 	if r := c.call("GET", "/v1/pots/"+shed, tokens[shed], ""); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("read past the limit: %d %s", r.status, r.body)
 	}
 	c.must(http.StatusOK, nil, "GET", "/healthz", "", "")
+	c.must(http.StatusOK, nil, "GET", "/v1/cluster", c.operator, "")
 	if v := c.metric("mastertrust_http_requests_shed_total"); v != 2 {
 		t.Errorf("shed counter %v, want 2", v)
 	}
