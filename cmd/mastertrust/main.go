@@ -181,6 +181,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var cfg platform.Config
 	common(f, &cfg)
 	f.stringVar(&cfg.HTTPAddr, "http", platform.DefaultHTTPAddr, "the gateway's listen address (port 0 picks a free one)")
+	gatewayLimitFlags(f, &cfg)
 	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
 	journalSyncFlag(f, &cfg)
 	f.intVar(&cfg.DealingWindowAhead, "dealing-window-ahead", 10, "dealing days after today, or after the latest day a cycle ran for if later, that prices and cycles may be for (negative: no bound)")
@@ -230,6 +231,13 @@ func clusterFlags(f *flags, cfg *platform.Config) {
 		return nil
 	})
 	f.durationVar(&cfg.RequestTimeout, "request-timeout", platform.DefaultRequestTimeout, "bound of one grain call")
+}
+
+// gatewayLimitFlags binds the gateway's limits on members' requests in
+// flight (docs/decisions.md, "Overload is refused, not queued").
+func gatewayLimitFlags(f *flags, cfg *platform.Config) {
+	f.intVar(&cfg.InFlightMax, "in-flight-max", 0, "members' requests the gateway serves at once; past it, 503 after the slot wait (0: the default, 64)")
+	f.durationVar(&cfg.SlotWaitMax, "slot-wait-max", 0, "how long a request past --in-flight-max waits for a slot before its 503; negative: none (0: the default, 10ms)")
 }
 
 // waitAndStop serves until ctx ends (SIGINT, SIGTERM) or the process's HTTP
@@ -305,6 +313,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	common(f, &cfg)
 	clusterFlags(f, &cfg)
 	f.stringVar(&cfg.HTTPAddr, "http", platform.DefaultHTTPAddr, "the API's listen address (port 0 picks a free one)")
+	gatewayLimitFlags(f, &cfg)
 	if err := f.parse(args); err != nil {
 		return err
 	}
