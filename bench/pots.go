@@ -233,7 +233,7 @@ func RunPots(ctx context.Context, cfg PotsConfig, out io.Writer) (err error) {
 		return err
 	}
 	defer removeRoot()
-	r, err := startPots(ctx, cfg, root)
+	r, err := startPots(ctx, cfg, root, nil)
 	if err != nil {
 		return err
 	}
@@ -342,13 +342,56 @@ type potsRun struct {
 	cell atomic.Int64 // numbers the raw stores' directories
 	// retries503 counts the HTTP requests sent again after a 503 (httpDo).
 	retries503 atomic.Int64
+	// handlerTimes, when set, receives the time the gateway's handler took
+	// for each request, by whether it answered 503 (see timed).
+	handlerTimes atomic.Pointer[handlerTimes]
+}
+
+// handlerTimes are the gateway handler's times, as the HTTP server saw
+// them: from the handler's start to its end, after net/http has accepted
+// the connection and read the request's headers.
+type handlerTimes struct {
+	ok, unavailable *latencies
+}
+
+// timed wraps the gateway's handler to time it when r.handlerTimes is set.
+func (r *potsRun) timed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ht := r.handlerTimes.Load()
+		if ht == nil {
+			h.ServeHTTP(w, req)
+			return
+		}
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, req)
+		if sw.status == http.StatusServiceUnavailable {
+			ht.unavailable.add(time.Since(start))
+		} else {
+			ht.ok.add(time.Since(start))
+		}
+	})
+}
+
+// statusWriter remembers the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
 }
 
 // startPots starts the platform under test: a Pebble journal under root,
 // one node hosting the pots (as `mastertrust dev` does, with an in-process
 // membership), and the gateway on a loopback listener, calling the pots
-// through the node (dev's deployment: one process).
-func startPots(ctx context.Context, cfg PotsConfig, root string) (_ *potsRun, err error) {
+// through the node (dev's deployment: one process). tune, if not nil,
+// adjusts the gateway's config before the gateway is made.
+func startPots(ctx context.Context, cfg PotsConfig, root string, tune func(*gateway.Config)) (_ *potsRun, err error) {
 	r := &potsRun{cfg: cfg, root: root, log: cfg.Logger,
 		journalVersions: make([]uint64, cfg.Pots), journalTurns: make([]int, cfg.Callers)}
 	defer func() {
@@ -385,8 +428,12 @@ func startPots(ctx context.Context, cfg PotsConfig, root string) (_ *potsRun, er
 	}
 	r.secret = make([]byte, 32)
 	rand.Read(r.secret)
-	gw, err := gateway.New(gateway.Config{Pots: r.node.Pots, Cluster: r.node.Cluster, Catalogue: cat, TokenSecret: r.secret,
-		Ready: func(context.Context) error { return nil }, Registry: r.node.Registry, Logger: quiet})
+	gcfg := gateway.Config{Pots: r.node.Pots, Cluster: r.node.Cluster, Catalogue: cat, TokenSecret: r.secret,
+		Ready: func(context.Context) error { return nil }, Registry: r.node.Registry, Logger: quiet}
+	if tune != nil {
+		tune(&gcfg)
+	}
+	gw, err := gateway.New(gcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +442,7 @@ func startPots(ctx context.Context, cfg PotsConfig, root string) (_ *potsRun, er
 		return nil, err
 	}
 	r.url = "http://" + ln.Addr().String()
-	r.server = &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	r.server = &http.Server{Handler: r.timed(gw.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	go r.server.Serve(ln)
 	r.http = &http.Client{Transport: &http.Transport{MaxIdleConns: cfg.HTTPClients, MaxIdleConnsPerHost: cfg.HTTPClients,
 		DisableCompression: true}}
@@ -997,7 +1044,7 @@ const (
 
 // cpuAreas are the parts of the process a CPU profile is summarized by.
 var cpuAreas = []area{
-	{"HTTP load generator (the clients, in this process)", []string{"net/http.(*Client)", "net/http.(*Transport)", "net/http.(*persistConn)", mt + "bench.(*potsRun).http"}},
+	{"HTTP load generator (the clients, in this process)", []string{"net/http.(*Client)", "net/http.(*Transport)", "net/http.(*persistConn)", mt + "bench.(*potsRun).http", mt + "bench.(*overloadRun).openOrder"}},
 	{"HTTP server (net/http: connections, parsing, writing)", []string{"net/http.(*conn)"}},
 	{"gateway handlers (auth, decode, validate, encode, metrics)", []string{mt + "gateway."}},
 	{"  token check", []string{mt + "gateway.VerifyToken"}},

@@ -141,6 +141,15 @@ func (f *flags) intVar(p *int, name string, def int, usage string) {
 	f.IntVar(p, name, def, f.usageText(name, usage))
 }
 
+func (f *flags) float64Var(p *float64, name string, def float64, usage string) {
+	if v, ok := f.env(name); ok {
+		if _, err := fmt.Sscan(v, &def); err != nil {
+			f.errs = append(f.errs, fmt.Errorf("%s=%q: %v", envName(name), v, err))
+		}
+	}
+	f.Float64Var(p, name, def, f.usageText(name, usage))
+}
+
 func (f *flags) durationVar(p *time.Duration, name string, def time.Duration, usage string) {
 	if v, ok := f.env(name); ok {
 		d, err := time.ParseDuration(v)
