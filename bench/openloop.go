@@ -107,6 +107,10 @@ type openResult struct {
 	// shed requests, each from the time the request was due (not the time
 	// the generator got round to it: a late start is waiting too).
 	acceptedLat, shedLat *latencies
+	// acceptedSent and shedSent are the same from when the generator sent
+	// the request: without its lag, which on a dedicated client machine
+	// there would not be.
+	acceptedSent, shedSent *latencies
 	// lag is how late the generator started requests: its own share of
 	// the latencies, which grows when this process's CPUs are saturated.
 	lag *latencies
@@ -151,7 +155,8 @@ const heapSampleEvery = 20 * time.Millisecond
 // part's requests came to. op returns its outcome and, for a failure, what
 // happened. driveOpen fails only if ctx ends.
 func driveOpen(ctx context.Context, load openLoad, op func(ctx context.Context, n int64) (openOutcome, string)) (openResult, error) {
-	res := openResult{load: load, acceptedLat: newLatencies(), shedLat: newLatencies(), lag: newLatencies()}
+	res := openResult{load: load, acceptedLat: newLatencies(), shedLat: newLatencies(), acceptedSent: newLatencies(),
+		shedSent: newLatencies(), lag: newLatencies()}
 	interval := time.Duration(float64(time.Second) / load.rate)
 	if interval <= 0 {
 		interval = 1
@@ -228,8 +233,9 @@ func driveOpen(ctx context.Context, load openLoad, op func(ctx context.Context, 
 		wg.Add(1)
 		goers.run(func() {
 			defer wg.Done()
+			sent := time.Now()
 			if measured {
-				res.lag.add(time.Since(due))
+				res.lag.add(sent.Sub(due))
 			}
 			o := outstanding.Add(1)
 			for {
@@ -239,7 +245,7 @@ func driveOpen(ctx context.Context, load openLoad, op func(ctx context.Context, 
 				}
 			}
 			outcome, what := op(ctx, n)
-			took := time.Since(due)
+			end := time.Now()
 			outstanding.Add(-1)
 			if !measured {
 				return
@@ -247,10 +253,12 @@ func driveOpen(ctx context.Context, load openLoad, op func(ctx context.Context, 
 			switch outcome {
 			case openAccepted:
 				accepted.Add(1)
-				res.acceptedLat.add(took)
+				res.acceptedLat.add(end.Sub(due))
+				res.acceptedSent.add(end.Sub(sent))
 			case openShed:
 				shed.Add(1)
-				res.shedLat.add(took)
+				res.shedLat.add(end.Sub(due))
+				res.shedSent.add(end.Sub(sent))
 			default:
 				failed.Add(1)
 				failOnce.Do(func() { res.firstFailure = what })

@@ -54,9 +54,14 @@ type OverloadConfig struct {
 	// Pots are the pots the orders go to, in turn, opened and funded
 	// beforehand with spread ages (as in bench pots). Default 10,000.
 	Pots int
-	// Callers open the pots, and are the clients of the closed-loop
-	// capacity measurement. Default 64.
+	// Callers open the pots. Default 64.
 	Callers int
+	// Clients are the numbers of closed-loop clients (each waiting for its
+	// answer) the capacity is measured with, in turn, before the search:
+	// how many requests the node needs in flight to reach its rate, which
+	// is what the gateway's InFlightMax is sized from. Counts above the
+	// gateway's InFlightMax are left out. Default 4, 8, 16, 32, 64.
+	Clients []int
 	// Rate is the sustainable rate in orders/s. Default: found by the
 	// search (SearchFractions of the closed-loop capacity).
 	Rate float64
@@ -111,6 +116,9 @@ func (c *OverloadConfig) EnsureDefaults() {
 	}
 	if c.Callers == 0 {
 		c.Callers = 64
+	}
+	if len(c.Clients) == 0 {
+		c.Clients = []int{4, 8, 16, 32, 64}
 	}
 	if len(c.SearchFractions) == 0 {
 		c.SearchFractions = []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0}
@@ -168,6 +176,11 @@ func (c *OverloadConfig) Validate() error {
 	}
 	if c.Pots < c.Callers {
 		bad("pots %d fewer than callers %d", c.Pots, c.Callers)
+	}
+	for _, n := range c.Clients {
+		if n < 1 || n > c.Pots {
+			bad("clients %d outside [1, pots]", n)
+		}
 	}
 	if c.Rate < 0 {
 		bad("rate %.0f is negative", c.Rate)
@@ -320,20 +333,39 @@ func (r *overloadRun) preparePots(ctx context.Context) error {
 func (r *overloadRun) search(ctx context.Context, out io.Writer) (float64, error) {
 	// Closed loop, with no more clients than the gateway lets in: none is
 	// refused, and the rate is what the platform does when pressed.
-	clients := min(r.ocfg.Callers, r.inFlightMax)
-	capacity, err := drive(ctx, loadShape{workers: clients, warmup: r.ocfg.Step / 5, duration: r.ocfg.Step},
-		func(ctx context.Context, _ int) (int, error) {
-			if outcome, what := r.openOrder(ctx, 0); outcome != openAccepted {
-				return 0, fmt.Errorf("closed-loop order not accepted: %s", what)
-			}
-			return r.orderEvents, nil
-		})
-	if err != nil {
-		return 0, fmt.Errorf("bench: overload capacity: %w", err)
+	fmt.Fprintf(out, "Capacity, closed loop (each client waits for its answer; %s per count after a %s warm-up):\n", r.ocfg.Step, r.ocfg.Step/5)
+	fmt.Fprintf(out, "  %7s %9s %9s %9s %6s %6s %8s\n", "clients", "orders/s", "p50", "p99", "cores", "others", "CPU/op")
+	var capacity rate
+	for _, clients := range r.ocfg.Clients {
+		if clients > r.inFlightMax {
+			continue
+		}
+		busy0, total0, _ := machineCPU()
+		res, err := drive(ctx, loadShape{workers: clients, warmup: r.ocfg.Step / 5, duration: r.ocfg.Step},
+			func(ctx context.Context, _ int) (int, error) {
+				if outcome, what := r.openOrder(ctx, 0); outcome != openAccepted {
+					return 0, fmt.Errorf("closed-loop order not accepted (%d): %s", outcome, what)
+				}
+				return r.orderEvents, nil
+			})
+		if err != nil {
+			return 0, fmt.Errorf("bench: overload capacity: %w", err)
+		}
+		others := -1.0
+		if busy1, total1, ok := machineCPU(); ok && total1 > total0 {
+			// Warm-up included: a rough figure, for the reader.
+			others = max(0, float64(busy1-busy0)/float64(total1-total0)*float64(runtime.NumCPU())-res.cores)
+		}
+		fmt.Fprintf(out, "  %7d %9.0f %9s %9s %6.2f %6.2f %8s\n", clients, res.appends, roundDuration(res.p50), roundDuration(res.p99),
+			res.cores, others, res.cpuPerOp.Round(time.Microsecond))
+		if res.appends > capacity.appends {
+			capacity = res
+		}
 	}
-	fmt.Fprintf(out, "Capacity, closed loop (%d clients, each waiting for its answer; %s): %.0f orders/s, p50 %s, p99 %s, %.2f cores, CPU %s per order.\n\n",
-		clients, r.ocfg.Step, capacity.appends, roundDuration(capacity.p50), roundDuration(capacity.p99), capacity.cores,
-		capacity.cpuPerOp.Round(time.Microsecond))
+	if capacity.appends == 0 {
+		return 0, fmt.Errorf("bench: overload: no client count within the gateway's InFlightMax %d", r.inFlightMax)
+	}
+	fmt.Fprintf(out, "Capacity: %.0f orders/s (the best of the counts).\n\n", capacity.appends)
 	fmt.Fprintf(out, "Search for the sustainable rate, open loop, %s per step after a %s warm-up (passes: nothing shed or failed, p99 ≤ %s):\n",
 		r.ocfg.Step, r.ocfg.Step/5, r.ocfg.SearchP99Max)
 	fmt.Fprintf(out, "  %8s %10s %10s %7s %7s %9s %9s %9s %6s %6s  %s\n", "capacity", "offered/s", "accepted/s", "shed", "failed", "p50", "p99", "lag p99", "cores", "others", "")
@@ -482,21 +514,40 @@ func (r *overloadRun) openOrder(ctx context.Context, _ int64) (openOutcome, stri
 func (r *overloadRun) printPairs(out io.Writer, rate float64, pairs []overloadPair) {
 	fmt.Fprintf(out, "At the sustainable rate (%.0f/s) and at %g× it (%.0f/s), %s measured after a %s warm-up, %d repeat(s):\n",
 		rate, r.ocfg.Factor, r.ocfg.Factor*rate, r.ocfg.Duration, r.ocfg.Duration/5, len(pairs))
-	fmt.Fprintf(out, "  %3s %9s %10s %6s %6s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s %6s %6s %7s\n", "rep", "offered/s", "accepted/s", "shed", "failed",
-		"acc p50", "acc p99", "503 p50", "503 p99", "lag p99", "hnd p99", "h503 p99", "sched p99", "heap peak", "heap mean", "cores", "others", "conns")
-	row := func(rep int, res openResult, ht *handlerTimes, dials int64) {
-		fmt.Fprintf(out, "  %3d %9.0f %10.0f %5.1f%% %6d %9s %9s %9s %9s %9s %9s %9s %9s %8.0fM %8.0fM %6.2f %6.2f %7d\n", rep,
-			float64(res.started)/res.elapsed.Seconds(), res.acceptedRate(), 100*res.shedShare(), res.failed,
-			roundDuration(res.acceptedLat.quantile(0.5)), roundDuration(res.acceptedLat.quantile(0.99)),
-			roundDuration(res.shedLat.quantile(0.5)), roundDuration(res.shedLat.quantile(0.99)),
-			roundDuration(res.lag.quantile(0.99)), roundDuration(ht.ok.quantile(0.99)), roundDuration(ht.unavailable.quantile(0.99)),
-			roundDuration(res.schedP99), mib(res.heapPeak), mib(res.heapMean), res.cores, res.otherCores, dials)
+	d := func(h *latencies, q float64) string { return roundDuration(h.quantile(q)).String() }
+	load := func(over bool) string {
+		if over {
+			return fmt.Sprintf("%g×", r.ocfg.Factor)
+		}
+		return "1×"
 	}
+	fmt.Fprintf(out, "  As the clients saw it (from when each request was due; \"sent\": from when the generator sent it):\n")
+	fmt.Fprintf(out, "  %3s %4s %9s %10s %6s %6s %9s %9s %9s %9s %9s %9s %9s\n", "rep", "load", "offered/s", "accepted/s", "shed", "failed",
+		"acc p50", "acc p99", "503 p50", "503 p99", "acc sent", "503 sent", "lag p99")
 	for i, p := range pairs {
-		row(i+1, p.base, p.baseHT, p.baseDials)
-		row(i+1, p.over, p.overHT, p.dials)
+		for _, res := range []openResult{p.base, p.over} {
+			fmt.Fprintf(out, "  %3d %4s %9.0f %10.0f %5.1f%% %6d %9s %9s %9s %9s %9s %9s %9s\n", i+1, load(res.load.rate > rate),
+				float64(res.started)/res.elapsed.Seconds(), res.acceptedRate(), 100*res.shedShare(), res.failed,
+				d(res.acceptedLat, 0.5), d(res.acceptedLat, 0.99), d(res.shedLat, 0.5), d(res.shedLat, 0.99),
+				d(res.acceptedSent, 0.99), d(res.shedSent, 0.99), d(res.lag, 0.99))
+		}
 	}
-	fmt.Fprintf(out, "  (acc: accepted (202); 503: shed; lag: how late the generator started requests, which it counts as waiting; hnd/h503: the gateway's handler alone, for 202s/503s; sched: goroutines waiting to run; others: cores busy with other work on the machine; heap: the process's heap objects, generator included, every %s; conns: connections dialled in the run.)\n",
+	fmt.Fprintf(out, "  (acc: accepted, 202; 503: shed; acc sent, 503 sent: p99 from when sent; lag: how late the generator sent requests, counted as waiting.)\n")
+	fmt.Fprintf(out, "  Inside the process:\n")
+	fmt.Fprintf(out, "  %3s %4s %9s %9s %9s %9s %9s %6s %6s %7s %7s\n", "rep", "load", "hnd p99", "h503 p99", "sched p99", "heap peak", "heap mean",
+		"cores", "others", "conns", "in fl.")
+	for i, p := range pairs {
+		for j, res := range []openResult{p.base, p.over} {
+			ht, dials := p.baseHT, p.baseDials
+			if j == 1 {
+				ht, dials = p.overHT, p.dials
+			}
+			fmt.Fprintf(out, "  %3d %4s %9s %9s %9s %8.0fM %8.0fM %6.2f %6.2f %7d %7d\n", i+1, load(j == 1),
+				d(ht.ok, 0.99), d(ht.unavailable, 0.99), roundDuration(res.schedP99), mib(res.heapPeak), mib(res.heapMean),
+				res.cores, res.otherCores, dials, res.outstandingMax)
+		}
+	}
+	fmt.Fprintf(out, "  (hnd, h503: p99 of the gateway's handler alone, for 202s and 503s; sched: p99 of goroutines' wait to run; heap: the heap's objects, generator included, every %s; cores: this process's; others: the rest of the machine's busy cores; conns: connections dialled; in fl.: most requests in flight at once.)\n",
 		heapSampleEvery)
 	for i, p := range pairs {
 		if p.over.failed > 0 || p.base.failed > 0 {
@@ -526,6 +577,10 @@ func (r *overloadRun) printPairs(out io.Writer, rate float64, pairs []overloadPa
 	})
 	heapRatio := median(pairs, func(p overloadPair) float64 { return float64(p.over.heapPeak) / float64(max(1, p.base.heapPeak)) })
 	shedShare := median(pairs, func(p overloadPair) float64 { return p.over.shedShare() })
+	shedSentP99 := time.Duration(median(pairs, func(p overloadPair) float64 { return float64(p.over.shedSent.quantile(0.99)) }))
+	accSentRatio := median(pairs, func(p overloadPair) float64 {
+		return float64(p.over.acceptedSent.quantile(0.99)) / float64(max(1, p.base.acceptedSent.quantile(0.99)))
+	})
 	fmt.Fprintf(out, "Against the targets (medians over the repeats; ratios are same-repeat):\n")
 	if shedP99 == 0 {
 		fmt.Fprintf(out, "  %-58s %9s   (target ≤ %s: nothing was shed)\n", "503s' p99 under overload", "-", overloadShedP99Target)
@@ -535,6 +590,7 @@ func (r *overloadRun) printPairs(out io.Writer, rate float64, pairs []overloadPa
 	}
 	fmt.Fprintf(out, "  %-58s %9.2f   (target ≤ %g: %s)\n", "accepted p99 under overload ÷ at the sustainable rate", accRatio, overloadAcceptedP99Ratio,
 		metOrMissed(accRatio <= overloadAcceptedP99Ratio))
+	fmt.Fprintf(out, "  %-58s %9s / %.2f   (without the generator's lag)\n", "  the same from when sent: 503s' p99 / accepted ratio", roundDuration(shedSentP99), accSentRatio)
 	fmt.Fprintf(out, "  %-58s %9.2f   (target ≤ %g: %s)\n", "peak heap under overload ÷ at the sustainable rate", heapRatio, overloadHeapRatio,
 		metOrMissed(heapRatio <= overloadHeapRatio))
 	fmt.Fprintf(out, "  %-58s %8.1f%%\n\n", "share shed under overload", 100*shedShare)
