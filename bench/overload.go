@@ -270,7 +270,7 @@ func RunOverload(ctx context.Context, cfg OverloadConfig, out io.Writer) error {
 		return err
 	}
 	defer pr.close()
-	r := &overloadRun{potsRun: pr, ocfg: cfg, host: strings.TrimPrefix(pr.url, "http://"),
+	r := &overloadRun{potsRun: pr, ocfg: cfg, host: strings.TrimPrefix(pr.url, "http://"), kinds: map[string]int64{},
 		orderBody: `{"type":"buy","asset":"` + pr.asset + `","amount":"` + potsOrderAmount + `"}`, inFlightMax: gwCfg.InFlightMax}
 	r.client = newRawClient(r.host, cfg.Connections, cfg.ClientTimeout)
 	defer r.client.close()
@@ -343,10 +343,19 @@ func (r *overloadRun) search(ctx context.Context, out io.Writer) (float64, error
 		busy0, total0, _ := machineCPU()
 		res, err := drive(ctx, loadShape{workers: clients, warmup: r.ocfg.Step / 5, duration: r.ocfg.Step},
 			func(ctx context.Context, _ int) (int, error) {
-				if outcome, what := r.openOrder(ctx, 0); outcome != openAccepted {
-					return 0, fmt.Errorf("closed-loop order not accepted (%d): %s", outcome, what)
+				// A client that is refused sends the order again, with the
+				// same key, as a client would.
+				n, i := r.nextPot()
+				for {
+					switch outcome, what := r.order(ctx, n, i); outcome {
+					case openAccepted:
+						return r.orderEvents, nil
+					case openShed:
+						time.Sleep(time.Millisecond)
+					default:
+						return 0, fmt.Errorf("closed-loop order failed: %s", what)
+					}
 				}
-				return r.orderEvents, nil
 			})
 		if err != nil {
 			return 0, fmt.Errorf("bench: overload capacity: %w", err)
@@ -461,11 +470,14 @@ func (r *overloadRun) traceWindow(ctx context.Context, path string, delay, d tim
 }
 
 // openRun drives orders open loop at rate for a fifth of duration, then
-// duration measured, after a GC.
+// duration measured, after closing the connections the last run left
+// (each holds buffers at both ends: an overload's thousands would count in
+// the next run's heap) and a GC.
 func (r *overloadRun) openRun(ctx context.Context, rate float64, duration time.Duration) (openResult, error) {
 	r.kindsMu.Lock()
 	r.kinds = map[string]int64{}
 	r.kindsMu.Unlock()
+	r.client.closeIdle()
 	runtime.GC()
 	return driveOpen(ctx, openLoad{rate: rate, warmup: duration / 5, duration: duration}, r.openOrder)
 }
@@ -475,6 +487,12 @@ func (r *overloadRun) openRun(ctx context.Context, rate float64, duration time.D
 // anything else failed.
 func (r *overloadRun) openOrder(ctx context.Context, _ int64) (openOutcome, string) {
 	n, i := r.nextPot()
+	return r.order(ctx, n, i)
+}
+
+// order sends buy n (its Idempotency-Key) to pot i and classifies the
+// answer as openOrder does.
+func (r *overloadRun) order(ctx context.Context, n int64, i int) (openOutcome, string) {
 	body := r.orderBody
 	req := make([]byte, 0, 512)
 	req = append(req, "POST /v1/pots/"...)

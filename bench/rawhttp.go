@@ -54,6 +54,11 @@ func newRawClient(addr string, maxConns int, timeout time.Duration) *rawClient {
 // requests end.
 func (c *rawClient) close() {
 	c.closed.Store(true)
+	c.closeIdle()
+}
+
+// closeIdle closes the connections no request is using.
+func (c *rawClient) closeIdle() {
 	for {
 		select {
 		case rc := <-c.idle:
