@@ -94,8 +94,9 @@ const (
 	openFailed                      // anything else: an error, another status
 )
 
-// openResult is what driveOpen measured: the requests due in the measured
-// part, and the process over it.
+// openResult is what driveOpen measured: the requests due in the
+// measured part, as the clients saw them, and the platform's process over
+// it (proc, filled in by the caller).
 type openResult struct {
 	load openLoad
 	// started is the requests due in the measured part; accepted, shed and
@@ -108,26 +109,24 @@ type openResult struct {
 	// the generator got round to it: a late start is waiting too).
 	acceptedLat, shedLat *latencies
 	// acceptedSent and shedSent are the same from when the generator sent
-	// the request: without its lag, which on a dedicated client machine
-	// there would not be.
+	// the request, without its lag.
 	acceptedSent, shedSent *latencies
 	// lag is how late the generator started requests: its own share of
-	// the latencies, which grows when this process's CPUs are saturated.
+	// the latencies, which grows when its CPUs are saturated.
 	lag *latencies
 	// outstandingMax is the most requests in flight at once.
 	outstandingMax int64
-	// heapPeak and heapMean are the heap's object bytes (live and not yet
-	// swept: what the process holds), sampled every heapSampleEvery.
-	heapPeak, heapMean uint64
-	// cores is the process's CPU time ÷ wall time over the measured part;
-	// otherCores the rest of the machine's busy CPU time ÷ wall time: the
-	// other work sharing the machine (-1 where unknown).
-	cores, otherCores float64
-	// schedP99 is the 99th percentile of the time goroutines waited to run
-	// (runtime/metrics /sched/latencies:seconds) over the measured part.
-	schedP99 time.Duration
 	// elapsed is the measured part's wall time.
 	elapsed time.Duration
+	// generatorCores is the generator's CPU time ÷ wall time over the
+	// measured part, when it runs in a process of its own (0 in process).
+	generatorCores float64
+	// dials are the connections the generator dialled in the run, and
+	// kinds its 503s by problem detail.
+	dials int64
+	kinds map[string]int64
+	// proc is the platform's process over the measured part.
+	proc procStats
 }
 
 func (r openResult) shedShare() float64 {
@@ -145,16 +144,96 @@ func (r openResult) acceptedRate() float64 {
 	return float64(r.accepted) / r.elapsed.Seconds()
 }
 
-// heapSampleEvery is how often driveOpen reads the heap's size: a few
+// procStats is what a process did over a measured part.
+type procStats struct {
+	// heapPeak and heapMean are the heap's object bytes (live and not yet
+	// swept: what the process holds), sampled every heapSampleEvery.
+	heapPeak, heapMean uint64
+	// cores is the process's CPU time ÷ wall time; otherCores the rest of
+	// the machine's busy CPU time ÷ wall time, less excluded (the load
+	// generator's, when it runs apart): the other work sharing the machine
+	// (-1 where unknown).
+	cores, otherCores float64
+	// schedP99 is the 99th percentile of the time goroutines waited to run
+	// (runtime/metrics /sched/latencies:seconds).
+	schedP99 time.Duration
+	elapsed  time.Duration
+}
+
+// heapSampleEvery is how often a procSampler reads the heap's size: a few
 // hundred samples per run; reading runtime/metrics stops nothing.
 const heapSampleEvery = 20 * time.Millisecond
+
+// procSampler measures this process from its start to its stop.
+type procSampler struct {
+	start                    time.Time
+	cpu0, busy0, total0      time.Duration
+	machineOK                bool
+	sched0                   *metrics.Float64Histogram
+	stopSampling, sampled    chan struct{}
+	heapPeak, heapSum, heapN uint64
+}
+
+func startProcSampler() *procSampler {
+	p := &procSampler{start: time.Now(), cpu0: processCPU(), stopSampling: make(chan struct{}), sampled: make(chan struct{})}
+	p.busy0, p.total0, p.machineOK = machineCPU()
+	sample := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(sample)
+	// Read reuses the histogram's memory: keep a copy.
+	h := sample[0].Value.Float64Histogram()
+	p.sched0 = &metrics.Float64Histogram{Counts: slices.Clone(h.Counts), Buckets: h.Buckets}
+	go func() {
+		defer close(p.sampled)
+		t := time.NewTicker(heapSampleEvery)
+		defer t.Stop()
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		for {
+			metrics.Read(sample)
+			h := sample[0].Value.Uint64()
+			p.heapPeak = max(p.heapPeak, h)
+			p.heapSum += h
+			p.heapN++
+			select {
+			case <-t.C:
+			case <-p.stopSampling:
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// stop ends the sampling; excluded is CPU time (as cores) of other
+// processes of the measurement, left out of otherCores.
+func (p *procSampler) stop(excluded float64) procStats {
+	st := procStats{elapsed: time.Since(p.start), otherCores: -1}
+	st.cores = (processCPU() - p.cpu0).Seconds() / st.elapsed.Seconds()
+	if busy1, total1, ok := machineCPU(); ok && p.machineOK && total1 > p.total0 {
+		// The machine's busy share of its CPUs, as cores, less ours.
+		busy := float64(busy1-p.busy0) / float64(total1-p.total0) * float64(runtime.NumCPU())
+		st.otherCores = max(0, busy-st.cores-excluded)
+	}
+	sample := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(sample)
+	st.schedP99 = histogramQuantileDelta(p.sched0, sample[0].Value.Float64Histogram(), 0.99)
+	close(p.stopSampling)
+	<-p.sampled
+	st.heapPeak = p.heapPeak
+	if p.heapN > 0 {
+		st.heapMean = p.heapSum / p.heapN
+	}
+	return st
+}
 
 // driveOpen starts op at load.rate per second for load.warmup plus
 // load.duration, passing n, the request's number in the run (0, 1, …),
 // then waits for every request to end, and returns what the measured
 // part's requests came to. op returns its outcome and, for a failure, what
-// happened. driveOpen fails only if ctx ends.
-func driveOpen(ctx context.Context, load openLoad, op func(ctx context.Context, n int64) (openOutcome, string)) (openResult, error) {
+// happened. measure, if not nil, is called as the measured part begins,
+// and the function it returns as it ends. driveOpen fails only if ctx
+// ends.
+func driveOpen(ctx context.Context, load openLoad, op func(ctx context.Context, n int64) (openOutcome, string),
+	measure func() (end func())) (openResult, error) {
 	res := openResult{load: load, acceptedLat: newLatencies(), shedLat: newLatencies(), acceptedSent: newLatencies(),
 		shedSent: newLatencies(), lag: newLatencies()}
 	interval := time.Duration(float64(time.Second) / load.rate)
@@ -168,62 +247,21 @@ func driveOpen(ctx context.Context, load openLoad, op func(ctx context.Context, 
 		accepted, shed, failed      atomic.Int64
 		outstanding, outstandingMax atomic.Int64
 		failOnce                    sync.Once
-		stopSampling                = make(chan struct{})
-		sampled                     = make(chan struct{})
-		heapPeak, heapSum, heapN    uint64
-		cpu0                        time.Duration
-		sched0                      *metrics.Float64Histogram
-		busy0, total0               time.Duration
-		machineOK                   bool
 		measureStart                time.Time
-		schedSample                 = []metrics.Sample{{Name: "/sched/latencies:seconds"}}
 		measuring                   bool
+		end                         func()
 	)
 	beginMeasuring := func() {
 		measuring = true
-		cpu0 = processCPU()
-		metrics.Read(schedSample)
-		// Read reuses the histogram's memory: keep a copy.
-		h := schedSample[0].Value.Float64Histogram()
-		sched0 = &metrics.Float64Histogram{Counts: slices.Clone(h.Counts), Buckets: h.Buckets}
 		measureStart = time.Now()
-		busy0, total0, machineOK = machineCPU()
-		go func() {
-			defer close(sampled)
-			t := time.NewTicker(heapSampleEvery)
-			defer t.Stop()
-			sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-			for {
-				metrics.Read(sample)
-				h := sample[0].Value.Uint64()
-				heapPeak = max(heapPeak, h)
-				heapSum += h
-				heapN++
-				select {
-				case <-t.C:
-				case <-stopSampling:
-					return
-				}
-			}
-		}()
+		if measure != nil {
+			end = measure()
+		}
 	}
 	endMeasuring := func() {
 		res.elapsed = time.Since(measureStart)
-		cpu := processCPU() - cpu0
-		res.cores = cpu.Seconds() / res.elapsed.Seconds()
-		res.otherCores = -1
-		if busy1, total1, ok := machineCPU(); ok && machineOK && total1 > total0 {
-			// The machine's busy share of its CPUs, as cores, less ours.
-			busy := float64(busy1-busy0) / float64(total1-total0) * float64(runtime.NumCPU())
-			res.otherCores = max(0, busy-res.cores)
-		}
-		metrics.Read(schedSample)
-		res.schedP99 = histogramQuantileDelta(sched0, schedSample[0].Value.Float64Histogram(), 0.99)
-		close(stopSampling)
-		<-sampled
-		res.heapPeak = heapPeak
-		if heapN > 0 {
-			res.heapMean = heapSum / heapN
+		if end != nil {
+			end()
 		}
 	}
 	goers := newGoers(openGoersIdleMax)

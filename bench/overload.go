@@ -3,20 +3,16 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/trace"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -43,6 +39,12 @@ const (
 	// overloadHeapRatio: overload does not pile requests up in memory: the
 	// peak heap under overload over the peak at the sustainable rate.
 	overloadHeapRatio = 1.5
+)
+
+// Where OverloadConfig.Generator runs the load generator.
+const (
+	GeneratorProcess = "process"
+	GeneratorInline  = "inline"
 )
 
 // OverloadConfig configures RunOverload. Zero fields take the defaults
@@ -87,6 +89,11 @@ type OverloadConfig struct {
 	// Repeats of the pair of runs; medians and same-repeat ratios are
 	// reported. Default 3.
 	Repeats int
+	// Generator is where the load generator runs: GeneratorProcess (the
+	// default), this executable started again with GeneratorEnv, so that
+	// its goroutines do not wait in the platform's run queue and the heap
+	// measured is the platform's; or GeneratorInline, this process.
+	Generator string
 	// Connections bounds the load generator's connections (each request
 	// takes an idle one or dials). Default: what the open-file limit
 	// allows for both ends of each, at most 8,192.
@@ -137,6 +144,9 @@ func (c *OverloadConfig) EnsureDefaults() {
 	}
 	if c.Repeats == 0 {
 		c.Repeats = 3
+	}
+	if c.Generator == "" {
+		c.Generator = GeneratorProcess
 	}
 	if c.Connections == 0 {
 		c.Connections = defaultConnections()
@@ -202,6 +212,9 @@ func (c *OverloadConfig) Validate() error {
 	if c.Repeats < 1 || c.Repeats > 100 {
 		bad("repeats %d outside [1, 100]", c.Repeats)
 	}
+	if c.Generator != GeneratorProcess && c.Generator != GeneratorInline {
+		bad("generator %q is not %s or %s", c.Generator, GeneratorProcess, GeneratorInline)
+	}
 	if c.Connections < 1 {
 		bad("connections %d below 1", c.Connections)
 	}
@@ -222,24 +235,20 @@ func (c *OverloadConfig) Validate() error {
 type overloadRun struct {
 	*potsRun
 	ocfg OverloadConfig
-	host string // the gateway's host:port
-	// orderBody is every order's body: a buy of potsOrderAmount.
-	orderBody string
 	// inFlightMax is the gateway's.
 	inFlightMax int
-	client      *rawClient
-	kindsMu     sync.Mutex
-	// kinds counts the 503s of the current run by their problem detail.
-	kinds map[string]int64
+	// sender sends orders from this process: the closed-loop capacity,
+	// and the open-loop runs when the generator runs here.
+	sender *orderSender
+	// gen is the load generator's process (nil: it runs here).
+	gen *generatorProc
 }
 
 // overloadPair is one repeat: the run at the sustainable rate and the run
 // under overload, with the gateway handler's times of each.
 type overloadPair struct {
-	base, over       openResult
-	baseHT, overHT   *handlerTimes
-	baseDials, dials int64
-	kinds            map[string]int64
+	base, over     openResult
+	baseHT, overHT *handlerTimes
 }
 
 // RunOverload finds the sustainable rate of HTTP orders (unless cfg.Rate
@@ -270,16 +279,31 @@ func RunOverload(ctx context.Context, cfg OverloadConfig, out io.Writer) error {
 		return err
 	}
 	defer pr.close()
-	r := &overloadRun{potsRun: pr, ocfg: cfg, host: strings.TrimPrefix(pr.url, "http://"), kinds: map[string]int64{},
-		orderBody: `{"type":"buy","asset":"` + pr.asset + `","amount":"` + potsOrderAmount + `"}`, inFlightMax: gwCfg.InFlightMax}
-	r.client = newRawClient(r.host, cfg.Connections, cfg.ClientTimeout)
-	defer r.client.close()
+	r := &overloadRun{potsRun: pr, ocfg: cfg, inFlightMax: gwCfg.InFlightMax}
 	if err := r.preparePots(ctx); err != nil {
 		return err
 	}
+	setup := genSetup{Host: strings.TrimPrefix(pr.url, "http://"), Connections: cfg.Connections, Timeout: cfg.ClientTimeout,
+		Members: r.members, Tokens: r.tokens, OrderBody: `{"type":"buy","asset":"` + pr.asset + `","amount":"` + potsOrderAmount + `"}`,
+		KeyPrefix: "o-"}
+	r.sender = newOrderSender(setup)
+	defer r.sender.client.close()
+	where := "in this process"
+	if cfg.Generator == GeneratorProcess {
+		setup.KeyPrefix = "g-" // the keys of the orders sent from here are o-…
+		if r.gen, err = startGenerator(setup, os.Stderr); err != nil {
+			return err
+		}
+		defer func() {
+			if err := r.gen.close(); err != nil {
+				r.log.Warn("bench: the load generator", "err", err)
+			}
+		}()
+		where = "in a process of its own (this executable again)"
+	}
 
-	fmt.Fprintf(out, "Overload: one in-process node (platform.StartNode) with the Pebble journal on disk and the gateway on a loopback listener (InFlightMax %d, SlotWaitMax %s, RequestTimeout %s); HTTP POST orders (buys) to %d pots taken in turn; the load generator in this process, open loop (each request on its own goroutine when due, whatever the answers; up to %d connections; latency from when the request was due).\n\n",
-		gwCfg.InFlightMax, slotWait(gwCfg.SlotWaitMax), gwCfg.RequestTimeout, cfg.Pots, cfg.Connections)
+	fmt.Fprintf(out, "Overload: one in-process node (platform.StartNode) with the Pebble journal on disk and the gateway on a loopback listener (InFlightMax %d, SlotWaitMax %s, RequestTimeout %s); HTTP POST orders (buys) to %d pots taken in turn; the load generator %s, open loop (each request on its own goroutine when due, whatever the answers; up to %d connections; latency from when the request was due).\n\n",
+		gwCfg.InFlightMax, slotWait(gwCfg.SlotWaitMax), gwCfg.RequestTimeout, cfg.Pots, where, cfg.Connections)
 
 	rate := cfg.Rate
 	if rate == 0 {
@@ -345,9 +369,9 @@ func (r *overloadRun) search(ctx context.Context, out io.Writer) (float64, error
 			func(ctx context.Context, _ int) (int, error) {
 				// A client that is refused sends the order again, with the
 				// same key, as a client would.
-				n, i := r.nextPot()
+				n, i := r.sender.nextPot()
 				for {
-					switch outcome, what := r.order(ctx, n, i); outcome {
+					switch outcome, what := r.sender.order(ctx, n, i); outcome {
 					case openAccepted:
 						return r.orderEvents, nil
 					case openShed:
@@ -399,7 +423,7 @@ func (r *overloadRun) search(ctx context.Context, out io.Writer) (float64, error
 			}
 			fmt.Fprintf(out, "  %7.0f%% %10.0f %10.0f %6.1f%% %7d %9s %9s %9s %6.2f %6.2f  %s\n", 100*f, rate, res.acceptedRate(), 100*res.shedShare(),
 				res.failed, roundDuration(res.acceptedLat.quantile(0.5)), roundDuration(res.acceptedLat.quantile(0.99)),
-				roundDuration(res.lag.quantile(0.99)), res.cores, res.otherCores, verdict)
+				roundDuration(res.lag.quantile(0.99)), res.proc.cores, res.proc.otherCores, verdict)
 			r.log.Info("overload search step", "fraction", f, "rate", int(rate), "p99", res.acceptedLat.quantile(0.99),
 				"shed", res.shed, "failed", res.failed, "pass", pass)
 		}
@@ -422,12 +446,10 @@ func (r *overloadRun) pair(ctx context.Context, rate float64, profile bool) (ove
 	var p overloadPair
 	p.baseHT = &handlerTimes{ok: newLatencies(), unavailable: newLatencies()}
 	r.handlerTimes.Store(p.baseHT)
-	dials := r.client.dials.Load()
 	var err error
 	if p.base, err = r.openRun(ctx, rate, r.ocfg.Duration); err != nil {
 		return p, err
 	}
-	p.baseDials = r.client.dials.Load() - dials
 	p.overHT = &handlerTimes{ok: newLatencies(), unavailable: newLatencies()}
 	r.handlerTimes.Store(p.overHT)
 	defer r.handlerTimes.Store(nil)
@@ -439,14 +461,9 @@ func (r *overloadRun) pair(ctx context.Context, rate float64, profile bool) (ove
 		defer stop()
 		go r.traceWindow(ctx, filepath.Join(r.ocfg.ProfileDir, "trace-overload.out"), r.ocfg.Duration/5+r.ocfg.Duration/2, 500*time.Millisecond)
 	}
-	dials = r.client.dials.Load()
 	if p.over, err = r.openRun(ctx, r.ocfg.Factor*rate, r.ocfg.Duration); err != nil {
 		return p, err
 	}
-	p.dials = r.client.dials.Load() - dials
-	r.kindsMu.Lock()
-	p.kinds = r.kinds
-	r.kindsMu.Unlock()
 	return p, nil
 }
 
@@ -470,61 +487,32 @@ func (r *overloadRun) traceWindow(ctx context.Context, path string, delay, d tim
 }
 
 // openRun drives orders open loop at rate for a fifth of duration, then
-// duration measured, after closing the connections the last run left
-// (each holds buffers at both ends: an overload's thousands would count in
-// the next run's heap) and a GC.
+// duration measured, after a GC, and measures this process over the
+// measured part.
 func (r *overloadRun) openRun(ctx context.Context, rate float64, duration time.Duration) (openResult, error) {
-	r.kindsMu.Lock()
-	r.kinds = map[string]int64{}
-	r.kindsMu.Unlock()
-	r.client.closeIdle()
 	runtime.GC()
-	return driveOpen(ctx, openLoad{rate: rate, warmup: duration / 5, duration: duration}, r.openOrder)
-}
-
-// openOrder sends one buy to the next pot and classifies the answer: 202
-// accepted; 503 with Retry-After and the problem code unavailable shed;
-// anything else failed.
-func (r *overloadRun) openOrder(ctx context.Context, _ int64) (openOutcome, string) {
-	n, i := r.nextPot()
-	return r.order(ctx, n, i)
-}
-
-// order sends buy n (its Idempotency-Key) to pot i and classifies the
-// answer as openOrder does.
-func (r *overloadRun) order(ctx context.Context, n int64, i int) (openOutcome, string) {
-	body := r.orderBody
-	req := make([]byte, 0, 512)
-	req = append(req, "POST /v1/pots/"...)
-	req = append(req, r.members[i]...)
-	req = append(req, "/orders HTTP/1.1\r\nHost: "...)
-	req = append(req, r.host...)
-	req = append(req, "\r\nAuthorization: "...)
-	req = append(req, r.tokens[i]...)
-	req = append(req, "\r\nIdempotency-Key: o-"...)
-	req = strconv.AppendInt(req, n, 10)
-	req = append(req, "\r\nContent-Type: application/json\r\nContent-Length: "...)
-	req = strconv.AppendInt(req, int64(len(body)), 10)
-	req = append(req, "\r\n\r\n"...)
-	req = append(req, body...)
-	resp, err := r.client.do(ctx, req)
-	if err != nil {
-		return openFailed, err.Error()
+	var sampler *procSampler
+	var proc procStats
+	measure := func() func() {
+		sampler = startProcSampler()
+		return func() { proc = sampler.stop(0) }
 	}
-	switch resp.status {
-	case http.StatusAccepted:
-		return openAccepted, ""
-	case http.StatusServiceUnavailable:
-		var p struct{ Code, Detail string }
-		if err := json.Unmarshal(resp.body, &p); err != nil || p.Code != "unavailable" || !resp.retryAfter {
-			return openFailed, fmt.Sprintf("503 without Retry-After or the unavailable problem: %s", resp.body)
+	load := openLoad{rate: rate, warmup: duration / 5, duration: duration}
+	var res openResult
+	var err error
+	if r.gen != nil {
+		res, err = r.gen.run(ctx, genJob{Rate: rate, Warmup: load.warmup, Duration: load.duration}, measure)
+		if proc.otherCores > 0 {
+			proc.otherCores = max(0, proc.otherCores-res.generatorCores)
 		}
-		r.kindsMu.Lock()
-		r.kinds[p.Detail]++
-		r.kindsMu.Unlock()
-		return openShed, ""
+	} else {
+		r.sender.reset()
+		dials := r.sender.client.dials.Load()
+		res, err = driveOpen(ctx, load, r.sender.openOrder, measure)
+		res.dials, res.kinds = r.sender.client.dials.Load()-dials, r.sender.takeKinds()
 	}
-	return openFailed, fmt.Sprintf("%d %s", resp.status, bytes.TrimSpace(resp.body))
+	res.proc = proc
+	return res, err
 }
 
 // printPairs prints each repeat's two runs, then the medians against the
@@ -552,27 +540,28 @@ func (r *overloadRun) printPairs(out io.Writer, rate float64, pairs []overloadPa
 	}
 	fmt.Fprintf(out, "  (acc: accepted, 202; 503: shed; acc sent, 503 sent: p99 from when sent; lag: how late the generator sent requests, counted as waiting.)\n")
 	fmt.Fprintf(out, "  Inside the process:\n")
-	fmt.Fprintf(out, "  %3s %4s %9s %9s %9s %9s %9s %6s %6s %7s %7s\n", "rep", "load", "hnd p99", "h503 p99", "sched p99", "heap peak", "heap mean",
-		"cores", "others", "conns", "in fl.")
+	fmt.Fprintf(out, "  The platform's process (the node and the gateway), and the generator:\n")
+	fmt.Fprintf(out, "  %3s %4s %9s %9s %9s %9s %9s %6s %6s %6s %7s %7s\n", "rep", "load", "hnd p99", "h503 p99", "sched p99", "heap peak", "heap mean",
+		"cores", "gen", "others", "conns", "in fl.")
 	for i, p := range pairs {
 		for j, res := range []openResult{p.base, p.over} {
-			ht, dials := p.baseHT, p.baseDials
+			ht := p.baseHT
 			if j == 1 {
-				ht, dials = p.overHT, p.dials
+				ht = p.overHT
 			}
-			fmt.Fprintf(out, "  %3d %4s %9s %9s %9s %8.0fM %8.0fM %6.2f %6.2f %7d %7d\n", i+1, load(j == 1),
-				d(ht.ok, 0.99), d(ht.unavailable, 0.99), roundDuration(res.schedP99), mib(res.heapPeak), mib(res.heapMean),
-				res.cores, res.otherCores, dials, res.outstandingMax)
+			fmt.Fprintf(out, "  %3d %4s %9s %9s %9s %8.0fM %8.0fM %6.2f %6.2f %6.2f %7d %7d\n", i+1, load(j == 1),
+				d(ht.ok, 0.99), d(ht.unavailable, 0.99), roundDuration(res.proc.schedP99), mib(res.proc.heapPeak), mib(res.proc.heapMean),
+				res.proc.cores, res.generatorCores, res.proc.otherCores, res.dials, res.outstandingMax)
 		}
 	}
-	fmt.Fprintf(out, "  (hnd, h503: p99 of the gateway's handler alone, for 202s and 503s; sched: p99 of goroutines' wait to run; heap: the heap's objects, generator included, every %s; cores: this process's; others: the rest of the machine's busy cores; conns: connections dialled; in fl.: most requests in flight at once.)\n",
-		heapSampleEvery)
+	fmt.Fprintf(out, "  (hnd, h503: p99 of the gateway's handler alone, for 202s and 503s; sched: p99 of goroutines' wait to run; heap: the heap's objects, every %s%s; cores: the platform process's; gen: the generator's, when apart; others: the rest of the machine's busy cores; conns: connections the generator dialled; in fl.: most requests in flight at once.)\n",
+		heapSampleEvery, map[bool]string{true: "", false: ", generator included"}[r.gen != nil])
 	for i, p := range pairs {
 		if p.over.failed > 0 || p.base.failed > 0 {
 			fmt.Fprintf(out, "  repeat %d: %d + %d failed; the first: %s%s\n", i+1, p.base.failed, p.over.failed, p.base.firstFailure, p.over.firstFailure)
 		}
 	}
-	if last := pairs[len(pairs)-1]; len(last.kinds) > 0 {
+	if last := pairs[len(pairs)-1].over; len(last.kinds) > 0 {
 		fmt.Fprintf(out, "  the 503s of the last overload run, by detail:\n")
 		type kv struct {
 			k string
@@ -593,7 +582,9 @@ func (r *overloadRun) printPairs(out io.Writer, rate float64, pairs []overloadPa
 	accRatio := median(pairs, func(p overloadPair) float64 {
 		return float64(p.over.acceptedLat.quantile(0.99)) / float64(max(1, p.base.acceptedLat.quantile(0.99)))
 	})
-	heapRatio := median(pairs, func(p overloadPair) float64 { return float64(p.over.heapPeak) / float64(max(1, p.base.heapPeak)) })
+	heapRatio := median(pairs, func(p overloadPair) float64 {
+		return float64(p.over.proc.heapPeak) / float64(max(1, p.base.proc.heapPeak))
+	})
 	shedShare := median(pairs, func(p overloadPair) float64 { return p.over.shedShare() })
 	shedSentP99 := time.Duration(median(pairs, func(p overloadPair) float64 { return float64(p.over.shedSent.quantile(0.99)) }))
 	accSentRatio := median(pairs, func(p overloadPair) float64 {

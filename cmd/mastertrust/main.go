@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/acme/mastertrust/bench"
 	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/platform"
 )
@@ -55,6 +56,14 @@ func commands() []command {
 func main() {
 	ctx, stop := signalContext()
 	defer stop()
+	if bench.IsGenerator() {
+		// Started by `bench overload` as its load generator.
+		if err := bench.RunGenerator(ctx, os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "mastertrust:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "mastertrust:", err)
