@@ -83,6 +83,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		f.intVar(&cfg.Repeats, "repeats", 0, "pairs of runs, medians reported (default 3)")
 		f.intVar(&cfg.InFlightMax, "in-flight-max", 0, "the gateway's InFlightMax (default: the gateway's)")
 		f.durationVar(&cfg.SlotWaitMax, "slot-wait-max", 0, "the gateway's SlotWaitMax (default: the gateway's)")
+		f.stringVar(&cfg.Generator, "generator", "", "where the load generator runs: process (its own, the default) or inline (this one)")
 		f.stringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile and a runtime trace of the last overload run here")
 		if err := f.parse(args[1:]); err != nil {
 			return err
