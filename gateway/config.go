@@ -93,19 +93,20 @@ const (
 	defaultReadyTimeout   = 2 * time.Second
 	// defaultInFlightMax: a request in flight is one the platform works
 	// on; past what it can do at once, more in flight only means each
-	// waits longer (Little's law: in flight = rate × latency). One node on
-	// the project's 2 cores does ~3,000–6,000 HTTP orders/s
-	// (docs/performance.md, "Overload"); at 64 in flight an order waits
-	// 64 ÷ 3,000/s ≈ 21 ms at worst for those ahead of it, a few times
-	// the p99 of a lightly loaded node, while the 64 closed-loop clients
-	// of bench pots never find the gateway full. 4,096 (the old default)
-	// let ~1.4 s of work queue inside, and the node's CPU went to requests
-	// whose clients were about to give up.
-	defaultInFlightMax = 64
+	// waits longer (Little's law: in flight = rate × latency). Measured on
+	// the project's 2 cores (bench overload, docs/performance.md,
+	// "Overload"), one node's closed-loop rate of HTTP orders rises up to
+	// 16 in flight (4: ~4,000/s, 8: ~5,000–7,000/s, 16: ~6,000–7,600/s)
+	// and no further (32: ~5,700–8,000/s, 64: ~5,800/s); 32 is twice that,
+	// for the journal's slower syncs, and 4 ms of work at 8,000/s. 4,096
+	// (the old default) let seconds of work queue inside at 3× the
+	// sustainable rate, and the node's CPU went to requests whose clients
+	// were about to give up.
+	defaultInFlightMax = 32
 	// defaultSlotWaitMax: a 503 should reach its client well within 50 ms.
-	// At 3,000 orders/s a slot frees every ~0.3 ms, so 10 ms lets a short
-	// burst (~30 requests past the limit) in; under sustained overload a
-	// refused request costs 10 ms more, not seconds.
+	// At 5,000 orders/s a slot frees every 0.2 ms, so 10 ms lets a burst of
+	// ~50 requests past the limit in (a stalled sync, a GC); under
+	// sustained overload a refused request costs 10 ms more, not seconds.
 	defaultSlotWaitMax = 10 * time.Millisecond
 	// requestTimeoutMax bounds RequestTimeout: a client (and a load
 	// balancer) gives up long before a minute, and a longer call only holds
