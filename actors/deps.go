@@ -77,7 +77,7 @@ type PotConfig struct {
 // defaultPotPendingMax: a node makes 5,000–30,000 durable commands/s on the
 // project's 2 cores (HTTP orders and bare grain calls, docs/performance.md),
 // so 1,024 waiting requests are 35–200 ms of work: well within the 5 s a
-// caller waits, and 16 gateways' worth of their 64 requests in flight each.
+// caller waits, and 32 gateways' worth of their 32 requests in flight each.
 // It is reached when the journal slows down (a slow disk, JetStream
 // failing over) or more gateways than that press on one node: then the
 // excess is refused in microseconds instead of timing out after seconds.
