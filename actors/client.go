@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 
@@ -23,8 +24,8 @@ type PotClient struct {
 // system message to a pot goes through here. The pot reads req in place
 // when it is local: req must not be modified once given to Handle.
 func (c PotClient) Handle(ctx context.Context, memberID string, req *pb.PotRequest) (*pb.PotResponse, error) {
-	reply, err := cluster.Request(ctx, c.Node, memberID, PotKind, func(callID uint64) any {
-		return &pb.PotCall{CallId: callID, Request: req}
+	reply, err := cluster.Request(ctx, c.Node, memberID, PotKind, func(callID uint64, deadline time.Time) any {
+		return &pb.PotCall{CallId: callID, Request: req, DeadlineUnixNano: deadline.UnixNano()}
 	})
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/acme/mastertrust/domain"
@@ -63,7 +64,24 @@ type PotConfig struct {
 	// journal) at once, so that a node taking over many pots does not
 	// stampede the journal. Default: 64.
 	RecoveriesMax int
+	// PendingMax bounds the requests a node's pots hold unanswered: decided
+	// and waiting for their append to be durable, or queued behind one.
+	// Past it a pot answers a member's request "unavailable" at once,
+	// without deciding it (nothing is done; the retry is safe), instead of
+	// queueing it behind work the journal cannot keep up with. The dealing
+	// cycle's commands are never refused: the cycle sends them at its own
+	// bounded pace. Default: defaultPotPendingMax.
+	PendingMax int
 }
+
+// defaultPotPendingMax: a node makes 5,000–30,000 durable commands/s on the
+// project's 2 cores (HTTP orders and bare grain calls, docs/performance.md),
+// so 1,024 waiting requests are 35–200 ms of work: well within the 5 s a
+// caller waits, and 32 gateways' worth of their 32 requests in flight each.
+// It is reached when the journal slows down (a slow disk, JetStream
+// failing over) or more gateways than that press on one node: then the
+// excess is refused in microseconds instead of timing out after seconds.
+const defaultPotPendingMax = 1024
 
 // EnsureDefaults fills zero fields with their defaults.
 func (c *PotConfig) EnsureDefaults() {
@@ -79,6 +97,9 @@ func (c *PotConfig) EnsureDefaults() {
 	if c.RecoveriesMax == 0 {
 		c.RecoveriesMax = 64
 	}
+	if c.PendingMax == 0 {
+		c.PendingMax = defaultPotPendingMax
+	}
 }
 
 // Validate reports every invalid field.
@@ -92,6 +113,9 @@ func (c *PotConfig) Validate() error {
 	}
 	if c.RecoveriesMax < 0 {
 		problems = append(problems, fmt.Sprintf("RecoveriesMax %d is negative", c.RecoveriesMax))
+	}
+	if c.PendingMax < 0 {
+		problems = append(problems, fmt.Sprintf("PendingMax %d is negative", c.PendingMax))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("actors: invalid pot config: %v", problems)
@@ -114,6 +138,9 @@ type PotDeps struct {
 	// workers run the pots' mailboxes (which wait for their appends) and
 	// snapshot saves; see NewPotKind.
 	workers *workers
+	// pending counts the replies the node's pots hold in their waiting
+	// batches (see PotConfig.PendingMax); see NewPotKind.
+	pending *atomic.Int64
 }
 
 // Stop lets the goroutines the pot grains kept for reuse exit, once the

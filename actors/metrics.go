@@ -16,6 +16,10 @@ type Metrics struct {
 	Activations     prometheus.Counter
 	RecoverySeconds prometheus.Histogram
 	SnapshotBytes   prometheus.Histogram // its count: the snapshots taken
+	// Shed counts the calls pots answered "unavailable" at once without
+	// deciding them, by reason: expired (the caller's deadline had
+	// passed), pending (the node was at PotConfig.PendingMax).
+	Shed *prometheus.CounterVec
 }
 
 // NewMetrics creates the pot metrics and registers them on reg.
@@ -53,8 +57,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Size of the snapshots pots take (a pot's state grows with its history; snapshots wait for their weight in events).",
 			Buckets: prometheus.ExponentialBuckets(256, 4, 10),
 		}),
+		Shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mastertrust_pot_calls_shed_total",
+			Help: "Calls pots refused at once without deciding them (nothing done), by reason: expired (the caller had given up), pending (the node was at its limit of requests waiting for the journal).",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.Requests, m.AppendSeconds, m.BatchEvents, m.ActivePots, m.Activations, m.RecoverySeconds, m.SnapshotBytes)
+	reg.MustRegister(m.Requests, m.AppendSeconds, m.BatchEvents, m.ActivePots, m.Activations, m.RecoverySeconds, m.SnapshotBytes, m.Shed)
 	// The grains' panics (and every other goroutine's of the process).
 	if err := recovered.Register(reg); err != nil {
 		panic(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -104,6 +105,7 @@ func NewPotKind(deps *PotDeps) func(idleTimeout time.Duration) *protocluster.Kin
 		deps.Now = time.Now
 	}
 	deps.recoveries = make(chan struct{}, deps.Config.RecoveriesMax)
+	deps.pending = new(atomic.Int64)
 	deps.workers = newWorkers(potWorkersIdleMax, deps.Logger)
 	dispatcher := deps.workers.dispatcher(potMailboxThroughput)
 	mailboxes := potMailboxes()
@@ -168,6 +170,9 @@ func (a *potActor) Receive(ctx actor.Context) {
 				Code: CodeInvalidRequest, Detail: "a call without a request"}}}, msg.CallId)
 			return
 		}
+		if a.shed(ctx, msg) {
+			return
+		}
 		a.handle(ctx, msg.Request, msg.CallId)
 	case flushWaiting:
 		a.flushQueued = false
@@ -183,10 +188,51 @@ func (a *potActor) Receive(ctx actor.Context) {
 			ctx.Send(h.to, h.resp)
 		}
 		a.held = nil
+		for _, b := range a.waiting {
+			// Replies nobody will send (the node was killed mid-append).
+			a.deps.pending.Add(-int64(len(b.replies)))
+		}
+		a.waiting = nil
 		if a.deps.Metrics != nil && a.pot != nil {
 			a.deps.Metrics.ActivePots.Dec()
 		}
 	}
+}
+
+// shed answers a call "unavailable" at once, without deciding it, and
+// reports true, when doing it would be wasted or would queue behind more
+// than the journal can take: its caller's deadline has passed (nobody
+// waits for the answer), or it is a member's request and the node's pots
+// hold PendingMax requests waiting for the journal. Nothing is done, so
+// the caller's retry with the same idempotency key is safe. The dealing
+// cycle's commands are refused only when expired.
+func (a *potActor) shed(ctx actor.Context, call *pb.PotCall) bool {
+	var reason, detail string
+	switch {
+	case call.DeadlineUnixNano != 0 && time.Now().UnixNano() >= call.DeadlineUnixNano:
+		reason, detail = "expired", "the call's deadline passed before the pot reached it; nothing was done"
+	case a.deps.pending.Load() >= int64(a.deps.Config.PendingMax) && memberRequest(call.Request):
+		reason, detail = "pending", "the node is at its limit of requests waiting for the journal; nothing was done"
+	default:
+		return false
+	}
+	if m := a.deps.Metrics; m != nil {
+		m.Shed.WithLabelValues(reason).Inc()
+		m.Requests.WithLabelValues(commandName(call.Request), "shed").Inc()
+	}
+	a.respond(ctx, &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: CodeUnavailable,
+		Detail: detail + "; retry with the same idempotency key"}}}, call.CallId)
+	return true
+}
+
+// memberRequest reports whether req is a member's command or query, as
+// opposed to one of the dealing cycle's commands.
+func memberRequest(req *pb.PotRequest) bool {
+	switch req.Command.(type) {
+	case *pb.PotRequest_Rebalance, *pb.PotRequest_AllocateTrades, *pb.PotRequest_SettleTrades, *pb.PotRequest_RollOrder:
+		return false
+	}
+	return true
 }
 
 // recoverPanic stops an activation that panicked (an invariant assertion,
@@ -397,6 +443,7 @@ func (a *potActor) enqueue(ctx actor.Context, r reply, events []persistence.NewE
 	b := a.waiting[last]
 	b.events = append(b.events, events...)
 	b.replies = append(b.replies, r)
+	a.deps.pending.Add(1)
 	switch {
 	case a.flushQueued:
 	case a.mailbox != nil && a.mailbox.UserMessageCount() == 0:
@@ -431,6 +478,7 @@ func (a *potActor) flush(ctx actor.Context) {
 		// replies, the callers' futures) alive in the array's spare room.
 		a.waiting[0] = nil
 		a.waiting = a.waiting[1:]
+		a.deps.pending.Add(-int64(len(b.replies)))
 		for _, r := range b.replies {
 			a.send(ctx, r)
 		}
@@ -477,6 +525,7 @@ func (a *potActor) failWaiting(ctx actor.Context) {
 	waiting := a.waiting
 	a.waiting = nil
 	for _, b := range waiting {
+		a.deps.pending.Add(-int64(len(b.replies)))
 		for _, r := range b.replies {
 			a.send(ctx, reply{to: r.to, call: r.call, resp: unavailable(), command: r.command, outcome: "failed", release: r.release})
 		}

@@ -233,7 +233,7 @@ func RunPots(ctx context.Context, cfg PotsConfig, out io.Writer) (err error) {
 		return err
 	}
 	defer removeRoot()
-	r, err := startPots(ctx, cfg, root)
+	r, err := startPots(ctx, cfg, root, nil)
 	if err != nil {
 		return err
 	}
@@ -340,13 +340,58 @@ type potsRun struct {
 	// len(members)] with an idempotency key made of n.
 	next atomic.Int64
 	cell atomic.Int64 // numbers the raw stores' directories
+	// retries503 counts the HTTP requests sent again after a 503 (httpDo).
+	retries503 atomic.Int64
+	// handlerTimes, when set, receives the time the gateway's handler took
+	// for each request, by whether it answered 503 (see timed).
+	handlerTimes atomic.Pointer[handlerTimes]
+}
+
+// handlerTimes are the gateway handler's times, as the HTTP server saw
+// them: from the handler's start to its end, after net/http has accepted
+// the connection and read the request's headers.
+type handlerTimes struct {
+	ok, unavailable *latencies
+}
+
+// timed wraps the gateway's handler to time it when r.handlerTimes is set.
+func (r *potsRun) timed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ht := r.handlerTimes.Load()
+		if ht == nil {
+			h.ServeHTTP(w, req)
+			return
+		}
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, req)
+		if sw.status == http.StatusServiceUnavailable {
+			ht.unavailable.add(time.Since(start))
+		} else {
+			ht.ok.add(time.Since(start))
+		}
+	})
+}
+
+// statusWriter remembers the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
 }
 
 // startPots starts the platform under test: a Pebble journal under root,
 // one node hosting the pots (as `mastertrust dev` does, with an in-process
 // membership), and the gateway on a loopback listener, calling the pots
-// through the node (dev's deployment: one process).
-func startPots(ctx context.Context, cfg PotsConfig, root string) (_ *potsRun, err error) {
+// through the node (dev's deployment: one process). tune, if not nil,
+// adjusts the gateway's config before the gateway is made.
+func startPots(ctx context.Context, cfg PotsConfig, root string, tune func(*gateway.Config)) (_ *potsRun, err error) {
 	r := &potsRun{cfg: cfg, root: root, log: cfg.Logger,
 		journalVersions: make([]uint64, cfg.Pots), journalTurns: make([]int, cfg.Callers)}
 	defer func() {
@@ -383,8 +428,12 @@ func startPots(ctx context.Context, cfg PotsConfig, root string) (_ *potsRun, er
 	}
 	r.secret = make([]byte, 32)
 	rand.Read(r.secret)
-	gw, err := gateway.New(gateway.Config{Pots: r.node.Pots, Cluster: r.node.Cluster, Catalogue: cat, TokenSecret: r.secret,
-		Ready: func(context.Context) error { return nil }, Registry: r.node.Registry, Logger: quiet})
+	gcfg := gateway.Config{Pots: r.node.Pots, Cluster: r.node.Cluster, Catalogue: cat, TokenSecret: r.secret,
+		Ready: func(context.Context) error { return nil }, Registry: r.node.Registry, Logger: quiet}
+	if tune != nil {
+		tune(&gcfg)
+	}
+	gw, err := gateway.New(gcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -393,7 +442,7 @@ func startPots(ctx context.Context, cfg PotsConfig, root string) (_ *potsRun, er
 		return nil, err
 	}
 	r.url = "http://" + ln.Addr().String()
-	r.server = &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	r.server = &http.Server{Handler: r.timed(gw.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	go r.server.Serve(ln)
 	r.http = &http.Client{Transport: &http.Transport{MaxIdleConns: cfg.HTTPClients, MaxIdleConnsPerHost: cfg.HTTPClients,
 		DisableCompression: true}}
@@ -620,21 +669,66 @@ func (r *potsRun) httpGetPot(ctx context.Context, _ int) (int, error) {
 }
 
 // httpDo sends req, reads the answer whole (so that the connection is
-// reused) and checks its status.
+// reused) and checks its status. A 503 with the problem code unavailable
+// (the gateway or the pot refused the request having done nothing, or could
+// not answer in time) is sent again with the same Idempotency-Key, as
+// docs/openapi.yaml tells clients to, after a short pause, up to
+// httpRetriesMax attempts; r.retries503 counts the retries.
 func (r *potsRun) httpDo(req *http.Request, want int) error {
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return err
+	for attempt := 1; ; attempt++ {
+		resp, err := r.http.Do(req)
+		if err != nil {
+			return err
+		}
+		var body bytes.Buffer
+		_, err = body.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode == http.StatusServiceUnavailable && attempt < httpRetriesMax &&
+			bytes.Contains(body.Bytes(), []byte(`"code":"unavailable"`)) {
+			r.retries503.Add(1)
+			t := time.NewTimer(min(time.Duration(attempt)*httpRetryPause, 20*httpRetryPause))
+			select {
+			case <-t.C:
+			case <-req.Context().Done():
+				t.Stop()
+				return req.Context().Err()
+			}
+			if req, err = again(req); err != nil {
+				return err
+			}
+			continue
+		}
+		if resp.StatusCode != want {
+			return fmt.Errorf("%s %s answered %d, want %d: %s", req.Method, req.URL.Path, resp.StatusCode, want, body.Bytes())
+		}
+		return nil
 	}
-	defer resp.Body.Close()
-	var body bytes.Buffer
-	if _, err := body.ReadFrom(resp.Body); err != nil {
-		return err
+}
+
+// Retries of a 503 in httpDo: attempt n waits n × httpRetryPause, at most
+// 20 × it. The gateway's Retry-After (1 s) is for clients that have
+// nothing else to do; a closed-loop worker waiting a second would measure
+// its own sleep.
+const (
+	httpRetriesMax = 20
+	httpRetryPause = 5 * time.Millisecond
+)
+
+// again is req to send once more: the same headers (and so the same
+// Idempotency-Key), the body rewound.
+func again(req *http.Request) (*http.Request, error) {
+	next := req.Clone(req.Context())
+	if req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		next.Body = body
 	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s answered %d, want %d: %s", req.Method, req.URL.Path, resp.StatusCode, want, body.Bytes())
-	}
-	return nil
+	return next, nil
 }
 
 // openPots opens n pots named prefix + a number, each with one
@@ -807,7 +901,11 @@ func (r *potsRun) printTable(out io.Writer, cells []potsCell, results map[string
 			roundDuration(d(func(x rate) time.Duration { return x.p50 })), roundDuration(d(func(x rate) time.Duration { return x.p99 })),
 			median(rs, func(x rate) float64 { return x.cores }), cpuPerOp.Round(100*time.Nanosecond), capacity)
 	}
-	fmt.Fprintf(out, "(cores: this process's CPU time ÷ wall time; CPU/op: its CPU time per op, load generator included; CPU cap/s: the ops/s at which the process would use all %d CPUs at that cost.)\n\n", runtime.NumCPU())
+	fmt.Fprintf(out, "(cores: this process's CPU time ÷ wall time; CPU/op: its CPU time per op, load generator included; CPU cap/s: the ops/s at which the process would use all %d CPUs at that cost.)\n", runtime.NumCPU())
+	if n := r.retries503.Load(); n > 0 {
+		fmt.Fprintf(out, "(%d HTTP requests were answered 503 and sent again with the same Idempotency-Key; an op counts once.)\n", n)
+	}
+	fmt.Fprintln(out)
 }
 
 // roundDuration keeps three significant digits or so.
@@ -946,7 +1044,7 @@ const (
 
 // cpuAreas are the parts of the process a CPU profile is summarized by.
 var cpuAreas = []area{
-	{"HTTP load generator (the clients, in this process)", []string{"net/http.(*Client)", "net/http.(*Transport)", "net/http.(*persistConn)", mt + "bench.(*potsRun).http"}},
+	{"HTTP load generator (the clients, in this process)", []string{"net/http.(*Client)", "net/http.(*Transport)", "net/http.(*persistConn)", mt + "bench.(*potsRun).http", mt + "bench.(*overloadRun).openOrder"}},
 	{"HTTP server (net/http: connections, parsing, writing)", []string{"net/http.(*conn)"}},
 	{"gateway handlers (auth, decode, validate, encode, metrics)", []string{mt + "gateway."}},
 	{"  token check", []string{mt + "gateway.VerifyToken"}},

@@ -10,10 +10,13 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// Request sends the message msg(callID) to identity's activation of kind
-// and returns its reply: Call's contract (the node's timeout and retries, the
-// same errors, ctx honoured) for the hot path of a kind with one method
-// (the pots), without protoactor's cluster Request and its future.
+// Request sends the message msg(callID, deadline) to identity's activation
+// of kind and returns its reply: Call's contract (the node's timeout and
+// retries, the same errors, ctx honoured) for the hot path of a kind with
+// one method (the pots), without protoactor's cluster Request and its
+// future. deadline is when the call gives up (the earlier of ctx's and the
+// node's RequestTimeout): a grain that gets the message after it may drop
+// the work, since no one waits for the reply.
 //
 // Why: a pot command is one grain call, and protoactor's cluster Request
 // made a future per call (a process registered and removed under a new
@@ -30,7 +33,7 @@ import (
 // GetCallId) so that a reply that is not the call's own (a grain answering
 // one request twice) is dropped rather than taken for the next call's; a
 // dead letter answers instead of the grain.
-func Request(ctx context.Context, n *Node, identity, kind string, msg func(callID uint64) any) (any, error) {
+func Request(ctx context.Context, n *Node, identity, kind string, msg func(callID uint64, deadline time.Time) any) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, classifyContextError(err)
 	}
@@ -40,7 +43,7 @@ func Request(ctx context.Context, n *Node, identity, kind string, msg func(callI
 	defer n.calls.Done()
 	callDeadline := deadline(ctx, n.cfg.RequestTimeout)
 	callID := n.callIDs.Add(1)
-	req := msg(callID)
+	req := msg(callID, callDeadline)
 	slot := n.slots.get(n.system)
 	defer func() {
 		if slot != nil {

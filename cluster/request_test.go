@@ -35,7 +35,7 @@ func newEchoKind(time.Duration) *protocluster.Kind {
 }
 
 func echo(ctx context.Context, n *cluster.Node, identity string, call *testgrain.EchoCall) (string, error) {
-	reply, err := cluster.Request(ctx, n, identity, echoKind, func(id uint64) any {
+	reply, err := cluster.Request(ctx, n, identity, echoKind, func(id uint64, _ time.Time) any {
 		call.CallId = id
 		return call
 	})
@@ -114,7 +114,7 @@ func TestRequest(t *testing.T) {
 	})
 
 	t.Run("a kind no member hosts: ErrUnavailable", func(t *testing.T) {
-		_, err := cluster.Request(ctx, tc.clients[0], "x", "NoSuchKind", func(uint64) any { return &testgrain.EchoCall{} })
+		_, err := cluster.Request(ctx, tc.clients[0], "x", "NoSuchKind", func(uint64, time.Time) any { return &testgrain.EchoCall{} })
 		if !errors.Is(err, cluster.ErrUnavailable) && !errors.Is(err, cluster.ErrTimeout) {
 			t.Fatalf("err = %v, want ErrUnavailable (or ErrTimeout)", err)
 		}

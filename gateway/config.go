@@ -65,12 +65,19 @@ type Config struct {
 	RequestTimeout time.Duration
 	// ReadyTimeout bounds one call of Ready. Default: 2 s.
 	ReadyTimeout time.Duration
-	// InFlightMax bounds the API requests served at once (health and
-	// metrics endpoints are not counted); past it a request is answered 503
-	// with Retry-After at once instead of queueing behind the others. Each
-	// request in flight holds a goroutine and a pending grain call, about
-	// 16 KiB, so the default costs at most ~64 MiB. Default: 4096.
+	// InFlightMax bounds the members' and the catalogue's requests served
+	// at once (health and metrics are not counted; operators' requests
+	// have slots of their own, operatorsInFlightMax). A request past it
+	// waits up to
+	// SlotWaitMax for one of them to end, then is answered 503 (problem
+	// unavailable, Retry-After) having done nothing. Default:
+	// defaultInFlightMax (see there for the arithmetic).
 	InFlightMax int
+	// SlotWaitMax bounds how long a request past InFlightMax waits for a
+	// slot before its 503: long enough to ride out a burst, short against
+	// the 503 a client should get at once when the gateway is overloaded.
+	// Negative: no wait. Default: defaultSlotWaitMax.
+	SlotWaitMax time.Duration
 	// Registry receives the gateway's metrics and is what GET /metrics
 	// serves: pass the process's registry so that one scrape sees the
 	// node's metrics too. Default: a new registry.
@@ -84,7 +91,23 @@ type Config struct {
 const (
 	defaultRequestTimeout = 5 * time.Second
 	defaultReadyTimeout   = 2 * time.Second
-	defaultInFlightMax    = 4096
+	// defaultInFlightMax: a request in flight is one the platform works
+	// on; past what it can do at once, more in flight only means each
+	// waits longer (Little's law: in flight = rate × latency). Measured on
+	// the project's 2 cores (bench overload, docs/performance.md,
+	// "Overload"), one node's closed-loop rate of HTTP orders rises up to
+	// 16 in flight (4: ~4,000/s, 8: ~5,000–7,000/s, 16: ~6,000–7,600/s)
+	// and no further (32: ~5,700–8,000/s, 64: ~5,800/s); 32 is twice that,
+	// for the journal's slower syncs, and 4 ms of work at 8,000/s. 4,096
+	// (the old default) let seconds of work queue inside at 3× the
+	// sustainable rate, and the node's CPU went to requests whose clients
+	// were about to give up.
+	defaultInFlightMax = 32
+	// defaultSlotWaitMax: a 503 should reach its client well within 50 ms.
+	// At 5,000 orders/s a slot frees every 0.2 ms, so 10 ms lets a burst of
+	// ~50 requests past the limit in (a stalled sync, a GC); under
+	// sustained overload a refused request costs 10 ms more, not seconds.
+	defaultSlotWaitMax = 10 * time.Millisecond
 	// requestTimeoutMax bounds RequestTimeout: a client (and a load
 	// balancer) gives up long before a minute, and a longer call only holds
 	// a goroutine for nobody.
@@ -104,6 +127,9 @@ func (c *Config) EnsureDefaults() *Config {
 	}
 	if c.InFlightMax == 0 {
 		c.InFlightMax = defaultInFlightMax
+	}
+	if c.SlotWaitMax == 0 {
+		c.SlotWaitMax = defaultSlotWaitMax
 	}
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
@@ -145,6 +171,9 @@ func (c *Config) Validate() error {
 	}
 	if c.InFlightMax < 1 {
 		add("InFlightMax %d is less than 1", c.InFlightMax)
+	}
+	if c.RequestTimeout > 0 && c.SlotWaitMax >= c.RequestTimeout {
+		add("SlotWaitMax %s not below RequestTimeout %s", c.SlotWaitMax, c.RequestTimeout)
 	}
 	if c.Registry == nil {
 		add("Registry is nil")

@@ -33,12 +33,20 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if c.RequestTimeout != 5*time.Second || c.ReadyTimeout != 2*time.Second || c.InFlightMax != 4096 {
+	if c.RequestTimeout != 5*time.Second || c.ReadyTimeout != 2*time.Second || c.InFlightMax != defaultInFlightMax ||
+		c.SlotWaitMax != defaultSlotWaitMax {
 		t.Fatalf("defaults %+v", c)
 	}
 	c.RequestTimeout, c.InFlightMax, c.TokenSecret = -time.Second, -1, []byte("short")
 	err = c.Validate()
 	for _, want := range []string{"RequestTimeout -1s", "InFlightMax -1", "TokenSecret of 5 bytes"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad config: %v does not mention %s", err, want)
+		}
+	}
+	c.RequestTimeout, c.SlotWaitMax = time.Second, time.Second
+	err = c.Validate()
+	for _, want := range []string{"SlotWaitMax 1s not below RequestTimeout 1s"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad config: %v does not mention %s", err, want)
 		}

@@ -65,6 +65,10 @@ type envOptions struct {
 	dir string
 	// requestTimeout is the gateway's grain call timeout. Default: 5 s.
 	requestTimeout time.Duration
+	// inFlightMax and slotWaitMax are the gateway's limits. Default: the
+	// gateway's.
+	inFlightMax int
+	slotWaitMax time.Duration
 	// viaMember makes the gateway call pots through the member node itself
 	// (one process, as `mastertrust dev` runs) instead of a client node.
 	viaMember bool
@@ -158,6 +162,8 @@ func newEnv(t testing.TB, opt envOptions) *env {
 		Catalogue:      e.cat,
 		TokenSecret:    e.secret,
 		RequestTimeout: opt.requestTimeout,
+		InFlightMax:    opt.inFlightMax,
+		SlotWaitMax:    opt.slotWaitMax,
 		Registry:       reg,
 		Logger:         logger,
 	})

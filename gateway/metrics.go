@@ -18,6 +18,12 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	// inFlight is the API requests being served (see Config.InFlightMax).
 	inFlight prometheus.Gauge
+	// shed counts the requests answered 503 at once, having done nothing,
+	// because the gateway was at InFlightMax for SlotWaitMax.
+	shed prometheus.Counter
+	// slotWait is the time requests past InFlightMax waited for a slot,
+	// by whether they got one ("admitted") or were shed ("shed").
+	slotWait *prometheus.HistogramVec
 	// potCalls is the time of calls to pot grains, by command and outcome:
 	// ok, refused (a problem from the pot), timeout, unavailable,
 	// cancelled (the client went away), error.
@@ -43,6 +49,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mastertrust_http_requests_in_flight",
 			Help: "API requests the gateway is serving now.",
 		}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mastertrust_http_requests_shed_total",
+			Help: "API requests the gateway refused (503, nothing done) because it was at its limit of requests in flight.",
+		}),
+		slotWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mastertrust_http_slot_wait_seconds",
+			Help:    "Time API requests past the in-flight limit waited for a slot, by result (admitted, shed).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 10), // 0.1 ms … 51 ms
+		}, []string{"result"}),
 		potCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mastertrust_gateway_pot_call_seconds",
 			Help:    "Time of the gateway's calls to pot grains, by command and outcome (ok, refused, timeout, unavailable, cancelled, error).",
@@ -50,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"command", "outcome"}),
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.potCalls} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.shed, m.slotWait, m.potCalls} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

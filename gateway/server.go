@@ -32,8 +32,10 @@ type Server struct {
 	handler http.Handler
 	// uncanonical answers a path ServeMux would redirect (handler).
 	uncanonical http.Handler
-	// inFlight is the semaphore of Config.InFlightMax.
-	inFlight chan struct{}
+	// inFlight is the semaphore of Config.InFlightMax, for members' and
+	// the catalogue's routes; opsInFlight that of operatorsInFlightMax,
+	// for the operators'.
+	inFlight, opsInFlight chan struct{}
 	// assets and riskProfiles are the catalogue's responses, encoded once:
 	// the catalogue is immutable.
 	assets, riskProfiles []byte
@@ -50,7 +52,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: m, inFlight: make(chan struct{}, cfg.InFlightMax)}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: m, inFlight: make(chan struct{}, cfg.InFlightMax),
+		opsInFlight: make(chan struct{}, operatorsInFlightMax)}
 	if s.assets, s.riskProfiles, err = catalogueResponses(cfg.Catalogue); err != nil {
 		return nil, err
 	}
@@ -208,13 +211,16 @@ func (s *Server) instrument(rt route) http.Handler {
 			}
 		}()
 		if rt.access != accessPublic {
-			select {
-			case s.inFlight <- struct{}{}:
-				defer func() { <-s.inFlight }()
-			default:
-				s.writeProblem(rec, r, newProblem(codeUnavailable, "the gateway is at its limit of requests in flight; retry shortly"))
+			slots := s.inFlight
+			if rt.access == accessOperator {
+				slots = s.opsInFlight
+			}
+			if !s.takeSlot(r.Context(), slots) {
+				s.metrics.shed.Inc()
+				s.writeProblem(rec, r, newProblem(codeUnavailable, shedDetail))
 				return
 			}
+			defer func() { <-slots }()
 			s.metrics.inFlight.Inc()
 			defer s.metrics.inFlight.Dec()
 			var p *Problem
@@ -229,6 +235,45 @@ func (s *Server) instrument(rt route) http.Handler {
 		}
 		rt.handle(rec, r, claims)
 	})
+}
+
+// shedDetail is the problem detail of a request refused at the in-flight
+// limit: it did nothing, before its token was even checked.
+const shedDetail = "the gateway is at its limit of requests in flight; nothing was done: retry with the same Idempotency-Key"
+
+// operatorsInFlightMax bounds the operators' requests served at once, in
+// slots of their own: operators are few (the CLI, a scheduler) and some of
+// their calls wait minutes (a cycle's run, a reconciliation), so sharing
+// InFlightMax would let a members' overload lock them out of the dealing
+// day, and their long calls take members' slots.
+const operatorsInFlightMax = 16
+
+// takeSlot takes one of the slots (a semaphore: InFlightMax or
+// operatorsInFlightMax), waiting up to Config.SlotWaitMax for one to free
+// (waiters are served in turn), and reports whether it got one; the caller
+// gives it back by receiving from slots. It gives up early if ctx ends
+// (the client went away).
+func (s *Server) takeSlot(ctx context.Context, slots chan struct{}) bool {
+	select {
+	case slots <- struct{}{}:
+		return true
+	default:
+	}
+	if s.cfg.SlotWaitMax <= 0 {
+		return false
+	}
+	start := time.Now()
+	t := time.NewTimer(s.cfg.SlotWaitMax)
+	defer t.Stop()
+	select {
+	case slots <- struct{}{}:
+		s.metrics.slotWait.WithLabelValues("admitted").Observe(time.Since(start).Seconds())
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	s.metrics.slotWait.WithLabelValues("shed").Observe(time.Since(start).Seconds())
+	return false
 }
 
 // requestID is the request's X-Request-Id when a client or proxy sent a

@@ -65,6 +65,11 @@ type Config struct {
 	PotIdleTimeout time.Duration
 	// RequestTimeout bounds one grain call from the gateway. Default 5 s.
 	RequestTimeout time.Duration
+	// InFlightMax and SlotWaitMax are the gateway's limits on members'
+	// requests in flight (gateway.Config, which explains them); 0: the
+	// gateway's defaults.
+	InFlightMax int
+	SlotWaitMax time.Duration
 
 	// CataloguePath is an operator's catalogue file (assets and risk
 	// profiles); empty: the built-in default catalogue.

@@ -133,7 +133,8 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	}
 	gw, err := gateway.New(gateway.Config{
 		Pots: d.Node.Pots, Cluster: d.Node.Cluster, Operations: actors.Operator{Node: d.Node.Cluster},
-		Catalogue: cat, TokenSecret: d.Secret, RequestTimeout: cfg.RequestTimeout, Registry: registry, Logger: d.log,
+		Catalogue: cat, TokenSecret: d.Secret, RequestTimeout: cfg.RequestTimeout, InFlightMax: cfg.InFlightMax,
+		SlotWaitMax: cfg.SlotWaitMax, Registry: registry, Logger: d.log,
 		Ready: func(ctx context.Context) error {
 			if !d.nc.IsConnected() || !d.nats.NATS().JetStreamEnabled() {
 				return errors.New("nats: not connected or jetstream not running")

@@ -154,7 +154,8 @@ func StartGateway(cfg Config) (p *Process, err error) {
 	registry := newRegistry()
 	gw, err := gateway.New(gateway.Config{Pots: actors.PotClient{Node: p.client}, Cluster: p.client,
 		Operations: actors.Operator{Node: p.client}, Catalogue: cat, TokenSecret: secret,
-		RequestTimeout: cfg.RequestTimeout, Registry: registry, Logger: p.log, Ready: p.ready})
+		RequestTimeout: cfg.RequestTimeout, InFlightMax: cfg.InFlightMax, SlotWaitMax: cfg.SlotWaitMax,
+		Registry: registry, Logger: p.log, Ready: p.ready})
 	if err != nil {
 		return nil, err
 	}

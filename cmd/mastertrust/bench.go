@@ -15,8 +15,8 @@ import (
 // and their figures are described in docs/performance.md.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: mastertrust bench <journal|pots|cycle> [flags]")
-		return errors.New("name a workload: journal, pots or cycle")
+		fmt.Fprintln(stderr, "usage: mastertrust bench <journal|pots|cycle|overload> [flags]")
+		return errors.New("name a workload: journal, pots, cycle or overload")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	switch args[0] {
@@ -71,6 +71,25 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		cfg.Logger = log
 		return bench.RunCycle(ctx, cfg, stdout)
+	case "overload":
+		f := newFlags("bench overload", stderr)
+		var cfg bench.OverloadConfig
+		f.stringVar(&cfg.Dir, "dir", "", "directory for the journal (default: a temporary one)")
+		f.intVar(&cfg.Pots, "pots", 0, "pots the orders go to, in turn (default 10,000)")
+		f.float64Var(&cfg.Rate, "rate", 0, "the sustainable rate in orders/s (default: found by a search)")
+		f.float64Var(&cfg.Factor, "factor", 0, "the overload, as a multiple of the sustainable rate (default 3)")
+		f.durationVar(&cfg.Step, "step", 0, "length of each step of the search (default 3s)")
+		f.durationVar(&cfg.Duration, "duration", 0, "length of each run at the sustainable rate and under overload (default 10s)")
+		f.intVar(&cfg.Repeats, "repeats", 0, "pairs of runs, medians reported (default 3)")
+		f.intVar(&cfg.InFlightMax, "in-flight-max", 0, "the gateway's InFlightMax (default: the gateway's)")
+		f.durationVar(&cfg.SlotWaitMax, "slot-wait-max", 0, "the gateway's SlotWaitMax (default: the gateway's)")
+		f.stringVar(&cfg.Generator, "generator", "", "where the load generator runs: process (its own, the default) or inline (this one)")
+		f.stringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile and a runtime trace of the last overload run here")
+		if err := f.parse(args[1:]); err != nil {
+			return err
+		}
+		cfg.Logger = log
+		return bench.RunOverload(ctx, cfg, stdout)
 	}
-	return fmt.Errorf("unknown workload %q: journal, pots or cycle", args[0])
+	return fmt.Errorf("unknown workload %q: journal, pots, cycle or overload", args[0])
 }

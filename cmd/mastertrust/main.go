@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/acme/mastertrust/bench"
 	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/platform"
 )
@@ -55,6 +56,14 @@ func commands() []command {
 func main() {
 	ctx, stop := signalContext()
 	defer stop()
+	if bench.IsGenerator() {
+		// Started by `bench overload` as its load generator.
+		if err := bench.RunGenerator(ctx, os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "mastertrust:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "mastertrust:", err)
@@ -141,6 +150,15 @@ func (f *flags) intVar(p *int, name string, def int, usage string) {
 	f.IntVar(p, name, def, f.usageText(name, usage))
 }
 
+func (f *flags) float64Var(p *float64, name string, def float64, usage string) {
+	if v, ok := f.env(name); ok {
+		if _, err := fmt.Sscan(v, &def); err != nil {
+			f.errs = append(f.errs, fmt.Errorf("%s=%q: %v", envName(name), v, err))
+		}
+	}
+	f.Float64Var(p, name, def, f.usageText(name, usage))
+}
+
 func (f *flags) durationVar(p *time.Duration, name string, def time.Duration, usage string) {
 	if v, ok := f.env(name); ok {
 		d, err := time.ParseDuration(v)
@@ -181,6 +199,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var cfg platform.Config
 	common(f, &cfg)
 	f.stringVar(&cfg.HTTPAddr, "http", platform.DefaultHTTPAddr, "the gateway's listen address (port 0 picks a free one)")
+	gatewayLimitFlags(f, &cfg)
 	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
 	journalSyncFlag(f, &cfg)
 	f.intVar(&cfg.DealingWindowAhead, "dealing-window-ahead", 10, "dealing days after today, or after the latest day a cycle ran for if later, that prices and cycles may be for (negative: no bound)")
@@ -230,6 +249,13 @@ func clusterFlags(f *flags, cfg *platform.Config) {
 		return nil
 	})
 	f.durationVar(&cfg.RequestTimeout, "request-timeout", platform.DefaultRequestTimeout, "bound of one grain call")
+}
+
+// gatewayLimitFlags binds the gateway's limits on members' requests in
+// flight (docs/decisions.md, "Overload is refused, not queued").
+func gatewayLimitFlags(f *flags, cfg *platform.Config) {
+	f.intVar(&cfg.InFlightMax, "in-flight-max", 0, "members' requests the gateway serves at once; past it, 503 after the slot wait (0: the default, 64)")
+	f.durationVar(&cfg.SlotWaitMax, "slot-wait-max", 0, "how long a request past --in-flight-max waits for a slot before its 503; negative: none (0: the default, 10ms)")
 }
 
 // waitAndStop serves until ctx ends (SIGINT, SIGTERM) or the process's HTTP
@@ -305,6 +331,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	common(f, &cfg)
 	clusterFlags(f, &cfg)
 	f.stringVar(&cfg.HTTPAddr, "http", platform.DefaultHTTPAddr, "the API's listen address (port 0 picks a free one)")
+	gatewayLimitFlags(f, &cfg)
 	if err := f.parse(args); err != nil {
 		return err
 	}

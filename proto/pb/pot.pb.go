@@ -313,11 +313,16 @@ func (*PotRequest_GetStatement) isPotRequest_Command() {}
 // its response, so that the caller can tell its reply from a late one to an
 // earlier call (cluster.Request reuses its reply processes).
 type PotCall struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CallId        uint64                 `protobuf:"varint,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
-	Request       *PotRequest            `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	CallId  uint64                 `protobuf:"varint,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	Request *PotRequest            `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	// deadline_unix_nano is when the caller gives up waiting (Unix time in
+	// nanoseconds, by the caller's clock; 0: no deadline). A pot that reaches
+	// the call later answers "unavailable" without deciding it: nobody waits
+	// for the answer, and the work would only delay the calls behind it.
+	DeadlineUnixNano int64 `protobuf:"varint,3,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PotCall) Reset() {
@@ -362,6 +367,13 @@ func (x *PotCall) GetRequest() *PotRequest {
 		return x.Request
 	}
 	return nil
+}
+
+func (x *PotCall) GetDeadlineUnixNano() int64 {
+	if x != nil {
+		return x.DeadlineUnixNano
+	}
+	return 0
 }
 
 type OpenPot struct {
@@ -2268,10 +2280,11 @@ const file_pot_proto_rawDesc = "" +
 	"listOrders\x127\n" +
 	"\tget_order\x18  \x01(\v2\x18.mastertrust.v1.GetOrderH\x00R\bgetOrder\x12C\n" +
 	"\rget_statement\x18! \x01(\v2\x1c.mastertrust.v1.GetStatementH\x00R\fgetStatementB\t\n" +
-	"\acommand\"X\n" +
+	"\acommand\"\x86\x01\n" +
 	"\aPotCall\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\x04R\x06callId\x124\n" +
-	"\arequest\x18\x02 \x01(\v2\x1a.mastertrust.v1.PotRequestR\arequest\"#\n" +
+	"\arequest\x18\x02 \x01(\v2\x1a.mastertrust.v1.PotRequestR\arequest\x12,\n" +
+	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\"#\n" +
 	"\aOpenPot\x12\x18\n" +
 	"\aprofile\x18\x01 \x01(\tR\aprofile\"$\n" +
 	"\n" +

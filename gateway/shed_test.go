@@ -1,0 +1,185 @@
+package gateway_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/internal/testkit"
+)
+
+// TestShedAtTheLimit proves that a gateway at its limit of requests in
+// flight refuses the next request quickly (503, the unavailable problem,
+// Retry-After) having done nothing: the pot's journal is unchanged, and
+// the retry with the same Idempotency-Key, once a slot is free, does the
+// command for the first time rather than replaying it.
+func TestShedAtTheLimit(t *testing.T) {
+	const slotWait = 20 * time.Millisecond
+	e := newEnv(t, envOptions{inFlightMax: 2, slotWaitMax: slotWait})
+	c := e.on(t)
+	members := []string{"M300001", "M300002", "M300003"}
+	tokens := map[string]string{}
+	for _, m := range members {
+		tokens[m] = c.memberToken(m)
+		c.must(http.StatusCreated, nil, "POST", "/v1/pots", tokens[m], `{"memberId":"`+m+`"}`)
+	}
+	hung, shed := members[:2], members[2]
+
+	// Two contributions hang at their pots' journal: they hold both slots.
+	type result struct {
+		status int
+		err    error
+	}
+	results := make(chan result, len(hung))
+	for _, m := range hung {
+		c.journal.block(actors.PotStream(m))
+		go func() {
+			status, _, err := e.post("/v1/pots/"+m+"/contributions", tokens[m], `{"amount":"5.00"}`, "hung-"+m)
+			results <- result{status, err}
+		}()
+	}
+	testkit.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if v := c.metric("mastertrust_http_requests_in_flight"); v != 2 {
+			return fmt.Errorf("%v requests in flight, want the 2 hung ones", v)
+		}
+		return nil
+	})
+
+	// The next request is refused at once and does nothing.
+	before := c.potVersion(shed)
+	path := "/v1/pots/" + shed + "/contributions"
+	start := time.Now()
+	r := c.call("POST", path, tokens[shed], `{"amount":"7.00"}`, "Idempotency-Key", "pay-1")
+	took := time.Since(start)
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Fatalf("request past the limit: %d %v %s, want 503 with Retry-After", r.status, r.header, r.body)
+	}
+	if p := c.problem(r); p.Code != "unavailable" || !strings.Contains(p.Detail, "nothing was done") {
+		t.Fatalf("request past the limit: problem %+v", p)
+	}
+	// It waited for a slot (SlotWaitMax), not for the hung requests' 5 s.
+	if took < slotWait || took > time.Second {
+		t.Fatalf("503 after %s, want after the slot wait (%s) and well under a second", took, slotWait)
+	}
+	if v := c.potVersion(shed); v != before {
+		t.Fatalf("a refused request changed the journal: version %d → %d", before, v)
+	}
+	// A read is refused the same way; health, metrics and the operators
+	// (who have slots of their own) still get answers.
+	if r := c.call("GET", "/v1/pots/"+shed, tokens[shed], ""); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("read past the limit: %d %s", r.status, r.body)
+	}
+	c.must(http.StatusOK, nil, "GET", "/healthz", "", "")
+	c.must(http.StatusOK, nil, "GET", "/v1/cluster", c.operator, "")
+	if v := c.metric("mastertrust_http_requests_shed_total"); v != 2 {
+		t.Errorf("shed counter %v, want 2", v)
+	}
+	if v := c.metric(`mastertrust_http_slot_wait_seconds_count{result="shed"}`); v != 2 {
+		t.Errorf("slot waits of shed requests counted %v, want 2", v)
+	}
+
+	// The hung requests end once their journals recover, freeing the slots.
+	for _, m := range hung {
+		c.journal.release(actors.PotStream(m))
+	}
+	for range hung {
+		if res := <-results; res.err != nil || res.status != http.StatusAccepted {
+			t.Fatalf("hung contribution: %d %v, want 202 once the journal recovered", res.status, res.err)
+		}
+	}
+
+	// The retry with the same key is the command's first doing, not a replay.
+	var mv movementView
+	r = c.must(http.StatusAccepted, &mv, "POST", path, tokens[shed], `{"amount":"7.00"}`, "Idempotency-Key", "pay-1")
+	if r.header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("the retry of a refused request was a replay: %v", r.header)
+	}
+	var pot potView
+	c.must(http.StatusOK, &pot, "GET", "/v1/pots/"+shed, tokens[shed], "")
+	if mv.Amount != "7.00" || pot.Cash.Available != "7.00" || c.potVersion(shed) <= before {
+		t.Fatalf("after the retry: movement %+v, cash %+v, version %d (was %d); want one contribution of 7.00",
+			mv, pot.Cash, c.potVersion(shed), before)
+	}
+}
+
+// TestSlotWaitRidesOutABurst proves that a request past the limit waits
+// for a slot: when one frees within SlotWaitMax, it is served, not shed.
+func TestSlotWaitRidesOutABurst(t *testing.T) {
+	e := newEnv(t, envOptions{inFlightMax: 1, slotWaitMax: 3 * time.Second})
+	c := e.on(t)
+	const a, b = "M300011", "M300012"
+	tokA, tokB := c.memberToken(a), c.memberToken(b)
+	c.must(http.StatusCreated, nil, "POST", "/v1/pots", tokA, `{"memberId":"`+a+`"}`)
+	c.must(http.StatusCreated, nil, "POST", "/v1/pots", tokB, `{"memberId":"`+b+`"}`)
+
+	c.journal.block(actors.PotStream(a))
+	hung := make(chan int, 1)
+	go func() {
+		status, _, _ := e.post("/v1/pots/"+a+"/contributions", tokA, `{"amount":"5.00"}`, "hung")
+		hung <- status
+	}()
+	testkit.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if v := c.metric("mastertrust_http_requests_in_flight"); v != 1 {
+			return fmt.Errorf("%v requests in flight, want the hung one", v)
+		}
+		return nil
+	})
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		c.journal.release(actors.PotStream(a))
+	}()
+	c.must(http.StatusAccepted, nil, "POST", "/v1/pots/"+b+"/contributions", tokB, `{"amount":"3.00"}`, "Idempotency-Key", "burst")
+	if status := <-hung; status != http.StatusAccepted {
+		t.Fatalf("hung contribution: %d", status)
+	}
+	if v := c.metric(`mastertrust_http_slot_wait_seconds_count{result="admitted"}`); v != 1 {
+		t.Errorf("slot waits admitted %v, want 1", v)
+	}
+	if v := c.metric("mastertrust_http_requests_shed_total"); v != 0 {
+		t.Errorf("shed counter %v, want 0", v)
+	}
+}
+
+// post sends a JSON POST from any goroutine (the test helpers fail the
+// test, which only the test's goroutine may do).
+func (e *env) post(path, token, body, key string) (int, []byte, error) {
+	req, err := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := e.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, err
+}
+
+// metric reads one sample from GET /metrics: name with its labels as the
+// exposition format writes them; 0 if absent.
+func (c tc) metric(name string) float64 {
+	c.t.Helper()
+	r := c.must(http.StatusOK, nil, "GET", "/metrics", "", "")
+	sc := bufio.NewScanner(bytes.NewReader(r.body))
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			v, err := strconv.ParseFloat(rest, 64)
+			if err != nil {
+				c.t.Fatalf("metric %s: %v", name, err)
+			}
+			return v
+		}
+	}
+	return 0
+}
