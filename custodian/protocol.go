@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/natsmsg"
 )
 
 // The protocol between ACME and the custodian, all of it in this file:
@@ -22,7 +23,19 @@ import (
 //	CUSTODIAN_REPORTS  custodian.reports.<ISIN>    execution_id                     pb.ExecutionReport
 //	PRICES             prices.<YYYY-MM-DD>         —                               pb.PriceFeed
 //	(request/reply)    custodian.holdings          —                               pb.HoldingsRequest → pb.HoldingsStatement
+//
+// Every message carries TypeHeader (the payload's protobuf full name, e.g.
+// mastertrust.v1.CustodianOrder) and ContentTypeHeader (ContentTypeProtobuf);
+// a reader refuses a message whose headers name another type, and reads one
+// without them (published before they existed) as before.
 const (
+	// TypeHeader names a message's type: its payload's protobuf full name.
+	TypeHeader = natsmsg.TypeHeader
+	// ContentTypeHeader names a message's encoding; ContentTypeProtobuf is
+	// the only one of the protocol.
+	ContentTypeHeader   = natsmsg.ContentTypeHeader
+	ContentTypeProtobuf = natsmsg.ContentTypeProtobuf
+
 	// OrdersStream holds ACME's orders to the custodian.
 	OrdersStream = "CUSTODIAN_ORDERS"
 	// ReportsStream holds the custodian's execution reports.
