@@ -116,7 +116,7 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("platform: start the simulated custodian: %w", err)
 	}
-	notifier, err := NewNotifier(ctx, d.nc, 1)
+	notifier, err := NewNotifier(ctx, d.nc, 1, actors.PotGroups(journal))
 	if err != nil {
 		return nil, err
 	}

@@ -79,7 +79,7 @@ func StartMember(cfg Config) (p *Process, err error) {
 	var notifier actors.Notifier
 	if p.nc != nil {
 		nctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		n, err := NewNotifier(nctx, p.nc, cfg.Replicas)
+		n, err := NewNotifier(nctx, p.nc, cfg.Replicas, actors.PotGroups(p.journal))
 		cancel()
 		if err != nil {
 			return nil, err
