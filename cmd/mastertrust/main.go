@@ -141,6 +141,17 @@ func (f *flags) intVar(p *int, name string, def int, usage string) {
 	f.IntVar(p, name, def, f.usageText(name, usage))
 }
 
+// given reports whether flag name was given, on the command line or in its
+// environment variable, rather than left at its default.
+func (f *flags) given(name string) bool {
+	if _, ok := f.env(name); ok {
+		return true
+	}
+	set := false
+	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
+}
+
 func (f *flags) durationVar(p *time.Duration, name string, def time.Duration, usage string) {
 	if v, ok := f.env(name); ok {
 		d, err := time.ParseDuration(v)
@@ -176,6 +187,11 @@ func common(f *flags, cfg *platform.Config) {
 	cfg.TokenSecret = os.Getenv("MASTERTRUST_TOKEN_SECRET")
 }
 
+// natsMonitorPortFlag binds the NATS server's monitoring port.
+func natsMonitorPortFlag(f *flags, cfg *platform.Config) {
+	f.intVar(&cfg.NATSMonitorPort, "nats-monitor-port", 0, "port of the NATS server's HTTP monitoring endpoints (/varz, /jsz…; 0: none; -1: a free one)")
+}
+
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("dev", stderr)
 	var cfg platform.Config
@@ -188,10 +204,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	f.durationVar(&tokenTTL, "token-ttl", 30*24*time.Hour, "validity of the tokens printed at start")
 	var member string
 	f.stringVar(&member, "member", "M000001", "the member id of the member token printed at start")
+	f.intVar(&cfg.NATSPort, "nats-port", platform.DefaultNATSPort, fmt.Sprintf(
+		"port of the embedded NATS server on 127.0.0.1, for the nats CLI (0: a free one; if %d is taken and the port is not given, a free one)", platform.DefaultNATSPort))
+	natsMonitorPortFlag(f, &cfg)
 	custodianFlags(f, &cfg.CustodianFaults)
 	if err := f.parse(args); err != nil {
 		return err
 	}
+	cfg.NATSPortFallback = !f.given("nats-port")
 	d, err := platform.StartDev(cfg)
 	if err != nil {
 		return err
@@ -205,9 +225,18 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	fmt.Fprintf(stdout, "gateway listening on %s\n", d.URL)
+	taken := ""
+	if d.NATSPortTaken {
+		taken = fmt.Sprintf(" (port %d is taken)", cfg.NATSPort)
+	}
+	fmt.Fprintf(stdout, "nats listening on %s%s\n", d.NATSURL, taken)
+	if d.NATSMonitorURL != "" {
+		fmt.Fprintf(stdout, "nats monitoring on %s\n", d.NATSMonitorURL)
+	}
 	fmt.Fprintf(stdout, "member token (%s): %s\n", member, memberToken)
 	fmt.Fprintf(stdout, "operator token: %s\n", operatorToken)
 	fmt.Fprintf(stdout, "try: curl -H 'Authorization: Bearer %s' %s/v1/assets\n", memberToken, d.URL)
+	fmt.Fprintf(stdout, "try: nats stream ls --server %s\n", d.NATSURL)
 	return waitAndStop(ctx, d.Done(), d.Stop)
 }
 
@@ -252,7 +281,8 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var host string
 	var port int
 	f.stringVar(&host, "nats-host", "127.0.0.1", "address to listen on for NATS clients")
-	f.intVar(&port, "nats-port", 4222, "port to listen on for NATS clients (-1: a free one)")
+	f.intVar(&port, "nats-port", platform.DefaultNATSPort, "port to listen on for NATS clients (-1: a free one)")
+	natsMonitorPortFlag(f, &cfg)
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -262,6 +292,9 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintf(stdout, "nats listening on %s\n", srv.ClientURL())
+	if u := srv.MonitorURL(); u != "" {
+		fmt.Fprintf(stdout, "nats monitoring on %s\n", u)
+	}
 	<-ctx.Done()
 	srv.Shutdown()
 	return nil
