@@ -20,6 +20,17 @@ import (
 	"github.com/acme/mastertrust/platform"
 )
 
+// runCLI runs the command line in this process: its output and the exit
+// status main would give.
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errOut strings.Builder
+	code = exitCode(run(ctx, args, &out, &errOut), &errOut)
+	return out.String(), errOut.String(), code
+}
+
 // runBinary runs the command line as a process (the test binary as
 // mastertrust, TestMain): its combined output and exit status.
 func runBinary(t *testing.T, env []string, args ...string) (string, int) {
@@ -32,6 +43,85 @@ func runBinary(t *testing.T, env []string, args ...string) (string, int) {
 		t.Fatal(err)
 	}
 	return string(out), cmd.ProcessState.ExitCode()
+}
+
+// Every command's --help and -h print its usage and exit 0, as does
+// "mastertrust help <command>"; nothing else is printed or started.
+func TestHelpOfEveryCommand(t *testing.T) {
+	t.Parallel()
+	for _, c := range commands() {
+		for _, args := range [][]string{{c.name, "--help"}, {c.name, "-h"}, {"help", c.name}} {
+			stdout, stderr, code := runCLI(t, args...)
+			if code != 0 || stdout != "" || !strings.Contains(stderr, "usage: mastertrust "+c.name) || strings.Contains(stderr, "mastertrust: ") {
+				t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+			}
+		}
+	}
+	for _, args := range [][]string{{}, {"--help"}, {"-h"}, {"help"}} {
+		_, stderr, code := runCLI(t, args...)
+		want := 0
+		if len(args) == 0 {
+			want = 2 // no command
+		}
+		if code != want || !strings.Contains(stderr, "commands:") {
+			t.Errorf("%q: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+	if _, stderr, code := runCLI(t, "help", "nonsense"); code != 2 || !strings.Contains(stderr, `unknown command "nonsense"`) {
+		t.Errorf("help nonsense: exit %d, stderr %q", code, stderr)
+	}
+	if _, stderr, code := runCLI(t, "gateway", "--no-such-flag"); code != 2 || !strings.Contains(stderr, "usage: mastertrust gateway") {
+		t.Errorf("an unknown flag: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// The process's exit status, not just run's error: help is 0, a mistake 2.
+func TestHelpExitStatusOfTheProcess(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"dev", "--help"}, 0, "-nats-port"},
+		{[]string{"bench", "-h"}, 0, "usage: mastertrust bench cycle"},
+		{[]string{"help", "token"}, 0, "-member"},
+		{[]string{"token"}, 2, "give exactly one of --member ID or --operator"},
+		{[]string{"nonsense"}, 2, `unknown command "nonsense"`},
+	} {
+		out, code := runBinary(t, nil, c.args...)
+		if code != c.code || !strings.Contains(out, c.says) {
+			t.Errorf("%q: exit %d, want %d; output %q", c.args, code, c.code, out)
+		}
+	}
+}
+
+// bench --help lists the workloads and each one's flags; bench alone lists
+// the workloads and is an error.
+func TestBenchHelpListsWorkloadsAndFlags(t *testing.T) {
+	t.Parallel()
+	_, stderr, code := runCLI(t, "bench", "--help")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, w := range benchWorkloads {
+		if !strings.Contains(stderr, "  "+w.name+" ") || !strings.Contains(stderr, "usage: mastertrust bench "+w.name+" [flags]") {
+			t.Errorf("bench --help does not describe %s:\n%s", w.name, stderr)
+		}
+	}
+	for _, fl := range []string{"-backends", "-read-streams", "-measurements", "-heap-pots", "-days", "-profile-dir"} {
+		if !strings.Contains(stderr, fl) {
+			t.Errorf("bench --help lacks %s", fl)
+		}
+	}
+	_, stderr, code = runCLI(t, "bench")
+	if code != 2 || !strings.Contains(stderr, "journal") || !strings.Contains(stderr, "name a workload") {
+		t.Errorf("bench: exit %d, stderr %q", code, stderr)
+	}
+	_, stderr, code = runCLI(t, "bench", "pots", "--help")
+	if code != 0 || !strings.Contains(stderr, "-measurements") || strings.Contains(stderr, "-backends") {
+		t.Errorf("bench pots --help: exit %d, stderr %q", code, stderr)
+	}
 }
 
 // dev prints its NATS server's URL (no credentials) and, when asked, its

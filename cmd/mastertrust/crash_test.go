@@ -28,12 +28,9 @@ const childEnv = "MASTERTRUST_TEST_RUN_MAIN"
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		ctx, stop := signalContext()
-		defer stop()
-		if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, "mastertrust:", err)
-			os.Exit(2)
-		}
-		os.Exit(0)
+		code := exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
+		stop()
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }

@@ -9,9 +9,11 @@
 //	mastertrust prices     publish a dealing day's closing prices
 //	mastertrust cycle      run a dealing day's cycle, showing its progress
 //	mastertrust reconcile  reconcile the pots and the house with the custodian
+//	mastertrust bench      run a benchmark workload
 //
 // Every flag has an environment variable: --data-dir is MASTERTRUST_DATA_DIR,
-// and so on. Run a command with --help for its flags.
+// and so on. Run a command with --help (or mastertrust help <command>) for
+// its flags.
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -54,13 +57,25 @@ func commands() []command {
 
 func main() {
 	ctx, stop := signalContext()
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "mastertrust:", err)
-		}
-		os.Exit(2)
+	code := exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// exitCode is the process's exit status after run returned err, which it
+// prints: 0 for none, and for flag.ErrHelp (the usage was asked for and
+// printed); 2 for any other.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
+	fmt.Fprintln(stderr, "mastertrust:", err)
+	return 2
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
 }
 
 // signalContext is cancelled by SIGINT or SIGTERM: a graceful stop.
@@ -69,7 +84,11 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) >= 2 && args[0] == "help" {
+		// help <command> [<workload>]: the command's own --help.
+		return run(ctx, append(slices.Clone(args[1:]), "--help"), stdout, stderr)
+	}
+	if len(args) == 0 || isHelp(args[0]) {
 		usage(stderr)
 		if len(args) == 0 {
 			return errors.New("no command")
@@ -90,7 +109,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'mastertrust <command> --help' for the flags of a command.\nEvery flag can also be set by an environment variable: --data-dir is MASTERTRUST_DATA_DIR.")
+	fmt.Fprintln(w, "\nRun 'mastertrust <command> --help' (or 'mastertrust help <command>') for the flags of a command.\nEvery flag can also be set by an environment variable: --data-dir is MASTERTRUST_DATA_DIR.")
 }
 
 // flags is a flag set whose flags take their defaults from environment
