@@ -13,9 +13,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/natsmsg"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -200,15 +200,14 @@ func (c *Client) publishOrder(ctx context.Context, o *pb.CustodianOrder, attempt
 	if err != nil {
 		return err
 	}
-	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(o)
+	msg, err := natsmsg.New(OrderSubject(order.Asset.ISIN), o)
 	if err != nil {
-		return fmt.Errorf("custodian: encode order %s: %w", order.ClOrdID, err)
+		return fmt.Errorf("custodian: order %s: %w", order.ClOrdID, err)
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	msgID := OrderMsgID(order.ClOrdID, attempt)
-	ack, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: OrderSubject(order.Asset.ISIN), Data: data},
-		jetstream.WithMsgID(msgID), jetstream.WithExpectStream(OrdersStream))
+	ack, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(OrdersStream))
 	if err != nil {
 		return fmt.Errorf("custodian: send order %s (attempt %d): %w", order.ClOrdID, attempt, err)
 	}
@@ -237,7 +236,8 @@ type ReportHandler func(ctx context.Context, r *pb.ExecutionReport) error
 //
 // Nodes that share durableName share the reports: each report goes to one of
 // them at a time (and to another if it is not acknowledged). A report that
-// cannot be decoded is terminated and logged as an error.
+// cannot be decoded, or whose headers say it is another message
+// (natsmsg.Check), is terminated with the reason and logged as an error.
 func (c *Client) Reports(ctx context.Context, durableName string, handle ReportHandler) (stop func(), err error) {
 	return c.consume(ctx, ReportsStream, ReportsSubjects, durableName, "ACME's execution reports",
 		func(ctx context.Context, msg jetstream.Msg, log *slog.Logger) { c.handleReport(ctx, msg, handle, log) })
@@ -308,11 +308,8 @@ func (c *Client) redeliver(msg jetstream.Msg, log *slog.Logger, cause error) {
 // succeeded.
 func (c *Client) handleReport(ctx context.Context, msg jetstream.Msg, handle ReportHandler, log *slog.Logger) {
 	var r pb.ExecutionReport
-	if err := proto.Unmarshal(msg.Data(), &r); err != nil {
-		log.Error("undecodable execution report; terminated", "subject", msg.Subject(), "err", err)
-		if err := msg.TermWithReason("undecodable execution report"); err != nil {
-			log.Warn("terminate report", "err", err)
-		}
+	if err := natsmsg.Decode(msg.Headers(), msg.Data(), &r); err != nil {
+		refuse(msg, log, "execution report", err)
 		return
 	}
 	if err := handle(ctx, &r); err != nil {
@@ -337,13 +334,13 @@ func (c *Client) Holdings(ctx context.Context, asOf domain.Date) (*pb.HoldingsSt
 	if asOf.IsZero() {
 		return nil, errors.New("custodian: holdings: no as-of date")
 	}
-	data, err := proto.Marshal(&pb.HoldingsRequest{AsOf: asOf.String()})
+	req, err := natsmsg.New(HoldingsSubject, &pb.HoldingsRequest{AsOf: asOf.String()})
 	if err != nil {
-		return nil, fmt.Errorf("custodian: holdings: encode request: %w", err)
+		return nil, fmt.Errorf("custodian: holdings: %w", err)
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	resp, err := c.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: HoldingsSubject, Data: data})
+	resp, err := c.nc.RequestMsgWithContext(ctx, req)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return nil, fmt.Errorf("%w: no responder on %s", ErrUnavailable, HoldingsSubject)
 	}
@@ -354,8 +351,8 @@ func (c *Client) Holdings(ctx context.Context, asOf domain.Date) (*pb.HoldingsSt
 		return nil, fmt.Errorf("%w: holdings as of %s: %s", ErrRefused, asOf, reason)
 	}
 	var st pb.HoldingsStatement
-	if err := proto.Unmarshal(resp.Data, &st); err != nil {
-		return nil, fmt.Errorf("custodian: holdings as of %s: decode: %w", asOf, err)
+	if err := natsmsg.Decode(resp.Header, resp.Data, &st); err != nil {
+		return nil, fmt.Errorf("custodian: holdings as of %s: %w", asOf, err)
 	}
 	if st.GetAsOf() != asOf.String() {
 		return nil, fmt.Errorf("custodian: holdings as of %s: statement is as of %q", asOf, st.GetAsOf())
@@ -408,12 +405,11 @@ func (c *Client) PublishPrices(ctx context.Context, date domain.Date, prices map
 		if err != nil {
 			return err
 		}
-		data, err := proto.MarshalOptions{Deterministic: true}.Marshal(feed)
+		msg, err := natsmsg.New(PriceSubject(date), feed)
 		if err != nil {
-			return fmt.Errorf("custodian: encode prices of %s: %w", date, err)
+			return fmt.Errorf("custodian: prices of %s: %w", date, err)
 		}
-		_, err = c.js.PublishMsg(ctx, &nats.Msg{Subject: PriceSubject(date), Data: data},
-			jetstream.WithExpectStream(PricesStream), jetstream.WithExpectLastSequencePerSubject(seq))
+		_, err = c.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(PricesStream), jetstream.WithExpectLastSequencePerSubject(seq))
 		if isWrongLastSequence(err) {
 			continue // another publisher wrote the date's feed: compare again
 		}
@@ -454,7 +450,7 @@ func (c *Client) lastPrices(ctx context.Context, date domain.Date) (map[domain.I
 		return nil, 0, fmt.Errorf("custodian: read prices of %s: %w", date, err)
 	}
 	var f pb.PriceFeed
-	if err := proto.Unmarshal(raw.Data, &f); err != nil {
+	if err := natsmsg.Decode(raw.Header, raw.Data, &f); err != nil {
 		return nil, 0, fmt.Errorf("%w %s: %w", ErrInvalidPrices, date, err)
 	}
 	prices, ignored, err := decodePriceFeed(c.cfg.Catalogue, date, &f)
@@ -513,7 +509,8 @@ type PricesHandler func(ctx context.Context, date domain.Date, prices map[domain
 // each day's prices to handle and acknowledging them once it succeeds. Like
 // Reports, it returns once the consumer exists and goes on in the
 // background until stop or ctx; nodes sharing durableName share the feed.
-// A message that cannot be read is terminated and logged.
+// A message that cannot be read, or whose headers say it is another message,
+// is terminated with the reason and logged.
 func (c *Client) PriceFeed(ctx context.Context, durableName string, handle PricesHandler) (stop func(), err error) {
 	return c.consume(ctx, PricesStream, PricesSubjects, durableName, "ACME's price feed",
 		func(ctx context.Context, msg jetstream.Msg, log *slog.Logger) { c.handlePrices(ctx, msg, handle, log) })
@@ -522,7 +519,7 @@ func (c *Client) PriceFeed(ctx context.Context, durableName string, handle Price
 func (c *Client) handlePrices(ctx context.Context, msg jetstream.Msg, handle PricesHandler, log *slog.Logger) {
 	var feed pb.PriceFeed
 	date, prices, err := func() (domain.Date, map[domain.ISIN]domain.Price, error) {
-		if err := proto.Unmarshal(msg.Data(), &feed); err != nil {
+		if err := natsmsg.Decode(msg.Headers(), msg.Data(), &feed); err != nil {
 			return domain.Date{}, nil, err
 		}
 		date, err := domain.ParseDate(feed.Date)
@@ -540,10 +537,7 @@ func (c *Client) handlePrices(ctx context.Context, msg jetstream.Msg, handle Pri
 		return date, prices, nil
 	}()
 	if err != nil {
-		log.Error("unreadable prices on the feed; terminated", "subject", msg.Subject(), "err", err)
-		if err := msg.TermWithReason("unreadable prices"); err != nil {
-			log.Warn("terminate prices", "err", err)
-		}
+		refuse(msg, log, "price feed", err)
 		return
 	}
 	if err := handle(ctx, date, prices); err != nil {
@@ -557,5 +551,18 @@ func (c *Client) handlePrices(ctx context.Context, msg jetstream.Msg, handle Pri
 	}
 	if err := msg.Ack(); err != nil {
 		log.Warn("ack prices", "date", date, "err", err)
+	}
+}
+
+// refuse terminates a message that can never be read as what (a message of
+// another type, by its headers, or bytes that do not decode), with the
+// reason, so that JetStream neither redelivers it nor lets it block the
+// consumer, and logs it as an error: someone published something that is
+// not the protocol.
+func refuse(msg jetstream.Msg, log *slog.Logger, what string, err error) {
+	reason := fmt.Sprintf("not a readable %s: %v", what, err)
+	log.Error("message refused and terminated", "subject", msg.Subject(), "reason", reason, "err", err)
+	if err := msg.TermWithReason(reason); err != nil {
+		log.Warn("terminate message", "subject", msg.Subject(), "err", err)
 	}
 }

@@ -393,6 +393,20 @@ func TestEnsureStreams(t *testing.T) {
 		if want.MaxMsgsPerSubject != 0 {
 			equal(t, want.MaxMsgsPerSubject, got.MaxMsgsPerSubject, want.Name)
 		}
+		// Bounded by age, bytes and messages, as StreamConfigs says.
+		isTrue(t, got.MaxAge > 0 && got.MaxBytes > 0 && got.MaxMsgs > 0 && got.MaxMsgSize > 0,
+			"%s is unbounded: age %s, bytes %d, msgs %d, msg size %d", want.Name, got.MaxAge, got.MaxBytes, got.MaxMsgs, got.MaxMsgSize)
+		equal(t, want.MaxBytes, got.MaxBytes, want.Name)
+		equal(t, want.MaxMsgs, got.MaxMsgs, want.Name)
+		equal(t, want.MaxMsgSize, got.MaxMsgSize, want.Name)
+		equal(t, want.Discard, got.Discard, want.Name)
+	}
+	// Reports are refused rather than discarded unread (a discarded one
+	// could not be sent again within the duplicate window); orders and
+	// prices make room by dropping the oldest.
+	discard := map[string]jetstream.DiscardPolicy{OrdersStream: jetstream.DiscardOld, ReportsStream: jetstream.DiscardNew, PricesStream: jetstream.DiscardOld}
+	for _, cfg := range StreamConfigs(1) {
+		equal(t, discard[cfg.Name], cfg.Discard, cfg.Name)
 	}
 	errIs(t, EnsureStreams(h.ctx, h.client.js, 9), ErrInvalidConfig)
 }

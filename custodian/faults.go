@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/natsmsg"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -336,8 +337,9 @@ func (r *reportSender) publishAsyncLocked(batch []outgoing) {
 func (r *reportSender) publish(ctx context.Context, o outgoing) error {
 	ctx, cancel := context.WithTimeout(ctx, r.publishTimeout)
 	defer cancel()
-	ack, err := r.js.PublishMsg(ctx, &nats.Msg{Subject: o.subject, Data: o.data},
-		jetstream.WithMsgID(o.msgID), jetstream.WithExpectStream(ReportsStream))
+	// A header per copy: the publish adds the copy's own Nats-Msg-Id to it.
+	msg := &nats.Msg{Subject: o.subject, Data: o.data, Header: natsmsg.Header(&pb.ExecutionReport{})}
+	ack, err := r.js.PublishMsg(ctx, msg, jetstream.WithMsgID(o.msgID), jetstream.WithExpectStream(ReportsStream))
 	if err != nil {
 		r.stats.publishErrors.Add(1)
 		r.log.Warn("publish report failed", "msg_id", o.msgID, "err", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/natsmsg"
 )
 
 // The protocol between ACME and the custodian, all of it in this file:
@@ -22,7 +23,19 @@ import (
 //	CUSTODIAN_REPORTS  custodian.reports.<ISIN>    execution_id                     pb.ExecutionReport
 //	PRICES             prices.<YYYY-MM-DD>         —                               pb.PriceFeed
 //	(request/reply)    custodian.holdings          —                               pb.HoldingsRequest → pb.HoldingsStatement
+//
+// Every message carries TypeHeader (the payload's protobuf full name, e.g.
+// mastertrust.v1.CustodianOrder) and ContentTypeHeader (ContentTypeProtobuf);
+// a reader refuses a message whose headers name another type, and reads one
+// without them (published before they existed) as before.
 const (
+	// TypeHeader names a message's type: its payload's protobuf full name.
+	TypeHeader = natsmsg.TypeHeader
+	// ContentTypeHeader names a message's encoding; ContentTypeProtobuf is
+	// the only one of the protocol.
+	ContentTypeHeader   = natsmsg.ContentTypeHeader
+	ContentTypeProtobuf = natsmsg.ContentTypeProtobuf
+
 	// OrdersStream holds ACME's orders to the custodian.
 	OrdersStream = "CUSTODIAN_ORDERS"
 	// ReportsStream holds the custodian's execution reports.
@@ -53,7 +66,29 @@ const (
 	resendSeparator = "#"
 )
 
-// Retention, deduplication and size limits of the streams.
+// Retention, deduplication and size limits of the streams. Every stream is
+// bounded by age, bytes and messages; docs/custodian.md ("Limits") has the
+// arithmetic. A message stored takes its payload, its subject and headers
+// and about 30 bytes of the server's framing; measured: an order 300 bytes,
+// a report 380, a day's prices 405 for the 7 assets of the default
+// catalogue (about 20 KB for 500).
+//
+// What a limit discards differs by stream, by what losing a message not yet
+// processed would mean:
+//   - orders: the oldest go (DiscardOld). ACME resends every order until it
+//     is reported, each resend with a message id of its own, so the newest
+//     copies always carry every outstanding order; refusing new ones
+//     instead would stop trading until the old ones aged out.
+//   - reports: new ones are refused (DiscardNew). A report discarded before
+//     ACME read it could not be sent again for DuplicateWindow (the server
+//     remembers its id and drops the copy), while a refused publish makes
+//     the custodian put the order back and retry: nothing is lost.
+//   - prices: the oldest go (DiscardOld): one message per date, so the
+//     oldest are dates executed and recorded long ago.
+//
+// The bytes limits are reserved on the server when the streams are created
+// (JetStream refuses a stream its max store cannot hold: by default 75% of
+// the free disk), 128 MiB in all here.
 const (
 	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id on the
 	// order and report streams and drops a second message with it. A week:
@@ -67,6 +102,15 @@ const (
 	// while the custodian is down for days wait for it. About 7 assets × 22
 	// dealing days plus resends: a few hundred small messages.
 	ordersMaxAge = 30 * 24 * time.Hour
+	// ordersMaxBytes and ordersMaxMsgs: the worst month the cycle can
+	// make is every order of the largest catalogue (500 assets) waiting
+	// the whole ExecutionWait (2 min, a resend every 2 s: 61 sends) on each
+	// of 23 dealing days, 701,500 orders of 300 bytes (210 MB); the default
+	// catalogue's is 9,800 (2.9 MB). 48 MiB holds 160,000: 16 such months
+	// of the default catalogue, a quarter of the worst one, and beyond it
+	// the oldest go (see above).
+	ordersMaxBytes = 48 << 20
+	ordersMaxMsgs  = 160_000
 	// reportsMaxAge keeps reports a month whether or not they were
 	// consumed: a durable consumer that is down for a month has bigger
 	// problems, and a report that expired unconsumed is sent again when
@@ -76,10 +120,24 @@ const (
 	// an audit tool) may read, and a consumer that is re-created from the
 	// start replays instead of losing anything.
 	reportsMaxAge = 30 * 24 * time.Hour
+	// reportsMaxBytes and reportsMaxMsgs: a report is stored once per
+	// order and week (repeats within DuplicateWindow are dropped), so a
+	// month is at most 500 assets × 23 dealing days × 2 (the duplicate
+	// fault) = 23,000 reports of 380 bytes (8.7 MB). 64 MiB holds 170,000
+	// and the stream takes 150,000, six times that: only a custodian
+	// publishing reports no order explains reaches it, and it is refused
+	// (see above).
+	reportsMaxBytes = 64 << 20
+	reportsMaxMsgs  = 150_000
 	// pricesMaxAge keeps a year of closing prices and a margin: 253
 	// dealing days of messages under a kilobyte, re-readable for late
 	// orders, valuations and audits.
 	pricesMaxAge = 400 * 24 * time.Hour
+	// pricesMaxMsgs and pricesMaxBytes: one message per date, and 400 days
+	// hold at most 400 dates (about 280 dealing days); 1,000 dates of the
+	// largest catalogue's 20 KB feeds is 20 MB, of the default one's 0.4 MB.
+	pricesMaxMsgs  = 1_000
+	pricesMaxBytes = 16 << 20
 	// orderBytesMax and reportBytesMax bound one message: an order is under
 	// 100 bytes and a report under 300; 64 KiB refuses only garbage.
 	orderBytesMax  = 64 << 10
@@ -167,6 +225,8 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 			MaxAge:      ordersMaxAge,
+			MaxBytes:    ordersMaxBytes,
+			MaxMsgs:     ordersMaxMsgs,
 			Duplicates:  DuplicateWindow,
 			MaxMsgSize:  orderBytesMax,
 			Discard:     jetstream.DiscardOld,
@@ -179,9 +239,11 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 			MaxAge:      reportsMaxAge,
+			MaxBytes:    reportsMaxBytes,
+			MaxMsgs:     reportsMaxMsgs,
 			Duplicates:  DuplicateWindow,
 			MaxMsgSize:  reportBytesMax,
-			Discard:     jetstream.DiscardOld,
+			Discard:     jetstream.DiscardNew,
 		},
 		{
 			Name:        PricesStream,
@@ -191,6 +253,8 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 			MaxAge:      pricesMaxAge,
+			MaxMsgs:     pricesMaxMsgs,
+			MaxBytes:    pricesMaxBytes,
 			// A date's feed is one message: a republish (prices added for
 			// assets the feed lacked) replaces it, and readers take the
 			// last message of the date's subject.

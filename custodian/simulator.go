@@ -14,9 +14,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/natsmsg"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -401,8 +401,8 @@ func (s *Simulator) handleOrder(ctx context.Context, msg jetstream.Msg) {
 		}
 	}
 	var o pb.CustodianOrder
-	if err := proto.Unmarshal(msg.Data(), &o); err != nil {
-		s.reject(msg, &o, fmt.Sprintf("undecodable order: %v", err))
+	if err := natsmsg.Decode(msg.Headers(), msg.Data(), &o); err != nil {
+		s.reject(msg, &o, fmt.Sprintf("not a readable order: %v", err))
 		return
 	}
 	if id := msg.Headers().Get(jetstream.MsgIDHeader); !orderMsgIDMatches(id, o.GetClOrdId()) {
@@ -554,7 +554,7 @@ func (s *Simulator) price(ctx context.Context, o Order) (domain.Price, bool, err
 		return domain.Price{}, false, fmt.Errorf("custodian: read prices of %s: %w", o.DealingDate, err)
 	}
 	var f pb.PriceFeed
-	if err := proto.Unmarshal(raw.Data, &f); err != nil {
+	if err := natsmsg.Decode(raw.Header, raw.Data, &f); err != nil {
 		return domain.Price{}, false, fmt.Errorf("%w %s: %w", ErrInvalidPrices, o.DealingDate, err)
 	}
 	prices, _, err := decodePriceFeed(s.cfg.Catalogue, o.DealingDate, &f)
@@ -577,7 +577,8 @@ func (s *Simulator) answerHoldingsSafely(msg *nats.Msg) {
 }
 
 // answerHoldings answers a holdings request with the statement as of its
-// date, or with ErrorHeader when the request is malformed.
+// date, or with ErrorHeader when the request is malformed or, by its
+// headers, another message.
 func (s *Simulator) answerHoldings(msg *nats.Msg) {
 	s.stats.holdingsRequests.Add(1)
 	if msg.Reply == "" {
@@ -586,15 +587,16 @@ func (s *Simulator) answerHoldings(msg *nats.Msg) {
 	reply := &nats.Msg{}
 	refuse := func(reason string) { reply.Header = nats.Header{ErrorHeader: []string{reason}} }
 	var req pb.HoldingsRequest
-	if err := proto.Unmarshal(msg.Data, &req); err != nil {
-		refuse("undecodable holdings request")
+	if err := natsmsg.Decode(msg.Header, msg.Data, &req); err != nil {
+		s.log.Warn("holdings request refused", "err", err)
+		refuse("not a readable holdings request: " + err.Error())
 	} else if asOf, err := domain.ParseDate(req.GetAsOf()); err != nil {
 		refuse("as_of: " + err.Error())
-	} else if data, err := (proto.MarshalOptions{Deterministic: true}).Marshal(s.ledger.statement(asOf)); err != nil {
+	} else if data, h, err := natsmsg.Encode(s.ledger.statement(asOf)); err != nil {
 		s.log.Error("encode holdings statement", "err", err)
 		refuse("internal error")
 	} else {
-		reply.Data = data
+		reply.Data, reply.Header = data, h
 	}
 	if err := msg.RespondMsg(reply); err != nil {
 		s.log.Warn("answer holdings request", "err", err)

@@ -44,6 +44,17 @@ type Config struct {
 	// NATSURL is the NATS server (or cluster) for the JetStream journal and
 	// the custodian. Dev mode embeds its own and ignores this.
 	NATSURL string
+	// NATSPort is the client port of dev's embedded NATS server, on
+	// 127.0.0.1: 0 (the default) a free one. With NATSPortFallback, a
+	// NATSPort that is taken is a preference, and a free port is used
+	// instead (the command line's default port, so that dev starts on a
+	// machine that already runs a NATS server).
+	NATSPort         int
+	NATSPortFallback bool
+	// NATSMonitorPort is the port of the NATS server's HTTP monitoring
+	// endpoints (dev's, and the nats command's): 0 (the default) none, -1
+	// a free one.
+	NATSMonitorPort int
 	// Groups is the number of the journal's groups: pots are spread over
 	// all but the last (the pot groups partition the journal's feed, the
 	// aggregators and the rebalance sweep), which holds the system's
@@ -109,8 +120,12 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultDataDir        = "./data"
-	DefaultHTTPAddr       = "127.0.0.1:8080"
+	DefaultDataDir  = "./data"
+	DefaultHTTPAddr = "127.0.0.1:8080"
+	// DefaultNATSPort is NATS's well-known client port: the nats command's
+	// and dev's (which takes a free one when it is taken), and the port of
+	// the nodes' default --nats-url.
+	DefaultNATSPort       = 4222
 	DefaultGroups         = 64
 	DefaultPotIdleTimeout = 10 * time.Minute
 	DefaultRequestTimeout = 5 * time.Second
@@ -175,6 +190,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ClusterPort < 0 || c.ClusterPort > 65535 || c.AutomanagedPort < 0 || c.AutomanagedPort > 65535 {
 		bad("ports must be in 0…65535")
+	}
+	if c.NATSPort < 0 || c.NATSPort > 65535 {
+		bad("nats port %d: want 0…65535 (0: a free one)", c.NATSPort)
+	}
+	if c.NATSMonitorPort < -1 || c.NATSMonitorPort > 65535 {
+		bad("nats monitor port %d: want -1…65535 (0: none, -1: a free one)", c.NATSMonitorPort)
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		bad("replicas %d: want 1…5", c.Replicas)

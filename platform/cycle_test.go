@@ -20,6 +20,7 @@ import (
 	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsembed"
+	"github.com/acme/mastertrust/internal/natsmsg"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/persistence/pebble"
 	"github.com/acme/mastertrust/platform"
@@ -94,7 +95,7 @@ func startDealingWorldWith(t *testing.T, faults custodian.Faults, dealing actors
 	if testkit.Race {
 		cc.GossipInterval, cc.HeartbeatExpiration = time.Hour, 2*time.Hour
 	}
-	notifier, err := platform.NewNotifier(ctx, nc, 1)
+	notifier, err := platform.NewNotifier(ctx, nc, 1, actors.PotGroups(j))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +382,8 @@ func TestLateOrderIsRolledToTheNextDay(t *testing.T) {
 }
 
 // contractNotes reads every contract note published on NATS, by trade id,
-// failing on a trade with two.
+// failing on a trade with two, or on a note without the headers that name
+// it or off its member's group's subject.
 func (w *dealingWorld) contractNotes() map[string]*pb.ContractNote {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -404,6 +406,9 @@ func (w *dealingWorld) contractNotes() map[string]*pb.ContractNote {
 		if err != nil {
 			w.t.Fatalf("note %d: %v", seq, err)
 		}
+		if typ, ct := msg.Header.Get(natsmsg.TypeHeader), msg.Header.Get(natsmsg.ContentTypeHeader); typ != "mastertrust.v1.ContractNote" || ct != "application/protobuf" {
+			w.t.Fatalf("note %d: headers %v", seq, msg.Header)
+		}
 		var n pb.ContractNote
 		if err := proto.Unmarshal(msg.Data, &n); err != nil {
 			w.t.Fatal(err)
@@ -411,7 +416,7 @@ func (w *dealingWorld) contractNotes() map[string]*pb.ContractNote {
 		if _, dup := notes[n.TradeId]; dup {
 			w.t.Fatalf("two contract notes for trade %s", n.TradeId)
 		}
-		if msg.Subject != platform.ContractNoteSubjectPrefix+n.MemberId || n.Units == "" || n.UnitPrice == "" {
+		if msg.Subject != platform.ContractNoteSubject(actors.PotGroup(n.MemberId, 8)) || n.Units == "" || n.UnitPrice == "" {
 			w.t.Fatalf("note %d on %s: %v", seq, msg.Subject, &n)
 		}
 		notes[n.TradeId] = &n

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 	_ "time/tzdata" // Europe/London on machines without a zoneinfo database
 
@@ -31,6 +32,14 @@ import (
 type Dev struct {
 	// URL is the gateway's base URL (http://host:port).
 	URL string
+	// NATSURL is the embedded NATS server's client URL (nats://host:port;
+	// no credentials: the server has none), for the nats CLI and
+	// NATSMonitorURL its monitoring endpoints' base URL ("" without
+	// Config.NATSMonitorPort). NATSPortTaken: Config.NATSPort was taken,
+	// and NATSURL has a free port instead (Config.NATSPortFallback).
+	NATSURL        string
+	NATSMonitorURL string
+	NATSPortTaken  bool
 	// Secret signs tokens (see gateway.SignToken).
 	Secret []byte
 
@@ -57,6 +66,22 @@ const devMemberTTL = 10 * time.Second
 // ran for: enough to run a settlement date ahead, and a typed year 2062
 // for 2026 is still refused (its prices would value every pot).
 const devWindowAhead = 10
+
+// devNATSHost: dev's NATS server listens on loopback only; it has no
+// credentials.
+const devNATSHost = "127.0.0.1"
+
+// portFree reports whether host:port can be listened on now. (Another
+// process may take it before the caller listens; then the caller fails
+// with the port taken, as without the check.)
+func portFree(host string, port int) bool {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
 
 // StartDev starts the platform in this process and returns once the gateway
 // accepts requests.
@@ -88,10 +113,17 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.nats, err = natsembed.Start(natsembed.Options{Dir: filepath.Join(cfg.DataDir, "nats"), Port: -1, Logger: d.log.With("component", "nats")})
+	natsPort := cfg.NATSPort
+	if cfg.NATSPortFallback && natsPort != 0 && !portFree(devNATSHost, natsPort) {
+		d.log.Info("nats port taken; listening on a free one", "port", natsPort)
+		natsPort, d.NATSPortTaken = 0, true
+	}
+	d.nats, err = natsembed.Start(natsembed.Options{Dir: filepath.Join(cfg.DataDir, "nats"), Host: devNATSHost, Port: natsPort,
+		MonitorPort: cfg.NATSMonitorPort, Logger: d.log.With("component", "nats")})
 	if err != nil {
 		return nil, fmt.Errorf("platform: start nats: %w", err)
 	}
+	d.NATSURL, d.NATSMonitorURL = d.nats.ClientURL(), d.nats.MonitorURL()
 	d.journal, err = pebble.Open(filepath.Join(cfg.DataDir, "journal"), pebble.Options{Groups: cfg.Groups, WALMinSyncInterval: cfg.JournalMinSyncInterval, Logger: d.log.With("component", "journal")})
 	if err != nil {
 		return nil, fmt.Errorf("platform: open journal: %w", err)
@@ -116,7 +148,7 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("platform: start the simulated custodian: %w", err)
 	}
-	notifier, err := NewNotifier(ctx, d.nc, 1)
+	notifier, err := NewNotifier(ctx, d.nc, 1, actors.PotGroups(journal))
 	if err != nil {
 		return nil, err
 	}

@@ -3,51 +3,108 @@ package platform
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/internal/natsmsg"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
 // Notifications for members, published on NATS for downstream services
 // (email, app push, document store) to pick up.
+//
+// Subjects are per pot group, not per member: a downstream service reads
+// every note (one consumer of notifications.contract-notes.*) or shares
+// the groups among its instances (a consumer per group subject), and
+// either way sees each member's notes in order, since a member is in one
+// group. Members never read NATS (their notes are in the API), so a subject
+// per member would serve no reader and cost the server an index entry per
+// member (a million at scale). docs/decisions.md has the why.
 const (
 	// NotificationsStream holds them.
 	NotificationsStream = "NOTIFICATIONS"
-	// ContractNoteSubjectPrefix + member id is the subject of a member's
-	// contract notes (pb.ContractNote); the message id is "cn-<trade id>".
+	// NotificationsSubjects is the stream's subject filter.
+	NotificationsSubjects = "notifications.>"
+	// ContractNoteSubjectPrefix + the pot group (decimal) is the subject of
+	// the contract notes of the group's members (pb.ContractNote, whose
+	// member_id names the member); the message id is "cn-<trade id>".
+	// Notes published before the subjects were per group are on
+	// ContractNoteSubjectPrefix + member id.
 	ContractNoteSubjectPrefix = "notifications.contract-notes."
 	// notificationsDuplicateWindow: a note published again within it (after
 	// an aggregator's restart) is dropped by JetStream.
 	notificationsDuplicateWindow = 24 * time.Hour
-	// notificationsMaxAge: downstream services read them within days.
+	// notificationsMaxAge: downstream services read them within days; the
+	// rest is for a service that has to read again after a fault.
 	notificationsMaxAge = 90 * 24 * time.Hour
+	// notificationsMaxBytes and notificationsMaxMsgs bound the stream below
+	// its age (docs/custodian.md, "Limits", has the arithmetic): a note is
+	// 310 bytes stored (measured), a contribution buys 3 to 6 assets (the
+	// balanced profile 3), so a 100K-pot scheme whose members pay in
+	// monthly makes about 400K notes a month (125 MB) and one whose every
+	// pot deals every day 400K a day. 512 MiB holds 1.7M notes, and the
+	// stream takes 1.6M: the 90 days of the first, 4 days of the second.
+	// Beyond it the oldest go (DiscardOld): notes are an outbox
+	// whose readers are days behind at most, every note is also in the
+	// member's orders in the API, and refusing new ones would pile them up
+	// in the aggregators' memory instead.
+	notificationsMaxBytes = 512 << 20
+	notificationsMaxMsgs  = 1_600_000
+	// contractNoteBytesMax bounds one message: a note is under 250 bytes.
+	contractNoteBytesMax = 64 << 10
 )
+
+// ContractNoteSubject is the subject of the contract notes of pot group's
+// members.
+func ContractNoteSubject(group uint32) string {
+	return ContractNoteSubjectPrefix + strconv.FormatUint(uint64(group), 10)
+}
+
+// NotificationsStreamConfig is the notifications stream with replicas
+// replicas.
+func NotificationsStreamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        NotificationsStream,
+		Description: "notifications for members (contract notes), per pot group, for downstream services",
+		Subjects:    []string{NotificationsSubjects},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		Duplicates:  notificationsDuplicateWindow,
+		MaxAge:      notificationsMaxAge,
+		MaxBytes:    notificationsMaxBytes,
+		MaxMsgs:     notificationsMaxMsgs,
+		MaxMsgSize:  contractNoteBytesMax,
+		Discard:     jetstream.DiscardOld,
+	}
+}
 
 // natsNotifier publishes contract notes to the notifications stream.
 type natsNotifier struct {
-	js jetstream.JetStream
+	js        jetstream.JetStream
+	potGroups uint32
 }
 
 // NewNotifier connects a notifier publishing to the notifications stream,
-// and makes sure the stream exists.
-func NewNotifier(ctx context.Context, nc *nats.Conn, replicas int) (actors.Notifier, error) {
+// and creates the stream or updates it to NotificationsStreamConfig.
+// potGroups is the journal's number of pot groups (actors.PotGroups): a
+// note's subject is its member's group.
+func NewNotifier(ctx context.Context, nc *nats.Conn, replicas int, potGroups uint32) (actors.Notifier, error) {
+	if potGroups == 0 {
+		return nil, fmt.Errorf("platform: notifications: no pot groups")
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("platform: notifications: %w", err)
 	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: NotificationsStream, Subjects: []string{"notifications.>"}, Storage: jetstream.FileStorage,
-		Replicas: replicas, Duplicates: notificationsDuplicateWindow, MaxAge: notificationsMaxAge,
-	})
-	if err != nil {
+	if _, err := js.CreateOrUpdateStream(ctx, NotificationsStreamConfig(replicas)); err != nil {
 		return nil, fmt.Errorf("platform: notifications stream: %w", err)
 	}
-	return &natsNotifier{js: js}, nil
+	return &natsNotifier{js: js, potGroups: potGroups}, nil
 }
 
 // PublishContractNotes publishes notes and returns once JetStream has
@@ -55,11 +112,11 @@ func NewNotifier(ctx context.Context, nc *nats.Conn, replicas int) (actors.Notif
 func (n *natsNotifier) PublishContractNotes(ctx context.Context, notes []*pb.ContractNote) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(notes))
 	for _, note := range notes {
-		data, err := proto.Marshal(note)
+		msg, err := natsmsg.New(ContractNoteSubject(actors.PotGroup(note.MemberId, n.potGroups)), note)
 		if err != nil {
 			return err
 		}
-		f, err := n.js.PublishAsync(ContractNoteSubjectPrefix+note.MemberId, data, jetstream.WithMsgID("cn-"+note.TradeId))
+		f, err := n.js.PublishMsgAsync(msg, jetstream.WithMsgID("cn-"+note.TradeId))
 		if err != nil {
 			return fmt.Errorf("publish contract note %s: %w", note.TradeId, err)
 		}

@@ -79,7 +79,7 @@ func StartMember(cfg Config) (p *Process, err error) {
 	var notifier actors.Notifier
 	if p.nc != nil {
 		nctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		n, err := NewNotifier(nctx, p.nc, cfg.Replicas)
+		n, err := NewNotifier(nctx, p.nc, cfg.Replicas, actors.PotGroups(p.journal))
 		cancel()
 		if err != nil {
 			return nil, err
@@ -287,12 +287,13 @@ func newHTTPServer(h http.Handler) *http.Server {
 }
 
 // StartNATS starts a NATS server with JetStream under DataDir/nats on
-// host:port, fsyncing before every acknowledgement: the shared journal's
-// server for a cluster on one machine (production runs a NATS cluster).
+// host:port (and its monitoring endpoints on NATSMonitorPort, if set),
+// fsyncing before every acknowledgement: the shared journal's server for a
+// cluster on one machine (production runs a NATS cluster).
 func StartNATS(cfg Config, host string, port int) (*natsembed.Server, error) {
 	log := cfg.logger()
 	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(cfg.DataDir, "nats"), Host: host, Port: port,
-		Logger: log.With("component", "nats")})
+		MonitorPort: cfg.NATSMonitorPort, Logger: log.With("component", "nats")})
 	if err != nil {
 		return nil, fmt.Errorf("platform: start nats: %w", err)
 	}

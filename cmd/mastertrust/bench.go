@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,11 +12,40 @@ import (
 	"github.com/acme/mastertrust/bench"
 )
 
+// benchWorkloads are the workloads runBench runs, for its help.
+var benchWorkloads = []struct{ name, summary string }{
+	{"journal", "the journal: Pebble and JetStream against their raw ceilings"},
+	{"pots", "durable pot commands, grain calls, HTTP orders, heap per pot"},
+	{"cycle", "the dealing cycle (100K pots by default), per step, and reconciliation"},
+	{"overload", "HTTP orders at the sustainable rate and 3x it: shedding, latency, heap"},
+}
+
+// benchUsage lists the workloads; with flags, each one's flags too (from
+// the workload's own --help).
+func benchUsage(ctx context.Context, stderr io.Writer, flags bool) {
+	fmt.Fprintln(stderr, "usage: mastertrust bench <workload> [flags]\n\nworkloads (figures beside same-run baselines; docs/performance.md):")
+	for _, w := range benchWorkloads {
+		fmt.Fprintf(stderr, "  %-8s %s\n", w.name, w.summary)
+	}
+	if !flags {
+		fmt.Fprintln(stderr, "\nRun 'mastertrust bench --help' for every workload's flags, 'mastertrust bench <workload> --help' for one's.")
+		return
+	}
+	for _, w := range benchWorkloads {
+		fmt.Fprintln(stderr)
+		_ = runBench(ctx, []string{w.name, "--help"}, io.Discard, stderr) // flag.ErrHelp, after the usage
+	}
+}
+
 // runBench binds flags to the workloads of package bench; the workloads
 // and their figures are described in docs/performance.md.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		benchUsage(ctx, stderr, true)
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "usage: mastertrust bench <journal|pots|cycle|overload> [flags]")
+		benchUsage(ctx, stderr, false)
 		return errors.New("name a workload: journal, pots, cycle or overload")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))

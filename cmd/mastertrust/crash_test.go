@@ -28,12 +28,9 @@ const childEnv = "MASTERTRUST_TEST_RUN_MAIN"
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		ctx, stop := signalContext()
-		defer stop()
-		if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, "mastertrust:", err)
-			os.Exit(2)
-		}
-		os.Exit(0)
+		code := exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
+		stop()
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }
@@ -44,6 +41,9 @@ type devProcess struct {
 	url         string
 	memberToken string
 	dataDir     string
+	// natsURL and natsLine are the NATS server's URL and the whole line
+	// that gave it; natsMonitorURL its monitoring URL, if it has one.
+	natsURL, natsLine, natsMonitorURL string
 }
 
 // startDev starts dev on dataDir and waits for its ready lines.
@@ -52,8 +52,17 @@ func startDev(t *testing.T, dataDir, member string) *devProcess {
 	return startDevArgs(t, dataDir, member)
 }
 
-// startDevArgs is startDev with more flags.
+// startDevArgs is startDev with more flags. Its NATS server listens on a
+// free port unless extra says otherwise (a test's dev must not take NATS's
+// well-known port from whatever else runs on the machine).
 func startDevArgs(t *testing.T, dataDir, member string, extra ...string) *devProcess {
+	t.Helper()
+	return startDevCommand(t, dataDir, member, append([]string{"--nats-port", "0"}, extra...)...)
+}
+
+// startDevCommand starts dev with the flags startDev gives and extra, and
+// waits for its ready lines.
+func startDevCommand(t *testing.T, dataDir, member string, extra ...string) *devProcess {
 	t.Helper()
 	args := append([]string{"dev", "--data-dir", dataDir, "--http", "127.0.0.1:0", "--member", member, "--log-level", "warn"}, extra...)
 	cmd := exec.Command(os.Args[0], args...)
@@ -75,6 +84,13 @@ func startDevArgs(t *testing.T, dataDir, member string, extra ...string) *devPro
 			line := lines.Text()
 			if url, ok := strings.CutPrefix(line, "gateway listening on "); ok {
 				d.url = url
+			}
+			if rest, ok := strings.CutPrefix(line, "nats listening on "); ok {
+				d.natsURL, _, _ = strings.Cut(rest, " ")
+				d.natsLine = line
+			}
+			if url, ok := strings.CutPrefix(line, "nats monitoring on "); ok {
+				d.natsMonitorURL = url
 			}
 			if _, token, ok := strings.Cut(line, "member token ("+member+"): "); ok {
 				d.memberToken = token

@@ -9,9 +9,11 @@
 //	mastertrust prices     publish a dealing day's closing prices
 //	mastertrust cycle      run a dealing day's cycle, showing its progress
 //	mastertrust reconcile  reconcile the pots and the house with the custodian
+//	mastertrust bench      run a benchmark workload
 //
 // Every flag has an environment variable: --data-dir is MASTERTRUST_DATA_DIR,
-// and so on. Run a command with --help for its flags.
+// and so on. Run a command with --help (or mastertrust help <command>) for
+// its flags.
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -49,27 +52,37 @@ func commands() []command {
 		{"prices", "publish a dealing day's closing prices (operator)", runPrices},
 		{"cycle", "run a dealing day's cycle and show its progress (operator)", runCycleCommand},
 		{"reconcile", "reconcile the pots and the house account with the custodian (operator)", runReconcile},
-		{"bench", "run a benchmark workload: journal, pots or cycle (figures beside same-run baselines)", runBench},
+		{"bench", "run a benchmark workload: journal, pots, cycle or overload (figures beside same-run baselines)", runBench},
 	}
 }
 
 func main() {
 	ctx, stop := signalContext()
-	defer stop()
 	if bench.IsGenerator() {
 		// Started by `bench overload` as its load generator.
-		if err := bench.RunGenerator(ctx, os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "mastertrust:", err)
-			os.Exit(2)
-		}
-		return
+		code := exitCode(bench.RunGenerator(ctx, os.Stdin, os.Stdout), os.Stderr)
+		stop()
+		os.Exit(code)
 	}
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "mastertrust:", err)
-		}
-		os.Exit(2)
+	code := exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// exitCode is the process's exit status after run returned err, which it
+// prints: 0 for none, and for flag.ErrHelp (the usage was asked for and
+// printed); 2 for any other.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
+	fmt.Fprintln(stderr, "mastertrust:", err)
+	return 2
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
 }
 
 // signalContext is cancelled by SIGINT or SIGTERM: a graceful stop.
@@ -78,7 +91,11 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) >= 2 && args[0] == "help" {
+		// help <command> [<workload>]: the command's own --help.
+		return run(ctx, append(slices.Clone(args[1:]), "--help"), stdout, stderr)
+	}
+	if len(args) == 0 || isHelp(args[0]) {
 		usage(stderr)
 		if len(args) == 0 {
 			return errors.New("no command")
@@ -99,7 +116,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'mastertrust <command> --help' for the flags of a command.\nEvery flag can also be set by an environment variable: --data-dir is MASTERTRUST_DATA_DIR.")
+	fmt.Fprintln(w, "\nRun 'mastertrust <command> --help' (or 'mastertrust help <command>') for the flags of a command.\nEvery flag can also be set by an environment variable: --data-dir is MASTERTRUST_DATA_DIR.")
 }
 
 // flags is a flag set whose flags take their defaults from environment
@@ -159,6 +176,17 @@ func (f *flags) float64Var(p *float64, name string, def float64, usage string) {
 	f.Float64Var(p, name, def, f.usageText(name, usage))
 }
 
+// given reports whether flag name was given, on the command line or in its
+// environment variable, rather than left at its default.
+func (f *flags) given(name string) bool {
+	if _, ok := f.env(name); ok {
+		return true
+	}
+	set := false
+	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
+}
+
 func (f *flags) durationVar(p *time.Duration, name string, def time.Duration, usage string) {
 	if v, ok := f.env(name); ok {
 		d, err := time.ParseDuration(v)
@@ -194,6 +222,11 @@ func common(f *flags, cfg *platform.Config) {
 	cfg.TokenSecret = os.Getenv("MASTERTRUST_TOKEN_SECRET")
 }
 
+// natsMonitorPortFlag binds the NATS server's monitoring port.
+func natsMonitorPortFlag(f *flags, cfg *platform.Config) {
+	f.intVar(&cfg.NATSMonitorPort, "nats-monitor-port", 0, "port of the NATS server's HTTP monitoring endpoints (/varz, /jsz…; 0: none; -1: a free one)")
+}
+
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("dev", stderr)
 	var cfg platform.Config
@@ -207,10 +240,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	f.durationVar(&tokenTTL, "token-ttl", 30*24*time.Hour, "validity of the tokens printed at start")
 	var member string
 	f.stringVar(&member, "member", "M000001", "the member id of the member token printed at start")
+	f.intVar(&cfg.NATSPort, "nats-port", platform.DefaultNATSPort, fmt.Sprintf(
+		"port of the embedded NATS server on 127.0.0.1, for the nats CLI (0: a free one; if %d is taken and the port is not given, a free one)", platform.DefaultNATSPort))
+	natsMonitorPortFlag(f, &cfg)
 	custodianFlags(f, &cfg.CustodianFaults)
 	if err := f.parse(args); err != nil {
 		return err
 	}
+	cfg.NATSPortFallback = !f.given("nats-port")
 	d, err := platform.StartDev(cfg)
 	if err != nil {
 		return err
@@ -224,9 +261,18 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	fmt.Fprintf(stdout, "gateway listening on %s\n", d.URL)
+	taken := ""
+	if d.NATSPortTaken {
+		taken = fmt.Sprintf(" (port %d is taken)", cfg.NATSPort)
+	}
+	fmt.Fprintf(stdout, "nats listening on %s%s\n", d.NATSURL, taken)
+	if d.NATSMonitorURL != "" {
+		fmt.Fprintf(stdout, "nats monitoring on %s\n", d.NATSMonitorURL)
+	}
 	fmt.Fprintf(stdout, "member token (%s): %s\n", member, memberToken)
 	fmt.Fprintf(stdout, "operator token: %s\n", operatorToken)
 	fmt.Fprintf(stdout, "try: curl -H 'Authorization: Bearer %s' %s/v1/assets\n", memberToken, d.URL)
+	fmt.Fprintf(stdout, "try: nats stream ls --server %s\n", d.NATSURL)
 	return waitAndStop(ctx, d.Done(), d.Stop)
 }
 
@@ -278,7 +324,8 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var host string
 	var port int
 	f.stringVar(&host, "nats-host", "127.0.0.1", "address to listen on for NATS clients")
-	f.intVar(&port, "nats-port", 4222, "port to listen on for NATS clients (-1: a free one)")
+	f.intVar(&port, "nats-port", platform.DefaultNATSPort, "port to listen on for NATS clients (-1: a free one)")
+	natsMonitorPortFlag(f, &cfg)
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -288,6 +335,9 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintf(stdout, "nats listening on %s\n", srv.ClientURL())
+	if u := srv.MonitorURL(); u != "" {
+		fmt.Fprintf(stdout, "nats monitoring on %s\n", u)
+	}
 	<-ctx.Done()
 	srv.Shutdown()
 	return nil

@@ -39,6 +39,10 @@ type Options struct {
 	// which). nats-server itself reads 0 as 4222; here 0 is "any" because a
 	// test that forgets to set a port must not collide with a real server.
 	Port int
+	// MonitorPort is the port of the server's HTTP monitoring endpoints
+	// (/varz, /jsz, /connz…), on Host. 0: none; -1: a free one
+	// (MonitorURL tells which).
+	MonitorPort int
 	// Name of the server. Default "mastertrust".
 	Name string
 	// MaxPayloadBytes is the largest message accepted. Default 8 MiB.
@@ -110,6 +114,9 @@ func Start(o Options) (*Server, error) {
 		NoSigs:     true,
 		Debug:      o.Debug && o.Logger != nil,
 	}
+	if o.MonitorPort != 0 {
+		opts.HTTPHost, opts.HTTPPort = o.Host, o.MonitorPort
+	}
 	if c := o.Cluster; c != nil {
 		if c.Name == "" {
 			return nil, errors.New("natsembed: ClusterOptions.Name is required")
@@ -163,6 +170,16 @@ func Start(o Options) (*Server, error) {
 
 // ClientURL is the URL clients connect to, e.g. nats://127.0.0.1:40123.
 func (s *Server) ClientURL() string { return s.srv.ClientURL() }
+
+// MonitorURL is the base URL of the server's monitoring endpoints, e.g.
+// http://127.0.0.1:8222; empty without Options.MonitorPort.
+func (s *Server) MonitorURL() string {
+	addr := s.srv.MonitorAddr()
+	if addr == nil {
+		return ""
+	}
+	return "http://" + addr.String()
+}
 
 // ClusterURL is the URL other members route to, e.g.
 // nats-route://127.0.0.1:40124; empty without Options.Cluster.

@@ -2,6 +2,9 @@ package natsembed_test
 
 import (
 	"context"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +99,46 @@ func TestFatalStartFailsFast(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Start took %s to fail", d)
+	}
+}
+
+// TestMonitorPort proves that the monitoring endpoints are served only when
+// asked for, and that a taken client port fails Start at once, naming it.
+func TestMonitorPort(t *testing.T) {
+	s, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), MonitorPort: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	if s.MonitorURL() == "" {
+		t.Fatal("no monitoring URL")
+	}
+	resp, err := http.Get(s.MonitorURL() + "/jsz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/jsz: %s", resp.Status)
+	}
+
+	_, portText, _ := net.SplitHostPort(strings.TrimPrefix(s.ClientURL(), "nats://"))
+	port, _ := strconv.Atoi(portText)
+	start := time.Now()
+	_, err = natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: port})
+	if err == nil || !strings.Contains(err.Error(), portText) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("a second server on port %d: %v", port, err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Start took %s to fail", d)
+	}
+
+	none, err := natsembed.Start(natsembed.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(none.Shutdown)
+	if u := none.MonitorURL(); u != "" {
+		t.Fatalf("monitoring on %s without MonitorPort", u)
 	}
 }
