@@ -129,6 +129,11 @@ const (
 	DefaultGroups         = 64
 	DefaultPotIdleTimeout = 10 * time.Minute
 	DefaultRequestTimeout = 5 * time.Second
+	// DefaultTokenTTL is how long a signed bearer token is valid, dev's
+	// printed ones and the token command's alike: a working day and some,
+	// short enough that a token pasted somewhere it should not be soon
+	// expires (docs/decisions.md, "One token lifetime").
+	DefaultTokenTTL = 24 * time.Hour
 
 	// journalMinSyncIntervalMax: every acknowledged append may wait this
 	// long for its sync (the Pebble journal's own bound).
