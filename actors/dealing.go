@@ -139,11 +139,23 @@ type DealingDeps struct {
 	Now       func() time.Time
 	Config    DealingConfig
 	Logger    *slog.Logger
+	// Metrics, if set, counts the refused execution reports.
+	Metrics *Metrics
 
 	// mu guards node, set once the node has started (the kinds are made
 	// before it).
 	mu   sync.Mutex
 	node *cluster.Node
+}
+
+// executionRefused raises the alarm of a refused execution report: an
+// ERROR line and the counter.
+func (d *DealingDeps) executionRefused(r *pb.ExecutionReport, reason string) {
+	d.Logger.Error("execution report refused: it does not match an order ACME sent; kept for investigation",
+		"execution_id", r.GetExecutionId(), "order", r.GetClOrdId(), "asset", r.GetAsset(), "dealing_date", r.GetDealingDate(), "reason", reason)
+	if d.Metrics != nil {
+		d.Metrics.ExecutionsRefused.Inc()
+	}
 }
 
 // SetNode gives the dealing grains the node to make their calls from.

@@ -41,6 +41,8 @@ type dealingWorld struct {
 
 	// nodeCfg started node; restartNode starts it again.
 	nodeCfg platform.NodeConfig
+	// simCfg started sim; restartCustodian starts it again.
+	simCfg custodian.SimulatorConfig
 
 	mu    sync.Mutex
 	clock time.Time
@@ -79,8 +81,9 @@ func startDealingWorldWith(t *testing.T, faults custodian.Faults, dealing actors
 	if err := client.EnsureStreams(ctx); err != nil {
 		t.Fatal(err)
 	}
-	w.sim, err = custodian.StartSimulator(ctx, nc, custodian.SimulatorConfig{Dir: t.TempDir(), Catalogue: w.cat, Calendar: cal,
-		Faults: faults, RetryInterval: 100 * time.Millisecond, RetryIntervalMax: 500 * time.Millisecond, Logger: logger})
+	w.simCfg = custodian.SimulatorConfig{Dir: t.TempDir(), Catalogue: w.cat, Calendar: cal,
+		Faults: faults, RetryInterval: 100 * time.Millisecond, RetryIntervalMax: 500 * time.Millisecond, Logger: logger}
+	w.sim, err = custodian.StartSimulator(ctx, nc, w.simCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +124,18 @@ func (w *dealingWorld) restartNode() {
 	w.t.Helper()
 	w.node.Kill()
 	w.startNode()
+}
+
+// restartCustodian stops the simulated custodian and starts it again on
+// its ledger, with faults.
+func (w *dealingWorld) restartCustodian(faults custodian.Faults) {
+	w.t.Helper()
+	w.sim.Stop()
+	w.simCfg.Faults = faults
+	var err error
+	if w.sim, err = custodian.StartSimulator(context.Background(), w.nc, w.simCfg); err != nil {
+		w.t.Fatal(err)
+	}
 }
 
 func (w *dealingWorld) now() time.Time {
