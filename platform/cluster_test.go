@@ -13,6 +13,7 @@ import (
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsembed"
@@ -249,7 +250,7 @@ func TestJetStreamDoubleActivationAcrossMembers(t *testing.T) {
 		if e.Version != uint64(i+1) {
 			t.Fatalf("event %d has version %d: the history forked", i, e.Version)
 		}
-		de, err := pb.DecodePotEvent(e.Type, e.Data)
+		de, err := codec.DecodePotEvent(e.Type, e.Data)
 		if err != nil {
 			t.Fatal(err)
 		}
