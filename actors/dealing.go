@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
@@ -201,7 +202,7 @@ type systemStream struct {
 // load reads every event of the stream, calling apply for each.
 func (s *systemStream) load(ctx context.Context, apply func(m proto.Message) error) error {
 	return eachEvent(ctx, s.j, s.name, s.version+1, func(e persistence.Event) error {
-		m, err := pb.DecodeSystemEvent(e.Type, e.Data)
+		m, err := codec.DecodeSystemEvent(e.Type, e.Data)
 		if err != nil {
 			return err
 		}
@@ -218,7 +219,7 @@ func (s *systemStream) load(ctx context.Context, apply func(m proto.Message) err
 func (s *systemStream) append(ctx context.Context, events ...proto.Message) error {
 	req := persistence.AppendRequest{Stream: s.name, Group: SystemGroup(s.j), ExpectedVersion: s.version}
 	for _, m := range events {
-		typ, data, err := pb.EncodeSystemEvent(m)
+		typ, data, err := codec.EncodeSystemEvent(m)
 		if err != nil {
 			return err
 		}

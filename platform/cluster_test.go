@@ -13,7 +13,9 @@ import (
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/internal/testkit"
@@ -249,7 +251,7 @@ func TestJetStreamDoubleActivationAcrossMembers(t *testing.T) {
 		if e.Version != uint64(i+1) {
 			t.Fatalf("event %d has version %d: the history forked", i, e.Version)
 		}
-		de, err := pb.DecodePotEvent(e.Type, e.Data)
+		de, err := codec.DecodePotEvent(e.Type, e.Data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,7 +322,7 @@ func TestDealingCycleOnThreeMembers(t *testing.T) {
 	if err := simClient.EnsureStreams(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sim, err := custodian.StartSimulator(ctx, simNC, custodian.SimulatorConfig{Dir: t.TempDir(), Catalogue: cat, Calendar: cal,
+	sim, err := simulator.Start(ctx, simNC, simulator.Config{Dir: t.TempDir(), Catalogue: cat, Calendar: cal,
 		RetryInterval: 100 * time.Millisecond, RetryIntervalMax: 500 * time.Millisecond, Logger: logger})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/persistence"
 )
 
@@ -105,7 +105,7 @@ type Config struct {
 
 	// CustodianFaults are the simulated custodian's injected faults (dev
 	// and the custodian command). The zero value injects none.
-	CustodianFaults custodian.Faults
+	CustodianFaults simulator.Faults
 
 	// Now is the clock pots decide with. Default time.Now; tests set a
 	// simulated one (there is no flag: production runs on real time).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsmsg"
 	"github.com/acme/mastertrust/internal/testkit"
@@ -29,7 +30,7 @@ import (
 func TestForgedExecutionReportIsRefused(t *testing.T) {
 	// A custodian that executes but never answers, so that the forged
 	// report is the only one until it is started again without faults.
-	w := startDealingWorldWith(t, custodian.Faults{DropProbability: 1},
+	w := startDealingWorldWith(t, simulator.Faults{DropProbability: 1},
 		actors.DealingConfig{ResendInterval: 100 * time.Millisecond, ExecutionWait: 400 * time.Millisecond})
 	const m = "X0001"
 	w.pot(m, &pb.PotRequest{IdempotencyKey: "open", Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{Profile: "balanced"}}})
@@ -84,7 +85,7 @@ func TestForgedExecutionReportIsRefused(t *testing.T) {
 
 	// The custodian answers again: the matching report is recorded and the
 	// day completes; the forged report is resolved, the stray one is not.
-	w.restartCustodian(custodian.Faults{})
+	w.restartCustodian(simulator.Faults{})
 	testkit.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		s, err = w.operator.RunCycle(ctx, mon, actors.CycleRunOptions{}, nil)
 		return err
