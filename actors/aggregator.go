@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -535,7 +536,7 @@ func (a *aggregator) allocate(ctx context.Context, c *pb.AggAllocate) (*pb.Aggre
 		refused := map[string]*pb.Problem{}
 		var mu sync.Mutex
 		err := a.callPots(ctx, calls, func(member string, resp *pb.PotResponse) {
-			if p := resp.GetProblem(); p != nil && p.Code == CodeSystemMismatch {
+			if p := resp.GetProblem(); p != nil && p.Code == problem.SystemMismatch {
 				mu.Lock()
 				refused[member] = p
 				mu.Unlock()
@@ -701,7 +702,7 @@ func (a *aggregator) callPots(ctx context.Context, calls map[string]*pb.PotReque
 			var err error
 			for attempt := 0; attempt < a.deps.Config.PotCallAttempts; attempt++ {
 				resp, err = client.Handle(ctx, member, req)
-				if err == nil && resp.GetProblem().GetCode() == CodeUnavailable {
+				if err == nil && resp.GetProblem().GetCode() == problem.Unavailable {
 					err = errors.New(resp.GetProblem().Detail)
 				}
 				if err == nil || ctx.Err() != nil {

@@ -25,8 +25,9 @@ type Operator struct {
 	PollInterval time.Duration
 }
 
-// OperatorError is a refusal from a system grain, with its code (one of
-// the Code… constants) for the API to map, and a sentence for operators.
+// OperatorError is a refusal or a failure from a system grain: its code
+// (a code of internal/problem's table) for the API to map, and a sentence
+// for operators.
 type OperatorError struct {
 	Code    string
 	Message string

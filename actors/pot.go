@@ -12,6 +12,7 @@ import (
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
@@ -167,7 +168,7 @@ func (a *potActor) Receive(ctx actor.Context) {
 		a.idle.touch()
 		if msg.Request == nil {
 			a.respond(ctx, &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{
-				Code: CodeInvalidRequest, Detail: "a call without a request"}}}, msg.CallId)
+				Code: problem.InvalidRequest, Detail: "a call without a request"}}}, msg.CallId)
 			return
 		}
 		if a.shed(ctx, msg) {
@@ -220,7 +221,7 @@ func (a *potActor) shed(ctx actor.Context, call *pb.PotCall) bool {
 		m.Shed.WithLabelValues(reason).Inc()
 		m.Requests.WithLabelValues(commandName(call.Request), "shed").Inc()
 	}
-	a.respond(ctx, &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: CodeUnavailable,
+	a.respond(ctx, &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: problem.Unavailable,
 		Detail: detail + "; retry with the same idempotency key"}}}, call.CallId)
 	return true
 }
@@ -696,11 +697,11 @@ func (a *potActor) respond(ctx actor.Context, resp *pb.PotResponse, call uint64)
 }
 
 func problemResponse(err error) *pb.PotResponse {
-	return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: problem(err)}}
+	return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: potProblem(err)}}
 }
 
 func unavailable() *pb.PotResponse {
-	return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: CodeUnavailable,
+	return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: problem.Unavailable,
 		Detail: "the pot could not make the request durable; retry with the same idempotency key"}}}
 }
 
