@@ -82,7 +82,7 @@ type lateOrder struct {
 }
 
 func (a *aggregator) failure(err error) proto.Message {
-	return &pb.AggregatorResponse{Error: err.Error()}
+	return &pb.AggregatorResponse{Problem: failureProblem(err)}
 }
 
 func (a *aggregator) activate(identity string) error {

@@ -101,7 +101,7 @@ func problemOf(step string, err error) *pb.CycleProblem {
 func (c *cycle) failure(err error) proto.Message { return c.failed(err) }
 
 func (c *cycle) failed(err error) *pb.CycleResponse {
-	return &pb.CycleResponse{Error: err.Error(), ErrorCode: problem.OperationFailed}
+	return &pb.CycleResponse{Problem: failureProblem(err)}
 }
 
 // busy keeps the grain active while a run goes on.
@@ -170,7 +170,7 @@ func (c *cycle) handle(data []byte) proto.Message {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.summary == nil {
-			return &pb.CycleResponse{Error: "no cycle has run for " + c.date.String(), ErrorCode: problem.NotFound}
+			return &pb.CycleResponse{Problem: &pb.Problem{Code: problem.NotFound, Detail: "no cycle has run for " + c.date.String()}}
 		}
 		return &pb.CycleResponse{Summary: proto.Clone(c.summary).(*pb.CycleSummary)}
 	case *pb.CycleRequest_Run:
@@ -245,7 +245,7 @@ func (c *cycle) standing() *pb.CycleResponse {
 // also returns the late orders the aggregators rolled while answering.
 func (c *cycle) check(ctx context.Context, run *pb.CycleRun) (passed []domain.Date, rolled int64, refused *pb.CycleResponse) {
 	if c.deps.Custodian == nil {
-		return nil, 0, &pb.CycleResponse{Error: "this node has no custodian connection: cycles need NATS", ErrorCode: problem.OperationFailed}
+		return nil, 0, c.failed(errors.New("this node has no custodian connection: cycles need NATS"))
 	}
 	node := c.deps.clusterNode()
 	if node == nil {
@@ -262,13 +262,13 @@ func (c *cycle) check(ctx context.Context, run *pb.CycleRun) (passed []domain.Da
 	if err != nil {
 		return nil, 0, c.failed(err)
 	}
-	switch p.ErrorCode {
+	switch p.GetProblem().GetCode() {
 	case "":
 	case problem.NotFound:
-		return nil, 0, &pb.CycleResponse{ErrorCode: problem.NoPrices,
-			Error: fmt.Sprintf("no prices are recorded for %s: publish the day's closing prices (POST /v1/prices) first", c.date)}
+		return nil, 0, &pb.CycleResponse{Problem: &pb.Problem{Code: problem.NoPrices,
+			Detail: fmt.Sprintf("no prices are recorded for %s: publish the day's closing prices (POST /v1/prices) first", c.date)}}
 	default:
-		return nil, 0, &pb.CycleResponse{Error: p.Error, ErrorCode: p.ErrorCode}
+		return nil, 0, &pb.CycleResponse{Problem: p.Problem}
 	}
 	res, err := callAggregators(ctx, node, c.deps, &pb.AggregatorRequest{Command: &pb.AggregatorRequest_OpenDays{
 		OpenDays: &pb.AggOpenDays{Date: c.date.String()}}}, nil)
@@ -303,11 +303,10 @@ func (c *cycle) check(ctx context.Context, run *pb.CycleRun) (passed []domain.Da
 }
 
 func refusedRun(err error) *pb.CycleResponse {
-	r := refused(err)
-	if r == nil {
-		return &pb.CycleResponse{Error: err.Error(), ErrorCode: problem.OperationFailed}
+	if r := refused(err); r != nil {
+		return &pb.CycleResponse{Problem: r}
 	}
-	return &pb.CycleResponse{Error: r.Detail, ErrorCode: r.Code}
+	return &pb.CycleResponse{Problem: failureProblem(err)}
 }
 
 // update changes the summary under the lock.
@@ -486,8 +485,8 @@ func (c *cycle) prices(ctx context.Context, node *cluster.Node) (*pb.PricesPubli
 	if err != nil {
 		return nil, err
 	}
-	if r.ErrorCode != "" {
-		return nil, fmt.Errorf("prices of %s: %s (%s)", c.date, r.Error, r.ErrorCode)
+	if p := r.GetProblem(); p != nil {
+		return nil, fmt.Errorf("prices of %s: %s (%s)", c.date, p.Detail, p.Code)
 	}
 	_, parsed, err := decodePrices(r.Prices.Date, r.Prices.Prices)
 	if err != nil {
@@ -558,8 +557,8 @@ func callAggregators(ctx context.Context, node *cluster.Node, deps *DealingDeps,
 			}, "group", g); perr != nil {
 				err = perr
 			}
-			if err == nil && r.Error != "" {
-				err = errors.New(r.Error)
+			if p := r.GetProblem(); err == nil && p != nil {
+				err = errors.New(p.Detail)
 			}
 			if err != nil {
 				errs[g] = fmt.Errorf("group %d: %w", g, err)
@@ -584,8 +583,8 @@ func (c *cycle) book(ctx context.Context, node *cluster.Node, asset string, req 
 	r, err := cluster.CallWithin(ctx, node, c.deps.Config.StepTimeout, func(opts ...protocluster.GrainCallOption) (*pb.AssetBookResponse, error) {
 		return pb.GetAssetBookGrainClient(node.Cluster(), c.date.String()+"/"+asset).Handle(req, opts...)
 	})
-	if err == nil && r.Error != "" {
-		err = errors.New(r.Error)
+	if p := r.GetProblem(); err == nil && p != nil {
+		err = errors.New(p.Detail)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("asset book %s: %w", asset, err)

@@ -32,7 +32,7 @@ type prices struct {
 func (p *prices) failure(err error) proto.Message { return p.failed(err) }
 
 func (p *prices) failed(err error) *pb.PricesResponse {
-	return &pb.PricesResponse{Error: err.Error(), ErrorCode: problem.OperationFailed}
+	return &pb.PricesResponse{Problem: failureProblem(err)}
 }
 
 func (p *prices) activate(identity string) error {
@@ -86,7 +86,7 @@ func (p *prices) handle(data []byte) proto.Message {
 	switch c := req.Command.(type) {
 	case *pb.PricesRequest_Get:
 		if p.current() == nil {
-			return &pb.PricesResponse{Error: "no prices are recorded for " + p.date.String(), ErrorCode: problem.NotFound}
+			return &pb.PricesResponse{Problem: &pb.Problem{Code: problem.NotFound, Detail: "no prices are recorded for " + p.date.String()}}
 		}
 		return p.view()
 	case *pb.PricesRequest_Publish:
@@ -100,7 +100,7 @@ func (p *prices) handle(data []byte) proto.Message {
 func (p *prices) publish(ctx context.Context, in *pb.PricesPublished) *pb.PricesResponse {
 	parsed, err := p.validate(in)
 	if err != nil {
-		return &pb.PricesResponse{Error: err.Error(), ErrorCode: problem.InvalidPrices}
+		return &pb.PricesResponse{Problem: &pb.Problem{Code: problem.InvalidPrices, Detail: err.Error()}}
 	}
 	var recorded map[domain.ISIN]domain.Price
 	if cur := p.current(); cur != nil {
@@ -125,7 +125,7 @@ func (p *prices) publish(ctx context.Context, in *pb.PricesPublished) *pb.Prices
 		err = domain.CheckOperatorDate(p.deps.Calendar, p.deps.window(register), "prices", p.date)
 	}
 	if r := refused(err); r != nil {
-		return &pb.PricesResponse{Error: r.Detail, ErrorCode: r.Code, Prices: p.current(), History: p.history, Used: p.used}
+		return &pb.PricesResponse{Problem: r, Prices: p.current(), History: p.history, Used: p.used}
 	}
 	if err != nil {
 		return p.failed(err)
@@ -159,7 +159,7 @@ func (p *prices) publish(ctx context.Context, in *pb.PricesPublished) *pb.Prices
 // so no decision of the day can see other prices.
 func (p *prices) use(ctx context.Context) *pb.PricesResponse {
 	if p.current() == nil {
-		return &pb.PricesResponse{Error: "no prices are recorded for " + p.date.String(), ErrorCode: problem.NoPrices}
+		return &pb.PricesResponse{Problem: &pb.Problem{Code: problem.NoPrices, Detail: "no prices are recorded for " + p.date.String()}}
 	}
 	if !p.used {
 		if err := p.stream.append(ctx, &pb.PricesUsed{Date: p.date.String(), AtUnixNano: nanosNow(p.deps.Now)}); err != nil {

@@ -36,3 +36,11 @@ func potProblem(err error) *pb.Problem {
 	}
 	return &pb.Problem{Code: problem.Unavailable, Detail: "the pot could not complete the request"}
 }
+
+// failureProblem is the wire form of a system grain's failure: nothing was
+// refused, the request could not be carried out now (a journal or another
+// grain did not answer, or a bug). Its detail is the Go error, for the
+// caller's log; the gateway shows none of it and answers unavailable.
+func failureProblem(err error) *pb.Problem {
+	return &pb.Problem{Code: problem.OperationFailed, Detail: err.Error()}
+}

@@ -57,7 +57,7 @@ type reconciliation struct {
 }
 
 func (r *reconciliation) failure(err error) proto.Message {
-	return &pb.ReconciliationResponse{Error: err.Error(), ErrorCode: problem.OperationFailed}
+	return &pb.ReconciliationResponse{Problem: failureProblem(err)}
 }
 
 // busy keeps the grain active while a run goes on.
@@ -109,10 +109,10 @@ func (r *reconciliation) handle(data []byte) proto.Message {
 	case r.running != nil:
 		return &pb.ReconciliationResponse{Running: true, Report: r.running, ProgressDone: r.done, ProgressTotal: int64(PotGroups(r.deps.Journal))}
 	case r.failed != nil:
-		return &pb.ReconciliationResponse{Problem: &pb.CycleProblem{Code: problem.ReconciliationInterrupted, Resumable: true,
+		return &pb.ReconciliationResponse{RunProblem: &pb.CycleProblem{Code: problem.ReconciliationInterrupted, Resumable: true,
 			Detail: "the reconciliation could not finish: a node, a grain, the journal or the custodian did not answer in time (the log has the cause); run it again with the same id"}}
 	}
-	return &pb.ReconciliationResponse{Error: "no reconciliation " + r.id, ErrorCode: problem.NotFound}
+	return &pb.ReconciliationResponse{Problem: &pb.Problem{Code: problem.NotFound, Detail: "no reconciliation " + r.id}}
 }
 
 // start checks the run's date and starts it in the background; it answers
@@ -121,8 +121,8 @@ func (r *reconciliation) start(c *pb.ReconRun) *pb.ReconciliationResponse {
 	ctx, cancel := context.WithTimeout(context.Background(), r.deps.Config.StepTimeout)
 	defer cancel()
 	asOf, err := r.asOf(ctx, c.AsOf)
-	if r := refused(err); r != nil {
-		return &pb.ReconciliationResponse{Error: r.Detail, ErrorCode: r.Code}
+	if p := refused(err); p != nil {
+		return &pb.ReconciliationResponse{Problem: p}
 	}
 	if err != nil {
 		return r.failure(err).(*pb.ReconciliationResponse)

@@ -254,7 +254,7 @@ func (s *Server) postReconciliation(w http.ResponseWriter, r *http.Request, _ Cl
 		return
 	}
 	status := http.StatusOK
-	if resp.Running || resp.Problem != nil {
+	if resp.Running || resp.RunProblem != nil {
 		status = http.StatusAccepted
 		w.Header().Set("Location", "/v1/reconciliations/"+id)
 	}
@@ -563,8 +563,8 @@ func reconciliationJSON(id string, resp *pb.ReconciliationResponse) reportJSON {
 		out.Progress = &progressJSON{Done: resp.ProgressDone, Total: resp.ProgressTotal, Unit: "groups"}
 		out.Summary = fmt.Sprintf("Reconciliation %s as of %s: running, %d of %d groups done.", id, out.AsOf, resp.ProgressDone, resp.ProgressTotal)
 	case r == nil:
-		out.Status, out.Problem = reconciliationFailed, runProblem(resp.Problem)
-		out.Summary = fmt.Sprintf("Reconciliation %s failed: %s", id, resp.GetProblem().GetDetail())
+		out.Status, out.Problem = reconciliationFailed, runProblem(resp.RunProblem)
+		out.Summary = fmt.Sprintf("Reconciliation %s failed: %s", id, resp.GetRunProblem().GetDetail())
 	default:
 		out.Status, out.Summary, out.reportFigures = reconciliationComplete, ReconciliationSummary(r), figures(r)
 	}
