@@ -358,7 +358,8 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 		return
 	}
 	if !isCommand {
-		a.enqueue(ctx, answer(a.query(req, a.context(a.deps.Market.OpenFrom())), "ok", nil), nil)
+		resp := a.query(req, a.context(a.deps.Market.OpenFrom()))
+		a.enqueue(ctx, answer(resp, outcomeOf(resp), nil), nil)
 		return
 	}
 	openFrom, release := a.deps.Market.Hold()
@@ -381,7 +382,8 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 			a.enqueue(ctx, answer(unavailable(), "failed", release), nil)
 			return
 		}
-		a.enqueue(ctx, answer(problemResponse(err), "refused", release), nil)
+		resp := problemResponse(err)
+		a.enqueue(ctx, answer(resp, outcomeOf(resp), release), nil)
 		return
 	}
 	events := make([]persistence.NewEvent, 0, len(dec.Events))
@@ -698,6 +700,19 @@ func (a *potActor) respond(ctx actor.Context, resp *pb.PotResponse, call uint64)
 
 func problemResponse(err error) *pb.PotResponse {
 	return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: potProblem(err)}}
+}
+
+// outcomeOf is the metrics outcome of a reply that is not a replay: failed
+// if the pot could not answer it (unavailable), refused for any other
+// problem, else ok.
+func outcomeOf(resp *pb.PotResponse) string {
+	switch p := resp.GetProblem(); {
+	case p == nil:
+		return "ok"
+	case p.Code == problem.Unavailable:
+		return "failed"
+	}
+	return "refused"
 }
 
 func unavailable() *pb.PotResponse {
