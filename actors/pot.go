@@ -354,7 +354,7 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 	}
 	cmd, isCommand, err := command(req)
 	if err != nil {
-		a.enqueue(ctx, answer(problemResponse(err), "refused", nil), nil)
+		a.enqueue(ctx, answer(a.problemResponse(err), "refused", nil), nil)
 		return
 	}
 	if !isCommand {
@@ -382,7 +382,7 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 			a.enqueue(ctx, answer(unavailable(), "failed", release), nil)
 			return
 		}
-		resp := problemResponse(err)
+		resp := a.problemResponse(err)
 		a.enqueue(ctx, answer(resp, outcomeOf(resp), release), nil)
 		return
 	}
@@ -612,7 +612,7 @@ func (a *potActor) commandReply(req *pb.PotRequest, dec domain.Decision, dctx *d
 // before it is durable (the reply waits for that).
 func (a *potActor) query(req *pb.PotRequest, dctx *domain.Context) *pb.PotResponse {
 	if !a.pot.Opened {
-		return problemResponse(&domain.RefusalError{Err: domain.ErrPotNotFound, Detail: "member " + a.member + " has no pot"})
+		return a.problemResponse(&domain.RefusalError{Err: domain.ErrPotNotFound, Detail: "member " + a.member + " has no pot"})
 	}
 	v := a.viewer(dctx)
 	resp := &pb.PotResponse{Version: a.pot.Version}
@@ -622,7 +622,7 @@ func (a *potActor) query(req *pb.PotRequest, dctx *domain.Context) *pb.PotRespon
 	case *pb.PotRequest_GetOrder:
 		o, ok := a.pot.Orders[q.GetOrder.OrderId]
 		if !ok {
-			return problemResponse(&domain.RefusalError{Err: domain.ErrOrderNotFound, Detail: "no order " + q.GetOrder.OrderId})
+			return a.problemResponse(&domain.RefusalError{Err: domain.ErrOrderNotFound, Detail: "no order " + q.GetOrder.OrderId})
 		}
 		resp.Result = &pb.PotResponse_Order{Order: v.order(o)}
 	case *pb.PotRequest_ListOrders:
@@ -630,7 +630,7 @@ func (a *potActor) query(req *pb.PotRequest, dctx *domain.Context) *pb.PotRespon
 	case *pb.PotRequest_GetStatement:
 		st, err := a.statement(q.GetStatement)
 		if err != nil {
-			return problemResponse(err)
+			return a.problemResponse(err)
 		}
 		resp.Result = &pb.PotResponse_Statement{Statement: st}
 	}
@@ -698,8 +698,8 @@ func (a *potActor) respond(ctx actor.Context, resp *pb.PotResponse, call uint64)
 	ctx.Respond(resp)
 }
 
-func problemResponse(err error) *pb.PotResponse {
-	return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: potProblem(err)}}
+func (a *potActor) problemResponse(err error) *pb.PotResponse {
+	return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: potProblem(err, a.deps.Logger, "member", a.member)}}
 }
 
 // outcomeOf is the metrics outcome of a reply that is not a replay: failed

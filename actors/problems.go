@@ -1,10 +1,13 @@
 package actors
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/problem"
+	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
@@ -24,9 +27,12 @@ func refused(err error) *pb.Problem {
 }
 
 // potProblem is the wire form of a pot's refusal. Value errors and
-// unreadable requests are invalid requests; anything else unknown is a bug,
-// reported as unavailable so that nothing is claimed done.
-func potProblem(err error) *pb.Problem {
+// unreadable requests are invalid requests. Anything else is a journal that
+// failed or a bug: it is answered unavailable, so that nothing is claimed
+// done, and its cause, which the answer does not carry, is logged here with
+// attrs (the member): at WARN for a journal that did not answer in time or
+// is closing (the caller retries), else at ERROR.
+func potProblem(err error, log *slog.Logger, attrs ...any) *pb.Problem {
 	if p := refused(err); p != nil {
 		return p
 	}
@@ -34,6 +40,11 @@ func potProblem(err error) *pb.Problem {
 	if errors.As(err, &ve) || errors.Is(err, errBadRequest) {
 		return &pb.Problem{Code: problem.InvalidRequest, Detail: err.Error()}
 	}
+	level := slog.LevelError
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, persistence.ErrClosed) {
+		level = slog.LevelWarn
+	}
+	log.Log(context.Background(), level, "pot request failed; answered unavailable", append(attrs, "err", err)...)
 	return &pb.Problem{Code: problem.Unavailable, Detail: "the pot could not complete the request"}
 }
 

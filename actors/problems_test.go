@@ -3,6 +3,9 @@ package actors_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -70,4 +73,74 @@ func TestFailedStatementReadCountsAsFailed(t *testing.T) {
 	assert.Equal(t, problem.OrderNotFound, p.Code)
 	assert.Equal(t, 1.0, counterValue(t, metrics.Requests.WithLabelValues("get_order", "refused")))
 	assert.Zero(t, counterValue(t, metrics.Requests.WithLabelValues("get_order", "ok")))
+}
+
+// TestUnexpectedPotErrorIsLogged: an error the pot cannot answer as a
+// refusal (here its journal's read failing) is answered unavailable, and
+// its cause is logged once, with the member, for an operator to see why.
+func TestUnexpectedPotErrorIsLogged(t *testing.T) {
+	j := &failingReads{Journal: memJournal(t)}
+	w := newWorld(t, worldOptions{journal: j})
+	logs := newRecords()
+	w.deps.Logger = slog.New(logs)
+	failedStatementRead(t, w, j)
+	var found []slog.Record
+	for _, r := range logs.all() {
+		if strings.Contains(attr(r, "err"), errReadFails.Error()) {
+			found = append(found, r)
+		}
+	}
+	require.Len(t, found, 1, "records logging the journal's error: %v", logs.all())
+	assert.GreaterOrEqual(t, found[0].Level, slog.LevelWarn)
+	assert.Equal(t, "M-read", attr(found[0], "member"))
+}
+
+// records is a slog handler keeping every record, with the attributes of
+// its logger.
+type records struct {
+	store *recordStore
+	attrs []slog.Attr
+}
+
+type recordStore struct {
+	mu   sync.Mutex
+	list []slog.Record
+}
+
+func newRecords() *records { return &records{store: &recordStore{}} }
+
+func (h *records) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *records) Handle(_ context.Context, r slog.Record) error {
+	r = r.Clone()
+	r.AddAttrs(h.attrs...)
+	h.store.mu.Lock()
+	defer h.store.mu.Unlock()
+	h.store.list = append(h.store.list, r)
+	return nil
+}
+
+func (h *records) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &records{store: h.store, attrs: append(append([]slog.Attr(nil), h.attrs...), attrs...)}
+}
+
+func (h *records) WithGroup(string) slog.Handler { return h }
+
+func (h *records) all() []slog.Record {
+	h.store.mu.Lock()
+	defer h.store.mu.Unlock()
+	return append([]slog.Record(nil), h.store.list...)
+}
+
+// attr is the value of r's attribute key, as text.
+func attr(r slog.Record, key string) string {
+	var v string
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == key {
+			v = a.Value.String()
+			return false
+		}
+		return true
+	})
+	return v
 }
