@@ -243,7 +243,7 @@ func (c *cycle) standing() *pb.CycleResponse {
 // prices, not a dealing day or outside the window, or with an earlier
 // dealing day not complete (unless forced: it returns the days passed). It
 // also returns the late orders the aggregators rolled while answering.
-func (c *cycle) check(ctx context.Context, run *pb.CycleRun) (passed []domain.Date, rolled int64, refused *pb.CycleResponse) {
+func (c *cycle) check(ctx context.Context, run *pb.CycleRun) (passed []domain.Date, rolled int64, refusal *pb.CycleResponse) {
 	if c.deps.Custodian == nil {
 		return nil, 0, c.failed(errors.New("this node has no custodian connection: cycles need NATS"))
 	}

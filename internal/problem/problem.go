@@ -49,9 +49,14 @@ const (
 	Unavailable = "unavailable"
 
 	// The operators' refusals: prices, cycles and reconciliations.
-	InvalidPrices   = "invalid-prices"
-	PricesConflict  = "prices-conflict"
-	PricesUsed      = "prices-used"
+	InvalidPrices = "invalid-prices"
+	// PricesConflict: other prices are recorded for the date; a correction
+	// needs a reason.
+	PricesConflict = "prices-conflict"
+	// PricesUsed: a cycle has dealt at the date's prices; they are never
+	// corrected.
+	PricesUsed = "prices-used"
+	// NoPrices: a cycle for a date without prices.
 	NoPrices        = "no-prices"
 	NotDealingDay   = "not-dealing-day"
 	OutsideWindow   = "outside-window"
@@ -67,20 +72,40 @@ const (
 	OperationFailed = "operation-failed"
 
 	// Why a cycle run or a reconciliation stopped (a run's problem).
-	CycleInterrupted          = "cycle-interrupted"
-	CustodianSilent           = "custodian-silent"
-	CustodianMismatch         = "custodian-mismatch"
-	PricesFeedConflict        = "prices-feed-conflict"
-	CycleUnavailable          = "cycle-unavailable"
+	//
+	// CycleInterrupted: a step could not finish (a node, the journal or a
+	// grain did not answer in time, or the process stopped); running the
+	// cycle again resumes it.
+	CycleInterrupted = "cycle-interrupted"
+	// CustodianSilent: the custodian has not reported every order in time;
+	// running the cycle again keeps waiting (orders are resent).
+	CustodianSilent = "custodian-silent"
+	// CustodianMismatch: an execution report differs from the batch
+	// (units, side or price): an operator must look before anything is
+	// allocated.
+	CustodianMismatch = "custodian-mismatch"
+	// PricesFeedConflict: the custodian's price feed holds other prices for
+	// the day than ACME recorded: the custodian would execute at them.
+	PricesFeedConflict = "prices-feed-conflict"
+	// CycleUnavailable: this node cannot run cycles (no custodian
+	// connection).
+	CycleUnavailable = "cycle-unavailable"
+	// ReconciliationInterrupted: a reconciliation run could not finish;
+	// running it again retries.
 	ReconciliationInterrupted = "reconciliation-interrupted"
 
 	// The gateway's own.
-	Unauthorized           = "unauthorized"
-	Forbidden              = "forbidden"
-	MethodNotAllowed       = "method-not-allowed"
-	UnsupportedMediaType   = "unsupported-media-type"
+	Unauthorized     = "unauthorized"
+	Forbidden        = "forbidden"
+	MethodNotAllowed = "method-not-allowed"
+	// UnsupportedMediaType: a body that is not sent as application/json.
+	UnsupportedMediaType = "unsupported-media-type"
+	// IdempotencyKeyRequired: a request that moves money or places or
+	// cancels an order without an Idempotency-Key.
 	IdempotencyKeyRequired = "idempotency-key-required"
-	Internal               = "internal"
+	// Internal: a broken contract inside the platform; its detail says
+	// nothing (the log has it).
+	Internal = "internal"
 )
 
 // Use is where a code is answered.
