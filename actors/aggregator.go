@@ -15,6 +15,7 @@ import (
 
 	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -82,7 +83,7 @@ type lateOrder struct {
 }
 
 func (a *aggregator) failure(err error) proto.Message {
-	return &pb.AggregatorResponse{Error: err.Error()}
+	return &pb.AggregatorResponse{Problem: failureProblem(err)}
 }
 
 func (a *aggregator) activate(identity string) error {
@@ -536,7 +537,7 @@ func (a *aggregator) allocate(ctx context.Context, c *pb.AggAllocate) (*pb.Aggre
 		refused := map[string]*pb.Problem{}
 		var mu sync.Mutex
 		err := a.callPots(ctx, calls, func(member string, resp *pb.PotResponse) {
-			if p := resp.GetProblem(); p != nil && p.Code == CodeSystemMismatch {
+			if p := resp.GetProblem(); p != nil && p.Code == problem.SystemMismatch {
 				mu.Lock()
 				refused[member] = p
 				mu.Unlock()
@@ -702,7 +703,7 @@ func (a *aggregator) callPots(ctx context.Context, calls map[string]*pb.PotReque
 			var err error
 			for attempt := 0; attempt < a.deps.Config.PotCallAttempts; attempt++ {
 				resp, err = client.Handle(ctx, member, req)
-				if err == nil && resp.GetProblem().GetCode() == CodeUnavailable {
+				if err == nil && resp.GetProblem().GetCode() == problem.Unavailable {
 					err = errors.New(resp.GetProblem().Detail)
 				}
 				if err == nil || ctx.Err() != nil {

@@ -37,7 +37,7 @@ type assetBook struct {
 }
 
 func (b *assetBook) failure(err error) proto.Message {
-	return &pb.AssetBookResponse{Error: err.Error()}
+	return &pb.AssetBookResponse{Problem: failureProblem(err)}
 }
 
 func (b *assetBook) activate(identity string) error {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -59,30 +60,6 @@ const (
 	CycleFailed   = "failed"
 )
 
-// Codes of a failed cycle's problem (CycleSummary.problem): what stopped it.
-const (
-	// CodeCycleInterrupted: a step could not finish (a node, the journal or
-	// a grain did not answer in time, or the process stopped); running the
-	// cycle again resumes it.
-	CodeCycleInterrupted = "cycle-interrupted"
-	// CodeCustodianSilent: the custodian has not reported every order in
-	// time; running the cycle again keeps waiting (orders are resent).
-	CodeCustodianSilent = "custodian-silent"
-	// CodeCustodianMismatch: the only reports of an order differ from it
-	// (units, side or price) and were refused, or (in journals written
-	// before reports were refused) a recorded execution differs from its
-	// batch: an operator must look before anything is allocated. A refused
-	// report leaves the order waiting: running the cycle again keeps
-	// waiting for a matching one.
-	CodeCustodianMismatch = "custodian-mismatch"
-	// CodePricesFeedConflict: the custodian's price feed holds other prices
-	// for the day than ACME recorded: the custodian would execute at them.
-	CodePricesFeedConflict = "prices-feed-conflict"
-	// CodeCycleUnavailable: this node cannot run cycles (no custodian
-	// connection).
-	CodeCycleUnavailable = "cycle-unavailable"
-)
-
 // CycleRunOptions are an operator's run of a cycle.
 type CycleRunOptions struct {
 	// Rebalance: after allocating, check every pot with a profile.
@@ -117,14 +94,14 @@ func problemOf(step string, err error) *pb.CycleProblem {
 	if errors.As(err, &se) {
 		return se.problem
 	}
-	return &pb.CycleProblem{Code: CodeCycleInterrupted, Resumable: true,
+	return &pb.CycleProblem{Code: problem.CycleInterrupted, Resumable: true,
 		Detail: fmt.Sprintf("the %s step could not finish: a node, a grain or the journal did not answer in time (the log has the cause); run the cycle again to resume", step)}
 }
 
 func (c *cycle) failure(err error) proto.Message { return c.failed(err) }
 
 func (c *cycle) failed(err error) *pb.CycleResponse {
-	return &pb.CycleResponse{Error: err.Error(), ErrorCode: CodeOperationFailed}
+	return &pb.CycleResponse{Problem: failureProblem(err)}
 }
 
 // busy keeps the grain active while a run goes on.
@@ -150,7 +127,7 @@ func (c *cycle) activate(identity string) error {
 		// The run's process stopped before it finished.
 		step := s.Step
 		s.Status, s.Step = CycleFailed, ""
-		s.Problem = &pb.CycleProblem{Code: CodeCycleInterrupted, Resumable: true,
+		s.Problem = &pb.CycleProblem{Code: problem.CycleInterrupted, Resumable: true,
 			Detail: fmt.Sprintf("the run stopped at the %s step when its node stopped; run the cycle again to resume", step)}
 	}
 	return nil
@@ -193,7 +170,7 @@ func (c *cycle) handle(data []byte) proto.Message {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.summary == nil {
-			return &pb.CycleResponse{Error: "no cycle has run for " + c.date.String(), ErrorCode: CodeNotFound}
+			return &pb.CycleResponse{Problem: &pb.Problem{Code: problem.NotFound, Detail: "no cycle has run for " + c.date.String()}}
 		}
 		return &pb.CycleResponse{Summary: proto.Clone(c.summary).(*pb.CycleSummary)}
 	case *pb.CycleRequest_Run:
@@ -249,7 +226,7 @@ func (c *cycle) start(run *pb.CycleRun) *pb.CycleResponse {
 		defer c.mu.Unlock()
 		c.running = false
 		c.summary.Status, c.summary.FinishedAtUnixNano = CycleFailed, nanosNow(c.deps.Now)
-		c.summary.Problem = &pb.CycleProblem{Code: CodeCycleInterrupted, Resumable: true,
+		c.summary.Problem = &pb.CycleProblem{Code: problem.CycleInterrupted, Resumable: true,
 			Detail: fmt.Sprintf("the run stopped at the %s step on an internal error (the log has it); run the cycle again to resume", c.summary.Step)}
 	}, "date", c.date)
 	return &pb.CycleResponse{Summary: proto.Clone(c.summary).(*pb.CycleSummary)}
@@ -266,9 +243,9 @@ func (c *cycle) standing() *pb.CycleResponse {
 // prices, not a dealing day or outside the window, or with an earlier
 // dealing day not complete (unless forced: it returns the days passed). It
 // also returns the late orders the aggregators rolled while answering.
-func (c *cycle) check(ctx context.Context, run *pb.CycleRun) (passed []domain.Date, rolled int64, refused *pb.CycleResponse) {
+func (c *cycle) check(ctx context.Context, run *pb.CycleRun) (passed []domain.Date, rolled int64, refusal *pb.CycleResponse) {
 	if c.deps.Custodian == nil {
-		return nil, 0, &pb.CycleResponse{Error: "this node has no custodian connection: cycles need NATS", ErrorCode: CodeOperationFailed}
+		return nil, 0, c.failed(errors.New("this node has no custodian connection: cycles need NATS"))
 	}
 	node := c.deps.clusterNode()
 	if node == nil {
@@ -285,13 +262,13 @@ func (c *cycle) check(ctx context.Context, run *pb.CycleRun) (passed []domain.Da
 	if err != nil {
 		return nil, 0, c.failed(err)
 	}
-	switch p.ErrorCode {
+	switch p.GetProblem().GetCode() {
 	case "":
-	case CodeNotFound:
-		return nil, 0, &pb.CycleResponse{ErrorCode: CodeNoPrices,
-			Error: fmt.Sprintf("no prices are recorded for %s: publish the day's closing prices (POST /v1/prices) first", c.date)}
+	case problem.NotFound:
+		return nil, 0, &pb.CycleResponse{Problem: &pb.Problem{Code: problem.NoPrices,
+			Detail: fmt.Sprintf("no prices are recorded for %s: publish the day's closing prices (POST /v1/prices) first", c.date)}}
 	default:
-		return nil, 0, &pb.CycleResponse{Error: p.Error, ErrorCode: p.ErrorCode}
+		return nil, 0, &pb.CycleResponse{Problem: p.Problem}
 	}
 	res, err := callAggregators(ctx, node, c.deps, &pb.AggregatorRequest{Command: &pb.AggregatorRequest_OpenDays{
 		OpenDays: &pb.AggOpenDays{Date: c.date.String()}}}, nil)
@@ -326,11 +303,10 @@ func (c *cycle) check(ctx context.Context, run *pb.CycleRun) (passed []domain.Da
 }
 
 func refusedRun(err error) *pb.CycleResponse {
-	code, detail, ok := refusal(err)
-	if !ok {
-		return &pb.CycleResponse{Error: err.Error(), ErrorCode: CodeOperationFailed}
+	if r := refused(err); r != nil {
+		return &pb.CycleResponse{Problem: r}
 	}
-	return &pb.CycleResponse{Error: detail, ErrorCode: code}
+	return &pb.CycleResponse{Problem: failureProblem(err)}
 }
 
 // update changes the summary under the lock.
@@ -367,15 +343,15 @@ func (c *cycle) run(rebalance bool) {
 		err = fmt.Errorf("record completion: %w", err)
 	}
 	step := s.Step
-	problem := problemOf(step, err)
-	s.Status, s.Problem, s.FinishedAtUnixNano = CycleFailed, problem, nanosNow(c.deps.Now)
+	why := problemOf(step, err)
+	s.Status, s.Problem, s.FinishedAtUnixNano = CycleFailed, why, nanosNow(c.deps.Now)
 	level := slog.LevelError
-	if problem.Resumable {
+	if why.Resumable {
 		level = slog.LevelWarn // the operator runs it again
 	}
-	c.deps.Logger.Log(ctx, level, "cycle stopped", "date", c.date, "step", step, "code", problem.Code,
-		"resumable", problem.Resumable, "err", err)
-	if aerr := c.stream.append(ctx, &pb.CycleFailed{Step: step, Problem: problem, AtUnixNano: s.FinishedAtUnixNano}); aerr != nil {
+	c.deps.Logger.Log(ctx, level, "cycle stopped", "date", c.date, "step", step, "code", why.Code,
+		"resumable", why.Resumable, "err", err)
+	if aerr := c.stream.append(ctx, &pb.CycleFailed{Step: step, Problem: why, AtUnixNano: s.FinishedAtUnixNano}); aerr != nil {
 		c.deps.Logger.Warn("cycle failure not recorded; a restart shows the run as interrupted", "date", c.date, "err", aerr)
 	}
 }
@@ -386,7 +362,7 @@ func (c *cycle) steps(ctx context.Context, rebalance bool) error {
 		return errNoNode
 	}
 	if c.deps.Custodian == nil {
-		return failedStep(CodeCycleUnavailable, false, errors.New("no custodian"), "this node has no custodian connection: cycles need NATS")
+		return failedStep(problem.CycleUnavailable, false, errors.New("no custodian"), "this node has no custodian connection: cycles need NATS")
 	}
 	date := c.date.String()
 	step := func(name string, f func() error) error {
@@ -509,8 +485,8 @@ func (c *cycle) prices(ctx context.Context, node *cluster.Node) (*pb.PricesPubli
 	if err != nil {
 		return nil, err
 	}
-	if r.ErrorCode != "" {
-		return nil, fmt.Errorf("prices of %s: %s (%s)", c.date, r.Error, r.ErrorCode)
+	if p := r.GetProblem(); p != nil {
+		return nil, fmt.Errorf("prices of %s: %s (%s)", c.date, p.Detail, p.Code)
 	}
 	_, parsed, err := decodePrices(r.Prices.Date, r.Prices.Prices)
 	if err != nil {
@@ -518,7 +494,7 @@ func (c *cycle) prices(ctx context.Context, node *cluster.Node) (*pb.PricesPubli
 	}
 	if err := c.deps.Custodian.PublishPrices(ctx, c.date, parsed); err != nil {
 		if errors.Is(err, ErrPriceFeedConflict) {
-			return nil, failedStep(CodePricesFeedConflict, false, err,
+			return nil, failedStep(problem.PricesFeedConflict, false, err,
 				"the custodian's price feed holds other prices for %s than ACME recorded, and the custodian would execute at them: settle the prices with the price provider before running the cycle again", c.date)
 		}
 		return nil, fmt.Errorf("price feed: %w", err)
@@ -581,8 +557,8 @@ func callAggregators(ctx context.Context, node *cluster.Node, deps *DealingDeps,
 			}, "group", g); perr != nil {
 				err = perr
 			}
-			if err == nil && r.Error != "" {
-				err = errors.New(r.Error)
+			if p := r.GetProblem(); err == nil && p != nil {
+				err = errors.New(p.Detail)
 			}
 			if err != nil {
 				errs[g] = fmt.Errorf("group %d: %w", g, err)
@@ -607,8 +583,8 @@ func (c *cycle) book(ctx context.Context, node *cluster.Node, asset string, req 
 	r, err := cluster.CallWithin(ctx, node, c.deps.Config.StepTimeout, func(opts ...protocluster.GrainCallOption) (*pb.AssetBookResponse, error) {
 		return pb.GetAssetBookGrainClient(node.Cluster(), c.date.String()+"/"+asset).Handle(req, opts...)
 	})
-	if err == nil && r.Error != "" {
-		err = errors.New(r.Error)
+	if p := r.GetProblem(); err == nil && p != nil {
+		err = errors.New(p.Detail)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("asset book %s: %w", asset, err)
@@ -643,7 +619,7 @@ func (c *cycle) awaitExecutions(ctx context.Context, node *cluster.Node, parts m
 		if waiting == 0 {
 			for _, asset := range slices.Sorted(maps.Keys(books)) {
 				if m := books[asset].Execution.Mismatch; m != "" {
-					return failedStep(CodeCustodianMismatch, false, errors.New(m),
+					return failedStep(problem.CustodianMismatch, false, errors.New(m),
 						"the custodian's execution of %s differs from the batch (%s): nothing was allocated; compare the custodian's report with the batch before anything else", asset, m)
 				}
 			}
@@ -653,12 +629,12 @@ func (c *cycle) awaitExecutions(ctx context.Context, node *cluster.Node, parts m
 			for _, asset := range slices.Sorted(maps.Keys(books)) {
 				if b := books[asset]; b.Execution == nil && len(b.Refused) > 0 {
 					last := b.Refused[len(b.Refused)-1]
-					return failedStep(CodeCustodianMismatch, true, errors.New(last.Reason),
+					return failedStep(problem.CustodianMismatch, true, errors.New(last.Reason),
 						"the custodian's report %s for %s was refused: it does not match the order sent (%s); nothing was allocated and the report is kept for investigation (reconciliation shows it); run the cycle again to keep waiting for a matching report",
 						clip(last.GetReport().GetExecutionId()), asset, last.Reason)
 				}
 			}
-			return failedStep(CodeCustodianSilent, true, errors.New("no execution report"),
+			return failedStep(problem.CustodianSilent, true, errors.New("no execution report"),
 				"the custodian has not reported %d of %d orders within %s; run the cycle again to keep waiting (orders are resent)",
 				waiting, len(books), c.deps.Config.ExecutionWait)
 		}

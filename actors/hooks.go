@@ -68,8 +68,8 @@ func (d *DealingDeps) ExecutionRecorder() func(ctx context.Context, r *pb.Execut
 			return pb.GetAssetBookGrainClient(node.Cluster(), identity).Handle(
 				&pb.AssetBookRequest{Command: &pb.AssetBookRequest_RecordExecution{RecordExecution: r}}, opts...)
 		})
-		if err == nil && resp.Error != "" {
-			err = errors.New(resp.Error)
+		if p := resp.GetProblem(); err == nil && p != nil {
+			err = errors.New(p.Detail)
 		}
 		if err != nil {
 			return fmt.Errorf("record execution %s in %s: %w", r.ExecutionId, identity, err)

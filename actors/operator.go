@@ -25,8 +25,9 @@ type Operator struct {
 	PollInterval time.Duration
 }
 
-// OperatorError is a refusal from a system grain, with its code (one of
-// the Code… constants) for the API to map, and a sentence for operators.
+// OperatorError is a refusal or a failure from a system grain: its code
+// (a code of internal/problem's table) for the API to map, and a sentence
+// for operators.
 type OperatorError struct {
 	Code    string
 	Message string
@@ -41,11 +42,12 @@ func (o Operator) timeout() time.Duration {
 	return o.CallTimeout
 }
 
-func operatorError(code, msg string) error {
-	if msg == "" && code == "" {
+// operatorError is a system grain's problem as an error (nil for none).
+func operatorError(p *pb.Problem) error {
+	if p == nil {
 		return nil
 	}
-	return &OperatorError{Code: code, Message: msg}
+	return &OperatorError{Code: p.Code, Message: p.Detail}
 }
 
 // errNoDate: a caller passed the zero date; the grain identities are dates.
@@ -88,7 +90,7 @@ func (o Operator) pricesCall(ctx context.Context, date domain.Date, req *pb.Pric
 	if err != nil {
 		return nil, err
 	}
-	return r, operatorError(r.ErrorCode, r.Error)
+	return r, operatorError(r.Problem)
 }
 
 func (o Operator) cycle(ctx context.Context, date domain.Date, req *pb.CycleRequest) (*pb.CycleSummary, error) {
@@ -101,7 +103,7 @@ func (o Operator) cycle(ctx context.Context, date domain.Date, req *pb.CycleRequ
 	if err != nil {
 		return nil, err
 	}
-	return r.Summary, operatorError(r.ErrorCode, r.Error)
+	return r.Summary, operatorError(r.Problem)
 }
 
 // Cycle reads a date's cycle summary.
@@ -198,5 +200,5 @@ func (o Operator) reconciliationCall(ctx context.Context, id string, req *pb.Rec
 	if err != nil {
 		return nil, err
 	}
-	return r, operatorError(r.ErrorCode, r.Error)
+	return r, operatorError(r.Problem)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
@@ -168,7 +169,7 @@ func (a *potActor) Receive(ctx actor.Context) {
 		a.idle.touch()
 		if msg.Request == nil {
 			a.respond(ctx, &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{
-				Code: CodeInvalidRequest, Detail: "a call without a request"}}}, msg.CallId)
+				Code: problem.InvalidRequest, Detail: "a call without a request"}}}, msg.CallId)
 			return
 		}
 		if a.shed(ctx, msg) {
@@ -221,7 +222,7 @@ func (a *potActor) shed(ctx actor.Context, call *pb.PotCall) bool {
 		m.Shed.WithLabelValues(reason).Inc()
 		m.Requests.WithLabelValues(commandName(call.Request), "shed").Inc()
 	}
-	a.respond(ctx, &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: CodeUnavailable,
+	a.respond(ctx, &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: problem.Unavailable,
 		Detail: detail + "; retry with the same idempotency key"}}}, call.CallId)
 	return true
 }
@@ -354,11 +355,12 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 	}
 	cmd, isCommand, err := command(req)
 	if err != nil {
-		a.enqueue(ctx, answer(problemResponse(err), "refused", nil), nil)
+		a.enqueue(ctx, answer(a.problemResponse(err), "refused", nil), nil)
 		return
 	}
 	if !isCommand {
-		a.enqueue(ctx, answer(a.query(req, a.context(a.deps.Market.OpenFrom())), "ok", nil), nil)
+		resp := a.query(req, a.context(a.deps.Market.OpenFrom()))
+		a.enqueue(ctx, answer(resp, outcomeOf(resp), nil), nil)
 		return
 	}
 	openFrom, release := a.deps.Market.Hold()
@@ -381,7 +383,8 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 			a.enqueue(ctx, answer(unavailable(), "failed", release), nil)
 			return
 		}
-		a.enqueue(ctx, answer(problemResponse(err), "refused", release), nil)
+		resp := a.problemResponse(err)
+		a.enqueue(ctx, answer(resp, outcomeOf(resp), release), nil)
 		return
 	}
 	events := make([]persistence.NewEvent, 0, len(dec.Events))
@@ -610,7 +613,7 @@ func (a *potActor) commandReply(req *pb.PotRequest, dec domain.Decision, dctx *d
 // before it is durable (the reply waits for that).
 func (a *potActor) query(req *pb.PotRequest, dctx *domain.Context) *pb.PotResponse {
 	if !a.pot.Opened {
-		return problemResponse(&domain.RefusalError{Err: domain.ErrPotNotFound, Detail: "member " + a.member + " has no pot"})
+		return a.problemResponse(&domain.RefusalError{Err: domain.ErrPotNotFound, Detail: "member " + a.member + " has no pot"})
 	}
 	v := a.viewer(dctx)
 	resp := &pb.PotResponse{Version: a.pot.Version}
@@ -620,7 +623,7 @@ func (a *potActor) query(req *pb.PotRequest, dctx *domain.Context) *pb.PotRespon
 	case *pb.PotRequest_GetOrder:
 		o, ok := a.pot.Orders[q.GetOrder.OrderId]
 		if !ok {
-			return problemResponse(&domain.RefusalError{Err: domain.ErrOrderNotFound, Detail: "no order " + q.GetOrder.OrderId})
+			return a.problemResponse(&domain.RefusalError{Err: domain.ErrOrderNotFound, Detail: "no order " + q.GetOrder.OrderId})
 		}
 		resp.Result = &pb.PotResponse_Order{Order: v.order(o)}
 	case *pb.PotRequest_ListOrders:
@@ -628,7 +631,7 @@ func (a *potActor) query(req *pb.PotRequest, dctx *domain.Context) *pb.PotRespon
 	case *pb.PotRequest_GetStatement:
 		st, err := a.statement(q.GetStatement)
 		if err != nil {
-			return problemResponse(err)
+			return a.problemResponse(err)
 		}
 		resp.Result = &pb.PotResponse_Statement{Statement: st}
 	}
@@ -696,12 +699,25 @@ func (a *potActor) respond(ctx actor.Context, resp *pb.PotResponse, call uint64)
 	ctx.Respond(resp)
 }
 
-func problemResponse(err error) *pb.PotResponse {
-	return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: problem(err)}}
+func (a *potActor) problemResponse(err error) *pb.PotResponse {
+	return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: potProblem(err, a.deps.Logger, "member", a.member)}}
+}
+
+// outcomeOf is the metrics outcome of a reply that is not a replay: failed
+// if the pot could not answer it (unavailable), refused for any other
+// problem, else ok.
+func outcomeOf(resp *pb.PotResponse) string {
+	switch p := resp.GetProblem(); {
+	case p == nil:
+		return "ok"
+	case p.Code == problem.Unavailable:
+		return "failed"
+	}
+	return "refused"
 }
 
 func unavailable() *pb.PotResponse {
-	return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: CodeUnavailable,
+	return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: problem.Unavailable,
 		Detail: "the pot could not make the request durable; retry with the same idempotency key"}}}
 }
 

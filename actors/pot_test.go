@@ -18,6 +18,7 @@ import (
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -56,10 +57,10 @@ func TestPotGrainServesAMember(t *testing.T) {
 		t.Fatalf("repeat answered %v, want a replay of %s", again, mv.Id)
 	}
 	// The same key with another body is refused.
-	if p := w.mustProblem(m, contribute("k-c1", "999.00")); p.Code != actors.CodeIdempotencyConflict {
+	if p := w.mustProblem(m, contribute("k-c1", "999.00")); p.Code != problem.IdempotencyConflict {
 		t.Fatalf("same key, other body: %v", p)
 	}
-	if p := w.mustProblem(m, buy("k-b2", "GB00BD8R3K42", "0.01")); p.Code != actors.CodeInsufficientFunds {
+	if p := w.mustProblem(m, buy("k-b2", "GB00BD8R3K42", "0.01")); p.Code != problem.InsufficientFunds {
 		t.Fatalf("buy without cash: %v", p)
 	}
 	if v := w.must(m, getPot()).GetPot().Version; v != before {
@@ -71,7 +72,7 @@ func TestPotGrainServesAMember(t *testing.T) {
 	if replayed.Version != before || !replayed.Cash.Reserved.Equal(domain.MustMoney("1000.00")) {
 		t.Fatalf("journal replays to version %d with %+v", replayed.Version, replayed.Cash)
 	}
-	if p := w.mustProblem("M-nobody", getPot()); p.Code != actors.CodePotNotFound {
+	if p := w.mustProblem("M-nobody", getPot()); p.Code != problem.PotNotFound {
 		t.Fatalf("pot of a stranger: %v", p)
 	}
 }
@@ -163,7 +164,7 @@ func TestPotGrainDoubleActivationNeverForks(t *testing.T) {
 	}
 	w.must(m, contribute("first", "5.00"))
 	resp := rogue.call(t, contribute("stale", "7.00"))
-	if p := resp.GetProblem(); p == nil || p.Code != actors.CodeUnavailable {
+	if p := resp.GetProblem(); p == nil || p.Code != problem.Unavailable {
 		t.Fatalf("stale activation answered %v, want unavailable", resp)
 	}
 
@@ -259,7 +260,7 @@ func (r rogue) call(t *testing.T, req *pb.PotRequest) *pb.PotResponse {
 	if err != nil {
 		// A rogue that stopped before answering (it lost a race): treated
 		// as a failure, which is what a caller would see.
-		return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: actors.CodeUnavailable, Detail: err.Error()}}}
+		return &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: problem.Unavailable, Detail: err.Error()}}}
 	}
 	resp, ok := res.(*pb.PotResponse)
 	if !ok {
@@ -438,7 +439,7 @@ func TestPotGrainStopsWhenItPanics(t *testing.T) {
 	}))
 	defer system.Root.Stop(watcher)
 	resp := r.call(t, contribute("c", "1.00"))
-	if p := resp.GetProblem(); p == nil || p.Code != actors.CodeUnavailable || p.Detail == "future: timeout" {
+	if p := resp.GetProblem(); p == nil || p.Code != problem.Unavailable || p.Detail == "future: timeout" {
 		t.Fatalf("panicking pot answered %v, want an immediate unavailable", resp)
 	}
 	select {

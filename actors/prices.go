@@ -9,67 +9,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/proto/pb"
 )
-
-// Codes of the operators' requests: prices, cycles and reconciliations (the
-// gateway maps each to a status).
-const (
-	CodePricesInvalid   = "invalid-prices"  // 400
-	CodePricesConflict  = "prices-conflict" // 409: other prices recorded; a correction needs a reason
-	CodePricesUsed      = "prices-used"     // 422: a cycle used the prices; no correction
-	CodeNoPrices        = "no-prices"       // 409: a cycle for a date without prices
-	CodeNotFound        = "not-found"       // 404
-	CodeRunning         = "running"         // 409: still under way; ask again
-	CodeNotDealingDay   = "not-dealing-day" // 422
-	CodeOutsideWindow   = "outside-window"  // 422
-	CodeEarlierDayOpen  = "earlier-day-open"
-	CodeAsOfUnavailable = "as-of-unavailable" // 422
-	// CodeOperationFailed: an operator's request could not be carried out
-	// now (a journal or a grain did not answer); nothing was refused, and
-	// asking again is safe. 503.
-	CodeOperationFailed = "operation-failed"
-)
-
-// operatorRefusals maps the domain's refusals of operators' requests to
-// their codes.
-var operatorRefusals = []struct {
-	err  error
-	code string
-}{
-	{domain.ErrNotDealingDay, CodeNotDealingDay},
-	{domain.ErrOutsideWindow, CodeOutsideWindow},
-	{domain.ErrEarlierDayOpen, CodeEarlierDayOpen},
-	{domain.ErrPricesUsed, CodePricesUsed},
-	{domain.ErrCorrectionNoReason, CodePricesConflict},
-	{domain.ErrAsOfUnavailable, CodeAsOfUnavailable},
-}
-
-// OperationCodes lists every code the operators' requests answer with.
-func OperationCodes() []string {
-	out := []string{CodePricesInvalid, CodeNoPrices, CodeNotFound, CodeOperationFailed}
-	for _, r := range operatorRefusals {
-		if !slices.Contains(out, r.code) {
-			out = append(out, r.code)
-		}
-	}
-	return out
-}
-
-// refusal is the code and the sentence of a domain refusal of an operator's
-// request; ok is false for any other error.
-func refusal(err error) (code, detail string, ok bool) {
-	for _, r := range operatorRefusals {
-		if errors.Is(err, r.err) {
-			var re *domain.RefusalError
-			if errors.As(err, &re) && re.Detail != "" {
-				return r.code, re.Detail, true
-			}
-			return r.code, err.Error(), true
-		}
-	}
-	return "", "", false
-}
 
 // The prices grain: one per date. It records the date's closing prices
 // (stream "prices/<date>"), where every node's market follower finds them.
@@ -90,7 +32,7 @@ type prices struct {
 func (p *prices) failure(err error) proto.Message { return p.failed(err) }
 
 func (p *prices) failed(err error) *pb.PricesResponse {
-	return &pb.PricesResponse{Error: err.Error(), ErrorCode: CodeOperationFailed}
+	return &pb.PricesResponse{Problem: failureProblem(err)}
 }
 
 func (p *prices) activate(identity string) error {
@@ -144,7 +86,7 @@ func (p *prices) handle(data []byte) proto.Message {
 	switch c := req.Command.(type) {
 	case *pb.PricesRequest_Get:
 		if p.current() == nil {
-			return &pb.PricesResponse{Error: "no prices are recorded for " + p.date.String(), ErrorCode: CodeNotFound}
+			return &pb.PricesResponse{Problem: &pb.Problem{Code: problem.NotFound, Detail: "no prices are recorded for " + p.date.String()}}
 		}
 		return p.view()
 	case *pb.PricesRequest_Publish:
@@ -158,7 +100,7 @@ func (p *prices) handle(data []byte) proto.Message {
 func (p *prices) publish(ctx context.Context, in *pb.PricesPublished) *pb.PricesResponse {
 	parsed, err := p.validate(in)
 	if err != nil {
-		return &pb.PricesResponse{Error: err.Error(), ErrorCode: CodePricesInvalid}
+		return &pb.PricesResponse{Problem: &pb.Problem{Code: problem.InvalidPrices, Detail: err.Error()}}
 	}
 	var recorded map[domain.ISIN]domain.Price
 	if cur := p.current(); cur != nil {
@@ -182,8 +124,8 @@ func (p *prices) publish(ctx context.Context, in *pb.PricesPublished) *pb.Prices
 	if err == nil {
 		err = domain.CheckOperatorDate(p.deps.Calendar, p.deps.window(register), "prices", p.date)
 	}
-	if code, detail, ok := refusal(err); ok {
-		return &pb.PricesResponse{Error: detail, ErrorCode: code, Prices: p.current(), History: p.history, Used: p.used}
+	if r := refused(err); r != nil {
+		return &pb.PricesResponse{Problem: r, Prices: p.current(), History: p.history, Used: p.used}
 	}
 	if err != nil {
 		return p.failed(err)
@@ -217,7 +159,7 @@ func (p *prices) publish(ctx context.Context, in *pb.PricesPublished) *pb.Prices
 // so no decision of the day can see other prices.
 func (p *prices) use(ctx context.Context) *pb.PricesResponse {
 	if p.current() == nil {
-		return &pb.PricesResponse{Error: "no prices are recorded for " + p.date.String(), ErrorCode: CodeNoPrices}
+		return &pb.PricesResponse{Problem: &pb.Problem{Code: problem.NoPrices, Detail: "no prices are recorded for " + p.date.String()}}
 	}
 	if !p.used {
 		if err := p.stream.append(ctx, &pb.PricesUsed{Date: p.date.String(), AtUnixNano: nanosNow(p.deps.Now)}); err != nil {

@@ -1,88 +1,57 @@
 package actors
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
+	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
-// Problem codes: the stable names of refusals on the wire. The gateway maps
-// each to an HTTP status and an RFC 7807 type (gateway/problems.go); tests
-// check the two tables agree.
-const (
-	CodePotNotFound         = "pot-not-found"
-	CodePotAlreadyOpen      = "pot-already-open"
-	CodeUnknownProfile      = "unknown-profile"
-	CodeUnknownAsset        = "unknown-asset"
-	CodeNoPrice             = "no-price"
-	CodeInsufficientFunds   = "insufficient-funds"
-	CodeInsufficientUnits   = "insufficient-units"
-	CodeAmountAboveValue    = "amount-above-value"
-	CodePotLimit            = "pot-limit"
-	CodeOrderNotFound       = "order-not-found"
-	CodeOrderCutOff         = "order-cut-off"
-	CodeOrderNotCancellable = "order-not-cancellable"
-	CodeIdempotencyConflict = "idempotency-conflict"
-	CodeSameAsset           = "same-asset"
-	CodeInvalidRequest      = "invalid-request"
-	CodeSystemMismatch      = "system-mismatch"
-	// CodeUnavailable: the pot could not make the request durable (its
-	// journal failed or another activation won); nothing was acknowledged
-	// and a retry with the same idempotency key is safe.
-	CodeUnavailable = "unavailable"
-)
+// Every grain answers a refusal or a failure with a pb.Problem: a code of
+// internal/problem's table (the gateway maps it to an HTTP status) and a
+// sentence.
 
-// refusalCodes maps the domain's refusals to their codes.
-var refusalCodes = []struct {
-	err  error
-	code string
-}{
-	{domain.ErrPotNotFound, CodePotNotFound},
-	{domain.ErrPotAlreadyOpen, CodePotAlreadyOpen},
-	{domain.ErrUnknownProfile, CodeUnknownProfile},
-	{domain.ErrUnknownAsset, CodeUnknownAsset},
-	{domain.ErrNoPrice, CodeNoPrice},
-	{domain.ErrInsufficientFunds, CodeInsufficientFunds},
-	{domain.ErrInsufficientUnits, CodeInsufficientUnits},
-	{domain.ErrAmountAboveValue, CodeAmountAboveValue},
-	{domain.ErrPotLimit, CodePotLimit},
-	{domain.ErrOrderNotFound, CodeOrderNotFound},
-	{domain.ErrOrderCutOff, CodeOrderCutOff},
-	{domain.ErrOrderNotCancellable, CodeOrderNotCancellable},
-	{domain.ErrIdempotencyConflict, CodeIdempotencyConflict},
-	{domain.ErrSameAsset, CodeSameAsset},
-	{domain.ErrInvalidCommand, CodeInvalidRequest},
-	{domain.ErrSystemMismatch, CodeSystemMismatch},
-}
-
-// ProblemCodes lists every code a pot can answer with.
-func ProblemCodes() []string {
-	out := []string{CodeUnavailable}
-	for _, r := range refusalCodes {
-		out = append(out, r.code)
+// refused is the wire form of a domain refusal: its row of the table and
+// the refusal's own sentence (the code says the rest). It is nil for any
+// other error.
+func refused(err error) *pb.Problem {
+	t, ok := problem.Of(err)
+	if !ok {
+		return nil
 	}
-	return out
+	return &pb.Problem{Code: t.Code, Detail: problem.Detail(err)}
 }
 
-// problem is the wire form of a refusal. Value errors and unreadable
-// requests are invalid requests; anything else unknown is a bug, reported as
-// unavailable so that nothing is claimed done.
-func problem(err error) *pb.Problem {
-	for _, r := range refusalCodes {
-		if errors.Is(err, r.err) {
-			// The refusal's own sentence, for people; the code says the rest.
-			detail := err.Error()
-			var refusal *domain.RefusalError
-			if errors.As(err, &refusal) && refusal.Detail != "" {
-				detail = refusal.Detail
-			}
-			return &pb.Problem{Code: r.code, Detail: detail}
-		}
+// potProblem is the wire form of a pot's refusal. Value errors and
+// unreadable requests are invalid requests. Anything else is a journal that
+// failed or a bug: it is answered unavailable, so that nothing is claimed
+// done, and its cause, which the answer does not carry, is logged here with
+// attrs (the member): at WARN for a journal that did not answer in time or
+// is closing (the caller retries), else at ERROR.
+func potProblem(err error, log *slog.Logger, attrs ...any) *pb.Problem {
+	if p := refused(err); p != nil {
+		return p
 	}
 	var ve *domain.ValueError
 	if errors.As(err, &ve) || errors.Is(err, errBadRequest) {
-		return &pb.Problem{Code: CodeInvalidRequest, Detail: err.Error()}
+		return &pb.Problem{Code: problem.InvalidRequest, Detail: err.Error()}
 	}
-	return &pb.Problem{Code: CodeUnavailable, Detail: "the pot could not complete the request"}
+	level := slog.LevelError
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, persistence.ErrClosed) {
+		level = slog.LevelWarn
+	}
+	log.Log(context.Background(), level, "pot request failed; answered unavailable", append(attrs, "err", err)...)
+	return &pb.Problem{Code: problem.Unavailable, Detail: "the pot could not complete the request"}
+}
+
+// failureProblem is the wire form of a system grain's failure: nothing was
+// refused, the request could not be carried out now (a journal or another
+// grain did not answer, or a bug). Its detail is the Go error, for the
+// caller's log; the gateway shows none of it and answers unavailable.
+func failureProblem(err error) *pb.Problem {
+	return &pb.Problem{Code: problem.OperationFailed, Detail: err.Error()}
 }

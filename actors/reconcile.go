@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -23,10 +24,6 @@ import (
 const ReconciliationKind = "Reconciliation"
 
 func reconciliationStream(id string) string { return "recon/" + id }
-
-// CodeReconciliationInterrupted: a reconciliation run could not finish;
-// running it again retries.
-const CodeReconciliationInterrupted = "reconciliation-interrupted"
 
 // The reconciliation: one grain per run. It proves, exactly, that the pots
 // plus ACME's house account equal what the custodian holds, and records the
@@ -60,7 +57,7 @@ type reconciliation struct {
 }
 
 func (r *reconciliation) failure(err error) proto.Message {
-	return &pb.ReconciliationResponse{Error: err.Error(), ErrorCode: CodeOperationFailed}
+	return &pb.ReconciliationResponse{Problem: failureProblem(err)}
 }
 
 // busy keeps the grain active while a run goes on.
@@ -112,10 +109,10 @@ func (r *reconciliation) handle(data []byte) proto.Message {
 	case r.running != nil:
 		return &pb.ReconciliationResponse{Running: true, Report: r.running, ProgressDone: r.done, ProgressTotal: int64(PotGroups(r.deps.Journal))}
 	case r.failed != nil:
-		return &pb.ReconciliationResponse{Problem: &pb.CycleProblem{Code: CodeReconciliationInterrupted, Resumable: true,
+		return &pb.ReconciliationResponse{RunProblem: &pb.CycleProblem{Code: problem.ReconciliationInterrupted, Resumable: true,
 			Detail: "the reconciliation could not finish: a node, a grain, the journal or the custodian did not answer in time (the log has the cause); run it again with the same id"}}
 	}
-	return &pb.ReconciliationResponse{Error: "no reconciliation " + r.id, ErrorCode: CodeNotFound}
+	return &pb.ReconciliationResponse{Problem: &pb.Problem{Code: problem.NotFound, Detail: "no reconciliation " + r.id}}
 }
 
 // start checks the run's date and starts it in the background; it answers
@@ -124,8 +121,8 @@ func (r *reconciliation) start(c *pb.ReconRun) *pb.ReconciliationResponse {
 	ctx, cancel := context.WithTimeout(context.Background(), r.deps.Config.StepTimeout)
 	defer cancel()
 	asOf, err := r.asOf(ctx, c.AsOf)
-	if code, detail, ok := refusal(err); ok {
-		return &pb.ReconciliationResponse{Error: detail, ErrorCode: code}
+	if p := refused(err); p != nil {
+		return &pb.ReconciliationResponse{Problem: p}
 	}
 	if err != nil {
 		return r.failure(err).(*pb.ReconciliationResponse)

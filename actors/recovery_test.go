@@ -12,6 +12,7 @@ import (
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/persistence"
@@ -53,7 +54,7 @@ func TestPotPanicRecoversFromTheJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := resp.GetProblem(); p == nil || p.Code != actors.CodeUnavailable {
+	if p := resp.GetProblem(); p == nil || p.Code != problem.Unavailable {
 		t.Fatalf("the request that panicked was answered %v, want unavailable", resp)
 	}
 	if got := recovered.Count("grain/"+actors.PotKind) - before; got != 1 {

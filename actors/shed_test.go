@@ -12,6 +12,7 @@ import (
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/pebble"
 	"github.com/acme/mastertrust/proto/pb"
@@ -33,7 +34,7 @@ func TestPotDropsExpiredCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := reply.(*pb.PotResponse).GetProblem(); p.GetCode() != actors.CodeUnavailable || !strings.Contains(p.GetDetail(), "nothing was done") {
+	if p := reply.(*pb.PotResponse).GetProblem(); p.GetCode() != problem.Unavailable || !strings.Contains(p.GetDetail(), "nothing was done") {
 		t.Fatalf("expired call answered %v, want unavailable", reply)
 	}
 	if v := w.journalPot(m).Version; v != before {
@@ -85,7 +86,7 @@ func TestPotShedsMemberRequestsAtPendingMax(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := resp.GetProblem(); p.GetCode() != actors.CodeUnavailable || !strings.Contains(p.GetDetail(), "nothing was done") {
+	if p := resp.GetProblem(); p.GetCode() != problem.Unavailable || !strings.Contains(p.GetDetail(), "nothing was done") {
 		t.Fatalf("member request at PendingMax answered %v, want unavailable", resp)
 	}
 	if took := time.Since(start); took > time.Second {
@@ -104,7 +105,7 @@ func TestPotShedsMemberRequestsAtPendingMax(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := resp.GetProblem(); p == nil || p.Code == actors.CodeUnavailable {
+	if p := resp.GetProblem(); p == nil || p.Code == problem.Unavailable {
 		t.Fatalf("system command at PendingMax answered %v, want the pot's own refusal", resp)
 	}
 

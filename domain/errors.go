@@ -7,7 +7,8 @@ import (
 
 // Business refusals of pot commands. Each is a sentinel checked with
 // errors.Is; Decide wraps it in a *RefusalError saying what exactly was
-// refused. The gateway maps each to one problem type (docs/api.md, "Errors": 422, 404, 409).
+// refused. Each has one problem code, with its HTTP status, in the table of
+// internal/problem (docs/api.md, "Errors": 422, 404, 409).
 var (
 	ErrPotNotFound         = errors.New("domain: pot not found")
 	ErrPotAlreadyOpen      = errors.New("domain: pot already open")

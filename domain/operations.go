@@ -15,7 +15,7 @@ import (
 
 // Refusals of operator requests. Each is a sentinel checked with errors.Is,
 // wrapped in a *RefusalError that says what exactly was refused and what the
-// operator can do.
+// operator can do; each has one problem code in the table of internal/problem.
 var (
 	ErrNotDealingDay      = errors.New("domain: not a dealing day")
 	ErrOutsideWindow      = errors.New("domain: outside the dealing window")

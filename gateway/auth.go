@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/acme/mastertrust/internal/problem"
 )
 
 // access is who may use a route.
@@ -29,11 +31,11 @@ const (
 func (s *Server) authorize(r *http.Request, a access) (Claims, *Problem) {
 	auth := r.Header.Values("Authorization")
 	if len(auth) == 0 {
-		return Claims{}, newProblem(codeUnauthorized, "an Authorization: Bearer <token> header is required")
+		return Claims{}, newProblem(problem.Unauthorized, "an Authorization: Bearer <token> header is required")
 	}
 	scheme, token, ok := strings.Cut(auth[0], " ")
 	if len(auth) > 1 || !ok || !strings.EqualFold(scheme, "Bearer") {
-		return Claims{}, newProblem(codeUnauthorized, "the Authorization header must be Bearer <token>, once")
+		return Claims{}, newProblem(problem.Unauthorized, "the Authorization header must be Bearer <token>, once")
 	}
 	claims, err := VerifyToken(s.cfg.TokenSecret, strings.TrimSpace(token), s.cfg.Now())
 	if err != nil {
@@ -44,7 +46,7 @@ func (s *Server) authorize(r *http.Request, a access) (Claims, *Problem) {
 		case errors.Is(err, ErrTokenNotYetValid):
 			detail = "the token is not valid yet (check the clocks)"
 		}
-		return Claims{}, newProblem(codeUnauthorized, detail)
+		return Claims{}, newProblem(problem.Unauthorized, detail)
 	}
 	if claims.Role == RoleOperator {
 		return claims, nil
@@ -56,8 +58,8 @@ func (s *Server) authorize(r *http.Request, a access) (Claims, *Problem) {
 		if r.PathValue("memberId") == claims.Subject {
 			return claims, nil
 		}
-		return claims, newProblem(codeForbidden, "a member token reaches only its own pot")
+		return claims, newProblem(problem.Forbidden, "a member token reaches only its own pot")
 	default:
-		return claims, newProblem(codeForbidden, "this endpoint needs an operator token")
+		return claims, newProblem(problem.Forbidden, "this endpoint needs an operator token")
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -253,7 +254,7 @@ func (s *Server) postReconciliation(w http.ResponseWriter, r *http.Request, _ Cl
 		return
 	}
 	status := http.StatusOK
-	if resp.Running || resp.Problem != nil {
+	if resp.Running || resp.RunProblem != nil {
 		status = http.StatusAccepted
 		w.Header().Set("Location", "/v1/reconciliations/"+id)
 	}
@@ -345,19 +346,20 @@ func (s *Server) operations(w http.ResponseWriter, r *http.Request, fe fieldErro
 		return nil, false
 	}
 	if s.cfg.Operations == nil {
-		s.writeProblem(w, r, newProblem(codeUnavailable, "this gateway runs no dealing operations"))
+		s.writeProblem(w, r, newProblem(problem.Unavailable, "this gateway runs no dealing operations"))
 		return nil, false
 	}
 	return s.cfg.Operations, true
 }
 
-// writeOperationError answers an operation's failure: its refusal code
-// through the problem table, anything else as 503. What went wrong inside
-// (a Go error) is logged, never shown.
+// writeOperationError answers an operation's failure: a refusal's code
+// through the problem table (internal/problem), anything else as 503. What
+// went wrong inside (a Go error, the detail of an operation-failed) is
+// logged, never shown.
 func (s *Server) writeOperationError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	var oe *actors.OperatorError
-	if errors.As(err, &oe) && oe.Code != actors.CodeOperationFailed {
-		if _, known := problemTable[oe.Code]; known {
+	if errors.As(err, &oe) {
+		if _, known := problem.HTTP(oe.Code); known {
 			s.writeProblem(w, r, newProblem(oe.Code, oe.Message))
 			return
 		}
@@ -367,11 +369,11 @@ func (s *Server) writeOperationError(w http.ResponseWriter, r *http.Request, op 
 		// A bug (logged and counted where it was recovered), not a grain
 		// that is away.
 		s.log.Error("gateway: operation panicked", "op", op, "request_id", w.Header().Get("X-Request-Id"), "err", err)
-		s.writeProblem(w, r, newProblem(codeInternal, ""))
+		s.writeProblem(w, r, newProblem(problem.Internal, ""))
 		return
 	}
 	s.log.Warn("gateway: operation failed", "op", op, "request_id", w.Header().Get("X-Request-Id"), "err", err)
-	s.writeProblem(w, r, newProblem(codeUnavailable, fmt.Sprintf("could not %s now; asking again is safe", op)))
+	s.writeProblem(w, r, newProblem(problem.Unavailable, fmt.Sprintf("could not %s now; asking again is safe", op)))
 }
 
 // cycleJSON is the cycle summary of docs/api.md.
@@ -561,8 +563,8 @@ func reconciliationJSON(id string, resp *pb.ReconciliationResponse) reportJSON {
 		out.Progress = &progressJSON{Done: resp.ProgressDone, Total: resp.ProgressTotal, Unit: "groups"}
 		out.Summary = fmt.Sprintf("Reconciliation %s as of %s: running, %d of %d groups done.", id, out.AsOf, resp.ProgressDone, resp.ProgressTotal)
 	case r == nil:
-		out.Status, out.Problem = reconciliationFailed, runProblem(resp.Problem)
-		out.Summary = fmt.Sprintf("Reconciliation %s failed: %s", id, resp.GetProblem().GetDetail())
+		out.Status, out.Problem = reconciliationFailed, runProblem(resp.RunProblem)
+		out.Summary = fmt.Sprintf("Reconciliation %s failed: %s", id, resp.GetRunProblem().GetDetail())
 	default:
 		out.Status, out.Summary, out.reportFigures = reconciliationComplete, ReconciliationSummary(r), figures(r)
 	}

@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/acme/mastertrust/internal/problem"
 )
 
 // Strict decoding of request bodies. A body must be sent as
@@ -42,7 +44,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, fe *fieldErrors) 
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, bodyBytesMax))
 	if len(data) > 0 || err != nil {
 		if msg := jsonMediaType(r.Header); msg != "" {
-			fe.addProblem(codeUnsupportedMediaType, "Content-Type", "%s", msg)
+			fe.addProblem(problem.UnsupportedMediaType, "Content-Type", "%s", msg)
 			return false
 		}
 	}

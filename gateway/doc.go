@@ -10,9 +10,10 @@
 // the configured timeout. Nothing reaches a pot until the request is known
 // to be well formed: a bad request is a 400 and costs the pot nothing.
 //
-// Errors are RFC 7807 problem details (problems.go): one table maps every
-// problem code (the pot's refusals and the gateway's own) to an HTTP status,
-// a type URI and a title. A pot that cannot be reached in time is a 503 with
+// Errors are RFC 7807 problem details (problems.go): every problem code
+// (the grains' refusals and the gateway's own) gets its HTTP status and
+// title from the one table of internal/problem, and its type URI from its
+// code. A pot that cannot be reached in time is a 503 with
 // Retry-After; a Go error string never reaches a client.
 //
 // Idempotency is the pot's: the gateway passes the Idempotency-Key header

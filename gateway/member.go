@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
@@ -68,7 +69,7 @@ func (s *Server) openPot(w http.ResponseWriter, r *http.Request, claims Claims) 
 	var body openPotBody
 	if decodeBody(w, r, &body, &fe) {
 		if claims.Role == RoleMember && body.MemberID != "" && body.MemberID != claims.Subject {
-			s.writeProblem(w, r, newProblem(codeForbidden, "a member token opens only its own pot"))
+			s.writeProblem(w, r, newProblem(problem.Forbidden, "a member token opens only its own pot"))
 			return
 		}
 		switch {

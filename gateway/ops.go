@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/recovered"
 )
 
@@ -45,7 +46,7 @@ func (s *Server) getCluster(w http.ResponseWriter, r *http.Request, _ Claims) {
 	infos, err := s.cfg.Cluster.Members(ctx)
 	if err != nil {
 		s.log.Warn("gateway: list cluster members", "request_id", w.Header().Get("X-Request-Id"), "err", err)
-		s.writeProblem(w, r, newProblem(codeUnavailable, "the cluster's members could not be listed in time"))
+		s.writeProblem(w, r, newProblem(problem.Unavailable, "the cluster's members could not be listed in time"))
 		return
 	}
 	out := clusterJSON{Members: make([]clusterMemberJSON, 0, len(infos))}
@@ -90,7 +91,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ Claims) {
 	}
 	if err != nil {
 		s.log.Warn("gateway: not ready", "err", err, "check_duration", time.Since(start))
-		s.writeProblem(w, r, newProblem(codeUnavailable, "not ready"))
+		s.writeProblem(w, r, newProblem(problem.Unavailable, "not ready"))
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, statusJSON{Status: "ready"})

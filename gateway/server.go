@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -126,14 +127,14 @@ func (s *Server) buildMux() *http.ServeMux {
 		allowed := strings.Join(allow, ", ")
 		mux.Handle(p, s.instrument(route{pattern: p, access: accessPublic, handle: func(w http.ResponseWriter, r *http.Request, _ Claims) {
 			w.Header().Set("Allow", allowed)
-			s.writeProblem(w, r, newProblem(codeMethodNotAllowed, fmt.Sprintf("%s is not served at this path; allowed: %s", r.Method, allowed)))
+			s.writeProblem(w, r, newProblem(problem.MethodNotAllowed, fmt.Sprintf("%s is not served at this path; allowed: %s", r.Method, allowed)))
 		}}))
 	}
 	mux.Handle("/", s.instrument(route{pattern: "unmatched", access: accessPublic, handle: func(w http.ResponseWriter, r *http.Request, _ Claims) {
-		s.writeProblem(w, r, newProblem(codeNotFound, "no such endpoint: see docs/openapi.yaml"))
+		s.writeProblem(w, r, newProblem(problem.NotFound, "no such endpoint: see docs/openapi.yaml"))
 	}}))
 	s.uncanonical = s.instrument(route{pattern: "unmatched", access: accessPublic, handle: func(w http.ResponseWriter, r *http.Request, _ Claims) {
-		s.writeProblem(w, r, newProblem(codeNotFound,
+		s.writeProblem(w, r, newProblem(problem.NotFound,
 			`no such endpoint: a path has no ".", ".." or empty segments; see docs/openapi.yaml`))
 	}})
 	return mux
@@ -186,7 +187,7 @@ func (s *Server) instrument(rt route) http.Handler {
 				// learns only that it failed, and the request id to quote.
 				recovered.Report(s.log, "gateway", v, "request_id", id, "route", label, "method", r.Method, "path", r.URL.Path)
 				if rec.status == 0 {
-					s.writeProblem(rec, r, newProblem(codeInternal, ""))
+					s.writeProblem(rec, r, newProblem(problem.Internal, ""))
 				} else {
 					// Part of an answer is out: too late for a problem.
 					// Abort the connection, so the client cannot take the
@@ -217,7 +218,7 @@ func (s *Server) instrument(rt route) http.Handler {
 			}
 			if !s.takeSlot(r.Context(), slots) {
 				s.metrics.shed.Inc()
-				s.writeProblem(rec, r, newProblem(codeUnavailable, shedDetail))
+				s.writeProblem(rec, r, newProblem(problem.Unavailable, shedDetail))
 				return
 			}
 			defer func() { <-slots }()
@@ -290,7 +291,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	data, err := json.Marshal(v)
 	if err != nil {
 		s.log.Error("gateway: encode response", "request_id", w.Header().Get("X-Request-Id"), "err", err)
-		s.writeProblem(w, r, newProblem(codeInternal, ""))
+		s.writeProblem(w, r, newProblem(problem.Internal, ""))
 		return
 	}
 	s.writeBody(w, status, "application/json", append(data, '\n'))
@@ -361,17 +362,17 @@ func (s *Server) callPot(w http.ResponseWriter, r *http.Request, command, member
 		// recovered): a bug, not a pot that is away.
 		outcome = outcomeError
 		s.log.Error("gateway: pot call panicked", "request_id", id, "command", command, "member", member, "err", err)
-		s.writeProblem(w, r, newProblem(codeInternal, ""))
+		s.writeProblem(w, r, newProblem(problem.Internal, ""))
 		return nil
 	case err != nil:
 		outcome = s.logCallError(r.Context(), id, command, member, err)
-		s.writeProblem(w, r, newProblem(codeUnavailable,
+		s.writeProblem(w, r, newProblem(problem.Unavailable,
 			"the pot did not answer in time; retry with the same Idempotency-Key, which makes the retry safe"))
 		return nil
 	case resp == nil:
 		outcome = outcomeError
 		s.log.Error("gateway: pot answered nothing", "request_id", id, "command", command, "member", member)
-		s.writeProblem(w, r, newProblem(codeInternal, ""))
+		s.writeProblem(w, r, newProblem(problem.Internal, ""))
 		return nil
 	}
 	if p := resp.GetProblem(); p != nil {
@@ -407,12 +408,13 @@ func (s *Server) logCallError(ctx context.Context, id, command, member string, e
 	}
 }
 
-// potProblem maps a pot's refusal through the problem table.
+// potProblem maps a pot's refusal through the problem table
+// (internal/problem).
 func (s *Server) potProblem(id, command, member string, p *pb.Problem) *Problem {
-	if _, ok := problemTable[p.GetCode()]; !ok {
+	if _, ok := problem.HTTP(p.GetCode()); !ok {
 		s.log.Error("gateway: pot answered an unknown problem code", "request_id", id, "command", command,
 			"member", member, "code", p.GetCode(), "detail", p.GetDetail())
-		return newProblem(codeInternal, "")
+		return newProblem(problem.Internal, "")
 	}
 	prob := newProblem(p.GetCode(), potDetail(p.GetDetail()))
 	switch prob.Status {
@@ -450,5 +452,5 @@ func potResult[T any](s *Server, w http.ResponseWriter, r *http.Request, command
 func (s *Server) unexpected(w http.ResponseWriter, r *http.Request, command string, resp *pb.PotResponse) {
 	s.log.Error("gateway: pot answered with an unexpected result", "request_id", w.Header().Get("X-Request-Id"),
 		"command", command, "result", fmt.Sprintf("%T", resp.GetResult()))
-	s.writeProblem(w, r, newProblem(codeInternal, ""))
+	s.writeProblem(w, r, newProblem(problem.Internal, ""))
 }

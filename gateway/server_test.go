@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/proto/pb"
@@ -214,7 +215,7 @@ func TestUncanonicalPaths(t *testing.T) {
 			var prob Problem
 			if err := json.Unmarshal(rec.Body.Bytes(), &prob); err != nil && method != "HEAD" {
 				t.Errorf("%s %s: %v in %q", method, p, err, rec.Body)
-			} else if method != "HEAD" && prob.Code != codeNotFound {
+			} else if method != "HEAD" && prob.Code != problem.NotFound {
 				t.Errorf("%s %s: problem %+v", method, p, prob)
 			}
 		}

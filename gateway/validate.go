@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 )
 
 // Validation at the edge: what can be checked without the pot's state is
@@ -132,7 +133,7 @@ func idempotencyKey(r *http.Request, fe *fieldErrors) string {
 // would pay or trade twice.
 func requiredIdempotencyKey(r *http.Request, fe *fieldErrors) string {
 	if len(r.Header.Values("Idempotency-Key")) == 0 {
-		fe.addProblem(codeIdempotencyKeyRequired, "Idempotency-Key",
+		fe.addProblem(problem.IdempotencyKeyRequired, "Idempotency-Key",
 			"this request moves money or places or cancels an order: send an Idempotency-Key header (1 to %d "+
 				"printable ASCII characters, new for each request), so that a retry of it is answered, not done twice",
 			idempotencyKeyBytesMax)

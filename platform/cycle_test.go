@@ -22,6 +22,7 @@ import (
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/internal/natsmsg"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/persistence/pebble"
 	"github.com/acme/mastertrust/platform"
@@ -314,8 +315,8 @@ func TestFailedCycleIsRecordedAndResumes(t *testing.T) {
 	defer cancel()
 	s, err := w.operator.RunCycle(ctx, mon, actors.CycleRunOptions{Rebalance: true}, nil)
 	var oe *actors.OperatorError
-	if !errors.As(err, &oe) || oe.Code != actors.CodeCustodianSilent {
-		t.Fatalf("cycle with the custodian out: %v (summary %v), want %s", err, s, actors.CodeCustodianSilent)
+	if !errors.As(err, &oe) || oe.Code != problem.CustodianSilent {
+		t.Fatalf("cycle with the custodian out: %v (summary %v), want %s", err, s, problem.CustodianSilent)
 	}
 	p := s.GetProblem()
 	if s.Status != actors.CycleFailed || s.Step != "executions" || !p.GetResumable() ||
@@ -330,7 +331,7 @@ func TestFailedCycleIsRecordedAndResumes(t *testing.T) {
 
 	w.restartNode()
 	got, err := w.operator.Cycle(ctx, mon)
-	if err != nil || got.Status != actors.CycleFailed || got.GetProblem().GetCode() != actors.CodeCustodianSilent || got.Step != "executions" {
+	if err != nil || got.Status != actors.CycleFailed || got.GetProblem().GetCode() != problem.CustodianSilent || got.Step != "executions" {
 		t.Fatalf("the failed cycle after a restart: %v %v", got, err)
 	}
 

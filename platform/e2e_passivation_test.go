@@ -14,6 +14,7 @@ import (
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/persistence/pebble"
 	"github.com/acme/mastertrust/platform"
@@ -71,7 +72,7 @@ func TestE2EPotPassivationKeepsReplies(t *testing.T) {
 					resp, err := node.Pots.Handle(ctx, member, req)
 					cancel()
 					switch {
-					case err == nil && resp.GetProblem().GetCode() != actors.CodeUnavailable:
+					case err == nil && resp.GetProblem().GetCode() != problem.Unavailable:
 						return nil
 					case time.Now().After(deadline):
 						return fmt.Errorf("no answer: %v", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsmsg"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -42,7 +43,7 @@ func TestForgedExecutionReportIsRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s, err := w.operator.RunCycle(ctx, mon, actors.CycleRunOptions{}, nil)
-	requireCycleProblem(t, err, actors.CodeCustodianSilent)
+	requireCycleProblem(t, err, problem.CustodianSilent)
 	require.NotEmpty(t, s.Orders)
 	order := s.Orders[0]
 
@@ -70,7 +71,7 @@ func TestForgedExecutionReportIsRefused(t *testing.T) {
 	})
 
 	s, err = w.operator.RunCycle(ctx, mon, actors.CycleRunOptions{}, nil)
-	requireCycleProblem(t, err, actors.CodeCustodianMismatch)
+	requireCycleProblem(t, err, problem.CustodianMismatch)
 	assert.True(t, s.GetProblem().GetResumable(), "a refused report leaves the order waiting")
 	assert.Contains(t, s.GetProblem().GetDetail(), `"forged-1"`)
 	assert.Contains(t, s.GetProblem().GetDetail(), `price "0.01", order 1`)

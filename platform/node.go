@@ -17,6 +17,7 @@ import (
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -85,7 +86,7 @@ func recordFeedPrices(op actors.Operator, log *slog.Logger) custodian.PricesHand
 	return func(ctx context.Context, date domain.Date, prices map[domain.ISIN]domain.Price) error {
 		_, err := op.PublishPrices(ctx, actors.PricesPublication{Date: date, Prices: prices, By: "feed"})
 		var oe *actors.OperatorError
-		if errors.As(err, &oe) && oe.Code != actors.CodeOperationFailed {
+		if errors.As(err, &oe) && oe.Code != problem.OperationFailed {
 			// Refused for good (invalid, other prices recorded, not a
 			// dealing day…): redelivering would not change it.
 			log.Warn("prices on the feed refused", "date", date, "code", oe.Code, "reason", oe.Message)

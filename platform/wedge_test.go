@@ -8,6 +8,7 @@ import (
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
@@ -26,8 +27,8 @@ func TestLargestPotsDealADay(t *testing.T) {
 		w.pot(m, &pb.PotRequest{IdempotencyKey: "max", Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: "1000000000000.00"}}})
 		resp, err := w.node.Pots.Handle(ctx, m, &pb.PotRequest{IdempotencyKey: "more",
 			Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: "0.01"}}})
-		if err != nil || resp.GetProblem().GetCode() != actors.CodePotLimit {
-			t.Fatalf("%s: a contribution past the pot's limit: %v %v, want %s", m, resp, err, actors.CodePotLimit)
+		if err != nil || resp.GetProblem().GetCode() != problem.PotLimit {
+			t.Fatalf("%s: a contribution past the pot's limit: %v %v, want %s", m, resp, err, problem.PotLimit)
 		}
 	}
 	mon := domain.MustDate("2026-11-23")

@@ -82,18 +82,18 @@ var layers = map[string]layer{
 	},
 	"actors": {
 		why:       "the grains: decide with domain, append to the journal contract, reply; the backends and NATS are wired in by platform",
-		imports:   []string{"cluster", "codec", "domain", "internal/recovered", "persistence", "proto/pb"},
+		imports:   []string{"cluster", "codec", "domain", "internal/problem", "internal/recovered", "persistence", "proto/pb"},
 		notLinked: []string{"github.com/cockroachdb/pebble", "github.com/nats-io/"},
 	},
 	"gateway": {
 		why:       "stateless HTTP: reaches state only through the grains (actors' clients, cluster), never the journal",
-		imports:   []string{"actors", "cluster", "domain", "internal/recovered", "proto/pb"},
+		imports:   []string{"actors", "cluster", "domain", "internal/problem", "internal/recovered", "proto/pb"},
 		notLinked: []string{"github.com/cockroachdb/pebble", "github.com/nats-io/"},
 	},
 	"platform": {
 		why: "assembles processes from the parts: the one place that knows them all",
 		imports: []string{"actors", "cluster", "custodian", "custodian/simulator", "domain", "gateway",
-			"internal/natsembed", "internal/natsmsg", "persistence", "persistence/jetstream", "persistence/pebble", "proto/pb"},
+			"internal/natsembed", "internal/natsmsg", "internal/problem", "persistence", "persistence/jetstream", "persistence/pebble", "proto/pb"},
 	},
 	"bench": {
 		why: "workloads against the parts and the assembled platform, with their raw baselines",
@@ -108,6 +108,11 @@ var layers = map[string]layer{
 	"internal/natsembed": {why: "an embedded NATS server: standalone"},
 	"internal/natsmsg":   {why: "NATS message headers naming a protobuf payload: standalone"},
 	"internal/pki":       {why: "certificates and TLS configurations for the platform's connections: standalone"},
+	"internal/problem": {
+		why:        "the one table of problem codes, statuses, titles and the domain's sentinels: data, no I/O",
+		imports:    []string{"domain"},
+		thirdParty: []string{},
+	},
 	"internal/recovered": {why: "panics turned into errors and counted: standalone"},
 	"internal/repotest":  {why: "tests of the repository as a whole: no code"},
 	"internal/testkit":   {why: "test logs and polling: standalone"},

@@ -1280,60 +1280,6 @@ func (*PotResponse_Statement) isPotResponse_Result() {}
 
 func (*PotResponse_Ack) isPotResponse_Result() {}
 
-// Problem is a refusal: code is stable ("insufficient-funds", …), detail a
-// sentence for people.
-type Problem struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Detail        string                 `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Problem) Reset() {
-	*x = Problem{}
-	mi := &file_pot_proto_msgTypes[17]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Problem) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Problem) ProtoMessage() {}
-
-func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[17]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Problem.ProtoReflect.Descriptor instead.
-func (*Problem) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{17}
-}
-
-func (x *Problem) GetCode() string {
-	if x != nil {
-		return x.Code
-	}
-	return ""
-}
-
-func (x *Problem) GetDetail() string {
-	if x != nil {
-		return x.Detail
-	}
-	return ""
-}
-
 type Ack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1342,7 +1288,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_pot_proto_msgTypes[18]
+	mi := &file_pot_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1354,7 +1300,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[18]
+	mi := &file_pot_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1367,7 +1313,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{18}
+	return file_pot_proto_rawDescGZIP(), []int{17}
 }
 
 type CashView struct {
@@ -1381,7 +1327,7 @@ type CashView struct {
 
 func (x *CashView) Reset() {
 	*x = CashView{}
-	mi := &file_pot_proto_msgTypes[19]
+	mi := &file_pot_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1339,7 @@ func (x *CashView) String() string {
 func (*CashView) ProtoMessage() {}
 
 func (x *CashView) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[19]
+	mi := &file_pot_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1352,7 @@ func (x *CashView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CashView.ProtoReflect.Descriptor instead.
 func (*CashView) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{19}
+	return file_pot_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CashView) GetAvailable() string {
@@ -1445,7 +1391,7 @@ type HoldingView struct {
 
 func (x *HoldingView) Reset() {
 	*x = HoldingView{}
-	mi := &file_pot_proto_msgTypes[20]
+	mi := &file_pot_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1403,7 @@ func (x *HoldingView) String() string {
 func (*HoldingView) ProtoMessage() {}
 
 func (x *HoldingView) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[20]
+	mi := &file_pot_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1416,7 @@ func (x *HoldingView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldingView.ProtoReflect.Descriptor instead.
 func (*HoldingView) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{20}
+	return file_pot_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HoldingView) GetAsset() string {
@@ -1537,7 +1483,7 @@ type PotView struct {
 
 func (x *PotView) Reset() {
 	*x = PotView{}
-	mi := &file_pot_proto_msgTypes[21]
+	mi := &file_pot_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1549,7 +1495,7 @@ func (x *PotView) String() string {
 func (*PotView) ProtoMessage() {}
 
 func (x *PotView) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[21]
+	mi := &file_pot_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1562,7 +1508,7 @@ func (x *PotView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PotView.ProtoReflect.Descriptor instead.
 func (*PotView) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{21}
+	return file_pot_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PotView) GetMemberId() string {
@@ -1633,7 +1579,7 @@ type TradeView struct {
 
 func (x *TradeView) Reset() {
 	*x = TradeView{}
-	mi := &file_pot_proto_msgTypes[22]
+	mi := &file_pot_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1645,7 +1591,7 @@ func (x *TradeView) String() string {
 func (*TradeView) ProtoMessage() {}
 
 func (x *TradeView) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[22]
+	mi := &file_pot_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1658,7 +1604,7 @@ func (x *TradeView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TradeView.ProtoReflect.Descriptor instead.
 func (*TradeView) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{22}
+	return file_pot_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TradeView) GetId() string {
@@ -1759,7 +1705,7 @@ type ContractNote struct {
 
 func (x *ContractNote) Reset() {
 	*x = ContractNote{}
-	mi := &file_pot_proto_msgTypes[23]
+	mi := &file_pot_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1717,7 @@ func (x *ContractNote) String() string {
 func (*ContractNote) ProtoMessage() {}
 
 func (x *ContractNote) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[23]
+	mi := &file_pot_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1730,7 @@ func (x *ContractNote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContractNote.ProtoReflect.Descriptor instead.
 func (*ContractNote) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{23}
+	return file_pot_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ContractNote) GetTradeId() string {
@@ -1881,7 +1827,7 @@ type OrderView struct {
 
 func (x *OrderView) Reset() {
 	*x = OrderView{}
-	mi := &file_pot_proto_msgTypes[24]
+	mi := &file_pot_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1893,7 +1839,7 @@ func (x *OrderView) String() string {
 func (*OrderView) ProtoMessage() {}
 
 func (x *OrderView) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[24]
+	mi := &file_pot_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1906,7 +1852,7 @@ func (x *OrderView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderView.ProtoReflect.Descriptor instead.
 func (*OrderView) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{24}
+	return file_pot_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OrderView) GetId() string {
@@ -1987,7 +1933,7 @@ type MovementView struct {
 
 func (x *MovementView) Reset() {
 	*x = MovementView{}
-	mi := &file_pot_proto_msgTypes[25]
+	mi := &file_pot_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +1945,7 @@ func (x *MovementView) String() string {
 func (*MovementView) ProtoMessage() {}
 
 func (x *MovementView) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[25]
+	mi := &file_pot_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +1958,7 @@ func (x *MovementView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MovementView.ProtoReflect.Descriptor instead.
 func (*MovementView) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{25}
+	return file_pot_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MovementView) GetId() string {
@@ -2074,7 +2020,7 @@ type OrderList struct {
 
 func (x *OrderList) Reset() {
 	*x = OrderList{}
-	mi := &file_pot_proto_msgTypes[26]
+	mi := &file_pot_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2032,7 @@ func (x *OrderList) String() string {
 func (*OrderList) ProtoMessage() {}
 
 func (x *OrderList) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[26]
+	mi := &file_pot_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2045,7 @@ func (x *OrderList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderList.ProtoReflect.Descriptor instead.
 func (*OrderList) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{26}
+	return file_pot_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *OrderList) GetOrders() []*OrderView {
@@ -2131,7 +2077,7 @@ type StatementEntry struct {
 
 func (x *StatementEntry) Reset() {
 	*x = StatementEntry{}
-	mi := &file_pot_proto_msgTypes[27]
+	mi := &file_pot_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2143,7 +2089,7 @@ func (x *StatementEntry) String() string {
 func (*StatementEntry) ProtoMessage() {}
 
 func (x *StatementEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[27]
+	mi := &file_pot_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2156,7 +2102,7 @@ func (x *StatementEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatementEntry.ProtoReflect.Descriptor instead.
 func (*StatementEntry) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{27}
+	return file_pot_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StatementEntry) GetAt() string {
@@ -2217,7 +2163,7 @@ type Statement struct {
 
 func (x *Statement) Reset() {
 	*x = Statement{}
-	mi := &file_pot_proto_msgTypes[28]
+	mi := &file_pot_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2229,7 +2175,7 @@ func (x *Statement) String() string {
 func (*Statement) ProtoMessage() {}
 
 func (x *Statement) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[28]
+	mi := &file_pot_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2242,7 +2188,7 @@ func (x *Statement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Statement.ProtoReflect.Descriptor instead.
 func (*Statement) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{28}
+	return file_pot_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Statement) GetEntries() []*StatementEntry {
@@ -2256,7 +2202,7 @@ var File_pot_proto protoreflect.FileDescriptor
 
 const file_pot_proto_rawDesc = "" +
 	"\n" +
-	"\tpot.proto\x12\x0emastertrust.v1\x1a\fevents.proto\"\xb0\a\n" +
+	"\tpot.proto\x12\x0emastertrust.v1\x1a\fevents.proto\x1a\rproblem.proto\"\xb0\a\n" +
 	"\n" +
 	"PotRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x124\n" +
@@ -2345,10 +2291,7 @@ const file_pot_proto_rawDesc = "" +
 	" \x01(\bR\breplayed\x12\x18\n" +
 	"\aversion\x18\v \x01(\x04R\aversion\x12\x17\n" +
 	"\acall_id\x18\f \x01(\x04R\x06callIdB\b\n" +
-	"\x06result\"5\n" +
-	"\aProblem\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\"\x05\n" +
+	"\x06result\"\x05\n" +
 	"\x03Ack\"^\n" +
 	"\bCashView\x12\x1c\n" +
 	"\tavailable\x18\x01 \x01(\tR\tavailable\x12\x1a\n" +
@@ -2448,7 +2391,7 @@ func file_pot_proto_rawDescGZIP() []byte {
 	return file_pot_proto_rawDescData
 }
 
-var file_pot_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_pot_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_pot_proto_goTypes = []any{
 	(*PotRequest)(nil),     // 0: mastertrust.v1.PotRequest
 	(*PotCall)(nil),        // 1: mastertrust.v1.PotCall
@@ -2467,21 +2410,21 @@ var file_pot_proto_goTypes = []any{
 	(*GetOrder)(nil),       // 14: mastertrust.v1.GetOrder
 	(*GetStatement)(nil),   // 15: mastertrust.v1.GetStatement
 	(*PotResponse)(nil),    // 16: mastertrust.v1.PotResponse
-	(*Problem)(nil),        // 17: mastertrust.v1.Problem
-	(*Ack)(nil),            // 18: mastertrust.v1.Ack
-	(*CashView)(nil),       // 19: mastertrust.v1.CashView
-	(*HoldingView)(nil),    // 20: mastertrust.v1.HoldingView
-	(*PotView)(nil),        // 21: mastertrust.v1.PotView
-	(*TradeView)(nil),      // 22: mastertrust.v1.TradeView
-	(*ContractNote)(nil),   // 23: mastertrust.v1.ContractNote
-	(*OrderView)(nil),      // 24: mastertrust.v1.OrderView
-	(*MovementView)(nil),   // 25: mastertrust.v1.MovementView
-	(*OrderList)(nil),      // 26: mastertrust.v1.OrderList
-	(*StatementEntry)(nil), // 27: mastertrust.v1.StatementEntry
-	(*Statement)(nil),      // 28: mastertrust.v1.Statement
-	nil,                    // 29: mastertrust.v1.Rebalance.PricesEntry
-	(OrderType)(0),         // 30: mastertrust.v1.OrderType
-	(*TradeExecuted)(nil),  // 31: mastertrust.v1.TradeExecuted
+	(*Ack)(nil),            // 17: mastertrust.v1.Ack
+	(*CashView)(nil),       // 18: mastertrust.v1.CashView
+	(*HoldingView)(nil),    // 19: mastertrust.v1.HoldingView
+	(*PotView)(nil),        // 20: mastertrust.v1.PotView
+	(*TradeView)(nil),      // 21: mastertrust.v1.TradeView
+	(*ContractNote)(nil),   // 22: mastertrust.v1.ContractNote
+	(*OrderView)(nil),      // 23: mastertrust.v1.OrderView
+	(*MovementView)(nil),   // 24: mastertrust.v1.MovementView
+	(*OrderList)(nil),      // 25: mastertrust.v1.OrderList
+	(*StatementEntry)(nil), // 26: mastertrust.v1.StatementEntry
+	(*Statement)(nil),      // 27: mastertrust.v1.Statement
+	nil,                    // 28: mastertrust.v1.Rebalance.PricesEntry
+	(OrderType)(0),         // 29: mastertrust.v1.OrderType
+	(*TradeExecuted)(nil),  // 30: mastertrust.v1.TradeExecuted
+	(*Problem)(nil),        // 31: mastertrust.v1.Problem
 }
 var file_pot_proto_depIdxs = []int32{
 	2,  // 0: mastertrust.v1.PotRequest.open_pot:type_name -> mastertrust.v1.OpenPot
@@ -2499,23 +2442,23 @@ var file_pot_proto_depIdxs = []int32{
 	14, // 12: mastertrust.v1.PotRequest.get_order:type_name -> mastertrust.v1.GetOrder
 	15, // 13: mastertrust.v1.PotRequest.get_statement:type_name -> mastertrust.v1.GetStatement
 	0,  // 14: mastertrust.v1.PotCall.request:type_name -> mastertrust.v1.PotRequest
-	30, // 15: mastertrust.v1.PlaceOrder.type:type_name -> mastertrust.v1.OrderType
-	29, // 16: mastertrust.v1.Rebalance.prices:type_name -> mastertrust.v1.Rebalance.PricesEntry
-	31, // 17: mastertrust.v1.AllocateTrades.executions:type_name -> mastertrust.v1.TradeExecuted
-	17, // 18: mastertrust.v1.PotResponse.problem:type_name -> mastertrust.v1.Problem
-	21, // 19: mastertrust.v1.PotResponse.pot:type_name -> mastertrust.v1.PotView
-	25, // 20: mastertrust.v1.PotResponse.movement:type_name -> mastertrust.v1.MovementView
-	24, // 21: mastertrust.v1.PotResponse.order:type_name -> mastertrust.v1.OrderView
-	26, // 22: mastertrust.v1.PotResponse.orders:type_name -> mastertrust.v1.OrderList
-	28, // 23: mastertrust.v1.PotResponse.statement:type_name -> mastertrust.v1.Statement
-	18, // 24: mastertrust.v1.PotResponse.ack:type_name -> mastertrust.v1.Ack
-	19, // 25: mastertrust.v1.PotView.cash:type_name -> mastertrust.v1.CashView
-	20, // 26: mastertrust.v1.PotView.holdings:type_name -> mastertrust.v1.HoldingView
-	22, // 27: mastertrust.v1.OrderView.trades:type_name -> mastertrust.v1.TradeView
-	23, // 28: mastertrust.v1.OrderView.contract_notes:type_name -> mastertrust.v1.ContractNote
-	24, // 29: mastertrust.v1.MovementView.orders:type_name -> mastertrust.v1.OrderView
-	24, // 30: mastertrust.v1.OrderList.orders:type_name -> mastertrust.v1.OrderView
-	27, // 31: mastertrust.v1.Statement.entries:type_name -> mastertrust.v1.StatementEntry
+	29, // 15: mastertrust.v1.PlaceOrder.type:type_name -> mastertrust.v1.OrderType
+	28, // 16: mastertrust.v1.Rebalance.prices:type_name -> mastertrust.v1.Rebalance.PricesEntry
+	30, // 17: mastertrust.v1.AllocateTrades.executions:type_name -> mastertrust.v1.TradeExecuted
+	31, // 18: mastertrust.v1.PotResponse.problem:type_name -> mastertrust.v1.Problem
+	20, // 19: mastertrust.v1.PotResponse.pot:type_name -> mastertrust.v1.PotView
+	24, // 20: mastertrust.v1.PotResponse.movement:type_name -> mastertrust.v1.MovementView
+	23, // 21: mastertrust.v1.PotResponse.order:type_name -> mastertrust.v1.OrderView
+	25, // 22: mastertrust.v1.PotResponse.orders:type_name -> mastertrust.v1.OrderList
+	27, // 23: mastertrust.v1.PotResponse.statement:type_name -> mastertrust.v1.Statement
+	17, // 24: mastertrust.v1.PotResponse.ack:type_name -> mastertrust.v1.Ack
+	18, // 25: mastertrust.v1.PotView.cash:type_name -> mastertrust.v1.CashView
+	19, // 26: mastertrust.v1.PotView.holdings:type_name -> mastertrust.v1.HoldingView
+	21, // 27: mastertrust.v1.OrderView.trades:type_name -> mastertrust.v1.TradeView
+	22, // 28: mastertrust.v1.OrderView.contract_notes:type_name -> mastertrust.v1.ContractNote
+	23, // 29: mastertrust.v1.MovementView.orders:type_name -> mastertrust.v1.OrderView
+	23, // 30: mastertrust.v1.OrderList.orders:type_name -> mastertrust.v1.OrderView
+	26, // 31: mastertrust.v1.Statement.entries:type_name -> mastertrust.v1.StatementEntry
 	0,  // 32: mastertrust.v1.Pot.Handle:input_type -> mastertrust.v1.PotRequest
 	16, // 33: mastertrust.v1.Pot.Handle:output_type -> mastertrust.v1.PotResponse
 	33, // [33:34] is the sub-list for method output_type
@@ -2531,6 +2474,7 @@ func file_pot_proto_init() {
 		return
 	}
 	file_events_proto_init()
+	file_problem_proto_init()
 	file_pot_proto_msgTypes[0].OneofWrappers = []any{
 		(*PotRequest_OpenPot)(nil),
 		(*PotRequest_Contribute)(nil),
@@ -2562,7 +2506,7 @@ func file_pot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pot_proto_rawDesc), len(file_pot_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -2895,7 +2895,8 @@ func (x *AggReconcile) GetAsOf() string {
 
 type AggregatorResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Error string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	// problem: why the request failed (operation-failed).
+	Problem *Problem `protobuf:"bytes,12,opt,name=problem,proto3" json:"problem,omitempty"`
 	// For settle: trades told to settle. For close: orders in the batch and
 	// orders rolled. For price: the parts. For allocate: pots allocated. For
 	// sweep: pots checked and traded.
@@ -2943,11 +2944,11 @@ func (*AggregatorResponse) Descriptor() ([]byte, []int) {
 	return file_system_proto_rawDescGZIP(), []int{38}
 }
 
-func (x *AggregatorResponse) GetError() string {
+func (x *AggregatorResponse) GetProblem() *Problem {
 	if x != nil {
-		return x.Error
+		return x.Problem
 	}
-	return ""
+	return nil
 }
 
 func (x *AggregatorResponse) GetTradesSettled() int64 {
@@ -3297,14 +3298,15 @@ func (*BookStatus) Descriptor() ([]byte, []int) {
 }
 
 type AssetBookResponse struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Error     string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	Batch     *BatchRecorded         `protobuf:"bytes,2,opt,name=batch,proto3" json:"batch,omitempty"`
-	Execution *ExecutionRecorded     `protobuf:"bytes,3,opt,name=execution,proto3" json:"execution,omitempty"`
-	Parts     uint32                 `protobuf:"varint,4,opt,name=parts,proto3" json:"parts,omitempty"`
-	Attempts  uint32                 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// problem: why the request failed (operation-failed).
+	Problem   *Problem           `protobuf:"bytes,6,opt,name=problem,proto3" json:"problem,omitempty"`
+	Batch     *BatchRecorded     `protobuf:"bytes,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	Execution *ExecutionRecorded `protobuf:"bytes,3,opt,name=execution,proto3" json:"execution,omitempty"`
+	Parts     uint32             `protobuf:"varint,4,opt,name=parts,proto3" json:"parts,omitempty"`
+	Attempts  uint32             `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	// refused: the reports refused for this book, oldest first.
-	Refused       []*ExecutionRefused `protobuf:"bytes,6,rep,name=refused,proto3" json:"refused,omitempty"`
+	Refused       []*ExecutionRefused `protobuf:"bytes,7,rep,name=refused,proto3" json:"refused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3339,11 +3341,11 @@ func (*AssetBookResponse) Descriptor() ([]byte, []int) {
 	return file_system_proto_rawDescGZIP(), []int{43}
 }
 
-func (x *AssetBookResponse) GetError() string {
+func (x *AssetBookResponse) GetProblem() *Problem {
 	if x != nil {
-		return x.Error
+		return x.Problem
 	}
-	return ""
+	return nil
 }
 
 func (x *AssetBookResponse) GetBatch() *BatchRecorded {
@@ -3572,9 +3574,9 @@ func (*CycleGet) Descriptor() ([]byte, []int) {
 
 type CycleResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Error string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	// error_code: "no-prices" (409), "not-found", "" otherwise.
-	ErrorCode     string        `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	// problem: a refusal (no-prices, not-found, not-dealing-day, …) or a
+	// failure (operation-failed).
+	Problem       *Problem      `protobuf:"bytes,4,opt,name=problem,proto3" json:"problem,omitempty"`
 	Summary       *CycleSummary `protobuf:"bytes,3,opt,name=summary,proto3" json:"summary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3610,18 +3612,11 @@ func (*CycleResponse) Descriptor() ([]byte, []int) {
 	return file_system_proto_rawDescGZIP(), []int{47}
 }
 
-func (x *CycleResponse) GetError() string {
+func (x *CycleResponse) GetProblem() *Problem {
 	if x != nil {
-		return x.Error
+		return x.Problem
 	}
-	return ""
-}
-
-func (x *CycleResponse) GetErrorCode() string {
-	if x != nil {
-		return x.ErrorCode
-	}
-	return ""
+	return nil
 }
 
 func (x *CycleResponse) GetSummary() *CycleSummary {
@@ -3803,10 +3798,12 @@ func (*PricesUse) Descriptor() ([]byte, []int) {
 }
 
 type PricesResponse struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Error     string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	ErrorCode string                 `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	Prices    *PricesPublished       `protobuf:"bytes,3,opt,name=prices,proto3" json:"prices,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// problem: a refusal (invalid-prices, prices-conflict, not-found, …) or
+	// a failure (operation-failed). A refused publication also carries the
+	// prices recorded.
+	Problem *Problem         `protobuf:"bytes,6,opt,name=problem,proto3" json:"problem,omitempty"`
+	Prices  *PricesPublished `protobuf:"bytes,3,opt,name=prices,proto3" json:"prices,omitempty"`
 	// history: the first publication and every correction, oldest first.
 	History       []*PricesPublished `protobuf:"bytes,4,rep,name=history,proto3" json:"history,omitempty"`
 	Used          bool               `protobuf:"varint,5,opt,name=used,proto3" json:"used,omitempty"`
@@ -3844,18 +3841,11 @@ func (*PricesResponse) Descriptor() ([]byte, []int) {
 	return file_system_proto_rawDescGZIP(), []int{51}
 }
 
-func (x *PricesResponse) GetError() string {
+func (x *PricesResponse) GetProblem() *Problem {
 	if x != nil {
-		return x.Error
+		return x.Problem
 	}
-	return ""
-}
-
-func (x *PricesResponse) GetErrorCode() string {
-	if x != nil {
-		return x.ErrorCode
-	}
-	return ""
+	return nil
 }
 
 func (x *PricesResponse) GetPrices() *PricesPublished {
@@ -4052,18 +4042,19 @@ func (*ReconGet) Descriptor() ([]byte, []int) {
 }
 
 type ReconciliationResponse struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Error     string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	ErrorCode string                 `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	Report    *ReconciliationReport  `protobuf:"bytes,3,opt,name=report,proto3" json:"report,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// problem: a refusal (as-of-unavailable, not-found) or a failure
+	// (operation-failed).
+	Problem *Problem              `protobuf:"bytes,8,opt,name=problem,proto3" json:"problem,omitempty"`
+	Report  *ReconciliationReport `protobuf:"bytes,3,opt,name=report,proto3" json:"report,omitempty"`
 	// running: the run is under way (ask again); report is set once done,
 	// and holds the run's id, date and scope meanwhile.
 	Running bool `protobuf:"varint,4,opt,name=running,proto3" json:"running,omitempty"`
 	// progress of a run under way: groups done of total.
 	ProgressDone  int64 `protobuf:"varint,5,opt,name=progress_done,json=progressDone,proto3" json:"progress_done,omitempty"`
 	ProgressTotal int64 `protobuf:"varint,6,opt,name=progress_total,json=progressTotal,proto3" json:"progress_total,omitempty"`
-	// problem: why the last run failed (running it again retries).
-	Problem       *CycleProblem `protobuf:"bytes,7,opt,name=problem,proto3" json:"problem,omitempty"`
+	// run_problem: why the last run failed (running it again retries).
+	RunProblem    *CycleProblem `protobuf:"bytes,7,opt,name=run_problem,json=runProblem,proto3" json:"run_problem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4098,18 +4089,11 @@ func (*ReconciliationResponse) Descriptor() ([]byte, []int) {
 	return file_system_proto_rawDescGZIP(), []int{55}
 }
 
-func (x *ReconciliationResponse) GetError() string {
+func (x *ReconciliationResponse) GetProblem() *Problem {
 	if x != nil {
-		return x.Error
+		return x.Problem
 	}
-	return ""
-}
-
-func (x *ReconciliationResponse) GetErrorCode() string {
-	if x != nil {
-		return x.ErrorCode
-	}
-	return ""
+	return nil
 }
 
 func (x *ReconciliationResponse) GetReport() *ReconciliationReport {
@@ -4140,9 +4124,9 @@ func (x *ReconciliationResponse) GetProgressTotal() int64 {
 	return 0
 }
 
-func (x *ReconciliationResponse) GetProblem() *CycleProblem {
+func (x *ReconciliationResponse) GetRunProblem() *CycleProblem {
 	if x != nil {
-		return x.Problem
+		return x.RunProblem
 	}
 	return nil
 }
@@ -4151,7 +4135,7 @@ var File_system_proto protoreflect.FileDescriptor
 
 const file_system_proto_rawDesc = "" +
 	"\n" +
-	"\fsystem.proto\x12\x0emastertrust.v1\x1a\fevents.proto\x1a\rdealing.proto\"\xef\x01\n" +
+	"\fsystem.proto\x12\x0emastertrust.v1\x1a\fevents.proto\x1a\rdealing.proto\x1a\rproblem.proto\"\xef\x01\n" +
 	"\x0fPricesPublished\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12C\n" +
 	"\x06prices\x18\x02 \x03(\v2+.mastertrust.v1.PricesPublished.PricesEntryR\x06prices\x12 \n" +
@@ -4418,9 +4402,9 @@ const file_system_proto_rawDesc = "" +
 	"\x04date\x18\x01 \x01(\tR\x04date\"7\n" +
 	"\fAggReconcile\x12\x12\n" +
 	"\x04deep\x18\x01 \x01(\bR\x04deep\x12\x13\n" +
-	"\x05as_of\x18\x02 \x01(\tR\x04asOf\"\xaf\x03\n" +
-	"\x12AggregatorResponse\x12\x14\n" +
-	"\x05error\x18\x01 \x01(\tR\x05error\x12%\n" +
+	"\x05as_of\x18\x02 \x01(\tR\x04asOf\"\xd9\x03\n" +
+	"\x12AggregatorResponse\x121\n" +
+	"\aproblem\x18\f \x01(\v2\x17.mastertrust.v1.ProblemR\aproblem\x12%\n" +
 	"\x0etrades_settled\x18\x02 \x01(\x03R\rtradesSettled\x12\x16\n" +
 	"\x06orders\x18\x03 \x01(\x03R\x06orders\x12#\n" +
 	"\rorders_rolled\x18\x04 \x01(\x03R\fordersRolled\x122\n" +
@@ -4432,7 +4416,7 @@ const file_system_proto_rawDesc = "" +
 	"\x0ereconciliation\x18\t \x01(\v2#.mastertrust.v1.GroupReconciliationR\x0ereconciliation\x12\x16\n" +
 	"\x06trades\x18\n" +
 	" \x01(\x03R\x06trades\x12\x1b\n" +
-	"\topen_days\x18\v \x03(\tR\bopenDays\"\xce\x02\n" +
+	"\topen_days\x18\v \x03(\tR\bopenDaysJ\x04\b\x01\x10\x02R\x05error\"\xce\x02\n" +
 	"\x13GroupReconciliation\x12\x12\n" +
 	"\x04pots\x18\x01 \x01(\x03R\x04pots\x12;\n" +
 	"\x06breaks\x18\x02 \x03(\v2#.mastertrust.v1.ReconciliationBreakR\x06breaks\x12;\n" +
@@ -4449,14 +4433,14 @@ const file_system_proto_rawDesc = "" +
 	"\bBookSend\x122\n" +
 	"\x05parts\x18\x01 \x03(\v2\x1c.mastertrust.v1.AssetDayPartR\x05parts\"\f\n" +
 	"\n" +
-	"BookStatus\"\x8d\x02\n" +
-	"\x11AssetBookResponse\x12\x14\n" +
-	"\x05error\x18\x01 \x01(\tR\x05error\x123\n" +
+	"BookStatus\"\xb7\x02\n" +
+	"\x11AssetBookResponse\x121\n" +
+	"\aproblem\x18\x06 \x01(\v2\x17.mastertrust.v1.ProblemR\aproblem\x123\n" +
 	"\x05batch\x18\x02 \x01(\v2\x1d.mastertrust.v1.BatchRecordedR\x05batch\x12?\n" +
 	"\texecution\x18\x03 \x01(\v2!.mastertrust.v1.ExecutionRecordedR\texecution\x12\x14\n" +
 	"\x05parts\x18\x04 \x01(\rR\x05parts\x12\x1a\n" +
 	"\battempts\x18\x05 \x01(\rR\battempts\x12:\n" +
-	"\arefused\x18\x06 \x03(\v2 .mastertrust.v1.ExecutionRefusedR\arefused\"u\n" +
+	"\arefused\x18\a \x03(\v2 .mastertrust.v1.ExecutionRefusedR\arefusedJ\x04\b\x01\x10\x02R\x05error\"u\n" +
 	"\fCycleRequest\x12,\n" +
 	"\x03run\x18\x01 \x01(\v2\x18.mastertrust.v1.CycleRunH\x00R\x03run\x12,\n" +
 	"\x03get\x18\x02 \x01(\v2\x18.mastertrust.v1.CycleGetH\x00R\x03getB\t\n" +
@@ -4467,26 +4451,24 @@ const file_system_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x0e\n" +
 	"\x02by\x18\x04 \x01(\tR\x02by\"\n" +
 	"\n" +
-	"\bCycleGet\"|\n" +
-	"\rCycleResponse\x12\x14\n" +
-	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1d\n" +
-	"\n" +
-	"error_code\x18\x02 \x01(\tR\terrorCode\x126\n" +
-	"\asummary\x18\x03 \x01(\v2\x1c.mastertrust.v1.CycleSummaryR\asummary\"\xb5\x01\n" +
+	"\bCycleGet\"\x99\x01\n" +
+	"\rCycleResponse\x121\n" +
+	"\aproblem\x18\x04 \x01(\v2\x17.mastertrust.v1.ProblemR\aproblem\x126\n" +
+	"\asummary\x18\x03 \x01(\v2\x1c.mastertrust.v1.CycleSummaryR\asummaryJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03R\x05errorR\n" +
+	"error_code\"\xb5\x01\n" +
 	"\rPricesRequest\x12;\n" +
 	"\apublish\x18\x01 \x01(\v2\x1f.mastertrust.v1.PricesPublishedH\x00R\apublish\x12-\n" +
 	"\x03get\x18\x02 \x01(\v2\x19.mastertrust.v1.PricesGetH\x00R\x03get\x12-\n" +
 	"\x03use\x18\x03 \x01(\v2\x19.mastertrust.v1.PricesUseH\x00R\x03useB\t\n" +
 	"\acommand\"\v\n" +
 	"\tPricesGet\"\v\n" +
-	"\tPricesUse\"\xcd\x01\n" +
-	"\x0ePricesResponse\x12\x14\n" +
-	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1d\n" +
-	"\n" +
-	"error_code\x18\x02 \x01(\tR\terrorCode\x127\n" +
+	"\tPricesUse\"\xea\x01\n" +
+	"\x0ePricesResponse\x121\n" +
+	"\aproblem\x18\x06 \x01(\v2\x17.mastertrust.v1.ProblemR\aproblem\x127\n" +
 	"\x06prices\x18\x03 \x01(\v2\x1f.mastertrust.v1.PricesPublishedR\x06prices\x129\n" +
 	"\ahistory\x18\x04 \x03(\v2\x1f.mastertrust.v1.PricesPublishedR\ahistory\x12\x12\n" +
-	"\x04used\x18\x05 \x01(\bR\x04used\"~\n" +
+	"\x04used\x18\x05 \x01(\bR\x04usedJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03R\x05errorR\n" +
+	"error_code\"~\n" +
 	"\x15ReconciliationRequest\x12,\n" +
 	"\x03run\x18\x01 \x01(\v2\x18.mastertrust.v1.ReconRunH\x00R\x03run\x12,\n" +
 	"\x03get\x18\x02 \x01(\v2\x18.mastertrust.v1.ReconGetH\x00R\x03getB\t\n" +
@@ -4495,16 +4477,16 @@ const file_system_proto_rawDesc = "" +
 	"\x04deep\x18\x01 \x01(\bR\x04deep\x12\x13\n" +
 	"\x05as_of\x18\x02 \x01(\tR\x04asOf\"\n" +
 	"\n" +
-	"\bReconGet\"\xa9\x02\n" +
-	"\x16ReconciliationResponse\x12\x14\n" +
-	"\x05error\x18\x01 \x01(\tR\x05error\x12\x1d\n" +
-	"\n" +
-	"error_code\x18\x02 \x01(\tR\terrorCode\x12<\n" +
+	"\bReconGet\"\xcd\x02\n" +
+	"\x16ReconciliationResponse\x121\n" +
+	"\aproblem\x18\b \x01(\v2\x17.mastertrust.v1.ProblemR\aproblem\x12<\n" +
 	"\x06report\x18\x03 \x01(\v2$.mastertrust.v1.ReconciliationReportR\x06report\x12\x18\n" +
 	"\arunning\x18\x04 \x01(\bR\arunning\x12#\n" +
 	"\rprogress_done\x18\x05 \x01(\x03R\fprogressDone\x12%\n" +
-	"\x0eprogress_total\x18\x06 \x01(\x03R\rprogressTotal\x126\n" +
-	"\aproblem\x18\a \x01(\v2\x1c.mastertrust.v1.CycleProblemR\aproblem2]\n" +
+	"\x0eprogress_total\x18\x06 \x01(\x03R\rprogressTotal\x12=\n" +
+	"\vrun_problem\x18\a \x01(\v2\x1c.mastertrust.v1.CycleProblemR\n" +
+	"runProblemJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03R\x05errorR\n" +
+	"error_code2]\n" +
 	"\n" +
 	"Aggregator\x12O\n" +
 	"\x06Handle\x12!.mastertrust.v1.AggregatorRequest\x1a\".mastertrust.v1.AggregatorResponse2Z\n" +
@@ -4598,6 +4580,7 @@ var file_system_proto_goTypes = []any{
 	(*AssetDayPart)(nil),           // 64: mastertrust.v1.AssetDayPart
 	(Side)(0),                      // 65: mastertrust.v1.Side
 	(*ExecutionReport)(nil),        // 66: mastertrust.v1.ExecutionReport
+	(*Problem)(nil),                // 67: mastertrust.v1.Problem
 }
 var file_system_proto_depIdxs = []int32{
 	56, // 0: mastertrust.v1.PricesPublished.prices:type_name -> mastertrust.v1.PricesPublished.PricesEntry
@@ -4633,45 +4616,50 @@ var file_system_proto_depIdxs = []int32{
 	61, // 30: mastertrust.v1.AggAllocate.prices:type_name -> mastertrust.v1.AggAllocate.PricesEntry
 	62, // 31: mastertrust.v1.AggAllocate.execution_ids:type_name -> mastertrust.v1.AggAllocate.ExecutionIdsEntry
 	63, // 32: mastertrust.v1.AggSweep.prices:type_name -> mastertrust.v1.AggSweep.PricesEntry
-	64, // 33: mastertrust.v1.AggregatorResponse.parts:type_name -> mastertrust.v1.AssetDayPart
-	39, // 34: mastertrust.v1.AggregatorResponse.reconciliation:type_name -> mastertrust.v1.GroupReconciliation
-	25, // 35: mastertrust.v1.GroupReconciliation.breaks:type_name -> mastertrust.v1.ReconciliationBreak
-	26, // 36: mastertrust.v1.GroupReconciliation.assets:type_name -> mastertrust.v1.ReconciliationAsset
-	64, // 37: mastertrust.v1.GroupReconciliation.allocated:type_name -> mastertrust.v1.AssetDayPart
-	41, // 38: mastertrust.v1.AssetBookRequest.send:type_name -> mastertrust.v1.BookSend
-	66, // 39: mastertrust.v1.AssetBookRequest.record_execution:type_name -> mastertrust.v1.ExecutionReport
-	42, // 40: mastertrust.v1.AssetBookRequest.status:type_name -> mastertrust.v1.BookStatus
-	64, // 41: mastertrust.v1.BookSend.parts:type_name -> mastertrust.v1.AssetDayPart
-	10, // 42: mastertrust.v1.AssetBookResponse.batch:type_name -> mastertrust.v1.BatchRecorded
-	12, // 43: mastertrust.v1.AssetBookResponse.execution:type_name -> mastertrust.v1.ExecutionRecorded
-	13, // 44: mastertrust.v1.AssetBookResponse.refused:type_name -> mastertrust.v1.ExecutionRefused
-	45, // 45: mastertrust.v1.CycleRequest.run:type_name -> mastertrust.v1.CycleRun
-	46, // 46: mastertrust.v1.CycleRequest.get:type_name -> mastertrust.v1.CycleGet
-	22, // 47: mastertrust.v1.CycleResponse.summary:type_name -> mastertrust.v1.CycleSummary
-	0,  // 48: mastertrust.v1.PricesRequest.publish:type_name -> mastertrust.v1.PricesPublished
-	49, // 49: mastertrust.v1.PricesRequest.get:type_name -> mastertrust.v1.PricesGet
-	50, // 50: mastertrust.v1.PricesRequest.use:type_name -> mastertrust.v1.PricesUse
-	0,  // 51: mastertrust.v1.PricesResponse.prices:type_name -> mastertrust.v1.PricesPublished
-	0,  // 52: mastertrust.v1.PricesResponse.history:type_name -> mastertrust.v1.PricesPublished
-	53, // 53: mastertrust.v1.ReconciliationRequest.run:type_name -> mastertrust.v1.ReconRun
-	54, // 54: mastertrust.v1.ReconciliationRequest.get:type_name -> mastertrust.v1.ReconGet
-	28, // 55: mastertrust.v1.ReconciliationResponse.report:type_name -> mastertrust.v1.ReconciliationReport
-	24, // 56: mastertrust.v1.ReconciliationResponse.problem:type_name -> mastertrust.v1.CycleProblem
-	29, // 57: mastertrust.v1.Aggregator.Handle:input_type -> mastertrust.v1.AggregatorRequest
-	40, // 58: mastertrust.v1.AssetBook.Handle:input_type -> mastertrust.v1.AssetBookRequest
-	44, // 59: mastertrust.v1.Cycle.Handle:input_type -> mastertrust.v1.CycleRequest
-	48, // 60: mastertrust.v1.Prices.Handle:input_type -> mastertrust.v1.PricesRequest
-	52, // 61: mastertrust.v1.Reconciliation.Handle:input_type -> mastertrust.v1.ReconciliationRequest
-	38, // 62: mastertrust.v1.Aggregator.Handle:output_type -> mastertrust.v1.AggregatorResponse
-	43, // 63: mastertrust.v1.AssetBook.Handle:output_type -> mastertrust.v1.AssetBookResponse
-	47, // 64: mastertrust.v1.Cycle.Handle:output_type -> mastertrust.v1.CycleResponse
-	51, // 65: mastertrust.v1.Prices.Handle:output_type -> mastertrust.v1.PricesResponse
-	55, // 66: mastertrust.v1.Reconciliation.Handle:output_type -> mastertrust.v1.ReconciliationResponse
-	62, // [62:67] is the sub-list for method output_type
-	57, // [57:62] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	67, // 33: mastertrust.v1.AggregatorResponse.problem:type_name -> mastertrust.v1.Problem
+	64, // 34: mastertrust.v1.AggregatorResponse.parts:type_name -> mastertrust.v1.AssetDayPart
+	39, // 35: mastertrust.v1.AggregatorResponse.reconciliation:type_name -> mastertrust.v1.GroupReconciliation
+	25, // 36: mastertrust.v1.GroupReconciliation.breaks:type_name -> mastertrust.v1.ReconciliationBreak
+	26, // 37: mastertrust.v1.GroupReconciliation.assets:type_name -> mastertrust.v1.ReconciliationAsset
+	64, // 38: mastertrust.v1.GroupReconciliation.allocated:type_name -> mastertrust.v1.AssetDayPart
+	41, // 39: mastertrust.v1.AssetBookRequest.send:type_name -> mastertrust.v1.BookSend
+	66, // 40: mastertrust.v1.AssetBookRequest.record_execution:type_name -> mastertrust.v1.ExecutionReport
+	42, // 41: mastertrust.v1.AssetBookRequest.status:type_name -> mastertrust.v1.BookStatus
+	64, // 42: mastertrust.v1.BookSend.parts:type_name -> mastertrust.v1.AssetDayPart
+	67, // 43: mastertrust.v1.AssetBookResponse.problem:type_name -> mastertrust.v1.Problem
+	10, // 44: mastertrust.v1.AssetBookResponse.batch:type_name -> mastertrust.v1.BatchRecorded
+	12, // 45: mastertrust.v1.AssetBookResponse.execution:type_name -> mastertrust.v1.ExecutionRecorded
+	13, // 46: mastertrust.v1.AssetBookResponse.refused:type_name -> mastertrust.v1.ExecutionRefused
+	45, // 47: mastertrust.v1.CycleRequest.run:type_name -> mastertrust.v1.CycleRun
+	46, // 48: mastertrust.v1.CycleRequest.get:type_name -> mastertrust.v1.CycleGet
+	67, // 49: mastertrust.v1.CycleResponse.problem:type_name -> mastertrust.v1.Problem
+	22, // 50: mastertrust.v1.CycleResponse.summary:type_name -> mastertrust.v1.CycleSummary
+	0,  // 51: mastertrust.v1.PricesRequest.publish:type_name -> mastertrust.v1.PricesPublished
+	49, // 52: mastertrust.v1.PricesRequest.get:type_name -> mastertrust.v1.PricesGet
+	50, // 53: mastertrust.v1.PricesRequest.use:type_name -> mastertrust.v1.PricesUse
+	67, // 54: mastertrust.v1.PricesResponse.problem:type_name -> mastertrust.v1.Problem
+	0,  // 55: mastertrust.v1.PricesResponse.prices:type_name -> mastertrust.v1.PricesPublished
+	0,  // 56: mastertrust.v1.PricesResponse.history:type_name -> mastertrust.v1.PricesPublished
+	53, // 57: mastertrust.v1.ReconciliationRequest.run:type_name -> mastertrust.v1.ReconRun
+	54, // 58: mastertrust.v1.ReconciliationRequest.get:type_name -> mastertrust.v1.ReconGet
+	67, // 59: mastertrust.v1.ReconciliationResponse.problem:type_name -> mastertrust.v1.Problem
+	28, // 60: mastertrust.v1.ReconciliationResponse.report:type_name -> mastertrust.v1.ReconciliationReport
+	24, // 61: mastertrust.v1.ReconciliationResponse.run_problem:type_name -> mastertrust.v1.CycleProblem
+	29, // 62: mastertrust.v1.Aggregator.Handle:input_type -> mastertrust.v1.AggregatorRequest
+	40, // 63: mastertrust.v1.AssetBook.Handle:input_type -> mastertrust.v1.AssetBookRequest
+	44, // 64: mastertrust.v1.Cycle.Handle:input_type -> mastertrust.v1.CycleRequest
+	48, // 65: mastertrust.v1.Prices.Handle:input_type -> mastertrust.v1.PricesRequest
+	52, // 66: mastertrust.v1.Reconciliation.Handle:input_type -> mastertrust.v1.ReconciliationRequest
+	38, // 67: mastertrust.v1.Aggregator.Handle:output_type -> mastertrust.v1.AggregatorResponse
+	43, // 68: mastertrust.v1.AssetBook.Handle:output_type -> mastertrust.v1.AssetBookResponse
+	47, // 69: mastertrust.v1.Cycle.Handle:output_type -> mastertrust.v1.CycleResponse
+	51, // 70: mastertrust.v1.Prices.Handle:output_type -> mastertrust.v1.PricesResponse
+	55, // 71: mastertrust.v1.Reconciliation.Handle:output_type -> mastertrust.v1.ReconciliationResponse
+	67, // [67:72] is the sub-list for method output_type
+	62, // [62:67] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_system_proto_init() }
@@ -4681,6 +4669,7 @@ func file_system_proto_init() {
 	}
 	file_events_proto_init()
 	file_dealing_proto_init()
+	file_problem_proto_init()
 	file_system_proto_msgTypes[29].OneofWrappers = []any{
 		(*AggregatorRequest_CatchUp)(nil),
 		(*AggregatorRequest_Settle)(nil),
