@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // forbiddenImports are what the pure core must not use (docs/architecture.md,
@@ -96,9 +99,7 @@ func impurities(fset *token.FileSet, file *ast.File) []string {
 // non-test file imports a forbidden package or calls time.Now and the like.
 func TestDomainIsPure(t *testing.T) {
 	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	fset := token.NewFileSet()
 	checked := 0
 	for _, name := range files {
@@ -145,9 +146,7 @@ func g() {
 `
 	fset := token.NewFileSet()
 	file, err := parser.ParseFile(fset, "bad.go", src, parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	got := impurities(fset, file)
 	want := []string{
 		"bad.go:5:2: imports net/http",
@@ -156,19 +155,13 @@ func g() {
 		"bad.go:14:6: uses time.Now: the clock must be passed in",
 		"bad.go:16:11: uses time.Since: the clock must be passed in",
 	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("impurities:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-	}
+	assert.Equal(t, want, got, "impurities")
 	for _, path := range []string{"os", "os/exec", "net", "syscall", "math/rand", "math/rand/v2", "log",
 		"github.com/nats-io/nats.go", "github.com/asynkron/protoactor-go/actor"} {
-		if !importForbidden(path) {
-			t.Errorf("importForbidden(%q) = false", path)
-		}
+		assert.True(t, importForbidden(path), "importForbidden(%q)", path)
 	}
 	for _, path := range []string{"time", "errors", "encoding/json", "embed", "math/big", "network", "osx", "logic",
 		"github.com/shopspring/decimal", "github.com/cockroachdb/datadriven"} {
-		if importForbidden(path) {
-			t.Errorf("importForbidden(%q) = true", path)
-		}
+		assert.False(t, importForbidden(path), "importForbidden(%q)", path)
 	}
 }
