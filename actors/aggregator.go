@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
@@ -171,7 +172,7 @@ func (a *aggregator) applyFeed(e persistence.FeedEvent) error {
 	if e.Version != r.pot.Version+1 {
 		return fmt.Errorf("group %d feed: %s version %d after %d", a.group, e.Stream, e.Version, r.pot.Version)
 	}
-	de, err := pb.DecodePotEvent(e.Type, e.Data)
+	de, err := codec.DecodePotEvent(e.Type, e.Data)
 	if err != nil {
 		return fmt.Errorf("group %d feed: %s version %d: %w", a.group, e.Stream, e.Version, err)
 	}
@@ -518,7 +519,7 @@ func (a *aggregator) allocate(ctx context.Context, c *pb.AggAllocate) (*pb.Aggre
 			for _, e := range execs {
 				t := a.pots[member].pot.Trades[e.TradeID]
 				if t == nil || t.Status == domain.TradeAccepted && a.absorbed[e.TradeID] == nil {
-					missing = append(missing, pb.TradeExecutedMessage(e))
+					missing = append(missing, codec.TradeExecutedMessage(e))
 				}
 			}
 			if len(missing) > 0 {

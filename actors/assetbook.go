@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,8 @@ type assetBook struct {
 	attempts  uint32
 	lastSent  time.Time
 	execution *pb.ExecutionRecorded
+	// refused are the reports refused for this book (ExecutionRefused).
+	refused []*pb.ExecutionRefused
 }
 
 func (b *assetBook) failure(err error) proto.Message {
@@ -61,6 +64,8 @@ func (b *assetBook) activate(identity string) error {
 			b.attempts = m.Attempt
 		case *pb.ExecutionRecorded:
 			b.execution = m
+		case *pb.ExecutionRefused:
+			b.refused = append(b.refused, m)
 		default:
 			return fmt.Errorf("unexpected %T in an asset book", m)
 		}
@@ -88,7 +93,7 @@ func (b *assetBook) handle(data []byte) proto.Message {
 	if err != nil {
 		return b.failure(err)
 	}
-	return &pb.AssetBookResponse{Batch: b.batch, Execution: b.execution, Attempts: b.attempts}
+	return &pb.AssetBookResponse{Batch: b.batch, Execution: b.execution, Attempts: b.attempts, Refused: b.refused}
 }
 
 // send records the batch from the parts (once) and sends or resends the
@@ -227,23 +232,30 @@ func decodeAssetDay(p *pb.AssetDayPart) (domain.AssetDay, error) {
 		PotBuyCost: cost, PotSellCash: cash}, nil
 }
 
-// record records the custodian's report of the batch's order, once, noting
-// any difference from the batch (a reconciliation break).
+// record records the custodian's report of the batch's order, once. A
+// report that does not match the order sent (reportMismatch), or comes
+// before any order was sent, is refused: never recorded as the execution,
+// so never allocated; kept in the book and the alarms stream for
+// investigation, logged and counted. The book goes on waiting for a
+// matching report (the cycle resends the order; the custodian answers a
+// repeat with its report).
 func (b *assetBook) record(ctx context.Context, r *pb.ExecutionReport) error {
-	if b.execution != nil {
-		if b.execution.Report.ExecutionId != r.ExecutionId {
-			b.deps.Logger.Error("a second execution report for one order", "order", r.ClOrdId,
-				"recorded", b.execution.Report.ExecutionId, "new", r.ExecutionId)
-		}
+	if b.execution != nil && b.execution.Report.GetExecutionId() == r.ExecutionId {
 		return nil // a repeated report changes nothing
 	}
-	if b.batch == nil {
-		return fmt.Errorf("report for %s before its batch", r.ClOrdId)
+	reason := "no order was sent for this dealing day and asset"
+	if b.batch != nil {
+		reason = reportMismatch(b.batchID(), b.asset, b.batch, r)
 	}
-	e := &pb.ExecutionRecorded{Report: r, Mismatch: b.mismatch(r), AtUnixNano: nanosNow(b.deps.Now)}
-	if e.Mismatch != "" {
-		b.deps.Logger.Error("execution report differs from the batch", "order", r.ClOrdId, "mismatch", e.Mismatch)
+	if reason != "" {
+		return b.refuse(ctx, r, reason)
 	}
+	if b.execution != nil {
+		b.deps.Logger.Error("a second execution report for one order", "order", r.ClOrdId,
+			"recorded", b.execution.Report.ExecutionId, "new", r.ExecutionId)
+		return nil
+	}
+	e := &pb.ExecutionRecorded{Report: r, AtUnixNano: nanosNow(b.deps.Now)}
 	if err := b.stream.append(ctx, e); err != nil {
 		return err
 	}
@@ -251,24 +263,62 @@ func (b *assetBook) record(ctx context.Context, r *pb.ExecutionReport) error {
 	return nil
 }
 
-// mismatch says how a report differs from the batch's order ("" if not).
-func (b *assetBook) mismatch(r *pb.ExecutionReport) string {
+// refuse keeps a report that does not match for investigation: the alarms
+// stream first (so that a crash before the book's record leaves the alarm,
+// and the redelivered report finds it there), then the book.
+func (b *assetBook) refuse(ctx context.Context, r *pb.ExecutionReport, reason string) error {
+	for _, x := range b.refused {
+		if x.GetReport().GetExecutionId() == r.ExecutionId {
+			return nil // refused already
+		}
+	}
+	refused := &pb.ExecutionRefused{Report: r, Reason: reason, AtUnixNano: nanosNow(b.deps.Now)}
+	if _, err := raiseAlarm(ctx, b.deps.Journal, refused); err != nil {
+		return err
+	}
+	if err := b.stream.append(ctx, refused); err != nil {
+		return err
+	}
+	b.refused = append(b.refused, refused)
+	b.deps.executionRefused(r, reason)
+	return nil
+}
+
+// reportMismatch says how a report differs from the order the batch sent
+// ("" if it matches): its ClOrdID and asset, side, units, the day's price
+// (the batch's, which every pot's trade was priced at) and the cash.
+func reportMismatch(batchID string, asset domain.ISIN, batch *pb.BatchRecorded, r *pb.ExecutionReport) string {
 	var diffs []string
 	eq := func(what, want, got string) {
 		wd, err1 := decimal.NewFromString(want)
 		gd, err2 := decimal.NewFromString(got)
 		if err1 != nil || err2 != nil || !wd.Equal(gd) {
-			diffs = append(diffs, fmt.Sprintf("%s %s, batch %s", what, got, want))
+			diffs = append(diffs, fmt.Sprintf("%s %s, order %s", what, clip(got), want))
 		}
 	}
-	if r.ClOrdId != b.batchID() || r.Asset != string(b.asset) {
-		diffs = append(diffs, fmt.Sprintf("order %s of %s", r.ClOrdId, r.Asset))
+	if r.ClOrdId != batchID || r.Asset != string(asset) {
+		diffs = append(diffs, fmt.Sprintf("order %s of %s, sent %s of %s", clip(r.ClOrdId), clip(r.Asset), batchID, asset))
 	}
-	if r.Side != b.batch.Side {
-		diffs = append(diffs, fmt.Sprintf("side %v, batch %v", r.Side, b.batch.Side))
+	if r.DealingDate != batch.Date {
+		diffs = append(diffs, fmt.Sprintf("dealing date %s, order %s", clip(r.DealingDate), batch.Date))
 	}
-	eq("units", b.batch.Units, r.Units)
-	eq("price", b.batch.Price, r.Price)
-	eq("cash", b.batch.Cash, r.Cash)
+	if r.Side != batch.Side {
+		diffs = append(diffs, fmt.Sprintf("side %v, order %v", r.Side, batch.Side))
+	}
+	eq("units", batch.Units, r.Units)
+	eq("price", batch.Price, r.Price)
+	eq("cash", batch.Cash, r.Cash)
 	return strings.Join(diffs, "; ")
+}
+
+// clipRunesMax bounds what a refusal quotes of a report's own text: the
+// sender chose it, and it ends up in logs and reconciliation reports.
+const clipRunesMax = 40
+
+// clip quotes s, cut to clipRunesMax runes.
+func clip(s string) string {
+	if r := []rune(s); len(r) > clipRunesMax {
+		s = string(r[:clipRunesMax]) + "…"
+	}
+	return strconv.Quote(s)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -42,7 +43,7 @@ func command(req *pb.PotRequest) (domain.Command, bool, error) {
 		}
 		cmd := domain.AllocateTrades{DealingDate: date}
 		for _, m := range c.AllocateTrades.Executions {
-			e, err := pb.DecodeTradeExecuted(m)
+			e, err := codec.DecodeTradeExecuted(m)
 			if err != nil {
 				return nil, true, err
 			}

@@ -68,9 +68,12 @@ const (
 	// CodeCustodianSilent: the custodian has not reported every order in
 	// time; running the cycle again keeps waiting (orders are resent).
 	CodeCustodianSilent = "custodian-silent"
-	// CodeCustodianMismatch: an execution report differs from the batch
-	// (units, side or price): an operator must look before anything is
-	// allocated.
+	// CodeCustodianMismatch: the only reports of an order differ from it
+	// (units, side or price) and were refused, or (in journals written
+	// before reports were refused) a recorded execution differs from its
+	// batch: an operator must look before anything is allocated. A refused
+	// report leaves the order waiting: running the cycle again keeps
+	// waiting for a matching one.
 	CodeCustodianMismatch = "custodian-mismatch"
 	// CodePricesFeedConflict: the custodian's price feed holds other prices
 	// for the day than ACME recorded: the custodian would execute at them.
@@ -647,6 +650,14 @@ func (c *cycle) awaitExecutions(ctx context.Context, node *cluster.Node, parts m
 			return nil
 		}
 		if time.Now().After(deadline) {
+			for _, asset := range slices.Sorted(maps.Keys(books)) {
+				if b := books[asset]; b.Execution == nil && len(b.Refused) > 0 {
+					last := b.Refused[len(b.Refused)-1]
+					return failedStep(CodeCustodianMismatch, true, errors.New(last.Reason),
+						"the custodian's report %s for %s was refused: it does not match the order sent (%s); nothing was allocated and the report is kept for investigation (reconciliation shows it); run the cycle again to keep waiting for a matching report",
+						clip(last.GetReport().GetExecutionId()), asset, last.Reason)
+				}
+			}
 			return failedStep(CodeCustodianSilent, true, errors.New("no execution report"),
 				"the custodian has not reported %d of %d orders within %s; run the cycle again to keep waiting (orders are resent)",
 				waiting, len(books), c.deps.Config.ExecutionWait)

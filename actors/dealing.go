@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
@@ -139,11 +140,23 @@ type DealingDeps struct {
 	Now       func() time.Time
 	Config    DealingConfig
 	Logger    *slog.Logger
+	// Metrics, if set, counts the refused execution reports.
+	Metrics *Metrics
 
 	// mu guards node, set once the node has started (the kinds are made
 	// before it).
 	mu   sync.Mutex
 	node *cluster.Node
+}
+
+// executionRefused raises the alarm of a refused execution report: an
+// ERROR line and the counter.
+func (d *DealingDeps) executionRefused(r *pb.ExecutionReport, reason string) {
+	d.Logger.Error("execution report refused: it does not match an order ACME sent; kept for investigation",
+		"execution_id", r.GetExecutionId(), "order", r.GetClOrdId(), "asset", r.GetAsset(), "dealing_date", r.GetDealingDate(), "reason", reason)
+	if d.Metrics != nil {
+		d.Metrics.ExecutionsRefused.Inc()
+	}
 }
 
 // SetNode gives the dealing grains the node to make their calls from.
@@ -189,7 +202,7 @@ type systemStream struct {
 // load reads every event of the stream, calling apply for each.
 func (s *systemStream) load(ctx context.Context, apply func(m proto.Message) error) error {
 	return eachEvent(ctx, s.j, s.name, s.version+1, func(e persistence.Event) error {
-		m, err := pb.DecodeSystemEvent(e.Type, e.Data)
+		m, err := codec.DecodeSystemEvent(e.Type, e.Data)
 		if err != nil {
 			return err
 		}
@@ -206,7 +219,7 @@ func (s *systemStream) load(ctx context.Context, apply func(m proto.Message) err
 func (s *systemStream) append(ctx context.Context, events ...proto.Message) error {
 	req := persistence.AppendRequest{Stream: s.name, Group: SystemGroup(s.j), ExpectedVersion: s.version}
 	for _, m := range events {
-		typ, data, err := pb.EncodeSystemEvent(m)
+		typ, data, err := codec.EncodeSystemEvent(m)
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/protobuf/proto"
@@ -43,14 +42,29 @@ func MarketMember(market *MarketState) cluster.MemberService {
 
 // ExecutionRecorder routes the custodian's execution reports to their asset
 // books. A report is acknowledged to NATS only once its book has recorded
-// it, so none is lost in a crash; a repeat changes nothing.
-func ExecutionRecorder(node *cluster.Node, timeout time.Duration) func(ctx context.Context, r *pb.ExecutionReport) error {
+// (or refused) it, so none is lost in a crash; a repeat changes nothing. A
+// report that names no book (no dealing date, an asset outside the
+// catalogue) is refused here, kept in the alarms stream.
+func (d *DealingDeps) ExecutionRecorder() func(ctx context.Context, r *pb.ExecutionReport) error {
 	return func(ctx context.Context, r *pb.ExecutionReport) error {
-		if _, err := domain.ParseDate(r.DealingDate); err != nil || r.Asset == "" {
-			return fmt.Errorf("execution report %s names no dealing day and asset", r.ExecutionId)
+		_, dateErr := domain.ParseDate(r.DealingDate)
+		if _, known := d.Catalogue.Asset(domain.ISIN(r.Asset)); dateErr != nil || !known {
+			reason := fmt.Sprintf("no order of ACME's is for dealing date %s and asset %s", clip(r.DealingDate), clip(r.Asset))
+			added, err := raiseAlarm(ctx, d.Journal, &pb.ExecutionRefused{Report: r, Reason: reason, AtUnixNano: nanosNow(d.Now)})
+			if err != nil {
+				return fmt.Errorf("refuse execution %s: %w", r.ExecutionId, err)
+			}
+			if added {
+				d.executionRefused(r, reason)
+			}
+			return nil
+		}
+		node := d.clusterNode()
+		if node == nil {
+			return errNoNode
 		}
 		identity := r.DealingDate + "/" + r.Asset
-		resp, err := cluster.CallWithin(ctx, node, timeout, func(opts ...protocluster.GrainCallOption) (*pb.AssetBookResponse, error) {
+		resp, err := cluster.CallWithin(ctx, node, d.Config.StepTimeout, func(opts ...protocluster.GrainCallOption) (*pb.AssetBookResponse, error) {
 			return pb.GetAssetBookGrainClient(node.Cluster(), identity).Handle(
 				&pb.AssetBookRequest{Command: &pb.AssetBookRequest_RecordExecution{RecordExecution: r}}, opts...)
 		})

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/persistence"
@@ -223,7 +224,7 @@ func (f *marketFollower) apply(e persistence.FeedEvent) {
 	default:
 		return
 	}
-	m, err := pb.DecodeSystemEvent(e.Type, e.Data)
+	m, err := codec.DecodeSystemEvent(e.Type, e.Data)
 	if err != nil {
 		f.log.Error("unreadable market event", "stream", e.Stream, "version", e.Version, "err", err)
 		return

@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/internal/testkit"
@@ -114,7 +115,7 @@ func TestMarketFollowerSurvivesAPanic(t *testing.T) {
 		}
 		return nil
 	})
-	typ, data, err := pb.EncodeSystemEvent(&pb.PricesPublished{Date: "2026-11-23", Prices: map[string]string{"GB00BN7Q2L69": "2.000000"}})
+	typ, data, err := codec.EncodeSystemEvent(&pb.PricesPublished{Date: "2026-11-23", Prices: map[string]string{"GB00BN7Q2L69": "2.000000"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"github.com/acme/mastertrust/internal/recovered"
 )
 
-// Metrics of the pot grains of a node. Register them on the node's own
+// Metrics of the grains of a node. Register them on the node's own
 // registry (no global state): NewMetrics(registry).
 type Metrics struct {
 	Requests        *prometheus.CounterVec // by command and outcome
@@ -20,6 +20,10 @@ type Metrics struct {
 	// deciding them, by reason: expired (the caller's deadline had
 	// passed), pending (the node was at PotConfig.PendingMax).
 	Shed *prometheus.CounterVec
+	// ExecutionsRefused counts the custodian's execution reports refused
+	// for not matching an order ACME sent: an alarm (docs/dealing.md,
+	// "Execution reports are checked").
+	ExecutionsRefused prometheus.Counter
 }
 
 // NewMetrics creates the pot metrics and registers them on reg.
@@ -61,8 +65,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "mastertrust_pot_calls_shed_total",
 			Help: "Calls pots refused at once without deciding them (nothing done), by reason: expired (the caller had given up), pending (the node was at its limit of requests waiting for the journal).",
 		}, []string{"reason"}),
+		ExecutionsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mastertrust_execution_reports_refused_total",
+			Help: "Execution reports refused for not matching an order ACME sent (ClOrdID, asset, side, units, the day's price): an alarm; each is kept in the alarms stream and shown by reconciliation.",
+		}),
 	}
-	reg.MustRegister(m.Requests, m.AppendSeconds, m.BatchEvents, m.ActivePots, m.Activations, m.RecoverySeconds, m.SnapshotBytes, m.Shed)
+	reg.MustRegister(m.Requests, m.AppendSeconds, m.BatchEvents, m.ActivePots, m.Activations, m.RecoverySeconds, m.SnapshotBytes, m.Shed,
+		m.ExecutionsRefused)
 	// The grains' panics (and every other goroutine's of the process).
 	if err := recovered.Register(reg); err != nil {
 		panic(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/persistence"
@@ -305,9 +306,9 @@ func RecoverPot(ctx context.Context, j persistence.Journal, member string, log *
 		return nil, used, fmt.Errorf("load snapshot of %s: %w", stream, err)
 	}
 	if found {
-		sp, err := pb.DecodePotSnapshot(snap.Data)
+		sp, err := codec.DecodePotSnapshot(snap.Data)
 		switch {
-		case errors.Is(err, pb.ErrSnapshotFormat):
+		case errors.Is(err, codec.ErrSnapshotFormat):
 			// Written by an older version: replaced by the next snapshot.
 			log.Info("ignoring pot snapshot of another format", "member", member, "version", snap.Version)
 		case err != nil:
@@ -320,7 +321,7 @@ func RecoverPot(ctx context.Context, j persistence.Journal, member string, log *
 		}
 	}
 	err = eachEvent(ctx, j, stream, p.Version+1, func(e persistence.Event) error {
-		de, err := pb.DecodePotEvent(e.Type, e.Data)
+		de, err := codec.DecodePotEvent(e.Type, e.Data)
 		if err != nil {
 			return err
 		}
@@ -385,7 +386,7 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 	}
 	events := make([]persistence.NewEvent, 0, len(dec.Events))
 	for _, e := range dec.Events {
-		typ, data, err := pb.EncodePotEvent(e)
+		typ, data, err := codec.EncodePotEvent(e)
 		if err != nil {
 			// A bug: the pot has not changed, nothing is appended.
 			a.deps.Logger.Error("encode pot event", "member", a.member, "event", e.EventType(), "err", err)
@@ -536,7 +537,7 @@ func (a *potActor) failWaiting(ctx actor.Context) {
 // flight), in the background: a snapshot that fails to save costs only a
 // longer recovery.
 func (a *potActor) saveSnapshot() {
-	data, err := pb.EncodePotSnapshot(a.pot)
+	data, err := codec.EncodePotSnapshot(a.pot)
 	if err != nil {
 		a.deps.Logger.Error("pot snapshot", "member", a.member, "err", err)
 		return
@@ -666,7 +667,7 @@ func ReadPotEvents(ctx context.Context, j persistence.Journal, member string, up
 		if uint64(len(out)) == upTo {
 			return errEnough
 		}
-		de, err := pb.DecodePotEvent(e.Type, e.Data)
+		de, err := codec.DecodePotEvent(e.Type, e.Data)
 		if err != nil {
 			return err
 		}

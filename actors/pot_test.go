@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/proto/pb"
@@ -199,7 +200,7 @@ func TestPotGrainDoubleActivationNeverForks(t *testing.T) {
 		if e.Version != uint64(i+1) {
 			t.Fatalf("event %d has version %d: the history is not one line", i, e.Version)
 		}
-		de, err := pb.DecodePotEvent(e.Type, e.Data)
+		de, err := codec.DecodePotEvent(e.Type, e.Data)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -315,6 +315,13 @@ func (r *reconciliation) check(ctx context.Context, report *pb.ReconciliationRep
 		houseResidual = houseResidual.Add(dec(batch.HouseResidual))
 	}
 
+	// Refused execution reports: each is a break until its book has a
+	// matching execution (then the pots' positions are right, and the
+	// refused report stays kept in the book and the alarms stream).
+	if err := r.checkAlarms(ctx, report); err != nil {
+		return err
+	}
+
 	// External: per asset against the custodian's statement.
 	custodian := map[string]*pb.HoldingLine{}
 	var custodianSettledCash, custodianPendingCash decimal.Decimal
@@ -350,6 +357,35 @@ func (r *reconciliation) check(ctx context.Context, report *pb.ReconciliationRep
 	report.Cash = &pb.ReconciliationCash{PotsAvailable: available.StringFixed(2), PotsReserved: reserved.StringFixed(2),
 		PotsPending: pending.StringFixed(2), HouseResidual: houseResidual.StringFixed(2),
 		CustodianSettledCash: custodianSettledCash.StringFixed(2), CustodianPendingCash: custodianPendingCash.StringFixed(2)}
+	return nil
+}
+
+// checkAlarms adds a break for every refused execution report whose book
+// has no matching execution.
+func (r *reconciliation) checkAlarms(ctx context.Context, report *pb.ReconciliationReport) error {
+	alarms, err := loadAlarms(ctx, r.deps.Journal)
+	if err != nil {
+		return err
+	}
+	for _, a := range alarms {
+		rep := a.GetReport()
+		b := &pb.ReconciliationBreak{Kind: "refused-execution",
+			Detail: fmt.Sprintf("execution report %s (order %s) refused: %s; kept for investigation", clip(rep.GetExecutionId()), clip(rep.GetClOrdId()), a.GetReason())}
+		date, dateErr := domain.ParseDate(rep.GetDealingDate())
+		if _, known := r.deps.Catalogue.Asset(domain.ISIN(rep.GetAsset())); dateErr == nil && known {
+			_, execution, err := r.readBook(ctx, date, domain.ISIN(rep.GetAsset()))
+			if err != nil {
+				return err
+			}
+			if execution != nil && execution.Mismatch == "" {
+				continue // resolved: the order's matching report is recorded
+			}
+			// Only a date and asset that name a book: the rest is the
+			// sender's text, quoted in the detail.
+			b.Asset, b.Date = rep.GetAsset(), rep.GetDealingDate()
+		}
+		report.InternalBreaks = append(report.InternalBreaks, b)
+	}
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/persistence"
@@ -235,7 +236,7 @@ type cycleRun struct {
 
 	nats    *natsembed.Server
 	nc      *nats.Conn
-	sim     *custodian.Simulator
+	sim     *simulator.Simulator
 	journal *pebble.Store
 	node    *platform.Node
 	op      actors.Operator
@@ -312,7 +313,7 @@ func (r *cycleRun) start(ctx context.Context, root string) (err error) {
 	if err := client.EnsureStreams(ctx); err != nil {
 		return err
 	}
-	if r.sim, err = custodian.StartSimulator(ctx, r.nc, custodian.SimulatorConfig{Dir: filepath.Join(root, "custodian"),
+	if r.sim, err = simulator.Start(ctx, r.nc, simulator.Config{Dir: filepath.Join(root, "custodian"),
 		Catalogue: r.cat, Calendar: r.cal, Logger: quiet}); err != nil {
 		return err
 	}
@@ -796,7 +797,7 @@ var cycleCPUAreas = []area{
 	{"protobuf (marshal, unmarshal)", []string{"google.golang.org/protobuf/"}},
 	{"inside protoactor mailboxes (all grain work, aggregators and pots, and its dispatch)", []string{pa + "actor.(*defaultMailbox)"}},
 	{"grain calls, caller side (cluster.Call and Request, protoactor request)", []string{mt + "cluster.Call", mt + "cluster.Request", pa + "cluster.(*DefaultContext).Request"}},
-	{"custodian and NATS (simulator, client, nats-server, nats.go)", []string{mt + "custodian.", "github.com/nats-io/"}},
+	{"custodian and NATS (simulator, client, nats-server, nats.go)", []string{mt + "custodian.", mt + "custodian/", "github.com/nats-io/"}},
 	{"garbage collection (mark workers, assists, sweeping)", []string{"runtime.gcBgMarkWorker", "runtime.gcAssistAlloc", "runtime.bgsweep", "runtime.bgscavenge", "runtime.markroot"}},
 	{"allocation (runtime.mallocgc)", []string{"runtime.mallocgc"}},
 	{"scheduler (finding, parking and switching goroutines)", []string{"runtime.schedule", "runtime.findRunnable", "runtime.park_m", "runtime.goschedImpl", "runtime.goready", "runtime.ready"}},
@@ -813,7 +814,7 @@ var cycleHeapAreas = []area{
 	{"protoactor (actors, mailboxes, registry, cluster identities)", []string{pa}},
 	{"journal (stream head cache, Pebble)", []string{mt + "persistence/", "github.com/cockroachdb/pebble/"}},
 	{"protobuf", []string{"google.golang.org/protobuf/"}},
-	{"NATS (server, client) and the custodian", []string{"github.com/nats-io/", mt + "custodian."}},
+	{"NATS (server, client) and the custodian", []string{"github.com/nats-io/", mt + "custodian.", mt + "custodian/"}},
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }

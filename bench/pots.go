@@ -24,6 +24,7 @@ import (
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/persistence"
@@ -493,7 +494,7 @@ func potEvents(cat *domain.Catalogue, cal *domain.Calendar, asset string) (contr
 		return nil, 0, err
 	}
 	for _, e := range events {
-		typ, data, err := pb.EncodePotEvent(e)
+		typ, data, err := codec.EncodePotEvent(e)
 		if err != nil {
 			return nil, 0, err
 		}

@@ -43,11 +43,12 @@ type Kind struct {
 	// the name New gives the protoactor kind.
 	Name string
 	// New builds the protoactor kind with the idle timeout after which an
-	// activation without messages passivates: a generated constructor,
-	// func(d time.Duration) *protocluster.Kind { return
-	// pb.NewPricesKind(newPrices, d) }, or one that builds the props itself
-	// (actors.NewPotKind and the dealing grains' kinds do, with their own
-	// idle timer). It is called once per Start.
+	// activation without messages passivates: one that builds the props
+	// itself (actors.NewPotKind and the dealing grains' kinds do, with their
+	// own idle timer), or a generated constructor, func(d time.Duration)
+	// *protocluster.Kind { return testgrain.NewCounterKind(newCounter, d) }
+	// (proto/gen.sh generates those for the cluster's test grain only). It
+	// is called once per Start.
 	//
 	// The generated NewXKind keeps its factory in a package variable: every
 	// node of a process runs the factory of the last call, so node-specific

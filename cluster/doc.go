@@ -13,8 +13,8 @@
 // Grain clients are generated from proto services by proto/gen.sh; the kind
 // name is the service name. A member is given kinds with their idle timeout,
 // after which an activation passivates; New builds the protoactor kind, with
-// a generated constructor or the caller's own props (actors builds its
-// kinds so):
+// the caller's own props (as actors does: proto/pb has the generated clients
+// only) or a generated constructor (the test grain's NewCounterKind):
 //
 //	node, err := cluster.Start(cluster.Config{
 //		Provider:  cluster.ProviderInProcess,
@@ -22,7 +22,7 @@
 //		Kinds: []cluster.Kind{{
 //			Name: "Prices",
 //			New: func(idleTimeout time.Duration) *protocluster.Kind {
-//				return pb.NewPricesKind(newPrices, idleTimeout)
+//				return protocluster.NewKind("Prices", pricesProps(idleTimeout))
 //			},
 //		}},
 //	})

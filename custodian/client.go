@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/acme/mastertrust/custodian/internal/consume"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsmsg"
 	"github.com/acme/mastertrust/internal/recovered"
@@ -45,6 +46,9 @@ const (
 	// resendAttemptsMax bounds ResendOrder's attempt number: resending every
 	// minute for the whole DuplicateWindow is 10,080 attempts.
 	resendAttemptsMax = 1_000_000
+	// durationMax bounds the client's timing settings: beyond an hour a
+	// setting is a typo.
+	durationMax = time.Hour
 )
 
 // ClientConfig configures ACME's side of the protocol. Zero values take the
@@ -105,8 +109,8 @@ func (c *ClientConfig) Validate() error {
 	if c.Catalogue == nil {
 		add("Catalogue is nil")
 	}
-	if c.Replicas < 1 || c.Replicas > replicasMax {
-		add("Replicas %d: want [1, %d]", c.Replicas, replicasMax)
+	if c.Replicas < 1 || c.Replicas > ReplicasMax {
+		add("Replicas %d: want [1, %d]", c.Replicas, ReplicasMax)
 	}
 	for _, d := range []struct {
 		name  string
@@ -249,7 +253,7 @@ func (c *Client) Reports(ctx context.Context, durableName string, handle ReportH
 // naks or terminates each.
 func (c *Client) consume(ctx context.Context, stream, subjects, durableName, description string,
 	handle func(ctx context.Context, msg jetstream.Msg, log *slog.Logger)) (stop func(), err error) {
-	if !validConsumerName(durableName) {
+	if !consume.ValidConsumerName(durableName) {
 		return nil, fmt.Errorf("%w: durable name %q: want a non-empty name without '.', '*', '>' or spaces", ErrInvalidConfig, durableName)
 	}
 	cfg := jetstream.ConsumerConfig{
@@ -272,7 +276,7 @@ func (c *Client) consume(ctx context.Context, stream, subjects, durableName, des
 	log := c.log.With("consumer", durableName)
 	go func() {
 		defer close(done)
-		pullLoop(runCtx, c.js, stream, cfg, cons, reportPullMsgsMax, c.cfg.ReportRetryInterval, log,
+		consume.PullLoop(runCtx, c.js, stream, cfg, cons, reportPullMsgsMax, c.cfg.ReportRetryInterval, log,
 			func(ctx context.Context, msg jetstream.Msg) {
 				// A handler that panics (ours: it persists the message) is
 				// recovered, logged and counted, and the message comes back
@@ -296,8 +300,8 @@ func (c *Client) consume(ctx context.Context, stream, subjects, durableName, des
 // redeliver puts a message back for delivery after the retry delay its
 // deliveries so far call for.
 func (c *Client) redeliver(msg jetstream.Msg, log *slog.Logger, cause error) {
-	n := numDelivered(msg)
-	d := retryDelay(n, c.cfg.ReportRetryInterval, c.cfg.ReportRetryIntervalMax)
+	n := consume.NumDelivered(msg)
+	d := consume.RetryDelay(n, c.cfg.ReportRetryInterval, c.cfg.ReportRetryIntervalMax)
 	log.Warn("message handler failed; redelivering", "subject", msg.Subject(), "delivery", n, "redeliver_in", d, "err", cause)
 	if err := msg.NakWithDelay(d); err != nil {
 		log.Warn("nak", "subject", msg.Subject(), "err", err) // redelivered after AckWait
@@ -313,8 +317,8 @@ func (c *Client) handleReport(ctx context.Context, msg jetstream.Msg, handle Rep
 		return
 	}
 	if err := handle(ctx, &r); err != nil {
-		n := numDelivered(msg)
-		d := retryDelay(n, c.cfg.ReportRetryInterval, c.cfg.ReportRetryIntervalMax)
+		n := consume.NumDelivered(msg)
+		d := consume.RetryDelay(n, c.cfg.ReportRetryInterval, c.cfg.ReportRetryIntervalMax)
 		log.Warn("report handler failed; redelivering", "execution_id", r.GetExecutionId(), "delivery", n,
 			"redeliver_in", d, "err", err)
 		if err := msg.NakWithDelay(d); err != nil {
@@ -453,7 +457,7 @@ func (c *Client) lastPrices(ctx context.Context, date domain.Date) (map[domain.I
 	if err := natsmsg.Decode(raw.Header, raw.Data, &f); err != nil {
 		return nil, 0, fmt.Errorf("%w %s: %w", ErrInvalidPrices, date, err)
 	}
-	prices, ignored, err := decodePriceFeed(c.cfg.Catalogue, date, &f)
+	prices, ignored, err := ParsePriceFeed(c.cfg.Catalogue, date, &f)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -541,8 +545,8 @@ func (c *Client) handlePrices(ctx context.Context, msg jetstream.Msg, handle Pri
 		return
 	}
 	if err := handle(ctx, date, prices); err != nil {
-		n := numDelivered(msg)
-		d := retryDelay(n, c.cfg.ReportRetryInterval, c.cfg.ReportRetryIntervalMax)
+		n := consume.NumDelivered(msg)
+		d := consume.RetryDelay(n, c.cfg.ReportRetryInterval, c.cfg.ReportRetryIntervalMax)
 		log.Warn("prices handler failed; redelivering", "date", date, "delivery", n, "redeliver_in", d, "err", err)
 		if err := msg.NakWithDelay(d); err != nil {
 			log.Warn("nak prices", "date", date, "err", err)

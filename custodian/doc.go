@@ -1,6 +1,7 @@
 // Package custodian is the protocol between ACME and its external asset
-// custodian over NATS JetStream, ACME's client of it, and a simulated
-// custodian that speaks it (for dev mode, tests and fault drills).
+// custodian over NATS JetStream, and ACME's client of it. The simulated
+// custodian that speaks it (for dev mode, tests and fault drills) is package
+// custodian/simulator, so that the platform's side links no Pebble.
 //
 // Once per dealing day and asset ACME sends one net order, identified by its
 // client order id "<dealing date>-<ISIN>" (domain.BatchID); the custodian
@@ -12,6 +13,6 @@
 //
 // protocol.go holds the names, ids and stream settings; messages.go the
 // checks both sides make on orders, reports, statements and prices;
-// client.go ACME's side; simulator.go, ledger.go and faults.go the
-// simulated custodian. docs/custodian.md describes the protocol for people.
+// client.go ACME's side; internal/consume the JetStream consumer loop both
+// sides use. docs/custodian.md describes the protocol for people.
 package custodian

@@ -92,9 +92,9 @@ func ParseOrder(cat *domain.Catalogue, o *pb.CustodianOrder) (Order, error) {
 	return Order{ClOrdID: o.GetClOrdId(), DealingDate: day, Asset: a, Side: side, Units: units}, nil
 }
 
-// sameTerms reports whether a repeat of an order has the executed order's
+// SameTerms reports whether a repeat of an order has the executed order's
 // terms (units compared as numbers: "1.5" is "1.5000").
-func (o Order) sameTerms(r *pb.CustodianOrder) bool {
+func (o Order) SameTerms(r *pb.CustodianOrder) bool {
 	u, err := decimal.NewFromString(r.GetUnits())
 	return err == nil && r.GetAsset() == string(o.Asset.ISIN) && r.GetDealingDate() == o.DealingDate.String() &&
 		domain.Side(r.GetSide()) == o.Side && u.Equal(o.Units.Decimal())
@@ -277,13 +277,13 @@ func encodePriceFeed(cat *domain.Catalogue, date domain.Date, prices map[domain.
 	return f, nil
 }
 
-// decodePriceFeed is the prices of a feed message that must be for date.
+// ParsePriceFeed is the prices of a feed message that must be for date.
 // Every price of a catalogue asset must parse with the asset's decimals: a
 // feed with a malformed price is refused whole, since it cannot be known
 // what else is wrong with it. Assets outside the catalogue are skipped and
 // returned in ignored (the fund managers' feed may price funds ACME does not
 // offer).
-func decodePriceFeed(cat *domain.Catalogue, date domain.Date, f *pb.PriceFeed) (prices map[domain.ISIN]domain.Price, ignored []string, err error) {
+func ParsePriceFeed(cat *domain.Catalogue, date domain.Date, f *pb.PriceFeed) (prices map[domain.ISIN]domain.Price, ignored []string, err error) {
 	if f.GetDate() != date.String() {
 		return nil, nil, fmt.Errorf("%w: feed on %s says it is for %q", ErrInvalidPrices, date, f.GetDate())
 	}

@@ -145,8 +145,8 @@ const (
 	// priceFeedBytesMax bounds one day's feed: 500 assets (the catalogue's
 	// limit) at about 40 bytes each is 20 KB.
 	priceFeedBytesMax = 256 << 10
-	// replicasMax is the largest JetStream replication factor.
-	replicasMax = 5
+	// ReplicasMax is the largest JetStream replication factor.
+	ReplicasMax = 5
 )
 
 // Sentinel errors of the package, checked with errors.Is.
@@ -195,10 +195,10 @@ func OrderMsgID(clOrdID string, attempt int) string {
 	return clOrdID + resendSeparator + strconv.Itoa(attempt)
 }
 
-// orderMsgIDMatches reports whether msgID is one OrderMsgID could give for
+// OrderMsgIDMatches reports whether msgID is one OrderMsgID could give for
 // clOrdID; the simulator logs orders whose id does not, as a sign of a
 // client that does not follow the protocol.
-func orderMsgIDMatches(msgID, clOrdID string) bool {
+func OrderMsgIDMatches(msgID, clOrdID string) bool {
 	if msgID == clOrdID {
 		return true
 	}
@@ -272,8 +272,8 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 // each other's update). A change JetStream cannot apply in place (storage,
 // retention) is an error, left to an operator.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	if replicas < 0 || replicas > replicasMax {
-		return fmt.Errorf("%w: replicas %d outside [0, %d]", ErrInvalidConfig, replicas, replicasMax)
+	if replicas < 0 || replicas > ReplicasMax {
+		return fmt.Errorf("%w: replicas %d outside [0, %d]", ErrInvalidConfig, replicas, ReplicasMax)
 	}
 	for _, cfg := range StreamConfigs(replicas) {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
@@ -281,21 +281,4 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 		}
 	}
 	return nil
-}
-
-// retryDelay is the delay before the delivery after the n-th (1-based) of a
-// message that could not be handled yet: base, doubling per delivery, at
-// most max.
-func retryDelay(n uint64, base, max time.Duration) time.Duration {
-	if n < 1 {
-		n = 1
-	}
-	// 2^20 × any sane base is beyond any sane max; stop doubling there so
-	// the shift cannot overflow.
-	const doublingsMax = 20
-	d := base << min(n-1, doublingsMax)
-	if d <= 0 || d > max {
-		return max
-	}
-	return d
 }

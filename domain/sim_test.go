@@ -129,7 +129,7 @@ func (s *sim) check(member string) {
 }
 
 // checkReplay asserts invariant 2: replaying every pot's events from zero
-// gives its state. (From a snapshot: proto/pb, which encodes snapshots,
+// gives its state. (From a snapshot: package codec, which encodes snapshots,
 // TestPotSnapshotRoundTrip.)
 func (s *sim) checkReplay() {
 	s.t.Helper()

@@ -3,7 +3,7 @@ package domain
 import "fmt"
 
 // Snapshots of a pot's state. The journal is the truth and a snapshot a
-// cache of it: proto/pb encodes one (EncodePotSnapshot) as it encodes the
+// cache of it: package codec encodes one (EncodePotSnapshot) as it encodes the
 // events, and a snapshot that cannot be read is ignored (the pot replays its
 // events instead).
 

@@ -14,7 +14,9 @@ import (
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/internal/testkit"
@@ -222,7 +224,7 @@ func TestJetStreamDoubleActivationAcrossMembers(t *testing.T) {
 		if e.Version != uint64(i+1) {
 			t.Fatalf("event %d has version %d: the history forked", i, e.Version)
 		}
-		de, err := pb.DecodePotEvent(e.Type, e.Data)
+		de, err := codec.DecodePotEvent(e.Type, e.Data)
 		require.NoError(t, err, "event %d", i)
 		if r, ok := de.(domain.RequestRecorded); ok {
 			seen[r.Record.Key]++
@@ -277,7 +279,7 @@ func TestDealingCycleOnThreeMembers(t *testing.T) {
 	simClient, err := custodian.NewClient(simNC, custodian.ClientConfig{Catalogue: cat})
 	require.NoError(t, err)
 	require.NoError(t, simClient.EnsureStreams(ctx))
-	sim, err := custodian.StartSimulator(ctx, simNC, custodian.SimulatorConfig{Dir: t.TempDir(), Catalogue: cat, Calendar: cal,
+	sim, err := simulator.Start(ctx, simNC, simulator.Config{Dir: t.TempDir(), Catalogue: cat, Calendar: cal,
 		RetryInterval: 100 * time.Millisecond, RetryIntervalMax: 500 * time.Millisecond, Logger: logger})
 	require.NoError(t, err)
 	t.Cleanup(func() { sim.Stop() })

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/persistence"
 )
 
@@ -105,7 +105,7 @@ type Config struct {
 
 	// CustodianFaults are the simulated custodian's injected faults (dev
 	// and the custodian command). The zero value injects none.
-	CustodianFaults custodian.Faults
+	CustodianFaults simulator.Faults
 
 	// Now is the clock pots decide with. Default time.Now; tests set a
 	// simulated one (there is no flag: production runs on real time).
@@ -129,6 +129,11 @@ const (
 	DefaultGroups         = 64
 	DefaultPotIdleTimeout = 10 * time.Minute
 	DefaultRequestTimeout = 5 * time.Second
+	// DefaultTokenTTL is how long a signed bearer token is valid, dev's
+	// printed ones and the token command's alike: a working day and some,
+	// short enough that a token pasted somewhere it should not be soon
+	// expires (docs/decisions.md, "One token lifetime").
+	DefaultTokenTTL = 24 * time.Hour
 
 	// journalMinSyncIntervalMax: every acknowledged append may wait this
 	// long for its sync (the Pebble journal's own bound).

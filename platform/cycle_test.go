@@ -18,6 +18,7 @@ import (
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/internal/natsmsg"
@@ -35,25 +36,27 @@ type dealingWorld struct {
 	nc       *nats.Conn
 	node     *platform.Node
 	operator actors.Operator
-	sim      *custodian.Simulator
+	sim      *simulator.Simulator
 	cal      *domain.Calendar
 	cat      *domain.Catalogue
 
 	// nodeCfg started node; restartNode starts it again.
 	nodeCfg platform.NodeConfig
+	// simCfg started sim; restartCustodian starts it again.
+	simCfg simulator.Config
 
 	mu    sync.Mutex
 	clock time.Time
 }
 
-func startDealingWorld(t *testing.T, faults custodian.Faults) *dealingWorld {
+func startDealingWorld(t *testing.T, faults simulator.Faults) *dealingWorld {
 	t.Helper()
 	return startDealingWorldWith(t, faults, actors.DealingConfig{ResendInterval: 300 * time.Millisecond, ExecutionWait: 30 * time.Second})
 }
 
 // startDealingWorldWith starts a world whose dealing grains run with
 // dealing.
-func startDealingWorldWith(t *testing.T, faults custodian.Faults, dealing actors.DealingConfig) *dealingWorld {
+func startDealingWorldWith(t *testing.T, faults simulator.Faults, dealing actors.DealingConfig) *dealingWorld {
 	t.Helper()
 	logger, level := testkit.Logger(t)
 	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1})
@@ -69,8 +72,9 @@ func startDealingWorldWith(t *testing.T, faults custodian.Faults, dealing actors
 	require.NoError(t, err)
 	ctx := context.Background()
 	require.NoError(t, client.EnsureStreams(ctx))
-	w.sim, err = custodian.StartSimulator(ctx, nc, custodian.SimulatorConfig{Dir: t.TempDir(), Catalogue: w.cat, Calendar: cal,
-		Faults: faults, RetryInterval: 100 * time.Millisecond, RetryIntervalMax: 500 * time.Millisecond, Logger: logger})
+	w.simCfg = simulator.Config{Dir: t.TempDir(), Catalogue: w.cat, Calendar: cal,
+		Faults: faults, RetryInterval: 100 * time.Millisecond, RetryIntervalMax: 500 * time.Millisecond, Logger: logger}
+	w.sim, err = simulator.Start(ctx, nc, w.simCfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { w.sim.Stop() })
 	j, err := pebble.Open("journal", pebble.Options{FS: vfs.NewMem(), Groups: 9})
@@ -104,6 +108,18 @@ func (w *dealingWorld) restartNode() {
 	w.t.Helper()
 	w.node.Kill()
 	w.startNode()
+}
+
+// restartCustodian stops the simulated custodian and starts it again on
+// its ledger, with faults.
+func (w *dealingWorld) restartCustodian(faults simulator.Faults) {
+	w.t.Helper()
+	w.sim.Stop()
+	w.simCfg.Faults = faults
+	var err error
+	if w.sim, err = simulator.Start(context.Background(), w.nc, w.simCfg); err != nil {
+		w.t.Fatal(err)
+	}
 }
 
 func (w *dealingWorld) now() time.Time {
@@ -168,7 +184,7 @@ func (w *dealingWorld) reconcile(id string, deep bool) *pb.ReconciliationReport 
 // allocated exactly, settle, drift triggers rebalances, a cycle run twice
 // trades nothing twice, and reconciliation finds no break.
 func TestDealingCycleOneNode(t *testing.T) {
-	w := startDealingWorld(t, custodian.Faults{})
+	w := startDealingWorld(t, simulator.Faults{})
 	profiles := []string{"cautious", "balanced", "adventurous", ""}
 	const pots = 12
 	for i := range pots {
@@ -248,7 +264,7 @@ func TestDealingCycleOneNode(t *testing.T) {
 // error chains; the failure is recorded, so a restarted node shows it (not
 // 404); running the cycle again resumes it and it completes once.
 func TestFailedCycleIsRecordedAndResumes(t *testing.T) {
-	w := startDealingWorldWith(t, custodian.Faults{OutageDuration: 4 * time.Second},
+	w := startDealingWorldWith(t, simulator.Faults{OutageDuration: 4 * time.Second},
 		actors.DealingConfig{ResendInterval: 200 * time.Millisecond, ExecutionWait: 500 * time.Millisecond})
 	const m = "F0001"
 	w.pot(m, &pb.PotRequest{IdempotencyKey: "open", Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{Profile: "balanced"}}})
@@ -298,7 +314,7 @@ func TestFailedCycleIsRecordedAndResumes(t *testing.T) {
 // cut-off). The next cycle's aggregator rolls it to the next open day, the
 // member sees both dates, and it executes there.
 func TestLateOrderIsRolledToTheNextDay(t *testing.T) {
-	w := startDealingWorld(t, custodian.Faults{})
+	w := startDealingWorld(t, simulator.Faults{})
 	const m = "L0001"
 	w.pot(m, &pb.PotRequest{IdempotencyKey: "open", Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{}}})
 	w.pot(m, &pb.PotRequest{IdempotencyKey: "pay", Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: "100.00"}}})

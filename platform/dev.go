@@ -19,6 +19,7 @@ import (
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/internal/natsembed"
@@ -46,7 +47,7 @@ type Dev struct {
 	// Node is the one node; Custodian the simulated custodian (tests look
 	// at both).
 	Node      *Node
-	Custodian *custodian.Simulator
+	Custodian *simulator.Simulator
 
 	log     *slog.Logger
 	nats    *natsembed.Server
@@ -143,7 +144,7 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	if err := client.EnsureStreams(ctx); err != nil {
 		return nil, fmt.Errorf("platform: custodian streams: %w", err)
 	}
-	d.Custodian, err = custodian.StartSimulator(ctx, d.nc, custodian.SimulatorConfig{Dir: filepath.Join(cfg.DataDir, "custodian"),
+	d.Custodian, err = simulator.Start(ctx, d.nc, simulator.Config{Dir: filepath.Join(cfg.DataDir, "custodian"),
 		Catalogue: cat, Calendar: cal, Faults: cfg.CustodianFaults, Logger: d.log.With("component", "custodian")})
 	if err != nil {
 		return nil, fmt.Errorf("platform: start the simulated custodian: %w", err)

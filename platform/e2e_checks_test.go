@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/acme/mastertrust/actors"
-	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
 )
 
@@ -522,7 +522,7 @@ func (e *e2e) checkCustodian(asOf domain.Date, settled, pending map[string]decim
 		e.fail("custodian: %d conflicting repeats, %d short positions, %d rejected orders", st.ConflictingRepeats,
 			st.ShortPositions, st.Rejected)
 	}
-	for _, s := range []custodian.SimulatorStats{e.before, st} {
+	for _, s := range []simulator.Stats{e.before, st} {
 		e.t.Logf("custodian: %d executions; %d orders received, %d repeats, %d outage refusals, reports %d published, %d dropped, %d duplicated, %d delayed, %d reordered",
 			s.ExecutionsTotal, s.OrdersReceived, s.Repeats, s.OutageRefusals, s.ReportsPublished, s.ReportsDropped,
 			s.ReportsDuplicated, s.ReportsDelayed, s.ReportsReordered)

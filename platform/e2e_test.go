@@ -19,7 +19,7 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
-	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/apispec"
 	"github.com/acme/mastertrust/internal/testkit"
@@ -67,7 +67,7 @@ type e2eConfig struct {
 	// end, after a restart, to show they are durable.
 	ReplaySample int
 
-	Faults         custodian.Faults
+	Faults         simulator.Faults
 	DuplicateFeed  bool
 	PotIdleTimeout time.Duration
 }
@@ -108,7 +108,7 @@ func TestE2EDealingWithFaults(t *testing.T) {
 	cfg := e2eConfig{
 		Seed: seed, Start: domain.MustDate("2026-11-23"), Days: 6, Pots: 500,
 		Workers: 32, HotPots: 8, HotShare: 0.1, OpsPerDay: 1000, LateOpsPerDay: 200, RacingOps: 250, ReplaySample: 300,
-		Faults: custodian.Faults{Seed: seed, DropProbability: 0.2, DuplicateProbability: 0.2,
+		Faults: simulator.Faults{Seed: seed, DropProbability: 0.2, DuplicateProbability: 0.2,
 			DelayMax: 300 * time.Millisecond, ReorderWindow: 3, OutageOrders: 3},
 		DuplicateFeed: true, PotIdleTimeout: 2 * time.Second,
 	}
@@ -145,7 +145,7 @@ type e2e struct {
 
 	cycles []*e2eCycleRun
 	// before is the simulator's counters at the restart (they start over).
-	before   custodian.SimulatorStats
+	before   simulator.Stats
 	failures e2eFailures
 	counts   e2eCounts
 }
@@ -1389,7 +1389,7 @@ func (e *e2e) postCycle(day domain.Date, body []byte) (e2eResponse, error) {
 			return r, fmt.Errorf("cycle %s: %s", day, r)
 		}
 		msg := fmt.Sprintf("cycle %s stopped (attempt %d): %s", day, attempt, r)
-		if e.cfg.Faults == (custodian.Faults{}) {
+		if e.cfg.Faults == (simulator.Faults{}) {
 			e.fail("%s", msg)
 		}
 		e.t.Log(msg)

@@ -147,7 +147,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	deps := &actors.PotDeps{Journal: cfg.Journal, Catalogue: cfg.Catalogue, Calendar: cfg.Calendar,
 		Market: cfg.Market, Now: cfg.Now, Config: cfg.Pots, Metrics: metrics, Logger: cfg.Logger}
 	dealing := &actors.DealingDeps{Journal: cfg.Journal, Catalogue: cfg.Catalogue, Calendar: cfg.Calendar,
-		Market: cfg.Market, Now: cfg.Now, Config: cfg.Dealing, Logger: cfg.Logger}
+		Market: cfg.Market, Now: cfg.Now, Config: cfg.Dealing, Logger: cfg.Logger, Metrics: metrics}
 	if cfg.Custodian != nil {
 		dealing.Custodian = custodianAdapter{cfg.Custodian}
 	}
@@ -165,7 +165,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	}
 	dealing.SetNode(member)
 	if cfg.Custodian != nil {
-		stopReports, err := cfg.Custodian.Reports(ctx, executionsConsumer, actors.ExecutionRecorder(member, dealing.Config.StepTimeout))
+		stopReports, err := cfg.Custodian.Reports(ctx, executionsConsumer, dealing.ExecutionRecorder())
 		if err != nil {
 			member.Kill()
 			return nil, fmt.Errorf("platform: start node: consume execution reports: %w", err)

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/apispec"
 	"github.com/acme/mastertrust/internal/testkit"
@@ -45,7 +45,7 @@ type operatorDev struct {
 const operatorPrices = `"GB00BN7Q2L69":"2.000000","GB00BD8R3K42":"1.500000","IE00BF4W7M71":"1.250000",` +
 	`"GB00BH2T9J51":"1.100000","GB00BK5V8P82":"1.2345","IE00BL3X6N73":"0.987654","GB00BP9C4D20":"1.000000"`
 
-func startOperatorDev(t *testing.T, windowAhead int, faults custodian.Faults, now time.Time) *operatorDev {
+func startOperatorDev(t *testing.T, windowAhead int, faults simulator.Faults, now time.Time) *operatorDev {
 	t.Helper()
 	cal, err := platform.NewCalendar()
 	require.NoError(t, err)
@@ -299,7 +299,7 @@ func monday(cal *domain.Calendar) time.Time {
 // operator endpoint, and the process goes on serving; dev's window refuses
 // a year typed wrong.
 func TestOperatorDatesNeverEndTheProcess(t *testing.T) {
-	d := startOperatorDev(t, 0, custodian.Faults{}, time.Now())
+	d := startOperatorDev(t, 0, simulator.Faults{}, time.Now())
 	for _, date := range []string{"0001-01-01", "9999-12-31", "1899-12-31", "3000-01-01"} {
 		d.want(http.StatusBadRequest, "invalid-request", "POST", "/v1/prices", `{"date":"`+date+`","prices":{`+operatorPrices+`}}`)
 		d.want(http.StatusBadRequest, "invalid-request", "GET", "/v1/prices/"+date, "")
@@ -321,7 +321,7 @@ func TestOperatorDatesNeverEndTheProcess(t *testing.T) {
 // cycles in date order unless forced with a reason; a day before the last
 // completed cycle can no longer run.
 func TestDealingCalendarIsTheLaw(t *testing.T) {
-	d := startOperatorDev(t, 1, custodian.Faults{}, time.Time{})
+	d := startOperatorDev(t, 1, simulator.Faults{}, time.Time{})
 	d.clock.Set(domain.MustDate("2026-12-18").At(9, 0, d.cal.Location())) // a Friday: Friday's orders deal today
 	// Weekends and holidays have no prices and no cycle.
 	d.want(http.StatusUnprocessableEntity, "not-dealing-day", "POST", "/v1/prices", `{"date":"2026-12-19","prices":{`+operatorPrices+`}}`)
@@ -384,7 +384,7 @@ func TestDealingCalendarIsTheLaw(t *testing.T) {
 // deal the day at the corrected prices, and are refused once the cycle has
 // used them; GET shows every version.
 func TestPricesCorrectedUntilUsed(t *testing.T) {
-	d := startOperatorDev(t, 0, custodian.Faults{}, time.Time{})
+	d := startOperatorDev(t, 0, simulator.Faults{}, time.Time{})
 	d.clock.Set(monday(d.cal))
 	tok := d.member("COR001")
 	d.prices("2026-11-23")
@@ -422,7 +422,7 @@ func TestPricesCorrectedUntilUsed(t *testing.T) {
 // the pots can no longer be compared with) is refused, not answered with
 // false breaks, and the date given is never replaced silently.
 func TestReconciliationAsOfTheDayItCanProve(t *testing.T) {
-	d := startOperatorDev(t, 0, custodian.Faults{}, time.Time{})
+	d := startOperatorDev(t, 0, simulator.Faults{}, time.Time{})
 	d.clock.Set(monday(d.cal))
 	d.member("REC001")
 	for _, day := range []string{"2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26", "2026-11-27"} {
@@ -457,7 +457,7 @@ func TestReconciliationAsOfTheDayItCanProve(t *testing.T) {
 // answers the same run again, and once complete answers 200 with the same
 // summary; a reconciliation likewise.
 func TestLongOperatorWorkAnswersAtOnce(t *testing.T) {
-	d := startOperatorDev(t, 0, custodian.Faults{OutageDuration: 4 * time.Second}, time.Time{})
+	d := startOperatorDev(t, 0, simulator.Faults{OutageDuration: 4 * time.Second}, time.Time{})
 	d.clock.Set(monday(d.cal))
 	d.member("ASY001")
 	d.prices("2026-11-23")
@@ -507,7 +507,7 @@ func TestLongOperatorWorkAnswersAtOnce(t *testing.T) {
 // log (a refused cycle once left a cut-off that every start logged as
 // unreadable).
 func TestRefusalsLeaveNothingUnreadable(t *testing.T) {
-	d := startOperatorDev(t, 1, custodian.Faults{}, time.Time{})
+	d := startOperatorDev(t, 1, simulator.Faults{}, time.Time{})
 	d.clock.Set(monday(d.cal))
 	d.member("REF001")
 	d.prices("2026-11-23")

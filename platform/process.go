@@ -18,6 +18,7 @@ import (
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/persistence"
@@ -302,7 +303,7 @@ func StartNATS(cfg Config, host string, port int) (*natsembed.Server, error) {
 
 // StartCustodian runs the simulated custodian against the NATS server at
 // NATSURL, with its ledger under DataDir/custodian and CustodianFaults.
-func StartCustodian(cfg Config) (*custodian.Simulator, func(), error) {
+func StartCustodian(cfg Config) (*simulator.Simulator, func(), error) {
 	cfg.EnsureDefaults()
 	if cfg.NATSURL == "" {
 		return nil, nil, errors.New("platform: the custodian needs a NATS URL")
@@ -320,7 +321,7 @@ func StartCustodian(cfg Config) (*custodian.Simulator, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("platform: connect to NATS at %s: %w", cfg.NATSURL, err)
 	}
-	sim, err := custodian.StartSimulator(context.Background(), nc, custodian.SimulatorConfig{Dir: filepath.Join(cfg.DataDir, "custodian"),
+	sim, err := simulator.Start(context.Background(), nc, simulator.Config{Dir: filepath.Join(cfg.DataDir, "custodian"),
 		Catalogue: cat, Calendar: cal, Replicas: cfg.Replicas, Faults: cfg.CustodianFaults, Logger: log})
 	if err != nil {
 		nc.Close()

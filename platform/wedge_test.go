@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/actors"
-	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -20,7 +20,7 @@ import (
 // refused when the asset book read them, failing the day's cycle on every
 // run), and the day deals, allocates and reconciles exactly.
 func TestLargestPotsDealADay(t *testing.T) {
-	w := startDealingWorldWith(t, custodian.Faults{}, actors.DealingConfig{ResendInterval: 200 * time.Millisecond, ExecutionWait: 10 * time.Second})
+	w := startDealingWorldWith(t, simulator.Faults{}, actors.DealingConfig{ResendInterval: 200 * time.Millisecond, ExecutionWait: 10 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, m := range []string{"BIG01", "BIG02", "BIG03"} {

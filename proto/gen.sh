@@ -22,6 +22,15 @@
 #   - every file with a service declares the same package-level func
 #     `respond`, so two service files in one Go package do not compile: each
 #     file's copy is renamed respond<File>.
+#
+# It also has no option to generate only the calling side of a service, and
+# proto/pb needs nothing else: the actors build their grain kinds and props
+# themselves (actors/grain.go, actors/pot.go) and call grains through the
+# generated clients or cluster.Request. So the *_grain.pb.go files of
+# proto/pb keep only their clients (GetXGrainClient, XGrainClient and its
+# methods); the server halves (the X interface, XFactory, GetXKind, NewXKind,
+# XActor, respond) are removed, with the imports only they used. The cluster's
+# test grain keeps its whole file: its tests host it with NewCounterKind.
 set -euo pipefail
 
 module=github.com/acme/mastertrust
@@ -137,6 +146,49 @@ while IFS= read -r -d '' f; do
 		rm "$f"
 	fi
 done < <(find "$tmp" -name '*_grain.pb.go' -print0)
+
+# grain_clients_only rewrites a generated *_grain.pb.go to its grain clients
+# (see the header): it keeps the header, the package clause, the imports and
+# the declarations of GetXGrainClient, XGrainClient and XGrainClient's
+# methods, each with its doc comment, and drops every other top-level
+# declaration (a line starting with func, type, var or const, through its
+# closing "}" or ")" at the start of a line when it opens a block). Then it
+# drops the imports nothing left uses. What is left must still compile: the
+# build at the end checks.
+grain_clients_only() {
+	local f="$1" kept name
+	kept="$(awk '
+		skip != "" { if (index($0, skip) == 1) skip = ""; next }
+		/^\/\// { doc = doc $0 "\n"; next }
+		/^(func|type|var|const) / {
+			if ($0 ~ /^func Get[A-Za-z0-9_]+GrainClient\(/ ||
+				$0 ~ /^type [A-Za-z0-9_]+GrainClient struct/ ||
+				$0 ~ /^func \([A-Za-z0-9_]+ \*[A-Za-z0-9_]+GrainClient\) /) {
+				printf "%s", doc
+				print
+			} else if ($0 ~ /\{$/) {
+				skip = "}"
+			} else if ($0 ~ /\($/) {
+				skip = ")"
+			}
+			doc = ""
+			next
+		}
+		{ printf "%s", doc; doc = ""; print }
+	' "$f")"
+	printf '%s\n' "$kept" >"$f"
+	for name in $(sed -n '/^import (/,/^)/s/^\t\([A-Za-z0-9_]*\) ".*"$/\1/p' "$f"); do
+		if ! sed '/^import (/,/^)/d' "$f" | grep -q "\b$name\."; then
+			sed -i "/^import (/,/^)/{/^\t$name \"/d}" "$f"
+		fi
+	done
+}
+if [[ -d "$tmp/proto/pb" ]]; then
+	for f in "$tmp/proto/pb"/*_grain.pb.go; do
+		[[ -e "$f" ]] || continue
+		grain_clients_only "$f"
+	done
+fi
 while IFS= read -r dir; do
 	mapfile -t with_respond < <(grep -l '^func respond\[' "$dir"/*_grain.pb.go 2>/dev/null || true)
 	if [[ ${#with_respond[@]} -gt 1 ]]; then

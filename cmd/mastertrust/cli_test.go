@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/platform"
 )
 
@@ -179,4 +181,76 @@ func TestDevNATSPortTaken(t *testing.T) {
 	out, code = runBinary(t, []string{"MASTERTRUST_NATS_PORT=" + port}, "dev", "--data-dir", t.TempDir(), "--http", "127.0.0.1:0")
 	require.Equal(t, 2, code, "dev on a taken MASTERTRUST_NATS_PORT: exit status; output\n%s", out)
 	require.Contains(t, out, "address already in use", "dev on a taken MASTERTRUST_NATS_PORT: output")
+}
+
+// token takes every flag from the environment like the other commands,
+// and signs for the one lifetime dev's printed tokens have too.
+func TestTokenFromTheEnvironment(t *testing.T) {
+	secret := strings.Repeat("ab", 32)
+	t.Setenv("MASTERTRUST_TOKEN_SECRET", secret)
+	t.Setenv("MASTERTRUST_MEMBER", "m-env-1")
+	before := time.Now()
+	stdout, stderr, code := runCLI(t, "token")
+	require.Equal(t, 0, code, stderr)
+	claims, err := gateway.VerifyToken([]byte(secret), strings.TrimSpace(stdout), time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, gateway.RoleMember, claims.Role)
+	assert.Equal(t, "m-env-1", claims.Subject)
+	assert.InDelta(t, before.Add(platform.DefaultTokenTTL).Unix(), claims.ExpiresAt, 5, "the default lifetime")
+
+	t.Setenv("MASTERTRUST_MEMBER", "")
+	t.Setenv("MASTERTRUST_OPERATOR", "true")
+	t.Setenv("MASTERTRUST_TOKEN_TTL", "2h")
+	stdout, stderr, code = runCLI(t, "token")
+	require.Equal(t, 0, code, stderr)
+	claims, err = gateway.VerifyToken([]byte(secret), strings.TrimSpace(stdout), time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, gateway.RoleOperator, claims.Role)
+	assert.InDelta(t, time.Now().Add(2*time.Hour).Unix(), claims.ExpiresAt, 5, "MASTERTRUST_TOKEN_TTL")
+
+	t.Setenv("MASTERTRUST_OPERATOR", "maybe")
+	_, stderr, code = runCLI(t, "token")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, `MASTERTRUST_OPERATOR="maybe"`)
+
+	t.Setenv("MASTERTRUST_OPERATOR", "true")
+	_, stderr, code = runCLI(t, "token", "--token-ttl", "-1h")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "want a positive duration")
+}
+
+// gateway --help lists only what a gateway uses: no journal, NATS,
+// membership or dealing settings.
+func TestGatewayHelpListsOnlyItsFlags(t *testing.T) {
+	t.Parallel()
+	_, stderr, code := runCLI(t, "gateway", "--help")
+	require.Equal(t, 0, code)
+	var listed []string
+	for _, line := range strings.Split(stderr, "\n") {
+		if name, ok := strings.CutPrefix(line, "  -"); ok {
+			listed = append(listed, strings.Fields(name)[0])
+		}
+	}
+	assert.ElementsMatch(t, []string{"catalogue", "cluster-host", "cluster-port", "data-dir", "http", "in-flight-max",
+		"log-format", "log-level", "peers", "request-timeout", "slot-wait-max"}, listed)
+}
+
+// version names the module, the revision when the build has one, and the
+// toolchain.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	stdout, stderr, code := runCLI(t, "version")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "(github.com/acme/mastertrust)")
+	assert.Contains(t, stdout, "built with go1.")
+
+	bi := &debug.BuildInfo{GoVersion: "go1.26.8", Path: "github.com/acme/mastertrust/cmd/mastertrust",
+		Main: debug.Module{Path: "github.com/acme/mastertrust", Version: "v1.2.3"},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0e319dc8"}, {Key: "vcs.time", Value: "2026-12-05T10:15:00Z"},
+			{Key: "vcs.modified", Value: "true"}, {Key: "GOOS", Value: "linux"}, {Key: "GOARCH", Value: "amd64"}}}
+	assert.Equal(t, "mastertrust v1.2.3 (github.com/acme/mastertrust)\n"+
+		"revision 0e319dc8 of 2026-12-05T10:15:00Z, with uncommitted changes\n"+
+		"built with go1.26.8 for linux/amd64\n", versionText(bi))
+	bi.Settings = nil
+	assert.Contains(t, versionText(bi), "revision unknown")
 }

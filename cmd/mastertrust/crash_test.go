@@ -366,7 +366,7 @@ func TestDevKilledMidCycleCompletesOnce(t *testing.T) {
 // command (a member token for member, an operator token for "").
 func devToken(t *testing.T, d *devProcess, member string) string {
 	t.Helper()
-	args := []string{"token", "--data-dir", d.dataDir, "--ttl", "1h"}
+	args := []string{"token", "--data-dir", d.dataDir, "--token-ttl", "1h"}
 	if member == "" {
 		args = append(args, "--operator")
 	} else {

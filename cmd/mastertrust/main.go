@@ -10,6 +10,7 @@
 //	mastertrust cycle      run a dealing day's cycle, showing its progress
 //	mastertrust reconcile  reconcile the pots and the house with the custodian
 //	mastertrust bench      run a benchmark workload
+//	mastertrust version    print what the binary was built from
 //
 // Every flag has an environment variable: --data-dir is MASTERTRUST_DATA_DIR,
 // and so on. Run a command with --help (or mastertrust help <command>) for
@@ -25,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +55,7 @@ func commands() []command {
 		{"cycle", "run a dealing day's cycle and show its progress (operator)", runCycleCommand},
 		{"reconcile", "reconcile the pots and the house account with the custodian (operator)", runReconcile},
 		{"bench", "run a benchmark workload: journal, pots, cycle or overload (figures beside same-run baselines)", runBench},
+		{"version", "print the version, the revision the binary was built from, and the Go toolchain", runVersion},
 	}
 }
 
@@ -167,6 +170,17 @@ func (f *flags) intVar(p *int, name string, def int, usage string) {
 	f.IntVar(p, name, def, f.usageText(name, usage))
 }
 
+func (f *flags) boolVar(p *bool, name string, def bool, usage string) {
+	if v, ok := f.env(name); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("%s=%q: %v", envName(name), v, err))
+		}
+		def = b
+	}
+	f.BoolVar(p, name, def, f.usageText(name, usage))
+}
+
 func (f *flags) float64Var(p *float64, name string, def float64, usage string) {
 	if v, ok := f.env(name); ok {
 		if _, err := fmt.Sscan(v, &def); err != nil {
@@ -211,15 +225,36 @@ func (f *flags) parse(args []string) error {
 	return errors.Join(f.errs...)
 }
 
-// common binds the settings every command shares.
+// common binds the settings every command that hosts the platform's parts
+// shares.
 func common(f *flags, cfg *platform.Config) {
 	f.stringVar(&cfg.DataDir, "data-dir", platform.DefaultDataDir, "directory of local state: the journal, JetStream's files in dev mode, the token secret")
+	logFlags(f, cfg)
+	catalogueFlag(f, cfg)
+	tokenSecretFromEnv(cfg)
+}
+
+// logFlags binds the logger's settings.
+func logFlags(f *flags, cfg *platform.Config) {
 	f.stringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	f.stringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// catalogueFlag binds the catalogue a process validates against.
+func catalogueFlag(f *flags, cfg *platform.Config) {
 	f.stringVar(&cfg.CataloguePath, "catalogue", "", "an operator's catalogue file (assets and risk profiles); empty: the built-in one")
-	// The secret is read from the environment only: a flag would show it
-	// in the process list.
+}
+
+// tokenSecretFromEnv reads the token secret from the environment only: a
+// flag would show it in the process list.
+func tokenSecretFromEnv(cfg *platform.Config) {
 	cfg.TokenSecret = os.Getenv("MASTERTRUST_TOKEN_SECRET")
+}
+
+// tokenTTLFlag binds how long the tokens a command signs are valid: one
+// variable and one default for dev's printed tokens and the token command.
+func tokenTTLFlag(f *flags, ttl *time.Duration) {
+	f.durationVar(ttl, "token-ttl", platform.DefaultTokenTTL, "how long the tokens signed are valid")
 }
 
 // natsMonitorPortFlag binds the NATS server's monitoring port.
@@ -237,7 +272,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	journalSyncFlag(f, &cfg)
 	f.intVar(&cfg.DealingWindowAhead, "dealing-window-ahead", 10, "dealing days after today, or after the latest day a cycle ran for if later, that prices and cycles may be for (negative: no bound)")
 	tokenTTL := time.Duration(0)
-	f.durationVar(&tokenTTL, "token-ttl", 30*24*time.Hour, "validity of the tokens printed at start")
+	tokenTTLFlag(f, &tokenTTL)
 	var member string
 	f.stringVar(&member, "member", "M000001", "the member id of the member token printed at start")
 	f.intVar(&cfg.NATSPort, "nats-port", platform.DefaultNATSPort, fmt.Sprintf(
@@ -277,10 +312,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 // clusterFlags binds the settings of a process in a multi-node cluster.
+// clusterFlags binds what a cluster's process needs to reach the members:
+// a gateway's too (it is a cluster client).
 func clusterFlags(f *flags, cfg *platform.Config) {
-	f.stringVar(&cfg.ClusterHost, "cluster-host", "127.0.0.1", "host of this node's cluster (gRPC) address, reachable by the other nodes")
-	f.intVar(&cfg.ClusterPort, "cluster-port", 0, "port of this node's cluster address (0: a free one)")
-	f.intVar(&cfg.AutomanagedPort, "automanaged-port", 0, "port of this node's membership endpoint (a member needs one; a gateway none)")
+	f.stringVar(&cfg.ClusterHost, "cluster-host", "127.0.0.1", "host of this process's cluster (gRPC) address, reachable by the nodes")
+	f.intVar(&cfg.ClusterPort, "cluster-port", 0, "port of this process's cluster address (0: a free one)")
 	var peers string
 	f.stringVar(&peers, "peers", "", "comma-separated membership endpoints (host:port) of every member, this one included")
 	f.afterParse = append(f.afterParse, func() error {
@@ -300,7 +336,7 @@ func clusterFlags(f *flags, cfg *platform.Config) {
 // gatewayLimitFlags binds the gateway's limits on members' requests in
 // flight (docs/decisions.md, "Overload is refused, not queued").
 func gatewayLimitFlags(f *flags, cfg *platform.Config) {
-	f.intVar(&cfg.InFlightMax, "in-flight-max", 0, "members' requests the gateway serves at once; past it, 503 after the slot wait (0: the default, 64)")
+	f.intVar(&cfg.InFlightMax, "in-flight-max", 0, "members' requests the gateway serves at once; past it, 503 after the slot wait (0: the default, 32)")
 	f.durationVar(&cfg.SlotWaitMax, "slot-wait-max", 0, "how long a request past --in-flight-max waits for a slot before its 503; negative: none (0: the default, 10ms)")
 }
 
@@ -354,6 +390,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var cfg platform.Config
 	common(f, &cfg)
 	clusterFlags(f, &cfg)
+	f.intVar(&cfg.AutomanagedPort, "automanaged-port", 0, "port of this node's membership endpoint, one of --peers")
 	f.stringVar(&cfg.HTTPAddr, "http", "", "address for /healthz, /readyz and /metrics (empty: none)")
 	f.stringVar(&cfg.Journal, "journal", "jetstream", "journal: jetstream (shared by the cluster, at --nats-url) or pebble (this node's own)")
 	f.stringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server of the shared journal")
@@ -378,7 +415,12 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("gateway", stderr)
 	var cfg platform.Config
-	common(f, &cfg)
+	// Only what a gateway uses: it holds no state but the token secret,
+	// and validates requests against the catalogue.
+	f.stringVar(&cfg.DataDir, "data-dir", platform.DefaultDataDir, "directory holding the token secret (unless MASTERTRUST_TOKEN_SECRET is set)")
+	logFlags(f, &cfg)
+	catalogueFlag(f, &cfg)
+	tokenSecretFromEnv(&cfg)
 	clusterFlags(f, &cfg)
 	f.stringVar(&cfg.HTTPAddr, "http", platform.DefaultHTTPAddr, "the API's listen address (port 0 picks a free one)")
 	gatewayLimitFlags(f, &cfg)
@@ -407,23 +449,29 @@ func ignoreClosed(err error) error {
 	return err
 }
 
+// runToken signs a bearer token with the secret dev created (or
+// MASTERTRUST_TOKEN_SECRET). Its flags come from the environment like every
+// command's: MASTERTRUST_MEMBER, MASTERTRUST_OPERATOR, MASTERTRUST_TOKEN_TTL.
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("token", stderr)
 	var cfg platform.Config
-	f.stringVar(&cfg.DataDir, "data-dir", platform.DefaultDataDir, "directory holding the token secret that dev created")
-	cfg.TokenSecret = os.Getenv("MASTERTRUST_TOKEN_SECRET")
+	f.stringVar(&cfg.DataDir, "data-dir", platform.DefaultDataDir, "directory holding the token secret that dev created (unless MASTERTRUST_TOKEN_SECRET is set)")
+	tokenSecretFromEnv(&cfg)
 	var member string
 	var operator bool
 	var ttl time.Duration
-	f.StringVar(&member, "member", "", "sign a member token for this member id")
-	f.BoolVar(&operator, "operator", false, "sign an operator token")
-	f.durationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
+	f.stringVar(&member, "member", "", "sign a member token for this member id")
+	f.boolVar(&operator, "operator", false, "sign an operator token")
+	tokenTTLFlag(f, &ttl)
 	if err := f.parse(args); err != nil {
 		return err
 	}
 	if (member == "") == !operator {
 		f.Usage()
 		return errors.New("give exactly one of --member ID or --operator")
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("--token-ttl %s: want a positive duration", ttl)
 	}
 	secret, err := cfg.LoadTokenSecret(false)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/platform"
 )
@@ -445,7 +445,7 @@ func (b *stepBars) done() {
 }
 
 // custodianFlags binds the simulated custodian's fault injection.
-func custodianFlags(f *flags, faults *custodian.Faults) {
+func custodianFlags(f *flags, faults *simulator.Faults) {
 	var seed int
 	f.intVar(&seed, "custodian-seed", 0, "seed of the simulated custodian's faults (0: from the clock, logged)")
 	var drop, duplicate string

@@ -8,19 +8,10 @@ package pb
 
 import (
 	fmt "fmt"
-	actor "github.com/asynkron/protoactor-go/actor"
 	cluster "github.com/asynkron/protoactor-go/cluster"
 	proto "google.golang.org/protobuf/proto"
 	slog "log/slog"
-	time "time"
 )
-
-var xPotFactory func() Pot
-
-// PotFactory produces a Pot
-func PotFactory(factory func() Pot) {
-	xPotFactory = factory
-}
 
 // GetPotGrainClient instantiates a new PotGrainClient with given Identity
 func GetPotGrainClient(c *cluster.Cluster, id string) *PotGrainClient {
@@ -31,37 +22,6 @@ func GetPotGrainClient(c *cluster.Cluster, id string) *PotGrainClient {
 		panic(fmt.Errorf("empty id"))
 	}
 	return &PotGrainClient{Identity: id, cluster: c}
-}
-
-// GetPotKind instantiates a new cluster.Kind for Pot
-func GetPotKind(opts ...actor.PropsOption) *cluster.Kind {
-	props := actor.PropsFromProducer(func() actor.Actor {
-		return &PotActor{
-			Timeout: 60 * time.Second,
-		}
-	}, opts...)
-	kind := cluster.NewKind("Pot", props)
-	return kind
-}
-
-// GetPotKind instantiates a new cluster.Kind for Pot
-func NewPotKind(factory func() Pot, timeout time.Duration, opts ...actor.PropsOption) *cluster.Kind {
-	xPotFactory = factory
-	props := actor.PropsFromProducer(func() actor.Actor {
-		return &PotActor{
-			Timeout: timeout,
-		}
-	}, opts...)
-	kind := cluster.NewKind("Pot", props)
-	return kind
-}
-
-// Pot interfaces the services available to the Pot
-type Pot interface {
-	Init(ctx cluster.GrainContext)
-	Terminate(ctx cluster.GrainContext)
-	ReceiveDefault(ctx cluster.GrainContext)
-	Handle(req *PotRequest, ctx cluster.GrainContext) (*PotResponse, error)
 }
 
 // PotGrainClient holds the base data for the PotGrain
@@ -94,72 +54,5 @@ func (g *PotGrainClient) Handle(r *PotRequest, opts ...cluster.GrainCallOption) 
 		return nil, msg
 	default:
 		return nil, fmt.Errorf("unknown response type %T", resp)
-	}
-}
-
-// PotActor represents the actor structure
-type PotActor struct {
-	ctx     cluster.GrainContext
-	inner   Pot
-	Timeout time.Duration
-}
-
-// Receive ensures the lifecycle of the actor for the received message
-func (a *PotActor) Receive(ctx actor.Context) {
-	switch msg := ctx.Message().(type) {
-	case *actor.Started: //pass
-	case *cluster.ClusterInit:
-		a.ctx = cluster.NewGrainContext(ctx, msg.Identity, msg.Cluster)
-		a.inner = xPotFactory()
-		a.inner.Init(a.ctx)
-
-		if a.Timeout > 0 {
-			ctx.SetReceiveTimeout(a.Timeout)
-		}
-	case *actor.ReceiveTimeout:
-		ctx.Poison(ctx.Self())
-	case *actor.Stopped:
-		a.inner.Terminate(a.ctx)
-	case actor.AutoReceiveMessage: // pass
-	case actor.SystemMessage: // pass
-
-	case *cluster.GrainRequest:
-		switch msg.MethodIndex {
-		case 0:
-			req := &PotRequest{}
-			err := proto.Unmarshal(msg.MessageData, req)
-			if err != nil {
-				ctx.Logger().Error("[Grain] Handle(PotRequest) proto.Unmarshal failed.", slog.Any("error", err))
-				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
-					WithMetadata(map[string]string{
-						"argument": req.String(),
-					})
-				ctx.Respond(resp)
-				return
-			}
-
-			r0, err := a.inner.Handle(req, a.ctx)
-			if err != nil {
-				resp := cluster.FromError(err)
-				ctx.Respond(resp)
-				return
-			}
-			ctx.Respond(r0)
-		}
-	default:
-		a.inner.ReceiveDefault(a.ctx)
-	}
-}
-
-// onError should be used in ctx.ReenterAfter
-// you can just return error in reenterable method for other errors
-func (a *PotActor) onError(err error) {
-	resp := cluster.FromError(err)
-	a.ctx.Respond(resp)
-}
-
-func respondPot[T proto.Message](ctx cluster.GrainContext) func(T) {
-	return func(resp T) {
-		ctx.Respond(resp)
 	}
 }

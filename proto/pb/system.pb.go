@@ -972,6 +972,72 @@ func (x *ExecutionRecorded) GetAtUnixNano() int64 {
 	return 0
 }
 
+// ExecutionRefused: an execution report that does not match the order ACME
+// sent (its ClOrdID, asset, side, units or the day's price), or that names
+// no order ACME sent, was refused: never allocated, kept for investigation
+// in the asset book's stream ("book/<date>/<ISIN>", when the report names a
+// book) and in the alarms stream ("alarms"), which reconciliation reads.
+type ExecutionRefused struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Report *ExecutionReport       `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	// reason says how the report differs from the order, for operators.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	AtUnixNano    int64  `protobuf:"varint,3,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecutionRefused) Reset() {
+	*x = ExecutionRefused{}
+	mi := &file_system_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecutionRefused) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecutionRefused) ProtoMessage() {}
+
+func (x *ExecutionRefused) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecutionRefused.ProtoReflect.Descriptor instead.
+func (*ExecutionRefused) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ExecutionRefused) GetReport() *ExecutionReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+func (x *ExecutionRefused) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ExecutionRefused) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
 // CycleStarted: a run of the cycle began (stream "cycle/<date>", and the
 // dealing stream, where it marks the day the pots' state is as of). A forced
 // run records its reason, who forced it and the earlier days it passed.
@@ -989,7 +1055,7 @@ type CycleStarted struct {
 
 func (x *CycleStarted) Reset() {
 	*x = CycleStarted{}
-	mi := &file_system_proto_msgTypes[13]
+	mi := &file_system_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1067,7 @@ func (x *CycleStarted) String() string {
 func (*CycleStarted) ProtoMessage() {}
 
 func (x *CycleStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[13]
+	mi := &file_system_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1080,7 @@ func (x *CycleStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleStarted.ProtoReflect.Descriptor instead.
 func (*CycleStarted) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{13}
+	return file_system_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CycleStarted) GetDate() string {
@@ -1071,7 +1137,7 @@ type CycleStepDone struct {
 
 func (x *CycleStepDone) Reset() {
 	*x = CycleStepDone{}
-	mi := &file_system_proto_msgTypes[14]
+	mi := &file_system_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1149,7 @@ func (x *CycleStepDone) String() string {
 func (*CycleStepDone) ProtoMessage() {}
 
 func (x *CycleStepDone) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[14]
+	mi := &file_system_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1162,7 @@ func (x *CycleStepDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleStepDone.ProtoReflect.Descriptor instead.
 func (*CycleStepDone) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{14}
+	return file_system_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CycleStepDone) GetStep() string {
@@ -1134,7 +1200,7 @@ type CycleFailed struct {
 
 func (x *CycleFailed) Reset() {
 	*x = CycleFailed{}
-	mi := &file_system_proto_msgTypes[15]
+	mi := &file_system_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1212,7 @@ func (x *CycleFailed) String() string {
 func (*CycleFailed) ProtoMessage() {}
 
 func (x *CycleFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[15]
+	mi := &file_system_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1225,7 @@ func (x *CycleFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleFailed.ProtoReflect.Descriptor instead.
 func (*CycleFailed) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{15}
+	return file_system_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CycleFailed) GetStep() string {
@@ -1194,7 +1260,7 @@ type DayCompleted struct {
 
 func (x *DayCompleted) Reset() {
 	*x = DayCompleted{}
-	mi := &file_system_proto_msgTypes[16]
+	mi := &file_system_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1272,7 @@ func (x *DayCompleted) String() string {
 func (*DayCompleted) ProtoMessage() {}
 
 func (x *DayCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[16]
+	mi := &file_system_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1285,7 @@ func (x *DayCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DayCompleted.ProtoReflect.Descriptor instead.
 func (*DayCompleted) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{16}
+	return file_system_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DayCompleted) GetDate() string {
@@ -1247,7 +1313,7 @@ type CycleCompleted struct {
 
 func (x *CycleCompleted) Reset() {
 	*x = CycleCompleted{}
-	mi := &file_system_proto_msgTypes[17]
+	mi := &file_system_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1325,7 @@ func (x *CycleCompleted) String() string {
 func (*CycleCompleted) ProtoMessage() {}
 
 func (x *CycleCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[17]
+	mi := &file_system_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1338,7 @@ func (x *CycleCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleCompleted.ProtoReflect.Descriptor instead.
 func (*CycleCompleted) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{17}
+	return file_system_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CycleCompleted) GetSummary() *CycleSummary {
@@ -1300,7 +1366,7 @@ type ReconciliationRecorded struct {
 
 func (x *ReconciliationRecorded) Reset() {
 	*x = ReconciliationRecorded{}
-	mi := &file_system_proto_msgTypes[18]
+	mi := &file_system_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1378,7 @@ func (x *ReconciliationRecorded) String() string {
 func (*ReconciliationRecorded) ProtoMessage() {}
 
 func (x *ReconciliationRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[18]
+	mi := &file_system_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1391,7 @@ func (x *ReconciliationRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationRecorded.ProtoReflect.Descriptor instead.
 func (*ReconciliationRecorded) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{18}
+	return file_system_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReconciliationRecorded) GetReport() *ReconciliationReport {
@@ -1350,7 +1416,7 @@ type CycleOrder struct {
 
 func (x *CycleOrder) Reset() {
 	*x = CycleOrder{}
-	mi := &file_system_proto_msgTypes[19]
+	mi := &file_system_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1428,7 @@ func (x *CycleOrder) String() string {
 func (*CycleOrder) ProtoMessage() {}
 
 func (x *CycleOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[19]
+	mi := &file_system_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1441,7 @@ func (x *CycleOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleOrder.ProtoReflect.Descriptor instead.
 func (*CycleOrder) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{19}
+	return file_system_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CycleOrder) GetClOrdId() string {
@@ -1440,7 +1506,7 @@ type CycleBatch struct {
 
 func (x *CycleBatch) Reset() {
 	*x = CycleBatch{}
-	mi := &file_system_proto_msgTypes[20]
+	mi := &file_system_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +1518,7 @@ func (x *CycleBatch) String() string {
 func (*CycleBatch) ProtoMessage() {}
 
 func (x *CycleBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[20]
+	mi := &file_system_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1531,7 @@ func (x *CycleBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleBatch.ProtoReflect.Descriptor instead.
 func (*CycleBatch) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{20}
+	return file_system_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CycleBatch) GetId() string {
@@ -1541,7 +1607,7 @@ type CycleSummary struct {
 
 func (x *CycleSummary) Reset() {
 	*x = CycleSummary{}
-	mi := &file_system_proto_msgTypes[21]
+	mi := &file_system_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1619,7 @@ func (x *CycleSummary) String() string {
 func (*CycleSummary) ProtoMessage() {}
 
 func (x *CycleSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[21]
+	mi := &file_system_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1632,7 @@ func (x *CycleSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleSummary.ProtoReflect.Descriptor instead.
 func (*CycleSummary) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{21}
+	return file_system_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CycleSummary) GetDate() string {
@@ -1748,7 +1814,7 @@ type CycleStep struct {
 
 func (x *CycleStep) Reset() {
 	*x = CycleStep{}
-	mi := &file_system_proto_msgTypes[22]
+	mi := &file_system_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +1826,7 @@ func (x *CycleStep) String() string {
 func (*CycleStep) ProtoMessage() {}
 
 func (x *CycleStep) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[22]
+	mi := &file_system_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +1839,7 @@ func (x *CycleStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleStep.ProtoReflect.Descriptor instead.
 func (*CycleStep) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{22}
+	return file_system_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CycleStep) GetName() string {
@@ -1810,7 +1876,7 @@ type CycleProblem struct {
 
 func (x *CycleProblem) Reset() {
 	*x = CycleProblem{}
-	mi := &file_system_proto_msgTypes[23]
+	mi := &file_system_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1822,7 +1888,7 @@ func (x *CycleProblem) String() string {
 func (*CycleProblem) ProtoMessage() {}
 
 func (x *CycleProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[23]
+	mi := &file_system_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1835,7 +1901,7 @@ func (x *CycleProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleProblem.ProtoReflect.Descriptor instead.
 func (*CycleProblem) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{23}
+	return file_system_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CycleProblem) GetCode() string {
@@ -1875,7 +1941,7 @@ type ReconciliationBreak struct {
 
 func (x *ReconciliationBreak) Reset() {
 	*x = ReconciliationBreak{}
-	mi := &file_system_proto_msgTypes[24]
+	mi := &file_system_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +1953,7 @@ func (x *ReconciliationBreak) String() string {
 func (*ReconciliationBreak) ProtoMessage() {}
 
 func (x *ReconciliationBreak) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[24]
+	mi := &file_system_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +1966,7 @@ func (x *ReconciliationBreak) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationBreak.ProtoReflect.Descriptor instead.
 func (*ReconciliationBreak) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{24}
+	return file_system_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReconciliationBreak) GetKind() string {
@@ -1976,7 +2042,7 @@ type ReconciliationAsset struct {
 
 func (x *ReconciliationAsset) Reset() {
 	*x = ReconciliationAsset{}
-	mi := &file_system_proto_msgTypes[25]
+	mi := &file_system_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1988,7 +2054,7 @@ func (x *ReconciliationAsset) String() string {
 func (*ReconciliationAsset) ProtoMessage() {}
 
 func (x *ReconciliationAsset) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[25]
+	mi := &file_system_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2001,7 +2067,7 @@ func (x *ReconciliationAsset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationAsset.ProtoReflect.Descriptor instead.
 func (*ReconciliationAsset) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{25}
+	return file_system_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReconciliationAsset) GetAsset() string {
@@ -2074,7 +2140,7 @@ type ReconciliationCash struct {
 
 func (x *ReconciliationCash) Reset() {
 	*x = ReconciliationCash{}
-	mi := &file_system_proto_msgTypes[26]
+	mi := &file_system_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2152,7 @@ func (x *ReconciliationCash) String() string {
 func (*ReconciliationCash) ProtoMessage() {}
 
 func (x *ReconciliationCash) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[26]
+	mi := &file_system_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2165,7 @@ func (x *ReconciliationCash) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationCash.ProtoReflect.Descriptor instead.
 func (*ReconciliationCash) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{26}
+	return file_system_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReconciliationCash) GetPotsAvailable() string {
@@ -2162,7 +2228,7 @@ type ReconciliationReport struct {
 
 func (x *ReconciliationReport) Reset() {
 	*x = ReconciliationReport{}
-	mi := &file_system_proto_msgTypes[27]
+	mi := &file_system_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2240,7 @@ func (x *ReconciliationReport) String() string {
 func (*ReconciliationReport) ProtoMessage() {}
 
 func (x *ReconciliationReport) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[27]
+	mi := &file_system_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2253,7 @@ func (x *ReconciliationReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationReport.ProtoReflect.Descriptor instead.
 func (*ReconciliationReport) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{27}
+	return file_system_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReconciliationReport) GetId() string {
@@ -2279,7 +2345,7 @@ type AggregatorRequest struct {
 
 func (x *AggregatorRequest) Reset() {
 	*x = AggregatorRequest{}
-	mi := &file_system_proto_msgTypes[28]
+	mi := &file_system_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2357,7 @@ func (x *AggregatorRequest) String() string {
 func (*AggregatorRequest) ProtoMessage() {}
 
 func (x *AggregatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[28]
+	mi := &file_system_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2370,7 @@ func (x *AggregatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggregatorRequest.ProtoReflect.Descriptor instead.
 func (*AggregatorRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{28}
+	return file_system_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AggregatorRequest) GetCommand() isAggregatorRequest_Command {
@@ -2446,7 +2512,7 @@ type AggCatchUp struct {
 
 func (x *AggCatchUp) Reset() {
 	*x = AggCatchUp{}
-	mi := &file_system_proto_msgTypes[29]
+	mi := &file_system_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2458,7 +2524,7 @@ func (x *AggCatchUp) String() string {
 func (*AggCatchUp) ProtoMessage() {}
 
 func (x *AggCatchUp) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[29]
+	mi := &file_system_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2471,7 +2537,7 @@ func (x *AggCatchUp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggCatchUp.ProtoReflect.Descriptor instead.
 func (*AggCatchUp) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{29}
+	return file_system_proto_rawDescGZIP(), []int{30}
 }
 
 type AggSettle struct {
@@ -2483,7 +2549,7 @@ type AggSettle struct {
 
 func (x *AggSettle) Reset() {
 	*x = AggSettle{}
-	mi := &file_system_proto_msgTypes[30]
+	mi := &file_system_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2495,7 +2561,7 @@ func (x *AggSettle) String() string {
 func (*AggSettle) ProtoMessage() {}
 
 func (x *AggSettle) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[30]
+	mi := &file_system_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2508,7 +2574,7 @@ func (x *AggSettle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggSettle.ProtoReflect.Descriptor instead.
 func (*AggSettle) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{30}
+	return file_system_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AggSettle) GetDate() string {
@@ -2527,7 +2593,7 @@ type AggClose struct {
 
 func (x *AggClose) Reset() {
 	*x = AggClose{}
-	mi := &file_system_proto_msgTypes[31]
+	mi := &file_system_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2539,7 +2605,7 @@ func (x *AggClose) String() string {
 func (*AggClose) ProtoMessage() {}
 
 func (x *AggClose) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[31]
+	mi := &file_system_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2552,7 +2618,7 @@ func (x *AggClose) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggClose.ProtoReflect.Descriptor instead.
 func (*AggClose) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{31}
+	return file_system_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AggClose) GetDate() string {
@@ -2572,7 +2638,7 @@ type AggPrice struct {
 
 func (x *AggPrice) Reset() {
 	*x = AggPrice{}
-	mi := &file_system_proto_msgTypes[32]
+	mi := &file_system_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2584,7 +2650,7 @@ func (x *AggPrice) String() string {
 func (*AggPrice) ProtoMessage() {}
 
 func (x *AggPrice) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[32]
+	mi := &file_system_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2597,7 +2663,7 @@ func (x *AggPrice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggPrice.ProtoReflect.Descriptor instead.
 func (*AggPrice) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{32}
+	return file_system_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AggPrice) GetDate() string {
@@ -2627,7 +2693,7 @@ type AggAllocate struct {
 
 func (x *AggAllocate) Reset() {
 	*x = AggAllocate{}
-	mi := &file_system_proto_msgTypes[33]
+	mi := &file_system_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2639,7 +2705,7 @@ func (x *AggAllocate) String() string {
 func (*AggAllocate) ProtoMessage() {}
 
 func (x *AggAllocate) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[33]
+	mi := &file_system_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2652,7 +2718,7 @@ func (x *AggAllocate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggAllocate.ProtoReflect.Descriptor instead.
 func (*AggAllocate) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{33}
+	return file_system_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AggAllocate) GetDate() string {
@@ -2686,7 +2752,7 @@ type AggSweep struct {
 
 func (x *AggSweep) Reset() {
 	*x = AggSweep{}
-	mi := &file_system_proto_msgTypes[34]
+	mi := &file_system_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2698,7 +2764,7 @@ func (x *AggSweep) String() string {
 func (*AggSweep) ProtoMessage() {}
 
 func (x *AggSweep) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[34]
+	mi := &file_system_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2711,7 +2777,7 @@ func (x *AggSweep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggSweep.ProtoReflect.Descriptor instead.
 func (*AggSweep) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{34}
+	return file_system_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AggSweep) GetDate() string {
@@ -2740,7 +2806,7 @@ type AggOpenDays struct {
 
 func (x *AggOpenDays) Reset() {
 	*x = AggOpenDays{}
-	mi := &file_system_proto_msgTypes[35]
+	mi := &file_system_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2752,7 +2818,7 @@ func (x *AggOpenDays) String() string {
 func (*AggOpenDays) ProtoMessage() {}
 
 func (x *AggOpenDays) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[35]
+	mi := &file_system_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2765,7 +2831,7 @@ func (x *AggOpenDays) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggOpenDays.ProtoReflect.Descriptor instead.
 func (*AggOpenDays) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{35}
+	return file_system_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AggOpenDays) GetDate() string {
@@ -2785,7 +2851,7 @@ type AggReconcile struct {
 
 func (x *AggReconcile) Reset() {
 	*x = AggReconcile{}
-	mi := &file_system_proto_msgTypes[36]
+	mi := &file_system_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2797,7 +2863,7 @@ func (x *AggReconcile) String() string {
 func (*AggReconcile) ProtoMessage() {}
 
 func (x *AggReconcile) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[36]
+	mi := &file_system_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2810,7 +2876,7 @@ func (x *AggReconcile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggReconcile.ProtoReflect.Descriptor instead.
 func (*AggReconcile) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{36}
+	return file_system_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AggReconcile) GetDeep() bool {
@@ -2849,7 +2915,7 @@ type AggregatorResponse struct {
 
 func (x *AggregatorResponse) Reset() {
 	*x = AggregatorResponse{}
-	mi := &file_system_proto_msgTypes[37]
+	mi := &file_system_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2861,7 +2927,7 @@ func (x *AggregatorResponse) String() string {
 func (*AggregatorResponse) ProtoMessage() {}
 
 func (x *AggregatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[37]
+	mi := &file_system_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2874,7 +2940,7 @@ func (x *AggregatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggregatorResponse.ProtoReflect.Descriptor instead.
 func (*AggregatorResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{37}
+	return file_system_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AggregatorResponse) GetError() string {
@@ -2972,7 +3038,7 @@ type GroupReconciliation struct {
 
 func (x *GroupReconciliation) Reset() {
 	*x = GroupReconciliation{}
-	mi := &file_system_proto_msgTypes[38]
+	mi := &file_system_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2984,7 +3050,7 @@ func (x *GroupReconciliation) String() string {
 func (*GroupReconciliation) ProtoMessage() {}
 
 func (x *GroupReconciliation) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[38]
+	mi := &file_system_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2997,7 +3063,7 @@ func (x *GroupReconciliation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupReconciliation.ProtoReflect.Descriptor instead.
 func (*GroupReconciliation) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{38}
+	return file_system_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GroupReconciliation) GetPots() int64 {
@@ -3063,7 +3129,7 @@ type AssetBookRequest struct {
 
 func (x *AssetBookRequest) Reset() {
 	*x = AssetBookRequest{}
-	mi := &file_system_proto_msgTypes[39]
+	mi := &file_system_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3075,7 +3141,7 @@ func (x *AssetBookRequest) String() string {
 func (*AssetBookRequest) ProtoMessage() {}
 
 func (x *AssetBookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[39]
+	mi := &file_system_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3088,7 +3154,7 @@ func (x *AssetBookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssetBookRequest.ProtoReflect.Descriptor instead.
 func (*AssetBookRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{39}
+	return file_system_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AssetBookRequest) GetCommand() isAssetBookRequest_Command {
@@ -3159,7 +3225,7 @@ type BookSend struct {
 
 func (x *BookSend) Reset() {
 	*x = BookSend{}
-	mi := &file_system_proto_msgTypes[40]
+	mi := &file_system_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3171,7 +3237,7 @@ func (x *BookSend) String() string {
 func (*BookSend) ProtoMessage() {}
 
 func (x *BookSend) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[40]
+	mi := &file_system_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3184,7 +3250,7 @@ func (x *BookSend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookSend.ProtoReflect.Descriptor instead.
 func (*BookSend) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{40}
+	return file_system_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BookSend) GetParts() []*AssetDayPart {
@@ -3202,7 +3268,7 @@ type BookStatus struct {
 
 func (x *BookStatus) Reset() {
 	*x = BookStatus{}
-	mi := &file_system_proto_msgTypes[41]
+	mi := &file_system_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3214,7 +3280,7 @@ func (x *BookStatus) String() string {
 func (*BookStatus) ProtoMessage() {}
 
 func (x *BookStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[41]
+	mi := &file_system_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3227,23 +3293,25 @@ func (x *BookStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookStatus.ProtoReflect.Descriptor instead.
 func (*BookStatus) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{41}
+	return file_system_proto_rawDescGZIP(), []int{42}
 }
 
 type AssetBookResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Error         string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	Batch         *BatchRecorded         `protobuf:"bytes,2,opt,name=batch,proto3" json:"batch,omitempty"`
-	Execution     *ExecutionRecorded     `protobuf:"bytes,3,opt,name=execution,proto3" json:"execution,omitempty"`
-	Parts         uint32                 `protobuf:"varint,4,opt,name=parts,proto3" json:"parts,omitempty"`
-	Attempts      uint32                 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Error     string                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Batch     *BatchRecorded         `protobuf:"bytes,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	Execution *ExecutionRecorded     `protobuf:"bytes,3,opt,name=execution,proto3" json:"execution,omitempty"`
+	Parts     uint32                 `protobuf:"varint,4,opt,name=parts,proto3" json:"parts,omitempty"`
+	Attempts  uint32                 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// refused: the reports refused for this book, oldest first.
+	Refused       []*ExecutionRefused `protobuf:"bytes,6,rep,name=refused,proto3" json:"refused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AssetBookResponse) Reset() {
 	*x = AssetBookResponse{}
-	mi := &file_system_proto_msgTypes[42]
+	mi := &file_system_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3255,7 +3323,7 @@ func (x *AssetBookResponse) String() string {
 func (*AssetBookResponse) ProtoMessage() {}
 
 func (x *AssetBookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[42]
+	mi := &file_system_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3268,7 +3336,7 @@ func (x *AssetBookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssetBookResponse.ProtoReflect.Descriptor instead.
 func (*AssetBookResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{42}
+	return file_system_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AssetBookResponse) GetError() string {
@@ -3306,6 +3374,13 @@ func (x *AssetBookResponse) GetAttempts() uint32 {
 	return 0
 }
 
+func (x *AssetBookResponse) GetRefused() []*ExecutionRefused {
+	if x != nil {
+		return x.Refused
+	}
+	return nil
+}
+
 type CycleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Command:
@@ -3319,7 +3394,7 @@ type CycleRequest struct {
 
 func (x *CycleRequest) Reset() {
 	*x = CycleRequest{}
-	mi := &file_system_proto_msgTypes[43]
+	mi := &file_system_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3331,7 +3406,7 @@ func (x *CycleRequest) String() string {
 func (*CycleRequest) ProtoMessage() {}
 
 func (x *CycleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[43]
+	mi := &file_system_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3344,7 +3419,7 @@ func (x *CycleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleRequest.ProtoReflect.Descriptor instead.
 func (*CycleRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{43}
+	return file_system_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CycleRequest) GetCommand() isCycleRequest_Command {
@@ -3403,7 +3478,7 @@ type CycleRun struct {
 
 func (x *CycleRun) Reset() {
 	*x = CycleRun{}
-	mi := &file_system_proto_msgTypes[44]
+	mi := &file_system_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3415,7 +3490,7 @@ func (x *CycleRun) String() string {
 func (*CycleRun) ProtoMessage() {}
 
 func (x *CycleRun) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[44]
+	mi := &file_system_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3428,7 +3503,7 @@ func (x *CycleRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleRun.ProtoReflect.Descriptor instead.
 func (*CycleRun) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{44}
+	return file_system_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CycleRun) GetRebalance() bool {
@@ -3467,7 +3542,7 @@ type CycleGet struct {
 
 func (x *CycleGet) Reset() {
 	*x = CycleGet{}
-	mi := &file_system_proto_msgTypes[45]
+	mi := &file_system_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3479,7 +3554,7 @@ func (x *CycleGet) String() string {
 func (*CycleGet) ProtoMessage() {}
 
 func (x *CycleGet) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[45]
+	mi := &file_system_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3492,7 +3567,7 @@ func (x *CycleGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleGet.ProtoReflect.Descriptor instead.
 func (*CycleGet) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{45}
+	return file_system_proto_rawDescGZIP(), []int{46}
 }
 
 type CycleResponse struct {
@@ -3507,7 +3582,7 @@ type CycleResponse struct {
 
 func (x *CycleResponse) Reset() {
 	*x = CycleResponse{}
-	mi := &file_system_proto_msgTypes[46]
+	mi := &file_system_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3519,7 +3594,7 @@ func (x *CycleResponse) String() string {
 func (*CycleResponse) ProtoMessage() {}
 
 func (x *CycleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[46]
+	mi := &file_system_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3532,7 +3607,7 @@ func (x *CycleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CycleResponse.ProtoReflect.Descriptor instead.
 func (*CycleResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{46}
+	return file_system_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CycleResponse) GetError() string {
@@ -3570,7 +3645,7 @@ type PricesRequest struct {
 
 func (x *PricesRequest) Reset() {
 	*x = PricesRequest{}
-	mi := &file_system_proto_msgTypes[47]
+	mi := &file_system_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3582,7 +3657,7 @@ func (x *PricesRequest) String() string {
 func (*PricesRequest) ProtoMessage() {}
 
 func (x *PricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[47]
+	mi := &file_system_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3595,7 +3670,7 @@ func (x *PricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PricesRequest.ProtoReflect.Descriptor instead.
 func (*PricesRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{47}
+	return file_system_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PricesRequest) GetCommand() isPricesRequest_Command {
@@ -3662,7 +3737,7 @@ type PricesGet struct {
 
 func (x *PricesGet) Reset() {
 	*x = PricesGet{}
-	mi := &file_system_proto_msgTypes[48]
+	mi := &file_system_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3674,7 +3749,7 @@ func (x *PricesGet) String() string {
 func (*PricesGet) ProtoMessage() {}
 
 func (x *PricesGet) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[48]
+	mi := &file_system_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3687,7 +3762,7 @@ func (x *PricesGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PricesGet.ProtoReflect.Descriptor instead.
 func (*PricesGet) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{48}
+	return file_system_proto_rawDescGZIP(), []int{49}
 }
 
 // PricesUse: a cycle takes the prices to deal at, after its cut-off.
@@ -3699,7 +3774,7 @@ type PricesUse struct {
 
 func (x *PricesUse) Reset() {
 	*x = PricesUse{}
-	mi := &file_system_proto_msgTypes[49]
+	mi := &file_system_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3711,7 +3786,7 @@ func (x *PricesUse) String() string {
 func (*PricesUse) ProtoMessage() {}
 
 func (x *PricesUse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[49]
+	mi := &file_system_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3724,7 +3799,7 @@ func (x *PricesUse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PricesUse.ProtoReflect.Descriptor instead.
 func (*PricesUse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{49}
+	return file_system_proto_rawDescGZIP(), []int{50}
 }
 
 type PricesResponse struct {
@@ -3741,7 +3816,7 @@ type PricesResponse struct {
 
 func (x *PricesResponse) Reset() {
 	*x = PricesResponse{}
-	mi := &file_system_proto_msgTypes[50]
+	mi := &file_system_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3753,7 +3828,7 @@ func (x *PricesResponse) String() string {
 func (*PricesResponse) ProtoMessage() {}
 
 func (x *PricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[50]
+	mi := &file_system_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3766,7 +3841,7 @@ func (x *PricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PricesResponse.ProtoReflect.Descriptor instead.
 func (*PricesResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{50}
+	return file_system_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PricesResponse) GetError() string {
@@ -3817,7 +3892,7 @@ type ReconciliationRequest struct {
 
 func (x *ReconciliationRequest) Reset() {
 	*x = ReconciliationRequest{}
-	mi := &file_system_proto_msgTypes[51]
+	mi := &file_system_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3829,7 +3904,7 @@ func (x *ReconciliationRequest) String() string {
 func (*ReconciliationRequest) ProtoMessage() {}
 
 func (x *ReconciliationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[51]
+	mi := &file_system_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3842,7 +3917,7 @@ func (x *ReconciliationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationRequest.ProtoReflect.Descriptor instead.
 func (*ReconciliationRequest) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{51}
+	return file_system_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ReconciliationRequest) GetCommand() isReconciliationRequest_Command {
@@ -3898,7 +3973,7 @@ type ReconRun struct {
 
 func (x *ReconRun) Reset() {
 	*x = ReconRun{}
-	mi := &file_system_proto_msgTypes[52]
+	mi := &file_system_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3910,7 +3985,7 @@ func (x *ReconRun) String() string {
 func (*ReconRun) ProtoMessage() {}
 
 func (x *ReconRun) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[52]
+	mi := &file_system_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3923,7 +3998,7 @@ func (x *ReconRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconRun.ProtoReflect.Descriptor instead.
 func (*ReconRun) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{52}
+	return file_system_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ReconRun) GetDeep() bool {
@@ -3948,7 +4023,7 @@ type ReconGet struct {
 
 func (x *ReconGet) Reset() {
 	*x = ReconGet{}
-	mi := &file_system_proto_msgTypes[53]
+	mi := &file_system_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3960,7 +4035,7 @@ func (x *ReconGet) String() string {
 func (*ReconGet) ProtoMessage() {}
 
 func (x *ReconGet) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[53]
+	mi := &file_system_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3973,7 +4048,7 @@ func (x *ReconGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconGet.ProtoReflect.Descriptor instead.
 func (*ReconGet) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{53}
+	return file_system_proto_rawDescGZIP(), []int{54}
 }
 
 type ReconciliationResponse struct {
@@ -3995,7 +4070,7 @@ type ReconciliationResponse struct {
 
 func (x *ReconciliationResponse) Reset() {
 	*x = ReconciliationResponse{}
-	mi := &file_system_proto_msgTypes[54]
+	mi := &file_system_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4007,7 +4082,7 @@ func (x *ReconciliationResponse) String() string {
 func (*ReconciliationResponse) ProtoMessage() {}
 
 func (x *ReconciliationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_system_proto_msgTypes[54]
+	mi := &file_system_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4020,7 +4095,7 @@ func (x *ReconciliationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationResponse.ProtoReflect.Descriptor instead.
 func (*ReconciliationResponse) Descriptor() ([]byte, []int) {
-	return file_system_proto_rawDescGZIP(), []int{54}
+	return file_system_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ReconciliationResponse) GetError() string {
@@ -4168,6 +4243,11 @@ const file_system_proto_rawDesc = "" +
 	"\x11ExecutionRecorded\x127\n" +
 	"\x06report\x18\x01 \x01(\v2\x1f.mastertrust.v1.ExecutionReportR\x06report\x12\x1a\n" +
 	"\bmismatch\x18\x02 \x01(\tR\bmismatch\x12 \n" +
+	"\fat_unix_nano\x18\x03 \x01(\x03R\n" +
+	"atUnixNano\"\x85\x01\n" +
+	"\x10ExecutionRefused\x127\n" +
+	"\x06report\x18\x01 \x01(\v2\x1f.mastertrust.v1.ExecutionReportR\x06report\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12 \n" +
 	"\fat_unix_nano\x18\x03 \x01(\x03R\n" +
 	"atUnixNano\"\xaf\x01\n" +
 	"\fCycleStarted\x12\x12\n" +
@@ -4369,13 +4449,14 @@ const file_system_proto_rawDesc = "" +
 	"\bBookSend\x122\n" +
 	"\x05parts\x18\x01 \x03(\v2\x1c.mastertrust.v1.AssetDayPartR\x05parts\"\f\n" +
 	"\n" +
-	"BookStatus\"\xd1\x01\n" +
+	"BookStatus\"\x8d\x02\n" +
 	"\x11AssetBookResponse\x12\x14\n" +
 	"\x05error\x18\x01 \x01(\tR\x05error\x123\n" +
 	"\x05batch\x18\x02 \x01(\v2\x1d.mastertrust.v1.BatchRecordedR\x05batch\x12?\n" +
 	"\texecution\x18\x03 \x01(\v2!.mastertrust.v1.ExecutionRecordedR\texecution\x12\x14\n" +
 	"\x05parts\x18\x04 \x01(\rR\x05parts\x12\x1a\n" +
-	"\battempts\x18\x05 \x01(\rR\battempts\"u\n" +
+	"\battempts\x18\x05 \x01(\rR\battempts\x12:\n" +
+	"\arefused\x18\x06 \x03(\v2 .mastertrust.v1.ExecutionRefusedR\arefused\"u\n" +
 	"\fCycleRequest\x12,\n" +
 	"\x03run\x18\x01 \x01(\v2\x18.mastertrust.v1.CycleRunH\x00R\x03run\x12,\n" +
 	"\x03get\x18\x02 \x01(\v2\x18.mastertrust.v1.CycleGetH\x00R\x03getB\t\n" +
@@ -4448,7 +4529,7 @@ func file_system_proto_rawDescGZIP() []byte {
 	return file_system_proto_rawDescData
 }
 
-var file_system_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_system_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_system_proto_goTypes = []any{
 	(*PricesPublished)(nil),        // 0: mastertrust.v1.PricesPublished
 	(*PricesCorrected)(nil),        // 1: mastertrust.v1.PricesCorrected
@@ -4463,131 +4544,134 @@ var file_system_proto_goTypes = []any{
 	(*BatchRecorded)(nil),          // 10: mastertrust.v1.BatchRecorded
 	(*OrderSent)(nil),              // 11: mastertrust.v1.OrderSent
 	(*ExecutionRecorded)(nil),      // 12: mastertrust.v1.ExecutionRecorded
-	(*CycleStarted)(nil),           // 13: mastertrust.v1.CycleStarted
-	(*CycleStepDone)(nil),          // 14: mastertrust.v1.CycleStepDone
-	(*CycleFailed)(nil),            // 15: mastertrust.v1.CycleFailed
-	(*DayCompleted)(nil),           // 16: mastertrust.v1.DayCompleted
-	(*CycleCompleted)(nil),         // 17: mastertrust.v1.CycleCompleted
-	(*ReconciliationRecorded)(nil), // 18: mastertrust.v1.ReconciliationRecorded
-	(*CycleOrder)(nil),             // 19: mastertrust.v1.CycleOrder
-	(*CycleBatch)(nil),             // 20: mastertrust.v1.CycleBatch
-	(*CycleSummary)(nil),           // 21: mastertrust.v1.CycleSummary
-	(*CycleStep)(nil),              // 22: mastertrust.v1.CycleStep
-	(*CycleProblem)(nil),           // 23: mastertrust.v1.CycleProblem
-	(*ReconciliationBreak)(nil),    // 24: mastertrust.v1.ReconciliationBreak
-	(*ReconciliationAsset)(nil),    // 25: mastertrust.v1.ReconciliationAsset
-	(*ReconciliationCash)(nil),     // 26: mastertrust.v1.ReconciliationCash
-	(*ReconciliationReport)(nil),   // 27: mastertrust.v1.ReconciliationReport
-	(*AggregatorRequest)(nil),      // 28: mastertrust.v1.AggregatorRequest
-	(*AggCatchUp)(nil),             // 29: mastertrust.v1.AggCatchUp
-	(*AggSettle)(nil),              // 30: mastertrust.v1.AggSettle
-	(*AggClose)(nil),               // 31: mastertrust.v1.AggClose
-	(*AggPrice)(nil),               // 32: mastertrust.v1.AggPrice
-	(*AggAllocate)(nil),            // 33: mastertrust.v1.AggAllocate
-	(*AggSweep)(nil),               // 34: mastertrust.v1.AggSweep
-	(*AggOpenDays)(nil),            // 35: mastertrust.v1.AggOpenDays
-	(*AggReconcile)(nil),           // 36: mastertrust.v1.AggReconcile
-	(*AggregatorResponse)(nil),     // 37: mastertrust.v1.AggregatorResponse
-	(*GroupReconciliation)(nil),    // 38: mastertrust.v1.GroupReconciliation
-	(*AssetBookRequest)(nil),       // 39: mastertrust.v1.AssetBookRequest
-	(*BookSend)(nil),               // 40: mastertrust.v1.BookSend
-	(*BookStatus)(nil),             // 41: mastertrust.v1.BookStatus
-	(*AssetBookResponse)(nil),      // 42: mastertrust.v1.AssetBookResponse
-	(*CycleRequest)(nil),           // 43: mastertrust.v1.CycleRequest
-	(*CycleRun)(nil),               // 44: mastertrust.v1.CycleRun
-	(*CycleGet)(nil),               // 45: mastertrust.v1.CycleGet
-	(*CycleResponse)(nil),          // 46: mastertrust.v1.CycleResponse
-	(*PricesRequest)(nil),          // 47: mastertrust.v1.PricesRequest
-	(*PricesGet)(nil),              // 48: mastertrust.v1.PricesGet
-	(*PricesUse)(nil),              // 49: mastertrust.v1.PricesUse
-	(*PricesResponse)(nil),         // 50: mastertrust.v1.PricesResponse
-	(*ReconciliationRequest)(nil),  // 51: mastertrust.v1.ReconciliationRequest
-	(*ReconRun)(nil),               // 52: mastertrust.v1.ReconRun
-	(*ReconGet)(nil),               // 53: mastertrust.v1.ReconGet
-	(*ReconciliationResponse)(nil), // 54: mastertrust.v1.ReconciliationResponse
-	nil,                            // 55: mastertrust.v1.PricesPublished.PricesEntry
-	nil,                            // 56: mastertrust.v1.PricesCorrected.PricesEntry
-	nil,                            // 57: mastertrust.v1.PricesCorrected.PreviousEntry
-	nil,                            // 58: mastertrust.v1.CycleSummary.StepMicrosEntry
-	nil,                            // 59: mastertrust.v1.AggPrice.PricesEntry
-	nil,                            // 60: mastertrust.v1.AggAllocate.PricesEntry
-	nil,                            // 61: mastertrust.v1.AggAllocate.ExecutionIdsEntry
-	nil,                            // 62: mastertrust.v1.AggSweep.PricesEntry
-	(*AssetDayPart)(nil),           // 63: mastertrust.v1.AssetDayPart
-	(Side)(0),                      // 64: mastertrust.v1.Side
-	(*ExecutionReport)(nil),        // 65: mastertrust.v1.ExecutionReport
+	(*ExecutionRefused)(nil),       // 13: mastertrust.v1.ExecutionRefused
+	(*CycleStarted)(nil),           // 14: mastertrust.v1.CycleStarted
+	(*CycleStepDone)(nil),          // 15: mastertrust.v1.CycleStepDone
+	(*CycleFailed)(nil),            // 16: mastertrust.v1.CycleFailed
+	(*DayCompleted)(nil),           // 17: mastertrust.v1.DayCompleted
+	(*CycleCompleted)(nil),         // 18: mastertrust.v1.CycleCompleted
+	(*ReconciliationRecorded)(nil), // 19: mastertrust.v1.ReconciliationRecorded
+	(*CycleOrder)(nil),             // 20: mastertrust.v1.CycleOrder
+	(*CycleBatch)(nil),             // 21: mastertrust.v1.CycleBatch
+	(*CycleSummary)(nil),           // 22: mastertrust.v1.CycleSummary
+	(*CycleStep)(nil),              // 23: mastertrust.v1.CycleStep
+	(*CycleProblem)(nil),           // 24: mastertrust.v1.CycleProblem
+	(*ReconciliationBreak)(nil),    // 25: mastertrust.v1.ReconciliationBreak
+	(*ReconciliationAsset)(nil),    // 26: mastertrust.v1.ReconciliationAsset
+	(*ReconciliationCash)(nil),     // 27: mastertrust.v1.ReconciliationCash
+	(*ReconciliationReport)(nil),   // 28: mastertrust.v1.ReconciliationReport
+	(*AggregatorRequest)(nil),      // 29: mastertrust.v1.AggregatorRequest
+	(*AggCatchUp)(nil),             // 30: mastertrust.v1.AggCatchUp
+	(*AggSettle)(nil),              // 31: mastertrust.v1.AggSettle
+	(*AggClose)(nil),               // 32: mastertrust.v1.AggClose
+	(*AggPrice)(nil),               // 33: mastertrust.v1.AggPrice
+	(*AggAllocate)(nil),            // 34: mastertrust.v1.AggAllocate
+	(*AggSweep)(nil),               // 35: mastertrust.v1.AggSweep
+	(*AggOpenDays)(nil),            // 36: mastertrust.v1.AggOpenDays
+	(*AggReconcile)(nil),           // 37: mastertrust.v1.AggReconcile
+	(*AggregatorResponse)(nil),     // 38: mastertrust.v1.AggregatorResponse
+	(*GroupReconciliation)(nil),    // 39: mastertrust.v1.GroupReconciliation
+	(*AssetBookRequest)(nil),       // 40: mastertrust.v1.AssetBookRequest
+	(*BookSend)(nil),               // 41: mastertrust.v1.BookSend
+	(*BookStatus)(nil),             // 42: mastertrust.v1.BookStatus
+	(*AssetBookResponse)(nil),      // 43: mastertrust.v1.AssetBookResponse
+	(*CycleRequest)(nil),           // 44: mastertrust.v1.CycleRequest
+	(*CycleRun)(nil),               // 45: mastertrust.v1.CycleRun
+	(*CycleGet)(nil),               // 46: mastertrust.v1.CycleGet
+	(*CycleResponse)(nil),          // 47: mastertrust.v1.CycleResponse
+	(*PricesRequest)(nil),          // 48: mastertrust.v1.PricesRequest
+	(*PricesGet)(nil),              // 49: mastertrust.v1.PricesGet
+	(*PricesUse)(nil),              // 50: mastertrust.v1.PricesUse
+	(*PricesResponse)(nil),         // 51: mastertrust.v1.PricesResponse
+	(*ReconciliationRequest)(nil),  // 52: mastertrust.v1.ReconciliationRequest
+	(*ReconRun)(nil),               // 53: mastertrust.v1.ReconRun
+	(*ReconGet)(nil),               // 54: mastertrust.v1.ReconGet
+	(*ReconciliationResponse)(nil), // 55: mastertrust.v1.ReconciliationResponse
+	nil,                            // 56: mastertrust.v1.PricesPublished.PricesEntry
+	nil,                            // 57: mastertrust.v1.PricesCorrected.PricesEntry
+	nil,                            // 58: mastertrust.v1.PricesCorrected.PreviousEntry
+	nil,                            // 59: mastertrust.v1.CycleSummary.StepMicrosEntry
+	nil,                            // 60: mastertrust.v1.AggPrice.PricesEntry
+	nil,                            // 61: mastertrust.v1.AggAllocate.PricesEntry
+	nil,                            // 62: mastertrust.v1.AggAllocate.ExecutionIdsEntry
+	nil,                            // 63: mastertrust.v1.AggSweep.PricesEntry
+	(*AssetDayPart)(nil),           // 64: mastertrust.v1.AssetDayPart
+	(Side)(0),                      // 65: mastertrust.v1.Side
+	(*ExecutionReport)(nil),        // 66: mastertrust.v1.ExecutionReport
 }
 var file_system_proto_depIdxs = []int32{
-	55, // 0: mastertrust.v1.PricesPublished.prices:type_name -> mastertrust.v1.PricesPublished.PricesEntry
-	56, // 1: mastertrust.v1.PricesCorrected.prices:type_name -> mastertrust.v1.PricesCorrected.PricesEntry
-	57, // 2: mastertrust.v1.PricesCorrected.previous:type_name -> mastertrust.v1.PricesCorrected.PreviousEntry
-	63, // 3: mastertrust.v1.DayPriced.parts:type_name -> mastertrust.v1.AssetDayPart
-	64, // 4: mastertrust.v1.TradeAbsorbed.side:type_name -> mastertrust.v1.Side
-	63, // 5: mastertrust.v1.BatchRecorded.parts:type_name -> mastertrust.v1.AssetDayPart
-	64, // 6: mastertrust.v1.BatchRecorded.side:type_name -> mastertrust.v1.Side
-	65, // 7: mastertrust.v1.ExecutionRecorded.report:type_name -> mastertrust.v1.ExecutionReport
-	23, // 8: mastertrust.v1.CycleFailed.problem:type_name -> mastertrust.v1.CycleProblem
-	21, // 9: mastertrust.v1.CycleCompleted.summary:type_name -> mastertrust.v1.CycleSummary
-	27, // 10: mastertrust.v1.ReconciliationRecorded.report:type_name -> mastertrust.v1.ReconciliationReport
-	19, // 11: mastertrust.v1.CycleSummary.orders:type_name -> mastertrust.v1.CycleOrder
-	20, // 12: mastertrust.v1.CycleSummary.batches:type_name -> mastertrust.v1.CycleBatch
-	58, // 13: mastertrust.v1.CycleSummary.step_micros:type_name -> mastertrust.v1.CycleSummary.StepMicrosEntry
-	22, // 14: mastertrust.v1.CycleSummary.steps:type_name -> mastertrust.v1.CycleStep
-	23, // 15: mastertrust.v1.CycleSummary.problem:type_name -> mastertrust.v1.CycleProblem
-	24, // 16: mastertrust.v1.ReconciliationReport.internal_breaks:type_name -> mastertrust.v1.ReconciliationBreak
-	24, // 17: mastertrust.v1.ReconciliationReport.external_breaks:type_name -> mastertrust.v1.ReconciliationBreak
-	25, // 18: mastertrust.v1.ReconciliationReport.assets:type_name -> mastertrust.v1.ReconciliationAsset
-	26, // 19: mastertrust.v1.ReconciliationReport.cash:type_name -> mastertrust.v1.ReconciliationCash
-	29, // 20: mastertrust.v1.AggregatorRequest.catch_up:type_name -> mastertrust.v1.AggCatchUp
-	30, // 21: mastertrust.v1.AggregatorRequest.settle:type_name -> mastertrust.v1.AggSettle
-	31, // 22: mastertrust.v1.AggregatorRequest.close:type_name -> mastertrust.v1.AggClose
-	32, // 23: mastertrust.v1.AggregatorRequest.price:type_name -> mastertrust.v1.AggPrice
-	33, // 24: mastertrust.v1.AggregatorRequest.allocate:type_name -> mastertrust.v1.AggAllocate
-	34, // 25: mastertrust.v1.AggregatorRequest.sweep:type_name -> mastertrust.v1.AggSweep
-	36, // 26: mastertrust.v1.AggregatorRequest.reconcile:type_name -> mastertrust.v1.AggReconcile
-	35, // 27: mastertrust.v1.AggregatorRequest.open_days:type_name -> mastertrust.v1.AggOpenDays
-	59, // 28: mastertrust.v1.AggPrice.prices:type_name -> mastertrust.v1.AggPrice.PricesEntry
-	60, // 29: mastertrust.v1.AggAllocate.prices:type_name -> mastertrust.v1.AggAllocate.PricesEntry
-	61, // 30: mastertrust.v1.AggAllocate.execution_ids:type_name -> mastertrust.v1.AggAllocate.ExecutionIdsEntry
-	62, // 31: mastertrust.v1.AggSweep.prices:type_name -> mastertrust.v1.AggSweep.PricesEntry
-	63, // 32: mastertrust.v1.AggregatorResponse.parts:type_name -> mastertrust.v1.AssetDayPart
-	38, // 33: mastertrust.v1.AggregatorResponse.reconciliation:type_name -> mastertrust.v1.GroupReconciliation
-	24, // 34: mastertrust.v1.GroupReconciliation.breaks:type_name -> mastertrust.v1.ReconciliationBreak
-	25, // 35: mastertrust.v1.GroupReconciliation.assets:type_name -> mastertrust.v1.ReconciliationAsset
-	63, // 36: mastertrust.v1.GroupReconciliation.allocated:type_name -> mastertrust.v1.AssetDayPart
-	40, // 37: mastertrust.v1.AssetBookRequest.send:type_name -> mastertrust.v1.BookSend
-	65, // 38: mastertrust.v1.AssetBookRequest.record_execution:type_name -> mastertrust.v1.ExecutionReport
-	41, // 39: mastertrust.v1.AssetBookRequest.status:type_name -> mastertrust.v1.BookStatus
-	63, // 40: mastertrust.v1.BookSend.parts:type_name -> mastertrust.v1.AssetDayPart
-	10, // 41: mastertrust.v1.AssetBookResponse.batch:type_name -> mastertrust.v1.BatchRecorded
-	12, // 42: mastertrust.v1.AssetBookResponse.execution:type_name -> mastertrust.v1.ExecutionRecorded
-	44, // 43: mastertrust.v1.CycleRequest.run:type_name -> mastertrust.v1.CycleRun
-	45, // 44: mastertrust.v1.CycleRequest.get:type_name -> mastertrust.v1.CycleGet
-	21, // 45: mastertrust.v1.CycleResponse.summary:type_name -> mastertrust.v1.CycleSummary
-	0,  // 46: mastertrust.v1.PricesRequest.publish:type_name -> mastertrust.v1.PricesPublished
-	48, // 47: mastertrust.v1.PricesRequest.get:type_name -> mastertrust.v1.PricesGet
-	49, // 48: mastertrust.v1.PricesRequest.use:type_name -> mastertrust.v1.PricesUse
-	0,  // 49: mastertrust.v1.PricesResponse.prices:type_name -> mastertrust.v1.PricesPublished
-	0,  // 50: mastertrust.v1.PricesResponse.history:type_name -> mastertrust.v1.PricesPublished
-	52, // 51: mastertrust.v1.ReconciliationRequest.run:type_name -> mastertrust.v1.ReconRun
-	53, // 52: mastertrust.v1.ReconciliationRequest.get:type_name -> mastertrust.v1.ReconGet
-	27, // 53: mastertrust.v1.ReconciliationResponse.report:type_name -> mastertrust.v1.ReconciliationReport
-	23, // 54: mastertrust.v1.ReconciliationResponse.problem:type_name -> mastertrust.v1.CycleProblem
-	28, // 55: mastertrust.v1.Aggregator.Handle:input_type -> mastertrust.v1.AggregatorRequest
-	39, // 56: mastertrust.v1.AssetBook.Handle:input_type -> mastertrust.v1.AssetBookRequest
-	43, // 57: mastertrust.v1.Cycle.Handle:input_type -> mastertrust.v1.CycleRequest
-	47, // 58: mastertrust.v1.Prices.Handle:input_type -> mastertrust.v1.PricesRequest
-	51, // 59: mastertrust.v1.Reconciliation.Handle:input_type -> mastertrust.v1.ReconciliationRequest
-	37, // 60: mastertrust.v1.Aggregator.Handle:output_type -> mastertrust.v1.AggregatorResponse
-	42, // 61: mastertrust.v1.AssetBook.Handle:output_type -> mastertrust.v1.AssetBookResponse
-	46, // 62: mastertrust.v1.Cycle.Handle:output_type -> mastertrust.v1.CycleResponse
-	50, // 63: mastertrust.v1.Prices.Handle:output_type -> mastertrust.v1.PricesResponse
-	54, // 64: mastertrust.v1.Reconciliation.Handle:output_type -> mastertrust.v1.ReconciliationResponse
-	60, // [60:65] is the sub-list for method output_type
-	55, // [55:60] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	56, // 0: mastertrust.v1.PricesPublished.prices:type_name -> mastertrust.v1.PricesPublished.PricesEntry
+	57, // 1: mastertrust.v1.PricesCorrected.prices:type_name -> mastertrust.v1.PricesCorrected.PricesEntry
+	58, // 2: mastertrust.v1.PricesCorrected.previous:type_name -> mastertrust.v1.PricesCorrected.PreviousEntry
+	64, // 3: mastertrust.v1.DayPriced.parts:type_name -> mastertrust.v1.AssetDayPart
+	65, // 4: mastertrust.v1.TradeAbsorbed.side:type_name -> mastertrust.v1.Side
+	64, // 5: mastertrust.v1.BatchRecorded.parts:type_name -> mastertrust.v1.AssetDayPart
+	65, // 6: mastertrust.v1.BatchRecorded.side:type_name -> mastertrust.v1.Side
+	66, // 7: mastertrust.v1.ExecutionRecorded.report:type_name -> mastertrust.v1.ExecutionReport
+	66, // 8: mastertrust.v1.ExecutionRefused.report:type_name -> mastertrust.v1.ExecutionReport
+	24, // 9: mastertrust.v1.CycleFailed.problem:type_name -> mastertrust.v1.CycleProblem
+	22, // 10: mastertrust.v1.CycleCompleted.summary:type_name -> mastertrust.v1.CycleSummary
+	28, // 11: mastertrust.v1.ReconciliationRecorded.report:type_name -> mastertrust.v1.ReconciliationReport
+	20, // 12: mastertrust.v1.CycleSummary.orders:type_name -> mastertrust.v1.CycleOrder
+	21, // 13: mastertrust.v1.CycleSummary.batches:type_name -> mastertrust.v1.CycleBatch
+	59, // 14: mastertrust.v1.CycleSummary.step_micros:type_name -> mastertrust.v1.CycleSummary.StepMicrosEntry
+	23, // 15: mastertrust.v1.CycleSummary.steps:type_name -> mastertrust.v1.CycleStep
+	24, // 16: mastertrust.v1.CycleSummary.problem:type_name -> mastertrust.v1.CycleProblem
+	25, // 17: mastertrust.v1.ReconciliationReport.internal_breaks:type_name -> mastertrust.v1.ReconciliationBreak
+	25, // 18: mastertrust.v1.ReconciliationReport.external_breaks:type_name -> mastertrust.v1.ReconciliationBreak
+	26, // 19: mastertrust.v1.ReconciliationReport.assets:type_name -> mastertrust.v1.ReconciliationAsset
+	27, // 20: mastertrust.v1.ReconciliationReport.cash:type_name -> mastertrust.v1.ReconciliationCash
+	30, // 21: mastertrust.v1.AggregatorRequest.catch_up:type_name -> mastertrust.v1.AggCatchUp
+	31, // 22: mastertrust.v1.AggregatorRequest.settle:type_name -> mastertrust.v1.AggSettle
+	32, // 23: mastertrust.v1.AggregatorRequest.close:type_name -> mastertrust.v1.AggClose
+	33, // 24: mastertrust.v1.AggregatorRequest.price:type_name -> mastertrust.v1.AggPrice
+	34, // 25: mastertrust.v1.AggregatorRequest.allocate:type_name -> mastertrust.v1.AggAllocate
+	35, // 26: mastertrust.v1.AggregatorRequest.sweep:type_name -> mastertrust.v1.AggSweep
+	37, // 27: mastertrust.v1.AggregatorRequest.reconcile:type_name -> mastertrust.v1.AggReconcile
+	36, // 28: mastertrust.v1.AggregatorRequest.open_days:type_name -> mastertrust.v1.AggOpenDays
+	60, // 29: mastertrust.v1.AggPrice.prices:type_name -> mastertrust.v1.AggPrice.PricesEntry
+	61, // 30: mastertrust.v1.AggAllocate.prices:type_name -> mastertrust.v1.AggAllocate.PricesEntry
+	62, // 31: mastertrust.v1.AggAllocate.execution_ids:type_name -> mastertrust.v1.AggAllocate.ExecutionIdsEntry
+	63, // 32: mastertrust.v1.AggSweep.prices:type_name -> mastertrust.v1.AggSweep.PricesEntry
+	64, // 33: mastertrust.v1.AggregatorResponse.parts:type_name -> mastertrust.v1.AssetDayPart
+	39, // 34: mastertrust.v1.AggregatorResponse.reconciliation:type_name -> mastertrust.v1.GroupReconciliation
+	25, // 35: mastertrust.v1.GroupReconciliation.breaks:type_name -> mastertrust.v1.ReconciliationBreak
+	26, // 36: mastertrust.v1.GroupReconciliation.assets:type_name -> mastertrust.v1.ReconciliationAsset
+	64, // 37: mastertrust.v1.GroupReconciliation.allocated:type_name -> mastertrust.v1.AssetDayPart
+	41, // 38: mastertrust.v1.AssetBookRequest.send:type_name -> mastertrust.v1.BookSend
+	66, // 39: mastertrust.v1.AssetBookRequest.record_execution:type_name -> mastertrust.v1.ExecutionReport
+	42, // 40: mastertrust.v1.AssetBookRequest.status:type_name -> mastertrust.v1.BookStatus
+	64, // 41: mastertrust.v1.BookSend.parts:type_name -> mastertrust.v1.AssetDayPart
+	10, // 42: mastertrust.v1.AssetBookResponse.batch:type_name -> mastertrust.v1.BatchRecorded
+	12, // 43: mastertrust.v1.AssetBookResponse.execution:type_name -> mastertrust.v1.ExecutionRecorded
+	13, // 44: mastertrust.v1.AssetBookResponse.refused:type_name -> mastertrust.v1.ExecutionRefused
+	45, // 45: mastertrust.v1.CycleRequest.run:type_name -> mastertrust.v1.CycleRun
+	46, // 46: mastertrust.v1.CycleRequest.get:type_name -> mastertrust.v1.CycleGet
+	22, // 47: mastertrust.v1.CycleResponse.summary:type_name -> mastertrust.v1.CycleSummary
+	0,  // 48: mastertrust.v1.PricesRequest.publish:type_name -> mastertrust.v1.PricesPublished
+	49, // 49: mastertrust.v1.PricesRequest.get:type_name -> mastertrust.v1.PricesGet
+	50, // 50: mastertrust.v1.PricesRequest.use:type_name -> mastertrust.v1.PricesUse
+	0,  // 51: mastertrust.v1.PricesResponse.prices:type_name -> mastertrust.v1.PricesPublished
+	0,  // 52: mastertrust.v1.PricesResponse.history:type_name -> mastertrust.v1.PricesPublished
+	53, // 53: mastertrust.v1.ReconciliationRequest.run:type_name -> mastertrust.v1.ReconRun
+	54, // 54: mastertrust.v1.ReconciliationRequest.get:type_name -> mastertrust.v1.ReconGet
+	28, // 55: mastertrust.v1.ReconciliationResponse.report:type_name -> mastertrust.v1.ReconciliationReport
+	24, // 56: mastertrust.v1.ReconciliationResponse.problem:type_name -> mastertrust.v1.CycleProblem
+	29, // 57: mastertrust.v1.Aggregator.Handle:input_type -> mastertrust.v1.AggregatorRequest
+	40, // 58: mastertrust.v1.AssetBook.Handle:input_type -> mastertrust.v1.AssetBookRequest
+	44, // 59: mastertrust.v1.Cycle.Handle:input_type -> mastertrust.v1.CycleRequest
+	48, // 60: mastertrust.v1.Prices.Handle:input_type -> mastertrust.v1.PricesRequest
+	52, // 61: mastertrust.v1.Reconciliation.Handle:input_type -> mastertrust.v1.ReconciliationRequest
+	38, // 62: mastertrust.v1.Aggregator.Handle:output_type -> mastertrust.v1.AggregatorResponse
+	43, // 63: mastertrust.v1.AssetBook.Handle:output_type -> mastertrust.v1.AssetBookResponse
+	47, // 64: mastertrust.v1.Cycle.Handle:output_type -> mastertrust.v1.CycleResponse
+	51, // 65: mastertrust.v1.Prices.Handle:output_type -> mastertrust.v1.PricesResponse
+	55, // 66: mastertrust.v1.Reconciliation.Handle:output_type -> mastertrust.v1.ReconciliationResponse
+	62, // [62:67] is the sub-list for method output_type
+	57, // [57:62] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_system_proto_init() }
@@ -4597,7 +4681,7 @@ func file_system_proto_init() {
 	}
 	file_events_proto_init()
 	file_dealing_proto_init()
-	file_system_proto_msgTypes[28].OneofWrappers = []any{
+	file_system_proto_msgTypes[29].OneofWrappers = []any{
 		(*AggregatorRequest_CatchUp)(nil),
 		(*AggregatorRequest_Settle)(nil),
 		(*AggregatorRequest_Close)(nil),
@@ -4607,21 +4691,21 @@ func file_system_proto_init() {
 		(*AggregatorRequest_Reconcile)(nil),
 		(*AggregatorRequest_OpenDays)(nil),
 	}
-	file_system_proto_msgTypes[39].OneofWrappers = []any{
+	file_system_proto_msgTypes[40].OneofWrappers = []any{
 		(*AssetBookRequest_Send)(nil),
 		(*AssetBookRequest_RecordExecution)(nil),
 		(*AssetBookRequest_Status)(nil),
 	}
-	file_system_proto_msgTypes[43].OneofWrappers = []any{
+	file_system_proto_msgTypes[44].OneofWrappers = []any{
 		(*CycleRequest_Run)(nil),
 		(*CycleRequest_Get)(nil),
 	}
-	file_system_proto_msgTypes[47].OneofWrappers = []any{
+	file_system_proto_msgTypes[48].OneofWrappers = []any{
 		(*PricesRequest_Publish)(nil),
 		(*PricesRequest_Get)(nil),
 		(*PricesRequest_Use)(nil),
 	}
-	file_system_proto_msgTypes[51].OneofWrappers = []any{
+	file_system_proto_msgTypes[52].OneofWrappers = []any{
 		(*ReconciliationRequest_Run)(nil),
 		(*ReconciliationRequest_Get)(nil),
 	}
@@ -4631,7 +4715,7 @@ func file_system_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_system_proto_rawDesc), len(file_system_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   63,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -8,19 +8,10 @@ package pb
 
 import (
 	fmt "fmt"
-	actor "github.com/asynkron/protoactor-go/actor"
 	cluster "github.com/asynkron/protoactor-go/cluster"
 	proto "google.golang.org/protobuf/proto"
 	slog "log/slog"
-	time "time"
 )
-
-var xAggregatorFactory func() Aggregator
-
-// AggregatorFactory produces a Aggregator
-func AggregatorFactory(factory func() Aggregator) {
-	xAggregatorFactory = factory
-}
 
 // GetAggregatorGrainClient instantiates a new AggregatorGrainClient with given Identity
 func GetAggregatorGrainClient(c *cluster.Cluster, id string) *AggregatorGrainClient {
@@ -31,37 +22,6 @@ func GetAggregatorGrainClient(c *cluster.Cluster, id string) *AggregatorGrainCli
 		panic(fmt.Errorf("empty id"))
 	}
 	return &AggregatorGrainClient{Identity: id, cluster: c}
-}
-
-// GetAggregatorKind instantiates a new cluster.Kind for Aggregator
-func GetAggregatorKind(opts ...actor.PropsOption) *cluster.Kind {
-	props := actor.PropsFromProducer(func() actor.Actor {
-		return &AggregatorActor{
-			Timeout: 60 * time.Second,
-		}
-	}, opts...)
-	kind := cluster.NewKind("Aggregator", props)
-	return kind
-}
-
-// GetAggregatorKind instantiates a new cluster.Kind for Aggregator
-func NewAggregatorKind(factory func() Aggregator, timeout time.Duration, opts ...actor.PropsOption) *cluster.Kind {
-	xAggregatorFactory = factory
-	props := actor.PropsFromProducer(func() actor.Actor {
-		return &AggregatorActor{
-			Timeout: timeout,
-		}
-	}, opts...)
-	kind := cluster.NewKind("Aggregator", props)
-	return kind
-}
-
-// Aggregator interfaces the services available to the Aggregator
-type Aggregator interface {
-	Init(ctx cluster.GrainContext)
-	Terminate(ctx cluster.GrainContext)
-	ReceiveDefault(ctx cluster.GrainContext)
-	Handle(req *AggregatorRequest, ctx cluster.GrainContext) (*AggregatorResponse, error)
 }
 
 // AggregatorGrainClient holds the base data for the AggregatorGrain
@@ -97,74 +57,6 @@ func (g *AggregatorGrainClient) Handle(r *AggregatorRequest, opts ...cluster.Gra
 	}
 }
 
-// AggregatorActor represents the actor structure
-type AggregatorActor struct {
-	ctx     cluster.GrainContext
-	inner   Aggregator
-	Timeout time.Duration
-}
-
-// Receive ensures the lifecycle of the actor for the received message
-func (a *AggregatorActor) Receive(ctx actor.Context) {
-	switch msg := ctx.Message().(type) {
-	case *actor.Started: //pass
-	case *cluster.ClusterInit:
-		a.ctx = cluster.NewGrainContext(ctx, msg.Identity, msg.Cluster)
-		a.inner = xAggregatorFactory()
-		a.inner.Init(a.ctx)
-
-		if a.Timeout > 0 {
-			ctx.SetReceiveTimeout(a.Timeout)
-		}
-	case *actor.ReceiveTimeout:
-		ctx.Poison(ctx.Self())
-	case *actor.Stopped:
-		a.inner.Terminate(a.ctx)
-	case actor.AutoReceiveMessage: // pass
-	case actor.SystemMessage: // pass
-
-	case *cluster.GrainRequest:
-		switch msg.MethodIndex {
-		case 0:
-			req := &AggregatorRequest{}
-			err := proto.Unmarshal(msg.MessageData, req)
-			if err != nil {
-				ctx.Logger().Error("[Grain] Handle(AggregatorRequest) proto.Unmarshal failed.", slog.Any("error", err))
-				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
-					WithMetadata(map[string]string{
-						"argument": req.String(),
-					})
-				ctx.Respond(resp)
-				return
-			}
-
-			r0, err := a.inner.Handle(req, a.ctx)
-			if err != nil {
-				resp := cluster.FromError(err)
-				ctx.Respond(resp)
-				return
-			}
-			ctx.Respond(r0)
-		}
-	default:
-		a.inner.ReceiveDefault(a.ctx)
-	}
-}
-
-// onError should be used in ctx.ReenterAfter
-// you can just return error in reenterable method for other errors
-func (a *AggregatorActor) onError(err error) {
-	resp := cluster.FromError(err)
-	a.ctx.Respond(resp)
-}
-
-var xAssetBookFactory func() AssetBook
-
-// AssetBookFactory produces a AssetBook
-func AssetBookFactory(factory func() AssetBook) {
-	xAssetBookFactory = factory
-}
-
 // GetAssetBookGrainClient instantiates a new AssetBookGrainClient with given Identity
 func GetAssetBookGrainClient(c *cluster.Cluster, id string) *AssetBookGrainClient {
 	if c == nil {
@@ -174,37 +66,6 @@ func GetAssetBookGrainClient(c *cluster.Cluster, id string) *AssetBookGrainClien
 		panic(fmt.Errorf("empty id"))
 	}
 	return &AssetBookGrainClient{Identity: id, cluster: c}
-}
-
-// GetAssetBookKind instantiates a new cluster.Kind for AssetBook
-func GetAssetBookKind(opts ...actor.PropsOption) *cluster.Kind {
-	props := actor.PropsFromProducer(func() actor.Actor {
-		return &AssetBookActor{
-			Timeout: 60 * time.Second,
-		}
-	}, opts...)
-	kind := cluster.NewKind("AssetBook", props)
-	return kind
-}
-
-// GetAssetBookKind instantiates a new cluster.Kind for AssetBook
-func NewAssetBookKind(factory func() AssetBook, timeout time.Duration, opts ...actor.PropsOption) *cluster.Kind {
-	xAssetBookFactory = factory
-	props := actor.PropsFromProducer(func() actor.Actor {
-		return &AssetBookActor{
-			Timeout: timeout,
-		}
-	}, opts...)
-	kind := cluster.NewKind("AssetBook", props)
-	return kind
-}
-
-// AssetBook interfaces the services available to the AssetBook
-type AssetBook interface {
-	Init(ctx cluster.GrainContext)
-	Terminate(ctx cluster.GrainContext)
-	ReceiveDefault(ctx cluster.GrainContext)
-	Handle(req *AssetBookRequest, ctx cluster.GrainContext) (*AssetBookResponse, error)
 }
 
 // AssetBookGrainClient holds the base data for the AssetBookGrain
@@ -240,74 +101,6 @@ func (g *AssetBookGrainClient) Handle(r *AssetBookRequest, opts ...cluster.Grain
 	}
 }
 
-// AssetBookActor represents the actor structure
-type AssetBookActor struct {
-	ctx     cluster.GrainContext
-	inner   AssetBook
-	Timeout time.Duration
-}
-
-// Receive ensures the lifecycle of the actor for the received message
-func (a *AssetBookActor) Receive(ctx actor.Context) {
-	switch msg := ctx.Message().(type) {
-	case *actor.Started: //pass
-	case *cluster.ClusterInit:
-		a.ctx = cluster.NewGrainContext(ctx, msg.Identity, msg.Cluster)
-		a.inner = xAssetBookFactory()
-		a.inner.Init(a.ctx)
-
-		if a.Timeout > 0 {
-			ctx.SetReceiveTimeout(a.Timeout)
-		}
-	case *actor.ReceiveTimeout:
-		ctx.Poison(ctx.Self())
-	case *actor.Stopped:
-		a.inner.Terminate(a.ctx)
-	case actor.AutoReceiveMessage: // pass
-	case actor.SystemMessage: // pass
-
-	case *cluster.GrainRequest:
-		switch msg.MethodIndex {
-		case 0:
-			req := &AssetBookRequest{}
-			err := proto.Unmarshal(msg.MessageData, req)
-			if err != nil {
-				ctx.Logger().Error("[Grain] Handle(AssetBookRequest) proto.Unmarshal failed.", slog.Any("error", err))
-				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
-					WithMetadata(map[string]string{
-						"argument": req.String(),
-					})
-				ctx.Respond(resp)
-				return
-			}
-
-			r0, err := a.inner.Handle(req, a.ctx)
-			if err != nil {
-				resp := cluster.FromError(err)
-				ctx.Respond(resp)
-				return
-			}
-			ctx.Respond(r0)
-		}
-	default:
-		a.inner.ReceiveDefault(a.ctx)
-	}
-}
-
-// onError should be used in ctx.ReenterAfter
-// you can just return error in reenterable method for other errors
-func (a *AssetBookActor) onError(err error) {
-	resp := cluster.FromError(err)
-	a.ctx.Respond(resp)
-}
-
-var xCycleFactory func() Cycle
-
-// CycleFactory produces a Cycle
-func CycleFactory(factory func() Cycle) {
-	xCycleFactory = factory
-}
-
 // GetCycleGrainClient instantiates a new CycleGrainClient with given Identity
 func GetCycleGrainClient(c *cluster.Cluster, id string) *CycleGrainClient {
 	if c == nil {
@@ -317,37 +110,6 @@ func GetCycleGrainClient(c *cluster.Cluster, id string) *CycleGrainClient {
 		panic(fmt.Errorf("empty id"))
 	}
 	return &CycleGrainClient{Identity: id, cluster: c}
-}
-
-// GetCycleKind instantiates a new cluster.Kind for Cycle
-func GetCycleKind(opts ...actor.PropsOption) *cluster.Kind {
-	props := actor.PropsFromProducer(func() actor.Actor {
-		return &CycleActor{
-			Timeout: 60 * time.Second,
-		}
-	}, opts...)
-	kind := cluster.NewKind("Cycle", props)
-	return kind
-}
-
-// GetCycleKind instantiates a new cluster.Kind for Cycle
-func NewCycleKind(factory func() Cycle, timeout time.Duration, opts ...actor.PropsOption) *cluster.Kind {
-	xCycleFactory = factory
-	props := actor.PropsFromProducer(func() actor.Actor {
-		return &CycleActor{
-			Timeout: timeout,
-		}
-	}, opts...)
-	kind := cluster.NewKind("Cycle", props)
-	return kind
-}
-
-// Cycle interfaces the services available to the Cycle
-type Cycle interface {
-	Init(ctx cluster.GrainContext)
-	Terminate(ctx cluster.GrainContext)
-	ReceiveDefault(ctx cluster.GrainContext)
-	Handle(req *CycleRequest, ctx cluster.GrainContext) (*CycleResponse, error)
 }
 
 // CycleGrainClient holds the base data for the CycleGrain
@@ -383,74 +145,6 @@ func (g *CycleGrainClient) Handle(r *CycleRequest, opts ...cluster.GrainCallOpti
 	}
 }
 
-// CycleActor represents the actor structure
-type CycleActor struct {
-	ctx     cluster.GrainContext
-	inner   Cycle
-	Timeout time.Duration
-}
-
-// Receive ensures the lifecycle of the actor for the received message
-func (a *CycleActor) Receive(ctx actor.Context) {
-	switch msg := ctx.Message().(type) {
-	case *actor.Started: //pass
-	case *cluster.ClusterInit:
-		a.ctx = cluster.NewGrainContext(ctx, msg.Identity, msg.Cluster)
-		a.inner = xCycleFactory()
-		a.inner.Init(a.ctx)
-
-		if a.Timeout > 0 {
-			ctx.SetReceiveTimeout(a.Timeout)
-		}
-	case *actor.ReceiveTimeout:
-		ctx.Poison(ctx.Self())
-	case *actor.Stopped:
-		a.inner.Terminate(a.ctx)
-	case actor.AutoReceiveMessage: // pass
-	case actor.SystemMessage: // pass
-
-	case *cluster.GrainRequest:
-		switch msg.MethodIndex {
-		case 0:
-			req := &CycleRequest{}
-			err := proto.Unmarshal(msg.MessageData, req)
-			if err != nil {
-				ctx.Logger().Error("[Grain] Handle(CycleRequest) proto.Unmarshal failed.", slog.Any("error", err))
-				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
-					WithMetadata(map[string]string{
-						"argument": req.String(),
-					})
-				ctx.Respond(resp)
-				return
-			}
-
-			r0, err := a.inner.Handle(req, a.ctx)
-			if err != nil {
-				resp := cluster.FromError(err)
-				ctx.Respond(resp)
-				return
-			}
-			ctx.Respond(r0)
-		}
-	default:
-		a.inner.ReceiveDefault(a.ctx)
-	}
-}
-
-// onError should be used in ctx.ReenterAfter
-// you can just return error in reenterable method for other errors
-func (a *CycleActor) onError(err error) {
-	resp := cluster.FromError(err)
-	a.ctx.Respond(resp)
-}
-
-var xPricesFactory func() Prices
-
-// PricesFactory produces a Prices
-func PricesFactory(factory func() Prices) {
-	xPricesFactory = factory
-}
-
 // GetPricesGrainClient instantiates a new PricesGrainClient with given Identity
 func GetPricesGrainClient(c *cluster.Cluster, id string) *PricesGrainClient {
 	if c == nil {
@@ -460,37 +154,6 @@ func GetPricesGrainClient(c *cluster.Cluster, id string) *PricesGrainClient {
 		panic(fmt.Errorf("empty id"))
 	}
 	return &PricesGrainClient{Identity: id, cluster: c}
-}
-
-// GetPricesKind instantiates a new cluster.Kind for Prices
-func GetPricesKind(opts ...actor.PropsOption) *cluster.Kind {
-	props := actor.PropsFromProducer(func() actor.Actor {
-		return &PricesActor{
-			Timeout: 60 * time.Second,
-		}
-	}, opts...)
-	kind := cluster.NewKind("Prices", props)
-	return kind
-}
-
-// GetPricesKind instantiates a new cluster.Kind for Prices
-func NewPricesKind(factory func() Prices, timeout time.Duration, opts ...actor.PropsOption) *cluster.Kind {
-	xPricesFactory = factory
-	props := actor.PropsFromProducer(func() actor.Actor {
-		return &PricesActor{
-			Timeout: timeout,
-		}
-	}, opts...)
-	kind := cluster.NewKind("Prices", props)
-	return kind
-}
-
-// Prices interfaces the services available to the Prices
-type Prices interface {
-	Init(ctx cluster.GrainContext)
-	Terminate(ctx cluster.GrainContext)
-	ReceiveDefault(ctx cluster.GrainContext)
-	Handle(req *PricesRequest, ctx cluster.GrainContext) (*PricesResponse, error)
 }
 
 // PricesGrainClient holds the base data for the PricesGrain
@@ -526,74 +189,6 @@ func (g *PricesGrainClient) Handle(r *PricesRequest, opts ...cluster.GrainCallOp
 	}
 }
 
-// PricesActor represents the actor structure
-type PricesActor struct {
-	ctx     cluster.GrainContext
-	inner   Prices
-	Timeout time.Duration
-}
-
-// Receive ensures the lifecycle of the actor for the received message
-func (a *PricesActor) Receive(ctx actor.Context) {
-	switch msg := ctx.Message().(type) {
-	case *actor.Started: //pass
-	case *cluster.ClusterInit:
-		a.ctx = cluster.NewGrainContext(ctx, msg.Identity, msg.Cluster)
-		a.inner = xPricesFactory()
-		a.inner.Init(a.ctx)
-
-		if a.Timeout > 0 {
-			ctx.SetReceiveTimeout(a.Timeout)
-		}
-	case *actor.ReceiveTimeout:
-		ctx.Poison(ctx.Self())
-	case *actor.Stopped:
-		a.inner.Terminate(a.ctx)
-	case actor.AutoReceiveMessage: // pass
-	case actor.SystemMessage: // pass
-
-	case *cluster.GrainRequest:
-		switch msg.MethodIndex {
-		case 0:
-			req := &PricesRequest{}
-			err := proto.Unmarshal(msg.MessageData, req)
-			if err != nil {
-				ctx.Logger().Error("[Grain] Handle(PricesRequest) proto.Unmarshal failed.", slog.Any("error", err))
-				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
-					WithMetadata(map[string]string{
-						"argument": req.String(),
-					})
-				ctx.Respond(resp)
-				return
-			}
-
-			r0, err := a.inner.Handle(req, a.ctx)
-			if err != nil {
-				resp := cluster.FromError(err)
-				ctx.Respond(resp)
-				return
-			}
-			ctx.Respond(r0)
-		}
-	default:
-		a.inner.ReceiveDefault(a.ctx)
-	}
-}
-
-// onError should be used in ctx.ReenterAfter
-// you can just return error in reenterable method for other errors
-func (a *PricesActor) onError(err error) {
-	resp := cluster.FromError(err)
-	a.ctx.Respond(resp)
-}
-
-var xReconciliationFactory func() Reconciliation
-
-// ReconciliationFactory produces a Reconciliation
-func ReconciliationFactory(factory func() Reconciliation) {
-	xReconciliationFactory = factory
-}
-
 // GetReconciliationGrainClient instantiates a new ReconciliationGrainClient with given Identity
 func GetReconciliationGrainClient(c *cluster.Cluster, id string) *ReconciliationGrainClient {
 	if c == nil {
@@ -603,37 +198,6 @@ func GetReconciliationGrainClient(c *cluster.Cluster, id string) *Reconciliation
 		panic(fmt.Errorf("empty id"))
 	}
 	return &ReconciliationGrainClient{Identity: id, cluster: c}
-}
-
-// GetReconciliationKind instantiates a new cluster.Kind for Reconciliation
-func GetReconciliationKind(opts ...actor.PropsOption) *cluster.Kind {
-	props := actor.PropsFromProducer(func() actor.Actor {
-		return &ReconciliationActor{
-			Timeout: 60 * time.Second,
-		}
-	}, opts...)
-	kind := cluster.NewKind("Reconciliation", props)
-	return kind
-}
-
-// GetReconciliationKind instantiates a new cluster.Kind for Reconciliation
-func NewReconciliationKind(factory func() Reconciliation, timeout time.Duration, opts ...actor.PropsOption) *cluster.Kind {
-	xReconciliationFactory = factory
-	props := actor.PropsFromProducer(func() actor.Actor {
-		return &ReconciliationActor{
-			Timeout: timeout,
-		}
-	}, opts...)
-	kind := cluster.NewKind("Reconciliation", props)
-	return kind
-}
-
-// Reconciliation interfaces the services available to the Reconciliation
-type Reconciliation interface {
-	Init(ctx cluster.GrainContext)
-	Terminate(ctx cluster.GrainContext)
-	ReceiveDefault(ctx cluster.GrainContext)
-	Handle(req *ReconciliationRequest, ctx cluster.GrainContext) (*ReconciliationResponse, error)
 }
 
 // ReconciliationGrainClient holds the base data for the ReconciliationGrain
@@ -666,72 +230,5 @@ func (g *ReconciliationGrainClient) Handle(r *ReconciliationRequest, opts ...clu
 		return nil, msg
 	default:
 		return nil, fmt.Errorf("unknown response type %T", resp)
-	}
-}
-
-// ReconciliationActor represents the actor structure
-type ReconciliationActor struct {
-	ctx     cluster.GrainContext
-	inner   Reconciliation
-	Timeout time.Duration
-}
-
-// Receive ensures the lifecycle of the actor for the received message
-func (a *ReconciliationActor) Receive(ctx actor.Context) {
-	switch msg := ctx.Message().(type) {
-	case *actor.Started: //pass
-	case *cluster.ClusterInit:
-		a.ctx = cluster.NewGrainContext(ctx, msg.Identity, msg.Cluster)
-		a.inner = xReconciliationFactory()
-		a.inner.Init(a.ctx)
-
-		if a.Timeout > 0 {
-			ctx.SetReceiveTimeout(a.Timeout)
-		}
-	case *actor.ReceiveTimeout:
-		ctx.Poison(ctx.Self())
-	case *actor.Stopped:
-		a.inner.Terminate(a.ctx)
-	case actor.AutoReceiveMessage: // pass
-	case actor.SystemMessage: // pass
-
-	case *cluster.GrainRequest:
-		switch msg.MethodIndex {
-		case 0:
-			req := &ReconciliationRequest{}
-			err := proto.Unmarshal(msg.MessageData, req)
-			if err != nil {
-				ctx.Logger().Error("[Grain] Handle(ReconciliationRequest) proto.Unmarshal failed.", slog.Any("error", err))
-				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
-					WithMetadata(map[string]string{
-						"argument": req.String(),
-					})
-				ctx.Respond(resp)
-				return
-			}
-
-			r0, err := a.inner.Handle(req, a.ctx)
-			if err != nil {
-				resp := cluster.FromError(err)
-				ctx.Respond(resp)
-				return
-			}
-			ctx.Respond(r0)
-		}
-	default:
-		a.inner.ReceiveDefault(a.ctx)
-	}
-}
-
-// onError should be used in ctx.ReenterAfter
-// you can just return error in reenterable method for other errors
-func (a *ReconciliationActor) onError(err error) {
-	resp := cluster.FromError(err)
-	a.ctx.Respond(resp)
-}
-
-func respondSystem[T proto.Message](ctx cluster.GrainContext) func(T) {
-	return func(resp T) {
-		ctx.Respond(resp)
 	}
 }

@@ -1,9 +1,17 @@
-package custodian
+// Package consume holds what both sides of the custodian protocol do with
+// a JetStream durable consumer: pull its messages one at a time and keep
+// pulling through failures (PullLoop), count a message's deliveries
+// (NumDelivered), pace the redeliveries of a message that could not be
+// handled yet (RetryDelay), and check a consumer's name (ValidConsumerName).
+// ACME's client (package custodian) and the simulated custodian (package
+// custodian/simulator) share it.
+package consume
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,7 +29,7 @@ const (
 	recreateDelayMax = 30 * time.Second
 )
 
-// pullLoop hands the messages of the durable consumer cons to handle, one at
+// PullLoop hands the messages of the durable consumer cons to handle, one at
 // a time, until ctx is done. If the consumer fails (deleted by an operator, a
 // connection nats.go could not recover) it is re-created from cfg after
 // retry (doubling up to recreateDelayMax) and consuming goes on: a custodian
@@ -29,7 +37,7 @@ const (
 // ctx is done, the messages nats.go had pulled but handle had not seen are
 // put back (Nak), so that the next consumer gets them at once rather than
 // after AckWait.
-func pullLoop(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig,
+func PullLoop(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig,
 	cons jetstream.Consumer, pullMsgs int, retry time.Duration, log *slog.Logger,
 	handle func(context.Context, jetstream.Msg)) {
 	for {
@@ -101,12 +109,35 @@ func giveBack(it jetstream.MessagesContext, log *slog.Logger) {
 	}
 }
 
-// numDelivered is how many times msg has been delivered (1 for the first
+// NumDelivered is how many times msg has been delivered (1 for the first
 // time; 1 if the metadata cannot be read).
-func numDelivered(msg jetstream.Msg) uint64 {
+func NumDelivered(msg jetstream.Msg) uint64 {
 	md, err := msg.Metadata()
 	if err != nil || md.NumDelivered == 0 {
 		return 1
 	}
 	return md.NumDelivered
+}
+
+// RetryDelay is the delay before the delivery after the n-th (1-based) of a
+// message that could not be handled yet: base, doubling per delivery, at
+// most max.
+func RetryDelay(n uint64, base, max time.Duration) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	// 2^20 × any sane base is beyond any sane max; stop doubling there so
+	// the shift cannot overflow.
+	const doublingsMax = 20
+	d := base << min(n-1, doublingsMax)
+	if d <= 0 || d > max {
+		return max
+	}
+	return d
+}
+
+// ValidConsumerName reports whether JetStream accepts s as a durable
+// consumer's name: it refuses names with these characters.
+func ValidConsumerName(s string) bool {
+	return s != "" && !strings.ContainsAny(s, ".*> \t\r\n")
 }

@@ -1,4 +1,4 @@
-package pb
+package codec
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/proto/pb"
 )
 
 // The codec between domain events and their journal form. A pot event is
@@ -24,7 +25,7 @@ func EncodePotEvent(e domain.Event) (string, []byte, error) {
 	}
 	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
-		return "", nil, fmt.Errorf("pb: encode %s: %w", e.EventType(), err)
+		return "", nil, fmt.Errorf("codec: encode %s: %w", e.EventType(), err)
 	}
 	return e.EventType(), data, nil
 }
@@ -35,25 +36,25 @@ func DecodePotEvent(typ string, data []byte) (domain.Event, error) {
 	var err error
 	switch typ {
 	case domain.PotOpened{}.EventType():
-		var m PotOpened
+		var m pb.PotOpened
 		if err = proto.Unmarshal(data, &m); err == nil {
 			e = domain.PotOpened{MemberID: m.MemberId, Profile: m.Profile, At: unixNano(m.AtUnixNano)}
 		}
 	case domain.RequestRecorded{}.EventType():
-		var m RequestRecorded
+		var m pb.RequestRecorded
 		if err = proto.Unmarshal(data, &m); err == nil {
 			e = domain.RequestRecorded{Record: domain.RequestRecord{Key: m.Key, Hash: m.Hash,
 				Kind: domain.RequestKind(m.Kind), RefID: m.RefId, At: unixNano(m.AtUnixNano)}}
 		}
 	case domain.CashContributed{}.EventType():
-		var m CashContributed
+		var m pb.CashContributed
 		if err = proto.Unmarshal(data, &m); err == nil {
 			d := decoder{}
 			e = domain.CashContributed{MovementID: m.MovementId, Amount: d.money(m.Amount), At: unixNano(m.AtUnixNano)}
 			err = d.err
 		}
 	case domain.WithdrawalRequested{}.EventType():
-		var m WithdrawalRequested
+		var m pb.WithdrawalRequested
 		if err = proto.Unmarshal(data, &m); err == nil {
 			d := decoder{}
 			e = domain.WithdrawalRequested{MovementID: m.MovementId, Amount: d.money(m.Amount), CashPart: d.money(m.CashPart),
@@ -61,14 +62,14 @@ func DecodePotEvent(typ string, data []byte) (domain.Event, error) {
 			err = d.err
 		}
 	case domain.WithdrawalPaid{}.EventType():
-		var m WithdrawalPaid
+		var m pb.WithdrawalPaid
 		if err = proto.Unmarshal(data, &m); err == nil {
 			d := decoder{}
 			e = domain.WithdrawalPaid{MovementID: m.MovementId, Amount: d.money(m.Amount), At: unixNano(m.AtUnixNano)}
 			err = d.err
 		}
 	case domain.OrderPlaced{}.EventType():
-		var m OrderPlaced
+		var m pb.OrderPlaced
 		if err = proto.Unmarshal(data, &m); err == nil {
 			d := decoder{}
 			o := domain.OrderPlaced{OrderID: m.OrderId, Type: domain.OrderType(m.Type), MovementID: m.MovementId,
@@ -79,46 +80,46 @@ func DecodePotEvent(typ string, data []byte) (domain.Event, error) {
 			e, err = o, d.err
 		}
 	case domain.OrderCancelled{}.EventType():
-		var m OrderCancelled
+		var m pb.OrderCancelled
 		if err = proto.Unmarshal(data, &m); err == nil {
 			e = domain.OrderCancelled{OrderID: m.OrderId, At: unixNano(m.AtUnixNano)}
 		}
 	case domain.OrderRolled{}.EventType():
-		var m OrderRolled
+		var m pb.OrderRolled
 		if err = proto.Unmarshal(data, &m); err == nil {
 			d := decoder{}
 			e = domain.OrderRolled{OrderID: m.OrderId, From: d.date(m.FromDate), To: d.date(m.ToDate), At: unixNano(m.AtUnixNano)}
 			err = d.err
 		}
 	case domain.TradeExecuted{}.EventType():
-		var m TradeExecuted
+		var m pb.TradeExecuted
 		if err = proto.Unmarshal(data, &m); err == nil {
 			d := decoder{}
 			e = d.tradeExecuted(&m)
 			err = d.err
 		}
 	case domain.TradeSettled{}.EventType():
-		var m TradeSettled
+		var m pb.TradeSettled
 		if err = proto.Unmarshal(data, &m); err == nil {
 			e = domain.TradeSettled{TradeID: m.TradeId, At: unixNano(m.AtUnixNano)}
 		}
 	case domain.RiskProfileSet{}.EventType():
-		var m RiskProfileSet
+		var m pb.RiskProfileSet
 		if err = proto.Unmarshal(data, &m); err == nil {
 			e = domain.RiskProfileSet{Profile: m.Profile, At: unixNano(m.AtUnixNano)}
 		}
 	case domain.RebalanceRecorded{}.EventType():
-		var m RebalanceRecorded
+		var m pb.RebalanceRecorded
 		if err = proto.Unmarshal(data, &m); err == nil {
 			d := decoder{}
 			e = domain.RebalanceRecorded{Date: d.date(m.Date), At: unixNano(m.AtUnixNano)}
 			err = d.err
 		}
 	default:
-		return nil, fmt.Errorf("pb: unknown pot event type %q", typ)
+		return nil, fmt.Errorf("codec: unknown pot event type %q", typ)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pb: decode %s: %w", typ, err)
+		return nil, fmt.Errorf("codec: decode %s: %w", typ, err)
 	}
 	return e, nil
 }
@@ -126,66 +127,66 @@ func DecodePotEvent(typ string, data []byte) (domain.Event, error) {
 func potEventMessage(e domain.Event) (proto.Message, error) {
 	switch e := e.(type) {
 	case domain.PotOpened:
-		return &PotOpened{MemberId: e.MemberID, Profile: e.Profile, AtUnixNano: nanos(e.At)}, nil
+		return &pb.PotOpened{MemberId: e.MemberID, Profile: e.Profile, AtUnixNano: nanos(e.At)}, nil
 	case domain.RequestRecorded:
 		r := e.Record
-		return &RequestRecorded{Key: r.Key, Hash: r.Hash, Kind: RequestKind(r.Kind), RefId: r.RefID, AtUnixNano: nanos(r.At)}, nil
+		return &pb.RequestRecorded{Key: r.Key, Hash: r.Hash, Kind: pb.RequestKind(r.Kind), RefId: r.RefID, AtUnixNano: nanos(r.At)}, nil
 	case domain.CashContributed:
-		return &CashContributed{MovementId: e.MovementID, Amount: e.Amount.String(), AtUnixNano: nanos(e.At)}, nil
+		return &pb.CashContributed{MovementId: e.MovementID, Amount: e.Amount.String(), AtUnixNano: nanos(e.At)}, nil
 	case domain.WithdrawalRequested:
-		return &WithdrawalRequested{MovementId: e.MovementID, Amount: e.Amount.String(), CashPart: e.CashPart.String(),
+		return &pb.WithdrawalRequested{MovementId: e.MovementID, Amount: e.Amount.String(), CashPart: e.CashPart.String(),
 			DealingDate: e.DealingDate.String(), AtUnixNano: nanos(e.At)}, nil
 	case domain.WithdrawalPaid:
-		return &WithdrawalPaid{MovementId: e.MovementID, Amount: e.Amount.String(), AtUnixNano: nanos(e.At)}, nil
+		return &pb.WithdrawalPaid{MovementId: e.MovementID, Amount: e.Amount.String(), AtUnixNano: nanos(e.At)}, nil
 	case domain.OrderPlaced:
-		m := &OrderPlaced{OrderId: e.OrderID, Type: OrderType(e.Type), MovementId: e.MovementID,
+		m := &pb.OrderPlaced{OrderId: e.OrderID, Type: pb.OrderType(e.Type), MovementId: e.MovementID,
 			DealingDate: e.DealingDate.String(), AtUnixNano: nanos(e.At)}
 		for _, t := range e.Trades {
 			m.Trades = append(m.Trades, TradeSpecMessage(t))
 		}
 		return m, nil
 	case domain.OrderCancelled:
-		return &OrderCancelled{OrderId: e.OrderID, AtUnixNano: nanos(e.At)}, nil
+		return &pb.OrderCancelled{OrderId: e.OrderID, AtUnixNano: nanos(e.At)}, nil
 	case domain.OrderRolled:
-		return &OrderRolled{OrderId: e.OrderID, FromDate: e.From.String(), ToDate: e.To.String(), AtUnixNano: nanos(e.At)}, nil
+		return &pb.OrderRolled{OrderId: e.OrderID, FromDate: e.From.String(), ToDate: e.To.String(), AtUnixNano: nanos(e.At)}, nil
 	case domain.TradeExecuted:
 		return TradeExecutedMessage(e), nil
 	case domain.TradeSettled:
-		return &TradeSettled{TradeId: e.TradeID, AtUnixNano: nanos(e.At)}, nil
+		return &pb.TradeSettled{TradeId: e.TradeID, AtUnixNano: nanos(e.At)}, nil
 	case domain.RiskProfileSet:
-		return &RiskProfileSet{Profile: e.Profile, AtUnixNano: nanos(e.At)}, nil
+		return &pb.RiskProfileSet{Profile: e.Profile, AtUnixNano: nanos(e.At)}, nil
 	case domain.RebalanceRecorded:
-		return &RebalanceRecorded{Date: e.Date.String(), AtUnixNano: nanos(e.At)}, nil
+		return &pb.RebalanceRecorded{Date: e.Date.String(), AtUnixNano: nanos(e.At)}, nil
 	}
-	return nil, fmt.Errorf("pb: unknown pot event %T", e)
+	return nil, fmt.Errorf("codec: unknown pot event %T", e)
 }
 
 // TradeSpecMessage is the wire form of a trade's terms.
-func TradeSpecMessage(t domain.TradeSpec) *TradeSpec {
-	m := &TradeSpec{Id: t.ID, Asset: string(t.Asset), Side: Side(t.Side), Cash: t.Cash.String(),
+func TradeSpecMessage(t domain.TradeSpec) *pb.TradeSpec {
+	m := &pb.TradeSpec{Id: t.ID, Asset: string(t.Asset), Side: pb.Side(t.Side), Cash: t.Cash.String(),
 		Units: t.Units.String(), ReservedCash: t.ReservedCash.String(), ReservedUnits: t.ReservedUnits.String()}
 	for _, f := range t.Funding {
-		m.Funding = append(m.Funding, &ProceedsShare{SellTradeId: f.SellTradeID, Fraction: f.Fraction.String()})
+		m.Funding = append(m.Funding, &pb.ProceedsShare{SellTradeId: f.SellTradeID, Fraction: f.Fraction.String()})
 	}
 	return m
 }
 
 // TradeExecutedMessage is the wire form of an execution.
-func TradeExecutedMessage(e domain.TradeExecuted) *TradeExecuted {
-	return &TradeExecuted{TradeId: e.TradeID, DealingDate: e.DealingDate.String(), Units: e.Units.String(),
+func TradeExecutedMessage(e domain.TradeExecuted) *pb.TradeExecuted {
+	return &pb.TradeExecuted{TradeId: e.TradeID, DealingDate: e.DealingDate.String(), Units: e.Units.String(),
 		Price: e.Price.String(), Cash: e.Cash.String(), SettlementDate: e.SettlementDate.String(),
 		BatchId: e.BatchID, ExecutionId: e.ExecutionID, AtUnixNano: nanos(e.At)}
 }
 
 // DecodeTradeSpec is the domain form of a trade's terms.
-func DecodeTradeSpec(m *TradeSpec) (domain.TradeSpec, error) {
+func DecodeTradeSpec(m *pb.TradeSpec) (domain.TradeSpec, error) {
 	d := decoder{}
 	t := d.tradeSpec(m)
 	return t, d.err
 }
 
 // DecodeTradeExecuted is the domain form of an execution.
-func DecodeTradeExecuted(m *TradeExecuted) (domain.TradeExecuted, error) {
+func DecodeTradeExecuted(m *pb.TradeExecuted) (domain.TradeExecuted, error) {
 	d := decoder{}
 	e := d.tradeExecuted(m)
 	return e, d.err
@@ -250,7 +251,7 @@ func (d *decoder) date(s string) domain.Date {
 	return v
 }
 
-func (d *decoder) tradeSpec(m *TradeSpec) domain.TradeSpec {
+func (d *decoder) tradeSpec(m *pb.TradeSpec) domain.TradeSpec {
 	t := domain.TradeSpec{ID: m.Id, Asset: domain.ISIN(m.Asset), Side: domain.Side(m.Side), Cash: d.money(m.Cash),
 		Units: d.units(m.Units), ReservedCash: d.money(m.ReservedCash), ReservedUnits: d.units(m.ReservedUnits)}
 	for _, f := range m.Funding {
@@ -259,7 +260,7 @@ func (d *decoder) tradeSpec(m *TradeSpec) domain.TradeSpec {
 	return t
 }
 
-func (d *decoder) tradeExecuted(m *TradeExecuted) domain.TradeExecuted {
+func (d *decoder) tradeExecuted(m *pb.TradeExecuted) domain.TradeExecuted {
 	return domain.TradeExecuted{TradeID: m.TradeId, DealingDate: d.date(m.DealingDate), Units: d.units(m.Units),
 		Price: d.price(m.Price), Cash: d.money(m.Cash), SettlementDate: d.date(m.SettlementDate),
 		BatchID: m.BatchId, ExecutionID: m.ExecutionId, At: unixNano(m.AtUnixNano)}

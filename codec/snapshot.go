@@ -1,4 +1,4 @@
-package pb
+package codec
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/proto/pb"
 )
 
 // Pot snapshots: a PotSnapshot message after one byte that names the
@@ -22,60 +23,60 @@ import (
 const snapshotFormat byte = 2
 
 // ErrSnapshotFormat: the snapshot was written in another format.
-var ErrSnapshotFormat = errors.New("pb: pot snapshot of another format")
+var ErrSnapshotFormat = errors.New("codec: pot snapshot of another format")
 
 // EncodePotSnapshot encodes a pot's state.
 func EncodePotSnapshot(p *domain.Pot) ([]byte, error) {
 	if len(p.OrderIDs) != len(p.Orders) || len(p.MovementIDs) != len(p.Movements) {
-		return nil, fmt.Errorf("pb: snapshot of pot %s: %d order ids for %d orders, %d movement ids for %d movements",
+		return nil, fmt.Errorf("codec: snapshot of pot %s: %d order ids for %d orders, %d movement ids for %d movements",
 			p.MemberID, len(p.OrderIDs), len(p.Orders), len(p.MovementIDs), len(p.Movements))
 	}
-	m := &PotSnapshot{MemberId: p.MemberID, Profile: p.Profile, Opened: p.Opened, OpenedAtUnixNano: nanos(p.OpenedAt),
+	m := &pb.PotSnapshot{MemberId: p.MemberID, Profile: p.Profile, Opened: p.Opened, OpenedAtUnixNano: nanos(p.OpenedAt),
 		Version: p.Version, Seq: p.Seq, CashAvailable: p.Cash.Available.String(), CashReserved: p.Cash.Reserved.String(),
 		CashPending: p.Cash.Pending.String(), LastRebalance: p.LastRebalance.String()}
 	for _, a := range slices.Sorted(maps.Keys(p.Holdings)) {
 		h := p.Holdings[a]
-		m.Holdings = append(m.Holdings, &SnapshotHolding{Asset: string(a), Settled: h.Settled.String(),
+		m.Holdings = append(m.Holdings, &pb.SnapshotHolding{Asset: string(a), Settled: h.Settled.String(),
 			Reserved: h.Reserved.String(), Pending: h.Pending.String()})
 	}
-	m.Orders = make([]*SnapshotOrder, 0, len(p.OrderIDs))
+	m.Orders = make([]*pb.SnapshotOrder, 0, len(p.OrderIDs))
 	for _, id := range p.OrderIDs {
 		o, ok := p.Orders[id]
 		if !ok {
-			return nil, fmt.Errorf("pb: snapshot of pot %s: order id %s without its order", p.MemberID, id)
+			return nil, fmt.Errorf("codec: snapshot of pot %s: order id %s without its order", p.MemberID, id)
 		}
 		m.Orders = append(m.Orders, snapshotOrder(o))
 	}
-	m.Movements = make([]*SnapshotMovement, 0, len(p.MovementIDs))
+	m.Movements = make([]*pb.SnapshotMovement, 0, len(p.MovementIDs))
 	for _, id := range p.MovementIDs {
 		mv, ok := p.Movements[id]
 		if !ok {
-			return nil, fmt.Errorf("pb: snapshot of pot %s: movement id %s without its movement", p.MemberID, id)
+			return nil, fmt.Errorf("codec: snapshot of pot %s: movement id %s without its movement", p.MemberID, id)
 		}
-		m.Movements = append(m.Movements, &SnapshotMovement{Id: mv.ID, Kind: uint32(mv.Kind), Amount: mv.Amount.String(),
+		m.Movements = append(m.Movements, &pb.SnapshotMovement{Id: mv.ID, Kind: uint32(mv.Kind), Amount: mv.Amount.String(),
 			AtUnixNano: nanos(mv.At), DealingDate: mv.DealingDate.String(), OrderIds: mv.OrderIDs,
 			CashPart: mv.CashPart.String(), Raised: mv.Raised.String(), Paid: mv.Paid.String(), PaidAtUnixNano: nanos(mv.PaidAt)})
 	}
-	m.Requests = make([]*SnapshotRequest, 0, len(p.Requests))
+	m.Requests = make([]*pb.SnapshotRequest, 0, len(p.Requests))
 	for _, r := range p.Requests {
-		m.Requests = append(m.Requests, &SnapshotRequest{Key: r.Key, Hash: r.Hash, Kind: RequestKind(r.Kind), RefId: r.RefID,
+		m.Requests = append(m.Requests, &pb.SnapshotRequest{Key: r.Key, Hash: r.Hash, Kind: pb.RequestKind(r.Kind), RefId: r.RefID,
 			AtUnixNano: nanos(r.At)})
 	}
 	b := make([]byte, 1, 1+proto.Size(m))
 	b[0] = snapshotFormat
 	b, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend(b, m)
 	if err != nil {
-		return nil, fmt.Errorf("pb: encode snapshot of pot %s: %w", p.MemberID, err)
+		return nil, fmt.Errorf("codec: encode snapshot of pot %s: %w", p.MemberID, err)
 	}
 	return b, nil
 }
 
-func snapshotOrder(o *domain.Order) *SnapshotOrder {
-	m := &SnapshotOrder{Id: o.ID, Type: OrderType(o.Type), MovementId: o.MovementID, CreatedAtUnixNano: nanos(o.CreatedAt),
+func snapshotOrder(o *domain.Order) *pb.SnapshotOrder {
+	m := &pb.SnapshotOrder{Id: o.ID, Type: pb.OrderType(o.Type), MovementId: o.MovementID, CreatedAtUnixNano: nanos(o.CreatedAt),
 		DealingDate: o.DealingDate.String(), OriginalDealingDate: o.OriginalDealingDate.String(), Cancelled: o.Cancelled,
-		CancelledAtUnixNano: nanos(o.CancelledAt), Trades: make([]*SnapshotTrade, 0, len(o.Trades))}
+		CancelledAtUnixNano: nanos(o.CancelledAt), Trades: make([]*pb.SnapshotTrade, 0, len(o.Trades))}
 	for _, t := range o.Trades {
-		st := &SnapshotTrade{Spec: TradeSpecMessage(t.Spec()), Status: uint32(t.Status), PendingCash: t.PendingCash.String(),
+		st := &pb.SnapshotTrade{Spec: TradeSpecMessage(t.Spec()), Status: uint32(t.Status), PendingCash: t.PendingCash.String(),
 			SettledAtUnixNano: nanos(t.SettledAt)}
 		if t.Execution != nil {
 			st.Execution = TradeExecutedMessage(t.Execution.Executed(t.ID))
@@ -92,9 +93,9 @@ func DecodePotSnapshot(data []byte) (*domain.Pot, error) {
 	if len(data) == 0 || data[0] != snapshotFormat {
 		return nil, ErrSnapshotFormat
 	}
-	var m PotSnapshot
+	var m pb.PotSnapshot
 	if err := proto.Unmarshal(data[1:], &m); err != nil {
-		return nil, fmt.Errorf("pb: decode pot snapshot: %w", err)
+		return nil, fmt.Errorf("codec: decode pot snapshot: %w", err)
 	}
 	var d decoder
 	p := domain.NewPot(m.MemberId)
@@ -120,15 +121,15 @@ func DecodePotSnapshot(data []byte) (*domain.Pot, error) {
 			RefID: r.RefId, At: unixNano(r.AtUnixNano)})
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("pb: decode pot snapshot of %s: %w", m.MemberId, d.err)
+		return nil, fmt.Errorf("codec: decode pot snapshot of %s: %w", m.MemberId, d.err)
 	}
 	if err := p.Restore(); err != nil {
-		return nil, fmt.Errorf("pb: decode pot snapshot: %w", err)
+		return nil, fmt.Errorf("codec: decode pot snapshot: %w", err)
 	}
 	return p, nil
 }
 
-func (d *decoder) order(m *SnapshotOrder) *domain.Order {
+func (d *decoder) order(m *pb.SnapshotOrder) *domain.Order {
 	o := &domain.Order{ID: m.Id, Type: domain.OrderType(m.Type), MovementID: m.MovementId, CreatedAt: unixNano(m.CreatedAtUnixNano),
 		DealingDate: d.date(m.DealingDate), OriginalDealingDate: d.date(m.OriginalDealingDate), Cancelled: m.Cancelled,
 		CancelledAt: unixNano(m.CancelledAtUnixNano)}

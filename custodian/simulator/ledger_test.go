@@ -1,4 +1,4 @@
-package custodian
+package simulator
 
 import (
 	"testing"

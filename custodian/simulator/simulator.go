@@ -1,4 +1,4 @@
-package custodian
+package simulator
 
 import (
 	"context"
@@ -15,17 +15,19 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/internal/consume"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsmsg"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
-// Defaults and limits of SimulatorConfig.
+// Defaults and limits of Config.
 const (
-	// SimulatorConsumerDefault is the durable consumer of the orders stream
+	// ConsumerDefault is the durable consumer of the orders stream
 	// the simulator reads with.
-	SimulatorConsumerDefault = "custodian-simulator"
+	ConsumerDefault = "custodian-simulator"
 	// orderAckWaitDefault: an order is handled in milliseconds (a journal
 	// sync and a publish, each bounded by PublishTimeout); 30s leaves a
 	// wide margin before JetStream redelivers one in progress (which would
@@ -50,10 +52,10 @@ const (
 	durationMax = time.Hour
 )
 
-// SimulatorConfig configures the simulated custodian. Zero values take the
+// Config configures the simulated custodian. Zero values take the
 // defaults documented on each field (EnsureDefaults); Validate reports every
 // field out of range.
-type SimulatorConfig struct {
+type Config struct {
 	// Dir is the simulator's data directory: its own journal (Pebble, in
 	// Dir/journal) of every execution. Required. A restart on the same Dir
 	// keeps every execution and repeats none.
@@ -67,7 +69,7 @@ type SimulatorConfig struct {
 	// platform.NewCalendar).
 	Calendar *domain.Calendar
 	// ConsumerName is the durable consumer of the orders stream. Default
-	// SimulatorConsumerDefault. Two simulators must not share one.
+	// ConsumerDefault. Two simulators must not share one.
 	ConsumerName string
 	// Replicas of the protocol's streams when the simulator creates them
 	// (EnsureStreams); ACME must use the same. Default 1.
@@ -90,7 +92,7 @@ type SimulatorConfig struct {
 }
 
 // EnsureDefaults fills zero fields with their defaults and returns c.
-func (c *SimulatorConfig) EnsureDefaults() *SimulatorConfig {
+func (c *Config) EnsureDefaults() *Config {
 	if c.Catalogue == nil {
 		c.Catalogue = domain.DefaultCatalogue()
 	}
@@ -98,7 +100,7 @@ func (c *SimulatorConfig) EnsureDefaults() *SimulatorConfig {
 		c.Calendar = defaultCalendar()
 	}
 	if c.ConsumerName == "" {
-		c.ConsumerName = SimulatorConsumerDefault
+		c.ConsumerName = ConsumerDefault
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
@@ -124,7 +126,7 @@ func (c *SimulatorConfig) EnsureDefaults() *SimulatorConfig {
 
 // Validate reports every field out of range, with its value, in one error
 // wrapping ErrInvalidConfig.
-func (c *SimulatorConfig) Validate() error {
+func (c *Config) Validate() error {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	if c.Dir == "" {
@@ -136,11 +138,11 @@ func (c *SimulatorConfig) Validate() error {
 	if c.Calendar == nil {
 		add("Calendar is nil")
 	}
-	if !validConsumerName(c.ConsumerName) {
+	if !consume.ValidConsumerName(c.ConsumerName) {
 		add("ConsumerName %q: want a non-empty name without '.', '*', '>' or spaces", c.ConsumerName)
 	}
-	if c.Replicas < 1 || c.Replicas > replicasMax {
-		add("Replicas %d: want [1, %d]", c.Replicas, replicasMax)
+	if c.Replicas < 1 || c.Replicas > custodian.ReplicasMax {
+		add("Replicas %d: want [1, %d]", c.Replicas, custodian.ReplicasMax)
 	}
 	for _, d := range []struct {
 		name  string
@@ -160,12 +162,7 @@ func (c *SimulatorConfig) Validate() error {
 	if len(problems) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(problems, "; "))
-}
-
-// validConsumerName: JetStream refuses names with these characters.
-func validConsumerName(s string) bool {
-	return s != "" && !strings.ContainsAny(s, ".*> \t\r\n")
+	return fmt.Errorf("%w: %s", custodian.ErrInvalidConfig, strings.Join(problems, "; "))
 }
 
 // defaultCalendar is the calendar of platform.NewCalendar, built here
@@ -184,9 +181,9 @@ func defaultCalendar() *domain.Calendar {
 	return cal
 }
 
-// SimulatorStats counts what a simulator has done since it started (except
+// Stats counts what a simulator has done since it started (except
 // ExecutionsTotal, which counts its ledger, restarts included).
-type SimulatorStats struct {
+type Stats struct {
 	OrdersReceived     int64 // order deliveries, redeliveries included
 	OrdersAcked        int64 // deliveries acknowledged after their report was sent (or dropped, or scheduled)
 	Executions         int64 // orders executed since start
@@ -209,7 +206,7 @@ type SimulatorStats struct {
 	HoldingsRequests   int64 // holdings requests answered or refused
 }
 
-// counters are SimulatorStats, updated concurrently.
+// counters are Stats, updated concurrently.
 type counters struct {
 	ordersReceived, ordersAcked, executions, repeats, conflictingRepeats, rejected, priceWaits, outageRefusals, retries,
 	shortPositions, reportsPublished, reportsDeduped, reportsDropped, reportsDuplicated, reportsDelayed,
@@ -219,7 +216,7 @@ type counters struct {
 // Simulator is a running simulated custodian: an actor of the outside world
 // that talks to ACME only through NATS JetStream (docs/custodian.md).
 type Simulator struct {
-	cfg     SimulatorConfig
+	cfg     Config
 	log     *slog.Logger
 	js      jetstream.JetStream
 	prices  jetstream.Stream
@@ -240,12 +237,12 @@ type Simulator struct {
 	stopErr  error
 }
 
-// StartSimulator starts a simulated custodian on nc: it creates the
+// Start starts a simulated custodian on nc: it creates the
 // protocol's streams if needed, replays its journal, creates its durable
 // consumer of orders and its holdings responder, and starts taking orders
 // (after Faults.OutageDuration). ctx bounds the start only; the simulator
 // runs until Stop.
-func StartSimulator(ctx context.Context, nc *nats.Conn, cfg SimulatorConfig) (*Simulator, error) {
+func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Simulator, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -255,17 +252,17 @@ func StartSimulator(ctx context.Context, nc *nats.Conn, cfg SimulatorConfig) (*S
 	if err != nil {
 		return nil, fmt.Errorf("custodian: simulator: %w", err)
 	}
-	if err := EnsureStreams(ctx, js, cfg.Replicas); err != nil {
+	if err := custodian.EnsureStreams(ctx, js, cfg.Replicas); err != nil {
 		return nil, err
 	}
-	prices, err := js.Stream(ctx, PricesStream)
+	prices, err := js.Stream(ctx, custodian.PricesStream)
 	if err != nil {
 		return nil, fmt.Errorf("custodian: simulator: prices stream: %w", err)
 	}
 	consCfg := jetstream.ConsumerConfig{
 		Durable:       cfg.ConsumerName,
 		Description:   "the simulated custodian's order book",
-		FilterSubject: OrdersSubjects,
+		FilterSubject: custodian.OrdersSubjects,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.OrderAckWait,
@@ -273,7 +270,7 @@ func StartSimulator(ctx context.Context, nc *nats.Conn, cfg SimulatorConfig) (*S
 		// comes, however long that takes.
 		MaxDeliver: -1,
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, OrdersStream, consCfg)
+	cons, err := js.CreateOrUpdateConsumer(ctx, custodian.OrdersStream, consCfg)
 	if err != nil {
 		return nil, fmt.Errorf("custodian: simulator: orders consumer: %w", err)
 	}
@@ -291,7 +288,7 @@ func StartSimulator(ctx context.Context, nc *nats.Conn, cfg SimulatorConfig) (*S
 		cancel: cancel, done: make(chan struct{}),
 	}
 	s.sender = newReportSender(runCtx, js, log, cfg.Faults, seed, cfg.PublishTimeout, &s.stats)
-	s.holders, err = nc.QueueSubscribe(HoldingsSubject, HoldingsQueue, s.answerHoldingsSafely)
+	s.holders, err = nc.QueueSubscribe(custodian.HoldingsSubject, custodian.HoldingsQueue, s.answerHoldingsSafely)
 	if err != nil {
 		cancel()
 		return nil, errors.Join(fmt.Errorf("custodian: simulator: holdings responder: %w", err), led.close())
@@ -318,9 +315,9 @@ func StartSimulator(ctx context.Context, nc *nats.Conn, cfg SimulatorConfig) (*S
 func (s *Simulator) Seed() uint64 { return s.seed }
 
 // Stats are the simulator's counters.
-func (s *Simulator) Stats() SimulatorStats {
+func (s *Simulator) Stats() Stats {
 	c := &s.stats
-	return SimulatorStats{
+	return Stats{
 		OrdersReceived: c.ordersReceived.Load(), OrdersAcked: c.ordersAcked.Load(), Executions: c.executions.Load(),
 		ExecutionsTotal: int64(s.ledger.len()), Repeats: c.repeats.Load(),
 		ConflictingRepeats: c.conflictingRepeats.Load(), Rejected: c.rejected.Load(),
@@ -373,7 +370,7 @@ func (s *Simulator) run(ctx context.Context, cons jetstream.Consumer, consCfg je
 		}
 		s.log.Info("fault: outage over, taking orders")
 	}
-	pullLoop(ctx, s.js, OrdersStream, consCfg, cons, orderPullMsgsMax, s.cfg.RetryInterval, s.log, s.handleOrderSafely)
+	consume.PullLoop(ctx, s.js, custodian.OrdersStream, consCfg, cons, orderPullMsgsMax, s.cfg.RetryInterval, s.log, s.handleOrderSafely)
 }
 
 // handleOrderSafely is handleOrder, with a panic recovered (logged and
@@ -382,7 +379,7 @@ func (s *Simulator) run(ctx context.Context, cons jetstream.Consumer, consCfg je
 func (s *Simulator) handleOrderSafely(ctx context.Context, msg jetstream.Msg) {
 	if perr := recovered.Run(s.log, "custodian-simulator", func() { s.handleOrder(ctx, msg) }, "subject", msg.Subject()); perr != nil {
 		s.stats.retries.Add(1)
-		d := retryDelay(numDelivered(msg), s.cfg.RetryInterval, s.cfg.RetryIntervalMax)
+		d := consume.RetryDelay(consume.NumDelivered(msg), s.cfg.RetryInterval, s.cfg.RetryIntervalMax)
 		if err := msg.NakWithDelay(d); err != nil {
 			s.log.Warn("nak order", "err", err) // redelivered after AckWait instead
 		}
@@ -392,9 +389,9 @@ func (s *Simulator) handleOrderSafely(ctx context.Context, msg jetstream.Msg) {
 // handleOrder handles one delivery of an order message.
 func (s *Simulator) handleOrder(ctx context.Context, msg jetstream.Msg) {
 	s.stats.ordersReceived.Add(1)
-	n := numDelivered(msg)
+	n := consume.NumDelivered(msg)
 	putBack := func(reason string, args ...any) {
-		d := retryDelay(n, s.cfg.RetryInterval, s.cfg.RetryIntervalMax)
+		d := consume.RetryDelay(n, s.cfg.RetryInterval, s.cfg.RetryIntervalMax)
 		s.log.Debug("order put back: "+reason, append(args, "delivery", n, "redeliver_in", d)...)
 		if err := msg.NakWithDelay(d); err != nil {
 			s.log.Warn("nak order", "err", err) // redelivered after AckWait instead
@@ -405,7 +402,7 @@ func (s *Simulator) handleOrder(ctx context.Context, msg jetstream.Msg) {
 		s.reject(msg, &o, fmt.Sprintf("not a readable order: %v", err))
 		return
 	}
-	if id := msg.Headers().Get(jetstream.MsgIDHeader); !orderMsgIDMatches(id, o.GetClOrdId()) {
+	if id := msg.Headers().Get(jetstream.MsgIDHeader); !custodian.OrderMsgIDMatches(id, o.GetClOrdId()) {
 		s.log.Warn("order's Nats-Msg-Id does not follow the protocol", "msg_id", id, "cl_ord_id", o.GetClOrdId())
 	}
 	if s.outageRefused < s.cfg.Faults.OutageOrders {
@@ -453,7 +450,7 @@ func (s *Simulator) handleOrder(ctx context.Context, msg jetstream.Msg) {
 		SettlementDate: s.cfg.Calendar.SettlementDate(order.DealingDate, order.Asset.SettlementDays).String(),
 		DealingDate:    order.DealingDate.String(),
 	}
-	if _, err := ParseExecutionReport(s.cfg.Catalogue, rep); err != nil {
+	if _, err := custodian.ParseExecutionReport(s.cfg.Catalogue, rep); err != nil {
 		// Units and price each in range can still make cash beyond
 		// domain.CashMax; no custodian settles that.
 		s.reject(msg, &o, err.Error())
@@ -486,9 +483,9 @@ func (s *Simulator) handleOrder(ctx context.Context, msg jetstream.Msg) {
 func (s *Simulator) answerRepeat(ctx context.Context, msg jetstream.Msg, o *pb.CustodianOrder, x *executed,
 	putBack func(string, ...any)) {
 	s.stats.repeats.Add(1)
-	order := Order{ClOrdID: x.ClOrdID, DealingDate: x.DealingDate, Side: x.Side, Units: x.Units}
+	order := custodian.Order{ClOrdID: x.ClOrdID, DealingDate: x.DealingDate, Side: x.Side, Units: x.Units}
 	order.Asset, _ = s.cfg.Catalogue.Asset(x.Asset)
-	if !order.sameTerms(o) {
+	if !order.SameTerms(o) {
 		s.stats.conflictingRepeats.Add(1)
 		s.log.Warn("repeated client order id with other terms; answering with the original execution",
 			"cl_ord_id", x.ClOrdID, "side", o.GetSide(), "units", o.GetUnits(),
@@ -516,16 +513,16 @@ func (s *Simulator) reportAndAck(ctx context.Context, msg jetstream.Msg, x *exec
 
 // validate checks an order that is not a repeat: the protocol and the
 // catalogue (ParseOrder), the subject's asset, and a dealing day.
-func (s *Simulator) validate(subject string, o *pb.CustodianOrder) (Order, error) {
-	order, err := ParseOrder(s.cfg.Catalogue, o)
+func (s *Simulator) validate(subject string, o *pb.CustodianOrder) (custodian.Order, error) {
+	order, err := custodian.ParseOrder(s.cfg.Catalogue, o)
 	if err != nil {
-		return Order{}, err
+		return custodian.Order{}, err
 	}
-	if want := OrderSubject(order.Asset.ISIN); subject != want {
-		return Order{}, fmt.Errorf("%w %q: sent on %s, want %s", ErrInvalidOrder, o.GetClOrdId(), subject, want)
+	if want := custodian.OrderSubject(order.Asset.ISIN); subject != want {
+		return custodian.Order{}, fmt.Errorf("%w %q: sent on %s, want %s", custodian.ErrInvalidOrder, o.GetClOrdId(), subject, want)
 	}
 	if !s.cfg.Calendar.IsDealingDay(order.DealingDate) {
-		return Order{}, fmt.Errorf("%w %q: %s is not a dealing day", ErrInvalidOrder, o.GetClOrdId(), order.DealingDate)
+		return custodian.Order{}, fmt.Errorf("%w %q: %s is not a dealing day", custodian.ErrInvalidOrder, o.GetClOrdId(), order.DealingDate)
 	}
 	return order, nil
 }
@@ -545,8 +542,8 @@ func (s *Simulator) reject(msg jetstream.Msg, o *pb.CustodianOrder, reason strin
 // latest feed message of the date, read now (a republished feed counts from
 // the moment it is published). ok is false when there is no feed for the
 // date or it lacks the asset.
-func (s *Simulator) price(ctx context.Context, o Order) (domain.Price, bool, error) {
-	raw, err := s.prices.GetLastMsgForSubject(ctx, PriceSubject(o.DealingDate))
+func (s *Simulator) price(ctx context.Context, o custodian.Order) (domain.Price, bool, error) {
+	raw, err := s.prices.GetLastMsgForSubject(ctx, custodian.PriceSubject(o.DealingDate))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return domain.Price{}, false, nil
 	}
@@ -555,9 +552,9 @@ func (s *Simulator) price(ctx context.Context, o Order) (domain.Price, bool, err
 	}
 	var f pb.PriceFeed
 	if err := natsmsg.Decode(raw.Header, raw.Data, &f); err != nil {
-		return domain.Price{}, false, fmt.Errorf("%w %s: %w", ErrInvalidPrices, o.DealingDate, err)
+		return domain.Price{}, false, fmt.Errorf("%w %s: %w", custodian.ErrInvalidPrices, o.DealingDate, err)
 	}
-	prices, _, err := decodePriceFeed(s.cfg.Catalogue, o.DealingDate, &f)
+	prices, _, err := custodian.ParsePriceFeed(s.cfg.Catalogue, o.DealingDate, &f)
 	if err != nil {
 		return domain.Price{}, false, err
 	}
@@ -570,7 +567,7 @@ func (s *Simulator) price(ctx context.Context, o Order) (domain.Price, bool, err
 // end the process) and answered as a refusal.
 func (s *Simulator) answerHoldingsSafely(msg *nats.Msg) {
 	if perr := recovered.Run(s.log, "custodian-holdings", func() { s.answerHoldings(msg) }); perr != nil && msg.Reply != "" {
-		if err := msg.RespondMsg(&nats.Msg{Header: nats.Header{ErrorHeader: []string{"internal error"}}}); err != nil {
+		if err := msg.RespondMsg(&nats.Msg{Header: nats.Header{custodian.ErrorHeader: []string{"internal error"}}}); err != nil {
 			s.log.Warn("answer holdings request", "err", err)
 		}
 	}
@@ -585,7 +582,7 @@ func (s *Simulator) answerHoldings(msg *nats.Msg) {
 		return
 	}
 	reply := &nats.Msg{}
-	refuse := func(reason string) { reply.Header = nats.Header{ErrorHeader: []string{reason}} }
+	refuse := func(reason string) { reply.Header = nats.Header{custodian.ErrorHeader: []string{reason}} }
 	var req pb.HoldingsRequest
 	if err := natsmsg.Decode(msg.Header, msg.Data, &req); err != nil {
 		s.log.Warn("holdings request refused", "err", err)

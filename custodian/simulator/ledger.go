@@ -1,4 +1,4 @@
-package custodian
+package simulator
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/pebble"
@@ -59,7 +60,7 @@ var errAlreadyExecuted = errors.New("custodian: order already executed")
 // numbers in domain form. Immutable once recorded.
 type executed struct {
 	report *pb.ExecutionReport
-	Execution
+	custodian.Execution
 }
 
 // ledger is the simulator's books. Only the order loop records; the holdings
@@ -140,7 +141,7 @@ func (l *ledger) decode(e persistence.Event) (*executed, error) {
 	if err := proto.Unmarshal(e.Data, &r); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", e.Stream, err)
 	}
-	x, err := ParseExecutionReport(l.cat, &r)
+	x, err := custodian.ParseExecutionReport(l.cat, &r)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +210,7 @@ func (l *ledger) record(ctx context.Context, r *pb.ExecutionReport) (*executed, 
 	if l.unknown != "" {
 		panic("custodian: record before resolvePending") // order ids could repeat
 	}
-	x, err := ParseExecutionReport(l.cat, r)
+	x, err := custodian.ParseExecutionReport(l.cat, r)
 	if err != nil {
 		panic(fmt.Sprintf("custodian: recording an execution that breaks the protocol: %v", err)) // the simulator built it
 	}

@@ -1,4 +1,4 @@
-package custodian
+package simulator
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsmsg"
 	"github.com/acme/mastertrust/internal/testkit"
@@ -37,7 +38,7 @@ func TestMessagesCarryTheirType(t *testing.T) {
 	reports := h.collect("acme")
 	var mu sync.Mutex
 	var requests []*nats.Msg
-	spy, err := h.nc.Subscribe(HoldingsSubject, func(m *nats.Msg) {
+	spy, err := h.nc.Subscribe(custodian.HoldingsSubject, func(m *nats.Msg) {
 		mu.Lock()
 		defer mu.Unlock()
 		requests = append(requests, m)
@@ -52,19 +53,19 @@ func TestMessagesCarryTheirType(t *testing.T) {
 	h.waitReport(reports, o)
 
 	raw := func(stream string, seq uint64) *jetstream.RawStreamMsg {
-		s, err := h.client.js.Stream(h.ctx, stream)
+		s, err := h.js.Stream(h.ctx, stream)
 		noErr(t, err)
 		m, err := s.GetMsg(h.ctx, seq)
 		noErr(t, err, stream)
 		return m
 	}
 	for seq := uint64(1); seq <= 2; seq++ {
-		m := raw(OrdersStream, seq)
+		m := raw(custodian.OrdersStream, seq)
 		checkHeaders(t, fmt.Sprintf("order %d", seq), m.Header, "mastertrust.v1.CustodianOrder")
 		isTrue(t, m.Header.Get(jetstream.MsgIDHeader) != "", "order keeps its message id")
 	}
-	checkHeaders(t, "report", raw(ReportsStream, 1).Header, "mastertrust.v1.ExecutionReport")
-	checkHeaders(t, "prices", raw(PricesStream, 1).Header, "mastertrust.v1.PriceFeed")
+	checkHeaders(t, "report", raw(custodian.ReportsStream, 1).Header, "mastertrust.v1.ExecutionReport")
+	checkHeaders(t, "prices", raw(custodian.PricesStream, 1).Header, "mastertrust.v1.PriceFeed")
 
 	_, err = h.client.Holdings(h.ctx, domain.MustDate("2026-11-23"))
 	noErr(t, err)
@@ -79,7 +80,7 @@ func TestMessagesCarryTheirType(t *testing.T) {
 	mu.Lock()
 	checkHeaders(t, "holdings request", requests[0].Header, "mastertrust.v1.HoldingsRequest")
 	mu.Unlock()
-	req, err := natsmsg.New(HoldingsSubject, &pb.HoldingsRequest{AsOf: "2026-11-23"})
+	req, err := natsmsg.New(custodian.HoldingsSubject, &pb.HoldingsRequest{AsOf: "2026-11-23"})
 	noErr(t, err)
 	reply, err := h.nc.RequestMsg(req, waitMax)
 	noErr(t, err)
@@ -165,21 +166,21 @@ func TestMessagesOfAnotherTypeRefused(t *testing.T) {
 	h := newHarness(t)
 	var logs logBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	client, err := NewClient(h.nc, ClientConfig{Logger: log, ReportAckWait: testAckWait,
+	client, err := custodian.NewClient(h.nc, custodian.ClientConfig{Logger: log, ReportAckWait: testAckWait,
 		ReportRetryInterval: testRetryInterval, ReportRetryIntervalMax: testRetryIntervalMax})
 	noErr(t, err)
-	sim, err := StartSimulator(h.ctx, h.nc, SimulatorConfig{Dir: t.TempDir(), Logger: log, OrderAckWait: testAckWait,
+	sim, err := Start(h.ctx, h.nc, Config{Dir: t.TempDir(), Logger: log, OrderAckWait: testAckWait,
 		RetryInterval: testRetryInterval, RetryIntervalMax: testRetryIntervalMax})
 	noErr(t, err)
 	t.Cleanup(func() { noErr(t, sim.Stop()) })
-	orderTerms := terminations(t, h.nc, OrdersStream)
-	reportTerms := terminations(t, h.nc, ReportsStream)
-	priceTerms := terminations(t, h.nc, PricesStream)
+	orderTerms := terminations(t, h.nc, custodian.OrdersStream)
+	reportTerms := terminations(t, h.nc, custodian.ReportsStream)
+	priceTerms := terminations(t, h.nc, custodian.PricesStream)
 
 	// Orders: a mislabelled order is rejected, not executed.
 	h.publishPrices("2026-11-23", map[domain.ISIN]string{globalEquity: "2.000000", globalBond: "1.000000"})
 	o := order("2026-11-23", globalEquity, pb.Side_SIDE_BUY, "1.0000")
-	_, err = h.client.js.PublishMsg(h.ctx, mislabelled(t, OrderSubject(globalEquity), o, "mastertrust.v1.ExecutionReport"))
+	_, err = h.js.PublishMsg(h.ctx, mislabelled(t, custodian.OrderSubject(globalEquity), o, "mastertrust.v1.ExecutionReport"))
 	noErr(t, err)
 	waitTerminated(t, orderTerms, "not a readable order", `"mastertrust.v1.ExecutionReport"`)
 	equal(t, int64(0), sim.Stats().Executions, "the mislabelled order was executed")
@@ -199,7 +200,7 @@ func TestMessagesOfAnotherTypeRefused(t *testing.T) {
 	t.Cleanup(stop)
 	fake := &pb.ExecutionReport{ClOrdId: o.ClOrdId, OrderId: "CUST-X", ExecutionId: "X-fake", Asset: o.Asset,
 		Side: o.Side, Units: o.Units, Price: "2.000000", Cash: "2.00", SettlementDate: "2026-11-26", DealingDate: o.DealingDate}
-	_, err = h.client.js.PublishMsg(h.ctx, mislabelled(t, ReportSubject(globalEquity), fake, "mastertrust.v1.CustodianOrder"))
+	_, err = h.js.PublishMsg(h.ctx, mislabelled(t, custodian.ReportSubject(globalEquity), fake, "mastertrust.v1.CustodianOrder"))
 	noErr(t, err)
 	waitTerminated(t, reportTerms, "not a readable execution report", `"mastertrust.v1.CustodianOrder"`)
 	noErr(t, client.SendOrder(h.ctx, o))
@@ -219,7 +220,7 @@ func TestMessagesOfAnotherTypeRefused(t *testing.T) {
 	// readers of the date's feed.
 	day := domain.MustDate("2026-11-24")
 	feed := &pb.PriceFeed{Date: day.String(), Prices: map[string]string{string(globalEquity): "2.000000"}}
-	_, err = h.client.js.PublishMsg(h.ctx, mislabelled(t, PriceSubject(day), feed, "mastertrust.v1.HoldingsStatement"))
+	_, err = h.js.PublishMsg(h.ctx, mislabelled(t, custodian.PriceSubject(day), feed, "mastertrust.v1.HoldingsStatement"))
 	noErr(t, err)
 	var days []string
 	stopPrices, err := client.PriceFeed(h.ctx, "acme-prices", func(_ context.Context, d domain.Date, _ map[domain.ISIN]domain.Price) error {
@@ -232,24 +233,24 @@ func TestMessagesOfAnotherTypeRefused(t *testing.T) {
 	t.Cleanup(stopPrices)
 	waitTerminated(t, priceTerms, "not a readable price feed", `"mastertrust.v1.HoldingsStatement"`)
 	_, _, err = client.Prices(h.ctx, day)
-	errIs(t, err, ErrInvalidPrices)
+	errIs(t, err, custodian.ErrInvalidPrices)
 	errIs(t, err, natsmsg.ErrWrongType)
 	mu.Lock()
 	equal(t, []string{"2026-11-23"}, days, "the feed's consumer handled the mislabelled day")
 	mu.Unlock()
 
 	// Holdings: a mislabelled request is answered with a refusal.
-	req := mislabelled(t, HoldingsSubject, &pb.HoldingsRequest{AsOf: "2026-11-23"}, "mastertrust.v1.PriceFeed")
+	req := mislabelled(t, custodian.HoldingsSubject, &pb.HoldingsRequest{AsOf: "2026-11-23"}, "mastertrust.v1.PriceFeed")
 	reply, err := h.nc.RequestMsg(req, waitMax)
 	noErr(t, err)
-	isTrue(t, strings.Contains(reply.Header.Get(ErrorHeader), "mastertrust.v1.PriceFeed"), "holdings refusal: %v", reply.Header)
+	isTrue(t, strings.Contains(reply.Header.Get(custodian.ErrorHeader), "mastertrust.v1.PriceFeed"), "holdings refusal: %v", reply.Header)
 
 	// A content type other than protobuf is refused too.
 	o2 := order("2026-11-23", globalBond, pb.Side_SIDE_BUY, "1.000")
-	msg, err := natsmsg.New(OrderSubject(globalBond), o2)
+	msg, err := natsmsg.New(custodian.OrderSubject(globalBond), o2)
 	noErr(t, err)
 	msg.Header.Set(natsmsg.ContentTypeHeader, "application/json")
-	_, err = h.client.js.PublishMsg(h.ctx, msg)
+	_, err = h.js.PublishMsg(h.ctx, msg)
 	noErr(t, err)
 	waitTerminated(t, orderTerms, "not a readable order", "application/json")
 	equal(t, int64(2), sim.Stats().Rejected)
@@ -270,7 +271,7 @@ func TestMessagesWithoutHeadersAccepted(t *testing.T) {
 	day := domain.MustDate("2026-11-23")
 	feed, err := proto.Marshal(&pb.PriceFeed{Date: day.String(), Prices: map[string]string{string(globalEquity): "2.000000"}})
 	noErr(t, err)
-	_, err = h.client.js.Publish(h.ctx, PriceSubject(day), feed)
+	_, err = h.js.Publish(h.ctx, custodian.PriceSubject(day), feed)
 	noErr(t, err)
 	prices, found, err := h.client.Prices(h.ctx, day)
 	noErr(t, err)
@@ -279,7 +280,7 @@ func TestMessagesWithoutHeadersAccepted(t *testing.T) {
 	o := order("2026-11-23", globalEquity, pb.Side_SIDE_BUY, "1.0000")
 	data, err := proto.Marshal(o)
 	noErr(t, err)
-	_, err = h.client.js.Publish(h.ctx, OrderSubject(globalEquity), data, jetstream.WithMsgID(o.ClOrdId))
+	_, err = h.js.Publish(h.ctx, custodian.OrderSubject(globalEquity), data, jetstream.WithMsgID(o.ClOrdId))
 	noErr(t, err)
 	r := h.waitReport(reports, o)
 	equal(t, "2.00", r.GetCash())
@@ -290,7 +291,7 @@ func TestMessagesWithoutHeadersAccepted(t *testing.T) {
 	old.ExecutionId, old.ClOrdId, old.DealingDate = "X-old", "2026-11-24-"+string(globalEquity), "2026-11-24"
 	data, err = proto.Marshal(old)
 	noErr(t, err)
-	_, err = h.client.js.Publish(h.ctx, ReportSubject(globalEquity), data, jetstream.WithMsgID(old.ExecutionId))
+	_, err = h.js.Publish(h.ctx, custodian.ReportSubject(globalEquity), data, jetstream.WithMsgID(old.ExecutionId))
 	noErr(t, err)
 	testkit.CheckFor(t, waitMax, pollInterval, func() error {
 		if _, ok := reports.report(old.ClOrdId); !ok {

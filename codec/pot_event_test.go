@@ -1,4 +1,4 @@
-package pb
+package codec
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/proto/pb"
 )
 
 // decide decides cmd for p and applies its events; a refusal fails the
@@ -196,10 +197,10 @@ func TestDecodeRefusesWhatItCannotRead(t *testing.T) {
 	}{
 		{"unknown type", "pot.Unknown", nil},
 		{"garbage payload", "pot.OrderPlaced", []byte{0xff, 0xff, 0xff}},
-		{"malformed amount", "pot.CashContributed", mustMarshal(t, &CashContributed{MovementId: "M1-1", Amount: "12.3.4"})},
-		{"amount with too many places", "pot.CashContributed", mustMarshal(t, &CashContributed{MovementId: "M1-1", Amount: "1.001"})},
-		{"malformed date", "pot.OrderRolled", mustMarshal(t, &OrderRolled{OrderId: "M1-1", FromDate: "2026-13-01"})},
-		{"malformed price", "pot.TradeExecuted", mustMarshal(t, &TradeExecuted{TradeId: "M1-2", Price: "-1"})},
+		{"malformed amount", "pot.CashContributed", mustMarshal(t, &pb.CashContributed{MovementId: "M1-1", Amount: "12.3.4"})},
+		{"amount with too many places", "pot.CashContributed", mustMarshal(t, &pb.CashContributed{MovementId: "M1-1", Amount: "1.001"})},
+		{"malformed date", "pot.OrderRolled", mustMarshal(t, &pb.OrderRolled{OrderId: "M1-1", FromDate: "2026-13-01"})},
+		{"malformed price", "pot.TradeExecuted", mustMarshal(t, &pb.TradeExecuted{TradeId: "M1-2", Price: "-1"})},
 	}
 	for _, c := range cases {
 		if e, err := DecodePotEvent(c.typ, c.data); err == nil {
@@ -220,7 +221,7 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 // TestSystemEventsRoundTrip proves a system event survives its wire form
 // and an unknown or malformed one is refused.
 func TestSystemEventsRoundTrip(t *testing.T) {
-	in := &PricesPublished{Date: "2026-11-23", Prices: map[string]string{"GB00BN7Q2L69": "1.234567"}, AtUnixNano: 42}
+	in := &pb.PricesPublished{Date: "2026-11-23", Prices: map[string]string{"GB00BN7Q2L69": "1.234567"}, AtUnixNano: 42}
 	typ, data, err := EncodeSystemEvent(in)
 	if err != nil || typ != "sys.PricesPublished" {
 		t.Fatalf("encode: %q, %v", typ, err)

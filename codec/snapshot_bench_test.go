@@ -1,4 +1,4 @@
-package pb
+package codec
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ import (
 // snapshot's bytes beside the bytes of the events it stands for (the
 // baseline a snapshot is weighed against: actors.snapshotDue).
 //
-//	go test ./proto/pb -run '^$' -bench PotSnapshot
+//	go test ./codec -run '^$' -bench PotSnapshot
 func BenchmarkPotSnapshot(b *testing.B) {
 	for _, n := range []int{50, 100, 200} {
 		p, eventBytes := contributedPot(b, n)

@@ -1,4 +1,4 @@
-package pb
+package codec
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/proto/pb"
 )
 
 // TestPotSnapshotRoundTrip proves a snapshot stands for the state it was
@@ -63,9 +64,9 @@ func TestPotSnapshotRefusesWhatItCannotRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken := func(mutate func(*PotSnapshot)) []byte {
+	broken := func(mutate func(*pb.PotSnapshot)) []byte {
 		t.Helper()
-		var m PotSnapshot
+		var m pb.PotSnapshot
 		if err := proto.Unmarshal(good[1:], &m); err != nil {
 			t.Fatal(err)
 		}
@@ -80,12 +81,12 @@ func TestPotSnapshotRefusesWhatItCannotRead(t *testing.T) {
 		{"empty", nil, ErrSnapshotFormat},
 		{"format 1 (JSON)", []byte(`{"format":1,"pot":{}}`), ErrSnapshotFormat},
 		{"truncated", good[:len(good)/2], nil},
-		{"malformed cash", broken(func(m *PotSnapshot) { m.CashAvailable = "12.3.4" }), nil},
-		{"cash with too many places", broken(func(m *PotSnapshot) { m.CashAvailable = "1.001" }), nil},
-		{"malformed date", broken(func(m *PotSnapshot) { m.Orders[0].DealingDate = "2026-13-01" }), nil},
-		{"cash that breaks the invariants", broken(func(m *PotSnapshot) { m.CashReserved = "999999.00" }), nil},
-		{"an order listed twice", broken(func(m *PotSnapshot) { m.Orders = append(m.Orders, m.Orders[0]) }), nil},
-		{"a trade without its terms", broken(func(m *PotSnapshot) { m.Orders[0].Trades[0].Spec = nil }), nil},
+		{"malformed cash", broken(func(m *pb.PotSnapshot) { m.CashAvailable = "12.3.4" }), nil},
+		{"cash with too many places", broken(func(m *pb.PotSnapshot) { m.CashAvailable = "1.001" }), nil},
+		{"malformed date", broken(func(m *pb.PotSnapshot) { m.Orders[0].DealingDate = "2026-13-01" }), nil},
+		{"cash that breaks the invariants", broken(func(m *pb.PotSnapshot) { m.CashReserved = "999999.00" }), nil},
+		{"an order listed twice", broken(func(m *pb.PotSnapshot) { m.Orders = append(m.Orders, m.Orders[0]) }), nil},
+		{"a trade without its terms", broken(func(m *pb.PotSnapshot) { m.Orders[0].Trades[0].Spec = nil }), nil},
 	}
 	for _, c := range cases {
 		got, err := DecodePotSnapshot(c.data)

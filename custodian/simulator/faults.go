@@ -1,4 +1,4 @@
-package custodian
+package simulator
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nuid"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsmsg"
 	"github.com/acme/mastertrust/internal/recovered"
@@ -200,7 +201,7 @@ func (r *reportSender) send(ctx context.Context, rep *pb.ExecutionReport) error 
 	if err != nil {
 		return fmt.Errorf("custodian: encode report %s: %w", rep.GetExecutionId(), err)
 	}
-	subject := ReportSubject(domain.ISIN(rep.GetAsset()))
+	subject := custodian.ReportSubject(domain.ISIN(rep.GetAsset()))
 	r.mu.Lock()
 	if r.stopped {
 		r.mu.Unlock()
@@ -339,7 +340,7 @@ func (r *reportSender) publish(ctx context.Context, o outgoing) error {
 	defer cancel()
 	// A header per copy: the publish adds the copy's own Nats-Msg-Id to it.
 	msg := &nats.Msg{Subject: o.subject, Data: o.data, Header: natsmsg.Header(&pb.ExecutionReport{})}
-	ack, err := r.js.PublishMsg(ctx, msg, jetstream.WithMsgID(o.msgID), jetstream.WithExpectStream(ReportsStream))
+	ack, err := r.js.PublishMsg(ctx, msg, jetstream.WithMsgID(o.msgID), jetstream.WithExpectStream(custodian.ReportsStream))
 	if err != nil {
 		r.stats.publishErrors.Add(1)
 		r.log.Warn("publish report failed", "msg_id", o.msgID, "err", err)
