@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestRunCycleSmall proves that RunCycle sets up a world, runs both dealing
@@ -26,12 +29,8 @@ func TestRunCycleSmall(t *testing.T) {
 	took := time.Since(start)
 	text := out.String()
 	t.Logf("RunCycle took %s:\n%s", took.Round(time.Millisecond), text)
-	if err != nil {
-		t.Fatalf("RunCycle: %v", err)
-	}
-	if took > 20*time.Second {
-		t.Errorf("RunCycle took %s for 300 pots, want < 20s", took.Round(time.Millisecond))
-	}
+	require.NoError(t, err, "RunCycle")
+	assert.LessOrEqual(t, took, 20*time.Second, "time RunCycle took for 300 pots")
 	for _, want := range []string{
 		"Setup: 300 pots opened (270 with a risk profile)",
 		"Day 1, 2026-11-23", "Day 2, 2026-11-27", "trades 1200,", "trades settled 1200,",
@@ -56,17 +55,11 @@ func TestCycleConfigValidate(t *testing.T) {
 	c := CycleConfig{Pots: -1, Days: 50, Callers: -3, PhaseTimeout: time.Millisecond}
 	c.EnsureDefaults()
 	err := c.Validate()
-	if err == nil {
-		t.Fatal("Validate accepted negative pots and callers, 50 days and a 1ms timeout")
-	}
+	require.Error(t, err, "Validate of negative pots and callers, 50 days and a 1ms timeout")
 	for _, want := range []string{"pots -1", "days 50", "callers -3", "phase timeout 1ms"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("Validate: %v; lacks %q", err, want)
-		}
+		assert.ErrorContains(t, err, want, "Validate")
 	}
 	var d CycleConfig
 	d.EnsureDefaults()
-	if err := d.Validate(); err != nil {
-		t.Errorf("defaults are invalid: %v", err)
-	}
+	assert.NoError(t, d.Validate(), "Validate of the defaults")
 }

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestRunJournalSmall proves that RunJournal measures every cell on both
@@ -22,9 +25,8 @@ func TestRunJournalSmall(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := RunJournal(ctx, cfg, &out); err != nil {
-		t.Fatalf("RunJournal: %v\n%s", err, out.String())
-	}
+	err := RunJournal(ctx, cfg, &out)
+	require.NoError(t, err, "RunJournal; output:\n%s", out.String())
 	text := out.String()
 	t.Log("\n" + text)
 	rows := 0
@@ -32,20 +34,15 @@ func TestRunJournalSmall(t *testing.T) {
 		f := strings.Fields(line)
 		if len(f) == 8 && (f[0] == "pebble" || f[0] == "jetstream") {
 			rows++
-			if f[3] == "0" || f[5] == "0" {
-				t.Errorf("a cell measured nothing: %q", line)
-			}
+			assert.NotEqual(t, "0", f[3], "a cell measured nothing (column 4): %q", line)
+			assert.NotEqual(t, "0", f[5], "a cell measured nothing (column 6): %q", line)
 		}
 	}
-	if want := 2 * 2 * 2; rows != want {
-		t.Errorf("%d throughput rows, want %d", rows, want)
-	}
+	assert.Equal(t, 2*2*2, rows, "throughput rows")
 	for _, want := range []string{"WALMinSyncInterval", "100µs", "Read-back", "bytes on disk/event"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	if err := (&JournalConfig{Backends: []string{"sqlite"}, Writers: []int{0}}).Validate(); err == nil {
-		t.Error("Validate accepted an unknown backend and 0 writers")
-	}
+	assert.Error(t, (&JournalConfig{Backends: []string{"sqlite"}, Writers: []int{0}}).Validate(), "Validate of an unknown backend and 0 writers")
 }

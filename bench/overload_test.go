@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestRunOverloadSmall proves that RunOverload finds a sustainable rate,
@@ -27,9 +30,8 @@ func TestRunOverloadSmall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
-	if err := RunOverload(ctx, cfg, &out); err != nil {
-		t.Fatalf("RunOverload: %v\n%s", err, out.String())
-	}
+	err := RunOverload(ctx, cfg, &out)
+	require.NoError(t, err, "RunOverload; output:\n%s", out.String())
 	text := out.String()
 	t.Logf("RunOverload took %s:\n%s", time.Since(start).Round(time.Millisecond), text)
 	for _, want := range []string{
@@ -62,14 +64,12 @@ func TestRunOverloadSheds(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := RunOverload(ctx, cfg, &out); err != nil {
-		t.Fatalf("RunOverload: %v\n%s", err, out.String())
-	}
+	err := RunOverload(ctx, cfg, &out)
+	require.NoError(t, err, "RunOverload; output:\n%s", out.String())
 	text := out.String()
 	t.Logf("%s", text)
-	if !strings.Contains(text, "the gateway is at its limit of requests in flight") || strings.Contains(text, "failed; the first") {
-		t.Errorf("the overload shed nothing, or requests failed")
-	}
+	assert.True(t, strings.Contains(text, "the gateway is at its limit of requests in flight"), "the overload shed nothing")
+	assert.False(t, strings.Contains(text, "failed; the first"), "requests failed")
 }
 
 // TestOverloadConfigValidate proves that Validate reports every bad field
@@ -78,17 +78,11 @@ func TestOverloadConfigValidate(t *testing.T) {
 	c := OverloadConfig{Pots: -1, Factor: 0.5, SearchFractions: []float64{0, 0.5}, Duration: time.Millisecond}
 	c.EnsureDefaults()
 	err := c.Validate()
-	if err == nil {
-		t.Fatal("Validate accepted negative pots, a factor below 1, a zero fraction and 1ms runs")
-	}
+	require.Error(t, err, "Validate of negative pots, a factor below 1, a zero fraction and 1ms runs")
 	for _, want := range []string{"pots -1", "factor 0.5", "search fraction 0", "duration 1ms"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("Validate: %v; lacks %q", err, want)
-		}
+		assert.ErrorContains(t, err, want, "Validate")
 	}
 	var d OverloadConfig
 	d.EnsureDefaults()
-	if err := d.Validate(); err != nil {
-		t.Errorf("defaults are invalid: %v", err)
-	}
+	assert.NoError(t, d.Validate(), "Validate of the defaults")
 }

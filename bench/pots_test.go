@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestRunPotsSmall proves that RunPots measures every cell, the ratios and
@@ -25,9 +28,8 @@ func TestRunPotsSmall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
-	if err := RunPots(ctx, cfg, &out); err != nil {
-		t.Fatalf("RunPots: %v\n%s", err, out.String())
-	}
+	err := RunPots(ctx, cfg, &out)
+	require.NoError(t, err, "RunPots; output:\n%s", out.String())
 	text := out.String()
 	t.Logf("RunPots took %s:\n%s", time.Since(start).Round(time.Millisecond), text)
 
@@ -36,15 +38,13 @@ func TestRunPotsSmall(t *testing.T) {
 		for _, label := range []string{"raw Pebble", "pot Contribute", "pot GetPot", "HTTP POST orders", "HTTP GET pot"} {
 			if strings.HasPrefix(line, label) {
 				rows[label] = true
-				if f := strings.Fields(line[42:]); len(f) != 7 || f[0] == "0" {
-					t.Errorf("a cell measured nothing: %q", line)
+				if f := strings.Fields(line[42:]); assert.Len(t, f, 7, "the cells of %q", line) {
+					assert.NotEqual(t, "0", f[0], "a cell measured nothing: %q", line)
 				}
 			}
 		}
 	}
-	if len(rows) != 5 {
-		t.Errorf("%d throughput rows (%v), want 5", len(rows), rows)
-	}
+	assert.Len(t, rows, 5, "throughput rows")
 	for _, want := range []string{
 		"events/s ÷ raw Pebble events/s", "GetPot calls/s", "HTTP orders/s through the gateway",
 		"bytes per active pot", "Where the heap per pot went", "Where the CPU went: pot Contribute", "Where the CPU went: HTTP POST orders",
@@ -61,17 +61,11 @@ func TestPotsConfigValidate(t *testing.T) {
 	c := PotsConfig{Callers: -1, Pots: -5, Measurements: []string{"commands", "sqlite"}, Duration: time.Millisecond}
 	c.EnsureDefaults()
 	err := c.Validate()
-	if err == nil {
-		t.Fatal("Validate accepted negative callers and pots, an unknown measurement and 1ms cells")
-	}
+	require.Error(t, err, "Validate of negative callers and pots, an unknown measurement and 1ms cells")
 	for _, want := range []string{"callers -1", "pots -5", `"sqlite"`, "duration 1ms"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("Validate: %v; lacks %q", err, want)
-		}
+		assert.ErrorContains(t, err, want, "Validate")
 	}
 	var d PotsConfig
 	d.EnsureDefaults()
-	if err := d.Validate(); err != nil {
-		t.Errorf("defaults are invalid: %v", err)
-	}
+	assert.NoError(t, d.Validate(), "Validate of the defaults")
 }

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/cluster/internal/testgrain"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
@@ -50,9 +52,8 @@ func BenchmarkGrainCalls(b *testing.B) {
 	ctx := context.Background()
 	steadyIDs := identities("steady", benchSteadyGrains)
 	for _, id := range steadyIDs {
-		if _, err := add(ctx, tc.members[0], id, 1); err != nil {
-			b.Fatal(err)
-		}
+		_, err := add(ctx, tc.members[0], id, 1)
+		require.NoError(b, err)
 	}
 	callers := map[string]*cluster.Node{"member": tc.members[0], "client": tc.clients[0]}
 
@@ -100,9 +101,8 @@ func BenchmarkActiveGrainHeap(b *testing.B) {
 	ctx := context.Background()
 	// Warm up the connections and caches that every grain shares.
 	for _, id := range identities("warm", 100) {
-		if _, err := add(ctx, node, id, 1); err != nil {
-			b.Fatal(err)
-		}
+		_, err := add(ctx, node, id, 1)
+		require.NoError(b, err)
 	}
 	before := heapAfterGC()
 	prefix := "heap"
@@ -114,9 +114,7 @@ func BenchmarkActiveGrainHeap(b *testing.B) {
 	})
 	after := heapAfterGC()
 	active := tc.members[0].ActiveGrains(testgrain.KindName) + tc.members[1].ActiveGrains(testgrain.KindName)
-	if want := int64(b.N + 100); active != want {
-		b.Fatalf("active grains: got %d, want %d", active, want)
-	}
+	require.Equal(b, int64(b.N+100), active, "active grains")
 	b.ReportMetric(float64(int64(after)-int64(before))/float64(b.N), "B/grain")
 }
 

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +13,8 @@ import (
 	"github.com/acme/mastertrust/cluster/internal/testgrain"
 	"github.com/acme/mastertrust/internal/testkit"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -26,9 +26,7 @@ func placeOn(t *testing.T, ctx context.Context, tc *testCluster, node *cluster.N
 	byHost := map[string][]string{}
 	for _, id := range ids {
 		state, err := add(ctx, node, id, delta)
-		if err != nil {
-			t.Fatalf("add %d to %s: %v", delta, id, err)
-		}
+		require.NoError(t, err, "add %d to %s", delta, id)
 		if tc.memberAt(state.GetHostAddress()) == nil {
 			t.Fatalf("%s is hosted at %q, which is not a member", id, state.GetHostAddress())
 		}
@@ -48,9 +46,7 @@ func TestGrainsSpreadOverMembers(t *testing.T) {
 	const grains = 60
 	ids := identities("spread", grains)
 	byHost := placeOn(t, ctx, tc, client, ids, 5)
-	if len(byHost) < 2 {
-		t.Fatalf("all %d grains on %d member(s); want them spread over more than one of 3", grains, len(byHost))
-	}
+	require.GreaterOrEqual(t, len(byHost), 2, "members hosting the %d grains: want them spread over more than one of 3", grains)
 	hostOf := map[string]string{}
 	for host, hostIDs := range byHost {
 		t.Logf("%s hosts %d grains", host, len(hostIDs))
@@ -63,34 +59,22 @@ func TestGrainsSpreadOverMembers(t *testing.T) {
 	for _, m := range tc.members {
 		for _, id := range ids[:10] {
 			state, err := get(ctx, m, id)
-			if err != nil {
-				t.Fatalf("get %s from member %s: %v", id, m.Address(), err)
-			}
-			if state.GetHostAddress() != hostOf[id] || state.GetValue() != 5 || state.GetActivation() != 1 {
-				t.Fatalf("get %s from member %s: got host %s value %d activation %d; want host %s value 5 activation 1",
-					id, m.Address(), state.GetHostAddress(), state.GetValue(), state.GetActivation(), hostOf[id])
-			}
+			require.NoError(t, err, "get %s from member %s", id, m.Address())
+			require.Equal(t, hostOf[id], state.GetHostAddress(), "get %s from member %s: host", id, m.Address())
+			require.Equal(t, int64(5), state.GetValue(), "get %s from member %s: value", id, m.Address())
+			require.Equal(t, int64(1), state.GetActivation(), "get %s from member %s: activation", id, m.Address())
 		}
 	}
 
 	infos, err := client.Members(ctx)
-	if err != nil {
-		t.Fatalf("members: %v", err)
-	}
-	if len(infos) != 3 {
-		t.Fatalf("members: got %d, want 3: %+v", len(infos), infos)
-	}
+	require.NoError(t, err, "members")
+	require.Len(t, infos, 3, "members")
 	for _, info := range infos {
-		if !slices.Equal(info.Kinds, []string{testgrain.KindName}) {
-			t.Errorf("member %s kinds: got %v, want [%s]", info.Address, info.Kinds, testgrain.KindName)
-		}
+		assert.Equal(t, []string{testgrain.KindName}, info.Kinds, "member %s: kinds", info.Address)
 		want := int64(len(byHost[info.Address]))
-		if got := info.ActiveGrains[testgrain.KindName]; got != want || info.StatsError != "" {
-			t.Errorf("member %s active %s grains: got %d (stats error %q), want %d", info.Address, testgrain.KindName, got, info.StatsError, want)
-		}
-		if got := tc.memberAt(info.Address).ActiveGrains(testgrain.KindName); got != want {
-			t.Errorf("member %s ActiveGrains: got %d, want %d", info.Address, got, want)
-		}
+		assert.Equal(t, want, info.ActiveGrains[testgrain.KindName], "member %s: active %s grains", info.Address, testgrain.KindName)
+		assert.Empty(t, info.StatsError, "member %s: stats error", info.Address)
+		assert.Equal(t, want, tc.memberAt(info.Address).ActiveGrains(testgrain.KindName), "member %s: ActiveGrains", info.Address)
 	}
 }
 
@@ -110,9 +94,7 @@ func TestGracefulLeaveMovesGrains(t *testing.T) {
 	}
 
 	start := time.Now()
-	if err := leaving.Stop(ctx); err != nil {
-		t.Fatalf("stop: %v", err)
-	}
+	require.NoError(t, leaving.Stop(ctx), "stop")
 	t.Logf("graceful stop took %v; %d grains to move", time.Since(start), len(moved))
 	for _, id := range moved {
 		if got := tc.lifecycle.Terminations(id); got != 1 {
@@ -141,20 +123,15 @@ func TestGracefulLeaveMovesGrains(t *testing.T) {
 	t.Logf("moved grains answered after %v", time.Since(start))
 
 	infos, err := client.Members(ctx)
-	if err != nil {
-		t.Fatalf("members: %v", err)
-	}
+	require.NoError(t, err, "members")
 	for _, info := range infos {
 		if info.Address == leaving.Address() {
 			t.Fatalf("stopped member %s still listed: %+v", leaving.Address(), infos)
 		}
 	}
-	if len(infos) != 2 {
-		t.Fatalf("members after the leave: got %d, want 2: %+v", len(infos), infos)
-	}
-	if _, err := get(ctx, leaving, moved[0]); !errors.Is(err, cluster.ErrStopped) {
-		t.Fatalf("call from the stopped node: got %v, want ErrStopped", err)
-	}
+	require.Len(t, infos, 2, "members after the leave")
+	_, err = get(ctx, leaving, moved[0])
+	require.ErrorIs(t, err, cluster.ErrStopped, "call from the stopped node")
 }
 
 // A member killed without leaving (no deregistration, no gossip) drops out
@@ -204,13 +181,10 @@ func TestKilledMemberRecovers(t *testing.T) {
 		}
 		for _, id := range ids {
 			state, err := get(ctx, client, id)
-			if err != nil {
-				t.Fatalf("get %s: %v", id, err)
-			}
-			if state.GetHostAddress() != host || state.GetValue() != 3 || state.GetActivation() != 1 {
-				t.Fatalf("%s on a surviving member: got host %s value %d activation %d, want %s 3 1",
-					id, state.GetHostAddress(), state.GetValue(), state.GetActivation(), host)
-			}
+			require.NoError(t, err, "get %s", id)
+			require.Equal(t, host, state.GetHostAddress(), "%s on a surviving member: host", id)
+			require.Equal(t, int64(3), state.GetValue(), "%s on a surviving member: value", id)
+			require.Equal(t, int64(1), state.GetActivation(), "%s on a surviving member: activation", id)
 		}
 	}
 }
@@ -228,12 +202,9 @@ func TestIdlePassivation(t *testing.T) {
 	// Taken before the call: the grain's last message is later than this.
 	calledAt := time.Now()
 	state, err := add(ctx, client, id, 4)
-	if err != nil {
-		t.Fatalf("add: %v", err)
-	}
-	if state.GetActivation() != 1 || state.GetValue() != 4 {
-		t.Fatalf("first call: activation %d value %d, want 1 and 4", state.GetActivation(), state.GetValue())
-	}
+	require.NoError(t, err, "add")
+	require.Equal(t, int64(1), state.GetActivation(), "first call: activation")
+	require.Equal(t, int64(4), state.GetValue(), "first call: value")
 	testkit.CheckFor(t, 10*idleTimeout, 20*time.Millisecond, func() error {
 		if n := tc.lifecycle.Terminations(id); n != 1 {
 			return fmt.Errorf("%s terminated %d times, want 1", id, n)
@@ -248,15 +219,10 @@ func TestIdlePassivation(t *testing.T) {
 	}
 
 	state, err = add(ctx, client, id, 1)
-	if err != nil {
-		t.Fatalf("add after passivation: %v", err)
-	}
-	if state.GetActivation() != 2 || state.GetValue() != 1 {
-		t.Fatalf("call after passivation: activation %d value %d, want 2 and 1 (fresh state)", state.GetActivation(), state.GetValue())
-	}
-	if n := member.ActiveGrains(testgrain.KindName); n != 1 {
-		t.Fatalf("member has %d active grains after reactivation, want 1", n)
-	}
+	require.NoError(t, err, "add after passivation")
+	require.Equal(t, int64(2), state.GetActivation(), "call after passivation: activation")
+	require.Equal(t, int64(1), state.GetValue(), "call after passivation: value (fresh state)")
+	require.Equal(t, int64(1), member.ActiveGrains(testgrain.KindName), "active grains after reactivation")
 }
 
 // Grains keep running while called more often than their idle timeout.
@@ -275,9 +241,7 @@ func TestNoPassivationWhileBusy(t *testing.T) {
 	end := time.Now().Add(3 * idleTimeout)
 	for time.Now().Before(end) {
 		state, err := add(ctx, member, id, 1)
-		if err != nil {
-			t.Fatalf("add: %v", err)
-		}
+		require.NoError(t, err, "add")
 		if state.GetActivation() != 1 {
 			t.Fatalf("busy grain was reactivated: activation %d after %d calls", state.GetActivation(), state.GetValue())
 		}
@@ -304,18 +268,15 @@ func TestCallTimeout(t *testing.T) {
 	}
 
 	// Activate first, so that the timeout is the call's, not activation's.
-	if _, err := add(ctx, client, "slow", 1); err != nil {
-		t.Fatalf("add: %v", err)
-	}
+	_, err := add(ctx, client, "slow", 1)
+	require.NoError(t, err, "add")
 	start := time.Now()
-	err := block(ctx, "slow", time.Second)
+	err = block(ctx, "slow", time.Second)
 	took := time.Since(start)
-	if !errors.Is(err, cluster.ErrTimeout) {
-		t.Fatalf("blocked call: got error %v, want ErrTimeout", err)
-	}
-	if took < requestTimeout || took > requestTimeout+time.Second {
-		t.Fatalf("blocked call failed after %v, want about the request timeout %v", took, requestTimeout)
-	}
+	require.ErrorIs(t, err, cluster.ErrTimeout, "blocked call")
+	// About the request timeout.
+	require.GreaterOrEqual(t, took, requestTimeout, "time the blocked call took to fail")
+	require.LessOrEqual(t, took, requestTimeout+time.Second, "time the blocked call took to fail")
 
 	// The caller's earlier deadline wins.
 	const callerTimeout = 100 * time.Millisecond
@@ -324,9 +285,7 @@ func TestCallTimeout(t *testing.T) {
 	start = time.Now()
 	err = block(shortCtx, "slow-2", time.Second)
 	took = time.Since(start)
-	if !errors.Is(err, cluster.ErrTimeout) {
-		t.Fatalf("blocked call with a %v deadline: got error %v, want ErrTimeout", callerTimeout, err)
-	}
+	require.ErrorIs(t, err, cluster.ErrTimeout, "blocked call with a %v deadline", callerTimeout)
 	if took > requestTimeout {
 		t.Fatalf("blocked call with a %v deadline took %v, longer than the request timeout %v", callerTimeout, took, requestTimeout)
 	}
@@ -334,9 +293,9 @@ func TestCallTimeout(t *testing.T) {
 	// A canceled call is the caller's doing, not a timeout.
 	canceled, cancelNow := context.WithCancel(ctx)
 	cancelNow()
-	if _, err := add(canceled, client, "canceled", 1); !errors.Is(err, context.Canceled) || errors.Is(err, cluster.ErrTimeout) {
-		t.Fatalf("canceled call: got %v, want context.Canceled and not ErrTimeout", err)
-	}
+	_, err = add(canceled, client, "canceled", 1)
+	require.ErrorIs(t, err, context.Canceled, "canceled call")
+	require.NotErrorIs(t, err, cluster.ErrTimeout, "canceled call")
 }
 
 // A call that no member can take (no member hosts the kind) fails with
@@ -346,30 +305,21 @@ func TestCallUnavailable(t *testing.T) {
 	cfg := testConfig(t, registry)
 	cfg.RequestTimeout = 2 * time.Second
 	client, err := cluster.StartClient(cfg)
-	if err != nil {
-		t.Fatalf("start client: %v", err)
-	}
+	require.NoError(t, err, "start client")
 	t.Cleanup(client.Kill)
 
 	start := time.Now()
 	_, err = add(context.Background(), client, "nobody-home", 1)
-	if !errors.Is(err, cluster.ErrUnavailable) {
-		t.Fatalf("call with no members: got %v, want ErrUnavailable", err)
-	}
-	if took := time.Since(start); took > cfg.RequestTimeout {
-		t.Fatalf("call with no members took %v, more than the request timeout %v", took, cfg.RequestTimeout)
-	}
+	require.ErrorIs(t, err, cluster.ErrUnavailable, "call with no members")
+	require.LessOrEqual(t, time.Since(start), cfg.RequestTimeout, "time the call with no members took, against the request timeout")
 
 	// A client stops gracefully (protoactor's own Shutdown panics on one),
 	// and then refuses calls.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := client.Stop(ctx); err != nil {
-		t.Fatalf("stop client: %v", err)
-	}
-	if _, err := add(ctx, client, "after-stop", 1); !errors.Is(err, cluster.ErrStopped) {
-		t.Fatalf("call after stop: got %v, want ErrStopped", err)
-	}
+	require.NoError(t, client.Stop(ctx), "stop client")
+	_, err = add(ctx, client, "after-stop", 1)
+	require.ErrorIs(t, err, cluster.ErrStopped, "call after stop")
 }
 
 // After a grain passivates on another node, a client still holds its dead
@@ -388,9 +338,7 @@ func TestStalePIDAfterPassivation(t *testing.T) {
 	var id string
 	for _, candidate := range identities("stale", 50) {
 		state, err := add(ctx, client, candidate, 1)
-		if err != nil {
-			t.Fatalf("add %s: %v", candidate, err)
-		}
+		require.NoError(t, err, "add %s", candidate)
 		if state.GetHostAddress() == tc.members[1].Address() {
 			id = candidate
 			break
@@ -400,9 +348,8 @@ func TestStalePIDAfterPassivation(t *testing.T) {
 		t.Fatal("no identity out of 50 placed on the second member")
 	}
 	caller := tc.members[0]
-	if _, err := get(ctx, caller, id); err != nil {
-		t.Fatalf("get from member: %v", err)
-	}
+	_, err := get(ctx, caller, id)
+	require.NoError(t, err, "get from member")
 	clientPID, ok := client.Cluster().PidCache.Get(id, testgrain.KindName)
 	if !ok {
 		t.Fatal("client did not cache the grain's PID")
@@ -423,21 +370,18 @@ func TestStalePIDAfterPassivation(t *testing.T) {
 		}
 		return nil
 	})
-	if pid, ok := client.Cluster().PidCache.Get(id, testgrain.KindName); !ok || !pid.Equal(clientPID) {
-		t.Fatalf("client PID cache: got %v (%v), want the stale %v (this test needs the stale entry)", pid, ok, clientPID)
-	}
+	// This test needs the stale entry.
+	pid, ok := client.Cluster().PidCache.Get(id, testgrain.KindName)
+	require.True(t, ok, "client PID cache: the stale %v is there", clientPID)
+	require.True(t, pid.Equal(clientPID), "client PID cache: got %v, want the stale %v", pid, clientPID)
 
 	state, err := add(ctx, client, id, 10)
-	if err != nil {
-		t.Fatalf("call through the stale PID: %v", err)
-	}
-	if state.GetActivation() != 2 || state.GetValue() != 10 {
-		t.Fatalf("call through the stale PID: activation %d value %d, want 2 and 10", state.GetActivation(), state.GetValue())
-	}
+	require.NoError(t, err, "call through the stale PID")
+	require.Equal(t, int64(2), state.GetActivation(), "call through the stale PID: activation")
+	require.Equal(t, int64(10), state.GetValue(), "call through the stale PID: value")
 	newPID, ok := client.Cluster().PidCache.Get(id, testgrain.KindName)
-	if !ok || newPID.Equal(clientPID) {
-		t.Fatalf("client PID cache after the retry: got %v (%v), want a new PID, not %v", newPID, ok, clientPID)
-	}
+	require.True(t, ok, "client PID cache after the retry: a PID is there")
+	require.False(t, newPID.Equal(clientPID), "client PID cache after the retry: got %v, want a new PID, not the stale one", newPID)
 }
 
 // Members found through the automanaged provider (HTTP health endpoints on
@@ -450,9 +394,7 @@ func TestAutomanaged(t *testing.T) {
 	peers := make([]string, members)
 	for i := range listeners {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		listeners[i], peers[i] = lis, lis.Addr().String()
 	}
 	base := testConfig(t, nil)
@@ -474,25 +416,17 @@ func TestAutomanaged(t *testing.T) {
 	}
 	wg.Wait()
 	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("start member %d: %v", i, err)
-		}
+		require.NoError(t, err, "start member %d", i)
 		t.Cleanup(nodes[i].Kill)
-		if nodes[i].HealthAddress() != peers[i] {
-			t.Fatalf("member %d health endpoint: got %s, want %s", i, nodes[i].HealthAddress(), peers[i])
-		}
+		require.Equal(t, peers[i], nodes[i].HealthAddress(), "member %d health endpoint", i)
 	}
 	client, err := cluster.StartClient(base)
-	if err != nil {
-		t.Fatalf("start client: %v", err)
-	}
+	require.NoError(t, err, "start client")
 	t.Cleanup(client.Kill)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := client.WaitForMembers(ctx, members); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, client.WaitForMembers(ctx, members))
 	byHost := map[string][]string{}
 	for _, id := range identities("auto", 30) {
 		var state *testgrain.CounterState
@@ -504,9 +438,7 @@ func TestAutomanaged(t *testing.T) {
 		})
 		byHost[state.GetHostAddress()] = append(byHost[state.GetHostAddress()], id)
 	}
-	if len(byHost) != members {
-		t.Fatalf("grains on %d members, want %d: %v", len(byHost), members, byHost)
-	}
+	require.Len(t, byHost, members, "members hosting grains")
 
 	victim := nodes[0]
 	victim.Kill()
@@ -530,9 +462,7 @@ func TestAutomanaged(t *testing.T) {
 // protoactor's panic, and releases what it started.
 func TestStartPortInUse(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer lis.Close()
 	cfg := testConfig(t, cluster.NewInProcess(testMemberTTL))
 	cfg.Port = lis.Addr().(*net.TCPAddr).Port
@@ -547,9 +477,7 @@ func TestStartPortInUse(t *testing.T) {
 	// The failed start released the start lock: a node starts fine.
 	cfg.Port = 0
 	n, err = cluster.Start(cfg)
-	if err != nil {
-		t.Fatalf("start after a failed start: %v", err)
-	}
+	require.NoError(t, err, "start after a failed start")
 	n.Kill()
 }
 
@@ -579,7 +507,7 @@ func TestManyGrainsPassivate(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 
 	testkit.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
@@ -591,14 +519,11 @@ func TestManyGrainsPassivate(t *testing.T) {
 		return nil
 	})
 	for _, id := range ids {
-		if n := tc.lifecycle.Terminations(id); n != 1 {
-			t.Fatalf("%s terminated %d times, want 1", id, n)
-		}
+		require.Equal(t, int64(1), tc.lifecycle.Terminations(id), "%s: terminations", id)
 	}
 	state, err := get(ctx, caller, ids[0])
-	if err != nil || state.GetActivation() != 2 {
-		t.Fatalf("get after mass passivation: state %v error %v, want activation 2", state, err)
-	}
+	require.NoError(t, err, "get after mass passivation")
+	require.Equal(t, int64(2), state.GetActivation(), "get after mass passivation: activation")
 }
 
 // TestCallMembersReachesEveryMember proves a member service runs on every
@@ -617,18 +542,12 @@ func TestCallMembersReachesEveryMember(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	got, err := tc.clients[0].CallMembers(ctx, "echo", wrapperspb.String("hi"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 3 {
-		t.Fatalf("answers from %d members, want 3: %v", len(got), got)
-	}
+	require.NoError(t, err)
+	require.Len(t, got, 3, "answers")
 	for _, m := range tc.members {
-		if reply, ok := got[m.Address()].(*wrapperspb.StringValue); !ok || reply.GetValue() != "echo hi" {
-			t.Fatalf("member %s answered %v", m.Address(), got[m.Address()])
-		}
+		require.IsType(t, &wrapperspb.StringValue{}, got[m.Address()], "member %s's answer", m.Address())
+		require.Equal(t, "echo hi", got[m.Address()].(*wrapperspb.StringValue).GetValue(), "member %s's answer", m.Address())
 	}
-	if _, err := tc.members[0].CallMembers(ctx, "echo", wrapperspb.String("fail")); err == nil || !strings.Contains(err.Error(), "asked to fail") {
-		t.Fatalf("failing service: got %v", err)
-	}
+	_, err = tc.members[0].CallMembers(ctx, "echo", wrapperspb.String("fail"))
+	require.ErrorContains(t, err, "asked to fail", "failing service")
 }

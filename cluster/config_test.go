@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // EnsureDefaults fills every zero field with its documented default and
@@ -17,20 +18,24 @@ import (
 func TestConfigEnsureDefaults(t *testing.T) {
 	var c Config
 	c.EnsureDefaults()
-	if c.ClusterName != "mastertrust" || c.Host != "127.0.0.1" || c.Port != 0 ||
-		c.IdleTimeout != 10*time.Minute || c.RequestTimeout != 5*time.Second ||
-		c.RequestRetryCount != 3 || c.RequestRetryBackoff != 50*time.Millisecond ||
-		c.HeartbeatExpiration != 20*time.Second || c.GossipInterval != 300*time.Millisecond ||
-		c.Logger == nil || c.LibraryLogLevel.Level() != slog.LevelWarn {
-		t.Fatalf("defaults: got %+v", c)
-	}
+	require.Equal(t, "mastertrust", c.ClusterName, "default ClusterName")
+	require.Equal(t, "127.0.0.1", c.Host, "default Host")
+	require.Zero(t, c.Port, "default Port")
+	require.Equal(t, 10*time.Minute, c.IdleTimeout, "default IdleTimeout")
+	require.Equal(t, 5*time.Second, c.RequestTimeout, "default RequestTimeout")
+	require.Equal(t, 3, c.RequestRetryCount, "default RequestRetryCount")
+	require.Equal(t, 50*time.Millisecond, c.RequestRetryBackoff, "default RequestRetryBackoff")
+	require.Equal(t, 20*time.Second, c.HeartbeatExpiration, "default HeartbeatExpiration")
+	require.Equal(t, 300*time.Millisecond, c.GossipInterval, "default GossipInterval")
+	require.NotNil(t, c.Logger, "default Logger")
+	require.NotNil(t, c.LibraryLogLevel, "default LibraryLogLevel")
+	require.Equal(t, slog.LevelWarn, c.LibraryLogLevel.Level(), "default LibraryLogLevel")
 
 	c = Config{Provider: ProviderAutomanaged, IdleTimeout: time.Second, LibraryLogLevel: slog.LevelInfo}
 	c.EnsureDefaults()
-	if c.IdleTimeout != time.Second || c.Automanaged.RefreshInterval != time.Second || c.LibraryLogLevel.Level() != slog.LevelInfo {
-		t.Fatalf("set fields or automanaged default: got idle %v refresh %v level %v",
-			c.IdleTimeout, c.Automanaged.RefreshInterval, c.LibraryLogLevel)
-	}
+	require.Equal(t, time.Second, c.IdleTimeout, "IdleTimeout set")
+	require.Equal(t, time.Second, c.Automanaged.RefreshInterval, "default Automanaged.RefreshInterval")
+	require.Equal(t, slog.LevelInfo, c.LibraryLogLevel.Level(), "LibraryLogLevel set")
 }
 
 // Validate reports every violation at once, each naming the field and value.
@@ -52,9 +57,7 @@ func TestConfigValidateReportsEverything(t *testing.T) {
 	c.RequestTimeout = -time.Second
 	c.HeartbeatExpiration = time.Second
 	err := c.Validate(false)
-	if err == nil {
-		t.Fatal("no error for an invalid config")
-	}
+	require.Error(t, err, "an invalid config")
 	for _, want := range []string{
 		`Host "0.0.0.0"`,
 		"Port 70000",
@@ -68,35 +71,26 @@ func TestConfigValidateReportsEverything(t *testing.T) {
 		"RequestRetryCount -1",
 		"HeartbeatExpiration 1s must be longer than GossipInterval 1s",
 	} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q:\n%v", want, err)
-		}
+		assert.ErrorContains(t, err, want, "invalid config")
 	}
 
 	client := Config{Provider: ProviderInProcess, Kinds: []Kind{{Name: "Pot", New: func(time.Duration) *protocluster.Kind { return nil }}}}
 	client.EnsureDefaults()
 	err = client.Validate(true)
 	for _, want := range []string{`Provider "inprocess" needs InProcess`, "a client hosts no grains, but Kinds has 1"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("client config: error %v lacks %q", err, want)
-		}
+		assert.ErrorContains(t, err, want, "client config")
 	}
 
 	member := Config{Provider: ProviderAutomanaged}
 	member.EnsureDefaults()
 	err = member.Validate(false)
 	for _, want := range []string{"needs Automanaged.Port", "needs Automanaged.Peers", "a member needs at least one Kind"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("member config: error %v lacks %q", err, want)
-		}
+		assert.ErrorContains(t, err, want, "member config")
 	}
-	if err := (&Config{Provider: "zookeeper"}).EnsureDefaults().Validate(true); err == nil || !strings.Contains(err.Error(), `Provider "zookeeper" is unknown`) {
-		t.Errorf("unknown provider: got %v", err)
-	}
+	assert.ErrorContains(t, (&Config{Provider: "zookeeper"}).EnsureDefaults().Validate(true), `Provider "zookeeper" is unknown`, "unknown provider")
 	advertised := Config{Provider: ProviderInProcess, InProcess: NewInProcess(time.Second), AdvertisedAddress: "no-port"}
-	if err := advertised.EnsureDefaults().Validate(true); err == nil || !strings.Contains(err.Error(), `AdvertisedAddress "no-port" is not host:port`) {
-		t.Errorf("advertised address without port: got %v", err)
-	}
+	assert.ErrorContains(t, advertised.EnsureDefaults().Validate(true), `AdvertisedAddress "no-port" is not host:port`,
+		"advertised address without port")
 }
 
 // A valid config passes.
@@ -106,13 +100,9 @@ func TestConfigValidateAcceptsValid(t *testing.T) {
 		InProcess: NewInProcess(time.Second),
 		Kinds:     []Kind{{Name: "Pot", New: func(time.Duration) *protocluster.Kind { return nil }}},
 	}
-	if err := c.EnsureDefaults().Validate(false); err != nil {
-		t.Fatalf("valid member config: %v", err)
-	}
+	require.NoError(t, c.EnsureDefaults().Validate(false), "valid member config")
 	c.Kinds = nil
-	if err := c.EnsureDefaults().Validate(true); err != nil {
-		t.Fatalf("valid client config: %v", err)
-	}
+	require.NoError(t, c.EnsureDefaults().Validate(true), "valid client config")
 }
 
 // Start refuses a kind whose constructor names another kind, and a config
@@ -126,13 +116,11 @@ func TestStartRejectsBadKind(t *testing.T) {
 			return protocluster.NewKind("Counter", actor.PropsFromFunc(func(actor.Context) {}))
 		}}},
 	}
-	if _, err := Start(c); err == nil || !strings.Contains(err.Error(), `kind "Pot": New returned kind "Counter"`) {
-		t.Fatalf("mismatched kind name: got %v", err)
-	}
+	_, err := Start(c)
+	require.ErrorContains(t, err, `kind "Pot": New returned kind "Counter"`, "mismatched kind name")
 	c.Kinds = nil
-	if _, err := Start(c); err == nil || !strings.Contains(err.Error(), "a member needs at least one Kind") {
-		t.Fatalf("member without kinds: got %v", err)
-	}
+	_, err = Start(c)
+	require.ErrorContains(t, err, "a member needs at least one Kind", "member without kinds")
 }
 
 // protoactor's lines pass at or above the library level; known benign ones
@@ -150,23 +138,15 @@ func TestLibraryHandler(t *testing.T) {
 	logger.Error("something new and bad")
 	out := buf.String()
 	for _, absent := range []string{"Updated ClusterTopology", "cluster.RequestFuture failed", "EndpointWriter lost connection"} {
-		if strings.Contains(out, absent) {
-			t.Errorf("%q passed a Warn threshold:\n%s", absent, out)
-		}
+		assert.NotContains(t, out, absent, "what passed a Warn threshold")
 	}
 	for _, present := range []string{"level=WARN msg=\"sendGossipForMember failed\"", "level=ERROR msg=\"something new and bad\""} {
-		if !strings.Contains(out, present) {
-			t.Errorf("%q missing:\n%s", present, out)
-		}
+		assert.Contains(t, out, present, "what passed a Warn threshold")
 	}
 
 	buf.Reset()
 	debug := slog.New(newLibraryHandler(next, slog.LevelDebug))
 	debug.Error("cluster.RequestFuture failed")
-	if !strings.Contains(buf.String(), "level=DEBUG msg=\"cluster.RequestFuture failed\"") {
-		t.Errorf("lowered line at a Debug threshold: got %q", buf.String())
-	}
-	if newLibraryHandler(next, slog.LevelWarn).Enabled(ctx, slog.LevelInfo) {
-		t.Error("Info enabled at a Warn threshold")
-	}
+	assert.Contains(t, buf.String(), "level=DEBUG msg=\"cluster.RequestFuture failed\"", "a lowered line at a Debug threshold")
+	assert.False(t, newLibraryHandler(next, slog.LevelWarn).Enabled(ctx, slog.LevelInfo), "Info enabled at a Warn threshold")
 }

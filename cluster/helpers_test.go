@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/cluster/internal/testgrain"
 	"github.com/acme/mastertrust/internal/testkit"
@@ -95,25 +98,19 @@ func startCluster(t testing.TB, opts clusterOptions) *testCluster {
 	}
 	wg.Wait()
 	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("start member %d: %v", i, err)
-		}
+		require.NoError(t, err, "start member %d", i)
 		tc.stopAtCleanup(t, tc.members[i])
 	}
 	for i := range opts.clients {
 		c, err := cluster.StartClient(base)
-		if err != nil {
-			t.Fatalf("start client %d: %v", i, err)
-		}
+		require.NoError(t, err, "start client %d", i)
 		tc.stopAtCleanup(t, c)
 		tc.clients = append(tc.clients, c)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, n := range tc.nodes() {
-		if err := n.WaitForMembers(ctx, opts.members); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, n.WaitForMembers(ctx, opts.members))
 	}
 	return tc
 }
@@ -127,9 +124,7 @@ func (tc *testCluster) stopAtCleanup(t testing.TB, n *cluster.Node) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if err := n.Stop(ctx); err != nil {
-			t.Errorf("stop node %s: %v", n.Address(), err)
-		}
+		assert.NoError(t, n.Stop(ctx), "stop node %s", n.Address())
 	})
 }
 

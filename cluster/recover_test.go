@@ -2,11 +2,11 @@ package cluster_test
 
 import (
 	"context"
-	"errors"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -30,24 +30,17 @@ func TestCallRecoversAPanic(t *testing.T) {
 	for name, ctx := range map[string]context.Context{"with a deadline": ctx, "without": context.Background()} {
 		_, err := add(ctx, node, "", 1)
 		var p *recovered.Panic
-		if !errors.As(err, &p) || p.Where != "cluster-call" {
-			t.Errorf("%s: a call that panics returned %v, want a *recovered.Panic", name, err)
+		if assert.ErrorAs(t, err, &p, "%s: a call that panics", name) {
+			assert.Equal(t, "cluster-call", p.Where, "%s: a call that panics: where", name)
 		}
 	}
-	if got := recovered.Count("cluster-call") - before; got != 2 {
-		t.Errorf("counted %v panics, want 2", got)
-	}
-	if _, err := add(ctx, node, "after", 1); err != nil {
-		t.Fatalf("a call after the panics: %v", err)
-	}
+	assert.EqualValues(t, 2, recovered.Count("cluster-call")-before, "panics counted")
+	_, err := add(ctx, node, "after", 1)
+	require.NoError(t, err, "a call after the panics")
 
 	// A member service that panics fails the call to it, and is counted.
 	before = recovered.Count("member-service")
-	_, err := node.CallMembers(ctx, "boom", wrapperspb.String("x"))
-	if err == nil || !strings.Contains(err.Error(), "the service panics") {
-		t.Fatalf("CallMembers to a service that panics = %v", err)
-	}
-	if got := recovered.Count("member-service") - before; got != 1 {
-		t.Errorf("counted %v service panics, want 1", got)
-	}
+	_, err = node.CallMembers(ctx, "boom", wrapperspb.String("x"))
+	require.ErrorContains(t, err, "the service panics", "CallMembers to a service that panics")
+	assert.EqualValues(t, 1, recovered.Count("member-service")-before, "service panics counted")
 }

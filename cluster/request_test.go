@@ -9,6 +9,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/cluster/internal/testgrain"
@@ -59,9 +60,8 @@ func TestRequest(t *testing.T) {
 			for i := range 20 {
 				want := fmt.Sprintf("hello %d", i)
 				got, err := echo(ctx, n, fmt.Sprintf("e-%d", i), &testgrain.EchoCall{Text: want})
-				if err != nil || got != want {
-					t.Fatalf("echo from %s = %q, %v; want %q", n.Address(), got, err, want)
-				}
+				require.NoError(t, err, "echo from %s", n.Address())
+				require.Equal(t, want, got, "echo from %s", n.Address())
 			}
 		}
 	})
@@ -72,13 +72,11 @@ func TestRequest(t *testing.T) {
 		// own answer.
 		n := tc.clients[0]
 		got, err := echo(ctx, n, "twice", &testgrain.EchoCall{Text: "one", LaterText: "one again", LaterMs: 50})
-		if err != nil || got != "one" {
-			t.Fatalf("first call = %q, %v", got, err)
-		}
+		require.NoError(t, err, "first call")
+		require.Equal(t, "one", got, "first call")
 		got, err = echo(ctx, n, "slow", &testgrain.EchoCall{Text: "two", DelayMs: 200})
-		if err != nil || got != "two" {
-			t.Fatalf("second call = %q, %v; want its own reply \"two\"", got, err)
-		}
+		require.NoError(t, err, "second call")
+		require.Equal(t, "two", got, "second call: its own reply")
 	})
 
 	t.Run("no reply: ErrTimeout at the deadline, and a late reply reaches no later call", func(t *testing.T) {
@@ -87,30 +85,22 @@ func TestRequest(t *testing.T) {
 		defer cancel()
 		start := time.Now()
 		_, err := echo(cctx, n, "late", &testgrain.EchoCall{Text: "too late", DelayMs: 300})
-		if !errors.Is(err, cluster.ErrTimeout) {
-			t.Fatalf("err = %v, want ErrTimeout", err)
-		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Fatalf("timed out after %s, want about 100ms", d)
-		}
+		require.ErrorIs(t, err, cluster.ErrTimeout, "a call answered after its deadline")
+		require.LessOrEqual(t, time.Since(start), 2*time.Second, "time to the timeout, want about 100ms")
 		for range 5 {
 			got, err := echo(ctx, n, "after", &testgrain.EchoCall{Text: "mine", DelayMs: 100})
-			if err != nil || got != "mine" {
-				t.Fatalf("call after a timeout = %q, %v; want \"mine\"", got, err)
-			}
+			require.NoError(t, err, "call after a timeout")
+			require.Equal(t, "mine", got, "call after a timeout")
 		}
-		if _, err := echo(cctx, n, "silent", &testgrain.EchoCall{Silent: true}); !errors.Is(err, cluster.ErrTimeout) {
-			t.Fatalf("silent grain: err = %v, want ErrTimeout", err)
-		}
+		_, err = echo(cctx, n, "silent", &testgrain.EchoCall{Silent: true})
+		require.ErrorIs(t, err, cluster.ErrTimeout, "silent grain")
 	})
 
 	t.Run("ctx cancelled while waiting", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		time.AfterFunc(50*time.Millisecond, cancel)
 		_, err := echo(cctx, tc.members[1], "cancel", &testgrain.EchoCall{Silent: true})
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("err = %v, want context.Canceled", err)
-		}
+		require.ErrorIs(t, err, context.Canceled)
 	})
 
 	t.Run("a kind no member hosts: ErrUnavailable", func(t *testing.T) {

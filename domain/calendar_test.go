@@ -1,29 +1,26 @@
 package domain
 
 import (
-	"errors"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 	_ "time/tzdata" // Europe/London without depending on the host's zoneinfo
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func london(t testing.TB) *time.Location {
 	t.Helper()
 	loc, err := time.LoadLocation(DefaultLocationName)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return loc
 }
 
 func testCalendar(t testing.TB) *Calendar {
 	t.Helper()
 	c, err := NewCalendar(CalendarConfig{Location: london(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return c
 }
 
@@ -62,24 +59,25 @@ func TestDefaultHolidays(t *testing.T) {
 	}
 	slices.SortFunc(want, Date.Compare)
 	got := DefaultHolidays()
-	if !slices.EqualFunc(got, want, Date.Equal) {
-		t.Errorf("DefaultHolidays() =\n  %v\nwant (from the rules)\n  %v", got, want)
-	}
+	assert.Equal(t, dateStrings(want), dateStrings(got), "DefaultHolidays(), against the rules")
 	// The substitute days the brief names, and Easter, spelled out.
 	for _, s := range []string{"2026-12-28", "2027-12-27", "2027-12-28", "2028-01-03", "2026-04-03", "2026-04-06", "2027-03-26"} {
-		if !slices.ContainsFunc(got, MustDate(s).Equal) {
-			t.Errorf("DefaultHolidays() lacks %s", s)
-		}
+		assert.Contains(t, dateStrings(got), s, "DefaultHolidays()")
 	}
 	for _, s := range []string{"2026-12-26", "2027-12-25", "2028-01-01"} { // weekends: their substitutes are listed
-		if slices.ContainsFunc(got, MustDate(s).Equal) {
-			t.Errorf("DefaultHolidays() lists %s, a weekend day, instead of its substitute", s)
-		}
+		assert.NotContains(t, dateStrings(got), s, "DefaultHolidays(): a weekend day instead of its substitute")
 	}
 	got[0] = Date{}
-	if DefaultHolidays()[0].IsZero() {
-		t.Errorf("DefaultHolidays() shares its slice between calls")
+	assert.False(t, DefaultHolidays()[0].IsZero(), "DefaultHolidays() shares its slice between calls")
+}
+
+// dateStrings spells dates out, for comparing lists of them.
+func dateStrings(ds []Date) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.String()
 	}
+	return out
 }
 
 // easterSunday is the Gregorian Easter Sunday (the anonymous computus).
@@ -102,26 +100,22 @@ func easterSunday(year int) Date {
 func TestCalendarConfig(t *testing.T) {
 	cfg := CalendarConfig{Location: london(t)}
 	cfg.EnsureDefaults()
-	if cfg.CutOffHour != 11 || cfg.CutOffMinute != 0 || cfg.ValuationHour != 12 || cfg.ValuationMinute != 0 ||
-		!slices.EqualFunc(cfg.Holidays, DefaultHolidays(), Date.Equal) {
-		t.Errorf("EnsureDefaults: %+v; want 11:00, 12:00 and the default holidays", cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Errorf("Validate of the defaults: %v", err)
-	}
+	assert.Equal(t, 11, cfg.CutOffHour, "default CutOffHour")
+	assert.Equal(t, 0, cfg.CutOffMinute, "default CutOffMinute")
+	assert.Equal(t, 12, cfg.ValuationHour, "default ValuationHour")
+	assert.Equal(t, 0, cfg.ValuationMinute, "default ValuationMinute")
+	assert.Equal(t, dateStrings(DefaultHolidays()), dateStrings(cfg.Holidays), "default Holidays")
+	assert.NoError(t, cfg.Validate(), "Validate of the defaults")
 
 	none := CalendarConfig{Location: london(t), Holidays: []Date{}}
 	none.EnsureDefaults()
-	if len(none.Holidays) != 0 {
-		t.Errorf("EnsureDefaults replaced an empty holiday list with %d holidays", len(none.Holidays))
-	}
+	assert.Empty(t, none.Holidays, "EnsureDefaults of an empty holiday list")
 
 	bad := CalendarConfig{CutOffHour: 24, CutOffMinute: -1, ValuationHour: 10, ValuationMinute: 60, Holidays: []Date{{}}}
 	err := bad.Validate()
 	var ce *CalendarConfigError
-	if !errors.Is(err, ErrInvalidCalendar) || !errors.As(err, &ce) {
-		t.Fatalf("Validate = %v; want a *CalendarConfigError wrapping ErrInvalidCalendar", err)
-	}
+	require.ErrorIs(t, err, ErrInvalidCalendar, "Validate")
+	require.ErrorAs(t, err, &ce, "Validate")
 	want := []string{
 		"Location is nil: load Europe/London and pass it",
 		"CutOffHour 24: must be between 0 and 23",
@@ -129,20 +123,16 @@ func TestCalendarConfig(t *testing.T) {
 		"ValuationMinute 60: must be between 0 and 59",
 		"Holidays[0]: zero date",
 	}
-	if !slices.Equal(ce.Problems, want) {
-		t.Errorf("problems:\n  %s\nwant:\n  %s", strings.Join(ce.Problems, "\n  "), strings.Join(want, "\n  "))
-	}
+	assert.Equal(t, want, ce.Problems, "problems")
 
 	for _, tc := range []struct{ ch, cm, vh, vm int }{{12, 0, 12, 0}, {12, 30, 12, 0}, {13, 0, 12, 0}} {
 		cfg := CalendarConfig{Location: london(t), CutOffHour: tc.ch, CutOffMinute: tc.cm, ValuationHour: tc.vh, ValuationMinute: tc.vm}
 		_, err := NewCalendar(cfg)
-		if !errors.Is(err, ErrInvalidCalendar) || !strings.Contains(err.Error(), "is not before the valuation point") {
-			t.Errorf("cut-off %02d:%02d, valuation %02d:%02d: %v; want a cut-off after valuation error", tc.ch, tc.cm, tc.vh, tc.vm, err)
-		}
+		assert.ErrorIs(t, err, ErrInvalidCalendar, "cut-off %02d:%02d, valuation %02d:%02d", tc.ch, tc.cm, tc.vh, tc.vm)
+		assert.ErrorContains(t, err, "is not before the valuation point", "cut-off %02d:%02d, valuation %02d:%02d", tc.ch, tc.cm, tc.vh, tc.vm)
 	}
-	if _, err := NewCalendar(CalendarConfig{Location: london(t), CutOffHour: 16, CutOffMinute: 30, ValuationHour: 17}); err != nil {
-		t.Errorf("16:30 cut-off, 17:00 valuation: %v", err)
-	}
+	_, err = NewCalendar(CalendarConfig{Location: london(t), CutOffHour: 16, CutOffMinute: 30, ValuationHour: 17})
+	assert.NoError(t, err, "16:30 cut-off, 17:00 valuation")
 }
 
 // TestNewCalendarCopiesHolidays proves the calendar does not share the
@@ -150,17 +140,15 @@ func TestCalendarConfig(t *testing.T) {
 func TestNewCalendarCopiesHolidays(t *testing.T) {
 	h := []Date{MustDate("2026-06-01")}
 	c, err := NewCalendar(CalendarConfig{Location: london(t), Holidays: h})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	h[0] = MustDate("2026-06-02")
-	if c.IsDealingDay(MustDate("2026-06-01")) || !c.IsDealingDay(MustDate("2026-06-02")) {
-		t.Errorf("the calendar changed with the caller's slice")
-	}
+	// The calendar must not change with the caller's slice.
+	assert.False(t, c.IsDealingDay(MustDate("2026-06-01")), "2026-06-01 (the holiday) a dealing day")
+	assert.True(t, c.IsDealingDay(MustDate("2026-06-02")), "2026-06-02 a dealing day")
 	cfg := c.Config()
-	if cfg.Location != c.Location() || cfg.CutOffHour != 11 || len(cfg.Holidays) != 1 {
-		t.Errorf("Config() = %+v", cfg)
-	}
+	assert.Same(t, c.Location(), cfg.Location, "Config().Location")
+	assert.Equal(t, 11, cfg.CutOffHour, "Config().CutOffHour")
+	assert.Len(t, cfg.Holidays, 1, "Config().Holidays")
 }
 
 // TestDealingDays covers weekends, holidays, substitutes and year ends.
@@ -191,15 +179,9 @@ func TestDealingDays(t *testing.T) {
 		{"2029-12-25", true, "2029-12-26", "2029-12-24"}, // past the list: every weekday deals
 	} {
 		d := MustDate(tc.day)
-		if got := c.IsDealingDay(d); got != tc.dealing {
-			t.Errorf("IsDealingDay(%s) = %v; want %v", d, got, tc.dealing)
-		}
-		if got := c.NextDealingDay(d); got.String() != tc.next {
-			t.Errorf("NextDealingDay(%s) = %s; want %s", d, got, tc.next)
-		}
-		if got := c.PrevDealingDay(d); got.String() != tc.prev {
-			t.Errorf("PrevDealingDay(%s) = %s; want %s", d, got, tc.prev)
-		}
+		assert.Equal(t, tc.dealing, c.IsDealingDay(d), "IsDealingDay(%s)", d)
+		assert.Equal(t, tc.next, c.NextDealingDay(d).String(), "NextDealingDay(%s)", d)
+		assert.Equal(t, tc.prev, c.PrevDealingDay(d).String(), "PrevDealingDay(%s)", d)
 	}
 }
 
@@ -228,9 +210,7 @@ func TestSettlementDate(t *testing.T) {
 		{"2026-04-03", 0, "2026-04-07"}, // not a dealing day: T+0 is the next one
 		{"2026-11-23", 10, "2026-12-07"},
 	} {
-		if got := c.SettlementDate(MustDate(tc.dealing), tc.n); got.String() != tc.want {
-			t.Errorf("SettlementDate(%s, %d) = %s; want %s", tc.dealing, tc.n, got, tc.want)
-		}
+		assert.Equal(t, tc.want, c.SettlementDate(MustDate(tc.dealing), tc.n).String(), "SettlementDate(%s, %d)", tc.dealing, tc.n)
 	}
 	for _, tc := range []struct {
 		from string
@@ -243,9 +223,7 @@ func TestSettlementDate(t *testing.T) {
 		{"2026-04-06", 1, "2026-04-07"},
 		{"2027-01-04", -2, "2026-12-30"},
 	} {
-		if got := c.AddDealingDays(MustDate(tc.from), tc.n); got.String() != tc.want {
-			t.Errorf("AddDealingDays(%s, %d) = %s; want %s", tc.from, tc.n, got, tc.want)
-		}
+		assert.Equal(t, tc.want, c.AddDealingDays(MustDate(tc.from), tc.n).String(), "AddDealingDays(%s, %d)", tc.from, tc.n)
 	}
 }
 
@@ -267,15 +245,13 @@ func TestCutOffAndValuationPoint(t *testing.T) {
 	} {
 		d := MustDate(tc.day)
 		cut, val := c.CutOff(d), c.ValuationPoint(d)
-		if got := cut.UTC().Format(time.RFC3339); got != tc.cutOff {
-			t.Errorf("CutOff(%s) = %s; want %s", d, got, tc.cutOff)
-		}
-		if got := val.UTC().Format(time.RFC3339); got != tc.valuation {
-			t.Errorf("ValuationPoint(%s) = %s; want %s", d, got, tc.valuation)
-		}
-		if l := cut.In(c.Location()); l.Hour() != 11 || l.Minute() != 0 || DateOf(cut, c.Location()) != d {
-			t.Errorf("CutOff(%s) = %s in London; want 11:00 that day", d, l)
-		}
+		assert.Equal(t, tc.cutOff, cut.UTC().Format(time.RFC3339), "CutOff(%s)", d)
+		assert.Equal(t, tc.valuation, val.UTC().Format(time.RFC3339), "ValuationPoint(%s)", d)
+		// 11:00 that day in London.
+		l := cut.In(c.Location())
+		assert.Equal(t, 11, l.Hour(), "CutOff(%s) in London: hour", d)
+		assert.Equal(t, 0, l.Minute(), "CutOff(%s) in London: minute", d)
+		assert.Equal(t, d.String(), DateOf(cut, c.Location()).String(), "CutOff(%s) in London: date", d)
 	}
 }
 
@@ -285,15 +261,11 @@ func TestCutOffAndValuationPoint(t *testing.T) {
 func TestDealingDayFor(t *testing.T) {
 	c := testCalendar(t)
 	ny, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ts := func(s string) time.Time {
 		t.Helper()
 		v, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return v
 	}
 	for _, tc := range []struct {
@@ -334,9 +306,7 @@ func TestDealingDayFor(t *testing.T) {
 		{ts("2026-11-23T06:00:00-05:00").In(ny), "2026-11-24", "an instant given in New York time, 11:00 in London"},
 		{ts("2026-11-23T19:30:00-05:00").In(ny), "2026-11-24", "Monday evening in New York is Tuesday 00:30 in London"},
 	} {
-		if got := c.DealingDayFor(tc.now); got.String() != tc.want {
-			t.Errorf("DealingDayFor(%s) (%s) = %s; want %s", tc.now.Format(time.RFC3339Nano), tc.why, got, tc.want)
-		}
+		assert.Equal(t, tc.want, c.DealingDayFor(tc.now).String(), "DealingDayFor(%s) (%s)", tc.now.Format(time.RFC3339Nano), tc.why)
 	}
 }
 
@@ -344,10 +314,5 @@ func TestDealingDayFor(t *testing.T) {
 // error.
 func TestCalendarZeroDatePanics(t *testing.T) {
 	c := testCalendar(t)
-	defer func() {
-		if recover() == nil {
-			t.Errorf("IsDealingDay(Date{}) did not panic")
-		}
-	}()
-	c.IsDealingDay(Date{})
+	assert.Panics(t, func() { c.IsDealingDay(Date{}) }, "IsDealingDay(Date{})")
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestDefaultCatalogue proves the embedded catalogue loads and has what
@@ -16,21 +18,13 @@ import (
 // cautious, balanced and adventurous profiles with 5/25 bands.
 func TestDefaultCatalogue(t *testing.T) {
 	c, err := LoadCatalogue(DefaultCatalogueJSON())
-	if err != nil {
-		t.Fatalf("LoadCatalogue(embedded catalogue.json): %v", err)
-	}
+	require.NoError(t, err, "LoadCatalogue(embedded catalogue.json)")
 	checkCatalogueInvariants(t, c)
-	if DefaultCatalogue() != DefaultCatalogue() {
-		t.Errorf("DefaultCatalogue() loads the file on every call; want one shared catalogue")
-	}
-	if got := c.Currency(); got != GBP {
-		t.Errorf("Currency() = %q; want GBP", got)
-	}
+	assert.Same(t, DefaultCatalogue(), DefaultCatalogue(), "DefaultCatalogue() loads the file on every call; want one shared catalogue")
+	assert.Equal(t, GBP, c.Currency(), "Currency()")
 
 	assets := c.Assets()
-	if len(assets) < 5 {
-		t.Errorf("%d assets; want at least 5", len(assets))
-	}
+	assert.GreaterOrEqual(t, len(assets), 5, "assets")
 	var t3, t4, oddUnits, price4 bool
 	for _, a := range assets {
 		t3 = t3 || a.SettlementDays == 3
@@ -38,9 +32,10 @@ func TestDefaultCatalogue(t *testing.T) {
 		oddUnits = oddUnits || a.UnitDecimals != UnitDecimalsDefault
 		price4 = price4 || a.PriceDecimals == 4
 	}
-	if !t3 || !t4 || !oddUnits || !price4 {
-		t.Errorf("want assets settling T+3 and T+4 (%v, %v), one with unitDecimals other than 4 (%v), one with priceDecimals 4 (%v)", t3, t4, oddUnits, price4)
-	}
+	assert.True(t, t3, "an asset settling T+3")
+	assert.True(t, t4, "an asset settling T+4")
+	assert.True(t, oddUnits, "an asset with unitDecimals other than 4")
+	assert.True(t, price4, "an asset with priceDecimals 4")
 
 	var names []string
 	for _, p := range c.Profiles() {
@@ -49,16 +44,12 @@ func TestDefaultCatalogue(t *testing.T) {
 			t.Errorf("profile %s: band %v/%v; want 0.0500/0.2500", p.Name, p.Band.Absolute, p.Band.Relative)
 		}
 	}
-	if want := []string{"adventurous", "balanced", "cautious"}; !slices.Equal(names, want) {
-		t.Errorf("profiles %v; want %v", names, want)
-	}
+	assert.Equal(t, []string{"adventurous", "balanced", "cautious"}, names, "profiles")
 
 	// balanced is docs/domain.md's example: 55% global equity, 35% bonds, 8%
 	// property, 2% cash.
 	b, ok := c.Profile("balanced")
-	if !ok {
-		t.Fatal(`Profile("balanced") not found`)
-	}
+	require.True(t, ok, `Profile("balanced") found`)
 	want := map[string]string{
 		"ACME Global Equity Index Fund":            "0.5500",
 		"ACME Global Bond Index Fund (GBP Hedged)": "0.3500",
@@ -66,23 +57,18 @@ func TestDefaultCatalogue(t *testing.T) {
 	}
 	for _, isin := range b.Assets() {
 		a, _ := c.Asset(isin)
-		if got := b.Target(isin).String(); got != want[a.Name] {
-			t.Errorf("balanced: %s (%s) target %s; want %s", isin, a.Name, got, want[a.Name])
-		}
+		assert.Equal(t, want[a.Name], b.Target(isin).String(), "balanced: %s (%s) target", isin, a.Name)
 		delete(want, a.Name)
 	}
-	if len(want) != 0 || b.Cash.String() != "0.0200" {
-		t.Errorf("balanced: missing %v, cash %s; want none missing and cash 0.0200", want, b.Cash)
-	}
+	assert.Empty(t, want, "balanced: assets missing")
+	assert.Equal(t, "0.0200", b.Cash.String(), "balanced: cash")
 }
 
 // TestCatalogueIsImmutable proves a caller cannot change the catalogue
 // through what its methods return.
 func TestCatalogueIsImmutable(t *testing.T) {
 	c, err := LoadCatalogue(DefaultCatalogueJSON())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	p, _ := c.Profile("balanced")
 	for isin := range p.Weights {
 		p.Weights[isin] = WeightOne
@@ -105,23 +91,24 @@ func TestCatalogueIsImmutable(t *testing.T) {
 // TestCatalogueLookups checks Asset, Profile, Target and the orderings.
 func TestCatalogueLookups(t *testing.T) {
 	c := DefaultCatalogue()
+	// The global bond fund.
 	a, ok := c.Asset("IE00BF4W7M71")
-	if !ok || a.UnitDecimals != 3 || a.SettlementDays != 4 || a.Currency != GBP {
-		t.Errorf(`Asset("IE00BF4W7M71") = %+v, %v; want the global bond fund, 3 unit decimals, T+4`, a, ok)
+	if assert.True(t, ok, `Asset("IE00BF4W7M71") found`) {
+		assert.Equal(t, int32(3), a.UnitDecimals, `Asset("IE00BF4W7M71"): unit decimals`)
+		assert.Equal(t, 4, a.SettlementDays, `Asset("IE00BF4W7M71"): settlement days`)
+		assert.Equal(t, GBP, a.Currency, `Asset("IE00BF4W7M71"): currency`)
 	}
-	if _, ok := c.Asset("US0378331005"); ok {
-		t.Errorf(`Asset("US0378331005") found; want not found`)
-	}
-	if _, ok := c.Profile("reckless"); ok {
-		t.Errorf(`Profile("reckless") found; want not found`)
-	}
+	_, ok = c.Asset("US0378331005")
+	assert.False(t, ok, `Asset("US0378331005") found`)
+	_, ok = c.Profile("reckless")
+	assert.False(t, ok, `Profile("reckless") found`)
 	p, _ := c.Profile("balanced")
 	if w := p.Target("GB00BD8R3K42"); !w.IsZero() {
 		t.Errorf("balanced target of the UK equity fund = %s; want 0 (not in the profile)", w)
 	}
-	if got := p.Assets(); !slices.IsSorted(got) || len(got) != 3 {
-		t.Errorf("balanced Assets() = %v; want 3 ISINs in order", got)
-	}
+	got := p.Assets()
+	assert.Len(t, got, 3, "balanced Assets()")
+	assert.True(t, slices.IsSorted(got), "balanced Assets() %v in order", got)
 }
 
 // TestLoadCatalogueDefaults proves left-out fields take their documented
@@ -132,25 +119,21 @@ func TestLoadCatalogueDefaults(t *testing.T) {
 		          {"isin":"IE00B4L5Y983","name":"World","currency":"GBP","unitDecimals":0,"priceDecimals":0,"settlementDays":0}],
 		"riskProfiles":[{"name":"all-uk","weights":{"GB00B3X7QG63":"1"}},
 		                {"name":"half","weights":{"IE00B4L5Y983":"0.5","cash":"0.5"},"band":{"relative":"0.1"}}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	uk, _ := c.Asset("GB00B3X7QG63")
-	if uk.UnitDecimals != 4 || uk.PriceDecimals != 6 || uk.SettlementDays != 3 {
-		t.Errorf("defaults: %+v; want unitDecimals 4, priceDecimals 6, settlementDays 3", uk)
-	}
+	assert.Equal(t, int32(4), uk.UnitDecimals, "default unitDecimals")
+	assert.Equal(t, int32(6), uk.PriceDecimals, "default priceDecimals")
+	assert.Equal(t, 3, uk.SettlementDays, "default settlementDays")
 	world, _ := c.Asset("IE00B4L5Y983")
-	if world.UnitDecimals != 0 || world.PriceDecimals != 0 || world.SettlementDays != 0 {
-		t.Errorf("explicit zeros: %+v; want 0, 0, 0", world)
-	}
+	assert.Zero(t, world.UnitDecimals, "explicit zero unitDecimals")
+	assert.Zero(t, world.PriceDecimals, "explicit zero priceDecimals")
+	assert.Zero(t, world.SettlementDays, "explicit zero settlementDays")
 	all, _ := c.Profile("all-uk")
-	if !all.Band.Equal(DefaultBand()) || !all.Cash.IsZero() {
-		t.Errorf("all-uk: band %+v, cash %s; want the default band and no cash", all.Band, all.Cash)
-	}
+	assert.True(t, all.Band.Equal(DefaultBand()), "all-uk: band %s/%s, want the default", all.Band.Absolute, all.Band.Relative)
+	assert.True(t, all.Cash.IsZero(), "all-uk: cash %s, want none", all.Cash)
 	half, _ := c.Profile("half")
-	if half.Band.Absolute.String() != "0.0500" || half.Band.Relative.String() != "0.1000" {
-		t.Errorf("half: band %s/%s; want 0.0500/0.1000", half.Band.Absolute, half.Band.Relative)
-	}
+	assert.Equal(t, "0.0500", half.Band.Absolute.String(), "half: absolute band")
+	assert.Equal(t, "0.1000", half.Band.Relative.String(), "half: relative band")
 }
 
 // A small valid catalogue the invalid cases below are variations of.
@@ -169,9 +152,8 @@ func catalogueText(assets, profiles string) string {
 // problem lines, and that every refusal is a *CatalogueError wrapping
 // ErrInvalidCatalogue.
 func TestLoadCatalogueInvalid(t *testing.T) {
-	if _, err := LoadCatalogue([]byte(catalogueText(okAssets, okProfiles))); err != nil {
-		t.Fatalf("the base of the cases does not load: %v", err)
-	}
+	_, err := LoadCatalogue([]byte(catalogueText(okAssets, okProfiles)))
+	require.NoError(t, err, "the base of the cases loads")
 	asset := func(fields string) string {
 		return `[{"isin":"GB00B3X7QG63","name":"UK Equity","currency":"GBP"` + fields + `}]`
 	}
@@ -301,16 +283,12 @@ func TestLoadCatalogueInvalid(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := LoadCatalogue([]byte(tc.in))
-			if c != nil || err == nil {
-				t.Fatalf("LoadCatalogue = %v, %v; want nil and an error", c, err)
-			}
+			require.Error(t, err, "LoadCatalogue")
+			require.Nil(t, c, "LoadCatalogue's catalogue")
 			var ce *CatalogueError
-			if !errors.As(err, &ce) || !errors.Is(err, ErrInvalidCatalogue) {
-				t.Fatalf("error %v (%T); want a *CatalogueError wrapping ErrInvalidCatalogue", err, err)
-			}
-			if !slices.Equal(ce.Problems, tc.want) {
-				t.Errorf("problems:\n  %s\nwant:\n  %s", strings.Join(ce.Problems, "\n  "), strings.Join(tc.want, "\n  "))
-			}
+			require.ErrorAs(t, err, &ce, "LoadCatalogue")
+			require.ErrorIs(t, err, ErrInvalidCatalogue, "LoadCatalogue")
+			assert.Equal(t, tc.want, ce.Problems, "problems")
 		})
 	}
 }
@@ -342,12 +320,8 @@ func TestLoadCatalogueReportsEveryProblem(t *testing.T) {
 	}
 	_, err := LoadCatalogue([]byte(in))
 	var ce *CatalogueError
-	if !errors.As(err, &ce) {
-		t.Fatalf("error %v; want a *CatalogueError", err)
-	}
-	if !slices.Equal(ce.Problems, want) {
-		t.Errorf("problems:\n  %s\nwant:\n  %s", strings.Join(ce.Problems, "\n  "), strings.Join(want, "\n  "))
-	}
+	require.ErrorAs(t, err, &ce, "LoadCatalogue")
+	assert.Equal(t, want, ce.Problems, "problems")
 	if msg := err.Error(); !strings.HasPrefix(msg, "domain: invalid catalogue: 11 problems: baseCurrency") {
 		t.Errorf("Error() = %q; want it to start with the count and the first problem", msg)
 	}
@@ -358,9 +332,8 @@ func TestLoadCatalogueReportsEveryProblem(t *testing.T) {
 func TestCatalogueErrorUnwrap(t *testing.T) {
 	_, err := LoadCatalogue([]byte(`{"baseCurrency":}`))
 	var syntax *json.SyntaxError
-	if !errors.Is(err, ErrInvalidCatalogue) || !errors.As(err, &syntax) {
-		t.Errorf("error %v; want ErrInvalidCatalogue and a *json.SyntaxError inside", err)
-	}
+	assert.ErrorIs(t, err, ErrInvalidCatalogue, "a syntax error")
+	assert.ErrorAs(t, err, &syntax, "a syntax error")
 	var b strings.Builder
 	b.WriteString(`{"baseCurrency":"GBP","assets":[`)
 	for i := range 30 {
@@ -372,9 +345,8 @@ func TestCatalogueErrorUnwrap(t *testing.T) {
 	b.WriteString(`]}`)
 	_, err = LoadCatalogue([]byte(b.String()))
 	var ce *CatalogueError
-	if !errors.As(err, &ce) || len(ce.Problems) != 30 {
-		t.Fatalf("error %v; want 30 problems", err)
-	}
+	require.ErrorAs(t, err, &ce, "30 bad assets")
+	require.Len(t, ce.Problems, 30, "30 bad assets: problems")
 	if !strings.HasSuffix(err.Error(), "; and 10 more") {
 		t.Errorf("Error() = %q; want it cut after 20 problems", err)
 	}
@@ -424,10 +396,9 @@ func TestBandOutOfBand(t *testing.T) {
 	for _, tc := range cases {
 		tol := tc.band.Tolerance(d(tc.target))
 		out := tc.band.OutOfBand(d(tc.actual), d(tc.target))
-		if !tol.Equal(d(tc.tolerance)) || out != tc.out {
-			t.Errorf("band %s/%s, target %s, actual %s: tolerance %s, out %v; want %s, %v",
-				tc.band.Absolute, tc.band.Relative, tc.target, tc.actual, tol, out, tc.tolerance, tc.out)
-		}
+		assert.True(t, tol.Equal(d(tc.tolerance)), "band %s/%s, target %s: tolerance %s, want %s",
+			tc.band.Absolute, tc.band.Relative, tc.target, tol, tc.tolerance)
+		assert.Equal(t, tc.out, out, "band %s/%s, target %s, actual %s: out of band", tc.band.Absolute, tc.band.Relative, tc.target, tc.actual)
 	}
 }
 

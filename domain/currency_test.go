@@ -1,8 +1,9 @@
 package domain
 
 import (
-	"errors"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // TestParseCurrency accepts active ISO 4217 codes and refuses retired,
@@ -10,13 +11,13 @@ import (
 func TestParseCurrency(t *testing.T) {
 	for _, code := range []string{"GBP", "EUR", "USD", "JPY", "CHF", "AED", "ZWG", "XCG", "XAU", "XXX", "CLF", "SLE", "VED"} {
 		got, err := ParseCurrency(code)
-		if err != nil || got != Currency(code) || got.String() != code {
-			t.Errorf("ParseCurrency(%q) = %q, %v; want %q, nil", code, got, err, code)
-		}
+		assert.NoError(t, err, "ParseCurrency(%q)", code)
+		assert.Equal(t, Currency(code), got, "ParseCurrency(%q)", code)
+		assert.Equal(t, code, got.String(), "ParseCurrency(%q).String()", code)
 	}
-	if c, err := ParseCurrency("GBP"); err != nil || c != GBP {
-		t.Errorf("ParseCurrency(\"GBP\") = %q, %v; want GBP", c, err)
-	}
+	c, err := ParseCurrency("GBP")
+	assert.NoError(t, err, `ParseCurrency("GBP")`)
+	assert.Equal(t, GBP, c, `ParseCurrency("GBP")`)
 
 	for _, tc := range []struct{ in, detail string }{
 		{"gbp", "want three upper-case letters A–Z"},
@@ -39,18 +40,15 @@ func TestParseCurrency(t *testing.T) {
 	} {
 		got, err := ParseCurrency(tc.in)
 		var ce *CurrencyError
-		if !errors.Is(err, ErrUnknownCurrency) || !errors.As(err, &ce) {
-			t.Errorf("ParseCurrency(%q) = %q, %v; want a *CurrencyError wrapping ErrUnknownCurrency", tc.in, got, err)
+		ok := assert.ErrorIs(t, err, ErrUnknownCurrency, "ParseCurrency(%q)", tc.in)
+		if !assert.ErrorAs(t, err, &ce, "ParseCurrency(%q)", tc.in) || !ok {
 			continue
 		}
-		if got != "" || ce.Detail != tc.detail {
-			t.Errorf("ParseCurrency(%q) = %q, %q; want \"\", %q", tc.in, got, ce.Detail, tc.detail)
-		}
+		assert.Empty(t, got, "ParseCurrency(%q)'s currency", tc.in)
+		assert.Equal(t, tc.detail, ce.Detail, "ParseCurrency(%q)'s error detail", tc.in)
 	}
-	_, err := ParseCurrency("ZZZ")
-	if want := `domain: unknown currency "ZZZ": not an active ISO 4217 code`; err.Error() != want {
-		t.Errorf("error = %q; want %q", err, want)
-	}
+	_, err = ParseCurrency("ZZZ")
+	assert.EqualError(t, err, `domain: unknown currency "ZZZ": not an active ISO 4217 code`, `ParseCurrency("ZZZ")`)
 }
 
 // TestCurrencyTable checks the shape the binary search relies on: fixed
@@ -60,9 +58,9 @@ func TestCurrencyTable(t *testing.T) {
 		t.Fatalf("len(iso4217Active) = %d, not a multiple of %d", len(iso4217Active), currencyCodeStride)
 	}
 	n := currencyCodeCount()
-	if n < 170 || n > 190 {
-		t.Errorf("%d codes; List One has about 180", n)
-	}
+	// List One has about 180.
+	assert.GreaterOrEqual(t, n, 170, "codes")
+	assert.LessOrEqual(t, n, 190, "codes")
 	for i := 0; i < n; i++ {
 		code := currencyCodeAt(i)
 		if iso4217Active[i*currencyCodeStride+3] != ' ' {

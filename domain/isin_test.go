@@ -1,8 +1,9 @@
 package domain
 
 import (
-	"errors"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // TestParseISIN checks the ISO 6166 format and check digit on real ISINs and
@@ -28,9 +29,9 @@ func TestParseISIN(t *testing.T) {
 	}
 	for _, tc := range valid {
 		got, err := ParseISIN(tc.isin)
-		if err != nil || got != ISIN(tc.isin) || got.String() != tc.isin {
-			t.Errorf("ParseISIN(%q) (%s) = %q, %v; want %q, nil", tc.isin, tc.issuer, got, err, tc.isin)
-		}
+		assert.NoError(t, err, "ParseISIN(%q) (%s)", tc.isin, tc.issuer)
+		assert.Equal(t, ISIN(tc.isin), got, "ParseISIN(%q) (%s)", tc.isin, tc.issuer)
+		assert.Equal(t, tc.isin, got.String(), "ParseISIN(%q) (%s).String()", tc.isin, tc.issuer)
 	}
 
 	invalid := []struct {
@@ -58,26 +59,22 @@ func TestParseISIN(t *testing.T) {
 	for _, tc := range invalid {
 		got, err := ParseISIN(tc.in)
 		var ie *ISINError
-		if !errors.Is(err, ErrInvalidISIN) || !errors.As(err, &ie) {
-			t.Errorf("ParseISIN(%q) = %q, %v; want an *ISINError wrapping ErrInvalidISIN", tc.in, got, err)
+		ok := assert.ErrorIs(t, err, ErrInvalidISIN, "ParseISIN(%q)", tc.in)
+		if !assert.ErrorAs(t, err, &ie, "ParseISIN(%q)", tc.in) || !ok {
 			continue
 		}
-		if got != "" || ie.Reason != tc.reason || ie.Detail != tc.detail || ie.Input != tc.in {
-			t.Errorf("ParseISIN(%q) = %q, {%q %v %q}; want \"\", {%q %v %q}", tc.in, got, ie.Input, ie.Reason, ie.Detail, tc.in, tc.reason, tc.detail)
-		}
+		assert.Empty(t, got, "ParseISIN(%q)'s ISIN", tc.in)
+		assert.Equal(t, tc.reason, ie.Reason, "ParseISIN(%q)'s error reason", tc.in)
+		assert.Equal(t, tc.detail, ie.Detail, "ParseISIN(%q)'s error detail", tc.in)
+		assert.Equal(t, tc.in, ie.Input, "ParseISIN(%q)'s error input", tc.in)
 	}
 }
 
 // TestISINErrorMessage shows the message a member or operator sees.
 func TestISINErrorMessage(t *testing.T) {
 	_, err := ParseISIN("US0378331006")
-	want := `domain: invalid ISIN "US0378331006": check digit is 6, want 5`
-	if err == nil || err.Error() != want {
-		t.Errorf("error = %v; want %s", err, want)
-	}
-	if s := ISINBadCheckDigit.String(); s != "check digit" {
-		t.Errorf("ISINBadCheckDigit.String() = %q", s)
-	}
+	assert.EqualError(t, err, `domain: invalid ISIN "US0378331006": check digit is 6, want 5`, `ParseISIN("US0378331006")`)
+	assert.Equal(t, "check digit", ISINBadCheckDigit.String(), "ISINBadCheckDigit.String()")
 }
 
 // TestISINCheckDigitEveryPosition proves that changing any one character of a

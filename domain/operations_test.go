@@ -1,9 +1,10 @@
 package domain
 
 import (
-	"errors"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 func register(started, cutOff, completed string) *DealingRegister {
@@ -45,9 +46,7 @@ func TestDealingWindow(t *testing.T) {
 		{"today only", "", "2026-12-17", "2026-12-17", 0, "2026-12-18 to 2026-12-18"},
 	} {
 		r := register(c.started, c.cutOff, c.completed)
-		if got := r.Window(cal, today, c.ahead).String(); got != c.want {
-			t.Errorf("%s: window %s, want %s", c.name, got, c.want)
-		}
+		assert.Equal(t, c.want, r.Window(cal, today, c.ahead).String(), "%s: window", c.name)
 	}
 }
 
@@ -69,23 +68,17 @@ func TestCheckOperatorDate(t *testing.T) {
 		{"2026-12-23", ErrOutsideWindow, "a day after the window has no closing prices yet"},
 	} {
 		err := CheckOperatorDate(cal, w, "prices", MustDate(c.date))
-		switch {
-		case c.want == nil && err != nil:
-			t.Errorf("%s: %v, want no refusal", c.date, err)
-		case c.want != nil && !errors.Is(err, c.want):
-			t.Errorf("%s: %v, want %v", c.date, err, c.want)
-		case c.want != nil && !strings.Contains(err.Error(), c.says):
-			t.Errorf("%s: %q does not say %q", c.date, err, c.says)
+		if c.want == nil {
+			assert.NoError(t, err, c.date)
+		} else if assert.ErrorIs(t, err, c.want, c.date) {
+			assert.ErrorContains(t, err, c.says, c.date)
 		}
 	}
-	if err := CheckOperatorDate(cal, DealingWindow{}, "a cycle", MustDate("2999-10-31")); err != nil {
-		t.Errorf("an unbounded window refused a dealing day: %v", err)
-	}
+	assert.NoError(t, CheckOperatorDate(cal, DealingWindow{}, "a cycle", MustDate("2999-10-31")), "a dealing day in an unbounded window")
 	// Even without a bound, the last days of the dates do not deal: their
 	// next day and settlement dates would not be dates.
-	if err := CheckOperatorDate(cal, DealingWindow{}, "a cycle", MustDate("2999-12-30")); !errors.Is(err, ErrOutsideWindow) {
-		t.Errorf("2999-12-30 in an unbounded window: %v, want %v", err, ErrOutsideWindow)
-	}
+	assert.ErrorIs(t, CheckOperatorDate(cal, DealingWindow{}, "a cycle", MustDate("2999-12-30")), ErrOutsideWindow,
+		"2999-12-30 in an unbounded window")
 }
 
 // TestCheckEarlierDaysComplete: a cycle waits for every earlier day with
@@ -113,13 +106,10 @@ func TestCheckEarlierDaysComplete(t *testing.T) {
 			open = append(open, MustDate(d))
 		}
 		err := r.CheckEarlierDaysComplete(MustDate(c.day), open)
-		switch {
-		case c.wantListed == "" && err != nil:
-			t.Errorf("%s: %v, want no refusal", c.name, err)
-		case c.wantListed != "" && !errors.Is(err, ErrEarlierDayOpen):
-			t.Errorf("%s: %v, want %v", c.name, err, ErrEarlierDayOpen)
-		case c.wantListed != "" && !strings.Contains(err.Error(), "cycle: "+c.wantListed+"; run their cycles first"):
-			t.Errorf("%s: %q does not list %s", c.name, err, c.wantListed)
+		if c.wantListed == "" {
+			assert.NoError(t, err, c.name)
+		} else if assert.ErrorIs(t, err, ErrEarlierDayOpen, c.name) {
+			assert.ErrorContains(t, err, "cycle: "+c.wantListed+"; run their cycles first", "%s: the days listed", c.name)
 		}
 	}
 }
@@ -149,13 +139,11 @@ func TestDecidePrices(t *testing.T) {
 		{"an asset missing", recorded, map[ISIN]Price{a: p("1.5")}, false, "", 0, ErrCorrectionNoReason, "GB00BD8R3K42 missing (was 2)"},
 	} {
 		got, err := DecidePrices(c.recorded, c.prices, c.used, c.reason)
-		switch {
-		case c.err == nil && (err != nil || got != c.want):
-			t.Errorf("%s: %v, %v; want %v", c.name, got, err, c.want)
-		case c.err != nil && !errors.Is(err, c.err):
-			t.Errorf("%s: %v, want %v", c.name, err, c.err)
-		case c.err != nil && !strings.Contains(err.Error(), c.says):
-			t.Errorf("%s: %q does not say %q", c.name, err, c.says)
+		if c.err == nil {
+			assert.NoError(t, err, c.name)
+			assert.Equal(t, c.want, got, "%s: decision", c.name)
+		} else if assert.ErrorIs(t, err, c.err, c.name) {
+			assert.ErrorContains(t, err, c.says, c.name)
 		}
 	}
 }
@@ -163,13 +151,10 @@ func TestDecidePrices(t *testing.T) {
 // TestCheckReconciliationDate: only the date the pots' state is as of.
 func TestCheckReconciliationDate(t *testing.T) {
 	latest := MustDate("2026-12-18")
-	if err := CheckReconciliationDate(latest, latest); err != nil {
-		t.Errorf("the latest day refused: %v", err)
-	}
+	assert.NoError(t, CheckReconciliationDate(latest, latest), "the latest day")
 	for _, d := range []string{"2026-12-11", "2026-12-21", "1900-01-01"} {
 		err := CheckReconciliationDate(MustDate(d), latest)
-		if !errors.Is(err, ErrAsOfUnavailable) || !strings.Contains(err.Error(), "reconcile as of 2026-12-18") {
-			t.Errorf("as of %s: %v, want %v saying what to do", d, err, ErrAsOfUnavailable)
-		}
+		assert.ErrorIs(t, err, ErrAsOfUnavailable, "as of %s", d)
+		assert.ErrorContains(t, err, "reconcile as of 2026-12-18", "as of %s: what to do", d)
 	}
 }

@@ -1,10 +1,12 @@
 package domain
 
 import (
-	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const (
@@ -54,16 +56,12 @@ func TestMemberFirstWeek(t *testing.T) {
 	d := s.mustDo(m, Contribute{Key: "k2", Amount: MustMoney("1000.00")})
 	p := s.pots[m].p
 	mv := p.Movements[d.Reply.RefID]
-	if len(mv.OrderIDs) != 3 {
-		t.Fatalf("contribution made %d orders, want 3", len(mv.OrderIDs))
-	}
+	require.Len(t, mv.OrderIDs, 3, "orders the contribution made")
 	wantMoney(t, "available", p.Cash.Available, "20.00")
 	wantMoney(t, "reserved", p.Cash.Reserved, "980.00")
 	for _, id := range mv.OrderIDs {
 		o := p.Orders[id]
-		if !o.DealingDate.Equal(mon) {
-			t.Fatalf("order %s deals %s, want %s (before the 11:00 cut-off)", id, o.DealingDate, mon)
-		}
+		require.Equal(t, mon.String(), o.DealingDate.String(), "order %s: dealing date (before the 11:00 cut-off)", id)
 	}
 
 	// Monday's prices. Equity: 550 / 2 = 275 units. Bonds (3 unit places):
@@ -87,9 +85,9 @@ func TestMemberFirstWeek(t *testing.T) {
 	// units settle only on Thursday (T+3), so nothing can be sold yet.
 	wed := s.cal.NextDealingDay(tue)
 	s.cycle(wed, prices("3.000000", "1.500000", "1.2345"), cycleOptions{rebalance: true})
-	if !p.LastRebalance.IsZero() || p.HasOpenTrades() {
-		t.Fatalf("rebalanced with nothing to sell")
-	}
+	// Nothing to sell: no rebalance.
+	require.True(t, p.LastRebalance.IsZero(), "last rebalance %s on Wednesday", p.LastRebalance)
+	require.False(t, p.HasOpenTrades(), "open trades on Wednesday")
 
 	// Thursday: equity settles. Target 55% of 1275 = 701.25, so sell
 	// (825 − 701.25) / 3 = 41.25 units; bonds are 96.25 short of 446.25 and
@@ -99,24 +97,18 @@ func TestMemberFirstWeek(t *testing.T) {
 	thu := s.cal.NextDealingDay(wed)
 	s.cycle(thu, prices("3.000000", "1.500000", "1.2345"), cycleOptions{rebalance: true})
 	wantUnits(t, "equity settled", p.Holdings[globalEquity].Settled, "275")
-	if !p.LastRebalance.Equal(thu) {
-		t.Fatalf("last rebalance %s, want %s", p.LastRebalance, thu)
-	}
+	require.Equal(t, thu.String(), p.LastRebalance.String(), "last rebalance")
 	reb := p.Orders[p.OrderIDs[len(p.OrderIDs)-1]]
-	if reb.Type != OrderRebalance || len(reb.Trades) != 3 || !reb.DealingDate.Equal(s.cal.NextDealingDay(thu)) {
-		t.Fatalf("rebalance order %+v", reb)
-	}
+	require.Equal(t, OrderRebalance, reb.Type, "rebalance order: type")
+	require.Len(t, reb.Trades, 3, "rebalance order: trades")
+	require.Equal(t, s.cal.NextDealingDay(thu).String(), reb.DealingDate.String(), "rebalance order: dealing date")
 	sell, propBuy, bondBuy := reb.Trades[0], reb.Trades[1], reb.Trades[2] // buys in ISIN order
 	wantUnits(t, "rebalance sell", sell.Units, "41.25")
-	if sell.Asset != globalEquity || bondBuy.Asset != globalBonds || propBuy.Asset != property {
-		t.Fatalf("rebalance trades in the wrong assets: %s %s %s", sell.Asset, bondBuy.Asset, propBuy.Asset)
-	}
-	if f := bondBuy.Funding[0].Fraction.String(); f != "0.7777" {
-		t.Fatalf("bond buy fraction %s, want 0.7777", f)
-	}
-	if f := propBuy.Funding[0].Fraction.String(); f != "0.1777" {
-		t.Fatalf("property buy fraction %s, want 0.1777", f)
-	}
+	require.Equal(t, globalEquity, sell.Asset, "rebalance sell: asset")
+	require.Equal(t, globalBonds, bondBuy.Asset, "rebalance bond buy: asset")
+	require.Equal(t, property, propBuy.Asset, "rebalance property buy: asset")
+	require.Equal(t, "0.7777", bondBuy.Funding[0].Fraction.String(), "bond buy: funding fraction")
+	require.Equal(t, "0.1777", propBuy.Funding[0].Fraction.String(), "property buy: funding fraction")
 
 	// Friday: the sale raises 41.25 × 3 = 123.75. Bonds get
 	// floor(0.7777 × 123.75) = 96.24 → 64.160 units; property
@@ -140,9 +132,7 @@ func TestMemberFirstWeek(t *testing.T) {
 	w := p.Movements[wd.Reply.RefID]
 	wantMoney(t, "withdrawal cash part", w.CashPart, "20.00")
 	wantMoney(t, "available after withdrawal", p.Cash.Available, "0.00")
-	if len(w.OrderIDs) == 0 {
-		t.Fatalf("withdrawal raised nothing by sells")
-	}
+	require.NotEmpty(t, w.OrderIDs, "the withdrawal's sells")
 	for day := s.cal.NextDealingDay(fri); w.PaidAt.IsZero(); day = s.cal.NextDealingDay(day) {
 		s.cycle(day, prices("3.000000", "1.500000", "1.2345"), cycleOptions{})
 	}
@@ -161,24 +151,20 @@ func TestIdempotentRequests(t *testing.T) {
 	first := s.mustDo(m, Contribute{Key: "c1", Amount: MustMoney("50.00")})
 	version := s.pots[m].p.Version
 	again := s.mustDo(m, Contribute{Key: "c1", Amount: MustMoney("50.00")})
-	if !again.Reply.Replayed || again.Reply.RefID != first.Reply.RefID || len(again.Events) != 0 {
-		t.Fatalf("repeat answered %+v with %d events, want a replay of %s", again.Reply, len(again.Events), first.Reply.RefID)
-	}
+	require.True(t, again.Reply.Replayed, "repeat: replayed")
+	require.Equal(t, first.Reply.RefID, again.Reply.RefID, "repeat: the first's refId")
+	require.Empty(t, again.Events, "repeat: events")
 	if s.pots[m].p.Version != version {
 		t.Fatalf("repeat moved the version from %d to %d", version, s.pots[m].p.Version)
 	}
-	if _, err := s.do(m, Contribute{Key: "c1", Amount: MustMoney("51.00")}); !errors.Is(err, ErrIdempotencyConflict) {
-		t.Fatalf("same key, other body: got %v, want ErrIdempotencyConflict", err)
-	}
-	if _, err := s.do(m, Contribute{Key: "", Amount: MustMoney("1.00")}); !errors.Is(err, ErrInvalidCommand) {
-		t.Fatalf("empty key: got %v, want ErrInvalidCommand", err)
-	}
+	_, err := s.do(m, Contribute{Key: "c1", Amount: MustMoney("51.00")})
+	require.ErrorIs(t, err, ErrIdempotencyConflict, "same key, other body")
+	_, err = s.do(m, Contribute{Key: "", Amount: MustMoney("1.00")})
+	require.ErrorIs(t, err, ErrInvalidCommand, "empty key")
 	// After the retention the key is forgotten: the request is new.
 	s.now = s.now.Add(RequestRetention + 1)
 	later := s.mustDo(m, Contribute{Key: "c1", Amount: MustMoney("51.00")})
-	if later.Reply.Replayed {
-		t.Fatalf("expired key replayed")
-	}
+	require.False(t, later.Reply.Replayed, "expired key: replayed")
 	wantMoney(t, "available", s.pots[m].p.Cash.Available, "101.00")
 	s.checkReplay()
 }
@@ -211,17 +197,17 @@ func TestStatementAddsUpToThePot(t *testing.T) {
 		kinds[e.Kind]++
 	}
 	held := p.Cash.Available.Add(p.Cash.Reserved).Add(p.Cash.Pending)
-	if !cash.Equal(held) || !entries[len(entries)-1].BalanceAfter.Equal(held) {
-		t.Fatalf("statement cash %s (last balance %s), the pot holds %s", cash, entries[len(entries)-1].BalanceAfter, held)
-	}
+	last := entries[len(entries)-1].BalanceAfter
+	require.True(t, cash.Equal(held), "statement cash %s, the pot holds %s", cash, held)
+	require.True(t, last.Equal(held), "statement's last balance %s, the pot holds %s", last, held)
 	for a, h := range p.Holdings {
 		if want := h.Settled.Add(h.Pending); !units[a].Equal(want) {
 			t.Fatalf("statement units of %s: %s, the pot holds %s", a, units[a], want)
 		}
 	}
-	if kinds["contribution"] != 1 || kinds["buy"] == 0 || kinds["withdrawal"] != 1 {
-		t.Fatalf("statement kinds %v, want one contribution, buys, one withdrawal", kinds)
-	}
+	require.Equal(t, 1, kinds["contribution"], "statement entries of kind contribution; kinds %v", kinds)
+	require.NotZero(t, kinds["buy"], "statement entries of kind buy; kinds %v", kinds)
+	require.Equal(t, 1, kinds["withdrawal"], "statement entries of kind withdrawal; kinds %v", kinds)
 }
 
 // TestManyIdempotencyKeys proves a pot with more remembered keys than a
@@ -243,24 +229,19 @@ func TestManyIdempotencyKeys(t *testing.T) {
 	for i := n - 1; i >= 0; i-- { // every key, through the index
 		key := Key(fmt.Sprintf("c-%d", i))
 		d := s.mustDo(m, Contribute{Key: key, Amount: MustMoney("1.00")})
-		if !d.Reply.Replayed || d.Reply.RefID != first[string(key)] {
-			t.Fatalf("key %s: %+v, want a replay of %s", key, d.Reply, first[string(key)])
-		}
+		require.True(t, d.Reply.Replayed, "key %s: replayed", key)
+		require.Equal(t, first[string(key)], d.Reply.RefID, "key %s: the first's refId", key)
 	}
-	if _, err := s.do(m, Contribute{Key: "c-7", Amount: MustMoney("2.00")}); !errors.Is(err, ErrIdempotencyConflict) {
-		t.Fatalf("reused key with another body: %v", err)
-	}
+	_, err := s.do(m, Contribute{Key: "c-7", Amount: MustMoney("2.00")})
+	require.ErrorIs(t, err, ErrIdempotencyConflict, "reused key with another body")
 	// A week later every key is forgotten once a new request is recorded,
 	// and an old key is a new request.
 	s.now = s.now.Add(RequestRetention)
 	s.mustDo(m, Contribute{Key: "fresh", Amount: MustMoney("1.00")})
-	if len(p.Requests) != 1 {
-		t.Fatalf("%d keys remembered after the retention, want 1", len(p.Requests))
-	}
+	require.Len(t, p.Requests, 1, "keys remembered after the retention")
 	d := s.mustDo(m, Contribute{Key: "c-7", Amount: MustMoney("2.00")})
-	if d.Reply.Replayed || d.Reply.RefID == first["c-7"] {
-		t.Fatalf("expired key c-7 replayed %+v", d.Reply)
-	}
+	require.False(t, d.Reply.Replayed, "expired key c-7: replayed")
+	require.NotEqual(t, first["c-7"], d.Reply.RefID, "expired key c-7: refId")
 	s.checkReplay()
 }
 
@@ -287,12 +268,9 @@ func TestPotLimit(t *testing.T) {
 		}
 		version := s.pots[m].p.Version
 		_, err := s.do(m, Contribute{Key: "next", Amount: MustMoney(c.next)})
-		switch {
-		case c.ok && err != nil:
-			t.Errorf("%s: %v, want it accepted", c.name, err)
-		case !c.ok && !errors.Is(err, ErrPotLimit):
-			t.Errorf("%s: %v, want %v", c.name, err, ErrPotLimit)
-		case !c.ok && s.pots[m].p.Version != version:
+		if c.ok {
+			assert.NoError(t, err, c.name)
+		} else if assert.ErrorIs(t, err, ErrPotLimit, c.name) && s.pots[m].p.Version != version {
 			t.Errorf("%s: the refusal moved the pot from version %d to %d", c.name, version, s.pots[m].p.Version)
 		}
 	}

@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // forbiddenTimeFuncs read or wait on the wall clock; the time is passed in.
@@ -57,9 +60,7 @@ func clockUses(fset *token.FileSet, file *ast.File) []string {
 // file calls time.Now and the like (docs/architecture.md, Conventions 1).
 func TestDomainReadsNoClock(t *testing.T) {
 	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	fset := token.NewFileSet()
 	checked := 0
 	for _, name := range files {
@@ -103,22 +104,17 @@ func g() {
 `
 	fset := token.NewFileSet()
 	file, err := parser.ParseFile(fset, "bad.go", src, parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	got := clockUses(fset, file)
 	want := []string{
 		"bad.go:11:6: uses time.Now: the clock must be passed in",
 		"bad.go:13:11: uses time.Since: the clock must be passed in",
 	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("clockUses:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-	}
+	assert.Equal(t, want, got, "clockUses")
 	file, err = parser.ParseFile(fset, "dot.go", "package domain\n\nimport . \"time\"\n\nvar _ = Now\n", parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := clockUses(fset, file); len(got) != 1 || !strings.Contains(got[0], "dot-imports") {
-		t.Errorf("clockUses of a dot import = %q", got)
+	require.NoError(t, err)
+	got = clockUses(fset, file)
+	if assert.Len(t, got, 1, "clockUses of a dot import") {
+		assert.Contains(t, got[0], "dot-imports", "clockUses of a dot import")
 	}
 }

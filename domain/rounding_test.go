@@ -6,6 +6,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/require"
 )
 
 // TestRoundingRules runs the rounding cases in testdata/rounding: each rule of
@@ -86,12 +87,8 @@ func TestRoundingRules(t *testing.T) {
 func mustMoneyT(t *testing.T, s string) Money {
 	t.Helper()
 	d, err := decimal.NewFromString(s)
-	if err != nil {
-		t.Fatalf("bad money literal %q: %v", s, err)
-	}
+	require.NoError(t, err, "bad money literal %q", s)
 	m, err := MoneyFromDecimal(d)
-	if err != nil {
-		t.Fatalf("bad money literal %q: %v", s, err)
-	}
+	require.NoError(t, err, "bad money literal %q", s)
 	return m
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // sim plays dealing days for a few pots the way the platform does (member
@@ -44,9 +46,7 @@ type simPot struct {
 func newSim(t testing.TB, start Date) *sim {
 	t.Helper()
 	cal, err := NewCalendar(CalendarConfig{Location: london(t)})
-	if err != nil {
-		t.Fatalf("calendar: %v", err)
-	}
+	require.NoError(t, err, "calendar")
 	return &sim{
 		t: t, cat: DefaultCatalogue(), cal: cal,
 		now:            start.At(9, 0, cal.Location()),
@@ -95,9 +95,7 @@ func (s *sim) do(member string, cmd Command) (Decision, error) {
 		return dec, err
 	}
 	for _, e := range dec.Events {
-		if err := sp.ledger.Post(Postings(sp.p, e)); err != nil {
-			s.t.Fatalf("pot %s: %T: %v", member, e, err)
-		}
+		require.NoError(s.t, sp.ledger.Post(Postings(sp.p, e)), "pot %s: %T", member, e)
 		if ex, ok := e.(TradeExecuted); ok {
 			s.executed[ex.TradeID]++
 			if s.executed[ex.TradeID] > 1 {
@@ -115,9 +113,7 @@ func (s *sim) do(member string, cmd Command) (Decision, error) {
 func (s *sim) mustDo(member string, cmd Command) Decision {
 	s.t.Helper()
 	d, err := s.do(member, cmd)
-	if err != nil {
-		s.t.Fatalf("%s %T: %v", member, cmd, err)
-	}
+	require.NoError(s.t, err, "%s %T", member, cmd)
 	return d
 }
 
@@ -125,12 +121,8 @@ func (s *sim) mustDo(member string, cmd Command) Decision {
 func (s *sim) check(member string) {
 	s.t.Helper()
 	sp := s.pots[member]
-	if err := sp.p.CheckInvariants(); err != nil {
-		s.t.Fatalf("invariants after %d events: %v", len(sp.events), err)
-	}
-	if err := sp.p.CheckLedger(sp.ledger); err != nil {
-		s.t.Fatalf("ledger after %d events: %v", len(sp.events), err)
-	}
+	require.NoError(s.t, sp.p.CheckInvariants(), "invariants after %d events", len(sp.events))
+	require.NoError(s.t, sp.p.CheckLedger(sp.ledger), "ledger after %d events", len(sp.events))
 	if sp.p.Version != uint64(len(sp.events)) {
 		s.t.Fatalf("pot %s at version %d after %d events", member, sp.p.Version, len(sp.events))
 	}
@@ -238,9 +230,7 @@ func (s *sim) cycle(d Date, prices map[ISIN]Price, opt cycleOptions) {
 
 	// 4. Net and allocate at the day's prices.
 	allocs, days, err := AllocateDay(trades, prices, s.unitDecimals)
-	if err != nil {
-		s.t.Fatalf("allocate %s: %v", d, err)
-	}
+	require.NoError(s.t, err, "allocate %s", d)
 	byMember := map[string][]TradeExecuted{}
 	for _, a := range allocs {
 		asset, _ := s.cat.Asset(a.Asset)
@@ -381,9 +371,8 @@ func (s *sim) checkAllTerminal() {
 				s.t.Fatalf("pot %s: withdrawal %s never paid", m, mv.ID)
 			}
 		}
-		if !p.Cash.Pending.IsZero() || !p.Cash.Reserved.IsZero() {
-			s.t.Fatalf("pot %s: cash still pending or reserved at the end: %+v", m, p.Cash)
-		}
+		require.True(s.t, p.Cash.Pending.IsZero(), "pot %s: cash still pending at the end: %+v", m, p.Cash)
+		require.True(s.t, p.Cash.Reserved.IsZero(), "pot %s: cash still reserved at the end: %+v", m, p.Cash)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Inputs that every parser refuses as malformed, whatever the quantity:
@@ -42,14 +44,14 @@ func checkValueCases[T interface{ String() string }](t *testing.T, name, quantit
 	for _, tc := range cases {
 		v, err := parse(tc.in)
 		if tc.err == nil {
-			if err != nil || v.String() != tc.want {
-				t.Errorf("%s(%q) = %s, %v; want %s, nil", name, tc.in, v, err, tc.want)
-			}
+			assert.NoError(t, err, "%s(%q)", name, tc.in)
+			assert.Equal(t, tc.want, v.String(), "%s(%q)", name, tc.in)
 			continue
 		}
 		var ve *ValueError
-		if !errors.Is(err, tc.err) || !errors.As(err, &ve) || ve.Quantity != quantity {
-			t.Errorf("%s(%q) = %s, %v (%T); want a *ValueError of %s wrapping %v", name, tc.in, v, err, err, quantity, tc.err)
+		assert.ErrorIs(t, err, tc.err, "%s(%q)", name, tc.in)
+		if assert.ErrorAs(t, err, &ve, "%s(%q)", name, tc.in) {
+			assert.Equal(t, quantity, ve.Quantity, "%s(%q): the error's quantity", name, tc.in)
 		}
 	}
 }
@@ -230,9 +232,7 @@ func TestParseTotalUnits(t *testing.T) {
 // cut short in the message.
 func TestValueErrorMessage(t *testing.T) {
 	_, err := ParseAmount("1.001")
-	if want := `cash "1.001": domain: too many decimal places (at most 2 decimal places)`; err.Error() != want {
-		t.Errorf("error = %q; want %q", err, want)
-	}
+	assert.EqualError(t, err, `cash "1.001": domain: too many decimal places (at most 2 decimal places)`, `ParseAmount("1.001")`)
 	_, err = ParseAmount(strings.Repeat("9", 1000))
 	if len(err.Error()) > 150 {
 		t.Errorf("error for a 1000-character input is %d bytes long: %q", len(err.Error()), err)
@@ -361,9 +361,7 @@ func TestFormatFixed(t *testing.T) {
 		{"1e3", 2, "1000.00"},                               // positive exponent: StringFixed
 	}
 	for _, c := range cases {
-		if got := formatFixed(decimal.RequireFromString(c.in), c.places); got != c.want {
-			t.Errorf("formatFixed(%s, %d) = %q, want %q", c.in, c.places, got, c.want)
-		}
+		assert.Equal(t, c.want, formatFixed(decimal.RequireFromString(c.in), c.places), "formatFixed(%s, %d)", c.in, c.places)
 	}
 }
 
@@ -378,8 +376,6 @@ func TestFormatFixedMatchesStringFixed(t *testing.T) {
 		}
 		d := decimal.New(coef, -int32(rng.IntN(12)))
 		places := int32(rng.IntN(12))
-		if got, want := formatFixed(d, places), d.StringFixed(places); got != want {
-			t.Fatalf("formatFixed(%s, %d) = %q, StringFixed says %q", d, places, got, want)
-		}
+		require.Equal(t, d.StringFixed(places), formatFixed(d, places), "formatFixed(%s, %d), against StringFixed", d, places)
 	}
 }

@@ -2,13 +2,15 @@ package gateway_test
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/gateway"
@@ -55,54 +57,57 @@ func testMemberFlow(c tc) {
 
 	var pot potView
 	r := c.must(http.StatusCreated, &pot, "POST", "/v1/pots", tok, `{"memberId":"`+m+`"}`)
-	if pot.MemberID != m || pot.RiskProfile != "" || pot.Cash.Available != "0.00" || pot.Currency != "GBP" || pot.Holdings == nil {
-		t.Fatalf("opened pot %+v", pot)
-	}
-	if loc := r.header.Get("Location"); loc != base {
-		t.Fatalf("Location %q, want %q", loc, base)
-	}
-	if r.header.Get("X-Request-Id") == "" {
-		t.Fatal("no X-Request-Id")
-	}
+	require.Equal(t, m, pot.MemberID, "opened pot: memberId")
+	require.Empty(t, pot.RiskProfile, "opened pot: riskProfile")
+	require.Equal(t, "0.00", pot.Cash.Available, "opened pot: cash available")
+	require.Equal(t, "GBP", pot.Currency, "opened pot: currency")
+	require.NotNil(t, pot.Holdings, "opened pot: holdings")
+	require.Equal(t, base, r.header.Get("Location"), "opened pot: Location")
+	require.NotEmpty(t, r.header.Get("X-Request-Id"), "opened pot: X-Request-Id")
 
 	var mv movementView
 	c.must(http.StatusAccepted, &mv, "POST", base+"/contributions", tok, `{"amount":"1000.00"}`, key("memberflow-1")...)
-	if mv.Kind != "contribution" || mv.Status != "accepted" || mv.Amount != "1000.00" || mv.Orders == nil || len(mv.Orders) != 0 {
-		t.Fatalf("self-directed contribution %+v, want accepted with no orders", mv)
-	}
+	require.Equal(t, "contribution", mv.Kind, "self-directed contribution: kind")
+	require.Equal(t, "accepted", mv.Status, "self-directed contribution: status")
+	require.Equal(t, "1000.00", mv.Amount, "self-directed contribution: amount")
+	require.NotNil(t, mv.Orders, "self-directed contribution: orders")
+	require.Empty(t, mv.Orders, "self-directed contribution: orders")
 
 	var buy1, buy2 orderView
 	r = c.must(http.StatusAccepted, &buy1, "POST", base+"/orders", tok, `{"type":"buy","asset":"`+ukEquity+`","amount":"400.00"}`, key("memberflow-2")...)
-	if buy1.Type != "buy" || buy1.Status != "accepted" || buy1.DealingDate != "2026-11-23" || len(buy1.Trades) != 1 ||
-		buy1.Trades[0].Amount != "400.00" || buy1.Trades[0].Side != "buy" || buy1.CreatedAt == "" {
-		t.Fatalf("buy answered %+v", buy1)
-	}
-	if loc := r.header.Get("Location"); loc != base+"/orders/"+buy1.ID {
-		t.Fatalf("Location %q", loc)
-	}
+	require.Equal(t, "buy", buy1.Type, "buy: type")
+	require.Equal(t, "accepted", buy1.Status, "buy: status")
+	require.Equal(t, "2026-11-23", buy1.DealingDate, "buy: dealingDate")
+	require.NotEmpty(t, buy1.CreatedAt, "buy: createdAt")
+	require.Len(t, buy1.Trades, 1, "buy: trades")
+	require.Equal(t, "400.00", buy1.Trades[0].Amount, "buy: trade amount")
+	require.Equal(t, "buy", buy1.Trades[0].Side, "buy: trade side")
+	require.Equal(t, base+"/orders/"+buy1.ID, r.header.Get("Location"), "buy: Location")
 	c.must(http.StatusAccepted, &buy2, "POST", base+"/orders", tok, `{"type":"buy","asset":"`+globalBond+`","amount":"100.00"}`, key("memberflow-3")...)
 	c.must(http.StatusOK, &pot, "GET", base, tok, "")
-	if pot.Cash.Available != "500.00" || pot.Cash.Reserved != "500.00" {
-		t.Fatalf("cash after buys %+v, want 500.00 available and 500.00 reserved", pot.Cash)
-	}
+	require.Equal(t, "500.00", pot.Cash.Available, "cash after buys: available")
+	require.Equal(t, "500.00", pot.Cash.Reserved, "cash after buys: reserved")
 
 	// The dealing cycle executes and settles the buys.
-	if units := c.executeBuy(m, buy1, "2.000000"); units != "200" {
-		t.Fatalf("executed %s units, want 200", units)
-	}
+	require.Equal(t, "200", c.executeBuy(m, buy1, "2.000000"), "units the first buy executed")
 	c.executeBuy(m, buy2, "0.800000")
 	var got orderView
 	c.must(http.StatusOK, &got, "GET", base+"/orders/"+buy1.ID, tok, "")
-	if got.Status != "settled" || len(got.ContractNotes) != 1 || got.ContractNotes[0].Units != "200.0000" ||
-		got.ContractNotes[0].UnitPrice != "2.000000" || got.ContractNotes[0].Consideration != "400.00" ||
-		got.Trades[0].ExecutedUnits != "200.0000" || got.Trades[0].BatchID == "" {
-		t.Fatalf("settled order %+v", got)
-	}
+	require.Equal(t, "settled", got.Status, "settled order: status")
+	require.Len(t, got.ContractNotes, 1, "settled order: contract notes")
+	require.Equal(t, "200.0000", got.ContractNotes[0].Units, "settled order: contract note units")
+	require.Equal(t, "2.000000", got.ContractNotes[0].UnitPrice, "settled order: contract note unit price")
+	require.Equal(t, "400.00", got.ContractNotes[0].Consideration, "settled order: contract note consideration")
+	require.NotEmpty(t, got.Trades, "settled order: trades")
+	require.Equal(t, "200.0000", got.Trades[0].ExecutedUnits, "settled order: trade executed units")
+	require.NotEmpty(t, got.Trades[0].BatchID, "settled order: trade batch id")
 	c.must(http.StatusOK, &pot, "GET", base, tok, "")
-	if len(pot.Holdings) != 2 || pot.Holdings[0].Asset != ukEquity || pot.Holdings[0].SettledUnits != "200.0000" ||
-		pot.Holdings[0].Price != "2.000000" || pot.Holdings[0].Value != "400.00" || pot.TotalValue != "1000.00" {
-		t.Fatalf("pot after settlement %+v", pot)
-	}
+	require.Len(t, pot.Holdings, 2, "pot after settlement: holdings")
+	require.Equal(t, ukEquity, pot.Holdings[0].Asset, "pot after settlement: first holding's asset")
+	require.Equal(t, "200.0000", pot.Holdings[0].SettledUnits, "pot after settlement: first holding's settled units")
+	require.Equal(t, "2.000000", pot.Holdings[0].Price, "pot after settlement: first holding's price")
+	require.Equal(t, "400.00", pot.Holdings[0].Value, "pot after settlement: first holding's value")
+	require.Equal(t, "1000.00", pot.TotalValue, "pot after settlement: total value")
 
 	// Sells by units, amount and percent, and a switch.
 	var sellUnits, sellAmount, sellPct, sw orderView
@@ -110,12 +115,13 @@ func testMemberFlow(c tc) {
 	c.must(http.StatusAccepted, &sellAmount, "POST", base+"/orders", tok, `{"type":"sell","asset":"`+ukEquity+`","amount":"20.00"}`, key("memberflow-5")...)
 	c.must(http.StatusAccepted, &sellPct, "POST", base+"/orders", tok, `{"type":"sell","asset":"`+globalBond+`","percent":"10"}`, key("memberflow-6")...)
 	c.must(http.StatusAccepted, &sw, "POST", base+"/orders", tok, `{"type":"switch","from":"`+ukEquity+`","to":"`+globalEquity+`","percent":"50"}`, key("memberflow-7")...)
-	if sellUnits.Trades[0].Units != "10.5000" || sellAmount.Trades[0].Amount != "20.00" || sellPct.Trades[0].Units != "12.500" {
-		t.Fatalf("sells %+v %+v %+v", sellUnits.Trades, sellAmount.Trades, sellPct.Trades)
-	}
-	if sw.Type != "switch" || len(sw.Trades) != 2 || sw.Trades[0].Side != "sell" || sw.Trades[1].Asset != globalEquity {
-		t.Fatalf("switch %+v", sw)
-	}
+	require.Equal(t, "10.5000", sellUnits.Trades[0].Units, "sell by units: trade units")
+	require.Equal(t, "20.00", sellAmount.Trades[0].Amount, "sell by amount: trade amount")
+	require.Equal(t, "12.500", sellPct.Trades[0].Units, "sell by percent: trade units")
+	require.Equal(t, "switch", sw.Type, "switch: type")
+	require.Len(t, sw.Trades, 2, "switch: trades")
+	require.Equal(t, "sell", sw.Trades[0].Side, "switch: first trade's side")
+	require.Equal(t, globalEquity, sw.Trades[1].Asset, "switch: second trade's asset")
 
 	// Lists: newest first, paged, filtered.
 	var all orderList
@@ -128,71 +134,56 @@ func testMemberFlow(c tc) {
 		return out
 	}
 	want := []string{sw.ID, sellPct.ID, sellAmount.ID, sellUnits.ID, buy2.ID, buy1.ID}
-	if !slices.Equal(ids(all), want) || all.NextAfter != "" {
-		t.Fatalf("orders %v (next %q), want %v", ids(all), all.NextAfter, want)
-	}
+	require.Equal(t, want, ids(all), "orders, newest first")
+	require.Empty(t, all.NextAfter, "orders: nextAfter")
 	var page1, page2 orderList
 	c.must(http.StatusOK, &page1, "GET", base+"/orders?limit=4", tok, "")
-	if !slices.Equal(ids(page1), want[:4]) || page1.NextAfter != want[3] {
-		t.Fatalf("page 1 %v next %q", ids(page1), page1.NextAfter)
-	}
+	require.Equal(t, want[:4], ids(page1), "page 1: orders")
+	require.Equal(t, want[3], page1.NextAfter, "page 1: nextAfter")
 	c.must(http.StatusOK, &page2, "GET", base+"/orders?limit=4&after="+page1.NextAfter, tok, "")
-	if !slices.Equal(ids(page2), want[4:]) || page2.NextAfter != "" {
-		t.Fatalf("page 2 %v next %q", ids(page2), page2.NextAfter)
-	}
+	require.Equal(t, want[4:], ids(page2), "page 2: orders")
+	require.Empty(t, page2.NextAfter, "page 2: nextAfter")
 	var settled orderList
 	c.must(http.StatusOK, &settled, "GET", base+"/orders?status=settled", tok, "")
-	if !slices.Equal(ids(settled), []string{buy2.ID, buy1.ID}) {
-		t.Fatalf("settled orders %v", ids(settled))
-	}
+	require.Equal(t, []string{buy2.ID, buy1.ID}, ids(settled), "settled orders")
 
 	// Cancel: 200 cancelled, and again (nothing changes).
 	var cancelled orderView
 	c.must(http.StatusOK, &cancelled, "DELETE", base+"/orders/"+sellUnits.ID, tok, "", key("memberflow-8")...)
-	if cancelled.ID != sellUnits.ID || cancelled.Status != "cancelled" {
-		t.Fatalf("cancel answered %+v", cancelled)
-	}
+	require.Equal(t, sellUnits.ID, cancelled.ID, "cancel: id")
+	require.Equal(t, "cancelled", cancelled.Status, "cancel: status")
 	c.must(http.StatusOK, &cancelled, "DELETE", base+"/orders/"+sellUnits.ID, tok, "", key("memberflow-9")...)
 
 	// A profile, and a contribution invested by it.
 	c.must(http.StatusOK, &pot, "PUT", base+"/risk-profile", tok, `{"riskProfile":"balanced"}`)
-	if pot.RiskProfile != "balanced" {
-		t.Fatalf("profile set: %+v", pot)
-	}
+	require.Equal(t, "balanced", pot.RiskProfile, "pot after setting the profile: riskProfile")
 	c.must(http.StatusAccepted, &mv, "POST", base+"/contributions", tok, `{"amount":"100.00"}`, key("memberflow-10")...)
-	if len(mv.Orders) == 0 || mv.DealingDate != "2026-11-23" {
-		t.Fatalf("invested contribution %+v, want buys dealing on 2026-11-23", mv)
-	}
+	require.NotEmpty(t, mv.Orders, "invested contribution: orders")
+	require.Equal(t, "2026-11-23", mv.DealingDate, "invested contribution: dealingDate")
 	for _, o := range mv.Orders {
-		if o.Type != "buy" || o.MovementID != mv.ID {
-			t.Fatalf("contribution's order %+v", o)
-		}
+		require.Equal(t, "buy", o.Type, "invested contribution's order %s: type", o.ID)
+		require.Equal(t, mv.ID, o.MovementID, "invested contribution's order %s: movementId", o.ID)
 	}
 
 	// A withdrawal that cash covers is paid at once.
 	c.must(http.StatusAccepted, &mv, "POST", base+"/withdrawals", tok, `{"amount":"50.00"}`, key("memberflow-11")...)
-	if mv.Kind != "withdrawal" || mv.Status != "paid" || mv.Paid != "50.00" {
-		t.Fatalf("withdrawal %+v", mv)
-	}
+	require.Equal(t, "withdrawal", mv.Kind, "withdrawal: kind")
+	require.Equal(t, "paid", mv.Status, "withdrawal: status")
+	require.Equal(t, "50.00", mv.Paid, "withdrawal: paid")
 
 	// The statement, whole and filtered.
 	var st struct {
 		Entries []struct{ At, Kind, Description, Cash, Units, Asset, BalanceAfter string }
 	}
 	c.must(http.StatusOK, &st, "GET", base+"/statement", tok, "")
-	if len(st.Entries) == 0 || !slices.ContainsFunc(st.Entries, func(e struct{ At, Kind, Description, Cash, Units, Asset, BalanceAfter string }) bool {
+	require.NotEmpty(t, st.Entries, "statement")
+	require.True(t, slices.ContainsFunc(st.Entries, func(e struct{ At, Kind, Description, Cash, Units, Asset, BalanceAfter string }) bool {
 		return e.Cash == "1000.00" && e.At != "" && e.BalanceAfter != "" && e.Description != ""
-	}) {
-		t.Fatalf("statement %+v lacks the contribution of 1000.00", st)
-	}
+	}), "statement %+v lacks the contribution of 1000.00", st)
 	c.must(http.StatusOK, &st, "GET", base+"/statement?from=2026-11-23&to=2026-11-23", tok, "")
-	if len(st.Entries) == 0 {
-		t.Fatal("statement of the day is empty")
-	}
+	require.NotEmpty(t, st.Entries, "statement of 2026-11-23")
 	c.must(http.StatusOK, &st, "GET", base+"/statement?to=2026-11-22", tok, "")
-	if len(st.Entries) != 0 {
-		t.Fatalf("statement before the pot opened: %+v", st.Entries)
-	}
+	require.Empty(t, st.Entries, "statement before the pot opened")
 
 	// The catalogue, with a member token.
 	var assets struct {
@@ -202,9 +193,9 @@ func testMemberFlow(c tc) {
 		}
 	}
 	c.must(http.StatusOK, &assets, "GET", "/v1/assets", tok, "")
-	if len(assets.Assets) != len(c.cat.Assets()) || assets.Assets[0].ISIN == "" || assets.Assets[0].UnitDecimals == 0 {
-		t.Fatalf("assets %+v", assets)
-	}
+	require.Len(t, assets.Assets, len(c.cat.Assets()), "assets")
+	require.NotEmpty(t, assets.Assets[0].ISIN, "first asset: isin")
+	require.NotZero(t, assets.Assets[0].UnitDecimals, "first asset: unitDecimals")
 	var profiles struct {
 		RiskProfiles []struct {
 			Name    string
@@ -213,13 +204,11 @@ func testMemberFlow(c tc) {
 		}
 	}
 	c.must(http.StatusOK, &profiles, "GET", "/v1/risk-profiles", tok, "")
-	if len(profiles.RiskProfiles) != len(c.cat.Profiles()) {
-		t.Fatalf("profiles %+v", profiles)
-	}
+	require.Len(t, profiles.RiskProfiles, len(c.cat.Profiles()), "risk profiles")
 	for _, p := range profiles.RiskProfiles {
-		if p.Weights["cash"] == "" || p.Band.Absolute == "" || p.Band.Relative == "" {
-			t.Fatalf("profile %+v lacks cash weight or band", p)
-		}
+		require.NotEmpty(t, p.Weights["cash"], "profile %s: cash weight", p.Name)
+		require.NotEmpty(t, p.Band.Absolute, "profile %s: absolute band", p.Name)
+		require.NotEmpty(t, p.Band.Relative, "profile %s: relative band", p.Name)
 	}
 }
 
@@ -319,42 +308,43 @@ func testBadRequests(c tc) {
 			headers = append(key(fmt.Sprintf("bad-%d", i)), headers...)
 		}
 		r := c.unsaidBecause(unsaid[tc.name]).call(tc.method, tc.path, tok, tc.body, headers...)
-		if r.status != http.StatusBadRequest {
-			c.t.Errorf("%s: %s %s %.80s: status %d, want 400; body %.300s", tc.name, tc.method, tc.path, tc.body, r.status, r.body)
+		if !assert.Equal(c.t, http.StatusBadRequest, r.status, "%s: %s %s %.80s: status; body %.300s", tc.name, tc.method, tc.path, tc.body, r.body) {
 			continue
 		}
 		p := c.problem(r)
-		if p.Code != "invalid-request" || len(p.Errors) == 0 || p.Detail == "" {
-			c.t.Errorf("%s: problem %+v", tc.name, p)
+		ok := assert.Equal(c.t, "invalid-request", p.Code, "%s: problem code", tc.name)
+		ok = assert.NotEmpty(c.t, p.Detail, "%s: problem detail", tc.name) && ok
+		ok = assert.NotEmpty(c.t, p.Errors, "%s: problem errors", tc.name) && ok
+		if !ok {
 			continue
 		}
 		if !slices.ContainsFunc(p.Errors, func(fe gateway.FieldError) bool { return fe.Field == tc.field && fe.Message != "" }) {
 			c.t.Errorf("%s: errors %+v do not name %q", tc.name, p.Errors, tc.field)
 		}
 		for _, fe := range p.Errors {
-			if strings.Contains(fe.Message, "domain:") || strings.Contains(fe.Message, "json:") || strings.Contains(fe.Message, "strconv") {
-				c.t.Errorf("%s: a Go error string reached the client: %q", tc.name, fe.Message)
-			}
+			// A Go error string must not reach the client.
+			assert.NotContains(c.t, fe.Message, "domain:", "%s: field error message", tc.name)
+			assert.NotContains(c.t, fe.Message, "json:", "%s: field error message", tc.name)
+			assert.NotContains(c.t, fe.Message, "strconv", "%s: field error message", tc.name)
 		}
 	}
 	// POST /v1/pots's own body.
 	for _, body := range []string{`{"memberId":"` + m + `","riskProfile":5}`, `{"memberId":"` + m + `","extra":1}`, `{"riskProfile":"balanced"}`} {
 		r := c.call("POST", "/v1/pots", c.operator, body)
-		if r.status != http.StatusBadRequest {
-			c.t.Errorf("POST /v1/pots %s: status %d, want 400", body, r.status)
-		}
+		assert.Equal(c.t, http.StatusBadRequest, r.status, "POST /v1/pots %s: status", body)
 	}
 	// A malformed member id is a 400 for an operator (a member's token is
 	// for its own id only: 403, see testAuth).
 	for _, path := range []string{"/v1/pots/" + strings.Repeat("m", 65), "/v1/pots/a.b", "/v1/pots/%C3%A9"} {
 		r := c.call("GET", path, c.operator, "")
-		if r.status != http.StatusBadRequest || !slices.ContainsFunc(c.problem(r).Errors, func(fe gateway.FieldError) bool { return fe.Field == "memberId" }) {
-			c.t.Errorf("GET %s: status %d, want 400 naming memberId; %s", path, r.status, r.body)
+		if assert.Equal(c.t, http.StatusBadRequest, r.status, "GET %s: status; body %s", path, r.body) {
+			p := c.problem(r)
+			assert.True(c.t, slices.ContainsFunc(p.Errors, func(fe gateway.FieldError) bool { return fe.Field == "memberId" }),
+				"GET %s: errors %+v do not name memberId", path, p.Errors)
 		}
 	}
-	if r := c.call("POST", "/v1/pots", c.operator, `{"memberId":"has space"}`); r.status != http.StatusBadRequest {
-		c.t.Errorf("open with a bad member id: status %d", r.status)
-	}
+	r := c.call("POST", "/v1/pots", c.operator, `{"memberId":"has space"}`)
+	assert.Equal(c.t, http.StatusBadRequest, r.status, "open with a bad member id: status")
 
 	if after := c.potVersion(m); after != before {
 		c.t.Fatalf("bad requests moved the pot from version %d to %d", before, after)
@@ -371,17 +361,13 @@ func testAuth(c tc) {
 
 	otherSecret, err := gateway.SignToken([]byte(strings.Repeat("x", 32)), gateway.Claims{Subject: a, Role: gateway.RoleMember,
 		IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix()})
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	require.NoError(c.t, err)
 	expired := c.token(gateway.Claims{Subject: a, Role: gateway.RoleMember, IssuedAt: time.Now().Add(-2 * time.Hour).Unix(),
 		ExpiresAt: time.Now().Add(-time.Hour).Unix()})
 	// A's token with B as subject and A's signature.
 	parts := strings.Split(tokA, ".")
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	require.NoError(c.t, err)
 	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(payload), a, b, 1))) + "." + parts[2]
 
 	unauthorized := []struct{ name, auth string }{
@@ -401,13 +387,13 @@ func testAuth(c tc) {
 				headers = []string{"Authorization", u.auth}
 			}
 			r := c.call("GET", path, "", "", headers...)
-			if r.status != http.StatusUnauthorized || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
-				c.t.Errorf("%s on %s: status %d, WWW-Authenticate %q; want 401 with Bearer", u.name, path, r.status, r.header.Get("WWW-Authenticate"))
+			ok := assert.Equal(c.t, http.StatusUnauthorized, r.status, "%s on %s: status; body %s", u.name, path, r.body)
+			ok = assert.True(c.t, strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer"),
+				"%s on %s: WWW-Authenticate %q, want a Bearer challenge", u.name, path, r.header.Get("WWW-Authenticate")) && ok
+			if !ok {
 				continue
 			}
-			if p := c.problem(r); p.Code != "unauthorized" {
-				c.t.Errorf("%s: problem %+v", u.name, p)
-			}
+			assert.Equal(c.t, "unauthorized", c.problem(r).Code, "%s on %s: problem code", u.name, path)
 		}
 	}
 
@@ -426,13 +412,10 @@ func testAuth(c tc) {
 	}
 	for _, f := range forbidden {
 		r := c.call(f.method, f.path, f.token, f.body)
-		if r.status != http.StatusForbidden {
-			c.t.Errorf("%s: %s %s: status %d, want 403; %s", f.name, f.method, f.path, r.status, r.body)
+		if !assert.Equal(c.t, http.StatusForbidden, r.status, "%s: %s %s: status; body %s", f.name, f.method, f.path, r.body) {
 			continue
 		}
-		if p := c.problem(r); p.Code != "forbidden" {
-			c.t.Errorf("%s: problem %+v", f.name, p)
-		}
+		assert.Equal(c.t, "forbidden", c.problem(r).Code, "%s: problem code", f.name)
 	}
 	if after := c.potVersion(b); after != beforeB {
 		c.t.Fatalf("member A moved B's pot from version %d to %d", beforeB, after)
@@ -462,13 +445,13 @@ func testRefusals(c tc) {
 		{"GET", base + "/statement", ""},
 	} {
 		r := c.call(req[0], req[1], tok, req[2], key("before-open")...)
-		if r.status != http.StatusNotFound || c.problem(r).Code != "pot-not-found" {
-			c.t.Errorf("%s %s before opening: status %d %s, want 404 pot-not-found", req[0], req[1], r.status, r.body)
+		if assert.Equal(c.t, http.StatusNotFound, r.status, "%s %s before opening: status; body %s", req[0], req[1], r.body) {
+			assert.Equal(c.t, "pot-not-found", c.problem(r).Code, "%s %s before opening: problem code", req[0], req[1])
 		}
 	}
-	if r := c.call("POST", "/v1/pots", tok, `{"memberId":"`+m+`","riskProfile":"reckless"}`); r.status != http.StatusUnprocessableEntity ||
-		c.problem(r).Code != "unknown-profile" {
-		c.t.Errorf("open with an unknown profile: %d %s", r.status, r.body)
+	r := c.call("POST", "/v1/pots", tok, `{"memberId":"`+m+`","riskProfile":"reckless"}`)
+	if assert.Equal(c.t, http.StatusUnprocessableEntity, r.status, "open with an unknown profile: status; body %s", r.body) {
+		assert.Equal(c.t, "unknown-profile", c.problem(r).Code, "open with an unknown profile: problem code")
 	}
 	c.must(http.StatusCreated, nil, "POST", "/v1/pots", tok, `{"memberId":"`+m+`"}`)
 	c.must(http.StatusAccepted, nil, "POST", base+"/contributions", tok, `{"amount":"100.00"}`, key("refusals-1")...)
@@ -497,18 +480,16 @@ func testRefusals(c tc) {
 	}
 	for i, tc := range cases {
 		r := c.call(tc.method, tc.path, tok, tc.body, key(fmt.Sprintf("refused-%d", i))...)
-		if r.status != tc.status {
-			c.t.Errorf("%s: status %d, want %d; %s", tc.name, r.status, tc.status, r.body)
+		if !assert.Equal(c.t, tc.status, r.status, "%s: status; body %s", tc.name, r.body) {
 			continue
 		}
 		p := c.problem(r)
-		if p.Code != tc.code || p.Detail == "" || strings.Contains(p.Detail, "domain:") {
-			c.t.Errorf("%s: problem %+v, want code %s with a clean detail", tc.name, p, tc.code)
-		}
+		assert.Equal(c.t, tc.code, p.Code, "%s: problem code", tc.name)
+		assert.NotEmpty(c.t, p.Detail, "%s: problem detail", tc.name)
+		assert.NotContains(c.t, p.Detail, "domain:", "%s: problem detail (a Go error string)", tc.name)
 	}
-	if r := c.call("PATCH", base, tok, ""); r.header.Get("Allow") != "GET, HEAD" {
-		c.t.Errorf("405 Allow %q", r.header.Get("Allow"))
-	}
+	r = c.call("PATCH", base, tok, "")
+	assert.Equal(c.t, "GET, HEAD", r.header.Get("Allow"), "405's Allow")
 	if after := c.potVersion(m); after != before {
 		c.t.Fatalf("refusals moved the pot from version %d to %d", before, after)
 	}
@@ -524,9 +505,8 @@ func testIdempotency(c tc) {
 
 	first := c.must(http.StatusCreated, nil, "POST", "/v1/pots", tok, `{"memberId":"`+m+`"}`, key("open-1")...)
 	again := c.must(http.StatusCreated, nil, "POST", "/v1/pots", tok, `{"memberId":"`+m+`"}`, key("open-1")...)
-	if again.header.Get("Idempotent-Replayed") != "true" || first.header.Get("Idempotent-Replayed") != "" {
-		c.t.Fatalf("replay header: first %q, again %q", first.header.Get("Idempotent-Replayed"), again.header.Get("Idempotent-Replayed"))
-	}
+	require.Empty(c.t, first.header.Get("Idempotent-Replayed"), "first open: Idempotent-Replayed")
+	require.Equal(c.t, "true", again.header.Get("Idempotent-Replayed"), "repeated open: Idempotent-Replayed")
 
 	steps := []struct {
 		name, method, path, body, other string
@@ -543,19 +523,15 @@ func testIdempotency(c tc) {
 		r1 := c.must(s.status, nil, s.method, s.path, tok, s.body, key(k)...)
 		v := c.potVersion(m)
 		r2 := c.must(s.status, nil, s.method, s.path, tok, s.body, key(k)...)
-		if r2.header.Get("Idempotent-Replayed") != "true" {
-			c.t.Errorf("%s: repeat not flagged as replayed", s.name)
-		}
-		if !sameJSON(c.t, r1.body, r2.body) {
-			c.t.Errorf("%s: replay answered\n%s\nfirst answer\n%s", s.name, r2.body, r1.body)
-		}
+		assert.Equal(c.t, "true", r2.header.Get("Idempotent-Replayed"), "%s: repeat's Idempotent-Replayed", s.name)
+		assert.JSONEq(c.t, string(r1.body), string(r2.body), "%s: the replay's answer against the first", s.name)
 		if after := c.potVersion(m); after != v {
 			c.t.Errorf("%s: the replay appended (version %d → %d)", s.name, v, after)
 		}
 		// The same key with another body.
 		r3 := c.call(s.method, s.path, tok, s.other, key(k)...)
-		if r3.status != http.StatusConflict || c.problem(r3).Code != "idempotency-conflict" {
-			c.t.Errorf("%s: same key, other body %s: status %d %s, want 409", s.name, s.other, r3.status, r3.body)
+		if assert.Equal(c.t, http.StatusConflict, r3.status, "%s: same key, other body %s: status; body %s", s.name, s.other, r3.body) {
+			assert.Equal(c.t, "idempotency-conflict", c.problem(r3).Code, "%s: same key, other body: problem code", s.name)
 		}
 		if after := c.potVersion(m); after != v {
 			c.t.Errorf("%s: the conflict appended (version %d → %d)", s.name, v, after)
@@ -567,9 +543,8 @@ func testIdempotency(c tc) {
 	c.must(http.StatusAccepted, &o, "POST", base+"/orders", tok, `{"type":"buy","asset":"`+ukEquity+`","amount":"5.00"}`, key("idempotency-1")...)
 	c.must(http.StatusOK, nil, "DELETE", base+"/orders/"+o.ID, tok, "", key("cancel-1")...)
 	v := c.potVersion(m)
-	if r := c.must(http.StatusOK, nil, "DELETE", base+"/orders/"+o.ID, tok, "", key("cancel-1")...); r.header.Get("Idempotent-Replayed") != "true" {
-		c.t.Error("repeated cancel not replayed")
-	}
+	r := c.must(http.StatusOK, nil, "DELETE", base+"/orders/"+o.ID, tok, "", key("cancel-1")...)
+	assert.Equal(c.t, "true", r.header.Get("Idempotent-Replayed"), "repeated cancel: Idempotent-Replayed")
 	if after := c.potVersion(m); after != v {
 		c.t.Errorf("repeated cancel appended (version %d → %d)", v, after)
 	}
@@ -588,13 +563,12 @@ func testIdempotency(c tc) {
 		{"DELETE", base + "/orders/" + o2.ID, ``},
 	} {
 		r := c.call(rq[0], rq[1], tok, rq[2])
-		if r.status != http.StatusPreconditionRequired {
-			c.t.Errorf("%s %s %s without a key: %d %s, want 428", rq[0], rq[1], rq[2], r.status, r.body)
+		if !assert.Equal(c.t, http.StatusPreconditionRequired, r.status, "%s %s %s without a key: status; body %s", rq[0], rq[1], rq[2], r.body) {
 			continue
 		}
-		if p := c.problem(r); p.Code != "idempotency-key-required" || !strings.Contains(p.Detail, "Idempotency-Key") {
-			c.t.Errorf("%s %s without a key: problem %+v", rq[0], rq[1], p)
-		}
+		p := c.problem(r)
+		assert.Equal(c.t, "idempotency-key-required", p.Code, "%s %s without a key: problem code", rq[0], rq[1])
+		assert.Contains(c.t, p.Detail, "Idempotency-Key", "%s %s without a key: problem detail", rq[0], rq[1])
 	}
 	if after := c.potVersion(m); after != v {
 		c.t.Errorf("keyless requests moved the pot (version %d → %d)", v, after)
@@ -603,25 +577,11 @@ func testIdempotency(c tc) {
 	// same request twice is done twice.
 	c.must(http.StatusOK, nil, "PUT", base+"/risk-profile", tok, `{"riskProfile":"balanced"}`)
 	v = c.potVersion(m)
-	if r := c.must(http.StatusOK, nil, "PUT", base+"/risk-profile", tok, `{"riskProfile":"balanced"}`); r.header.Get("Idempotent-Replayed") != "" {
-		c.t.Error("a keyless write was replayed")
-	}
+	r = c.must(http.StatusOK, nil, "PUT", base+"/risk-profile", tok, `{"riskProfile":"balanced"}`)
+	assert.Empty(c.t, r.header.Get("Idempotent-Replayed"), "a keyless write repeated: Idempotent-Replayed")
 	if after := c.potVersion(m); after == v {
 		c.t.Errorf("a keyless write repeated was not done again (version %d)", v)
 	}
-}
-
-// sameJSON reports whether two JSON documents are equal as values.
-func sameJSON(t testing.TB, a, b []byte) bool {
-	t.Helper()
-	var x, y any
-	if err := json.Unmarshal(a, &x); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &y); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprint(x) == fmt.Sprint(y)
 }
 
 // testOperations: /v1/cluster, /healthz, /readyz following Ready, and
@@ -643,22 +603,21 @@ func testOperations(c tc) {
 		}
 	}
 	c.must(http.StatusOK, &cl, "GET", "/v1/cluster", c.operator, "")
-	if len(cl.Members) != 1 || !slices.Contains(cl.Members[0].Kinds, "Pot") || cl.Members[0].ActivePots == nil ||
-		*cl.Members[0].ActivePots < 1 || cl.Members[0].Address != c.node.Cluster.Address() {
-		c.t.Fatalf("cluster %+v", cl)
-	}
+	require.Len(c.t, cl.Members, 1, "cluster members")
+	require.Contains(c.t, cl.Members[0].Kinds, "Pot", "cluster member's kinds")
+	require.NotNil(c.t, cl.Members[0].ActivePots, "cluster member's activePots")
+	require.GreaterOrEqual(c.t, *cl.Members[0].ActivePots, int64(1), "cluster member's activePots")
+	require.Equal(c.t, c.node.Cluster.Address(), cl.Members[0].Address, "cluster member's address")
 
 	var status struct{ Status string }
 	c.must(http.StatusOK, &status, "GET", "/healthz", "", "")
 	c.must(http.StatusOK, &status, "GET", "/readyz", "", "")
-	if status.Status != "ready" {
-		c.t.Fatalf("readyz %+v", status)
-	}
+	require.Equal(c.t, "ready", status.Status, "readyz status")
 	c.setReady(fmt.Errorf("journal closed at /secret/path"))
 	r := c.call("GET", "/readyz", "", "")
-	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || strings.Contains(string(r.body), "secret") {
-		c.t.Fatalf("readyz while not ready: %d %v %s", r.status, r.header, r.body)
-	}
+	require.Equal(c.t, http.StatusServiceUnavailable, r.status, "readyz while not ready: status; body %s", r.body)
+	require.NotEmpty(c.t, r.header.Get("Retry-After"), "readyz while not ready: Retry-After")
+	require.NotContains(c.t, string(r.body), "secret", "readyz while not ready: body")
 	c.must(http.StatusOK, nil, "GET", "/healthz", "", "")
 	c.setReady(nil)
 	c.must(http.StatusOK, nil, "GET", "/readyz", "", "")
@@ -691,13 +650,10 @@ func testCancelAfterCutOff(c tc) {
 	c.market.SetOpenFrom(c.cal.NextDealingDay(dealing))
 	before := c.potVersion(m)
 	r := c.call("DELETE", base+"/orders/"+o.ID, tok, "", key("cancelaftercutoff-3")...)
-	if r.status != http.StatusUnprocessableEntity || c.problem(r).Code != "order-cut-off" {
-		c.t.Fatalf("cancel after cut-off: %d %s, want 422 order-cut-off", r.status, r.body)
-	}
+	require.Equal(c.t, http.StatusUnprocessableEntity, r.status, "cancel after cut-off: status; body %s", r.body)
+	require.Equal(c.t, "order-cut-off", c.problem(r).Code, "cancel after cut-off: problem code")
 	c.must(http.StatusOK, &o, "GET", base+"/orders/"+o.ID, tok, "")
-	if o.Status != "cut_off" {
-		c.t.Fatalf("order after cut-off: %+v", o)
-	}
+	require.Equal(c.t, "cut_off", o.Status, "order after cut-off: status")
 	if after := c.potVersion(m); after != before {
 		c.t.Fatalf("refused cancel moved the pot from %d to %d", before, after)
 	}
@@ -753,21 +709,19 @@ func testMediaTypes(c tc) {
 		for _, x := range refused {
 			headers := append([]string{"Idempotency-Key", "media-" + x.name}, x.headers...)
 			r := c.unsaidBecause(x.unsaid).call(rq.method, rq.path, rq.token, rq.body, headers...)
-			if r.status != http.StatusUnsupportedMediaType {
-				c.t.Errorf("%s %s with %s: status %d, want 415; %s", rq.method, rq.path, x.name, r.status, r.body)
+			if !assert.Equal(c.t, http.StatusUnsupportedMediaType, r.status, "%s %s with %s: status; body %s", rq.method, rq.path, x.name, r.body) {
 				continue
 			}
-			if p := c.problem(r); p.Code != "unsupported-media-type" || !strings.Contains(p.Detail, "application/json") {
-				c.t.Errorf("%s %s with %s: problem %+v", rq.method, rq.path, x.name, p)
-			}
+			p := c.problem(r)
+			assert.Equal(c.t, "unsupported-media-type", p.Code, "%s %s with %s: problem code", rq.method, rq.path, x.name)
+			assert.Contains(c.t, p.Detail, "application/json", "%s %s with %s: problem detail", rq.method, rq.path, x.name)
 		}
 	}
 	if after := c.potVersion(m); after != before {
 		c.t.Fatalf("refused media types moved the pot from version %d to %d", before, after)
 	}
-	if r := c.call("GET", "/v1/pots/M100010", c.operator, ""); r.status != http.StatusNotFound {
-		c.t.Errorf("a refused opening opened the pot: %d %s", r.status, r.body)
-	}
+	r := c.call("GET", "/v1/pots/M100010", c.operator, "")
+	assert.Equal(c.t, http.StatusNotFound, r.status, "the pot of a refused opening: status; body %s", r.body)
 
 	// JSON, with or without parameters, in any case.
 	for i, v := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON;Charset=UTF-8", "application/json ; foo=bar"} {
@@ -780,11 +734,9 @@ func testMediaTypes(c tc) {
 	var o orderView
 	c.must(http.StatusAccepted, &o, "POST", base+"/orders", tok, `{"type":"buy","asset":"`+ukEquity+`","amount":"1.00"}`, "Idempotency-Key", "media-buy")
 	c.must(http.StatusOK, nil, "DELETE", base+"/orders/"+o.ID, tok, "", "Idempotency-Key", "media-cancel", "Content-Type", "text/plain")
-	if r := c.call("POST", "/v1/cycles/2026-11-23/run", c.operator, ""); r.status == http.StatusUnsupportedMediaType {
-		c.t.Errorf("a cycle run without a body: %d %s", r.status, r.body)
-	}
+	r = c.call("POST", "/v1/cycles/2026-11-23/run", c.operator, "")
+	assert.NotEqual(c.t, http.StatusUnsupportedMediaType, r.status, "a cycle run without a body: status; body %s", r.body)
 	// An empty body where one is required is a 400, whatever its type.
-	if r := c.call("POST", base+"/contributions", tok, "", "Idempotency-Key", "media-empty", "Content-Type", "text/plain"); r.status != http.StatusBadRequest {
-		c.t.Errorf("an empty text/plain body: %d %s, want 400", r.status, r.body)
-	}
+	r = c.call("POST", base+"/contributions", tok, "", "Idempotency-Key", "media-empty", "Content-Type", "text/plain")
+	assert.Equal(c.t, http.StatusBadRequest, r.status, "an empty text/plain body: status; body %s", r.body)
 }

@@ -2,12 +2,12 @@ package gateway
 
 import (
 	"context"
-	"errors"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/domain"
 )
@@ -17,39 +17,29 @@ import (
 func TestConfigValidate(t *testing.T) {
 	var c Config
 	err := c.Validate()
-	if !errors.Is(err, ErrInvalidConfig) {
-		t.Fatalf("zero config: %v", err)
-	}
+	require.ErrorIs(t, err, ErrInvalidConfig, "zero config")
 	for _, want := range []string{"Pots", "Cluster", "Ready", "Catalogue", "TokenSecret of 0 bytes", "Now", "RequestTimeout 0s",
 		"ReadyTimeout 0s", "InFlightMax 0", "Registry", "Logger"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("zero config: %q does not mention %s", err, want)
-		}
+		assert.ErrorContains(t, err, want, "zero config")
 	}
 
 	c = Config{Pots: nopPots{}, Cluster: nopCluster{}, Ready: func(context.Context) error { return nil },
 		Catalogue: domain.DefaultCatalogue(), TokenSecret: testSecret}
 	c.EnsureDefaults()
-	if err := c.Validate(); err != nil {
-		t.Fatalf("defaults: %v", err)
-	}
-	if c.RequestTimeout != 5*time.Second || c.ReadyTimeout != 2*time.Second || c.InFlightMax != defaultInFlightMax ||
-		c.SlotWaitMax != defaultSlotWaitMax {
-		t.Fatalf("defaults %+v", c)
-	}
+	require.NoError(t, c.Validate(), "defaults")
+	require.Equal(t, 5*time.Second, c.RequestTimeout, "default RequestTimeout")
+	require.Equal(t, 2*time.Second, c.ReadyTimeout, "default ReadyTimeout")
+	require.Equal(t, defaultInFlightMax, c.InFlightMax, "default InFlightMax")
+	require.Equal(t, defaultSlotWaitMax, c.SlotWaitMax, "default SlotWaitMax")
 	c.RequestTimeout, c.InFlightMax, c.TokenSecret = -time.Second, -1, []byte("short")
 	err = c.Validate()
 	for _, want := range []string{"RequestTimeout -1s", "InFlightMax -1", "TokenSecret of 5 bytes"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("bad config: %v does not mention %s", err, want)
-		}
+		assert.ErrorContains(t, err, want, "bad config")
 	}
 	c.RequestTimeout, c.SlotWaitMax = time.Second, time.Second
 	err = c.Validate()
 	for _, want := range []string{"SlotWaitMax 1s not below RequestTimeout 1s"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("bad config: %v does not mention %s", err, want)
-		}
+		assert.ErrorContains(t, err, want, "bad config")
 	}
 }
 
@@ -59,10 +49,8 @@ func TestNewRefusesSharedRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg := Config{Pots: nopPots{}, Cluster: nopCluster{}, Ready: func(context.Context) error { return nil },
 		Catalogue: domain.DefaultCatalogue(), TokenSecret: testSecret, Registry: reg}
-	if _, err := New(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := New(cfg); err == nil {
-		t.Fatal("a second gateway on the same registry was accepted")
-	}
+	_, err := New(cfg)
+	require.NoError(t, err)
+	_, err = New(cfg)
+	require.Error(t, err, "a second gateway on the same registry")
 }

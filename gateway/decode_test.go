@@ -3,6 +3,8 @@ package gateway
 import (
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // TestDecodeJSON: strict decoding accepts exactly one flat JSON object of
@@ -51,16 +53,19 @@ func TestDecodeJSON(t *testing.T) {
 		var fe fieldErrors
 		var b body
 		ok := decodeJSON([]byte(c.in), &b, &fe)
-		switch {
-		case c.field == "" && (!ok || len(fe) > 0):
-			t.Errorf("decode %q: refused %+v, want accepted", c.in, fe)
-		case c.field != "" && (ok || len(fe) == 0 || fe[0].Field != c.field):
-			t.Errorf("decode %q: ok=%v errors %+v, want an error on %q", c.in, ok, fe, c.field)
+		if c.field == "" {
+			assert.True(t, ok, "decode %q: accepted", c.in)
+			assert.Empty(t, fe, "decode %q: errors", c.in)
+		} else {
+			assert.False(t, ok, "decode %q: accepted", c.in)
+			if assert.NotEmpty(t, fe, "decode %q: errors", c.in) {
+				assert.Equal(t, c.field, fe[0].Field, "decode %q: first error's field", c.in)
+			}
 		}
 		for _, e := range fe {
-			if strings.Contains(e.Message, "json:") || strings.Contains(e.Message, "Go struct") {
-				t.Errorf("decode %q: message %q leaks a Go error", c.in, e.Message)
-			}
+			// A Go error must not leak into the message.
+			assert.NotContains(t, e.Message, "json:", "decode %q: error message", c.in)
+			assert.NotContains(t, e.Message, "Go struct", "decode %q: error message", c.in)
 		}
 	}
 }

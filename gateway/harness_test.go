@@ -17,6 +17,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
@@ -93,27 +95,20 @@ func newEnv(t testing.TB, opt envOptions) *env {
 		logger = opt.logger
 	}
 	cal, err := domain.NewCalendar(domain.CalendarConfig{Location: potClock.Location()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	e := &env{registry: cluster.NewInProcess(2 * time.Second), market: actors.NewMarketState(), cal: cal,
 		cat: domain.DefaultCatalogue(), secret: []byte("test-secret-test-secret-test-secret!")}
 	// Loaded before the platform starts, so that the work (once per test
 	// binary) does not delay its first calls.
-	if e.spec, err = apispec.Load(); err != nil {
-		t.Fatal(err)
-	}
+	e.spec, err = apispec.Load()
+	require.NoError(t, err)
 	if opt.fs == nil {
 		opt.fs, opt.dir = vfs.NewMem(), "journal"
 	}
 	j, err := pebble.Open(opt.dir, pebble.Options{FS: opt.fs, Groups: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() {
-		if err := j.Close(); err != nil {
-			t.Errorf("close journal: %v", err)
-		}
+		assert.NoError(t, j.Close(), "close journal")
 	})
 	e.journal = &gateJournal{Journal: j, gates: map[string]chan struct{}{}}
 
@@ -132,24 +127,18 @@ func newEnv(t testing.TB, opt envOptions) *env {
 	pots.EnsureDefaults()
 	e.node, err = platform.StartNode(platform.NodeConfig{Cluster: base, Journal: e.journal, Catalogue: e.cat, Calendar: cal,
 		Market: e.market, Now: func() time.Time { return potClock }, Pots: pots, Registry: reg, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(e.node.Cluster.Kill)
 	caller := e.node.Cluster
 	if !opt.viaMember {
 		e.client, err = cluster.StartClient(base)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		t.Cleanup(e.client.Kill)
 		caller = e.client
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := caller.WaitForMembers(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, caller.WaitForMembers(ctx, 1))
 
 	// Registered after the nodes' Kill, so it runs before them: a stopping
 	// pot must not wait on a blocked append.
@@ -167,9 +156,7 @@ func newEnv(t testing.TB, opt envOptions) *env {
 		Registry:       reg,
 		Logger:         logger,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	e.srv = httptest.NewServer(e.gw.Handler())
 	t.Cleanup(e.srv.Close)
 	e.http = e.srv.Client()
@@ -252,9 +239,7 @@ func (c tc) call(method, path, token, body string, headers ...string) response {
 		ctx = apispec.Unsaid(ctx, c.unsaid)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.srv.URL+path, rd)
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	require.NoError(c.t, err)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -273,14 +258,10 @@ func (c tc) call(method, path, token, body string, headers ...string) response {
 	}
 	client := &http.Client{Transport: c.spec.Transport(c.http.Transport, c.t)}
 	resp, err := client.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
+	require.NoError(c.t, err, "%s %s", method, path)
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
+	require.NoError(c.t, err, "%s %s: read body", method, path)
 	return response{status: resp.StatusCode, header: resp.Header, body: data}
 }
 
@@ -292,13 +273,9 @@ func key(k string) []string { return []string{"Idempotency-Key", k} }
 func (c tc) must(want int, out any, method, path, token, body string, headers ...string) response {
 	c.t.Helper()
 	r := c.call(method, path, token, body, headers...)
-	if r.status != want {
-		c.t.Fatalf("%s %s %s: status %d, want %d; body %s", method, path, body, r.status, want, r.body)
-	}
+	require.Equal(c.t, want, r.status, "%s %s %s: status; body %s", method, path, body, r.body)
 	if out != nil {
-		if err := json.Unmarshal(r.body, out); err != nil {
-			c.t.Fatalf("%s %s: decode %s: %v", method, path, r.body, err)
-		}
+		require.NoError(c.t, json.Unmarshal(r.body, out), "%s %s: decode %s", method, path, r.body)
 	}
 	return r
 }
@@ -307,16 +284,12 @@ func (c tc) must(want int, out any, method, path, token, body string, headers ..
 // the type URI made of the code, and the status repeated.
 func (c tc) problem(r response) problemBody {
 	c.t.Helper()
-	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
-		c.t.Fatalf("problem with Content-Type %q: %s", ct, r.body)
-	}
+	require.Equal(c.t, "application/problem+json", r.header.Get("Content-Type"), "problem's Content-Type; body %s", r.body)
 	var p problemBody
-	if err := json.Unmarshal(r.body, &p); err != nil {
-		c.t.Fatalf("decode problem %s: %v", r.body, err)
-	}
-	if p.Status != r.status || p.Type != gateway.ProblemTypeBase+p.Code || p.Title == "" {
-		c.t.Fatalf("malformed problem for status %d: %s", r.status, r.body)
-	}
+	require.NoError(c.t, json.Unmarshal(r.body, &p), "decode problem %s", r.body)
+	require.Equal(c.t, r.status, p.Status, "problem's status; body %s", r.body)
+	require.Equal(c.t, gateway.ProblemTypeBase+p.Code, p.Type, "problem's type; body %s", r.body)
+	require.NotEmpty(c.t, p.Title, "problem's title; body %s", r.body)
 	return p
 }
 
@@ -330,9 +303,7 @@ type problemBody struct {
 func (c tc) potVersion(member string) uint64 {
 	c.t.Helper()
 	events, err := c.journal.Read(context.Background(), actors.PotStream(member), 1, 0)
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	require.NoError(c.t, err)
 	return uint64(len(events))
 }
 
@@ -343,9 +314,7 @@ func (c tc) potCall(member string, req *pb.PotRequest) *pb.PotResponse {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := c.node.Pots.Handle(ctx, member, req)
-	if err != nil {
-		c.t.Fatalf("pot %s %T: %v", member, req.Command, err)
-	}
+	require.NoError(c.t, err, "pot %s %T", member, req.Command)
 	if p := resp.GetProblem(); p != nil {
 		c.t.Fatalf("pot %s %T: %s: %s", member, req.Command, p.Code, p.Detail)
 	}

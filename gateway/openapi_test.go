@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v2"
 
 	"github.com/acme/mastertrust/cluster"
@@ -45,18 +47,15 @@ func newTestServer(t *testing.T) *Server {
 	logger, _ := testkit.Logger(t)
 	s, err := New(Config{Pots: nopPots{}, Cluster: nopCluster{}, Ready: func(context.Context) error { return nil },
 		Catalogue: domain.DefaultCatalogue(), TokenSecret: testSecret, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return s
 }
 
 // TestOpenAPIIsValid: docs/openapi.yaml passes kin-openapi's validator with
 // its strict options (apispec.StrictOptions).
 func TestOpenAPIIsValid(t *testing.T) {
-	if _, err := apispec.Load(); err != nil {
-		t.Fatal(err)
-	}
+	_, err := apispec.Load()
+	require.NoError(t, err)
 }
 
 // TestOpenAPIMatchesRoutes: docs/openapi.yaml describes exactly the routes
@@ -65,13 +64,9 @@ func TestOpenAPIIsValid(t *testing.T) {
 // each operation matches the route's access rule.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	data, err := os.ReadFile(openAPIPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var doc map[string]any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		t.Fatalf("parse %s: %v", openAPIPath, err)
-	}
+	require.NoError(t, yaml.Unmarshal(data, &doc), "parse %s", openAPIPath)
 	// 3.0, not 3.1: kin-openapi validates a 3.1 document's schemas by
 	// compiling them for JSON Schema 2020-12 on every call, ~30 times slower,
 	// which the end-to-end tests' validation of every exchange cannot afford
@@ -159,19 +154,18 @@ func TestMuxServesTheTable(t *testing.T) {
 	params := strings.NewReplacer("{memberId}", "M000123", "{orderId}", "M000123-4")
 	for _, rt := range s.routes {
 		req := httptest.NewRequest(rt.method, params.Replace(rt.pattern), nil)
-		if _, pattern := s.mux.Handler(req); pattern != rt.label() {
-			t.Errorf("%s %s is served by %q, want %q", rt.method, req.URL.Path, pattern, rt.label())
-		}
+		_, pattern := s.mux.Handler(req)
+		assert.Equal(t, rt.label(), pattern, "%s %s: the mux's pattern", rt.method, req.URL.Path)
 		req = httptest.NewRequest(http.MethodPatch, params.Replace(rt.pattern), nil)
 		rec := httptest.NewRecorder()
 		s.Handler().ServeHTTP(rec, req)
-		if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Content-Type") != "application/problem+json" ||
-			!strings.Contains(rec.Header().Get("Allow"), rt.method) {
-			t.Errorf("PATCH %s: %d %v, want a 405 problem allowing %s", req.URL.Path, rec.Code, rec.Header(), rt.method)
-		}
+		assert.Equal(t, http.StatusMethodNotAllowed, rec.Code, "PATCH %s: status", req.URL.Path)
+		assert.Equal(t, "application/problem+json", rec.Header().Get("Content-Type"), "PATCH %s: Content-Type", req.URL.Path)
+		assert.Contains(t, rec.Header().Get("Allow"), rt.method, "PATCH %s: Allow", req.URL.Path)
 	}
-	if got := s.Routes(); len(got) != len(s.routes) || got[0] != "POST /v1/pots" {
-		t.Errorf("Routes() = %v", got)
+	got := s.Routes()
+	if assert.Len(t, got, len(s.routes), "Routes()") {
+		assert.Equal(t, "POST /v1/pots", got[0], "Routes()[0]")
 	}
 }
 
@@ -216,9 +210,7 @@ func resolve(t *testing.T, doc map[string]any, ref string) map[string]any {
 func loadSpec(t *testing.T) *openapi3.T {
 	t.Helper()
 	spec, err := apispec.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return spec.Doc
 }
 
@@ -258,9 +250,7 @@ func TestOpenAPIStatuses(t *testing.T) {
 				t.Errorf("%s does not declare its %d", label, status)
 			}
 		}
-		if has := op.Responses.Status(http.StatusPreconditionRequired) != nil; has != requires {
-			t.Errorf("%s: declares a 428: %v, want %v", label, has, requires)
-		}
+		assert.Equal(t, requires, op.Responses.Status(http.StatusPreconditionRequired) != nil, "%s: declares a 428", label)
 		var key *openapi3.Parameter
 		for _, p := range op.Parameters {
 			if p.Value.In == openapi3.ParameterInHeader && p.Value.Name == "Idempotency-Key" {
@@ -408,9 +398,8 @@ func TestOpenAPIPatternsMatchTheGateway(t *testing.T) {
 				refused++
 			}
 		}
-		if accepted < 20 || refused < 20 {
-			t.Errorf("%s: the corpus has %d accepted and %d refused strings: too few to tell", c.schema, accepted, refused)
-		}
+		assert.GreaterOrEqual(t, accepted, 20, "%s: strings of the corpus accepted (too few to tell)", c.schema)
+		assert.GreaterOrEqual(t, refused, 20, "%s: strings of the corpus refused (too few to tell)", c.schema)
 	}
 }
 

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/recovered"
@@ -35,13 +38,9 @@ func newFuncServer(t *testing.T, pots funcPots, inFlightMax int) (*Server, strin
 	s, err := New(Config{Pots: pots, Cluster: nopCluster{}, Ready: func(context.Context) error { return nil },
 		Catalogue: domain.DefaultCatalogue(), TokenSecret: testSecret, InFlightMax: inFlightMax, RequestTimeout: time.Second,
 		Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tok, err := SignToken(testSecret, Claims{Role: RoleOperator, IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return s, tok
 }
 
@@ -71,19 +70,15 @@ func TestInFlightLimit(t *testing.T) {
 	done := make(chan int)
 	go func() { done <- serve(s, "GET", "/v1/pots/M1", tok).Code }()
 	<-entered
-	if rec := serve(s, "GET", "/v1/pots/M2", tok); rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
-		t.Errorf("second request past the limit: %d %v", rec.Code, rec.Header())
-	}
-	if rec := serve(s, "GET", "/healthz", ""); rec.Code != http.StatusOK {
-		t.Errorf("healthz at the limit: %d", rec.Code)
-	}
+	rec := serve(s, "GET", "/v1/pots/M2", tok)
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code, "second request past the limit: status")
+	assert.NotEmpty(t, rec.Header().Get("Retry-After"), "second request past the limit: Retry-After")
+	rec = serve(s, "GET", "/healthz", "")
+	assert.Equal(t, http.StatusOK, rec.Code, "healthz at the limit: status")
 	close(release)
-	if code := <-done; code != http.StatusOK {
-		t.Errorf("first request: %d", code)
-	}
-	if rec := serve(s, "GET", "/v1/pots/M2", tok); rec.Code != http.StatusOK {
-		t.Errorf("after the first ended: %d %s", rec.Code, rec.Body)
-	}
+	assert.Equal(t, http.StatusOK, <-done, "first request: status")
+	rec = serve(s, "GET", "/v1/pots/M2", tok)
+	assert.Equal(t, http.StatusOK, rec.Code, "after the first ended: status; body %s", rec.Body)
 }
 
 // TestBrokenPot: a pot that panics, answers nothing, answers the wrong kind
@@ -111,13 +106,12 @@ func TestBrokenPot(t *testing.T) {
 		s, tok := newFuncServer(t, pots, 0)
 		rec := serve(s, "GET", "/v1/pots/M1", tok, "X-Request-Id", "req-42")
 		var p Problem
-		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
-			t.Fatalf("%s: %v: %s", name, err, rec.Body)
-		}
-		if rec.Code != http.StatusInternalServerError || p.Code != "internal" || p.RequestID != "req-42" ||
-			strings.Contains(rec.Body.String(), "secret") || rec.Header().Get("X-Request-Id") != "req-42" {
-			t.Errorf("%s: %d %s", name, rec.Code, rec.Body)
-		}
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p), "%s: decode %s", name, rec.Body)
+		assert.Equal(t, http.StatusInternalServerError, rec.Code, "%s: status", name)
+		assert.Equal(t, "internal", p.Code, "%s: problem code", name)
+		assert.Equal(t, "req-42", p.RequestID, "%s: problem requestId", name)
+		assert.Equal(t, "req-42", rec.Header().Get("X-Request-Id"), "%s: X-Request-Id", name)
+		assert.NotContains(t, rec.Body.String(), "secret", "%s: body", name)
 	}
 }
 
@@ -150,9 +144,9 @@ func TestWrongResultOnEveryPotRoute(t *testing.T) {
 		rec := httptest.NewRecorder()
 		s.Handler().ServeHTTP(rec, req)
 		var p Problem
-		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || rec.Code != http.StatusInternalServerError || p.Code != "internal" {
-			t.Errorf("%s %s: %d %s, want a 500 internal problem", rt.method, rt.path, rec.Code, rec.Body)
-		}
+		assert.Equal(t, http.StatusInternalServerError, rec.Code, "%s %s: status; body %s", rt.method, rt.path, rec.Body)
+		assert.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p), "%s %s: decode %s", rt.method, rt.path, rec.Body)
+		assert.Equal(t, "internal", p.Code, "%s %s: problem code", rt.method, rt.path)
 	}
 }
 
@@ -167,16 +161,13 @@ func TestTimeoutFromContext(t *testing.T) {
 	}, 0)
 	start := time.Now()
 	rec := serve(s, "POST", "/v1/pots/M1/contributions", tok, "Idempotency-Key", "k-1")
-	if rec.Code != http.StatusBadRequest {
-		t.Fatalf("no body: %d", rec.Code)
-	}
+	require.Equal(t, http.StatusBadRequest, rec.Code, "contribution without a body: status")
 	rec = serve(s, "GET", "/v1/pots/M1", tok)
-	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" {
-		t.Fatalf("hung pot: %d %v %s", rec.Code, rec.Header(), rec.Body)
-	}
-	if d := time.Since(start); d < time.Second || d > 3*time.Second {
-		t.Fatalf("answered after %s, want RequestTimeout (1 s)", d)
-	}
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, "hung pot: status; body %s", rec.Body)
+	require.Equal(t, "1", rec.Header().Get("Retry-After"), "hung pot: Retry-After")
+	d := time.Since(start)
+	require.GreaterOrEqual(t, d, time.Second, "time to answer, want RequestTimeout (1 s)")
+	require.LessOrEqual(t, d, 3*time.Second, "time to answer, want RequestTimeout (1 s)")
 	<-cancelled
 }
 
@@ -186,9 +177,7 @@ func TestTimeoutFromContext(t *testing.T) {
 func TestUncanonicalPaths(t *testing.T) {
 	s := newTestServer(t)
 	tok, err := SignToken(testSecret, Claims{Role: RoleOperator, IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, p := range []string{
 		"/v1/pots/M1/../../v1/assets", "//v1/assets", "/v1//assets", "/v1/assets//", "/./v1/assets", "/v1/./assets",
 		"/v1/assets/.", "/v1/assets/..", "/v1/pots/M1/orders/..", "//", "/..", "/v1/pots/M1/../M2",
@@ -201,22 +190,19 @@ func TestUncanonicalPaths(t *testing.T) {
 				// The case is real: the mux alone redirects it.
 				rec := httptest.NewRecorder()
 				s.mux.ServeHTTP(rec, req)
-				if rec.Code != http.StatusTemporaryRedirect {
-					t.Errorf("GET %s: the mux alone answers %d, want its 307", p, rec.Code)
-				}
+				assert.Equal(t, http.StatusTemporaryRedirect, rec.Code, "GET %s: the mux alone: status", p)
 			}
 			rec := httptest.NewRecorder()
 			s.Handler().ServeHTTP(rec, req)
-			if rec.Code != http.StatusNotFound || rec.Header().Get("Content-Type") != "application/problem+json" ||
-				rec.Header().Get("Location") != "" {
-				t.Errorf("%s %s: %d %v, want a 404 problem", method, p, rec.Code, rec.Header())
+			ok := assert.Equal(t, http.StatusNotFound, rec.Code, "%s %s: status", method, p)
+			ok = assert.Equal(t, "application/problem+json", rec.Header().Get("Content-Type"), "%s %s: Content-Type", method, p) && ok
+			ok = assert.Empty(t, rec.Header().Get("Location"), "%s %s: Location", method, p) && ok
+			if !ok || method == "HEAD" {
 				continue
 			}
 			var prob Problem
-			if err := json.Unmarshal(rec.Body.Bytes(), &prob); err != nil && method != "HEAD" {
-				t.Errorf("%s %s: %v in %q", method, p, err, rec.Body)
-			} else if method != "HEAD" && prob.Code != problem.NotFound {
-				t.Errorf("%s %s: problem %+v", method, p, prob)
+			if method != "HEAD" && assert.NoError(t, json.Unmarshal(rec.Body.Bytes(), &prob), "%s %s: decode %q", method, p, rec.Body) {
+				assert.Equal(t, problem.NotFound, prob.Code, "%s %s: problem code", method, p)
 			}
 		}
 	}
@@ -231,9 +217,8 @@ func TestUncanonicalPaths(t *testing.T) {
 		"/v1/reconciliations": http.StatusMethodNotAllowed,
 	} {
 		rec := serve(s, "GET", p, tok)
-		if rec.Code != want || rec.Header().Get("Location") != "" {
-			t.Errorf("GET %s: %d %v, want %d", p, rec.Code, rec.Header(), want)
-		}
+		assert.Equal(t, want, rec.Code, "GET %s: status", p)
+		assert.Empty(t, rec.Header().Get("Location"), "GET %s: Location", p)
 	}
 }
 
@@ -265,37 +250,29 @@ func TestHandlerPanic(t *testing.T) {
 		panic("secret invariant broken")
 	}), Cluster: nopCluster{}, Ready: func(context.Context) error { return nil }, Catalogue: domain.DefaultCatalogue(),
 		TokenSecret: testSecret, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tok, err := SignToken(testSecret, Claims{Role: RoleOperator, IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	before := recovered.Count("gateway")
 	rec := serve(s, "GET", "/v1/pots/M1", tok)
 	var p Problem
-	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
-		t.Fatalf("%v: %s", err, rec.Body)
-	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p), "decode %s", rec.Body)
 	id := rec.Header().Get("X-Request-Id")
-	if rec.Code != http.StatusInternalServerError || p.Status != http.StatusInternalServerError || p.Code != "internal" ||
-		id == "" || p.RequestID != id || rec.Header().Get("Content-Type") != "application/problem+json" ||
-		strings.Contains(rec.Body.String(), "secret") {
-		t.Errorf("answered %d %v %s, want a 500 internal problem with the request id and no detail", rec.Code, rec.Header(), rec.Body)
-	}
-	if got := recovered.Count("gateway") - before; got != 1 {
-		t.Errorf("counted %v panics, want 1", got)
-	}
+	assert.Equal(t, http.StatusInternalServerError, rec.Code, "status")
+	assert.Equal(t, "application/problem+json", rec.Header().Get("Content-Type"), "Content-Type")
+	assert.Equal(t, http.StatusInternalServerError, p.Status, "problem status")
+	assert.Equal(t, "internal", p.Code, "problem code")
+	assert.NotEmpty(t, id, "X-Request-Id")
+	assert.Equal(t, id, p.RequestID, "problem requestId")
+	assert.NotContains(t, rec.Body.String(), "secret", "body")
+	assert.EqualValues(t, 1, recovered.Count("gateway")-before, "panics counted")
 	out := logs.String()
-	if n := strings.Count(out, "stack="); n != 1 || !strings.Contains(out, "request_id="+id) || !strings.Contains(out, "secret invariant broken") {
-		t.Errorf("logged %d stacks (want 1, with the request id and the panic):\n%s", n, out)
-	}
-	metrics := serve(s, "GET", "/metrics", "")
-	if !strings.Contains(metrics.Body.String(), `mastertrust_panics_total{where="gateway"}`) ||
-		!strings.Contains(metrics.Body.String(), `mastertrust_http_requests_total{code="500",route="GET /v1/pots/{memberId}"} 1`) {
-		t.Errorf("/metrics lacks the panic or the 500:\n%s", metrics.Body)
-	}
+	assert.Equal(t, 1, strings.Count(out, "stack="), "stacks logged:\n%s", out)
+	assert.Contains(t, out, "request_id="+id, "the panic's log")
+	assert.Contains(t, out, "secret invariant broken", "the panic's log")
+	metrics := serve(s, "GET", "/metrics", "").Body.String()
+	assert.Contains(t, metrics, `mastertrust_panics_total{where="gateway"}`, "/metrics: the panic")
+	assert.Contains(t, metrics, `mastertrust_http_requests_total{code="500",route="GET /v1/pots/{memberId}"} 1`, "/metrics: the 500")
 }
 
 // TestPanicAfterTheAnswerStarted: a handler that panics once part of its
@@ -308,9 +285,7 @@ func TestPanicAfterTheAnswerStarted(t *testing.T) {
 			w.Header().Set("Content-Length", "100")
 			w.WriteHeader(http.StatusOK)
 			w.Write([]byte(`{"half":`))
-			if err := http.NewResponseController(w).Flush(); err != nil {
-				t.Errorf("flush: %v", err)
-			}
+			assert.NoError(t, http.NewResponseController(w).Flush(), "flush")
 			panic("after the headers")
 		}})
 	srv := httptest.NewServer(h)
@@ -324,9 +299,7 @@ func TestPanicAfterTheAnswerStarted(t *testing.T) {
 	if err == nil {
 		t.Fatalf("read a whole answer (%d) from a handler that panicked in the middle of it", resp.StatusCode)
 	}
-	if got := recovered.Count("gateway") - before; got != 1 {
-		t.Errorf("counted %v panics, want 1", got)
-	}
+	assert.EqualValues(t, 1, recovered.Count("gateway")-before, "panics counted")
 }
 
 // TestReadinessCheckPanic: a readiness check that panics (it runs on a
@@ -336,16 +309,11 @@ func TestReadinessCheckPanic(t *testing.T) {
 	logger, _ := testkit.Logger(t)
 	s, err := New(Config{Pots: funcPots(nil), Cluster: nopCluster{}, Ready: func(context.Context) error { panic("test: the check panics") },
 		Catalogue: domain.DefaultCatalogue(), TokenSecret: testSecret, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	before := recovered.Count("readiness-check")
-	if rec := serve(s, "GET", "/readyz", ""); rec.Code != http.StatusServiceUnavailable {
-		t.Fatalf("readyz with a panicking check: %d %s", rec.Code, rec.Body)
-	}
-	if got := recovered.Count("readiness-check") - before; got != 1 {
-		t.Errorf("counted %v panics, want 1", got)
-	}
+	rec := serve(s, "GET", "/readyz", "")
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, "readyz with a panicking check: status; body %s", rec.Body)
+	assert.EqualValues(t, 1, recovered.Count("readiness-check")-before, "panics counted")
 }
 
 // TestMalformedQueryIsRefused: a query the gateway cannot parse (a bad
@@ -360,14 +328,12 @@ func TestMalformedQueryIsRefused(t *testing.T) {
 		"/v1/pots/M1/statement?from=2026-01-01&%gg=1"} {
 		rec := serve(s, "GET", path, tok)
 		var p Problem
-		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
-			t.Fatalf("%s: %v: %s", path, err, rec.Body)
-		}
-		if rec.Code != http.StatusBadRequest || len(p.Errors) == 0 || p.Errors[0].Field != "query" {
-			t.Errorf("GET %s: %d %s, want a 400 naming the query", path, rec.Code, rec.Body)
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p), "GET %s: decode %s", path, rec.Body)
+		assert.Equal(t, http.StatusBadRequest, rec.Code, "GET %s: status", path)
+		if assert.NotEmpty(t, p.Errors, "GET %s: problem errors", path) {
+			assert.Equal(t, "query", p.Errors[0].Field, "GET %s: first error's field", path)
 		}
 	}
-	if rec := serve(s, "GET", "/v1/pots/M1/orders?limit=5&status=accepted", tok); rec.Code != http.StatusOK {
-		t.Errorf("a well-formed query: %d %s", rec.Code, rec.Body)
-	}
+	rec := serve(s, "GET", "/v1/pots/M1/orders?limit=5&status=accepted", tok)
+	assert.Equal(t, http.StatusOK, rec.Code, "a well-formed query: status; body %s", rec.Body)
 }

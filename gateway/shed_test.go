@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/internal/testkit"
 )
@@ -58,55 +61,46 @@ func TestShedAtTheLimit(t *testing.T) {
 	start := time.Now()
 	r := c.call("POST", path, tokens[shed], `{"amount":"7.00"}`, "Idempotency-Key", "pay-1")
 	took := time.Since(start)
-	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
-		t.Fatalf("request past the limit: %d %v %s, want 503 with Retry-After", r.status, r.header, r.body)
-	}
-	if p := c.problem(r); p.Code != "unavailable" || !strings.Contains(p.Detail, "nothing was done") {
-		t.Fatalf("request past the limit: problem %+v", p)
-	}
+	require.Equal(t, http.StatusServiceUnavailable, r.status, "request past the limit: status; body %s", r.body)
+	require.NotEmpty(t, r.header.Get("Retry-After"), "request past the limit: Retry-After")
+	p := c.problem(r)
+	require.Equal(t, "unavailable", p.Code, "request past the limit: problem code")
+	require.Contains(t, p.Detail, "nothing was done", "request past the limit: problem detail")
 	// It waited for a slot (SlotWaitMax), not for the hung requests' 5 s.
-	if took < slotWait || took > time.Second {
-		t.Fatalf("503 after %s, want after the slot wait (%s) and well under a second", took, slotWait)
-	}
+	require.GreaterOrEqual(t, took, slotWait, "time to the 503: at least the slot wait")
+	require.LessOrEqual(t, took, time.Second, "time to the 503: well under a second")
 	if v := c.potVersion(shed); v != before {
 		t.Fatalf("a refused request changed the journal: version %d → %d", before, v)
 	}
 	// A read is refused the same way; health, metrics and the operators
 	// (who have slots of their own) still get answers.
-	if r := c.call("GET", "/v1/pots/"+shed, tokens[shed], ""); r.status != http.StatusServiceUnavailable {
-		t.Fatalf("read past the limit: %d %s", r.status, r.body)
-	}
+	r = c.call("GET", "/v1/pots/"+shed, tokens[shed], "")
+	require.Equal(t, http.StatusServiceUnavailable, r.status, "read past the limit: status; body %s", r.body)
 	c.must(http.StatusOK, nil, "GET", "/healthz", "", "")
 	c.must(http.StatusOK, nil, "GET", "/v1/cluster", c.operator, "")
-	if v := c.metric("mastertrust_http_requests_shed_total"); v != 2 {
-		t.Errorf("shed counter %v, want 2", v)
-	}
-	if v := c.metric(`mastertrust_http_slot_wait_seconds_count{result="shed"}`); v != 2 {
-		t.Errorf("slot waits of shed requests counted %v, want 2", v)
-	}
+	assert.Equal(t, 2.0, c.metric("mastertrust_http_requests_shed_total"), "requests shed")
+	assert.Equal(t, 2.0, c.metric(`mastertrust_http_slot_wait_seconds_count{result="shed"}`), "slot waits of shed requests")
 
 	// The hung requests end once their journals recover, freeing the slots.
 	for _, m := range hung {
 		c.journal.release(actors.PotStream(m))
 	}
 	for range hung {
-		if res := <-results; res.err != nil || res.status != http.StatusAccepted {
-			t.Fatalf("hung contribution: %d %v, want 202 once the journal recovered", res.status, res.err)
-		}
+		res := <-results
+		require.NoError(t, res.err, "hung contribution")
+		require.Equal(t, http.StatusAccepted, res.status, "hung contribution once the journal recovered: status")
 	}
 
 	// The retry with the same key is the command's first doing, not a replay.
 	var mv movementView
 	r = c.must(http.StatusAccepted, &mv, "POST", path, tokens[shed], `{"amount":"7.00"}`, "Idempotency-Key", "pay-1")
-	if r.header.Get("Idempotent-Replayed") != "" {
-		t.Fatalf("the retry of a refused request was a replay: %v", r.header)
-	}
+	require.Empty(t, r.header.Get("Idempotent-Replayed"), "the retry of a refused request: Idempotent-Replayed")
 	var pot potView
 	c.must(http.StatusOK, &pot, "GET", "/v1/pots/"+shed, tokens[shed], "")
-	if mv.Amount != "7.00" || pot.Cash.Available != "7.00" || c.potVersion(shed) <= before {
-		t.Fatalf("after the retry: movement %+v, cash %+v, version %d (was %d); want one contribution of 7.00",
-			mv, pot.Cash, c.potVersion(shed), before)
-	}
+	// One contribution of 7.00.
+	require.Equal(t, "7.00", mv.Amount, "after the retry: movement amount")
+	require.Equal(t, "7.00", pot.Cash.Available, "after the retry: cash available")
+	require.Greater(t, c.potVersion(shed), before, "after the retry: pot version")
 }
 
 // TestSlotWaitRidesOutABurst proves that a request past the limit waits
@@ -136,15 +130,9 @@ func TestSlotWaitRidesOutABurst(t *testing.T) {
 		c.journal.release(actors.PotStream(a))
 	}()
 	c.must(http.StatusAccepted, nil, "POST", "/v1/pots/"+b+"/contributions", tokB, `{"amount":"3.00"}`, "Idempotency-Key", "burst")
-	if status := <-hung; status != http.StatusAccepted {
-		t.Fatalf("hung contribution: %d", status)
-	}
-	if v := c.metric(`mastertrust_http_slot_wait_seconds_count{result="admitted"}`); v != 1 {
-		t.Errorf("slot waits admitted %v, want 1", v)
-	}
-	if v := c.metric("mastertrust_http_requests_shed_total"); v != 0 {
-		t.Errorf("shed counter %v, want 0", v)
-	}
+	require.Equal(t, http.StatusAccepted, <-hung, "hung contribution: status")
+	assert.Equal(t, 1.0, c.metric(`mastertrust_http_slot_wait_seconds_count{result="admitted"}`), "slot waits admitted")
+	assert.Equal(t, 0.0, c.metric("mastertrust_http_requests_shed_total"), "requests shed")
 }
 
 // post sends a JSON POST from any goroutine (the test helpers fail the
@@ -175,9 +163,7 @@ func (c tc) metric(name string) float64 {
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			v, err := strconv.ParseFloat(rest, 64)
-			if err != nil {
-				c.t.Fatalf("metric %s: %v", name, err)
-			}
+			require.NoError(c.t, err, "metric %s", name)
 			return v
 		}
 	}

@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"encoding/base64"
-	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
@@ -20,19 +22,16 @@ func TestTokenRoundTrip(t *testing.T) {
 		{Role: RoleOperator, IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Minute).Unix()},
 	} {
 		tok, err := SignToken(testSecret, c)
-		if err != nil {
-			t.Fatalf("SignToken(%+v): %v", c, err)
-		}
-		if !strings.HasPrefix(tok, "v1.") || strings.Count(tok, ".") != 2 || strings.ContainsAny(tok, "+/=") {
-			t.Fatalf("token %q is not v1.<base64url>.<base64url>", tok)
-		}
+		require.NoError(t, err, "SignToken(%+v)", c)
+		// v1.<base64url>.<base64url>
+		require.True(t, strings.HasPrefix(tok, "v1."), "token %q: version prefix", tok)
+		require.Equal(t, 2, strings.Count(tok, "."), "token %q: dots", tok)
+		require.False(t, strings.ContainsAny(tok, "+/="), "token %q: characters outside unpadded base64url", tok)
 		got, err := VerifyToken(testSecret, tok, now.Add(30*time.Second))
-		if err != nil || got != c {
-			t.Fatalf("VerifyToken(SignToken(%+v)) = %+v, %v", c, got, err)
-		}
-		if _, err := VerifyToken(testSecret, tok, time.Unix(c.ExpiresAt, 0)); !errors.Is(err, ErrTokenExpired) {
-			t.Fatalf("at exp: %v, want ErrTokenExpired", err)
-		}
+		require.NoError(t, err, "VerifyToken(SignToken(%+v))", c)
+		require.Equal(t, c, got, "VerifyToken(SignToken(%+v))", c)
+		_, err = VerifyToken(testSecret, tok, time.Unix(c.ExpiresAt, 0))
+		require.ErrorIs(t, err, ErrTokenExpired, "VerifyToken at exp")
 	}
 }
 
@@ -42,9 +41,7 @@ func TestTokenRefused(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	good := Claims{Subject: "M000123", Role: RoleMember, IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix()}
 	tok, err := SignToken(testSecret, good)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	parts := strings.Split(tok, ".")
 	enc := base64.RawURLEncoding.EncodeToString
 	// resign signs any payload with the test secret, as an insider could.
@@ -80,12 +77,10 @@ func TestTokenRefused(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := VerifyToken(testSecret, c.token, now)
-		if !errors.Is(err, c.want) {
-			t.Errorf("%s: VerifyToken = %v, want %v", c.name, err, c.want)
-		}
+		assert.ErrorIs(t, err, c.want, "%s: VerifyToken", c.name)
 		var te *TokenError
-		if err != nil && !errors.As(err, &te) {
-			t.Errorf("%s: error %T is not a *TokenError", c.name, err)
+		if err != nil {
+			assert.ErrorAs(t, err, &te, "%s: VerifyToken", c.name)
 		}
 		if err != nil && strings.Contains(err.Error(), string(testSecret)) {
 			t.Errorf("%s: the error shows the secret", c.name)
@@ -97,12 +92,10 @@ func TestTokenRefused(t *testing.T) {
 // could never verify.
 func TestTokenSignRefuses(t *testing.T) {
 	ok := Claims{Subject: "M1", Role: RoleMember, IssuedAt: 1, ExpiresAt: 2}
-	if _, err := SignToken(testSecret[:31], ok); !errors.Is(err, ErrTokenSecret) {
-		t.Errorf("31-byte secret: %v", err)
-	}
-	if _, err := VerifyToken(testSecret[:31], "v1.a.b", time.Now()); !errors.Is(err, ErrTokenSecret) {
-		t.Errorf("verify with a 31-byte secret: %v", err)
-	}
+	_, err := SignToken(testSecret[:31], ok)
+	assert.ErrorIs(t, err, ErrTokenSecret, "sign with a 31-byte secret")
+	_, err = VerifyToken(testSecret[:31], "v1.a.b", time.Now())
+	assert.ErrorIs(t, err, ErrTokenSecret, "verify with a 31-byte secret")
 	for _, c := range []Claims{
 		{Subject: "M1", Role: "admin", IssuedAt: 1, ExpiresAt: 2},
 		{Subject: "", Role: RoleMember, IssuedAt: 1, ExpiresAt: 2},
@@ -111,18 +104,15 @@ func TestTokenSignRefuses(t *testing.T) {
 		{Subject: "M1", Role: RoleMember},
 		{Subject: "has space", Role: RoleOperator, IssuedAt: 1, ExpiresAt: 2},
 	} {
-		if _, err := SignToken(testSecret, c); !errors.Is(err, ErrTokenClaims) {
-			t.Errorf("SignToken(%+v) = %v, want ErrTokenClaims", c, err)
-		}
+		_, err := SignToken(testSecret, c)
+		assert.ErrorIs(t, err, ErrTokenClaims, "SignToken(%+v)", c)
 	}
 }
 
 func mustSign(t *testing.T, secret []byte, c Claims) string {
 	t.Helper()
 	tok, err := SignToken(secret, c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return tok
 }
 
@@ -131,9 +121,7 @@ func mustSign(t *testing.T, secret []byte, c Claims) string {
 func FuzzVerifyToken(f *testing.F) {
 	now := time.Unix(1_800_000_000, 0)
 	tok, err := SignToken(testSecret, Claims{Subject: "M1", Role: RoleMember, IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix()})
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	f.Add(tok)
 	f.Add("v1..")
 	f.Add("v1.e30.")

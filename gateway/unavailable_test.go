@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/internal/testkit"
 )
@@ -40,19 +43,13 @@ func TestUnavailable(t *testing.T) {
 	slow := key("slow-1")
 	r := c.call("POST", base+"/contributions", tok, `{"amount":"25.00"}`, slow...)
 	elapsed := time.Since(start)
-	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" {
-		t.Fatalf("contribution to a hung pot: %d %v %s, want 503 with Retry-After: 1", r.status, r.header, r.body)
-	}
-	if p := c.problem(r); p.Code != "unavailable" {
-		t.Fatalf("problem %+v", p)
-	}
-	if elapsed > requestTimeout+time.Second {
-		t.Fatalf("503 after %s, want about %s", elapsed, requestTimeout)
-	}
+	require.Equal(t, http.StatusServiceUnavailable, r.status, "contribution to a hung pot: status; body %s", r.body)
+	require.Equal(t, "1", r.header.Get("Retry-After"), "contribution to a hung pot: Retry-After")
+	require.Equal(t, "unavailable", c.problem(r).Code, "contribution to a hung pot: problem code")
+	require.LessOrEqual(t, elapsed, requestTimeout+time.Second, "time to the 503, want about %s", requestTimeout)
 	// Reads queue behind the hung append and time out too.
-	if r := c.call("GET", base, tok, ""); r.status != http.StatusServiceUnavailable {
-		t.Fatalf("read of a hung pot: %d %s", r.status, r.body)
-	}
+	r = c.call("GET", base, tok, "")
+	require.Equal(t, http.StatusServiceUnavailable, r.status, "read of a hung pot: status; body %s", r.body)
 
 	// The journal recovers; the command was applied once, and its retry
 	// with the same key says so.
@@ -67,9 +64,9 @@ func TestUnavailable(t *testing.T) {
 	})
 	var pot potView
 	c.must(http.StatusOK, &pot, "GET", base, tok, "")
-	if pot.Cash.Available != "25.00" || mv.Amount != "25.00" {
-		t.Fatalf("after the retry: pot cash %+v, movement %+v; want one contribution of 25.00", pot.Cash, mv)
-	}
+	// One contribution of 25.00.
+	require.Equal(t, "25.00", mv.Amount, "after the retry: movement amount")
+	require.Equal(t, "25.00", pot.Cash.Available, "after the retry: cash available")
 
 	// The metrics saw the timeout.
 	r = c.must(http.StatusOK, nil, "GET", "/metrics", "", "")
@@ -85,12 +82,11 @@ func TestUnavailable(t *testing.T) {
 	} {
 		start := time.Now()
 		r := c.call(req[0], req[1], tok, req[2], key("dead-member")...)
-		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || c.problem(r).Code != "unavailable" {
-			t.Errorf("%s %s with the member dead: %d %v %s", req[0], req[1], r.status, r.header, r.body)
+		if assert.Equal(t, http.StatusServiceUnavailable, r.status, "%s %s with the member dead: status; body %s", req[0], req[1], r.body) {
+			assert.NotEmpty(t, r.header.Get("Retry-After"), "%s %s with the member dead: Retry-After", req[0], req[1])
+			assert.Equal(t, "unavailable", c.problem(r).Code, "%s %s with the member dead: problem code", req[0], req[1])
 		}
-		if d := time.Since(start); d > requestTimeout+time.Second {
-			t.Errorf("%s %s with the member dead took %s", req[0], req[1], d)
-		}
+		assert.LessOrEqual(t, time.Since(start), requestTimeout+time.Second, "%s %s with the member dead: time to answer", req[0], req[1])
 	}
 
 	// The gateway's own cluster node stops: every pot call and the cluster
@@ -98,9 +94,7 @@ func TestUnavailable(t *testing.T) {
 	stopping := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.client.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, e.client.Stop(ctx))
 	t.Logf("client node stopped in %s", time.Since(stopping))
 	for _, req := range [][3]string{
 		{"GET", base, ""},
@@ -113,12 +107,11 @@ func TestUnavailable(t *testing.T) {
 		}
 		start := time.Now()
 		r := c.call(req[0], req[1], token, req[2], key("stopped-node")...)
-		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || c.problem(r).Code != "unavailable" {
-			t.Errorf("%s %s with the node stopped: %d %v %s", req[0], req[1], r.status, r.header, r.body)
+		if assert.Equal(t, http.StatusServiceUnavailable, r.status, "%s %s with the node stopped: status; body %s", req[0], req[1], r.body) {
+			assert.NotEmpty(t, r.header.Get("Retry-After"), "%s %s with the node stopped: Retry-After", req[0], req[1])
+			assert.Equal(t, "unavailable", c.problem(r).Code, "%s %s with the node stopped: problem code", req[0], req[1])
 		}
-		if d := time.Since(start); d > requestTimeout+time.Second {
-			t.Errorf("%s %s took %s", req[0], req[1], d)
-		}
+		assert.LessOrEqual(t, time.Since(start), requestTimeout+time.Second, "%s %s with the node stopped: time to answer", req[0], req[1])
 	}
 	// Health does not depend on the cluster.
 	c.must(http.StatusOK, nil, "GET", "/healthz", "", "")

@@ -1,9 +1,11 @@
 package persistence_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/persistence"
 )
@@ -16,47 +18,33 @@ func TestValidateAcceptsTheLimits(t *testing.T) {
 		Group:  3,
 		Events: []persistence.NewEvent{{Type: strings.Repeat("T", persistence.EventTypeBytesMax), Data: make([]byte, persistence.EventDataBytesMax)}},
 	}
-	if err := ok.Validate(4); err != nil {
-		t.Fatalf("request at the limits: %v", err)
-	}
+	require.NoError(t, ok.Validate(4), "request at the limits")
 	for _, name := range []string{"pot/M000123", "agg/2026-11-23/17", "a:b_c-d"} {
-		if err := persistence.ValidateStream("read", name); err != nil {
-			t.Errorf("ValidateStream(%q): %v", name, err)
-		}
+		assert.NoError(t, persistence.ValidateStream("read", name), "ValidateStream(%q)", name)
 	}
 	bad := ok
 	bad.Group = 4
 	err := bad.Validate(4)
 	var pe *persistence.Error
-	if !errors.Is(err, persistence.ErrInvalid) || !errors.As(err, &pe) || pe.Op != "append" || pe.Stream != bad.Stream {
-		t.Fatalf("group out of range: %v", err)
-	}
-	if !strings.Contains(err.Error(), "group 4 out of range [0, 4)") {
-		t.Errorf("error %q does not say why", err)
-	}
-	if err := (persistence.Snapshot{Stream: "pot/1", Version: 1, Data: make([]byte, persistence.SnapshotDataBytesMax)}).Validate(); err != nil {
-		t.Errorf("snapshot at the limit: %v", err)
-	}
-	if err := persistence.ValidateFeed(0, 1, 1); err != nil {
-		t.Errorf("ValidateFeed(0, 1, 1): %v", err)
-	}
-	if err := persistence.ValidateFeed(1, 1, 1); !errors.Is(err, persistence.ErrInvalid) {
-		t.Errorf("ValidateFeed(1, 1, 1): %v, want ErrInvalid", err)
-	}
+	require.ErrorIs(t, err, persistence.ErrInvalid, "group out of range")
+	require.ErrorAs(t, err, &pe, "group out of range")
+	require.Equal(t, "append", pe.Op, "group out of range: op")
+	require.Equal(t, bad.Stream, pe.Stream, "group out of range: stream")
+	assert.ErrorContains(t, err, "group 4 out of range [0, 4)", "group out of range: why")
+	assert.NoError(t, (persistence.Snapshot{Stream: "pot/1", Version: 1, Data: make([]byte, persistence.SnapshotDataBytesMax)}).Validate(),
+		"snapshot at the limit")
+	assert.NoError(t, persistence.ValidateFeed(0, 1, 1), "ValidateFeed(0, 1, 1)")
+	assert.ErrorIs(t, persistence.ValidateFeed(1, 1, 1), persistence.ErrInvalid, "ValidateFeed(1, 1, 1)")
 }
 
 // TestErrorMessages proves that an Error says what failed and unwraps to
 // its sentinel.
 func TestErrorMessages(t *testing.T) {
 	conflict := &persistence.Error{Op: "append", Stream: "pot/1", ExpectedVersion: 3, ActualVersion: 5, Err: persistence.ErrVersionConflict}
-	if got, want := conflict.Error(), `persistence: append "pot/1": expected version 3, stream is at 5: persistence: version conflict`; got != want {
-		t.Errorf("conflict: %q, want %q", got, want)
-	}
+	assert.EqualError(t, conflict, `persistence: append "pot/1": expected version 3, stream is at 5: persistence: version conflict`, "conflict")
 	feed := &persistence.Error{Op: "read feed", Group: 7, Err: persistence.ErrClosed}
-	if got, want := feed.Error(), "persistence: read feed group 7: persistence: journal closed"; got != want {
-		t.Errorf("feed: %q, want %q", got, want)
-	}
-	if !errors.Is(feed, persistence.ErrClosed) || errors.Is(feed, persistence.ErrInvalid) {
-		t.Error("Unwrap does not reach the sentinel")
-	}
+	assert.EqualError(t, feed, "persistence: read feed group 7: persistence: journal closed", "feed")
+	// Unwrap reaches the sentinel, and only it.
+	assert.ErrorIs(t, feed, persistence.ErrClosed, "feed")
+	assert.NotErrorIs(t, feed, persistence.ErrInvalid, "feed")
 }

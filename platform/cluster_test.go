@@ -9,6 +9,7 @@ import (
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/actors"
@@ -37,29 +38,21 @@ func startJSCluster(t *testing.T, members int) *jsCluster {
 	t.Helper()
 	logger, level := testkit.Logger(t)
 	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(srv.Shutdown)
 	openJournal := func() *jetstream.Store {
 		nc, err := nats.Connect(srv.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		t.Cleanup(nc.Close)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		j, err := jetstream.Open(ctx, nc, jetstream.Options{Groups: 8})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		t.Cleanup(func() { j.Close() })
 		return j
 	}
 	cal, err := platform.NewCalendar()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	registry := cluster.NewInProcess(2 * time.Second)
 	base := cluster.Config{ClusterName: "js", Provider: cluster.ProviderInProcess, InProcess: registry,
 		RequestTimeout: 5 * time.Second, Logger: logger, LibraryLogLevel: level}
@@ -79,20 +72,15 @@ func startJSCluster(t *testing.T, members int) *jsCluster {
 	}
 	wg.Wait()
 	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("member %d: %v", i, err)
-		}
+		require.NoError(t, err, "member %d", i)
 		t.Cleanup(c.members[i].Kill)
 	}
-	if c.client, err = cluster.StartClient(base); err != nil {
-		t.Fatal(err)
-	}
+	c.client, err = cluster.StartClient(base)
+	require.NoError(t, err)
 	t.Cleanup(c.client.Kill)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.client.WaitForMembers(ctx, members); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.client.WaitForMembers(ctx, members))
 	return c
 }
 
@@ -109,9 +97,7 @@ func (c *jsCluster) call(member string, req *pb.PotRequest) (*pb.PotResponse, er
 func (c *jsCluster) must(member string, req *pb.PotRequest) *pb.PotResponse {
 	c.t.Helper()
 	resp, err := c.call(member, req)
-	if err != nil {
-		c.t.Fatalf("%s %T: %v", member, req.Command, err)
-	}
+	require.NoError(c.t, err, "%s %T", member, req.Command)
 	return resp
 }
 
@@ -121,9 +107,7 @@ func (c *jsCluster) activePots() map[string]int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ms, err := c.client.Members(ctx)
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	require.NoError(c.t, err)
 	out := map[string]int64{}
 	for _, m := range ms {
 		out[m.Address] = m.ActiveGrains[actors.PotKind]
@@ -155,15 +139,11 @@ func TestJetStreamClusterFailover(t *testing.T) {
 			hosting++
 		}
 	}
-	if hosting < 2 {
-		t.Fatalf("pots on %d member(s): %v, want them spread", hosting, c.activePots())
-	}
+	require.GreaterOrEqual(t, hosting, 2, "members hosting pots (want them spread): %v", c.activePots())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.members[0].Stop(ctx); err != nil {
-		t.Fatalf("graceful stop: %v", err)
-	}
+	require.NoError(t, c.members[0].Stop(ctx), "graceful stop")
 	c.members[1].Kill()
 	survivor := c.members[2].Cluster.Address()
 	testkit.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
@@ -182,9 +162,8 @@ func TestJetStreamClusterFailover(t *testing.T) {
 		}
 		c.must(m, contribution("c2", "1.00")) // and it still takes requests
 	}
-	if active := c.activePots(); active[survivor] < pots {
-		t.Fatalf("survivor %s hosts %d pots, want all %d: %v", survivor, active[survivor], pots, active)
-	}
+	active := c.activePots()
+	require.GreaterOrEqual(t, active[survivor], int64(pots), "pots the survivor %s hosts (want all): %v", survivor, active)
 }
 
 // TestJetStreamDoubleActivationAcrossMembers starts a second activation of
@@ -204,14 +183,10 @@ func TestJetStreamDoubleActivationAcrossMembers(t *testing.T) {
 			other = n
 		}
 	}
-	if other == nil {
-		t.Fatalf("no member without the pot: %v", active)
-	}
+	require.NotNil(t, other, "a member without the pot: %v", active)
 	system := other.Cluster.Cluster().ActorSystem
 	kind := other.Cluster.Cluster().GetClusterKind(actors.PotKind)
-	if kind == nil {
-		t.Fatal("the member has no Pot kind")
-	}
+	require.NotNil(t, kind, "the other member's Pot kind")
 	rogueCall := func(req *pb.PotRequest) bool {
 		props := protocluster.WithClusterIdentity(kind.Props, &protocluster.ClusterIdentity{Identity: m, Kind: actors.PotKind})
 		pid := system.Root.Spawn(props)
@@ -243,31 +218,23 @@ func TestJetStreamDoubleActivationAcrossMembers(t *testing.T) {
 	}
 	wg.Wait()
 	events, err := c.journal.Read(context.Background(), actors.PotStream(m), 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	seen := map[string]int{}
 	for i, e := range events {
 		if e.Version != uint64(i+1) {
 			t.Fatalf("event %d has version %d: the history forked", i, e.Version)
 		}
 		de, err := codec.DecodePotEvent(e.Type, e.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err, "event %d", i)
 		if r, ok := de.(domain.RequestRecorded); ok {
 			seen[r.Record.Key]++
 		}
 	}
 	for k := range acked {
-		if seen[k] != 1 {
-			t.Fatalf("acknowledged %s is in the journal %d times", k, seen[k])
-		}
+		require.Equal(t, 1, seen[k], "acknowledged %s: times in the journal", k)
 	}
 	for k := range failed {
-		if seen[k] != 0 {
-			t.Fatalf("failed %s is in the journal", k)
-		}
+		require.Zero(t, seen[k], "failed %s: times in the journal", k)
 	}
 	rogueAcked := 0
 	for i := 1; i < 40; i += 2 {
@@ -292,14 +259,10 @@ func TestJetStreamDoubleActivationAcrossMembers(t *testing.T) {
 func TestDealingCycleOnThreeMembers(t *testing.T) {
 	logger, level := testkit.Logger(t)
 	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(srv.Shutdown)
 	cal, err := platform.NewCalendar()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cat := domain.DefaultCatalogue()
 	var mu sync.Mutex
 	clock := domain.MustDate("2026-11-23").At(9, 0, cal.Location())
@@ -307,26 +270,18 @@ func TestDealingCycleOnThreeMembers(t *testing.T) {
 	setTime := func(d domain.Date, h int) { mu.Lock(); defer mu.Unlock(); clock = d.At(h, 0, cal.Location()) }
 	connect := func() *nats.Conn {
 		nc, err := nats.Connect(srv.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		t.Cleanup(nc.Close)
 		return nc
 	}
 	ctx := context.Background()
 	simNC := connect()
 	simClient, err := custodian.NewClient(simNC, custodian.ClientConfig{Catalogue: cat})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := simClient.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, simClient.EnsureStreams(ctx))
 	sim, err := simulator.Start(ctx, simNC, simulator.Config{Dir: t.TempDir(), Catalogue: cat, Calendar: cal,
 		RetryInterval: 100 * time.Millisecond, RetryIntervalMax: 500 * time.Millisecond, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { sim.Stop() })
 
 	registry := cluster.NewInProcess(2 * time.Second)
@@ -343,14 +298,10 @@ func TestDealingCycleOnThreeMembers(t *testing.T) {
 		jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		j, err := jetstream.Open(jctx, nc, jetstream.Options{Groups: 9})
 		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		t.Cleanup(func() { j.Close() })
 		client, err := custodian.NewClient(nc, custodian.ClientConfig{Catalogue: cat})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		wg.Go(func() {
 			members[i], errs[i] = platform.StartNode(platform.NodeConfig{Cluster: base, Journal: j, Catalogue: cat, Calendar: cal,
 				Custodian: client, Now: now, Logger: logger,
@@ -359,16 +310,12 @@ func TestDealingCycleOnThreeMembers(t *testing.T) {
 	}
 	wg.Wait()
 	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("member %d: %v", i, err)
-		}
+		require.NoError(t, err, "member %d", i)
 		t.Cleanup(members[i].Kill)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := members[0].Cluster.WaitForMembers(wctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, members[0].Cluster.WaitForMembers(wctx, 3))
 	op := actors.Operator{Node: members[1].Cluster, PollInterval: 20 * time.Millisecond}
 	call := func(m string, req *pb.PotRequest) {
 		t.Helper()
@@ -378,9 +325,7 @@ func TestDealingCycleOnThreeMembers(t *testing.T) {
 		if err == nil && resp.GetProblem() != nil {
 			err = fmt.Errorf("%s: %s", resp.GetProblem().Code, resp.GetProblem().Detail)
 		}
-		if err != nil {
-			t.Fatalf("%s: %v", m, err)
-		}
+		require.NoError(t, err, "pot %s %T", m, req.Command)
 	}
 	const pots = 24
 	for i := range pots {
@@ -395,25 +340,22 @@ func TestDealingCycleOnThreeMembers(t *testing.T) {
 			prices[a.ISIN] = domain.MustPrice(fmt.Sprintf("1.%d", 2+step))
 		}
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if _, err := op.PublishPrices(pctx, actors.PricesPublication{Date: day, Prices: prices}); err != nil {
-			t.Fatal(err)
-		}
+		_, err := op.PublishPrices(pctx, actors.PricesPublication{Date: day, Prices: prices})
+		require.NoError(t, err, "prices of %s", day)
 		cancel()
 		setTime(day, 13)
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		s, err := op.RunCycle(rctx, day, actors.CycleRunOptions{Rebalance: true}, nil)
 		cancel()
-		if err != nil {
-			t.Fatalf("cycle %s: %v", day, err)
-		}
-		if step == 0 && s.PotsAllocated != pots {
-			t.Fatalf("first cycle allocated %d pots, want %d: %v", s.PotsAllocated, pots, s)
+		require.NoError(t, err, "cycle %s", day)
+		if step == 0 {
+			require.Equal(t, int64(pots), s.PotsAllocated, "first cycle: pots allocated; %v", s)
 		}
 		// Every member knows the cut-off and the prices now.
 		for i, m := range members {
-			if !m.Market.OpenFrom().After(day) || m.Market.Prices()[cat.Assets()[0].ISIN].Date != day {
-				t.Fatalf("member %d: open from %s, prices %v after the cycle of %s", i, m.Market.OpenFrom(), m.Market.Prices(), day)
-			}
+			require.True(t, m.Market.OpenFrom().After(day), "member %d after the cycle of %s: open from %s", i, day, m.Market.OpenFrom())
+			require.Equal(t, day.String(), m.Market.Prices()[cat.Assets()[0].ISIN].Date.String(),
+				"member %d after the cycle of %s: date of the prices %v", i, day, m.Market.Prices())
 		}
 		day = cal.NextDealingDay(day)
 		setTime(day, 9)
@@ -421,10 +363,8 @@ func TestDealingCycleOnThreeMembers(t *testing.T) {
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	r, err := op.Reconcile(rctx, "three", true, domain.Date{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(r.InternalBreaks)+len(r.ExternalBreaks) > 0 || r.Pots != pots {
-		t.Fatalf("reconciliation: %d pots, internal %v, external %v", r.Pots, r.InternalBreaks, r.ExternalBreaks)
-	}
+	require.NoError(t, err)
+	require.Empty(t, r.InternalBreaks, "reconciliation: internal breaks")
+	require.Empty(t, r.ExternalBreaks, "reconciliation: external breaks")
+	require.Equal(t, int64(pots), r.Pots, "reconciliation: pots")
 }

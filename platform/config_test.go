@@ -1,9 +1,10 @@
 package platform
 
 import (
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -25,11 +26,10 @@ func TestConfigValidate(t *testing.T) {
 			c.EnsureDefaults()
 			tc.edit(&c)
 			err := c.Validate()
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("Validate() = %v, want nil", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Fatalf("Validate() = %v, want an error naming %q", err, tc.want)
+			if tc.want == "" {
+				require.NoError(t, err, "Validate()")
+			} else {
+				require.ErrorContains(t, err, tc.want, "Validate()")
 			}
 		})
 	}

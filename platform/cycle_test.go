@@ -2,9 +2,7 @@ package platform_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +11,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/actors"
@@ -61,39 +61,25 @@ func startDealingWorldWith(t *testing.T, faults simulator.Faults, dealing actors
 	t.Helper()
 	logger, level := testkit.Logger(t)
 	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(srv.Shutdown)
 	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	cal, err := platform.NewCalendar()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	w := &dealingWorld{t: t, nc: nc, cal: cal, cat: domain.DefaultCatalogue(), clock: domain.MustDate("2026-11-23").At(9, 0, cal.Location())}
 	client, err := custodian.NewClient(nc, custodian.ClientConfig{Catalogue: w.cat, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx := context.Background()
-	if err := client.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, client.EnsureStreams(ctx))
 	w.simCfg = simulator.Config{Dir: t.TempDir(), Catalogue: w.cat, Calendar: cal,
 		Faults: faults, RetryInterval: 100 * time.Millisecond, RetryIntervalMax: 500 * time.Millisecond, Logger: logger}
 	w.sim, err = simulator.Start(ctx, nc, w.simCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { w.sim.Stop() })
 	j, err := pebble.Open("journal", pebble.Options{FS: vfs.NewMem(), Groups: 9})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { j.Close() })
 	cc := cluster.Config{ClusterName: "dealing", Provider: cluster.ProviderInProcess, InProcess: cluster.NewInProcess(2 * time.Second),
 		RequestTimeout: 5 * time.Second, Logger: logger, LibraryLogLevel: level}
@@ -101,9 +87,7 @@ func startDealingWorldWith(t *testing.T, faults simulator.Faults, dealing actors
 		cc.GossipInterval, cc.HeartbeatExpiration = time.Hour, 2*time.Hour
 	}
 	notifier, err := platform.NewNotifier(ctx, nc, 1, actors.PotGroups(j))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	w.nodeCfg = platform.NodeConfig{Cluster: cc, Journal: j, Catalogue: w.cat, Calendar: cal,
 		Custodian: client, Notifier: notifier, Now: w.now, Logger: logger, Dealing: dealing}
 	w.startNode()
@@ -114,9 +98,8 @@ func startDealingWorldWith(t *testing.T, faults simulator.Faults, dealing actors
 func (w *dealingWorld) startNode() {
 	w.t.Helper()
 	var err error
-	if w.node, err = platform.StartNode(w.nodeCfg); err != nil {
-		w.t.Fatal(err)
-	}
+	w.node, err = platform.StartNode(w.nodeCfg)
+	require.NoError(w.t, err)
 	w.operator = actors.Operator{Node: w.node.Cluster, PollInterval: 20 * time.Millisecond}
 }
 
@@ -157,9 +140,7 @@ func (w *dealingWorld) pot(member string, req *pb.PotRequest) *pb.PotResponse {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := w.node.Pots.Handle(ctx, member, req)
-	if err != nil {
-		w.t.Fatalf("%s: %v", member, err)
-	}
+	require.NoError(w.t, err, "pot %s %T", member, req.Command)
 	if p := resp.GetProblem(); p != nil {
 		w.t.Fatalf("%s %T: %s: %s", member, req.Command, p.Code, p.Detail)
 	}
@@ -171,16 +152,13 @@ func (w *dealingWorld) publishPrices(date domain.Date, price func(domain.Asset) 
 	prices := map[domain.ISIN]domain.Price{}
 	for _, a := range w.cat.Assets() {
 		p, err := domain.ParsePrice(price(a), a.PriceDecimals)
-		if err != nil {
-			w.t.Fatal(err)
-		}
+		require.NoError(w.t, err, "price of %s", a.ISIN)
 		prices[a.ISIN] = p
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := w.operator.PublishPrices(ctx, actors.PricesPublication{Date: date, Prices: prices}); err != nil {
-		w.t.Fatalf("prices of %s: %v", date, err)
-	}
+	_, err := w.operator.PublishPrices(ctx, actors.PricesPublication{Date: date, Prices: prices})
+	require.NoError(w.t, err, "prices of %s", date)
 }
 
 func (w *dealingWorld) runCycle(date domain.Date, rebalance bool) *pb.CycleSummary {
@@ -189,9 +167,7 @@ func (w *dealingWorld) runCycle(date domain.Date, rebalance bool) *pb.CycleSumma
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s, err := w.operator.RunCycle(ctx, date, actors.CycleRunOptions{Rebalance: rebalance}, nil)
-	if err != nil {
-		w.t.Fatalf("cycle %s: %v (summary %v)", date, err, s)
-	}
+	require.NoError(w.t, err, "cycle %s (summary %v)", date, s)
 	return s
 }
 
@@ -200,9 +176,7 @@ func (w *dealingWorld) reconcile(id string, deep bool) *pb.ReconciliationReport 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	r, err := w.operator.Reconcile(ctx, id, deep, domain.Date{})
-	if err != nil {
-		w.t.Fatalf("reconcile: %v", err)
-	}
+	require.NoError(w.t, err, "reconcile %s", id)
 	return r
 }
 
@@ -242,24 +216,20 @@ func TestDealingCycleOneNode(t *testing.T) {
 			// Every pot with a profile invests its contribution; of the
 			// self-directed ones (every fourth) only D0003 bought.
 			const trading = pots - pots/4 + 1
-			if s.Trades == 0 || s.PotsAllocated != trading || len(s.Orders) == 0 {
-				t.Fatalf("first cycle: %v", s)
-			}
+			require.NotZero(t, s.Trades, "first cycle: trades; summary %v", s)
+			require.Equal(t, int64(trading), s.PotsAllocated, "first cycle: pots allocated")
+			require.NotEmpty(t, s.Orders, "first cycle: orders")
 			for _, o := range s.Orders {
-				if o.Status != "executed" && o.Status != "netted" {
-					t.Fatalf("order %s is %s", o.ClOrdId, o.Status)
-				}
+				require.Contains(t, []string{"executed", "netted"}, o.Status, "first cycle: order %s's status", o.ClOrdId)
 			}
 			// At once, the pots are valued at the day's prices (every
 			// member learns them from the cycle, not a second later).
 			view := w.pot("D0001", &pb.PotRequest{Command: &pb.PotRequest_GetPot{GetPot: &pb.GetPot{}}}).GetPot()
-			if len(view.Holdings) == 0 {
-				t.Fatalf("pot without holdings after the cycle: %v", view)
-			}
+			require.NotEmpty(t, view.Holdings, "D0001's holdings after the cycle")
 			for _, h := range view.Holdings {
-				if h.Price == "" || h.Value == "" || h.PriceDate != day.String() {
-					t.Fatalf("holding without the day's price right after the cycle: %v", h)
-				}
+				require.NotEmpty(t, h.Price, "holding %s right after the cycle: price", h.Asset)
+				require.NotEmpty(t, h.Value, "holding %s right after the cycle: value", h.Asset)
+				require.Equal(t, day.String(), h.PriceDate, "holding %s right after the cycle: price date", h.Asset)
 			}
 		}
 		t.Logf("%s: trades %d, pots allocated %d, settled %d, checked %d, traded %d", day, s.Trades, s.PotsAllocated,
@@ -274,26 +244,19 @@ func TestDealingCycleOneNode(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		s, err := w.operator.Cycle(ctx, d)
 		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err, "cycle %s", d)
 		executed += s.Trades
 	}
-	if int64(len(notes)) != executed {
-		t.Fatalf("%d contract notes on NATS for %d executed trades", len(notes), executed)
-	}
+	require.Equal(t, executed, int64(len(notes)), "contract notes on NATS, one per executed trade")
 	// Running a completed cycle again answers the same and trades nothing.
 	again := w.runCycle(domain.MustDate("2026-11-23"), true)
-	if again.Trades != first.Trades || len(again.Orders) != len(first.Orders) || again.PotsAllocated != first.PotsAllocated {
-		t.Fatalf("re-run answered %v, first %v", again, first)
-	}
+	require.Equal(t, first.Trades, again.Trades, "re-run: trades")
+	require.Len(t, again.Orders, len(first.Orders), "re-run: orders")
+	require.Equal(t, first.PotsAllocated, again.PotsAllocated, "re-run: pots allocated")
 	r := w.reconcile("week-1", true)
-	if len(r.InternalBreaks) > 0 || len(r.ExternalBreaks) > 0 {
-		t.Fatalf("reconciliation breaks:\ninternal %v\nexternal %v", r.InternalBreaks, r.ExternalBreaks)
-	}
-	if r.Pots != pots {
-		t.Fatalf("reconciled %d pots, want %d", r.Pots, pots)
-	}
+	require.Empty(t, r.InternalBreaks, "reconciliation: internal breaks")
+	require.Empty(t, r.ExternalBreaks, "reconciliation: external breaks")
+	require.Equal(t, int64(pots), r.Pots, "pots reconciled")
 	t.Logf("reconciliation as of %s: %d pots, assets %v", r.AsOf, r.Pots, r.Assets)
 }
 
@@ -315,39 +278,35 @@ func TestFailedCycleIsRecordedAndResumes(t *testing.T) {
 	defer cancel()
 	s, err := w.operator.RunCycle(ctx, mon, actors.CycleRunOptions{Rebalance: true}, nil)
 	var oe *actors.OperatorError
-	if !errors.As(err, &oe) || oe.Code != problem.CustodianSilent {
-		t.Fatalf("cycle with the custodian out: %v (summary %v), want %s", err, s, problem.CustodianSilent)
-	}
+	require.ErrorAs(t, err, &oe, "cycle with the custodian out (summary %v)", s)
+	require.Equal(t, problem.CustodianSilent, oe.Code, "cycle with the custodian out: error code")
 	p := s.GetProblem()
-	if s.Status != actors.CycleFailed || s.Step != "executions" || !p.GetResumable() ||
-		!strings.Contains(p.GetDetail(), "run the cycle again to keep waiting") {
-		t.Fatalf("failed summary: %v", s)
-	}
+	require.Equal(t, actors.CycleFailed, s.Status, "failed summary: status; %v", s)
+	require.Equal(t, "executions", s.Step, "failed summary: step")
+	require.True(t, p.GetResumable(), "failed summary: problem resumable")
+	require.Contains(t, p.GetDetail(), "run the cycle again to keep waiting", "failed summary: problem detail")
 	for _, goism := range []string{"actors:", "cluster:", "domain:", "persistence:", "rpc error", "context deadline", "%!"} {
-		if strings.Contains(p.GetDetail(), goism) {
-			t.Errorf("the problem's detail holds %q: %s", goism, p.GetDetail())
-		}
+		assert.NotContains(t, p.GetDetail(), goism, "the problem's detail")
 	}
 
 	w.restartNode()
 	got, err := w.operator.Cycle(ctx, mon)
-	if err != nil || got.Status != actors.CycleFailed || got.GetProblem().GetCode() != problem.CustodianSilent || got.Step != "executions" {
-		t.Fatalf("the failed cycle after a restart: %v %v", got, err)
-	}
+	require.NoError(t, err, "the failed cycle after a restart")
+	require.Equal(t, actors.CycleFailed, got.Status, "the failed cycle after a restart: status; %v", got)
+	require.Equal(t, problem.CustodianSilent, got.GetProblem().GetCode(), "the failed cycle after a restart: problem code")
+	require.Equal(t, "executions", got.Step, "the failed cycle after a restart: step")
 
 	testkit.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		s, err = w.operator.RunCycle(ctx, mon, actors.CycleRunOptions{Rebalance: true}, nil)
 		return err
 	})
-	if s.Status != actors.CycleComplete || s.PotsAllocated != 1 || s.Problem != nil {
-		t.Fatalf("the cycle run again: %v", s)
-	}
-	if r := w.reconcile("after-failure", true); len(r.InternalBreaks)+len(r.ExternalBreaks) > 0 {
-		t.Fatalf("reconciliation: internal %v external %v", r.InternalBreaks, r.ExternalBreaks)
-	}
-	if n := len(w.sim.Executions()); n != len(s.Orders) {
-		t.Fatalf("the custodian executed %d orders for %d in the batch", n, len(s.Orders))
-	}
+	require.Equal(t, actors.CycleComplete, s.Status, "the cycle run again: status; %v", s)
+	require.Equal(t, int64(1), s.PotsAllocated, "the cycle run again: pots allocated")
+	require.Nil(t, s.Problem, "the cycle run again: problem")
+	r := w.reconcile("after-failure", true)
+	require.Empty(t, r.InternalBreaks, "reconciliation: internal breaks")
+	require.Empty(t, r.ExternalBreaks, "reconciliation: external breaks")
+	require.Len(t, w.sim.Executions(), len(s.Orders), "orders the custodian executed, against the batch's")
 }
 
 // TestLateOrderIsRolledToTheNextDay forces what the cut-off fence prevents:
@@ -375,27 +334,21 @@ func TestLateOrderIsRolledToTheNextDay(t *testing.T) {
 	req := &pb.PotRequest{IdempotencyKey: "late", Command: &pb.PotRequest_PlaceOrder{PlaceOrder: &pb.PlaceOrder{
 		Type: pb.OrderType_ORDER_TYPE_BUY, Asset: "GB00BD8R3K42", Amount: "10.00"}}}
 	res, err := system.Root.RequestFuture(pid, &pb.PotCall{Request: req}, 10*time.Second).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	late := res.(*pb.PotResponse).GetOrder()
-	if late == nil || late.DealingDate != mon.String() {
-		t.Fatalf("the stale activation answered %v, want an order for %s", res, mon)
-	}
+	require.NotNil(t, late, "the stale activation's answer %v", res)
+	require.Equal(t, mon.String(), late.DealingDate, "the stale activation's order: dealing date")
 
 	w.publishPrices(tue, func(a domain.Asset) string { return map[int32]string{4: "1.0000", 6: "1.000000"}[a.PriceDecimals] })
 	s := w.runCycle(tue, false)
-	if s.OrdersRolled < 1 {
-		t.Fatalf("cycle of %s rolled %d orders: %v", tue, s.OrdersRolled, s)
-	}
+	require.GreaterOrEqual(t, s.OrdersRolled, int64(1), "cycle of %s: orders rolled; %v", tue, s)
 	o := w.pot(m, &pb.PotRequest{Command: &pb.PotRequest_GetOrder{GetOrder: &pb.GetOrder{OrderId: late.Id}}}).GetOrder()
-	if o.DealingDate != tue.String() || o.OriginalDealingDate != mon.String() || o.Status != "executed" {
-		t.Fatalf("late order after the next cycle: %v", o)
-	}
+	require.Equal(t, tue.String(), o.DealingDate, "late order after the next cycle: dealing date")
+	require.Equal(t, mon.String(), o.OriginalDealingDate, "late order after the next cycle: original dealing date")
+	require.Equal(t, "executed", o.Status, "late order after the next cycle: status")
 	r := w.reconcile("late", true)
-	if len(r.InternalBreaks)+len(r.ExternalBreaks) > 0 {
-		t.Fatalf("reconciliation: internal %v external %v", r.InternalBreaks, r.ExternalBreaks)
-	}
+	require.Empty(t, r.InternalBreaks, "reconciliation: internal breaks")
+	require.Empty(t, r.ExternalBreaks, "reconciliation: external breaks")
 }
 
 // contractNotes reads every contract note published on NATS, by trade id,
@@ -406,36 +359,25 @@ func (w *dealingWorld) contractNotes() map[string]*pb.ContractNote {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	js, err := jetstream.New(w.nc)
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	require.NoError(w.t, err)
 	stream, err := js.Stream(ctx, platform.NotificationsStream)
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	require.NoError(w.t, err)
 	info, err := stream.Info(ctx)
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	require.NoError(w.t, err)
 	notes := map[string]*pb.ContractNote{}
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
 		msg, err := stream.GetMsg(ctx, seq)
-		if err != nil {
-			w.t.Fatalf("note %d: %v", seq, err)
-		}
-		if typ, ct := msg.Header.Get(natsmsg.TypeHeader), msg.Header.Get(natsmsg.ContentTypeHeader); typ != "mastertrust.v1.ContractNote" || ct != "application/protobuf" {
-			w.t.Fatalf("note %d: headers %v", seq, msg.Header)
-		}
+		require.NoError(w.t, err, "note %d", seq)
+		require.Equal(w.t, "mastertrust.v1.ContractNote", msg.Header.Get(natsmsg.TypeHeader), "note %d: type header", seq)
+		require.Equal(w.t, "application/protobuf", msg.Header.Get(natsmsg.ContentTypeHeader), "note %d: content type header", seq)
 		var n pb.ContractNote
-		if err := proto.Unmarshal(msg.Data, &n); err != nil {
-			w.t.Fatal(err)
-		}
+		require.NoError(w.t, proto.Unmarshal(msg.Data, &n), "note %d", seq)
 		if _, dup := notes[n.TradeId]; dup {
 			w.t.Fatalf("two contract notes for trade %s", n.TradeId)
 		}
-		if msg.Subject != platform.ContractNoteSubject(actors.PotGroup(n.MemberId, 8)) || n.Units == "" || n.UnitPrice == "" {
-			w.t.Fatalf("note %d on %s: %v", seq, msg.Subject, &n)
-		}
+		require.Equal(w.t, platform.ContractNoteSubject(actors.PotGroup(n.MemberId, 8)), msg.Subject, "note %d for trade %s: subject", seq, n.TradeId)
+		require.NotEmpty(w.t, n.Units, "note %d for trade %s: units", seq, n.TradeId)
+		require.NotEmpty(w.t, n.UnitPrice, "note %d for trade %s: unit price", seq, n.TradeId)
 		notes[n.TradeId] = &n
 	}
 	return notes

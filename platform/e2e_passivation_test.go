@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
@@ -30,13 +32,9 @@ import (
 func TestE2EPotPassivationKeepsReplies(t *testing.T) {
 	logger, level := testkit.Logger(t)
 	cal, err := platform.NewCalendar()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	j, err := pebble.Open("journal", pebble.Options{FS: vfs.NewMem(), Groups: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { j.Close() })
 	market := actors.NewMarketState()
 	clock := cal.DealingDayFor(time.Now()).At(9, 0, cal.Location())
@@ -50,9 +48,7 @@ func TestE2EPotPassivationKeepsReplies(t *testing.T) {
 	const idle = 20 * time.Millisecond
 	node, err := platform.StartNode(platform.NodeConfig{Cluster: cc, Journal: j, Catalogue: domain.DefaultCatalogue(),
 		Calendar: cal, Market: market, Now: func() time.Time { return clock }, PotIdleTimeout: idle, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(node.Kill)
 
 	const pots, rounds = 40, 60
@@ -82,8 +78,7 @@ func TestE2EPotPassivationKeepsReplies(t *testing.T) {
 					}
 				}
 			}
-			if err := call("open", &pb.PotRequest{Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{}}}); err != nil {
-				t.Errorf("open %s: %v", member, err)
+			if !assert.NoError(t, call("open", &pb.PotRequest{Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{}}}), "open %s", member) {
 				return
 			}
 			for r := range rounds {
@@ -132,9 +127,7 @@ func TestE2EPotPassivationKeepsReplies(t *testing.T) {
 func gauge(t *testing.T, node *platform.Node, name string) float64 {
 	t.Helper()
 	families, err := node.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, f := range families {
 		if f.GetName() == name && len(f.GetMetric()) == 1 {
 			return f.GetMetric()[0].GetGauge().GetValue()

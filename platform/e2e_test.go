@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
@@ -303,14 +304,10 @@ func runE2E(t *testing.T, cfg e2eConfig) {
 func startE2E(t *testing.T, cfg e2eConfig) *e2e {
 	t.Helper()
 	spec, err := apispec.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	logger, _ := testkit.Logger(t)
 	cal, err := platform.NewCalendar()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	e := &e2e{t: t, cfg: cfg, cal: cal, clock: &e2eClock{now: cfg.Start.At(9, 0, cal.Location())},
 		walk: rand.New(rand.NewPCG(cfg.Seed, 0x7072696365))}
 	e.pcfg = platform.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Now: e.clock.Now, Logger: logger,
@@ -325,9 +322,7 @@ func startE2E(t *testing.T, cfg e2eConfig) *e2e {
 		}
 	}
 	d, err := platform.StartDev(e.pcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	e.dev = d
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -337,9 +332,8 @@ func startE2E(t *testing.T, cfg e2eConfig) *e2e {
 		}
 	})
 	e.api = newE2EAPI(d.URL, cfg.Workers, spec, apispec.ReporterFunc(e.fail))
-	if e.opToken, err = d.Token("", 6*time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	e.opToken, err = d.Token("", 6*time.Hour)
+	require.NoError(t, err)
 
 	var assets struct {
 		Assets []e2eAsset `json:"assets"`
@@ -355,9 +349,8 @@ func startE2E(t *testing.T, cfg e2eConfig) *e2e {
 	for _, p := range profiles.RiskProfiles {
 		e.profiles = append(e.profiles, p.Name)
 	}
-	if len(e.assets) < 5 || len(e.profiles) < 3 {
-		t.Fatalf("catalogue of %d assets and %d profiles: want at least 5 and 3", len(e.assets), len(e.profiles))
-	}
+	require.GreaterOrEqual(t, len(e.assets), 5, "assets in the catalogue")
+	require.GreaterOrEqual(t, len(e.profiles), 3, "risk profiles in the catalogue")
 	e.prices = map[string]decimal.Decimal{}
 	for _, a := range e.assets {
 		// 0.50 … 5.00, at the asset's price decimals.
@@ -390,15 +383,9 @@ func (e *e2e) failNow(stage string) {
 func (e *e2e) getJSON(path, token string, v any) {
 	e.t.Helper()
 	r, err := e.api.do(e.t.Context(), http.MethodGet, path, token, "", nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if r.Status != http.StatusOK {
-		e.t.Fatalf("GET %s: %s", path, r)
-	}
-	if err := json.Unmarshal(r.Body, v); err != nil {
-		e.t.Fatalf("GET %s: %v in %s", path, err, r.Body)
-	}
+	require.NoError(e.t, err)
+	require.Equal(e.t, http.StatusOK, r.Status, "GET %s: status; %s", path, r)
+	require.NoError(e.t, json.Unmarshal(r.Body, v), "GET %s: decode %s", path, r.Body)
 }
 
 // setPhase moves the clock to a phase of a dealing day: the morning
@@ -448,9 +435,7 @@ func (e *e2e) openPots() {
 	for i := range e.pots {
 		id := fmt.Sprintf("E%05d", i)
 		tok, err := e.currentDev().Token(id, 6*time.Hour)
-		if err != nil {
-			e.t.Fatal(err)
-		}
+		require.NoError(e.t, err)
 		e.pots[i] = &e2ePotModel{id: id, token: tok, contributions: map[string]decimal.Decimal{},
 			withdrawals: map[string]*e2eWithdrawal{}, orders: map[string]*e2eOrderModel{}, cancelAsked: map[string]bool{}}
 	}
@@ -1274,15 +1259,12 @@ func (e *e2e) publishPrices(day domain.Date) {
 	body := jsonBody(map[string]any{"date": day.String(), "prices": prices})
 	for range 2 { // publishing the same prices again changes nothing
 		r, err := e.api.do(e.t.Context(), http.MethodPost, "/v1/prices", e.opToken, "", body)
-		if err != nil || r.Status != http.StatusOK {
-			e.t.Fatalf("prices of %s: %v %s", day, err, r)
-		}
+		require.NoError(e.t, err, "prices of %s", day)
+		require.Equal(e.t, http.StatusOK, r.Status, "prices of %s: status; %s", day, r)
 		var got struct {
 			Prices map[string]string `json:"prices"`
 		}
-		if err := json.Unmarshal(r.Body, &got); err != nil {
-			e.t.Fatal(err)
-		}
+		require.NoError(e.t, json.Unmarshal(r.Body, &got), "prices of %s: decode %s", day, r.Body)
 		for isin, want := range prices {
 			g, _ := decOf(got.Prices[isin])
 			if w, _ := decOf(want); !g.Equal(w) {
@@ -1323,22 +1305,17 @@ func (e *e2e) runCycle(day domain.Date, rebalance bool) *e2eCycleRun {
 	}
 	wg.Wait()
 	for _, err := range errs {
-		if err != nil {
-			e.t.Fatal(err)
-		}
+		require.NoError(e.t, err)
 	}
 	r := rs[0]
 	if rs[1].Status != 0 && !sameJSON(rs[0].Body, rs[1].Body) {
 		e.fail("cycle %s asked for twice at once: ended %s and %s", day, rs[0], rs[1])
 	}
 	run := &e2eCycleRun{date: day, rebalance: rebalance, racing: racing, raw: r.Body}
-	if err := json.Unmarshal(r.Body, &run.summary); err != nil {
-		e.t.Fatalf("cycle %s: %v in %s", day, err, r.Body)
-	}
+	require.NoError(e.t, json.Unmarshal(r.Body, &run.summary), "cycle %s: decode %s", day, r.Body)
 	s := &run.summary
-	if s.Date != day.String() || s.Status != "complete" {
-		e.t.Fatalf("cycle %s: summary %s", day, r.Body)
-	}
+	require.Equal(e.t, day.String(), s.Date, "cycle %s: summary date; summary %s", day, r.Body)
+	require.Equal(e.t, "complete", s.Status, "cycle %s: summary status; summary %s", day, r.Body)
 	var batchTrades int64
 	for _, b := range s.Batches {
 		batchTrades += b.Trades
@@ -1467,13 +1444,10 @@ func (e *e2e) reconcile(id string, deep bool) *e2eReconciliation {
 	if err == nil && r.Status == http.StatusAccepted && r.Header.Get("Location") == "/v1/reconciliations/"+id {
 		r, err = e.awaitRun(r.Header.Get("Location"))
 	}
-	if err != nil || r.Status != http.StatusOK {
-		e.t.Fatalf("reconciliation %s: %v %s", id, err, r)
-	}
+	require.NoError(e.t, err, "reconciliation %s", id)
+	require.Equal(e.t, http.StatusOK, r.Status, "reconciliation %s: status; %s", id, r)
 	var rep e2eReconciliation
-	if err := json.Unmarshal(r.Body, &rep); err != nil {
-		e.t.Fatal(err)
-	}
+	require.NoError(e.t, json.Unmarshal(r.Body, &rep), "reconciliation %s: decode %s", id, r.Body)
 	if len(rep.Internal.Breaks) > 0 || len(rep.External.Breaks) > 0 {
 		e.fail("reconciliation %s (seed %d): %d internal and %d external breaks: %s", id, e.cfg.Seed,
 			len(rep.Internal.Breaks), len(rep.External.Breaks), r.Body)
@@ -1498,13 +1472,9 @@ func (e *e2e) restart() {
 	ctx, cancel := context.WithTimeout(e.t.Context(), time.Minute)
 	defer cancel()
 	e.before = e.currentDev().Custodian.Stats()
-	if err := e.currentDev().Stop(ctx); err != nil {
-		e.t.Fatalf("stop: %v", err)
-	}
+	require.NoError(e.t, e.currentDev().Stop(ctx), "stop")
 	d, err := platform.StartDev(e.pcfg)
-	if err != nil {
-		e.t.Fatalf("restart: %v", err)
-	}
+	require.NoError(e.t, err, "restart")
 	e.mu.Lock()
 	e.dev = d
 	e.mu.Unlock()

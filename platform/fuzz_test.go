@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/domain"
@@ -151,9 +152,7 @@ func fuzzRoutes(tb testing.TB) []string {
 	gw, err := gateway.New(gateway.Config{Pots: nopPots{}, Cluster: nopCluster{}, Ready: func(context.Context) error { return nil },
 		Catalogue: domain.DefaultCatalogue(), TokenSecret: []byte(strings.Repeat("s", gateway.TokenSecretBytesMin)),
 		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
 	return gw.Routes()
 }
 
@@ -199,9 +198,7 @@ var fuzzShared struct {
 // fuzzRigFor returns the process's platform, starting it on first use.
 func fuzzRigFor(t *testing.T) *fuzzRig {
 	fuzzShared.once.Do(func() { fuzzShared.rig, fuzzShared.err = startFuzzRig() })
-	if fuzzShared.err != nil {
-		t.Fatalf("start the platform: %v", fuzzShared.err)
-	}
+	require.NoError(t, fuzzShared.err, "start the platform")
 	return fuzzShared.rig
 }
 

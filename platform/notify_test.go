@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/actors"
@@ -21,75 +22,54 @@ import (
 func TestNotificationsBoundedAndTyped(t *testing.T) {
 	t.Parallel()
 	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(srv.Shutdown)
 	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx := t.Context()
 	// The stream as it was: an age limit only, a subject per member.
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: platform.NotificationsStream, Subjects: []string{"notifications.>"},
-		Storage: jetstream.FileStorage, Duplicates: 24 * time.Hour, MaxAge: 90 * 24 * time.Hour}); err != nil {
-		t.Fatal(err)
-	}
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: platform.NotificationsStream, Subjects: []string{"notifications.>"},
+		Storage: jetstream.FileStorage, Duplicates: 24 * time.Hour, MaxAge: 90 * 24 * time.Hour})
+	require.NoError(t, err)
 	old, _ := proto.Marshal(&pb.ContractNote{MemberId: "M000001", TradeId: "M000001-3"})
-	if _, err := js.Publish(ctx, platform.ContractNoteSubjectPrefix+"M000001", old, jetstream.WithMsgID("cn-M000001-3")); err != nil {
-		t.Fatal(err)
-	}
+	_, err = js.Publish(ctx, platform.ContractNoteSubjectPrefix+"M000001", old, jetstream.WithMsgID("cn-M000001-3"))
+	require.NoError(t, err)
 
 	const potGroups = 63
 	n, err := platform.NewNotifier(ctx, nc, 1, potGroups)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	note := &pb.ContractNote{MemberId: "M000002", TradeId: "M000002-5", Units: "1.0000"}
-	if err := n.PublishContractNotes(ctx, []*pb.ContractNote{note}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, n.PublishContractNotes(ctx, []*pb.ContractNote{note}))
 	stream, err := js.Stream(ctx, platform.NotificationsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	want := platform.NotificationsStreamConfig(1)
 	c := info.Config
-	if c.MaxAge <= 0 || c.MaxBytes <= 0 || c.MaxMsgs <= 0 || c.MaxMsgSize <= 0 ||
-		c.MaxAge != want.MaxAge || c.MaxBytes != want.MaxBytes || c.MaxMsgs != want.MaxMsgs ||
-		c.Discard != jetstream.DiscardOld || c.Duplicates != 24*time.Hour {
-		t.Fatalf("limits: age %s bytes %d msgs %d msg size %d discard %v duplicates %s",
-			c.MaxAge, c.MaxBytes, c.MaxMsgs, c.MaxMsgSize, c.Discard, c.Duplicates)
-	}
-	if info.State.Msgs != 2 {
-		t.Fatalf("%d notes, want the old one and the new one", info.State.Msgs)
-	}
+	require.Positive(t, c.MaxAge, "limits: max age")
+	require.Positive(t, c.MaxBytes, "limits: max bytes")
+	require.Positive(t, c.MaxMsgs, "limits: max messages")
+	require.Positive(t, c.MaxMsgSize, "limits: max message size")
+	require.Equal(t, want.MaxAge, c.MaxAge, "limits: max age")
+	require.Equal(t, want.MaxBytes, c.MaxBytes, "limits: max bytes")
+	require.Equal(t, want.MaxMsgs, c.MaxMsgs, "limits: max messages")
+	require.Equal(t, jetstream.DiscardOld, c.Discard, "limits: discard policy")
+	require.Equal(t, 24*time.Hour, c.Duplicates, "limits: duplicates window")
+	require.Equal(t, uint64(2), info.State.Msgs, "notes: the old one and the new one")
 	msg, err := stream.GetMsg(ctx, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := platform.ContractNoteSubject(actors.PotGroup("M000002", potGroups)); msg.Subject != want {
-		t.Fatalf("note on %s, want %s", msg.Subject, want)
-	}
+	require.NoError(t, err)
+	require.Equal(t, platform.ContractNoteSubject(actors.PotGroup("M000002", potGroups)), msg.Subject, "the note's subject")
 	var back pb.ContractNote
-	if err := natsmsg.Decode(msg.Header, msg.Data, &back); err != nil || !proto.Equal(&back, note) ||
-		msg.Header.Get("Mastertrust-Type") != "mastertrust.v1.ContractNote" || msg.Header.Get("Content-Type") != "application/protobuf" {
-		t.Fatalf("note %v, headers %v: %v", &back, msg.Header, err)
-	}
+	require.NoError(t, natsmsg.Decode(msg.Header, msg.Data, &back), "decode the note")
+	require.True(t, proto.Equal(&back, note), "the note decoded: %v, want %v", &back, note)
+	require.Equal(t, "mastertrust.v1.ContractNote", msg.Header.Get("Mastertrust-Type"), "the note's Mastertrust-Type header")
+	require.Equal(t, "application/protobuf", msg.Header.Get("Content-Type"), "the note's Content-Type header")
 	// A second publication (an aggregator's restart) is dropped.
-	if err := n.PublishContractNotes(ctx, []*pb.ContractNote{note}); err != nil {
-		t.Fatal(err)
-	}
-	if info, err := stream.Info(ctx); err != nil || info.State.Msgs != 2 {
-		t.Fatalf("after publishing again: %v %v", info.State, err)
-	}
+	require.NoError(t, n.PublishContractNotes(ctx, []*pb.ContractNote{note}))
+	info, err = stream.Info(ctx)
+	require.NoError(t, err, "after publishing again")
+	require.Equal(t, uint64(2), info.State.Msgs, "notes after publishing again")
 }

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/apispec"
@@ -45,14 +48,10 @@ const operatorPrices = `"GB00BN7Q2L69":"2.000000","GB00BD8R3K42":"1.500000","IE0
 func startOperatorDev(t *testing.T, windowAhead int, faults simulator.Faults, now time.Time) *operatorDev {
 	t.Helper()
 	cal, err := platform.NewCalendar()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	logger, _ := testkit.Logger(t)
 	spec, err := apispec.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	d := &operatorDev{t: t, clock: &e2eClock{now: now}, cal: cal, logs: &errorLog{next: logger.Handler()},
 		http: &http.Client{Transport: spec.Transport(http.DefaultTransport, t)}}
 	d.cfg = platform.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Now: d.clock.Now, Logger: slog.New(d.logs),
@@ -65,13 +64,10 @@ func startOperatorDev(t *testing.T, windowAhead int, faults simulator.Faults, no
 func (d *operatorDev) start() {
 	d.t.Helper()
 	dev, err := platform.StartDev(d.cfg)
-	if err != nil {
-		d.t.Fatal(err)
-	}
+	require.NoError(d.t, err)
 	d.dev = dev
-	if d.op, err = dev.Token("", time.Hour); err != nil {
-		d.t.Fatal(err)
-	}
+	d.op, err = dev.Token("", time.Hour)
+	require.NoError(d.t, err)
 }
 
 func (d *operatorDev) stop() {
@@ -102,9 +98,7 @@ func (d *operatorDev) call(method, path, token, key, body string) (int, http.Hea
 func (d *operatorDev) callIn(ctx context.Context, method, path, token, key, body string) (int, http.Header, []byte) {
 	d.t.Helper()
 	req, err := http.NewRequestWithContext(ctx, method, d.dev.URL+path, strings.NewReader(body))
-	if err != nil {
-		d.t.Fatal(err)
-	}
+	require.NoError(d.t, err)
 	req.Header.Set("Authorization", "Bearer "+token)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -113,14 +107,10 @@ func (d *operatorDev) callIn(ctx context.Context, method, path, token, key, body
 		req.Header.Set("Idempotency-Key", key)
 	}
 	resp, err := d.http.Do(req)
-	if err != nil {
-		d.t.Fatalf("%s %s: %v", method, path, err)
-	}
+	require.NoError(d.t, err, "%s %s", method, path)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		d.t.Fatal(err)
-	}
+	require.NoError(d.t, err, "%s %s: read body", method, path)
 	return resp.StatusCode, resp.Header, b
 }
 
@@ -141,9 +131,8 @@ func (d *operatorDev) wantUnsaid(why string, status int, code, method, path, bod
 	got, _, b := d.callIn(ctx, method, path, d.op, "", body)
 	var p struct{ Code string }
 	_ = json.Unmarshal(b, &p)
-	if got != status || p.Code != code {
-		d.t.Fatalf("%s %s %s: %d %s, want %d %q", method, path, body, got, b, status, code)
-	}
+	require.Equal(d.t, status, got, "%s %s %s: status; body %s", method, path, body, b)
+	require.Equal(d.t, code, p.Code, "%s %s %s: problem code; body %s", method, path, body, b)
 	return b
 }
 
@@ -221,15 +210,11 @@ func (d *operatorDev) await(path string) cycleStatus {
 func (d *operatorDev) member(id string) string {
 	d.t.Helper()
 	tok, err := d.dev.Token(id, time.Hour)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	if s, _, b := d.call("POST", "/v1/pots", tok, "open-"+id, `{"memberId":"`+id+`","riskProfile":"balanced"}`); s != http.StatusCreated {
-		d.t.Fatalf("open %s: %d %s", id, s, b)
-	}
-	if s, _, b := d.call("POST", "/v1/pots/"+id+"/contributions", tok, "pay-"+id, `{"amount":"100.00"}`); s != http.StatusAccepted {
-		d.t.Fatalf("contribute %s: %d %s", id, s, b)
-	}
+	require.NoError(d.t, err)
+	s, _, b := d.call("POST", "/v1/pots", tok, "open-"+id, `{"memberId":"`+id+`","riskProfile":"balanced"}`)
+	require.Equal(d.t, http.StatusCreated, s, "open %s: status; body %s", id, b)
+	s, _, b = d.call("POST", "/v1/pots/"+id+"/contributions", tok, "pay-"+id, `{"amount":"100.00"}`)
+	require.Equal(d.t, http.StatusAccepted, s, "contribute %s: status; body %s", id, b)
 	return tok
 }
 
@@ -321,17 +306,14 @@ func TestOperatorDatesNeverEndTheProcess(t *testing.T) {
 		d.want(http.StatusBadRequest, "invalid-request", "GET", "/v1/cycles/"+date, "")
 		d.want(http.StatusBadRequest, "invalid-request", "POST", "/v1/cycles/"+date+"/run", `{}`)
 		d.want(http.StatusBadRequest, "invalid-request", "POST", "/v1/reconciliations", `{"asOf":"`+date+`"}`)
-		if s, _, b := d.call("GET", "/healthz", "", "", ""); s != http.StatusOK {
-			t.Fatalf("after the requests for %s: /healthz %d %s", date, s, b)
-		}
+		s, _, b := d.call("GET", "/healthz", "", "", "")
+		require.Equal(t, http.StatusOK, s, "after the requests for %s: /healthz status; body %s", date, b)
 	}
 	// dev simulates the calendar, but not decades ahead: prices typed for
 	// 2062 would value every pot.
 	far := d.cal.NextDealingDay(domain.MustDate("2062-01-01")).String()
 	d.want(http.StatusUnprocessableEntity, "outside-window", "POST", "/v1/prices", `{"date":"`+far+`","prices":{`+operatorPrices+`}}`)
-	if errs := d.logs.take(); len(errs) > 0 {
-		t.Fatalf("errors logged: %q", errs)
-	}
+	require.Empty(t, d.logs.take(), "errors logged")
 }
 
 // TestDealingCalendarIsTheLaw: prices and cycles only for dealing days,
@@ -344,9 +326,7 @@ func TestDealingCalendarIsTheLaw(t *testing.T) {
 	// Weekends and holidays have no prices and no cycle.
 	d.want(http.StatusUnprocessableEntity, "not-dealing-day", "POST", "/v1/prices", `{"date":"2026-12-19","prices":{`+operatorPrices+`}}`)
 	b := d.want(http.StatusUnprocessableEntity, "not-dealing-day", "POST", "/v1/prices", `{"date":"2026-12-25","prices":{`+operatorPrices+`}}`)
-	if !strings.Contains(string(b), "2026-12-24 and 2026-12-29") {
-		t.Errorf("Christmas refused without naming the dealing days around it: %s", b)
-	}
+	assert.Contains(t, string(b), "2026-12-24 and 2026-12-29", "Christmas's refusal: the dealing days around it")
 	d.want(http.StatusUnprocessableEntity, "not-dealing-day", "POST", "/v1/cycles/2026-12-19/run", `{}`)
 	// Past the next dealing day after today, no closing price can be known.
 	d.want(http.StatusUnprocessableEntity, "outside-window", "POST", "/v1/prices", `{"date":"2026-12-22","prices":{`+operatorPrices+`}}`)
@@ -359,18 +339,17 @@ func TestDealingCalendarIsTheLaw(t *testing.T) {
 	d.clock.Set(domain.MustDate("2026-12-21").At(9, 0, d.cal.Location()))
 	d.prices("2026-12-21")
 	b = d.want(http.StatusUnprocessableEntity, "earlier-day-open", "POST", "/v1/cycles/2026-12-21/run", `{}`)
-	if !strings.Contains(string(b), "2026-12-18") {
-		t.Errorf("the refusal does not name the open day: %s", b)
-	}
+	assert.Contains(t, string(b), "2026-12-18", "the refusal: the open day")
 	d.want(http.StatusBadRequest, "invalid-request", "POST", "/v1/cycles/2026-12-21/run", `{"force":true}`)
 	d.want(http.StatusBadRequest, "invalid-request", "POST", "/v1/cycles/2026-12-21/run", `{"reason":"no force"}`)
 	// Forced with a reason: it runs, records why, and Friday's orders roll
 	// to Tuesday where the member sees them.
 	s := d.cycle("2026-12-21", `{"force":true,"reason":"Friday's prices were never published"}`)
-	if s.Status != "complete" || s.Forced == nil || s.Forced.Reason != "Friday's prices were never published" ||
-		len(s.Forced.Passed) != 1 || s.Forced.Passed[0] != "2026-12-18" || s.OrdersRolled == 0 {
-		t.Fatalf("forced cycle: %s", s.raw)
-	}
+	require.Equal(t, "complete", s.Status, "forced cycle: status; summary %s", s.raw)
+	require.NotNil(t, s.Forced, "forced cycle: forced; summary %s", s.raw)
+	require.Equal(t, "Friday's prices were never published", s.Forced.Reason, "forced cycle: forced reason")
+	require.Equal(t, []string{"2026-12-18"}, s.Forced.Passed, "forced cycle: days passed")
+	require.NotZero(t, s.OrdersRolled, "forced cycle: orders rolled")
 	_, _, ob := d.call("GET", "/v1/pots/CAL001/orders", tok, "", "")
 	var orders struct {
 		Orders []struct {
@@ -378,30 +357,26 @@ func TestDealingCalendarIsTheLaw(t *testing.T) {
 			OriginalDealingDate string `json:"originalDealingDate"`
 		}
 	}
-	if err := json.Unmarshal(ob, &orders); err != nil || len(orders.Orders) == 0 {
-		t.Fatalf("orders: %v %s", err, ob)
-	}
+	require.NoError(t, json.Unmarshal(ob, &orders), "orders %s", ob)
+	require.NotEmpty(t, orders.Orders, "orders")
 	for _, o := range orders.Orders {
-		if o.DealingDate != "2026-12-22" || o.OriginalDealingDate != "2026-12-18" || o.Status != "accepted" {
-			t.Fatalf("Friday's order after the forced Monday: %s", ob)
-		}
+		require.Equal(t, "2026-12-22", o.DealingDate, "Friday's order after the forced Monday: dealingDate")
+		require.Equal(t, "2026-12-18", o.OriginalDealingDate, "Friday's order after the forced Monday: originalDealingDate")
+		require.Equal(t, "accepted", o.Status, "Friday's order after the forced Monday: status")
 	}
 	// Friday can no longer run: Monday has completed after it.
 	d.want(http.StatusUnprocessableEntity, "outside-window", "POST", "/v1/cycles/2026-12-18/run", `{}`)
 	d.want(http.StatusUnprocessableEntity, "outside-window", "POST", "/v1/prices", `{"date":"2026-12-17","prices":{`+operatorPrices+`}}`)
 	// Running Monday again reports the same and trades nothing.
-	if again := d.cycle("2026-12-21", `{"force":true,"reason":"again"}`); string(again.raw) != string(s.raw) {
-		t.Fatalf("Monday run again: %s, first %s", again.raw, s.raw)
-	}
+	again := d.cycle("2026-12-21", `{"force":true,"reason":"again"}`)
+	require.Equal(t, string(s.raw), string(again.raw), "Monday's cycle run again against its first run")
 	// Tuesday deals the rolled orders.
 	d.clock.Set(domain.MustDate("2026-12-22").At(9, 0, d.cal.Location()))
 	d.prices("2026-12-22")
-	if s := d.cycle("2026-12-22", `{}`); s.Status != "complete" || s.Trades == 0 {
-		t.Fatalf("Tuesday's cycle: %s", s.raw)
-	}
-	if errs := d.logs.take(); len(errs) > 0 {
-		t.Fatalf("errors logged: %q", errs)
-	}
+	s = d.cycle("2026-12-22", `{}`)
+	require.Equal(t, "complete", s.Status, "Tuesday's cycle: status; summary %s", s.raw)
+	require.NotZero(t, s.Trades, "Tuesday's cycle: trades")
+	require.Empty(t, d.logs.take(), "errors logged")
 }
 
 // TestPricesCorrectedUntilUsed: other prices for a date are refused without
@@ -421,24 +396,24 @@ func TestPricesCorrectedUntilUsed(t *testing.T) {
 		Used    bool
 		History []struct{ By, Reason string }
 	}
-	if err := json.Unmarshal(b, &view); err != nil || view.Prices["GB00BN7Q2L69"] != "2.500000" || view.Used ||
-		len(view.History) != 2 || view.History[1].Reason != "restated by the fund manager" || view.History[1].By == "" {
-		t.Fatalf("corrected prices: %v %s", err, b)
-	}
-	if s := d.cycle("2026-11-23", `{"rebalance":false}`); s.Status != "complete" {
-		t.Fatalf("cycle: %s", s.raw)
-	}
+	require.NoError(t, json.Unmarshal(b, &view), "corrected prices %s", b)
+	require.Equal(t, "2.500000", view.Prices["GB00BN7Q2L69"], "corrected prices: GB00BN7Q2L69")
+	require.False(t, view.Used, "corrected prices: used")
+	require.Len(t, view.History, 2, "corrected prices: history")
+	require.Equal(t, "restated by the fund manager", view.History[1].Reason, "corrected prices: the correction's reason")
+	require.NotEmpty(t, view.History[1].By, "corrected prices: who corrected them")
+	s := d.cycle("2026-11-23", `{"rebalance":false}`)
+	require.Equal(t, "complete", s.Status, "cycle: status; summary %s", s.raw)
 	// The day dealt at the corrected price.
 	_, _, ob := d.call("GET", "/v1/pots/COR001/orders", tok, "", "")
-	if !strings.Contains(string(ob), `"asset":"GB00BN7Q2L69"`) || !strings.Contains(string(ob), `"price":"2.500000"`) {
-		t.Fatalf("orders after the cycle do not show the corrected price: %s", ob)
-	}
+	require.Contains(t, string(ob), `"asset":"GB00BN7Q2L69"`, "orders after the cycle: the asset corrected")
+	require.Contains(t, string(ob), `"price":"2.500000"`, "orders after the cycle: the corrected price")
 	d.want(http.StatusUnprocessableEntity, "prices-used", "POST", "/v1/prices", `{"date":"2026-11-23","prices":{`+operatorPrices+`},"reason":"too late"}`)
 	d.want(http.StatusOK, "", "POST", "/v1/prices", `{"date":"2026-11-23","prices":{`+corrected+`}}`) // the same again is fine
 	b = d.want(http.StatusOK, "", "GET", "/v1/prices/2026-11-23", "")
-	if err := json.Unmarshal(b, &view); err != nil || !view.Used || len(view.History) != 2 {
-		t.Fatalf("prices after the cycle: %v %s", err, b)
-	}
+	require.NoError(t, json.Unmarshal(b, &view), "prices after the cycle %s", b)
+	require.True(t, view.Used, "prices after the cycle: used")
+	require.Len(t, view.History, 2, "prices after the cycle: history")
 	d.want(http.StatusNotFound, "not-found", "GET", "/v1/prices/2026-11-24", "")
 }
 
@@ -452,9 +427,8 @@ func TestReconciliationAsOfTheDayItCanProve(t *testing.T) {
 	d.member("REC001")
 	for _, day := range []string{"2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26", "2026-11-27"} {
 		d.prices(day)
-		if s := d.cycle(day, `{}`); s.Status != "complete" {
-			t.Fatalf("cycle %s: %s", day, s.raw)
-		}
+		s := d.cycle(day, `{}`)
+		require.Equal(t, "complete", s.Status, "cycle %s: status; summary %s", day, s.raw)
 	}
 	d.want(http.StatusUnprocessableEntity, "as-of-unavailable", "POST", "/v1/reconciliations", `{"asOf":"2026-11-23"}`)
 	d.want(http.StatusUnprocessableEntity, "as-of-unavailable", "POST", "/v1/reconciliations", `{"asOf":"2026-11-30"}`)
@@ -464,13 +438,17 @@ func TestReconciliationAsOfTheDayItCanProve(t *testing.T) {
 			t.Fatalf("reconcile %s: %d %s", body, status, b)
 		}
 		var id struct{ ID string }
-		if err := json.Unmarshal(b, &id); err != nil || (status == http.StatusAccepted && h.Get("Location") != "/v1/reconciliations/"+id.ID) {
-			t.Fatalf("reconcile %s: %v, Location %q, %s", body, err, h.Get("Location"), b)
+		require.NoError(t, json.Unmarshal(b, &id), "reconcile %s: %s", body, b)
+		if status == http.StatusAccepted {
+			require.Equal(t, "/v1/reconciliations/"+id.ID, h.Get("Location"), "reconcile %s: Location", body)
 		}
 		r := d.await("/v1/reconciliations/" + id.ID)
-		if r.Status != "complete" || r.AsOf != "2026-11-27" || r.Internal == nil || len(r.Internal.Breaks)+len(r.External.Breaks) > 0 {
-			t.Fatalf("reconcile %s: %s", body, r.raw)
-		}
+		require.Equal(t, "complete", r.Status, "reconcile %s: status; report %s", body, r.raw)
+		require.Equal(t, "2026-11-27", r.AsOf, "reconcile %s: asOf", body)
+		require.NotNil(t, r.Internal, "reconcile %s: internal; report %s", body, r.raw)
+		require.NotNil(t, r.External, "reconcile %s: external; report %s", body, r.raw)
+		require.Empty(t, r.Internal.Breaks, "reconcile %s: internal breaks", body)
+		require.Empty(t, r.External.Breaks, "reconcile %s: external breaks", body)
 	}
 }
 
@@ -488,13 +466,11 @@ func TestLongOperatorWorkAnswersAtOnce(t *testing.T) {
 	status, h, b := d.call("POST", "/v1/cycles/2026-11-23/run", d.op, "", `{}`)
 	took := time.Since(start)
 	var first cycleStatus
-	if err := json.Unmarshal(b, &first); err != nil || status != http.StatusAccepted || h.Get("Location") != "/v1/cycles/2026-11-23" ||
-		first.Status != "running" {
-		t.Fatalf("POST run: %d %v Location %q %s", status, err, h.Get("Location"), b)
-	}
-	if took > 2*time.Second {
-		t.Errorf("POST run answered after %s, want at once", took)
-	}
+	require.Equal(t, http.StatusAccepted, status, "POST run: status; body %s", b)
+	require.Equal(t, "/v1/cycles/2026-11-23", h.Get("Location"), "POST run: Location")
+	require.NoError(t, json.Unmarshal(b, &first), "POST run: %s", b)
+	require.Equal(t, "running", first.Status, "POST run: summary status")
+	assert.LessOrEqual(t, took, 2*time.Second, "POST run: time to answer, want at once")
 	// The run waits for the custodian: its GET shows where it is.
 	testkit.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		_, _, b := d.call("GET", "/v1/cycles/2026-11-23", d.op, "", "")
@@ -507,29 +483,23 @@ func TestLongOperatorWorkAnswersAtOnce(t *testing.T) {
 		}
 		return nil
 	})
-	if status, _, _ := d.call("POST", "/v1/cycles/2026-11-23/run", d.op, "", `{}`); status != http.StatusAccepted {
-		t.Fatalf("POST run again while running: %d, want 202", status)
-	}
+	status, _, _ = d.call("POST", "/v1/cycles/2026-11-23/run", d.op, "", `{}`)
+	require.Equal(t, http.StatusAccepted, status, "POST run again while running: status")
 	done := d.await("/v1/cycles/2026-11-23")
-	if done.Status != "complete" {
-		t.Fatalf("cycle: %s", done.raw)
-	}
+	require.Equal(t, "complete", done.Status, "cycle: status; summary %s", done.raw)
 	status, h, b = d.call("POST", "/v1/cycles/2026-11-23/run", d.op, "", `{}`)
-	if status != http.StatusOK || h.Get("Location") != "" || string(b) != string(done.raw) {
-		t.Fatalf("POST run once complete: %d %s, want 200 %s", status, b, done.raw)
-	}
+	require.Equal(t, http.StatusOK, status, "POST run once complete: status; body %s", b)
+	require.Empty(t, h.Get("Location"), "POST run once complete: Location")
+	require.Equal(t, string(done.raw), string(b), "POST run once complete: the summary")
 
 	status, h, b = d.call("POST", "/v1/reconciliations", d.op, "recon-1", `{"deep":true}`)
-	if status != http.StatusAccepted || h.Get("Location") != "/v1/reconciliations/recon-1" {
-		t.Fatalf("POST reconciliation: %d %s Location %q", status, b, h.Get("Location"))
-	}
+	require.Equal(t, http.StatusAccepted, status, "POST reconciliation: status; body %s", b)
+	require.Equal(t, "/v1/reconciliations/recon-1", h.Get("Location"), "POST reconciliation: Location")
 	r := d.await("/v1/reconciliations/recon-1")
-	if r.Status != "complete" {
-		t.Fatalf("reconciliation: %s", r.raw)
-	}
-	if status, _, b := d.call("POST", "/v1/reconciliations", d.op, "recon-1", `{"deep":true}`); status != http.StatusOK || string(b) != string(r.raw) {
-		t.Fatalf("POST reconciliation again: %d %s, want 200 %s", status, b, r.raw)
-	}
+	require.Equal(t, "complete", r.Status, "reconciliation: status; report %s", r.raw)
+	status, _, b = d.call("POST", "/v1/reconciliations", d.op, "recon-1", `{"deep":true}`)
+	require.Equal(t, http.StatusOK, status, "POST reconciliation again: status; body %s", b)
+	require.Equal(t, string(r.raw), string(b), "POST reconciliation again: the report")
 }
 
 // TestRefusalsLeaveNothingUnreadable: after each kind of refused operator
@@ -569,11 +539,9 @@ func TestRefusalsLeaveNothingUnreadable(t *testing.T) {
 		}
 		d.wantUnsaid(unsaid, c.status, c.code, c.method, c.path, c.body)
 		d.restart()
-		if s, _, b := d.call("GET", "/v1/cycles/2026-11-23", d.op, "", ""); s != http.StatusOK || !strings.Contains(string(b), `"status":"complete"`) {
-			t.Fatalf("after %s and a restart: the completed cycle reads %d %s", c.name, s, b)
-		}
-		if errs := d.logs.take(); len(errs) > 0 {
-			t.Fatalf("after %s and a restart, errors logged: %q", c.name, errs)
-		}
+		s, _, b := d.call("GET", "/v1/cycles/2026-11-23", d.op, "", "")
+		require.Equal(t, http.StatusOK, s, "after %s and a restart: GET the completed cycle: status; body %s", c.name, b)
+		require.Contains(t, string(b), `"status":"complete"`, "after %s and a restart: the completed cycle", c.name)
+		require.Empty(t, d.logs.take(), "after %s and a restart: errors logged", c.name)
 	}
 }

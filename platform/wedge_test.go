@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
@@ -27,17 +29,15 @@ func TestLargestPotsDealADay(t *testing.T) {
 		w.pot(m, &pb.PotRequest{IdempotencyKey: "max", Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: "1000000000000.00"}}})
 		resp, err := w.node.Pots.Handle(ctx, m, &pb.PotRequest{IdempotencyKey: "more",
 			Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: "0.01"}}})
-		if err != nil || resp.GetProblem().GetCode() != problem.PotLimit {
-			t.Fatalf("%s: a contribution past the pot's limit: %v %v, want %s", m, resp, err, problem.PotLimit)
-		}
+		require.NoError(t, err, "%s: a contribution past the pot's limit", m)
+		require.Equal(t, problem.PotLimit, resp.GetProblem().GetCode(), "%s: a contribution past the pot's limit: problem code; %v", m, resp)
 	}
 	mon := domain.MustDate("2026-11-23")
 	w.publishPrices(mon, func(a domain.Asset) string { return map[int32]string{4: "0.0100", 6: "0.010000"}[a.PriceDecimals] })
 	s := w.runCycle(mon, true)
-	if s.PotsAllocated != 3 || len(s.Orders) == 0 {
-		t.Fatalf("the day of the largest pots: %v", s)
-	}
-	if r := w.reconcile("largest", true); len(r.InternalBreaks)+len(r.ExternalBreaks) > 0 {
-		t.Fatalf("reconciliation: internal %v external %v", r.InternalBreaks, r.ExternalBreaks)
-	}
+	require.Equal(t, int64(3), s.PotsAllocated, "the day of the largest pots: pots allocated; %v", s)
+	require.NotEmpty(t, s.Orders, "the day of the largest pots: orders")
+	r := w.reconcile("largest", true)
+	require.Empty(t, r.InternalBreaks, "reconciliation: internal breaks")
+	require.Empty(t, r.ExternalBreaks, "reconciliation: external breaks")
 }

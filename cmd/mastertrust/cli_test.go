@@ -56,9 +56,10 @@ func TestHelpOfEveryCommand(t *testing.T) {
 	for _, c := range commands() {
 		for _, args := range [][]string{{c.name, "--help"}, {c.name, "-h"}, {"help", c.name}} {
 			stdout, stderr, code := runCLI(t, args...)
-			if code != 0 || stdout != "" || !strings.Contains(stderr, "usage: mastertrust "+c.name) || strings.Contains(stderr, "mastertrust: ") {
-				t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
-			}
+			assert.Equal(t, 0, code, "%q: exit status", args)
+			assert.Empty(t, stdout, "%q: stdout", args)
+			assert.Contains(t, stderr, "usage: mastertrust "+c.name, "%q: stderr", args)
+			assert.NotContains(t, stderr, "mastertrust: ", "%q: stderr", args)
 		}
 	}
 	for _, args := range [][]string{{}, {"--help"}, {"-h"}, {"help"}} {
@@ -67,16 +68,15 @@ func TestHelpOfEveryCommand(t *testing.T) {
 		if len(args) == 0 {
 			want = 2 // no command
 		}
-		if code != want || !strings.Contains(stderr, "commands:") {
-			t.Errorf("%q: exit %d, stderr %q", args, code, stderr)
-		}
+		assert.Equal(t, want, code, "%q: exit status", args)
+		assert.Contains(t, stderr, "commands:", "%q: stderr", args)
 	}
-	if _, stderr, code := runCLI(t, "help", "nonsense"); code != 2 || !strings.Contains(stderr, `unknown command "nonsense"`) {
-		t.Errorf("help nonsense: exit %d, stderr %q", code, stderr)
-	}
-	if _, stderr, code := runCLI(t, "gateway", "--no-such-flag"); code != 2 || !strings.Contains(stderr, "usage: mastertrust gateway") {
-		t.Errorf("an unknown flag: exit %d, stderr %q", code, stderr)
-	}
+	_, stderr, code := runCLI(t, "help", "nonsense")
+	assert.Equal(t, 2, code, "help nonsense: exit status")
+	assert.Contains(t, stderr, `unknown command "nonsense"`, "help nonsense: stderr")
+	_, stderr, code = runCLI(t, "gateway", "--no-such-flag")
+	assert.Equal(t, 2, code, "an unknown flag: exit status")
+	assert.Contains(t, stderr, "usage: mastertrust gateway", "an unknown flag: stderr")
 }
 
 // The process's exit status, not just run's error: help is 0, a mistake 2.
@@ -94,9 +94,8 @@ func TestHelpExitStatusOfTheProcess(t *testing.T) {
 		{[]string{"nonsense"}, 2, `unknown command "nonsense"`},
 	} {
 		out, code := runBinary(t, nil, c.args...)
-		if code != c.code || !strings.Contains(out, c.says) {
-			t.Errorf("%q: exit %d, want %d; output %q", c.args, code, c.code, out)
-		}
+		assert.Equal(t, c.code, code, "%q: exit status; output %q", c.args, out)
+		assert.Contains(t, out, c.says, "%q: output", c.args)
 	}
 }
 
@@ -105,27 +104,22 @@ func TestHelpExitStatusOfTheProcess(t *testing.T) {
 func TestBenchHelpListsWorkloadsAndFlags(t *testing.T) {
 	t.Parallel()
 	_, stderr, code := runCLI(t, "bench", "--help")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
+	require.Equal(t, 0, code, "bench --help: exit status; stderr %s", stderr)
 	for _, w := range benchWorkloads {
-		if !strings.Contains(stderr, "  "+w.name+" ") || !strings.Contains(stderr, "usage: mastertrust bench "+w.name+" [flags]") {
-			t.Errorf("bench --help does not describe %s:\n%s", w.name, stderr)
-		}
+		assert.Contains(t, stderr, "  "+w.name+" ", "bench --help: the workload %s in the list", w.name)
+		assert.Contains(t, stderr, "usage: mastertrust bench "+w.name+" [flags]", "bench --help: the usage of %s", w.name)
 	}
 	for _, fl := range []string{"-backends", "-read-streams", "-measurements", "-heap-pots", "-days", "-profile-dir"} {
-		if !strings.Contains(stderr, fl) {
-			t.Errorf("bench --help lacks %s", fl)
-		}
+		assert.Contains(t, stderr, fl, "bench --help: the flag %s", fl)
 	}
 	_, stderr, code = runCLI(t, "bench")
-	if code != 2 || !strings.Contains(stderr, "journal") || !strings.Contains(stderr, "name a workload") {
-		t.Errorf("bench: exit %d, stderr %q", code, stderr)
-	}
+	assert.Equal(t, 2, code, "bench: exit status")
+	assert.Contains(t, stderr, "journal", "bench: stderr lists the workloads")
+	assert.Contains(t, stderr, "name a workload", "bench: stderr")
 	_, stderr, code = runCLI(t, "bench", "pots", "--help")
-	if code != 0 || !strings.Contains(stderr, "-measurements") || strings.Contains(stderr, "-backends") {
-		t.Errorf("bench pots --help: exit %d, stderr %q", code, stderr)
-	}
+	assert.Equal(t, 0, code, "bench pots --help: exit status")
+	assert.Contains(t, stderr, "-measurements", "bench pots --help: its own flags")
+	assert.NotContains(t, stderr, "-backends", "bench pots --help: another workload's flags")
 }
 
 // dev prints its NATS server's URL (no credentials) and, when asked, its
@@ -135,40 +129,32 @@ func TestDevPrintsItsNATS(t *testing.T) {
 	t.Parallel()
 	d := startDevArgs(t, t.TempDir(), "M000001", "--nats-monitor-port", "-1")
 	u, err := url.Parse(d.natsURL)
-	if err != nil || u.Scheme != "nats" || u.User != nil || u.Port() == "" {
-		t.Fatalf("nats URL %q (%v) from %q", d.natsURL, err, d.natsLine)
-	}
+	require.NoError(t, err, "nats URL %q from %q", d.natsURL, d.natsLine)
+	require.Equal(t, "nats", u.Scheme, "nats URL %q: scheme", d.natsURL)
+	require.Nil(t, u.User, "nats URL %q: credentials", d.natsURL)
+	require.NotEmpty(t, u.Port(), "nats URL %q: port", d.natsURL)
 	nc, err := nats.Connect(d.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer nc.Close()
 	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var names []string
 	for info := range js.ListStreams(ctx).Info() {
 		c := info.Config
-		if c.MaxAge <= 0 || c.MaxBytes <= 0 || c.MaxMsgs <= 0 {
-			t.Errorf("stream %s is unbounded: age %s, bytes %d, msgs %d", c.Name, c.MaxAge, c.MaxBytes, c.MaxMsgs)
-		}
+		// Every stream is bounded.
+		assert.Positive(t, c.MaxAge, "stream %s: max age", c.Name)
+		assert.Positive(t, c.MaxBytes, "stream %s: max bytes", c.Name)
+		assert.Positive(t, c.MaxMsgs, "stream %s: max messages", c.Name)
 		names = append(names, c.Name)
 	}
 	slices.Sort(names)
-	if want := []string{"CUSTODIAN_ORDERS", "CUSTODIAN_REPORTS", "NOTIFICATIONS", "PRICES"}; !slices.Equal(names, want) {
-		t.Fatalf("streams %q, want %q", names, want)
-	}
+	require.Equal(t, []string{"CUSTODIAN_ORDERS", "CUSTODIAN_REPORTS", "NOTIFICATIONS", "PRICES"}, names, "streams")
 	resp, err := http.Get(d.natsMonitorURL + "/jsz")
-	if err != nil {
-		t.Fatalf("monitoring URL %q: %v", d.natsMonitorURL, err)
-	}
+	require.NoError(t, err, "monitoring URL %q", d.natsMonitorURL)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/jsz: %s", resp.Status)
-	}
+	require.Equal(t, http.StatusOK, resp.StatusCode, "/jsz: status")
 }
 
 // dev's NATS port is 4222 unless it is taken: then, unless the port was
@@ -181,24 +167,20 @@ func TestDevNATSPortTaken(t *testing.T) {
 		t.Cleanup(func() { ln.Close() })
 	}
 	d := startDevCommand(t, t.TempDir(), "M000001")
-	if !strings.HasSuffix(d.natsLine, "(port 4222 is taken)") || strings.HasSuffix(d.natsURL, ":4222") {
-		t.Fatalf("nats line %q", d.natsLine)
-	}
+	require.True(t, strings.HasSuffix(d.natsLine, "(port 4222 is taken)"), "nats line %q: says port 4222 is taken", d.natsLine)
+	require.False(t, strings.HasSuffix(d.natsURL, ":4222"), "nats URL %q: not on port 4222", d.natsURL)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { ln.Close() })
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	out, code := runBinary(t, nil, "dev", "--data-dir", t.TempDir(), "--http", "127.0.0.1:0", "--nats-port", port)
-	if code != 2 || !strings.Contains(out, port) || !strings.Contains(out, "address already in use") {
-		t.Fatalf("dev on a taken --nats-port: exit %d\n%s", code, out)
-	}
+	require.Equal(t, 2, code, "dev on a taken --nats-port: exit status; output\n%s", out)
+	require.Contains(t, out, port, "dev on a taken --nats-port: output names the port")
+	require.Contains(t, out, "address already in use", "dev on a taken --nats-port: output")
 	out, code = runBinary(t, []string{"MASTERTRUST_NATS_PORT=" + port}, "dev", "--data-dir", t.TempDir(), "--http", "127.0.0.1:0")
-	if code != 2 || !strings.Contains(out, "address already in use") {
-		t.Fatalf("dev on a taken MASTERTRUST_NATS_PORT: exit %d\n%s", code, out)
-	}
+	require.Equal(t, 2, code, "dev on a taken MASTERTRUST_NATS_PORT: exit status; output\n%s", out)
+	require.Contains(t, out, "address already in use", "dev on a taken MASTERTRUST_NATS_PORT: output")
 }
 
 // token takes every flag from the environment like the other commands,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/internal/testkit"
 )
@@ -68,13 +69,9 @@ func startDevCommand(t *testing.T, dataDir, member string, extra ...string) *dev
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	d := &devProcess{cmd: cmd, dataDir: dataDir}
 	lines := bufio.NewScanner(stdout)
@@ -103,9 +100,7 @@ func startDevCommand(t *testing.T, dataDir, member string, extra ...string) *dev
 	}()
 	select {
 	case err := <-ready:
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 	case <-time.After(60 * time.Second):
 		t.Fatal("dev did not start within 60s")
 	}
@@ -141,9 +136,9 @@ func TestDevKilledKeepsEveryAcknowledgedWrite(t *testing.T) {
 	dataDir := t.TempDir()
 	const member = "M000777"
 	d := startDev(t, dataDir, member)
-	if code, err := d.post("/v1/pots", "open", `{"memberId":"`+member+`"}`); err != nil || code != http.StatusCreated {
-		t.Fatalf("open: %d %v", code, err)
-	}
+	code, err := d.post("/v1/pots", "open", `{"memberId":"`+member+`"}`)
+	require.NoError(t, err, "open")
+	require.Equal(t, http.StatusCreated, code, "open: status")
 
 	const writers = 8
 	var mu sync.Mutex
@@ -173,9 +168,7 @@ func TestDevKilledKeepsEveryAcknowledgedWrite(t *testing.T) {
 		return nil
 	})
 	time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
-	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGKILL))
 	d.cmd.Wait()
 	cancel()
 	wg.Wait()
@@ -188,14 +181,11 @@ func TestDevKilledKeepsEveryAcknowledgedWrite(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Idempotency-Key", key)
 		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted || resp.Header.Get("Idempotent-Replayed") != "true" {
-			t.Fatalf("acknowledged contribution %s is lost: a retry answered %d, replayed=%q",
-				key, resp.StatusCode, resp.Header.Get("Idempotent-Replayed"))
-		}
+		// Else the acknowledged contribution was lost.
+		require.Equal(t, http.StatusAccepted, resp.StatusCode, "acknowledged contribution %s retried after the crash: status", key)
+		require.Equal(t, "true", resp.Header.Get("Idempotent-Replayed"), "acknowledged contribution %s retried after the crash: Idempotent-Replayed", key)
 	}
 	// The pot holds at least the acknowledged money (writes in flight at
 	// the kill may or may not have landed, unacknowledged), and only whole
@@ -203,9 +193,7 @@ func TestDevKilledKeepsEveryAcknowledgedWrite(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, d2.url+"/v1/pots/"+member, nil)
 	req.Header.Set("Authorization", "Bearer "+d2.memberToken)
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var pot struct {
 		Cash struct {
 			Available string `json:"available"`
@@ -213,16 +201,12 @@ func TestDevKilledKeepsEveryAcknowledgedWrite(t *testing.T) {
 	}
 	err = json.NewDecoder(resp.Body).Decode(&pot)
 	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	available, err := decimal.NewFromString(pot.Cash.Available)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if available.LessThan(decimal.NewFromInt(int64(len(acked)))) || !available.IsInteger() {
-		t.Fatalf("after restart the pot has %s available, %d contributions of 1.00 were acknowledged", available, len(acked))
-	}
+	require.NoError(t, err)
+	require.True(t, available.GreaterThanOrEqual(decimal.NewFromInt(int64(len(acked)))),
+		"after restart the pot has %s available, %d contributions of 1.00 were acknowledged", available, len(acked))
+	require.True(t, available.IsInteger(), "after restart the pot has %s available, not whole contributions of 1.00", available)
 }
 
 // call sends a request with a token and decodes a JSON answer into out (if
@@ -230,9 +214,7 @@ func TestDevKilledKeepsEveryAcknowledgedWrite(t *testing.T) {
 func call(t *testing.T, method, url, token, key, body string, out any) int {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+token)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -250,9 +232,7 @@ func call(t *testing.T, method, url, token, key, body string, out any) int {
 		t.Logf("%s %s: %d %s", method, url, resp.StatusCode, b)
 	}
 	if out != nil && resp.StatusCode/100 == 2 {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			t.Fatalf("%s %s: %v", method, url, err)
-		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(out), "%s %s: decode", method, url)
 	}
 	return resp.StatusCode
 }
@@ -318,22 +298,19 @@ func TestDevKilledMidCycleCompletesOnce(t *testing.T) {
 	for i := range pots {
 		m := fmt.Sprintf("K%04d", i)
 		token := devToken(t, d, m)
-		if code := call(t, "POST", d.url+"/v1/pots", token, "open", `{"memberId":"`+m+`","riskProfile":"balanced"}`, nil); code != http.StatusCreated {
-			t.Fatalf("open %s: %d", m, code)
-		}
+		code := call(t, "POST", d.url+"/v1/pots", token, "open", `{"memberId":"`+m+`","riskProfile":"balanced"}`, nil)
+		require.Equal(t, http.StatusCreated, code, "open %s: status", m)
 		var mv struct {
 			DealingDate string `json:"dealingDate"`
 		}
-		if code := call(t, "POST", d.url+"/v1/pots/"+m+"/contributions", token, "pay", `{"amount":"1000.00"}`, &mv); code != http.StatusAccepted {
-			t.Fatalf("contribute %s: %d", m, code)
-		}
+		code = call(t, "POST", d.url+"/v1/pots/"+m+"/contributions", token, "pay", `{"amount":"1000.00"}`, &mv)
+		require.Equal(t, http.StatusAccepted, code, "contribute %s: status", m)
 		date = mv.DealingDate
 	}
 	prices := `{"date":"` + date + `","prices":{"GB00BN7Q2L69":"2.000000","GB00BD8R3K42":"1.500000","IE00BF4W7M71":"1.250000",` +
 		`"GB00BH2T9J51":"1.100000","GB00BK5V8P82":"1.2345","IE00BL3X6N73":"0.987654","GB00BP9C4D20":"1.000000"}}`
-	if code := call(t, "POST", d.url+"/v1/prices", operator, "", prices, nil); code != http.StatusOK {
-		t.Fatalf("prices: %d", code)
-	}
+	code := call(t, "POST", d.url+"/v1/prices", operator, "", prices, nil)
+	require.Equal(t, http.StatusOK, code, "prices: status")
 	go postAndForget(d.url+"/v1/cycles/"+date+"/run", operator, `{"rebalance":true}`) // dev is killed under it
 	testkit.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		var s cycleSummary
@@ -343,34 +320,28 @@ func TestDevKilledMidCycleCompletesOnce(t *testing.T) {
 		}
 		return nil
 	})
-	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGKILL))
 	d.cmd.Wait()
 
 	d2 := startDevArgs(t, dataDir, member)
 	operator = devToken(t, d2, "")
 	var before cycleSummary
-	if code := call(t, "GET", d2.url+"/v1/cycles/"+date, operator, "", "", &before); code != http.StatusOK || before.Status != "failed" {
-		t.Fatalf("the killed cycle after the restart: %d %+v, want failed (interrupted)", code, before)
-	}
+	code = call(t, "GET", d2.url+"/v1/cycles/"+date, operator, "", "", &before)
+	require.Equal(t, http.StatusOK, code, "the killed cycle after the restart: GET status")
+	require.Equal(t, "failed", before.Status, "the killed cycle after the restart: status (interrupted); %+v", before)
 	s := runCycleToEnd(t, d2.url, operator, date, `{"rebalance":true}`)
-	if s.Status != "complete" {
-		t.Fatalf("cycle after the crash: %+v", s)
-	}
-	if s.PotsAllocated != pots || len(s.Orders) == 0 {
-		t.Fatalf("cycle after the crash allocated %d pots with %d orders, want %d pots", s.PotsAllocated, len(s.Orders), pots)
-	}
+	require.Equal(t, "complete", s.Status, "cycle after the crash: status; %+v", s)
+	require.Equal(t, int64(pots), s.PotsAllocated, "cycle after the crash: pots allocated")
+	require.NotEmpty(t, s.Orders, "cycle after the crash: orders")
 	for _, o := range s.Orders {
-		if o.Status != "executed" {
-			t.Fatalf("order %s is %s", o.ClOrdID, o.Status)
-		}
+		require.Equal(t, "executed", o.Status, "cycle after the crash: order %s's status", o.ClOrdID)
 	}
 	var again cycleSummary
-	if code := call(t, "POST", d2.url+"/v1/cycles/"+date+"/run", operator, "", `{"rebalance":true}`, &again); code != http.StatusOK ||
-		again.PotsAllocated != s.PotsAllocated || again.Trades != s.Trades || len(again.Orders) != len(s.Orders) {
-		t.Fatalf("second run: %d %+v, first %+v", code, again, s)
-	}
+	code = call(t, "POST", d2.url+"/v1/cycles/"+date+"/run", operator, "", `{"rebalance":true}`, &again)
+	require.Equal(t, http.StatusOK, code, "second run: status")
+	require.Equal(t, s.PotsAllocated, again.PotsAllocated, "second run: pots allocated")
+	require.Equal(t, s.Trades, again.Trades, "second run: trades")
+	require.Len(t, again.Orders, len(s.Orders), "second run: orders")
 	var report struct {
 		Internal struct{ Breaks []any } `json:"internal"`
 		External struct{ Breaks []any } `json:"external"`
@@ -383,12 +354,12 @@ func TestDevKilledMidCycleCompletesOnce(t *testing.T) {
 	default:
 		t.Fatalf("reconcile: %d", code)
 	}
-	if code := call(t, "GET", d2.url+"/v1/reconciliations/after-crash", operator, "", "", &report); code != http.StatusOK || status.Status != "complete" {
-		t.Fatalf("reconciliation after the crash: %d %s", code, status.Status)
-	}
-	if len(report.Internal.Breaks) > 0 || len(report.External.Breaks) > 0 || report.Pots != pots {
-		t.Fatalf("reconciliation after the crash: %+v", report)
-	}
+	code = call(t, "GET", d2.url+"/v1/reconciliations/after-crash", operator, "", "", &report)
+	require.Equal(t, http.StatusOK, code, "reconciliation after the crash: GET status")
+	require.Equal(t, "complete", status.Status, "reconciliation after the crash: status")
+	require.Empty(t, report.Internal.Breaks, "reconciliation after the crash: internal breaks")
+	require.Empty(t, report.External.Breaks, "reconciliation after the crash: external breaks")
+	require.Equal(t, pots, report.Pots, "reconciliation after the crash: pots")
 }
 
 // devToken signs a token with the dev data dir's secret through the token
@@ -402,9 +373,7 @@ func devToken(t *testing.T, d *devProcess, member string) string {
 		args = append(args, "--member", member)
 	}
 	var out strings.Builder
-	if err := run(context.Background(), args, &out, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, run(context.Background(), args, &out, io.Discard))
 	return strings.TrimSpace(out.String())
 }
 

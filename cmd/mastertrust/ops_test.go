@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/acme/mastertrust/domain"
 )
 
@@ -22,21 +24,17 @@ func TestOperatorCommandsShowProgress(t *testing.T) {
 	dataDir := t.TempDir()
 	d := startDevArgs(t, dataDir, "OPS001", "--custodian-outage", "3s")
 	token := devToken(t, d, "OPS001")
-	if code := call(t, "POST", d.url+"/v1/pots", token, "open", `{"memberId":"OPS001","riskProfile":"balanced"}`, nil); code != http.StatusCreated {
-		t.Fatalf("open: %d", code)
-	}
+	code := call(t, "POST", d.url+"/v1/pots", token, "open", `{"memberId":"OPS001","riskProfile":"balanced"}`, nil)
+	require.Equal(t, http.StatusCreated, code, "open: status")
 	var mv struct {
 		DealingDate string `json:"dealingDate"`
 	}
-	if code := call(t, "POST", d.url+"/v1/pots/OPS001/contributions", token, "pay", `{"amount":"250.00"}`, &mv); code != http.StatusAccepted {
-		t.Fatalf("contribute: %d", code)
-	}
+	code = call(t, "POST", d.url+"/v1/pots/OPS001/contributions", token, "pay", `{"amount":"250.00"}`, &mv)
+	require.Equal(t, http.StatusAccepted, code, "contribute: status")
 	date := mv.DealingDate
 	prices := filepath.Join(t.TempDir(), "prices.json")
-	if err := os.WriteFile(prices, []byte(`{"GB00BN7Q2L69":"2.000000","GB00BD8R3K42":"1.500000","IE00BF4W7M71":"1.250000",`+
-		`"GB00BH2T9J51":"1.100000","GB00BK5V8P82":"1.2345","IE00BL3X6N73":"0.987654","GB00BP9C4D20":"1.000000"}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(prices, []byte(`{"GB00BN7Q2L69":"2.000000","GB00BD8R3K42":"1.500000","IE00BF4W7M71":"1.250000",`+
+		`"GB00BH2T9J51":"1.100000","GB00BK5V8P82":"1.2345","IE00BL3X6N73":"0.987654","GB00BP9C4D20":"1.000000"}`), 0o600))
 	common := []string{"--data-dir", dataDir, "--url", d.url}
 	command := func(args ...string) (string, string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -45,45 +43,46 @@ func TestOperatorCommandsShowProgress(t *testing.T) {
 		err := run(ctx, append(args, common...), &stdout, &stderr)
 		return stdout.String(), stderr.String(), err
 	}
-	if out, _, err := command("prices", "--date", date, "--file", prices); err != nil || !strings.Contains(out, "prices of "+date+" recorded for 7 assets") {
-		t.Fatalf("prices: %v %q", err, out)
-	}
+	out, _, err := command("prices", "--date", date, "--file", prices)
+	require.NoError(t, err, "prices")
+	require.Contains(t, out, "prices of "+date+" recorded for 7 assets", "prices: stdout")
 
 	out, progress, err := command("cycle", "--date", date)
-	if err != nil || !strings.Contains(out, "cycle "+date+" complete: ") || !strings.Contains(out, "executions") {
-		t.Fatalf("cycle: %v\nstdout %q\nstderr %q", err, out, progress)
-	}
+	require.NoError(t, err, "cycle: stdout %q, stderr %q", out, progress)
+	require.Contains(t, out, "cycle "+date+" complete: ", "cycle: stdout")
+	require.Contains(t, out, "executions", "cycle: stdout")
 	// The run waited for the custodian: its bar counted orders.
-	if !strings.Contains(progress, "cycle "+date+": executions") || !strings.Contains(progress, "orders") || !strings.Contains(progress, "100%") {
-		t.Fatalf("cycle progress on stderr: %q", progress)
-	}
+	require.Contains(t, progress, "cycle "+date+": executions", "cycle progress on stderr")
+	require.Contains(t, progress, "orders", "cycle progress on stderr")
+	require.Contains(t, progress, "100%", "cycle progress on stderr")
 
 	out, progress, err = command("cycle", "--date", date, "--json")
 	var summary struct{ Date, Status string }
-	if err != nil || json.Unmarshal([]byte(out), &summary) != nil || summary.Status != "complete" || summary.Date != date || progress != "" {
-		t.Fatalf("cycle --json: %v\nstdout %q\nstderr %q", err, out, progress)
-	}
+	require.NoError(t, err, "cycle --json: stdout %q, stderr %q", out, progress)
+	require.NoError(t, json.Unmarshal([]byte(out), &summary), "cycle --json: stdout %q", out)
+	require.Equal(t, "complete", summary.Status, "cycle --json: status")
+	require.Equal(t, date, summary.Date, "cycle --json: date")
+	require.Empty(t, progress, "cycle --json: stderr")
 
 	out, _, err = command("reconcile", "--deep")
-	if err != nil || !strings.Contains(out, "reconciled exactly; no breaks") {
-		t.Fatalf("reconcile: %v %q", err, out)
-	}
+	require.NoError(t, err, "reconcile")
+	require.Contains(t, out, "reconciled exactly; no breaks", "reconcile: stdout")
 	out, _, err = command("reconcile", "--json")
 	var report struct {
 		Status   string
 		Internal struct{ Breaks []any }
 		External struct{ Breaks []any }
 	}
-	if err != nil || json.Unmarshal([]byte(out), &report) != nil || report.Status != "complete" ||
-		len(report.Internal.Breaks)+len(report.External.Breaks) > 0 {
-		t.Fatalf("reconcile --json: %v %q", err, out)
-	}
+	require.NoError(t, err, "reconcile --json: stdout %q", out)
+	require.NoError(t, json.Unmarshal([]byte(out), &report), "reconcile --json: stdout %q", out)
+	require.Equal(t, "complete", report.Status, "reconcile --json: status")
+	require.Empty(t, report.Internal.Breaks, "reconcile --json: internal breaks")
+	require.Empty(t, report.External.Breaks, "reconcile --json: external breaks")
 
 	saturday := domain.MustDate(date)
 	for saturday.Weekday() != time.Saturday {
 		saturday = saturday.AddDays(1)
 	}
-	if _, _, err := command("cycle", "--date", saturday.String()); err == nil || !strings.Contains(err.Error(), "422 Not a dealing day") {
-		t.Fatalf("cycle on a Saturday: %v", err)
-	}
+	_, _, err = command("cycle", "--date", saturday.String())
+	require.ErrorContains(t, err, "422 Not a dealing day", "cycle on a Saturday")
 }

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/acme/mastertrust/internal/apispec"
 )
 
@@ -45,9 +48,7 @@ const (
 // gateway, are under test.
 func TestTransport(t *testing.T) {
 	spec, err := apispec.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	type answer struct {
 		status      int
 		contentType string
@@ -134,29 +135,21 @@ func TestTransport(t *testing.T) {
 			ctx = apispec.Unsaid(ctx, "the test says so")
 		}
 		req, err := http.NewRequestWithContext(ctx, c.method, srv.URL+c.path, body)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		for i := 0; i+1 < len(c.header); i += 2 {
 			req.Header.Set(c.header[i], c.header[i+1])
 		}
 		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
+		require.NoError(t, err, "%s", c.name)
 		got, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if string(got) != c.answer.body {
-			t.Errorf("%s: the client read %q, want the answer %q", c.name, got, c.answer.body)
-		}
+		assert.Equal(t, c.answer.body, string(got), "%s: what the client read", c.name)
 		reported := rep.take()
-		switch {
-		case c.want == "" && len(reported) > 0:
-			t.Errorf("%s: reported %q, want nothing", c.name, reported)
-		case c.want != "" && (len(reported) != 1 || !strings.Contains(reported[0], c.want)):
-			t.Errorf("%s: reported %q, want one report mentioning %q", c.name, reported, c.want)
-		case c.want != "" && !strings.Contains(reported[0], c.method+" "):
-			t.Errorf("%s: report %q does not name the request", c.name, reported[0])
+		if c.want == "" {
+			assert.Empty(t, reported, "%s: reports", c.name)
+		} else if assert.Len(t, reported, 1, "%s: reports", c.name) {
+			assert.Contains(t, reported[0], c.want, "%s: the report", c.name)
+			assert.Contains(t, reported[0], c.method+" ", "%s: the report names the request", c.name)
 		}
 	}
 }

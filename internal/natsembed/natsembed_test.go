@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/internal/natsembed"
 )
@@ -25,64 +27,43 @@ func TestRestartKeepsAcknowledgedMessages(t *testing.T) {
 	defer cancel()
 
 	s, err := natsembed.Start(natsembed.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !s.NATS().JetStreamConfig().SyncAlways {
-		t.Fatal("JetStream is not SyncAlways")
-	}
-	if got := s.NATS().JetStreamConfig().StoreDir; got == "" {
-		t.Fatal("no store dir")
-	}
+	require.NoError(t, err)
+	require.True(t, s.NATS().JetStreamConfig().SyncAlways, "JetStream's SyncAlways")
+	require.NotEmpty(t, s.NATS().JetStreamConfig().StoreDir, "JetStream's store dir")
 	nc, err := nats.Connect(s.ClientURL())
 	if err != nil {
 		s.Shutdown()
 		t.Fatal(err)
 	}
-	if mp := nc.MaxPayload(); mp != 8<<20 {
-		t.Errorf("max payload %d, want 8 MiB", mp)
-	}
+	assert.Equal(t, int64(8<<20), nc.MaxPayload(), "max payload (8 MiB)")
 	js, _ := jetstream.New(nc)
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Storage: jetstream.FileStorage}); err != nil {
-		t.Fatal(err)
-	}
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Storage: jetstream.FileStorage})
+	require.NoError(t, err)
 	for i := range 10 {
-		if _, err := js.Publish(ctx, "t.x", []byte{byte(i)}); err != nil {
-			t.Fatal(err)
-		}
+		_, err := js.Publish(ctx, "t.x", []byte{byte(i)})
+		require.NoError(t, err)
 	}
 	nc.Close()
 	s.Shutdown()
 
 	s2, err := natsembed.Start(natsembed.Options{Dir: dir, Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(s2.Shutdown)
 	nc2, err := nats.Connect(s2.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(nc2.Close)
 	js2, _ := jetstream.New(nc2)
 	st, err := js2.Stream(ctx, "T")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != 10 {
-		t.Fatalf("after restart: %d messages, want 10", info.State.Msgs)
-	}
+	require.NoError(t, err)
+	require.Equal(t, uint64(10), info.State.Msgs, "messages after the restart")
 }
 
 // TestDirRequired proves that a server without a directory is refused.
 func TestDirRequired(t *testing.T) {
-	if _, err := natsembed.Start(natsembed.Options{}); err == nil {
-		t.Fatal("started without a directory")
-	}
+	_, err := natsembed.Start(natsembed.Options{})
+	require.Error(t, err, "a start without a directory")
 }
 
 // TestFatalStartFailsFast proves that a server that cannot start (here a
@@ -91,54 +72,33 @@ func TestDirRequired(t *testing.T) {
 func TestFatalStartFailsFast(t *testing.T) {
 	start := time.Now()
 	_, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Cluster: &natsembed.ClusterOptions{Name: "alone"}})
-	if err == nil {
-		t.Fatal("a clustered JetStream without routes started")
-	}
-	if !strings.Contains(err.Error(), "routes") {
-		t.Errorf("error %q does not give the server's reason", err)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("Start took %s to fail", d)
-	}
+	require.Error(t, err, "a clustered JetStream without routes")
+	assert.ErrorContains(t, err, "routes", "the server's reason")
+	assert.LessOrEqual(t, time.Since(start), 10*time.Second, "time Start took to fail")
 }
 
 // TestMonitorPort proves that the monitoring endpoints are served only when
 // asked for, and that a taken client port fails Start at once, naming it.
 func TestMonitorPort(t *testing.T) {
 	s, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), MonitorPort: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(s.Shutdown)
-	if s.MonitorURL() == "" {
-		t.Fatal("no monitoring URL")
-	}
+	require.NotEmpty(t, s.MonitorURL(), "monitoring URL")
 	resp, err := http.Get(s.MonitorURL() + "/jsz")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/jsz: %s", resp.Status)
-	}
+	require.Equal(t, http.StatusOK, resp.StatusCode, "/jsz: status")
 
 	_, portText, _ := net.SplitHostPort(strings.TrimPrefix(s.ClientURL(), "nats://"))
 	port, _ := strconv.Atoi(portText)
 	start := time.Now()
 	_, err = natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: port})
-	if err == nil || !strings.Contains(err.Error(), portText) || !strings.Contains(err.Error(), "address already in use") {
-		t.Fatalf("a second server on port %d: %v", port, err)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("Start took %s to fail", d)
-	}
+	require.ErrorContains(t, err, portText, "a second server on port %d: the port", port)
+	require.ErrorContains(t, err, "address already in use", "a second server on port %d", port)
+	assert.LessOrEqual(t, time.Since(start), 10*time.Second, "time Start took to fail")
 
 	none, err := natsembed.Start(natsembed.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(none.Shutdown)
-	if u := none.MonitorURL(); u != "" {
-		t.Fatalf("monitoring on %s without MonitorPort", u)
-	}
+	require.Empty(t, none.MonitorURL(), "monitoring URL without MonitorPort")
 }

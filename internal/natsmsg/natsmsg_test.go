@@ -1,10 +1,11 @@
 package natsmsg
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/proto/pb"
@@ -13,23 +14,14 @@ import (
 func TestNewNamesTypeAndEncoding(t *testing.T) {
 	o := &pb.CustodianOrder{ClOrdId: "2026-11-23-GB00BN7Q2L69", Units: "1.0000"}
 	msg, err := New("custodian.orders.GB00BN7Q2L69", o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := msg.Header.Get("Mastertrust-Type"); got != "mastertrust.v1.CustodianOrder" {
-		t.Errorf("type header %q", got)
-	}
-	if got := msg.Header.Get("Content-Type"); got != "application/protobuf" {
-		t.Errorf("content type header %q", got)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "mastertrust.v1.CustodianOrder", msg.Header.Get("Mastertrust-Type"), "type header")
+	assert.Equal(t, "application/protobuf", msg.Header.Get("Content-Type"), "content type header")
 	want, _ := proto.MarshalOptions{Deterministic: true}.Marshal(o)
-	if string(msg.Data) != string(want) {
-		t.Errorf("payload %x, want %x", msg.Data, want)
-	}
+	assert.Equal(t, want, msg.Data, "payload")
 	var back pb.CustodianOrder
-	if err := Decode(msg.Header, msg.Data, &back); err != nil || !proto.Equal(&back, o) {
-		t.Fatalf("decode: %v %v", err, &back)
-	}
+	require.NoError(t, Decode(msg.Header, msg.Data, &back), "decode")
+	require.True(t, proto.Equal(&back, o), "decoded %v, want %v", &back, o)
 }
 
 func TestCheck(t *testing.T) {
@@ -51,8 +43,10 @@ func TestCheck(t *testing.T) {
 		{"garbage content type", nats.Header{ContentTypeHeader: {";;"}}, false},
 	} {
 		err := Check(c.header, order)
-		if c.ok != (err == nil) || (err != nil && !errors.Is(err, ErrWrongType)) {
-			t.Errorf("%s: %v", c.name, err)
+		if c.ok {
+			assert.NoError(t, err, c.name)
+		} else {
+			assert.ErrorIs(t, err, ErrWrongType, c.name)
 		}
 	}
 }
@@ -61,15 +55,9 @@ func TestCheck(t *testing.T) {
 // asked for: protobuf reads an ExecutionReport's bytes as a PriceFeed.
 func TestDecodeRefusesMislabelled(t *testing.T) {
 	data, _, err := Encode(&pb.ExecutionReport{ClOrdId: "x", Units: "1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var f pb.PriceFeed
-	if err := proto.Unmarshal(data, &f); err != nil {
-		t.Fatalf("the premise: protobuf decodes another message's bytes: %v", err)
-	}
+	require.NoError(t, proto.Unmarshal(data, &f), "the premise: protobuf decodes another message's bytes")
 	err = Decode(nats.Header{TypeHeader: {"mastertrust.v1.ExecutionReport"}}, data, &f)
-	if !errors.Is(err, ErrWrongType) {
-		t.Fatalf("decode: %v", err)
-	}
+	require.ErrorIs(t, err, ErrWrongType, "decode")
 }

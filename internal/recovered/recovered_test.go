@@ -2,7 +2,6 @@ package recovered_test
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/internal/recovered"
 )
@@ -49,30 +50,23 @@ func TestRunRecovers(t *testing.T) {
 	total := recovered.Total()
 	err := recovered.Run(log, "test-run", panicsWithCause, "job", "j1")
 	var p *recovered.Panic
-	if !errors.As(err, &p) || p.Where != "test-run" || p.Value != io.ErrUnexpectedEOF {
-		t.Fatalf("Run = %#v, want a *Panic of test-run with the value", err)
-	}
-	if !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Errorf("a panic with an error does not unwrap to it: %v", err)
-	}
-	if got := recovered.Count("test-run") - before; got != 1 {
-		t.Errorf("counted %v panics, want 1", got)
-	}
-	if got := recovered.Total() - total; got != 1 {
-		t.Errorf("total moved by %v, want 1", got)
-	}
+	require.ErrorAs(t, err, &p, "Run")
+	require.Equal(t, "test-run", p.Where, "Run: the panic's where")
+	require.Same(t, io.ErrUnexpectedEOF, p.Value, "Run: the panic's value")
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "a panic with an error unwraps to it")
+	assert.EqualValues(t, 1, recovered.Count("test-run")-before, "panics counted")
+	assert.EqualValues(t, 1, recovered.Total()-total, "total panics counted")
+	// One error line with where, the attrs and the stack of panicsWithCause.
 	out := lines.String()
-	if strings.Count(out, "\n") != 1 || strings.Count(out, "stack=") != 1 || !strings.Contains(out, "level=ERROR") ||
-		!strings.Contains(out, "panicsWithCause") || !strings.Contains(out, "where=test-run") || !strings.Contains(out, "job=j1") {
-		t.Errorf("logged %q, want one error line with where, the attrs and the stack of panicsWithCause", out)
-	}
+	assert.Equal(t, 1, strings.Count(out, "\n"), "lines logged: %q", out)
+	assert.Equal(t, 1, strings.Count(out, "stack="), "stacks logged: %q", out)
+	assert.Contains(t, out, "level=ERROR", "the log")
+	assert.Contains(t, out, "panicsWithCause", "the log's stack")
+	assert.Contains(t, out, "where=test-run", "the log")
+	assert.Contains(t, out, "job=j1", "the log's attrs")
 
-	if err := recovered.Run(log, "test-run", func() {}); err != nil {
-		t.Errorf("Run of a function that returns = %v", err)
-	}
-	if got := recovered.Count("test-run") - before; got != 1 {
-		t.Errorf("a function that returns was counted: %v", got)
-	}
+	assert.NoError(t, recovered.Run(log, "test-run", func() {}), "Run of a function that returns")
+	assert.EqualValues(t, 1, recovered.Count("test-run")-before, "panics counted after a function that returns")
 }
 
 // TestGoTellsTheOwner: Go runs fn on its own goroutine, and a panic reaches
@@ -83,9 +77,7 @@ func TestGoTellsTheOwner(t *testing.T) {
 	recovered.Go(log, "test-go", func() { panic("boom") }, func(err error) { got <- err })
 	select {
 	case err := <-got:
-		if err == nil || err.Error() != "panic in test-go: boom" {
-			t.Fatalf("onPanic got %v", err)
-		}
+		require.EqualError(t, err, "panic in test-go: boom", "onPanic's error")
 	case <-time.After(5 * time.Second):
 		t.Fatal("onPanic was not called")
 	}
@@ -100,15 +92,11 @@ func TestGoTellsTheOwner(t *testing.T) {
 func TestRegister(t *testing.T) {
 	a, b := prometheus.NewRegistry(), prometheus.NewRegistry()
 	for _, reg := range []*prometheus.Registry{a, a, b} {
-		if err := recovered.Register(reg); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, recovered.Register(reg))
 	}
 	recovered.Run(slog.New(slog.DiscardHandler), "test-register", func() { panic("x") })
 	families, err := b.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, f := range families {
 		if f.GetName() != "mastertrust_panics_total" {
 			continue

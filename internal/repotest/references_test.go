@@ -15,6 +15,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // modulePath identifies the repository's root: the directory whose go.mod
@@ -124,9 +127,7 @@ func TestMarkdownRefs(t *testing.T) {
 		for _, r := range markdownRefs(c.text) {
 			got = append(got, r.name)
 		}
-		if !slices.Equal(got, c.want) {
-			t.Errorf("markdownRefs(%q) = %q, want %q", c.text, got, c.want)
-		}
+		assert.Equal(t, c.want, got, "markdownRefs(%q)", c.text)
 	}
 }
 
@@ -200,9 +201,7 @@ func goComments(t *testing.T, name, src string) []goComment {
 	t.Helper()
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, name, src, parser.ParseComments|parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatalf("parse %s: %v", name, err)
-	}
+	require.NoError(t, err, "parse %s", name)
 	var out []goComment
 	for _, g := range f.Comments {
 		for _, c := range g.List {
@@ -217,9 +216,7 @@ func goComments(t *testing.T, name, src string) []goComment {
 func repoRoot(t *testing.T) string {
 	t.Helper()
 	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for {
 		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.Contains(b, []byte("module "+modulePath+"\n")) {
 			return dir
@@ -270,9 +267,7 @@ func repoFiles(t *testing.T, root string) []string {
 			}
 			return nil
 		})
-		if err != nil {
-			t.Fatalf("walk %s: %v", root, err)
-		}
+		require.NoError(t, err, "walk %s", root)
 	}
 	if len(files) == 0 {
 		t.Fatalf("no files found under %s", root)

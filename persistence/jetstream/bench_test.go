@@ -9,6 +9,7 @@ import (
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/jetstream"
@@ -63,9 +64,7 @@ func BenchmarkAppend(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			st, err := jetstream.Open(ctx, nc, jetstream.Options{Groups: 64, Streams: s.streams})
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			defer st.Close()
 			evs := make([]persistence.NewEvent, s.batch)
 			for i := range evs {
@@ -90,14 +89,11 @@ func BenchmarkRawPublish(b *testing.B) {
 			srv := startServer(b, b.TempDir())
 			nc := connect(b, srv.ClientURL())
 			js, err := natsjs.New(nc)
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			ctx := context.Background()
 			for i := range s.streams {
-				if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: fmt.Sprintf("raw_%d", i), Subjects: []string{fmt.Sprintf("raw.%d.>", i)}, Storage: natsjs.FileStorage}); err != nil {
-					b.Fatal(err)
-				}
+				_, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: fmt.Sprintf("raw_%d", i), Subjects: []string{fmt.Sprintf("raw.%d.>", i)}, Storage: natsjs.FileStorage})
+				require.NoError(b, err)
 			}
 			payload := make([]byte, s.batch*(benchEventBytes+16))
 			runWriters(b, s.writers, s.batch, func(w int) error {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/jetstream"
@@ -24,9 +26,7 @@ func startCluster(t *testing.T) []*natsembed.Server {
 	var routes []string
 	for range 3 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		port := l.Addr().(*net.TCPAddr).Port
 		l.Close()
 		ports = append(ports, port)
@@ -40,9 +40,7 @@ func startCluster(t *testing.T) []*natsembed.Server {
 			Logger:  testLogger(t),
 			Cluster: &natsembed.ClusterOptions{Name: "journal-test", Port: ports[i], Routes: routes},
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		t.Cleanup(s.Shutdown)
 		servers = append(servers, s)
 	}

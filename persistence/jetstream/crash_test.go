@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/persistence"
@@ -66,9 +68,7 @@ func TestCrash(t *testing.T) {
 	persistencetest.RunCrashTest(t, persistencetest.CrashBackend{
 		Open: func(t *testing.T, dir string, groups uint32) (persistence.Journal, func()) {
 			srv, err := natsembed.Start(natsembed.Options{Dir: dir, Logger: testLogger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			nc, err := nats.Connect(srv.ClientURL())
 			if err != nil {
 				srv.Shutdown()
@@ -83,9 +83,7 @@ func TestCrash(t *testing.T) {
 				t.Fatal(err)
 			}
 			return s, func() {
-				if err := s.Close(); err != nil {
-					t.Error(err)
-				}
+				assert.NoError(t, s.Close(), "close")
 				nc.Close()
 				srv.Shutdown()
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/persistence"
@@ -38,9 +39,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 func startServer(t testing.TB, dir string) *natsembed.Server {
 	t.Helper()
 	s, err := natsembed.Start(natsembed.Options{Dir: dir, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(s.Shutdown)
 	return s
 }
@@ -48,9 +47,7 @@ func startServer(t testing.TB, dir string) *natsembed.Server {
 func connect(t testing.TB, url string) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	return nc
 }

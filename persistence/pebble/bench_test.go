@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	cpebble "github.com/cockroachdb/pebble/v2"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/pebble"
@@ -48,9 +49,7 @@ func BenchmarkAppend(b *testing.B) {
 	for _, s := range benchShapes {
 		b.Run(fmt.Sprintf("writers=%d/batch=%d", s.writers, s.batch), func(b *testing.B) {
 			st, err := pebble.Open(b.TempDir(), pebble.Options{Groups: 64})
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			defer st.Close()
 			evs := make([]persistence.NewEvent, s.batch)
 			for i := range evs {
@@ -75,9 +74,7 @@ func BenchmarkRawPebble(b *testing.B) {
 			cache := cpebble.NewCache(64 << 20)
 			defer cache.Unref()
 			db, err := cpebble.Open(b.TempDir(), &cpebble.Options{Cache: cache, MemTableSize: 64 << 20, FormatMajorVersion: cpebble.FormatNewest, Logger: quietLogger{}})
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			defer db.Close()
 			val := make([]byte, benchEventBytes)
 			seqs := make([]uint64, s.writers)

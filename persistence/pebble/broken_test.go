@@ -2,13 +2,13 @@ package pebble_test
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/pebble"
@@ -28,34 +28,25 @@ func TestFailedSyncRefusesEverythingAfter(t *testing.T) {
 		return nil
 	})
 	st, err := pebble.Open("", pebble.Options{FS: errorfs.Wrap(vfs.NewMem(), inj), Groups: 2, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer st.Close()
 	ctx := context.Background()
 	ev := []persistence.NewEvent{{Type: "t", Data: []byte("x")}}
-	if _, err := st.Append(ctx, persistence.AppendRequest{Stream: "pot/a", Group: 0, ExpectedVersion: 0, Events: ev}); err != nil {
-		t.Fatal(err)
-	}
+	_, err = st.Append(ctx, persistence.AppendRequest{Stream: "pot/a", Group: 0, ExpectedVersion: 0, Events: ev})
+	require.NoError(t, err)
 
 	failSyncs.Store(true)
 	v, err := st.Append(ctx, persistence.AppendRequest{Stream: "pot/a", Group: 0, ExpectedVersion: 1, Events: ev})
-	if err == nil {
-		t.Fatalf("append over a failing sync acknowledged version %d", v)
-	}
+	require.Error(t, err, "append over a failing sync (acknowledged version %d)", v)
 	var perr *persistence.Error
-	if !errors.As(err, &perr) || errors.Is(err, persistence.ErrVersionConflict) {
-		t.Fatalf("append over a failing sync: %v, want a *persistence.Error that is not a conflict", err)
-	}
+	require.ErrorAs(t, err, &perr, "append over a failing sync")
+	require.NotErrorIs(t, err, persistence.ErrVersionConflict, "append over a failing sync")
 
 	failSyncs.Store(false)
-	if _, err := st.Append(ctx, persistence.AppendRequest{Stream: "pot/b", Group: 1, ExpectedVersion: 0, Events: ev}); err == nil {
-		t.Fatal("an append after a failed sync was acknowledged")
-	}
-	if evs, err := st.Read(ctx, "pot/a", 1, 0); err == nil {
-		t.Fatalf("a read after a failed sync answered %d events", len(evs))
-	}
-	if evs, err := st.ReadFeed(ctx, 0, 0, 10); err == nil {
-		t.Fatalf("a feed read after a failed sync answered %d events", len(evs))
-	}
+	_, err = st.Append(ctx, persistence.AppendRequest{Stream: "pot/b", Group: 1, ExpectedVersion: 0, Events: ev})
+	require.Error(t, err, "an append after a failed sync")
+	evs, err := st.Read(ctx, "pot/a", 1, 0)
+	require.Error(t, err, "a read after a failed sync (answered %d events)", len(evs))
+	feed, err := st.ReadFeed(ctx, 0, 0, 10)
+	require.Error(t, err, "a feed read after a failed sync (answered %d events)", len(feed))
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/pebble"
@@ -48,13 +50,9 @@ func TestCrash(t *testing.T) {
 	persistencetest.RunCrashTest(t, persistencetest.CrashBackend{
 		Open: func(t *testing.T, dir string, groups uint32) (persistence.Journal, func()) {
 			s, err := pebble.Open(dir, pebble.Options{Groups: groups, Logger: testLogger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			return s, func() {
-				if err := s.Close(); err != nil {
-					t.Error(err)
-				}
+				assert.NoError(t, s.Close(), "close")
 			}
 		},
 	})
@@ -69,20 +67,14 @@ func TestPowerLoss(t *testing.T) {
 	for range 3 {
 		fs := vfs.NewCrashableMem()
 		s, err := pebble.Open("j", pebble.Options{FS: fs, Groups: 4, Logger: testLogger(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		persistencetest.RunPowerLoss(t, s, 4, func() persistence.Journal {
 			crashed := fs.CrashClone(vfs.CrashCloneCfg{})
 			c, err := pebble.Open("j", pebble.Options{FS: crashed, Logger: testLogger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			t.Cleanup(func() { c.Close() })
 			return c
 		})
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, s.Close())
 	}
 }

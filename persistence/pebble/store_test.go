@@ -2,13 +2,13 @@ package pebble_test
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/pebble"
@@ -67,56 +67,33 @@ func TestContractOnDisk(t *testing.T) {
 func TestGroupsAreKept(t *testing.T) {
 	fs := vfs.NewMem()
 	s, err := pebble.Open("j", pebble.Options{FS: fs, Groups: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Append(context.Background(), persistence.AppendRequest{Stream: "pot/1", Group: 6, Events: []persistence.NewEvent{{Type: "t"}}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pebble.Open("j", pebble.Options{FS: fs, Groups: 8}); err == nil {
-		t.Fatal("reopened a 7-group journal with 8 groups")
-	}
+	require.NoError(t, err)
+	_, err = s.Append(context.Background(), persistence.AppendRequest{Stream: "pot/1", Group: 6, Events: []persistence.NewEvent{{Type: "t"}}})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	_, err = pebble.Open("j", pebble.Options{FS: fs, Groups: 8})
+	require.Error(t, err, "reopen a 7-group journal with 8 groups")
 	s, err = pebble.Open("j", pebble.Options{FS: fs})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer s.Close()
-	if s.Groups() != 7 {
-		t.Fatalf("reopened with Groups 0: %d groups, want the stored 7", s.Groups())
-	}
+	require.EqualValues(t, 7, s.Groups(), "groups of a journal reopened with Groups 0 (the stored ones)")
 	d, err := pebble.Open("d", pebble.Options{FS: fs})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer d.Close()
-	if d.Groups() != pebble.DefaultGroups {
-		t.Fatalf("created with Groups 0: %d groups, want %d", d.Groups(), pebble.DefaultGroups)
-	}
+	require.EqualValues(t, pebble.DefaultGroups, d.Groups(), "groups of a journal created with Groups 0")
 }
 
 // TestOptionsValidate proves that Validate reports every bad field.
 func TestOptionsValidate(t *testing.T) {
 	o := pebble.Options{Groups: persistence.GroupsMax + 1, WALMinSyncInterval: -1, CacheBytes: -1, MemTableBytes: 2 << 30}
 	err := o.Validate()
-	if err == nil {
-		t.Fatal("no error")
-	}
+	require.Error(t, err, "invalid options")
 	for _, want := range []string{"groups 65537", "wal min sync interval -1ns", "cache bytes -1", "memtable bytes 2147483648"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not mention %q", err, want)
-		}
+		assert.ErrorContains(t, err, want, "invalid options")
 	}
-	if _, err := pebble.Open(t.TempDir(), o); err == nil {
-		t.Error("Open accepted invalid options")
-	}
+	_, openErr := pebble.Open(t.TempDir(), o)
+	assert.Error(t, openErr, "Open with invalid options")
 	var ok pebble.Options
-	if err := ok.EnsureDefaults().Validate(); err != nil {
-		t.Errorf("defaults: %v", err)
-	}
-	if errors.Is(err, persistence.ErrInvalid) {
-		t.Error("option errors are not request errors")
-	}
+	assert.NoError(t, ok.EnsureDefaults().Validate(), "defaults")
+	assert.NotErrorIs(t, err, persistence.ErrInvalid, "option errors are not request errors")
 }
