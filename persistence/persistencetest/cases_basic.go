@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/acme/mastertrust/persistence"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // clockSlack allows for a backend whose commit time comes from a server
@@ -56,14 +58,13 @@ func (s *suite) testAppendRead(t *testing.T) {
 			t.Errorf("events of one append have times %v and %v", got[0].Time, got[i].Time)
 		}
 	}
-	if tm := got[0].Time; tm.Before(before.Add(-clockSlack)) || tm.After(after.Add(clockSlack)) {
-		t.Errorf("commit time %v outside [%v, %v]", tm, before, after)
-	}
+	assert.WithinRange(t, got[0].Time, before.Add(-clockSlack), after.Add(clockSlack),
+		"commit time of the first append (%s either side of the call)", clockSlack)
 	if got[3].Time.Before(got[0].Time) {
 		t.Errorf("later append has an earlier time: %v < %v", got[3].Time, got[0].Time)
 	}
-	if b := mustRead(t, ctx, j, "pot/B", 1, 0); len(b) != 1 || string(b[0].Data) != "b1" {
-		t.Errorf("read pot/B = %+v, want one event b1", b)
+	if b := mustRead(t, ctx, j, "pot/B", 1, 0); assert.Len(t, b, 1, "read pot/B: events") {
+		assert.Equal(t, "b1", string(b[0].Data), "read pot/B: data")
 	}
 	if none := mustRead(t, ctx, j, "pot/none", 1, 0); len(none) != 0 {
 		t.Errorf("read of a stream never written = %+v, want none", none)
@@ -117,9 +118,9 @@ func (s *suite) testVersionConflict(t *testing.T) {
 	for _, expected := range []uint64{0, 2, 4, 100} {
 		_, err := j.Append(ctx, appendReq("pot/C", 0, expected, ev("t", "loser")))
 		pe := wantErr(t, err, persistence.ErrVersionConflict, "append")
-		if pe.Stream != "pot/C" || pe.ExpectedVersion != expected || pe.ActualVersion != 3 {
-			t.Errorf("conflict at expected %d: %+v, want stream pot/C expected %d actual 3", expected, pe, expected)
-		}
+		assert.Equal(t, "pot/C", pe.Stream, "conflict at expected %d: stream", expected)
+		assert.Equal(t, expected, pe.ExpectedVersion, "conflict at expected %d: expected version", expected)
+		assert.Equal(t, uint64(3), pe.ActualVersion, "conflict at expected %d: actual version", expected)
 	}
 	_, err := j.Append(ctx, appendReq("pot/new", 0, 5, ev("t", "loser")))
 	if pe := wantErr(t, err, persistence.ErrVersionConflict, "append"); pe.ActualVersion != 0 {
@@ -151,8 +152,8 @@ func (s *suite) testGroupIsFixed(t *testing.T) {
 	if !errors.Is(err, persistence.ErrInvalid) && !errors.Is(err, persistence.ErrVersionConflict) {
 		t.Fatalf("re-creating a stream in another group: %v, want ErrInvalid or ErrVersionConflict", err)
 	}
-	if got := mustRead(t, ctx, j, "pot/G", 1, 0); len(got) != 1 || got[0].Group != 1 {
-		t.Errorf("pot/G = %+v, want one event in group 1", got)
+	if got := mustRead(t, ctx, j, "pot/G", 1, 0); assert.Len(t, got, 1, "pot/G: events") {
+		assert.Equal(t, uint32(1), got[0].Group, "pot/G: group (its first append's)")
 	}
 	for _, g := range []uint32{2, 3} {
 		if f := readFeedAll(t, ctx, j, g, 0, 10); len(f) != 0 {
@@ -166,9 +167,9 @@ func (s *suite) testGroupIsFixed(t *testing.T) {
 func (s *suite) testSnapshots(t *testing.T) {
 	ctx := testContext(t)
 	j := open(t, s.storage(t, 2))
-	if _, found, err := j.LoadSnapshot(ctx, "pot/S"); err != nil || found {
-		t.Fatalf("load snapshot of nothing: found %v, err %v", found, err)
-	}
+	_, found, err := j.LoadSnapshot(ctx, "pot/S")
+	require.NoError(t, err, "load snapshot of nothing")
+	require.False(t, found, "load snapshot of nothing: found")
 	v := mustAppend(t, ctx, j, appendReq("pot/S", 1, 0, ev("t", "1"), ev("t", "2"), ev("t", "3"), ev("t", "4"), ev("t", "5")))
 	mustAppend(t, ctx, j, appendReq("pot/T", 0, 0, ev("t", "1")))
 	steps := []struct {
@@ -187,17 +188,15 @@ func (s *suite) testSnapshots(t *testing.T) {
 			t.Fatalf("step %d: save %+v: %v", i, st.save, err)
 		}
 		got, found, err := j.LoadSnapshot(ctx, st.save.Stream)
-		if err != nil || !found {
-			t.Fatalf("step %d: load %s: found %v, err %v", i, st.save.Stream, found, err)
-		}
-		if got.Stream != st.save.Stream || got.Version != st.wantVer || string(got.Data) != st.want {
-			t.Fatalf("step %d: load %s = %+v, want version %d data %q", i, st.save.Stream, got, st.wantVer, st.want)
-		}
+		require.NoError(t, err, "step %d: load %s", i, st.save.Stream)
+		require.True(t, found, "step %d: load %s: found", i, st.save.Stream)
+		require.Equal(t, st.save.Stream, got.Stream, "step %d: load %s: stream", i, st.save.Stream)
+		require.Equal(t, st.wantVer, got.Version, "step %d: load %s: version", i, st.save.Stream)
+		require.Equal(t, st.want, string(got.Data), "step %d: load %s: data", i, st.save.Stream)
 	}
 	got, _, err := j.LoadSnapshot(ctx, "pot/S")
-	if err != nil || got.Version != 5 {
-		t.Fatalf("pot/S snapshot changed by pot/T's: %+v, %v", got, err)
-	}
+	require.NoError(t, err, "load pot/S after pot/T's snapshot")
+	require.Equal(t, uint64(5), got.Version, "pot/S snapshot after pot/T's: version (pot/T's must not change it)")
 	// A snapshot is a cache: the journal is untouched.
 	if evs := mustRead(t, ctx, j, "pot/S", 1, 0); len(evs) != 5 {
 		t.Errorf("pot/S has %d events after snapshots, want 5", len(evs))
@@ -245,13 +244,13 @@ func (s *suite) testSnapshotPlusTail(t *testing.T) {
 	}
 	full := fold(nil, mustRead(t, ctx, j, stream, 1, 0))
 	snap, found, err := j.LoadSnapshot(ctx, stream)
-	if err != nil || !found || snap.Version != snapAt {
-		t.Fatalf("load snapshot: %+v found %v err %v, want version %d", snap, found, err, snapAt)
-	}
+	require.NoError(t, err, "load snapshot")
+	require.True(t, found, "load snapshot: found")
+	require.Equal(t, snapAt, snap.Version, "load snapshot: version")
 	tail := mustRead(t, ctx, j, stream, snap.Version+1, 0)
-	if len(tail) == 0 || tail[0].Version != snap.Version+1 || tail[len(tail)-1].Version != v {
-		t.Fatalf("tail after %d: %d events, want versions %d..%d", snap.Version, len(tail), snap.Version+1, v)
-	}
+	require.NotEmpty(t, tail, "tail after %d (the stream is at %d)", snap.Version, v)
+	require.Equal(t, snap.Version+1, tail[0].Version, "tail after %d: first version", snap.Version)
+	require.Equal(t, v, tail[len(tail)-1].Version, "tail after %d: last version", snap.Version)
 	if got := fold(snap.Data, tail); !bytes.Equal(got, full) {
 		t.Errorf("snapshot@%d + %d tail events = %x, full replay of %d = %x", snap.Version, len(tail), got, v, full)
 	}
@@ -268,19 +267,22 @@ func (s *suite) testLimits(t *testing.T) {
 	big[0], big[len(big)-1] = 1, 2
 
 	mustAppend(t, ctx, j, appendReq(maxName, 0, 0, persistence.NewEvent{Type: maxType, Data: big}))
+	// Lengths are compared as numbers and data with bytes.Equal: a failure
+	// must not print megabytes.
 	got := mustRead(t, ctx, j, maxName, 1, 0)
-	if len(got) != 1 || got[0].Type != maxType || !bytes.Equal(got[0].Data, big) {
-		t.Fatalf("largest event did not round-trip (%d events)", len(got))
-	}
+	require.Equal(t, 1, len(got), "largest event: events read back")
+	require.Equal(t, maxType, got[0].Type, "largest event: type")
+	require.Equal(t, len(big), len(got[0].Data), "largest event: data length")
+	require.True(t, bytes.Equal(big, got[0].Data), "largest event: data (%d bytes) differs", len(big))
 
 	many := make([]persistence.NewEvent, persistence.AppendEventsMax)
 	for i := range many {
 		many[i] = ev("t", fmt.Sprint(i))
 	}
 	mustAppend(t, ctx, j, appendReq("pot/many", 0, 0, many...))
-	if got := mustRead(t, ctx, j, "pot/many", 1, 0); len(got) != persistence.AppendEventsMax || string(got[1023].Data) != "1023" {
-		t.Fatalf("largest append: %d events read back", len(got))
-	}
+	got = mustRead(t, ctx, j, "pot/many", 1, 0)
+	require.Equal(t, persistence.AppendEventsMax, len(got), "largest append: events read back")
+	require.Equal(t, "1023", string(got[1023].Data), "largest append: data of the last event")
 
 	// The largest append in bytes: types and data add up to the limit.
 	full := make([]persistence.NewEvent, 4)
@@ -311,9 +313,11 @@ func (s *suite) testLimits(t *testing.T) {
 	if err := j.SaveSnapshot(ctx, snap); err != nil {
 		t.Fatalf("largest snapshot: %v", err)
 	}
-	if got, found, err := j.LoadSnapshot(ctx, "pot/full"); err != nil || !found || !bytes.Equal(got.Data, snap.Data) {
-		t.Fatalf("largest snapshot did not round-trip: found %v, err %v", found, err)
-	}
+	loaded, found, err := j.LoadSnapshot(ctx, "pot/full")
+	require.NoError(t, err, "load the largest snapshot")
+	require.True(t, found, "load the largest snapshot: found")
+	require.Equal(t, len(snap.Data), len(loaded.Data), "largest snapshot: data length")
+	require.True(t, bytes.Equal(snap.Data, loaded.Data), "largest snapshot: data (%d bytes) differs", len(snap.Data))
 }
 
 // testInvalid proves that every request that breaks the contract fails with
@@ -375,9 +379,9 @@ func (s *suite) testInvalid(t *testing.T) {
 			t.Errorf("group %d feed holds %d events after invalid requests", g, len(f))
 		}
 	}
-	if _, found, err := j.LoadSnapshot(ctx, "pot/1"); err != nil || found {
-		t.Errorf("pot/1 has a snapshot after invalid saves: %v %v", found, err)
-	}
+	_, found, err := j.LoadSnapshot(ctx, "pot/1")
+	assert.NoError(t, err, "load pot/1's snapshot after invalid saves")
+	assert.False(t, found, "pot/1 has a snapshot after invalid saves")
 }
 
 // testContextCancelled proves that a cancelled context fails every

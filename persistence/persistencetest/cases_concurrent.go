@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/acme/mastertrust/persistence"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // testConcurrentWritersOneStream proves that when many writers append to
@@ -79,18 +81,16 @@ func (s *suite) testConcurrentWritersOneStream(t *testing.T) {
 		t.Fatalf("stream has %d events, winners appended %d", len(got), len(winners))
 	}
 	for i := range got {
-		if got[i].Version != uint64(i+1) || !bytes.Equal(got[i].Data, winners[i]) {
-			t.Fatalf("event %d = %s@%d %q, want version %d %q", i, got[i].Stream, got[i].Version, got[i].Data, i+1, winners[i])
-		}
+		require.Equal(t, uint64(i+1), got[i].Version, "event %d: version", i)
+		require.Equal(t, string(winners[i]), string(got[i].Data), "event %d (%s@%d): data", i, got[i].Stream, got[i].Version)
 	}
 	feed := readFeedAll(t, ctx, j, 1, 0, 50)
 	if len(feed) != len(winners) {
 		t.Fatalf("feed has %d events, winners appended %d", len(feed), len(winners))
 	}
 	for i := range feed {
-		if feed[i].Version != uint64(i+1) || !bytes.Equal(feed[i].Data, winners[i]) {
-			t.Fatalf("feed event %d = %s@%d %q, want version %d %q", i, feed[i].Stream, feed[i].Version, feed[i].Data, i+1, winners[i])
-		}
+		require.Equal(t, uint64(i+1), feed[i].Version, "feed event %d: version", i)
+		require.Equal(t, string(winners[i]), string(feed[i].Data), "feed event %d (%s@%d): data", i, feed[i].Stream, feed[i].Version)
 	}
 	if other := readFeedAll(t, ctx, j, 0, 0, 50); len(other) != 0 {
 		t.Fatalf("group 0's feed holds %d events", len(other))
@@ -180,9 +180,8 @@ func checkStreamIsExactly(t *testing.T, ctx context.Context, j persistence.Journ
 		t.Fatalf("%s has %d events, acknowledged appends wrote %d", stream, len(got), len(want))
 	}
 	for i, e := range got {
-		if e.Version != uint64(i+1) || !bytes.Equal(e.Data, want[e.Version]) {
-			t.Fatalf("%s event %d: version %d data %q, want version %d data %q", stream, i, e.Version, e.Data, i+1, want[uint64(i+1)])
-		}
+		require.Equal(t, uint64(i+1), e.Version, "%s event %d: version", stream, i)
+		require.Equal(t, string(want[e.Version]), string(e.Data), "%s event %d: data", stream, i)
 	}
 	var inFeed []persistence.FeedEvent
 	for _, e := range readFeedAll(t, ctx, j, group, 0, 100) {
@@ -232,9 +231,9 @@ func (s *suite) testSharedWriters(t *testing.T) {
 	checkStreamIsExactly(t, ctx, j1, "pot/shared", 0, acked)
 	checkStreamIsExactly(t, ctx, j2, "pot/shared", 0, acked)
 	v := mustAppend(t, ctx, j1, appendReq("pot/seen", 0, 0, ev("t", "by j1")))
-	if got := mustRead(t, ctx, j2, "pot/seen", 1, 0); len(got) != int(v) || string(got[0].Data) != "by j1" {
-		t.Fatalf("j2 reads %+v of what j1 wrote", got)
-	}
+	got := mustRead(t, ctx, j2, "pot/seen", 1, 0)
+	require.Len(t, got, int(v), "j2 reads of what j1 wrote: events")
+	require.Equal(t, "by j1", string(got[0].Data), "j2 reads of what j1 wrote: data")
 	if _, err := j2.Append(ctx, appendReq("pot/seen", 0, 0, ev("t", "by j2"))); !errors.Is(err, persistence.ErrVersionConflict) {
 		t.Fatalf("j2 created a stream j1 had created: %v", err)
 	}
@@ -435,9 +434,11 @@ func (s *suite) testFeedTailWhileAppending(t *testing.T) {
 						t.Errorf("group %d: re-read after %d gave %d events, %d before the crash", g, c.checkpoint, len(page), len(lost))
 						return
 					}
+					// Off the test's goroutine: assert, not require.
 					for i := range lost {
-						if page[i].Position != lost[i].Position || !sameEvent(page[i].Event, lost[i].Event) {
-							t.Errorf("group %d: re-read after %d gave %+v where it gave %+v", g, c.checkpoint, page[i], lost[i])
+						what := fmt.Sprintf("group %d: re-read after %d [%d]", g, c.checkpoint, i)
+						samePos := assert.Equal(t, lost[i].Position, page[i].Position, "%s: position", what)
+						if !assertSameEvent(t, lost[i].Event, page[i].Event, what) || !samePos {
 							return
 						}
 					}
@@ -540,27 +541,28 @@ func (s *suite) testCloseReopen(t *testing.T) {
 			t.Fatalf("after reopen %s has %d events, want 3", stream, len(got))
 		}
 		for k, e := range got {
-			if want := fmt.Sprintf("%s-%d", stream, k+1); string(e.Data) != want || e.Version != uint64(k+1) {
-				t.Fatalf("after reopen %s[%d] = %s@%d %q, want %q", stream, k, e.Stream, e.Version, e.Data, want)
-			}
+			require.Equal(t, fmt.Sprintf("%s-%d", stream, k+1), string(e.Data), "after reopen %s[%d]: data", stream, k)
+			require.Equal(t, uint64(k+1), e.Version, "after reopen %s[%d]: version", stream, k)
 		}
 		if _, err := j.Append(ctx, appendReq(stream, uint32(i%groups), 0, ev("t", "again"))); !errors.Is(err, persistence.ErrVersionConflict) {
 			t.Fatalf("after reopen, re-creating %s: %v, want ErrVersionConflict", stream, err)
 		}
 		mustAppend(t, ctx, j, appendReq(stream, uint32(i%groups), 3, ev("t", fmt.Sprintf("%s-4", stream))))
 	}
-	if snap, found, err := j.LoadSnapshot(ctx, "pot/P0"); err != nil || !found || snap.Version != 2 || string(snap.Data) != "snap" {
-		t.Fatalf("after reopen snapshot = %+v found %v err %v", snap, found, err)
-	}
+	snap, found, err := j.LoadSnapshot(ctx, "pot/P0")
+	require.NoError(t, err, "after reopen: load pot/P0's snapshot")
+	require.True(t, found, "after reopen: pot/P0's snapshot found")
+	require.Equal(t, uint64(2), snap.Version, "after reopen: pot/P0's snapshot version")
+	require.Equal(t, "snap", string(snap.Data), "after reopen: pot/P0's snapshot data")
 	for g := range uint32(groups) {
 		after := readFeedAll(t, ctx, j, g, 0, 5)
 		if len(after) < len(before[g]) {
 			t.Fatalf("group %d feed: %d events after reopen, %d before", g, len(after), len(before[g]))
 		}
 		for i := range before[g] {
-			if after[i].Position != before[g][i].Position || !sameEvent(after[i].Event, before[g][i].Event) {
-				t.Fatalf("group %d feed[%d] changed across reopen: %+v, was %+v", g, i, after[i], before[g][i])
-			}
+			what := fmt.Sprintf("group %d feed[%d] across reopen", g, i)
+			require.Equal(t, before[g][i].Position, after[i].Position, "%s: position", what)
+			requireSameEvent(t, before[g][i].Event, after[i].Event, what)
 		}
 		for _, e := range after[len(before[g]):] {
 			if e.Version != 4 {

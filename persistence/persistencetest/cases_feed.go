@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/acme/mastertrust/persistence"
+	"github.com/stretchr/testify/require"
 )
 
 // testFeedOrderAndResume proves that a group's feed holds its streams'
@@ -50,9 +51,9 @@ func (s *suite) testFeedOrderAndResume(t *testing.T) {
 				t.Fatalf("group %d paged by %d: %d events, want %d", g, limit, len(paged), len(full))
 			}
 			for i := range paged {
-				if paged[i].Position != full[i].Position || !sameEvent(paged[i].Event, full[i].Event) {
-					t.Fatalf("group %d paged by %d: [%d] = %+v, want %+v", g, limit, i, paged[i], full[i])
-				}
+				what := fmt.Sprintf("group %d paged by %d: [%d]", g, limit, i)
+				require.Equal(t, full[i].Position, paged[i].Position, "%s: position", what)
+				requireSameEvent(t, full[i].Event, paged[i].Event, what)
 			}
 		}
 		// Resume from every checkpoint a consumer could hold.

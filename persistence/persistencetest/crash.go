@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/acme/mastertrust/persistence"
+	"github.com/stretchr/testify/require"
 )
 
 // The crash test: a child process appends and prints each acknowledged
@@ -343,17 +344,20 @@ func CheckAfterCrash(t *testing.T, j persistence.Journal, w CrashWorkload, acked
 		for k := 0; k < len(evs); {
 			e := evs[k]
 			first, n, ok := parseCrashEvent(e)
-			if !ok || e.Version != uint64(k+1) || first != e.Version || e.Group != w.group(i) {
-				t.Fatalf("%s: event %d (%s@%d, group %d) is not the start of an intact append: %.60q", stream, k, e.Stream, e.Version, e.Group, e.Data)
-			}
+			what := fmt.Sprintf("%s: event %d, the start of an append", stream, k)
+			require.True(t, ok, "%s: payload not intact: %.60q", what, e.Data)
+			require.Equal(t, uint64(k+1), e.Version, "%s: version", what)
+			require.Equal(t, e.Version, first, "%s: first version of the append its payload names", what)
+			require.Equal(t, w.group(i), e.Group, "%s: group", what)
 			if k+n > len(evs) {
 				t.Fatalf("%s: append at %d of %d events has only %d: a partial append", stream, first, n, len(evs)-k)
 			}
 			for m := range n {
 				f2, n2, ok := parseCrashEvent(evs[k+m])
-				if !ok || f2 != first || n2 != n {
-					t.Fatalf("%s: event %d does not belong to the append at %d of %d events: %.60q", stream, k+m, first, n, evs[k+m].Data)
-				}
+				what := fmt.Sprintf("%s: event %d, in the append at %d of %d events", stream, k+m, first, n)
+				require.True(t, ok, "%s: payload not intact: %.60q", what, evs[k+m].Data)
+				require.Equal(t, first, f2, "%s: first version of the append its payload names", what)
+				require.Equal(t, n, n2, "%s: size of the append its payload names", what)
 				perGroup[w.group(i)][eventKey{stream, evs[k+m].Version}] = true
 			}
 			k += n

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/acme/mastertrust/persistence"
+	"github.com/stretchr/testify/assert"
 )
 
 // Features declares what a backend does differently, so that the suite
@@ -217,6 +218,29 @@ func (k eventKey) String() string { return fmt.Sprintf("%s@%d", k.stream, k.vers
 func sameEvent(a, b persistence.Event) bool {
 	return a.Stream == b.Stream && a.Version == b.Version && a.Group == b.Group &&
 		a.Type == b.Type && bytes.Equal(a.Data, b.Data)
+}
+
+// assertSameEvent asserts, one field at a time, that got is want as a
+// reader sees it (Time aside, as in sameEvent); what names the event in the
+// messages. It reports whether every field matched. It only marks the test
+// failed, so a goroutine other than the test's may call it; the test's own
+// goroutine stops on a mismatch with requireSameEvent.
+func assertSameEvent(t testing.TB, want, got persistence.Event, what string) bool {
+	t.Helper()
+	ok := assert.Equal(t, want.Stream, got.Stream, "%s: stream", what)
+	ok = assert.Equal(t, want.Version, got.Version, "%s: version", what) && ok
+	ok = assert.Equal(t, want.Group, got.Group, "%s: group", what) && ok
+	ok = assert.Equal(t, want.Type, got.Type, "%s: type", what) && ok
+	return assert.Equal(t, string(want.Data), string(got.Data), "%s: data", what) && ok
+}
+
+// requireSameEvent is assertSameEvent that stops the test on a mismatch,
+// after reporting every field that differs.
+func requireSameEvent(t testing.TB, want, got persistence.Event, what string) {
+	t.Helper()
+	if !assertSameEvent(t, want, got, what) {
+		t.FailNow()
+	}
 }
 
 // checkFor polls cond until it returns nil or timeout passes, and fails
