@@ -321,6 +321,15 @@ type potsRun struct {
 	http    *http.Client
 	secret  []byte
 	asset   string
+	// pots calls the pots: through node, or through client, a client node
+	// calling node over the remote (the TLS comparison, tls.go).
+	pots   actors.PotClient
+	client *cluster.Node
+	// tlsServer serves the gateway over HTTPS at urlTLS, for httpTLS
+	// (the TLS comparison only).
+	tlsServer *http.Server
+	urlTLS    string
+	httpTLS   *http.Client
 
 	// contribution is a contribution's events as the pot encodes them (the
 	// journal cell appends them, the raw ceiling writes their bytes);
@@ -427,6 +436,7 @@ func startPots(ctx context.Context, cfg PotsConfig, root string, tune func(*gate
 	if err := r.node.Cluster.WaitForMembers(wctx, 1); err != nil {
 		return nil, err
 	}
+	r.pots = r.node.Pots
 	r.secret = make([]byte, 32)
 	rand.Read(r.secret)
 	gcfg := gateway.Config{Pots: r.node.Pots, Cluster: r.node.Cluster, Catalogue: cat, TokenSecret: r.secret,
@@ -454,11 +464,18 @@ func startPots(ctx context.Context, cfg PotsConfig, root string, tune func(*gate
 // stopped: a graceful stop passivates every pot, which takes seconds per
 // ten thousand pots and measures nothing.
 func (r *potsRun) close() {
-	if r.http != nil {
-		r.http.CloseIdleConnections()
+	for _, c := range []*http.Client{r.http, r.httpTLS} {
+		if c != nil {
+			c.CloseIdleConnections()
+		}
 	}
-	if r.server != nil {
-		r.server.Close()
+	for _, s := range []*http.Server{r.server, r.tlsServer} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	if r.client != nil {
+		r.client.Kill()
 	}
 	if r.node != nil {
 		r.node.Kill()
@@ -588,7 +605,7 @@ func (r *potsRun) nextPot() (int64, int) {
 // bounds the call) so that cluster.Call makes the call on this goroutine:
 // the grain path and nothing else.
 func (r *potsRun) call(ctx context.Context, member string, req *pb.PotRequest) (*pb.PotResponse, error) {
-	resp, err := r.node.Pots.Handle(context.WithoutCancel(ctx), member, req)
+	resp, err := r.pots.Handle(context.WithoutCancel(ctx), member, req)
 	if err != nil {
 		return nil, fmt.Errorf("pot %s %s: %w", member, req.IdempotencyKey, err)
 	}
@@ -644,16 +661,21 @@ func (r *potsRun) getPot(ctx context.Context, _ int) (int, error) {
 }
 
 func (r *potsRun) httpOrder(ctx context.Context, _ int) (int, error) {
+	return r.httpOrderAt(ctx, r.url, r.http)
+}
+
+// httpOrderAt sends a buy to the gateway at base through client.
+func (r *potsRun) httpOrderAt(ctx context.Context, base string, client *http.Client) (int, error) {
 	n, i := r.nextPot()
 	body := `{"type":"buy","asset":"` + r.asset + `","amount":"` + potsOrderAmount + `"}`
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url+"/v1/pots/"+r.members[i]+"/orders", strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/pots/"+r.members[i]+"/orders", strings.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Authorization", r.tokens[i])
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", "o-"+strconv.FormatInt(n, 10))
-	if err := r.httpDo(req, http.StatusAccepted); err != nil {
+	if err := r.httpDo(client, req, http.StatusAccepted); err != nil {
 		return 0, err
 	}
 	return r.orderEvents, nil
@@ -666,7 +688,7 @@ func (r *potsRun) httpGetPot(ctx context.Context, _ int) (int, error) {
 		return 0, err
 	}
 	req.Header.Set("Authorization", r.tokens[i])
-	return 0, r.httpDo(req, http.StatusOK)
+	return 0, r.httpDo(r.http, req, http.StatusOK)
 }
 
 // httpDo sends req, reads the answer whole (so that the connection is
@@ -675,9 +697,9 @@ func (r *potsRun) httpGetPot(ctx context.Context, _ int) (int, error) {
 // not answer in time) is sent again with the same Idempotency-Key, as
 // docs/openapi.yaml tells clients to, after a short pause, up to
 // httpRetriesMax attempts; r.retries503 counts the retries.
-func (r *potsRun) httpDo(req *http.Request, want int) error {
+func (r *potsRun) httpDo(client *http.Client, req *http.Request, want int) error {
 	for attempt := 1; ; attempt++ {
-		resp, err := r.http.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}

@@ -37,8 +37,10 @@ func placeOn(t *testing.T, ctx context.Context, tc *testCluster, node *cluster.N
 
 // Grain identities spread over the members; a client reaches every one; the
 // placement is the same from every node; Members counts them per member.
-func TestGrainsSpreadOverMembers(t *testing.T) {
-	tc := startCluster(t, clusterOptions{members: 3, clients: 1})
+func TestGrainsSpreadOverMembers(t *testing.T) { grainsSpreadOverMembers(t, nil) }
+
+func grainsSpreadOverMembers(t *testing.T, configure func(*cluster.Config)) {
+	tc := startCluster(t, clusterOptions{members: 3, clients: 1, configure: configure})
 	client := tc.clients[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -387,7 +389,9 @@ func TestStalePIDAfterPassivation(t *testing.T) {
 // Members found through the automanaged provider (HTTP health endpoints on
 // loopback) host grains that a client reaches, and a killed member's grains
 // come back elsewhere.
-func TestAutomanaged(t *testing.T) {
+func TestAutomanaged(t *testing.T) { automanagedCluster(t, nil) }
+
+func automanagedCluster(t *testing.T, configure func(*cluster.Config)) {
 	lifecycle := testgrain.NewLifecycle()
 	const members = 2
 	listeners := make([]net.Listener, members)
@@ -401,6 +405,9 @@ func TestAutomanaged(t *testing.T) {
 	base.Provider = cluster.ProviderAutomanaged
 	base.InProcess = nil
 	base.Automanaged = cluster.AutomanagedConfig{Peers: peers, RefreshInterval: 100 * time.Millisecond}
+	if configure != nil {
+		configure(&base)
+	}
 
 	nodes := make([]*cluster.Node, members)
 	errs := make([]error, members)

@@ -110,6 +110,11 @@ type Config struct {
 	// otherwise). It is called once per Start.
 	NewExternalProvider func() (protocluster.ClusterProvider, error)
 
+	// TLS is mutual TLS between the nodes (the gRPC remote and the
+	// automanaged membership endpoints). Every node of a cluster must use
+	// the same CA. The zero value is plaintext.
+	TLS TLSConfig
+
 	// Services are the member services a member runs (see CallMembers):
 	// every member of a cluster must run the same ones. A client runs none.
 	Services map[string]MemberService
@@ -263,6 +268,8 @@ func (c *Config) Validate(client bool) error {
 	default:
 		bad("Provider %q is unknown (inprocess, automanaged, consul, etcd or k8s)", c.Provider)
 	}
+
+	errs = append(errs, c.TLS.validate()...)
 
 	if client && len(c.Services) > 0 {
 		bad("a client runs no member services, but Services has %d", len(c.Services))

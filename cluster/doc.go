@@ -38,6 +38,12 @@
 // hot path of the pots (actors.PotClient), a fifth of a pot command's CPU
 // cheaper; its grain copies a call id into each reply.
 //
+// Config.TLS puts every connection between the nodes (the gRPC remote and
+// the automanaged membership endpoints) under mutual TLS with the cluster's
+// CA: a process without a certificate from it can neither join nor call a
+// grain. ProviderAutomanaged is this package's own provider (automanaged.go),
+// protoactor's cannot poll over TLS.
+//
 // Stop leaves gracefully (SIGTERM); Kill simulates a crash for tests.
 // Members lists the members with their active grains by kind.
 //

@@ -16,8 +16,6 @@ var libraryLevelsMax = map[string]slog.Level{
 	// A call that ran out of time or retries; Call returns ErrTimeout or
 	// ErrUnavailable.
 	"Request retried but failed": slog.LevelDebug,
-	// Logged at Error by the automanaged provider at every shutdown.
-	"Automanaged server stopping..!": slog.LevelDebug,
 	// A grain that the placement actor no longer tracks stopped; happens
 	// for activations stopped while their node shuts down.
 	"Terminated actor not found": slog.LevelDebug,

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,8 +53,11 @@ type Node struct {
 	// (once served, the provider's Shutdown closes it).
 	healthAddress  string
 	healthListener net.Listener
-	address        string
-	subs           []*eventstream.Subscription
+	// clientTLS is the configuration this node dials its peers with, nil
+	// without Config.TLS.
+	clientTLS *tls.Config
+	address   string
+	subs      []*eventstream.Subscription
 	// slots are the reply slots of Request; callIDs numbers its calls.
 	slots   replySlots
 	callIDs atomic.Uint64
@@ -147,12 +151,22 @@ func start(cfg Config, client bool) (n *Node, err error) {
 	))
 	n.logger = n.logger.With(slog.String("node", n.system.ID))
 
+	serverTLS, clientTLS, err := cfg.TLS.load()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start %s: %w", role, err)
+	}
+	n.clientTLS = clientTLS
+
 	switch cfg.Provider {
 	case ProviderInProcess:
 		n.inProcess = newInProcessProvider(cfg.InProcess)
 		n.provider = n.inProcess
 	case ProviderAutomanaged:
-		n.provider, n.healthAddress, n.healthListener, err = newAutomanagedProvider(&cfg, n, client)
+		var p *automanagedProvider
+		p, n.healthAddress, n.healthListener, err = newAutomanagedProvider(&cfg, n.logger, client, serverTLS, clientTLS)
+		if err == nil {
+			n.provider = p
+		}
 	default: // external, checked by Validate
 		n.provider, err = cfg.NewExternalProvider()
 		if err == nil && n.provider == nil {
@@ -166,6 +180,9 @@ func start(cfg Config, client bool) (n *Node, err error) {
 	remoteOptions := []remote.ConfigOption{}
 	if cfg.AdvertisedAddress != "" {
 		remoteOptions = append(remoteOptions, remote.WithAdvertisedHost(cfg.AdvertisedAddress))
+	}
+	if serverTLS != nil {
+		remoteOptions = append(remoteOptions, remoteTLSOptions(serverTLS, clientTLS)...)
 	}
 	remoteConfig := remote.Configure(cfg.Host, cfg.Port, remoteOptions...)
 	remoteConfig.MaxRetryCount = endpointConnectAttempts
@@ -187,7 +204,7 @@ func start(cfg Config, client bool) (n *Node, err error) {
 	raceSyncIO()
 	var probeErr error
 	lookup.onSetup = func(c *protocluster.Cluster) {
-		probe, err := raceProbe(c.ActorSystem.Address())
+		probe, err := raceProbe(c.ActorSystem.Address(), n.clientTLS)
 		n.mu.Lock()
 		n.raceProbe = probe
 		n.mu.Unlock()

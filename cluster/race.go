@@ -4,6 +4,7 @@ package cluster
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -73,8 +74,22 @@ func raceSyncIO() {
 // The connection stays open because closing it makes the server log again
 // in a goroutine that writes nothing after; at the node's stop, the server's
 // Stop waits for that goroutine, which orders it.
-func raceProbe(address string) (io.Closer, error) {
-	conn, err := net.DialTimeout("tcp", address, raceProbeTimeout)
+//
+// With TLS (clientTLS, the node's own client configuration) the probe
+// completes a handshake first: the server's goroutine reads the logger
+// before it, and a plaintext preface would only be logged as a failed
+// handshake.
+func raceProbe(address string, clientTLS *tls.Config) (io.Closer, error) {
+	var conn net.Conn
+	var err error
+	if clientTLS != nil {
+		// gRPC refuses a TLS client that does not negotiate HTTP/2.
+		cfg := clientTLS.Clone()
+		cfg.NextProtos = []string{"h2"}
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: raceProbeTimeout}, "tcp", address, cfg)
+	} else {
+		conn, err = net.DialTimeout("tcp", address, raceProbeTimeout)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster: race workaround: dial own server %s: %w", address, err)
 	}

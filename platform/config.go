@@ -37,6 +37,24 @@ type Config struct {
 	// Peers lists the membership endpoints (host:port) of every node that
 	// may be a member, this one included.
 	Peers []string
+	// ClusterCA, ClusterCert and ClusterKey are mutual TLS between the
+	// nodes (cluster.TLSConfig): the cluster's CA and this process's
+	// certificate from it, naming ClusterHost, and its key (PEM files).
+	// A node or gateway needs them unless ClusterPlaintext; dev makes its
+	// own under DataDir/secrets/cluster.
+	ClusterCA   string
+	ClusterCert string
+	ClusterKey  string
+	// ClusterPlaintext runs a node or gateway's cluster connections without
+	// TLS: anything that reaches its ports can join the cluster and call
+	// any grain. Only on a network nothing else reaches.
+	ClusterPlaintext bool
+
+	// TLSCert and TLSKey, if set, make the gateway (dev's and the gateway
+	// command's) serve HTTPS with this certificate and key (PEM files)
+	// instead of HTTP.
+	TLSCert string
+	TLSKey  string
 
 	// Journal is "pebble" (the node's own, under DataDir) or "jetstream"
 	// (shared by every node of a cluster, at NATSURL). Default "pebble".
@@ -214,6 +232,7 @@ func (c *Config) Validate() error {
 	if c.JournalMinSyncInterval < 0 || c.JournalMinSyncInterval > journalMinSyncIntervalMax {
 		bad("journal min sync interval %s: want 0…%s", c.JournalMinSyncInterval, journalMinSyncIntervalMax)
 	}
+	errs = append(errs, c.validateTLS()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("platform: invalid config: %w", errors.Join(errs...))
 	}

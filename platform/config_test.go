@@ -20,6 +20,12 @@ func TestConfigValidate(t *testing.T) {
 		{"negative journal sync spacing", func(c *Config) { c.JournalMinSyncInterval = -time.Millisecond }, "journal min sync interval -1ms"},
 		{"unknown journal", func(c *Config) { c.Journal = "sqlite" }, `journal "sqlite"`},
 		{"short pot idle timeout", func(c *Config) { c.PotIdleTimeout = time.Millisecond }, "pot idle timeout"},
+		{"cluster TLS", func(c *Config) { c.ClusterCA, c.ClusterCert, c.ClusterKey = "ca.crt", "n.crt", "n.key" }, ""},
+		{"cluster TLS without a key", func(c *Config) { c.ClusterCA, c.ClusterCert = "ca.crt", "n.crt" }, "cluster TLS"},
+		{"cluster TLS and plaintext", func(c *Config) {
+			c.ClusterCA, c.ClusterCert, c.ClusterKey, c.ClusterPlaintext = "ca.crt", "n.crt", "n.key", true
+		}, "plaintext asked for"},
+		{"gateway certificate without a key", func(c *Config) { c.TLSCert = "gw.crt" }, "gateway TLS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Config

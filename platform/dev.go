@@ -31,7 +31,8 @@ import (
 // JetStream on disk, the Pebble journal, one node hosting the pots and the
 // dealing cycle, the simulated custodian, and the gateway. Restarting it on the same data dir brings every pot back.
 type Dev struct {
-	// URL is the gateway's base URL (http://host:port).
+	// URL is the gateway's base URL (http://host:port, or https:// with
+	// Config.TLSCert).
 	URL string
 	// NATSURL is the embedded NATS server's client URL (nats://host:port;
 	// no credentials: the server has none), for the nats CLI and
@@ -95,9 +96,10 @@ func StartDev(cfg Config) (d *Dev, err error) {
 		return nil, err
 	}
 	d = &Dev{log: cfg.logger(), served: make(chan error, 1)}
+	started := d // a failed start returns nil, and stops what it started
 	defer func() {
 		if err != nil {
-			d.Stop(context.Background())
+			started.Stop(context.Background())
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -153,10 +155,15 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	if err != nil {
 		return nil, err
 	}
+	clusterTLS, err := devClusterTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	registry := newRegistry()
 	d.Node, err = StartNode(NodeConfig{
 		Cluster: cluster.Config{ClusterName: "mastertrust-dev", Host: cfg.ClusterHost, Port: cfg.ClusterPort,
-			Provider: cluster.ProviderInProcess, InProcess: cluster.NewInProcess(devMemberTTL), RequestTimeout: cfg.RequestTimeout},
+			Provider: cluster.ProviderInProcess, InProcess: cluster.NewInProcess(devMemberTTL), RequestTimeout: cfg.RequestTimeout,
+			TLS: clusterTLS},
 		Journal: journal, Catalogue: cat, Calendar: cal, PotIdleTimeout: cfg.PotIdleTimeout, Custodian: client, Notifier: notifier,
 		Dealing: actors.DealingConfig{WindowAheadDealingDays: cmp.Or(cfg.DealingWindowAhead, devWindowAhead), SimulatedCalendar: true},
 		Now:     cfg.Now, Registry: registry, Logger: d.log,
@@ -178,13 +185,12 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	url, srv, serve, err := listenHTTP(cfg.HTTPAddr, gw.Handler(), cfg.TLSCert, cfg.TLSKey)
 	if err != nil {
-		return nil, fmt.Errorf("platform: listen on %s: %w", cfg.HTTPAddr, err)
+		return nil, err
 	}
-	d.URL = "http://" + ln.Addr().String()
-	d.server = newHTTPServer(gw.Handler())
-	go func() { d.served <- d.server.Serve(ln) }()
+	d.URL, d.server = url, srv
+	go func() { d.served <- serve() }()
 	return d, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -58,9 +57,10 @@ func StartMember(cfg Config) (p *Process, err error) {
 		return nil, err
 	}
 	p = &Process{log: cfg.logger(), served: make(chan error, 1)}
+	started := p // a failed start returns nil, and stops what it started
 	defer func() {
 		if err != nil {
-			p.Stop(context.Background())
+			started.Stop(context.Background())
 		}
 	}()
 	cat, err := LoadCatalogue(cfg.CataloguePath)
@@ -97,8 +97,12 @@ func StartMember(cfg Config) (p *Process, err error) {
 			return nil, fmt.Errorf("platform: custodian streams: %w", err)
 		}
 	}
+	cc, err := clusterConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	registry := newRegistry()
-	p.node, err = StartNode(NodeConfig{Cluster: clusterConfig(cfg), Journal: p.journal, Catalogue: cat, Calendar: cal,
+	p.node, err = StartNode(NodeConfig{Cluster: cc, Journal: p.journal, Catalogue: cat, Calendar: cal,
 		PotIdleTimeout: cfg.PotIdleTimeout, Custodian: client, Notifier: notifier, Now: cfg.Now, Registry: registry, Logger: p.log,
 		Dealing: actors.DealingConfig{WindowAheadDealingDays: cfg.DealingWindowAhead}})
 	if err != nil {
@@ -116,7 +120,7 @@ func StartMember(cfg Config) (p *Process, err error) {
 			w.WriteHeader(http.StatusOK)
 		})
 		mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
-		if err := p.serve(cfg.HTTPAddr, mux); err != nil {
+		if err := p.serve(cfg.HTTPAddr, mux, "", ""); err != nil {
 			return nil, err
 		}
 	}
@@ -134,9 +138,10 @@ func StartGateway(cfg Config) (p *Process, err error) {
 		cfg.HTTPAddr = DefaultHTTPAddr
 	}
 	p = &Process{log: cfg.logger(), served: make(chan error, 1)}
+	started := p // a failed start returns nil, and stops what it started
 	defer func() {
 		if err != nil {
-			p.Stop(context.Background())
+			started.Stop(context.Background())
 		}
 	}()
 	secret, err := cfg.LoadTokenSecret(false)
@@ -147,7 +152,10 @@ func StartGateway(cfg Config) (p *Process, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cc := clusterConfig(cfg)
+	cc, err := clusterConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	cc.Logger = p.log
 	if p.client, err = cluster.StartClient(cc); err != nil {
 		return nil, fmt.Errorf("platform: start gateway: %w", err)
@@ -160,7 +168,7 @@ func StartGateway(cfg Config) (p *Process, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.serve(cfg.HTTPAddr, gw.Handler()); err != nil {
+	if err := p.serve(cfg.HTTPAddr, gw.Handler(), cfg.TLSCert, cfg.TLSKey); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -219,14 +227,14 @@ func (p *Process) ready(ctx context.Context) error {
 	return nil
 }
 
-func (p *Process) serve(addr string, h http.Handler) error {
-	ln, err := net.Listen("tcp", addr)
+// serve serves h on addr: HTTPS with certFile and keyFile when given.
+func (p *Process) serve(addr string, h http.Handler, certFile, keyFile string) error {
+	url, srv, serve, err := listenHTTP(addr, h, certFile, keyFile)
 	if err != nil {
-		return fmt.Errorf("platform: listen on %s: %w", addr, err)
+		return err
 	}
-	p.URL = "http://" + ln.Addr().String()
-	p.server = newHTTPServer(h)
-	go func() { p.served <- p.server.Serve(ln) }()
+	p.URL, p.server = url, srv
+	go func() { p.served <- serve() }()
 	return nil
 }
 
@@ -256,13 +264,17 @@ func (p *Process) Stop(ctx context.Context) error {
 }
 
 // clusterConfig is the cluster part of a process's config: automanaged
-// membership over Peers.
-func clusterConfig(cfg Config) cluster.Config {
+// membership over Peers, mutual TLS with the cluster's CA.
+func clusterConfig(cfg Config) (cluster.Config, error) {
+	tls, err := cfg.clusterTLS()
+	if err != nil {
+		return cluster.Config{}, err
+	}
 	return cluster.Config{
 		Host: cfg.ClusterHost, Port: cfg.ClusterPort, Provider: cluster.ProviderAutomanaged,
 		Automanaged:    cluster.AutomanagedConfig{Port: cfg.AutomanagedPort, Peers: cfg.Peers},
-		RequestTimeout: cfg.RequestTimeout,
-	}
+		RequestTimeout: cfg.RequestTimeout, TLS: tls,
+	}, nil
 }
 
 // newRegistry is a process's metrics registry, with Go and process metrics.

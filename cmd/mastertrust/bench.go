@@ -15,7 +15,7 @@ import (
 // benchWorkloads are the workloads runBench runs, for its help.
 var benchWorkloads = []struct{ name, summary string }{
 	{"journal", "the journal: Pebble and JetStream against their raw ceilings"},
-	{"pots", "durable pot commands, grain calls, HTTP orders, heap per pot"},
+	{"pots", "durable pot commands, grain calls, HTTP orders, heap per pot; -tls: TLS on vs off"},
 	{"cycle", "the dealing cycle (100K pots by default), per step, and reconciliation"},
 	{"overload", "HTTP orders at the sustainable rate and 3x it: shedding, latency, heap"},
 }
@@ -80,6 +80,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		f.durationVar(&cfg.JournalMinSyncInterval, "journal-min-sync-interval", 0, "the pots' journal's WAL sync spacing (dev and node: --journal-min-sync-interval)")
 		measurements := ""
 		f.stringVar(&measurements, "measurements", "", "comma-separated cells: raw, journal, commands, queries, http, http-get, heap (default all)")
+		tls := false
+		f.boolVar(&tls, "tls", false, "instead, TLS on and off in the same run: durable calls over the cluster's remote (mTLS vs plaintext) and HTTP orders through the gateway (HTTPS vs HTTP), as ratios")
 		if err := f.parse(args[1:]); err != nil {
 			return err
 		}
@@ -87,6 +89,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cfg.Measurements = strings.Split(measurements, ",")
 		}
 		cfg.Logger = log
+		if tls {
+			return bench.RunPotsTLS(ctx, cfg, stdout)
+		}
 		return bench.RunPots(ctx, cfg, stdout)
 	case "cycle":
 		f := newFlags("bench cycle", stderr)

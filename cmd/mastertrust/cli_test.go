@@ -231,8 +231,9 @@ func TestGatewayHelpListsOnlyItsFlags(t *testing.T) {
 			listed = append(listed, strings.Fields(name)[0])
 		}
 	}
-	assert.ElementsMatch(t, []string{"catalogue", "cluster-host", "cluster-port", "data-dir", "http", "in-flight-max",
-		"log-format", "log-level", "peers", "request-timeout", "slot-wait-max"}, listed)
+	assert.ElementsMatch(t, []string{"catalogue", "cluster-ca", "cluster-cert", "cluster-host", "cluster-key", "cluster-plaintext",
+		"cluster-port", "data-dir", "http", "in-flight-max", "log-format", "log-level", "peers", "request-timeout", "slot-wait-max",
+		"tls-cert", "tls-key"}, listed)
 }
 
 // version names the module, the revision when the build has one, and the

@@ -5,6 +5,7 @@
 //	mastertrust node       a cluster member hosting pots
 //	mastertrust gateway    a gateway: the HTTP API, calling pots in the cluster
 //	mastertrust custodian  the simulated custodian, against a NATS server
+//	mastertrust cert       issue a certificate for the cluster's mutual TLS or the gateway's HTTPS
 //	mastertrust token      print a bearer token for a member or an operator
 //	mastertrust prices     publish a dealing day's closing prices
 //	mastertrust cycle      run a dealing day's cycle, showing its progress
@@ -50,6 +51,7 @@ func commands() []command {
 		{"custodian", "run the simulated custodian against a NATS server (with fault injection)", runCustodian},
 		{"node", "run a cluster member hosting pots (several share a JetStream journal)", runNode},
 		{"gateway", "run a gateway: the HTTP API as a cluster client", runGateway},
+		{"cert", "issue a certificate from a CA of the data dir, for the cluster's mutual TLS or the gateway's HTTPS", runCert},
 		{"token", "print a bearer token for a member (--member ID) or an operator (--operator)", runToken},
 		{"prices", "publish a dealing day's closing prices (operator)", runPrices},
 		{"cycle", "run a dealing day's cycle and show its progress (operator)", runCycleCommand},
@@ -268,6 +270,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	common(f, &cfg)
 	f.stringVar(&cfg.HTTPAddr, "http", platform.DefaultHTTPAddr, "the gateway's listen address (port 0 picks a free one)")
 	gatewayLimitFlags(f, &cfg)
+	gatewayTLSFlags(f, &cfg)
 	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
 	journalSyncFlag(f, &cfg)
 	f.intVar(&cfg.DealingWindowAhead, "dealing-window-ahead", 10, "dealing days after today, or after the latest day a cycle ran for if later, that prices and cycles may be for (negative: no bound)")
@@ -390,6 +393,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var cfg platform.Config
 	common(f, &cfg)
 	clusterFlags(f, &cfg)
+	clusterTLSFlags(f, &cfg)
 	f.intVar(&cfg.AutomanagedPort, "automanaged-port", 0, "port of this node's membership endpoint, one of --peers")
 	f.stringVar(&cfg.HTTPAddr, "http", "", "address for /healthz, /readyz and /metrics (empty: none)")
 	f.stringVar(&cfg.Journal, "journal", "jetstream", "journal: jetstream (shared by the cluster, at --nats-url) or pebble (this node's own)")
@@ -422,8 +426,10 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	catalogueFlag(f, &cfg)
 	tokenSecretFromEnv(&cfg)
 	clusterFlags(f, &cfg)
+	clusterTLSFlags(f, &cfg)
 	f.stringVar(&cfg.HTTPAddr, "http", platform.DefaultHTTPAddr, "the API's listen address (port 0 picks a free one)")
 	gatewayLimitFlags(f, &cfg)
+	gatewayTLSFlags(f, &cfg)
 	if err := f.parse(args); err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ var layers = map[string]layer{
 	},
 	"cluster": {
 		why:     "protoactor behind a small API: knows nothing of the business, the journal or NATS",
-		imports: []string{"cluster/internal/statspb", "internal/recovered"},
+		imports: []string{"cluster/internal/statspb", "internal/pki", "internal/recovered"},
 	},
 	"cluster/internal/statspb": {why: "generated code only"},
 	"cluster/internal/testgrain": {
@@ -93,12 +93,12 @@ var layers = map[string]layer{
 	"platform": {
 		why: "assembles processes from the parts: the one place that knows them all",
 		imports: []string{"actors", "cluster", "custodian", "custodian/simulator", "domain", "gateway",
-			"internal/natsembed", "internal/natsmsg", "internal/problem", "persistence", "persistence/jetstream", "persistence/pebble", "proto/pb"},
+			"internal/natsembed", "internal/natsmsg", "internal/pki", "internal/problem", "persistence", "persistence/jetstream", "persistence/pebble", "proto/pb"},
 	},
 	"bench": {
 		why: "workloads against the parts and the assembled platform, with their raw baselines",
 		imports: []string{"actors", "cluster", "codec", "custodian", "custodian/simulator", "domain", "gateway",
-			"internal/natsembed", "persistence", "persistence/jetstream", "persistence/pebble", "platform", "proto/pb"},
+			"internal/natsembed", "internal/pki", "persistence", "persistence/jetstream", "persistence/pebble", "platform", "proto/pb"},
 	},
 	"cmd/mastertrust": {
 		why:     "binds flags to platform and bench (docs/architecture.md, Conventions 11)",
