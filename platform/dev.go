@@ -35,7 +35,7 @@ type Dev struct {
 	// URL is the gateway's base URL (http://host:port, or https:// with
 	// Config.TLSCert).
 	URL string
-	// NATSURL is the embedded NATS server's client URL (nats://host:port,
+	// NATSURL is the embedded NATS server's client URL (tls://host:port,
 	// without credentials), for the nats CLI and NATSMonitorURL its
 	// monitoring endpoints' base URL ("" without Config.NATSMonitorPort).
 	// NATSPortTaken: Config.NATSPort was taken, and NATSURL has a free port
