@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/internal/natsmsg"
+	"github.com/acme/mastertrust/platform"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
@@ -106,4 +108,26 @@ func TestIntruderCannotFeedPrices(t *testing.T) {
 	if errs := d.logs.take(); len(errs) > 0 {
 		t.Fatalf("errors logged: %q", errs)
 	}
+}
+
+// A NATS URL with credentials in it never reaches an error (and so a log)
+// with them: the node's and the custodian's connection errors name the URL
+// redacted. The nats command refuses to start without its users.
+func TestNATSErrorsHideCredentials(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	url := "nats://admin:hunter2-secret@" + addr
+	_, err = platform.StartMember(platform.Config{DataDir: t.TempDir(), Journal: "jetstream", NATSURL: url, Peers: []string{"127.0.0.1:1"}})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "hunter2-secret")
+	assert.Contains(t, err.Error(), "nats://REDACTED@"+addr)
+	_, _, err = platform.StartCustodian(platform.Config{DataDir: t.TempDir(), NATSURL: url})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "hunter2-secret")
+
+	_, err = platform.StartNATS(platform.Config{DataDir: t.TempDir()}, "127.0.0.1", -1)
+	assert.ErrorIs(t, err, platform.ErrNATSNoSecrets)
 }
