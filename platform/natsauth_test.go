@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/internal/natsmsg"
@@ -34,7 +35,7 @@ import (
 // for prices, the price feed for reports) the publish is refused; the
 // operator's prices posted over HTTP are recorded.
 func TestIntruderCannotFeedPrices(t *testing.T) {
-	d := startOperatorDev(t, 0, custodian.Faults{}, time.Time{})
+	d := startOperatorDev(t, 0, simulator.Faults{}, time.Time{})
 	d.clock.Set(monday(d.cal))
 	const date = "2026-11-23"
 	dir := d.dev.NATSSecretsDir
