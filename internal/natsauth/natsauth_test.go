@@ -2,6 +2,7 @@ package natsauth_test
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/url"
 	"os"
@@ -12,10 +13,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/custodian"
+	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/platform"
@@ -253,4 +256,81 @@ func TestRedact(t *testing.T) {
 	} {
 		assert.Equal(t, want, natsauth.Redact(in), in)
 	}
+}
+
+// Every role can do its job with its permissions alone: the node creates
+// the streams and publishes a contract note; the price feed publishes a
+// date's prices with the custodian client's compare-and-set; the
+// custodian publishes a report; the notifications deliverer consumes the
+// note; the auditor reads the report by sequence; the operator lists the
+// streams and reads the report through a consumer.
+func TestEveryRoleCanDoItsJob(t *testing.T) {
+	t.Parallel()
+	srv, dir := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := func(role natsauth.Role) jetstream.JetStream {
+		j, err := jetstream.New(connect(t, srv, dir, role))
+		require.NoError(t, err)
+		return j
+	}
+
+	node := js(natsauth.RoleNode)
+	require.NoError(t, custodian.EnsureStreams(ctx, node, 1))
+	_, err := node.CreateOrUpdateStream(ctx, platform.NotificationsStreamConfig(1))
+	require.NoError(t, err)
+	_, err = node.Publish(ctx, platform.ContractNoteSubject(3), []byte("note"))
+	require.NoError(t, err)
+
+	feed, err := custodian.NewClient(connect(t, srv, dir, natsauth.RolePrices), custodian.ClientConfig{})
+	require.NoError(t, err)
+	prices := map[domain.ISIN]domain.Price{}
+	for _, a := range domain.DefaultCatalogue().Assets() {
+		p, err := domain.ParsePrice("1.25", 2)
+		require.NoError(t, err)
+		prices[a.ISIN] = p
+	}
+	require.NoError(t, feed.PublishPrices(ctx, domain.MustDate("2026-11-23"), prices))
+	got, found, err := feed.Prices(ctx, domain.MustDate("2026-11-23"))
+	require.NoError(t, err)
+	assert.True(t, found)
+	assert.Len(t, got, len(prices))
+
+	cust := js(natsauth.RoleCustodian)
+	require.NoError(t, custodian.EnsureStreams(ctx, cust, 1))
+	_, err = cust.Publish(ctx, custodian.ReportSubject("GB00BN7Q2L69"), []byte("report"))
+	require.NoError(t, err)
+
+	deliverer := js(natsauth.RoleNotifications)
+	cons, err := deliverer.CreateOrUpdateConsumer(ctx, platform.NotificationsStream,
+		jetstream.ConsumerConfig{Durable: "email", AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	for m := range batch.Messages() {
+		assert.Equal(t, "note", string(m.Data()))
+		require.NoError(t, m.DoubleAck(ctx))
+	}
+	require.NoError(t, batch.Error())
+
+	auditor := js(natsauth.RoleAudit)
+	reports, err := auditor.Stream(ctx, custodian.ReportsStream)
+	require.NoError(t, err)
+	raw, err := reports.GetMsg(ctx, 1)
+	require.NoError(t, err)
+	assert.Equal(t, "report", string(raw.Data))
+
+	operator := js(natsauth.RoleOperator)
+	names := operator.StreamNames(ctx)
+	var all []string
+	for n := range names.Name() {
+		all = append(all, n)
+	}
+	require.NoError(t, names.Err())
+	assert.Contains(t, all, custodian.ReportsStream)
+	oc, err := operator.OrderedConsumer(ctx, custodian.ReportsStream, jetstream.OrderedConsumerConfig{})
+	require.NoError(t, err)
+	m, err := oc.Next(jetstream.FetchMaxWait(5 * time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, "report", string(m.Data()))
 }
