@@ -69,10 +69,13 @@ type Config struct {
 	// seed and the CA it verifies the server with. Dev keeps its own under
 	// DataDir/secrets and ignores this.
 	NATSSecretsDir string
-	// NATSNkeyFile and NATSCAFile, if set, are the client's nkey seed file
-	// and the CA file, instead of (or without) NATSSecretsDir's: for
-	// machines given only their own credential.
+	// NATSNkeyFile, NATSCertFile, NATSKeyFile and NATSCAFile, if set, are
+	// the client's nkey seed file, TLS client certificate and key, and the
+	// CA file, instead of (or without) NATSSecretsDir's: for machines given
+	// only their own credential.
 	NATSNkeyFile string
+	NATSCertFile string
+	NATSKeyFile  string
 	NATSCAFile   string
 	// NATSNoAuth lets the nats command run without users or TLS (anyone who
 	// reaches it may do anything): for a throwaway server only. Without it,
@@ -312,8 +315,9 @@ func (c *Config) LoadTokenSecret(create bool) ([]byte, error) {
 }
 
 // natsCredential is role's NATS credential from the config: NATSSecretsDir's
-// files for the role, overridden by NATSNkeyFile and NATSCAFile. None of
-// them set: no credential (a server without users, as in tests).
+// files for the role, overridden by NATSNkeyFile, NATSCertFile, NATSKeyFile
+// and NATSCAFile. None of them set: no credential (a server without users,
+// as in tests).
 func (c *Config) natsCredential(role natsauth.Role) natsauth.Client {
 	cred := natsauth.Client{Role: role}
 	if c.NATSSecretsDir != "" {
@@ -321,6 +325,9 @@ func (c *Config) natsCredential(role natsauth.Role) natsauth.Client {
 	}
 	if c.NATSNkeyFile != "" {
 		cred.SeedFile = c.NATSNkeyFile
+	}
+	if c.NATSCertFile != "" || c.NATSKeyFile != "" {
+		cred.CertFile, cred.KeyFile = c.NATSCertFile, c.NATSKeyFile
 	}
 	if c.NATSCAFile != "" {
 		cred.CAFile = c.NATSCAFile

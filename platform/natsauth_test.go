@@ -44,9 +44,11 @@ func TestIntruderCannotFeedPrices(t *testing.T) {
 	// No credential: refused, with or without TLS.
 	_, err := nats.Connect(d.dev.NATSURL, nats.Timeout(5*time.Second))
 	require.Error(t, err, "a client without TLS or credential")
-	caOnly, err := natsauth.Client{CAFile: filepath.Join(dir, natsauth.CAFile)}.Options()
+	noSeed := natsauth.ClientFromDir(dir, natsauth.RoleAudit)
+	noSeed.SeedFile = ""
+	opts, err := noSeed.Options()
 	require.NoError(t, err)
-	_, err = nats.Connect(d.dev.NATSURL, caOnly...)
+	_, err = nats.Connect(d.dev.NATSURL, opts...)
 	require.ErrorIs(t, err, nats.ErrAuthorization)
 
 	feed := &pb.PriceFeed{Date: date, Prices: map[string]string{}}

@@ -139,6 +139,7 @@ func TestDevPrintsItsNATS(t *testing.T) {
 	secrets := filepath.Join(d.dataDir, "secrets")
 	assert.Contains(t, d.natsTry, "--tlsca "+filepath.Join(secrets, natsauth.CAFile))
 	assert.Contains(t, d.natsTry, "--nkey "+natsauth.SeedFile(secrets, natsauth.RoleOperator))
+	assert.Contains(t, d.natsTry, "--tlscert "+natsauth.CertFile(secrets, natsauth.RoleOperator))
 	_, err = nats.Connect(d.natsURL, nats.Timeout(5*time.Second))
 	require.Error(t, err, "a client without TLS or credential")
 	opts, err := natsauth.ClientFromDir(secrets, natsauth.RoleOperator).Options()

@@ -311,7 +311,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if d.NATSMonitorURL != "" {
 		fmt.Fprintf(stdout, "nats monitoring on %s\n", d.NATSMonitorURL)
 	}
-	fmt.Fprintf(stdout, "nats credentials in %s (TLS with %s; one nkey seed per role: %s)\n", d.NATSSecretsDir, natsauth.CAFile, roleSeeds())
+	fmt.Fprintf(stdout, "nats credentials in %s (mutual TLS with %s; per role <role>.crt, <role>.key and the nkey seed <role>.nk: %s)\n",
+		d.NATSSecretsDir, natsauth.CAFile, roleNames())
 	fmt.Fprintf(stdout, "try: %s\n", natsCLI(d.NATSURL, d.NATSSecretsDir, natsauth.RoleOperator, "stream ls"))
 	fmt.Fprintf(stdout, "member token (%s): %s\n", member, memberToken)
 	fmt.Fprintf(stdout, "operator token: %s\n", operatorToken)
@@ -361,11 +362,11 @@ func waitAndStop(ctx context.Context, done <-chan error, stop func(context.Conte
 	return errors.Join(serveErr, ignoreClosed(stop(stopCtx)))
 }
 
-// roleSeeds lists the roles' seed files of a secrets directory.
-func roleSeeds() string {
+// roleNames lists the NATS roles.
+func roleNames() string {
 	var names []string
 	for _, r := range natsauth.Roles() {
-		names = append(names, filepath.Base(natsauth.SeedFile("", r)))
+		names = append(names, string(r))
 	}
 	return strings.Join(names, ", ")
 }
@@ -373,17 +374,22 @@ func roleSeeds() string {
 // natsCLI is a nats CLI command line against url as role, with the role's
 // credential in dir (file names only: nothing secret is printed).
 func natsCLI(url, dir string, role natsauth.Role, command string) string {
-	return fmt.Sprintf("nats %s --server %s --tlsca %s --nkey %s --inbox-prefix %s", command, url,
-		filepath.Join(dir, natsauth.CAFile), natsauth.SeedFile(dir, role), natsauth.InboxPrefix(role))
+	return fmt.Sprintf("nats %s --server %s --tlsca %s --tlscert %s --tlskey %s --nkey %s --inbox-prefix %s", command, url,
+		filepath.Join(dir, natsauth.CAFile), natsauth.CertFile(dir, role), natsauth.KeyFile(dir, role),
+		natsauth.SeedFile(dir, role), natsauth.InboxPrefix(role))
 }
 
 // natsClientFlags binds a NATS client's credential: a secrets directory
-// (its role's seed and the CA), or a seed file and a CA file.
+// (its role's seed, certificate and key, and the CA), or those files one by
+// one.
 func natsClientFlags(f *flags, cfg *platform.Config, role natsauth.Role) {
 	f.stringVar(&cfg.NATSSecretsDir, "nats-secrets", "", fmt.Sprintf(
-		"secrets directory (mastertrust secrets init) holding this process's NATS credential (%s) and the CA (%s)",
-		filepath.Base(natsauth.SeedFile("", role)), natsauth.CAFile))
+		"secrets directory (mastertrust secrets init) holding this process's NATS credential (%s, %s, %s) and the CA (%s)",
+		filepath.Base(natsauth.SeedFile("", role)), filepath.Base(natsauth.CertFile("", role)),
+		filepath.Base(natsauth.KeyFile("", role)), natsauth.CAFile))
 	f.stringVar(&cfg.NATSNkeyFile, "nats-nkey", "", "file of this process's NATS nkey seed, instead of the one in --nats-secrets")
+	f.stringVar(&cfg.NATSCertFile, "nats-cert", "", "file of this process's TLS client certificate for NATS, instead of the one in --nats-secrets")
+	f.stringVar(&cfg.NATSKeyFile, "nats-key", "", "file of the key of --nats-cert")
 	f.stringVar(&cfg.NATSCAFile, "nats-ca", "", "CA file to verify the NATS server's certificate with, instead of the one in --nats-secrets")
 }
 
@@ -566,6 +572,6 @@ func runSecrets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(written) == 0 {
 		fmt.Fprintf(stdout, "%s is complete; nothing written\n", dir)
 	}
-	fmt.Fprintf(stdout, "roles: %s (each one's seed is <role>.nk; the gateway needs none)\n", roleSeeds())
+	fmt.Fprintf(stdout, "roles: %s (each one's nkey seed is <role>.nk, its TLS client certificate <role>.crt and <role>.key; the gateway needs none)\n", roleNames())
 	return nil
 }

@@ -117,8 +117,12 @@ func secretsOf(t *testing.T, dir string) map[string]string {
 		require.NoError(t, err)
 		out[string(r)+" seed"] = strings.TrimSpace(string(b))
 	}
-	for _, f := range []string{natsauth.CAKeyFile, natsauth.ServerKeyFile} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
+	keys := []string{filepath.Join(dir, natsauth.CAKeyFile), filepath.Join(dir, natsauth.ServerKeyFile)}
+	for _, r := range natsauth.Roles() {
+		keys = append(keys, natsauth.KeyFile(dir, r))
+	}
+	for _, f := range keys {
+		b, err := os.ReadFile(f)
 		require.NoError(t, err)
 		for i, line := range strings.Split(string(b), "\n") {
 			if len(line) >= 16 && !strings.HasPrefix(line, "-----") {

@@ -43,7 +43,7 @@ func connect(t *testing.T, srv *natsembed.Server, dir string, role natsauth.Role
 	t.Helper()
 	opts, err := natsauth.ClientFromDir(dir, role).Options()
 	require.NoError(t, err)
-	nc, err := nats.Connect(srv.ClientURL(), opts...)
+	nc, err := nats.Connect(srv.ClientURL(), append(opts, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))...)
 	require.NoError(t, err, role)
 	t.Cleanup(nc.Close)
 	return nc
@@ -168,22 +168,39 @@ func TestTableNamesMatchThePlatform(t *testing.T) {
 	assert.Contains(t, p.Publish.Allow, platform.NotificationsSubjects)
 }
 
-// A client without TLS, without the CA, or without credentials is refused.
+// A client without TLS, without the CA, without a client certificate or
+// without its seed is refused.
 func TestUnauthenticatedAndPlaintextClientsAreRefused(t *testing.T) {
 	t.Parallel()
 	srv, dir := startServer(t)
-	// No credential, though over TLS: refused.
-	opts, err := natsauth.Client{CAFile: filepath.Join(dir, natsauth.CAFile)}.Options()
+	full := natsauth.ClientFromDir(dir, natsauth.RoleNode)
+	refusedWith := func(c natsauth.Client, want string) {
+		t.Helper()
+		opts, err := c.Options()
+		require.NoError(t, err)
+		_, err = nats.Connect(srv.ClientURL(), opts...)
+		require.Error(t, err)
+		assert.Contains(t, strings.ToLower(err.Error()), want)
+	}
+	// A certificate over TLS, but no seed: not a user.
+	noSeed := full
+	noSeed.SeedFile = ""
+	refusedWith(noSeed, "authorization violation")
+	// A seed, but no client certificate: the TLS handshake fails.
+	noCert := full
+	noCert.CertFile, noCert.KeyFile = "", ""
+	refusedWith(noCert, "certificate required")
+	// A seed and a certificate, but not the CA: the server is not trusted.
+	noCA := full
+	noCA.CAFile = ""
+	refusedWith(noCA, "certificate")
+	// A certificate from another CA is refused too.
+	other := filepath.Join(t.TempDir(), "other")
+	_, err := natsauth.Ensure(other, nil)
 	require.NoError(t, err)
-	_, err = nats.Connect(srv.ClientURL(), opts...)
-	require.Error(t, err)
-	assert.Contains(t, strings.ToLower(err.Error()), "authorization violation")
-	// A credential but not the CA: the server's certificate is not trusted.
-	opts, err = natsauth.Client{SeedFile: natsauth.SeedFile(dir, natsauth.RoleNode)}.Options()
-	require.NoError(t, err)
-	_, err = nats.Connect(srv.ClientURL(), opts...)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "certificate")
+	foreign := full
+	foreign.CertFile, foreign.KeyFile = natsauth.CertFile(other, natsauth.RoleNode), natsauth.KeyFile(other, natsauth.RoleNode)
+	refusedWith(foreign, "certificate")
 	// Plaintext on the wire: the server says TLS is required and hangs up.
 	u, err := url.Parse(srv.ClientURL())
 	require.NoError(t, err)
@@ -217,7 +234,7 @@ func TestEnsureKeepsAndRotates(t *testing.T) {
 	dir := t.TempDir()
 	written, err := natsauth.Ensure(dir, []string{"nats.example"})
 	require.NoError(t, err)
-	assert.Len(t, written, 5+len(natsauth.Roles()))
+	assert.Len(t, written, 5+3*len(natsauth.Roles()))
 	seed := func(r natsauth.Role) string {
 		b, err := os.ReadFile(natsauth.SeedFile(dir, r))
 		require.NoError(t, err)
@@ -237,7 +254,8 @@ func TestEnsureKeepsAndRotates(t *testing.T) {
 	written, err = natsauth.Ensure(dir, []string{"nats2.example"})
 	require.NoError(t, err)
 	assert.Contains(t, written, filepath.Join(dir, natsauth.ServerCertFile))
-	for _, f := range []string{natsauth.CAKeyFile, natsauth.ServerKeyFile, natsauth.UsersFile, string(natsauth.RoleNode) + ".nk"} {
+	for _, f := range []string{natsauth.CAKeyFile, natsauth.ServerKeyFile, natsauth.UsersFile, string(natsauth.RoleNode) + ".nk",
+		string(natsauth.RoleNode) + ".key"} {
 		st, err := os.Stat(filepath.Join(dir, f))
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), f)

@@ -27,13 +27,15 @@ import (
 //	nats-server.crt, .key          the NATS server's TLS certificate, issued by the CA
 //	nats-users.json                the server's users: each role's public nkey (no secret in it)
 //	<role>.nk                      each role's nkey seed: the role's credential (the nats CLI's --nkey)
+//	<role>.crt, <role>.key         each role's TLS client certificate (the nats CLI's --tlscert, --tlskey)
 //
-// Clients authenticate with an nkey (the server sends a nonce, the client
-// signs it with its seed; the server holds public keys only, so its users
-// file gives nothing away) over TLS, verifying the server's certificate
-// against ca.crt. A deployment copies to each machine only what it needs:
-// the NATS server nats-users.json and its certificate and key, a node
-// ca.crt and node.nk, the custodian ca.crt and custodian.nk.
+// Clients connect over mutual TLS (each verifies the other's certificate
+// against ca.crt) and authenticate with an nkey (the server sends a nonce,
+// the client signs it with its seed; the server holds public keys only, so
+// its users file gives nothing away): a client needs both its certificate
+// and its seed. A deployment copies to each machine only what it needs:
+// the NATS server nats-users.json, ca.crt and its certificate and key; a
+// node ca.crt, node.nk, node.crt and node.key; the custodian its own.
 const (
 	CAFile         = "ca.crt"
 	CAKeyFile      = "ca.key"
@@ -41,6 +43,8 @@ const (
 	ServerKeyFile  = "nats-server.key"
 	UsersFile      = "nats-users.json"
 	seedSuffix     = ".nk"
+	certSuffix     = ".crt"
+	keySuffix      = ".key"
 
 	// caValidity and serverCertValidity: a CA for ten years, the server's
 	// certificate for two, renewed by Ensure once it has less than
@@ -52,6 +56,10 @@ const (
 
 // SeedFile is role's nkey seed file in dir.
 func SeedFile(dir string, role Role) string { return filepath.Join(dir, string(role)+seedSuffix) }
+
+// CertFile and KeyFile are role's TLS client certificate and key in dir.
+func CertFile(dir string, role Role) string { return filepath.Join(dir, string(role)+certSuffix) }
+func KeyFile(dir string, role Role) string  { return filepath.Join(dir, string(role)+keySuffix) }
 
 // defaultHosts are always in the server's certificate: a server on the same
 // machine.
@@ -70,10 +78,11 @@ type UserEntry struct {
 
 // Ensure makes what dir lacks of a secrets directory and keeps the rest:
 // the CA, the server's certificate for hosts (and loopback), a seed per role,
-// and the users file listing every seed's public key. It returns the files
-// it wrote. Rotating a credential is deleting its file and calling Ensure
-// again (docs/security.md); the server's certificate is also reissued when
-// it expires within 30 days or lacks one of hosts.
+// a TLS client certificate per role, and the users file listing every
+// seed's public key. It returns the files it wrote. Rotating a credential is
+// deleting its file and calling Ensure again (docs/security.md); a
+// certificate is also reissued when it expires within 30 days, or was not
+// issued by the CA, and the server's when it lacks one of hosts.
 func Ensure(dir string, hosts []string) (written []string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("natsauth: secrets dir: %w", err)
@@ -108,6 +117,17 @@ func Ensure(dir string, hosts []string) (written []string, err error) {
 	}
 	var doc usersDoc
 	for _, role := range Roles() {
+		cert, key := CertFile(dir, role), KeyFile(dir, role)
+		if newCA || !certCovers(cert, ca, nil) || !exists(key) {
+			leaf, err := ca.Issue(string(role), nil, serverCertValidity)
+			if err != nil {
+				return nil, fmt.Errorf("natsauth: %w", err)
+			}
+			if err := leaf.Write(cert, key); err != nil {
+				return nil, fmt.Errorf("natsauth: %w", err)
+			}
+			written = append(written, cert, key)
+		}
 		path := SeedFile(dir, role)
 		kp, err := readSeed(path)
 		if errors.Is(err, os.ErrNotExist) {
@@ -197,8 +217,8 @@ type ServerAuth struct {
 	TLS   *tls.Config
 }
 
-// LoadServer reads the server's side of dir: nats-users.json and the
-// server's certificate and key.
+// LoadServer reads the server's side of dir: nats-users.json, the server's
+// certificate and key, and the CA its clients' certificates must come from.
 func LoadServer(dir string) (ServerAuth, error) {
 	b, err := os.ReadFile(filepath.Join(dir, UsersFile))
 	if err != nil {
@@ -212,7 +232,7 @@ func LoadServer(dir string) (ServerAuth, error) {
 	if err != nil {
 		return ServerAuth{}, err
 	}
-	cfg, err := pki.ServerConfig(filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile), "")
+	cfg, err := pki.ServerConfig(filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile), filepath.Join(dir, CAFile))
 	if err != nil {
 		return ServerAuth{}, fmt.Errorf("natsauth: %w", err)
 	}
@@ -249,22 +269,25 @@ func UserFor(role Role, publicKey string) (*server.NkeyUser, error) {
 	return users[0], nil
 }
 
-// Client is a role's credential: its nkey seed file and the CA to verify
-// the server with.
+// Client is a role's credential: its nkey seed file, its TLS client
+// certificate and key, and the CA to verify the server with.
 type Client struct {
-	Role     Role
-	SeedFile string
-	CAFile   string
+	Role              Role
+	SeedFile          string
+	CertFile, KeyFile string
+	CAFile            string
 }
 
 // ClientFromDir is role's credential in a secrets directory.
 func ClientFromDir(dir string, role Role) Client {
-	return Client{Role: role, SeedFile: SeedFile(dir, role), CAFile: filepath.Join(dir, CAFile)}
+	return Client{Role: role, SeedFile: SeedFile(dir, role), CertFile: CertFile(dir, role), KeyFile: KeyFile(dir, role),
+		CAFile: filepath.Join(dir, CAFile)}
 }
 
 // Options are the connect options of the credential: the nkey (signing the
 // server's nonce with the seed), TLS verified against the CA (when CAFile
-// is set), and the role's inbox prefix.
+// is set) presenting the client certificate (when CertFile is set), and
+// the role's inbox prefix.
 func (c Client) Options() ([]nats.Option, error) {
 	var opts []nats.Option
 	if c.SeedFile != "" {
@@ -279,7 +302,7 @@ func (c Client) Options() ([]nats.Option, error) {
 		opts = append(opts, nats.Nkey(pub, kp.Sign))
 	}
 	if c.CAFile != "" {
-		cfg, err := pki.ClientConfig(c.CAFile, "", "")
+		cfg, err := pki.ClientConfig(c.CAFile, c.CertFile, c.KeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("natsauth: %w", err)
 		}

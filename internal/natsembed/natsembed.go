@@ -65,7 +65,8 @@ type Options struct {
 	// have users).
 	Users []*server.NkeyUser
 	// TLS, if set, is the client listener's TLS configuration: clients
-	// must connect with TLS (a plaintext client is refused).
+	// must connect with TLS (a plaintext client is refused), and with a
+	// certificate its ClientCAs verify when its ClientAuth requires one.
 	TLS *tls.Config
 }
 
@@ -128,6 +129,7 @@ func Start(o Options) (*Server, error) {
 	}
 	if o.TLS != nil {
 		opts.TLSConfig, opts.TLS = o.TLS, true
+		opts.TLSVerify = o.TLS.ClientAuth == tls.RequireAndVerifyClientCert
 		// The client must finish its handshake within this many seconds.
 		opts.TLSTimeout = 5
 	}
