@@ -44,9 +44,10 @@ type Dev struct {
 	NATSMonitorURL string
 	NATSPortTaken  bool
 	// NATSSecretsDir holds the server's users and certificate, the CA and
-	// every role's nkey seed (internal/natsauth): made on the first start
-	// under the data dir, reused after. Clients connect over TLS with a
-	// role's seed (e.g. the nats CLI with --tlsca, --nkey, --inbox-prefix).
+	// every role's client certificate and nkey seed (internal/natsauth):
+	// made on the first start under the data dir, reused after. Clients
+	// connect over mutual TLS with a role's certificate and seed (the nats
+	// CLI with --tlsca, --tlscert, --tlskey, --nkey, --inbox-prefix).
 	NATSSecretsDir string
 	// Secret signs tokens (see gateway.SignToken).
 	Secret []byte
