@@ -67,7 +67,7 @@ type Config struct {
 	// secrets init` makes one): the nats command reads its users and its
 	// server certificate there, a node or the custodian its role's nkey
 	// seed and the CA it verifies the server with. Dev keeps its own under
-	// DataDir/secrets and ignores this.
+	// DataDir/secrets/nats (NATSSecretsDir) and ignores this.
 	NATSSecretsDir string
 	// NATSNkeyFile, NATSCertFile, NATSKeyFile and NATSCAFile, if set, are
 	// the client's nkey seed file, TLS client certificate and key, and the

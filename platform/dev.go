@@ -81,8 +81,11 @@ const devWindowAhead = 10
 // requires TLS and a role's credential).
 const devNATSHost = "127.0.0.1"
 
-// devSecretsDir is dev's secrets directory under its data dir.
-const devSecretsDir = "secrets"
+// NATSSecretsDir is where dev and, by default, `mastertrust secrets init`
+// keep NATS's CA, certificates and per-role credentials: beside the
+// cluster's and the gateway's (ClusterSecretsDir, GatewaySecretsDir), each
+// with its own CA.
+func NATSSecretsDir(dataDir string) string { return filepath.Join(dataDir, "secrets", "nats") }
 
 // portFree reports whether host:port can be listened on now. (Another
 // process may take it before the caller listens; then the caller fails
@@ -135,7 +138,7 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	// A throwaway CA, the server's certificate and a credential per role,
 	// made on the first start and reused after: every client of dev's
 	// server connects as its role, over TLS.
-	d.NATSSecretsDir = filepath.Join(cfg.DataDir, devSecretsDir)
+	d.NATSSecretsDir = NATSSecretsDir(cfg.DataDir)
 	written, err := natsauth.Ensure(d.NATSSecretsDir, nil)
 	if err != nil {
 		return nil, fmt.Errorf("platform: nats secrets: %w", err)

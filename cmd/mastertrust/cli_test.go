@@ -136,7 +136,7 @@ func TestDevPrintsItsNATS(t *testing.T) {
 	require.Equal(t, "tls", u.Scheme, "nats URL %q: scheme", d.natsURL)
 	require.Nil(t, u.User, "nats URL %q: credentials", d.natsURL)
 	require.NotEmpty(t, u.Port(), "nats URL %q: port", d.natsURL)
-	secrets := filepath.Join(d.dataDir, "secrets")
+	secrets := platform.NATSSecretsDir(d.dataDir)
 	assert.Contains(t, d.natsTry, "--tlsca "+filepath.Join(secrets, natsauth.CAFile))
 	assert.Contains(t, d.natsTry, "--nkey "+natsauth.SeedFile(secrets, natsauth.RoleOperator))
 	assert.Contains(t, d.natsTry, "--tlscert "+natsauth.CertFile(secrets, natsauth.RoleOperator))

@@ -415,7 +415,7 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	how := "no users, no TLS"
 	if cfg.NATSSecretsDir != "" {
-		how = "TLS; users of " + filepath.Join(cfg.NATSSecretsDir, natsauth.UsersFile)
+		how = "mutual TLS; users of " + filepath.Join(cfg.NATSSecretsDir, natsauth.UsersFile)
 	}
 	fmt.Fprintf(stdout, "nats listening on %s (%s)\n", srv.ClientURL(), how)
 	if u := srv.MonitorURL(); u != "" {
@@ -551,7 +551,7 @@ func runSecrets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	f := newFlags("secrets [init]", stderr)
 	var dir, hosts string
-	f.stringVar(&dir, "nats-secrets", "./secrets", "the secrets directory to make or complete")
+	f.stringVar(&dir, "nats-secrets", platform.NATSSecretsDir(platform.DefaultDataDir), "the secrets directory to make or complete")
 	f.stringVar(&hosts, "hosts", "", "comma-separated host names and addresses of the NATS server, for its certificate (loopback is always in)")
 	if err := f.parse(args); err != nil {
 		return err

@@ -121,6 +121,12 @@ func secretsOf(t *testing.T, dir string) map[string]string {
 	for _, r := range natsauth.Roles() {
 		keys = append(keys, natsauth.KeyFile(dir, r))
 	}
+	return keyLines(t, out, keys...)
+}
+
+// keyLines adds each line of the PEM body of every key file to out.
+func keyLines(t *testing.T, out map[string]string, keys ...string) map[string]string {
+	t.Helper()
 	for _, f := range keys {
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
@@ -143,8 +149,10 @@ func assertNoSecret(t *testing.T, secrets map[string]string, outputs map[string]
 }
 
 // TestClusterCommandsWithCredentials runs README's cluster as processes,
-// with the credentials step: secrets init, nats, the custodian, a node and
-// a gateway, each taking the secrets directory from MASTERTRUST_NATS_SECRETS.
+// with the credentials steps: cert (the cluster's) and secrets init, nats,
+// the custodian, a node and a gateway, each taking the secrets directory
+// from MASTERTRUST_NATS_SECRETS and the cluster's files from
+// MASTERTRUST_CLUSTER_*.
 // The operator's prices go through the gateway to the node and onto NATS;
 // an auditor's credential cannot publish a price feed; nats refuses to run
 // without its users. No process prints a seed, a private key or the token
@@ -157,9 +165,14 @@ func TestClusterCommandsWithCredentials(t *testing.T) {
 	_, err := rand.Read(raw)
 	require.NoError(t, err)
 	tokenSecret := hex.EncodeToString(raw)
-	env := []string{"MASTERTRUST_NATS_SECRETS=" + secrets, "MASTERTRUST_TOKEN_SECRET=" + tokenSecret, "MASTERTRUST_LOG_LEVEL=debug"}
+	clusterDir := filepath.Join(dir, "cluster")
+	env := []string{"MASTERTRUST_NATS_SECRETS=" + secrets, "MASTERTRUST_TOKEN_SECRET=" + tokenSecret, "MASTERTRUST_LOG_LEVEL=debug",
+		"MASTERTRUST_CLUSTER_CA=" + filepath.Join(clusterDir, "ca.crt"), "MASTERTRUST_CLUSTER_CERT=" + filepath.Join(clusterDir, "local.crt"),
+		"MASTERTRUST_CLUSTER_KEY=" + filepath.Join(clusterDir, "local.key")}
+	out, code := runBinary(t, nil, "cert", "--dir", clusterDir, "--name", "local", "--hosts", "127.0.0.1")
+	require.Equal(t, 0, code, out)
 
-	out, code := runBinary(t, nil, "nats", "--data-dir", filepath.Join(dir, "open"), "--nats-port", "-1")
+	out, code = runBinary(t, nil, "nats", "--data-dir", filepath.Join(dir, "open"), "--nats-port", "-1")
 	require.Equal(t, 2, code, out)
 	assert.Contains(t, out, "--nats-secrets")
 
@@ -238,6 +251,7 @@ func TestClusterCommandsWithCredentials(t *testing.T) {
 		outputs[c.name] = c.output()
 	}
 	s := secretsOf(t, secrets)
+	keyLines(t, s, filepath.Join(clusterDir, "ca.key"), filepath.Join(clusterDir, "local.key"))
 	s["token secret"] = tokenSecret
 	assertNoSecret(t, s, outputs)
 }
@@ -255,10 +269,10 @@ func TestDevPrintsNoSecret(t *testing.T) {
 		d.stop(t)
 		outputs["dev "+strconv.Itoa(i)] = d.output()
 	}
-	s := secretsOf(t, filepath.Join(dataDir, "secrets"))
+	s := secretsOf(t, platform.NATSSecretsDir(dataDir))
 	b, err := os.ReadFile(filepath.Join(dataDir, "token-secret"))
 	require.NoError(t, err)
 	s["token secret"] = strings.TrimSpace(string(b))
 	assertNoSecret(t, s, outputs)
-	assert.Contains(t, outputs["dev 0"], "nats credentials in "+filepath.Join(dataDir, "secrets"))
+	assert.Contains(t, outputs["dev 0"], "nats credentials in "+platform.NATSSecretsDir(dataDir))
 }
