@@ -21,6 +21,7 @@ import (
 	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/pebble"
@@ -235,7 +236,8 @@ type cycleRun struct {
 	out io.Writer
 
 	nats    *natsembed.Server
-	nc      *nats.Conn
+	nc      *nats.Conn // the node's
+	custNC  *nats.Conn // the custodian simulator's
 	sim     *simulator.Simulator
 	journal *pebble.Store
 	node    *platform.Node
@@ -300,10 +302,31 @@ func (r *cycleRun) start(ctx context.Context, root string) (err error) {
 		return err
 	}
 	r.clock = cycleFirstDay.At(9, 0, r.cal.Location())
-	if r.nats, err = natsembed.Start(natsembed.Options{Dir: filepath.Join(root, "nats"), Port: -1, Logger: quiet}); err != nil {
+	// As dev: TLS, and the node and the custodian each with its role's
+	// credential, so that the figures include what dev pays for them.
+	secrets := filepath.Join(root, "secrets")
+	if _, err := natsauth.Ensure(secrets, nil); err != nil {
 		return err
 	}
-	if r.nc, err = nats.Connect(r.nats.ClientURL(), nats.Name("mastertrust-bench-cycle")); err != nil {
+	auth, err := natsauth.LoadServer(secrets)
+	if err != nil {
+		return err
+	}
+	if r.nats, err = natsembed.Start(natsembed.Options{Dir: filepath.Join(root, "nats"), Port: -1, Logger: quiet,
+		Users: auth.Users, TLS: auth.TLS}); err != nil {
+		return err
+	}
+	connect := func(role natsauth.Role) (*nats.Conn, error) {
+		opts, err := natsauth.ClientFromDir(secrets, role).Options()
+		if err != nil {
+			return nil, err
+		}
+		return nats.Connect(r.nats.ClientURL(), append(opts, nats.Name("mastertrust-bench-cycle-"+string(role)))...)
+	}
+	if r.nc, err = connect(natsauth.RoleNode); err != nil {
+		return err
+	}
+	if r.custNC, err = connect(natsauth.RoleCustodian); err != nil {
 		return err
 	}
 	client, err := custodian.NewClient(r.nc, custodian.ClientConfig{Catalogue: r.cat, Logger: quiet})
@@ -313,7 +336,7 @@ func (r *cycleRun) start(ctx context.Context, root string) (err error) {
 	if err := client.EnsureStreams(ctx); err != nil {
 		return err
 	}
-	if r.sim, err = simulator.Start(ctx, r.nc, simulator.Config{Dir: filepath.Join(root, "custodian"),
+	if r.sim, err = simulator.Start(ctx, r.custNC, simulator.Config{Dir: filepath.Join(root, "custodian"),
 		Catalogue: r.cat, Calendar: r.cal, Logger: quiet}); err != nil {
 		return err
 	}
@@ -348,6 +371,9 @@ func (r *cycleRun) close() {
 		if err := r.sim.Stop(); err != nil {
 			r.log.Warn("bench: stop the custodian simulator", "err", err)
 		}
+	}
+	if r.custNC != nil {
+		r.custNC.Close()
 	}
 	if r.nc != nil {
 		r.nc.Close()

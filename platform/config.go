@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/acme/mastertrust/custodian/simulator"
+	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/persistence"
 )
 
@@ -62,6 +63,24 @@ type Config struct {
 	// NATSURL is the NATS server (or cluster) for the JetStream journal and
 	// the custodian. Dev mode embeds its own and ignores this.
 	NATSURL string
+	// NATSSecretsDir is a secrets directory (internal/natsauth; `mastertrust
+	// secrets init` makes one): the nats command reads its users and its
+	// server certificate there, a node or the custodian its role's nkey
+	// seed and the CA it verifies the server with. Dev keeps its own under
+	// DataDir/secrets/nats (NATSSecretsDir) and ignores this.
+	NATSSecretsDir string
+	// NATSNkeyFile, NATSCertFile, NATSKeyFile and NATSCAFile, if set, are
+	// the client's nkey seed file, TLS client certificate and key, and the
+	// CA file, instead of (or without) NATSSecretsDir's: for machines given
+	// only their own credential.
+	NATSNkeyFile string
+	NATSCertFile string
+	NATSKeyFile  string
+	NATSCAFile   string
+	// NATSNoAuth lets the nats command run without users or TLS (anyone who
+	// reaches it may do anything): for a throwaway server only. Without it,
+	// the nats command needs NATSSecretsDir.
+	NATSNoAuth bool
 	// NATSPort is the client port of dev's embedded NATS server, on
 	// 127.0.0.1: 0 (the default) a free one. With NATSPortFallback, a
 	// NATSPort that is taken is a preference, and a free port is used
@@ -293,4 +312,25 @@ func (c *Config) LoadTokenSecret(create bool) ([]byte, error) {
 		return nil, fmt.Errorf("platform: write token secret: %w", err)
 	}
 	return []byte(secret), nil
+}
+
+// natsCredential is role's NATS credential from the config: NATSSecretsDir's
+// files for the role, overridden by NATSNkeyFile, NATSCertFile, NATSKeyFile
+// and NATSCAFile. None of them set: no credential (a server without users,
+// as in tests).
+func (c *Config) natsCredential(role natsauth.Role) natsauth.Client {
+	cred := natsauth.Client{Role: role}
+	if c.NATSSecretsDir != "" {
+		cred = natsauth.ClientFromDir(c.NATSSecretsDir, role)
+	}
+	if c.NATSNkeyFile != "" {
+		cred.SeedFile = c.NATSNkeyFile
+	}
+	if c.NATSCertFile != "" || c.NATSKeyFile != "" {
+		cred.CertFile, cred.KeyFile = c.NATSCertFile, c.NATSKeyFile
+	}
+	if c.NATSCAFile != "" {
+		cred.CAFile = c.NATSCAFile
+	}
+	return cred
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/gateway"
+	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/pebble"
@@ -34,14 +35,20 @@ type Dev struct {
 	// URL is the gateway's base URL (http://host:port, or https:// with
 	// Config.TLSCert).
 	URL string
-	// NATSURL is the embedded NATS server's client URL (nats://host:port;
-	// no credentials: the server has none), for the nats CLI and
-	// NATSMonitorURL its monitoring endpoints' base URL ("" without
-	// Config.NATSMonitorPort). NATSPortTaken: Config.NATSPort was taken,
-	// and NATSURL has a free port instead (Config.NATSPortFallback).
+	// NATSURL is the embedded NATS server's client URL (tls://host:port,
+	// without credentials), for the nats CLI and NATSMonitorURL its
+	// monitoring endpoints' base URL ("" without Config.NATSMonitorPort).
+	// NATSPortTaken: Config.NATSPort was taken, and NATSURL has a free port
+	// instead (Config.NATSPortFallback).
 	NATSURL        string
 	NATSMonitorURL string
 	NATSPortTaken  bool
+	// NATSSecretsDir holds the server's users and certificate, the CA and
+	// every role's client certificate and nkey seed (internal/natsauth):
+	// made on the first start under the data dir, reused after. Clients
+	// connect over mutual TLS with a role's certificate and seed (the nats
+	// CLI with --tlsca, --tlscert, --tlskey, --nkey, --inbox-prefix).
+	NATSSecretsDir string
 	// Secret signs tokens (see gateway.SignToken).
 	Secret []byte
 
@@ -52,7 +59,8 @@ type Dev struct {
 
 	log     *slog.Logger
 	nats    *natsembed.Server
-	nc      *nats.Conn
+	nc      *nats.Conn // the node's
+	custNC  *nats.Conn // the simulated custodian's
 	journal *pebble.Store
 	server  *http.Server
 	served  chan error
@@ -69,9 +77,15 @@ const devMemberTTL = 10 * time.Second
 // for 2026 is still refused (its prices would value every pot).
 const devWindowAhead = 10
 
-// devNATSHost: dev's NATS server listens on loopback only; it has no
-// credentials.
+// devNATSHost: dev's NATS server listens on loopback only (and still
+// requires TLS and a role's credential).
 const devNATSHost = "127.0.0.1"
+
+// NATSSecretsDir is where dev and, by default, `mastertrust secrets init`
+// keep NATS's CA, certificates and per-role credentials: beside the
+// cluster's and the gateway's (ClusterSecretsDir, GatewaySecretsDir), each
+// with its own CA.
+func NATSSecretsDir(dataDir string) string { return filepath.Join(dataDir, "secrets", "nats") }
 
 // portFree reports whether host:port can be listened on now. (Another
 // process may take it before the caller listens; then the caller fails
@@ -121,8 +135,23 @@ func StartDev(cfg Config) (d *Dev, err error) {
 		d.log.Info("nats port taken; listening on a free one", "port", natsPort)
 		natsPort, d.NATSPortTaken = 0, true
 	}
+	// A throwaway CA, the server's certificate and a credential per role,
+	// made on the first start and reused after: every client of dev's
+	// server connects as its role, over TLS.
+	d.NATSSecretsDir = NATSSecretsDir(cfg.DataDir)
+	written, err := natsauth.Ensure(d.NATSSecretsDir, nil)
+	if err != nil {
+		return nil, fmt.Errorf("platform: nats secrets: %w", err)
+	}
+	if len(written) > 0 {
+		d.log.Info("nats credentials written", "dir", d.NATSSecretsDir, "files", len(written))
+	}
+	auth, err := natsauth.LoadServer(d.NATSSecretsDir)
+	if err != nil {
+		return nil, fmt.Errorf("platform: nats secrets: %w", err)
+	}
 	d.nats, err = natsembed.Start(natsembed.Options{Dir: filepath.Join(cfg.DataDir, "nats"), Host: devNATSHost, Port: natsPort,
-		MonitorPort: cfg.NATSMonitorPort, Logger: d.log.With("component", "nats")})
+		MonitorPort: cfg.NATSMonitorPort, Logger: d.log.With("component", "nats"), Users: auth.Users, TLS: auth.TLS})
 	if err != nil {
 		return nil, fmt.Errorf("platform: start nats: %w", err)
 	}
@@ -135,8 +164,11 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	if cfg.WrapJournal != nil {
 		journal = cfg.WrapJournal(journal)
 	}
-	if d.nc, err = nats.Connect(d.nats.ClientURL(), nats.Name("mastertrust-dev")); err != nil {
-		return nil, fmt.Errorf("platform: connect to nats: %w", err)
+	if d.nc, err = connectNATS(d.NATSURL, natsauth.ClientFromDir(d.NATSSecretsDir, natsauth.RoleNode), "mastertrust-dev"); err != nil {
+		return nil, err
+	}
+	if d.custNC, err = connectNATS(d.NATSURL, natsauth.ClientFromDir(d.NATSSecretsDir, natsauth.RoleCustodian), "mastertrust-dev-custodian"); err != nil {
+		return nil, err
 	}
 	client, err := custodian.NewClient(d.nc, custodian.ClientConfig{Catalogue: cat, Logger: d.log.With("component", "custodian-client")})
 	if err != nil {
@@ -146,7 +178,7 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	if err := client.EnsureStreams(ctx); err != nil {
 		return nil, fmt.Errorf("platform: custodian streams: %w", err)
 	}
-	d.Custodian, err = simulator.Start(ctx, d.nc, simulator.Config{Dir: filepath.Join(cfg.DataDir, "custodian"),
+	d.Custodian, err = simulator.Start(ctx, d.custNC, simulator.Config{Dir: filepath.Join(cfg.DataDir, "custodian"),
 		Catalogue: cat, Calendar: cal, Faults: cfg.CustodianFaults, Logger: d.log.With("component", "custodian")})
 	if err != nil {
 		return nil, fmt.Errorf("platform: start the simulated custodian: %w", err)
@@ -219,6 +251,9 @@ func (d *Dev) Stop(ctx context.Context) error {
 	}
 	if d.Custodian != nil {
 		errs = append(errs, d.Custodian.Stop())
+	}
+	if d.custNC != nil {
+		d.custNC.Close()
 	}
 	if d.nc != nil {
 		d.nc.Close()

@@ -19,6 +19,7 @@ import (
 	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/gateway"
+	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/jetstream"
@@ -176,9 +177,9 @@ func StartGateway(cfg Config) (p *Process, err error) {
 
 func (p *Process) openJournal(cfg Config) (persistence.Journal, error) {
 	if cfg.NATSURL != "" {
-		nc, err := nats.Connect(cfg.NATSURL, nats.Name("mastertrust-node"), nats.MaxReconnects(-1))
+		nc, err := connectNATS(cfg.NATSURL, cfg.natsCredential(natsauth.RoleNode), "mastertrust-node", nats.MaxReconnects(-1))
 		if err != nil {
-			return nil, fmt.Errorf("platform: connect to NATS at %s: %w", cfg.NATSURL, err)
+			return nil, err
 		}
 		p.nc = nc
 	}
@@ -299,14 +300,33 @@ func newHTTPServer(h http.Handler) *http.Server {
 		WriteTimeout: httpWriteTimeout, IdleTimeout: httpIdleTimeout}
 }
 
+// ErrNATSNoSecrets: the nats command was given neither a secrets directory
+// nor NATSNoAuth.
+var ErrNATSNoSecrets = errors.New("platform: the NATS server needs its users and certificate: give --nats-secrets (make the directory with `mastertrust secrets init`), or --no-auth for a throwaway server anyone may use")
+
 // StartNATS starts a NATS server with JetStream under DataDir/nats on
 // host:port (and its monitoring endpoints on NATSMonitorPort, if set),
 // fsyncing before every acknowledgement: the shared journal's server for a
-// cluster on one machine (production runs a NATS cluster).
+// cluster on one machine (production runs a NATS cluster). Its users, their
+// permissions and its TLS certificate come from NATSSecretsDir; only with
+// NATSNoAuth does it run without (ErrNATSNoSecrets).
 func StartNATS(cfg Config, host string, port int) (*natsembed.Server, error) {
 	log := cfg.logger()
-	srv, err := natsembed.Start(natsembed.Options{Dir: filepath.Join(cfg.DataDir, "nats"), Host: host, Port: port,
-		MonitorPort: cfg.NATSMonitorPort, Logger: log.With("component", "nats")})
+	opts := natsembed.Options{Dir: filepath.Join(cfg.DataDir, "nats"), Host: host, Port: port,
+		MonitorPort: cfg.NATSMonitorPort, Logger: log.With("component", "nats")}
+	switch {
+	case cfg.NATSSecretsDir != "":
+		auth, err := natsauth.LoadServer(cfg.NATSSecretsDir)
+		if err != nil {
+			return nil, fmt.Errorf("platform: start nats: %w", err)
+		}
+		opts.Users, opts.TLS = auth.Users, auth.TLS
+	case !cfg.NATSNoAuth:
+		return nil, ErrNATSNoSecrets
+	default:
+		log.Warn("nats runs without users or TLS: anyone who reaches it may do anything")
+	}
+	srv, err := natsembed.Start(opts)
 	if err != nil {
 		return nil, fmt.Errorf("platform: start nats: %w", err)
 	}
@@ -329,9 +349,9 @@ func StartCustodian(cfg Config) (*simulator.Simulator, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("mastertrust-custodian"), nats.MaxReconnects(-1))
+	nc, err := connectNATS(cfg.NATSURL, cfg.natsCredential(natsauth.RoleCustodian), "mastertrust-custodian", nats.MaxReconnects(-1))
 	if err != nil {
-		return nil, nil, fmt.Errorf("platform: connect to NATS at %s: %w", cfg.NATSURL, err)
+		return nil, nil, err
 	}
 	sim, err := simulator.Start(context.Background(), nc, simulator.Config{Dir: filepath.Join(cfg.DataDir, "custodian"),
 		Catalogue: cat, Calendar: cal, Replicas: cfg.Replicas, Faults: cfg.CustodianFaults, Logger: log})
@@ -340,4 +360,18 @@ func StartCustodian(cfg Config) (*simulator.Simulator, func(), error) {
 		return nil, nil, fmt.Errorf("platform: start the simulated custodian: %w", err)
 	}
 	return sim, func() { sim.Stop(); nc.Close() }, nil
+}
+
+// connectNATS connects to url with cred and opts. Its error names the URL
+// without credentials (natsauth.Redact): errors end up in logs.
+func connectNATS(url string, cred natsauth.Client, name string, opts ...nats.Option) (*nats.Conn, error) {
+	credOpts, err := cred.Options()
+	if err != nil {
+		return nil, fmt.Errorf("platform: NATS credential of %s: %w", cred.Role, err)
+	}
+	nc, err := nats.Connect(url, append(append([]nats.Option{nats.Name(name)}, credOpts...), opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("platform: connect to NATS at %s as %s: %s", natsauth.Redact(url), cred.Role, natsauth.Redact(err.Error()))
+	}
+	return nc, nil
 }

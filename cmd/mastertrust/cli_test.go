@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/gateway"
+	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/platform"
 )
 
@@ -122,18 +124,27 @@ func TestBenchHelpListsWorkloadsAndFlags(t *testing.T) {
 	assert.NotContains(t, stderr, "-backends", "bench pots --help: another workload's flags")
 }
 
-// dev prints its NATS server's URL (no credentials) and, when asked, its
-// monitoring URL; there, a nats client finds the platform's streams, every
-// one bounded.
+// dev prints its NATS server's URL (tls://, no credentials in it), where the
+// credentials are and, when asked, its monitoring URL. A client without a
+// credential is refused; with the operator's, it finds the platform's
+// streams, every one bounded.
 func TestDevPrintsItsNATS(t *testing.T) {
 	t.Parallel()
 	d := startDevArgs(t, t.TempDir(), "M000001", "--nats-monitor-port", "-1")
 	u, err := url.Parse(d.natsURL)
 	require.NoError(t, err, "nats URL %q from %q", d.natsURL, d.natsLine)
-	require.Equal(t, "nats", u.Scheme, "nats URL %q: scheme", d.natsURL)
+	require.Equal(t, "tls", u.Scheme, "nats URL %q: scheme", d.natsURL)
 	require.Nil(t, u.User, "nats URL %q: credentials", d.natsURL)
 	require.NotEmpty(t, u.Port(), "nats URL %q: port", d.natsURL)
-	nc, err := nats.Connect(d.natsURL)
+	secrets := platform.NATSSecretsDir(d.dataDir)
+	assert.Contains(t, d.natsTry, "--tlsca "+filepath.Join(secrets, natsauth.CAFile))
+	assert.Contains(t, d.natsTry, "--nkey "+natsauth.SeedFile(secrets, natsauth.RoleOperator))
+	assert.Contains(t, d.natsTry, "--tlscert "+natsauth.CertFile(secrets, natsauth.RoleOperator))
+	_, err = nats.Connect(d.natsURL, nats.Timeout(5*time.Second))
+	require.Error(t, err, "a client without TLS or credential")
+	opts, err := natsauth.ClientFromDir(secrets, natsauth.RoleOperator).Options()
+	require.NoError(t, err)
+	nc, err := nats.Connect(d.natsURL, opts...)
 	require.NoError(t, err)
 	defer nc.Close()
 	js, err := jetstream.New(nc)

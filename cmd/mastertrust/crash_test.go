@@ -45,6 +45,8 @@ type devProcess struct {
 	// natsURL and natsLine are the NATS server's URL and the whole line
 	// that gave it; natsMonitorURL its monitoring URL, if it has one.
 	natsURL, natsLine, natsMonitorURL string
+	// natsTry is the nats CLI command line dev suggests.
+	natsTry string
 }
 
 // startDev starts dev on dataDir and waits for its ready lines.
@@ -85,6 +87,9 @@ func startDevCommand(t *testing.T, dataDir, member string, extra ...string) *dev
 			if rest, ok := strings.CutPrefix(line, "nats listening on "); ok {
 				d.natsURL, _, _ = strings.Cut(rest, " ")
 				d.natsLine = line
+			}
+			if try, ok := strings.CutPrefix(line, "try: nats "); ok {
+				d.natsTry = try
 			}
 			if url, ok := strings.CutPrefix(line, "nats monitoring on "); ok {
 				d.natsMonitorURL = url

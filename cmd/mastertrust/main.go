@@ -6,6 +6,7 @@
 //	mastertrust gateway    a gateway: the HTTP API, calling pots in the cluster
 //	mastertrust custodian  the simulated custodian, against a NATS server
 //	mastertrust cert       issue a certificate for the cluster's mutual TLS or the gateway's HTTPS
+//	mastertrust secrets    make the CA, NATS's certificate and every role's NATS credential
 //	mastertrust token      print a bearer token for a member or an operator
 //	mastertrust prices     publish a dealing day's closing prices
 //	mastertrust cycle      run a dealing day's cycle, showing its progress
@@ -26,6 +27,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +36,7 @@ import (
 
 	"github.com/acme/mastertrust/bench"
 	"github.com/acme/mastertrust/gateway"
+	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/platform"
 )
 
@@ -50,6 +53,7 @@ func commands() []command {
 		{"nats", "run a NATS server with JetStream (SyncAlways) for a cluster's shared journal", runNATS},
 		{"custodian", "run the simulated custodian against a NATS server (with fault injection)", runCustodian},
 		{"node", "run a cluster member hosting pots (several share a JetStream journal)", runNode},
+		{"secrets", "make a secrets directory: a CA, the NATS server's certificate, every role's NATS credential (init)", runSecrets},
 		{"gateway", "run a gateway: the HTTP API as a cluster client", runGateway},
 		{"cert", "issue a certificate from a CA of the data dir, for the cluster's mutual TLS or the gateway's HTTPS", runCert},
 		{"token", "print a bearer token for a member (--member ID) or an operator (--operator)", runToken},
@@ -307,10 +311,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if d.NATSMonitorURL != "" {
 		fmt.Fprintf(stdout, "nats monitoring on %s\n", d.NATSMonitorURL)
 	}
+	fmt.Fprintf(stdout, "nats credentials in %s (mutual TLS with %s; per role <role>.crt, <role>.key and the nkey seed <role>.nk: %s)\n",
+		d.NATSSecretsDir, natsauth.CAFile, roleNames())
+	fmt.Fprintf(stdout, "try: %s\n", natsCLI(d.NATSURL, d.NATSSecretsDir, natsauth.RoleOperator, "stream ls"))
 	fmt.Fprintf(stdout, "member token (%s): %s\n", member, memberToken)
 	fmt.Fprintf(stdout, "operator token: %s\n", operatorToken)
 	fmt.Fprintf(stdout, "try: curl -H 'Authorization: Bearer %s' %s/v1/assets\n", memberToken, d.URL)
-	fmt.Fprintf(stdout, "try: nats stream ls --server %s\n", d.NATSURL)
 	return waitAndStop(ctx, d.Done(), d.Stop)
 }
 
@@ -356,6 +362,37 @@ func waitAndStop(ctx context.Context, done <-chan error, stop func(context.Conte
 	return errors.Join(serveErr, ignoreClosed(stop(stopCtx)))
 }
 
+// roleNames lists the NATS roles.
+func roleNames() string {
+	var names []string
+	for _, r := range natsauth.Roles() {
+		names = append(names, string(r))
+	}
+	return strings.Join(names, ", ")
+}
+
+// natsCLI is a nats CLI command line against url as role, with the role's
+// credential in dir (file names only: nothing secret is printed).
+func natsCLI(url, dir string, role natsauth.Role, command string) string {
+	return fmt.Sprintf("nats %s --server %s --tlsca %s --tlscert %s --tlskey %s --nkey %s --inbox-prefix %s", command, url,
+		filepath.Join(dir, natsauth.CAFile), natsauth.CertFile(dir, role), natsauth.KeyFile(dir, role),
+		natsauth.SeedFile(dir, role), natsauth.InboxPrefix(role))
+}
+
+// natsClientFlags binds a NATS client's credential: a secrets directory
+// (its role's seed, certificate and key, and the CA), or those files one by
+// one.
+func natsClientFlags(f *flags, cfg *platform.Config, role natsauth.Role) {
+	f.stringVar(&cfg.NATSSecretsDir, "nats-secrets", "", fmt.Sprintf(
+		"secrets directory (mastertrust secrets init) holding this process's NATS credential (%s, %s, %s) and the CA (%s)",
+		filepath.Base(natsauth.SeedFile("", role)), filepath.Base(natsauth.CertFile("", role)),
+		filepath.Base(natsauth.KeyFile("", role)), natsauth.CAFile))
+	f.stringVar(&cfg.NATSNkeyFile, "nats-nkey", "", "file of this process's NATS nkey seed, instead of the one in --nats-secrets")
+	f.stringVar(&cfg.NATSCertFile, "nats-cert", "", "file of this process's TLS client certificate for NATS, instead of the one in --nats-secrets")
+	f.stringVar(&cfg.NATSKeyFile, "nats-key", "", "file of the key of --nats-cert")
+	f.stringVar(&cfg.NATSCAFile, "nats-ca", "", "CA file to verify the NATS server's certificate with, instead of the one in --nats-secrets")
+}
+
 func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("nats", stderr)
 	var cfg platform.Config
@@ -365,6 +402,9 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	f.stringVar(&host, "nats-host", "127.0.0.1", "address to listen on for NATS clients")
 	f.intVar(&port, "nats-port", platform.DefaultNATSPort, "port to listen on for NATS clients (-1: a free one)")
 	natsMonitorPortFlag(f, &cfg)
+	f.stringVar(&cfg.NATSSecretsDir, "nats-secrets", "", "secrets directory (mastertrust secrets init) holding the users ("+
+		natsauth.UsersFile+") and the server's certificate and key")
+	f.boolVar(&cfg.NATSNoAuth, "no-auth", false, "run without users or TLS: anyone who reaches the port may do anything (a throwaway server only)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -373,7 +413,11 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "nats listening on %s\n", srv.ClientURL())
+	how := "no users, no TLS"
+	if cfg.NATSSecretsDir != "" {
+		how = "mutual TLS; users of " + filepath.Join(cfg.NATSSecretsDir, natsauth.UsersFile)
+	}
+	fmt.Fprintf(stdout, "nats listening on %s (%s)\n", srv.ClientURL(), how)
 	if u := srv.MonitorURL(); u != "" {
 		fmt.Fprintf(stdout, "nats monitoring on %s\n", u)
 	}
@@ -398,6 +442,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	f.stringVar(&cfg.HTTPAddr, "http", "", "address for /healthz, /readyz and /metrics (empty: none)")
 	f.stringVar(&cfg.Journal, "journal", "jetstream", "journal: jetstream (shared by the cluster, at --nats-url) or pebble (this node's own)")
 	f.stringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server of the shared journal")
+	natsClientFlags(f, &cfg, natsauth.RoleNode)
 	groups := 0
 	f.intVar(&groups, "groups", platform.DefaultGroups, "pot groups of a new journal (fixed once created)")
 	f.intVar(&cfg.Replicas, "replicas", 1, "replicas of each JetStream stream (3 in production)")
@@ -493,5 +538,40 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintln(stdout, token)
+	return nil
+}
+
+// runSecrets makes a secrets directory (internal/natsauth): the CA, the
+// NATS server's certificate, and an nkey seed per role, keeping what exists
+// (delete a file and run it again to rotate it). It prints the files it
+// wrote, never their contents.
+func runSecrets(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "init" {
+		args = args[1:]
+	}
+	f := newFlags("secrets [init]", stderr)
+	var dir, hosts string
+	f.stringVar(&dir, "nats-secrets", platform.NATSSecretsDir(platform.DefaultDataDir), "the secrets directory to make or complete")
+	f.stringVar(&hosts, "hosts", "", "comma-separated host names and addresses of the NATS server, for its certificate (loopback is always in)")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	var hs []string
+	for _, h := range strings.Split(hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hs = append(hs, h)
+		}
+	}
+	written, err := natsauth.Ensure(dir, hs)
+	if err != nil {
+		return err
+	}
+	for _, w := range written {
+		fmt.Fprintf(stdout, "wrote %s\n", w)
+	}
+	if len(written) == 0 {
+		fmt.Fprintf(stdout, "%s is complete; nothing written\n", dir)
+	}
+	fmt.Fprintf(stdout, "roles: %s (each one's nkey seed is <role>.nk, its TLS client certificate <role>.crt and <role>.key; the gateway needs none)\n", roleNames())
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/gateway"
+	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/platform"
 )
 
@@ -477,6 +478,7 @@ func runCustodian(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var cfg platform.Config
 	common(f, &cfg)
 	f.stringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server the custodian and ACME share")
+	natsClientFlags(f, &cfg, natsauth.RoleCustodian)
 	f.intVar(&cfg.Replicas, "replicas", 1, "replicas of the protocol's streams (ACME must use the same)")
 	custodianFlags(f, &cfg.CustodianFaults)
 	if err := f.parse(args); err != nil {
@@ -487,7 +489,7 @@ func runCustodian(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer stop()
-	fmt.Fprintf(stdout, "simulated custodian running against %s (fault seed %d)\n", cfg.NATSURL, sim.Seed())
+	fmt.Fprintf(stdout, "simulated custodian running against %s (fault seed %d)\n", natsauth.Redact(cfg.NATSURL), sim.Seed())
 	<-ctx.Done()
 	return nil
 }

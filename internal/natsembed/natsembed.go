@@ -6,6 +6,7 @@
 package natsembed
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,6 +59,15 @@ type Options struct {
 	// Cluster joins the server to a cluster of servers (replicated
 	// JetStream streams, several embedded nodes). Nil: a single server.
 	Cluster *ClusterOptions
+	// Users are the clients that may connect, each with its permissions
+	// (internal/natsauth makes them). Nil: anyone may connect and do
+	// anything (tests' private servers only; the platform's servers always
+	// have users).
+	Users []*server.NkeyUser
+	// TLS, if set, is the client listener's TLS configuration: clients
+	// must connect with TLS (a plaintext client is refused), and with a
+	// certificate its ClientCAs verify when its ClientAuth requires one.
+	TLS *tls.Config
 }
 
 // ClusterOptions configures the server's cluster listener and routes.
@@ -113,6 +123,15 @@ func Start(o Options) (*Server, error) {
 		SyncAlways: true,
 		NoSigs:     true,
 		Debug:      o.Debug && o.Logger != nil,
+	}
+	if len(o.Users) > 0 {
+		opts.Nkeys = o.Users
+	}
+	if o.TLS != nil {
+		opts.TLSConfig, opts.TLS = o.TLS, true
+		opts.TLSVerify = o.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+		// The client must finish its handshake within this many seconds.
+		opts.TLSTimeout = 5
 	}
 	if o.MonitorPort != 0 {
 		opts.HTTPHost, opts.HTTPPort = o.Host, o.MonitorPort
