@@ -3,6 +3,8 @@ package natsauth_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
@@ -21,6 +24,7 @@ import (
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/internal/natsembed"
+	"github.com/acme/mastertrust/internal/pki"
 	"github.com/acme/mastertrust/platform"
 )
 
@@ -351,4 +355,73 @@ func TestEveryRoleCanDoItsJob(t *testing.T) {
 	m, err := oc.Next(jetstream.FetchMaxWait(5 * time.Second))
 	require.NoError(t, err)
 	assert.Equal(t, "report", string(m.Data()))
+}
+
+// TestRoutesFromSecrets proves that servers given one secrets directory
+// route to each other over mutual TLS with the server's certificate, and
+// that a server presenting a role's certificate (issued by the same CA)
+// as its route certificate is not let in: a route is bound by no role's
+// permissions.
+func TestRoutesFromSecrets(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "secrets")
+	_, err := natsauth.Ensure(dir, nil)
+	require.NoError(t, err)
+	auth, err := natsauth.LoadServer(dir)
+	require.NoError(t, err)
+	assert.Equal(t, "CN=nats,O=mastertrust", auth.RouteSubject, "the server certificate's subject")
+	require.NotNil(t, auth.RouteTLS.RootCAs, "routes verify the server they dial")
+	require.Equal(t, tls.RequireAndVerifyClientCert, auth.RouteTLS.ClientAuth, "routes verify the server that dials")
+
+	var ports []int
+	var routes []string
+	for range 3 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", l.Addr().(*net.TCPAddr).Port))
+		l.Close()
+	}
+	start := func(name string, port int, routeTLS *tls.Config) *natsembed.Server {
+		srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Name: name, Users: auth.Users, TLS: auth.TLS,
+			Cluster: &natsembed.ClusterOptions{Name: "secrets-test", Port: port, Routes: routes, TLS: routeTLS, PeerSubject: auth.RouteSubject}})
+		require.NoError(t, err)
+		t.Cleanup(srv.Shutdown)
+		return srv
+	}
+	var servers []*natsembed.Server
+	for i := range 3 {
+		servers = append(servers, start(fmt.Sprintf("n%d", i), ports[i], auth.RouteTLS))
+	}
+	require.Eventually(t, func() bool {
+		for _, s := range servers {
+			if n := len(routePeers(t, s)); n != 2 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 20*time.Millisecond, "each server routes to the other two")
+
+	nodeTLS, err := pki.PeerConfig(natsauth.CertFile(dir, natsauth.RoleNode), natsauth.KeyFile(dir, natsauth.RoleNode), filepath.Join(dir, natsauth.CAFile))
+	require.NoError(t, err)
+	intruder := start("intruder", -1, nodeTLS)
+	time.Sleep(3 * time.Second) // the intruder redials every second
+	assert.Empty(t, routePeers(t, intruder), "the intruder's routes")
+	for i, s := range servers {
+		assert.NotContains(t, routePeers(t, s), "intruder", "n%d's peers", i)
+	}
+}
+
+// routePeers are the names of the servers s has a route with.
+func routePeers(t *testing.T, s *natsembed.Server) []string {
+	t.Helper()
+	rz, err := s.NATS().Routez(&server.RoutezOptions{})
+	require.NoError(t, err)
+	var names []string
+	for _, r := range rz.Routes {
+		if !slices.Contains(names, r.RemoteName) {
+			names = append(names, r.RemoteName)
+		}
+	}
+	return names
 }
