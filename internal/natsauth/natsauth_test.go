@@ -425,3 +425,67 @@ func routePeers(t *testing.T, s *natsembed.Server) []string {
 	}
 	return names
 }
+
+// TestStockRouteConfig proves that docs/security.md's cluster block for a
+// stock nats-server, read by nats-server with a secrets directory's files,
+// routes with a member started from the directory, requires TLS with the
+// peer verified, and refuses a route presenting a role's certificate.
+func TestStockRouteConfig(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/security.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(doc), "### Routes between NATS servers")
+	require.True(t, ok, "docs/security.md's routes section")
+	_, block, ok := strings.Cut(section, "```conf\n")
+	require.True(t, ok, "the section's conf block")
+	block, _, ok = strings.Cut(block, "```")
+	require.True(t, ok, "the conf block's end")
+
+	dir := filepath.Join(t.TempDir(), "secrets")
+	_, err = natsauth.Ensure(dir, nil)
+	require.NoError(t, err)
+	conf := filepath.Join(t.TempDir(), "nats-server.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(strings.ReplaceAll(block, "/etc/nats/", dir+"/")), 0o600))
+	opts, err := server.ProcessConfigFile(conf)
+	require.NoError(t, err)
+	require.NotNil(t, opts.Cluster.TLSConfig, "the block's route TLS")
+	assert.Equal(t, tls.RequireAndVerifyClientCert, opts.Cluster.TLSConfig.ClientAuth, "routes verify the server that dials")
+	assert.NotNil(t, opts.Cluster.TLSConfig.RootCAs, "routes verify the server they dial")
+	auth, err := natsauth.LoadServer(dir)
+	require.NoError(t, err)
+	assert.Equal(t, auth.RouteSubject, opts.Cluster.Username, "the block's route user: the server certificate's subject")
+	assert.True(t, opts.Cluster.TLSMap, "the block maps the certificate's subject")
+
+	// The block's hosts are production's: here the stock server listens
+	// on loopback and is dialed, not dialing.
+	opts.Host, opts.Port = "127.0.0.1", -1
+	opts.Cluster.Host, opts.Cluster.Port, opts.Routes = "127.0.0.1", -1, nil
+	opts.NoSigs, opts.NoLog = true, true
+	stock, err := server.NewServer(opts)
+	require.NoError(t, err)
+	stock.Start()
+	t.Cleanup(func() { stock.Shutdown(); stock.WaitForShutdown() })
+	require.True(t, stock.ReadyForConnections(10*time.Second), "the stock server starts")
+	stockRoute := fmt.Sprintf("nats-route://%s", stock.ClusterAddr())
+
+	start := func(name string, routeTLS *tls.Config) *natsembed.Server {
+		srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Name: name,
+			Cluster: &natsembed.ClusterOptions{Name: opts.Cluster.Name, Port: -1, Routes: []string{stockRoute}, TLS: routeTLS, PeerSubject: auth.RouteSubject}})
+		require.NoError(t, err)
+		t.Cleanup(srv.Shutdown)
+		return srv
+	}
+	member := start("member", auth.RouteTLS)
+	require.Eventually(t, func() bool { return slices.Equal(routePeers(t, member), []string{stock.Name()}) }, 15*time.Second,
+		20*time.Millisecond, "the member routes to the stock server")
+	nodeTLS, err := pki.PeerConfig(natsauth.CertFile(dir, natsauth.RoleNode), natsauth.KeyFile(dir, natsauth.RoleNode), filepath.Join(dir, natsauth.CAFile))
+	require.NoError(t, err)
+	intruder := start("intruder", nodeTLS)
+	time.Sleep(3 * time.Second) // the intruder redials every second
+	assert.Empty(t, routePeers(t, intruder), "the intruder's routes")
+	rz, err := stock.Routez(&server.RoutezOptions{})
+	require.NoError(t, err)
+	for _, r := range rz.Routes {
+		assert.Equal(t, "member", r.RemoteName, "the stock server's peers")
+	}
+}
