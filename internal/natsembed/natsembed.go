@@ -90,13 +90,33 @@ type ClusterOptions struct {
 	// only).
 	TLS *tls.Config
 	// PeerSubject, with TLS, is the subject a member's certificate must
-	// have, e.g. "CN=nats,O=mastertrust" (nats-server's TLS map of
-	// routes: the certificate's subject, in RFC 2253 order, must equal
-	// it). Required when the CA that verifies members also issues
-	// certificates to clients: a client's certificate would otherwise
-	// open a route, and a route is not bound by any user's permissions.
-	// Empty: any certificate from the CA is a member.
+	// have, e.g. "CN=nats,O=mastertrust" (the certificate's subject in
+	// RFC 2253 order), checked both on the server that dials
+	// (nats-server's TLS map of routes) and on the server dialed (the
+	// handshake's). Required when the CA that verifies members also
+	// issues certificates to clients: a client's certificate would
+	// otherwise open a route, and a route is not bound by any user's
+	// permissions. Empty: any certificate from the CA is a member.
 	PeerSubject string
+}
+
+// peerSubjectCheck is a TLS VerifyConnection that runs next (if any) and
+// then refuses a peer whose certificate's subject is not subject.
+func peerSubjectCheck(next func(tls.ConnectionState) error, subject string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if next != nil {
+			if err := next(cs); err != nil {
+				return err
+			}
+		}
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("natsembed: route peer presented no certificate")
+		}
+		if got := cs.PeerCertificates[0].Subject.ToRDNSequence().String(); got != subject {
+			return fmt.Errorf("natsembed: route peer's certificate is %q, not a member's (%q)", got, subject)
+		}
+		return nil
+	}
 }
 
 // checkRouteTLS refuses a route TLS configuration that would leave one
@@ -197,9 +217,12 @@ func Start(o Options) (*Server, error) {
 			// repeat. Where the CA also issues clients' certificates, the
 			// TLS map narrows members to those whose certificate has
 			// PeerSubject: nats-server then compares the subject with the
-			// route "user", and no password is sent or checked.
+			// route "user", and no password is sent or checked. The map
+			// checks the server that dials; the handshake's check below
+			// also checks, from the dialing side, the server dialed.
 			if c.PeerSubject != "" {
 				opts.Cluster.TLSMap, opts.Cluster.Username = true, c.PeerSubject
+				opts.Cluster.TLSConfig.VerifyConnection = peerSubjectCheck(c.TLS.VerifyConnection, c.PeerSubject)
 			}
 		}
 	}

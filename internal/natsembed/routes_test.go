@@ -190,6 +190,29 @@ func TestRoutesRefuseStrangers(t *testing.T) {
 	}
 }
 
+// TestRoutesDialOnlyMembers proves that a member does not route to a
+// server it dials whose certificate comes from the cluster's CA with
+// another subject (a client's certificate naming the host), although that
+// server, which does not check, would let it in.
+func TestRoutesDialOnlyMembers(t *testing.T) {
+	ca, err := pki.NewAuthority("routes test CA", time.Hour)
+	require.NoError(t, err)
+	_, dead := freeRoutes(t, 1)
+	// The stranger checks nothing beyond the CA (no PeerSubject).
+	stranger, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Name: "stranger",
+		Cluster: &natsembed.ClusterOptions{Name: "routes-test", Port: -1, Routes: dead, TLS: routeTLS(t, ca, "node")}})
+	require.NoError(t, err)
+	t.Cleanup(stranger.Shutdown)
+	member, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Name: "member",
+		Cluster: &natsembed.ClusterOptions{Name: "routes-test", Port: -1, Routes: []string{stranger.ClusterURL()},
+			TLS: routeTLS(t, ca, "nats"), PeerSubject: memberSubject}})
+	require.NoError(t, err)
+	t.Cleanup(member.Shutdown)
+	time.Sleep(3 * time.Second) // the member redials every second
+	assert.Empty(t, peers(t, member), "the member's routes")
+	assert.Empty(t, peers(t, stranger), "the stranger's routes")
+}
+
 // TestRouteTLSMustVerify proves that Start refuses a route TLS
 // configuration that would leave a side unverified.
 func TestRouteTLSMustVerify(t *testing.T) {
