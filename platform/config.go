@@ -92,6 +92,22 @@ type Config struct {
 	// endpoints (dev's, and the nats command's): 0 (the default) none, -1
 	// a free one.
 	NATSMonitorPort int
+	// NATSRoutesName, NATSRoutesPort and NATSRoutes join the nats
+	// command's server to a cluster of NATS servers: the cluster's name
+	// (the same on every server; empty: a single server), the port other
+	// servers' routes reach it on (on its host; 0: DefaultNATSRoutesPort,
+	// -1: a free one) and the route URLs of other servers
+	// (nats-route://host:port). Routes are mutual TLS with the server's
+	// certificate from NATSSecretsDir; only NATSNoAuth runs them in
+	// plaintext.
+	NATSRoutesName string
+	NATSRoutesPort int
+	NATSRoutes     []string
+	// NATSServerName names the nats command's server; the servers of a
+	// cluster need different names (JetStream's replicas are placed by
+	// name). Default: the machine's host name with a cluster, "mastertrust"
+	// alone.
+	NATSServerName string
 	// Groups is the number of the journal's groups: pots are spread over
 	// all but the last (the pot groups partition the journal's feed, the
 	// aggregators and the rebalance sweep), which holds the system's
@@ -162,7 +178,9 @@ const (
 	// DefaultNATSPort is NATS's well-known client port: the nats command's
 	// and dev's (which takes a free one when it is taken), and the port of
 	// the nodes' default --nats-url.
-	DefaultNATSPort       = 4222
+	DefaultNATSPort = 4222
+	// DefaultNATSRoutesPort is NATS's well-known route (cluster) port.
+	DefaultNATSRoutesPort = 6222
 	DefaultGroups         = 64
 	DefaultPotIdleTimeout = 10 * time.Minute
 	DefaultRequestTimeout = 5 * time.Second

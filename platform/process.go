@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -306,14 +307,35 @@ var ErrNATSNoSecrets = errors.New("platform: the NATS server needs its users and
 
 // StartNATS starts a NATS server with JetStream under DataDir/nats on
 // host:port (and its monitoring endpoints on NATSMonitorPort, if set),
-// fsyncing before every acknowledgement: the shared journal's server for a
-// cluster on one machine (production runs a NATS cluster). Its users, their
-// permissions and its TLS certificate come from NATSSecretsDir; only with
-// NATSNoAuth does it run without (ErrNATSNoSecrets).
+// fsyncing before every acknowledgement: the shared journal's server, alone
+// or, with NATSRoutesName, one of a cluster of NATS servers (production
+// runs three). Its users, their permissions, its TLS certificate and its
+// routes' mutual TLS come from NATSSecretsDir; only with NATSNoAuth does
+// it run without (ErrNATSNoSecrets).
 func StartNATS(cfg Config, host string, port int) (*natsembed.Server, error) {
 	log := cfg.logger()
 	opts := natsembed.Options{Dir: filepath.Join(cfg.DataDir, "nats"), Host: host, Port: port,
 		MonitorPort: cfg.NATSMonitorPort, Logger: log.With("component", "nats")}
+	switch {
+	case cfg.NATSRoutesName == "" && (cfg.NATSRoutesPort != 0 || len(cfg.NATSRoutes) > 0):
+		return nil, errors.New("platform: start nats: routes need the cluster's name (--routes-name)")
+	case cfg.NATSRoutesPort < -1 || cfg.NATSRoutesPort > 65535:
+		return nil, fmt.Errorf("platform: start nats: routes port %d: want -1…65535 (0: %d, -1: a free one)", cfg.NATSRoutesPort, DefaultNATSRoutesPort)
+	}
+	opts.Name = cfg.NATSServerName
+	if cfg.NATSRoutesName != "" {
+		opts.Cluster = &natsembed.ClusterOptions{Name: cfg.NATSRoutesName, Port: cfg.NATSRoutesPort, Routes: cfg.NATSRoutes}
+		if cfg.NATSRoutesPort == 0 {
+			opts.Cluster.Port = DefaultNATSRoutesPort
+		}
+		if opts.Name == "" {
+			h, err := os.Hostname()
+			if err != nil {
+				return nil, fmt.Errorf("platform: start nats: the server's name (--nats-name): %w", err)
+			}
+			opts.Name = h
+		}
+	}
 	switch {
 	case cfg.NATSSecretsDir != "":
 		auth, err := natsauth.LoadServer(cfg.NATSSecretsDir)
@@ -321,10 +343,16 @@ func StartNATS(cfg Config, host string, port int) (*natsembed.Server, error) {
 			return nil, fmt.Errorf("platform: start nats: %w", err)
 		}
 		opts.Users, opts.TLS = auth.Users, auth.TLS
+		if opts.Cluster != nil {
+			opts.Cluster.TLS, opts.Cluster.PeerSubject = auth.RouteTLS, auth.RouteSubject
+		}
 	case !cfg.NATSNoAuth:
 		return nil, ErrNATSNoSecrets
 	default:
 		log.Warn("nats runs without users or TLS: anyone who reaches it may do anything")
+		if opts.Cluster != nil {
+			log.Warn("nats routes run without TLS: anyone who reaches the routes port joins the cluster")
+		}
 	}
 	srv, err := natsembed.Start(opts)
 	if err != nil {

@@ -405,6 +405,19 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	f.stringVar(&cfg.NATSSecretsDir, "nats-secrets", "", "secrets directory (mastertrust secrets init) holding the users ("+
 		natsauth.UsersFile+") and the server's certificate and key")
 	f.boolVar(&cfg.NATSNoAuth, "no-auth", false, "run without users or TLS: anyone who reaches the port may do anything (a throwaway server only)")
+	f.stringVar(&cfg.NATSServerName, "nats-name", "", "name of this server, different on each server of a cluster (default: the host name with --routes-name, else mastertrust)")
+	f.stringVar(&cfg.NATSRoutesName, "routes-name", "", "name of the NATS cluster to join, the same on every server (empty: a single server)")
+	f.intVar(&cfg.NATSRoutesPort, "routes-port", 0, fmt.Sprintf("port, on --nats-host, of the routes from the cluster's other servers (0: %d; -1: a free one)", platform.DefaultNATSRoutesPort))
+	var routes string
+	f.stringVar(&routes, "routes", "", "comma-separated routes to the cluster's other servers (nats-route://host:port; mutual TLS with the certificate of --nats-secrets, which must name each host)")
+	f.afterParse = append(f.afterParse, func() error {
+		for _, r := range strings.Split(routes, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				cfg.NATSRoutes = append(cfg.NATSRoutes, r)
+			}
+		}
+		return nil
+	})
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -418,6 +431,13 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		how = "mutual TLS; users of " + filepath.Join(cfg.NATSSecretsDir, natsauth.UsersFile)
 	}
 	fmt.Fprintf(stdout, "nats listening on %s (%s)\n", srv.ClientURL(), how)
+	if u := srv.ClusterURL(); u != "" {
+		routesHow := "plaintext"
+		if cfg.NATSSecretsDir != "" {
+			routesHow = "mutual TLS with " + filepath.Join(cfg.NATSSecretsDir, natsauth.ServerCertFile)
+		}
+		fmt.Fprintf(stdout, "nats routes of cluster %s on %s (%s)\n", cfg.NATSRoutesName, u, routesHow)
+	}
 	if u := srv.MonitorURL(); u != "" {
 		fmt.Fprintf(stdout, "nats monitoring on %s\n", u)
 	}
@@ -552,7 +572,7 @@ func runSecrets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	f := newFlags("secrets [init]", stderr)
 	var dir, hosts string
 	f.stringVar(&dir, "nats-secrets", platform.NATSSecretsDir(platform.DefaultDataDir), "the secrets directory to make or complete")
-	f.stringVar(&hosts, "hosts", "", "comma-separated host names and addresses of the NATS server, for its certificate (loopback is always in)")
+	f.stringVar(&hosts, "hosts", "", "comma-separated host names and addresses of the NATS servers, for their certificate: every host clients or other servers' routes reach one by (loopback is always in)")
 	if err := f.parse(args); err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package natsauth_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
@@ -21,6 +24,7 @@ import (
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/internal/natsembed"
+	"github.com/acme/mastertrust/internal/pki"
 	"github.com/acme/mastertrust/platform"
 )
 
@@ -351,4 +355,137 @@ func TestEveryRoleCanDoItsJob(t *testing.T) {
 	m, err := oc.Next(jetstream.FetchMaxWait(5 * time.Second))
 	require.NoError(t, err)
 	assert.Equal(t, "report", string(m.Data()))
+}
+
+// TestRoutesFromSecrets proves that servers given one secrets directory
+// route to each other over mutual TLS with the server's certificate, and
+// that a server presenting a role's certificate (issued by the same CA)
+// as its route certificate is not let in: a route is bound by no role's
+// permissions.
+func TestRoutesFromSecrets(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "secrets")
+	_, err := natsauth.Ensure(dir, nil)
+	require.NoError(t, err)
+	auth, err := natsauth.LoadServer(dir)
+	require.NoError(t, err)
+	assert.Equal(t, "CN=nats,O=mastertrust", auth.RouteSubject, "the server certificate's subject")
+	require.NotNil(t, auth.RouteTLS.RootCAs, "routes verify the server they dial")
+	require.Equal(t, tls.RequireAndVerifyClientCert, auth.RouteTLS.ClientAuth, "routes verify the server that dials")
+
+	var ports []int
+	var routes []string
+	for range 3 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", l.Addr().(*net.TCPAddr).Port))
+		l.Close()
+	}
+	start := func(name string, port int, routeTLS *tls.Config) *natsembed.Server {
+		srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Name: name, Users: auth.Users, TLS: auth.TLS,
+			Cluster: &natsembed.ClusterOptions{Name: "secrets-test", Port: port, Routes: routes, TLS: routeTLS, PeerSubject: auth.RouteSubject}})
+		require.NoError(t, err)
+		t.Cleanup(srv.Shutdown)
+		return srv
+	}
+	var servers []*natsembed.Server
+	for i := range 3 {
+		servers = append(servers, start(fmt.Sprintf("n%d", i), ports[i], auth.RouteTLS))
+	}
+	require.Eventually(t, func() bool {
+		for _, s := range servers {
+			if n := len(routePeers(t, s)); n != 2 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 20*time.Millisecond, "each server routes to the other two")
+
+	nodeTLS, err := pki.PeerConfig(natsauth.CertFile(dir, natsauth.RoleNode), natsauth.KeyFile(dir, natsauth.RoleNode), filepath.Join(dir, natsauth.CAFile))
+	require.NoError(t, err)
+	intruder := start("intruder", -1, nodeTLS)
+	time.Sleep(3 * time.Second) // the intruder redials every second
+	assert.Empty(t, routePeers(t, intruder), "the intruder's routes")
+	for i, s := range servers {
+		assert.NotContains(t, routePeers(t, s), "intruder", "n%d's peers", i)
+	}
+}
+
+// routePeers are the names of the servers s has a route with.
+func routePeers(t *testing.T, s *natsembed.Server) []string {
+	t.Helper()
+	rz, err := s.NATS().Routez(&server.RoutezOptions{})
+	require.NoError(t, err)
+	var names []string
+	for _, r := range rz.Routes {
+		if !slices.Contains(names, r.RemoteName) {
+			names = append(names, r.RemoteName)
+		}
+	}
+	return names
+}
+
+// TestStockRouteConfig proves that docs/security.md's cluster block for a
+// stock nats-server, read by nats-server with a secrets directory's files,
+// routes with a member started from the directory, requires TLS with the
+// peer verified, and refuses a route presenting a role's certificate.
+func TestStockRouteConfig(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/security.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(doc), "### Routes between NATS servers")
+	require.True(t, ok, "docs/security.md's routes section")
+	_, block, ok := strings.Cut(section, "```conf\n")
+	require.True(t, ok, "the section's conf block")
+	block, _, ok = strings.Cut(block, "```")
+	require.True(t, ok, "the conf block's end")
+
+	dir := filepath.Join(t.TempDir(), "secrets")
+	_, err = natsauth.Ensure(dir, nil)
+	require.NoError(t, err)
+	conf := filepath.Join(t.TempDir(), "nats-server.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(strings.ReplaceAll(block, "/etc/nats/", dir+"/")), 0o600))
+	opts, err := server.ProcessConfigFile(conf)
+	require.NoError(t, err)
+	require.NotNil(t, opts.Cluster.TLSConfig, "the block's route TLS")
+	assert.Equal(t, tls.RequireAndVerifyClientCert, opts.Cluster.TLSConfig.ClientAuth, "routes verify the server that dials")
+	assert.NotNil(t, opts.Cluster.TLSConfig.RootCAs, "routes verify the server they dial")
+	auth, err := natsauth.LoadServer(dir)
+	require.NoError(t, err)
+	assert.Equal(t, auth.RouteSubject, opts.Cluster.Username, "the block's route user: the server certificate's subject")
+	assert.True(t, opts.Cluster.TLSMap, "the block maps the certificate's subject")
+
+	// The block's hosts are production's: here the stock server listens
+	// on loopback and is dialed, not dialing.
+	opts.Host, opts.Port = "127.0.0.1", -1
+	opts.Cluster.Host, opts.Cluster.Port, opts.Routes = "127.0.0.1", -1, nil
+	opts.NoSigs, opts.NoLog = true, true
+	stock, err := server.NewServer(opts)
+	require.NoError(t, err)
+	stock.Start()
+	t.Cleanup(func() { stock.Shutdown(); stock.WaitForShutdown() })
+	require.True(t, stock.ReadyForConnections(10*time.Second), "the stock server starts")
+	stockRoute := fmt.Sprintf("nats-route://%s", stock.ClusterAddr())
+
+	start := func(name string, routeTLS *tls.Config) *natsembed.Server {
+		srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Name: name,
+			Cluster: &natsembed.ClusterOptions{Name: opts.Cluster.Name, Port: -1, Routes: []string{stockRoute}, TLS: routeTLS, PeerSubject: auth.RouteSubject}})
+		require.NoError(t, err)
+		t.Cleanup(srv.Shutdown)
+		return srv
+	}
+	member := start("member", auth.RouteTLS)
+	require.Eventually(t, func() bool { return slices.Equal(routePeers(t, member), []string{stock.Name()}) }, 15*time.Second,
+		20*time.Millisecond, "the member routes to the stock server")
+	nodeTLS, err := pki.PeerConfig(natsauth.CertFile(dir, natsauth.RoleNode), natsauth.KeyFile(dir, natsauth.RoleNode), filepath.Join(dir, natsauth.CAFile))
+	require.NoError(t, err)
+	intruder := start("intruder", nodeTLS)
+	time.Sleep(3 * time.Second) // the intruder redials every second
+	assert.Empty(t, routePeers(t, intruder), "the intruder's routes")
+	rz, err := stock.Routez(&server.RoutezOptions{})
+	require.NoError(t, err)
+	for _, r := range rz.Routes {
+		assert.Equal(t, "member", r.RemoteName, "the stock server's peers")
+	}
 }

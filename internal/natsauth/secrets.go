@@ -211,10 +211,20 @@ func readSeed(path string) (nkeys.KeyPair, error) {
 }
 
 // ServerAuth is what a NATS server needs from dir: its users (each role's
-// public key with the role's permissions) and its TLS configuration.
+// public key with the role's permissions), its clients' TLS configuration,
+// and its routes' (to the other servers of a cluster).
 type ServerAuth struct {
 	Users []*server.NkeyUser
 	TLS   *tls.Config
+	// RouteTLS is the routes' mutual TLS: the server's certificate,
+	// presented when it accepts a route and when it dials one, and the
+	// CA that verifies the other server's either way.
+	RouteTLS *tls.Config
+	// RouteSubject is the subject of the server's certificate, e.g.
+	// "CN=nats,O=mastertrust" (RFC 2253 order): a route's certificate must
+	// have it, as the CA also issues the roles' certificates and a role's
+	// must not open a route (natsembed.ClusterOptions.PeerSubject).
+	RouteSubject string
 }
 
 // LoadServer reads the server's side of dir: nats-users.json, the server's
@@ -236,7 +246,15 @@ func LoadServer(dir string) (ServerAuth, error) {
 	if err != nil {
 		return ServerAuth{}, fmt.Errorf("natsauth: %w", err)
 	}
-	return ServerAuth{Users: users, TLS: cfg}, nil
+	routeCfg, err := pki.PeerConfig(filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile), filepath.Join(dir, CAFile))
+	if err != nil {
+		return ServerAuth{}, fmt.Errorf("natsauth: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(routeCfg.Certificates[0].Certificate[0])
+	if err != nil {
+		return ServerAuth{}, fmt.Errorf("natsauth: %s: %w", ServerCertFile, err)
+	}
+	return ServerAuth{Users: users, TLS: cfg, RouteTLS: routeCfg, RouteSubject: leaf.Subject.ToRDNSequence().String()}, nil
 }
 
 // Users are the server's users for entries: each public key with its

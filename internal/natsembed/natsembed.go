@@ -80,6 +80,61 @@ type ClusterOptions struct {
 	// Routes are other members' ClusterURLs. A new member needs one that
 	// is up; the cluster tells it the rest.
 	Routes []string
+	// TLS, if set, secures routes with mutual TLS: the listener refuses a
+	// plaintext route, and each side verifies the other's certificate, so
+	// it must present Certificates, require and verify the peer's
+	// (ClientAuth tls.RequireAndVerifyClientCert, ClientCAs) and verify
+	// the member it dials (RootCAs; the route URL's host must be in that
+	// member's certificate). Start refuses a TLS configuration that leaves
+	// a side unverified. Nil: plaintext routes (tests' private clusters
+	// only).
+	TLS *tls.Config
+	// PeerSubject, with TLS, is the subject a member's certificate must
+	// have, e.g. "CN=nats,O=mastertrust" (the certificate's subject in
+	// RFC 2253 order), checked both on the server that dials
+	// (nats-server's TLS map of routes) and on the server dialed (the
+	// handshake's). Required when the CA that verifies members also
+	// issues certificates to clients: a client's certificate would
+	// otherwise open a route, and a route is not bound by any user's
+	// permissions. Empty: any certificate from the CA is a member.
+	PeerSubject string
+}
+
+// peerSubjectCheck is a TLS VerifyConnection that runs next (if any) and
+// then refuses a peer whose certificate's subject is not subject.
+func peerSubjectCheck(next func(tls.ConnectionState) error, subject string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if next != nil {
+			if err := next(cs); err != nil {
+				return err
+			}
+		}
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("natsembed: route peer presented no certificate")
+		}
+		if got := cs.PeerCertificates[0].Subject.ToRDNSequence().String(); got != subject {
+			return fmt.Errorf("natsembed: route peer's certificate is %q, not a member's (%q)", got, subject)
+		}
+		return nil
+	}
+}
+
+// checkRouteTLS refuses a route TLS configuration that would leave one
+// side unverified: the listener must require and verify the dialer's
+// certificate, and the dialer must verify the listener's against given
+// roots.
+func checkRouteTLS(c *tls.Config) error {
+	switch {
+	case len(c.Certificates) == 0 && c.GetCertificate == nil:
+		return errors.New("natsembed: route TLS has no certificate")
+	case c.ClientAuth != tls.RequireAndVerifyClientCert || c.ClientCAs == nil:
+		return errors.New("natsembed: route TLS must require and verify the peer's certificate (ClientAuth RequireAndVerifyClientCert, ClientCAs)")
+	case c.RootCAs == nil:
+		return errors.New("natsembed: route TLS must verify the member it dials (RootCAs)")
+	case c.InsecureSkipVerify:
+		return errors.New("natsembed: route TLS must not skip verification")
+	}
+	return nil
 }
 
 // Server is a running embedded server.
@@ -146,6 +201,29 @@ func Start(o Options) (*Server, error) {
 		}
 		if len(c.Routes) > 0 {
 			opts.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
+		}
+		if c.PeerSubject != "" && c.TLS == nil {
+			return nil, errors.New("natsembed: ClusterOptions.PeerSubject needs ClusterOptions.TLS")
+		}
+		if c.TLS != nil {
+			if err := checkRouteTLS(c.TLS); err != nil {
+				return nil, err
+			}
+			// A peer must finish its handshake within this many seconds.
+			opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = c.TLS.Clone(), 5
+			// No route user and password: with mutual TLS a member proves
+			// itself with its certificate, which a password shared by every
+			// member (and written in each one's configuration) would only
+			// repeat. Where the CA also issues clients' certificates, the
+			// TLS map narrows members to those whose certificate has
+			// PeerSubject: nats-server then compares the subject with the
+			// route "user", and no password is sent or checked. The map
+			// checks the server that dials; the handshake's check below
+			// also checks, from the dialing side, the server dialed.
+			if c.PeerSubject != "" {
+				opts.Cluster.TLSMap, opts.Cluster.Username = true, c.PeerSubject
+				opts.Cluster.TLSConfig.VerifyConnection = peerSubjectCheck(c.TLS.VerifyConnection, c.PeerSubject)
+			}
 		}
 	}
 	srv, err := server.NewServer(opts)

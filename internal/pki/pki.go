@@ -199,6 +199,22 @@ func ServerConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// PeerConfig is the TLS configuration of a member of a cluster of servers
+// that connect to each other (NATS routes): it presents certFile/keyFile
+// both when it accepts and when it dials, and verifies the other side
+// against caFile's CA either way (mutual TLS).
+func PeerConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, errors.New("pki: a peer's TLS needs a CA file")
+	}
+	cfg, err := ServerConfig(certFile, keyFile, caFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RootCAs = cfg.ClientCAs
+	return cfg, nil
+}
+
 // ClientConfig is the TLS configuration of a client that trusts caFile's
 // CA and, with certFile/keyFile, presents that certificate (mutual TLS).
 func ClientConfig(caFile, certFile, keyFile string) (*tls.Config, error) {

@@ -86,3 +86,50 @@ func TestLoadAuthorityRefusesALeaf(t *testing.T) {
 	_, err := pki.LoadAuthority(certFile, keyFile)
 	assert.ErrorContains(t, err, "not a CA certificate")
 }
+
+// Two peers with PeerConfig, one accepting and one dialing, each verify
+// the other; a peer from another CA is refused by either side, and a
+// peer's TLS without a CA is refused at once.
+func TestPeerConfig(t *testing.T) {
+	dir := t.TempDir()
+	ca, cert, key := issue(t, dir, "a")
+	otherCA, otherCert, otherKey := issue(t, dir, "b")
+	_, err := pki.PeerConfig(cert, key, "")
+	require.Error(t, err, "a peer without a CA")
+	peer := func(cert, key, ca string) *tls.Config {
+		cfg, err := pki.PeerConfig(cert, key, ca)
+		require.NoError(t, err)
+		return cfg
+	}
+	handshake := func(accept, dial *tls.Config) error {
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", accept)
+		require.NoError(t, err)
+		defer ln.Close()
+		done := make(chan error, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				err = c.(*tls.Conn).Handshake()
+				c.Close()
+			}
+			done <- err
+		}()
+		dial = dial.Clone()
+		dial.ServerName = "127.0.0.1"
+		c, err := tls.Dial("tcp", ln.Addr().String(), dial)
+		if err == nil {
+			_, err = c.Read(make([]byte, 1)) // the acceptor's verdict on our certificate
+			if err == io.EOF {
+				err = nil
+			}
+			c.Close()
+		}
+		if serr := <-done; serr != nil {
+			return serr
+		}
+		return err
+	}
+	assert.NoError(t, handshake(peer(cert, key, ca), peer(cert, key, ca)), "two peers of one CA")
+	assert.Error(t, handshake(peer(cert, key, ca), peer(otherCert, otherKey, otherCA)), "dialed by another CA's peer")
+	assert.Error(t, handshake(peer(otherCert, otherKey, otherCA), peer(cert, key, ca)), "dialing another CA's peer")
+}

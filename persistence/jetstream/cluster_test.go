@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,17 +12,28 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/internal/natsembed"
+	"github.com/acme/mastertrust/internal/pki"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/jetstream"
 	"github.com/acme/mastertrust/persistence/persistencetest"
 )
 
-// startCluster starts three servers routed to each other, each with its
-// own store, and waits until JetStream's meta group has a leader. A
-// clustered JetStream refuses to start without routes, so the route ports
-// are chosen first.
+// startCluster starts three servers routed to each other over mutual TLS
+// (as production's are), each with its own store, and waits until
+// JetStream's meta group has a leader. A clustered JetStream refuses to
+// start without routes, so the route ports are chosen first.
 func startCluster(t *testing.T) []*natsembed.Server {
 	t.Helper()
+	ca, err := pki.NewAuthority("journal test CA", time.Hour)
+	require.NoError(t, err)
+	leaf, err := ca.Issue("nats", []string{"127.0.0.1"}, time.Hour)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	cert, key, caFile := filepath.Join(dir, "nats.crt"), filepath.Join(dir, "nats.key"), filepath.Join(dir, "ca.crt")
+	require.NoError(t, leaf.Write(cert, key))
+	require.NoError(t, ca.Write(caFile, filepath.Join(dir, "ca.key")))
+	routeTLS, err := pki.PeerConfig(cert, key, caFile)
+	require.NoError(t, err)
 	var ports []int
 	var routes []string
 	for range 3 {
@@ -35,10 +47,11 @@ func startCluster(t *testing.T) []*natsembed.Server {
 	var servers []*natsembed.Server
 	for i := range 3 {
 		s, err := natsembed.Start(natsembed.Options{
-			Dir:     t.TempDir(),
-			Name:    fmt.Sprintf("n%d", i),
-			Logger:  testLogger(t),
-			Cluster: &natsembed.ClusterOptions{Name: "journal-test", Port: ports[i], Routes: routes},
+			Dir:    t.TempDir(),
+			Name:   fmt.Sprintf("n%d", i),
+			Logger: testLogger(t),
+			Cluster: &natsembed.ClusterOptions{Name: "journal-test", Port: ports[i], Routes: routes,
+				TLS: routeTLS, PeerSubject: "CN=nats,O=mastertrust"},
 		})
 		require.NoError(t, err)
 		t.Cleanup(s.Shutdown)
