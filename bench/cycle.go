@@ -45,7 +45,7 @@ const (
 
 // cycleSteps are the steps of a cycle (actors/cycle.go) in running order,
 // as CycleSummary.StepMicros names them.
-var cycleSteps = []string{"prices", "settle", "cut-off", "net", "orders", "executions", "allocate", "rebalance"}
+var cycleSteps = []string{"settle", "cut-off", "prices", "net", "orders", "executions", "allocate", "rebalance"}
 
 // Assets whose prices the drift day moves (ISINs of the default catalogue).
 // With the equity alone up 30%, a cautious pot (20% equity) ends 4.5 points
