@@ -47,6 +47,12 @@ const (
 // as CycleSummary.StepMicros names them.
 var cycleSteps = []string{"settle", "cut-off", "prices", "net", "orders", "executions", "allocate", "rebalance"}
 
+// cycleStart names, in cycleDay.use, the window from the run request to the
+// first poll that saw a step running: the run's start (the cycle grain's
+// activation, the run request's checks and recording) and whatever part of
+// the first steps the polls did not see.
+const cycleStart = "(start)"
+
 // Assets whose prices the drift day moves (ISINs of the default catalogue).
 // With the equity alone up 30%, a cautious pot (20% equity) ends 4.5 points
 // over its target, inside its 5-point band; with the bonds down 20% as well,
@@ -300,7 +306,9 @@ type cycleDay struct {
 	wall    time.Duration // RunCycle, call to completed summary
 	cores   float64       // process CPU ÷ wall over the cycle
 	summary *pb.CycleSummary
-	// use is what the process used in each step's window, for the steps
+	// use is what the process used in each step's window (and, as
+	// cycleStart, from the run request to the first poll that saw a step
+	// running), for the steps
 	// the operator's polls saw running: a window runs from the poll that
 	// first saw the step to the poll that first saw another step or the
 	// cycle's end, so its edges are as fine as cycleRun.op's PollInterval
@@ -630,7 +638,8 @@ func (r *cycleRun) runDay(ctx context.Context, n int, day domain.Date) error {
 		return err
 	}
 	// Each step's window (cycleDay.use) runs from the poll that first saw
-	// it to the poll that saw the next; the first one opens at the call.
+	// it to the poll that saw the next; the window before the first step
+	// seen is cycleStart's.
 	use := map[string]stepUse{}
 	current := ""
 	start, cpu0 := time.Now(), processCPU()
@@ -641,6 +650,8 @@ func (r *cycleRun) runDay(ctx context.Context, n int, day domain.Date) error {
 		}
 		if current != "" {
 			use[current] = r.meter.cut()
+		} else {
+			use[cycleStart] = r.meter.cut()
 		}
 		current = s.Step
 		r.log.Info("cycle", "day", n, "date", day, "step", s.Step, "elapsed", time.Since(start).Round(time.Millisecond))
@@ -684,6 +695,9 @@ func (r *cycleRun) printDay(d cycleDay, pricesTook time.Duration) {
 		d.n, d.date, what, secs(d.wall), secs(cycleTarget), metOrMissed(d.wall <= cycleTarget), d.cores, pricesTook.Round(time.Millisecond))
 	var sum time.Duration
 	fmt.Fprintf(r.out, "  %-11s %9s  %6s  %9s %9s %6s %10s %10s\n", "step", "time", "share", "window", "CPU", "cores", "peak heap", "peak RSS")
+	if u, ok := d.use[cycleStart]; ok {
+		fmt.Fprintf(r.out, "  %-11s %9s  %6s  %9s %9s %6.2f %10s %10s\n", cycleStart, "—", "", secs(u.wall), secs(u.cpu), u.cores(), mibOrUnknown(u.heap), mibOrUnknown(u.rss))
+	}
 	for _, name := range cycleSteps {
 		us, ok := s.StepMicros[name]
 		if !ok {

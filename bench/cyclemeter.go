@@ -156,6 +156,11 @@ func printScaleCheck(out io.Writer, small, large *cycleRun) {
 	rows = append(rows, scaleRow{"setup", small.setupUse.wall, large.setupUse.wall, small.setupUse, large.setupUse, true})
 	for i := range min(len(small.results), len(large.results)) {
 		ds, dl := small.results[i], large.results[i]
+		if ws, ok := ds.use[cycleStart]; ok {
+			if wl, ok := dl.use[cycleStart]; ok {
+				rows = append(rows, scaleRow{fmt.Sprintf("day %d %s", ds.n, cycleStart), ws.wall, wl.wall, ws, wl, true})
+			}
+		}
 		for _, name := range cycleSteps {
 			us, ok1 := ds.summary.StepMicros[name]
 			ul, ok2 := dl.summary.StepMicros[name]
@@ -195,7 +200,7 @@ func printScaleCheck(out io.Writer, small, large *cycleRun) {
 			ratioText(row.large.Seconds(), row.small.Seconds()), cpu, heap, rss, flag)
 		fmt.Fprintln(out, strings.TrimRight(line, " "))
 	}
-	fmt.Fprintf(out, "  (seconds; time: each step's own; CPU, heap and RSS: the process's CPU time, peak heap objects and peak RSS in the step's window; —: a run's polls saw no window of the step, or the row has none; ?: not measured on this system)\n")
+	fmt.Fprintf(out, "  (seconds; time: each step's own, the window's for the setup, the reconciliations and a day's (start), the operator's for a day's cycle; CPU, heap and RSS: the process's CPU time, peak heap objects and peak RSS in the step's window; —: a run's polls saw no window of the step, or the row has none; ?: not measured on this system)\n")
 	if flagged == 0 {
 		fmt.Fprintf(out, "  every time ratio ≤ %d: met\n\n", scaleCheckTimeRatioMax)
 	} else {
