@@ -45,7 +45,13 @@ const (
 
 // cycleSteps are the steps of a cycle (actors/cycle.go) in running order,
 // as CycleSummary.StepMicros names them.
-var cycleSteps = []string{"prices", "settle", "cut-off", "net", "orders", "executions", "allocate", "rebalance"}
+var cycleSteps = []string{"settle", "cut-off", "prices", "net", "orders", "executions", "allocate", "rebalance"}
+
+// cycleStart names, in cycleDay.use, the window from the run request to the
+// first poll that saw a step running: the run's start (the cycle grain's
+// activation, the run request's checks and recording) and whatever part of
+// the first steps the polls did not see.
+const cycleStart = "(start)"
 
 // Assets whose prices the drift day moves (ISINs of the default catalogue).
 // With the equity alone up 30%, a cautious pot (20% equity) ends 4.5 points
@@ -112,6 +118,12 @@ type CycleConfig struct {
 	// with go tool pprof -base); RunCycle prints a summary of each.
 	// Default: no profiles.
 	ProfileDir string
+	// ScaleCheck runs the whole workload twice in this process, each on a
+	// fresh platform and data directory: first at a tenth of Pots, then at
+	// Pots, and prints each step's time, CPU, peak heap and peak RSS at Pots
+	// over the same at a tenth, flagging time ratios above
+	// scaleCheckTimeRatioMax. Pots must be 10 or more.
+	ScaleCheck bool
 	// Logger reports progress (Info) and the platform's warnings.
 	// Default: discard.
 	Logger *slog.Logger
@@ -147,6 +159,9 @@ func (c *CycleConfig) Validate() error {
 	if c.Pots < 1 || c.Pots > 10_000_000 {
 		bad("pots %d outside [1, 10,000,000]", c.Pots)
 	}
+	if c.ScaleCheck && c.Pots < 10 {
+		bad("pots %d below 10 for the scale check (it runs a tenth of them too)", c.Pots)
+	}
 	if c.Groups < actors.JournalGroupsMin || c.Groups > persistence.GroupsMax {
 		bad("groups %d outside [%d, %d]", c.Groups, actors.JournalGroupsMin, persistence.GroupsMax)
 	}
@@ -180,53 +195,70 @@ func (c *CycleConfig) Validate() error {
 // reconciliation ≤ 2 s for 100K pots). A reconciliation with a break is an
 // error: a break is a bug. With cfg.ProfileDir it profiles the cycles and
 // reconciliations and prints where the CPU and the heap went.
-func RunCycle(ctx context.Context, cfg CycleConfig, out io.Writer) (err error) {
+//
+// Each step of a day, the setup and each reconciliation is printed with
+// its wall time, the process's CPU time, peak heap and peak RSS (see
+// stepUse); with cfg.ScaleCheck the whole run is made at a tenth of the
+// pots first, and the ratios of each step's figures follow (RunCycle's
+// scale check).
+func RunCycle(ctx context.Context, cfg CycleConfig, out io.Writer) error {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("bench: cycle config: %w", err)
 	}
+	if cfg.ScaleCheck {
+		return runScaleCheck(ctx, cfg, out)
+	}
+	_, err := runCycleOnce(ctx, cfg, out)
+	return err
+}
+
+// runCycleOnce is one RunCycle at cfg.Pots, returning what it measured.
+func runCycleOnce(ctx context.Context, cfg CycleConfig, out io.Writer) (_ *cycleRun, err error) {
 	root, removeRoot, err := workDirs(cfg.DataDir, "mastertrust-bench-cycle-*", cfg.ProfileDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer removeRoot()
 	r := &cycleRun{cfg: cfg, log: cfg.Logger, out: out}
 	if r.heapBefore, r.heapProfileBefore, err = heapSnapshot(r.cfg.ProfileDir, "heap-before.pprof"); err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.start(ctx, root); err != nil {
-		return fmt.Errorf("bench: cycle world: %w", err)
+		return nil, fmt.Errorf("bench: cycle world: %w", err)
 	}
 	defer r.close()
+	r.meter = startStepMeter()
+	defer r.meter.close()
 
 	fmt.Fprintf(out, "Dealing cycle: one in-process node (platform.StartNode) with the Pebble journal on disk (%d groups), embedded NATS and the simulated custodian; %d pots; %d dealing day(s), each run with actors.Operator.RunCycle and the rebalance sweep; GOMAXPROCS %d.\n\n",
 		cfg.Groups, cfg.Pots, cfg.Days, runtime.GOMAXPROCS(0))
 	if err := r.setup(ctx); err != nil {
-		return fmt.Errorf("bench: cycle setup: %w", err)
+		return nil, fmt.Errorf("bench: cycle setup: %w", err)
 	}
 	days := r.days()
 	for i, day := range days {
 		if err := r.runDay(ctx, i+1, day); err != nil {
-			return fmt.Errorf("bench: cycle day %d (%s): %w", i+1, day, err)
+			return nil, fmt.Errorf("bench: cycle day %d (%s): %w", i+1, day, err)
 		}
 	}
 	if r.heapCycles, r.heapProfileCycles, err = heapSnapshot(r.cfg.ProfileDir, "heap-cycles.pprof"); err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(out, "Live heap after the cycles: %.1f MiB, %.0f B per pot (the pot grains and the aggregators' replicas); the journal on disk: %.1f MiB.\n\n",
 		mib(r.heapCycles), perPot(r.heapCycles, r.heapBefore, cfg.Pots), mib(r.journal.DiskSpaceBytes()))
 	for _, deep := range []bool{false, true} {
 		if err := r.reconcile(ctx, deep); err != nil {
-			return fmt.Errorf("bench: reconciliation: %w", err)
+			return nil, fmt.Errorf("bench: reconciliation: %w", err)
 		}
 	}
 	r.printSummary()
 	if cfg.ProfileDir != "" {
 		if err := r.printProfiles(); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return r, nil
 }
 
 // cycleRun is one RunCycle: the world under test and what was measured.
@@ -252,6 +284,11 @@ type cycleRun struct {
 	// profiled counts the pots opened with a risk profile.
 	profiled int
 
+	// meter measures the steps' windows; setupUse is the setup's (opening
+	// and funding the pots).
+	meter    *stepMeter
+	setupUse stepUse
+
 	setupTook                                              time.Duration
 	setupCores                                             float64
 	heapBefore, heapSetup, heapCycles                      uint64
@@ -269,9 +306,16 @@ type cycleDay struct {
 	wall    time.Duration // RunCycle, call to completed summary
 	cores   float64       // process CPU ÷ wall over the cycle
 	summary *pb.CycleSummary
-	// stepCores are the process's cores used during each step that the
-	// operator's polls (every 50 ms) saw last 100 ms or more.
-	stepCores map[string]float64
+	// use is what the process used in each step's window (and, as
+	// cycleStart, from the run request to the first poll that saw a step
+	// running), for the steps
+	// the operator's polls saw running: a window runs from the poll that
+	// first saw the step to the poll that first saw another step or the
+	// cycle's end, so its edges are as fine as cycleRun.op's PollInterval
+	// (20 ms). A step that began and ended between two polls has no
+	// window: its use is in the window of the step seen before it (or, for
+	// the first, after it).
+	use map[string]stepUse
 }
 
 type reconResult struct {
@@ -279,6 +323,7 @@ type reconResult struct {
 	wall     time.Duration // the operator's call
 	recorded time.Duration // the report's DurationMicros (the grain's run)
 	cores    float64
+	use      stepUse
 	report   *pb.ReconciliationReport
 }
 
@@ -357,7 +402,7 @@ func (r *cycleRun) start(ctx context.Context, root string) (err error) {
 	if err := r.node.Cluster.WaitForMembers(wctx, 1); err != nil {
 		return err
 	}
-	r.op = actors.Operator{Node: r.node.Cluster, CallTimeout: r.cfg.PhaseTimeout, PollInterval: 50 * time.Millisecond}
+	r.op = actors.Operator{Node: r.node.Cluster, CallTimeout: r.cfg.PhaseTimeout, PollInterval: 20 * time.Millisecond}
 	return nil
 }
 
@@ -460,6 +505,7 @@ func (r *cycleRun) setup(ctx context.Context) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	start, cpu0 := time.Now(), processCPU()
+	r.meter.begin()
 	finished := make(chan struct{})
 	progressDone := make(chan struct{})
 	go func() {
@@ -507,11 +553,14 @@ func (r *cycleRun) setup(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%d of %d pots opened: %w", done.Load(), n, err)
 	}
+	r.setupUse = r.meter.cut()
 	r.setupTook = time.Since(start)
 	r.setupCores = (processCPU() - cpu0).Seconds() / r.setupTook.Seconds()
 	fmt.Fprintf(r.out, "Setup: %d pots opened (%d with a risk profile) and funded, one contribution each, by %d callers in %s: %.0f pots/s, %.0f commands/s, %.2f cores.\n",
 		n, r.profiled, r.cfg.Callers, r.setupTook.Round(time.Millisecond), float64(n)/r.setupTook.Seconds(),
 		float64(2*n)/r.setupTook.Seconds(), r.setupCores)
+	fmt.Fprintf(r.out, "  setup: %s, CPU %s, peak heap %s, peak RSS %s\n", secs(r.setupUse.wall), secs(r.setupUse.cpu),
+		mibOrUnknown(r.setupUse.heap), mibOrUnknown(r.setupUse.rss))
 
 	settle := r.cfg.HeapSettle
 	if settle == 0 {
@@ -588,35 +637,36 @@ func (r *cycleRun) runDay(ctx context.Context, n int, day domain.Date) error {
 	if err != nil {
 		return err
 	}
-	// marks are the steps as the operator's polls saw them begin, with the
-	// process's CPU then: a step's CPU ÷ wall time says whether it kept
-	// the cores busy or waited.
-	type mark struct {
-		step string
-		at   time.Time
-		cpu  time.Duration
-	}
-	var marks []mark
+	// Each step's window (cycleDay.use) runs from the poll that first saw
+	// it to the poll that saw the next; the window before the first step
+	// seen is cycleStart's.
+	use := map[string]stepUse{}
+	current := ""
 	start, cpu0 := time.Now(), processCPU()
+	r.meter.begin()
 	s, err := r.op.RunCycle(ctx, day, actors.CycleRunOptions{Rebalance: true}, func(s *pb.CycleSummary) {
-		if s.Step != "" && (len(marks) == 0 || marks[len(marks)-1].step != s.Step) {
-			marks = append(marks, mark{s.Step, time.Now(), processCPU()})
-			r.log.Info("cycle", "day", n, "date", day, "step", s.Step, "elapsed", time.Since(start).Round(time.Millisecond))
+		if s.Step == "" || s.Step == current {
+			return
 		}
+		if current != "" {
+			use[current] = r.meter.cut()
+		} else {
+			use[cycleStart] = r.meter.cut()
+		}
+		current = s.Step
+		r.log.Info("cycle", "day", n, "date", day, "step", s.Step, "elapsed", time.Since(start).Round(time.Millisecond))
 	})
+	last := r.meter.cut()
+	if current != "" {
+		use[current] = last
+	}
 	wall, cpu := time.Since(start), processCPU()
 	cores := (cpu - cpu0).Seconds() / wall.Seconds()
 	stopProfile()
 	if err != nil {
 		return fmt.Errorf("after %s: %w", wall.Round(time.Millisecond), err)
 	}
-	res := cycleDay{n: n, date: day, wall: wall, cores: cores, summary: s, stepCores: map[string]float64{}}
-	marks = append(marks, mark{"", time.Now(), cpu})
-	for i, m := range marks[:len(marks)-1] {
-		if el := marks[i+1].at.Sub(m.at); el >= 100*time.Millisecond {
-			res.stepCores[m.step] = (marks[i+1].cpu - m.cpu).Seconds() / el.Seconds()
-		}
-	}
+	res := cycleDay{n: n, date: day, wall: wall, cores: cores, summary: s, use: use}
 	r.results = append(r.results, res)
 	r.printDay(res, pricesTook)
 	// What each day must have done, or its figures measure something else.
@@ -644,6 +694,10 @@ func (r *cycleRun) printDay(d cycleDay, pricesTook time.Duration) {
 	fmt.Fprintf(r.out, "Day %d, %s (%s): cycle %s (target ≤ %s: %s), %.2f cores; prices published beforehand in %s.\n",
 		d.n, d.date, what, secs(d.wall), secs(cycleTarget), metOrMissed(d.wall <= cycleTarget), d.cores, pricesTook.Round(time.Millisecond))
 	var sum time.Duration
+	fmt.Fprintf(r.out, "  %-11s %9s  %6s  %9s %9s %6s %10s %10s\n", "step", "time", "share", "window", "CPU", "cores", "peak heap", "peak RSS")
+	if u, ok := d.use[cycleStart]; ok {
+		fmt.Fprintf(r.out, "  %-11s %9s  %6s  %9s %9s %6.2f %10s %10s\n", cycleStart, "—", "", secs(u.wall), secs(u.cpu), u.cores(), mibOrUnknown(u.heap), mibOrUnknown(u.rss))
+	}
 	for _, name := range cycleSteps {
 		us, ok := s.StepMicros[name]
 		if !ok {
@@ -651,12 +705,14 @@ func (r *cycleRun) printDay(d cycleDay, pricesTook time.Duration) {
 		}
 		t := time.Duration(us) * time.Microsecond
 		sum += t
-		cores := ""
-		if c, ok := d.stepCores[name]; ok {
-			cores = fmt.Sprintf("  %.2f cores", c)
+		window := "  (no window: between two polls)"
+		if u, ok := d.use[name]; ok {
+			window = fmt.Sprintf("  %9s %9s %6.2f %10s %10s", secs(u.wall), secs(u.cpu), u.cores(), mibOrUnknown(u.heap), mibOrUnknown(u.rss))
 		}
-		fmt.Fprintf(r.out, "  %-11s %9s  %5.1f%%%s\n", name, secs(t), 100*t.Seconds()/d.wall.Seconds(), cores)
+		fmt.Fprintf(r.out, "  %-11s %9s  %5.1f%%%s\n", name, secs(t), 100*t.Seconds()/d.wall.Seconds(), window)
 	}
+	fmt.Fprintf(r.out, "  (time: the step's own, as the cycle recorded it; window: from the poll that first saw the step running to the one that saw the next, every %s, with the process's CPU time, cores, peak heap objects sampled every %s, and peak RSS, reset at the window's start)\n",
+		r.op.PollInterval, stepSampleEvery)
 	fmt.Fprintf(r.out, "  %-11s %9s  (the rest of the wall time: the operator's calls and polls, recording each step)\n", "steps", secs(sum))
 	fmt.Fprintf(r.out, "  trades %d, pots allocated %d, trades settled %d, orders rolled %d, pots checked %d, pots traded %d (%.0f%% of checked)\n",
 		s.Trades, s.PotsAllocated, s.TradesSettled, s.OrdersRolled, s.PotsChecked, s.PotsTraded, pct(s.PotsTraded, s.PotsChecked))
@@ -677,18 +733,21 @@ func (r *cycleRun) reconcile(ctx context.Context, deep bool) error {
 		return err
 	}
 	start, cpu0 := time.Now(), processCPU()
+	r.meter.begin()
 	rep, err := r.op.Reconcile(ctx, "bench-"+kind, deep, domain.Date{})
+	use := r.meter.cut()
 	wall := time.Since(start)
 	cores := (processCPU() - cpu0).Seconds() / wall.Seconds()
 	stopProfile()
 	if err != nil {
 		return fmt.Errorf("%s, after %s: %w", kind, wall.Round(time.Millisecond), err)
 	}
-	res := reconResult{deep: deep, wall: wall, recorded: time.Duration(rep.DurationMicros) * time.Microsecond, cores: cores, report: rep}
+	res := reconResult{deep: deep, wall: wall, recorded: time.Duration(rep.DurationMicros) * time.Microsecond, cores: cores, use: use, report: rep}
 	r.recons = append(r.recons, res)
 	fmt.Fprintf(r.out, "Reconciliation, %s (%s) as of %s: %s (target ≤ %s: %s; the grain's own run %s), %.2f cores; %d pots, %d internal and %d external breaks.\n",
 		kind, rep.Scope, rep.AsOf, secs(wall), secs(reconcileTarget), metOrMissed(wall <= reconcileTarget), secs(res.recorded), cores,
 		rep.Pots, len(rep.InternalBreaks), len(rep.ExternalBreaks))
+	fmt.Fprintf(r.out, "  reconcile-%s: %s, CPU %s, peak heap %s, peak RSS %s\n", kind, secs(use.wall), secs(use.cpu), mibOrUnknown(use.heap), mibOrUnknown(use.rss))
 	var problems []string
 	if n := len(rep.InternalBreaks) + len(rep.ExternalBreaks); n > 0 {
 		for i, b := range append(append([]*pb.ReconciliationBreak{}, rep.InternalBreaks...), rep.ExternalBreaks...) {
@@ -846,6 +905,14 @@ var cycleHeapAreas = []area{
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// mibOrUnknown is b in MiB, or "?" for 0 (not measured here).
+func mibOrUnknown(b uint64) string {
+	if b == 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f MiB", mib(b))
+}
 
 func perPot(after, before uint64, pots int) float64 {
 	return (float64(after) - float64(before)) / float64(pots)

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -62,4 +64,51 @@ func TestCycleConfigValidate(t *testing.T) {
 	var d CycleConfig
 	d.EnsureDefaults()
 	assert.NoError(t, d.Validate(), "Validate of the defaults")
+}
+
+// TestRunCycleScaleCheck proves that the scale check runs the workload at a
+// tenth of the pots and then at all of them, and prints every step of the
+// day, the setup and both reconciliations with their figures and ratios.
+func TestRunCycleScaleCheck(t *testing.T) {
+	var out strings.Builder
+	cfg := CycleConfig{
+		Pots:       200,
+		Days:       1,
+		Callers:    16,
+		DataDir:    t.TempDir(),
+		HeapSettle: 10 * time.Millisecond,
+		ScaleCheck: true,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := RunCycle(ctx, cfg, &out)
+	text := out.String()
+	t.Logf("RunCycle with the scale check:\n%s", text)
+	require.NoError(t, err, "RunCycle with the scale check")
+	for _, want := range []string{
+		"Scale check, run 1 of 2: a tenth of the pots (20).", "Setup: 20 pots opened",
+		"Scale check, run 2 of 2: all the pots (200).", "Setup: 200 pots opened",
+		"Scale check: 200 pots ÷ 20 pots, each step",
+	} {
+		assert.Contains(t, text, want, "output")
+	}
+	_, table, ok := strings.Cut(text, "Scale check: 200 pots ÷ 20 pots")
+	require.True(t, ok, "the scale check's table")
+	num := `[0-9]+\.[0-9]+`
+	// A row: its step, both times, the time ratio, then the CPU, heap and
+	// RSS ratios (a day's step may have no window at this size: —).
+	row := func(label, use string) *regexp.Regexp {
+		return regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(label) + ` +` + num + ` +` + num + ` +` + num + ` +` + use + ` +` + use + ` +` + use + `(?:  |$)`)
+	}
+	measured := num
+	if runtime.GOOS != "linux" {
+		measured = `(?:` + num + `|\?)` // no peak RSS
+	}
+	for _, label := range []string{"setup", "reconcile-fast", "reconcile-deep"} {
+		assert.Regexp(t, row(label, measured), table, "row %s", label)
+	}
+	for _, step := range cycleSteps {
+		assert.Regexp(t, row("day 1 "+step, `(?:`+measured+`|—)`), table, "row of step %s", step)
+	}
+	assert.Regexp(t, `every time ratio ≤ 12: met|time ratio\(s\) over 12: missed`, table, "the verdict")
 }
