@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
@@ -26,80 +27,80 @@ func TestPublishPrices(t *testing.T) {
 	h := newHarness(t)
 	day := domain.MustDate("2026-11-23")
 	_, found, err := h.client.Prices(h.ctx, day)
-	noErr(t, err)
-	isTrue(t, !found)
+	require.NoError(t, err)
+	require.True(t, !found)
 
 	h.publishPrices("2026-11-23", map[domain.ISIN]string{globalEquity: "2.125"})
 	h.publishPrices("2026-11-23", map[domain.ISIN]string{globalEquity: "2.125000"}) // the same number
 	err = h.client.PublishPrices(h.ctx, day, map[domain.ISIN]domain.Price{globalEquity: domain.MustPrice("2.126")})
-	errIs(t, err, ErrPriceConflict)
+	require.ErrorIs(t, err, ErrPriceConflict)
 	h.publishPrices("2026-11-23", map[domain.ISIN]string{globalEquity: "2.125", property: "10.5"})
 
 	got, found, err := h.client.Prices(h.ctx, day)
-	noErr(t, err)
-	isTrue(t, found)
-	equal(t, 2, len(got))
-	equal(t, "2.125", got[globalEquity].String())
-	equal(t, "10.5", got[property].String())
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, 2, len(got))
+	require.Equal(t, "2.125", got[globalEquity].String())
+	require.Equal(t, "10.5", got[property].String())
 	raw, err := h.client.pricesStream(h.ctx)
-	noErr(t, err)
+	require.NoError(t, err)
 	msg, err := raw.GetLastMsgForSubject(h.ctx, PriceSubject(day))
-	noErr(t, err)
+	require.NoError(t, err)
 	var f pb.PriceFeed
-	noErr(t, proto.Unmarshal(msg.Data, &f))
-	equal(t, map[string]string{string(globalEquity): "2.125000", string(property): "10.5000"}, f.Prices)
+	require.NoError(t, proto.Unmarshal(msg.Data, &f))
+	require.Equal(t, map[string]string{string(globalEquity): "2.125000", string(property): "10.5000"}, f.Prices)
 
 	err = h.client.PublishPrices(h.ctx, day, map[domain.ISIN]domain.Price{property: domain.MustPrice("10.12345")})
-	errIs(t, err, ErrInvalidPrices, "more places than the asset's")
+	require.ErrorIs(t, err, ErrInvalidPrices, "more places than the asset's")
 	err = h.client.PublishPrices(h.ctx, day, map[domain.ISIN]domain.Price{"GB0002634946": domain.MustPrice("1")})
-	errIs(t, err, ErrInvalidPrices, "not in the catalogue")
-	errIs(t, h.client.PublishPrices(h.ctx, day, nil), ErrInvalidPrices)
+	require.ErrorIs(t, err, ErrInvalidPrices, "not in the catalogue")
+	require.ErrorIs(t, h.client.PublishPrices(h.ctx, day, nil), ErrInvalidPrices)
 }
 
 // EnsureStreams is idempotent and sets what the protocol relies on.
 func TestEnsureStreams(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	noErr(t, h.client.EnsureStreams(h.ctx))
-	noErr(t, EnsureStreams(h.ctx, h.client.js, 0))
+	require.NoError(t, h.client.EnsureStreams(h.ctx))
+	require.NoError(t, EnsureStreams(h.ctx, h.client.js, 0))
 	for _, want := range StreamConfigs(1) {
 		s, err := h.client.js.Stream(h.ctx, want.Name)
-		noErr(t, err)
+		require.NoError(t, err)
 		got := s.CachedInfo().Config
-		equal(t, want.Subjects, got.Subjects, want.Name)
-		equal(t, jetstream.FileStorage, got.Storage, want.Name)
+		require.Equal(t, want.Subjects, got.Subjects, want.Name)
+		require.Equal(t, jetstream.FileStorage, got.Storage, want.Name)
 		if want.Duplicates != 0 {
-			equal(t, want.Duplicates, got.Duplicates, want.Name)
+			require.Equal(t, want.Duplicates, got.Duplicates, want.Name)
 		}
-		equal(t, want.MaxAge, got.MaxAge, want.Name)
+		require.Equal(t, want.MaxAge, got.MaxAge, want.Name)
 		if want.MaxMsgsPerSubject != 0 {
-			equal(t, want.MaxMsgsPerSubject, got.MaxMsgsPerSubject, want.Name)
+			require.Equal(t, want.MaxMsgsPerSubject, got.MaxMsgsPerSubject, want.Name)
 		}
 		// Bounded by age, bytes and messages, as StreamConfigs says.
-		isTrue(t, got.MaxAge > 0 && got.MaxBytes > 0 && got.MaxMsgs > 0 && got.MaxMsgSize > 0,
+		require.True(t, got.MaxAge > 0 && got.MaxBytes > 0 && got.MaxMsgs > 0 && got.MaxMsgSize > 0,
 			"%s is unbounded: age %s, bytes %d, msgs %d, msg size %d", want.Name, got.MaxAge, got.MaxBytes, got.MaxMsgs, got.MaxMsgSize)
-		equal(t, want.MaxBytes, got.MaxBytes, want.Name)
-		equal(t, want.MaxMsgs, got.MaxMsgs, want.Name)
-		equal(t, want.MaxMsgSize, got.MaxMsgSize, want.Name)
-		equal(t, want.Discard, got.Discard, want.Name)
+		require.Equal(t, want.MaxBytes, got.MaxBytes, want.Name)
+		require.Equal(t, want.MaxMsgs, got.MaxMsgs, want.Name)
+		require.Equal(t, want.MaxMsgSize, got.MaxMsgSize, want.Name)
+		require.Equal(t, want.Discard, got.Discard, want.Name)
 	}
 	// Reports are refused rather than discarded unread (a discarded one
 	// could not be sent again within the duplicate window); orders and
 	// prices make room by dropping the oldest.
 	discard := map[string]jetstream.DiscardPolicy{OrdersStream: jetstream.DiscardOld, ReportsStream: jetstream.DiscardNew, PricesStream: jetstream.DiscardOld}
 	for _, cfg := range StreamConfigs(1) {
-		equal(t, discard[cfg.Name], cfg.Discard, cfg.Name)
+		require.Equal(t, discard[cfg.Name], cfg.Discard, cfg.Name)
 	}
-	errIs(t, EnsureStreams(h.ctx, h.client.js, 9), ErrInvalidConfig)
+	require.ErrorIs(t, EnsureStreams(h.ctx, h.client.js, 9), ErrInvalidConfig)
 }
 
 // Validate reports a client configuration out of range; the defaults are
 // valid.
 func TestClientConfigValidate(t *testing.T) {
 	var cc ClientConfig
-	noErr(t, cc.EnsureDefaults().Validate())
+	require.NoError(t, cc.EnsureDefaults().Validate())
 	cc.ReportRetryIntervalMax = time.Millisecond
-	errIs(t, cc.Validate(), ErrInvalidConfig)
+	require.ErrorIs(t, cc.Validate(), ErrInvalidConfig)
 }
 
 // NewOrder makes the order of a day's net units; ParseExecutionReport
@@ -108,39 +109,39 @@ func TestNewOrderAndParseReport(t *testing.T) {
 	cat := domain.DefaultCatalogue()
 	day := domain.MustDate("2026-11-23")
 	o, err := NewOrder(cat, day, globalBond, domain.MustUnits("-12.5"))
-	noErr(t, err)
-	equal(t, &pb.CustodianOrder{ClOrdId: "2026-11-23-IE00BF4W7M71", DealingDate: "2026-11-23",
+	require.NoError(t, err)
+	require.Equal(t, &pb.CustodianOrder{ClOrdId: "2026-11-23-IE00BF4W7M71", DealingDate: "2026-11-23",
 		Asset: string(globalBond), Side: pb.Side_SIDE_SELL, Units: "12.500"}, o)
 	_, err = NewOrder(cat, day, globalBond, domain.MustUnits("0"))
-	errIs(t, err, ErrNothingToOrder)
+	require.ErrorIs(t, err, ErrNothingToOrder)
 	_, err = NewOrder(cat, day, globalBond, domain.MustUnits("1.0001"))
-	errIs(t, err, ErrInvalidOrder)
+	require.ErrorIs(t, err, ErrInvalidOrder)
 
 	r := &pb.ExecutionReport{ClOrdId: "2026-11-23-IE00BF4W7M71", OrderId: "C1", ExecutionId: "E1",
 		Asset: string(globalBond), Side: pb.Side_SIDE_SELL, Units: "12.500", Price: "1.000001",
 		Cash: "12.50", SettlementDate: "2026-11-27", DealingDate: "2026-11-23"}
 	x, err := ParseExecutionReport(cat, r)
-	noErr(t, err)
-	equal(t, domain.Sell, x.Side)
+	require.NoError(t, err)
+	require.Equal(t, domain.Sell, x.Side)
 	r.Cash = "12.51"
 	_, err = ParseExecutionReport(cat, r)
-	errIs(t, err, ErrInvalidReport)
-	isTrue(t, strings.Contains(err.Error(), "12.50"))
+	require.ErrorIs(t, err, ErrInvalidReport)
+	require.True(t, strings.Contains(err.Error(), "12.50"))
 
 	// 0.001 units at 1.000001 cost 0.001000001: zero pennies, a valid execution.
 	r.Units, r.Cash = "0.001", "0.00"
 	_, err = ParseExecutionReport(cat, r)
-	noErr(t, err)
+	require.NoError(t, err)
 	r.Cash = "-0.00"
 	_, err = ParseExecutionReport(cat, r)
-	errIs(t, err, ErrInvalidReport)
+	require.ErrorIs(t, err, ErrInvalidReport)
 
-	equal(t, "2026-11-23-IE00BF4W7M71", OrderMsgID("2026-11-23-IE00BF4W7M71", 1))
-	equal(t, "2026-11-23-IE00BF4W7M71#7", OrderMsgID("2026-11-23-IE00BF4W7M71", 7))
-	isTrue(t, OrderMsgIDMatches("A#7", "A"))
-	isTrue(t, !OrderMsgIDMatches("A#1", "A"))
-	isTrue(t, !OrderMsgIDMatches("B", "A"))
-	isTrue(t, errors.Is(fmt.Errorf("x: %w", ErrInvalidOrder), ErrInvalidOrder))
+	require.Equal(t, "2026-11-23-IE00BF4W7M71", OrderMsgID("2026-11-23-IE00BF4W7M71", 1))
+	require.Equal(t, "2026-11-23-IE00BF4W7M71#7", OrderMsgID("2026-11-23-IE00BF4W7M71", 7))
+	require.True(t, OrderMsgIDMatches("A#7", "A"))
+	require.True(t, !OrderMsgIDMatches("A#1", "A"))
+	require.True(t, !OrderMsgIDMatches("B", "A"))
+	require.True(t, errors.Is(fmt.Errorf("x: %w", ErrInvalidOrder), ErrInvalidOrder))
 }
 
 // TestPriceFeedDeliversEachDayUntilHandled proves the price feed consumer
@@ -164,7 +165,7 @@ func TestPriceFeedDeliversEachDayUntilHandled(t *testing.T) {
 		return nil
 	}
 	stop, err := h.client.PriceFeed(h.ctx, "acme-prices", handle)
-	noErr(t, err)
+	require.NoError(t, err)
 	h.publishPrices("2026-11-23", map[domain.ISIN]string{globalEquity: "2.000000"})
 	h.publishPrices("2026-11-24", map[domain.ISIN]string{globalEquity: "2.100000"})
 	testkit.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
@@ -178,7 +179,7 @@ func TestPriceFeedDeliversEachDayUntilHandled(t *testing.T) {
 	stop()
 	mu.Lock()
 	defer mu.Unlock()
-	equal(t, 1, failures)
+	require.Equal(t, 1, failures)
 	if p := got["2026-11-24"][globalEquity]; !p.Equal(domain.MustPrice("2.1")) {
 		t.Fatalf("2026-11-24: %v", got["2026-11-24"])
 	}
@@ -204,7 +205,7 @@ func TestPriceFeedHandlerPanicIsRedelivered(t *testing.T) {
 		return nil
 	}
 	stop, err := h.client.PriceFeed(h.ctx, "acme-prices-panic", handle)
-	noErr(t, err)
+	require.NoError(t, err)
 	defer stop()
 	h.publishPrices("2026-11-23", map[domain.ISIN]string{globalEquity: "2.000000"})
 	testkit.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
@@ -215,5 +216,5 @@ func TestPriceFeedHandlerPanicIsRedelivered(t *testing.T) {
 		}
 		return nil
 	})
-	equal(t, 1.0, recovered.Count("custodian-consumer")-before)
+	require.Equal(t, 1.0, recovered.Count("custodian-consumer")-before)
 }

@@ -2,13 +2,11 @@ package custodian
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"reflect"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsembed"
@@ -46,18 +44,18 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	log, _ := testkit.Logger(t)
 	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1})
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(srv.Shutdown)
 	nc, err := nats.Connect(srv.ClientURL())
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	client, err := NewClient(nc, ClientConfig{
 		Logger: log, ReportAckWait: testAckWait,
 		ReportRetryInterval: testRetryInterval, ReportRetryIntervalMax: testRetryIntervalMax,
 	})
-	noErr(t, err)
+	require.NoError(t, err)
 	ctx := t.Context()
-	noErr(t, client.EnsureStreams(ctx))
+	require.NoError(t, client.EnsureStreams(ctx))
 	return &harness{t: t, ctx: ctx, client: client}
 }
 
@@ -68,46 +66,5 @@ func (h *harness) publishPrices(day string, prices map[domain.ISIN]string) {
 	for isin, p := range prices {
 		m[isin] = domain.MustPrice(p)
 	}
-	noErr(h.t, h.client.PublishPrices(h.ctx, domain.MustDate(day), m))
-}
-
-// Assertions: each fails the test at once, saying what was wanted. msg is
-// an optional format and its arguments.
-
-func noErr(t testing.TB, err error, msg ...any) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("%sunexpected error: %v", describe(msg), err)
-	}
-}
-
-func errIs(t testing.TB, err, target error, msg ...any) {
-	t.Helper()
-	if !errors.Is(err, target) {
-		t.Fatalf("%sgot error %v, want one that is %v", describe(msg), err, target)
-	}
-}
-
-func equal(t testing.TB, want, got any, msg ...any) {
-	t.Helper()
-	if !reflect.DeepEqual(want, got) {
-		t.Fatalf("%sgot %#v, want %#v", describe(msg), got, want)
-	}
-}
-
-func isTrue(t testing.TB, cond bool, msg ...any) {
-	t.Helper()
-	if !cond {
-		t.Fatalf("%snot true", describe(msg))
-	}
-}
-
-func describe(msg []any) string {
-	if len(msg) == 0 {
-		return ""
-	}
-	if f, ok := msg[0].(string); ok {
-		return fmt.Sprintf(f, msg[1:]...) + ": "
-	}
-	return fmt.Sprint(msg...) + ": "
+	require.NoError(h.t, h.client.PublishPrices(h.ctx, domain.MustDate(day), m))
 }

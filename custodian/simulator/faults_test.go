@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -47,9 +49,9 @@ func TestFaultDropRecoveredByResend(t *testing.T) {
 	t.Parallel()
 	r := runWithFaults(t, 12, Faults{Seed: 42, DropProbability: 0.5}, 150*time.Millisecond)
 	st := r.sim.Stats()
-	isTrue(t, st.ReportsDropped > 0)
-	isTrue(t, st.Repeats > 0, "resends reached the custodian")
-	isTrue(t, r.rounds > 1)
+	require.True(t, st.ReportsDropped > 0)
+	require.True(t, st.Repeats > 0, "resends reached the custodian")
+	require.True(t, r.rounds > 1)
 	t.Logf("dropped %d, repeats %d, rounds %d", st.ReportsDropped, st.Repeats, r.rounds)
 }
 
@@ -58,7 +60,7 @@ func TestFaultDropRecoveredByResend(t *testing.T) {
 func TestFaultDuplicateReports(t *testing.T) {
 	t.Parallel()
 	r := runWithFaults(t, 8, Faults{Seed: 7, DuplicateProbability: 1}, 300*time.Millisecond)
-	equal(t, int64(8), r.sim.Stats().ReportsDuplicated)
+	require.Equal(t, int64(8), r.sim.Stats().ReportsDuplicated)
 	testkit.CheckFor(t, waitMax, pollInterval, func() error {
 		for id, n := range r.log.deliveriesOf() {
 			if n != 2 {
@@ -74,7 +76,7 @@ func TestFaultDuplicateReports(t *testing.T) {
 func TestFaultDelayedReports(t *testing.T) {
 	t.Parallel()
 	r := runWithFaults(t, 10, Faults{Seed: 3, DelayMax: 400 * time.Millisecond}, 200*time.Millisecond)
-	isTrue(t, r.sim.Stats().ReportsDelayed > 0)
+	require.True(t, r.sim.Stats().ReportsDelayed > 0)
 }
 
 // Reordered reports arrive in another order than the orders executed, and
@@ -82,7 +84,7 @@ func TestFaultDelayedReports(t *testing.T) {
 func TestFaultReorderedReports(t *testing.T) {
 	t.Parallel()
 	r := runWithFaults(t, 10, Faults{Seed: 11, ReorderWindow: 5, ReorderHoldMax: 200 * time.Millisecond}, 500*time.Millisecond)
-	isTrue(t, r.sim.Stats().ReportsReordered >= int64(10))
+	require.True(t, r.sim.Stats().ReportsReordered >= int64(10))
 	order := make(map[string]int) // execution order of each client order id
 	for i, x := range r.sim.Executions() {
 		order[x.ClOrdId] = i
@@ -95,7 +97,7 @@ func TestFaultReorderedReports(t *testing.T) {
 			inversions++
 		}
 	}
-	isTrue(t, inversions > 0, "reports arrived in execution order")
+	require.True(t, inversions > 0, "reports arrived in execution order")
 }
 
 // During an outage orders wait in the stream; when it ends they execute.
@@ -109,16 +111,16 @@ func TestFaultOutageForADuration(t *testing.T) {
 	orders, prices := dayOfOrders(5)
 	h.publishAll(prices)
 	for _, o := range orders {
-		noErr(t, h.client.SendOrder(h.ctx, o))
+		require.NoError(t, h.client.SendOrder(h.ctx, o))
 	}
 	time.Sleep(outage / 2)
 	if time.Since(start) < outage {
-		equal(t, int64(0), sim.Stats().OrdersReceived, "orders taken during the outage")
+		require.Equal(t, int64(0), sim.Stats().OrdersReceived, "orders taken during the outage")
 	}
 	for _, o := range orders {
 		h.waitReport(l, o)
 	}
-	isTrue(t, time.Since(start) >= outage)
+	require.True(t, time.Since(start) >= outage)
 	h.checkExactlyOnce(sim, l, orders)
 	h.checkHoldings(orders, prices, "2026-12-31")
 }
@@ -129,8 +131,8 @@ func TestFaultOutageOfFirstOrders(t *testing.T) {
 	t.Parallel()
 	r := runWithFaults(t, 6, Faults{OutageOrders: 4}, 300*time.Millisecond)
 	st := r.sim.Stats()
-	equal(t, int64(4), st.OutageRefusals)
-	isTrue(t, st.OrdersReceived >= int64(6+4))
+	require.Equal(t, int64(4), st.OutageRefusals)
+	require.True(t, st.OrdersReceived >= int64(6+4))
 }
 
 // Every fault at once, over five days of every test asset, twice with the
@@ -142,10 +144,10 @@ func TestFaultsAllTogether(t *testing.T) {
 	r := runWithFaults(t, 25, f, 250*time.Millisecond)
 	st := r.sim.Stats()
 	t.Logf("stats %+v, rounds %d", st, r.rounds)
-	isTrue(t, st.ReportsDropped > 0)
-	isTrue(t, st.ReportsDuplicated > 0)
-	isTrue(t, st.ReportsDelayed > 0)
-	equal(t, int64(3), st.OutageRefusals)
+	require.True(t, st.ReportsDropped > 0)
+	require.True(t, st.ReportsDuplicated > 0)
+	require.True(t, st.ReportsDelayed > 0)
+	require.Equal(t, int64(3), st.OutageRefusals)
 }
 
 // The same seed gives the same fault decisions for the same orders.
@@ -159,7 +161,7 @@ func TestFaultsReproducible(t *testing.T) {
 		var out []string
 		for _, o := range orders {
 			before := sim.Stats()
-			noErr(t, h.client.SendOrder(h.ctx, o))
+			require.NoError(t, h.client.SendOrder(h.ctx, o))
 			testkit.CheckFor(t, waitMax, pollInterval, func() error {
 				if st := sim.Stats(); st.Executions != before.Executions+1 || st.OrdersAcked != before.OrdersAcked+1 {
 					return fmt.Errorf("%s not executed", o.ClOrdId)
@@ -173,5 +175,5 @@ func TestFaultsReproducible(t *testing.T) {
 		return out
 	}
 	first, second := decisions(), decisions()
-	equal(t, first, second)
+	require.Equal(t, first, second)
 }

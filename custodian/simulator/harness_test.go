@@ -2,11 +2,9 @@ package simulator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -15,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/custodian"
@@ -60,20 +59,20 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	log, _ := testkit.Logger(t)
 	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1})
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(srv.Shutdown)
 	nc, err := nats.Connect(srv.ClientURL())
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	client, err := custodian.NewClient(nc, custodian.ClientConfig{
 		Logger: log, ReportAckWait: testAckWait,
 		ReportRetryInterval: testRetryInterval, ReportRetryIntervalMax: testRetryIntervalMax,
 	})
-	noErr(t, err)
+	require.NoError(t, err)
 	ctx := t.Context()
-	noErr(t, client.EnsureStreams(ctx))
+	require.NoError(t, client.EnsureStreams(ctx))
 	js, err := jetstream.New(nc)
-	noErr(t, err)
+	require.NoError(t, err)
 	return &harness{t: t, ctx: ctx, log: log, nc: nc, js: js, client: client, cat: domain.DefaultCatalogue()}
 }
 
@@ -85,8 +84,8 @@ func (h *harness) startSim(dir string, f Faults) *Simulator {
 		Dir: dir, Faults: f, Logger: h.log, OrderAckWait: testAckWait,
 		RetryInterval: testRetryInterval, RetryIntervalMax: testRetryIntervalMax,
 	})
-	noErr(h.t, err)
-	h.t.Cleanup(func() { noErr(h.t, s.Stop()) })
+	require.NoError(h.t, err)
+	h.t.Cleanup(func() { require.NoError(h.t, s.Stop()) })
 	return s
 }
 
@@ -97,7 +96,7 @@ func (h *harness) publishPrices(day string, prices map[domain.ISIN]string) {
 	for isin, p := range prices {
 		m[isin] = domain.MustPrice(p)
 	}
-	noErr(h.t, h.client.PublishPrices(h.ctx, domain.MustDate(day), m))
+	require.NoError(h.t, h.client.PublishPrices(h.ctx, domain.MustDate(day), m))
 }
 
 // order is the order of side and units ("1.5000") of asset on day.
@@ -123,7 +122,7 @@ func (h *harness) collect(durable string) *reportLog {
 	h.t.Helper()
 	l := &reportLog{byClOrdID: make(map[string]*pb.ExecutionReport), failNext: make(map[string]bool)}
 	stop, err := h.client.Reports(h.ctx, durable, l.handle)
-	noErr(h.t, err)
+	require.NoError(h.t, err)
 	h.t.Cleanup(stop)
 	return l
 }
@@ -182,7 +181,7 @@ func (h *harness) waitReport(l *reportLog, o *pb.CustodianOrder) *pb.ExecutionRe
 func (h *harness) sendUntilReported(l *reportLog, orders []*pb.CustodianOrder, resendEvery time.Duration) int {
 	h.t.Helper()
 	for _, o := range orders {
-		noErr(h.t, h.client.SendOrder(h.ctx, o))
+		require.NoError(h.t, h.client.SendOrder(h.ctx, o))
 	}
 	deadline := time.Now().Add(waitMax)
 	for attempt := 2; ; attempt++ {
@@ -200,7 +199,7 @@ func (h *harness) sendUntilReported(l *reportLog, orders []*pb.CustodianOrder, r
 			h.t.Fatalf("after %d attempts, %d orders still have no report (first %s)", attempt-1, len(missing), missing[0].GetClOrdId())
 		}
 		for _, o := range missing {
-			noErr(h.t, h.client.ResendOrder(h.ctx, o, attempt))
+			require.NoError(h.t, h.client.ResendOrder(h.ctx, o, attempt))
 		}
 	}
 }
@@ -259,11 +258,11 @@ func (h *harness) checkHoldings(orders []*pb.CustodianOrder, prices map[string]m
 	h.t.Helper()
 	day := domain.MustDate(asOf)
 	st, err := h.client.Holdings(h.ctx, day)
-	noErr(h.t, err)
+	require.NoError(h.t, err)
 	_, _, err = custodian.ParseHoldingsStatement(h.cat, st)
-	noErr(h.t, err)
+	require.NoError(h.t, err)
 	want := expectedHoldings(h.t, h.cat, defaultCalendar(), orders, prices, day)
-	equal(h.t, want, statementLines(st), "holdings as of %s", asOf)
+	require.Equal(h.t, want, statementLines(st), "holdings as of %s", asOf)
 }
 
 // checkExactlyOnce checks the end state after faults: one execution per
@@ -272,22 +271,22 @@ func (h *harness) checkHoldings(orders []*pb.CustodianOrder, prices map[string]m
 func (h *harness) checkExactlyOnce(s *Simulator, l *reportLog, orders []*pb.CustodianOrder) {
 	h.t.Helper()
 	execs := s.Executions()
-	equal(h.t, len(orders), len(execs), "executions in the custodian's ledger")
+	require.Equal(h.t, len(orders), len(execs), "executions in the custodian's ledger")
 	byClOrdID := make(map[string]*pb.ExecutionReport)
 	for _, x := range execs {
 		_, dup := byClOrdID[x.ClOrdId]
-		isTrue(h.t, !dup, "%s executed twice", x.ClOrdId)
+		require.True(h.t, !dup, "%s executed twice", x.ClOrdId)
 		byClOrdID[x.ClOrdId] = x
 	}
 	for _, o := range orders {
 		x, ok := byClOrdID[o.ClOrdId]
-		isTrue(h.t, ok, "%s not executed", o.ClOrdId)
+		require.True(h.t, ok, "%s not executed", o.ClOrdId)
 		got, ok := l.report(o.ClOrdId)
-		isTrue(h.t, ok, "%s not reported", o.ClOrdId)
-		isTrue(h.t, proto.Equal(x, got), "report of %s: got %v, custodian has %v", o.ClOrdId, got, x)
+		require.True(h.t, ok, "%s not reported", o.ClOrdId)
+		require.True(h.t, proto.Equal(x, got), "report of %s: got %v, custodian has %v", o.ClOrdId, got, x)
 	}
-	equal(h.t, len(orders), len(l.deliveriesOf()), "distinct execution ids delivered")
-	equal(h.t, int64(len(orders)), s.Stats().Executions)
+	require.Equal(h.t, len(orders), len(l.deliveriesOf()), "distinct execution ids delivered")
+	require.Equal(h.t, int64(len(orders)), s.Stats().Executions)
 }
 
 // dayOfOrders is n orders over the test assets and days 2026-11-23.., with
@@ -330,45 +329,4 @@ func (h *harness) publishAll(prices map[string]map[domain.ISIN]string) {
 	for _, day := range slices.Sorted(maps.Keys(prices)) {
 		h.publishPrices(day, prices[day])
 	}
-}
-
-// Assertions: each fails the test at once, saying what was wanted. msg is
-// an optional format and its arguments.
-
-func noErr(t testing.TB, err error, msg ...any) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("%sunexpected error: %v", describe(msg), err)
-	}
-}
-
-func errIs(t testing.TB, err, target error, msg ...any) {
-	t.Helper()
-	if !errors.Is(err, target) {
-		t.Fatalf("%sgot error %v, want one that is %v", describe(msg), err, target)
-	}
-}
-
-func equal(t testing.TB, want, got any, msg ...any) {
-	t.Helper()
-	if !reflect.DeepEqual(want, got) {
-		t.Fatalf("%sgot %#v, want %#v", describe(msg), got, want)
-	}
-}
-
-func isTrue(t testing.TB, cond bool, msg ...any) {
-	t.Helper()
-	if !cond {
-		t.Fatalf("%snot true", describe(msg))
-	}
-}
-
-func describe(msg []any) string {
-	if len(msg) == 0 {
-		return ""
-	}
-	if f, ok := msg[0].(string); ok {
-		return fmt.Sprintf(f, msg[1:]...) + ": "
-	}
-	return fmt.Sprint(msg...) + ": "
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/custodian"
@@ -24,8 +25,8 @@ import (
 // checkHeaders fails unless h names the type typ and protobuf.
 func checkHeaders(t *testing.T, what string, h nats.Header, typ string) {
 	t.Helper()
-	equal(t, typ, h.Get("Mastertrust-Type"), what+": type header")
-	equal(t, "application/protobuf", h.Get("Content-Type"), what+": content type header")
+	require.Equal(t, typ, h.Get("Mastertrust-Type"), what+": type header")
+	require.Equal(t, "application/protobuf", h.Get("Content-Type"), what+": content type header")
 }
 
 // Every message of the protocol carries headers naming its type and
@@ -43,32 +44,32 @@ func TestMessagesCarryTheirType(t *testing.T) {
 		defer mu.Unlock()
 		requests = append(requests, m)
 	})
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { spy.Unsubscribe() })
 
 	h.publishPrices("2026-11-23", map[domain.ISIN]string{globalEquity: "2.000000"})
 	o := order("2026-11-23", globalEquity, pb.Side_SIDE_BUY, "1.0000")
-	noErr(t, h.client.SendOrder(h.ctx, o))
-	noErr(t, h.client.ResendOrder(h.ctx, o, 2))
+	require.NoError(t, h.client.SendOrder(h.ctx, o))
+	require.NoError(t, h.client.ResendOrder(h.ctx, o, 2))
 	h.waitReport(reports, o)
 
 	raw := func(stream string, seq uint64) *jetstream.RawStreamMsg {
 		s, err := h.js.Stream(h.ctx, stream)
-		noErr(t, err)
+		require.NoError(t, err)
 		m, err := s.GetMsg(h.ctx, seq)
-		noErr(t, err, stream)
+		require.NoError(t, err, stream)
 		return m
 	}
 	for seq := uint64(1); seq <= 2; seq++ {
 		m := raw(custodian.OrdersStream, seq)
 		checkHeaders(t, fmt.Sprintf("order %d", seq), m.Header, "mastertrust.v1.CustodianOrder")
-		isTrue(t, m.Header.Get(jetstream.MsgIDHeader) != "", "order keeps its message id")
+		require.True(t, m.Header.Get(jetstream.MsgIDHeader) != "", "order keeps its message id")
 	}
 	checkHeaders(t, "report", raw(custodian.ReportsStream, 1).Header, "mastertrust.v1.ExecutionReport")
 	checkHeaders(t, "prices", raw(custodian.PricesStream, 1).Header, "mastertrust.v1.PriceFeed")
 
 	_, err = h.client.Holdings(h.ctx, domain.MustDate("2026-11-23"))
-	noErr(t, err)
+	require.NoError(t, err)
 	testkit.CheckFor(t, waitMax, pollInterval, func() error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -81,9 +82,9 @@ func TestMessagesCarryTheirType(t *testing.T) {
 	checkHeaders(t, "holdings request", requests[0].Header, "mastertrust.v1.HoldingsRequest")
 	mu.Unlock()
 	req, err := natsmsg.New(custodian.HoldingsSubject, &pb.HoldingsRequest{AsOf: "2026-11-23"})
-	noErr(t, err)
+	require.NoError(t, err)
 	reply, err := h.nc.RequestMsg(req, waitMax)
-	noErr(t, err)
+	require.NoError(t, err)
 	checkHeaders(t, "holdings statement", reply.Header, "mastertrust.v1.HoldingsStatement")
 }
 
@@ -121,9 +122,9 @@ func terminations(t *testing.T, nc *nats.Conn, stream string) func() []string {
 			reasons = append(reasons, adv.Reason)
 		}
 	})
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(func() { sub.Unsubscribe() })
-	noErr(t, nc.Flush())
+	require.NoError(t, nc.Flush())
 	return func() []string {
 		mu.Lock()
 		defer mu.Unlock()
@@ -153,7 +154,7 @@ func waitTerminated(t *testing.T, reasons func() []string, want ...string) {
 func mislabelled(t *testing.T, subject string, m proto.Message, typ string) *nats.Msg {
 	t.Helper()
 	msg, err := natsmsg.New(subject, m)
-	noErr(t, err)
+	require.NoError(t, err)
 	msg.Header.Set(natsmsg.TypeHeader, typ)
 	return msg
 }
@@ -168,11 +169,11 @@ func TestMessagesOfAnotherTypeRefused(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	client, err := custodian.NewClient(h.nc, custodian.ClientConfig{Logger: log, ReportAckWait: testAckWait,
 		ReportRetryInterval: testRetryInterval, ReportRetryIntervalMax: testRetryIntervalMax})
-	noErr(t, err)
+	require.NoError(t, err)
 	sim, err := Start(h.ctx, h.nc, Config{Dir: t.TempDir(), Logger: log, OrderAckWait: testAckWait,
 		RetryInterval: testRetryInterval, RetryIntervalMax: testRetryIntervalMax})
-	noErr(t, err)
-	t.Cleanup(func() { noErr(t, sim.Stop()) })
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, sim.Stop()) })
 	orderTerms := terminations(t, h.nc, custodian.OrdersStream)
 	reportTerms := terminations(t, h.nc, custodian.ReportsStream)
 	priceTerms := terminations(t, h.nc, custodian.PricesStream)
@@ -181,10 +182,10 @@ func TestMessagesOfAnotherTypeRefused(t *testing.T) {
 	h.publishPrices("2026-11-23", map[domain.ISIN]string{globalEquity: "2.000000", globalBond: "1.000000"})
 	o := order("2026-11-23", globalEquity, pb.Side_SIDE_BUY, "1.0000")
 	_, err = h.js.PublishMsg(h.ctx, mislabelled(t, custodian.OrderSubject(globalEquity), o, "mastertrust.v1.ExecutionReport"))
-	noErr(t, err)
+	require.NoError(t, err)
 	waitTerminated(t, orderTerms, "not a readable order", `"mastertrust.v1.ExecutionReport"`)
-	equal(t, int64(0), sim.Stats().Executions, "the mislabelled order was executed")
-	equal(t, int64(1), sim.Stats().Rejected)
+	require.Equal(t, int64(0), sim.Stats().Executions, "the mislabelled order was executed")
+	require.Equal(t, int64(1), sim.Stats().Rejected)
 
 	// Reports: a mislabelled report never reaches the handler; the next
 	// report does.
@@ -196,14 +197,14 @@ func TestMessagesOfAnotherTypeRefused(t *testing.T) {
 		handled = append(handled, r.GetExecutionId())
 		return nil
 	})
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(stop)
 	fake := &pb.ExecutionReport{ClOrdId: o.ClOrdId, OrderId: "CUST-X", ExecutionId: "X-fake", Asset: o.Asset,
 		Side: o.Side, Units: o.Units, Price: "2.000000", Cash: "2.00", SettlementDate: "2026-11-26", DealingDate: o.DealingDate}
 	_, err = h.js.PublishMsg(h.ctx, mislabelled(t, custodian.ReportSubject(globalEquity), fake, "mastertrust.v1.CustodianOrder"))
-	noErr(t, err)
+	require.NoError(t, err)
 	waitTerminated(t, reportTerms, "not a readable execution report", `"mastertrust.v1.CustodianOrder"`)
-	noErr(t, client.SendOrder(h.ctx, o))
+	require.NoError(t, client.SendOrder(h.ctx, o))
 	testkit.CheckFor(t, waitMax, pollInterval, func() error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -213,7 +214,7 @@ func TestMessagesOfAnotherTypeRefused(t *testing.T) {
 		return nil
 	})
 	mu.Lock()
-	equal(t, []string{"X-" + o.ClOrdId}, handled, "only the real report is handled")
+	require.Equal(t, []string{"X-" + o.ClOrdId}, handled, "only the real report is handled")
 	mu.Unlock()
 
 	// Prices: a mislabelled feed is refused by the feed's consumer and by
@@ -221,7 +222,7 @@ func TestMessagesOfAnotherTypeRefused(t *testing.T) {
 	day := domain.MustDate("2026-11-24")
 	feed := &pb.PriceFeed{Date: day.String(), Prices: map[string]string{string(globalEquity): "2.000000"}}
 	_, err = h.js.PublishMsg(h.ctx, mislabelled(t, custodian.PriceSubject(day), feed, "mastertrust.v1.HoldingsStatement"))
-	noErr(t, err)
+	require.NoError(t, err)
 	var days []string
 	stopPrices, err := client.PriceFeed(h.ctx, "acme-prices", func(_ context.Context, d domain.Date, _ map[domain.ISIN]domain.Price) error {
 		mu.Lock()
@@ -229,34 +230,34 @@ func TestMessagesOfAnotherTypeRefused(t *testing.T) {
 		days = append(days, d.String())
 		return nil
 	})
-	noErr(t, err)
+	require.NoError(t, err)
 	t.Cleanup(stopPrices)
 	waitTerminated(t, priceTerms, "not a readable price feed", `"mastertrust.v1.HoldingsStatement"`)
 	_, _, err = client.Prices(h.ctx, day)
-	errIs(t, err, custodian.ErrInvalidPrices)
-	errIs(t, err, natsmsg.ErrWrongType)
+	require.ErrorIs(t, err, custodian.ErrInvalidPrices)
+	require.ErrorIs(t, err, natsmsg.ErrWrongType)
 	mu.Lock()
-	equal(t, []string{"2026-11-23"}, days, "the feed's consumer handled the mislabelled day")
+	require.Equal(t, []string{"2026-11-23"}, days, "the feed's consumer handled the mislabelled day")
 	mu.Unlock()
 
 	// Holdings: a mislabelled request is answered with a refusal.
 	req := mislabelled(t, custodian.HoldingsSubject, &pb.HoldingsRequest{AsOf: "2026-11-23"}, "mastertrust.v1.PriceFeed")
 	reply, err := h.nc.RequestMsg(req, waitMax)
-	noErr(t, err)
-	isTrue(t, strings.Contains(reply.Header.Get(custodian.ErrorHeader), "mastertrust.v1.PriceFeed"), "holdings refusal: %v", reply.Header)
+	require.NoError(t, err)
+	require.True(t, strings.Contains(reply.Header.Get(custodian.ErrorHeader), "mastertrust.v1.PriceFeed"), "holdings refusal: %v", reply.Header)
 
 	// A content type other than protobuf is refused too.
 	o2 := order("2026-11-23", globalBond, pb.Side_SIDE_BUY, "1.000")
 	msg, err := natsmsg.New(custodian.OrderSubject(globalBond), o2)
-	noErr(t, err)
+	require.NoError(t, err)
 	msg.Header.Set(natsmsg.ContentTypeHeader, "application/json")
 	_, err = h.js.PublishMsg(h.ctx, msg)
-	noErr(t, err)
+	require.NoError(t, err)
 	waitTerminated(t, orderTerms, "not a readable order", "application/json")
-	equal(t, int64(2), sim.Stats().Rejected)
+	require.Equal(t, int64(2), sim.Stats().Rejected)
 
 	for _, want := range []string{"order rejected", "message refused and terminated"} {
-		isTrue(t, strings.Contains(logs.String(), want), "log lacks %q:\n%s", want, logs.String())
+		require.True(t, strings.Contains(logs.String(), want), "log lacks %q:\n%s", want, logs.String())
 	}
 }
 
@@ -270,29 +271,29 @@ func TestMessagesWithoutHeadersAccepted(t *testing.T) {
 	reports := h.collect("acme")
 	day := domain.MustDate("2026-11-23")
 	feed, err := proto.Marshal(&pb.PriceFeed{Date: day.String(), Prices: map[string]string{string(globalEquity): "2.000000"}})
-	noErr(t, err)
+	require.NoError(t, err)
 	_, err = h.js.Publish(h.ctx, custodian.PriceSubject(day), feed)
-	noErr(t, err)
+	require.NoError(t, err)
 	prices, found, err := h.client.Prices(h.ctx, day)
-	noErr(t, err)
-	isTrue(t, found && prices[globalEquity].Equal(domain.MustPrice("2")), "prices without headers: %v", prices)
+	require.NoError(t, err)
+	require.True(t, found && prices[globalEquity].Equal(domain.MustPrice("2")), "prices without headers: %v", prices)
 
 	o := order("2026-11-23", globalEquity, pb.Side_SIDE_BUY, "1.0000")
 	data, err := proto.Marshal(o)
-	noErr(t, err)
+	require.NoError(t, err)
 	_, err = h.js.Publish(h.ctx, custodian.OrderSubject(globalEquity), data, jetstream.WithMsgID(o.ClOrdId))
-	noErr(t, err)
+	require.NoError(t, err)
 	r := h.waitReport(reports, o)
-	equal(t, "2.00", r.GetCash())
-	equal(t, int64(1), sim.Stats().Executions)
+	require.Equal(t, "2.00", r.GetCash())
+	require.Equal(t, int64(1), sim.Stats().Executions)
 
 	// A report without headers (as the simulator published them before).
 	old := proto.CloneOf(r)
 	old.ExecutionId, old.ClOrdId, old.DealingDate = "X-old", "2026-11-24-"+string(globalEquity), "2026-11-24"
 	data, err = proto.Marshal(old)
-	noErr(t, err)
+	require.NoError(t, err)
 	_, err = h.js.Publish(h.ctx, custodian.ReportSubject(globalEquity), data, jetstream.WithMsgID(old.ExecutionId))
-	noErr(t, err)
+	require.NoError(t, err)
 	testkit.CheckFor(t, waitMax, pollInterval, func() error {
 		if _, ok := reports.report(old.ClOrdId); !ok {
 			return fmt.Errorf("the report without headers was not handled")

@@ -5,6 +5,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/proto/pb"
@@ -20,12 +22,12 @@ func TestLedgerJournalRefusesSecondExecution(t *testing.T) {
 	cat := domain.DefaultCatalogue()
 	ctx := t.Context()
 	l, err := openLedger(ctx, dir, cat, log)
-	noErr(t, err)
+	require.NoError(t, err)
 	r := &pb.ExecutionReport{ClOrdId: "2026-11-23-GB00BN7Q2L69", OrderId: "CUST-00000001",
 		ExecutionId: "X-2026-11-23-GB00BN7Q2L69", Asset: string(globalEquity), Side: pb.Side_SIDE_BUY,
 		Units: "10.0000", Price: "2.125000", Cash: "21.25", SettlementDate: "2026-11-26", DealingDate: "2026-11-23"}
 	_, err = l.record(ctx, r)
-	noErr(t, err)
+	require.NoError(t, err)
 
 	// Memory forgets; the journal remembers.
 	l.mu.Lock()
@@ -34,17 +36,17 @@ func TestLedgerJournalRefusesSecondExecution(t *testing.T) {
 	other := proto.CloneOf(r)
 	other.Units, other.Cash = "20.0000", "42.50"
 	x, err := l.record(ctx, other)
-	errIs(t, err, errAlreadyExecuted)
-	equal(t, "10", x.Units.String(), "the stored execution is adopted")
-	equal(t, 1, l.len())
-	noErr(t, l.close())
+	require.ErrorIs(t, err, errAlreadyExecuted)
+	require.Equal(t, "10", x.Units.String(), "the stored execution is adopted")
+	require.Equal(t, 1, l.len())
+	require.NoError(t, l.close())
 
 	l, err = openLedger(ctx, dir, cat, log)
-	noErr(t, err)
-	defer func() { noErr(t, l.close()) }()
-	equal(t, 1, l.len())
-	isTrue(t, proto.Equal(r, l.reports()[0]), "replayed %v, want %v", l.reports()[0], r)
-	equal(t, "CUST-00000002", l.nextOrderID())
+	require.NoError(t, err)
+	defer func() { require.NoError(t, l.close()) }()
+	require.Equal(t, 1, l.len())
+	require.True(t, proto.Equal(r, l.reports()[0]), "replayed %v, want %v", l.reports()[0], r)
+	require.Equal(t, "CUST-00000002", l.nextOrderID())
 
 	// An append whose outcome was unknown, but stored: resolvePending
 	// brings it into the books before anything else is recorded.
@@ -52,9 +54,9 @@ func TestLedgerJournalRefusesSecondExecution(t *testing.T) {
 	l.byClOrdID, l.list = map[string]*executed{}, nil
 	l.mu.Unlock()
 	l.unknown = executionStreamPrefix + r.ClOrdId
-	noErr(t, l.resolvePending(ctx))
-	equal(t, "", l.unknown)
-	equal(t, "CUST-00000002", l.nextOrderID())
+	require.NoError(t, l.resolvePending(ctx))
+	require.Equal(t, "", l.unknown)
+	require.Equal(t, "CUST-00000002", l.nextOrderID())
 	st := l.statement(domain.MustDate("2026-11-25"))
-	equal(t, [4]string{"0.0000", "10.0000", "0.00", "-21.25"}, statementLines(st)[globalEquity])
+	require.Equal(t, [4]string{"0.0000", "10.0000", "0.00", "-21.25"}, statementLines(st)[globalEquity])
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/custodian"
@@ -30,8 +31,8 @@ func TestOrderExecutesAtPublishedPrice(t *testing.T) {
 	h.publishPrices("2026-12-22", map[domain.ISIN]string{globalBond: "2.125000"})
 	buy := order("2026-11-23", globalEquity, pb.Side_SIDE_BUY, "1.0000")
 	sell := order("2026-12-22", globalBond, pb.Side_SIDE_SELL, "3.000")
-	noErr(t, h.client.SendOrder(h.ctx, buy))
-	noErr(t, h.client.SendOrder(h.ctx, sell))
+	require.NoError(t, h.client.SendOrder(h.ctx, buy))
+	require.NoError(t, h.client.SendOrder(h.ctx, sell))
 
 	r := h.waitReport(reports, buy)
 	want := &pb.ExecutionReport{
@@ -42,7 +43,7 @@ func TestOrderExecutesAtPublishedPrice(t *testing.T) {
 		// Monday + 3 dealing days.
 		SettlementDate: "2026-11-26", DealingDate: "2026-11-23",
 	}
-	isTrue(t, proto.Equal(want, r), "report: got %v, want %v", r, want)
+	require.True(t, proto.Equal(want, r), "report: got %v, want %v", r, want)
 
 	r = h.waitReport(reports, sell)
 	want = &pb.ExecutionReport{
@@ -54,18 +55,18 @@ func TestOrderExecutesAtPublishedPrice(t *testing.T) {
 		// weekend, 28 the Boxing Day substitute) 29, 30.
 		SettlementDate: "2026-12-30", DealingDate: "2026-12-22",
 	}
-	isTrue(t, proto.Equal(want, r), "report: got %v, want %v", r, want)
+	require.True(t, proto.Equal(want, r), "report: got %v, want %v", r, want)
 	x, err := custodian.ParseExecutionReport(h.cat, r)
-	noErr(t, err)
-	equal(t, "6.38", x.Cash.String())
+	require.NoError(t, err)
+	require.Equal(t, "6.38", x.Cash.String())
 
 	st, err := h.client.Holdings(h.ctx, domain.MustDate("2026-12-31"))
-	noErr(t, err)
+	require.NoError(t, err)
 	lines := statementLines(st)
-	equal(t, [4]string{"1.0000", "0.0000", "-2.12", "0.00"}, lines[globalEquity])
-	equal(t, [4]string{"-3.000", "0.000", "6.38", "0.00"}, lines[globalBond])
-	equal(t, len(h.cat.Assets()), len(lines), "a line per catalogue asset")
-	equal(t, int64(2), sim.Stats().Executions)
+	require.Equal(t, [4]string{"1.0000", "0.0000", "-2.12", "0.00"}, lines[globalEquity])
+	require.Equal(t, [4]string{"-3.000", "0.000", "6.38", "0.00"}, lines[globalBond])
+	require.Equal(t, len(h.cat.Assets()), len(lines), "a line per catalogue asset")
+	require.Equal(t, int64(2), sim.Stats().Executions)
 }
 
 // An order sent before its day's prices waits in the stream (put back, not
@@ -78,7 +79,7 @@ func TestOrderWaitsForItsPrice(t *testing.T) {
 	reports := h.collect("acme")
 
 	o := order("2026-11-24", ukEquity, pb.Side_SIDE_BUY, "10.0000")
-	noErr(t, h.client.SendOrder(h.ctx, o))
+	require.NoError(t, h.client.SendOrder(h.ctx, o))
 	testkit.CheckFor(t, waitMax, pollInterval, func() error {
 		if n := sim.Stats().PriceWaits; n < 2 {
 			return fmt.Errorf("price waits %d, want ≥ 2", n)
@@ -94,16 +95,16 @@ func TestOrderWaitsForItsPrice(t *testing.T) {
 		}
 		return nil
 	})
-	equal(t, int64(0), sim.Stats().Executions)
+	require.Equal(t, int64(0), sim.Stats().Executions)
 	_, ok := reports.report(o.ClOrdId)
-	isTrue(t, !ok)
+	require.True(t, !ok)
 
 	// The asset's price is added to the day's feed.
 	h.publishPrices("2026-11-24", map[domain.ISIN]string{ukEquity: "1.234567"})
 	r := h.waitReport(reports, o)
-	equal(t, "1.234567", r.Price)
-	equal(t, "12.35", r.Cash) // 12.34567 → 12.35
-	equal(t, int64(1), sim.Stats().Executions)
+	require.Equal(t, "1.234567", r.Price)
+	require.Equal(t, "12.35", r.Cash) // 12.34567 → 12.35
+	require.Equal(t, int64(1), sim.Stats().Executions)
 }
 
 // A repeated order, by any path, is answered with the same report and
@@ -120,14 +121,14 @@ func TestRepeatedOrderSameReportNoSecondExecution(t *testing.T) {
 	h.publishAll(prices)
 
 	o := order("2026-11-23", gilts, pb.Side_SIDE_BUY, "7.5000")
-	noErr(t, h.client.SendOrder(h.ctx, o))
+	require.NoError(t, h.client.SendOrder(h.ctx, o))
 	first := h.waitReport(reports, o)
 
-	noErr(t, h.client.SendOrder(h.ctx, o)) // deduplicated by JetStream
-	noErr(t, h.client.ResendOrder(h.ctx, o, 2))
+	require.NoError(t, h.client.SendOrder(h.ctx, o)) // deduplicated by JetStream
+	require.NoError(t, h.client.ResendOrder(h.ctx, o, 2))
 	other := proto.CloneOf(o)
 	other.Units = "8.0000"
-	noErr(t, h.client.ResendOrder(h.ctx, other, 3))
+	require.NoError(t, h.client.ResendOrder(h.ctx, other, 3))
 	testkit.CheckFor(t, waitMax, pollInterval, func() error {
 		if st := sim.Stats(); st.Repeats != 2 || st.ReportsDeduped != 2 {
 			return fmt.Errorf("repeats %d, reports deduplicated %d; want 2 and 2", st.Repeats, st.ReportsDeduped)
@@ -135,12 +136,12 @@ func TestRepeatedOrderSameReportNoSecondExecution(t *testing.T) {
 		return nil
 	})
 	st := sim.Stats()
-	equal(t, int64(3), st.OrdersReceived, "the order and two resends; the second SendOrder never reached the custodian")
-	equal(t, int64(1), st.ConflictingRepeats)
-	equal(t, int64(1), st.Executions)
-	equal(t, 1, len(sim.Executions()))
-	isTrue(t, proto.Equal(first, sim.Executions()[0]), "stored %v, reported %v", sim.Executions()[0], first)
-	equal(t, map[string]int{first.ExecutionId: 1}, reports.deliveriesOf())
+	require.Equal(t, int64(3), st.OrdersReceived, "the order and two resends; the second SendOrder never reached the custodian")
+	require.Equal(t, int64(1), st.ConflictingRepeats)
+	require.Equal(t, int64(1), st.Executions)
+	require.Equal(t, 1, len(sim.Executions()))
+	require.True(t, proto.Equal(first, sim.Executions()[0]), "stored %v, reported %v", sim.Executions()[0], first)
+	require.Equal(t, map[string]int{first.ExecutionId: 1}, reports.deliveriesOf())
 	h.checkHoldings([]*pb.CustodianOrder{o}, prices, "2026-11-30")
 }
 
@@ -151,7 +152,7 @@ func TestHoldingsSettledAndPending(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	_, err := h.client.Holdings(h.ctx, domain.MustDate("2026-11-23"))
-	errIs(t, err, custodian.ErrUnavailable)
+	require.ErrorIs(t, err, custodian.ErrUnavailable)
 
 	h.startSim(t.TempDir(), Faults{})
 	reports := h.collect("acme")
@@ -166,7 +167,7 @@ func TestHoldingsSettledAndPending(t *testing.T) {
 		order("2026-11-24", globalEquity, pb.Side_SIDE_SELL, "40.0000"), // settles 27th
 	}
 	for _, o := range orders {
-		noErr(t, h.client.SendOrder(h.ctx, o))
+		require.NoError(t, h.client.SendOrder(h.ctx, o))
 		h.waitReport(reports, o)
 	}
 	for _, asOf := range []string{"2026-11-20", "2026-11-23", "2026-11-25", "2026-11-26", "2026-11-27", "2027-01-01"} {
@@ -175,21 +176,21 @@ func TestHoldingsSettledAndPending(t *testing.T) {
 	// Spelt out for one date, so that the test does not only agree with
 	// its own helper: on the 26th the buy has settled, the sell has not.
 	st, err := h.client.Holdings(h.ctx, domain.MustDate("2026-11-26"))
-	noErr(t, err)
-	equal(t, [4]string{"100.0000", "-40.0000", "-200.00", "100.00"}, statementLines(st)[globalEquity])
-	equal(t, [4]string{"0.0000", "3.0000", "0.00", "-30.00"}, statementLines(st)[property])
+	require.NoError(t, err)
+	require.Equal(t, [4]string{"100.0000", "-40.0000", "-200.00", "100.00"}, statementLines(st)[globalEquity])
+	require.Equal(t, [4]string{"0.0000", "3.0000", "0.00", "-30.00"}, statementLines(st)[property])
 	_, holdings, err := custodian.ParseHoldingsStatement(h.cat, st)
-	noErr(t, err)
-	equal(t, "-40", holdings[globalEquity].PendingUnits.String())
+	require.NoError(t, err)
+	require.Equal(t, "-40", holdings[globalEquity].PendingUnits.String())
 
 	resp, err := h.nc.Request(custodian.HoldingsSubject, []byte("\xff\xff"), waitMax)
-	noErr(t, err)
-	isTrue(t, resp.Header.Get(custodian.ErrorHeader) != "")
+	require.NoError(t, err)
+	require.True(t, resp.Header.Get(custodian.ErrorHeader) != "")
 	data, err := proto.Marshal(&pb.HoldingsRequest{AsOf: "26/11/2026"})
-	noErr(t, err)
+	require.NoError(t, err)
 	resp, err = h.nc.Request(custodian.HoldingsSubject, data, waitMax)
-	noErr(t, err)
-	isTrue(t, strings.Contains(resp.Header.Get(custodian.ErrorHeader), "as_of"))
+	require.NoError(t, err)
+	require.True(t, strings.Contains(resp.Header.Get(custodian.ErrorHeader), "as_of"))
 }
 
 // A simulator stopped and started on the same directory keeps its ledger:
@@ -211,7 +212,7 @@ func TestRestartKeepsLedgerAndExecutesNothingTwice(t *testing.T) {
 	// First life: every report is dropped.
 	sim := h.startSim(dir, Faults{DropProbability: 1, Seed: 1})
 	for _, o := range orders {
-		noErr(t, h.client.SendOrder(h.ctx, o))
+		require.NoError(t, h.client.SendOrder(h.ctx, o))
 	}
 	testkit.CheckFor(t, waitMax, pollInterval, func() error {
 		if st := sim.Stats(); st.Executions != 2 || st.ReportsDropped != 2 {
@@ -220,32 +221,32 @@ func TestRestartKeepsLedgerAndExecutesNothingTwice(t *testing.T) {
 		return nil
 	})
 	before := sim.Executions()
-	noErr(t, sim.Stop())
-	noErr(t, sim.Stop(), "a second Stop")
+	require.NoError(t, sim.Stop())
+	require.NoError(t, sim.Stop(), "a second Stop")
 
 	// Second life, no faults: the ledger is back, resends get the reports.
 	sim = h.startSim(dir, Faults{})
-	equal(t, int64(2), sim.Stats().ExecutionsTotal)
+	require.Equal(t, int64(2), sim.Stats().ExecutionsTotal)
 	for i, x := range sim.Executions() {
-		isTrue(t, proto.Equal(before[i], x), "execution %d after restart: got %v, want %v", i, x, before[i])
+		require.True(t, proto.Equal(before[i], x), "execution %d after restart: got %v, want %v", i, x, before[i])
 	}
 	h.checkHoldings(orders, prices, "2026-11-23")
 	for _, o := range orders {
-		noErr(t, h.client.ResendOrder(h.ctx, o, 2))
+		require.NoError(t, h.client.ResendOrder(h.ctx, o, 2))
 	}
 	for i, o := range orders {
 		r := h.waitReport(reports, o)
-		isTrue(t, proto.Equal(before[i], r), "report after restart: got %v, want %v", r, before[i])
+		require.True(t, proto.Equal(before[i], r), "report after restart: got %v, want %v", r, before[i])
 	}
 	st := sim.Stats()
-	equal(t, int64(0), st.Executions, "executions after restart")
-	equal(t, int64(2), st.Repeats)
+	require.Equal(t, int64(0), st.Executions, "executions after restart")
+	require.Equal(t, int64(2), st.Repeats)
 
 	// A new order continues the order ids.
 	h.publishPrices("2026-11-24", map[domain.ISIN]string{gilts: "3.333333"})
 	o := order("2026-11-24", gilts, pb.Side_SIDE_BUY, "1.0000")
-	noErr(t, h.client.SendOrder(h.ctx, o))
-	equal(t, "CUST-00000003", h.waitReport(reports, o).OrderId)
+	require.NoError(t, h.client.SendOrder(h.ctx, o))
+	require.Equal(t, "CUST-00000003", h.waitReport(reports, o).OrderId)
 	h.checkHoldings(append(orders, o), map[string]map[domain.ISIN]string{
 		"2026-11-23": prices["2026-11-23"], "2026-11-24": {gilts: "3.333333"}}, "2026-11-30")
 }
@@ -262,19 +263,19 @@ func TestReportsRedeliveredAfterHandlerError(t *testing.T) {
 
 	l := &reportLog{byClOrdID: map[string]*pb.ExecutionReport{}, failNext: map[string]bool{"X-" + o.ClOrdId: true}}
 	stop, err := h.client.Reports(h.ctx, "acme", l.handle)
-	noErr(t, err)
-	noErr(t, h.client.SendOrder(h.ctx, o))
+	require.NoError(t, err)
+	require.NoError(t, h.client.SendOrder(h.ctx, o))
 	h.waitReport(l, o)
-	equal(t, 1, l.failures)
+	require.Equal(t, 1, l.failures)
 	stop()
 	stop() // idempotent
 
 	again := h.collect("acme")
 	o2 := order("2026-11-23", ukEquity, pb.Side_SIDE_BUY, "1.0000")
 	h.publishPrices("2026-11-23", map[domain.ISIN]string{ukEquity: "1.000000"})
-	noErr(t, h.client.SendOrder(h.ctx, o2))
+	require.NoError(t, h.client.SendOrder(h.ctx, o2))
 	h.waitReport(again, o2)
-	equal(t, map[string]int{"X-" + o2.ClOrdId: 1}, again.deliveriesOf(), "the acknowledged report came back")
+	require.Equal(t, map[string]int{"X-" + o2.ClOrdId: 1}, again.deliveriesOf(), "the acknowledged report came back")
 }
 
 // Invalid orders are refused by the client before sending, and terminated
@@ -306,23 +307,23 @@ func TestInvalidOrdersRejected(t *testing.T) {
 	rejected := 0
 	for _, c := range cases {
 		if c.name != "a Saturday" && c.name != "wrong subject" {
-			errIs(t, h.client.SendOrder(h.ctx, c.o), custodian.ErrInvalidOrder, c.name)
+			require.ErrorIs(t, h.client.SendOrder(h.ctx, c.o), custodian.ErrInvalidOrder, c.name)
 		}
 		data, err := proto.Marshal(c.o)
-		noErr(t, err)
+		require.NoError(t, err)
 		subject := c.subject
 		if subject == "" {
 			subject = custodian.OrderSubject(domain.ISIN(c.o.Asset))
 		}
 		_, err = h.js.PublishMsg(h.ctx, &nats.Msg{Subject: subject, Data: data}, jetstream.WithMsgID("bad-"+c.name))
-		noErr(t, err, c.name)
+		require.NoError(t, err, c.name)
 		rejected++
 	}
 	_, err := h.js.Publish(h.ctx, custodian.OrderSubject(globalEquity), []byte("\xff\xff not an order"))
-	noErr(t, err)
+	require.NoError(t, err)
 	rejected++
 
-	noErr(t, h.client.SendOrder(h.ctx, good))
+	require.NoError(t, h.client.SendOrder(h.ctx, good))
 	h.waitReport(reports, good)
 	testkit.CheckFor(t, waitMax, pollInterval, func() error {
 		if n := sim.Stats().Rejected; n != int64(rejected) {
@@ -330,7 +331,7 @@ func TestInvalidOrdersRejected(t *testing.T) {
 		}
 		return nil
 	})
-	equal(t, int64(1), sim.Stats().Executions)
+	require.Equal(t, int64(1), sim.Stats().Executions)
 }
 
 // Validate reports every field out of range at once.
@@ -343,12 +344,12 @@ func TestConfigValidate(t *testing.T) {
 	}
 	c.EnsureDefaults()
 	err := c.Validate()
-	errIs(t, err, custodian.ErrInvalidConfig)
+	require.ErrorIs(t, err, custodian.ErrInvalidConfig)
 	for _, field := range []string{"Dir", "ConsumerName", "Replicas", "OrderAckWait", "RetryIntervalMax",
 		"DropProbability", "DuplicateProbability", "DelayMax", "ReorderWindow", "OutageDuration", "OutageOrders"} {
-		isTrue(t, strings.Contains(err.Error(), field))
+		require.True(t, strings.Contains(err.Error(), field))
 	}
 	ok := Config{Dir: t.TempDir()}
-	noErr(t, ok.EnsureDefaults().Validate())
-	equal(t, ConsumerDefault, ok.ConsumerName)
+	require.NoError(t, ok.EnsureDefaults().Validate())
+	require.Equal(t, ConsumerDefault, ok.ConsumerName)
 }
