@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"errors"
 
 	"google.golang.org/protobuf/proto"
 
@@ -26,28 +25,17 @@ const alarmAppendAttemptsMax = 8
 // raiseAlarm appends refused to the alarms stream unless a refusal of the
 // same execution id is there already; added says whether it appended.
 func raiseAlarm(ctx context.Context, j persistence.Journal, refused *pb.ExecutionRefused) (added bool, err error) {
-	for attempt := 1; ; attempt++ {
+	return appendOnce(ctx, alarmAppendAttemptsMax, refused, func(ctx context.Context) (systemStream, bool, error) {
 		s := systemStream{j: j, name: alarmsStream}
 		present := false
-		if err := s.load(ctx, func(m proto.Message) error {
+		err := s.load(ctx, func(m proto.Message) error {
 			if r, ok := m.(*pb.ExecutionRefused); ok && r.GetReport().GetExecutionId() == refused.GetReport().GetExecutionId() {
 				present = true
 			}
 			return nil
-		}); err != nil {
-			return false, err
-		}
-		if present {
-			return false, nil
-		}
-		err := s.append(ctx, refused)
-		if err == nil {
-			return true, nil
-		}
-		if !errors.Is(err, persistence.ErrVersionConflict) || attempt == alarmAppendAttemptsMax {
-			return false, err
-		}
-	}
+		})
+		return s, present, err
+	})
 }
 
 // loadAlarms reads the refused reports of the alarms stream, one per

@@ -86,17 +86,34 @@ func cycleCompleted(ctx context.Context, j persistence.Journal, date domain.Date
 // recordDealing appends e to the dealing stream unless recorded says the
 // register has it already, reading the stream again after a conflict.
 func recordDealing(ctx context.Context, j persistence.Journal, e proto.Message, recorded func(*domain.DealingRegister) bool) error {
-	for attempt := 1; ; attempt++ {
+	_, err := appendOnce(ctx, dealingAppendAttemptsMax, e, func(ctx context.Context) (systemStream, bool, error) {
 		r, s, err := loadRegister(ctx, j)
 		if err != nil {
-			return err
+			return s, false, err
 		}
-		if recorded(r) {
-			return nil
+		return s, recorded(r), nil
+	})
+	return err
+}
+
+// appendOnce appends e to a stream that several grains append to, unless
+// load (which reads the stream afresh) says it is there already. A version
+// conflict means another grain appended in between: the stream is read
+// again and the append retried, attemptsMax times at most. added says
+// whether e was appended.
+func appendOnce(ctx context.Context, attemptsMax int, e proto.Message,
+	load func(ctx context.Context) (s systemStream, present bool, err error)) (added bool, err error) {
+	for attempt := 1; ; attempt++ {
+		s, present, err := load(ctx)
+		if err != nil || present {
+			return false, err
 		}
 		err = s.append(ctx, e)
-		if err == nil || !errors.Is(err, persistence.ErrVersionConflict) || attempt == dealingAppendAttemptsMax {
-			return err
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, persistence.ErrVersionConflict) || attempt == attemptsMax {
+			return false, err
 		}
 	}
 }
