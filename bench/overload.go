@@ -283,7 +283,7 @@ func RunOverload(ctx context.Context, cfg OverloadConfig, out io.Writer) error {
 	}
 	defer pr.close()
 	r := &overloadRun{potsRun: pr, ocfg: cfg, inFlightMax: gwCfg.InFlightMax}
-	if err := r.preparePots(ctx); err != nil {
+	if err := r.openBenchPots(ctx, potsHistoryMax); err != nil {
 		return err
 	}
 	setup := genSetup{Host: strings.TrimPrefix(pr.url, "http://"), Connections: cfg.Connections, Timeout: cfg.ClientTimeout,
@@ -331,25 +331,6 @@ func RunOverload(ctx context.Context, cfg OverloadConfig, out io.Writer) error {
 		if err := r.printCPUProfile(out); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// preparePots opens and funds the pots and signs their tokens.
-func (r *overloadRun) preparePots(ctx context.Context) error {
-	pctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
-	defer cancel()
-	var err error
-	if r.members, err = r.openPots(pctx, "B", r.cfg.Pots, potsFunding, potsHistoryMax); err != nil {
-		return fmt.Errorf("bench: open pots: %w", err)
-	}
-	for _, m := range r.members {
-		tok, err := gateway.SignToken(r.secret, gateway.Claims{Subject: m, Role: gateway.RoleMember,
-			IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(24 * time.Hour).Unix()})
-		if err != nil {
-			return err
-		}
-		r.tokens = append(r.tokens, "Bearer "+tok)
 	}
 	return nil
 }

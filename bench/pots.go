@@ -754,6 +754,26 @@ func again(req *http.Request) (*http.Request, error) {
 	return next, nil
 }
 
+// openBenchPots opens and funds cfg.Pots pots, pot i with i mod historyMax
+// contributions of history (potsRun.openPots), and signs their tokens.
+func (r *potsRun) openBenchPots(ctx context.Context, historyMax int) error {
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
+	defer cancel()
+	var err error
+	if r.members, err = r.openPots(pctx, "B", r.cfg.Pots, potsFunding, historyMax); err != nil {
+		return fmt.Errorf("bench: open pots: %w", err)
+	}
+	for _, m := range r.members {
+		tok, err := gateway.SignToken(r.secret, gateway.Claims{Subject: m, Role: gateway.RoleMember,
+			IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(24 * time.Hour).Unix()})
+		if err != nil {
+			return err
+		}
+		r.tokens = append(r.tokens, "Bearer "+tok)
+	}
+	return nil
+}
+
 // openPots opens n pots named prefix + a number, each with one
 // contribution of fund and then, pot i, i mod historyMax contributions of
 // potsContribution (none for historyMax 0), from Callers goroutines, and

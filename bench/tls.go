@@ -104,7 +104,7 @@ func RunPotsTLS(ctx context.Context, cfg PotsConfig, out io.Writer) error {
 	}
 	defer mtls.close()
 	for _, side := range []*potsRun{plain, mtls} {
-		if err := side.openBenchPots(ctx); err != nil {
+		if err := side.openBenchPots(ctx, 0); err != nil {
 			return err
 		}
 	}
@@ -323,23 +323,4 @@ func startPotsRemote(ctx context.Context, cfg PotsConfig, root string, clusterTL
 	t.TLSClientConfig = clientTLS // HTTP/1.1, as the plain client: no ForceAttemptHTTP2
 	r.httpTLS = &http.Client{Transport: t}
 	return r, nil
-}
-
-// openBenchPots opens and funds cfg.Pots pots and signs their tokens.
-func (r *potsRun) openBenchPots(ctx context.Context) error {
-	pctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
-	defer cancel()
-	var err error
-	if r.members, err = r.openPots(pctx, "B", r.cfg.Pots, potsFunding, 0); err != nil {
-		return fmt.Errorf("bench: open pots: %w", err)
-	}
-	for _, m := range r.members {
-		tok, err := gateway.SignToken(r.secret, gateway.Claims{Subject: m, Role: gateway.RoleMember,
-			IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(24 * time.Hour).Unix()})
-		if err != nil {
-			return err
-		}
-		r.tokens = append(r.tokens, "Bearer "+tok)
-	}
-	return nil
 }
