@@ -186,6 +186,21 @@ func TestUnauthenticatedAndPlaintextClientsAreRefused(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, strings.ToLower(err.Error()), want)
 	}
+	// With TLS 1.3 the server checks a client certificate after the
+	// handshake: the client hears of the refusal either from the server's
+	// alert ("bad certificate", "certificate required") or, when it wrote
+	// first, as the connection closed after the handshake. Either is the
+	// TLS layer refusing it, before any user is considered.
+	refusedAtTLS := func(c natsauth.Client, alert string) {
+		t.Helper()
+		opts, err := c.Options()
+		require.NoError(t, err)
+		_, err = nats.Connect(srv.ClientURL(), opts...)
+		require.Error(t, err)
+		msg := strings.ToLower(err.Error())
+		assert.True(t, strings.Contains(msg, alert) || strings.Contains(msg, "connection closed by remote after tls handshake"),
+			"refused at TLS with %q: %v", alert, err)
+	}
 	// A certificate over TLS, but no seed: not a user.
 	noSeed := full
 	noSeed.SeedFile = ""
@@ -193,7 +208,7 @@ func TestUnauthenticatedAndPlaintextClientsAreRefused(t *testing.T) {
 	// A seed, but no client certificate: the TLS handshake fails.
 	noCert := full
 	noCert.CertFile, noCert.KeyFile = "", ""
-	refusedWith(noCert, "certificate required")
+	refusedAtTLS(noCert, "certificate required")
 	// A seed and a certificate, but not the CA: the server is not trusted.
 	noCA := full
 	noCA.CAFile = ""
@@ -204,7 +219,7 @@ func TestUnauthenticatedAndPlaintextClientsAreRefused(t *testing.T) {
 	require.NoError(t, err)
 	foreign := full
 	foreign.CertFile, foreign.KeyFile = natsauth.CertFile(other, natsauth.RoleNode), natsauth.KeyFile(other, natsauth.RoleNode)
-	refusedWith(foreign, "certificate")
+	refusedAtTLS(foreign, "certificate")
 	// Plaintext on the wire: the server says TLS is required and hangs up.
 	u, err := url.Parse(srv.ClientURL())
 	require.NoError(t, err)
