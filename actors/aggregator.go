@@ -39,9 +39,9 @@ import (
 // No actor sees every trade of a day: an aggregator sees its group's, an
 // asset book the groups' sums.
 //
-// On activation it replays its own stream, then the whole group feed: the
-// replicas cost memory (about a pot grain's state each) and a restart costs a
-// read of the group's history; both are noted in docs/dealing.md.
+// On activation it replays its own stream, then the whole group feed: a
+// restart costs a read of the group's history (docs/dealing.md). The
+// replicas are kept compact and encoded (actors/replica.go).
 type aggregator struct {
 	deps   *DealingDeps
 	group  uint32
@@ -49,7 +49,12 @@ type aggregator struct {
 
 	position uint64 // last feed position applied
 	pots     map[string]*replica
-	days     map[string]*closedDay // by date text
+	cur      *workingReplica // the replica being applied, decoded
+	// closedAllocated sums the executions of the trades the replicas have
+	// dropped (settled), per dealing day and asset, for reconciliation.
+	closedAllocated allocatedSums
+	days            map[string]*closedDay // by date text
+	unfrozen        []*closedDay          // closed days not yet frozen
 	// late are orders whose day was closed before they reached the feed,
 	// by order id, until their pot has rolled them.
 	late map[string]lateOrder
@@ -64,17 +69,18 @@ type aggregator struct {
 	pendingNotes []*pb.ContractNote
 }
 
-// replica is a pot as the feed shows it, with its ledger.
-type replica struct {
-	pot    *domain.Pot
-	ledger domain.Ledger
-}
-
 type closedDay struct {
 	date     domain.Date
 	position uint64
 	frozen   bool
-	batch    []domain.DayTrade // the day's trades, once frozen
+	// batch is the day's orders once frozen (codec.AppendBatchOrder), until
+	// they are allocated; orders and trades count them.
+	batch          []byte
+	orders, trades int
+	// allocated: every pot of the batch has taken its allocation, of
+	// allocatedPots pots.
+	allocated     bool
+	allocatedPots int
 }
 
 type lateOrder struct {
@@ -94,6 +100,7 @@ func (a *aggregator) activate(identity string) error {
 	a.group = uint32(g)
 	a.stream = systemStream{j: a.deps.Journal, name: aggregatorStream(a.group)}
 	a.pots, a.days, a.late = map[string]*replica{}, map[string]*closedDay{}, map[string]lateOrder{}
+	a.closedAllocated = allocatedSums{}
 	a.allocating, a.priced = map[string]bool{}, map[string]*pb.DayPriced{}
 	a.absorbed, a.sweeps = map[string]*pb.TradeAbsorbed{}, map[string]*pb.SweepProgress{}
 	ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.StepTimeout)
@@ -112,7 +119,7 @@ func (a *aggregator) applyOwn(m proto.Message) error {
 		if err != nil {
 			return err
 		}
-		a.days[m.Date] = &closedDay{date: d, position: m.Position}
+		a.addClosedDay(&closedDay{date: d, position: m.Position})
 	case *pb.DayPriced:
 		a.priced[m.Date] = m
 	case *pb.AllocationStarted:
@@ -142,8 +149,11 @@ func (a *aggregator) catchUp(ctx context.Context) error {
 			}
 		}
 		if len(events) < feedPage {
-			a.freezeUpTo(a.position)
-			return nil
+			// The steps read the replicas next: store the one applied last.
+			if err := a.storeWorking(); err != nil {
+				return err
+			}
+			return a.freezeUpTo(a.position)
 		}
 	}
 }
@@ -156,31 +166,33 @@ func (a *aggregator) applyFeed(e persistence.FeedEvent) error {
 	if e.Position <= a.position {
 		return nil
 	}
-	a.freezeUpTo(e.Position - 1)
+	if err := a.freezeUpTo(e.Position - 1); err != nil {
+		return err
+	}
 	a.position = e.Position
 	member, ok := strings.CutPrefix(e.Stream, "pot/")
 	if !ok {
 		return nil // not a pot's event
 	}
-	r := a.pots[member]
-	if r == nil {
-		r = &replica{pot: domain.NewPot(member), ledger: domain.Ledger{}}
-		a.pots[member] = r
-	}
-	if e.Version <= r.pot.Version {
+	if r := a.pots[member]; r != nil && e.Version <= r.version {
 		return nil
 	}
-	if e.Version != r.pot.Version+1 {
-		return fmt.Errorf("group %d feed: %s version %d after %d", a.group, e.Stream, e.Version, r.pot.Version)
+	w, err := a.working(member)
+	if err != nil {
+		return err
+	}
+	if e.Version != w.pot.Version+1 {
+		return fmt.Errorf("group %d feed: %s version %d after %d", a.group, e.Stream, e.Version, w.pot.Version)
 	}
 	de, err := codec.DecodePotEvent(e.Type, e.Data)
 	if err != nil {
 		return fmt.Errorf("group %d feed: %s version %d: %w", a.group, e.Stream, e.Version, err)
 	}
-	if err := r.ledger.Post(domain.Postings(r.pot, de)); err != nil {
+	if err := w.ledger.Post(domain.Postings(w.pot, de)); err != nil {
 		return fmt.Errorf("group %d feed: %s version %d: %w", a.group, e.Stream, e.Version, err)
 	}
-	r.pot.Apply(de)
+	w.pot.Apply(de)
+	w.r.version = w.pot.Version
 	switch de := de.(type) {
 	case domain.OrderPlaced:
 		if a.closedBefore(de.DealingDate, e.Position) {
@@ -196,7 +208,7 @@ func (a *aggregator) applyFeed(e persistence.FeedEvent) error {
 		delete(a.late, de.OrderID)
 	case domain.TradeExecuted:
 		if a.deps.Notifier != nil && e.Position > a.notifiedUpTo {
-			a.pendingNotes = append(a.pendingNotes, a.contractNote(member, r.pot, de))
+			a.pendingNotes = append(a.pendingNotes, a.contractNote(member, w.pot, de))
 		}
 	}
 	return nil
@@ -248,41 +260,69 @@ func (a *aggregator) closedBefore(d domain.Date, pos uint64) bool {
 	return closed && day.position < pos
 }
 
+// addClosedDay records a closed day, to be frozen when the feed passes its
+// position.
+func (a *aggregator) addClosedDay(day *closedDay) {
+	a.days[day.date.String()] = day
+	a.unfrozen = append(a.unfrozen, day)
+}
+
 // freezeUpTo freezes the batch of every closed day whose position is at or
 // before pos: the replicas are then exactly as the feed was at that day's
 // close. An open order for an earlier day that was never closed (a cycle
 // forced past it, or an order placed for it after the check) would be left
 // behind for good: it is late, and rolls to the next open day.
-func (a *aggregator) freezeUpTo(pos uint64) {
-	for _, day := range a.days {
-		if day.frozen || day.position > pos {
-			continue
+func (a *aggregator) freezeUpTo(pos uint64) error {
+	for len(a.unfrozen) > 0 {
+		i := slices.IndexFunc(a.unfrozen, func(d *closedDay) bool { return d.position <= pos })
+		if i < 0 {
+			return nil
 		}
-		day.frozen = true
-		for _, member := range slices.Sorted(maps.Keys(a.pots)) {
-			p := a.pots[member].pot
-			for _, id := range p.OrderIDs {
-				o := p.Orders[id]
-				if o.Cancelled || o.Trades[0].Status != domain.TradeAccepted {
-					continue
-				}
-				if o.DealingDate.Before(day.date) {
-					if _, closed := a.days[o.DealingDate.String()]; !closed {
-						a.late[o.ID] = lateOrder{member: member, from: o.DealingDate}
-					}
-					continue
-				}
-				if !o.DealingDate.Equal(day.date) {
-					continue
-				}
-				for _, t := range o.Trades {
-					day.batch = append(day.batch, domain.DayTrade{MemberID: member, OrderID: o.ID, TradeSpec: t.Spec()})
-				}
-				// An order in a batch is never late, whatever else said so.
-				delete(a.late, o.ID)
-			}
+		day := a.unfrozen[i]
+		a.unfrozen = slices.Delete(a.unfrozen, i, i+1)
+		if err := a.freeze(day); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// freeze builds a closed day's batch from the replicas' open orders.
+func (a *aggregator) freeze(day *closedDay) error {
+	if err := a.storeWorking(); err != nil {
+		return err
+	}
+	day.frozen = true
+	for _, member := range slices.Sorted(maps.Keys(a.pots)) {
+		var p *domain.Pot
+		for _, o := range a.pots[member].open {
+			if o.date.Before(day.date) {
+				if _, closed := a.days[o.date.String()]; !closed {
+					a.late[o.id] = lateOrder{member: member, from: o.date}
+				}
+				continue
+			}
+			if !o.date.Equal(day.date) {
+				continue
+			}
+			if p == nil {
+				var err error
+				if p, _, err = a.decoded(member); err != nil {
+					return err
+				}
+			}
+			order := p.Orders[o.id]
+			var err error
+			if day.batch, err = codec.AppendBatchOrder(day.batch, member, order); err != nil {
+				return err
+			}
+			day.orders++
+			day.trades += len(order.Trades)
+			// An order in a batch is never late, whatever else said so.
+			delete(a.late, o.id)
+		}
+	}
+	return nil
 }
 
 func (a *aggregator) handle(data []byte) proto.Message {
@@ -342,12 +382,22 @@ func (a *aggregator) settle(ctx context.Context, c *pb.AggSettle) (*pb.Aggregato
 	if err != nil {
 		return nil, err
 	}
+	if err := a.storeWorking(); err != nil {
+		return nil, err
+	}
 	calls := map[string]*pb.PotRequest{}
 	count := 0
 	for member, r := range a.pots {
+		if r.settleFrom.IsZero() || r.settleFrom.After(date) {
+			continue
+		}
+		p, _, err := a.decoded(member)
+		if err != nil {
+			return nil, err
+		}
 		var due []string
-		for _, id := range r.pot.OrderIDs {
-			for _, t := range r.pot.Orders[id].Trades {
+		for _, id := range p.OrderIDs {
+			for _, t := range p.Orders[id].Trades {
 				if t.Status == domain.TradeExecutedStatus && !t.Execution.SettlementDate.After(date) {
 					due = append(due, t.ID)
 				}
@@ -377,14 +427,12 @@ func (a *aggregator) close(ctx context.Context, c *pb.AggClose) (*pb.AggregatorR
 			return nil, err
 		}
 		day = &closedDay{date: date, position: a.position}
-		a.days[c.Date] = day
-		a.freezeUpTo(a.position)
+		a.addClosedDay(day)
+		if err := a.freezeUpTo(a.position); err != nil {
+			return nil, err
+		}
 	}
-	orders := map[string]bool{}
-	for _, t := range day.batch {
-		orders[t.OrderID] = true
-	}
-	return &pb.AggregatorResponse{Orders: int64(len(orders)), Trades: int64(len(day.batch))}, nil
+	return &pb.AggregatorResponse{Orders: int64(day.orders), Trades: int64(day.trades)}, nil
 }
 
 // openDays lists the dealing days before the date with trades not yet
@@ -397,14 +445,12 @@ func (a *aggregator) openDays(c *pb.AggOpenDays) (*pb.AggregatorResponse, error)
 	}
 	days := map[string]bool{}
 	for _, r := range a.pots {
-		p := r.pot
-		for _, id := range p.OrderIDs {
-			o := p.Orders[id]
-			if o.Cancelled || !o.DealingDate.Before(date) || o.Trades[0].Status != domain.TradeAccepted {
+		for _, o := range r.open {
+			if !o.date.Before(date) {
 				continue
 			}
-			if _, late := a.late[o.ID]; !late {
-				days[o.DealingDate.String()] = true
+			if _, late := a.late[o.id]; !late {
+				days[o.date.String()] = true
 			}
 		}
 	}
@@ -433,11 +479,18 @@ func (a *aggregator) price(ctx context.Context, c *pb.AggPrice) (*pb.AggregatorR
 	if err != nil {
 		return nil, err
 	}
+	if day.allocated {
+		return nil, fmt.Errorf("dealing day %s was allocated in group %d before it was priced", c.Date, a.group)
+	}
 	_, prices, err := decodePrices(c.Date, c.Prices)
 	if err != nil {
 		return nil, err
 	}
-	_, nets, err := domain.AllocateDay(day.batch, prices, a.unitDecimals)
+	trades, err := codec.DecodeBatch(day.batch)
+	if err != nil {
+		return nil, err
+	}
+	_, nets, err := domain.AllocateDay(trades, prices, a.unitDecimals)
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +533,8 @@ func (a *aggregator) unitDecimals(asset domain.ISIN) int32 {
 
 // allocate tells every pot of the batch its trades' executions, until each
 // has applied them; a trade its pot refuses because it was cancelled after
-// the cut-off is absorbed by the house.
+// the cut-off is absorbed by the house. Once every pot has taken its
+// allocation the day's batch is let go (a restart rebuilds it from the feed).
 func (a *aggregator) allocate(ctx context.Context, c *pb.AggAllocate) (*pb.AggregatorResponse, error) {
 	day, err := a.frozenDay(c.Date)
 	if err != nil {
@@ -488,6 +542,9 @@ func (a *aggregator) allocate(ctx context.Context, c *pb.AggAllocate) (*pb.Aggre
 	}
 	if _, ok := a.priced[c.Date]; !ok {
 		return nil, fmt.Errorf("dealing day %s is not priced in group %d", c.Date, a.group)
+	}
+	if day.allocated {
+		return &pb.AggregatorResponse{PotsAllocated: int64(day.allocatedPots), Trades: int64(day.trades)}, nil
 	}
 	if !a.allocating[c.Date] {
 		if err := a.stream.append(ctx, &pb.AllocationStarted{Date: c.Date, AtUnixNano: nanosNow(a.deps.Now)}); err != nil {
@@ -499,28 +556,40 @@ func (a *aggregator) allocate(ctx context.Context, c *pb.AggAllocate) (*pb.Aggre
 	if err != nil {
 		return nil, err
 	}
-	allocs, _, err := domain.AllocateDay(day.batch, prices, a.unitDecimals)
+	trades, err := codec.DecodeBatch(day.batch)
 	if err != nil {
 		return nil, err
 	}
-	now := a.deps.Now()
-	byMember := map[string][]domain.TradeExecuted{}
+	allocs, _, err := domain.AllocateDay(trades, prices, a.unitDecimals)
+	if err != nil {
+		return nil, err
+	}
+	byMember := map[string][]domain.Allocation{}
 	for _, al := range allocs {
+		byMember[al.MemberID] = append(byMember[al.MemberID], al)
+	}
+	now := a.deps.Now()
+	executed := func(al domain.Allocation) domain.TradeExecuted {
 		asset, _ := a.deps.Catalogue.Asset(al.Asset)
-		byMember[al.MemberID] = append(byMember[al.MemberID], domain.TradeExecuted{
+		return domain.TradeExecuted{
 			TradeID: al.ID, DealingDate: day.date, Units: al.Units, Price: al.Price, Cash: al.Cash,
 			SettlementDate: a.deps.Calendar.SettlementDate(day.date, asset.SettlementDays),
 			BatchID:        domain.BatchID(day.date, al.Asset), ExecutionID: c.ExecutionIds[string(al.Asset)], At: now,
-		})
+		}
 	}
 	for round := 0; ; round++ {
+		if err := a.storeWorking(); err != nil {
+			return nil, err
+		}
 		calls := map[string]*pb.PotRequest{}
-		for member, execs := range byMember {
+		for member, mine := range byMember {
+			// A trade is missing while its order is still accepted in the
+			// replica (the pot applies a day's executions in one append).
+			r := a.pots[member]
 			var missing []*pb.TradeExecuted
-			for _, e := range execs {
-				t := a.pots[member].pot.Trades[e.TradeID]
-				if t == nil || t.Status == domain.TradeAccepted && a.absorbed[e.TradeID] == nil {
-					missing = append(missing, codec.TradeExecutedMessage(e))
+			for _, al := range mine {
+				if r.hasOpen(al.OrderID) && a.absorbed[al.ID] == nil {
+					missing = append(missing, codec.TradeExecutedMessage(executed(al)))
 				}
 			}
 			if len(missing) > 0 {
@@ -529,6 +598,7 @@ func (a *aggregator) allocate(ctx context.Context, c *pb.AggAllocate) (*pb.Aggre
 			}
 		}
 		if len(calls) == 0 {
+			day.allocated, day.allocatedPots, day.batch = true, len(byMember), nil
 			return &pb.AggregatorResponse{PotsAllocated: int64(len(byMember)), Trades: int64(len(allocs))}, nil
 		}
 		if round >= a.deps.Config.PotCallAttempts {
@@ -549,7 +619,7 @@ func (a *aggregator) allocate(ctx context.Context, c *pb.AggAllocate) (*pb.Aggre
 		if err := a.catchUp(ctx); err != nil {
 			return nil, err
 		}
-		if err := a.absorbRefused(ctx, day, byMember, refused); err != nil {
+		if err := a.absorbRefused(ctx, day, byMember, executed, refused); err != nil {
 			return nil, err
 		}
 	}
@@ -558,18 +628,27 @@ func (a *aggregator) allocate(ctx context.Context, c *pb.AggAllocate) (*pb.Aggre
 // absorbRefused books to the house every trade of a refused allocation that
 // its pot cancelled (after the cut-off; the fence should make this
 // impossible, and the house account keeps the books exact if it happens).
-func (a *aggregator) absorbRefused(ctx context.Context, day *closedDay, byMember map[string][]domain.TradeExecuted, refused map[string]*pb.Problem) error {
+// A cancelled order's trades are closed, so the replica may have dropped
+// them: a trade of the batch the replica no longer holds was cancelled
+// (an executed one stays until it settles, days later).
+func (a *aggregator) absorbRefused(ctx context.Context, day *closedDay, byMember map[string][]domain.Allocation,
+	executed func(domain.Allocation) domain.TradeExecuted, refused map[string]*pb.Problem) error {
 	var events []proto.Message
-	for member := range refused {
-		for _, e := range byMember[member] {
-			t := a.pots[member].pot.Trades[e.TradeID]
-			if t == nil || t.Status != domain.TradeCancelled || a.absorbed[e.TradeID] != nil {
+	for _, member := range slices.Sorted(maps.Keys(refused)) {
+		p, _, err := a.decoded(member)
+		if err != nil {
+			return err
+		}
+		for _, al := range byMember[member] {
+			t := p.Trades[al.ID]
+			if t != nil && t.Status != domain.TradeCancelled || a.absorbed[al.ID] != nil {
 				continue
 			}
-			ev := &pb.TradeAbsorbed{Date: day.date.String(), MemberId: member, TradeId: t.ID, Asset: string(t.Asset),
-				Side: pb.Side(t.Side), Units: e.Units.String(), Cash: e.Cash.String(), AtUnixNano: nanosNow(a.deps.Now)}
+			e := executed(al)
+			ev := &pb.TradeAbsorbed{Date: day.date.String(), MemberId: member, TradeId: al.ID, Asset: string(al.Asset),
+				Side: pb.Side(al.Side), Units: e.Units.String(), Cash: e.Cash.String(), AtUnixNano: nanosNow(a.deps.Now)}
 			events = append(events, ev)
-			a.deps.Logger.Error("trade cancelled after the cut-off; the house absorbs it", "member", member, "trade", t.ID, "date", day.date)
+			a.deps.Logger.Error("trade cancelled after the cut-off; the house absorbs it", "member", member, "trade", al.ID, "date", day.date)
 		}
 	}
 	if len(events) == 0 {
@@ -598,9 +677,12 @@ func (a *aggregator) sweep(ctx context.Context, c *pb.AggSweep) (*pb.AggregatorR
 	if err != nil {
 		return nil, err
 	}
+	if err := a.storeWorking(); err != nil {
+		return nil, err
+	}
 	var members []string
 	for _, m := range slices.Sorted(maps.Keys(a.pots)) {
-		if p := a.pots[m].pot; p.Opened && p.Profile != "" {
+		if a.pots[m].profiled {
 			members = append(members, m)
 		}
 	}
@@ -629,9 +711,12 @@ func (a *aggregator) sweep(ctx context.Context, c *pb.AggSweep) (*pb.AggregatorR
 	if err := a.catchUp(ctx); err != nil {
 		return nil, err
 	}
+	if err := a.storeWorking(); err != nil {
+		return nil, err
+	}
 	traded := 0
 	for _, m := range members {
-		if a.pots[m].pot.LastRebalance.Equal(date) {
+		if a.pots[m].lastRebalance.Equal(date) {
 			traded++
 		}
 	}

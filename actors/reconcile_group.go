@@ -36,15 +36,18 @@ func (a *aggregator) reconcile(ctx context.Context, c *pb.AggReconcile) (*pb.Agg
 		}
 		return assets[a]
 	}
-	type dayAsset struct {
-		date  string
-		asset domain.ISIN
-	}
-	allocated := map[dayAsset]*domain.AssetDay{}
+	// What the pots were allocated: the trades the replicas dropped (settled)
+	// and those they hold.
+	allocated := a.closedAllocated.clone()
 	var available, reserved, pending domain.Money
+	if err := a.storeWorking(); err != nil {
+		return nil, err
+	}
 	for _, member := range slices.Sorted(maps.Keys(a.pots)) {
-		r := a.pots[member]
-		p := r.pot
+		p, ledger, err := a.decoded(member)
+		if err != nil {
+			return nil, err
+		}
 		if !p.Opened {
 			continue
 		}
@@ -52,7 +55,7 @@ func (a *aggregator) reconcile(ctx context.Context, c *pb.AggReconcile) (*pb.Agg
 		if err := p.CheckInvariants(); err != nil {
 			brk("pot-invariant", member, err.Error())
 		}
-		if err := p.CheckLedger(r.ledger); err != nil {
+		if err := p.CheckLedger(ledger); err != nil {
 			brk("pot-ledger", member, err.Error())
 		}
 		if c.Deep {
@@ -77,18 +80,7 @@ func (a *aggregator) reconcile(ctx context.Context, c *pb.AggReconcile) (*pb.Agg
 				s := sums(t.Asset)
 				s.settled, s.pending = s.settled.Add(e.Units.Decimal()), s.pending.Sub(e.Units.Decimal())
 			}
-			k := dayAsset{e.DealingDate.String(), t.Asset}
-			d := allocated[k]
-			if d == nil {
-				d = &domain.AssetDay{Asset: t.Asset, Price: e.Price}
-				allocated[k] = d
-			}
-			d.Trades++
-			if t.Side == domain.Buy {
-				d.BuyUnits, d.PotBuyCost = d.BuyUnits.Add(e.Units), d.PotBuyCost.Add(e.Cash)
-			} else {
-				d.SellUnits, d.PotSellCash = d.SellUnits.Add(e.Units), d.PotSellCash.Add(e.Cash)
-			}
+			allocated.add(t, e)
 		}
 	}
 	// The house holds what it absorbed: a buy's units, less a sell's.
@@ -151,14 +143,20 @@ func (a *aggregator) reconcile(ctx context.Context, c *pb.AggReconcile) (*pb.Agg
 // checkRecovery compares a pot recovered as its grain recovers it (latest
 // snapshot, then the events after it) with the replica replayed from zero
 // through the feed: docs/domain.md invariant 2, on the journal as it stands.
+// The replica holds no closed history, so the recovered pot is compared
+// without its own (domain.Pot.DropClosed): balances, holdings and open work.
 func (a *aggregator) checkRecovery(ctx context.Context, member string) error {
 	for attempt := 0; ; attempt++ {
 		recovered, _, err := RecoverPot(ctx, a.deps.Journal, member, a.deps.Logger)
 		if err != nil {
 			return err
 		}
-		replica := a.pots[member].pot
+		replica, _, err := a.decoded(member)
+		if err != nil {
+			return err
+		}
 		if recovered.Version == replica.Version {
+			recovered.DropClosed()
 			if recovered.Canonical() != replica.Canonical() {
 				return fmt.Errorf("recovered at version %d differs from the replay of the feed", recovered.Version)
 			}

@@ -27,6 +27,21 @@ var ErrSnapshotFormat = errors.New("codec: pot snapshot of another format")
 
 // EncodePotSnapshot encodes a pot's state.
 func EncodePotSnapshot(p *domain.Pot) ([]byte, error) {
+	m, err := potSnapshotMessage(p)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 1, 1+proto.Size(m))
+	b[0] = snapshotFormat
+	b, err = proto.MarshalOptions{Deterministic: true}.MarshalAppend(b, m)
+	if err != nil {
+		return nil, fmt.Errorf("codec: encode snapshot of pot %s: %w", p.MemberID, err)
+	}
+	return b, nil
+}
+
+// potSnapshotMessage is a pot's state as a message.
+func potSnapshotMessage(p *domain.Pot) (*pb.PotSnapshot, error) {
 	if len(p.OrderIDs) != len(p.Orders) || len(p.MovementIDs) != len(p.Movements) {
 		return nil, fmt.Errorf("codec: snapshot of pot %s: %d order ids for %d orders, %d movement ids for %d movements",
 			p.MemberID, len(p.OrderIDs), len(p.Orders), len(p.MovementIDs), len(p.Movements))
@@ -62,13 +77,7 @@ func EncodePotSnapshot(p *domain.Pot) ([]byte, error) {
 		m.Requests = append(m.Requests, &pb.SnapshotRequest{Key: r.Key, Hash: r.Hash, Kind: pb.RequestKind(r.Kind), RefId: r.RefID,
 			AtUnixNano: nanos(r.At)})
 	}
-	b := make([]byte, 1, 1+proto.Size(m))
-	b[0] = snapshotFormat
-	b, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend(b, m)
-	if err != nil {
-		return nil, fmt.Errorf("codec: encode snapshot of pot %s: %w", p.MemberID, err)
-	}
-	return b, nil
+	return m, nil
 }
 
 func snapshotOrder(o *domain.Order) *pb.SnapshotOrder {
@@ -97,6 +106,18 @@ func DecodePotSnapshot(data []byte) (*domain.Pot, error) {
 	if err := proto.Unmarshal(data[1:], &m); err != nil {
 		return nil, fmt.Errorf("codec: decode pot snapshot: %w", err)
 	}
+	p, err := potFromSnapshot(&m)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Restore(); err != nil {
+		return nil, fmt.Errorf("codec: decode pot snapshot: %w", err)
+	}
+	return p, nil
+}
+
+// potFromSnapshot is the pot a message holds, not yet restored.
+func potFromSnapshot(m *pb.PotSnapshot) (*domain.Pot, error) {
 	var d decoder
 	p := domain.NewPot(m.MemberId)
 	p.Profile, p.Opened, p.OpenedAt, p.Version, p.Seq = m.Profile, m.Opened, unixNano(m.OpenedAtUnixNano), m.Version, m.Seq
@@ -122,9 +143,6 @@ func DecodePotSnapshot(data []byte) (*domain.Pot, error) {
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("codec: decode pot snapshot of %s: %w", m.MemberId, d.err)
-	}
-	if err := p.Restore(); err != nil {
-		return nil, fmt.Errorf("codec: decode pot snapshot: %w", err)
 	}
 	return p, nil
 }

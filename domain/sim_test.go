@@ -143,6 +143,34 @@ func (s *sim) checkReplay() {
 		if got := canonical(fromZero); got != want {
 			s.t.Fatalf("pot %s: replay from zero differs:\n%s", m, diffLines(want, got))
 		}
+		s.checkReplicaReplay(m, sp, fromZero)
+	}
+}
+
+// checkReplicaReplay asserts that a pot which drops its closed history after
+// every event (an aggregator's replica, DropClosed) applies the rest of the
+// events as the whole pot does: it ends equal to the whole pot with its
+// closed history dropped once, its invariants and ledger hold, and every
+// order it dropped was closed and is dropped once.
+func (s *sim) checkReplicaReplay(member string, sp *simPot, whole *Pot) {
+	s.t.Helper()
+	replica, ledger := NewPot(member), Ledger{}
+	dropped := map[string]bool{}
+	for _, e := range sp.events {
+		require.NoError(s.t, ledger.Post(Postings(replica, e)))
+		replica.Apply(e)
+		for _, o := range replica.DropClosed() {
+			require.False(s.t, dropped[o.ID], "order %s dropped twice", o.ID)
+			require.True(s.t, o.closed(), "order %s dropped while open", o.ID)
+			dropped[o.ID] = true
+		}
+	}
+	require.NoError(s.t, replica.CheckInvariants(), "replica of %s", member)
+	require.NoError(s.t, replica.CheckLedger(ledger), "replica of %s", member)
+	wholeDropped := whole.DropClosed()
+	require.Len(s.t, dropped, len(wholeDropped), "orders dropped by %s's replica and by the whole pot", member)
+	if got, want := canonical(replica), canonical(whole); got != want {
+		s.t.Fatalf("pot %s: replica differs from the whole pot without its closed history:\n%s", member, diffLines(want, got))
 	}
 }
 
