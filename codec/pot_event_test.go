@@ -31,7 +31,7 @@ func decide(tb testing.TB, p *domain.Pot, cmd domain.Command, ctx *domain.Contex
 // event: open, contribute (invested), allocation, settlement, a sell that is
 // cancelled, a buy that rolls, a switch (a proceeds-linked buy), a cash
 // withdrawal, a profile change and a rebalance.
-func potLife(t *testing.T) []domain.Event {
+func potLife(t testing.TB) []domain.Event {
 	t.Helper()
 	loc, err := time.LoadLocation("Europe/London")
 	if err != nil {

@@ -390,13 +390,34 @@ func (d *decider) setRiskProfile(c SetRiskProfile) error {
 // ---------------------------------------------------------------------------
 // System commands
 
-func (d *decider) rebalance(c Rebalance) error {
-	if d.p.Profile == "" || !c.Date.After(d.p.LastRebalance) {
-		return nil // self-directed, or this day (or a later one) already done
+// RebalanceDue reports whether a Rebalance for date at prices may change the
+// pot or be refused: false when Decide would certainly answer it with no
+// events. The daily sweep asks it of its replicas first, and calls only the
+// pots it is true for (on an ordinary day a few; Decide still decides).
+func RebalanceDue(p *Pot, cat *Catalogue, date Date, prices map[ISIN]Price) bool {
+	if p.Profile == "" || !date.After(p.LastRebalance) {
+		return false // self-directed, or this day (or a later one) already done
 	}
-	if d.p.HasOpenTrades() {
+	if p.HasOpenTrades() {
 		// Its accepted trades will change the mix; the next day's prices
 		// will see the result.
+		return false
+	}
+	prof, ok := cat.Profile(p.Profile)
+	if !ok {
+		return true // refused: the pot says why
+	}
+	mix := p.Mix(prices)
+	for a, pos := range mix.Positions {
+		if pos.Price.IsZero() && (pos.Units.Sign() > 0 || !prof.Target(a).IsZero()) {
+			return true // refused
+		}
+	}
+	return CheckDrift(prof, mix).OutOfBand
+}
+
+func (d *decider) rebalance(c Rebalance) error {
+	if !RebalanceDue(d.p, d.ctx.Catalogue, c.Date, c.Prices) {
 		return nil
 	}
 	prof, err := d.profile(d.p.Profile)
@@ -408,9 +429,6 @@ func (d *decider) rebalance(c Rebalance) error {
 		if pos.Price.IsZero() && (pos.Units.Sign() > 0 || !prof.Target(a).IsZero()) {
 			return refuse(ErrNoPrice, "rebalance of %s without a price for %s", c.Date, a)
 		}
-	}
-	if !CheckDrift(prof, mix).OutOfBand {
-		return nil
 	}
 	plan := PlanRebalance(prof, mix, d.unitDecimals)
 	if plan.IsEmpty() {

@@ -276,3 +276,49 @@ func TestPotLimit(t *testing.T) {
 	}
 	s.checkReplay()
 }
+
+// TestRebalanceDue: the sweep's pre-check is false exactly where Decide
+// would answer a Rebalance with nothing, and true where it trades or refuses.
+func TestRebalanceDue(t *testing.T) {
+	mon, tue := MustDate("2026-11-23"), MustDate("2026-11-24")
+	onTarget := func() *Pot {
+		p := NewPot("M000001")
+		p.Opened, p.Profile = true, "balanced"
+		p.Cash.Available = MustMoney("20.00")
+		p.Holdings[globalEquity] = &Holding{Settled: MustUnits("550")}
+		p.Holdings[globalBonds] = &Holding{Settled: MustUnits("350")}
+		p.Holdings[property] = &Holding{Settled: MustUnits("80")}
+		return p
+	}
+	flat, equityDoubled := prices("1", "1", "1"), prices("2", "1", "1")
+	noEquityPrice := prices("1", "1", "1")
+	delete(noEquityPrice, globalEquity)
+	cases := []struct {
+		name   string
+		change func(p *Pot)
+		date   Date
+		prices map[ISIN]Price
+		want   bool
+	}{
+		{"on target", nil, tue, flat, false},
+		{"out of band", nil, tue, equityDoubled, true},
+		{"self-directed", func(p *Pot) { p.Profile = "" }, tue, equityDoubled, false},
+		{"already rebalanced that day", func(p *Pot) { p.LastRebalance = tue }, tue, equityDoubled, false},
+		{"rebalanced a day before", func(p *Pot) { p.LastRebalance = mon }, tue, equityDoubled, true},
+		{"open trades", func(p *Pot) {
+			o := &Order{ID: "M000001-9", DealingDate: tue, Trades: []*Trade{{ID: "M000001-10", OrderID: "M000001-9", Asset: ukEquity, Side: Buy, Status: TradeAccepted}}}
+			p.Orders[o.ID], p.OrderIDs, p.Trades[o.Trades[0].ID] = o, []string{o.ID}, o.Trades[0]
+		}, tue, equityDoubled, false},
+		{"unknown profile (refused)", func(p *Pot) { p.Profile = "reckless" }, tue, flat, true},
+		{"no price for a held asset (refused)", nil, tue, noEquityPrice, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := onTarget()
+			if c.change != nil {
+				c.change(p)
+			}
+			assert.Equal(t, c.want, RebalanceDue(p, DefaultCatalogue(), c.date, c.prices))
+		})
+	}
+}
