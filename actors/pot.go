@@ -97,7 +97,9 @@ type heldReply struct {
 type flushWaiting struct{}
 
 // NewPotKind returns the cluster kind of pot grains hosted by a node, with
-// deps shared by them. idleTimeout passivates a pot without messages.
+// deps shared by them. idleTimeout passivates a pot without messages, and
+// deps.Config.ResidentMax one quiet for ResidentIdle while the node holds
+// more pots than that.
 func NewPotKind(deps *PotDeps) func(idleTimeout time.Duration) *protocluster.Kind {
 	deps.Config.EnsureDefaults()
 	if deps.Logger == nil {
@@ -108,11 +110,18 @@ func NewPotKind(deps *PotDeps) func(idleTimeout time.Duration) *protocluster.Kin
 	}
 	deps.recoveries = make(chan struct{}, deps.Config.RecoveriesMax)
 	deps.pending = new(atomic.Int64)
+	deps.active = new(atomic.Int64)
+	var resident *residentCap
+	if deps.Config.ResidentMax > 0 {
+		resident = &residentCap{max: int64(deps.Config.ResidentMax), idle: deps.Config.ResidentIdle, active: deps.active}
+	}
 	deps.workers = newWorkers(potWorkersIdleMax, deps.Logger)
 	dispatcher := deps.workers.dispatcher(potMailboxThroughput)
 	mailboxes := potMailboxes()
 	return func(idleTimeout time.Duration) *protocluster.Kind {
-		props := actor.PropsFromProducer(func() actor.Actor { return &potActor{deps: deps, idle: idleTimer{idle: idleTimeout}} },
+		props := actor.PropsFromProducer(func() actor.Actor {
+			return &potActor{deps: deps, idle: idleTimer{idle: idleTimeout, resident: resident}}
+		},
 			actor.WithDispatcher(dispatcher), actor.WithMailbox(mailboxes))
 		return protocluster.NewKind(PotKind, props)
 	}
@@ -195,8 +204,11 @@ func (a *potActor) Receive(ctx actor.Context) {
 			a.deps.pending.Add(-int64(len(b.replies)))
 		}
 		a.waiting = nil
-		if a.deps.Metrics != nil && a.pot != nil {
-			a.deps.Metrics.ActivePots.Dec()
+		if a.pot != nil { // activated
+			a.deps.active.Add(-1)
+			if m := a.deps.Metrics; m != nil {
+				m.ActivePots.Dec()
+			}
 		}
 	}
 }
@@ -284,6 +296,7 @@ func (a *potActor) activate(member string) {
 		return
 	}
 	a.pot, a.durable, a.snapshot = p, p.Version, recovered
+	a.deps.active.Add(1) // until Stopped
 	if m := a.deps.Metrics; m != nil {
 		m.Activations.Inc()
 		m.ActivePots.Inc()
