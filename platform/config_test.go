@@ -26,6 +26,10 @@ func TestConfigValidate(t *testing.T) {
 			c.ClusterCA, c.ClusterCert, c.ClusterKey, c.ClusterPlaintext = "ca.crt", "n.crt", "n.key", true
 		}, "plaintext asked for"},
 		{"gateway certificate without a key", func(c *Config) { c.TLSCert = "gw.crt" }, "gateway TLS"},
+		{"no pot resident bound", func(c *Config) { c.PotResidentMax = -1 }, ""},
+		{"short pot resident idle", func(c *Config) { c.PotResidentIdle = 10 * time.Millisecond }, "pot resident idle 10ms"},
+		{"negative pot resident idle", func(c *Config) { c.PotResidentIdle = -time.Second }, "pot resident idle -1s"},
+		{"pot resident idle past the idle timeout", func(c *Config) { c.PotResidentIdle = time.Hour }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Config
@@ -39,4 +43,14 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	var c Config
+	c.EnsureDefaults()
+	require.Equal(t, DefaultPotResidentMax, c.PotResidentMax, "PotResidentMax")
+	require.Equal(t, DefaultPotResidentIdle, c.PotResidentIdle, "PotResidentIdle")
+	pots := c.potConfig()
+	require.Equal(t, c.PotResidentMax, pots.ResidentMax, "pots' ResidentMax")
+	require.Equal(t, c.PotResidentIdle, pots.ResidentIdle, "pots' ResidentIdle")
 }

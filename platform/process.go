@@ -105,7 +105,7 @@ func StartMember(cfg Config) (p *Process, err error) {
 	}
 	registry := newRegistry()
 	p.node, err = StartNode(NodeConfig{Cluster: cc, Journal: p.journal, Catalogue: cat, Calendar: cal,
-		PotIdleTimeout: cfg.PotIdleTimeout, Custodian: client, Notifier: notifier, Now: cfg.Now, Registry: registry, Logger: p.log,
+		PotIdleTimeout: cfg.PotIdleTimeout, Pots: cfg.potConfig(), Custodian: client, Notifier: notifier, Now: cfg.Now, Registry: registry, Logger: p.log,
 		Dealing: actors.DealingConfig{WindowAheadDealingDays: cfg.DealingWindowAhead}})
 	if err != nil {
 		return nil, err

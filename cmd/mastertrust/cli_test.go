@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -265,4 +266,29 @@ func TestVersion(t *testing.T) {
 		"built with go1.26.8 for linux/amd64\n", versionText(bi))
 	bi.Settings = nil
 	assert.Contains(t, versionText(bi), "revision unknown")
+}
+
+// dev's and node's pot flags bind platform.Config, from the command line or
+// their environment variables.
+func TestPotFlags(t *testing.T) {
+	parse := func(args ...string) (platform.Config, error) {
+		f := newFlags("test", io.Discard)
+		var cfg platform.Config
+		potFlags(f, &cfg)
+		return cfg, f.parse(args)
+	}
+	cfg, err := parse()
+	require.NoError(t, err)
+	assert.Equal(t, platform.DefaultPotResidentMax, cfg.PotResidentMax)
+	assert.Equal(t, platform.DefaultPotResidentIdle, cfg.PotResidentIdle)
+
+	cfg, err = parse("--pot-resident-max", "10", "--pot-resident-idle", "500ms")
+	require.NoError(t, err)
+	assert.Equal(t, 10, cfg.PotResidentMax)
+	assert.Equal(t, 500*time.Millisecond, cfg.PotResidentIdle)
+
+	t.Setenv("MASTERTRUST_POT_RESIDENT_MAX", "-1")
+	cfg, err = parse()
+	require.NoError(t, err)
+	assert.Equal(t, -1, cfg.PotResidentMax, "MASTERTRUST_POT_RESIDENT_MAX")
 }

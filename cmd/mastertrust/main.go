@@ -275,7 +275,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	f.stringVar(&cfg.HTTPAddr, "http", platform.DefaultHTTPAddr, "the gateway's listen address (port 0 picks a free one)")
 	gatewayLimitFlags(f, &cfg)
 	gatewayTLSFlags(f, &cfg)
-	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
+	potFlags(f, &cfg)
 	journalSyncFlag(f, &cfg)
 	f.intVar(&cfg.DealingWindowAhead, "dealing-window-ahead", 10, "dealing days after today, or after the latest day a cycle ran for if later, that prices and cycles may be for (negative: no bound)")
 	tokenTTL := time.Duration(0)
@@ -446,6 +446,16 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// potFlags binds when a node's pots passivate (docs/decisions.md, "A
+// node keeps a bounded number of pots resident").
+func potFlags(f *flags, cfg *platform.Config) {
+	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
+	f.intVar(&cfg.PotResidentMax, "pot-resident-max", platform.DefaultPotResidentMax,
+		"pots a node keeps active before quiet ones passivate early, after --pot-resident-idle (negative: no bound)")
+	f.durationVar(&cfg.PotResidentIdle, "pot-resident-idle", platform.DefaultPotResidentIdle,
+		"passivate a pot after this long without a message while the node holds more than --pot-resident-max")
+}
+
 // journalSyncFlag binds Config.JournalMinSyncInterval.
 func journalSyncFlag(f *flags, cfg *platform.Config) {
 	f.durationVar(&cfg.JournalMinSyncInterval, "journal-min-sync-interval", 0,
@@ -466,7 +476,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	groups := 0
 	f.intVar(&groups, "groups", platform.DefaultGroups, "pot groups of a new journal (fixed once created)")
 	f.intVar(&cfg.Replicas, "replicas", 1, "replicas of each JetStream stream (3 in production)")
-	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
+	potFlags(f, &cfg)
 	journalSyncFlag(f, &cfg)
 	f.intVar(&cfg.DealingWindowAhead, "dealing-window-ahead", 1, "dealing days after today that prices and cycles may be for (1: the next dealing day; negative: no bound)")
 	if err := f.parse(args); err != nil {
