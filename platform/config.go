@@ -137,6 +137,17 @@ type Config struct {
 	// would passivate between one caller's requests.
 	PotResidentMax  int
 	PotResidentIdle time.Duration
+	// MemoryLimitBytes, if positive, is the Go runtime's soft memory limit
+	// for the process (runtime/debug.SetMemoryLimit), set when dev or a
+	// node starts and set back when it stops: the collector works harder
+	// as the runtime's memory nears it, instead of letting the heap grow
+	// to twice the live heap (GOGC=100) and the process out of its
+	// machine's or container's memory. Set it below that memory, leaving
+	// room for what the Go runtime does not manage (memory allocated by C
+	// code, the kernel's page cache). It is soft: with a live heap above
+	// it the collector takes up to about half the CPU, and nothing fails.
+	// At least 64 MiB. 0 (the default): Go's own, GOMEMLIMIT or none.
+	MemoryLimitBytes int64
 	// RequestTimeout bounds one grain call from the gateway. Default 5 s.
 	RequestTimeout time.Duration
 	// InFlightMax and SlotWaitMax are the gateway's limits on members'
@@ -208,6 +219,10 @@ const (
 	// requests of one caller, and the timers of pots over the bound would
 	// fire more than ten times a second each.
 	potResidentIdleMin = 100 * time.Millisecond
+	// MemoryLimitBytesMin: below it the collector would run all the time
+	// (a node's live heap is tens of MiB before it holds any pot).
+	MemoryLimitBytesMin = 64 << 20
+
 	// journalMinSyncIntervalMax: every acknowledged append may wait this
 	// long for its sync (the Pebble journal's own bound).
 	journalMinSyncIntervalMax = 10 * time.Millisecond
@@ -289,6 +304,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PotResidentIdle < potResidentIdleMin {
 		bad("pot resident idle %s: want at least %s", c.PotResidentIdle, potResidentIdleMin)
+	}
+	if c.MemoryLimitBytes < 0 || (c.MemoryLimitBytes > 0 && c.MemoryLimitBytes < MemoryLimitBytesMin) {
+		bad("memory limit %d bytes: want 0 (Go's own) or at least %s", c.MemoryLimitBytes, FormatByteSize(MemoryLimitBytesMin))
 	}
 	if c.RequestTimeout <= 0 {
 		bad("request timeout %s: want more than 0", c.RequestTimeout)

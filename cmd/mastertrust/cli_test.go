@@ -292,3 +292,32 @@ func TestPotFlags(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, -1, cfg.PotResidentMax, "MASTERTRUST_POT_RESIDENT_MAX")
 }
+
+// The --memory-limit flag of dev, node and bench cycle reads sizes in
+// units, from the command line or its environment variable.
+func TestMemoryLimitFlag(t *testing.T) {
+	parse := func(args ...string) (int64, error) {
+		f := newFlags("test", io.Discard)
+		var limit int64
+		memoryLimitFlag(f, &limit)
+		return limit, f.parse(args)
+	}
+	limit, err := parse()
+	require.NoError(t, err)
+	assert.Zero(t, limit, "no memory limit by default")
+
+	limit, err = parse("--memory-limit", "8GiB")
+	require.NoError(t, err)
+	assert.Equal(t, int64(8<<30), limit)
+
+	_, err = parse("--memory-limit", "8G")
+	assert.ErrorContains(t, err, "unknown unit")
+
+	t.Setenv("MASTERTRUST_MEMORY_LIMIT", "6GB")
+	limit, err = parse()
+	require.NoError(t, err)
+	assert.Equal(t, int64(6_000_000_000), limit, "MASTERTRUST_MEMORY_LIMIT")
+	t.Setenv("MASTERTRUST_MEMORY_LIMIT", "lots")
+	_, err = parse()
+	assert.ErrorContains(t, err, `MASTERTRUST_MEMORY_LIMIT="lots"`)
+}
