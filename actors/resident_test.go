@@ -30,7 +30,6 @@ func TestPotsOverTheResidentCapPassivateEarly(t *testing.T) {
 		versions[m] = before[m].Version
 	}
 	activations := counterValue(t, metrics.Activations)
-	require.Equal(t, float64(pots), activations, "activations")
 	require.Eventually(t, func() bool { return gaugeValue(t, metrics.ActivePots) <= residentMax }, 5*time.Second, 10*time.Millisecond,
 		"active pots down to the cap of %d", residentMax)
 
@@ -57,14 +56,17 @@ func TestPotsOverTheResidentCapPassivateEarly(t *testing.T) {
 // nothing while the node is under it: quiet pots stay for their whole idle
 // timeout, then passivate.
 func TestPotsUnderTheResidentCapStayForTheirIdleTimeout(t *testing.T) {
-	const idle, pots = 1500 * time.Millisecond, 5
+	const idle, residentIdle, pots = 2 * time.Second, 50 * time.Millisecond, 5
 	w, metrics := newMeteredWorld(t, worldOptions{idle: idle,
-		potConfig: actors.PotConfig{ResidentMax: 100, ResidentIdle: 50 * time.Millisecond}})
+		potConfig: actors.PotConfig{ResidentMax: 100, ResidentIdle: residentIdle}})
+	start := time.Now() // no pot's idle timeout ends before start+idle
 	for i := range pots {
 		w.must(fmt.Sprintf("U%03d", i), openPot("open", "balanced"))
 	}
-	// Twenty of the cap's periods, and less than the idle timeout.
-	require.Never(t, func() bool { return gaugeValue(t, metrics.ActivePots) < pots }, idle-500*time.Millisecond, 20*time.Millisecond,
+	// Many of the cap's periods, and less than the idle timeout.
+	window := idle - time.Since(start) - 200*time.Millisecond
+	require.Greater(t, window, 10*residentIdle, "time left to watch the pots after opening them")
+	require.Never(t, func() bool { return gaugeValue(t, metrics.ActivePots) < pots }, window, 20*time.Millisecond,
 		"a pot passivated before its idle timeout")
 	waitPassivated(t, metrics)
 }
