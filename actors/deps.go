@@ -72,7 +72,37 @@ type PotConfig struct {
 	// cycle's commands are never refused: the cycle sends them at its own
 	// bounded pace. Default: defaultPotPendingMax.
 	PendingMax int
+	// ResidentMax bounds, softly, the pots a node keeps active: while more
+	// are, a pot quiet for ResidentIdle passivates (saving a snapshot if it
+	// appended since its last) without waiting for its idle timeout. The
+	// node then holds about ResidentMax pots plus those used within the
+	// last ResidentIdle (see residentCap). Negative: no bound, pots
+	// passivate after their idle timeout only. Default:
+	// DefaultPotResidentMax.
+	ResidentMax int
+	// ResidentIdle is how long a pot must have been quiet to passivate
+	// early while the node is over ResidentMax. Past the kind's idle
+	// timeout it changes nothing. Default: DefaultPotResidentIdle.
+	ResidentIdle time.Duration
 }
+
+// DefaultPotResidentMax: a resident pot holds ~5.8 KB of heap after the
+// bench cycle's setup (docs/performance.md), so 100,000 pots are ~0.55 GiB,
+// a bounded share of a node's memory however many members it serves. A
+// node on the project's 2 cores makes at most ~30,000 commands/s, so it
+// touches at most ~60,000 pots in DefaultPotResidentIdle: a node reaches
+// the bound only by holding pots quiet for seconds, and under it pots
+// passivate after their idle timeout as before (the bench cycle's default
+// 100,000 pots run as they did).
+const DefaultPotResidentMax = 100_000
+
+// DefaultPotResidentIdle: 2 s is far longer than the gaps between the
+// requests of one caller's burst, or between a dealing step's calls to one
+// pot, so an early passivation seldom costs an activation soon after; and
+// short enough that a node over the bound sheds its quiet pots in seconds.
+// An activation after it reads one snapshot (a pot saves one when it
+// passivates) instead of the pot's events.
+const DefaultPotResidentIdle = 2 * time.Second
 
 // defaultPotPendingMax: a node makes 5,000–30,000 durable commands/s on the
 // project's 2 cores (HTTP orders and bare grain calls, docs/performance.md),
@@ -100,6 +130,12 @@ func (c *PotConfig) EnsureDefaults() {
 	if c.PendingMax == 0 {
 		c.PendingMax = defaultPotPendingMax
 	}
+	if c.ResidentMax == 0 {
+		c.ResidentMax = DefaultPotResidentMax
+	}
+	if c.ResidentIdle == 0 {
+		c.ResidentIdle = DefaultPotResidentIdle
+	}
 }
 
 // Validate reports every invalid field.
@@ -116,6 +152,9 @@ func (c *PotConfig) Validate() error {
 	}
 	if c.PendingMax < 0 {
 		problems = append(problems, fmt.Sprintf("PendingMax %d is negative", c.PendingMax))
+	}
+	if c.ResidentIdle < 0 {
+		problems = append(problems, fmt.Sprintf("ResidentIdle %s is negative", c.ResidentIdle))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("actors: invalid pot config: %v", problems)
@@ -141,6 +180,9 @@ type PotDeps struct {
 	// pending counts the replies the node's pots hold in their waiting
 	// batches (see PotConfig.PendingMax); see NewPotKind.
 	pending *atomic.Int64
+	// active counts the node's active pots (recovered, not yet stopped),
+	// for PotConfig.ResidentMax; see NewPotKind.
+	active *atomic.Int64
 }
 
 // Stop lets the goroutines the pot grains kept for reuse exit, once the

@@ -97,7 +97,9 @@ type heldReply struct {
 type flushWaiting struct{}
 
 // NewPotKind returns the cluster kind of pot grains hosted by a node, with
-// deps shared by them. idleTimeout passivates a pot without messages.
+// deps shared by them. idleTimeout passivates a pot without messages, and
+// deps.Config.ResidentMax one quiet for ResidentIdle while the node holds
+// more pots than that.
 func NewPotKind(deps *PotDeps) func(idleTimeout time.Duration) *protocluster.Kind {
 	deps.Config.EnsureDefaults()
 	if deps.Logger == nil {
@@ -108,11 +110,18 @@ func NewPotKind(deps *PotDeps) func(idleTimeout time.Duration) *protocluster.Kin
 	}
 	deps.recoveries = make(chan struct{}, deps.Config.RecoveriesMax)
 	deps.pending = new(atomic.Int64)
+	deps.active = new(atomic.Int64)
+	var resident *residentCap
+	if deps.Config.ResidentMax > 0 {
+		resident = &residentCap{max: int64(deps.Config.ResidentMax), idle: deps.Config.ResidentIdle, active: deps.active}
+	}
 	deps.workers = newWorkers(potWorkersIdleMax, deps.Logger)
 	dispatcher := deps.workers.dispatcher(potMailboxThroughput)
 	mailboxes := potMailboxes()
 	return func(idleTimeout time.Duration) *protocluster.Kind {
-		props := actor.PropsFromProducer(func() actor.Actor { return &potActor{deps: deps, idle: idleTimer{idle: idleTimeout}} },
+		props := actor.PropsFromProducer(func() actor.Actor {
+			return &potActor{deps: deps, idle: idleTimer{idle: idleTimeout, resident: resident}}
+		},
 			actor.WithDispatcher(dispatcher), actor.WithMailbox(mailboxes))
 		return protocluster.NewKind(PotKind, props)
 	}
@@ -181,8 +190,7 @@ func (a *potActor) Receive(ctx actor.Context) {
 		a.flush(ctx)
 	case idleCheck:
 		if !a.stopping && a.idle.expired(ctx, len(a.waiting) > 0) {
-			a.stopping = true
-			a.stop(ctx)
+			a.passivate(ctx)
 		}
 	case *actor.Stopped:
 		a.idle.stop()
@@ -195,8 +203,11 @@ func (a *potActor) Receive(ctx actor.Context) {
 			a.deps.pending.Add(-int64(len(b.replies)))
 		}
 		a.waiting = nil
-		if a.deps.Metrics != nil && a.pot != nil {
-			a.deps.Metrics.ActivePots.Dec()
+		if a.pot != nil { // activated
+			a.deps.active.Add(-1)
+			if m := a.deps.Metrics; m != nil {
+				m.ActivePots.Dec()
+			}
 		}
 	}
 }
@@ -267,6 +278,20 @@ func (a *potActor) stop(ctx actor.Context) {
 	ctx.Poison(ctx.Self())
 }
 
+// passivate stops an activation that has been quiet long enough (see
+// idleTimer). If it appended since its last snapshot, it saves one first,
+// and waits for it: the next activation then reads the snapshot instead of
+// replaying those events (a young pot would otherwise replay its whole
+// history each time). Nothing is in flight (the idle timer waits for a pot
+// with batches waiting), so the state is durable.
+func (a *potActor) passivate(ctx actor.Context) {
+	a.stopping = true
+	if a.failed == nil && !a.poisoned && len(a.waiting) == 0 && a.snapshot.version < a.durable {
+		a.saveSnapshot(true)
+	}
+	a.stop(ctx)
+}
+
 // activate recovers the pot from its latest snapshot and the events after
 // it. A failure leaves the activation answering "unavailable" until it stops.
 func (a *potActor) activate(member string) {
@@ -284,6 +309,7 @@ func (a *potActor) activate(member string) {
 		return
 	}
 	a.pot, a.durable, a.snapshot = p, p.Version, recovered
+	a.deps.active.Add(1) // until Stopped
 	if m := a.deps.Metrics; m != nil {
 		m.Activations.Inc()
 		m.ActivePots.Inc()
@@ -488,7 +514,7 @@ func (a *potActor) flush(ctx actor.Context) {
 		}
 	}
 	if a.failed == nil && snapshotDue(a.durable, a.snapshot, a.deps.Config.SnapshotEvery) {
-		a.saveSnapshot()
+		a.saveSnapshot(false)
 	}
 }
 
@@ -537,9 +563,16 @@ func (a *potActor) failWaiting(ctx actor.Context) {
 }
 
 // saveSnapshot saves the pot's state, which is durable now (nothing in
-// flight), in the background: a snapshot that fails to save costs only a
-// longer recovery.
-func (a *potActor) saveSnapshot() {
+// flight): in the background after an append, or, with wait (the pot is
+// passivating), before it returns, so that the pot's next activation finds
+// it. A snapshot that fails to save costs only a longer recovery.
+//
+// Saves never go back in time: the journal keeps the newer of two
+// snapshots of a stream (persistence.Journal.SaveSnapshot; a background
+// save still under way when the passivation's newer one lands is then
+// dropped). And were an older one read, recovery replays the events after
+// its version, so a snapshot's age costs time, never correctness.
+func (a *potActor) saveSnapshot(wait bool) {
 	data, err := codec.EncodePotSnapshot(a.pot)
 	if err != nil {
 		a.deps.Logger.Error("pot snapshot", "member", a.member, "err", err)
@@ -551,13 +584,18 @@ func (a *potActor) saveSnapshot() {
 	}
 	snap := persistence.Snapshot{Stream: a.stream, Version: a.durable, Data: data}
 	journal, timeout, log := a.deps.Journal, a.deps.Config.AppendTimeout, a.deps.Logger
-	a.deps.workers.Go(func() {
+	save := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		if err := journal.SaveSnapshot(ctx, snap); err != nil {
 			log.Warn("pot snapshot not saved", "member", snap.Stream, "version", snap.Version, "err", err)
 		}
-	})
+	}
+	if wait {
+		save()
+		return
+	}
+	a.deps.workers.Go(save)
 }
 
 func (a *potActor) send(ctx actor.Context, r reply) {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,6 +126,11 @@ type CycleConfig struct {
 	// over the same at a tenth, flagging time ratios above
 	// scaleCheckTimeRatioMax. Pots must be 10 or more.
 	ScaleCheck bool
+	// MemoryLimitBytes, if positive, is the Go runtime's soft memory limit
+	// during the run (platform.Config.MemoryLimitBytes; the one before is
+	// set back afterwards). At least platform.MemoryLimitBytesMin. Default
+	// 0: Go's own (GOMEMLIMIT, or none).
+	MemoryLimitBytes int64
 	// Logger reports progress (Info) and the platform's warnings.
 	// Default: discard.
 	Logger *slog.Logger
@@ -174,6 +181,9 @@ func (c *CycleConfig) Validate() error {
 	if c.PhaseTimeout < time.Second {
 		bad("phase timeout %s below 1s", c.PhaseTimeout)
 	}
+	if c.MemoryLimitBytes < 0 || (c.MemoryLimitBytes > 0 && c.MemoryLimitBytes < platform.MemoryLimitBytesMin) {
+		bad("memory limit %d bytes: want 0 (Go's own) or at least %s", c.MemoryLimitBytes, platform.FormatByteSize(platform.MemoryLimitBytesMin))
+	}
 	if c.HeapSettle < 0 {
 		bad("heap settle %s is negative", c.HeapSettle)
 	}
@@ -206,6 +216,7 @@ func RunCycle(ctx context.Context, cfg CycleConfig, out io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("bench: cycle config: %w", err)
 	}
+	defer platform.ApplyMemoryLimit(cfg.MemoryLimitBytes, cfg.Logger)()
 	if cfg.ScaleCheck {
 		return runScaleCheck(ctx, cfg, out)
 	}
@@ -231,8 +242,8 @@ func runCycleOnce(ctx context.Context, cfg CycleConfig, out io.Writer) (_ *cycle
 	r.meter = startStepMeter()
 	defer r.meter.close()
 
-	fmt.Fprintf(out, "Dealing cycle: one in-process node (platform.StartNode) with the Pebble journal on disk (%d groups), embedded NATS and the simulated custodian; %d pots; %d dealing day(s), each run with actors.Operator.RunCycle and the rebalance sweep; GOMAXPROCS %d.\n\n",
-		cfg.Groups, cfg.Pots, cfg.Days, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(out, "Dealing cycle: one in-process node (platform.StartNode) with the Pebble journal on disk (%d groups), embedded NATS and the simulated custodian; %d pots; %d dealing day(s), each run with actors.Operator.RunCycle and the rebalance sweep; GOMAXPROCS %d; %s; pots passivate after %s quiet once more than %d are active.\n\n",
+		cfg.Groups, cfg.Pots, cfg.Days, runtime.GOMAXPROCS(0), memoryLimitText(), actors.DefaultPotResidentIdle, actors.DefaultPotResidentMax)
 	if err := r.setup(ctx); err != nil {
 		return nil, fmt.Errorf("bench: cycle setup: %w", err)
 	}
@@ -259,6 +270,14 @@ func runCycleOnce(ctx context.Context, cfg CycleConfig, out io.Writer) (_ *cycle
 		}
 	}
 	return r, nil
+}
+
+// memoryLimitText describes the Go runtime's memory limit in effect.
+func memoryLimitText() string {
+	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
+		return "Go memory limit " + platform.FormatByteSize(limit)
+	}
+	return "no Go memory limit"
 }
 
 // cycleRun is one RunCycle: the world under test and what was measured.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -23,18 +24,22 @@ func TestRunCycleSmall(t *testing.T) {
 		DataDir:    t.TempDir(),
 		HeapSettle: 10 * time.Millisecond,
 		ProfileDir: t.TempDir(),
+		// Far above what 300 pots use: it must be set for the run only.
+		MemoryLimitBytes: 4 << 30,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	limitBefore := debug.SetMemoryLimit(-1)
 	start := time.Now()
 	err := RunCycle(ctx, cfg, &out)
 	took := time.Since(start)
+	assert.Equal(t, limitBefore, debug.SetMemoryLimit(-1), "the memory limit after the run")
 	text := out.String()
 	t.Logf("RunCycle took %s:\n%s", took.Round(time.Millisecond), text)
 	require.NoError(t, err, "RunCycle")
 	assert.LessOrEqual(t, took, 20*time.Second, "time RunCycle took for 300 pots")
 	for _, want := range []string{
-		"Setup: 300 pots opened (270 with a risk profile)",
+		"Go memory limit 4GiB", "Setup: 300 pots opened (270 with a risk profile)",
 		"Day 1, 2026-11-23", "Day 2, 2026-11-27", "trades 1200,", "trades settled 1200,",
 		"pots allocated 270,", "pots checked 270,",
 		"Reconciliation, fast", "Reconciliation, deep", "0 internal and 0 external breaks",
@@ -54,11 +59,11 @@ func TestRunCycleSmall(t *testing.T) {
 // TestCycleConfigValidate proves that Validate reports every bad field and
 // that the defaults are valid.
 func TestCycleConfigValidate(t *testing.T) {
-	c := CycleConfig{Pots: -1, Days: 50, Callers: -3, PhaseTimeout: time.Millisecond}
+	c := CycleConfig{Pots: -1, Days: 50, Callers: -3, PhaseTimeout: time.Millisecond, MemoryLimitBytes: 1 << 20}
 	c.EnsureDefaults()
 	err := c.Validate()
-	require.Error(t, err, "Validate of negative pots and callers, 50 days and a 1ms timeout")
-	for _, want := range []string{"pots -1", "days 50", "callers -3", "phase timeout 1ms"} {
+	require.Error(t, err, "Validate of negative pots and callers, 50 days, a 1ms timeout and a 1 MiB memory limit")
+	for _, want := range []string{"pots -1", "days 50", "callers -3", "phase timeout 1ms", "memory limit 1048576 bytes"} {
 		assert.ErrorContains(t, err, want, "Validate")
 	}
 	var d CycleConfig

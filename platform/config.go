@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/persistence"
@@ -127,6 +128,26 @@ type Config struct {
 
 	// PotIdleTimeout passivates a pot without messages. Default 10 min.
 	PotIdleTimeout time.Duration
+	// PotResidentMax and PotResidentIdle bound the pots a node keeps
+	// active (actors.PotConfig's ResidentMax and ResidentIdle, which
+	// explain the defaults): while more than PotResidentMax are, a pot
+	// quiet for PotResidentIdle passivates without waiting for
+	// PotIdleTimeout. Defaults 100,000 and 2 s; a negative PotResidentMax
+	// sets no bound. PotResidentIdle is at least 100 ms: shorter, a pot
+	// would passivate between one caller's requests.
+	PotResidentMax  int
+	PotResidentIdle time.Duration
+	// MemoryLimitBytes, if positive, is the Go runtime's soft memory limit
+	// for the process (runtime/debug.SetMemoryLimit), set when dev or a
+	// node starts and set back when it stops: the collector works harder
+	// as the runtime's memory nears it, instead of letting the heap grow
+	// to twice the live heap (GOGC=100) and the process out of its
+	// machine's or container's memory. Set it below that memory, leaving
+	// room for what the Go runtime does not manage (memory allocated by C
+	// code, the kernel's page cache). It is soft: with a live heap above
+	// it the collector takes up to about half the CPU, and nothing fails.
+	// At least 64 MiB. 0 (the default): Go's own, GOMEMLIMIT or none.
+	MemoryLimitBytes int64
 	// RequestTimeout bounds one grain call from the gateway. Default 5 s.
 	RequestTimeout time.Duration
 	// InFlightMax and SlotWaitMax are the gateway's limits on members'
@@ -183,12 +204,24 @@ const (
 	DefaultNATSRoutesPort = 6222
 	DefaultGroups         = 64
 	DefaultPotIdleTimeout = 10 * time.Minute
-	DefaultRequestTimeout = 5 * time.Second
+	// DefaultPotResidentMax and DefaultPotResidentIdle: the pot grains'
+	// defaults (actors.PotConfig explains them).
+	DefaultPotResidentMax  = actors.DefaultPotResidentMax
+	DefaultPotResidentIdle = actors.DefaultPotResidentIdle
+	DefaultRequestTimeout  = 5 * time.Second
 	// DefaultTokenTTL is how long a signed bearer token is valid, dev's
 	// printed ones and the token command's alike: a working day and some,
 	// short enough that a token pasted somewhere it should not be soon
 	// expires (docs/decisions.md, "One token lifetime").
 	DefaultTokenTTL = 24 * time.Hour
+
+	// potResidentIdleMin: shorter, a pot would passivate between the
+	// requests of one caller, and the timers of pots over the bound would
+	// fire more than ten times a second each.
+	potResidentIdleMin = 100 * time.Millisecond
+	// MemoryLimitBytesMin: below it the collector would run all the time
+	// (a node's live heap is tens of MiB before it holds any pot).
+	MemoryLimitBytesMin = 64 << 20
 
 	// journalMinSyncIntervalMax: every acknowledged append may wait this
 	// long for its sync (the Pebble journal's own bound).
@@ -219,6 +252,12 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.PotIdleTimeout == 0 {
 		c.PotIdleTimeout = DefaultPotIdleTimeout
+	}
+	if c.PotResidentMax == 0 {
+		c.PotResidentMax = DefaultPotResidentMax
+	}
+	if c.PotResidentIdle == 0 {
+		c.PotResidentIdle = DefaultPotResidentIdle
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
@@ -263,6 +302,12 @@ func (c *Config) Validate() error {
 	if c.PotIdleTimeout < time.Second {
 		bad("pot idle timeout %s: want at least 1s", c.PotIdleTimeout)
 	}
+	if c.PotResidentIdle < potResidentIdleMin {
+		bad("pot resident idle %s: want at least %s", c.PotResidentIdle, potResidentIdleMin)
+	}
+	if c.MemoryLimitBytes < 0 || (c.MemoryLimitBytes > 0 && c.MemoryLimitBytes < MemoryLimitBytesMin) {
+		bad("memory limit %d bytes: want 0 (Go's own) or at least %s", c.MemoryLimitBytes, FormatByteSize(MemoryLimitBytesMin))
+	}
 	if c.RequestTimeout <= 0 {
 		bad("request timeout %s: want more than 0", c.RequestTimeout)
 	}
@@ -274,6 +319,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("platform: invalid config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// potConfig is the pot grains' configuration from c.
+func (c *Config) potConfig() actors.PotConfig {
+	return actors.PotConfig{ResidentMax: c.PotResidentMax, ResidentIdle: c.PotResidentIdle}
 }
 
 // logger is the process's logger: Logger if set, else one built from

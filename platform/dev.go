@@ -64,6 +64,8 @@ type Dev struct {
 	journal *pebble.Store
 	server  *http.Server
 	served  chan error
+	// restoreMemoryLimit sets back Go's memory limit from before StartDev.
+	restoreMemoryLimit func()
 }
 
 // devMemberTTL: dev's single member only stops gracefully, so the
@@ -116,6 +118,7 @@ func StartDev(cfg Config) (d *Dev, err error) {
 			started.Stop(context.Background())
 		}
 	}()
+	d.restoreMemoryLimit = ApplyMemoryLimit(cfg.MemoryLimitBytes, d.log)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("platform: data dir: %w", err)
 	}
@@ -196,7 +199,8 @@ func StartDev(cfg Config) (d *Dev, err error) {
 		Cluster: cluster.Config{ClusterName: "mastertrust-dev", Host: cfg.ClusterHost, Port: cfg.ClusterPort,
 			Provider: cluster.ProviderInProcess, InProcess: cluster.NewInProcess(devMemberTTL), RequestTimeout: cfg.RequestTimeout,
 			TLS: clusterTLS},
-		Journal: journal, Catalogue: cat, Calendar: cal, PotIdleTimeout: cfg.PotIdleTimeout, Custodian: client, Notifier: notifier,
+		Journal: journal, Catalogue: cat, Calendar: cal, PotIdleTimeout: cfg.PotIdleTimeout, Pots: cfg.potConfig(),
+		Custodian: client, Notifier: notifier,
 		Dealing: actors.DealingConfig{WindowAheadDealingDays: cmp.Or(cfg.DealingWindowAhead, devWindowAhead), SimulatedCalendar: true},
 		Now:     cfg.Now, Registry: registry, Logger: d.log,
 	})
@@ -263,6 +267,9 @@ func (d *Dev) Stop(ctx context.Context) error {
 	}
 	if d.nats != nil {
 		d.nats.Shutdown()
+	}
+	if d.restoreMemoryLimit != nil {
+		d.restoreMemoryLimit()
 	}
 	return errors.Join(errs...)
 }

@@ -45,6 +45,9 @@ type Process struct {
 	client  *cluster.Node
 	server  *http.Server
 	served  chan error
+	// restoreMemoryLimit sets back Go's memory limit from before
+	// StartMember (nil: unchanged).
+	restoreMemoryLimit func()
 }
 
 // processReadyTimeout bounds a readiness check.
@@ -65,6 +68,7 @@ func StartMember(cfg Config) (p *Process, err error) {
 			started.Stop(context.Background())
 		}
 	}()
+	p.restoreMemoryLimit = ApplyMemoryLimit(cfg.MemoryLimitBytes, p.log)
 	cat, err := LoadCatalogue(cfg.CataloguePath)
 	if err != nil {
 		return nil, err
@@ -105,7 +109,7 @@ func StartMember(cfg Config) (p *Process, err error) {
 	}
 	registry := newRegistry()
 	p.node, err = StartNode(NodeConfig{Cluster: cc, Journal: p.journal, Catalogue: cat, Calendar: cal,
-		PotIdleTimeout: cfg.PotIdleTimeout, Custodian: client, Notifier: notifier, Now: cfg.Now, Registry: registry, Logger: p.log,
+		PotIdleTimeout: cfg.PotIdleTimeout, Pots: cfg.potConfig(), Custodian: client, Notifier: notifier, Now: cfg.Now, Registry: registry, Logger: p.log,
 		Dealing: actors.DealingConfig{WindowAheadDealingDays: cfg.DealingWindowAhead}})
 	if err != nil {
 		return nil, err
@@ -261,6 +265,9 @@ func (p *Process) Stop(ctx context.Context) error {
 	}
 	if p.nc != nil {
 		p.nc.Close()
+	}
+	if p.restoreMemoryLimit != nil {
+		p.restoreMemoryLimit()
 	}
 	return errors.Join(errs...)
 }

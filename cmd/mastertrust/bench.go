@@ -101,6 +101,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		f.intVar(&cfg.Callers, "callers", 0, "concurrent callers while setting up (default: the workload's)")
 		f.stringVar(&cfg.DataDir, "dir", "", "directory for the journal, NATS and the custodian (default: a temporary one)")
 		f.stringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU and heap profiles here and summarise where time and bytes go")
+		memoryLimitFlag(f, &cfg.MemoryLimitBytes)
 		f.boolVar(&cfg.ScaleCheck, "scale-check", false, "run a tenth of --pots first, on a fresh platform in this process, and print each step's time, CPU, peak heap and RSS at --pots over the tenth's")
 		if err := f.parse(args[1:]); err != nil {
 			return err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -265,4 +266,58 @@ func TestVersion(t *testing.T) {
 		"built with go1.26.8 for linux/amd64\n", versionText(bi))
 	bi.Settings = nil
 	assert.Contains(t, versionText(bi), "revision unknown")
+}
+
+// dev's and node's pot flags bind platform.Config, from the command line or
+// their environment variables.
+func TestPotFlags(t *testing.T) {
+	parse := func(args ...string) (platform.Config, error) {
+		f := newFlags("test", io.Discard)
+		var cfg platform.Config
+		potFlags(f, &cfg)
+		return cfg, f.parse(args)
+	}
+	cfg, err := parse()
+	require.NoError(t, err)
+	assert.Equal(t, platform.DefaultPotResidentMax, cfg.PotResidentMax)
+	assert.Equal(t, platform.DefaultPotResidentIdle, cfg.PotResidentIdle)
+
+	cfg, err = parse("--pot-resident-max", "10", "--pot-resident-idle", "500ms")
+	require.NoError(t, err)
+	assert.Equal(t, 10, cfg.PotResidentMax)
+	assert.Equal(t, 500*time.Millisecond, cfg.PotResidentIdle)
+
+	t.Setenv("MASTERTRUST_POT_RESIDENT_MAX", "-1")
+	cfg, err = parse()
+	require.NoError(t, err)
+	assert.Equal(t, -1, cfg.PotResidentMax, "MASTERTRUST_POT_RESIDENT_MAX")
+}
+
+// The --memory-limit flag of dev, node and bench cycle reads sizes in
+// units, from the command line or its environment variable.
+func TestMemoryLimitFlag(t *testing.T) {
+	parse := func(args ...string) (int64, error) {
+		f := newFlags("test", io.Discard)
+		var limit int64
+		memoryLimitFlag(f, &limit)
+		return limit, f.parse(args)
+	}
+	limit, err := parse()
+	require.NoError(t, err)
+	assert.Zero(t, limit, "no memory limit by default")
+
+	limit, err = parse("--memory-limit", "8GiB")
+	require.NoError(t, err)
+	assert.Equal(t, int64(8<<30), limit)
+
+	_, err = parse("--memory-limit", "8G")
+	assert.ErrorContains(t, err, "unknown unit")
+
+	t.Setenv("MASTERTRUST_MEMORY_LIMIT", "6GB")
+	limit, err = parse()
+	require.NoError(t, err)
+	assert.Equal(t, int64(6_000_000_000), limit, "MASTERTRUST_MEMORY_LIMIT")
+	t.Setenv("MASTERTRUST_MEMORY_LIMIT", "lots")
+	_, err = parse()
+	assert.ErrorContains(t, err, `MASTERTRUST_MEMORY_LIMIT="lots"`)
 }

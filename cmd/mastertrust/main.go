@@ -196,6 +196,38 @@ func (f *flags) float64Var(p *float64, name string, def float64, usage string) {
 	f.Float64Var(p, name, def, f.usageText(name, usage))
 }
 
+// byteSizeVar binds a size in bytes (platform.ParseByteSize: 8GiB, 6GB,
+// 512MiB, or bytes); its default is 0.
+func (f *flags) byteSizeVar(p *int64, name, usage string) {
+	if v, ok := f.env(name); ok {
+		n, err := platform.ParseByteSize(v)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("%s=%q: %v", envName(name), v, err))
+		}
+		*p = n
+	}
+	f.Var(byteSize{p}, name, f.usageText(name, usage))
+}
+
+// byteSize is a flag.Value of a size in bytes.
+type byteSize struct{ p *int64 }
+
+func (b byteSize) String() string {
+	if b.p == nil || *b.p == 0 {
+		return "0"
+	}
+	return platform.FormatByteSize(*b.p)
+}
+
+func (b byteSize) Set(s string) error {
+	n, err := platform.ParseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b.p = n
+	return nil
+}
+
 // given reports whether flag name was given, on the command line or in its
 // environment variable, rather than left at its default.
 func (f *flags) given(name string) bool {
@@ -275,7 +307,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	f.stringVar(&cfg.HTTPAddr, "http", platform.DefaultHTTPAddr, "the gateway's listen address (port 0 picks a free one)")
 	gatewayLimitFlags(f, &cfg)
 	gatewayTLSFlags(f, &cfg)
-	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
+	potFlags(f, &cfg)
+	memoryLimitFlag(f, &cfg.MemoryLimitBytes)
 	journalSyncFlag(f, &cfg)
 	f.intVar(&cfg.DealingWindowAhead, "dealing-window-ahead", 10, "dealing days after today, or after the latest day a cycle ran for if later, that prices and cycles may be for (negative: no bound)")
 	tokenTTL := time.Duration(0)
@@ -446,6 +479,23 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// potFlags binds when a node's pots passivate (docs/decisions.md, "A
+// node keeps a bounded number of pots resident").
+func potFlags(f *flags, cfg *platform.Config) {
+	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
+	f.intVar(&cfg.PotResidentMax, "pot-resident-max", platform.DefaultPotResidentMax,
+		"pots a node keeps active before quiet ones passivate early, after --pot-resident-idle (negative: no bound)")
+	f.durationVar(&cfg.PotResidentIdle, "pot-resident-idle", platform.DefaultPotResidentIdle,
+		"passivate a pot after this long without a message while the node holds more than --pot-resident-max")
+}
+
+// memoryLimitFlag binds the Go runtime's soft memory limit for the process
+// (platform.Config.MemoryLimitBytes).
+func memoryLimitFlag(f *flags, limit *int64) {
+	f.byteSizeVar(limit, "memory-limit", fmt.Sprintf(
+		"the Go runtime's soft memory limit, a `size` such as 8GiB, 6GB or bytes (at least %s; 0: Go's own, GOMEMLIMIT or none)", platform.FormatByteSize(platform.MemoryLimitBytesMin)))
+}
+
 // journalSyncFlag binds Config.JournalMinSyncInterval.
 func journalSyncFlag(f *flags, cfg *platform.Config) {
 	f.durationVar(&cfg.JournalMinSyncInterval, "journal-min-sync-interval", 0,
@@ -466,7 +516,8 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	groups := 0
 	f.intVar(&groups, "groups", platform.DefaultGroups, "pot groups of a new journal (fixed once created)")
 	f.intVar(&cfg.Replicas, "replicas", 1, "replicas of each JetStream stream (3 in production)")
-	f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", platform.DefaultPotIdleTimeout, "passivate a pot after this long without a message")
+	potFlags(f, &cfg)
+	memoryLimitFlag(f, &cfg.MemoryLimitBytes)
 	journalSyncFlag(f, &cfg)
 	f.intVar(&cfg.DealingWindowAhead, "dealing-window-ahead", 1, "dealing days after today that prices and cycles may be for (1: the next dealing day; negative: no bound)")
 	if err := f.parse(args); err != nil {
