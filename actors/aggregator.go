@@ -672,8 +672,11 @@ func (a *aggregator) absorbRefused(ctx context.Context, day *closedDay, byMember
 // sweep checks every pot of the group with a profile against the day's
 // prices, in member order, recording its progress so that a run after a
 // crash starts where it stopped (pots ignore a repeated rebalance anyway).
+// It asks each replica first (domain.RebalanceDue) and calls only the pots
+// that may trade: on an ordinary day a few. The pot still decides; a pot
+// whose replica lags a member's command in flight is checked the next day.
 func (a *aggregator) sweep(ctx context.Context, c *pb.AggSweep) (*pb.AggregatorResponse, error) {
-	date, err := domain.ParseDate(c.Date)
+	date, prices, err := decodePrices(c.Date, c.Prices)
 	if err != nil {
 		return nil, err
 	}
@@ -692,11 +695,17 @@ func (a *aggregator) sweep(ctx context.Context, c *pb.AggSweep) (*pb.AggregatorR
 	}
 	chunk := a.deps.Config.SweepChunk
 	for !progress.Done {
-		from := int(progress.Next)
-		to := min(from+chunk, len(members))
 		calls := map[string]*pb.PotRequest{}
-		for _, m := range members[from:to] {
-			calls[m] = &pb.PotRequest{Command: &pb.PotRequest_Rebalance{Rebalance: &pb.Rebalance{Date: c.Date, Prices: c.Prices}}}
+		to := int(progress.Next)
+		for ; to < len(members) && len(calls) < chunk; to++ {
+			m := members[to]
+			p, _, err := a.decoded(m)
+			if err != nil {
+				return nil, err
+			}
+			if domain.RebalanceDue(p, a.deps.Catalogue, date, prices) {
+				calls[m] = &pb.PotRequest{Command: &pb.PotRequest_Rebalance{Rebalance: &pb.Rebalance{Date: c.Date, Prices: c.Prices}}}
+			}
 		}
 		if err := a.callPots(ctx, calls, nil); err != nil {
 			return nil, err

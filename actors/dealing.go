@@ -78,7 +78,8 @@ type DealingConfig struct {
 	// before it stops (a run again resumes the wait). Default 2 min.
 	ExecutionWait time.Duration
 	// SweepChunk: the rebalance sweep records its progress every this many
-	// pots, so a crash repeats at most that many checks. Default 256.
+	// pot calls (and at its end), so a crash repeats at most that many
+	// calls. Default 256.
 	SweepChunk int
 	// StepTimeout bounds one call from the cycle to an aggregator or asset
 	// book. Default 10 min.
