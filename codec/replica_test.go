@@ -57,11 +57,26 @@ func ledgerText(l domain.Ledger) []string {
 	return out
 }
 
+// TestDecodeReplicaRefusesDamage: another format, and every truncation or
+// extension of a good replica, is an error, never a panic or a wrong pot.
 func TestDecodeReplicaRefusesDamage(t *testing.T) {
-	_, _, err := DecodeReplica([]byte{0xff, 0xff})
-	require.Error(t, err)
+	p, l := domain.NewPot("M000042"), domain.Ledger{}
+	for _, e := range potLife(t) {
+		require.NoError(t, l.Post(domain.Postings(p, e)))
+		p.Apply(e)
+	}
+	data, err := EncodeReplica(p, l)
+	require.NoError(t, err)
 	_, _, err = DecodeReplica(nil)
-	require.ErrorContains(t, err, "without its pot")
+	require.ErrorContains(t, err, "another format")
+	_, _, err = DecodeReplica(append([]byte{replicaFormat + 1}, data[1:]...))
+	require.ErrorContains(t, err, "another format")
+	for n := 1; n < len(data); n++ {
+		_, _, err := DecodeReplica(data[:n])
+		require.Error(t, err, "cut to %d of %d bytes", n, len(data))
+	}
+	_, _, err = DecodeReplica(append(slices.Clone(data), 0))
+	require.ErrorContains(t, err, "left over")
 }
 
 // TestBatchRoundTrip: a batch of orders decodes to their trades, in order,
