@@ -312,10 +312,7 @@ func (a *aggregator) freeze(day *closedDay) error {
 				}
 			}
 			order := p.Orders[o.id]
-			var err error
-			if day.batch, err = codec.AppendBatchOrder(day.batch, member, order); err != nil {
-				return err
-			}
+			day.batch = codec.AppendBatchOrder(day.batch, member, order)
 			day.orders++
 			day.trades += len(order.Trades)
 			// An order in a batch is never late, whatever else said so.
@@ -699,9 +696,13 @@ func (a *aggregator) sweep(ctx context.Context, c *pb.AggSweep) (*pb.AggregatorR
 		to := int(progress.Next)
 		for ; to < len(members) && len(calls) < chunk; to++ {
 			m := members[to]
-			p, _, err := a.decoded(m)
+			r := a.pots[m]
+			if len(r.open) > 0 {
+				continue // accepted trades: not due (domain.RebalanceDue)
+			}
+			p, err := codec.DecodeReplicaBalances(r.state)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("group %d: replica of %s: %w", a.group, m, err)
 			}
 			if domain.RebalanceDue(p, a.deps.Catalogue, date, prices) {
 				calls[m] = &pb.PotRequest{Command: &pb.PotRequest_Rebalance{Rebalance: &pb.Rebalance{Date: c.Date, Prices: c.Prices}}}

@@ -11,11 +11,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/acme/mastertrust/domain"
-	"github.com/acme/mastertrust/proto/pb"
 )
 
 // An aggregator's in-memory forms: a pot's replica and a dealing day's
@@ -117,14 +113,7 @@ func DecodeReplica(data []byte) (*domain.Pot, domain.Ledger, error) {
 		return nil, nil, fmt.Errorf("codec: replica of another format")
 	}
 	r := replicaReader{s: string(data[1:])}
-	p := domain.NewPot(r.str())
-	p.Profile, p.Opened, p.OpenedAt, p.Version, p.Seq = r.str(), r.bool(), r.instant(), r.uint(), r.uint()
-	p.Cash = domain.CashBalance{Available: r.money(), Reserved: r.money(), Pending: r.money()}
-	p.LastRebalance = r.date()
-	for n := r.count(); n > 0; n-- {
-		a := domain.ISIN(r.str())
-		p.Holdings[a] = &domain.Holding{Settled: r.units(), Reserved: r.units(), Pending: r.units()}
-	}
+	p := r.balances()
 	for n := r.count(); n > 0; n-- {
 		o := r.order()
 		p.Orders[o.ID] = o
@@ -157,6 +146,37 @@ func DecodeReplica(data []byte) (*domain.Pot, domain.Ledger, error) {
 	}
 	p.Reindex()
 	return p, l, nil
+}
+
+// DecodeReplicaBalances decodes only the start of a replica: the pot's
+// profile, versions, cash and holdings, without its orders, movements and
+// ledger (so its HasOpenTrades is false whatever the pot holds). It is for
+// questions about balances alone, such as the sweep's, at a fraction of a
+// whole decode's allocations.
+func DecodeReplicaBalances(data []byte) (*domain.Pot, error) {
+	if len(data) == 0 || data[0] != replicaFormat {
+		return nil, fmt.Errorf("codec: replica of another format")
+	}
+	r := replicaReader{s: string(data[1:])}
+	p := r.balances()
+	if r.err != nil {
+		return nil, fmt.Errorf("codec: decode replica: %w", r.err)
+	}
+	p.Reindex()
+	return p, nil
+}
+
+// balances reads the start of a replica: everything before its orders.
+func (r *replicaReader) balances() *domain.Pot {
+	p := domain.NewPot(r.str())
+	p.Profile, p.Opened, p.OpenedAt, p.Version, p.Seq = r.str(), r.bool(), r.instant(), r.uint(), r.uint()
+	p.Cash = domain.CashBalance{Available: r.money(), Reserved: r.money(), Pending: r.money()}
+	p.LastRebalance = r.date()
+	for n := r.count(); n > 0; n-- {
+		a := domain.ISIN(r.str())
+		p.Holdings[a] = &domain.Holding{Settled: r.units(), Reserved: r.units(), Pending: r.units()}
+	}
+	return p
 }
 
 // replicaWriter appends a replica's fields.
@@ -210,6 +230,21 @@ func (w *replicaWriter) dec(d decimal.Decimal) {
 	}
 }
 
+func (w *replicaWriter) tradeSpec(t domain.TradeSpec) {
+	w.str(t.ID)
+	w.str(string(t.Asset))
+	w.uint(uint64(t.Side))
+	w.dec(t.Cash.Decimal())
+	w.dec(t.Units.Decimal())
+	w.uint(uint64(len(t.Funding)))
+	for _, f := range t.Funding {
+		w.str(f.SellTradeID)
+		w.dec(f.Fraction.Decimal())
+	}
+	w.dec(t.ReservedCash.Decimal())
+	w.dec(t.ReservedUnits.Decimal())
+}
+
 func (w *replicaWriter) order(o *domain.Order) {
 	w.str(o.ID)
 	w.uint(uint64(o.Type))
@@ -221,18 +256,7 @@ func (w *replicaWriter) order(o *domain.Order) {
 	w.instant(o.CancelledAt)
 	w.uint(uint64(len(o.Trades)))
 	for _, t := range o.Trades {
-		w.str(t.ID)
-		w.str(string(t.Asset))
-		w.uint(uint64(t.Side))
-		w.dec(t.Cash.Decimal())
-		w.dec(t.Units.Decimal())
-		w.uint(uint64(len(t.Funding)))
-		for _, f := range t.Funding {
-			w.str(f.SellTradeID)
-			w.dec(f.Fraction.Decimal())
-		}
-		w.dec(t.ReservedCash.Decimal())
-		w.dec(t.ReservedUnits.Decimal())
+		w.tradeSpec(t.Spec())
 		w.uint(uint64(t.Status))
 		w.dec(t.PendingCash.Decimal())
 		w.instant(t.SettledAt)
@@ -385,18 +409,22 @@ func (r *replicaReader) weight() domain.Weight {
 	return w
 }
 
+func (r *replicaReader) tradeSpec() domain.TradeSpec {
+	t := domain.TradeSpec{ID: r.str(), Asset: domain.ISIN(r.str()), Side: domain.Side(r.uint()), Cash: r.money(), Units: r.units()}
+	for k := r.count(); k > 0; k-- {
+		t.Funding = append(t.Funding, domain.ProceedsShare{SellTradeID: r.str(), Fraction: r.weight()})
+	}
+	t.ReservedCash, t.ReservedUnits = r.money(), r.units()
+	return t
+}
+
 func (r *replicaReader) order() *domain.Order {
 	o := &domain.Order{ID: r.str(), Type: domain.OrderType(r.uint()), MovementID: r.str(), CreatedAt: r.instant(),
 		DealingDate: r.date(), OriginalDealingDate: r.date(), Cancelled: r.bool(), CancelledAt: r.instant()}
 	n := r.count()
 	o.Trades = make([]*domain.Trade, 0, n)
 	for ; n > 0; n-- {
-		t := &domain.Trade{ID: r.str(), OrderID: o.ID, Asset: domain.ISIN(r.str()), Side: domain.Side(r.uint()),
-			Cash: r.money(), Units: r.units()}
-		for k := r.count(); k > 0; k-- {
-			t.Funding = append(t.Funding, domain.ProceedsShare{SellTradeID: r.str(), Fraction: r.weight()})
-		}
-		t.ReservedCash, t.ReservedUnits = r.money(), r.units()
+		t := domain.NewTrade(o.ID, r.tradeSpec())
 		t.Status, t.PendingCash, t.SettledAt = domain.TradeStatus(r.uint()), r.money(), r.instant()
 		if r.bool() {
 			t.Execution = &domain.Execution{DealingDate: r.date(), Units: r.units(), Price: r.price(), Cash: r.money(),
@@ -407,41 +435,35 @@ func (r *replicaReader) order() *domain.Order {
 	return o
 }
 
-// AppendBatchOrder appends one order of a dealing day's batch to b, length
-// delimited, and returns the extended slice.
-func AppendBatchOrder(b []byte, member string, o *domain.Order) ([]byte, error) {
-	m := &pb.BatchOrder{MemberId: member, OrderId: o.ID, Trades: make([]*pb.TradeSpec, 0, len(o.Trades))}
+// A frozen day's batch is its orders one after another, in the replica's
+// binary form: the member, the order's id and its trades' terms.
+
+// AppendBatchOrder appends one order of a dealing day's batch to b and
+// returns the extended slice.
+func AppendBatchOrder(b []byte, member string, o *domain.Order) []byte {
+	w := replicaWriter{b: b}
+	w.str(member)
+	w.str(o.ID)
+	w.uint(uint64(len(o.Trades)))
 	for _, t := range o.Trades {
-		m.Trades = append(m.Trades, TradeSpecMessage(t.Spec()))
+		w.tradeSpec(t.Spec())
 	}
-	enc, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		return b, fmt.Errorf("codec: encode batch order %s: %w", o.ID, err)
-	}
-	return protowire.AppendBytes(b, enc), nil
+	return w.b
 }
 
 // DecodeBatch decodes a batch built by AppendBatchOrder into its trades, in
 // the order they were appended.
 func DecodeBatch(b []byte) ([]domain.DayTrade, error) {
 	var trades []domain.DayTrade
-	for len(b) > 0 {
-		enc, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return nil, fmt.Errorf("codec: decode batch: %w", protowire.ParseError(n))
+	r := replicaReader{s: string(b)}
+	for r.s != "" {
+		member, order := r.str(), r.str()
+		for n := r.count(); n > 0; n-- {
+			trades = append(trades, domain.DayTrade{MemberID: member, OrderID: order, TradeSpec: r.tradeSpec()})
 		}
-		b = b[n:]
-		var m pb.BatchOrder
-		if err := proto.Unmarshal(enc, &m); err != nil {
-			return nil, fmt.Errorf("codec: decode batch order: %w", err)
-		}
-		for _, t := range m.Trades {
-			spec, err := DecodeTradeSpec(t)
-			if err != nil {
-				return nil, fmt.Errorf("codec: batch order %s: %w", m.OrderId, err)
-			}
-			trades = append(trades, domain.DayTrade{MemberID: m.MemberId, OrderID: m.OrderId, TradeSpec: spec})
-		}
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("codec: decode batch: %w", r.err)
 	}
 	return trades, nil
 }

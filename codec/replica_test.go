@@ -1,6 +1,8 @@
 package codec
 
 import (
+	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -34,6 +36,10 @@ func TestReplicaRoundTrip(t *testing.T) {
 		back, backLedger, err := DecodeReplica(data)
 		require.NoError(t, err, "after %d events", k)
 		require.Equal(t, p.Canonical(), back.Canonical(), "after %d events", k)
+		balances, err := DecodeReplicaBalances(data)
+		require.NoError(t, err, "after %d events", k)
+		require.Equal(t, balancesText(p), balancesText(balances), "after %d events", k)
+		require.Empty(t, balances.Orders)
 		require.Equal(t, ledgerText(l), ledgerText(backLedger), "after %d events", k)
 		again, err := EncodeReplica(back, backLedger)
 		require.NoError(t, err)
@@ -90,9 +96,7 @@ func TestBatchRoundTrip(t *testing.T) {
 	var want []domain.DayTrade
 	for _, id := range p.OrderIDs {
 		o := p.Orders[id]
-		var err error
-		b, err = AppendBatchOrder(b, p.MemberID, o)
-		require.NoError(t, err)
+		b = AppendBatchOrder(b, p.MemberID, o)
 		for _, tr := range o.Trades {
 			want = append(want, domain.DayTrade{MemberID: p.MemberID, OrderID: o.ID, TradeSpec: tr.Spec()})
 		}
@@ -113,4 +117,15 @@ func TestBatchRoundTrip(t *testing.T) {
 	}
 	_, err = DecodeBatch(b[:len(b)-1])
 	require.Error(t, err)
+}
+
+// balancesText is what DecodeReplicaBalances decodes of a pot, as text.
+func balancesText(p *domain.Pot) []string {
+	out := []string{fmt.Sprint(p.MemberID, p.Profile, p.Opened, p.OpenedAt.UnixNano(), p.Version, p.Seq, p.LastRebalance),
+		fmt.Sprint(p.Cash.Available, p.Cash.Reserved, p.Cash.Pending)}
+	for _, a := range slices.Sorted(maps.Keys(p.Holdings)) {
+		h := p.Holdings[a]
+		out = append(out, fmt.Sprint(a, h.Settled, h.Reserved, h.Pending))
+	}
+	return out
 }
