@@ -16,11 +16,21 @@ func TestApplyMemoryLimit(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	before := debug.SetMemoryLimit(-1)
 
+	percentBefore := debug.SetGCPercent(-1)
+	debug.SetGCPercent(percentBefore)
+	gcPercent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+
 	restore := ApplyMemoryLimit(1<<30, log)
 	require.Equal(t, int64(1<<30), debug.SetMemoryLimit(-1), "the limit while applied")
+	require.Equal(t, GCPercentWithMemoryLimit, gcPercent(), "GOGC while a limit is applied")
 	require.Contains(t, logs.String(), "limit=1GiB", "the log")
 	restore()
 	require.Equal(t, before, debug.SetMemoryLimit(-1), "the limit once restored")
+	require.Equal(t, percentBefore, gcPercent(), "GOGC once restored")
+
+	t.Setenv("GOGC", "150")
+	ApplyMemoryLimit(1<<30, log)()
+	require.Equal(t, percentBefore, gcPercent(), "GOGC from the environment is left alone")
 
 	t.Setenv("GOMEMLIMIT", "3GiB")
 	logs.Reset()
