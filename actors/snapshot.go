@@ -8,9 +8,9 @@ package actors
 // every fixed number of events would make the snapshots' share of the
 // journal's writes, and of the pot's CPU (encoding them), grow with the
 // pot's age without bound: a pot of 50 contributions (102 events, 4.7 KB of
-// them) has a 5.9 KB protobuf snapshot, one of 100 contributions 11.8 KB
-// against 9.3 KB (pb.BenchmarkPotSnapshot; the JSON snapshots they replaced
-// were 3.6 times the events' bytes). So a pot waits until the events since
+// them) has a 4.6 KB snapshot, one of 100 contributions 9.1 KB against
+// 9.3 KB (codec.BenchmarkPotSnapshot; the JSON snapshots of format 1 were
+// 3.6 times the events' bytes). So a pot waits until the events since
 // its last snapshot weigh as much as that snapshot did: snapshots then add
 // at most about the events' own bytes to what is written, whatever the
 // pot's age, and a recovery reads at most about twice the state's weight

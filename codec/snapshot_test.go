@@ -2,12 +2,13 @@ package codec
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
+	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/domain"
-	"github.com/acme/mastertrust/proto/pb"
 )
 
 // TestPotSnapshotRoundTrip proves a snapshot stands for the state it was
@@ -61,18 +62,15 @@ func TestPotSnapshotRefusesWhatItCannotRead(t *testing.T) {
 		p.Apply(e)
 	}
 	good, err := EncodePotSnapshot(p)
-	if err != nil {
-		t.Fatal(err)
+	require.NoError(t, err)
+	// A pot whose reserved cash no trade or withdrawal accounts for.
+	bad := domain.NewPot("M000042")
+	for _, e := range potLife(t) {
+		bad.Apply(e)
 	}
-	broken := func(mutate func(*pb.PotSnapshot)) []byte {
-		t.Helper()
-		var m pb.PotSnapshot
-		if err := proto.Unmarshal(good[1:], &m); err != nil {
-			t.Fatal(err)
-		}
-		mutate(&m)
-		return append([]byte{snapshotFormat}, mustMarshal(t, &m)...)
-	}
+	bad.Cash.Reserved = bad.Cash.Reserved.Add(domain.MustMoney("999999.00"))
+	breaksInvariants, err := EncodePotSnapshot(bad)
+	require.NoError(t, err)
 	cases := []struct {
 		name string
 		data []byte
@@ -80,13 +78,16 @@ func TestPotSnapshotRefusesWhatItCannotRead(t *testing.T) {
 	}{
 		{"empty", nil, ErrSnapshotFormat},
 		{"format 1 (JSON)", []byte(`{"format":1,"pot":{}}`), ErrSnapshotFormat},
-		{"truncated", good[:len(good)/2], nil},
-		{"malformed cash", broken(func(m *pb.PotSnapshot) { m.CashAvailable = "12.3.4" }), nil},
-		{"cash with too many places", broken(func(m *pb.PotSnapshot) { m.CashAvailable = "1.001" }), nil},
-		{"malformed date", broken(func(m *pb.PotSnapshot) { m.Orders[0].DealingDate = "2026-13-01" }), nil},
-		{"cash that breaks the invariants", broken(func(m *pb.PotSnapshot) { m.CashReserved = "999999.00" }), nil},
-		{"an order listed twice", broken(func(m *pb.PotSnapshot) { m.Orders = append(m.Orders, m.Orders[0]) }), nil},
-		{"a trade without its terms", broken(func(m *pb.PotSnapshot) { m.Orders[0].Trades[0].Spec = nil }), nil},
+		{"format 2 (protobuf)", append([]byte{2}, good[1:]...), ErrSnapshotFormat},
+		{"a byte too many", append(slices.Clone(good), 0), nil},
+		{"cash that breaks the invariants", breaksInvariants, nil},
+	}
+	for n := 1; n < len(good); n++ {
+		cases = append(cases, struct {
+			name string
+			data []byte
+			want error
+		}{fmt.Sprintf("cut to %d bytes", n), good[:n], nil})
 	}
 	for _, c := range cases {
 		got, err := DecodePotSnapshot(c.data)
