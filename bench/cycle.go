@@ -134,6 +134,9 @@ type CycleConfig struct {
 	// set back afterwards). At least platform.MemoryLimitBytesMin. Default
 	// 0: Go's own (GOMEMLIMIT, or none).
 	MemoryLimitBytes int64
+	// JournalCacheBytes is the Pebble journal's block cache
+	// (platform.Config.JournalCacheBytes). Default 64 MiB.
+	JournalCacheBytes int64
 	// Logger reports progress (Info) and the platform's warnings.
 	// Default: discard.
 	Logger *slog.Logger
@@ -410,7 +413,7 @@ func (r *cycleRun) start(ctx context.Context, root string) (err error) {
 		Catalogue: r.cat, Calendar: r.cal, Logger: quiet}); err != nil {
 		return err
 	}
-	if r.journal, err = pebble.Open(filepath.Join(root, "journal"), pebble.Options{Groups: r.cfg.Groups, Logger: quiet}); err != nil {
+	if r.journal, err = pebble.Open(filepath.Join(root, "journal"), pebble.Options{Groups: r.cfg.Groups, CacheBytes: r.cfg.JournalCacheBytes, Logger: quiet}); err != nil {
 		return err
 	}
 	r.node, err = platform.StartNode(platform.NodeConfig{

@@ -34,6 +34,8 @@ func TestConfigValidate(t *testing.T) {
 		{"memory limit at its minimum", func(c *Config) { c.MemoryLimitBytes = MemoryLimitBytesMin }, ""},
 		{"memory limit below its minimum", func(c *Config) { c.MemoryLimitBytes = 1 << 20 }, "memory limit 1048576 bytes: want 0 (Go's own) or at least 64MiB"},
 		{"negative memory limit", func(c *Config) { c.MemoryLimitBytes = -1 }, "memory limit -1"},
+		{"journal cache 1GiB", func(c *Config) { c.JournalCacheBytes = 1 << 30 }, ""},
+		{"negative journal cache", func(c *Config) { c.JournalCacheBytes = -1 }, "journal cache -1 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Config

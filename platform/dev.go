@@ -159,7 +159,7 @@ func StartDev(cfg Config) (d *Dev, err error) {
 		return nil, fmt.Errorf("platform: start nats: %w", err)
 	}
 	d.NATSURL, d.NATSMonitorURL = d.nats.ClientURL(), d.nats.MonitorURL()
-	d.journal, err = pebble.Open(filepath.Join(cfg.DataDir, "journal"), pebble.Options{Groups: cfg.Groups, WALMinSyncInterval: cfg.JournalMinSyncInterval, Logger: d.log.With("component", "journal")})
+	d.journal, err = pebble.Open(filepath.Join(cfg.DataDir, "journal"), pebble.Options{Groups: cfg.Groups, WALMinSyncInterval: cfg.JournalMinSyncInterval, CacheBytes: cfg.JournalCacheBytes, Logger: d.log.With("component", "journal")})
 	if err != nil {
 		return nil, fmt.Errorf("platform: open journal: %w", err)
 	}

@@ -189,7 +189,7 @@ func (p *Process) openJournal(cfg Config) (persistence.Journal, error) {
 		p.nc = nc
 	}
 	if cfg.Journal == "pebble" {
-		j, err := pebble.Open(filepath.Join(cfg.DataDir, "journal"), pebble.Options{Groups: cfg.Groups, WALMinSyncInterval: cfg.JournalMinSyncInterval, Logger: p.log.With("component", "journal")})
+		j, err := pebble.Open(filepath.Join(cfg.DataDir, "journal"), pebble.Options{Groups: cfg.Groups, WALMinSyncInterval: cfg.JournalMinSyncInterval, CacheBytes: cfg.JournalCacheBytes, Logger: p.log.With("component", "journal")})
 		if err != nil {
 			return nil, fmt.Errorf("platform: open journal: %w", err)
 		}

@@ -102,6 +102,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		f.stringVar(&cfg.DataDir, "dir", "", "directory for the journal, NATS and the custodian (default: a temporary one)")
 		f.stringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU and heap profiles here and summarise where time and bytes go")
 		memoryLimitFlag(f, &cfg.MemoryLimitBytes)
+		journalCacheFlag(f, &cfg.JournalCacheBytes)
 		f.boolVar(&cfg.FastOnly, "fast-only", false, "run only the fast reconciliation (the deep one recovers every pot from its journal: minutes at a million pots)")
 		f.boolVar(&cfg.ScaleCheck, "scale-check", false, "run a tenth of --pots first, on a fresh platform in this process, and print each step's time, CPU, peak heap and RSS at --pots over the tenth's")
 		if err := f.parse(args[1:]); err != nil {

@@ -500,6 +500,13 @@ func memoryLimitFlag(f *flags, limit *int64) {
 func journalSyncFlag(f *flags, cfg *platform.Config) {
 	f.durationVar(&cfg.JournalMinSyncInterval, "journal-min-sync-interval", 0,
 		"Pebble journal: wait this long after a WAL sync before the next (0: none; 300us suits many concurrent pots, see docs/performance.md)")
+	journalCacheFlag(f, &cfg.JournalCacheBytes)
+}
+
+// journalCacheFlag binds the Pebble journal's block cache size
+// (platform.Config.JournalCacheBytes).
+func journalCacheFlag(f *flags, bytes *int64) {
+	f.byteSizeVar(bytes, "journal-cache", "Pebble journal: the block cache, a `size` such as 1GiB (0: 64 MiB; outside --memory-limit)")
 }
 
 func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
