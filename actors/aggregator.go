@@ -50,6 +50,7 @@ type aggregator struct {
 	position uint64 // last feed position applied
 	pots     map[string]*replica
 	cur      *workingReplica // the replica being applied, decoded
+	scratch  []byte          // the buffer replicas are encoded in
 	// closedAllocated sums the executions of the trades the replicas have
 	// dropped (settled), per dealing day and asset, for reconciliation.
 	closedAllocated allocatedSums

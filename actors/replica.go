@@ -1,7 +1,10 @@
 package actors
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
@@ -102,14 +105,23 @@ func (a *aggregator) storeWorking() error {
 			}
 		}
 	}
-	state, err := codec.EncodeReplica(w.pot, w.ledger)
+	state, err := codec.AppendReplica(a.scratch[:0], w.pot, w.ledger)
 	if err != nil {
 		return fmt.Errorf("group %d: %w", a.group, err)
 	}
+	a.scratch = state
 	r, p := w.r, w.pot
-	r.version, r.state = p.Version, state
+	// The state is kept at its size (an encoder's buffer has room to grow
+	// into: a third more, for a million replicas).
+	if cap(r.state) >= len(state) && cap(r.state) <= len(state)+len(state)/8 {
+		r.state = append(r.state[:0], state...)
+	} else {
+		r.state = bytes.Clone(state)
+	}
+	r.version = p.Version
 	r.profiled, r.lastRebalance = p.Opened && p.Profile != "", p.LastRebalance
-	r.settleFrom, r.open = domain.Date{}, r.open[:0]
+	previous := r.open
+	r.settleFrom, r.open = domain.Date{}, nil
 	for _, id := range p.OrderIDs {
 		o := p.Orders[id]
 		for _, t := range o.Trades {
@@ -118,11 +130,16 @@ func (a *aggregator) storeWorking() error {
 			}
 		}
 		if !o.Cancelled && o.Trades[0].Status == domain.TradeAccepted {
-			r.open = append(r.open, openOrder{id: o.ID, date: o.DealingDate})
+			// The decoded pot's strings share its decode's copy of the
+			// bytes: keep an id of its own, not that copy.
+			id := o.ID
+			if i := slices.IndexFunc(previous, func(x openOrder) bool { return x.id == o.ID }); i >= 0 {
+				id = previous[i].id
+			} else {
+				id = strings.Clone(id)
+			}
+			r.open = append(r.open, openOrder{id: id, date: o.DealingDate})
 		}
-	}
-	if len(r.open) == 0 {
-		r.open = nil
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -225,6 +226,10 @@ func (w *potWriter) order(o *domain.Order) {
 type potReader struct {
 	s   string
 	err error
+	// clone: each string is a copy of its own, for what outlives the bytes
+	// read and travels (a batch's ids go to the pots, whose state would
+	// otherwise keep the whole batch alive).
+	clone bool
 }
 
 func (r *potReader) fail(format string, args ...any) {
@@ -273,6 +278,9 @@ func (r *potReader) str() string {
 	}
 	v := r.s[:n]
 	r.s = r.s[n:]
+	if r.clone {
+		return strings.Clone(v)
+	}
 	return v
 }
 

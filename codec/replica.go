@@ -23,7 +23,12 @@ const replicaFormat byte = 1
 // EncodeReplica encodes a replica: the pot (its closed history dropped by
 // the caller) and its ledger's non-zero balances.
 func EncodeReplica(p *domain.Pot, l domain.Ledger) ([]byte, error) {
-	w := potWriter{b: make([]byte, 0, 512)}
+	return AppendReplica(make([]byte, 0, 512), p, l)
+}
+
+// AppendReplica is EncodeReplica appending to dst (a buffer to reuse).
+func AppendReplica(dst []byte, p *domain.Pot, l domain.Ledger) ([]byte, error) {
+	w := potWriter{b: dst}
 	w.b = append(w.b, replicaFormat)
 	if err := w.pot(p); err != nil {
 		return nil, err
@@ -104,7 +109,7 @@ func AppendBatchOrder(b []byte, member string, o *domain.Order) []byte {
 // the order they were appended.
 func DecodeBatch(b []byte) ([]domain.DayTrade, error) {
 	var trades []domain.DayTrade
-	r := potReader{s: string(b)}
+	r := potReader{s: string(b), clone: true}
 	for r.s != "" {
 		member, order := r.str(), r.str()
 		for n := r.count(); n > 0; n-- {
