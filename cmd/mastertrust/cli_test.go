@@ -321,3 +321,22 @@ func TestMemoryLimitFlag(t *testing.T) {
 	_, err = parse()
 	assert.ErrorContains(t, err, `MASTERTRUST_MEMORY_LIMIT="lots"`)
 }
+
+// TestListFlag: a list flag splits at commas, trims, drops empty items, takes
+// its environment variable over its default and the command line over both.
+func TestListFlag(t *testing.T) {
+	parse := func(def string, args ...string) []string {
+		t.Helper()
+		f := newFlags("test", io.Discard)
+		var hosts []string
+		f.listVar(&hosts, "hosts", def, "hosts")
+		require.NoError(t, f.parse(args))
+		return hosts
+	}
+	assert.Equal(t, []string{"127.0.0.1", "localhost"}, parse("127.0.0.1,localhost"))
+	assert.Empty(t, parse(""))
+	assert.Equal(t, []string{"a", "b"}, parse("", "--hosts", " a, ,b ,"))
+	t.Setenv("MASTERTRUST_HOSTS", "x,y")
+	assert.Equal(t, []string{"x", "y"}, parse("127.0.0.1"))
+	assert.Equal(t, []string{"z"}, parse("127.0.0.1", "--hosts", "z"))
+}

@@ -228,6 +228,42 @@ func (b byteSize) Set(s string) error {
 	return nil
 }
 
+// listVar binds a comma-separated list (def too): each item trimmed, empty
+// ones dropped.
+func (f *flags) listVar(p *[]string, name, def, usage string) {
+	if v, ok := f.env(name); ok {
+		def = v
+	}
+	*p = splitList(def)
+	f.Var(stringList{p}, name, f.usageText(name, usage))
+}
+
+// stringList is a flag.Value of a comma-separated list.
+type stringList struct{ p *[]string }
+
+func (l stringList) String() string {
+	if l.p == nil {
+		return ""
+	}
+	return strings.Join(*l.p, ",")
+}
+
+func (l stringList) Set(s string) error {
+	*l.p = splitList(s)
+	return nil
+}
+
+// splitList splits s at commas, trims each item and drops the empty ones.
+func splitList(s string) []string {
+	var items []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
+}
+
 // given reports whether flag name was given, on the command line or in its
 // environment variable, rather than left at its default.
 func (f *flags) given(name string) bool {
@@ -359,14 +395,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func clusterFlags(f *flags, cfg *platform.Config) {
 	f.stringVar(&cfg.ClusterHost, "cluster-host", "127.0.0.1", "host of this process's cluster (gRPC) address, reachable by the nodes")
 	f.intVar(&cfg.ClusterPort, "cluster-port", 0, "port of this process's cluster address (0: a free one)")
-	var peers string
-	f.stringVar(&peers, "peers", "", "comma-separated membership endpoints (host:port) of every member, this one included")
+	f.listVar(&cfg.Peers, "peers", "", "comma-separated membership endpoints (host:port) of every member, this one included")
 	f.afterParse = append(f.afterParse, func() error {
-		for _, p := range strings.Split(peers, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				cfg.Peers = append(cfg.Peers, p)
-			}
-		}
 		if len(cfg.Peers) == 0 {
 			return errors.New("--peers is required")
 		}
@@ -441,16 +471,7 @@ func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	f.stringVar(&cfg.NATSServerName, "nats-name", "", "name of this server, different on each server of a cluster (default: the host name with --routes-name, else mastertrust)")
 	f.stringVar(&cfg.NATSRoutesName, "routes-name", "", "name of the NATS cluster to join, the same on every server (empty: a single server)")
 	f.intVar(&cfg.NATSRoutesPort, "routes-port", 0, fmt.Sprintf("port, on --nats-host, of the routes from the cluster's other servers (0: %d; -1: a free one)", platform.DefaultNATSRoutesPort))
-	var routes string
-	f.stringVar(&routes, "routes", "", "comma-separated routes to the cluster's other servers (nats-route://host:port; mutual TLS with the certificate of --nats-secrets, which must name each host)")
-	f.afterParse = append(f.afterParse, func() error {
-		for _, r := range strings.Split(routes, ",") {
-			if r = strings.TrimSpace(r); r != "" {
-				cfg.NATSRoutes = append(cfg.NATSRoutes, r)
-			}
-		}
-		return nil
-	})
+	f.listVar(&cfg.NATSRoutes, "routes", "", "comma-separated routes to the cluster's other servers (nats-route://host:port; mutual TLS with the certificate of --nats-secrets, which must name each host)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -628,19 +649,14 @@ func runSecrets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		args = args[1:]
 	}
 	f := newFlags("secrets [init]", stderr)
-	var dir, hosts string
+	var dir string
+	var hosts []string
 	f.stringVar(&dir, "nats-secrets", platform.NATSSecretsDir(platform.DefaultDataDir), "the secrets directory to make or complete")
-	f.stringVar(&hosts, "hosts", "", "comma-separated host names and addresses of the NATS servers, for their certificate: every host clients or other servers' routes reach one by (loopback is always in)")
+	f.listVar(&hosts, "hosts", "", "comma-separated host names and addresses of the NATS servers, for their certificate: every host clients or other servers' routes reach one by (loopback is always in)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	var hs []string
-	for _, h := range strings.Split(hosts, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			hs = append(hs, h)
-		}
-	}
-	written, err := natsauth.Ensure(dir, hs)
+	written, err := natsauth.Ensure(dir, hosts)
 	if err != nil {
 		return err
 	}

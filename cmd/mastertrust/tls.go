@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 
 	"github.com/acme/mastertrust/platform"
 )
@@ -34,22 +33,17 @@ func runCert(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	dir := platform.ClusterSecretsDir(platform.DefaultDataDir)
 	f.stringVar(&dir, "dir", dir, fmt.Sprintf("the CA's directory (ca.crt, ca.key; made on first use): the cluster's, or the gateway's HTTPS one (%s)",
 		platform.GatewaySecretsDir(platform.DefaultDataDir)))
-	var name, hosts string
+	var name string
+	var hosts []string
 	f.stringVar(&name, "name", "", "the certificate's name: its files are <dir>/<name>.crt and .key (required)")
-	f.stringVar(&hosts, "hosts", "127.0.0.1,localhost", "comma-separated DNS names and IP addresses the certificate is valid for: the host peers or clients reach the process at")
+	f.listVar(&hosts, "hosts", "127.0.0.1,localhost", "comma-separated DNS names and IP addresses the certificate is valid for: the host peers or clients reach the process at")
 	if err := f.parse(args); err != nil {
 		return err
 	}
 	if name == "" {
 		return errors.New("--name is required")
 	}
-	var list []string
-	for _, h := range strings.Split(hosts, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			list = append(list, h)
-		}
-	}
-	files, err := platform.IssueCertificate(dir, name, list)
+	files, err := platform.IssueCertificate(dir, name, hosts)
 	if err != nil {
 		return err
 	}
