@@ -254,19 +254,8 @@ func RunPots(ctx context.Context, cfg PotsConfig, out io.Writer) (err error) {
 	results := map[string][]rate{}
 	if len(cells) > 0 {
 		if r.needsPots() {
-			pctx, cancel := context.WithTimeout(ctx, cfg.PhaseTimeout)
-			r.members, err = r.openPots(pctx, "B", cfg.Pots, potsFunding, potsHistoryMax)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("bench: open pots: %w", err)
-			}
-			for _, m := range r.members {
-				tok, err := gateway.SignToken(r.secret, gateway.Claims{Subject: m, Role: gateway.RoleMember,
-					IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(24 * time.Hour).Unix()})
-				if err != nil {
-					return err
-				}
-				r.tokens = append(r.tokens, "Bearer "+tok)
+			if err := r.openBenchPots(ctx, potsHistoryMax); err != nil {
+				return err
 			}
 		}
 		for rep := range cfg.Repeats {
