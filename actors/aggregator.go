@@ -380,9 +380,6 @@ func (a *aggregator) settle(ctx context.Context, c *pb.AggSettle) (*pb.Aggregato
 	if err != nil {
 		return nil, err
 	}
-	if err := a.storeWorking(); err != nil {
-		return nil, err
-	}
 	calls := map[string]*pb.PotRequest{}
 	count := 0
 	for member, r := range a.pots {
@@ -576,9 +573,6 @@ func (a *aggregator) allocate(ctx context.Context, c *pb.AggAllocate) (*pb.Aggre
 		}
 	}
 	for round := 0; ; round++ {
-		if err := a.storeWorking(); err != nil {
-			return nil, err
-		}
 		calls := map[string]*pb.PotRequest{}
 		for member, mine := range byMember {
 			// A trade is missing while its order is still accepted in the
@@ -678,9 +672,6 @@ func (a *aggregator) sweep(ctx context.Context, c *pb.AggSweep) (*pb.AggregatorR
 	if err != nil {
 		return nil, err
 	}
-	if err := a.storeWorking(); err != nil {
-		return nil, err
-	}
 	var members []string
 	for _, m := range slices.Sorted(maps.Keys(a.pots)) {
 		if a.pots[m].profiled {
@@ -720,9 +711,6 @@ func (a *aggregator) sweep(ctx context.Context, c *pb.AggSweep) (*pb.AggregatorR
 		a.sweeps[c.Date] = next
 	}
 	if err := a.catchUp(ctx); err != nil {
-		return nil, err
-	}
-	if err := a.storeWorking(); err != nil {
 		return nil, err
 	}
 	traded := 0

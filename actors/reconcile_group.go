@@ -40,9 +40,6 @@ func (a *aggregator) reconcile(ctx context.Context, c *pb.AggReconcile) (*pb.Agg
 	// and those they hold.
 	allocated := a.closedAllocated.clone()
 	var available, reserved, pending domain.Money
-	if err := a.storeWorking(); err != nil {
-		return nil, err
-	}
 	for _, member := range slices.Sorted(maps.Keys(a.pots)) {
 		p, ledger, err := a.decoded(member)
 		if err != nil {

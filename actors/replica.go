@@ -91,7 +91,8 @@ func (a *aggregator) working(member string) (*workingReplica, error) {
 
 // storeWorking drops the working replica's closed history (adding the
 // executions it drops to closedAllocated), encodes it, and notes what the
-// steps look for. Every step's read of the replicas comes after it.
+// steps look for. catchUp ends with it, and every step runs after a
+// catch-up, so the steps read stored replicas.
 func (a *aggregator) storeWorking() error {
 	w := a.cur
 	if w == nil {
