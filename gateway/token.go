@@ -114,6 +114,18 @@ func tokenError(err error, format string, args ...any) error {
 // spelling.
 var tokenEncoding = base64.RawURLEncoding.Strict()
 
+// decodeTokenPart decodes one base64url part of a token, refusing every
+// spelling but the canonical one: encoding/base64 skips \r and \n even in
+// strict mode, so a signature with a line break inside would otherwise
+// verify as another spelling of the same token.
+func decodeTokenPart(s string) ([]byte, bool) {
+	b, err := tokenEncoding.DecodeString(s)
+	if err != nil || tokenEncoding.EncodedLen(len(b)) != len(s) {
+		return nil, false
+	}
+	return b, true
+}
+
 // SignToken returns a token carrying c, signed with secret. It refuses
 // claims that VerifyToken would refuse (other than by the clock).
 func SignToken(secret []byte, c Claims) (string, error) {
@@ -145,8 +157,8 @@ func VerifyToken(secret []byte, token string, now time.Time) (Claims, error) {
 	if !ok1 || !ok2 || version != tokenVersion {
 		return Claims{}, tokenError(ErrTokenMalformed, "want %s.<claims>.<signature>", tokenVersion)
 	}
-	gotMAC, err := tokenEncoding.DecodeString(sig)
-	if err != nil {
+	gotMAC, ok := decodeTokenPart(sig)
+	if !ok {
 		return Claims{}, tokenError(ErrTokenMalformed, "signature is not base64url")
 	}
 	// The signature is checked before the payload is even decoded: nothing
@@ -154,8 +166,8 @@ func VerifyToken(secret []byte, token string, now time.Time) (Claims, error) {
 	if !hmac.Equal(gotMAC, tokenMAC(secret, token[:len(version)+1+len(payload)])) {
 		return Claims{}, tokenError(ErrTokenSignature, "")
 	}
-	data, err := tokenEncoding.DecodeString(payload)
-	if err != nil {
+	data, ok := decodeTokenPart(payload)
+	if !ok {
 		return Claims{}, tokenError(ErrTokenMalformed, "claims are not base64url")
 	}
 	var c Claims

@@ -49,6 +49,11 @@ func TestTokenRefused(t *testing.T) {
 		signed := "v1." + enc([]byte(payload))
 		return signed + "." + enc(tokenMAC(testSecret, signed))
 	}
+	// resignRaw signs an already encoded payload, spelled as it is.
+	resignRaw := func(encoded string) string {
+		signed := "v1." + encoded
+		return signed + "." + enc(tokenMAC(testSecret, signed))
+	}
 	future, _ := SignToken(testSecret, Claims{Subject: "M1", Role: RoleMember, IssuedAt: now.Add(time.Hour).Unix(), ExpiresAt: now.Add(2 * time.Hour).Unix()})
 	cases := []struct {
 		name, token string
@@ -60,6 +65,8 @@ func TestTokenRefused(t *testing.T) {
 		{"other version", "v2." + parts[1] + "." + parts[2], ErrTokenMalformed},
 		{"padded signature", tok + "=", ErrTokenMalformed},
 		{"signature not base64", parts[0] + "." + parts[1] + ".!!", ErrTokenMalformed},
+		{"line break in signature", parts[0] + "." + parts[1] + "." + parts[2][:12] + "\r" + parts[2][12:], ErrTokenMalformed},
+		{"line break in signed claims", resignRaw(parts[1][:8] + "\n" + parts[1][8:]), ErrTokenMalformed},
 		{"too long", tok + strings.Repeat("A", tokenBytesMax), ErrTokenMalformed},
 		{"other secret", mustSign(t, []byte(strings.Repeat("s", 32)), good), ErrTokenSignature},
 		{"payload changed", parts[0] + "." + enc([]byte(`{"sub":"M000999","role":"member","iat":1800000000,"exp":1800003600}`)) + "." + parts[2], ErrTokenSignature},
