@@ -30,31 +30,46 @@ func Statement(memberID string, events []Event, cat *Catalogue) []StatementEntry
 	var out []StatementEntry
 	var balance Money
 	for _, e := range events {
-		var cash decimal.Decimal
-		var units decimal.Decimal
-		var asset ISIN
-		crossed := false
-		for _, ps := range Postings(p, e) {
-			if ps.Account != AccountMember && ps.Account != AccountMarket {
-				continue
-			}
-			crossed = true
-			if ps.Asset == "" {
-				cash = cash.Sub(ps.Amount) // the outside's loss is the pot's gain
-			} else {
-				units, asset = units.Sub(ps.Amount), ps.Asset
-			}
-		}
-		if crossed {
-			entry := StatementEntry{At: eventTime(e), Cash: moneyRounded(cash), Units: Units{units}, Asset: asset}
-			balance = balance.Add(entry.Cash)
-			entry.BalanceAfter = balance
-			entry.Kind, entry.Description = describe(p, e, cat)
+		if entry, ok := StatementEntryFor(p, e, cat, balance); ok {
 			out = append(out, entry)
+			balance = entry.BalanceAfter
 		}
 		p.Apply(e)
 	}
 	return out
+}
+
+// StatementEntryFor is the statement entry of one event, if it crossed the
+// pot's boundary: p is the pot before e (the caller applies e after), and
+// balance the BalanceAfter of the pot's previous entry (zero before the
+// first). It is Statement one event at a time, for a read model that
+// projects the journal's feed and cannot replay the pot's whole stream per
+// event (package history). It reads only what e touches, which is still
+// open before e, so p may be a pot without its closed history
+// (Pot.DropClosed).
+func StatementEntryFor(p *Pot, e Event, cat *Catalogue, balance Money) (StatementEntry, bool) {
+	var cash decimal.Decimal
+	var units decimal.Decimal
+	var asset ISIN
+	crossed := false
+	for _, ps := range Postings(p, e) {
+		if ps.Account != AccountMember && ps.Account != AccountMarket {
+			continue
+		}
+		crossed = true
+		if ps.Asset == "" {
+			cash = cash.Sub(ps.Amount) // the outside's loss is the pot's gain
+		} else {
+			units, asset = units.Sub(ps.Amount), ps.Asset
+		}
+	}
+	if !crossed {
+		return StatementEntry{}, false
+	}
+	entry := StatementEntry{At: eventTime(e), Cash: moneyRounded(cash), Units: Units{units}, Asset: asset}
+	entry.BalanceAfter = balance.Add(entry.Cash)
+	entry.Kind, entry.Description = describe(p, e, cat)
+	return entry, true
 }
 
 // describe names an entry for people.
