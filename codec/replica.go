@@ -61,10 +61,7 @@ func DecodeReplica(data []byte) (*domain.Pot, domain.Ledger, error) {
 		k := domain.LedgerKey{Account: r.str(), Asset: domain.ISIN(r.str())}
 		l[k] = r.dec()
 	}
-	if r.err == nil && r.s != "" {
-		r.err = fmt.Errorf("%d bytes left over", len(r.s))
-	}
-	if r.err != nil {
+	if r.end() != nil {
 		return nil, nil, fmt.Errorf("codec: decode replica: %w", r.err)
 	}
 	p.Reindex()

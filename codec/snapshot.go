@@ -40,10 +40,7 @@ func DecodePotSnapshot(data []byte) (*domain.Pot, error) {
 	}
 	r := potReader{s: string(data[1:])}
 	p := r.pot()
-	if r.err == nil && r.s != "" {
-		r.err = fmt.Errorf("%d bytes left over", len(r.s))
-	}
-	if r.err != nil {
+	if r.end() != nil {
 		return nil, fmt.Errorf("codec: decode pot snapshot: %w", r.err)
 	}
 	if err := p.Restore(); err != nil {

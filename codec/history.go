@@ -1,0 +1,163 @@
+package codec
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/acme/mastertrust/domain"
+)
+
+// The records of the pots' history read model (package history): an order
+// as it ended, a statement entry, an idempotency key's record, and what the
+// read model keeps of each member to project its next event. They are in
+// the binary form of pots (binary.go), an order written exactly as in a
+// snapshot, each after a byte naming its form, so that a record of another
+// form is refused rather than misread (the read model is then rebuilt from
+// the journal, which is the truth).
+const (
+	orderFormat          byte = 1
+	statementEntryFormat byte = 1
+	requestRecordFormat  byte = 1
+	projectedPotFormat   byte = 1
+)
+
+// EncodeOrder encodes an order with its trades and their executions.
+func EncodeOrder(o *domain.Order) []byte {
+	w := potWriter{b: make([]byte, 0, 128)}
+	w.b = append(w.b, orderFormat)
+	w.order(o)
+	return w.b
+}
+
+// DecodeOrder decodes what EncodeOrder encoded. Its strings share one copy
+// of data, never data itself, which may be a database's buffer reused after
+// the call.
+func DecodeOrder(data []byte) (*domain.Order, error) {
+	if len(data) == 0 || data[0] != orderFormat {
+		return nil, fmt.Errorf("codec: order record of another format")
+	}
+	r := potReader{s: string(data[1:])}
+	o := r.order()
+	if err := r.end(); err != nil {
+		return nil, fmt.Errorf("codec: decode order: %w", err)
+	}
+	return o, nil
+}
+
+// EncodeStatementEntry encodes one entry of a member's statement.
+func EncodeStatementEntry(e domain.StatementEntry) []byte {
+	w := potWriter{b: make([]byte, 0, 96)}
+	w.b = append(w.b, statementEntryFormat)
+	w.instant(e.At)
+	w.str(e.Kind)
+	w.str(e.Description)
+	w.dec(e.Cash.Decimal())
+	w.dec(e.Units.Decimal())
+	w.str(string(e.Asset))
+	w.dec(e.BalanceAfter.Decimal())
+	return w.b
+}
+
+// DecodeStatementEntry decodes what EncodeStatementEntry encoded.
+func DecodeStatementEntry(data []byte) (domain.StatementEntry, error) {
+	if len(data) == 0 || data[0] != statementEntryFormat {
+		return domain.StatementEntry{}, fmt.Errorf("codec: statement entry of another format")
+	}
+	r := potReader{s: string(data[1:])}
+	e := domain.StatementEntry{At: r.instant(), Kind: r.str(), Description: r.str(), Cash: r.money(), Units: r.units(),
+		Asset: domain.ISIN(r.str()), BalanceAfter: r.money()}
+	if err := r.end(); err != nil {
+		return domain.StatementEntry{}, fmt.Errorf("codec: decode statement entry: %w", err)
+	}
+	return e, nil
+}
+
+// EncodeRequestRecord encodes an idempotency key's record.
+func EncodeRequestRecord(rec domain.RequestRecord) []byte {
+	w := potWriter{b: make([]byte, 0, 64)}
+	w.b = append(w.b, requestRecordFormat)
+	w.str(rec.Key)
+	w.str(rec.Hash)
+	w.uint(uint64(rec.Kind))
+	w.str(rec.RefID)
+	w.instant(rec.At)
+	return w.b
+}
+
+// DecodeRequestRecord decodes what EncodeRequestRecord encoded.
+func DecodeRequestRecord(data []byte) (domain.RequestRecord, error) {
+	if len(data) == 0 || data[0] != requestRecordFormat {
+		return domain.RequestRecord{}, fmt.Errorf("codec: request record of another format")
+	}
+	r := potReader{s: string(data[1:])}
+	rec := domain.RequestRecord{Key: r.str(), Hash: r.str(), Kind: domain.RequestKind(r.uint()), RefID: r.str(), At: r.instant()}
+	if err := r.end(); err != nil {
+		return domain.RequestRecord{}, fmt.Errorf("codec: decode request record: %w", err)
+	}
+	return rec, nil
+}
+
+// ProjectedPot is what the history read model keeps of one member to
+// project the member's next event: how far it got and the pot as it was
+// there.
+type ProjectedPot struct {
+	// Version is the member's stream version projected; At the commit time
+	// of that event.
+	Version uint64
+	At      time.Time
+	// Balance is the BalanceAfter of the member's latest statement entry.
+	Balance domain.Money
+	// Replica is the pot at Version (a pot snapshot's form); nil when
+	// decoded without it.
+	Replica *domain.Pot
+}
+
+// EncodeProjectedPot encodes m: its version, time and balance first, so
+// that they are read without decoding the replica.
+func EncodeProjectedPot(m ProjectedPot) ([]byte, error) {
+	w := potWriter{b: make([]byte, 0, 512)}
+	w.b = append(w.b, projectedPotFormat)
+	w.uint(m.Version)
+	w.instant(m.At)
+	w.dec(m.Balance.Decimal())
+	if m.Replica == nil {
+		return nil, fmt.Errorf("codec: projected pot at version %d without its replica", m.Version)
+	}
+	if err := w.pot(m.Replica); err != nil {
+		return nil, err
+	}
+	return w.b, nil
+}
+
+// DecodeProjectedPot decodes what EncodeProjectedPot encoded; withReplica
+// false stops after the balance (Replica nil). A replica is checked as a
+// snapshot is (domain.Pot.Restore).
+func DecodeProjectedPot(data []byte, withReplica bool) (ProjectedPot, error) {
+	if len(data) == 0 || data[0] != projectedPotFormat {
+		return ProjectedPot{}, fmt.Errorf("codec: projected pot of another format")
+	}
+	r := potReader{s: string(data[1:])}
+	m := ProjectedPot{Version: r.uint(), At: r.instant(), Balance: r.money()}
+	if !withReplica {
+		if r.err != nil {
+			return ProjectedPot{}, fmt.Errorf("codec: decode projected pot: %w", r.err)
+		}
+		return m, nil
+	}
+	m.Replica = r.pot()
+	if err := r.end(); err != nil {
+		return ProjectedPot{}, fmt.Errorf("codec: decode projected pot: %w", err)
+	}
+	if err := m.Replica.Restore(); err != nil {
+		return ProjectedPot{}, fmt.Errorf("codec: decode projected pot: %w", err)
+	}
+	return m, nil
+}
+
+// end is the reader's first error, or an error if bytes are left over.
+func (r *potReader) end() error {
+	if r.err == nil && r.s != "" {
+		r.err = fmt.Errorf("%d bytes left over", len(r.s))
+	}
+	return r.err
+}
