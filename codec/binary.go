@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/big"
 	"slices"
 	"strings"
 	"time"
@@ -127,7 +128,13 @@ func (r *potReader) pot() *domain.Pot {
 }
 
 // potWriter appends a pot's fields in the binary form.
-type potWriter struct{ b []byte }
+type potWriter struct {
+	b []byte
+	// canonical writes each decimal by its value alone (canonicalDecimal),
+	// for records whose bytes must not depend on how their numbers were
+	// computed (history.go).
+	canonical bool
+}
 
 func (w *potWriter) uint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
 func (w *potWriter) int(v int64)   { w.b = binary.AppendVarint(w.b, v) }
@@ -164,6 +171,9 @@ const (
 )
 
 func (w *potWriter) dec(d decimal.Decimal) {
+	if w.canonical && !d.IsZero() {
+		d = canonicalDecimal(d)
+	}
 	switch {
 	case d.IsZero():
 		w.b = append(w.b, decZero)
@@ -174,6 +184,32 @@ func (w *potWriter) dec(d decimal.Decimal) {
 	default:
 		w.b = append(w.b, decText)
 		w.str(d.String())
+	}
+}
+
+// canonicalDecimal is d with its coefficient's trailing zeros dropped (and
+// its exponent raised by as many): one representation per value. 12.50
+// computed in memory and 12.5 read from an event's text, or a zero with
+// two places and the zero a decode gives, are one value in two forms.
+func canonicalDecimal(d decimal.Decimal) decimal.Decimal {
+	if d.NumDigits() <= 18 {
+		c, e := d.CoefficientInt64(), d.Exponent()
+		for c%10 == 0 {
+			c /= 10
+			e++
+		}
+		return decimal.New(c, e)
+	}
+	c, e := d.Coefficient(), d.Exponent()
+	ten := big.NewInt(10)
+	var q, r big.Int
+	for {
+		q.QuoRem(c, ten, &r)
+		if r.Sign() != 0 {
+			return decimal.NewFromBigInt(c, e)
+		}
+		c.Set(&q)
+		e++
 	}
 }
 

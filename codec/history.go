@@ -10,10 +10,18 @@ import (
 // The records of the pots' history read model (package history): an order
 // as it ended, a statement entry, an idempotency key's record, and what the
 // read model keeps of each member to project its next event. They are in
-// the binary form of pots (binary.go), an order written exactly as in a
-// snapshot, each after a byte naming its form, so that a record of another
-// form is refused rather than misread (the read model is then rebuilt from
-// the journal, which is the truth).
+// the binary form of pots (binary.go), an order written as in a snapshot,
+// each after a byte naming its form, so that a record of another form is
+// refused rather than misread (the read model is then rebuilt from the
+// journal, which is the truth).
+//
+// Their decimals are written canonically (canonicalDecimal): by value, not
+// by representation. A read model rebuilt from the journal must be byte for
+// byte the one projected live, and the same value reaches a record in
+// different forms depending on the path: a number read from an event's text
+// has no trailing zeros, a decoded zero has no places, while the same value
+// computed in memory may have both, and whether a pot was decoded between
+// two of its events depends on how the feed was paged.
 const (
 	orderFormat          byte = 1
 	statementEntryFormat byte = 1
@@ -23,7 +31,7 @@ const (
 
 // EncodeOrder encodes an order with its trades and their executions.
 func EncodeOrder(o *domain.Order) []byte {
-	w := potWriter{b: make([]byte, 0, 128)}
+	w := potWriter{b: make([]byte, 0, 128), canonical: true}
 	w.b = append(w.b, orderFormat)
 	w.order(o)
 	return w.b
@@ -46,7 +54,7 @@ func DecodeOrder(data []byte) (*domain.Order, error) {
 
 // EncodeStatementEntry encodes one entry of a member's statement.
 func EncodeStatementEntry(e domain.StatementEntry) []byte {
-	w := potWriter{b: make([]byte, 0, 96)}
+	w := potWriter{b: make([]byte, 0, 96), canonical: true}
 	w.b = append(w.b, statementEntryFormat)
 	w.instant(e.At)
 	w.str(e.Kind)
@@ -115,7 +123,7 @@ type ProjectedPot struct {
 // EncodeProjectedPot encodes m: its version, time and balance first, so
 // that they are read without decoding the replica.
 func EncodeProjectedPot(m ProjectedPot) ([]byte, error) {
-	w := potWriter{b: make([]byte, 0, 512)}
+	w := potWriter{b: make([]byte, 0, 512), canonical: true}
 	w.b = append(w.b, projectedPotFormat)
 	w.uint(m.Version)
 	w.instant(m.At)
