@@ -1,0 +1,325 @@
+package history_test
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/history"
+	"github.com/acme/mastertrust/internal/testkit"
+	"github.com/acme/mastertrust/persistence"
+)
+
+// lifeDays: three and a half weeks of dealing days, past the pots'
+// seven-day memory of idempotency keys.
+const lifeDays = 18
+
+func openStore(t testing.TB, dir string, replicasCached int) *history.Store {
+	t.Helper()
+	log, _ := testkit.Logger(t)
+	s, err := history.Open(dir, history.Options{Logger: log, ReplicasCached: replicasCached})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	return s
+}
+
+func catchUpAll(t testing.TB, s *history.Store, j persistence.Journal) {
+	t.Helper()
+	for g := range j.Groups() {
+		require.NoError(t, s.CatchUp(context.Background(), j, g))
+	}
+}
+
+func dump(t testing.TB, s *history.Store) []history.KV {
+	t.Helper()
+	kvs, err := s.Dump()
+	require.NoError(t, err)
+	require.NotEmpty(t, kvs)
+	return kvs
+}
+
+// requireSameBytes fails at the first key or value where got differs from
+// want, naming it (the whole dumps are too long to print).
+func requireSameBytes(t testing.TB, want, got []history.KV, what string) {
+	t.Helper()
+	for i := range min(len(want), len(got)) {
+		require.Equal(t, want[i].Key, got[i].Key, "%s: key %d", what, i)
+		require.Equal(t, want[i].Value, got[i].Value, "%s: the value of key %q", what, want[i].Key)
+	}
+	require.Len(t, got, len(want), "%s: keys", what)
+}
+
+// projectedLife is a life whose read model was projected while it was
+// lived: Follow running throughout, WaitVersion after each day for a pot
+// that just changed, a replica cache of two pots (so that pots leave it and
+// are read back), and a final catch-up.
+type projectedLife struct {
+	*life
+	store *history.Store
+}
+
+func liveProjected(t *testing.T) projectedLife {
+	t.Helper()
+	var s *history.Store
+	ctx, stop := context.WithCancel(context.Background())
+	var following sync.WaitGroup
+	l := liveLife(t, lifeDays, func(l *life, day int) {
+		if s == nil {
+			s = openStore(t, filepath.Join(t.TempDir(), "history"), 2)
+			following.Go(func() { s.Follow(ctx, l.j, 3*time.Millisecond) })
+		}
+		m := []string{balanced, selfDirect, cautious, rolled}[day%4]
+		require.NoError(t, s.WaitVersion(context.Background(), l.j, group(m), m, l.pots[m].Version))
+	})
+	stop()
+	following.Wait()
+	catchUpAll(t, s, l.j)
+	return projectedLife{l, s}
+}
+
+// TestOrdersAreTheirFinalState proves every order the pots ever placed is
+// in the read model as it ended: equal (stateDiff: reflect, numbers and
+// instants by value) to its state at the end of a fold of the pot's whole
+// stream, read back from the journal, that keeps the
+// pointer of every order as placed (so it holds even for a pot that
+// forgets terminal orders); its trades' executions are the contract notes.
+// Orders lists them newest first, filtered by keep.
+func TestOrdersAreTheirFinalState(t *testing.T) {
+	pl := liveProjected(t)
+	total, cancelled, executed := 0, 0, 0
+	for _, m := range pl.members() {
+		_, events := pl.streamEvents(m)
+		p := domain.NewPot(m)
+		var placed []*domain.Order
+		for _, e := range events {
+			p.Apply(e)
+			if op, ok := e.(domain.OrderPlaced); ok {
+				placed = append(placed, p.Orders[op.OrderID])
+			}
+		}
+		for _, want := range placed {
+			got, found, err := pl.store.Order(m, want.ID)
+			require.NoError(t, err)
+			require.True(t, found, "order %s", want.ID)
+			require.Empty(t, stateDiff(want, got), "order %s", want.ID)
+			total++
+			if want.Cancelled {
+				cancelled++
+			}
+			if want.Trades[0].Execution != nil {
+				executed++
+			}
+		}
+		got, more, err := pl.store.Orders(m, 0, 50, nil)
+		require.NoError(t, err)
+		require.False(t, more, "%s: more orders", m)
+		slices.Reverse(placed)
+		require.Empty(t, stateDiff(placed, got), "%s: Orders, newest first", m)
+
+		wantCancelled := slices.DeleteFunc(slices.Clone(placed), func(o *domain.Order) bool { return !o.Cancelled })
+		got, _, err = pl.store.Orders(m, 0, 50, func(o *domain.Order) bool { return o.Cancelled })
+		require.NoError(t, err)
+		require.Empty(t, stateDiff(wantCancelled, got), "%s: cancelled orders", m)
+
+		_, found, err := pl.store.Order(m, m+"-999999")
+		require.NoError(t, err)
+		require.False(t, found, "an order never placed")
+		_, found, err = pl.store.Order(m, "M999999-1")
+		require.NoError(t, err)
+		require.False(t, found, "another member's order id")
+	}
+	t.Logf("%d orders, %d cancelled, %d executed", total, cancelled, executed)
+	require.NotZero(t, cancelled, "a cancelled order")
+	require.Greater(t, executed, 10, "executed orders")
+	roll, _, err := pl.store.Orders(rolled, 0, 50, func(o *domain.Order) bool { return !o.DealingDate.Equal(o.OriginalDealingDate) })
+	require.NoError(t, err)
+	require.NotEmpty(t, roll, "a rolled order")
+}
+
+// statementPages reads member's statement with filter [from, to) in pages
+// of limit, checking each page's size and cursor.
+func statementPages(t *testing.T, s *history.Store, member string, from, to time.Time, limit int) []domain.StatementEntry {
+	t.Helper()
+	var all []domain.StatementEntry
+	cursor := ""
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 10_000, "%s: the cursor never ends", member)
+		page, next, err := s.Statement(member, from, to, cursor, limit)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page), limit)
+		all = append(all, page...)
+		if next == "" {
+			return all
+		}
+		require.Len(t, page, limit, "%s: a short page with a next cursor", member)
+		cursor = next
+	}
+}
+
+// TestStatementIsTheDomains proves the read model's statement is
+// domain.Statement over the pot's stream read back from the journal: every
+// entry equal, in order, with its running balance, read in pages of 1, 2
+// and 50, whole and between two instants (from inclusive, to exclusive).
+func TestStatementIsTheDomains(t *testing.T) {
+	pl := liveProjected(t)
+	kinds := map[string]int{}
+	for _, m := range pl.members() {
+		_, events := pl.streamEvents(m)
+		want := domain.Statement(m, events, pl.cat)
+		for i, e := range want {
+			kinds[e.Kind]++
+			if i > 0 {
+				require.False(t, e.At.Before(want[i-1].At), "%s: the life's entries are in time order, as the store lists them", m)
+			}
+		}
+		for _, limit := range []int{1, 2, 50} {
+			require.Empty(t, stateDiff(want, statementPages(t, pl.store, m, time.Time{}, time.Time{}, limit)), "%s: limit %d", m, limit)
+		}
+		if len(want) < 4 {
+			continue
+		}
+		from, to := want[1].At, want[len(want)-2].At
+		between := func(lo, hi time.Time) []domain.StatementEntry {
+			var out []domain.StatementEntry
+			for _, e := range want {
+				if (lo.IsZero() || !e.At.Before(lo)) && (hi.IsZero() || e.At.Before(hi)) {
+					out = append(out, e)
+				}
+			}
+			return out
+		}
+		for _, f := range []struct{ from, to time.Time }{{from, to}, {from, time.Time{}}, {time.Time{}, to}, {to, from},
+			{from.Add(time.Nanosecond), to.Add(time.Nanosecond)}} {
+			w := between(f.from, f.to)
+			if !f.from.Before(f.to) && !f.to.IsZero() {
+				w = nil
+			}
+			for _, limit := range []int{1, 2, 50} {
+				require.Empty(t, stateDiff(w, statementPages(t, pl.store, m, f.from, f.to, limit)),
+					"%s: [%s, %s) limit %d", m, f.from, f.to, limit)
+			}
+		}
+	}
+	t.Logf("statement entries by kind: %v", kinds)
+	for _, k := range []string{"contribution", "buy", "sell", "withdrawal"} {
+		require.NotZero(t, kinds[k], "no %s entries: kinds %v", k, kinds)
+	}
+
+	_, _, err := pl.store.Statement(balanced, time.Time{}, time.Time{}, "not a cursor", 10)
+	require.ErrorIs(t, err, history.ErrInvalid)
+	_, _, err = pl.store.Statement(balanced, time.Time{}, time.Time{}, "", 0)
+	require.ErrorIs(t, err, history.ErrInvalid)
+	_, _, err = pl.store.Orders(balanced, 0, 1001, nil)
+	require.ErrorIs(t, err, history.ErrInvalid)
+}
+
+// TestRebuildIsByteForByteTheLiveStore proves a read model rebuilt from
+// zero holds exactly the bytes of the one projected live, every key and
+// value (checkpoints and the layout version included, nothing excluded):
+// rebuilt in a new directory without a replica cache, and rebuilt in place.
+func TestRebuildIsByteForByteTheLiveStore(t *testing.T) {
+	pl := liveProjected(t)
+	live := dump(t, pl.store)
+	kinds := map[byte]int{}
+	for _, kv := range live {
+		kinds[kv.Key[0]]++
+	}
+	t.Logf("%d keys: %d orders, %d statement entries, %d request keys, %d members, %d checkpoints", len(live),
+		kinds['o'], kinds['s'], kinds['r'], kinds['m'], kinds['c'])
+	require.Equal(t, lifeGroups, kinds['c'], "a checkpoint per group")
+
+	log, _ := testkit.Logger(t)
+	dir := filepath.Join(t.TempDir(), "rebuilt")
+	require.NoError(t, history.Rebuild(context.Background(), dir, pl.j, history.Options{Logger: log, ReplicasCached: -1}))
+	rebuilt := openStore(t, dir, 0)
+	requireSameBytes(t, live, dump(t, rebuilt), "rebuilt in a new directory")
+
+	require.NoError(t, pl.store.Rebuild(context.Background(), pl.j))
+	requireSameBytes(t, live, dump(t, pl.store), "rebuilt in place")
+}
+
+// redelivering is a journal whose feed delivers events again: each page
+// starts back events before the position asked for, and holds every event
+// twice.
+type redelivering struct {
+	persistence.Journal
+	back int
+}
+
+func (r redelivering) ReadFeed(ctx context.Context, group uint32, after uint64, limit int) ([]persistence.FeedEvent, error) {
+	all, err := r.Journal.ReadFeed(ctx, group, 0, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	first, _ := slices.BinarySearchFunc(all, after, func(e persistence.FeedEvent, p uint64) int { return cmp.Compare(e.Position, p) })
+	if first < len(all) && all[first].Position == after {
+		first++
+	}
+	if first == len(all) {
+		return nil, nil // the end of the feed, as the journal says it
+	}
+	var page []persistence.FeedEvent
+	for _, e := range all[max(0, first-r.back):min(len(all), first+limit/2)] {
+		page = append(page, e, e)
+	}
+	return page, nil
+}
+
+// gapping is a journal whose feed never delivers one event.
+type gapping struct {
+	persistence.Journal
+	stream  string
+	version uint64
+}
+
+func (g gapping) ReadFeed(ctx context.Context, group uint32, after uint64, limit int) ([]persistence.FeedEvent, error) {
+	page, err := g.Journal.ReadFeed(ctx, group, after, limit)
+	return slices.DeleteFunc(page, func(e persistence.FeedEvent) bool { return e.Stream == g.stream && e.Version == g.version }), err
+}
+
+// TestFeedDeliveredTwiceChangesNothing proves projection is exactly once:
+// a feed whose pages start before the checkpoint and hold every event twice
+// projects the same bytes, and so does catching up again from older
+// checkpoints (the start of the feed, the middle of a group) over state
+// already projected. A feed that skips an event of a pot is an error that
+// writes nothing of its page, and leaves nothing behind once the feed is
+// whole.
+func TestFeedDeliveredTwiceChangesNothing(t *testing.T) {
+	pl := liveProjected(t)
+	live := dump(t, pl.store)
+
+	twice := openStore(t, filepath.Join(t.TempDir(), "twice"), 1)
+	catchUpAll(t, twice, redelivering{pl.j, 7})
+	requireSameBytes(t, live, dump(t, twice), "a feed delivered twice")
+
+	for g := range pl.j.Groups() {
+		checkpoint, err := pl.store.Checkpoint(g)
+		require.NoError(t, err)
+		for _, back := range []uint64{0, checkpoint / 2, checkpoint - 1} {
+			require.NoError(t, pl.store.SetCheckpoint(g, back))
+			require.NoError(t, pl.store.CatchUp(context.Background(), pl.j, g))
+			requireSameBytes(t, live, dump(t, pl.store), fmt.Sprintf("group %d caught up again from position %d", g, back))
+		}
+	}
+
+	gap := openStore(t, filepath.Join(t.TempDir(), "gap"), 0)
+	g := group(balanced)
+	err := gap.CatchUp(context.Background(), gapping{pl.j, stream(balanced), 7}, g)
+	require.ErrorContains(t, err, "skipped versions")
+	version, _, err := gap.Projected(balanced)
+	require.NoError(t, err)
+	require.Zero(t, version, "projected from the page that failed")
+	checkpoint, err := gap.Checkpoint(g)
+	require.NoError(t, err)
+	require.Zero(t, checkpoint, "the checkpoint of the page that failed")
+	catchUpAll(t, gap, pl.j)
+	requireSameBytes(t, live, dump(t, gap), "caught up after the gap closed")
+}
