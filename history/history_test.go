@@ -323,3 +323,132 @@ func TestFeedDeliveredTwiceChangesNothing(t *testing.T) {
 	catchUpAll(t, gap, pl.j)
 	requireSameBytes(t, live, dump(t, gap), "caught up after the gap closed")
 }
+
+// TestRequestProjectedAndWaitVersion proves Request finds every idempotency
+// key any pot ever recorded, with its latest record, long after the pot
+// itself forgot it; Projected is each pot's stream version and the commit
+// time of its last event; and WaitVersion catches up by itself to a version
+// just appended, and gives up with the context on one never appended.
+func TestRequestProjectedAndWaitVersion(t *testing.T) {
+	pl := liveProjected(t)
+	keys, forgotten := 0, 0
+	for _, m := range pl.members() {
+		raw, events := pl.streamEvents(m)
+		latest := map[string]domain.RequestRecord{}
+		for _, e := range events {
+			if rr, ok := e.(domain.RequestRecorded); ok {
+				latest[rr.Record.Key] = rr.Record
+			}
+		}
+		for key, want := range latest {
+			got, found, err := pl.store.Request(m, key)
+			require.NoError(t, err)
+			require.True(t, found, "%s: key %s", m, key)
+			require.Empty(t, stateDiff(want, got), "%s: key %s", m, key)
+			keys++
+			if _, remembered := pl.pots[m].Request(key); !remembered {
+				forgotten++
+			}
+		}
+		_, found, err := pl.store.Request(m, "never-used")
+		require.NoError(t, err)
+		require.False(t, found)
+
+		version, at, err := pl.store.Projected(m)
+		require.NoError(t, err)
+		require.Equal(t, pl.pots[m].Version, version, m)
+		require.Equal(t, raw[len(raw)-1].Time, at, m)
+	}
+	t.Logf("%d keys, %d of them forgotten by their pots", keys, forgotten)
+	require.NotZero(t, forgotten, "the life is long enough for pots to forget keys")
+	version, at, err := pl.store.Projected("M999999")
+	require.NoError(t, err)
+	require.Zero(t, version)
+	require.True(t, at.IsZero())
+
+	// Read your writes: appended, not projected, then waited for.
+	before, _, err := pl.store.Projected(cautious)
+	require.NoError(t, err)
+	pl.do(cautious, domain.Contribute{Key: "after-the-life", Amount: domain.MustMoney("12.00")})
+	want := pl.pots[cautious].Version
+	require.Greater(t, want, before)
+	projected, _, err := pl.store.Projected(cautious)
+	require.NoError(t, err)
+	require.Equal(t, before, projected, "projected before anyone caught up")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, pl.store.WaitVersion(ctx, pl.j, group(cautious), cautious, want))
+	projected, _, err = pl.store.Projected(cautious)
+	require.NoError(t, err)
+	require.Equal(t, want, projected)
+	rec, found, err := pl.store.Request(cautious, "after-the-life")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, domain.RequestContribute, rec.Kind)
+
+	short, cancelShort := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancelShort()
+	err = pl.store.WaitVersion(short, pl.j, group(cautious), cautious, want+1)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// TestOrdersPagesAPotOfThousands proves Orders pages through a pot of a
+// few thousand orders newest first, each order once, none missed, whatever
+// the page size, and from any order number down.
+func TestOrdersPagesAPotOfThousands(t *testing.T) {
+	const orders = 3000
+	l := newLife(t, domain.MustDate("2026-11-23"))
+	const m = "M000200"
+	l.do(m, domain.OpenPot{Key: "open"}, domain.Contribute{Key: "pay", Amount: domain.MustMoney("100000.00")})
+	cmds := make([]domain.Command, orders)
+	for i := range cmds {
+		cmds[i] = domain.PlaceOrder{Key: domain.Key(fmt.Sprintf("buy-%d", i)), Order: domain.OrderRequest{Type: domain.OrderBuy,
+			Asset: "GB00BD8R3K42", Amount: domain.MustMoney("1.00")}}
+	}
+	l.do(m, cmds...)
+	s := openStore(t, filepath.Join(t.TempDir(), "history"), 0)
+	catchUpAll(t, s, l.j)
+	require.Len(t, l.pots[m].OrderIDs, orders)
+	want := slices.Clone(l.pots[m].OrderIDs)
+	slices.Reverse(want)
+
+	pageThrough := func(limit int, before uint64) []string {
+		var ids []string
+		for pages := 0; ; pages++ {
+			require.LessOrEqual(t, pages, orders/limit+1, "more pages than orders")
+			page, more, err := s.Orders(m, before, limit, nil)
+			require.NoError(t, err)
+			require.LessOrEqual(t, len(page), limit)
+			for _, o := range page {
+				ids = append(ids, o.ID)
+			}
+			if !more {
+				return ids
+			}
+			require.Len(t, page, limit, "a short page with more to follow")
+			last := page[len(page)-1].ID
+			before = seqOf(t, m, last)
+		}
+	}
+	for _, limit := range []int{50, 7, 1000} {
+		require.Equal(t, want, pageThrough(limit, 0), "limit %d", limit)
+	}
+	middle := seqOf(t, m, want[orders/2])
+	require.Equal(t, want[orders/2+1:], pageThrough(50, middle), "below the middle order")
+	// keep sees every order and takes some: the pages hold only those.
+	even, _, err := s.Orders(m, 0, 20, func(o *domain.Order) bool { return seqOf(t, m, o.ID)%4 == 0 })
+	require.NoError(t, err)
+	require.Len(t, even, 20)
+	for _, o := range even {
+		require.Zero(t, seqOf(t, m, o.ID)%4, o.ID)
+	}
+}
+
+// seqOf is the number n of an order id "<member>-<n>".
+func seqOf(t testing.TB, member, id string) uint64 {
+	t.Helper()
+	var n uint64
+	_, err := fmt.Sscanf(id, member+"-%d", &n)
+	require.NoError(t, err, id)
+	return n
+}
