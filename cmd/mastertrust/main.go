@@ -11,6 +11,7 @@
 //	mastertrust prices     publish a dealing day's closing prices
 //	mastertrust cycle      run a dealing day's cycle, showing its progress
 //	mastertrust reconcile  reconcile the pots and the house with the custodian
+//	mastertrust history    rebuild a stopped node's history read model from its journal
 //	mastertrust bench      run a benchmark workload
 //	mastertrust version    print what the binary was built from
 //
@@ -60,6 +61,7 @@ func commands() []command {
 		{"prices", "publish a dealing day's closing prices (operator)", runPrices},
 		{"cycle", "run a dealing day's cycle and show its progress (operator)", runCycleCommand},
 		{"reconcile", "reconcile the pots and the house account with the custodian (operator)", runReconcile},
+		{"history", "rebuild a stopped node's history read model (orders, statements, idempotency keys) from its Pebble journal (rebuild)", runHistory},
 		{"bench", "run a benchmark workload: journal, pots, cycle or overload (figures beside same-run baselines)", runBench},
 		{"version", "print the version, the revision the binary was built from, and the Go toolchain", runVersion},
 	}
@@ -667,5 +669,49 @@ func runSecrets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "%s is complete; nothing written\n", dir)
 	}
 	fmt.Fprintf(stdout, "roles: %s (each one's nkey seed is <role>.nk, its TLS client certificate <role>.crt and <role>.key; the gateway needs none)\n", roleNames())
+	return nil
+}
+
+// runHistory rebuilds a node's history read model from its Pebble journal
+// (platform.RebuildHistory). It refuses to run beside the node: the
+// journal's directory lock admits one process.
+func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("history rebuild", stderr)
+	var cfg platform.Config
+	f.stringVar(&cfg.DataDir, "data-dir", platform.DefaultDataDir,
+		"the stopped node's data directory: the journal is read from DIR/journal, the read model rebuilt in DIR/history")
+	logFlags(f, &cfg)
+	catalogueFlag(f, &cfg)
+	journalCacheFlag(f, &cfg.JournalCacheBytes)
+	f.Usage = func() {
+		fmt.Fprint(stderr, `usage: mastertrust history rebuild [flags]
+
+Drops the node's history read model (every order and contract note, the
+statements, every idempotency key ever recorded) in DATA-DIR/history and
+projects it again from the node's Pebble journal in DATA-DIR/journal, which
+stays the truth. Stop the node first: the journal admits one process at a
+time, and this fails while the node holds it.
+
+flags (each also from its environment variable):
+`)
+		f.PrintDefaults()
+	}
+	if len(args) > 0 && isHelp(args[0]) {
+		f.Usage()
+		return flag.ErrHelp
+	}
+	if len(args) == 0 || args[0] != "rebuild" {
+		f.Usage()
+		return errors.New("name what to do: rebuild")
+	}
+	if err := f.parse(args[1:]); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := platform.RebuildHistory(ctx, cfg); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rebuilt %s from %s in %s\n", platform.HistoryDir(cfg.DataDir), platform.JournalDir(cfg.DataDir),
+		time.Since(start).Round(time.Millisecond))
 	return nil
 }

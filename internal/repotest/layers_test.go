@@ -90,9 +90,16 @@ var layers = map[string]layer{
 		imports:   []string{"actors", "cluster", "domain", "internal/problem", "internal/recovered", "proto/pb"},
 		notLinked: []string{"github.com/cockroachdb/pebble", "github.com/nats-io/"},
 	},
+	"history": {
+		why: "the pots' history read model: the journal's feed (the contract, not a backend) projected with the domain's Apply and codec's forms into a Pebble database of its own; no grains, no NATS" +
+			" (protoactor is linked, not used: codec imports proto/pb, whose generated grain clients import it)",
+		imports:    []string{"codec", "domain", "persistence"},
+		thirdParty: []string{"github.com/cockroachdb/pebble"},
+		notLinked:  []string{"github.com/nats-io/"},
+	},
 	"platform": {
 		why: "assembles processes from the parts: the one place that knows them all",
-		imports: []string{"actors", "cluster", "custodian", "custodian/simulator", "domain", "gateway",
+		imports: []string{"actors", "cluster", "custodian", "custodian/simulator", "domain", "gateway", "history",
 			"internal/natsauth", "internal/natsembed", "internal/natsmsg", "internal/pki", "internal/problem", "persistence",
 			"persistence/jetstream", "persistence/pebble", "proto/pb"},
 	},
