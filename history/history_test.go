@@ -135,6 +135,11 @@ func TestOrdersAreTheirFinalState(t *testing.T) {
 		_, found, err = pl.store.Order(m, "M999999-1")
 		require.NoError(t, err)
 		require.False(t, found, "another member's order id")
+		if len(placed) > 0 {
+			_, found, err = pl.store.Order(m, fmt.Sprintf("%s-0%d", m, seqOf(t, m, placed[0].ID)))
+			require.NoError(t, err)
+			require.False(t, found, "an order's number spelt with a leading zero")
+		}
 	}
 	t.Logf("%d orders, %d cancelled, %d executed", total, cancelled, executed)
 	require.NotZero(t, cancelled, "a cancelled order")

@@ -3,7 +3,6 @@ package history
 import (
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -125,10 +124,6 @@ const cursorBytes = 16
 func encodeCursor(key []byte) string {
 	return base64.RawURLEncoding.EncodeToString(key[len(key)-cursorBytes:])
 }
-
-// ErrInvalid: a query's argument is out of range (a limit, a cursor that
-// Statement did not make).
-var ErrInvalid = errors.New("history: invalid argument")
 
 // decodeCursor is the key of the entry a cursor names.
 func decodeCursor(member, cursor string) ([]byte, error) {

@@ -111,8 +111,14 @@ type Store struct {
 	closed bool // guarded by mu
 }
 
-// ErrClosed: the store was closed.
-var ErrClosed = errors.New("history: store closed")
+// Sentinel errors, checked with errors.Is.
+var (
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("history: store closed")
+	// ErrInvalid: a query's argument is out of range (a limit, a cursor
+	// that Statement did not make).
+	ErrInvalid = errors.New("history: invalid argument")
+)
 
 // Open opens the read model in dir, creating it if dir holds none. A store
 // of another key layout is refused: remove the directory and rebuild.
@@ -224,6 +230,9 @@ func (s *Store) Order(member, orderID string) (*domain.Order, bool, error) {
 	o, err := codec.DecodeOrder(v)
 	if err != nil {
 		return nil, false, wrapQuery(err, "order", member)
+	}
+	if o.ID != orderID {
+		return nil, false, nil // the same number spelt otherwise ("M1-07")
 	}
 	return o, true, nil
 }
