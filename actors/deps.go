@@ -170,8 +170,10 @@ type PotDeps struct {
 	Market    Market
 	Now       func() time.Time
 	Config    PotConfig
-	Metrics   *Metrics // may be nil
-	Logger    *slog.Logger
+	// History is the members' history read model: what pots have retired.
+	History History
+	Metrics *Metrics // may be nil
+	Logger  *slog.Logger
 	// recoveries is the semaphore of RecoveriesMax; see NewPotKind.
 	recoveries chan struct{}
 	// workers run the pots' mailboxes (which wait for their appends) and

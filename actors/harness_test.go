@@ -12,6 +12,7 @@ import (
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/history"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/pebble"
@@ -70,8 +71,13 @@ func newWorld(t testing.TB, opt worldOptions) *world {
 		t.Cleanup(func() { j.Close() })
 		w.journal = j
 	}
+	hist, err := history.Open(t.TempDir(), history.Options{Catalogue: w.cat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hist.Close() })
 	deps := &actors.PotDeps{Journal: w.journal, Catalogue: w.cat, Calendar: cal, Market: w.market, Now: w.now,
-		Config: opt.potConfig}
+		Config: opt.potConfig, History: hist}
 	if opt.market != nil {
 		deps.Market = opt.market
 	}

@@ -85,6 +85,10 @@ type reply struct {
 	// release ends the command's hold on the market (see Market.Hold) once
 	// the reply goes: its events are durable, or they never will be.
 	release func()
+	// later, if set, computes resp when the reply is due (everything before
+	// it durable), off the pot's mailbox: a read of the history read model,
+	// which waits for the history to catch up (History.WaitVersion).
+	later func() *pb.PotResponse
 }
 
 // heldReply is a reply of a stopping activation, sent once it stopped.
@@ -385,6 +389,12 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 		return
 	}
 	if !isCommand {
+		if later, ok := a.historyQuery(req); ok {
+			r := answer(nil, "ok", nil)
+			r.later = later
+			a.enqueue(ctx, r, nil)
+			return
+		}
 		resp := a.query(req, a.context(a.deps.Market.OpenFrom()))
 		a.enqueue(ctx, answer(resp, outcomeOf(resp), nil), nil)
 		return
@@ -397,6 +407,15 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 		}
 	}()
 	dctx := a.context(openFrom)
+	if dctx.PastRequest, err = a.pastRequest(cmd); err == nil {
+		dctx.Retired, err = a.retiredOrder(cmd)
+	}
+	if err != nil {
+		a.deps.Logger.Warn("pot history unavailable", "member", a.member, "err", err)
+		queued = true
+		a.enqueue(ctx, answer(unavailable(), "failed", release), nil)
+		return
+	}
 	dec, err := domain.Decide(a.pot, cmd, dctx)
 	if err != nil {
 		queued = true
@@ -429,6 +448,15 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 		a.pot.Apply(e)
 	}
 	resp := a.commandReply(req, dec, dctx)
+	if resp == nil {
+		// The command touched a retired order (a cancellation of a
+		// cancelled one): read once its events are durable.
+		r := answer(nil, "ok", release)
+		r.later = a.retiredOrderReply(dec.Reply.RefID)
+		queued = true
+		a.enqueue(ctx, r, events)
+		return
+	}
 	outcome := "ok"
 	if dec.Reply.Replayed {
 		outcome = "replayed"
@@ -602,6 +630,21 @@ func (a *potActor) send(ctx actor.Context, r reply) {
 	if r.release != nil {
 		r.release()
 	}
+	if r.later != nil && r.to != nil && !a.poisoned {
+		to, call, command, metrics, root := r.to, r.call, r.command, a.deps.Metrics, ctx.ActorSystem().Root
+		a.deps.workers.Go(func() {
+			resp := r.later()
+			if metrics != nil {
+				metrics.Requests.WithLabelValues(command, outcomeOf(resp)).Inc()
+			}
+			resp.CallId = call
+			root.Send(to, resp)
+		})
+		return
+	}
+	if r.later != nil {
+		r.resp = unavailable() // stopping: the retry reaches a fresh activation
+	}
 	if r.resp.Version == 0 && a.pot != nil {
 		r.resp.Version = a.durable
 	}
@@ -640,7 +683,11 @@ func (a *potActor) commandReply(req *pb.PotRequest, dec domain.Decision, dctx *d
 	case *pb.PotRequest_Contribute, *pb.PotRequest_Withdraw:
 		resp.Result = &pb.PotResponse_Movement{Movement: v.movement(a.pot, a.pot.Movements[dec.Reply.RefID])}
 	case *pb.PotRequest_PlaceOrder, *pb.PotRequest_CancelOrder:
-		resp.Result = &pb.PotResponse_Order{Order: v.order(a.pot.Orders[dec.Reply.RefID])}
+		o := a.pot.Orders[dec.Reply.RefID]
+		if o == nil {
+			return nil // retired: see handle
+		}
+		resp.Result = &pb.PotResponse_Order{Order: v.order(o)}
 	default:
 		resp.Result = &pb.PotResponse_Ack{Ack: &pb.Ack{}}
 	}
@@ -664,64 +711,10 @@ func (a *potActor) query(req *pb.PotRequest, dctx *domain.Context) *pb.PotRespon
 			return a.problemResponse(&domain.RefusalError{Err: domain.ErrOrderNotFound, Detail: "no order " + q.GetOrder.OrderId})
 		}
 		resp.Result = &pb.PotResponse_Order{Order: v.order(o)}
-	case *pb.PotRequest_ListOrders:
-		resp.Result = &pb.PotResponse_Orders{Orders: v.orders(a.pot, q.ListOrders.Status, q.ListOrders.After, int(q.ListOrders.Limit))}
-	case *pb.PotRequest_GetStatement:
-		st, err := a.statement(q.GetStatement)
-		if err != nil {
-			return a.problemResponse(err)
-		}
-		resp.Result = &pb.PotResponse_Statement{Statement: st}
+	default: // the history's (historyQuery)
+		panic(fmt.Sprintf("actors: pot query %T", q))
 	}
 	return resp
-}
-
-// statement reads the pot's events from the journal (a pot keeps only its
-// state in memory) up to the version the pot stands at.
-func (a *potActor) statement(q *pb.GetStatement) (*pb.Statement, error) {
-	var from, to domain.Date
-	var err error
-	if q.FromDate != "" {
-		if from, err = domain.ParseDate(q.FromDate); err != nil {
-			return nil, fmt.Errorf("%w: from: %v", errBadRequest, err)
-		}
-	}
-	if q.ToDate != "" {
-		if to, err = domain.ParseDate(q.ToDate); err != nil {
-			return nil, fmt.Errorf("%w: to: %v", errBadRequest, err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.AppendTimeout)
-	defer cancel()
-	events, err := ReadPotEvents(ctx, a.deps.Journal, a.member, a.durable)
-	if err != nil {
-		return nil, err
-	}
-	return a.viewer(a.context(a.deps.Market.OpenFrom())).statement(a.member, events, from, to, a.deps.Calendar.Location()), nil
-}
-
-// ReadPotEvents reads a pot's events 1 … upTo from the journal.
-func ReadPotEvents(ctx context.Context, j persistence.Journal, member string, upTo uint64) ([]domain.Event, error) {
-	out := make([]domain.Event, 0, upTo)
-	errEnough := errors.New("enough")
-	err := eachEvent(ctx, j, PotStream(member), 1, func(e persistence.Event) error {
-		if uint64(len(out)) == upTo {
-			return errEnough
-		}
-		de, err := codec.DecodePotEvent(e.Type, e.Data)
-		if err != nil {
-			return err
-		}
-		out = append(out, de)
-		return nil
-	})
-	if err != nil && !errors.Is(err, errEnough) {
-		return nil, err
-	}
-	if uint64(len(out)) < upTo {
-		return nil, fmt.Errorf("read %s: stream ends at %d, want %d", PotStream(member), len(out), upTo)
-	}
-	return out, nil
 }
 
 // respond answers the message being handled: at once, or once the

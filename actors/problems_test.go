@@ -23,7 +23,8 @@ import (
 // errReadFails is the journal failure of failingReads.
 var errReadFails = errors.New("test: the journal's read fails")
 
-// failingReads is a journal whose reads of a pot's stream fail once armed.
+// failingReads is a journal whose reads of a pot's stream, and of the
+// feeds (which the history read model projects), fail once armed.
 type failingReads struct {
 	persistence.Journal
 	armed atomic.Bool
@@ -36,6 +37,13 @@ func (j *failingReads) Read(ctx context.Context, stream string, from uint64, lim
 	return j.Journal.Read(ctx, stream, from, limit)
 }
 
+func (j *failingReads) ReadFeed(ctx context.Context, group uint32, after uint64, limit int) ([]persistence.FeedEvent, error) {
+	if j.armed.Load() {
+		return nil, errReadFails
+	}
+	return j.Journal.ReadFeed(ctx, group, after, limit)
+}
+
 func memJournal(t *testing.T) persistence.Journal {
 	t.Helper()
 	j, err := pebble.Open("journal", pebble.Options{FS: vfs.NewMem(), Groups: 8})
@@ -45,8 +53,8 @@ func memJournal(t *testing.T) persistence.Journal {
 }
 
 // failedStatementRead opens a pot, makes its journal's reads fail and asks
-// for its statement, which the pot must answer unavailable (it cannot read
-// its events).
+// for its statement, which the pot must answer unavailable (the history
+// cannot read the events it has not projected yet).
 func failedStatementRead(t *testing.T, w *world, j *failingReads) {
 	t.Helper()
 	w.must("M-read", openPot("k-open", "balanced"))

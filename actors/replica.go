@@ -75,16 +75,21 @@ func (a *aggregator) working(member string) (*workingReplica, error) {
 		return nil, err
 	}
 	r := a.pots[member]
+	var p *domain.Pot
+	var l domain.Ledger
 	if r == nil {
 		r = &replica{}
 		a.pots[member] = r
-		a.cur = &workingReplica{member: member, r: r, pot: domain.NewPot(member), ledger: domain.Ledger{}}
-		return a.cur, nil
+		p, l = domain.NewPot(member), domain.Ledger{}
+	} else {
+		var err error
+		if p, l, err = codec.DecodeReplica(r.state); err != nil {
+			return nil, fmt.Errorf("group %d: replica of %s: %w", a.group, member, err)
+		}
 	}
-	p, l, err := codec.DecodeReplica(r.state)
-	if err != nil {
-		return nil, fmt.Errorf("group %d: replica of %s: %w", a.group, member, err)
-	}
+	// Orders the pot retires as events apply leave with their executions,
+	// which reconciliation still counts.
+	p.OnRetire(func(o *domain.Order) { a.closedAllocated.addOrder(o) })
 	a.cur = &workingReplica{member: member, r: r, pot: p, ledger: l}
 	return a.cur, nil
 }
@@ -100,11 +105,7 @@ func (a *aggregator) storeWorking() error {
 	}
 	a.cur = nil
 	for _, o := range w.pot.DropClosed() {
-		for _, t := range o.Trades {
-			if t.Execution != nil {
-				a.closedAllocated.add(t, t.Execution)
-			}
-		}
+		a.closedAllocated.addOrder(o)
 	}
 	state, err := codec.AppendReplica(a.scratch[:0], w.pot, w.ledger)
 	if err != nil {
@@ -170,6 +171,15 @@ type dayAsset struct {
 
 // allocatedSums adds up executions per dealing day and asset.
 type allocatedSums map[dayAsset]*domain.AssetDay
+
+// addOrder counts the executions of an order's trades.
+func (s allocatedSums) addOrder(o *domain.Order) {
+	for _, t := range o.Trades {
+		if t.Execution != nil {
+			s.add(t, t.Execution)
+		}
+	}
+}
 
 // add counts one trade's execution.
 func (s allocatedSums) add(t *domain.Trade, e *domain.Execution) {

@@ -2,7 +2,6 @@ package actors
 
 import (
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/acme/mastertrust/domain"
@@ -118,48 +117,3 @@ func (v viewer) movement(p *domain.Pot, m *domain.Movement) *pb.MovementView {
 
 // ordersPageMax bounds one page of GET /orders.
 const ordersPageMax = 200
-
-// orders lists the pot's orders newest first, optionally of one status,
-// after the order id after (exclusive), at most limit of them.
-func (v viewer) orders(p *domain.Pot, status, after string, limit int) *pb.OrderList {
-	if limit <= 0 || limit > ordersPageMax {
-		limit = ordersPageMax
-	}
-	list := &pb.OrderList{}
-	started := after == ""
-	for i := len(p.OrderIDs) - 1; i >= 0; i-- {
-		o := p.Orders[p.OrderIDs[i]]
-		if !started {
-			started = o.ID == after
-			continue
-		}
-		view := v.order(o)
-		if status != "" && !strings.EqualFold(view.Status, status) {
-			continue
-		}
-		if len(list.Orders) == limit {
-			list.NextAfter = list.Orders[len(list.Orders)-1].Id
-			break
-		}
-		list.Orders = append(list.Orders, view)
-	}
-	return list
-}
-
-// statement is the statement between two dates (inclusive; zero: open).
-func (v viewer) statement(memberID string, events []domain.Event, from, to domain.Date, loc *time.Location) *pb.Statement {
-	st := &pb.Statement{}
-	for _, e := range domain.Statement(memberID, events, v.cat) {
-		d := domain.DateOf(e.At, loc)
-		if (!from.IsZero() && d.Before(from)) || (!to.IsZero() && d.After(to)) {
-			continue
-		}
-		entry := &pb.StatementEntry{At: timeString(e.At), Kind: e.Kind, Description: e.Description,
-			Cash: e.Cash.String(), BalanceAfter: e.BalanceAfter.String()}
-		if e.Asset != "" {
-			entry.Asset, entry.Units = string(e.Asset), v.units(e.Asset, e.Units)
-		}
-		st.Entries = append(st.Entries, entry)
-	}
-	return st
-}

@@ -419,7 +419,7 @@ func (r *cycleRun) start(ctx context.Context, root string) (err error) {
 	r.node, err = platform.StartNode(platform.NodeConfig{
 		Cluster: cluster.Config{ClusterName: "mastertrust-bench-cycle", Provider: cluster.ProviderInProcess,
 			InProcess: cluster.NewInProcess(10 * time.Second), Logger: quiet},
-		Journal: r.journal, Catalogue: r.cat, Calendar: r.cal, Custodian: client, Dealing: r.cfg.Dealing,
+		Journal: r.journal, HistoryDir: filepath.Join(root, "history"), Catalogue: r.cat, Calendar: r.cal, Custodian: client, Dealing: r.cfg.Dealing,
 		Now: r.now, Logger: quiet,
 	})
 	if err != nil {

@@ -415,7 +415,7 @@ func startPots(ctx context.Context, cfg PotsConfig, root string, tune func(*gate
 	r.node, err = platform.StartNode(platform.NodeConfig{
 		Cluster: cluster.Config{ClusterName: "mastertrust-bench", Provider: cluster.ProviderInProcess,
 			InProcess: cluster.NewInProcess(10 * time.Second), Logger: quiet},
-		Journal: r.journal, Catalogue: cat, Calendar: cal, Logger: quiet,
+		Journal: r.journal, HistoryDir: filepath.Join(root, "history"), Catalogue: cat, Calendar: cal, Logger: quiet,
 	})
 	if err != nil {
 		return nil, err

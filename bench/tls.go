@@ -270,7 +270,7 @@ func startPotsRemote(ctx context.Context, cfg PotsConfig, root string, clusterTL
 	}
 	cc := cluster.Config{ClusterName: "mastertrust-bench", Provider: cluster.ProviderInProcess,
 		InProcess: cluster.NewInProcess(10 * time.Second), Logger: quiet, TLS: clusterTLS}
-	if r.node, err = platform.StartNode(platform.NodeConfig{Cluster: cc, Journal: r.journal, Catalogue: cat, Calendar: cal, Logger: quiet}); err != nil {
+	if r.node, err = platform.StartNode(platform.NodeConfig{Cluster: cc, Journal: r.journal, HistoryDir: filepath.Join(root, "history"), Catalogue: cat, Calendar: cal, Logger: quiet}); err != nil {
 		return nil, err
 	}
 	if r.client, err = cluster.StartClient(cc); err != nil {

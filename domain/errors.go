@@ -23,8 +23,15 @@ var (
 	ErrOrderCutOff         = errors.New("domain: order already cut off")
 	ErrOrderNotCancellable = errors.New("domain: order not cancellable")
 	ErrIdempotencyConflict = errors.New("domain: idempotency key reused with a different request")
-	ErrSameAsset           = errors.New("domain: switch from and to the same asset")
-	ErrInvalidCommand      = errors.New("domain: invalid command")
+	// ErrIdempotencyKeyExpired refuses a key used before, longer ago than
+	// RequestRetention: the original result is no longer kept with the
+	// pot, and the request must never be applied twice.
+	ErrIdempotencyKeyExpired = errors.New("domain: idempotency key past its retention")
+	// ErrHistoryUnavailable: the command names a retired order and the
+	// member's history could not be read to decide it (try again).
+	ErrHistoryUnavailable = errors.New("domain: history unavailable")
+	ErrSameAsset          = errors.New("domain: switch from and to the same asset")
+	ErrInvalidCommand     = errors.New("domain: invalid command")
 	// ErrSystemMismatch refuses a system message (an execution, a
 	// settlement, a roll) that does not fit the pot's state: a trade the pot
 	// does not have, or an execution that would break an invariant. It means

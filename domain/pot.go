@@ -93,6 +93,9 @@ type Pot struct {
 	Cash     CashBalance
 	Holdings map[ISIN]*Holding
 
+	// Orders, Trades and Movements hold the pot's open work and what an
+	// idempotency key in its window refers to; closed ones are retired
+	// (retire.go) and live on in the journal and the history read model.
 	Orders   map[string]*Order
 	OrderIDs []string // in creation order
 	// Trades indexes the trades of Orders by id (not in snapshots: it is
@@ -111,6 +114,14 @@ type Pot struct {
 
 	// LastRebalance is the latest dealing day whose prices rebalanced the pot.
 	LastRebalance Date
+	// ForgotKeysAt is the version of the event at which the pot last forgot
+	// idempotency keys (0: it never has). A key the pot does not remember
+	// was never used, or was forgotten by then: the member's history,
+	// projected to this version, knows it (see Context.PastRequest).
+	ForgotKeysAt uint64
+
+	// retired is called with each order as Apply retires it (OnRetire).
+	retired func(*Order)
 }
 
 // CashBalance is the pot's cash. Held cash is Available + Reserved.
@@ -242,6 +253,8 @@ const (
 	// requestsMax bounds the keys one pot remembers: at most one request a
 	// minute for a week is 10,080; past this the oldest are forgotten early.
 	requestsMax = 10_080
+	// retentionWords is RequestRetention for people.
+	retentionWords = "7 days"
 )
 
 // NewPot is the state of a pot that has no events yet.

@@ -2,7 +2,6 @@ package domain
 
 import (
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -55,10 +54,12 @@ func (p *Pot) Apply(e Event) {
 		p.applyTradeExecuted(e)
 	case TradeSettled:
 		p.applyTradeSettled(e)
+		p.retire(e.At)
 	case RiskProfileSet:
 		p.Profile = e.Profile
 	case RebalanceRecorded:
 		p.LastRebalance = e.Date
+		p.retire(e.At)
 	default:
 		panic(fmt.Sprintf("domain: Apply of unknown event %T", e))
 	}
@@ -72,21 +73,7 @@ func (p *Pot) applyRequestRecorded(e RequestRecorded) {
 	if p.requestIndex != nil {
 		p.requestIndex[r.Key] = len(p.Requests) - 1
 	}
-	// Forget keys past their retention, and the oldest beyond the bound:
-	// they are in the order they were recorded, so those are at the front.
-	drop := 0
-	for ; drop < len(p.Requests); drop++ {
-		q := p.Requests[drop]
-		expired := !q.At.Add(RequestRetention).After(r.At)
-		over := len(p.Requests)-drop > requestsMax
-		if !expired && !over {
-			break
-		}
-	}
-	if drop > 0 {
-		p.Requests = slices.Delete(p.Requests, 0, drop)
-		p.requestIndex = nil // indexes moved; rebuilt when needed
-	}
+	p.retire(r.At)
 }
 
 func (p *Pot) applyOrderPlaced(e OrderPlaced) {

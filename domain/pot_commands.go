@@ -158,6 +158,14 @@ type Context struct {
 	// cut off by the dealing cycle (perhaps ahead of the wall clock, when an
 	// operator runs a cycle). The zero date means none has.
 	OpenFrom Date
+	// PastRequest is the record of the command's idempotency key that the
+	// pot has forgotten, found by the shell in the member's history (nil
+	// when none was found): Decide refuses it as too old rather than apply
+	// the request twice.
+	PastRequest *RequestRecord
+	// Retired is the order a CancelOrder names when the pot has retired it,
+	// as the member's history has it (nil otherwise).
+	Retired *Order
 }
 
 // PricePoint is an asset's closing price on a date.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/shopspring/decimal"
 )
@@ -33,7 +34,15 @@ func Decide(p *Pot, cmd Command, ctx *Context) (Decision, error) {
 		if err := validateKey(mc.IdempotencyKey()); err != nil {
 			return Decision{}, err
 		}
-		if rec, seen := p.Request(mc.IdempotencyKey()); seen && rec.At.Add(RequestRetention).After(ctx.Now) {
+		rec, seen := p.Request(mc.IdempotencyKey())
+		if !seen && ctx.PastRequest != nil && ctx.PastRequest.Key == mc.IdempotencyKey() {
+			rec, seen = *ctx.PastRequest, true
+		}
+		if seen && !rec.At.Add(RequestRetention).After(ctx.Now) {
+			return Decision{}, refuse(ErrIdempotencyKeyExpired, "key %q was used at %s, more than %s ago: a request is never applied twice, so send a new request with a new key",
+				rec.Key, rec.At.UTC().Format(time.RFC3339), retentionWords)
+		}
+		if seen {
 			if rec.Hash != RequestHash(mc) {
 				return Decision{}, refuse(ErrIdempotencyConflict, "key %q was used for another request", rec.Key)
 			}
@@ -352,6 +361,15 @@ func (d *decider) sellSpec(asset ISIN, units Units, amount Money, pct Percent, a
 
 func (d *decider) cancelOrder(c CancelOrder) error {
 	o, ok := d.p.Orders[c.OrderID]
+	if !ok && d.p.Issued(c.OrderID) {
+		// Retired, so closed: cancelled (answered again) or settled. The
+		// shell found it in the member's history.
+		if r := d.ctx.Retired; r != nil && r.ID == c.OrderID {
+			o, ok = r, true
+		} else {
+			return refuse(ErrHistoryUnavailable, "order %s is closed and its history could not be read", c.OrderID)
+		}
+	}
 	if !ok {
 		return refuse(ErrOrderNotFound, "no order %q", c.OrderID)
 	}
@@ -475,6 +493,9 @@ func (d *decider) allocate(c AllocateTrades) error {
 	seen := map[string]bool{}
 	for _, e := range execs {
 		t, ok := d.p.Trades[e.TradeID]
+		if !ok && d.p.Issued(e.TradeID) {
+			continue // retired: settled or cancelled long since, so a repeat
+		}
 		if !ok {
 			return refuse(ErrSystemMismatch, "no trade %q", e.TradeID)
 		}
@@ -527,6 +548,9 @@ func (d *decider) settle(c SettleTrades) error {
 	settled := map[string]bool{}
 	for _, id := range c.TradeIDs {
 		t, ok := d.p.Trades[id]
+		if !ok && d.p.Issued(id) {
+			continue // retired: settled long since, so a repeat
+		}
 		if !ok {
 			return refuse(ErrSystemMismatch, "no trade %q", id)
 		}
@@ -555,7 +579,10 @@ func (d *decider) payWithdrawals(settlingNow map[string]bool, cancellingNow map[
 		held := m.CashPart.Add(m.Raised)
 		done, touched := true, false
 		for _, oid := range m.OrderIDs {
-			o := d.p.Orders[oid]
+			o, ok := d.p.Orders[oid]
+			if !ok {
+				continue // retired: closed, and a settled sell's cash is in Raised
+			}
 			if o.Cancelled || cancellingNow[oid] {
 				touched = touched || cancellingNow[oid]
 				continue
@@ -578,6 +605,9 @@ func (d *decider) payWithdrawals(settlingNow map[string]bool, cancellingNow map[
 
 func (d *decider) roll(c RollOrder) error {
 	o, ok := d.p.Orders[c.OrderID]
+	if !ok && d.p.Issued(c.OrderID) {
+		return nil // retired: closed, nothing to roll
+	}
 	if !ok {
 		return refuse(ErrSystemMismatch, "no order %q", c.OrderID)
 	}

@@ -161,11 +161,18 @@ func TestIdempotentRequests(t *testing.T) {
 	require.ErrorIs(t, err, ErrIdempotencyConflict, "same key, other body")
 	_, err = s.do(m, Contribute{Key: "", Amount: MustMoney("1.00")})
 	require.ErrorIs(t, err, ErrInvalidCommand, "empty key")
-	// After the retention the key is forgotten: the request is new.
+	// After the retention the key is too old: refused, never applied twice,
+	// while the pot still holds it and once it has forgotten it (the shell
+	// then finds it in the member's history, Context.PastRequest).
 	s.now = s.now.Add(RequestRetention + 1)
-	later := s.mustDo(m, Contribute{Key: "c1", Amount: MustMoney("51.00")})
-	require.False(t, later.Reply.Replayed, "expired key: replayed")
-	wantMoney(t, "available", s.pots[m].p.Cash.Available, "101.00")
+	_, err = s.do(m, Contribute{Key: "c1", Amount: MustMoney("50.00")})
+	require.ErrorIs(t, err, ErrIdempotencyKeyExpired, "expired key the pot holds")
+	s.mustDo(m, Contribute{Key: "c2", Amount: MustMoney("1.00")})
+	_, remembered := s.pots[m].p.Request("c1")
+	require.False(t, remembered, "c1 forgotten when c2 was recorded")
+	_, err = s.do(m, Contribute{Key: "c1", Amount: MustMoney("50.00")})
+	require.ErrorIs(t, err, ErrIdempotencyKeyExpired, "expired key found in the history")
+	wantMoney(t, "available", s.pots[m].p.Cash.Available, "51.00")
 	s.checkReplay()
 }
 
@@ -212,7 +219,7 @@ func TestStatementAddsUpToThePot(t *testing.T) {
 
 // TestManyIdempotencyKeys proves a pot with more remembered keys than a
 // scan serves (the index path) finds each, forgets them after the
-// retention, and finds a key reused after it expired as the new request.
+// retention, and refuses a key reused after it expired as too old.
 func TestManyIdempotencyKeys(t *testing.T) {
 	s := newSim(t, MustDate("2026-11-23"))
 	const m = "M000009"
@@ -234,14 +241,15 @@ func TestManyIdempotencyKeys(t *testing.T) {
 	}
 	_, err := s.do(m, Contribute{Key: "c-7", Amount: MustMoney("2.00")})
 	require.ErrorIs(t, err, ErrIdempotencyConflict, "reused key with another body")
-	// A week later every key is forgotten once a new request is recorded,
-	// and an old key is a new request.
+	// A week later every key is forgotten once a new request is recorded
+	// (with the contributions they made: the pot keeps only what a key in
+	// its window refers to), and an old key is refused as too old.
 	s.now = s.now.Add(RequestRetention)
 	s.mustDo(m, Contribute{Key: "fresh", Amount: MustMoney("1.00")})
 	require.Len(t, p.Requests, 1, "keys remembered after the retention")
-	d := s.mustDo(m, Contribute{Key: "c-7", Amount: MustMoney("2.00")})
-	require.False(t, d.Reply.Replayed, "expired key c-7: replayed")
-	require.NotEqual(t, first["c-7"], d.Reply.RefID, "expired key c-7: refId")
+	require.Len(t, p.Movements, 1, "movements kept after the retention")
+	_, err = s.do(m, Contribute{Key: "c-7", Amount: MustMoney("2.00")})
+	require.ErrorIs(t, err, ErrIdempotencyKeyExpired, "expired key c-7")
 	s.checkReplay()
 }
 
@@ -321,4 +329,44 @@ func TestRebalanceDue(t *testing.T) {
 			assert.Equal(t, c.want, RebalanceDue(p, DefaultCatalogue(), c.date, c.prices))
 		})
 	}
+}
+
+// TestPotKeepsOnlyOpenWork: a pot's state does not grow with its history.
+// After months of contributions, orders and cycles it holds its open work
+// and what a key still in its window refers to; everything closed before
+// that has been retired, and replay agrees (checkReplay).
+func TestPotKeepsOnlyOpenWork(t *testing.T) {
+	day := MustDate("2026-11-23")
+	s := newSim(t, day)
+	const m = "M000011"
+	s.mustDo(m, OpenPot{Key: "o", Profile: "balanced"})
+	var placed int
+	for i := range 120 {
+		s.mustDo(m, Contribute{Key: Key(fmt.Sprintf("c%d", i)), Amount: MustMoney("100.00")})
+		placed++
+		s.cycle(day, prices("2.000000", "1.500000", "1.2345"), cycleOptions{rebalance: true})
+		day = s.cal.NextDealingDay(day)
+		s.setTime(day, 9, 0)
+	}
+	p := s.pots[m].p
+	require.Greater(t, p.Seq, uint64(4*placed), "ids handed out")
+	window := 0 // dealing days whose keys are still remembered
+	for _, r := range p.Requests {
+		if r.At.Add(RequestRetention).After(s.now) {
+			window++
+		}
+	}
+	// A contribution's orders settle within a few days; keys live a week.
+	require.LessOrEqual(t, len(p.Requests), 7, "keys remembered")
+	require.LessOrEqual(t, len(p.Movements), len(p.Requests), "movements kept")
+	require.LessOrEqual(t, len(p.Orders), 4*len(p.Requests)+8, "orders kept after %d contributions", placed)
+	for id, o := range p.Orders {
+		keyed := false
+		for _, r := range p.Requests {
+			keyed = keyed || r.RefID == o.MovementID || r.RefID == id
+		}
+		require.True(t, !o.closed() || keyed, "order %s closed and kept without a key", id)
+	}
+	require.Positive(t, window)
+	s.checkReplay()
 }

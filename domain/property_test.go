@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -185,6 +186,9 @@ func runPropertySequence(t *testing.T, seed uint64, stats *propertyStats) {
 			dec, err := s.do(h.member, h.cmd)
 			if live && (err != nil || !dec.Reply.Replayed || s.pots[h.member].p.Version != v) {
 				t.Fatalf("retry of %T under live key %s: %v, reply %+v, version %d → %d", h.cmd, h.cmd.IdempotencyKey(), err, dec.Reply, v, s.pots[h.member].p.Version)
+			}
+			if !live && !errors.Is(err, ErrIdempotencyKeyExpired) {
+				t.Fatalf("retry of %T under key %s past its retention: %v, reply %+v; want it refused as too old", h.cmd, h.cmd.IdempotencyKey(), err, dec.Reply)
 			}
 			if err == nil && dec.Reply.Replayed {
 				stats.replays++

@@ -41,6 +41,9 @@ type simPot struct {
 	p      *Pot
 	events []Event
 	ledger Ledger
+	// keys is every idempotency key the pot ever recorded: the member's
+	// history, which the shell asks for a key the pot has forgotten.
+	keys map[string]RequestRecord
 }
 
 func newSim(t testing.TB, start Date) *sim {
@@ -66,7 +69,7 @@ func (s *sim) ctx() *Context {
 func (s *sim) pot(member string) *simPot {
 	sp, ok := s.pots[member]
 	if !ok {
-		sp = &simPot{p: NewPot(member), ledger: Ledger{}}
+		sp = &simPot{p: NewPot(member), ledger: Ledger{}, keys: map[string]RequestRecord{}}
 		s.pots[member] = sp
 		s.members = append(s.members, member)
 	}
@@ -79,7 +82,15 @@ func (s *sim) do(member string, cmd Command) (Decision, error) {
 	s.t.Helper()
 	sp := s.pot(member)
 	before := canonical(sp.p)
-	dec, err := Decide(sp.p, cmd, s.ctx())
+	ctx := s.ctx()
+	if mc, ok := cmd.(MemberCommand); ok {
+		if _, remembered := sp.p.Request(mc.IdempotencyKey()); !remembered {
+			if rec, used := sp.keys[mc.IdempotencyKey()]; used {
+				ctx.PastRequest = &rec
+			}
+		}
+	}
+	dec, err := Decide(sp.p, cmd, ctx)
 	if after := canonical(sp.p); after != before {
 		s.t.Fatalf("Decide(%T) changed the pot", cmd)
 	}
@@ -101,6 +112,9 @@ func (s *sim) do(member string, cmd Command) (Decision, error) {
 			if s.executed[ex.TradeID] > 1 {
 				s.t.Fatalf("trade %s executed twice (invariant 4)", ex.TradeID)
 			}
+		}
+		if r, ok := e.(RequestRecorded); ok {
+			sp.keys[r.Record.Key] = r.Record
 		}
 		sp.p.Apply(e)
 		sp.events = append(sp.events, e)
@@ -137,13 +151,18 @@ func (s *sim) checkReplay() {
 		sp := s.pots[m]
 		want := canonical(sp.p)
 		fromZero := NewPot(m)
+		retired := 0
+		fromZero.OnRetire(func(o *Order) {
+			require.True(s.t, o.closed(), "order %s retired while open", o.ID)
+			retired++
+		})
 		for _, e := range sp.events {
 			fromZero.Apply(e)
 		}
 		if got := canonical(fromZero); got != want {
 			s.t.Fatalf("pot %s: replay from zero differs:\n%s", m, diffLines(want, got))
 		}
-		s.checkReplicaReplay(m, sp, fromZero)
+		s.checkReplicaReplay(m, sp, fromZero, retired)
 	}
 }
 
@@ -152,23 +171,27 @@ func (s *sim) checkReplay() {
 // events as the whole pot does: it ends equal to the whole pot with its
 // closed history dropped once, its invariants and ledger hold, and every
 // order it dropped was closed and is dropped once.
-func (s *sim) checkReplicaReplay(member string, sp *simPot, whole *Pot) {
+func (s *sim) checkReplicaReplay(member string, sp *simPot, whole *Pot, wholeRetired int) {
 	s.t.Helper()
 	replica, ledger := NewPot(member), Ledger{}
 	dropped := map[string]bool{}
+	drop := func(o *Order) {
+		require.False(s.t, dropped[o.ID], "order %s dropped twice", o.ID)
+		require.True(s.t, o.closed(), "order %s dropped while open", o.ID)
+		dropped[o.ID] = true
+	}
+	replica.OnRetire(drop)
 	for _, e := range sp.events {
 		require.NoError(s.t, ledger.Post(Postings(replica, e)))
 		replica.Apply(e)
 		for _, o := range replica.DropClosed() {
-			require.False(s.t, dropped[o.ID], "order %s dropped twice", o.ID)
-			require.True(s.t, o.closed(), "order %s dropped while open", o.ID)
-			dropped[o.ID] = true
+			drop(o)
 		}
 	}
 	require.NoError(s.t, replica.CheckInvariants(), "replica of %s", member)
 	require.NoError(s.t, replica.CheckLedger(ledger), "replica of %s", member)
 	wholeDropped := whole.DropClosed()
-	require.Len(s.t, dropped, len(wholeDropped), "orders dropped by %s's replica and by the whole pot", member)
+	require.Len(s.t, dropped, wholeRetired+len(wholeDropped), "orders dropped by %s's replica and retired or dropped by the whole pot", member)
 	if got, want := canonical(replica), canonical(whole); got != want {
 		s.t.Fatalf("pot %s: replica differs from the whole pot without its closed history:\n%s", member, diffLines(want, got))
 	}

@@ -76,7 +76,7 @@ func (p *Pot) DropClosed() []*Order {
 		delete(p.Movements, id)
 		return true
 	})
-	p.Requests, p.requestIndex = nil, nil
+	p.Requests, p.requestIndex, p.ForgotKeysAt = nil, nil, 0
 	return dropped
 }
 

@@ -125,7 +125,7 @@ func newEnv(t testing.TB, opt envOptions) *env {
 	// filled here (reported; platform is not this package's to change).
 	var pots actors.PotConfig
 	pots.EnsureDefaults()
-	e.node, err = platform.StartNode(platform.NodeConfig{Cluster: base, Journal: e.journal, Catalogue: e.cat, Calendar: cal,
+	e.node, err = platform.StartNode(platform.NodeConfig{Cluster: base, Journal: e.journal, HistoryDir: t.TempDir(), Catalogue: e.cat, Calendar: cal,
 		Market: e.market, Now: func() time.Time { return potClock }, Pots: pots, Registry: reg, Logger: logger})
 	require.NoError(t, err)
 	t.Cleanup(e.node.Cluster.Kill)

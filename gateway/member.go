@@ -329,22 +329,33 @@ func (s *Server) setRiskProfile(w http.ResponseWriter, r *http.Request, _ Claims
 	}
 }
 
-// getStatement: GET /v1/pots/{memberId}/statement?from=&to= → 200
-// {"entries"}; both dates optional and inclusive.
+// getStatement: GET /v1/pots/{memberId}/statement?from=&to=&after=&limit=
+// → 200 {"entries","nextAfter"}; both dates optional and inclusive.
 func (s *Server) getStatement(w http.ResponseWriter, r *http.Request, _ Claims) {
 	var fe fieldErrors
 	member := pathMember(r, &fe)
-	q := queryParams(r, &fe, "from", "to")
+	q := queryParams(r, &fe, "from", "to", "after", "limit")
 	from, okFrom := checkDate(&fe, "from", q["from"])
 	to, okTo := checkDate(&fe, "to", q["to"])
 	if okFrom && okTo && from.After(to) {
 		fe.add("from", "must not be after to")
 	}
+	get := &pb.GetStatement{FromDate: q["from"], ToDate: q["to"], After: q["after"]}
+	if _, ok := q["after"]; ok && !validCursor(get.After) {
+		fe.add("after", "must be the nextAfter of the previous page")
+	}
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > statementLimitMax {
+			fe.add("limit", "must be a whole number from 1 to %d", statementLimitMax)
+		}
+		get.Limit = int32(n)
+	}
 	if len(fe) > 0 {
 		s.writeProblem(w, r, invalid(fe))
 		return
 	}
-	req := &pb.PotRequest{Command: &pb.PotRequest_GetStatement{GetStatement: &pb.GetStatement{FromDate: q["from"], ToDate: q["to"]}}}
+	req := &pb.PotRequest{Command: &pb.PotRequest_GetStatement{GetStatement: get}}
 	if st, ok := potResult(s, w, r, "get_statement", member, req, (*pb.PotResponse).GetStatement); ok {
 		s.writeJSON(w, r, http.StatusOK, statementView(st))
 	}

@@ -41,6 +41,12 @@ const (
 	// ordersLimitMax is the largest page of GET …/orders (the pot's own
 	// page bound, actors' ordersPageMax).
 	ordersLimitMax = 200
+	// statementLimitMax is the largest page of GET …/statement (actors'
+	// statementPageMax).
+	statementLimitMax = 1000
+	// cursorBytesMax bounds a page cursor (a statement's nextAfter: the
+	// history's position, base64url).
+	cursorBytesMax = 64
 )
 
 // memberIDRule describes valid member ids, for error messages and tokens.
@@ -68,6 +74,10 @@ func validMemberID(s string) bool { return validID(s, memberIDBytesMax) }
 
 // validOrderID reports whether s can be an order id.
 func validOrderID(s string) bool { return validID(s, orderIDBytesMax) }
+
+// validCursor reports whether s can be a page cursor the platform handed
+// out: ^[A-Za-z0-9_-]{1,64}$ (the pot checks what it means).
+func validCursor(s string) bool { return validID(s, cursorBytesMax) }
 
 // printableASCII reports whether every byte of s is visible ASCII
 // (0x21–0x7E: no spaces, no control characters).

@@ -89,7 +89,8 @@ type orderListJSON struct {
 }
 
 type statementJSON struct {
-	Entries []statementEntryJSON `json:"entries"`
+	Entries   []statementEntryJSON `json:"entries"`
+	NextAfter string               `json:"nextAfter,omitempty"`
 }
 
 type statementEntryJSON struct {
@@ -153,7 +154,7 @@ func orderListView(v *pb.OrderList) orderListJSON {
 }
 
 func statementView(v *pb.Statement) statementJSON {
-	out := statementJSON{Entries: make([]statementEntryJSON, 0, len(v.GetEntries()))}
+	out := statementJSON{Entries: make([]statementEntryJSON, 0, len(v.GetEntries())), NextAfter: v.GetNextAfter()}
 	for _, e := range v.GetEntries() {
 		out.Entries = append(out.Entries, statementEntryJSON{At: e.GetAt(), Kind: e.GetKind(), Description: e.GetDescription(),
 			Cash: e.GetCash(), Units: e.GetUnits(), Asset: e.GetAsset(), BalanceAfter: e.GetBalanceAfter()})

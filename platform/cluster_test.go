@@ -66,7 +66,7 @@ func startJSCluster(t *testing.T, members int) *jsCluster {
 	for i := range members {
 		j := openJournal()
 		wg.Go(func() {
-			c.members[i], errs[i] = platform.StartNode(platform.NodeConfig{Cluster: base, Journal: j,
+			c.members[i], errs[i] = platform.StartNode(platform.NodeConfig{Cluster: base, Journal: j, HistoryDir: t.TempDir(),
 				Catalogue: domain.DefaultCatalogue(), Calendar: cal, Logger: logger})
 		})
 	}
@@ -303,7 +303,7 @@ func TestDealingCycleOnThreeMembers(t *testing.T) {
 		client, err := custodian.NewClient(nc, custodian.ClientConfig{Catalogue: cat})
 		require.NoError(t, err)
 		wg.Go(func() {
-			members[i], errs[i] = platform.StartNode(platform.NodeConfig{Cluster: base, Journal: j, Catalogue: cat, Calendar: cal,
+			members[i], errs[i] = platform.StartNode(platform.NodeConfig{Cluster: base, Journal: j, HistoryDir: t.TempDir(), Catalogue: cat, Calendar: cal,
 				Custodian: client, Now: now, Logger: logger,
 				Dealing: actors.DealingConfig{ResendInterval: 300 * time.Millisecond, ExecutionWait: 30 * time.Second}})
 		})

@@ -20,6 +20,7 @@ import (
 	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/history"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/internal/natsmsg"
 	"github.com/acme/mastertrust/internal/problem"
@@ -88,7 +89,7 @@ func startDealingWorldWith(t *testing.T, faults simulator.Faults, dealing actors
 	}
 	notifier, err := platform.NewNotifier(ctx, nc, 1, actors.PotGroups(j))
 	require.NoError(t, err)
-	w.nodeCfg = platform.NodeConfig{Cluster: cc, Journal: j, Catalogue: w.cat, Calendar: cal,
+	w.nodeCfg = platform.NodeConfig{Cluster: cc, Journal: j, HistoryDir: t.TempDir(), Catalogue: w.cat, Calendar: cal,
 		Custodian: client, Notifier: notifier, Now: w.now, Logger: logger, Dealing: dealing}
 	w.startNode()
 	t.Cleanup(func() { w.node.Kill() })
@@ -326,7 +327,10 @@ func TestLateOrderIsRolledToTheNextDay(t *testing.T) {
 
 	// A stale activation, as on a member that missed the fence.
 	w.setTime(mon, 10, 0)
-	deps := &actors.PotDeps{Journal: w.node.Journal, Catalogue: w.cat, Calendar: w.cal, Market: actors.NewMarketState(), Now: w.now}
+	hist, err := history.Open(t.TempDir(), history.Options{Catalogue: w.cat})
+	require.NoError(t, err)
+	defer hist.Close()
+	deps := &actors.PotDeps{Journal: w.node.Journal, Catalogue: w.cat, Calendar: w.cal, Market: actors.NewMarketState(), Now: w.now, History: hist}
 	system := w.node.Cluster.Cluster().ActorSystem
 	props := protocluster.WithClusterIdentity(actors.NewPotKind(deps)(0).Props, &protocluster.ClusterIdentity{Identity: m, Kind: actors.PotKind})
 	pid := system.Root.Spawn(props)

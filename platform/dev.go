@@ -199,7 +199,7 @@ func StartDev(cfg Config) (d *Dev, err error) {
 		Cluster: cluster.Config{ClusterName: "mastertrust-dev", Host: cfg.ClusterHost, Port: cfg.ClusterPort,
 			Provider: cluster.ProviderInProcess, InProcess: cluster.NewInProcess(devMemberTTL), RequestTimeout: cfg.RequestTimeout,
 			TLS: clusterTLS},
-		Journal: journal, Catalogue: cat, Calendar: cal, PotIdleTimeout: cfg.PotIdleTimeout, Pots: cfg.potConfig(),
+		Journal: journal, HistoryDir: HistoryDir(cfg.DataDir), Catalogue: cat, Calendar: cal, PotIdleTimeout: cfg.PotIdleTimeout, Pots: cfg.potConfig(),
 		Custodian: client, Notifier: notifier,
 		Dealing: actors.DealingConfig{WindowAheadDealingDays: cmp.Or(cfg.DealingWindowAhead, devWindowAhead), SimulatedCalendar: true},
 		Now:     cfg.Now, Registry: registry, Logger: d.log,

@@ -46,7 +46,7 @@ func TestE2EPotPassivationKeepsReplies(t *testing.T) {
 	// A pot passivates 20 ms after its last message: requests sent about
 	// that far apart meet its idle timeout again and again.
 	const idle = 20 * time.Millisecond
-	node, err := platform.StartNode(platform.NodeConfig{Cluster: cc, Journal: j, Catalogue: domain.DefaultCatalogue(),
+	node, err := platform.StartNode(platform.NodeConfig{Cluster: cc, Journal: j, HistoryDir: t.TempDir(), Catalogue: domain.DefaultCatalogue(),
 		Calendar: cal, Market: market, Now: func() time.Time { return clock }, PotIdleTimeout: idle, Logger: logger})
 	require.NoError(t, err)
 	t.Cleanup(node.Kill)

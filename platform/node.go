@@ -17,6 +17,7 @@ import (
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/history"
 	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
@@ -32,6 +33,10 @@ type NodeConfig struct {
 	Journal   persistence.Journal
 	Catalogue *domain.Catalogue
 	Calendar  *domain.Calendar
+	// HistoryDir is the directory of the node's history read model
+	// (package history): its own Pebble store, built from Journal's feed,
+	// which StartNode opens and Stop closes. Required.
+	HistoryDir string
 	// Market gives pots the latest prices and the first open dealing day;
 	// StartNode keeps it in step with the journal. Default: a new one.
 	Market *actors.MarketState
@@ -68,12 +73,21 @@ type Node struct {
 	stop func()
 	// potDeps are the pot grains' shared parts, stopped after the cluster.
 	potDeps *actors.PotDeps
+	// closeHistory closes the history read model once its follower has
+	// stopped (after stop).
+	closeHistory func() error
 }
 
 // marketFollowInterval: how often a node reads the system feed for prices
 // and cut-offs published by others (a cut-off also reaches every member at
 // once through the fence; this covers members that join later).
 const marketFollowInterval = time.Second
+
+// historyFollowInterval: how often the history read model catches up with
+// the journal's feed. A read of the history catches up itself first
+// (History.WaitVersion), so this bounds only how far behind an idle node's
+// history lags, and how much one catch-up has to read on a busy one.
+const historyFollowInterval = 200 * time.Millisecond
 
 // pricesConsumer is the durable consumer of the price feed shared by every
 // member.
@@ -112,6 +126,9 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if cfg.Calendar == nil {
 		problems = append(problems, errors.New("no calendar"))
 	}
+	if cfg.HistoryDir == "" {
+		problems = append(problems, errors.New("no history directory"))
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("platform: start node: %w", errors.Join(problems...))
 	}
@@ -144,9 +161,23 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if err := actors.FollowMarket(ctx, cfg.Journal, cfg.Market, marketFollowInterval, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("platform: start node: %w", err)
 	}
+	hist, err := history.Open(cfg.HistoryDir, history.Options{Catalogue: cfg.Catalogue, Logger: cfg.Logger.With("component", "history")})
+	if err != nil {
+		return nil, fmt.Errorf("platform: start node: %w", err)
+	}
+	defer func() {
+		if !ok {
+			hist.Close()
+		}
+	}()
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		hist.Follow(ctx, cfg.Journal, historyFollowInterval)
+	}()
 	metrics := actors.NewMetrics(cfg.Registry)
 	deps := &actors.PotDeps{Journal: cfg.Journal, Catalogue: cfg.Catalogue, Calendar: cfg.Calendar,
-		Market: cfg.Market, Now: cfg.Now, Config: cfg.Pots, Metrics: metrics, Logger: cfg.Logger}
+		Market: cfg.Market, Now: cfg.Now, Config: cfg.Pots, History: hist, Metrics: metrics, Logger: cfg.Logger}
 	dealing := &actors.DealingDeps{Journal: cfg.Journal, Catalogue: cfg.Catalogue, Calendar: cfg.Calendar,
 		Market: cfg.Market, Now: cfg.Now, Config: cfg.Dealing, Logger: cfg.Logger, Metrics: metrics}
 	if cfg.Custodian != nil {
@@ -181,16 +212,22 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		cancel = func() { stopPrices(); stopReports(); prev() }
 	}
 	ok = true
+	stop := cancel
 	return &Node{Cluster: member, Journal: cfg.Journal, Market: cfg.Market, Metrics: metrics,
-		Registry: cfg.Registry, Pots: actors.PotClient{Node: member}, stop: cancel, potDeps: deps}, nil
+		Registry: cfg.Registry, Pots: actors.PotClient{Node: member}, stop: stop, potDeps: deps,
+		closeHistory: func() error {
+			<-followed
+			return hist.Close()
+		}}, nil
 }
 
 // Stop leaves the cluster gracefully: the node's pots passivate, and their
 // next requests activate them on other members.
 func (n *Node) Stop(ctx context.Context) error {
 	n.stop()
-	defer n.potDeps.Stop()
-	return n.Cluster.Stop(ctx)
+	err := n.Cluster.Stop(ctx)
+	n.potDeps.Stop()
+	return errors.Join(err, n.closeHistory())
 }
 
 // Kill stops the node at once, as a crash would (for tests).
@@ -198,6 +235,9 @@ func (n *Node) Kill() {
 	n.stop()
 	n.Cluster.Kill()
 	n.potDeps.Stop()
+	if err := n.closeHistory(); err != nil {
+		n.potDeps.Logger.Warn("close history", "err", err)
+	}
 }
 
 // custodianAdapter gives the dealing grains the custodian client.

@@ -108,7 +108,7 @@ func StartMember(cfg Config) (p *Process, err error) {
 		return nil, err
 	}
 	registry := newRegistry()
-	p.node, err = StartNode(NodeConfig{Cluster: cc, Journal: p.journal, Catalogue: cat, Calendar: cal,
+	p.node, err = StartNode(NodeConfig{Cluster: cc, Journal: p.journal, HistoryDir: HistoryDir(cfg.DataDir), Catalogue: cat, Calendar: cal,
 		PotIdleTimeout: cfg.PotIdleTimeout, Pots: cfg.potConfig(), Custodian: client, Notifier: notifier, Now: cfg.Now, Registry: registry, Logger: p.log,
 		Dealing: actors.DealingConfig{WindowAheadDealingDays: cfg.DealingWindowAhead}})
 	if err != nil {

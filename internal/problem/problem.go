@@ -37,8 +37,11 @@ const (
 	OrderCutOff         = "order-cut-off"
 	OrderNotCancellable = "order-not-cancellable"
 	IdempotencyConflict = "idempotency-conflict"
-	SameAsset           = "same-asset"
-	SystemMismatch      = "system-mismatch"
+	// IdempotencyKeyExpired: the key was used longer ago than the pots
+	// remember results (7 days); the request is never applied twice.
+	IdempotencyKeyExpired = "idempotency-key-expired"
+	SameAsset             = "same-asset"
+	SystemMismatch        = "system-mismatch"
 	// InvalidRequest: a malformed request, refused by the gateway or by a
 	// pot (a value error, an unreadable command).
 	InvalidRequest = "invalid-request"
@@ -157,10 +160,11 @@ var table = []Type{
 	{OrderCutOff, http.StatusUnprocessableEntity, "Order already cut off", domain.ErrOrderCutOff, AsHTTP},
 	{OrderNotCancellable, http.StatusUnprocessableEntity, "Order cannot be cancelled", domain.ErrOrderNotCancellable, AsHTTP},
 	{IdempotencyConflict, http.StatusConflict, "Idempotency key reused with another request", domain.ErrIdempotencyConflict, AsHTTP},
+	{IdempotencyKeyExpired, http.StatusConflict, "Idempotency key past its retention", domain.ErrIdempotencyKeyExpired, AsHTTP},
 	{SameAsset, http.StatusUnprocessableEntity, "Switch to the same asset", domain.ErrSameAsset, AsHTTP},
 	{SystemMismatch, http.StatusUnprocessableEntity, "Request does not match the pot", domain.ErrSystemMismatch, AsHTTP},
 	{InvalidRequest, http.StatusBadRequest, "Invalid request", domain.ErrInvalidCommand, AsHTTP},
-	{Unavailable, http.StatusServiceUnavailable, "Service unavailable", nil, AsHTTP},
+	{Unavailable, http.StatusServiceUnavailable, "Service unavailable", domain.ErrHistoryUnavailable, AsHTTP},
 
 	// The operators' refusals.
 	{InvalidPrices, http.StatusBadRequest, "Invalid prices", nil, AsHTTP},

@@ -105,7 +105,7 @@ var layers = map[string]layer{
 	},
 	"bench": {
 		why: "workloads against the parts and the assembled platform, with their raw baselines",
-		imports: []string{"actors", "cluster", "codec", "custodian", "custodian/simulator", "domain", "gateway",
+		imports: []string{"actors", "cluster", "codec", "custodian", "custodian/simulator", "domain", "gateway", "history",
 			"internal/natsauth", "internal/natsembed", "internal/pki", "persistence", "persistence/jetstream", "persistence/pebble",
 			"platform", "proto/pb"},
 	},

@@ -1040,9 +1040,13 @@ func (x *GetOrder) GetOrderId() string {
 }
 
 type GetStatement struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FromDate      string                 `protobuf:"bytes,1,opt,name=from_date,json=fromDate,proto3" json:"from_date,omitempty"`
-	ToDate        string                 `protobuf:"bytes,2,opt,name=to_date,json=toDate,proto3" json:"to_date,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	FromDate string                 `protobuf:"bytes,1,opt,name=from_date,json=fromDate,proto3" json:"from_date,omitempty"`
+	ToDate   string                 `protobuf:"bytes,2,opt,name=to_date,json=toDate,proto3" json:"to_date,omitempty"`
+	// after is the next_after of the previous page ("" from the start).
+	After string `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	// limit bounds the page (0: the most, 1000).
+	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1089,6 +1093,20 @@ func (x *GetStatement) GetToDate() string {
 		return x.ToDate
 	}
 	return ""
+}
+
+func (x *GetStatement) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *GetStatement) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
 }
 
 type PotResponse struct {
@@ -2155,8 +2173,10 @@ func (x *StatementEntry) GetBalanceAfter() string {
 }
 
 type Statement struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Entries       []*StatementEntry      `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entries []*StatementEntry      `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// next_after continues after this page ("" when it is the last).
+	NextAfter     string `protobuf:"bytes,2,opt,name=next_after,json=nextAfter,proto3" json:"next_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2196,6 +2216,13 @@ func (x *Statement) GetEntries() []*StatementEntry {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *Statement) GetNextAfter() string {
+	if x != nil {
+		return x.NextAfter
+	}
+	return ""
 }
 
 var File_pot_proto protoreflect.FileDescriptor
@@ -2275,10 +2302,12 @@ const file_pot_proto_rawDesc = "" +
 	"\x05after\x18\x02 \x01(\tR\x05after\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x05R\x05limit\"%\n" +
 	"\bGetOrder\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"D\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\"p\n" +
 	"\fGetStatement\x12\x1b\n" +
 	"\tfrom_date\x18\x01 \x01(\tR\bfromDate\x12\x17\n" +
-	"\ato_date\x18\x02 \x01(\tR\x06toDate\"\xd0\x03\n" +
+	"\ato_date\x18\x02 \x01(\tR\x06toDate\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\"\xd0\x03\n" +
 	"\vPotResponse\x123\n" +
 	"\aproblem\x18\x01 \x01(\v2\x17.mastertrust.v1.ProblemH\x00R\aproblem\x12+\n" +
 	"\x03pot\x18\x02 \x01(\v2\x17.mastertrust.v1.PotViewH\x00R\x03pot\x12:\n" +
@@ -2373,9 +2402,11 @@ const file_pot_proto_rawDesc = "" +
 	"\x04cash\x18\x04 \x01(\tR\x04cash\x12\x14\n" +
 	"\x05units\x18\x05 \x01(\tR\x05units\x12\x14\n" +
 	"\x05asset\x18\x06 \x01(\tR\x05asset\x12#\n" +
-	"\rbalance_after\x18\a \x01(\tR\fbalanceAfter\"E\n" +
+	"\rbalance_after\x18\a \x01(\tR\fbalanceAfter\"d\n" +
 	"\tStatement\x128\n" +
-	"\aentries\x18\x01 \x03(\v2\x1e.mastertrust.v1.StatementEntryR\aentries2H\n" +
+	"\aentries\x18\x01 \x03(\v2\x1e.mastertrust.v1.StatementEntryR\aentries\x12\x1d\n" +
+	"\n" +
+	"next_after\x18\x02 \x01(\tR\tnextAfter2H\n" +
 	"\x03Pot\x12A\n" +
 	"\x06Handle\x12\x1a.mastertrust.v1.PotRequest\x1a\x1b.mastertrust.v1.PotResponseB&Z$github.com/acme/mastertrust/proto/pbb\x06proto3"
 
