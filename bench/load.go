@@ -40,9 +40,10 @@ type rate struct {
 }
 
 // drive runs shape.workers goroutines calling op (worker w passes w) until
-// shape.warmup plus shape.duration have passed or op fails, and returns the
-// rates over the measured part. An op in flight when the time is up is
-// waited for but not counted.
+// shape.warmup plus shape.duration have passed (and at least one op has
+// ended in the measured part) or op fails, and returns the rates over the
+// measured part. An op in flight when the time is up is waited for but not
+// counted.
 func drive(ctx context.Context, shape loadShape, op func(ctx context.Context, w int) (events int, err error)) (rate, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -54,6 +55,8 @@ func drive(ctx context.Context, shape loadShape, op func(ctx context.Context, w 
 		firstErr        error
 		// latencies[w] is worker w's; only w appends to it.
 		latencies = make([][]time.Duration, shape.workers)
+		// counted is closed when the first op of the measured part ends.
+		counted = make(chan struct{})
 	)
 	for w := range shape.workers {
 		wg.Go(func() {
@@ -67,7 +70,9 @@ func drive(ctx context.Context, shape loadShape, op func(ctx context.Context, w 
 					return
 				}
 				if measuring.Load() {
-					appends.Add(1)
+					if appends.Add(1) == 1 {
+						close(counted)
+					}
 					events.Add(int64(n))
 					latencies[w] = append(latencies[w], time.Since(start))
 				}
@@ -87,6 +92,13 @@ func drive(ctx context.Context, shape loadShape, op func(ctx context.Context, w 
 	measuring.Store(true)
 	start := time.Now()
 	wait(shape.duration)
+	// A window shorter than one op (a stalled sync on a loaded machine)
+	// would measure nothing: it lasts until an op has ended, and the rate
+	// counts the longer time.
+	select {
+	case <-counted:
+	case <-ctx.Done():
+	}
 	measuring.Store(false)
 	elapsed := time.Since(start)
 	cpu := processCPU() - cpu0
