@@ -37,13 +37,14 @@ const statementPageMax = 1000
 
 // pastRequest looks up a member command's key that the pot does not
 // remember in the history, so that Decide refuses it as too old rather
-// than apply it twice. Only a pot that has forgotten keys needs to ask
-// (domain.Pot.ForgotKeysAt), and the history answers for them once it has
-// projected the pot to that version: normally long since; if it is behind
-// (being rebuilt), the command waits for it, up to the append timeout.
+// than apply it twice. Only a pot that has forgotten keys needs to ask, and
+// the history answers for them once it has projected the pot to the
+// version that recorded the last of them (domain.Pot.ForgottenThrough): a
+// week old, so normally long since; if the history is behind (being
+// rebuilt), the command waits for it, up to the append timeout.
 func (a *potActor) pastRequest(cmd domain.Command) (*domain.RequestRecord, error) {
 	mc, ok := cmd.(domain.MemberCommand)
-	if !ok || a.pot.ForgotKeysAt == 0 {
+	if !ok || a.pot.ForgottenThrough == 0 {
 		return nil, nil
 	}
 	if _, remembered := a.pot.Request(mc.IdempotencyKey()); remembered {
@@ -53,11 +54,14 @@ func (a *potActor) pastRequest(cmd domain.Command) (*domain.RequestRecord, error
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", a.member, err)
 	}
-	if version < a.pot.ForgotKeysAt {
+	// At most the durable version: a key recorded in this mailbox run and
+	// pushed out in it (past requestsMax) is not appended until the run
+	// ends, and waiting for it here would wait for this very wait to end.
+	if want := min(a.pot.ForgottenThrough, a.durable); version < want {
 		ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.AppendTimeout)
 		defer cancel()
-		if err := a.deps.History.WaitVersion(ctx, a.deps.Journal, a.group, a.member, a.pot.ForgotKeysAt); err != nil {
-			return nil, fmt.Errorf("history of %s at version %d, want %d: %w", a.member, version, a.pot.ForgotKeysAt, err)
+		if err := a.deps.History.WaitVersion(ctx, a.deps.Journal, a.group, a.member, want); err != nil {
+			return nil, fmt.Errorf("history of %s at version %d, want %d: %w", a.member, version, want, err)
 		}
 	}
 	rec, found, err := a.deps.History.Request(a.member, mc.IdempotencyKey())

@@ -36,7 +36,7 @@ func TestExpiredKeyIsRefusedNotApplied(t *testing.T) {
 	p := w.mustProblem(m, contribute("k1", "100.00"))
 	assert.Equal(t, problem.IdempotencyKeyExpired, p.Code, "a key the pot remembers, past its window")
 	w.must(m, contribute("k2", "1.00")) // the pot forgets k-open and k1
-	require.NotZero(t, w.journalPot(m).ForgotKeysAt, "keys forgotten")
+	require.NotZero(t, w.journalPot(m).ForgottenThrough, "keys forgotten")
 	p = w.mustProblem(m, contribute("k1", "100.00"))
 	assert.Equal(t, problem.IdempotencyKeyExpired, p.Code, "a key the pot forgot")
 	p = w.mustProblem(m, openPot("k-open", ""))

@@ -32,7 +32,7 @@ func (r *potReader) balances() *domain.Pot {
 	p := domain.NewPot(r.str())
 	p.Profile, p.Opened, p.OpenedAt, p.Version, p.Seq = r.str(), r.bool(), r.instant(), r.uint(), r.uint()
 	p.Cash = domain.CashBalance{Available: r.money(), Reserved: r.money(), Pending: r.money()}
-	p.LastRebalance, p.ForgotKeysAt = r.date(), r.uint()
+	p.LastRebalance, p.ForgottenThrough = r.date(), r.uint()
 	for n := r.count(); n > 0; n-- {
 		a := domain.ISIN(r.str())
 		p.Holdings[a] = &domain.Holding{Settled: r.units(), Reserved: r.units(), Pending: r.units()}
@@ -56,7 +56,7 @@ func (w *potWriter) pot(p *domain.Pot) error {
 	w.dec(p.Cash.Reserved.Decimal())
 	w.dec(p.Cash.Pending.Decimal())
 	w.date(p.LastRebalance)
-	w.uint(p.ForgotKeysAt)
+	w.uint(p.ForgottenThrough)
 	w.uint(uint64(len(p.Holdings)))
 	for _, a := range slices.Sorted(maps.Keys(p.Holdings)) {
 		h := p.Holdings[a]
@@ -100,6 +100,7 @@ func (w *potWriter) pot(p *domain.Pot) error {
 		w.uint(uint64(r.Kind))
 		w.str(r.RefID)
 		w.instant(r.At)
+		w.uint(r.Version)
 	}
 	return nil
 }
@@ -123,7 +124,7 @@ func (r *potReader) pot() *domain.Pot {
 	}
 	for n := r.count(); n > 0; n-- {
 		p.Requests = append(p.Requests, domain.RequestRecord{Key: r.str(), Hash: r.str(), Kind: domain.RequestKind(r.uint()),
-			RefID: r.str(), At: r.instant()})
+			RefID: r.str(), At: r.instant(), Version: r.uint()})
 	}
 	return p
 }

@@ -15,8 +15,8 @@ import (
 // times, but with decimals and dates as text it cost a pot activating from
 // it ~2.6 times this form's decode (BenchmarkPotSnapshot,
 // docs/performance.md), and a node of a million pots activates them all on
-// each dealing day. Format 4 added the version at which the pot last
-// forgot idempotency keys (domain.Pot.ForgotKeysAt).
+// each dealing day. Format 4 added the versions that recorded the pot's
+// idempotency keys (domain.RequestRecord.Version, Pot.ForgottenThrough).
 const snapshotFormat byte = 4
 
 // ErrSnapshotFormat: the snapshot was written in another format.

@@ -114,11 +114,13 @@ type Pot struct {
 
 	// LastRebalance is the latest dealing day whose prices rebalanced the pot.
 	LastRebalance Date
-	// ForgotKeysAt is the version of the event at which the pot last forgot
-	// idempotency keys (0: it never has). A key the pot does not remember
-	// was never used, or was forgotten by then: the member's history,
-	// projected to this version, knows it (see Context.PastRequest).
-	ForgotKeysAt uint64
+	// ForgottenThrough is the highest version that recorded an idempotency
+	// key the pot has forgotten (0: it has forgotten none). A key the pot
+	// does not remember was never used, or was recorded by then: the
+	// member's history, projected to this version, knows it (see
+	// Context.PastRequest). Keys are forgotten a week after they were
+	// recorded, so the history is normally far past it.
+	ForgottenThrough uint64
 
 	// retired is called with each order as Apply retires it (OnRetire).
 	retired func(*Order)
@@ -245,6 +247,9 @@ type RequestRecord struct {
 	Kind  RequestKind
 	RefID string // the order or movement the request made or touched
 	At    time.Time
+	// Version is the pot's version of the event that recorded it, set by
+	// Apply (the event itself carries none).
+	Version uint64
 }
 
 // Retention of idempotency keys (docs/domain.md, "History and retention").

@@ -69,6 +69,7 @@ func (p *Pot) Apply(e Event) {
 
 func (p *Pot) applyRequestRecorded(e RequestRecorded) {
 	r := e.Record
+	r.Version = p.Version + 1 // the event being applied
 	p.Requests = append(p.Requests, r)
 	if p.requestIndex != nil {
 		p.requestIndex[r.Key] = len(p.Requests) - 1

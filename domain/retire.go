@@ -37,11 +37,11 @@ func (p *Pot) retire(at time.Time) {
 		if !expired && !over {
 			break
 		}
+		p.ForgottenThrough = max(p.ForgottenThrough, q.Version)
 	}
 	if drop > 0 {
 		p.Requests = slices.Delete(p.Requests, 0, drop)
-		p.requestIndex = nil           // indexes moved; rebuilt when needed
-		p.ForgotKeysAt = p.Version + 1 // the event being applied
+		p.requestIndex = nil // indexes moved; rebuilt when needed
 	}
 	keyed := func(id string) bool {
 		for _, r := range p.Requests {

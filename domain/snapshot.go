@@ -76,7 +76,7 @@ func (p *Pot) DropClosed() []*Order {
 		delete(p.Movements, id)
 		return true
 	})
-	p.Requests, p.requestIndex, p.ForgotKeysAt = nil, nil, 0
+	p.Requests, p.requestIndex, p.ForgottenThrough = nil, nil, 0
 	return dropped
 }
 
