@@ -39,9 +39,10 @@ import (
 // No actor sees every trade of a day: an aggregator sees its group's, an
 // asset book the groups' sums.
 //
-// On activation it replays its own stream, then the whole group feed: a
-// restart costs a read of the group's history (docs/dealing.md). The
-// replicas are kept compact and encoded (actors/replica.go).
+// On activation it restores its last snapshot, then replays its own stream
+// and the group feed after it (actors/aggregator_snapshot.go; without a
+// snapshot, from the start). The replicas are kept compact and encoded
+// (actors/replica.go).
 type aggregator struct {
 	deps   *DealingDeps
 	group  uint32
@@ -68,6 +69,9 @@ type aggregator struct {
 	// published; pendingNotes are those of executions after it, to publish.
 	notifiedUpTo uint64
 	pendingNotes []*pb.ContractNote
+	// snapshotAt is the feed position of the last snapshot saved or
+	// restored (aggregator_snapshot.go).
+	snapshotAt uint64
 }
 
 type closedDay struct {
@@ -106,6 +110,7 @@ func (a *aggregator) activate(identity string) error {
 	a.absorbed, a.sweeps = map[string]*pb.TradeAbsorbed{}, map[string]*pb.SweepProgress{}
 	ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.StepTimeout)
 	defer cancel()
+	a.recoverFromSnapshot(ctx)
 	if err := a.stream.load(ctx, a.applyOwn); err != nil {
 		return err
 	}
@@ -369,6 +374,9 @@ func (a *aggregator) handle(data []byte) proto.Message {
 	}
 	if a.deps.Notifier != nil && len(a.pendingNotes) > 0 {
 		a.publishNotes(ctx)
+	}
+	if a.snapshotDue() {
+		a.saveSnapshot(ctx)
 	}
 	return resp
 }

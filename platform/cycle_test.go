@@ -386,3 +386,54 @@ func (w *dealingWorld) contractNotes() map[string]*pb.ContractNote {
 	}
 	return notes
 }
+
+// TestAggregatorsRecoverFromTheirSnapshots: with an aggregator snapshot
+// after every step, a node restarted after each dealing day recovers its
+// aggregators from their snapshots and the feed after them, deals the
+// following days, and reconciles with no break (the deep reconciliation
+// compares every replica with its pot recovered from the journal).
+func TestAggregatorsRecoverFromTheirSnapshots(t *testing.T) {
+	w := startDealingWorldWith(t, simulator.Faults{}, actors.DealingConfig{ResendInterval: 300 * time.Millisecond,
+		ExecutionWait: 30 * time.Second, AggregatorSnapshotEvery: 1})
+	profiles := []string{"cautious", "balanced", "adventurous", ""}
+	const pots = 12
+	for i := range pots {
+		m := fmt.Sprintf("S%04d", i)
+		w.pot(m, &pb.PotRequest{IdempotencyKey: "open", Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{Profile: profiles[i%len(profiles)]}}})
+		w.pot(m, &pb.PotRequest{IdempotencyKey: "pay", Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: fmt.Sprintf("%d.11", 900+i*7)}}})
+	}
+	day := domain.MustDate("2026-11-23")
+	price := func(step int) func(domain.Asset) string {
+		return func(a domain.Asset) string {
+			if a.ISIN == "GB00BN7Q2L69" {
+				return []string{"2.000000", "2.600000", "3.000000", "3.000000", "3.000000"}[step]
+			}
+			return map[int32]string{4: "1.2345", 6: "1.234567"}[a.PriceDecimals]
+		}
+	}
+	var trades int64
+	for step := range 5 {
+		w.publishPrices(day, price(step))
+		s := w.runCycle(day, true)
+		trades += s.Trades
+		// New work for the next day, then a restart: the aggregators come
+		// back from their snapshots.
+		w.pot(fmt.Sprintf("S%04d", step), &pb.PotRequest{IdempotencyKey: fmt.Sprintf("more-%d", step),
+			Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: "250.00"}}})
+		w.restartNode()
+		day = w.cal.NextDealingDay(day)
+		w.setTime(day, 9, 0)
+	}
+	require.NotZero(t, trades, "trades dealt")
+	for g := range actors.PotGroups(w.node.Journal) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, found, err := w.node.Journal.LoadSnapshot(ctx, fmt.Sprintf("agg/%d/snap/0", g))
+		cancel()
+		require.NoError(t, err)
+		require.True(t, found, "group %d's aggregator snapshot", g)
+	}
+	r := w.reconcile("snapshots", true)
+	require.Empty(t, r.InternalBreaks, "reconciliation: internal breaks")
+	require.Empty(t, r.ExternalBreaks, "reconciliation: external breaks")
+	require.Equal(t, int64(pots), r.Pots, "pots reconciled")
+}

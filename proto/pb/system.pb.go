@@ -4131,11 +4131,414 @@ func (x *ReconciliationResponse) GetRunProblem() *CycleProblem {
 	return nil
 }
 
+// AggregatorSnapshot is a group aggregator's state once it had applied its
+// stream up to own_version and its group's feed up to position, saved in
+// chunks as the snapshots of streams "agg/<group>/snap/<i>"
+// (actors/aggregator_snapshot.go). Lists are sorted, so that one state
+// has one encoding.
+type AggregatorSnapshot struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	OwnVersion uint64                 `protobuf:"varint,1,opt,name=own_version,json=ownVersion,proto3" json:"own_version,omitempty"`
+	Position   uint64                 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	Replicas   []*ReplicaState        `protobuf:"bytes,3,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	// closed_allocated sums the executions of the trades the replicas have
+	// retired, per dealing date and asset.
+	ClosedAllocated []*AssetDayPart   `protobuf:"bytes,4,rep,name=closed_allocated,json=closedAllocated,proto3" json:"closed_allocated,omitempty"`
+	Days            []*ClosedDayState `protobuf:"bytes,5,rep,name=days,proto3" json:"days,omitempty"`
+	Late            []*LateOrderState `protobuf:"bytes,6,rep,name=late,proto3" json:"late,omitempty"`
+	Priced          []*DayPriced      `protobuf:"bytes,7,rep,name=priced,proto3" json:"priced,omitempty"`
+	Allocating      []string          `protobuf:"bytes,8,rep,name=allocating,proto3" json:"allocating,omitempty"`
+	Absorbed        []*TradeAbsorbed  `protobuf:"bytes,9,rep,name=absorbed,proto3" json:"absorbed,omitempty"`
+	Sweeps          []*SweepProgress  `protobuf:"bytes,10,rep,name=sweeps,proto3" json:"sweeps,omitempty"`
+	NotifiedUpTo    uint64            `protobuf:"varint,11,opt,name=notified_up_to,json=notifiedUpTo,proto3" json:"notified_up_to,omitempty"`
+	PendingNotes    []*ContractNote   `protobuf:"bytes,12,rep,name=pending_notes,json=pendingNotes,proto3" json:"pending_notes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *AggregatorSnapshot) Reset() {
+	*x = AggregatorSnapshot{}
+	mi := &file_system_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AggregatorSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AggregatorSnapshot) ProtoMessage() {}
+
+func (x *AggregatorSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AggregatorSnapshot.ProtoReflect.Descriptor instead.
+func (*AggregatorSnapshot) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *AggregatorSnapshot) GetOwnVersion() uint64 {
+	if x != nil {
+		return x.OwnVersion
+	}
+	return 0
+}
+
+func (x *AggregatorSnapshot) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *AggregatorSnapshot) GetReplicas() []*ReplicaState {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *AggregatorSnapshot) GetClosedAllocated() []*AssetDayPart {
+	if x != nil {
+		return x.ClosedAllocated
+	}
+	return nil
+}
+
+func (x *AggregatorSnapshot) GetDays() []*ClosedDayState {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+func (x *AggregatorSnapshot) GetLate() []*LateOrderState {
+	if x != nil {
+		return x.Late
+	}
+	return nil
+}
+
+func (x *AggregatorSnapshot) GetPriced() []*DayPriced {
+	if x != nil {
+		return x.Priced
+	}
+	return nil
+}
+
+func (x *AggregatorSnapshot) GetAllocating() []string {
+	if x != nil {
+		return x.Allocating
+	}
+	return nil
+}
+
+func (x *AggregatorSnapshot) GetAbsorbed() []*TradeAbsorbed {
+	if x != nil {
+		return x.Absorbed
+	}
+	return nil
+}
+
+func (x *AggregatorSnapshot) GetSweeps() []*SweepProgress {
+	if x != nil {
+		return x.Sweeps
+	}
+	return nil
+}
+
+func (x *AggregatorSnapshot) GetNotifiedUpTo() uint64 {
+	if x != nil {
+		return x.NotifiedUpTo
+	}
+	return 0
+}
+
+func (x *AggregatorSnapshot) GetPendingNotes() []*ContractNote {
+	if x != nil {
+		return x.PendingNotes
+	}
+	return nil
+}
+
+// ReplicaState is one pot's replica: its encoded state and what the steps
+// look for.
+type ReplicaState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	State         []byte                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Profiled      bool                   `protobuf:"varint,4,opt,name=profiled,proto3" json:"profiled,omitempty"`
+	LastRebalance string                 `protobuf:"bytes,5,opt,name=last_rebalance,json=lastRebalance,proto3" json:"last_rebalance,omitempty"`
+	SettleFrom    string                 `protobuf:"bytes,6,opt,name=settle_from,json=settleFrom,proto3" json:"settle_from,omitempty"`
+	OpenOrderIds  []string               `protobuf:"bytes,7,rep,name=open_order_ids,json=openOrderIds,proto3" json:"open_order_ids,omitempty"`
+	OpenDates     []string               `protobuf:"bytes,8,rep,name=open_dates,json=openDates,proto3" json:"open_dates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaState) Reset() {
+	*x = ReplicaState{}
+	mi := &file_system_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaState) ProtoMessage() {}
+
+func (x *ReplicaState) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaState.ProtoReflect.Descriptor instead.
+func (*ReplicaState) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ReplicaState) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ReplicaState) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ReplicaState) GetState() []byte {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *ReplicaState) GetProfiled() bool {
+	if x != nil {
+		return x.Profiled
+	}
+	return false
+}
+
+func (x *ReplicaState) GetLastRebalance() string {
+	if x != nil {
+		return x.LastRebalance
+	}
+	return ""
+}
+
+func (x *ReplicaState) GetSettleFrom() string {
+	if x != nil {
+		return x.SettleFrom
+	}
+	return ""
+}
+
+func (x *ReplicaState) GetOpenOrderIds() []string {
+	if x != nil {
+		return x.OpenOrderIds
+	}
+	return nil
+}
+
+func (x *ReplicaState) GetOpenDates() []string {
+	if x != nil {
+		return x.OpenDates
+	}
+	return nil
+}
+
+// ClosedDayState is a closed dealing day of the group.
+type ClosedDayState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Date          string                 `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
+	Position      uint64                 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	Frozen        bool                   `protobuf:"varint,3,opt,name=frozen,proto3" json:"frozen,omitempty"`
+	Batch         []byte                 `protobuf:"bytes,4,opt,name=batch,proto3" json:"batch,omitempty"`
+	Orders        int64                  `protobuf:"varint,5,opt,name=orders,proto3" json:"orders,omitempty"`
+	Trades        int64                  `protobuf:"varint,6,opt,name=trades,proto3" json:"trades,omitempty"`
+	Allocated     bool                   `protobuf:"varint,7,opt,name=allocated,proto3" json:"allocated,omitempty"`
+	AllocatedPots int64                  `protobuf:"varint,8,opt,name=allocated_pots,json=allocatedPots,proto3" json:"allocated_pots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClosedDayState) Reset() {
+	*x = ClosedDayState{}
+	mi := &file_system_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClosedDayState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClosedDayState) ProtoMessage() {}
+
+func (x *ClosedDayState) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClosedDayState.ProtoReflect.Descriptor instead.
+func (*ClosedDayState) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ClosedDayState) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *ClosedDayState) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *ClosedDayState) GetFrozen() bool {
+	if x != nil {
+		return x.Frozen
+	}
+	return false
+}
+
+func (x *ClosedDayState) GetBatch() []byte {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+func (x *ClosedDayState) GetOrders() int64 {
+	if x != nil {
+		return x.Orders
+	}
+	return 0
+}
+
+func (x *ClosedDayState) GetTrades() int64 {
+	if x != nil {
+		return x.Trades
+	}
+	return 0
+}
+
+func (x *ClosedDayState) GetAllocated() bool {
+	if x != nil {
+		return x.Allocated
+	}
+	return false
+}
+
+func (x *ClosedDayState) GetAllocatedPots() int64 {
+	if x != nil {
+		return x.AllocatedPots
+	}
+	return 0
+}
+
+// LateOrderState is an order that reached the feed after its day closed.
+type LateOrderState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	MemberId      string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	FromDate      string                 `protobuf:"bytes,3,opt,name=from_date,json=fromDate,proto3" json:"from_date,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LateOrderState) Reset() {
+	*x = LateOrderState{}
+	mi := &file_system_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LateOrderState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LateOrderState) ProtoMessage() {}
+
+func (x *LateOrderState) ProtoReflect() protoreflect.Message {
+	mi := &file_system_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LateOrderState.ProtoReflect.Descriptor instead.
+func (*LateOrderState) Descriptor() ([]byte, []int) {
+	return file_system_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *LateOrderState) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *LateOrderState) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *LateOrderState) GetFromDate() string {
+	if x != nil {
+		return x.FromDate
+	}
+	return ""
+}
+
 var File_system_proto protoreflect.FileDescriptor
 
 const file_system_proto_rawDesc = "" +
 	"\n" +
-	"\fsystem.proto\x12\x0emastertrust.v1\x1a\fevents.proto\x1a\rdealing.proto\x1a\rproblem.proto\"\xef\x01\n" +
+	"\fsystem.proto\x12\x0emastertrust.v1\x1a\fevents.proto\x1a\rdealing.proto\x1a\rproblem.proto\x1a\tpot.proto\"\xef\x01\n" +
 	"\x0fPricesPublished\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12C\n" +
 	"\x06prices\x18\x02 \x03(\v2+.mastertrust.v1.PricesPublished.PricesEntryR\x06prices\x12 \n" +
@@ -4486,7 +4889,48 @@ const file_system_proto_rawDesc = "" +
 	"\x0eprogress_total\x18\x06 \x01(\x03R\rprogressTotal\x12=\n" +
 	"\vrun_problem\x18\a \x01(\v2\x1c.mastertrust.v1.CycleProblemR\n" +
 	"runProblemJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03R\x05errorR\n" +
-	"error_code2]\n" +
+	"error_code\"\xea\x04\n" +
+	"\x12AggregatorSnapshot\x12\x1f\n" +
+	"\vown_version\x18\x01 \x01(\x04R\n" +
+	"ownVersion\x12\x1a\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\x128\n" +
+	"\breplicas\x18\x03 \x03(\v2\x1c.mastertrust.v1.ReplicaStateR\breplicas\x12G\n" +
+	"\x10closed_allocated\x18\x04 \x03(\v2\x1c.mastertrust.v1.AssetDayPartR\x0fclosedAllocated\x122\n" +
+	"\x04days\x18\x05 \x03(\v2\x1e.mastertrust.v1.ClosedDayStateR\x04days\x122\n" +
+	"\x04late\x18\x06 \x03(\v2\x1e.mastertrust.v1.LateOrderStateR\x04late\x121\n" +
+	"\x06priced\x18\a \x03(\v2\x19.mastertrust.v1.DayPricedR\x06priced\x12\x1e\n" +
+	"\n" +
+	"allocating\x18\b \x03(\tR\n" +
+	"allocating\x129\n" +
+	"\babsorbed\x18\t \x03(\v2\x1d.mastertrust.v1.TradeAbsorbedR\babsorbed\x125\n" +
+	"\x06sweeps\x18\n" +
+	" \x03(\v2\x1d.mastertrust.v1.SweepProgressR\x06sweeps\x12$\n" +
+	"\x0enotified_up_to\x18\v \x01(\x04R\fnotifiedUpTo\x12A\n" +
+	"\rpending_notes\x18\f \x03(\v2\x1c.mastertrust.v1.ContractNoteR\fpendingNotes\"\x84\x02\n" +
+	"\fReplicaState\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\fR\x05state\x12\x1a\n" +
+	"\bprofiled\x18\x04 \x01(\bR\bprofiled\x12%\n" +
+	"\x0elast_rebalance\x18\x05 \x01(\tR\rlastRebalance\x12\x1f\n" +
+	"\vsettle_from\x18\x06 \x01(\tR\n" +
+	"settleFrom\x12$\n" +
+	"\x0eopen_order_ids\x18\a \x03(\tR\fopenOrderIds\x12\x1d\n" +
+	"\n" +
+	"open_dates\x18\b \x03(\tR\topenDates\"\xe3\x01\n" +
+	"\x0eClosedDayState\x12\x12\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\x12\x1a\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\x12\x16\n" +
+	"\x06frozen\x18\x03 \x01(\bR\x06frozen\x12\x14\n" +
+	"\x05batch\x18\x04 \x01(\fR\x05batch\x12\x16\n" +
+	"\x06orders\x18\x05 \x01(\x03R\x06orders\x12\x16\n" +
+	"\x06trades\x18\x06 \x01(\x03R\x06trades\x12\x1c\n" +
+	"\tallocated\x18\a \x01(\bR\tallocated\x12%\n" +
+	"\x0eallocated_pots\x18\b \x01(\x03R\rallocatedPots\"e\n" +
+	"\x0eLateOrderState\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x1b\n" +
+	"\tfrom_date\x18\x03 \x01(\tR\bfromDate2]\n" +
 	"\n" +
 	"Aggregator\x12O\n" +
 	"\x06Handle\x12!.mastertrust.v1.AggregatorRequest\x1a\".mastertrust.v1.AggregatorResponse2Z\n" +
@@ -4511,7 +4955,7 @@ func file_system_proto_rawDescGZIP() []byte {
 	return file_system_proto_rawDescData
 }
 
-var file_system_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_system_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_system_proto_goTypes = []any{
 	(*PricesPublished)(nil),        // 0: mastertrust.v1.PricesPublished
 	(*PricesCorrected)(nil),        // 1: mastertrust.v1.PricesCorrected
@@ -4569,35 +5013,40 @@ var file_system_proto_goTypes = []any{
 	(*ReconRun)(nil),               // 53: mastertrust.v1.ReconRun
 	(*ReconGet)(nil),               // 54: mastertrust.v1.ReconGet
 	(*ReconciliationResponse)(nil), // 55: mastertrust.v1.ReconciliationResponse
-	nil,                            // 56: mastertrust.v1.PricesPublished.PricesEntry
-	nil,                            // 57: mastertrust.v1.PricesCorrected.PricesEntry
-	nil,                            // 58: mastertrust.v1.PricesCorrected.PreviousEntry
-	nil,                            // 59: mastertrust.v1.CycleSummary.StepMicrosEntry
-	nil,                            // 60: mastertrust.v1.AggPrice.PricesEntry
-	nil,                            // 61: mastertrust.v1.AggAllocate.PricesEntry
-	nil,                            // 62: mastertrust.v1.AggAllocate.ExecutionIdsEntry
-	nil,                            // 63: mastertrust.v1.AggSweep.PricesEntry
-	(*AssetDayPart)(nil),           // 64: mastertrust.v1.AssetDayPart
-	(Side)(0),                      // 65: mastertrust.v1.Side
-	(*ExecutionReport)(nil),        // 66: mastertrust.v1.ExecutionReport
-	(*Problem)(nil),                // 67: mastertrust.v1.Problem
+	(*AggregatorSnapshot)(nil),     // 56: mastertrust.v1.AggregatorSnapshot
+	(*ReplicaState)(nil),           // 57: mastertrust.v1.ReplicaState
+	(*ClosedDayState)(nil),         // 58: mastertrust.v1.ClosedDayState
+	(*LateOrderState)(nil),         // 59: mastertrust.v1.LateOrderState
+	nil,                            // 60: mastertrust.v1.PricesPublished.PricesEntry
+	nil,                            // 61: mastertrust.v1.PricesCorrected.PricesEntry
+	nil,                            // 62: mastertrust.v1.PricesCorrected.PreviousEntry
+	nil,                            // 63: mastertrust.v1.CycleSummary.StepMicrosEntry
+	nil,                            // 64: mastertrust.v1.AggPrice.PricesEntry
+	nil,                            // 65: mastertrust.v1.AggAllocate.PricesEntry
+	nil,                            // 66: mastertrust.v1.AggAllocate.ExecutionIdsEntry
+	nil,                            // 67: mastertrust.v1.AggSweep.PricesEntry
+	(*AssetDayPart)(nil),           // 68: mastertrust.v1.AssetDayPart
+	(Side)(0),                      // 69: mastertrust.v1.Side
+	(*ExecutionReport)(nil),        // 70: mastertrust.v1.ExecutionReport
+	(*Problem)(nil),                // 71: mastertrust.v1.Problem
+	(*ContractNote)(nil),           // 72: mastertrust.v1.ContractNote
 }
 var file_system_proto_depIdxs = []int32{
-	56, // 0: mastertrust.v1.PricesPublished.prices:type_name -> mastertrust.v1.PricesPublished.PricesEntry
-	57, // 1: mastertrust.v1.PricesCorrected.prices:type_name -> mastertrust.v1.PricesCorrected.PricesEntry
-	58, // 2: mastertrust.v1.PricesCorrected.previous:type_name -> mastertrust.v1.PricesCorrected.PreviousEntry
-	64, // 3: mastertrust.v1.DayPriced.parts:type_name -> mastertrust.v1.AssetDayPart
-	65, // 4: mastertrust.v1.TradeAbsorbed.side:type_name -> mastertrust.v1.Side
-	64, // 5: mastertrust.v1.BatchRecorded.parts:type_name -> mastertrust.v1.AssetDayPart
-	65, // 6: mastertrust.v1.BatchRecorded.side:type_name -> mastertrust.v1.Side
-	66, // 7: mastertrust.v1.ExecutionRecorded.report:type_name -> mastertrust.v1.ExecutionReport
-	66, // 8: mastertrust.v1.ExecutionRefused.report:type_name -> mastertrust.v1.ExecutionReport
+	60, // 0: mastertrust.v1.PricesPublished.prices:type_name -> mastertrust.v1.PricesPublished.PricesEntry
+	61, // 1: mastertrust.v1.PricesCorrected.prices:type_name -> mastertrust.v1.PricesCorrected.PricesEntry
+	62, // 2: mastertrust.v1.PricesCorrected.previous:type_name -> mastertrust.v1.PricesCorrected.PreviousEntry
+	68, // 3: mastertrust.v1.DayPriced.parts:type_name -> mastertrust.v1.AssetDayPart
+	69, // 4: mastertrust.v1.TradeAbsorbed.side:type_name -> mastertrust.v1.Side
+	68, // 5: mastertrust.v1.BatchRecorded.parts:type_name -> mastertrust.v1.AssetDayPart
+	69, // 6: mastertrust.v1.BatchRecorded.side:type_name -> mastertrust.v1.Side
+	70, // 7: mastertrust.v1.ExecutionRecorded.report:type_name -> mastertrust.v1.ExecutionReport
+	70, // 8: mastertrust.v1.ExecutionRefused.report:type_name -> mastertrust.v1.ExecutionReport
 	24, // 9: mastertrust.v1.CycleFailed.problem:type_name -> mastertrust.v1.CycleProblem
 	22, // 10: mastertrust.v1.CycleCompleted.summary:type_name -> mastertrust.v1.CycleSummary
 	28, // 11: mastertrust.v1.ReconciliationRecorded.report:type_name -> mastertrust.v1.ReconciliationReport
 	20, // 12: mastertrust.v1.CycleSummary.orders:type_name -> mastertrust.v1.CycleOrder
 	21, // 13: mastertrust.v1.CycleSummary.batches:type_name -> mastertrust.v1.CycleBatch
-	59, // 14: mastertrust.v1.CycleSummary.step_micros:type_name -> mastertrust.v1.CycleSummary.StepMicrosEntry
+	63, // 14: mastertrust.v1.CycleSummary.step_micros:type_name -> mastertrust.v1.CycleSummary.StepMicrosEntry
 	23, // 15: mastertrust.v1.CycleSummary.steps:type_name -> mastertrust.v1.CycleStep
 	24, // 16: mastertrust.v1.CycleSummary.problem:type_name -> mastertrust.v1.CycleProblem
 	25, // 17: mastertrust.v1.ReconciliationReport.internal_breaks:type_name -> mastertrust.v1.ReconciliationBreak
@@ -4612,54 +5061,62 @@ var file_system_proto_depIdxs = []int32{
 	35, // 26: mastertrust.v1.AggregatorRequest.sweep:type_name -> mastertrust.v1.AggSweep
 	37, // 27: mastertrust.v1.AggregatorRequest.reconcile:type_name -> mastertrust.v1.AggReconcile
 	36, // 28: mastertrust.v1.AggregatorRequest.open_days:type_name -> mastertrust.v1.AggOpenDays
-	60, // 29: mastertrust.v1.AggPrice.prices:type_name -> mastertrust.v1.AggPrice.PricesEntry
-	61, // 30: mastertrust.v1.AggAllocate.prices:type_name -> mastertrust.v1.AggAllocate.PricesEntry
-	62, // 31: mastertrust.v1.AggAllocate.execution_ids:type_name -> mastertrust.v1.AggAllocate.ExecutionIdsEntry
-	63, // 32: mastertrust.v1.AggSweep.prices:type_name -> mastertrust.v1.AggSweep.PricesEntry
-	67, // 33: mastertrust.v1.AggregatorResponse.problem:type_name -> mastertrust.v1.Problem
-	64, // 34: mastertrust.v1.AggregatorResponse.parts:type_name -> mastertrust.v1.AssetDayPart
+	64, // 29: mastertrust.v1.AggPrice.prices:type_name -> mastertrust.v1.AggPrice.PricesEntry
+	65, // 30: mastertrust.v1.AggAllocate.prices:type_name -> mastertrust.v1.AggAllocate.PricesEntry
+	66, // 31: mastertrust.v1.AggAllocate.execution_ids:type_name -> mastertrust.v1.AggAllocate.ExecutionIdsEntry
+	67, // 32: mastertrust.v1.AggSweep.prices:type_name -> mastertrust.v1.AggSweep.PricesEntry
+	71, // 33: mastertrust.v1.AggregatorResponse.problem:type_name -> mastertrust.v1.Problem
+	68, // 34: mastertrust.v1.AggregatorResponse.parts:type_name -> mastertrust.v1.AssetDayPart
 	39, // 35: mastertrust.v1.AggregatorResponse.reconciliation:type_name -> mastertrust.v1.GroupReconciliation
 	25, // 36: mastertrust.v1.GroupReconciliation.breaks:type_name -> mastertrust.v1.ReconciliationBreak
 	26, // 37: mastertrust.v1.GroupReconciliation.assets:type_name -> mastertrust.v1.ReconciliationAsset
-	64, // 38: mastertrust.v1.GroupReconciliation.allocated:type_name -> mastertrust.v1.AssetDayPart
+	68, // 38: mastertrust.v1.GroupReconciliation.allocated:type_name -> mastertrust.v1.AssetDayPart
 	41, // 39: mastertrust.v1.AssetBookRequest.send:type_name -> mastertrust.v1.BookSend
-	66, // 40: mastertrust.v1.AssetBookRequest.record_execution:type_name -> mastertrust.v1.ExecutionReport
+	70, // 40: mastertrust.v1.AssetBookRequest.record_execution:type_name -> mastertrust.v1.ExecutionReport
 	42, // 41: mastertrust.v1.AssetBookRequest.status:type_name -> mastertrust.v1.BookStatus
-	64, // 42: mastertrust.v1.BookSend.parts:type_name -> mastertrust.v1.AssetDayPart
-	67, // 43: mastertrust.v1.AssetBookResponse.problem:type_name -> mastertrust.v1.Problem
+	68, // 42: mastertrust.v1.BookSend.parts:type_name -> mastertrust.v1.AssetDayPart
+	71, // 43: mastertrust.v1.AssetBookResponse.problem:type_name -> mastertrust.v1.Problem
 	10, // 44: mastertrust.v1.AssetBookResponse.batch:type_name -> mastertrust.v1.BatchRecorded
 	12, // 45: mastertrust.v1.AssetBookResponse.execution:type_name -> mastertrust.v1.ExecutionRecorded
 	13, // 46: mastertrust.v1.AssetBookResponse.refused:type_name -> mastertrust.v1.ExecutionRefused
 	45, // 47: mastertrust.v1.CycleRequest.run:type_name -> mastertrust.v1.CycleRun
 	46, // 48: mastertrust.v1.CycleRequest.get:type_name -> mastertrust.v1.CycleGet
-	67, // 49: mastertrust.v1.CycleResponse.problem:type_name -> mastertrust.v1.Problem
+	71, // 49: mastertrust.v1.CycleResponse.problem:type_name -> mastertrust.v1.Problem
 	22, // 50: mastertrust.v1.CycleResponse.summary:type_name -> mastertrust.v1.CycleSummary
 	0,  // 51: mastertrust.v1.PricesRequest.publish:type_name -> mastertrust.v1.PricesPublished
 	49, // 52: mastertrust.v1.PricesRequest.get:type_name -> mastertrust.v1.PricesGet
 	50, // 53: mastertrust.v1.PricesRequest.use:type_name -> mastertrust.v1.PricesUse
-	67, // 54: mastertrust.v1.PricesResponse.problem:type_name -> mastertrust.v1.Problem
+	71, // 54: mastertrust.v1.PricesResponse.problem:type_name -> mastertrust.v1.Problem
 	0,  // 55: mastertrust.v1.PricesResponse.prices:type_name -> mastertrust.v1.PricesPublished
 	0,  // 56: mastertrust.v1.PricesResponse.history:type_name -> mastertrust.v1.PricesPublished
 	53, // 57: mastertrust.v1.ReconciliationRequest.run:type_name -> mastertrust.v1.ReconRun
 	54, // 58: mastertrust.v1.ReconciliationRequest.get:type_name -> mastertrust.v1.ReconGet
-	67, // 59: mastertrust.v1.ReconciliationResponse.problem:type_name -> mastertrust.v1.Problem
+	71, // 59: mastertrust.v1.ReconciliationResponse.problem:type_name -> mastertrust.v1.Problem
 	28, // 60: mastertrust.v1.ReconciliationResponse.report:type_name -> mastertrust.v1.ReconciliationReport
 	24, // 61: mastertrust.v1.ReconciliationResponse.run_problem:type_name -> mastertrust.v1.CycleProblem
-	29, // 62: mastertrust.v1.Aggregator.Handle:input_type -> mastertrust.v1.AggregatorRequest
-	40, // 63: mastertrust.v1.AssetBook.Handle:input_type -> mastertrust.v1.AssetBookRequest
-	44, // 64: mastertrust.v1.Cycle.Handle:input_type -> mastertrust.v1.CycleRequest
-	48, // 65: mastertrust.v1.Prices.Handle:input_type -> mastertrust.v1.PricesRequest
-	52, // 66: mastertrust.v1.Reconciliation.Handle:input_type -> mastertrust.v1.ReconciliationRequest
-	38, // 67: mastertrust.v1.Aggregator.Handle:output_type -> mastertrust.v1.AggregatorResponse
-	43, // 68: mastertrust.v1.AssetBook.Handle:output_type -> mastertrust.v1.AssetBookResponse
-	47, // 69: mastertrust.v1.Cycle.Handle:output_type -> mastertrust.v1.CycleResponse
-	51, // 70: mastertrust.v1.Prices.Handle:output_type -> mastertrust.v1.PricesResponse
-	55, // 71: mastertrust.v1.Reconciliation.Handle:output_type -> mastertrust.v1.ReconciliationResponse
-	67, // [67:72] is the sub-list for method output_type
-	62, // [62:67] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	57, // 62: mastertrust.v1.AggregatorSnapshot.replicas:type_name -> mastertrust.v1.ReplicaState
+	68, // 63: mastertrust.v1.AggregatorSnapshot.closed_allocated:type_name -> mastertrust.v1.AssetDayPart
+	58, // 64: mastertrust.v1.AggregatorSnapshot.days:type_name -> mastertrust.v1.ClosedDayState
+	59, // 65: mastertrust.v1.AggregatorSnapshot.late:type_name -> mastertrust.v1.LateOrderState
+	5,  // 66: mastertrust.v1.AggregatorSnapshot.priced:type_name -> mastertrust.v1.DayPriced
+	7,  // 67: mastertrust.v1.AggregatorSnapshot.absorbed:type_name -> mastertrust.v1.TradeAbsorbed
+	9,  // 68: mastertrust.v1.AggregatorSnapshot.sweeps:type_name -> mastertrust.v1.SweepProgress
+	72, // 69: mastertrust.v1.AggregatorSnapshot.pending_notes:type_name -> mastertrust.v1.ContractNote
+	29, // 70: mastertrust.v1.Aggregator.Handle:input_type -> mastertrust.v1.AggregatorRequest
+	40, // 71: mastertrust.v1.AssetBook.Handle:input_type -> mastertrust.v1.AssetBookRequest
+	44, // 72: mastertrust.v1.Cycle.Handle:input_type -> mastertrust.v1.CycleRequest
+	48, // 73: mastertrust.v1.Prices.Handle:input_type -> mastertrust.v1.PricesRequest
+	52, // 74: mastertrust.v1.Reconciliation.Handle:input_type -> mastertrust.v1.ReconciliationRequest
+	38, // 75: mastertrust.v1.Aggregator.Handle:output_type -> mastertrust.v1.AggregatorResponse
+	43, // 76: mastertrust.v1.AssetBook.Handle:output_type -> mastertrust.v1.AssetBookResponse
+	47, // 77: mastertrust.v1.Cycle.Handle:output_type -> mastertrust.v1.CycleResponse
+	51, // 78: mastertrust.v1.Prices.Handle:output_type -> mastertrust.v1.PricesResponse
+	55, // 79: mastertrust.v1.Reconciliation.Handle:output_type -> mastertrust.v1.ReconciliationResponse
+	75, // [75:80] is the sub-list for method output_type
+	70, // [70:75] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_system_proto_init() }
@@ -4670,6 +5127,7 @@ func file_system_proto_init() {
 	file_events_proto_init()
 	file_dealing_proto_init()
 	file_problem_proto_init()
+	file_pot_proto_init()
 	file_system_proto_msgTypes[29].OneofWrappers = []any{
 		(*AggregatorRequest_CatchUp)(nil),
 		(*AggregatorRequest_Settle)(nil),
@@ -4704,7 +5162,7 @@ func file_system_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_system_proto_rawDesc), len(file_system_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   64,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
