@@ -29,10 +29,6 @@ import (
 // is sent only when every event it reflects is durable; if an append fails,
 // every reply queued behind it becomes "unavailable" and the activation
 // stops, so that the next request recovers the pot from the journal.
-//
-// Invariant: pot is the durable state plus the events of waiting, in order
-// (the batch being appended stays first in waiting until it is durable);
-// durable is the journal's version of the stream.
 
 // potActor is one activation of a pot.
 type potActor struct {
@@ -46,19 +42,18 @@ type potActor struct {
 	// passivated or failed); its replies from then on wait in held until
 	// it has stopped (see stop).
 	poisoned bool
-	held     []heldReply
+	// flushQueued: a flushWaiting message is in the mailbox.
+	flushQueued bool
+	held        []heldReply
 
-	member  string
-	stream  string
-	group   uint32
-	pot     *domain.Pot
-	durable uint64 // the stream's version in the journal
+	member string
+	pot    *domain.Pot // the durable state plus the events waiting in appender
+	// appender appends the pot's events: its durable version and the
+	// batches waiting for their append.
+	appender potAppender
 	// snapshot: the last snapshot saved, and what was appended since.
 	snapshot snapshotProgress
 
-	waiting []*batch // decided, not yet durable, in order
-	// flushQueued: a flushWaiting message is in the mailbox.
-	flushQueued bool
 	// mailbox is the activation's mailbox (nil if potMailbox did not see
 	// it), asked whether messages wait behind the one being handled.
 	mailbox actor.Mailbox
@@ -98,7 +93,7 @@ func (a *potActor) Receive(ctx actor.Context) {
 		a.flushQueued = false
 		a.flush(ctx)
 	case idleCheck:
-		if !a.stopping && a.idle.expired(ctx, len(a.waiting) > 0) {
+		if !a.stopping && a.idle.expired(ctx, a.appender.busy()) {
 			a.passivate(ctx)
 		}
 	case *actor.Stopped:
@@ -107,11 +102,8 @@ func (a *potActor) Receive(ctx actor.Context) {
 			ctx.Send(h.to, h.resp)
 		}
 		a.held = nil
-		for _, b := range a.waiting {
-			// Replies nobody will send (the node was killed mid-append).
-			a.deps.pending.Add(-int64(len(b.replies)))
-		}
-		a.waiting = nil
+		// Replies nobody will send (the node was killed mid-append).
+		a.appender.drop()
 		if a.pot != nil { // activated
 			a.deps.active.Add(-1)
 			if m := a.deps.Metrics; m != nil {
@@ -178,7 +170,7 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 			// Another activation wrote: the refusal may only reflect this
 			// one's old state. Stop; the caller's retry reaches a fresh one.
 			a.failed = errors.New("stale: another activation appended")
-			a.deps.Logger.Warn("pot activation is stale; stopping it", "member", a.member, "version", a.durable)
+			a.deps.Logger.Warn("pot activation is stale; stopping it", "member", a.member, "version", a.appender.durable)
 			a.stop(ctx)
 			a.enqueue(ctx, answer(unavailable(), "failed", release), nil)
 			return
@@ -225,12 +217,12 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 // wrote. A refusal is the moment to ask (it is rare, and a stale refusal is
 // wrong); an append finds out by itself (a version conflict).
 func (a *potActor) stale() bool {
-	if len(a.waiting) > 0 {
+	if a.appender.busy() {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.AppendTimeout)
 	defer cancel()
-	events, err := a.deps.Journal.Read(ctx, a.stream, a.durable+1, 1)
+	events, err := a.deps.Journal.Read(ctx, a.appender.stream, a.appender.durable+1, 1)
 	if err != nil {
 		a.deps.Logger.Warn("pot staleness check failed", "member", a.member, "err", err)
 		return false

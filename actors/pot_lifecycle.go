@@ -153,7 +153,7 @@ func (a *potActor) stop(ctx actor.Context) {
 // with batches waiting), so the state is durable.
 func (a *potActor) passivate(ctx actor.Context) {
 	a.stopping = true
-	if a.failed == nil && !a.poisoned && len(a.waiting) == 0 && a.snapshot.version < a.durable {
+	if a.failed == nil && !a.poisoned && !a.appender.busy() && a.snapshot.version < a.appender.durable {
 		a.saveSnapshot(true)
 	}
 	a.stop(ctx)

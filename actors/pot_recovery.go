@@ -20,8 +20,8 @@ import (
 // activate recovers the pot from its latest snapshot and the events after
 // it. A failure leaves the activation answering "unavailable" until it stops.
 func (a *potActor) activate(member string) {
-	a.member, a.stream = member, PotStream(member)
-	a.group = PotGroup(member, PotGroups(a.deps.Journal))
+	a.member = member
+	a.appender = potAppender{deps: a.deps, stream: PotStream(member), group: PotGroup(member, PotGroups(a.deps.Journal))}
 	start := time.Now()
 	a.deps.recoveries <- struct{}{}
 	defer func() { <-a.deps.recoveries }()
@@ -33,7 +33,7 @@ func (a *potActor) activate(member string) {
 		a.deps.Logger.Error("pot recovery failed", "member", member, "err", err)
 		return
 	}
-	a.pot, a.durable, a.snapshot = p, p.Version, recovered
+	a.pot, a.appender.durable, a.snapshot = p, p.Version, recovered
 	a.deps.active.Add(1) // until Stopped
 	if m := a.deps.Metrics; m != nil {
 		m.Activations.Inc()
@@ -103,11 +103,12 @@ func (a *potActor) saveSnapshot(wait bool) {
 		a.deps.Logger.Error("pot snapshot", "member", a.member, "err", err)
 		return
 	}
-	a.snapshot = snapshotProgress{version: a.durable, bytes: len(data)}
+	durable := a.appender.durable
+	a.snapshot = snapshotProgress{version: durable, bytes: len(data)}
 	if m := a.deps.Metrics; m != nil {
 		m.SnapshotBytes.Observe(float64(len(data)))
 	}
-	snap := persistence.Snapshot{Stream: a.stream, Version: a.durable, Data: data}
+	snap := persistence.Snapshot{Stream: a.appender.stream, Version: durable, Data: data}
 	journal, timeout, log := a.deps.Journal, a.deps.Config.AppendTimeout, a.deps.Logger
 	save := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)

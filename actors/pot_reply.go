@@ -55,7 +55,7 @@ func (a *potActor) send(ctx actor.Context, r reply) {
 		r.resp = unavailable() // stopping: the retry reaches a fresh activation
 	}
 	if r.resp.Version == 0 && a.pot != nil {
-		r.resp.Version = a.durable
+		r.resp.Version = a.appender.durable
 	}
 	if m := a.deps.Metrics; m != nil {
 		m.Requests.WithLabelValues(r.command, r.outcome).Inc()
