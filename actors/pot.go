@@ -29,6 +29,13 @@ import (
 // is sent only when every event it reflects is durable; if an append fails,
 // every reply queued behind it becomes "unavailable" and the activation
 // stops, so that the next request recovers the pot from the journal.
+//
+// The pot's files: this one handles a request (load → decide → persist →
+// reply); pot_appender.go batches and appends the events (potAppender:
+// durable and waiting); pot_reply.go builds and sends the replies;
+// pot_recovery.go activates the pot from its snapshot and events, and saves
+// snapshots; pot_lifecycle.go makes pots (mailboxes, workers), sheds calls
+// and stops activations.
 
 // potActor is one activation of a pot.
 type potActor struct {
@@ -97,53 +104,32 @@ func (a *potActor) Receive(ctx actor.Context) {
 			a.passivate(ctx)
 		}
 	case *actor.Stopped:
-		a.idle.stop()
-		for _, h := range a.held {
-			ctx.Send(h.to, h.resp)
-		}
-		a.held = nil
-		// Replies nobody will send (the node was killed mid-append).
-		a.appender.drop()
-		if a.pot != nil { // activated
-			a.deps.active.Add(-1)
-			if m := a.deps.Metrics; m != nil {
-				m.ActivePots.Dec()
-			}
-		}
+		a.stopped(ctx)
 	}
 }
 
-// handle decides one request and queues its reply. req is the caller's:
-// read, never modified.
+// handle answers one request. A command goes load → decide → persist →
+// reply: what deciding needs is gathered, the command decided and its
+// events applied to the pot, then the events are queued for the next
+// append and the reply behind them, to go once they are durable. req is
+// the caller's: read, never modified.
 func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
-	name := commandName(req)
-	// answer is this request's reply: resp, once everything before it is
-	// durable.
-	answer := func(resp *pb.PotResponse, outcome string, release func()) reply {
-		return reply{to: ctx.Sender(), call: call, resp: resp, command: name, outcome: outcome, release: release}
-	}
 	if a.stopping {
 		a.respond(ctx, unavailable(), call)
 		return
 	}
+	r := reply{to: ctx.Sender(), call: call, command: commandName(req)}
 	if a.failed != nil {
-		a.enqueue(ctx, answer(unavailable(), "failed", nil), nil)
+		a.enqueue(ctx, r.with(unavailable(), "failed"), nil)
 		return
 	}
 	cmd, isCommand, err := command(req)
 	if err != nil {
-		a.enqueue(ctx, answer(a.problemResponse(err), "refused", nil), nil)
+		a.enqueue(ctx, r.with(a.problemResponse(err), "refused"), nil)
 		return
 	}
 	if !isCommand {
-		if later, ok := a.historyQuery(req); ok {
-			r := answer(nil, "ok", nil)
-			r.later = later
-			a.enqueue(ctx, r, nil)
-			return
-		}
-		resp := a.query(req, a.context(a.deps.Market.OpenFrom()))
-		a.enqueue(ctx, answer(resp, outcomeOf(resp), nil), nil)
+		a.enqueue(ctx, a.queryReply(req, r), nil)
 		return
 	}
 	openFrom, release := a.deps.Market.Hold()
@@ -153,63 +139,69 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 			release() // a panic before the reply was queued must not hold cut-offs up
 		}
 	}()
-	dctx := a.context(openFrom)
-	if dctx.PastRequest, err = a.pastRequest(cmd); err == nil {
-		dctx.Retired, err = a.retiredOrder(cmd)
-	}
+	r.release = release
+	r, events := a.decide(ctx, req, cmd, openFrom, r)
+	queued = true
+	a.enqueue(ctx, r, events)
+}
+
+// decide loads what deciding cmd needs, decides it and applies the
+// decision's events to the pot. It returns the reply and the events it
+// waits for: none for a refusal or a failure, which leave the pot as it
+// was.
+func (a *potActor) decide(ctx actor.Context, req *pb.PotRequest, cmd domain.Command, openFrom domain.Date, r reply) (reply, []persistence.NewEvent) {
+	dctx, err := a.load(cmd, openFrom)
 	if err != nil {
 		a.deps.Logger.Warn("pot history unavailable", "member", a.member, "err", err)
-		queued = true
-		a.enqueue(ctx, answer(unavailable(), "failed", release), nil)
-		return
+		return r.with(unavailable(), "failed"), nil
 	}
 	dec, err := domain.Decide(a.pot, cmd, dctx)
 	if err != nil {
-		queued = true
-		if a.stale() {
-			// Another activation wrote: the refusal may only reflect this
-			// one's old state. Stop; the caller's retry reaches a fresh one.
-			a.failed = errors.New("stale: another activation appended")
-			a.deps.Logger.Warn("pot activation is stale; stopping it", "member", a.member, "version", a.appender.durable)
-			a.stop(ctx)
-			a.enqueue(ctx, answer(unavailable(), "failed", release), nil)
-			return
-		}
-		resp := a.problemResponse(err)
-		a.enqueue(ctx, answer(resp, outcomeOf(resp), release), nil)
-		return
+		return a.refused(ctx, err, r), nil
 	}
-	events := make([]persistence.NewEvent, 0, len(dec.Events))
-	for _, e := range dec.Events {
-		typ, data, err := codec.EncodePotEvent(e)
-		if err != nil {
-			// A bug: the pot has not changed, nothing is appended.
-			a.deps.Logger.Error("encode pot event", "member", a.member, "event", e.EventType(), "err", err)
-			queued = true
-			a.enqueue(ctx, answer(unavailable(), "failed", release), nil)
-			return
-		}
-		events = append(events, persistence.NewEvent{Type: typ, Data: data})
+	events, ok := a.encode(dec.Events)
+	if !ok {
+		return r.with(unavailable(), "failed"), nil
 	}
 	for _, e := range dec.Events {
 		a.pot.Apply(e)
 	}
-	resp := a.commandReply(req, dec, dctx)
-	if resp == nil {
-		// The command touched a retired order (a cancellation of a
-		// cancelled one): read once its events are durable.
-		r := answer(nil, "ok", release)
-		r.later = a.retiredOrderReply(dec.Reply.RefID)
-		queued = true
-		a.enqueue(ctx, r, events)
-		return
+	return a.commandReply(req, dec, dctx, r), events
+}
+
+// load is the context a command is decided in, with what the pot has
+// retired and the command needs, read from the history: the record of a
+// key the pot has forgotten, or the retired order a cancellation names.
+func (a *potActor) load(cmd domain.Command, openFrom domain.Date) (*domain.Context, error) {
+	dctx := a.context(openFrom)
+	var err error
+	if dctx.PastRequest, err = a.pastRequest(cmd); err != nil {
+		return nil, err
 	}
-	outcome := "ok"
-	if dec.Reply.Replayed {
-		outcome = "replayed"
+	if dctx.Retired, err = a.retiredOrder(cmd); err != nil {
+		return nil, err
 	}
-	queued = true
-	a.enqueue(ctx, answer(resp, outcome, release), events)
+	return dctx, nil
+}
+
+func (a *potActor) context(openFrom domain.Date) *domain.Context {
+	return &domain.Context{Now: a.deps.Now(), Catalogue: a.deps.Catalogue, Calendar: a.deps.Calendar,
+		Prices: a.deps.Market.Prices(), OpenFrom: openFrom}
+}
+
+// refused is the reply to a command Decide refused, unless this activation
+// turns out to be stale: then it stops, and the reply is "unavailable".
+func (a *potActor) refused(ctx actor.Context, err error, r reply) reply {
+	if a.stale() {
+		// Another activation wrote: the refusal may only reflect this
+		// one's old state. Stop; the caller's retry reaches a fresh one.
+		a.failed = errors.New("stale: another activation appended")
+		a.deps.Logger.Warn("pot activation is stale; stopping it", "member", a.member, "version", a.appender.durable)
+		a.stop(ctx)
+		return r.with(unavailable(), "failed")
+	}
+	resp := a.problemResponse(err)
+	return r.with(resp, outcomeOf(resp))
 }
 
 // stale reports whether, with nothing of its own in flight, the pot's
@@ -230,7 +222,18 @@ func (a *potActor) stale() bool {
 	return len(events) > 0
 }
 
-func (a *potActor) context(openFrom domain.Date) *domain.Context {
-	return &domain.Context{Now: a.deps.Now(), Catalogue: a.deps.Catalogue, Calendar: a.deps.Calendar,
-		Prices: a.deps.Market.Prices(), OpenFrom: openFrom}
+// encode is a decision's events in the journal's form. It reports false
+// if one cannot be encoded: a bug, logged; the pot has not changed, and
+// nothing is appended.
+func (a *potActor) encode(events []domain.Event) ([]persistence.NewEvent, bool) {
+	encoded := make([]persistence.NewEvent, 0, len(events))
+	for _, e := range events {
+		typ, data, err := codec.EncodePotEvent(e)
+		if err != nil {
+			a.deps.Logger.Error("encode pot event", "member", a.member, "event", e.EventType(), "err", err)
+			return nil, false
+		}
+		encoded = append(encoded, persistence.NewEvent{Type: typ, Data: data})
+	}
+	return encoded, true
 }

@@ -158,3 +158,21 @@ func (a *potActor) passivate(ctx actor.Context) {
 	}
 	a.stop(ctx)
 }
+
+// stopped is the activation's end (protoactor's Stopped): the held replies
+// go, and the node's counts let go of what the activation held.
+func (a *potActor) stopped(ctx actor.Context) {
+	a.idle.stop()
+	for _, h := range a.held {
+		ctx.Send(h.to, h.resp)
+	}
+	a.held = nil
+	// Replies nobody will send (the node was killed mid-append).
+	a.appender.drop()
+	if a.pot != nil { // activated
+		a.deps.active.Add(-1)
+		if m := a.deps.Metrics; m != nil {
+			m.ActivePots.Dec()
+		}
+	}
+}

@@ -14,6 +14,8 @@ import (
 // as it will stand once everything before the reply is durable), and how a
 // reply reaches its caller.
 
+// reply is a request's answer, sent once every event it reflects is
+// durable (see potAppender).
 type reply struct {
 	to      *actor.PID
 	call    uint64 // the PotCall's, copied into resp
@@ -27,6 +29,12 @@ type reply struct {
 	// it durable), off the pot's mailbox: a read of the history read model,
 	// which waits for the history to catch up (History.WaitVersion).
 	later func() *pb.PotResponse
+}
+
+// with is r answering resp, counted in metrics as outcome.
+func (r reply) with(resp *pb.PotResponse, outcome string) reply {
+	r.resp, r.outcome = resp, outcome
+	return r
 }
 
 // heldReply is a reply of a stopping activation, sent once it stopped.
@@ -91,7 +99,7 @@ func (a *potActor) viewer(dctx *domain.Context) viewer {
 // commandReply is the reply to a decided command: the resource it made or
 // touched, as the pot stands after it (for a repeat, the same resource as
 // the first time, as it stands now).
-func (a *potActor) commandReply(req *pb.PotRequest, dec domain.Decision, dctx *domain.Context) *pb.PotResponse {
+func (a *potActor) commandReply(req *pb.PotRequest, dec domain.Decision, dctx *domain.Context, r reply) reply {
 	v := a.viewer(dctx)
 	resp := &pb.PotResponse{Replayed: dec.Reply.Replayed, Version: a.pot.Version}
 	switch req.Command.(type) {
@@ -102,13 +110,30 @@ func (a *potActor) commandReply(req *pb.PotRequest, dec domain.Decision, dctx *d
 	case *pb.PotRequest_PlaceOrder, *pb.PotRequest_CancelOrder:
 		o := a.pot.Orders[dec.Reply.RefID]
 		if o == nil {
-			return nil // retired: see handle
+			// The command touched a retired order (a cancellation of a
+			// cancelled one): read once its events are durable.
+			r.outcome, r.later = "ok", a.retiredOrderReply(dec.Reply.RefID)
+			return r
 		}
 		resp.Result = &pb.PotResponse_Order{Order: v.order(o)}
 	default:
 		resp.Result = &pb.PotResponse_Ack{Ack: &pb.Ack{}}
 	}
-	return resp
+	if dec.Reply.Replayed {
+		return r.with(resp, "replayed")
+	}
+	return r.with(resp, "ok")
+}
+
+// queryReply answers a request that is not a command: from the history
+// (computed when the reply is due, see reply.later) or from the pot.
+func (a *potActor) queryReply(req *pb.PotRequest, r reply) reply {
+	if later, ok := a.historyQuery(req); ok {
+		r.outcome, r.later = "ok", later
+		return r
+	}
+	resp := a.query(req, a.context(a.deps.Market.OpenFrom()))
+	return r.with(resp, outcomeOf(resp))
 }
 
 // query answers a read from the pot as it will stand once everything
