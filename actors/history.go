@@ -57,10 +57,10 @@ func (a *potActor) pastRequest(cmd domain.Command) (*domain.RequestRecord, error
 	// At most the durable version: a key recorded in this mailbox run and
 	// pushed out in it (past requestsMax) is not appended until the run
 	// ends, and waiting for it here would wait for this very wait to end.
-	if want := min(a.pot.ForgottenThrough, a.durable); version < want {
+	if want := min(a.pot.ForgottenThrough, a.appender.durable); version < want {
 		ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.AppendTimeout)
 		defer cancel()
-		if err := a.deps.History.WaitVersion(ctx, a.deps.Journal, a.group, a.member, want); err != nil {
+		if err := a.deps.History.WaitVersion(ctx, a.deps.Journal, a.appender.group, a.member, want); err != nil {
 			return nil, fmt.Errorf("history of %s at version %d, want %d: %w", a.member, version, want, err)
 		}
 	}
@@ -83,7 +83,7 @@ func (a *potActor) retiredOrder(cmd domain.Command) (*domain.Order, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.AppendTimeout)
 	defer cancel()
-	if err := a.deps.History.WaitVersion(ctx, a.deps.Journal, a.group, a.member, a.durable); err != nil {
+	if err := a.deps.History.WaitVersion(ctx, a.deps.Journal, a.appender.group, a.member, a.appender.durable); err != nil {
 		return nil, fmt.Errorf("history of %s: %w", a.member, err)
 	}
 	o, found, err := a.deps.History.Order(a.member, c.OrderID)
@@ -109,7 +109,7 @@ func (a *potActor) historyQuery(req *pb.PotRequest) (func() *pb.PotResponse, boo
 	if !a.pot.Opened {
 		return nil, false
 	}
-	h, j, member, group, version := a.deps.History, a.deps.Journal, a.member, a.group, a.pot.Version
+	h, j, member, group, version := a.deps.History, a.deps.Journal, a.member, a.appender.group, a.pot.Version
 	timeout, loc := a.deps.Config.AppendTimeout, a.deps.Calendar.Location()
 	v := a.viewer(a.context(a.deps.Market.OpenFrom()))
 	return func() *pb.PotResponse {
@@ -221,7 +221,7 @@ func (v viewer) historyStatement(h History, member string, q *pb.GetStatement, l
 // retiredOrderReply answers a command about a retired order with the order
 // as the history has it, once the command's events are projected.
 func (a *potActor) retiredOrderReply(orderID string) func() *pb.PotResponse {
-	h, j, member, group, version := a.deps.History, a.deps.Journal, a.member, a.group, a.pot.Version
+	h, j, member, group, version := a.deps.History, a.deps.Journal, a.member, a.appender.group, a.pot.Version
 	timeout := a.deps.Config.AppendTimeout
 	v := a.viewer(a.context(a.deps.Market.OpenFrom()))
 	return func() *pb.PotResponse {
