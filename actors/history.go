@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -109,14 +110,11 @@ func (a *potActor) historyQuery(req *pb.PotRequest) (func() *pb.PotResponse, boo
 	if !a.pot.Opened {
 		return nil, false
 	}
-	h, j, member, group, version := a.deps.History, a.deps.Journal, a.member, a.appender.group, a.pot.Version
-	timeout, loc := a.deps.Config.AppendTimeout, a.deps.Calendar.Location()
+	r, loc := a.historyRead(), a.deps.Calendar.Location()
+	h, member, version := r.h, r.member, r.version
 	v := a.viewer(a.context(a.deps.Market.OpenFrom()))
 	return func() *pb.PotResponse {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := h.WaitVersion(ctx, j, group, member, version); err != nil {
-			a.deps.Logger.Warn("history not projected in time", "member", member, "version", version, "err", err)
+		if !r.projected() {
 			return unavailable()
 		}
 		resp := &pb.PotResponse{Version: version}
@@ -221,14 +219,11 @@ func (v viewer) historyStatement(h History, member string, q *pb.GetStatement, l
 // retiredOrderReply answers a command about a retired order with the order
 // as the history has it, once the command's events are projected.
 func (a *potActor) retiredOrderReply(orderID string) func() *pb.PotResponse {
-	h, j, member, group, version := a.deps.History, a.deps.Journal, a.member, a.appender.group, a.pot.Version
-	timeout := a.deps.Config.AppendTimeout
+	r := a.historyRead()
+	h, member, version := r.h, r.member, r.version
 	v := a.viewer(a.context(a.deps.Market.OpenFrom()))
 	return func() *pb.PotResponse {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := h.WaitVersion(ctx, j, group, member, version); err != nil {
-			a.deps.Logger.Warn("history not projected in time", "member", member, "version", version, "err", err)
+		if !r.projected() {
 			return unavailable()
 		}
 		o, found, err := h.Order(member, orderID)
@@ -238,4 +233,33 @@ func (a *potActor) retiredOrderReply(orderID string) func() *pb.PotResponse {
 		}
 		return &pb.PotResponse{Version: version, Result: &pb.PotResponse_Order{Order: v.order(o)}}
 	}
+}
+
+// historyRead is a read of the history on behalf of a pot, off its mailbox:
+// what it needs of the pot, taken when the read is queued.
+type historyRead struct {
+	h       History
+	j       persistence.Journal
+	group   uint32
+	member  string
+	version uint64 // the pot's version when the read was queued
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+func (a *potActor) historyRead() historyRead {
+	return historyRead{h: a.deps.History, j: a.deps.Journal, group: a.appender.group, member: a.member,
+		version: a.pot.Version, timeout: a.deps.Config.AppendTimeout, log: a.deps.Logger}
+}
+
+// projected waits, up to the timeout, until the history has projected the
+// pot to the version, and reports whether it has.
+func (r historyRead) projected() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	if err := r.h.WaitVersion(ctx, r.j, r.group, r.member, r.version); err != nil {
+		r.log.Warn("history not projected in time", "member", r.member, "version", r.version, "err", err)
+		return false
+	}
+	return true
 }
