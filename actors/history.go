@@ -53,11 +53,15 @@ func (a *potActor) pastRequest(cmd domain.Command) (*domain.RequestRecord, error
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", a.member, err)
 	}
-	if version < a.pot.ForgotKeysAt {
+	// The keys forgotten were recorded before the event that forgot them,
+	// and at most at the durable version: that event may be one of this
+	// mailbox run's, not appended until the run ends, and waiting for it
+	// here would wait for this very wait to end.
+	if want := min(a.pot.ForgotKeysAt, a.durable); version < want {
 		ctx, cancel := context.WithTimeout(context.Background(), a.deps.Config.AppendTimeout)
 		defer cancel()
-		if err := a.deps.History.WaitVersion(ctx, a.deps.Journal, a.group, a.member, a.pot.ForgotKeysAt); err != nil {
-			return nil, fmt.Errorf("history of %s at version %d, want %d: %w", a.member, version, a.pot.ForgotKeysAt, err)
+		if err := a.deps.History.WaitVersion(ctx, a.deps.Journal, a.group, a.member, want); err != nil {
+			return nil, fmt.Errorf("history of %s at version %d, want %d: %w", a.member, version, want, err)
 		}
 	}
 	rec, found, err := a.deps.History.Request(a.member, mc.IdempotencyKey())
