@@ -62,6 +62,10 @@ const (
 	historyClockTick = 250 * time.Millisecond
 	// historyPageLimit is the page the history's latency is measured with.
 	historyPageLimit = 50
+	// historySettleWeeksMax bounds the weeks of cycles after the last
+	// orders that settle what is left: one normally, two when a holiday
+	// delays the last week's settlements.
+	historySettleWeeksMax = 4
 )
 
 // HistoryConfig configures RunHistory. Zero fields take the defaults named
@@ -78,9 +82,9 @@ type HistoryConfig struct {
 	// OrdersPerDay bounds the orders one pot places per dealing day while
 	// its history is built: the pots place them a week apart (so that each
 	// week's keys are forgotten before the next), and a pot takes a day's
-	// executions, and their settlements, in one append of an event per
-	// trade, which persistence.AppendEventsMax bounds. Default 500: 20
-	// dealing days for 10,000 orders.
+	// executions, and its settlements (two days' after a holiday), in one
+	// append of an event per trade, which persistence.AppendEventsMax
+	// bounds. Default 500: 20 dealing days for 10,000 orders.
 	OrdersPerDay int
 	// Dir holds the journal, the history read model, NATS and the
 	// custodian's ledger (removed afterwards if RunHistory made it).
@@ -178,9 +182,10 @@ func (c *HistoryConfig) Validate() error {
 	if c.PotsPerSize < 1 || c.PotsPerSize > 10_000 {
 		bad("pots per size %d outside [1, 10,000]", c.PotsPerSize)
 	}
-	// A day's executions are one event per order, in one append.
-	if c.OrdersPerDay < 1 || c.OrdersPerDay > persistence.AppendEventsMax {
-		bad("orders per day %d outside [1, %d]", c.OrdersPerDay, persistence.AppendEventsMax)
+	// A day's executions are one event per order, in one append; so are a
+	// day's settlements, which a holiday may add to the next week's.
+	if c.OrdersPerDay < 1 || c.OrdersPerDay > persistence.AppendEventsMax/2 {
+		bad("orders per day %d outside [1, %d]", c.OrdersPerDay, persistence.AppendEventsMax/2)
 	}
 	if c.Callers < 1 || c.Callers > 4096 {
 		bad("callers %d outside [1, 4096]", c.Callers)
@@ -398,8 +403,14 @@ func (r *historyRun) build(ctx context.Context) error {
 	}
 	assets := w.cat.Assets()
 	var placing, cycling time.Duration
-	placed, settled := 0, int64(0)
-	for d := 0; d <= days; d++ {
+	placed, settled := int64(0), int64(0)
+	// The days after the last orders place none: they settle what is left,
+	// a week apart (a holiday may push a week's settlements to the next),
+	// until every trade has settled.
+	for d := 0; d < days || settled < placed; d++ {
+		if d >= days+historySettleWeeksMax {
+			return fmt.Errorf("%d of %d trades settled %d weeks after the last orders", settled, placed, historySettleWeeksMax)
+		}
 		if d > 0 {
 			day = weekLater(w.cal, day)
 		}
@@ -411,11 +422,10 @@ func (r *historyRun) build(ctx context.Context) error {
 		if _, err := w.op.PublishPrices(ctx, actors.PricesPublication{Date: day, Prices: prices, By: "bench"}); err != nil {
 			return fmt.Errorf("prices of %s: %w", day, err)
 		}
-		// Day d places orders [size·d/days, size·(d+1)/days) of each pot;
-		// the day after the last places none and settles the last.
+		// Day d places orders [size·d/days, size·(d+1)/days) of each pot.
 		var orders []historyOrder
 		for s, size := range r.cfg.Sizes {
-			if d == days {
+			if d >= days {
 				break
 			}
 			for _, m := range r.members[s] {
@@ -445,17 +455,17 @@ func (r *historyRun) build(ctx context.Context) error {
 		cycling += cyclingDay
 		// What each day must have done, or the pots' histories are not
 		// what the figures claim.
-		if s.Trades != int64(len(orders)) || s.TradesSettled != int64(placed) {
-			return fmt.Errorf("cycle of %s: %d trades and %d settled, want %d and %d", day, s.Trades, s.TradesSettled, len(orders), placed)
-		}
+		placed += int64(len(orders))
 		settled += s.TradesSettled
-		placed = len(orders)
-		r.log.Info("history day", "day", d+1, "of", days+1, "date", day, "orders", len(orders), "settled", s.TradesSettled,
+		if s.Trades != int64(len(orders)) || settled > placed {
+			return fmt.Errorf("cycle of %s: %d trades, %d settled of %d placed, want %d trades", day, s.Trades, settled, placed, len(orders))
+		}
+		r.log.Info("history day", "day", d+1, "of", days, "date", day, "orders", len(orders), "settled", s.TradesSettled,
 			"placing", placingDay.Round(time.Millisecond), "cycle", cyclingDay.Round(time.Millisecond),
 			"elapsed", time.Since(start).Round(time.Second))
 	}
 	took := time.Since(start)
-	fmt.Fprintf(r.out, "History: %d dealing days a week apart from %s, each pot placing its orders' share (at most %d a day) before the cut-off, each day's cycle dealing them and settling the week before's; a last cycle on %s, a week after the last orders, settled those with every key past its 7-day window. %d orders placed, dealt and settled in %s (placing %s, cycles %s); peak RSS %s.\n",
+	fmt.Fprintf(r.out, "History: %d dealing days a week apart from %s, each pot placing its orders' share (at most %d a day) before the cut-off, each day's cycle dealing them and settling those due; the last cycle on %s, a week or more after the last orders, settled the rest with every key past its 7-day window. %d orders placed, dealt and settled in %s (placing %s, cycles %s); peak RSS %s.\n",
 		days, cycleFirstDay, r.cfg.OrdersPerDay, day, settled, took.Round(time.Second), placing.Round(time.Second), cycling.Round(time.Second),
 		mibOrUnknown(peakRSS()))
 	// Snapshots are saved as pots passivate: the measurements start from
