@@ -119,8 +119,9 @@ type HistoryConfig struct {
 	// to passivate. Default 30 min.
 	PhaseTimeout time.Duration
 	// ProfileDir, if set, receives a CPU profile of the last repeat's
-	// contributions cell of each size (cpu-contributions-<size>.pprof),
-	// and RunHistory prints where the CPU went. Default: no profiles.
+	// contributions cell and statement?limit=50 cell of each size
+	// (cpu-contributions-<size>.pprof, cpu-statement-<size>.pprof), and
+	// RunHistory prints where the CPU went. Default: no profiles.
 	ProfileDir string
 	// Logger reports progress (Info) and the platform's warnings.
 	// Default: discard.
@@ -285,6 +286,9 @@ type historyRun struct {
 	contributions [][]float64
 	// profiles are the CPU profiles written (one per size).
 	profiles []cpuProfileFile
+	// others is the cores the rest of the machine used while the HTTP
+	// cells ran (-1: unknown).
+	others float64
 }
 
 // historyFigure is one row of the table: a value per size and repeat.
@@ -310,7 +314,7 @@ func (r *historyRun) figure(label string, format func(float64) string, exempt st
 func startHistory(ctx context.Context, cfg HistoryConfig, root string, out io.Writer) (_ *historyRun, err error) {
 	wcfg := CycleConfig{Callers: cfg.Callers, PhaseTimeout: cfg.PhaseTimeout, Logger: cfg.Logger}
 	wcfg.EnsureDefaults()
-	r := &historyRun{cfg: cfg, log: cfg.Logger, out: out,
+	r := &historyRun{cfg: cfg, log: cfg.Logger, out: out, others: -1,
 		world: &cycleRun{cfg: wcfg, log: cfg.Logger, out: out, potIdle: cfg.PotIdleTimeout}}
 	defer func() {
 		if err != nil {
@@ -739,63 +743,65 @@ func (r *historyRun) measureHeap(ctx context.Context) error {
 }
 
 // measureHTTP measures, through the gateway, the CPU of a contribution
-// (the process's CPU time per request, the HTTP clients included) and
-// then the latency of a page of orders and of the statement, each size in
-// turn, Repeats times.
+// (the process's CPU time per request, the HTTP clients included), then the
+// latency and the CPU of pages of orders and of the statement, each size in
+// turn, Repeats times; and what the rest of the machine used meanwhile.
 func (r *historyRun) measureHTTP(ctx context.Context) error {
-	shape := loadShape{workers: r.cfg.HTTPClients, warmup: r.cfg.Duration / 5, duration: r.cfg.Duration}
+	busy0, total0, machineKnown := machineCPU()
+	cpu0, start := processCPU(), time.Now()
 	cpu := r.figure("CPU per contribution over HTTP", secondsText, "")
 	for rep := range r.cfg.Repeats {
 		for _, s := range r.sizeOrder(rep) {
-			stopProfile := func() {}
-			if r.cfg.ProfileDir != "" && rep == r.cfg.Repeats-1 {
-				path := filepath.Join(r.cfg.ProfileDir, fmt.Sprintf("cpu-contributions-%d.pprof", r.cfg.Sizes[s]))
-				stop, started, err := startCPUProfile(path, r.log)
-				if err != nil {
-					return err
-				}
-				if started {
-					r.profiles = append(r.profiles, cpuProfileFile{path: path, label: fmt.Sprintf("contributions to pots of %s orders", groupDigits(r.cfg.Sizes[s]))})
-				}
-				stopProfile = stop
-			}
 			stopClock := r.tickClock()
-			res, err := drive(ctx, shape, func(ctx context.Context, _ int) (int, error) { return r.contribute(ctx, s) })
+			res, err := r.cell(ctx, rep, s, "contributions", func(ctx context.Context) (int, error) { return r.contribute(ctx, s) })
 			stopClock()
-			stopProfile()
 			if err != nil {
-				return fmt.Errorf("contributions, size %d: %w", r.cfg.Sizes[s], err)
+				return err
 			}
 			cpu.values[s] = append(cpu.values[s], res.cpuPerOp.Seconds())
 			r.contributions[s] = append(r.contributions[s], res.appends)
-			r.log.Info("history contributions", "size", r.cfg.Sizes[s], "repeat", rep+1, "ops_s", int(res.appends), "cpu_per_op", res.cpuPerOp, "p99", res.p99)
 		}
 	}
-	pages := []struct{ name, path string }{
-		{fmt.Sprintf("GET orders?limit=%d", historyPageLimit), fmt.Sprintf("/orders?limit=%d", historyPageLimit)},
+	// The smallest pots' pages are not like the others': their page of 50
+	// orders is shorter, and their statement's first 50 entries are mostly
+	// the measured contributions where the others' are buys. The pages as
+	// long as the smallest pots' orders (their statement's: the funding
+	// and a buy per order, at every size) show what the history's size
+	// costs alone.
+	type page struct{ name, path, profile string }
+	pages := []page{{fmt.Sprintf("GET orders?limit=%d", historyPageLimit), fmt.Sprintf("/orders?limit=%d", historyPageLimit), ""}}
+	first := r.cfg.Sizes[0]
+	if first < historyPageLimit {
+		pages = append(pages, page{fmt.Sprintf("GET orders?limit=%d (as long at every size)", first), fmt.Sprintf("/orders?limit=%d", first), ""})
 	}
-	// The smallest pots' page of orders is shorter than the others': a page
-	// as long at every size shows what the history's size costs alone.
-	if first := r.cfg.Sizes[0]; first < historyPageLimit {
-		pages = append(pages, struct{ name, path string }{fmt.Sprintf("GET orders?limit=%d (as long at every size)", first), fmt.Sprintf("/orders?limit=%d", first)})
+	pages = append(pages, page{fmt.Sprintf("GET statement?limit=%d", historyPageLimit), fmt.Sprintf("/statement?limit=%d", historyPageLimit), "statement"})
+	if first+1 < historyPageLimit {
+		pages = append(pages, page{fmt.Sprintf("GET statement?limit=%d (alike at every size)", first+1), fmt.Sprintf("/statement?limit=%d", first+1), ""})
 	}
-	pages = append(pages, struct{ name, path string }{fmt.Sprintf("GET statement?limit=%d", historyPageLimit), fmt.Sprintf("/statement?limit=%d", historyPageLimit)})
-	var p50s, p99s []*historyFigure
+	var p50s, p99s, cpus []*historyFigure
 	for _, pg := range pages {
 		p50s = append(p50s, r.figure(pg.name+", p50", secondsText, ""))
 		p99s = append(p99s, r.figure(pg.name+", p99", secondsText, ""))
+		cpus = append(cpus, r.figure(pg.name+", CPU", secondsText, ""))
 	}
 	for rep := range r.cfg.Repeats {
 		for _, s := range r.sizeOrder(rep) {
 			for i, pg := range pages {
-				res, err := drive(ctx, shape, func(ctx context.Context, _ int) (int, error) { return 0, r.getPage(ctx, s, pg.path) })
+				res, err := r.cell(ctx, rep, s, pg.profile, func(ctx context.Context) (int, error) { return 0, r.getPage(ctx, s, pg.path) })
 				if err != nil {
-					return fmt.Errorf("%s, size %d: %w", pg.name, r.cfg.Sizes[s], err)
+					return fmt.Errorf("%s: %w", pg.name, err)
 				}
 				p50s[i].values[s] = append(p50s[i].values[s], res.p50.Seconds())
 				p99s[i].values[s] = append(p99s[i].values[s], res.p99.Seconds())
+				cpus[i].values[s] = append(cpus[i].values[s], res.cpuPerOp.Seconds())
 			}
 		}
+	}
+	if busy1, total1, ok := machineCPU(); ok && machineKnown {
+		wall := time.Since(start).Seconds()
+		cores := (total1 - total0).Seconds() / wall
+		r.others = ((busy1 - busy0) - (processCPU() - cpu0)).Seconds() / wall
+		r.log.Info("history HTTP cells", "cores", cores, "others", r.others)
 	}
 	for s := range r.cfg.Sizes {
 		orders, entries, err := r.pageItems(ctx, s)
@@ -808,6 +814,31 @@ func (r *historyRun) measureHTTP(ctx context.Context) error {
 		r.pages = append(r.pages, [2]int{orders, entries})
 	}
 	return nil
+}
+
+// cell measures op on size s's pots, HTTPClients at once, with a CPU
+// profile of the last repeat into ProfileDir/cpu-<profile>-<size>.pprof if
+// profile is set.
+func (r *historyRun) cell(ctx context.Context, rep, s int, profile string, op func(ctx context.Context) (int, error)) (rate, error) {
+	if profile != "" && r.cfg.ProfileDir != "" && rep == r.cfg.Repeats-1 {
+		path := filepath.Join(r.cfg.ProfileDir, fmt.Sprintf("cpu-%s-%d.pprof", profile, r.cfg.Sizes[s]))
+		stop, started, err := startCPUProfile(path, r.log)
+		if err != nil {
+			return rate{}, err
+		}
+		defer stop()
+		if started {
+			r.profiles = append(r.profiles, cpuProfileFile{path: path, label: fmt.Sprintf("%s of pots of %s orders", profile, groupDigits(r.cfg.Sizes[s]))})
+		}
+	}
+	shape := loadShape{workers: r.cfg.HTTPClients, warmup: r.cfg.Duration / 5, duration: r.cfg.Duration}
+	res, err := drive(ctx, shape, func(ctx context.Context, _ int) (int, error) { return op(ctx) })
+	if err != nil {
+		return rate{}, fmt.Errorf("size %d: %w", r.cfg.Sizes[s], err)
+	}
+	r.log.Info("history cell", "cell", profile, "size", r.cfg.Sizes[s], "repeat", rep+1, "ops_s", int(res.appends),
+		"cpu_per_op", res.cpuPerOp, "p50", res.p50, "p99", res.p99)
+	return res, nil
 }
 
 // tickClock moves the platform's time on by historyClockJump every
@@ -928,6 +959,9 @@ func (r *historyRun) printTable() {
 	}
 	fmt.Fprintf(r.out, "(medians over %d repeat(s) and, for recovery, over the %d pots of a size; a ratio is the median of the same-repeat ratios. Heap per active pot: the live heap after a GC with the size's pots active, minus the same once they passivated, over the pots. CPU per contribution: this process's CPU time per request, HTTP clients included, %d clients over the size's pots, the platform's time jumping %s every %s.)\n",
 		r.cfg.Repeats, r.cfg.PotsPerSize, r.cfg.HTTPClients, historyClockJump, historyClockTick)
+	if r.others >= 0 {
+		fmt.Fprintf(r.out, "(the rest of the machine used %.2f cores while the HTTP cells ran)\n", r.others)
+	}
 	fmt.Fprintf(r.out, "%-52s", "contributions/s (for reading the CPU; not a target)")
 	for s := range sizes {
 		fmt.Fprintf(r.out, " %15.0f", median(r.contributions[s], identity))

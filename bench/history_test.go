@@ -44,13 +44,15 @@ func TestRunHistorySmall(t *testing.T) {
 	// A row: its label, a figure per size, two ratios, the verdict.
 	figure := `-?[0-9][0-9,.]*(?: B|µs|ms|s|ns)?`
 	ratio := `-?[0-9]+\.[0-9]{2}` // heap per pot is noise at two pots a size: it may come out negative
-	for _, label := range []string{
+	labels := []string{
 		"journal per pot: events", "journal per pot: event bytes", "snapshot (the recovered state, encoded)",
 		"recovery from its snapshot (median of the pots)", "recovery from its first event (median of the pots)",
 		"heap per active pot", "CPU per contribution over HTTP",
-		"GET orders?limit=50, p50", "GET orders?limit=50, p99", "GET orders?limit=2 (as long at every size), p50",
-		"GET orders?limit=2 (as long at every size), p99", "GET statement?limit=50, p50", "GET statement?limit=50, p99",
-	} {
+	}
+	for _, page := range []string{"GET orders?limit=50", "GET orders?limit=2 (as long at every size)", "GET statement?limit=50", "GET statement?limit=3 (alike at every size)"} {
+		labels = append(labels, page+", p50", page+", p99", page+", CPU")
+	}
+	for _, label := range labels {
 		row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(label) + ` +(` + figure + `) +(` + figure + `) +(` + figure + `) +(` + ratio + `) +(` + ratio + `)  (met|MISSED|exempt: .+)$`)
 		m := row.FindStringSubmatch(text)
 		if !assert.NotNil(t, m, "the row %q", label) {
@@ -63,7 +65,8 @@ func TestRunHistorySmall(t *testing.T) {
 	assert.Contains(t, text, "items on a page: orders, statement entries", "the pages' row")
 	assert.Regexp(t, `(?m)^items on a page: orders, statement entries +2, [0-9]+ +20, [0-9]+ +50, 50$`, text, "the pages served: every order, up to the limit")
 	assert.Regexp(t, `Target: the 50-order pot within 1\.5× of the 2-order pot on every figure but the bytes on disk: (met|MISSED on .+)\.`, text, "the verdict")
-	assert.Contains(t, text, "Where the CPU went: contributions to pots of 50 orders", "the profiles' summary")
+	assert.Contains(t, text, "Where the CPU went: contributions of pots of 50 orders", "the profiles' summary")
+	assert.Contains(t, text, "Where the CPU went: statement of pots of 50 orders", "the profiles' summary")
 }
 
 // TestHistoryConfigValidate proves that Validate reports every bad field

@@ -144,7 +144,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		f.intVar(&cfg.Repeats, "repeats", 0, "measurements of each figure, the median reported (default 3)")
 		f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", 0, "pots passivate after this long without a message; the heap measurement waits for it (default 10s)")
 		f.stringVar(&cfg.Dir, "dir", "", "directory for the journal, the history, NATS and the custodian (default: a temporary one)")
-		f.stringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU profiles of the contributions cells here and summarise where the time goes")
+		f.stringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU profiles of the contributions and statement cells here and summarise where the time goes")
 		if err := f.parse(args[1:]); err != nil {
 			return err
 		}
