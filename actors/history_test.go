@@ -1,6 +1,8 @@
 package actors_test
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +44,39 @@ func TestExpiredKeyIsRefusedNotApplied(t *testing.T) {
 	p = w.mustProblem(m, openPot("k-open", ""))
 	assert.Equal(t, problem.IdempotencyKeyExpired, p.Code, "the opening key the pot forgot")
 	assert.Equal(t, "101.00", w.journalPot(m).Cash.Available.String(), "cash: each contribution once")
+}
+
+// TestCommandsQueuedBehindTheOneThatForgetsKeys: the commands queued in a
+// pot's mailbox behind the one whose decision forgets keys are answered at
+// once. They wait for the history to know the keys forgotten, which were
+// recorded (durably) a week before, not for the forgetting event itself,
+// which is not durable until the mailbox run that decides them appends it.
+func TestCommandsQueuedBehindTheOneThatForgetsKeys(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	const m = "M-queued"
+	w.must(m, openPot("k-open", ""))
+	w.must(m, contribute("k1", "1.00"))
+	w.advance(domain.RequestRetention + time.Hour)
+	const calls = 32
+	errs := make([]error, calls)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Go(func() {
+			resp, err := w.call(m, contribute(fmt.Sprintf("q-%d", i), "1.00"))
+			if p := resp.GetProblem(); err == nil && p != nil {
+				err = fmt.Errorf("problem %s: %s", p.Code, p.Detail)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	for i, err := range errs {
+		assert.NoError(t, err, "contribution %d of %d sent at once", i, calls)
+	}
+	assert.Less(t, took, 2*time.Second, "time for %d contributions sent at once, the first forgetting keys", calls)
+	assert.Equal(t, "33.00", w.journalPot(m).Cash.Available.String(), "cash: the first contribution and the %d", calls)
 }
 
 // TestRetiredOrderIsReadFromTheHistory: an order the pot has retired (a

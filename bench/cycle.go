@@ -308,6 +308,8 @@ type cycleRun struct {
 	// mu guards clock, the platform's time (NodeConfig.Now).
 	mu    sync.Mutex
 	clock time.Time
+	// potIdle is the node's PotIdleTimeout (0: the cluster's).
+	potIdle time.Duration
 
 	// profiled counts the pots opened with a risk profile.
 	profiled int
@@ -420,7 +422,7 @@ func (r *cycleRun) start(ctx context.Context, root string) (err error) {
 		Cluster: cluster.Config{ClusterName: "mastertrust-bench-cycle", Provider: cluster.ProviderInProcess,
 			InProcess: cluster.NewInProcess(10 * time.Second), Logger: quiet},
 		Journal: r.journal, HistoryDir: filepath.Join(root, "history"), Catalogue: r.cat, Calendar: r.cal, Custodian: client, Dealing: r.cfg.Dealing,
-		Now: r.now, Logger: quiet,
+		Now: r.now, PotIdleTimeout: r.potIdle, Logger: quiet,
 	})
 	if err != nil {
 		return err
@@ -471,6 +473,13 @@ func (r *cycleRun) setTime(d domain.Date, hour, minute int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.clock = d.At(hour, minute, r.cal.Location())
+}
+
+// advanceClock moves the platform's time on by d.
+func (r *cycleRun) advanceClock(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.clock = r.clock.Add(d)
 }
 
 // days are the run's dealing days (see CycleConfig.Days).

@@ -426,43 +426,45 @@ func startPots(ctx context.Context, cfg PotsConfig, root string, tune func(*gate
 		return nil, err
 	}
 	r.pots = r.node.Pots
+	if err := r.serveGateway(cat, quiet, tune); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// serveGateway serves the gateway, calling the pots through r.node, on a
+// loopback listener at r.url, with a new token secret, and makes r.http,
+// the clients' keep-alive client (cfg.HTTPClients connections). tune, if
+// not nil, adjusts the gateway's config before the gateway is made.
+func (r *potsRun) serveGateway(cat *domain.Catalogue, log *slog.Logger, tune func(*gateway.Config)) error {
 	r.secret = make([]byte, 32)
 	rand.Read(r.secret)
 	gcfg := gateway.Config{Pots: r.node.Pots, Cluster: r.node.Cluster, Catalogue: cat, TokenSecret: r.secret,
-		Ready: func(context.Context) error { return nil }, Registry: r.node.Registry, Logger: quiet}
+		Ready: func(context.Context) error { return nil }, Registry: r.node.Registry, Logger: log}
 	if tune != nil {
 		tune(&gcfg)
 	}
 	gw, err := gateway.New(gcfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r.url = "http://" + ln.Addr().String()
 	r.server = &http.Server{Handler: r.timed(gw.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	go r.server.Serve(ln)
-	r.http = &http.Client{Transport: &http.Transport{MaxIdleConns: cfg.HTTPClients, MaxIdleConnsPerHost: cfg.HTTPClients,
+	r.http = &http.Client{Transport: &http.Transport{MaxIdleConns: r.cfg.HTTPClients, MaxIdleConnsPerHost: r.cfg.HTTPClients,
 		DisableCompression: true}}
-	return r, nil
+	return nil
 }
 
 // close stops what startPots started. The node is killed rather than
 // stopped: a graceful stop passivates every pot, which takes seconds per
 // ten thousand pots and measures nothing.
 func (r *potsRun) close() {
-	for _, c := range []*http.Client{r.http, r.httpTLS} {
-		if c != nil {
-			c.CloseIdleConnections()
-		}
-	}
-	for _, s := range []*http.Server{r.server, r.tlsServer} {
-		if s != nil {
-			s.Close()
-		}
-	}
+	r.closeHTTP()
 	if r.client != nil {
 		r.client.Kill()
 	}
@@ -472,6 +474,20 @@ func (r *potsRun) close() {
 	if r.journal != nil {
 		if err := r.journal.Close(); err != nil {
 			r.log.Warn("bench: close pots journal", "err", err)
+		}
+	}
+}
+
+// closeHTTP closes the HTTP clients' connections and the gateway's servers.
+func (r *potsRun) closeHTTP() {
+	for _, c := range []*http.Client{r.http, r.httpTLS} {
+		if c != nil {
+			c.CloseIdleConnections()
+		}
+	}
+	for _, s := range []*http.Server{r.server, r.tlsServer} {
+		if s != nil {
+			s.Close()
 		}
 	}
 }
@@ -753,14 +769,25 @@ func (r *potsRun) openBenchPots(ctx context.Context, historyMax int) error {
 		return fmt.Errorf("bench: open pots: %w", err)
 	}
 	for _, m := range r.members {
-		tok, err := gateway.SignToken(r.secret, gateway.Claims{Subject: m, Role: gateway.RoleMember,
-			IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(24 * time.Hour).Unix()})
+		tok, err := r.memberToken(m)
 		if err != nil {
 			return err
 		}
-		r.tokens = append(r.tokens, "Bearer "+tok)
+		r.tokens = append(r.tokens, tok)
 	}
 	return nil
+}
+
+// memberToken is the Authorization header of member's requests to the
+// gateway: a member token signed with the gateway's secret, valid for a
+// day.
+func (r *potsRun) memberToken(member string) (string, error) {
+	tok, err := gateway.SignToken(r.secret, gateway.Claims{Subject: member, Role: gateway.RoleMember,
+		IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(24 * time.Hour).Unix()})
+	if err != nil {
+		return "", fmt.Errorf("bench: sign a token for %s: %w", member, err)
+	}
+	return "Bearer " + tok, nil
 }
 
 // openPots opens n pots named prefix + a number, each with one

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/acme/mastertrust/bench"
@@ -18,6 +19,7 @@ var benchWorkloads = []struct{ name, summary string }{
 	{"pots", "durable pot commands, grain calls, HTTP orders, heap per pot; -tls: TLS on vs off"},
 	{"cycle", "the dealing cycle (100K pots by default), per step, and reconciliation"},
 	{"overload", "HTTP orders at the sustainable rate and 3x it: shedding, latency, heap"},
+	{"history", "pots of 10, 1,000 and 10,000 past orders side by side: heap, snapshot, recovery, CPU, history pages"},
 }
 
 // benchUsage lists the workloads; with flags, each one's flags too (from
@@ -46,7 +48,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		benchUsage(ctx, stderr, false)
-		return errors.New("name a workload: journal, pots, cycle or overload")
+		return errors.New("name a workload: journal, pots, cycle, overload or history")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	switch args[0] {
@@ -129,6 +131,32 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		cfg.Logger = log
 		return bench.RunOverload(ctx, cfg, stdout)
+	case "history":
+		f := newFlags("bench history", stderr)
+		var cfg bench.HistoryConfig
+		var sizes []string
+		f.listVar(&sizes, "sizes", "", "comma-separated past orders of the pots measured, ascending (default 10,1000,10000)")
+		f.intVar(&cfg.PotsPerSize, "pots", 0, "pots of each size (default 20)")
+		f.intVar(&cfg.OrdersPerDay, "orders-per-day", 0, "orders a pot places per dealing day while its history is built (default 500)")
+		f.intVar(&cfg.Callers, "callers", 0, "concurrent callers placing the orders (default 64)")
+		f.intVar(&cfg.HTTPClients, "http-clients", 0, "HTTP clients of each measured cell, at most --pots (default 8)")
+		f.durationVar(&cfg.Duration, "duration", 0, "length of each measured HTTP cell (default 3s)")
+		f.intVar(&cfg.Repeats, "repeats", 0, "measurements of each figure, the median reported (default 3)")
+		f.durationVar(&cfg.PotIdleTimeout, "pot-idle-timeout", 0, "pots passivate after this long without a message; the heap measurement waits for it (default 10s)")
+		f.stringVar(&cfg.Dir, "dir", "", "directory for the journal, the history, NATS and the custodian (default: a temporary one)")
+		f.stringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU profiles of the contributions and statement cells here and summarise where the time goes")
+		if err := f.parse(args[1:]); err != nil {
+			return err
+		}
+		for _, s := range sizes {
+			n, err := strconv.Atoi(strings.ReplaceAll(s, "_", ""))
+			if err != nil {
+				return fmt.Errorf("--sizes: %q is not a whole number", s)
+			}
+			cfg.Sizes = append(cfg.Sizes, n)
+		}
+		cfg.Logger = log
+		return bench.RunHistory(ctx, cfg, stdout)
 	}
-	return fmt.Errorf("unknown workload %q: journal, pots, cycle or overload", args[0])
+	return fmt.Errorf("unknown workload %q: journal, pots, cycle, overload or history", args[0])
 }

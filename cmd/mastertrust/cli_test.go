@@ -112,7 +112,7 @@ func TestBenchHelpListsWorkloadsAndFlags(t *testing.T) {
 		assert.Contains(t, stderr, "  "+w.name+" ", "bench --help: the workload %s in the list", w.name)
 		assert.Contains(t, stderr, "usage: mastertrust bench "+w.name+" [flags]", "bench --help: the usage of %s", w.name)
 	}
-	for _, fl := range []string{"-backends", "-read-streams", "-measurements", "-heap-pots", "-days", "-profile-dir"} {
+	for _, fl := range []string{"-backends", "-read-streams", "-measurements", "-heap-pots", "-days", "-profile-dir", "-sizes", "-orders-per-day"} {
 		assert.Contains(t, stderr, fl, "bench --help: the flag %s", fl)
 	}
 	_, stderr, code = runCLI(t, "bench")
