@@ -51,6 +51,14 @@ func (p *Pot) retire(at time.Time) {
 		}
 		return false
 	}
+	if len(p.Requests) > requestIndexFrom {
+		// A busy week's keys: a set, not a scan per movement and order.
+		refs := make(map[string]bool, len(p.Requests))
+		for _, r := range p.Requests {
+			refs[r.RefID] = true
+		}
+		keyed = func(id string) bool { return refs[id] }
+	}
 	p.MovementIDs = slices.DeleteFunc(p.MovementIDs, func(id string) bool {
 		m := p.Movements[id]
 		if !p.movementDone(m) || keyed(id) {
