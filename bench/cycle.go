@@ -7,13 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -87,10 +85,21 @@ type CycleConfig struct {
 	//     so that every profiled pot drifts out of its band and places a
 	//     rebalance (sells, and buys funded by their proceeds) for the next
 	//     dealing day;
-	//   - day 3 and later are the following dealing days at day 2's prices:
-	//     day 3 deals the rebalances.
-	// Default 2.
+	//   - day 3 and later are the following dealing days at day 2's prices
+	//     (with DailyActivity, prices that walk from day 3 on): day 3 deals
+	//     the rebalances.
+	// At most cycleDaysMax. Default 2.
 	Days int
+	// DailyActivity is the fraction of the pots, in [0, 1], that make new
+	// requests before each day's cycle, a different seeded draw each day,
+	// through the path the setup uses: each a contribution (a new
+	// idempotency key), and one in four of them an order too (a sell of
+	// 10% of a holding with units available, or, for a self-directed pot,
+	// else a buy with half the contribution). With it, from day 3 on each
+	// day's prices are the day before's moved by a seeded walk (1% a day),
+	// so that rebalances happen now and then. Default 0: the same pots
+	// and trades as ever, no new requests after the setup.
+	DailyActivity float64
 	// DataDir holds the journal, JetStream's files and the custodian's
 	// ledger, on disk (removed afterwards if RunCycle made it). Default: a
 	// new temporary directory. Put it on the disk you want measured.
@@ -107,17 +116,20 @@ type CycleConfig struct {
 	// is measured rather than cut off at the operator's default of 1 min).
 	// Default 15 min.
 	PhaseTimeout time.Duration
-	// HeapSettle is waited after the setup, before the heap is read, so
-	// that the setup calls' protoactor futures (kept until each call's
-	// timeout fires) are gone. Default: the node's request timeout (5 s)
-	// and 1 s more.
+	// HeapSettle is waited after the setup and after each day, before the
+	// heap is read, so that the calls' protoactor futures (kept until each
+	// call's timeout fires) are gone. Default: the node's request timeout
+	// (5 s) and 1 s more.
 	HeapSettle time.Duration
 	// ProfileDir, if set, receives a CPU profile of each day's cycle
 	// (cpu-cycle-day<N>.pprof) and of each reconciliation
 	// (cpu-reconcile-fast.pprof, cpu-reconcile-deep.pprof), and heap
-	// profiles before and after the setup and after the cycles
-	// (heap-before.pprof, heap-setup.pprof, heap-cycles.pprof; compare
-	// with go tool pprof -base); RunCycle prints a summary of each.
+	// profiles before and after the setup, after each day and after the
+	// cycles (heap-before.pprof, heap-setup.pprof, heap-day<N>.pprof,
+	// heap-cycles.pprof; compare with go tool pprof -base); RunCycle
+	// prints a summary of each (of the first three days' cycles and the
+	// last's), and, after more than three days, what grew from day 3's
+	// profiles to the last day's.
 	// Default: no profiles.
 	ProfileDir string
 	// ScaleCheck runs the whole workload twice in this process, each on a
@@ -178,8 +190,11 @@ func (c *CycleConfig) Validate() error {
 	if c.Groups < actors.JournalGroupsMin || c.Groups > persistence.GroupsMax {
 		bad("groups %d outside [%d, %d]", c.Groups, actors.JournalGroupsMin, persistence.GroupsMax)
 	}
-	if c.Days < 1 || c.Days > 20 {
-		bad("days %d outside [1, 20]", c.Days)
+	if c.Days < 1 || c.Days > cycleDaysMax {
+		bad("days %d outside [1, %d]", c.Days, cycleDaysMax)
+	}
+	if !(c.DailyActivity >= 0 && c.DailyActivity <= 1) {
+		bad("daily activity %g outside [0, 1]", c.DailyActivity)
 	}
 	if c.Callers < 1 || c.Callers > 4096 {
 		bad("callers %d outside [1, 4096]", c.Callers)
@@ -313,6 +328,8 @@ type cycleRun struct {
 
 	// profiled counts the pots opened with a risk profile.
 	profiled int
+	// priceLevels are the latest day's prices, before rounding (dayPrices).
+	priceLevels map[domain.ISIN]float64
 
 	// meter measures the steps' windows; setupUse is the setup's (opening
 	// and funding the pots).
@@ -331,11 +348,17 @@ type cycleRun struct {
 
 // cycleDay is one day's measurement.
 type cycleDay struct {
-	n       int
-	date    domain.Date
-	wall    time.Duration // RunCycle, call to completed summary
-	cores   float64       // process CPU ÷ wall over the cycle
-	summary *pb.CycleSummary
+	n     int
+	date  domain.Date
+	wall  time.Duration // RunCycle, call to completed summary
+	cpu   time.Duration // the process's CPU time over the cycle
+	cores float64       // cpu ÷ wall
+	// heapAfter is the live heap after the day (a GC, HeapSettle after the
+	// cycle).
+	heapAfter uint64
+	// activity is what the day's new requests did (nil: none).
+	activity *dayActivity
+	summary  *pb.CycleSummary
 	// use is what the process used in each step's window (and, as
 	// cycleStart, from the run request to the first poll that saw a step
 	// running), for the steps
@@ -359,6 +382,7 @@ type reconResult struct {
 
 type cpuProfileFile struct {
 	path, label string
+	day         int // the day whose cycle it covers; 0: a reconciliation
 }
 
 // start starts the world: NATS with JetStream under root/nats, the
@@ -531,64 +555,18 @@ func (r *cycleRun) setup(ctx context.Context) error {
 			r.profiled++
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
-	defer cancel()
-	var (
-		next, done atomic.Int64
-		wg         sync.WaitGroup
-		errOnce    sync.Once
-		firstErr   error
-	)
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
 	start, cpu0 := time.Now(), processCPU()
 	r.meter.begin()
-	finished := make(chan struct{})
-	progressDone := make(chan struct{})
-	go func() {
-		defer close(progressDone)
-		tick := time.NewTicker(5 * time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tick.C:
-				d, el := done.Load(), time.Since(start)
-				fmt.Fprintf(r.out, "  setup: %d of %d pots opened and funded, %s, %.0f pots/s\n", d, n, el.Round(time.Second), float64(d)/el.Seconds())
-			case <-finished:
-				return
-			}
+	if err := r.callEach(ctx, n, "setup, pots opened and funded", func(ctx context.Context, i int) error {
+		m := cycleMember(i)
+		if err := r.call(ctx, m, &pb.PotRequest{IdempotencyKey: "open",
+			Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{Profile: cycleProfile(i)}}}); err != nil {
+			return err
 		}
-	}()
-	for range r.cfg.Callers {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				m := cycleMember(i)
-				err := r.call(ctx, m, &pb.PotRequest{IdempotencyKey: "open",
-					Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{Profile: cycleProfile(i)}}})
-				if err == nil {
-					err = r.call(ctx, m, &pb.PotRequest{IdempotencyKey: "pay",
-						Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: cycleContribution(i)}}})
-				}
-				if err != nil {
-					errOnce.Do(func() { firstErr = err; stop() })
-					return
-				}
-				done.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	close(finished)
-	<-progressDone
-	if firstErr != nil {
-		return fmt.Errorf("%d of %d pots opened: %w", done.Load(), n, firstErr)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%d of %d pots opened: %w", done.Load(), n, err)
+		return r.call(ctx, m, &pb.PotRequest{IdempotencyKey: "pay",
+			Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: cycleContribution(i)}}})
+	}); err != nil {
+		return fmt.Errorf("pots opened: %w", err)
 	}
 	r.setupUse = r.meter.cut()
 	r.setupTook = time.Since(start)
@@ -599,16 +577,10 @@ func (r *cycleRun) setup(ctx context.Context) error {
 	fmt.Fprintf(r.out, "  setup: %s, CPU %s, peak heap %s, peak RSS %s\n", secs(r.setupUse.wall), secs(r.setupUse.cpu),
 		mibOrUnknown(r.setupUse.heap), mibOrUnknown(r.setupUse.rss))
 
-	settle := r.cfg.HeapSettle
-	if settle == 0 {
-		settle = r.node.Cluster.Config().RequestTimeout + time.Second
+	settle, err := r.settleHeap(ctx)
+	if err != nil {
+		return err
 	}
-	select {
-	case <-time.After(settle):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	var err error
 	if r.heapSetup, r.heapProfileSetup, err = heapSnapshot(r.cfg.ProfileDir, "heap-setup.pprof"); err != nil {
 		return err
 	}
@@ -617,34 +589,64 @@ func (r *cycleRun) setup(ctx context.Context) error {
 	return nil
 }
 
-// call sends req to member's pot and turns a problem into an error. The
-// context has no cancellation (the node's RequestTimeout bounds the call),
-// so that cluster.Call makes the call on this goroutine.
+// settleHeap waits HeapSettle (default: the node's request timeout and 1 s
+// more), so that the calls' protoactor futures are gone before the heap is
+// read, and returns how long it waited.
+func (r *cycleRun) settleHeap(ctx context.Context) (time.Duration, error) {
+	settle := r.cfg.HeapSettle
+	if settle == 0 {
+		settle = r.node.Cluster.Config().RequestTimeout + time.Second
+	}
+	select {
+	case <-time.After(settle):
+		return settle, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// call sends req to member's pot and turns a problem into an error.
 func (r *cycleRun) call(ctx context.Context, member string, req *pb.PotRequest) error {
+	_, err := r.potCall(ctx, member, req)
+	return err
+}
+
+// potCall sends req to member's pot and returns the answer, a problem as an
+// error. The context has no cancellation (the node's RequestTimeout bounds
+// the call), so that cluster.Call makes the call on this goroutine.
+func (r *cycleRun) potCall(ctx context.Context, member string, req *pb.PotRequest) (*pb.PotResponse, error) {
 	resp, err := r.node.Pots.Handle(context.WithoutCancel(ctx), member, req)
 	if err != nil {
-		return fmt.Errorf("pot %s %s: %w", member, req.IdempotencyKey, err)
+		return nil, fmt.Errorf("pot %s %s: %w", member, req.IdempotencyKey, err)
 	}
 	if p := resp.GetProblem(); p != nil {
-		return fmt.Errorf("pot %s %s: problem %s: %s", member, req.IdempotencyKey, p.Code, p.Detail)
+		return nil, fmt.Errorf("pot %s %s: problem %s: %s", member, req.IdempotencyKey, p.Code, p.Detail)
 	}
-	return nil
+	return resp, nil
 }
 
 // dayPrices are day n's closing prices: asset i of the catalogue at
-// 1 + 0.37·i, and from day 2 on the drift (see CycleConfig.Days).
+// 1 + 0.37·i, from day 2 on with the drift (see CycleConfig.Days), and with
+// DailyActivity from day 3 on walked from the day before's (walkPrices).
+// Days are asked for in order.
 func (r *cycleRun) dayPrices(n int) (map[domain.ISIN]domain.Price, error) {
-	prices := map[domain.ISIN]domain.Price{}
-	for i, a := range r.cat.Assets() {
-		p := 1 + 0.37*float64(i)
-		if n >= 2 {
-			switch a.ISIN {
-			case cycleDriftUp:
-				p *= 1.3
-			case cycleDriftDown:
-				p *= 0.8
-			}
+	assets := r.cat.Assets()
+	if r.priceLevels == nil {
+		r.priceLevels = map[domain.ISIN]float64{}
+		for i, a := range assets {
+			r.priceLevels[a.ISIN] = 1 + 0.37*float64(i)
 		}
+	}
+	switch {
+	case n == 2:
+		r.priceLevels[cycleDriftUp] *= 1.3
+		r.priceLevels[cycleDriftDown] *= 0.8
+	case n >= 3 && r.cfg.DailyActivity > 0:
+		walkPrices(r.priceLevels, assets, n)
+	}
+	prices := map[domain.ISIN]domain.Price{}
+	for _, a := range assets {
+		p := r.priceLevels[a.ISIN]
 		price, err := domain.ParsePrice(fmt.Sprintf("%.*f", a.PriceDecimals, p), a.PriceDecimals)
 		if err != nil {
 			return nil, err
@@ -668,9 +670,16 @@ func (r *cycleRun) runDay(ctx context.Context, n int, day domain.Date) error {
 		return fmt.Errorf("prices: %w", err)
 	}
 	pricesTook := time.Since(pstart)
+	activity, err := r.runActivity(ctx, n, day)
+	if err != nil {
+		return err
+	}
+	if activity != nil {
+		r.printActivity(n, activity)
+	}
 	r.setTime(day, 12, 30) // after the cut-off (11:00)
 
-	stopProfile, err := r.startCPUProfile(fmt.Sprintf("cpu-cycle-day%d.pprof", n), fmt.Sprintf("day %d's cycle (%s)", n, day))
+	stopProfile, err := r.startCPUProfile(fmt.Sprintf("cpu-cycle-day%d.pprof", n), fmt.Sprintf("day %d's cycle (%s)", n, day), n)
 	if err != nil {
 		return err
 	}
@@ -697,19 +706,31 @@ func (r *cycleRun) runDay(ctx context.Context, n int, day domain.Date) error {
 	if current != "" {
 		use[current] = last
 	}
-	wall, cpu := time.Since(start), processCPU()
-	cores := (cpu - cpu0).Seconds() / wall.Seconds()
+	wall, cpu := time.Since(start), processCPU()-cpu0
 	stopProfile()
 	if err != nil {
 		return fmt.Errorf("after %s: %w", wall.Round(time.Millisecond), err)
 	}
-	res := cycleDay{n: n, date: day, wall: wall, cores: cores, summary: s, use: use}
+	res := cycleDay{n: n, date: day, wall: wall, cpu: cpu, cores: cpu.Seconds() / wall.Seconds(), activity: activity, summary: s, use: use}
+	settle, err := r.settleHeap(ctx)
+	if err != nil {
+		return err
+	}
+	// The profile is read back from its file by printDaysProfiles: kept
+	// decoded, it would count in the later days' heap.
+	if res.heapAfter, _, err = heapSnapshot(r.cfg.ProfileDir, fmt.Sprintf("heap-day%d.pprof", n)); err != nil {
+		return err
+	}
 	r.results = append(r.results, res)
-	r.printDay(res, pricesTook)
+	r.printDay(res, pricesTook, settle)
 	// What each day must have done, or its figures measure something else.
+	if err := checkActivityDealt(res); err != nil {
+		return err
+	}
 	switch n {
 	case 1:
-		if s.PotsAllocated != int64(r.profiled) {
+		// The day's requests add the self-directed pots that bought.
+		if s.PotsAllocated != int64(r.profiled) && (activity == nil || s.PotsAllocated < int64(r.profiled)) {
 			return fmt.Errorf("%d pots allocated, want every profiled pot (%d): %v", s.PotsAllocated, r.profiled, s)
 		}
 	case 2:
@@ -721,11 +742,16 @@ func (r *cycleRun) runDay(ctx context.Context, n int, day domain.Date) error {
 }
 
 // printDay prints a day's cycle: its time, each step's, and what it did.
-func (r *cycleRun) printDay(d cycleDay, pricesTook time.Duration) {
+func (r *cycleRun) printDay(d cycleDay, pricesTook, settle time.Duration) {
 	s := d.summary
 	what := map[int]string{1: "deals every profiled pot's contribution", 2: "prices drift after day 1's units settled: rebalances placed",
 		3: "deals day 2's rebalances"}[d.n]
-	if what == "" {
+	switch {
+	case d.activity != nil && what == "":
+		what = "deals the day's new requests, at walked prices"
+	case d.activity != nil:
+		what += ", and the day's new requests"
+	case what == "":
 		what = "no new orders"
 	}
 	fmt.Fprintf(r.out, "Day %d, %s (%s): cycle %s (target ≤ %s: %s), %.2f cores; prices published beforehand in %s.\n",
@@ -753,6 +779,8 @@ func (r *cycleRun) printDay(d cycleDay, pricesTook time.Duration) {
 	fmt.Fprintf(r.out, "  %-11s %9s  (the rest of the wall time: the operator's calls and polls, recording each step)\n", "steps", secs(sum))
 	fmt.Fprintf(r.out, "  trades %d, pots allocated %d, trades settled %d, orders rolled %d, pots checked %d, pots traded %d (%.0f%% of checked)\n",
 		s.Trades, s.PotsAllocated, s.TradesSettled, s.OrdersRolled, s.PotsChecked, s.PotsTraded, pct(s.PotsTraded, s.PotsChecked))
+	fmt.Fprintf(r.out, "  day %d: cycle %s, CPU %s (%.2f cores), live heap after the day %.1f MiB (a GC, %s after the cycle)\n",
+		d.n, secs(d.wall), secs(d.cpu), d.cores, mib(d.heapAfter), settle)
 	for _, o := range s.Orders {
 		fmt.Fprintf(r.out, "  order %s: %s %s units at %s, %s\n", o.ClOrdId, o.Side, o.Units, o.Price, o.Status)
 	}
@@ -765,7 +793,7 @@ func (r *cycleRun) reconcile(ctx context.Context, deep bool) error {
 	kind := map[bool]string{false: "fast", true: "deep"}[deep]
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
 	defer cancel()
-	stopProfile, err := r.startCPUProfile("cpu-reconcile-"+kind+".pprof", kind+" reconciliation")
+	stopProfile, err := r.startCPUProfile("cpu-reconcile-"+kind+".pprof", kind+" reconciliation", 0)
 	if err != nil {
 		return err
 	}
@@ -821,7 +849,7 @@ func (r *cycleRun) printSummary() {
 	for _, name := range cycleSteps {
 		fmt.Fprintf(r.out, " %10s", name)
 	}
-	fmt.Fprintf(r.out, " %10s %6s %7s\n", "cycle", "cores", "target")
+	fmt.Fprintf(r.out, " %10s %6s %8s %9s %7s\n", "cycle", "cores", "CPU", "heap MiB", "target")
 	for _, d := range r.results {
 		fmt.Fprintf(r.out, "  %-14s", fmt.Sprintf("%d %s", d.n, d.date))
 		for _, name := range cycleSteps {
@@ -831,45 +859,48 @@ func (r *cycleRun) printSummary() {
 				fmt.Fprintf(r.out, " %10s", "—")
 			}
 		}
-		fmt.Fprintf(r.out, " %10.2f %6.2f %7s\n", d.wall.Seconds(), d.cores, metOrMissed(d.wall <= cycleTarget))
+		fmt.Fprintf(r.out, " %10.2f %6.2f %8.2f %9.1f %7s\n", d.wall.Seconds(), d.cores, d.cpu.Seconds(), mib(d.heapAfter), metOrMissed(d.wall <= cycleTarget))
 	}
 	for _, rc := range r.recons {
 		kind := map[bool]string{false: "fast", true: "deep"}[rc.deep]
 		fmt.Fprintf(r.out, "  reconciliation, %s: %.2f s (grain %.2f s), %.2f cores, target %s\n", kind, rc.wall.Seconds(),
 			rc.recorded.Seconds(), rc.cores, metOrMissed(rc.wall <= reconcileTarget))
 	}
+	fmt.Fprintf(r.out, "  (CPU: the process's CPU seconds over the cycle; heap: the live heap after the day, a GC after HeapSettle)\n")
 	fmt.Fprintf(r.out, "  setup: %.1f s, %.0f pots/s; heap per pot after setup %.0f B, after the cycles %.0f B\n\n",
 		r.setupTook.Seconds(), float64(r.cfg.Pots)/r.setupTook.Seconds(), perPot(r.heapSetup, r.heapBefore, r.cfg.Pots),
 		perPot(r.heapCycles, r.heapBefore, r.cfg.Pots))
+	r.printDaysRatios()
 }
 
 // startCPUProfile starts a CPU profile into ProfileDir/name, if profiling,
 // and records it for printProfiles; the function returned stops it.
-func (r *cycleRun) startCPUProfile(name, label string) (func(), error) {
+func (r *cycleRun) startCPUProfile(name, label string, day int) (func(), error) {
 	if r.cfg.ProfileDir == "" {
 		return func() {}, nil
 	}
 	path := filepath.Join(r.cfg.ProfileDir, name)
 	stop, started, err := startCPUProfile(path, r.log)
 	if started {
-		r.cpuProfiles = append(r.cpuProfiles, cpuProfileFile{path: path, label: label})
+		r.cpuProfiles = append(r.cpuProfiles, cpuProfileFile{path: path, label: label, day: day})
 	}
 	return stop, err
 }
 
-// printProfiles summarizes the CPU profiles and the heap profiles.
+// printProfiles summarizes the CPU profiles (of the first daysBaseDay
+// days' cycles, the last day's and the reconciliations) and the heap
+// profiles, and what grew from day daysBaseDay to the last day.
 func (r *cycleRun) printProfiles() error {
 	for _, c := range r.cpuProfiles {
-		data, err := os.ReadFile(c.path)
-		if err != nil {
-			return err
-		}
-		if len(data) == 0 {
+		if c.day > daysBaseDay && c.day != len(r.results) {
 			continue
 		}
-		p, err := parseProfile(data)
+		p, err := readProfile(c.path)
 		if err != nil {
 			return err
+		}
+		if p == nil {
+			continue
 		}
 		total, byArea, byPackage, byFunction, err := profileShares(p, nil, "cpu", cycleCPUAreas, nil)
 		if err != nil {
@@ -899,7 +930,7 @@ func (r *cycleRun) printProfiles() error {
 		writeShares(r.out, total, byArea, byPackage, byFunction, 10, perPotUnit)
 		fmt.Fprintln(r.out)
 	}
-	return nil
+	return r.printDaysProfiles()
 }
 
 // cycleCPUAreas are the parts of the process a cycle's or a
@@ -913,6 +944,7 @@ var cycleCPUAreas = []area{
 	{"pot grains (decode, decide, apply, encode, reply)", []string{mt + "actors.(*potActor)"}},
 	{"domain (decide, apply, postings, allocation and rebalancing maths)", []string{mt + "domain."}},
 	{"decimal arithmetic (shopspring/decimal, math/big)", []string{"github.com/shopspring/decimal.", "math/big."}},
+	{"history read model (projecting the feed, its Pebble, reads)", []string{mt + "history."}},
 	{"journal appends (persistence/pebble Append)", []string{mt + "persistence/pebble.(*Store).Append"}},
 	{"journal reads (feed, streams, snapshots)", []string{mt + "persistence/pebble.(*Store).ReadFeed", mt + "persistence/pebble.(*Store).Read", mt + "persistence/pebble.(*Store).LoadSnapshot"}},
 	{"Pebble (all: commit pipeline, WAL, reads, flushes, compactions)", []string{"github.com/cockroachdb/pebble/"}},
@@ -934,6 +966,7 @@ var cycleHeapAreas = []area{
 	{"  domain (Pot and its maps, ledgers)", []string{mt + "domain."}},
 	{"  decimal values (shopspring/decimal, math/big)", []string{"github.com/shopspring/decimal.", "math/big."}},
 	{"protoactor (actors, mailboxes, registry, cluster identities)", []string{pa}},
+	{"history read model (its replica cache, Pebble)", []string{mt + "history."}},
 	{"journal (stream head cache, Pebble)", []string{mt + "persistence/", "github.com/cockroachdb/pebble/"}},
 	{"protobuf", []string{"google.golang.org/protobuf/"}},
 	{"NATS (server, client) and the custodian", []string{"github.com/nats-io/", mt + "custodian.", mt + "custodian/"}},

@@ -99,7 +99,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		f := newFlags("bench cycle", stderr)
 		var cfg bench.CycleConfig
 		f.intVar(&cfg.Pots, "pots", 0, "pots opened and funded (default 100,000)")
-		f.intVar(&cfg.Days, "days", 0, "dealing days run (default: the workload's)")
+		f.intVar(&cfg.Days, "days", 0, "dealing days run, at most 260 (default: the workload's)")
+		f.float64Var(&cfg.DailyActivity, "daily-activity", 0, "fraction of the pots, a new seeded draw each day, that contribute (and one in four place an order) before each day's cycle, with prices walking from day 3 on; 0: no new requests after the setup")
 		f.intVar(&cfg.Callers, "callers", 0, "concurrent callers while setting up (default: the workload's)")
 		f.stringVar(&cfg.DataDir, "dir", "", "directory for the journal, NATS and the custodian (default: a temporary one)")
 		f.stringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU and heap profiles here and summarise where time and bytes go")
