@@ -254,14 +254,7 @@ func penceText(pence int64) string { return fmt.Sprintf("%d.%02d", pence/100, pe
 func (r *cycleRun) callEach(ctx context.Context, n int, what string, f func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PhaseTimeout)
 	defer cancel()
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
-	var (
-		next, done atomic.Int64
-		wg         sync.WaitGroup
-		errOnce    sync.Once
-		firstErr   error
-	)
+	var done atomic.Int64
 	start := time.Now()
 	finished := make(chan struct{})
 	progressDone := make(chan struct{})
@@ -279,28 +272,10 @@ func (r *cycleRun) callEach(ctx context.Context, n int, what string, f func(ctx 
 			}
 		}
 	}()
-	for range r.cfg.Callers {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := f(ctx, i); err != nil {
-					errOnce.Do(func() { firstErr = err; stop() })
-					return
-				}
-				done.Add(1)
-			}
-		})
-	}
-	wg.Wait()
+	err := callIndexes(ctx, r.cfg.Callers, n, &done, f)
 	close(finished)
 	<-progressDone
-	if firstErr != nil {
-		return fmt.Errorf("%d of %d done: %w", done.Load(), n, firstErr)
-	}
-	if err := ctx.Err(); err != nil {
+	if err != nil {
 		return fmt.Errorf("%d of %d done: %w", done.Load(), n, err)
 	}
 	return nil

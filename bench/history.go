@@ -504,33 +504,7 @@ func weekLater(cal *domain.Calendar, d domain.Date) domain.Date {
 // each calls f for 0 … n-1 from Callers goroutines, and returns the first
 // error.
 func (r *historyRun) each(ctx context.Context, n int, f func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	for range min(r.cfg.Callers, n) {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := f(ctx, i); err != nil {
-					errOnce.Do(func() { firstErr = err; cancel() })
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
+	return callIndexes(ctx, min(r.cfg.Callers, n), n, nil, f)
 }
 
 // waitPassivated waits until the node holds no active pot.

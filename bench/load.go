@@ -187,3 +187,40 @@ func workDirs(dir, pattern string, others ...string) (root string, remove func()
 	}
 	return root, func() { os.RemoveAll(root) }, nil
 }
+
+// callIndexes calls f for 0 … n-1 from callers goroutines, each taking the
+// next index, until every index is done or a call fails. It counts the
+// calls that succeeded in done (if not nil; read it for progress) and
+// returns the first error, or ctx's if it ended first.
+func callIndexes(ctx context.Context, callers, n int, done *atomic.Int64, f func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for range callers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := f(ctx, i); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+				if done != nil {
+					done.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
