@@ -217,8 +217,9 @@ func (v viewer) historyStatement(h History, member string, q *pb.GetStatement, l
 }
 
 // retiredOrderReply answers a command about a retired order with the order
-// as the history has it, once the command's events are projected.
-func (a *potActor) retiredOrderReply(orderID string) func() *pb.PotResponse {
+// as the history has it, once the command's events are projected; marked
+// as a replay when the command was one.
+func (a *potActor) retiredOrderReply(orderID string, replayed bool) func() *pb.PotResponse {
 	r := a.historyRead()
 	h, member, version := r.h, r.member, r.version
 	v := a.viewer(a.context(a.deps.Market.OpenFrom()))
@@ -231,7 +232,7 @@ func (a *potActor) retiredOrderReply(orderID string) func() *pb.PotResponse {
 			a.deps.Logger.Error("retired order not in the history", "member", member, "order", orderID, "err", err)
 			return unavailable()
 		}
-		return &pb.PotResponse{Version: version, Result: &pb.PotResponse_Order{Order: v.order(o)}}
+		return &pb.PotResponse{Version: version, Replayed: replayed, Result: &pb.PotResponse_Order{Order: v.order(o)}}
 	}
 }
 

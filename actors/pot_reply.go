@@ -112,7 +112,7 @@ func (a *potActor) commandReply(req *pb.PotRequest, dec domain.Decision, dctx *d
 		if o == nil {
 			// The command touched a retired order (a cancellation of a
 			// cancelled one): read once its events are durable.
-			r.outcome, r.later = "ok", a.retiredOrderReply(dec.Reply.RefID)
+			r.outcome, r.later = "ok", a.retiredOrderReply(dec.Reply.RefID, dec.Reply.Replayed)
 			return r
 		}
 		resp.Result = &pb.PotResponse_Order{Order: v.order(o)}
@@ -168,6 +168,8 @@ func (a *potActor) problemResponse(err error) *pb.PotResponse {
 // problem, else ok.
 func outcomeOf(resp *pb.PotResponse) string {
 	switch p := resp.GetProblem(); {
+	case p == nil && resp.Replayed:
+		return "replayed"
 	case p == nil:
 		return "ok"
 	case p.Code == problem.Unavailable:
