@@ -743,7 +743,7 @@ func (r *historyRun) measureHTTP(ctx context.Context) error {
 	// and a buy per order, at every size) show what the history's size
 	// costs alone.
 	type page struct{ name, path, profile string }
-	pages := []page{{fmt.Sprintf("GET orders?limit=%d", historyPageLimit), fmt.Sprintf("/orders?limit=%d", historyPageLimit), ""}}
+	pages := []page{{fmt.Sprintf("GET orders?limit=%d", historyPageLimit), fmt.Sprintf("/orders?limit=%d", historyPageLimit), "orders"}}
 	first := r.cfg.Sizes[0]
 	if first < historyPageLimit {
 		pages = append(pages, page{fmt.Sprintf("GET orders?limit=%d (as long at every size)", first), fmt.Sprintf("/orders?limit=%d", first), ""})

@@ -696,6 +696,11 @@ func (r *potsRun) httpGetPot(ctx context.Context, _ int) (int, error) {
 	return 0, r.httpDo(r.http, req, http.StatusOK)
 }
 
+// httpBodies are the clients' buffers for answers: a client reads each
+// answer whole, into a buffer it reuses, so that the clients' own garbage
+// does not grow with the pages measured.
+var httpBodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // httpDo sends req, reads the answer whole (so that the connection is
 // reused) and checks its status. A 503 with the problem code unavailable
 // (the gateway or the pot refused the request having done nothing, or could
@@ -708,14 +713,17 @@ func (r *potsRun) httpDo(client *http.Client, req *http.Request, want int) error
 		if err != nil {
 			return err
 		}
-		var body bytes.Buffer
+		body := httpBodies.Get().(*bytes.Buffer)
+		body.Reset()
 		_, err = body.ReadFrom(resp.Body)
 		resp.Body.Close()
 		if err != nil {
+			httpBodies.Put(body)
 			return err
 		}
 		if resp.StatusCode == http.StatusServiceUnavailable && attempt < httpRetriesMax &&
 			bytes.Contains(body.Bytes(), []byte(`"code":"unavailable"`)) {
+			httpBodies.Put(body)
 			r.retries503.Add(1)
 			t := time.NewTimer(min(time.Duration(attempt)*httpRetryPause, 20*httpRetryPause))
 			select {
@@ -729,6 +737,7 @@ func (r *potsRun) httpDo(client *http.Client, req *http.Request, want int) error
 			}
 			continue
 		}
+		defer httpBodies.Put(body)
 		if resp.StatusCode != want {
 			return fmt.Errorf("%s %s answered %d, want %d: %s", req.Method, req.URL.Path, resp.StatusCode, want, body.Bytes())
 		}

@@ -341,8 +341,7 @@ func (r *potReader) date() domain.Date {
 	if n == 0 {
 		return domain.Date{}
 	}
-	t := time.Unix(int64(n-1)*secondsPerDay, 0).UTC()
-	return domain.NewDate(t.Year(), t.Month(), t.Day())
+	return domain.DateOfUnixDay(int64(n - 1))
 }
 
 func (r *potReader) dec() decimal.Decimal {

@@ -287,7 +287,7 @@ func (c *Calendar) DealingDayFor(now time.Time) Date {
 
 // dayNumber identifies a date by its days since 1970-01-01; Date holds
 // midnight UTC, so the division is exact.
-func dayNumber(d Date) int64 { return d.t.Unix() / (24 * 60 * 60) }
+func dayNumber(d Date) int64 { return d.t.Unix() / secondsPerDay }
 
 // assertDate refuses the zero Date, which means "no date": a calendar
 // question about it is a programmer error.

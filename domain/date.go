@@ -24,6 +24,15 @@ func NewDate(year int, month time.Month, day int) Date {
 	return Date{t}
 }
 
+// DateOfUnixDay is the date days days after 1970-01-01 (a stored date's
+// form): without the calendar arithmetic of NewDate, which was a tenth of
+// decoding an order.
+func DateOfUnixDay(days int64) Date {
+	return Date{time.Unix(days*secondsPerDay, 0).UTC()}
+}
+
+const secondsPerDay = 24 * 60 * 60
+
 // dateMin and dateMax bound the dates the platform works with. A dealing day, a settlement date or a
 // statement's bound outside them is a typing slip, not a date: 0001-01-01 is
 // time.Time's zero, which Date reads as "no date", and arithmetic near

@@ -3,6 +3,9 @@ package domain
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // TestParseDate: a date from outside is a real date from 1900-01-01 to
@@ -37,6 +40,20 @@ func TestParseDate(t *testing.T) {
 		}
 		if !strings.HasPrefix(got, c.want) {
 			t.Errorf("ParseDate(%q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
+
+// TestDateOfUnixDay: a stored date decodes to the same Date as the
+// calendar makes, comparable with ==, over every date the platform works
+// with.
+func TestDateOfUnixDay(t *testing.T) {
+	require.Equal(t, NewDate(1970, time.January, 1), DateOfUnixDay(0))
+	require.Equal(t, NewDate(2026, time.November, 23), DateOfUnixDay(20780))
+	for d := dateMin; !d.After(dateMax); d = d.AddDays(1) {
+		got := DateOfUnixDay(dayNumber(d))
+		if got != d || got != NewDate(d.Year(), d.Month(), d.Day()) {
+			t.Fatalf("DateOfUnixDay(%d) = %v, want %v", dayNumber(d), got, d)
 		}
 	}
 }

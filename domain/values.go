@@ -143,18 +143,37 @@ func truncateForError(s string) string {
 // checkDecimal checks that d has at most places decimals, is positive when
 // asked, and is at most max in magnitude.
 func checkDecimal(quantity string, d decimal.Decimal, places int32, positive bool, max decimal.Decimal) error {
-	if !fitsPlaces(d, places) {
+	// Decoding stored state checks every number: without math/big where
+	// the value and the bound fit an int64 at places.
+	scaled, exact := scaledInt64(d, places)
+	if !exact && !fitsPlaces(d, places) {
 		return &ValueError{Quantity: quantity, Input: d.String(), Err: ErrTooManyDecimals,
 			Detail: fmt.Sprintf("at most %d decimal places", places)}
 	}
 	if positive && d.Sign() <= 0 {
 		return &ValueError{Quantity: quantity, Input: d.String(), Err: ErrNotPositive, Detail: "must be greater than zero"}
 	}
-	if d.Abs().Cmp(max) > 0 {
+	if !withinMax(d, scaled, exact, places, max) {
 		return &ValueError{Quantity: quantity, Input: d.String(), Err: ErrOutOfRange,
 			Detail: fmt.Sprintf("at most %s", max.String())}
 	}
 	return nil
+}
+
+// withinMax reports whether |d| ≤ max, given d × 10^places as scaled when
+// exact (see scaledInt64).
+func withinMax(d decimal.Decimal, scaled int64, exact bool, places int32, max decimal.Decimal) bool {
+	if exact {
+		if bound, ok := scaledInt64(max, places); ok {
+			return scaled <= bound && -scaled <= bound
+		}
+		// max × 10^places has more than 18 integer digits: at least 10^18,
+		// above any exact scaled value.
+		if max.Sign() > 0 && max.Exponent() >= 0 && int64(max.NumDigits())+int64(max.Exponent())+int64(places) > 18 {
+			return true
+		}
+	}
+	return d.Abs().Cmp(max) <= 0
 }
 
 // fitsPlaces reports whether d has no more than places significant decimal
@@ -506,14 +525,14 @@ func (p *Percent) UnmarshalText(b []byte) error {
 // formatFixed is d.StringFixed(places) without math/big for the values the
 // domain holds: a coefficient of at most 18 digits once scaled to places,
 // and no more than places decimals (nothing to round). Formatting money
-// through math/big was 4% of a pot command's CPU (docs/performance.md).
-// Anything else takes StringFixed.
+// through math/big was 4% of a pot command's CPU, and 8% of a page of
+// orders where whole pounds came with a positive exponent
+// (docs/performance.md). Anything else takes StringFixed.
 func formatFixed(d decimal.Decimal, places int32) string {
-	exp := d.Exponent()
-	if places < 0 || places > 18 || exp > 0 || exp < -places || d.NumDigits()+int(places+exp) > 18 {
+	c, ok := scaledInt64(d, places)
+	if !ok {
 		return d.StringFixed(places)
 	}
-	c := d.CoefficientInt64() * pow10[places+exp]
 	var buf [24]byte
 	b := buf[:0]
 	if c < 0 {
@@ -533,6 +552,26 @@ func formatFixed(d decimal.Decimal, places int32) string {
 		frac /= 10
 	}
 	return string(b)
+}
+
+// scaledInt64 is d × 10^places as an int64 when that is exact and has at
+// most 18 digits: the coefficient scaled up (a positive exponent, or fewer
+// decimals than places) or down (trailing zeros only).
+func scaledInt64(d decimal.Decimal, places int32) (int64, bool) {
+	if places < 0 || places > 18 || d.NumDigits() > 18 {
+		return 0, false
+	}
+	c, shift := d.CoefficientInt64(), int64(places)+int64(d.Exponent())
+	switch {
+	case shift >= 0:
+		if int64(d.NumDigits())+shift > 18 {
+			return 0, false
+		}
+		return c * pow10[shift], true
+	case shift >= -18 && c%pow10[-shift] == 0:
+		return c / pow10[-shift], true
+	}
+	return 0, false
 }
 
 // pow10[n] is 10ⁿ.

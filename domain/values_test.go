@@ -358,7 +358,9 @@ func TestFormatFixed(t *testing.T) {
 		{"9999999999999999.99", 2, "9999999999999999.99"},
 		{"99999999999999999.99", 2, "99999999999999999.99"}, // 19 digits: math/big
 		{"1.005", 2, "1.01"},                                // more places than asked: StringFixed rounds
-		{"1e3", 2, "1000.00"},                               // positive exponent: StringFixed
+		{"1e3", 2, "1000.00"},                               // positive exponent: scaled up
+		{"1.2000", 2, "1.20"},                               // trailing zeros: scaled down
+		{"1e16", 2, "10000000000000000.00"},                 // 19 digits once scaled: math/big
 	}
 	for _, c := range cases {
 		assert.Equal(t, c.want, formatFixed(decimal.RequireFromString(c.in), c.places), "formatFixed(%s, %d)", c.in, c.places)
@@ -374,8 +376,28 @@ func TestFormatFixedMatchesStringFixed(t *testing.T) {
 		if rng.IntN(2) == 0 {
 			coef = -coef
 		}
-		d := decimal.New(coef, -int32(rng.IntN(12)))
+		d := decimal.New(coef, int32(rng.IntN(16))-12)
 		places := int32(rng.IntN(12))
 		require.Equal(t, d.StringFixed(places), formatFixed(d, places), "formatFixed(%s, %d), against StringFixed", d, places)
+	}
+}
+
+// TestCheckDecimalMatchesMathBig compares checkDecimal's int64 path with
+// the decimal library's arithmetic over random values (seeded), at bounds
+// that fit an int64 once scaled and bounds that do not.
+func TestCheckDecimalMatchesMathBig(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 17))
+	bounds := []decimal.Decimal{TotalMax, decimal.New(1, 6), decimal.RequireFromString("123.45"), decimal.New(1, 0), decimal.New(5, 20)}
+	for i := 0; i < 100_000; i++ {
+		coef := rng.Int64N(1 << uint(rng.IntN(62)+1))
+		if rng.IntN(2) == 0 {
+			coef = -coef
+		}
+		d := decimal.New(coef, int32(rng.IntN(20))-12)
+		places := int32(rng.IntN(10))
+		bound := bounds[rng.IntN(len(bounds))]
+		want := d.Equal(d.Truncate(places)) && d.Abs().Cmp(bound) <= 0
+		err := checkDecimal("x", d, places, false, bound)
+		require.Equal(t, want, err == nil, "checkDecimal(%s, %d places, max %s): %v", d, places, bound, err)
 	}
 }

@@ -306,6 +306,9 @@ func (s *Server) writeBody(w http.ResponseWriter, status int, contentType string
 	// may keep a copy.
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	// The length, so that a long answer (a page of orders) goes out whole
+	// rather than in chunks.
+	h.Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(status)
 	// An error here means the client went away: there is no one to tell.
 	w.Write(data)
