@@ -187,6 +187,10 @@ type PotDeps struct {
 	active *atomic.Int64
 }
 
+// RecoveriesInProgress counts the node's pots reading their snapshots and
+// events now (at most PotConfig.RecoveriesMax; others wait for a slot).
+func (d *PotDeps) RecoveriesInProgress() int64 { return int64(len(d.recoveries)) }
+
 // Stop lets the goroutines the pot grains kept for reuse exit, once the
 // node that hosted them has stopped.
 func (d *PotDeps) Stop() {

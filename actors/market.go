@@ -84,6 +84,19 @@ func (m *MarketState) Hold() (domain.Date, func()) {
 	}
 }
 
+// HoldsOutstanding counts the holds not yet released: commands deciding
+// or waiting to be durable, which a cut-off waits for (see CutOff). One
+// that stays up while nothing runs is a wedge an operator must see.
+func (m *MarketState) HoldsOutstanding() int64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var n int64
+	for _, c := range m.holds {
+		n += int64(c)
+	}
+	return n
+}
+
 // SetPrices records the closing prices of a date; a price older than the
 // one held is ignored.
 func (m *MarketState) SetPrices(date domain.Date, prices map[domain.ISIN]domain.Price) {

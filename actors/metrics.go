@@ -78,3 +78,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	return m
 }
+
+// What a node reports about itself for GET /v1/cluster, beside its
+// activations (cluster.Config.Gauges): readings an operator needs when a
+// member seems stuck.
+const (
+	GaugeRecoveries  = "recoveriesInProgress"   // pots reading their journal now
+	GaugeCutOffHolds = "cutOffHoldsOutstanding" // commands a cut-off waits for
+)
+
+// NodeGauges reads a node's gauges from its pots' dependencies and market.
+func NodeGauges(pots *PotDeps, market *MarketState) func() map[string]int64 {
+	return func() map[string]int64 {
+		return map[string]int64{GaugeRecoveries: pots.RecoveriesInProgress(), GaugeCutOffHolds: market.HoldsOutstanding()}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -71,7 +72,13 @@ func grainsSpreadOverMembers(t *testing.T, configure func(*cluster.Config)) {
 	infos, err := client.Members(ctx)
 	require.NoError(t, err, "members")
 	require.Len(t, infos, 3, "members")
+	var memberIDs []string
 	for _, info := range infos {
+		memberIDs = append(memberIDs, info.ID)
+	}
+	slices.Sort(memberIDs)
+	for _, info := range infos {
+		assert.Equal(t, memberIDs, info.Sees, "member %s: its own view of the cluster", info.Address)
 		assert.Equal(t, []string{testgrain.KindName}, info.Kinds, "member %s: kinds", info.Address)
 		want := int64(len(byHost[info.Address]))
 		assert.Equal(t, want, info.ActiveGrains[testgrain.KindName], "member %s: active %s grains", info.Address, testgrain.KindName)
@@ -132,6 +139,9 @@ func TestGracefulLeaveMovesGrains(t *testing.T) {
 		}
 	}
 	require.Len(t, infos, 2, "members after the leave")
+	for _, info := range infos {
+		assert.Len(t, info.Sees, 2, "member %s: its own view after the leave", info.Address)
+	}
 	_, err = get(ctx, leaving, moved[0])
 	require.ErrorIs(t, err, cluster.ErrStopped, "call from the stopped node")
 }

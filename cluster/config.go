@@ -118,6 +118,11 @@ type Config struct {
 	// Services are the member services a member runs (see CallMembers):
 	// every member of a cluster must run the same ones. A client runs none.
 	Services map[string]MemberService
+	// Gauges, if set, are what a member reports about itself beside its
+	// activations for Members (GET /v1/cluster): its node's own readings,
+	// such as recoveries in progress. Called on the member's stats actor;
+	// it must be quick. A client has none.
+	Gauges func() map[string]int64
 
 	// Kinds are the grain kinds a member hosts. A member needs at least one;
 	// a client (StartClient) must have none.

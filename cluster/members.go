@@ -34,6 +34,12 @@ type MemberInfo struct {
 	ActiveGrains map[string]int64
 	// StatsError says why ActiveGrains is nil ("" when it is not).
 	StatsError string
+	// Sees are the IDs of the members in the member's own topology, sorted:
+	// its view of the cluster (nil if it did not answer).
+	Sees []string
+	// Gauges are the member's own readings (Config.Gauges; nil if it did
+	// not answer or has none).
+	Gauges map[string]int64
 }
 
 // Members lists the members of this node's topology, sorted by address,
@@ -68,7 +74,12 @@ func (n *Node) Members(ctx context.Context) ([]MemberInfo, error) {
 				infos[i].StatsError = err.Error()
 				return
 			}
-			infos[i].ActiveGrains = stats
+			infos[i].ActiveGrains = maps.Clone(stats.GetActiveGrains())
+			if infos[i].ActiveGrains == nil {
+				infos[i].ActiveGrains = map[string]int64{}
+			}
+			infos[i].Sees = slices.Clone(stats.GetMembers())
+			infos[i].Gauges = maps.Clone(stats.GetGauges())
 		})
 	}
 	wg.Wait()
@@ -79,7 +90,7 @@ func (n *Node) Members(ctx context.Context) ([]MemberInfo, error) {
 }
 
 // memberStats asks the stats actor of the member at address.
-func (n *Node) memberStats(address string, timeout time.Duration) (map[string]int64, error) {
+func (n *Node) memberStats(address string, timeout time.Duration) (*statspb.MemberStats, error) {
 	if timeout <= 0 {
 		return nil, fmt.Errorf("cluster: stats of %s: %w", address, context.DeadlineExceeded)
 	}
@@ -92,11 +103,7 @@ func (n *Node) memberStats(address string, timeout time.Duration) (map[string]in
 	if !ok {
 		return nil, fmt.Errorf("cluster: stats of %s: unexpected reply %T", address, reply)
 	}
-	out := maps.Clone(stats.GetActiveGrains())
-	if out == nil {
-		out = map[string]int64{}
-	}
-	return out, nil
+	return stats, nil
 }
 
 // receiveStats is the stats actor of a member.
@@ -110,7 +117,17 @@ func (n *Node) receiveStats(ctx actor.Context) {
 			counts[k.Name] = int64(kind.Count())
 		}
 	}
-	ctx.Respond(&statspb.MemberStats{ActiveGrains: counts})
+	members := n.topologyMembers()
+	ids := make([]string, 0, len(members))
+	for _, m := range members {
+		ids = append(ids, m.Id)
+	}
+	slices.Sort(ids)
+	var gauges map[string]int64
+	if n.cfg.Gauges != nil {
+		gauges = n.cfg.Gauges()
+	}
+	ctx.Respond(&statspb.MemberStats{ActiveGrains: counts, Members: ids, Gauges: gauges})
 }
 
 // ActiveGrains returns how many activations of kind this member hosts now

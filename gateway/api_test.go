@@ -597,13 +597,25 @@ func testOperations(c tc) {
 
 	var cl struct {
 		Members []struct {
-			ID, Address string
-			Kinds       []string
-			ActivePots  *int64
+			ID, Address            string
+			Kinds                  []string
+			ActivePots             *int64
+			ActiveGrains           map[string]int64
+			Sees                   []string
+			RecoveriesInProgress   *int64
+			CutOffHoldsOutstanding *int64
 		}
+		ViewsAgree    bool
+		Disagreements []string
 	}
 	c.must(http.StatusOK, &cl, "GET", "/v1/cluster", c.operator, "")
 	require.Len(c.t, cl.Members, 1, "cluster members")
+	require.True(c.t, cl.ViewsAgree, "one member sees itself: %v", cl.Disagreements)
+	require.Equal(c.t, []string{cl.Members[0].ID}, cl.Members[0].Sees, "the member's own view")
+	require.NotNil(c.t, cl.Members[0].RecoveriesInProgress, "the member reports its recoveries")
+	require.NotNil(c.t, cl.Members[0].CutOffHoldsOutstanding, "the member reports its cut-off holds")
+	require.Zero(c.t, *cl.Members[0].CutOffHoldsOutstanding, "no command is deciding: no hold")
+	require.Equal(c.t, *cl.Members[0].ActivePots, cl.Members[0].ActiveGrains["Pot"], "activePots is the Pot kind's count")
 	require.Contains(c.t, cl.Members[0].Kinds, "Pot", "cluster member's kinds")
 	require.NotNil(c.t, cl.Members[0].ActivePots, "cluster member's activePots")
 	require.GreaterOrEqual(c.t, *cl.Members[0].ActivePots, int64(1), "cluster member's activePots")

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/recovered"
 )
@@ -17,16 +20,27 @@ import (
 
 type clusterJSON struct {
 	Members []clusterMemberJSON `json:"members"`
+	// ViewsAgree says whether every member that answered sees the same
+	// members as the gateway; Disagreements say how they differ.
+	ViewsAgree    bool     `json:"viewsAgree"`
+	Disagreements []string `json:"disagreements"`
 }
 
+// clusterMemberJSON is one member as it reports itself. The readings are
+// null when the member did not report (statsError says so).
 type clusterMemberJSON struct {
 	ID      string   `json:"id"`
 	Address string   `json:"address"`
 	Kinds   []string `json:"kinds"`
-	// ActivePots is the member's pot activations now; null when the member
-	// did not report (statsError says so).
+	// ActivePots is the member's pot activations now.
 	ActivePots *int64 `json:"activePots"`
-	StatsError string `json:"statsError,omitempty"`
+	// ActiveGrains are its activations of every kind (the dealing grains).
+	ActiveGrains map[string]int64 `json:"activeGrains"`
+	// Sees are the member IDs in the member's own view of the cluster.
+	Sees                   []string `json:"sees"`
+	RecoveriesInProgress   *int64   `json:"recoveriesInProgress"`
+	CutOffHoldsOutstanding *int64   `json:"cutOffHoldsOutstanding"`
+	StatsError             string   `json:"statsError,omitempty"`
 }
 
 type statusJSON struct {
@@ -49,23 +63,57 @@ func (s *Server) getCluster(w http.ResponseWriter, r *http.Request, _ Claims) {
 		s.writeProblem(w, r, newProblem(problem.Unavailable, "the cluster's members could not be listed in time"))
 		return
 	}
-	out := clusterJSON{Members: make([]clusterMemberJSON, 0, len(infos))}
+	s.writeJSON(w, r, http.StatusOK, s.clusterView(infos))
+}
+
+// clusterView is the members' own reports, and whether their views of the
+// cluster agree with the gateway's.
+func (s *Server) clusterView(infos []cluster.MemberInfo) clusterJSON {
+	out := clusterJSON{Members: make([]clusterMemberJSON, 0, len(infos)), ViewsAgree: true, Disagreements: []string{}}
+	ids := make([]string, 0, len(infos))
 	for _, m := range infos {
-		cm := clusterMemberJSON{ID: m.ID, Address: m.Address, Kinds: m.Kinds}
+		ids = append(ids, m.ID)
+	}
+	slices.Sort(ids)
+	for _, m := range infos {
+		cm := clusterMemberJSON{ID: m.ID, Address: m.Address, Kinds: m.Kinds, Sees: m.Sees}
 		if cm.Kinds == nil {
 			cm.Kinds = []string{}
 		}
-		if m.ActiveGrains != nil {
-			n := m.ActiveGrains[actors.PotKind]
-			cm.ActivePots = &n
-		} else {
+		if m.ActiveGrains == nil {
 			// The reason is a Go error: logged, not shown.
 			s.log.Warn("gateway: a member did not report its stats", "member", m.Address, "err", m.StatsError)
 			cm.StatsError = "the member did not report its activations in time"
+			out.Members = append(out.Members, cm)
+			continue
+		}
+		n := m.ActiveGrains[actors.PotKind]
+		cm.ActivePots, cm.ActiveGrains = &n, m.ActiveGrains
+		if v, ok := m.Gauges[actors.GaugeRecoveries]; ok {
+			cm.RecoveriesInProgress = &v
+		}
+		if v, ok := m.Gauges[actors.GaugeCutOffHolds]; ok {
+			cm.CutOffHoldsOutstanding = &v
+		}
+		if cm.Sees == nil {
+			cm.Sees = []string{}
+		}
+		if !slices.Equal(cm.Sees, ids) {
+			out.ViewsAgree = false
+			out.Disagreements = append(out.Disagreements, fmt.Sprintf("member %s (%s) sees %s; the gateway sees %s",
+				m.ID, m.Address, membersText(cm.Sees), membersText(ids)))
 		}
 		out.Members = append(out.Members, cm)
 	}
-	s.writeJSON(w, r, http.StatusOK, out)
+	return out
+}
+
+// membersText is a view of the cluster for people: "2 members: a, b".
+func membersText(ids []string) string {
+	if len(ids) == 1 {
+		return "1 member: " + ids[0]
+	}
+	return fmt.Sprintf("%d members: %s", len(ids), strings.Join(ids, ", "))
 }
 
 // healthz: GET /healthz → 200 while the process serves HTTP at all.

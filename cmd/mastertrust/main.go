@@ -61,6 +61,7 @@ func commands() []command {
 		{"prices", "publish a dealing day's closing prices (operator)", runPrices},
 		{"cycle", "run a dealing day's cycle and show its progress (operator)", runCycleCommand},
 		{"reconcile", "reconcile the pots and the house account with the custodian (operator)", runReconcile},
+		{"cluster", "print every cluster member's own view: members it sees, pots active, dealing grains, recoveries, cut-off holds (status; operator)", runClusterCommand},
 		{"history", "rebuild a stopped node's history read model (orders, statements, idempotency keys) from its Pebble journal (rebuild)", runHistory},
 		{"bench", "run a benchmark workload: journal, pots, cycle, overload or history (figures beside same-run baselines)", runBench},
 		{"version", "print the version, the revision the binary was built from, and the Go toolchain", runVersion},

@@ -5,15 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/internal/natsauth"
@@ -492,4 +497,107 @@ func runCustodian(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fmt.Fprintf(stdout, "simulated custodian running against %s (fault seed %d)\n", natsauth.Redact(cfg.NATSURL), sim.Seed())
 	<-ctx.Done()
 	return nil
+}
+
+// runClusterCommand: `mastertrust cluster status` prints GET /v1/cluster:
+// every member's own report, and how members' views of the cluster
+// disagree. It fails when they do, or when a member did not report, so
+// that a script can wait for a cluster to settle.
+func runClusterCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("cluster status", stderr)
+	var cfg platform.Config
+	var url string
+	var asJSON bool
+	operatorFlags(f, &cfg, &url)
+	f.BoolVar(&asJSON, "json", false, "print the gateway's whole answer as JSON")
+	if len(args) > 0 && isHelp(args[0]) {
+		f.Usage()
+		return flag.ErrHelp
+	}
+	if len(args) == 0 || args[0] != "status" {
+		f.Usage()
+		return errors.New("name what to do: status")
+	}
+	if err := f.parse(args[1:]); err != nil {
+		return err
+	}
+	c, err := newOperatorClient(cfg, url)
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if _, _, err := c.do(ctx, http.MethodGet, "/v1/cluster", nil, &raw); err != nil {
+		return err
+	}
+	var v struct {
+		Members []struct {
+			ID                     string           `json:"id"`
+			Address                string           `json:"address"`
+			ActivePots             *int64           `json:"activePots"`
+			ActiveGrains           map[string]int64 `json:"activeGrains"`
+			Sees                   []string         `json:"sees"`
+			RecoveriesInProgress   *int64           `json:"recoveriesInProgress"`
+			CutOffHoldsOutstanding *int64           `json:"cutOffHoldsOutstanding"`
+			StatsError             string           `json:"statsError"`
+		} `json:"members"`
+		ViewsAgree    bool     `json:"viewsAgree"`
+		Disagreements []string `json:"disagreements"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fmt.Errorf("GET /v1/cluster: %w", err)
+	}
+	if asJSON {
+		if err := printJSON(stdout, raw); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "MEMBER\tADDRESS\tPOTS\tDEALING GRAINS\tRECOVERING\tCUT-OFF HOLDS\tSEES")
+		for _, m := range v.Members {
+			if m.StatsError != "" {
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", m.ID, m.Address, m.StatsError)
+				continue
+			}
+			var dealing []string
+			for kind, n := range m.ActiveGrains {
+				if kind != actors.PotKind && n > 0 {
+					dealing = append(dealing, fmt.Sprintf("%s %d", kind, n))
+				}
+			}
+			slices.Sort(dealing)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Address, countText(m.ActivePots),
+				strings.Join(dealing, ", "), countText(m.RecoveriesInProgress), countText(m.CutOffHoldsOutstanding), membersCount(len(m.Sees)))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	var failed []string
+	for _, m := range v.Members {
+		if m.StatsError != "" {
+			failed = append(failed, fmt.Sprintf("member %s (%s) did not report", m.ID, m.Address))
+		}
+	}
+	failed = append(failed, v.Disagreements...)
+	if len(failed) > 0 {
+		return fmt.Errorf("the cluster's members do not agree: %s", strings.Join(failed, "; "))
+	}
+	if !asJSON {
+		fmt.Fprintf(stdout, "%s; every member sees the same cluster\n", membersCount(len(v.Members)))
+	}
+	return nil
+}
+
+func membersCount(n int) string {
+	if n == 1 {
+		return "1 member"
+	}
+	return fmt.Sprintf("%d members", n)
+}
+
+func countText(n *int64) string {
+	if n == nil {
+		return "-"
+	}
+	return strconv.FormatInt(*n, 10)
 }

@@ -79,6 +79,21 @@ func TestOperatorCommandsShowProgress(t *testing.T) {
 	require.Empty(t, report.Internal.Breaks, "reconcile --json: internal breaks")
 	require.Empty(t, report.External.Breaks, "reconcile --json: external breaks")
 
+	out, _, err = command("cluster", "status")
+	require.NoError(t, err, "cluster status: stdout %q", out)
+	require.Contains(t, out, "RECOVERING", "cluster status: the table's header")
+	require.Contains(t, out, "1 member; every member sees the same cluster", "cluster status: stdout")
+	out, _, err = command("cluster", "status", "--json")
+	var cl struct {
+		ViewsAgree bool
+		Members    []struct{ ActivePots *int64 }
+	}
+	require.NoError(t, err, "cluster status --json")
+	require.NoError(t, json.Unmarshal([]byte(out), &cl), "cluster status --json: stdout %q", out)
+	require.True(t, cl.ViewsAgree, "cluster status --json: viewsAgree")
+	require.Len(t, cl.Members, 1, "cluster status --json: members")
+	require.NotNil(t, cl.Members[0].ActivePots, "cluster status --json: activePots")
+
 	saturday := domain.MustDate(date)
 	for saturday.Weekday() != time.Saturday {
 		saturday = saturday.AddDays(1)

@@ -65,7 +65,13 @@ type MemberStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// active_grains is the number of live activations by kind on the member
 	// (protoactor's per-kind counter, raised on spawn and lowered on stop).
-	ActiveGrains  map[string]int64 `protobuf:"bytes,1,rep,name=active_grains,json=activeGrains,proto3" json:"active_grains,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	ActiveGrains map[string]int64 `protobuf:"bytes,1,rep,name=active_grains,json=activeGrains,proto3" json:"active_grains,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// members are the ids of the members in the member's own topology, sorted:
+	// its view of the cluster, compared with others' for GET /v1/cluster.
+	Members []string `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	// gauges are what the member's node reports beside (cluster.Config.Gauges):
+	// recoveries in progress, cut-off holds outstanding.
+	Gauges        map[string]int64 `protobuf:"bytes,3,rep,name=gauges,proto3" json:"gauges,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -103,6 +109,20 @@ func (*MemberStats) Descriptor() ([]byte, []int) {
 func (x *MemberStats) GetActiveGrains() map[string]int64 {
 	if x != nil {
 		return x.ActiveGrains
+	}
+	return nil
+}
+
+func (x *MemberStats) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *MemberStats) GetGauges() map[string]int64 {
+	if x != nil {
+		return x.Gauges
 	}
 	return nil
 }
@@ -157,10 +177,15 @@ var File_cluster_internal_statspb_stats_proto protoreflect.FileDescriptor
 const file_cluster_internal_statspb_stats_proto_rawDesc = "" +
 	"\n" +
 	"$cluster/internal/statspb/stats.proto\x12\x19mastertrust.cluster.stats\"\x14\n" +
-	"\x12MemberStatsRequest\"\xad\x01\n" +
+	"\x12MemberStatsRequest\"\xce\x02\n" +
 	"\vMemberStats\x12]\n" +
-	"\ractive_grains\x18\x01 \x03(\v28.mastertrust.cluster.stats.MemberStats.ActiveGrainsEntryR\factiveGrains\x1a?\n" +
+	"\ractive_grains\x18\x01 \x03(\v28.mastertrust.cluster.stats.MemberStats.ActiveGrainsEntryR\factiveGrains\x12\x18\n" +
+	"\amembers\x18\x02 \x03(\tR\amembers\x12J\n" +
+	"\x06gauges\x18\x03 \x03(\v22.mastertrust.cluster.stats.MemberStats.GaugesEntryR\x06gauges\x1a?\n" +
 	"\x11ActiveGrainsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a9\n" +
+	"\vGaugesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"(\n" +
 	"\fServiceError\x12\x18\n" +
@@ -178,20 +203,22 @@ func file_cluster_internal_statspb_stats_proto_rawDescGZIP() []byte {
 	return file_cluster_internal_statspb_stats_proto_rawDescData
 }
 
-var file_cluster_internal_statspb_stats_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_cluster_internal_statspb_stats_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_cluster_internal_statspb_stats_proto_goTypes = []any{
 	(*MemberStatsRequest)(nil), // 0: mastertrust.cluster.stats.MemberStatsRequest
 	(*MemberStats)(nil),        // 1: mastertrust.cluster.stats.MemberStats
 	(*ServiceError)(nil),       // 2: mastertrust.cluster.stats.ServiceError
 	nil,                        // 3: mastertrust.cluster.stats.MemberStats.ActiveGrainsEntry
+	nil,                        // 4: mastertrust.cluster.stats.MemberStats.GaugesEntry
 }
 var file_cluster_internal_statspb_stats_proto_depIdxs = []int32{
 	3, // 0: mastertrust.cluster.stats.MemberStats.active_grains:type_name -> mastertrust.cluster.stats.MemberStats.ActiveGrainsEntry
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	4, // 1: mastertrust.cluster.stats.MemberStats.gauges:type_name -> mastertrust.cluster.stats.MemberStats.GaugesEntry
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_cluster_internal_statspb_stats_proto_init() }
@@ -205,7 +232,7 @@ func file_cluster_internal_statspb_stats_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_internal_statspb_stats_proto_rawDesc), len(file_cluster_internal_statspb_stats_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

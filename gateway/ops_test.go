@@ -1,0 +1,61 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/testkit"
+)
+
+// fixedCluster reports the same members every time.
+type fixedCluster []cluster.MemberInfo
+
+func (f fixedCluster) Members(context.Context) ([]cluster.MemberInfo, error) { return f, nil }
+
+// TestClusterViewsDisagree: GET /v1/cluster shows each member's own view and
+// readings, and says which member sees the cluster otherwise than the
+// gateway (a node that missed a join or a leave); a member that did not
+// answer has no readings and no view.
+func TestClusterViewsDisagree(t *testing.T) {
+	logger, _ := testkit.Logger(t)
+	members := fixedCluster{
+		{ID: "a", Address: "127.0.0.1:1", Kinds: []string{"Pot"}, ActiveGrains: map[string]int64{actors.PotKind: 3, "AssetBook": 1},
+			Sees: []string{"a", "b", "c"}, Gauges: map[string]int64{actors.GaugeRecoveries: 2, actors.GaugeCutOffHolds: 1}},
+		{ID: "b", Address: "127.0.0.1:2", Kinds: []string{"Pot"}, ActiveGrains: map[string]int64{},
+			Sees: []string{"a", "b"}, Gauges: map[string]int64{actors.GaugeRecoveries: 0, actors.GaugeCutOffHolds: 0}},
+		{ID: "c", Address: "127.0.0.1:3", Kinds: []string{"Pot"}, StatsError: "timeout"},
+	}
+	s, err := New(Config{Pots: nopPots{}, Cluster: members, Ready: func(context.Context) error { return nil },
+		Catalogue: domain.DefaultCatalogue(), TokenSecret: testSecret, Logger: logger})
+	require.NoError(t, err)
+	_, tok := newFuncServer(t, nil, 0)
+	rec := serve(s, http.MethodGet, "/v1/cluster", tok)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+
+	var got clusterJSON
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+	require.Len(t, got.Members, 3)
+	a, b, c := got.Members[0], got.Members[1], got.Members[2]
+	require.NotNil(t, a.ActivePots)
+	assert.Equal(t, int64(3), *a.ActivePots)
+	assert.Equal(t, int64(1), a.ActiveGrains["AssetBook"], "the dealing grains it hosts")
+	require.NotNil(t, a.RecoveriesInProgress)
+	assert.Equal(t, int64(2), *a.RecoveriesInProgress)
+	require.NotNil(t, a.CutOffHoldsOutstanding)
+	assert.Equal(t, int64(1), *a.CutOffHoldsOutstanding)
+	assert.Equal(t, []string{"a", "b"}, b.Sees)
+	assert.Nil(t, c.ActivePots, "c did not answer")
+	assert.Nil(t, c.Sees)
+	assert.NotEmpty(t, c.StatsError)
+
+	assert.False(t, got.ViewsAgree)
+	assert.Equal(t, []string{"member b (127.0.0.1:2) sees 2 members: a, b; the gateway sees 3 members: a, b, c"}, got.Disagreements)
+}
