@@ -101,7 +101,7 @@ func (a *potActor) shed(ctx actor.Context, call *pb.PotCall) bool {
 		m.Requests.WithLabelValues(commandName(call.Request), "shed").Inc()
 	}
 	a.respond(ctx, &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: problem.Unavailable,
-		Detail: detail + "; retry with the same idempotency key"}}}, call.CallId)
+		Detail: detail + "; retry with the same idempotency key", Shed: true}}}, call.CallId)
 	return true
 }
 

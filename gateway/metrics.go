@@ -28,6 +28,9 @@ type metrics struct {
 	// ok, refused (a problem from the pot), timeout, unavailable,
 	// cancelled (the client went away), error.
 	potCalls *prometheus.HistogramVec
+	// potRetries counts calls to pots sent again because the pot was
+	// moving (see Server.handleRetrying), by command.
+	potRetries *prometheus.CounterVec
 }
 
 // latencyBuckets span 0.5 ms (a cached read on the same machine) to ~8 s
@@ -63,9 +66,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time of the gateway's calls to pot grains, by command and outcome (ok, refused, timeout, unavailable, cancelled, error).",
 			Buckets: latencyBuckets,
 		}, []string{"command", "outcome"}),
+		potRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mastertrust_gateway_pot_call_retries_total",
+			Help: "Calls to pot grains sent again within the request's deadline because the pot was moving (its member left, its activation stopped, its journal failed over), by command.",
+		}, []string{"command"}),
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.shed, m.slotWait, m.potCalls} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.shed, m.slotWait, m.potCalls, m.potRetries} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -354,7 +354,7 @@ func (s *Server) callPot(w http.ResponseWriter, r *http.Request, command, member
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := s.cfg.Pots.Handle(ctx, member, req)
+	resp, err := s.handleRetrying(ctx, command, member, req)
 	outcome := outcomeOK
 	defer func() { s.metrics.potCalls.WithLabelValues(command, outcome).Observe(time.Since(start).Seconds()) }()
 	id := w.Header().Get("X-Request-Id")
@@ -387,6 +387,44 @@ func (s *Server) callPot(w http.ResponseWriter, r *http.Request, command, member
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	return resp
+}
+
+// Pauses before a call to a moving pot is sent again: doubled from the
+// first to the last, as long as the request's deadline leaves room.
+const (
+	potRetryPauseFirst = 20 * time.Millisecond
+	potRetryPauseMax   = 320 * time.Millisecond
+)
+
+// handleRetrying calls the pot and, while the answer says the pot is moving,
+// calls again within ctx: no member could take the call (its owner left
+// and the topology is catching up, or its activation was stopping), or
+// the activation answered "unavailable" without deciding anything (it was
+// stopping, or its journal was failing over) and did not shed the call to
+// protect its node (a retry would add load: the client gets the 503 and
+// backs off). Every member request is safe to send again: a command carries
+// its idempotency key, and a read changes nothing. So a pot handed from a
+// leaving node to another answers its callers late, not with an error.
+func (s *Server) handleRetrying(ctx context.Context, command, member string, req *pb.PotRequest) (*pb.PotResponse, error) {
+	pause := potRetryPauseFirst
+	for {
+		resp, err := s.cfg.Pots.Handle(ctx, member, req)
+		moving := errors.Is(err, cluster.ErrUnavailable) ||
+			(err == nil && resp.GetProblem().GetCode() == problem.Unavailable && !resp.GetProblem().GetShed())
+		deadline, bounded := ctx.Deadline()
+		if !moving || ctx.Err() != nil || (bounded && time.Until(deadline) < 2*pause) {
+			return resp, err
+		}
+		s.metrics.potRetries.WithLabelValues(command).Inc()
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return resp, err
+		case <-t.C:
+		}
+		pause = min(2*pause, potRetryPauseMax)
+	}
 }
 
 // logCallError logs a failed pot call at the level it deserves and returns

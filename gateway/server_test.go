@@ -10,12 +10,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/recovered"
@@ -336,4 +338,60 @@ func TestMalformedQueryIsRefused(t *testing.T) {
 	}
 	rec := serve(s, "GET", "/v1/pots/M1/orders?limit=5&status=accepted", tok)
 	assert.Equal(t, http.StatusOK, rec.Code, "a well-formed query: status; body %s", rec.Body)
+}
+
+// TestMovingPotIsCalledAgain: a call whose pot was moving (no member could
+// take it, or the activation answered "unavailable" while stopping) is sent
+// again, with the same request, within the request's deadline, and the
+// member sees the answer, not a 503; a call the pot's node shed to protect
+// itself is not sent again; a pot that stays away is a 503 once the
+// deadline leaves no room for another try.
+func TestMovingPotIsCalledAgain(t *testing.T) {
+	stopping := &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: problem.Unavailable, Detail: "stopping"}}}
+	shed := &pb.PotResponse{Result: &pb.PotResponse_Problem{Problem: &pb.Problem{Code: problem.Unavailable, Detail: "at its limit", Shed: true}}}
+	view := &pb.PotResponse{Result: &pb.PotResponse_Pot{Pot: &pb.PotView{MemberId: "M1"}}}
+	cases := []struct {
+		name    string
+		answers []func() (*pb.PotResponse, error) // the last one repeats
+		status  int
+		calls   func(n int) bool
+	}{
+		{"owner left", []func() (*pb.PotResponse, error){
+			func() (*pb.PotResponse, error) { return nil, cluster.ErrUnavailable },
+			func() (*pb.PotResponse, error) { return nil, cluster.ErrUnavailable },
+			func() (*pb.PotResponse, error) { return view, nil },
+		}, http.StatusOK, func(n int) bool { return n == 3 }},
+		{"activation stopping", []func() (*pb.PotResponse, error){
+			func() (*pb.PotResponse, error) { return stopping, nil },
+			func() (*pb.PotResponse, error) { return view, nil },
+		}, http.StatusOK, func(n int) bool { return n == 2 }},
+		{"shed", []func() (*pb.PotResponse, error){
+			func() (*pb.PotResponse, error) { return shed, nil },
+			func() (*pb.PotResponse, error) { return view, nil },
+		}, http.StatusServiceUnavailable, func(n int) bool { return n == 1 }},
+		{"away for good", []func() (*pb.PotResponse, error){
+			func() (*pb.PotResponse, error) { return nil, cluster.ErrUnavailable },
+		}, http.StatusServiceUnavailable, func(n int) bool { return n > 3 }},
+	}
+	for _, c := range cases {
+		var calls atomic.Int64
+		var requests []*pb.PotRequest
+		var mu sync.Mutex
+		s, tok := newFuncServer(t, func(_ context.Context, _ string, req *pb.PotRequest) (*pb.PotResponse, error) {
+			mu.Lock()
+			requests = append(requests, req)
+			mu.Unlock()
+			n := int(calls.Add(1))
+			return c.answers[min(n, len(c.answers))-1]()
+		}, 0)
+		start := time.Now()
+		rec := serve(s, "GET", "/v1/pots/M1", tok)
+		took := time.Since(start)
+		assert.Equal(t, c.status, rec.Code, "%s: status; body %s", c.name, rec.Body)
+		assert.True(t, c.calls(int(calls.Load())), "%s: %d calls", c.name, calls.Load())
+		assert.Less(t, took, 1500*time.Millisecond, "%s: within the request's deadline (1 s)", c.name)
+		for _, req := range requests {
+			assert.Same(t, requests[0], req, "%s: the same request each time", c.name)
+		}
+	}
 }

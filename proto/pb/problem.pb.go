@@ -29,9 +29,14 @@ const (
 // HTTP status), detail a sentence for people (for "operation-failed", a Go
 // error for the log).
 type Problem struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Detail        string                 `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Code   string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Detail string                 `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	// shed: the node refused the call unseen to protect itself (at its limit
+	// of pending requests, or the call's deadline had passed). A caller that
+	// retries "unavailable" for a pot that moved does not retry these: a
+	// retry now adds load; the client backs off (Retry-After).
+	Shed          bool `protobuf:"varint,3,opt,name=shed,proto3" json:"shed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -80,14 +85,22 @@ func (x *Problem) GetDetail() string {
 	return ""
 }
 
+func (x *Problem) GetShed() bool {
+	if x != nil {
+		return x.Shed
+	}
+	return false
+}
+
 var File_problem_proto protoreflect.FileDescriptor
 
 const file_problem_proto_rawDesc = "" +
 	"\n" +
-	"\rproblem.proto\x12\x0emastertrust.v1\"5\n" +
+	"\rproblem.proto\x12\x0emastertrust.v1\"I\n" +
 	"\aProblem\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detailB&Z$github.com/acme/mastertrust/proto/pbb\x06proto3"
+	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x12\n" +
+	"\x04shed\x18\x03 \x01(\bR\x04shedB&Z$github.com/acme/mastertrust/proto/pbb\x06proto3"
 
 var (
 	file_problem_proto_rawDescOnce sync.Once
