@@ -161,14 +161,21 @@ func (a *potActor) passivate(ctx actor.Context) {
 
 // stopped is the activation's end (protoactor's Stopped): the held replies
 // go, and the node's counts let go of what the activation held.
+//
+// Batches may still wait here: a poison pill from outside (placement moving
+// the pot to another member, the node stopping) can reach the mailbox ahead
+// of the pot's own flushWaiting, which protoactor then drops unprocessed.
+// A stopped activation writes nothing more (the pot may already be active
+// elsewhere), so their callers are answered "unavailable" (they retry with
+// the same idempotency key) and their market holds released: a cut-off
+// waits for those holds.
 func (a *potActor) stopped(ctx actor.Context) {
 	a.idle.stop()
+	a.failWaiting(ctx)
 	for _, h := range a.held {
 		ctx.Send(h.to, h.resp)
 	}
 	a.held = nil
-	// Replies nobody will send (the node was killed mid-append).
-	a.appender.drop()
 	if a.pot != nil { // activated
 		a.deps.active.Add(-1)
 		if m := a.deps.Metrics; m != nil {
