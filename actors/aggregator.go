@@ -97,13 +97,13 @@ func (a *aggregator) failure(err error) proto.Message {
 	return &pb.AggregatorResponse{Problem: failureProblem(err)}
 }
 
-func (a *aggregator) activate(identity string) error {
+func (a *aggregator) activate(identity string, f *fence) error {
 	g, err := strconv.ParseUint(identity, 10, 32)
 	if err != nil || uint32(g) >= PotGroups(a.deps.Journal) {
 		return fmt.Errorf("aggregator identity %q is not a pot group", identity)
 	}
 	a.group = uint32(g)
-	a.stream = systemStream{j: a.deps.Journal, name: aggregatorStream(a.group)}
+	a.stream = systemStream{j: a.deps.Journal, name: aggregatorStream(a.group), fence: f}
 	a.pots, a.days, a.late = map[string]*replica{}, map[string]*closedDay{}, map[string]lateOrder{}
 	a.closedAllocated = allocatedSums{}
 	a.allocating, a.priced = map[string]bool{}, map[string]*pb.DayPriced{}

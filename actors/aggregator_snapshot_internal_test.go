@@ -111,7 +111,7 @@ func TestAggregatorRestoredEqualsReplayed(t *testing.T) {
 	}
 	ctx := context.Background()
 	first := &aggregator{deps: deps(1)}
-	require.NoError(t, first.activate("0"))
+	require.NoError(t, first.activate("0", nil))
 	_, err = first.close(ctx, &pb.AggClose{Date: mon.String()})
 	require.NoError(t, err)
 	first.saveSnapshot(ctx)
@@ -127,9 +127,9 @@ func TestAggregatorRestoredEqualsReplayed(t *testing.T) {
 	restored := &aggregator{deps: deps(1)}
 	restored.recoverFromSnapshot(ctx)
 	require.Equal(t, first.position, restored.position, "restored at the snapshot's position")
-	require.NoError(t, restored.activate("0"))
+	require.NoError(t, restored.activate("0", nil))
 	replayed := &aggregator{deps: deps(-1)}
-	require.NoError(t, replayed.activate("0"))
+	require.NoError(t, replayed.activate("0", nil))
 	require.NotZero(t, replayed.position)
 	want, err := replayed.encodeSnapshot()
 	require.NoError(t, err)

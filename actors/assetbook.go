@@ -40,7 +40,7 @@ func (b *assetBook) failure(err error) proto.Message {
 	return &pb.AssetBookResponse{Problem: failureProblem(err)}
 }
 
-func (b *assetBook) activate(identity string) error {
+func (b *assetBook) activate(identity string, f *fence) error {
 	date, asset, ok := strings.Cut(identity, "/")
 	if !ok {
 		return fmt.Errorf("asset book identity %q is not <date>/<ISIN>", identity)
@@ -53,7 +53,7 @@ func (b *assetBook) activate(identity string) error {
 		return fmt.Errorf("asset book of unknown asset %q", asset)
 	}
 	b.date, b.asset = d, domain.ISIN(asset)
-	b.stream = systemStream{j: b.deps.Journal, name: assetBookStream(d, b.asset)}
+	b.stream = systemStream{j: b.deps.Journal, name: assetBookStream(d, b.asset), fence: f}
 	ctx, cancel := context.WithTimeout(context.Background(), b.deps.Config.StepTimeout)
 	defer cancel()
 	return b.stream.load(ctx, func(m proto.Message) error {

@@ -111,13 +111,13 @@ func (c *cycle) busy() bool {
 	return c.running
 }
 
-func (c *cycle) activate(identity string) error {
+func (c *cycle) activate(identity string, f *fence) error {
 	d, err := domain.ParseDate(identity)
 	if err != nil {
 		return err
 	}
 	c.date = d
-	c.stream = systemStream{j: c.deps.Journal, name: cycleStream(d)}
+	c.stream = systemStream{j: c.deps.Journal, name: cycleStream(d), fence: f}
 	ctx, cancel := context.WithTimeout(context.Background(), c.deps.Config.StepTimeout)
 	defer cancel()
 	if err := c.stream.load(ctx, c.apply); err != nil {

@@ -209,6 +209,9 @@ type systemStream struct {
 	j       persistence.Journal
 	name    string
 	version uint64
+	// fence, if set, is tripped by a version conflict: the stream is its
+	// grain's own (see fence).
+	fence *fence
 }
 
 // load reads every event of the stream, calling apply for each.
@@ -227,7 +230,8 @@ func (s *systemStream) load(ctx context.Context, apply func(m proto.Message) err
 }
 
 // append appends events at the stream's version. A conflict means another
-// activation of the grain wrote: the caller must stop.
+// activation of the grain wrote: it trips the grain's fence, and the grain
+// stops once the request at hand is answered.
 func (s *systemStream) append(ctx context.Context, events ...proto.Message) error {
 	req := persistence.AppendRequest{Stream: s.name, Group: SystemGroup(s.j), ExpectedVersion: s.version}
 	for _, m := range events {
@@ -239,7 +243,11 @@ func (s *systemStream) append(ctx context.Context, events ...proto.Message) erro
 	}
 	v, err := s.j.Append(ctx, req)
 	if err != nil {
-		return fmt.Errorf("append to %s: %w", s.name, err)
+		err = fmt.Errorf("append to %s: %w", s.name, err)
+		if errors.Is(err, persistence.ErrVersionConflict) {
+			s.fence.trip(err)
+		}
+		return err
 	}
 	s.version = v
 	return nil

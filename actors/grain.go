@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -22,8 +23,10 @@ import (
 
 // grainLogic is one kind's behaviour.
 type grainLogic interface {
-	// activate loads the grain's state for its identity.
-	activate(identity string) error
+	// activate loads the grain's state for its identity. The grain's own
+	// stream is made with f, which it trips on a version conflict (see
+	// fence).
+	activate(identity string, f *fence) error
 	// handle answers one request (its encoded bytes).
 	handle(request []byte) proto.Message
 	// failure is the kind's response for an error.
@@ -47,10 +50,43 @@ type grainShell struct {
 	logic    grainLogic
 	idle     idleTimer
 	identity string
+	fence    fence
 	failed   error
 	// held are the answers of an activation that failed, sent once it
 	// has stopped (see answerFailed).
 	held []heldAnswer
+}
+
+// fence records that another activation of the grain appended to its
+// stream (placement is eventually consistent: for a while a grain can be
+// active on two members). This activation's state is then behind the
+// journal and each of its appends would conflict again, for ever: it must
+// stop, and the next activation reloads the stream. The grain's stream
+// trips it (systemStream.append), from the grain's mailbox or from a run in
+// the background (a cycle's); the shell checks it around every request.
+type fence struct {
+	mu  sync.Mutex
+	err error // mu guards: the first conflict
+}
+
+// trip records a version conflict. A nil fence (a stream no grain owns, as
+// the alarms stream: appendOnce reloads and retries) records nothing.
+func (f *fence) trip(err error) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+// tripped is the conflict recorded, or nil.
+func (f *fence) tripped() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }
 
 type heldAnswer struct {
@@ -74,43 +110,47 @@ func (g *grainShell) answerFailed(ctx actor.Context, err error) {
 func (g *grainShell) Receive(ctx actor.Context) {
 	defer func() {
 		if r := recover(); r != nil {
-			g.failed = recovered.Report(g.log, "grain/"+g.kind, r, "identity", g.identity, "message", fmt.Sprintf("%T", ctx.Message()),
-				"then", "stopping the activation; the next request activates the grain afresh from the journal")
+			g.fail(ctx, recovered.Report(g.log, "grain/"+g.kind, r, "identity", g.identity, "message", fmt.Sprintf("%T", ctx.Message()),
+				"then", "stopping the activation; the next request activates the grain afresh from the journal"))
 			if _, ok := ctx.Message().(*protocluster.GrainRequest); ok {
 				g.answerFailed(ctx, fmt.Errorf("%s %s failed", g.kind, g.identity))
 			}
-			ctx.Poison(ctx.Self())
 		}
 	}()
 	switch msg := ctx.Message().(type) {
 	case *protocluster.ClusterInit:
-		if msg.Identity == nil {
-			g.failed = errors.New("activated without a cluster identity")
-		} else {
+		err := errors.New("activated without a cluster identity")
+		if msg.Identity != nil {
 			g.identity = msg.Identity.Identity
-			g.failed = g.logic.activate(g.identity)
+			err = g.logic.activate(g.identity, &g.fence)
 		}
-		if g.failed != nil {
-			g.log.Error("grain activation failed", "kind", g.kind, "identity", g.identity, "err", g.failed)
-			ctx.Poison(ctx.Self()) // after answering what waits; the next request retries
+		if err != nil {
+			g.log.Error("grain activation failed", "kind", g.kind, "identity", g.identity, "err", err)
+			g.fail(ctx, err) // after answering what waits; the next request retries
 			return
 		}
 		g.idle.start(ctx)
 	case *protocluster.GrainRequest:
 		g.idle.touch()
-		if g.failed != nil {
-			g.answerFailed(ctx, fmt.Errorf("%s %s unavailable: %w", g.kind, g.identity, g.failed))
-			return
+		g.checkFence(ctx)
+		if g.failed == nil {
+			// A request behind the poison pill is handled to completion like
+			// any other: this shell keeps nothing in flight between messages.
+			resp := g.logic.handle(msg.MessageData)
+			// An answer decided on a stale state is not given: the retry
+			// must reach an activation that reloaded the stream.
+			if g.checkFence(ctx); g.failed == nil {
+				ctx.Respond(resp)
+				return
+			}
 		}
-		// A request behind the poison pill is handled to completion like
-		// any other: this shell keeps nothing in flight between messages.
-		ctx.Respond(g.logic.handle(msg.MessageData))
+		g.answerFailed(ctx, fmt.Errorf("%s %s unavailable: %w", g.kind, g.identity, g.failed))
 	case idleCheck:
 		busy := false
 		if b, ok := g.logic.(interface{ busy() bool }); ok {
 			busy = b.busy() // a run going on in the background
 		}
-		if g.idle.expired(ctx, busy) {
+		if g.checkFence(ctx); g.failed == nil && g.idle.expired(ctx, busy) {
 			ctx.Poison(ctx.Self())
 		}
 	case *actor.Stopped:
@@ -119,5 +159,26 @@ func (g *grainShell) Receive(ctx actor.Context) {
 			ctx.Send(h.to, h.msg)
 		}
 		g.held = nil
+	}
+}
+
+// fail stops an activation that must not go on (its activation failed, it
+// panicked, its stream moved on without it): it sends itself its poison
+// pill once; requests until the pill are answered with failed (see
+// answerFailed).
+func (g *grainShell) fail(ctx actor.Context, err error) {
+	if g.failed != nil {
+		return // stopping already
+	}
+	g.failed = err
+	ctx.Poison(ctx.Self())
+}
+
+// checkFence stops the activation once another activation appended to its
+// stream (see fence).
+func (g *grainShell) checkFence(ctx actor.Context) {
+	if err := g.fence.tripped(); err != nil && g.failed == nil {
+		g.log.Warn("another activation of the grain appended to its stream; stopping this one", "kind", g.kind, "identity", g.identity, "err", err)
+		g.fail(ctx, err)
 	}
 }

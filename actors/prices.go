@@ -35,13 +35,13 @@ func (p *prices) failed(err error) *pb.PricesResponse {
 	return &pb.PricesResponse{Problem: failureProblem(err)}
 }
 
-func (p *prices) activate(identity string) error {
+func (p *prices) activate(identity string, f *fence) error {
 	d, err := domain.ParseDate(identity)
 	if err != nil {
 		return err
 	}
 	p.date = d
-	p.stream = systemStream{j: p.deps.Journal, name: pricesStream(d)}
+	p.stream = systemStream{j: p.deps.Journal, name: pricesStream(d), fence: f}
 	ctx, cancel := context.WithTimeout(context.Background(), p.deps.Config.StepTimeout)
 	defer cancel()
 	return p.stream.load(ctx, func(m proto.Message) error {

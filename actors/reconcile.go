@@ -67,9 +67,9 @@ func (r *reconciliation) busy() bool {
 	return r.running != nil
 }
 
-func (r *reconciliation) activate(identity string) error {
+func (r *reconciliation) activate(identity string, f *fence) error {
 	r.id = identity
-	r.stream = systemStream{j: r.deps.Journal, name: reconciliationStream(identity)}
+	r.stream = systemStream{j: r.deps.Journal, name: reconciliationStream(identity), fence: f}
 	ctx, cancel := context.WithTimeout(context.Background(), r.deps.Config.StepTimeout)
 	defer cancel()
 	return r.stream.load(ctx, func(m proto.Message) error {
