@@ -39,7 +39,7 @@ func newGrainKind(name string, log *slog.Logger, newLogic func() grainLogic) fun
 	return func(idleTimeout time.Duration) *protocluster.Kind {
 		props := actor.PropsFromProducer(func() actor.Actor {
 			return &grainShell{kind: name, log: log, logic: newLogic(), idle: idleTimer{idle: idleTimeout}}
-		})
+		}, actor.WithMailbox(grainMailboxes()))
 		return protocluster.NewKind(name, props)
 	}
 }
@@ -55,6 +55,9 @@ type grainShell struct {
 	// held are the answers of an activation that failed, sent once it
 	// has stopped (see answerFailed).
 	held []heldAnswer
+	// stoppedIn is set once the activation has stopped: the system it
+	// answers late requests through (see late).
+	stoppedIn *actor.ActorSystem
 }
 
 // fence records that another activation of the grain appended to its
@@ -99,8 +102,8 @@ type heldAnswer struct {
 // the activation has stopped, when protoactor has taken it out of the
 // registry: a caller that retries then reaches a fresh activation, not
 // this one (which would fail again) nor its mailbox between the poison
-// pill and the stop, where protoactor drops a request without an answer
-// and the caller waits for its timeout.
+// pill and the stop (a request there is answered failed too: see
+// grainMailbox).
 func (g *grainShell) answerFailed(ctx actor.Context, err error) {
 	if to := ctx.Sender(); to != nil {
 		g.held = append(g.held, heldAnswer{to: to, msg: g.logic.failure(err)})
@@ -134,8 +137,6 @@ func (g *grainShell) Receive(ctx actor.Context) {
 		g.idle.touch()
 		g.checkFence(ctx)
 		if g.failed == nil {
-			// A request behind the poison pill is handled to completion like
-			// any other: this shell keeps nothing in flight between messages.
 			resp := g.logic.handle(msg.MessageData)
 			// An answer decided on a stale state is not given: the retry
 			// must reach an activation that reloaded the stream.
@@ -155,6 +156,7 @@ func (g *grainShell) Receive(ctx actor.Context) {
 		}
 	case *actor.Stopped:
 		g.idle.stop()
+		g.stoppedIn = ctx.ActorSystem()
 		for _, h := range g.held {
 			ctx.Send(h.to, h.msg)
 		}
@@ -181,4 +183,19 @@ func (g *grainShell) checkFence(ctx actor.Context) {
 		g.log.Warn("another activation of the grain appended to its stream; stopping this one", "kind", g.kind, "identity", g.identity, "err", err)
 		g.fail(ctx, err)
 	}
+}
+
+// late answers a request that reached the activation's mailbox after it
+// stopped (see grainMailbox) with the kind's failure: nothing was done,
+// and asking again reaches a fresh activation.
+func (g *grainShell) late(msg any) bool {
+	if g.stoppedIn == nil {
+		return false
+	}
+	if _, m, sender := actor.UnwrapEnvelope(msg); sender != nil {
+		if _, ok := m.(*protocluster.GrainRequest); ok {
+			g.stoppedIn.Root.Send(sender, g.logic.failure(fmt.Errorf("%s %s stopped before it reached the request", g.kind, g.identity)))
+		}
+	}
+	return true
 }

@@ -137,3 +137,49 @@ func TestPricesAfterAVersionConflict(t *testing.T) {
 	require.Len(t, resp.GetHistory(), 1)
 	require.Equal(t, "other", resp.GetHistory()[0].GetBy())
 }
+
+// TestSystemGrainAnswersRequestsBehindItsPill: protoactor drops the
+// messages still in a stopped actor's mailbox. A request queued behind the
+// pill that stops an asset book (placement's, here while the book waits for
+// an append) is answered with the kind's failure, instead of leaving its
+// caller to wait for its timeout (a dealing step's is minutes).
+func TestSystemGrainAnswersRequestsBehindItsPill(t *testing.T) {
+	gate := &gatedJournal{Journal: memJournal(t), blocked: map[string]chan struct{}{}, waiting: make(chan string, 8)}
+	node := dealingNode(t, gate)
+	t.Cleanup(gate.releaseAll)
+	const day, asset = "2026-11-23", "GB00BD8R3K42"
+	identity, stream := day+"/"+asset, "book/"+day+"/"+asset
+	request := func(cmd *pb.AssetBookRequest) *protocluster.GrainRequest {
+		data, err := proto.Marshal(cmd)
+		require.NoError(t, err)
+		return &protocluster.GrainRequest{MessageData: data}
+	}
+	status := request(&pb.AssetBookRequest{Command: &pb.AssetBookRequest_Status{Status: &pb.BookStatus{}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := cluster.Call(ctx, node, func(opts ...protocluster.GrainCallOption) (*pb.AssetBookResponse, error) {
+		return pb.GetAssetBookGrainClient(node.Cluster(), identity).Handle(&pb.AssetBookRequest{
+			Command: &pb.AssetBookRequest_Status{Status: &pb.BookStatus{}}}, opts...)
+	})
+	require.NoError(t, err)
+	pid := node.Cluster().Get(identity, actors.AssetBookKind)
+	require.NotNil(t, pid)
+
+	root := node.Cluster().ActorSystem.Root
+	gate.block(stream)
+	first := root.RequestFuture(pid, request(&pb.AssetBookRequest{Command: &pb.AssetBookRequest_RecordExecution{RecordExecution: &pb.ExecutionReport{
+		ClOrdId: "nobody's", ExecutionId: "first", Asset: asset, DealingDate: day, Units: "1", Price: "1", Cash: "1.00"}}}), 5*time.Second)
+	<-gate.waiting // the book waits for its append
+	root.Poison(pid)
+	behind := root.RequestFuture(pid, status, 5*time.Second)
+	gate.release(stream)
+
+	start := time.Now()
+	res, err := first.Result()
+	require.NoError(t, err)
+	require.Empty(t, res.(*pb.AssetBookResponse).GetProblem().GetCode())
+	res, err = behind.Result()
+	require.NoError(t, err, "the request behind the pill got no answer")
+	require.Equal(t, problem.OperationFailed, res.(*pb.AssetBookResponse).GetProblem().GetCode())
+	require.Less(t, time.Since(start), 2*time.Second)
+}

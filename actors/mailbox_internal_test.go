@@ -13,7 +13,7 @@ func TestPotMailboxIsHandedToItsPot(t *testing.T) {
 	system := actor.NewActorSystem()
 	defer system.Shutdown()
 	a := &potActor{deps: &PotDeps{Logger: slog.New(slog.DiscardHandler)}}
-	pid := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithMailbox(potMailboxes())))
+	pid := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithMailbox(grainMailboxes())))
 	defer system.Root.Stop(pid)
 	if a.mailbox == nil {
 		t.Fatal("the pot was not handed its mailbox")

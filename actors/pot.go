@@ -61,10 +61,13 @@ type potActor struct {
 	// snapshot: the last snapshot saved, and what was appended since.
 	snapshot snapshotProgress
 
-	// mailbox is the activation's mailbox (nil if potMailbox did not see
+	// mailbox is the activation's mailbox (nil if grainMailbox did not see
 	// it), asked whether messages wait behind the one being handled.
 	mailbox actor.Mailbox
 	failed  error // set when the activation must not go on
+	// stoppedIn is set once the activation has stopped: the system it
+	// answers late requests through (see late).
+	stoppedIn *actor.ActorSystem
 }
 
 // Receive handles one message.

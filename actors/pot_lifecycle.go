@@ -40,7 +40,7 @@ func NewPotKind(deps *PotDeps) func(idleTimeout time.Duration) *protocluster.Kin
 	}
 	deps.workers = newWorkers(potWorkersIdleMax, deps.Logger)
 	dispatcher := deps.workers.dispatcher(potMailboxThroughput)
-	mailboxes := potMailboxes()
+	mailboxes := grainMailboxes()
 	return func(idleTimeout time.Duration) *protocluster.Kind {
 		props := actor.PropsFromProducer(func() actor.Actor {
 			return &potActor{deps: deps, idle: idleTimer{idle: idleTimeout, resident: resident}}
@@ -48,26 +48,6 @@ func NewPotKind(deps *PotDeps) func(idleTimeout time.Duration) *protocluster.Kin
 			actor.WithDispatcher(dispatcher), actor.WithMailbox(mailboxes))
 		return protocluster.NewKind(PotKind, props)
 	}
-}
-
-// potMailbox is protoactor's mailbox, which hands itself to its pot when
-// protoactor links the two (after the pot is made, before its first
-// message), so that the pot can ask how many messages wait (enqueue).
-type potMailbox struct{ actor.Mailbox }
-
-// potMailboxes makes pots' mailboxes.
-func potMailboxes() actor.MailboxProducer {
-	unbounded := actor.Unbounded()
-	return func() actor.Mailbox { return potMailbox{unbounded()} }
-}
-
-func (m potMailbox) RegisterHandlers(invoker actor.MessageInvoker, d actor.Dispatcher) {
-	if c, ok := invoker.(actor.Context); ok {
-		if a, ok := c.Actor().(*potActor); ok {
-			a.mailbox = m.Mailbox
-		}
-	}
-	m.Mailbox.RegisterHandlers(invoker, d)
 }
 
 // The goroutines of a node's pots (see workers): up to potWorkersIdleMax
@@ -138,8 +118,8 @@ func (a *potActor) recoverPanic(ctx actor.Context) {
 // held until it has stopped (Stopped), when protoactor has taken it out of
 // the registry: a caller that retries on "unavailable" then reaches a
 // fresh activation, not this one (which would refuse again) nor its
-// mailbox between the pill and the stop, where protoactor drops a request
-// without an answer and the caller waits for its timeout.
+// mailbox between the pill and the stop (a request there is answered
+// "unavailable" too: see grainMailbox).
 func (a *potActor) stop(ctx actor.Context) {
 	a.poisoned = true
 	ctx.Poison(ctx.Self())
@@ -171,6 +151,7 @@ func (a *potActor) passivate(ctx actor.Context) {
 // waits for those holds.
 func (a *potActor) stopped(ctx actor.Context) {
 	a.idle.stop()
+	a.stoppedIn = ctx.ActorSystem()
 	a.failWaiting(ctx)
 	for _, h := range a.held {
 		ctx.Send(h.to, h.resp)
@@ -182,4 +163,22 @@ func (a *potActor) stopped(ctx actor.Context) {
 			m.ActivePots.Dec()
 		}
 	}
+}
+
+// late answers a request that reached the activation's mailbox after it
+// stopped (see grainMailbox) "unavailable", as the pot answers one behind
+// its own poison pill: nothing was done, and the retry reaches a fresh
+// activation.
+func (a *potActor) late(msg any) bool {
+	if a.stoppedIn == nil {
+		return false
+	}
+	if _, m, sender := actor.UnwrapEnvelope(msg); sender != nil {
+		if call, ok := m.(*pb.PotCall); ok {
+			resp := unavailable()
+			resp.CallId = call.CallId
+			a.stoppedIn.Root.Send(sender, resp)
+		}
+	}
+	return true
 }

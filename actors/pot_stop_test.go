@@ -197,3 +197,24 @@ func TestPotPassivationWaitsForItsBatches(t *testing.T) {
 
 	require.Empty(t, w.answers(m, futures))
 }
+
+// TestPotAnswersRequestsBehindItsPill: protoactor drops the messages still
+// in a stopped actor's mailbox. A request queued behind the pill that stops
+// a pot is answered "unavailable" and not written, instead of leaving its
+// caller to wait for its timeout.
+func TestPotAnswersRequestsBehindItsPill(t *testing.T) {
+	w := newStopWorld(t, worldOptions{})
+	const m = "M500004"
+	w.must(m, openPot("open", ""))
+	pid := w.placed(m)
+
+	w.gate.block(actors.PotStream(m))
+	futures := map[string]actor.Future{"first": w.send(pid, "first")}
+	<-w.gate.waiting
+	w.members[0].Cluster().ActorSystem.Root.Poison(pid)
+	futures["behind"] = w.send(pid, "behind")
+	w.gate.release(actors.PotStream(m))
+
+	require.Equal(t, []string{"behind"}, w.answers(m, futures))
+	require.False(t, w.must(m, contribute("behind", "1.00")).GetReplayed(), "the retry was a replay")
+}
