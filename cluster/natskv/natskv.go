@@ -94,8 +94,9 @@ func create(ctx context.Context, js jetstream.JetStream, o Options) (jetstream.K
 		TTL:         o.TTL,
 		Replicas:    o.Replicas,
 		// How long the marker of an expired record stays: a watcher that
-		// starts within it sees the record as deleted.
-		LimitMarkerTTL: o.TTL,
+		// starts within it sees the record as deleted. The server refuses
+		// less than a second.
+		LimitMarkerTTL: max(o.TTL, time.Second),
 	}
 	kv, err := js.CreateKeyValue(ctx, cfg)
 	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {

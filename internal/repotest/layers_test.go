@@ -103,7 +103,7 @@ var layers = map[string]layer{
 	},
 	"platform": {
 		why: "assembles processes from the parts: the one place that knows them all",
-		imports: []string{"actors", "cluster", "custodian", "custodian/simulator", "domain", "gateway", "history",
+		imports: []string{"actors", "cluster", "cluster/natskv", "custodian", "custodian/simulator", "domain", "gateway", "history",
 			"internal/natsauth", "internal/natsembed", "internal/natsmsg", "internal/pki", "internal/problem", "persistence",
 			"persistence/jetstream", "persistence/pebble", "proto/pb"},
 	},
