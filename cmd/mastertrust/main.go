@@ -677,7 +677,7 @@ func runSecrets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(written) == 0 {
 		fmt.Fprintf(stdout, "%s is complete; nothing written\n", dir)
 	}
-	fmt.Fprintf(stdout, "roles: %s (each one's nkey seed is <role>.nk, its TLS client certificate <role>.crt and <role>.key; the gateway needs none)\n", roleNames())
+	fmt.Fprintf(stdout, "roles: %s (each one's nkey seed is <role>.nk, its TLS client certificate <role>.crt and <role>.key)\n", roleNames())
 	return nil
 }
 
