@@ -103,18 +103,25 @@ func (p *kvProvider) StartMember(c *protocluster.Cluster) error {
 	p.mu.Lock()
 	p.key, p.record = key, record
 	p.mu.Unlock()
-	p.start(c.MemberList, true)
-	return nil
+	// If the watch fails, the start fails, and the node's abortStart
+	// deletes the record through Shutdown.
+	return p.start(c.MemberList, true)
 }
 
 // StartClient watches the members without registering.
 func (p *kvProvider) StartClient(c *protocluster.Cluster) error {
-	p.start(c.MemberList, false)
-	return nil
+	return p.start(c.MemberList, false)
 }
 
-func (p *kvProvider) start(ml *protocluster.MemberList, member bool) {
+// start opens the watch, failing the start if the store refuses it (a
+// node that cannot watch would never see a member), and starts the loops.
+func (p *kvProvider) start(ml *protocluster.MemberList, member bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
+	events, err := p.store.Watch(ctx)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("cluster: kv: watch members: %w", err)
+	}
 	done := make(chan struct{})
 	p.mu.Lock()
 	p.cancel, p.done = cancel, done
@@ -124,11 +131,12 @@ func (p *kvProvider) start(ml *protocluster.MemberList, member bool) {
 	if member {
 		wg.Go(func() { p.beat(ctx, key, record) })
 	}
-	wg.Go(func() { p.watch(ctx, ml) })
+	wg.Go(func() { p.watch(ctx, ml, events) })
 	go func() {
 		wg.Wait()
 		close(done)
 	}()
+	return nil
 }
 
 // beat puts the record every heartbeat until ctx ends. A put that fails
@@ -170,14 +178,15 @@ type kvMember struct {
 	seen time.Time
 }
 
-// watch follows the store and publishes the topology to ml whenever the
-// set of members changes, until ctx ends. A watch that fails is started
-// again at the next heartbeat; the members it knew stay until they expire.
-func (p *kvProvider) watch(ctx context.Context, ml *protocluster.MemberList) {
+// watch follows the store's events and publishes the topology to ml
+// whenever the set of members changes, until ctx ends. A watch that ends
+// is opened again at the next heartbeat; the members it knew stay until
+// they expire.
+func (p *kvProvider) watch(ctx context.Context, ml *protocluster.MemberList, events <-chan MemberStoreEvent) {
 	members := map[string]*kvMember{}
+	var published []string
 	ticker := time.NewTicker(p.heartbeat)
 	defer ticker.Stop()
-	var events <-chan MemberStoreEvent
 	synced := false
 	watchFailing := ""
 	open := func() {
@@ -194,7 +203,6 @@ func (p *kvProvider) watch(ctx context.Context, ml *protocluster.MemberList) {
 			watchFailing = err.Error()
 		}
 	}
-	open()
 	for {
 		select {
 		case <-ctx.Done():
@@ -219,14 +227,14 @@ func (p *kvProvider) watch(ctx context.Context, ml *protocluster.MemberList) {
 				synced, changed = true, true
 			}
 			if synced && changed {
-				p.publish(ml, members)
+				published = p.publish(ml, members, published)
 			}
 		case <-ticker.C:
 			if events == nil {
 				open()
 			}
 			if p.prune(members, time.Now()) && synced {
-				p.publish(ml, members)
+				published = p.publish(ml, members, published)
 			}
 		}
 	}
@@ -289,17 +297,36 @@ func (p *kvProvider) prune(members map[string]*kvMember, now time.Time) bool {
 	return pruned
 }
 
-// publish gives protoactor the members, sorted by ID.
-func (p *kvProvider) publish(ml *protocluster.MemberList, members map[string]*kvMember) {
+// publish gives protoactor the members, sorted by ID, logs who joined and
+// who left since before (the IDs last published), and returns the IDs.
+func (p *kvProvider) publish(ml *protocluster.MemberList, members map[string]*kvMember, before []string) []string {
 	list := make([]*protocluster.Member, 0, len(members))
+	ids := make([]string, 0, len(members))
 	for _, m := range members {
 		list = append(list, m.member)
 	}
 	slices.SortFunc(list, func(a, b *protocluster.Member) int { return strings.Compare(a.Id, b.Id) })
+	var joined, left []string
+	for _, m := range list {
+		ids = append(ids, m.Id)
+		if !slices.Contains(before, m.Id) {
+			joined = append(joined, m.Address()+" ("+m.Id+")")
+		}
+	}
+	for _, id := range before {
+		if _, ok := members[id]; !ok {
+			left = append(left, id)
+		}
+	}
 	// A member that left gets blocked in protoactor's block list, which
 	// connection goroutines read without its lock; see raceSyncIO.
 	raceSyncIO()
 	ml.UpdateClusterTopology(list)
+	if len(joined) > 0 || len(left) > 0 {
+		p.logger.Info("cluster members changed", slog.Int("members", len(list)),
+			slog.Any("joined", joined), slog.Any("left", left))
+	}
+	return ids
 }
 
 // Shutdown stops the heartbeat and the watch. graceful (a Stop) also
