@@ -23,6 +23,11 @@ const (
 	// polls the endpoints of a fixed list of peers (Config.Automanaged). For
 	// several processes on one machine or a small fixed set of hosts.
 	ProviderAutomanaged Provider = "automanaged"
+	// ProviderKV: every member puts its record into a shared key-value
+	// store (Config.KV: a NATS JetStream KV bucket in production) every
+	// heartbeat, and every node watches it. Members join by starting and
+	// leave by stopping, without restarting the others.
+	ProviderKV Provider = "kv"
 	// ProviderConsul, ProviderEtcd and ProviderKubernetes are real
 	// deployments. This package does not import their clients (they add
 	// ~35 s to a cold build and 30 MB to a binary): the binary that wants one
@@ -81,6 +86,23 @@ type AutomanagedConfig struct {
 	RefreshInterval time.Duration
 }
 
+// KVConfig configures ProviderKV.
+type KVConfig struct {
+	// Store holds the members' records (cluster/natskv opens a NATS
+	// JetStream KV bucket; its TTL should be TTL). Required.
+	Store MemberStore
+	// Heartbeat is how often a member puts its record again, and how
+	// often a node checks for records that expired. Default: 1 s.
+	Heartbeat time.Duration
+	// TTL is how long a record lasts without a heartbeat: a member that
+	// stops putting it (killed, cut off from the store) leaves the others'
+	// topology after about this long, for good (protoactor blocks a member
+	// that left; it rejoins by restarting). Keep it generous against pauses:
+	// a live member whose puts stall for longer is dropped. Default: 3 ×
+	// Heartbeat.
+	TTL time.Duration
+}
+
 // Config configures a node. The zero value is not valid: set Provider (and
 // what it needs) and, for a member, Kinds; EnsureDefaults fills the rest.
 type Config struct {
@@ -105,6 +127,8 @@ type Config struct {
 	InProcess *InProcess
 	// Automanaged configures ProviderAutomanaged.
 	Automanaged AutomanagedConfig
+	// KV configures ProviderKV.
+	KV KVConfig
 	// NewExternalProvider builds the provider for ProviderConsul,
 	// ProviderEtcd and ProviderKubernetes (required for them, ignored
 	// otherwise). It is called once per Start.
@@ -178,7 +202,10 @@ const (
 	defaultHeartbeatExpiration = 20 * time.Second
 	defaultGossipInterval      = 300 * time.Millisecond
 	defaultAutomanagedRefresh  = time.Second
-	defaultLibraryLogLevel     = slog.LevelWarn
+	defaultKVHeartbeat         = time.Second
+	// defaultKVTTLBeats is the default TTL in heartbeats.
+	defaultKVTTLBeats      = 3
+	defaultLibraryLogLevel = slog.LevelWarn
 )
 
 // EnsureDefaults fills zero fields with their defaults and returns c.
@@ -209,6 +236,14 @@ func (c *Config) EnsureDefaults() *Config {
 	}
 	if c.Provider == ProviderAutomanaged && c.Automanaged.RefreshInterval == 0 {
 		c.Automanaged.RefreshInterval = defaultAutomanagedRefresh
+	}
+	if c.Provider == ProviderKV {
+		if c.KV.Heartbeat == 0 {
+			c.KV.Heartbeat = defaultKVHeartbeat
+		}
+		if c.KV.TTL == 0 {
+			c.KV.TTL = defaultKVTTLBeats * c.KV.Heartbeat
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -245,7 +280,7 @@ func (c *Config) Validate(client bool) error {
 
 	switch {
 	case c.Provider == "":
-		bad("Provider is not set (inprocess, automanaged, consul, etcd or k8s)")
+		bad("Provider is not set (inprocess, automanaged, kv, consul, etcd or k8s)")
 	case c.Provider == ProviderInProcess:
 		if c.InProcess == nil {
 			bad("Provider %q needs InProcess", c.Provider)
@@ -266,12 +301,22 @@ func (c *Config) Validate(client bool) error {
 		if a.RefreshInterval <= 0 {
 			bad("Automanaged.RefreshInterval %v must be positive", a.RefreshInterval)
 		}
+	case c.Provider == ProviderKV:
+		if c.KV.Store == nil {
+			bad("Provider %q needs KV.Store (cluster/natskv opens one)", c.Provider)
+		}
+		if c.KV.Heartbeat <= 0 {
+			bad("KV.Heartbeat %v must be positive", c.KV.Heartbeat)
+		}
+		if c.KV.TTL <= c.KV.Heartbeat {
+			bad("KV.TTL %v must be longer than KV.Heartbeat %v (a record must outlive a heartbeat)", c.KV.TTL, c.KV.Heartbeat)
+		}
 	case c.Provider.external():
 		if c.NewExternalProvider == nil {
 			bad("Provider %q needs NewExternalProvider (built outside this package so that it does not import the %s client)", c.Provider, c.Provider)
 		}
 	default:
-		bad("Provider %q is unknown (inprocess, automanaged, consul, etcd or k8s)", c.Provider)
+		bad("Provider %q is unknown (inprocess, automanaged, kv, consul, etcd or k8s)", c.Provider)
 	}
 
 	errs = append(errs, c.TLS.validate()...)

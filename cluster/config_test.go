@@ -36,6 +36,14 @@ func TestConfigEnsureDefaults(t *testing.T) {
 	require.Equal(t, time.Second, c.IdleTimeout, "IdleTimeout set")
 	require.Equal(t, time.Second, c.Automanaged.RefreshInterval, "default Automanaged.RefreshInterval")
 	require.Equal(t, slog.LevelInfo, c.LibraryLogLevel.Level(), "LibraryLogLevel set")
+
+	c = Config{Provider: ProviderKV}
+	c.EnsureDefaults()
+	require.Equal(t, time.Second, c.KV.Heartbeat, "default KV.Heartbeat")
+	require.Equal(t, 3*time.Second, c.KV.TTL, "default KV.TTL: 3 heartbeats")
+	c = Config{Provider: ProviderKV, KV: KVConfig{Heartbeat: 2 * time.Second}}
+	c.EnsureDefaults()
+	require.Equal(t, 6*time.Second, c.KV.TTL, "default KV.TTL follows KV.Heartbeat")
 }
 
 // Validate reports every violation at once, each naming the field and value.
@@ -86,6 +94,12 @@ func TestConfigValidateReportsEverything(t *testing.T) {
 	err = member.Validate(false)
 	for _, want := range []string{"needs Automanaged.Port", "needs Automanaged.Peers", "a member needs at least one Kind"} {
 		assert.ErrorContains(t, err, want, "member config")
+	}
+	kv := Config{Provider: ProviderKV, KV: KVConfig{Heartbeat: 2 * time.Second, TTL: time.Second}}
+	kv.EnsureDefaults()
+	err = kv.Validate(true)
+	for _, want := range []string{`Provider "kv" needs KV.Store`, "KV.TTL 1s must be longer than KV.Heartbeat 2s"} {
+		assert.ErrorContains(t, err, want, "kv config")
 	}
 	assert.ErrorContains(t, (&Config{Provider: "zookeeper"}).EnsureDefaults().Validate(true), `Provider "zookeeper" is unknown`, "unknown provider")
 	advertised := Config{Provider: ProviderInProcess, InProcess: NewInProcess(time.Second), AdvertisedAddress: "no-port"}

@@ -167,6 +167,8 @@ func start(cfg Config, client bool) (n *Node, err error) {
 		if err == nil {
 			n.provider = p
 		}
+	case ProviderKV:
+		n.provider = newKVProvider(&cfg, n.logger)
 	default: // external, checked by Validate
 		n.provider, err = cfg.NewExternalProvider()
 		if err == nil && n.provider == nil {
@@ -270,7 +272,9 @@ func (n *Node) abortStart() {
 			n.logger.Debug("abort start: "+name, slog.Any("error", err))
 		}
 	}
-	abort("provider shutdown", func() error { return n.provider.Shutdown(false) })
+	// Graceful: a provider that registered the member before the start
+	// failed (kv) deregisters it instead of leaving it to expire.
+	abort("provider shutdown", func() error { return n.provider.Shutdown(true) })
 	if n.cluster.Remote != nil {
 		abort("remote shutdown", func() error { n.cluster.Remote.Shutdown(false); return nil })
 	}
@@ -461,10 +465,10 @@ func (n *Node) kill() {
 	if n.inProcess != nil {
 		n.inProcess.crash()
 	} else {
-		// Other providers notice a dead node by its endpoint going away,
-		// which is what their Shutdown does; deregistering providers
-		// (consul, etcd) would also deregister, so a kill there is only
-		// approximate.
+		// Other providers notice a dead node by its endpoint going away
+		// or its record expiring (kv), which is what their Shutdown(false)
+		// does; deregistering providers (consul, etcd) would also
+		// deregister, so a kill there is only approximate.
 		n.step("provider shutdown", func() error { return n.provider.Shutdown(false) })
 	}
 	n.step("identity lookup shutdown", noError(n.cluster.IdentityLookup.Shutdown))

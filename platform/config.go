@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/persistence"
@@ -33,11 +34,26 @@ type Config struct {
 	// port 0 picks a free one. Default 127.0.0.1:0.
 	ClusterHost string
 	ClusterPort int
-	// AutomanagedPort is the port of this node's membership endpoint when
-	// nodes run as separate processes (node and gateway commands).
+	// Membership is how the node and gateway commands find the cluster's
+	// members: MembershipKV (the default: every member puts its record into
+	// a NATS JetStream KV bucket at NATSURL, and every process watches it,
+	// so members join and leave without restarting the others) or
+	// MembershipAutomanaged (a fixed list of membership endpoints, Peers,
+	// each member serving one on AutomanagedPort; no NATS needed).
+	Membership string
+	// MembershipHeartbeat is how often a member puts its record again, and
+	// MembershipTTL how long the record lasts without it: a member that
+	// dies leaves the others' topology after about MembershipTTL, and one
+	// whose heartbeats stall that long is dropped for good (it rejoins by
+	// restarting). Every process of a cluster should use the same. Defaults
+	// 1 s and 3 heartbeats (cluster.KVConfig).
+	MembershipHeartbeat time.Duration
+	MembershipTTL       time.Duration
+	// AutomanagedPort is the port of this node's membership endpoint with
+	// MembershipAutomanaged.
 	AutomanagedPort int
 	// Peers lists the membership endpoints (host:port) of every node that
-	// may be a member, this one included.
+	// may be a member, this one included, with MembershipAutomanaged.
 	Peers []string
 	// ClusterCA, ClusterCert and ClusterKey are mutual TLS between the
 	// nodes (cluster.TLSConfig): the cluster's CA and this process's
@@ -198,6 +214,12 @@ type Config struct {
 	WrapJournal func(persistence.Journal) persistence.Journal
 }
 
+// Membership providers (Config.Membership).
+const (
+	MembershipKV          = "kv"
+	MembershipAutomanaged = "automanaged"
+)
+
 // Defaults of Config.
 const (
 	DefaultDataDir  = "./data"
@@ -250,6 +272,9 @@ func (c *Config) EnsureDefaults() {
 	if c.Journal == "" {
 		c.Journal = "pebble"
 	}
+	if c.Membership == "" {
+		c.Membership = MembershipKV
+	}
 	if c.Groups == 0 {
 		c.Groups = DefaultGroups
 	}
@@ -285,6 +310,12 @@ func (c *Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.Journal != "pebble" && c.Journal != "jetstream" {
 		bad("journal %q: want pebble or jetstream", c.Journal)
+	}
+	if c.Membership != MembershipKV && c.Membership != MembershipAutomanaged {
+		bad("membership %q: want %s or %s", c.Membership, MembershipKV, MembershipAutomanaged)
+	}
+	if hb, ttl := c.membershipTimes(); hb <= 0 || ttl <= hb {
+		bad("membership heartbeat %s and TTL %s: want a positive heartbeat and a longer TTL", hb, ttl)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log format %q: want text or json", c.LogFormat)
@@ -328,6 +359,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("platform: invalid config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// membershipTimes are the kv membership's heartbeat and TTL, defaults
+// (cluster.KVConfig's) filled in.
+func (c *Config) membershipTimes() (heartbeat, ttl time.Duration) {
+	probe := cluster.Config{Provider: cluster.ProviderKV, KV: cluster.KVConfig{Heartbeat: c.MembershipHeartbeat, TTL: c.MembershipTTL}}
+	probe.EnsureDefaults()
+	return probe.KV.Heartbeat, probe.KV.TTL
 }
 
 // potConfig is the pot grains' configuration from c.

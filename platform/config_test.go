@@ -19,6 +19,12 @@ func TestConfigValidate(t *testing.T) {
 		{"journal sync spacing past the bound", func(c *Config) { c.JournalMinSyncInterval = 11 * time.Millisecond }, "journal min sync interval 11ms"},
 		{"negative journal sync spacing", func(c *Config) { c.JournalMinSyncInterval = -time.Millisecond }, "journal min sync interval -1ms"},
 		{"unknown journal", func(c *Config) { c.Journal = "sqlite" }, `journal "sqlite"`},
+		{"automanaged membership", func(c *Config) { c.Membership = MembershipAutomanaged }, ""},
+		{"unknown membership", func(c *Config) { c.Membership = "consul" }, `membership "consul": want kv or automanaged`},
+		{"membership heartbeat 200ms", func(c *Config) { c.MembershipHeartbeat = 200 * time.Millisecond }, ""},
+		{"membership TTL within a heartbeat", func(c *Config) { c.MembershipHeartbeat, c.MembershipTTL = 2*time.Second, 2*time.Second },
+			"membership heartbeat 2s and TTL 2s"},
+		{"negative membership heartbeat", func(c *Config) { c.MembershipHeartbeat = -time.Second }, "membership heartbeat -1s"},
 		{"short pot idle timeout", func(c *Config) { c.PotIdleTimeout = time.Millisecond }, "pot idle timeout"},
 		{"cluster TLS", func(c *Config) { c.ClusterCA, c.ClusterCert, c.ClusterKey = "ca.crt", "n.crt", "n.key" }, ""},
 		{"cluster TLS without a key", func(c *Config) { c.ClusterCA, c.ClusterCert = "ca.crt", "n.crt" }, "cluster TLS"},
@@ -57,6 +63,10 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, DefaultPotResidentMax, c.PotResidentMax, "PotResidentMax")
 	require.Equal(t, DefaultPotResidentIdle, c.PotResidentIdle, "PotResidentIdle")
 	require.Zero(t, c.MemoryLimitBytes, "MemoryLimitBytes: Go's own")
+	require.Equal(t, MembershipKV, c.Membership, "Membership")
+	heartbeat, ttl := c.membershipTimes()
+	require.Equal(t, time.Second, heartbeat, "membership heartbeat")
+	require.Equal(t, 3*time.Second, ttl, "membership TTL")
 	pots := c.potConfig()
 	require.Equal(t, c.PotResidentMax, pots.ResidentMax, "pots' ResidentMax")
 	require.Equal(t, c.PotResidentIdle, pots.ResidentIdle, "pots' ResidentIdle")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/cluster/natskv"
 	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/gateway"
@@ -29,8 +30,9 @@ import (
 
 // Processes of a multi-node deployment: members (StartMember) that host the
 // pots and share a JetStream journal, and gateways (StartGateway) that join
-// the cluster as clients and serve the API. Membership is automanaged: each
-// process lists every node's membership endpoint (Peers).
+// the cluster as clients and serve the API. Membership is a NATS JetStream
+// KV bucket (Config.Membership kv: members register, everyone watches), or
+// automanaged over a fixed list of membership endpoints (Peers).
 
 // Process is a running member or gateway process.
 type Process struct {
@@ -38,13 +40,17 @@ type Process struct {
 	// for a member), or "" when it serves none.
 	URL string
 
-	log     *slog.Logger
-	nc      *nats.Conn
-	journal persistence.Journal
-	node    *Node
-	client  *cluster.Node
-	server  *http.Server
-	served  chan error
+	log *slog.Logger
+	nc  *nats.Conn
+	// membersNC is a gateway's NATS connection, for the kv membership
+	// only: unlike a node's, it is not part of readiness (a gateway keeps
+	// serving with the members it knows while NATS is away).
+	membersNC *nats.Conn
+	journal   persistence.Journal
+	node      *Node
+	client    *cluster.Node
+	server    *http.Server
+	served    chan error
 	// restoreMemoryLimit sets back Go's memory limit from before
 	// StartMember (nil: unchanged).
 	restoreMemoryLimit func()
@@ -103,7 +109,7 @@ func StartMember(cfg Config) (p *Process, err error) {
 			return nil, fmt.Errorf("platform: custodian streams: %w", err)
 		}
 	}
-	cc, err := clusterConfig(cfg)
+	cc, err := clusterConfig(cfg, p.nc, p.log)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +164,15 @@ func StartGateway(cfg Config) (p *Process, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cc, err := clusterConfig(cfg)
+	if cfg.Membership == MembershipKV {
+		if cfg.NATSURL == "" {
+			return nil, errNoMembersNATS
+		}
+		if p.membersNC, err = connectNATS(cfg.NATSURL, cfg.natsCredential(natsauth.RoleGateway), "mastertrust-gateway", nats.MaxReconnects(-1)); err != nil {
+			return nil, err
+		}
+	}
+	cc, err := clusterConfig(cfg, p.membersNC, p.log)
 	if err != nil {
 		return nil, err
 	}
@@ -263,8 +277,13 @@ func (p *Process) Stop(ctx context.Context) error {
 	if p.journal != nil {
 		errs = append(errs, p.journal.Close())
 	}
+	// After the cluster node: a member's graceful stop deletes its record
+	// through it.
 	if p.nc != nil {
 		p.nc.Close()
+	}
+	if p.membersNC != nil {
+		p.membersNC.Close()
 	}
 	if p.restoreMemoryLimit != nil {
 		p.restoreMemoryLimit()
@@ -272,18 +291,43 @@ func (p *Process) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// clusterConfig is the cluster part of a process's config: automanaged
-// membership over Peers, mutual TLS with the cluster's CA.
-func clusterConfig(cfg Config) (cluster.Config, error) {
+// errNoMembersNATS: the kv membership without a NATS URL.
+var errNoMembersNATS = errors.New("platform: membership kv needs NATS (--nats-url); --membership automanaged with --peers runs without")
+
+// membersOpenTimeout bounds opening (or creating) the members' bucket.
+const membersOpenTimeout = 30 * time.Second
+
+// clusterConfig is the cluster part of a process's config: its membership
+// (kv over nc, or automanaged over Peers) and mutual TLS with the
+// cluster's CA.
+func clusterConfig(cfg Config, nc *nats.Conn, log *slog.Logger) (cluster.Config, error) {
 	tls, err := cfg.clusterTLS()
 	if err != nil {
 		return cluster.Config{}, err
 	}
-	return cluster.Config{
-		Host: cfg.ClusterHost, Port: cfg.ClusterPort, Provider: cluster.ProviderAutomanaged,
-		Automanaged:    cluster.AutomanagedConfig{Port: cfg.AutomanagedPort, Peers: cfg.Peers},
-		RequestTimeout: cfg.RequestTimeout, TLS: tls,
-	}, nil
+	cc := cluster.Config{Host: cfg.ClusterHost, Port: cfg.ClusterPort, RequestTimeout: cfg.RequestTimeout, TLS: tls}
+	switch cfg.Membership {
+	case MembershipAutomanaged:
+		if len(cfg.Peers) == 0 {
+			return cluster.Config{}, errors.New("platform: membership automanaged needs every member's membership endpoint (--peers)")
+		}
+		cc.Provider = cluster.ProviderAutomanaged
+		cc.Automanaged = cluster.AutomanagedConfig{Port: cfg.AutomanagedPort, Peers: cfg.Peers}
+	default: // kv; Validate checked the name
+		if nc == nil {
+			return cluster.Config{}, errNoMembersNATS
+		}
+		heartbeat, ttl := cfg.membershipTimes()
+		ctx, cancel := context.WithTimeout(context.Background(), membersOpenTimeout)
+		defer cancel()
+		store, err := natskv.Open(ctx, nc, natskv.Options{TTL: ttl, Replicas: cfg.Replicas, Logger: log.With("component", "members")})
+		if err != nil {
+			return cluster.Config{}, fmt.Errorf("platform: membership: %w", err)
+		}
+		cc.Provider = cluster.ProviderKV
+		cc.KV = cluster.KVConfig{Store: store, Heartbeat: heartbeat, TTL: ttl}
+	}
+	return cc, nil
 }
 
 // newRegistry is a process's metrics registry, with Go and process metrics.

@@ -83,13 +83,13 @@ func TestMemberAndGatewayOverTLS(t *testing.T) {
 	peers := []string{fmt.Sprintf("127.0.0.1:%d", port)}
 	secret := strings.Repeat("s", 32)
 	member, err := platform.StartMember(platform.Config{DataDir: filepath.Join(dir, "n1"), Journal: "pebble", Groups: 8,
-		AutomanagedPort: port, Peers: peers, Logger: logger,
+		Membership: platform.MembershipAutomanaged, AutomanagedPort: port, Peers: peers, Logger: logger,
 		ClusterCA: nodeCerts.CA, ClusterCert: nodeCerts.Cert, ClusterKey: nodeCerts.Key})
 	require.NoError(t, err)
 	t.Cleanup(func() { member.Stop(context.Background()) })
 
 	gwConfig := platform.Config{DataDir: filepath.Join(dir, "gw"), HTTPAddr: "127.0.0.1:0", TokenSecret: secret,
-		Peers: peers, Logger: logger}
+		Membership: platform.MembershipAutomanaged, Peers: peers, Logger: logger}
 	_, err = platform.StartGateway(gwConfig)
 	require.ErrorContains(t, err, "the cluster needs TLS")
 

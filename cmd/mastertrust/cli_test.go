@@ -231,8 +231,8 @@ func TestTokenFromTheEnvironment(t *testing.T) {
 	assert.Contains(t, stderr, "want a positive duration")
 }
 
-// gateway --help lists only what a gateway uses: no journal, NATS,
-// membership or dealing settings.
+// gateway --help lists only what a gateway uses: no journal or dealing
+// settings, and NATS for the membership only.
 func TestGatewayHelpListsOnlyItsFlags(t *testing.T) {
 	t.Parallel()
 	_, stderr, code := runCLI(t, "gateway", "--help")
@@ -244,8 +244,9 @@ func TestGatewayHelpListsOnlyItsFlags(t *testing.T) {
 		}
 	}
 	assert.ElementsMatch(t, []string{"catalogue", "cluster-ca", "cluster-cert", "cluster-host", "cluster-key", "cluster-plaintext",
-		"cluster-port", "data-dir", "http", "in-flight-max", "log-format", "log-level", "peers", "request-timeout", "slot-wait-max",
-		"tls-cert", "tls-key"}, listed)
+		"cluster-port", "data-dir", "http", "in-flight-max", "log-format", "log-level", "membership", "membership-heartbeat",
+		"membership-ttl", "nats-ca", "nats-cert", "nats-key", "nats-nkey", "nats-secrets", "nats-url", "peers", "replicas",
+		"request-timeout", "slot-wait-max", "tls-cert", "tls-key"}, listed)
 }
 
 // version names the module, the revision when the build has one, and the

@@ -392,16 +392,20 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return waitAndStop(ctx, d.Done(), d.Stop)
 }
 
-// clusterFlags binds the settings of a process in a multi-node cluster.
 // clusterFlags binds what a cluster's process needs to reach the members:
 // a gateway's too (it is a cluster client).
 func clusterFlags(f *flags, cfg *platform.Config) {
 	f.stringVar(&cfg.ClusterHost, "cluster-host", "127.0.0.1", "host of this process's cluster (gRPC) address, reachable by the nodes")
 	f.intVar(&cfg.ClusterPort, "cluster-port", 0, "port of this process's cluster address (0: a free one)")
-	f.listVar(&cfg.Peers, "peers", "", "comma-separated membership endpoints (host:port) of every member, this one included")
+	f.stringVar(&cfg.Membership, "membership", platform.MembershipKV, "how members find each other: kv (a NATS JetStream KV bucket at --nats-url; "+
+		"a node joins by starting and leaves by stopping) or automanaged (a fixed --peers list; adding a node restarts every process)")
+	f.durationVar(&cfg.MembershipHeartbeat, "membership-heartbeat", time.Second, "kv membership: how often a member puts its record again")
+	f.durationVar(&cfg.MembershipTTL, "membership-ttl", 0, "kv membership: how long a record lasts without a heartbeat, "+
+		"so how long a dead member stays listed (0: 3 heartbeats); the same on every process")
+	f.listVar(&cfg.Peers, "peers", "", "automanaged membership: comma-separated membership endpoints (host:port) of every member, this one included")
 	f.afterParse = append(f.afterParse, func() error {
-		if len(cfg.Peers) == 0 {
-			return errors.New("--peers is required")
+		if cfg.Membership == platform.MembershipAutomanaged && len(cfg.Peers) == 0 {
+			return errors.New("--peers is required with --membership automanaged")
 		}
 		return nil
 	})
@@ -539,10 +543,10 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	common(f, &cfg)
 	clusterFlags(f, &cfg)
 	clusterTLSFlags(f, &cfg)
-	f.intVar(&cfg.AutomanagedPort, "automanaged-port", 0, "port of this node's membership endpoint, one of --peers")
+	f.intVar(&cfg.AutomanagedPort, "automanaged-port", 0, "automanaged membership: port of this node's membership endpoint, one of --peers")
 	f.stringVar(&cfg.HTTPAddr, "http", "", "address for /healthz, /readyz and /metrics (empty: none)")
 	f.stringVar(&cfg.Journal, "journal", "jetstream", "journal: jetstream (shared by the cluster, at --nats-url) or pebble (this node's own)")
-	f.stringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server of the shared journal")
+	f.stringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server of the shared journal and the kv membership")
 	natsClientFlags(f, &cfg, natsauth.RoleNode)
 	groups := 0
 	f.intVar(&groups, "groups", platform.DefaultGroups, "pot groups of a new journal (fixed once created)")
@@ -577,6 +581,11 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	f.stringVar(&cfg.HTTPAddr, "http", platform.DefaultHTTPAddr, "the API's listen address (port 0 picks a free one)")
 	gatewayLimitFlags(f, &cfg)
 	gatewayTLSFlags(f, &cfg)
+	// NATS for the kv membership only: the gateway watches the members'
+	// bucket, and creates it if no member has yet.
+	f.stringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server of the kv membership (unused with --membership automanaged)")
+	natsClientFlags(f, &cfg, natsauth.RoleGateway)
+	f.intVar(&cfg.Replicas, "replicas", 1, "replicas of the members' bucket, if this gateway is the first to create it (3 in production)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -669,7 +678,7 @@ func runSecrets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(written) == 0 {
 		fmt.Fprintf(stdout, "%s is complete; nothing written\n", dir)
 	}
-	fmt.Fprintf(stdout, "roles: %s (each one's nkey seed is <role>.nk, its TLS client certificate <role>.crt and <role>.key; the gateway needs none)\n", roleNames())
+	fmt.Fprintf(stdout, "roles: %s (each one's nkey seed is <role>.nk, its TLS client certificate <role>.crt and <role>.key)\n", roleNames())
 	return nil
 }
 

@@ -150,7 +150,8 @@ func assertNoSecret(t *testing.T, secrets map[string]string, outputs map[string]
 
 // TestClusterCommandsWithCredentials runs README's cluster as processes,
 // with the credentials steps: cert (the cluster's) and secrets init, nats,
-// the custodian, a node and a gateway, each taking the secrets directory
+// the custodian, a node and a gateway (membership through NATS, each with
+// its role's credential), each taking the secrets directory
 // from MASTERTRUST_NATS_SECRETS and the cluster's files from
 // MASTERTRUST_CLUSTER_*.
 // The operator's prices go through the gateway to the node and onto NATS;
@@ -184,11 +185,11 @@ func TestClusterCommandsWithCredentials(t *testing.T) {
 	natsURL, _, _ := strings.Cut(natsProc.waitLine(t, "nats listening on "), " ")
 	cust := startChild(t, env, "custodian", "--data-dir", filepath.Join(dir, "custodian"), "--nats-url", natsURL)
 	cust.waitLine(t, "simulated custodian running against ")
-	peers := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	node := startChild(t, env, "node", "--data-dir", filepath.Join(dir, "n1"), "--automanaged-port", strings.TrimPrefix(peers, "127.0.0.1:"),
-		"--peers", peers, "--http", "127.0.0.1:0", "--nats-url", natsURL)
+	// The default membership: the node registers in NATS's members'
+	// bucket with its credential, the gateway watches it with its own.
+	node := startChild(t, env, "node", "--data-dir", filepath.Join(dir, "n1"), "--http", "127.0.0.1:0", "--nats-url", natsURL)
 	node.waitLine(t, "node started")
-	gw := startChild(t, env, "gateway", "--peers", peers, "--http", "127.0.0.1:0")
+	gw := startChild(t, env, "gateway", "--http", "127.0.0.1:0", "--nats-url", natsURL)
 	gwURL := gw.waitLine(t, "gateway listening on ")
 
 	cal, err := platform.NewCalendar()

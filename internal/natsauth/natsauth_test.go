@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/acme/mastertrust/cluster/natskv"
 	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsauth"
@@ -78,6 +79,7 @@ func TestPermissionsMatrix(t *testing.T) {
 	srv, dir := startServer(t)
 	const (
 		node      = natsauth.RoleNode
+		gateway   = natsauth.RoleGateway
 		cust      = natsauth.RoleCustodian
 		prices    = natsauth.RolePrices
 		notifier  = natsauth.RoleNotifications
@@ -107,6 +109,18 @@ func TestPermissionsMatrix(t *testing.T) {
 		{"read the journal in flight", true, "mt.>", none},
 		{"read every inbox", true, "_INBOX.>", none},
 		{"read the node's inbox", true, "_INBOX.node.x", []natsauth.Role{node}},
+		{"read the gateway's inbox", true, "_INBOX.gateway.x", []natsauth.Role{gateway}},
+		{"put or delete a member record", false, "$KV.mastertrust_members.x", []natsauth.Role{node}},
+		{"read member records in flight", true, "$KV.mastertrust_members.>", none},
+		{"create the members' bucket", false, "$JS.API.STREAM.CREATE.KV_mastertrust_members", []natsauth.Role{node, gateway}},
+		{"update the members' bucket", false, "$JS.API.STREAM.UPDATE.KV_mastertrust_members", []natsauth.Role{node}},
+		{"delete the members' bucket", false, "$JS.API.STREAM.DELETE.KV_mastertrust_members", none},
+		{"purge the members' bucket", false, "$JS.API.STREAM.PURGE.KV_mastertrust_members", none},
+		{"watch the members' bucket", false, "$JS.API.CONSUMER.CREATE.KV_mastertrust_members.c.x", []natsauth.Role{node, gateway, operator}},
+		{"answer the watch's flow control", false, "$JS.FC.KV_mastertrust_members.x", []natsauth.Role{node, gateway}},
+		{"pull from a consumer of the members' bucket", false, "$JS.API.CONSUMER.MSG.NEXT.KV_mastertrust_members.c", []natsauth.Role{operator}},
+		{"direct get of a member record", false, "$JS.API.DIRECT.GET.KV_mastertrust_members.x", []natsauth.Role{node, operator}},
+		{"define another stream as a gateway", false, "$JS.API.STREAM.CREATE.mt_ev_0", []natsauth.Role{node}},
 		{"publish anything else", false, "anything.else", none},
 		{"list streams", false, "$JS.API.STREAM.NAMES", []natsauth.Role{operator, audit}},
 	}
@@ -149,7 +163,7 @@ func TestPermissionsMatrix(t *testing.T) {
 			nc.Close()
 		}
 	}
-	assert.ElementsMatch(t, []natsauth.Role{node, cust, prices, notifier, operator, audit}, natsauth.Roles())
+	assert.ElementsMatch(t, []natsauth.Role{node, gateway, cust, prices, notifier, operator, audit}, natsauth.Roles())
 }
 
 // Every row of the table says why, and every role has a row.
@@ -160,8 +174,8 @@ func TestEveryGrantHasAReason(t *testing.T) {
 		_, err := natsauth.Permissions(g.Role)
 		assert.NoError(t, err)
 	}
-	_, err := natsauth.Permissions("gateway")
-	assert.Error(t, err, "the gateway has no NATS role")
+	_, err := natsauth.Permissions("intruder")
+	assert.Error(t, err, "an unknown role")
 }
 
 // The table's copies of other packages' names match them.
@@ -170,6 +184,10 @@ func TestTableNamesMatchThePlatform(t *testing.T) {
 	p, err := natsauth.Permissions(natsauth.RoleNode)
 	require.NoError(t, err)
 	assert.Contains(t, p.Publish.Allow, platform.NotificationsSubjects)
+	assert.Contains(t, p.Publish.Allow, "$KV."+natskv.DefaultBucket+".>", "the members' bucket")
+	g, err := natsauth.Permissions(natsauth.RoleGateway)
+	require.NoError(t, err)
+	assert.Contains(t, g.Publish.Allow, "$JS.API.STREAM.INFO.KV_"+natskv.DefaultBucket, "the members' bucket")
 }
 
 // A client without TLS, without the CA, without a client certificate or
@@ -312,9 +330,31 @@ func TestEveryRoleCanDoItsJob(t *testing.T) {
 		return j
 	}
 
+	// The cluster's membership: a gateway starting first creates the
+	// members' bucket, a node registers, the gateway's watch sees it.
+	members := func(role natsauth.Role) *natskv.Store {
+		s, err := natskv.Open(ctx, connect(t, srv, dir, role), natskv.Options{TTL: time.Minute})
+		require.NoError(t, err, role)
+		return s
+	}
+	gatewayView := members(natsauth.RoleGateway)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	events, err := gatewayView.Watch(watchCtx)
+	require.NoError(t, err)
+	require.True(t, (<-events).Synced, "an empty bucket")
+	nodeRecord := members(natsauth.RoleNode)
+	require.NoError(t, nodeRecord.Put(ctx, "member-1", []byte("record")))
+	assert.Equal(t, "record", string((<-events).Value))
+	require.NoError(t, nodeRecord.Delete(ctx, "member-1"))
+	assert.Nil(t, (<-events).Value, "deleted")
+	nodeEvents, err := nodeRecord.Watch(watchCtx)
+	require.NoError(t, err)
+	require.Equal(t, "member-1", (<-nodeEvents).Key, "the node watches too")
+	stopWatch()
+
 	node := js(natsauth.RoleNode)
 	require.NoError(t, custodian.EnsureStreams(ctx, node, 1))
-	_, err := node.CreateOrUpdateStream(ctx, platform.NotificationsStreamConfig(1))
+	_, err = node.CreateOrUpdateStream(ctx, platform.NotificationsStreamConfig(1))
 	require.NoError(t, err)
 	_, err = node.Publish(ctx, platform.ContractNoteSubject(3), []byte("note"))
 	require.NoError(t, err)

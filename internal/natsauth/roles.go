@@ -20,13 +20,16 @@ import (
 // (a secrets directory holds one user per role).
 type Role string
 
-// The roles. The gateway has none: it talks to the cluster over gRPC and
-// never to NATS, so it has no NATS credentials at all.
+// The roles.
 const (
 	// RoleNode is a cluster member (and dev's node): the journal, orders to
 	// the custodian, reports and prices in, operator prices out, contract
 	// notes out, holdings requests.
 	RoleNode Role = "node"
+	// RoleGateway is a gateway: it calls the cluster over gRPC and uses
+	// NATS only to follow the cluster's membership (the members' bucket),
+	// without registering in it.
+	RoleGateway Role = "gateway"
 	// RoleCustodian is the custodian (the simulator in dev): orders in,
 	// execution reports out, prices read, holdings answered.
 	RoleCustodian Role = "custodian"
@@ -63,6 +66,12 @@ const (
 	// journalSubjects are the JetStream journal's subjects
 	// (persistence/jetstream with the platform's prefix "mt").
 	journalSubjects = "mt.>"
+	// membersStream and membersSubjects are the cluster's membership
+	// bucket (cluster/natskv's DefaultBucket, a JetStream KV bucket: its
+	// stream is "KV_" + the bucket, its keys are subjects under "$KV." +
+	// the bucket).
+	membersStream   = "KV_mastertrust_members"
+	membersSubjects = "$KV.mastertrust_members.>"
 	// inboxRoot is the root of every client's reply subjects; a role's
 	// inbox prefix is inboxRoot + "." + role (InboxPrefix).
 	inboxRoot = "_INBOX"
@@ -113,6 +122,15 @@ func consumerAdmin(stream string) []string {
 		"$JS.API.CONSUMER.DELETE."+stream+".>")
 }
 
+// watchMembers is what following the members' bucket takes: look it up
+// (and create it if no member has yet), learn whether the server places
+// expiry markers (the account's JetStream info), and watch it through an
+// ordered consumer, which the client creates, answers the flow control of,
+// and deletes when it stops.
+var watchMembers = []string{"$JS.API.INFO", "$JS.API.STREAM.INFO." + membersStream, "$JS.API.STREAM.CREATE." + membersStream,
+	"$JS.API.CONSUMER.CREATE." + membersStream, "$JS.API.CONSUMER.CREATE." + membersStream + ".>",
+	"$JS.API.CONSUMER.DELETE." + membersStream + ".>", "$JS.FC." + membersStream + ".>"}
+
 // listStreams is what the nats CLI asks first: the account's JetStream
 // usage and the streams' names and infos.
 var listStreams = []string{"$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST"}
@@ -141,13 +159,21 @@ var grants = []Grant{
 		Reason: "the system of record: it owns the journal's streams and creates the protocol's and the notifications' " +
 			"streams (any stream's definition and messages: the journal's stream names depend on its size); " +
 			"it sends orders, records operators' prices on the feed, publishes contract notes and asks for holdings; " +
-			"it consumes reports and prices. It may not publish execution reports, consume the orders or the " +
-			"notifications, or delete or purge a stream",
+			"it consumes reports and prices; it puts and deletes its record in the members' bucket and watches it. " +
+			"It may not publish execution reports, consume the orders or the notifications, or delete or purge a stream",
 		Publish: join(
-			[]string{journalSubjects, custodian.OrdersSubjects, custodian.PricesSubjects, notificationsSubjects, custodian.HoldingsSubject},
+			[]string{journalSubjects, custodian.OrdersSubjects, custodian.PricesSubjects, notificationsSubjects, custodian.HoldingsSubject,
+				membersSubjects},
+			watchMembers,
 			[]string{"$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.UPDATE.*", "$JS.API.STREAM.INFO.*",
 				"$JS.API.STREAM.MSG.GET.*", "$JS.API.DIRECT.GET.*", "$JS.API.DIRECT.GET.*.>"},
 			consume(custodian.ReportsStream), consume(custodian.PricesStream)),
+	},
+	{
+		Role: RoleGateway,
+		Reason: "a cluster client: it watches the members' bucket to know the members (creating the bucket if no " +
+			"member has yet) and nothing else; it puts no record, so it cannot pose as a member or remove one",
+		Publish: watchMembers,
 	},
 	{
 		Role: RoleCustodian,

@@ -63,6 +63,10 @@ var layers = map[string]layer{
 		why:     "protoactor behind a small API: knows nothing of the business, the journal or NATS",
 		imports: []string{"cluster/internal/statspb", "internal/pki", "internal/recovered"},
 	},
+	"cluster/natskv": {
+		why:     "the kv membership provider's store: a NATS JetStream KV bucket behind cluster.MemberStore, so that cluster itself links no NATS",
+		imports: []string{"cluster"},
+	},
 	"cluster/internal/statspb": {why: "generated code only"},
 	"cluster/internal/testgrain": {
 		why: "the cluster tests' grain, generated and hand-written: protoactor only",
@@ -99,7 +103,7 @@ var layers = map[string]layer{
 	},
 	"platform": {
 		why: "assembles processes from the parts: the one place that knows them all",
-		imports: []string{"actors", "cluster", "custodian", "custodian/simulator", "domain", "gateway", "history",
+		imports: []string{"actors", "cluster", "cluster/natskv", "custodian", "custodian/simulator", "domain", "gateway", "history",
 			"internal/natsauth", "internal/natsembed", "internal/natsmsg", "internal/pki", "internal/problem", "persistence",
 			"persistence/jetstream", "persistence/pebble", "proto/pb"},
 	},
