@@ -18,7 +18,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/internal/natsauth"
@@ -552,21 +551,21 @@ func runClusterCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 		}
 	} else {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "MEMBER\tADDRESS\tPOTS\tDEALING GRAINS\tRECOVERING\tCUT-OFF HOLDS\tSEES")
+		fmt.Fprintln(tw, "MEMBER\tADDRESS\tPOTS\tACTIVE GRAINS BY KIND\tRECOVERING\tCUT-OFF HOLDS\tSEES")
 		for _, m := range v.Members {
 			if m.StatsError != "" {
 				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", m.ID, m.Address, m.StatsError)
 				continue
 			}
-			var dealing []string
+			var grains []string
 			for kind, n := range m.ActiveGrains {
-				if kind != actors.PotKind && n > 0 {
-					dealing = append(dealing, fmt.Sprintf("%s %d", kind, n))
+				if n > 0 {
+					grains = append(grains, fmt.Sprintf("%s %d", kind, n))
 				}
 			}
-			slices.Sort(dealing)
+			slices.Sort(grains)
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Address, countText(m.ActivePots),
-				strings.Join(dealing, ", "), countText(m.RecoveriesInProgress), countText(m.CutOffHoldsOutstanding), membersCount(len(m.Sees)))
+				strings.Join(grains, ", "), countText(m.RecoveriesInProgress), countText(m.CutOffHoldsOutstanding), membersCount(len(m.Sees)))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
