@@ -1,0 +1,357 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/acme/mastertrust/gateway"
+	"github.com/acme/mastertrust/internal/testkit"
+)
+
+// TestClusterGrowsAndShrinksUnderLoad is an operator's day with the
+// README's cluster (NATS, the custodian, nodes, a gateway, each its own
+// process, membership in NATS): under a steady load of contributions
+// through the gateway, a fourth node joins by starting, one node leaves
+// by SIGTERM, one is killed with SIGKILL and restarted, and a dealing cycle
+// runs and reconciles after each change, nothing else restarted. A join and
+// a graceful leave cost the members no error at all; a kill costs errors
+// only to requests that were in flight when it happened, answered within
+// the request timeout; every acknowledged contribution is in its pot
+// exactly once.
+func TestClusterGrowsAndShrinksUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a minute of a cluster's processes")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	raw := make([]byte, 32)
+	_, err := rand.Read(raw)
+	require.NoError(t, err)
+	tokenSecret := hex.EncodeToString(raw)
+	clusterDir := filepath.Join(dir, "cluster")
+	env := []string{"MASTERTRUST_NATS_SECRETS=" + filepath.Join(dir, "secrets"), "MASTERTRUST_TOKEN_SECRET=" + tokenSecret,
+		"MASTERTRUST_CLUSTER_CA=" + filepath.Join(clusterDir, "ca.crt"), "MASTERTRUST_CLUSTER_CERT=" + filepath.Join(clusterDir, "local.crt"),
+		"MASTERTRUST_CLUSTER_KEY=" + filepath.Join(clusterDir, "local.key")}
+	out, code := runBinary(t, nil, "cert", "--dir", clusterDir, "--name", "local", "--hosts", "127.0.0.1")
+	require.Equal(t, 0, code, out)
+	out, code = runBinary(t, env, "secrets", "init")
+	require.Equal(t, 0, code, out)
+
+	natsProc := startChild(t, env, "nats", "--data-dir", filepath.Join(dir, "nats"), "--nats-port", "-1")
+	natsURL, _, _ := strings.Cut(natsProc.waitLine(t, "nats listening on "), " ")
+	startChild(t, env, "custodian", "--data-dir", filepath.Join(dir, "custodian"), "--nats-url", natsURL).
+		waitLine(t, "simulated custodian running against ")
+	startNode := func(name string) *child {
+		// The cycles deal the days after today, one after each change.
+		n := startChild(t, env, "node", "--data-dir", filepath.Join(dir, name), "--http", "127.0.0.1:0", "--nats-url", natsURL,
+			"--dealing-window-ahead", "-1")
+		n.waitLine(t, "node started")
+		return n
+	}
+	nodes := map[string]*child{}
+	for _, name := range []string{"n1", "n2", "n3"} {
+		nodes[name] = startNode(name)
+	}
+	gw := startChild(t, env, "gateway", "--http", "127.0.0.1:0", "--nats-url", natsURL)
+	base := gw.waitLine(t, "gateway listening on ")
+	c := &changesRun{t: t, base: base, secret: []byte(tokenSecret), operator: signTestToken(t, []byte(tokenSecret), gateway.RoleOperator, "")}
+	c.awaitMembers(3)
+
+	// Pots: self-directed ones take the load (their cash is what was paid
+	// in, exactly), balanced ones give the cycles trades.
+	const loaded, invested = 40, 10
+	for i := range loaded + invested {
+		member := fmt.Sprintf("C%05d", i)
+		profile := ""
+		if i >= loaded {
+			profile = "balanced"
+		}
+		c.mustCall(http.StatusCreated, member, "POST", "/v1/pots", "open", `{"memberId":"`+member+`","riskProfile":"`+profile+`"}`)
+		if i >= loaded {
+			c.mustCall(http.StatusAccepted, member, "POST", "/v1/pots/"+member+"/contributions", "invest", `{"amount":"1000.00"}`)
+		} else {
+			c.pots = append(c.pots, member)
+		}
+	}
+	var dealing string
+	var mv struct{ DealingDate string }
+	require.Equal(t, http.StatusAccepted, c.callAs(c.memberToken("C00040"), "POST", "/v1/pots/C00040/contributions", "date", `{"amount":"1.00"}`, &mv))
+	dealing = mv.DealingDate
+
+	stopLoad := c.startLoad(8)
+	steady := func(phase string) {
+		c.setPhase(phase)
+		time.Sleep(3 * time.Second)
+	}
+	steady("steady")
+
+	steady("join")
+	nodes["n4"] = startNode("n4")
+	c.awaitMembers(4)
+	steady("join")
+	dealing = c.cycle(dealing, "after the join")
+
+	c.setPhase("leave")
+	nodes["n2"].stop(t)
+	c.awaitMembers(3)
+	steady("leave")
+	dealing = c.cycle(dealing, "after the graceful leave")
+
+	c.setPhase("kill")
+	killedAt := time.Now()
+	require.NoError(t, nodes["n3"].cmd.Process.Signal(syscall.SIGKILL))
+	nodes["n3"].cmd.Wait()
+	dead := time.Now() // a request sent until now may have reached it
+	c.awaitMembers(2)
+	steady("kill")
+	dealing = c.cycle(dealing, "after the kill")
+
+	c.setPhase("restart")
+	nodes["n3"] = startNode("n3")
+	c.awaitMembers(3)
+	steady("restart")
+	c.cycle(dealing, "after the restart")
+	stopLoad()
+
+	// The verdict.
+	c.mu.Lock()
+	t.Logf("%d contributions acknowledged; %d answered otherwise", c.acked, len(c.failures))
+	for _, f := range c.failures {
+		if f.start.Before(dead) && !f.end.Before(killedAt) {
+			// In flight on the killed node: answered within the request
+			// timeout (5 s) of the kill.
+			assert.Less(t, f.end.Sub(killedAt), 6*time.Second, "%s: answered %s after the kill", f, f.end.Sub(killedAt))
+			continue
+		}
+		t.Errorf("%s: a member saw an error during %q, sent %s after the kill", f, f.phase, f.start.Sub(killedAt))
+	}
+	acked := c.acked
+	c.mu.Unlock()
+	require.Positive(t, acked)
+	if t.Failed() {
+		t.Logf("the gateway's log:\n%s", gw.output())
+		for name, n := range nodes {
+			t.Logf("%s's log:\n%s", name, n.output())
+		}
+	}
+	c.settleFailures()
+	for _, member := range c.pots {
+		var pot struct {
+			Cash struct{ Available string }
+		}
+		require.Equal(t, http.StatusOK, c.callAs(c.memberToken(member), "GET", "/v1/pots/"+member, "", "", &pot))
+		want := fmt.Sprintf("%d.00", c.paid[member])
+		assert.Equal(t, want, pot.Cash.Available, "pot %s: every contribution once", member)
+	}
+	c.reconcile("at the end")
+}
+
+// changesRun drives TestClusterGrowsAndShrinksUnderLoad's load.
+type changesRun struct {
+	t        *testing.T
+	base     string
+	secret   []byte
+	operator string
+	pots     []string
+
+	mu       sync.Mutex
+	phase    string
+	acked    int
+	paid     map[string]int // member → £ acknowledged (each contribution £1)
+	failures []changeFailure
+	next     atomic.Int64
+}
+
+type changeFailure struct {
+	phase, member, key string
+	status             int
+	body               string
+	start, end         time.Time
+}
+
+func (f changeFailure) String() string {
+	return fmt.Sprintf("contribution %s of %s: %d %s", f.key, f.member, f.status, f.body)
+}
+
+func signTestToken(t *testing.T, secret []byte, role gateway.Role, subject string) string {
+	t.Helper()
+	now := time.Now()
+	tok, err := gateway.SignToken(secret, gateway.Claims{Role: role, Subject: subject, IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix()})
+	require.NoError(t, err)
+	return tok
+}
+
+func (c *changesRun) memberToken(member string) string {
+	return signTestToken(c.t, c.secret, gateway.RoleMember, member)
+}
+
+func (c *changesRun) setPhase(p string) {
+	c.mu.Lock()
+	c.phase = p
+	c.mu.Unlock()
+}
+
+// callAs sends a request and decodes a 2xx answer into out.
+func (c *changesRun) callAs(token, method, path, key, body string, out any) int {
+	return call(c.t, method, c.base+path, token, key, body, out)
+}
+
+func (c *changesRun) mustCall(status int, member, method, path, key, body string) {
+	c.t.Helper()
+	require.Equal(c.t, status, c.callAs(c.memberToken(member), method, path, key, body, nil), "%s %s", method, path)
+}
+
+// awaitMembers waits until the gateway and every member see n members.
+func (c *changesRun) awaitMembers(n int) {
+	c.t.Helper()
+	testkit.CheckFor(c.t, 30*time.Second, 100*time.Millisecond, func() error {
+		var v struct {
+			Members []struct {
+				ID   string
+				Sees []string
+			}
+			ViewsAgree bool
+		}
+		if code := c.callAs(c.operator, "GET", "/v1/cluster", "", "", &v); code != http.StatusOK {
+			return fmt.Errorf("GET /v1/cluster: %d", code)
+		}
+		if len(v.Members) != n || !v.ViewsAgree {
+			return fmt.Errorf("the gateway lists %d members (views agree: %t), want %d", len(v.Members), v.ViewsAgree, n)
+		}
+		return nil
+	})
+}
+
+// startLoad runs workers sending £1 contributions to the loaded pots, each
+// with a key of its own, until the returned func is called.
+func (c *changesRun) startLoad(workers int) (stop func()) {
+	c.paid = map[string]int{}
+	tokens := map[string]string{}
+	for _, m := range c.pots {
+		tokens[m] = c.memberToken(m)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second}
+	for range workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				n := c.next.Add(1)
+				member := c.pots[int(n)%len(c.pots)]
+				key := fmt.Sprintf("load-%d", n)
+				c.mu.Lock()
+				phase := c.phase
+				c.mu.Unlock()
+				start := time.Now()
+				status, body := contribute(client, c.base, tokens[member], member, key)
+				end := time.Now()
+				c.mu.Lock()
+				if status == http.StatusAccepted {
+					c.acked++
+					c.paid[member]++
+				} else {
+					c.failures = append(c.failures, changeFailure{phase: phase, member: member, key: key, status: status, body: body, start: start, end: end})
+				}
+				c.mu.Unlock()
+			}
+		})
+	}
+	return func() { close(done); wg.Wait() }
+}
+
+func contribute(client *http.Client, base, token, member, key string) (int, string) {
+	req, err := http.NewRequest("POST", base+"/v1/pots/"+member+"/contributions", strings.NewReader(`{"amount":"1.00"}`))
+	if err != nil {
+		return 0, err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// settleFailures sends every contribution that was not acknowledged again
+// with its key until it is: each then counts once, applied then or before.
+func (c *changesRun) settleFailures() {
+	c.t.Helper()
+	c.mu.Lock()
+	failures := slices.Clone(c.failures)
+	c.mu.Unlock()
+	client := &http.Client{Timeout: 10 * time.Second}
+	for _, f := range failures {
+		testkit.CheckFor(c.t, 30*time.Second, 100*time.Millisecond, func() error {
+			status, body := contribute(client, c.base, c.memberToken(f.member), f.member, f.key)
+			if status != http.StatusAccepted {
+				return fmt.Errorf("%s again: %d %s", f, status, body)
+			}
+			return nil
+		})
+		c.mu.Lock()
+		c.paid[f.member]++
+		c.mu.Unlock()
+	}
+}
+
+// cycle runs the dealing cycle of date and a reconciliation, and returns
+// the next dealing day.
+func (c *changesRun) cycle(date, when string) string {
+	c.t.Helper()
+	prices := `{"date":"` + date + `","prices":{"GB00BN7Q2L69":"2.000000","GB00BD8R3K42":"1.500000","IE00BF4W7M71":"1.250000",` +
+		`"GB00BH2T9J51":"1.100000","GB00BK5V8P82":"1.2345","IE00BL3X6N73":"0.987654","GB00BP9C4D20":"1.000000"}}`
+	require.Equal(c.t, http.StatusOK, c.callAs(c.operator, "POST", "/v1/prices", "", prices, nil), "prices of %s %s", date, when)
+	s := runCycleToEnd(c.t, c.base, c.operator, date, `{"rebalance":true}`)
+	require.Equal(c.t, "complete", s.Status, "cycle %s %s", date, when)
+	c.t.Logf("cycle %s %s: %d trades, %d pots allocated", date, when, s.Trades, s.PotsAllocated)
+	c.reconcile(when)
+	var next struct{ DealingDate string }
+	require.Equal(c.t, http.StatusAccepted, c.callAs(c.memberToken("C00040"), "POST", "/v1/pots/C00040/contributions", "after-"+date, `{"amount":"1.00"}`, &next))
+	return next.DealingDate
+}
+
+func (c *changesRun) reconcile(when string) {
+	c.t.Helper()
+	key := fmt.Sprintf("R-%d", time.Now().UnixNano())
+	var status struct{ Status string }
+	switch code := c.callAs(c.operator, "POST", "/v1/reconciliations", key, `{"deep":false}`, &status); code {
+	case http.StatusOK:
+	case http.StatusAccepted:
+		awaitStatus(c.t, c.base+"/v1/reconciliations/"+key, c.operator, &status, func() string { return status.Status })
+	default:
+		c.t.Fatalf("reconcile %s: %d", when, code)
+	}
+	var report struct {
+		Status   string
+		Internal struct{ Breaks []json.RawMessage }
+		External struct{ Breaks []json.RawMessage }
+	}
+	require.Equal(c.t, http.StatusOK, c.callAs(c.operator, "GET", "/v1/reconciliations/"+key, "", "", &report))
+	require.Equal(c.t, "complete", report.Status, "reconciliation %s", when)
+	require.Empty(c.t, report.Internal.Breaks, "reconciliation %s: internal breaks", when)
+	require.Empty(c.t, report.External.Breaks, "reconciliation %s: external breaks", when)
+}
