@@ -351,6 +351,39 @@ func (n *Node) kindNames() []string {
 	return names
 }
 
+// memberWatch tells a waiting call when the member it called leaves: changed
+// is closed at the next change of the topology, and gone then says whether
+// the member is out of it (again watches the change after).
+type memberWatch struct {
+	changed <-chan struct{}
+	n       *Node
+	address string
+}
+
+// leaving watches for the member at address to leave this node's topology.
+// This node is never said to leave, nor is an address that was not a member
+// when the watch began (a client's own).
+func (n *Node) leaving(address string) memberWatch {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	w := memberWatch{changed: n.changed, n: n, address: address}
+	if address == n.address || !slices.ContainsFunc(n.members, func(m *protocluster.Member) bool { return m.Address() == address }) {
+		w.changed = nil // never fires
+	}
+	return w
+}
+
+func (w memberWatch) gone() bool {
+	return !slices.ContainsFunc(w.n.topologyMembers(), func(m *protocluster.Member) bool { return m.Address() == w.address })
+}
+
+func (w memberWatch) again() memberWatch {
+	w.n.mu.Lock()
+	defer w.n.mu.Unlock()
+	w.changed = w.n.changed
+	return w
+}
+
 // WaitForMembers waits until this node's topology has at least count members
 // (clients are not members) or ctx ends. Placement follows the topology, so
 // after it the node routes calls to all of them.

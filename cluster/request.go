@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -59,7 +60,17 @@ func Request(ctx context.Context, n *Node, identity, kind string, msg func(callI
 		}
 		if pid != nil {
 			n.system.Root.RequestWithCustomSender(pid, req, slot.pid)
-			reply, err := slot.wait(ctx, callID, time.Until(callDeadline))
+			reply, err := slot.wait(ctx, callID, time.Until(callDeadline), n.leaving(pid.Address))
+			if errors.Is(err, errMemberLeft) {
+				// The activation's member left the topology while the call
+				// waited (a graceful leave): it may never answer, as what
+				// reaches a leaving member after its grains stopped is
+				// dropped. The call goes to the new owner: a pot's request
+				// is idempotent (its key), and a late answer from the old
+				// one is as good (the same call).
+				n.cluster.PidCache.Remove(identity, kind)
+				continue
+			}
 			if err != nil {
 				n.slots.discard(n.system, slot)
 				slot = nil
@@ -118,8 +129,13 @@ func (s *replySlot) SendSystemMessage(*actor.PID, any) {}
 // Stop implements actor.Process.
 func (s *replySlot) Stop(*actor.PID) { s.dead.Store(true) }
 
-// wait returns call's reply, or ErrTimeout after timeout, or ctx's error.
-func (s *replySlot) wait(ctx context.Context, call uint64, timeout time.Duration) (any, error) {
+// errMemberLeft: the member a call was sent to left the topology before it
+// answered.
+var errMemberLeft = errors.New("cluster: the member left")
+
+// wait returns call's reply, or ErrTimeout after timeout, or ctx's error,
+// or errMemberLeft once left says the member called has left.
+func (s *replySlot) wait(ctx context.Context, call uint64, timeout time.Duration, left memberWatch) (any, error) {
 	if timeout <= 0 {
 		return nil, fmt.Errorf("%w: no time left for the call", ErrTimeout)
 	}
@@ -127,6 +143,11 @@ func (s *replySlot) wait(ctx context.Context, call uint64, timeout time.Duration
 	defer s.timer.Stop()
 	for {
 		select {
+		case <-left.changed:
+			if left.gone() {
+				return nil, errMemberLeft
+			}
+			left = left.again()
 		case r := <-s.replies:
 			if c, ok := r.(interface{ GetCallId() uint64 }); ok && c.GetCallId() != call {
 				continue // a second reply to an earlier call

@@ -110,3 +110,41 @@ func TestRequest(t *testing.T) {
 		}
 	})
 }
+
+// TestRequestFollowsAGrainThatMoves: a call waiting on a member that leaves
+// gracefully (whose grains stop before they answer: what reaches a leaving
+// member then is dropped) goes to the grain's new owner and gets its
+// answer there, rather than waiting out its deadline.
+func TestRequestFollowsAGrainThatMoves(t *testing.T) {
+	tc := startCluster(t, clusterOptions{members: 2, clients: 1,
+		kinds: []cluster.Kind{{Name: echoKind, New: newEchoKind}}})
+	const calls = 12
+	type result struct {
+		text string
+		err  error
+		took time.Duration
+	}
+	results := make(chan result, calls)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	for i := range calls {
+		go func() {
+			start := time.Now()
+			// Answered 1.5 s after the grain gets it: the first owner stops
+			// before that.
+			text, err := echo(ctx, tc.clients[0], fmt.Sprintf("moving-%d", i), &testgrain.EchoCall{Text: "moved", DelayMs: 1500})
+			results <- result{text, err, time.Since(start)}
+		}()
+	}
+	leaving := tc.members[0]
+	require.Eventually(t, func() bool { return leaving.ActiveGrains(echoKind) > 0 }, 2*time.Second, 10*time.Millisecond,
+		"the leaving member hosts some of the grains called")
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, leaving.Stop(ctx))
+	for range calls {
+		r := <-results
+		require.NoError(t, r.err, "a call whose grain's member left")
+		require.Equal(t, "moved", r.text)
+		require.Less(t, r.took, 5*time.Second, "answered by the new owner, not at the deadline")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,6 +23,13 @@ import (
 	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/internal/testkit"
 )
+
+// clusterPhase is how long TestClusterGrowsAndShrinksUnderLoad loads the
+// cluster between two changes (after each change has settled). As a
+// benchmark (docs/performance.md, "A cluster that grows and shrinks"):
+// -cluster.phase=15s, so that each phase spans several of the 5-second
+// windows the test reports.
+var clusterPhase = flag.Duration("cluster.phase", 3*time.Second, "load between two changes of the cluster in TestClusterGrowsAndShrinksUnderLoad")
 
 // TestClusterGrowsAndShrinksUnderLoad is an operator's day with the
 // README's cluster (NATS, the custodian, nodes, a gateway, each its own
@@ -93,26 +101,30 @@ func TestClusterGrowsAndShrinksUnderLoad(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, c.callAs(c.memberToken("C00040"), "POST", "/v1/pots/C00040/contributions", "date", `{"amount":"1.00"}`, &mv))
 	dealing = mv.DealingDate
 
+	loadStart := time.Now()
 	stopLoad := c.startLoad(8)
 	steady := func(phase string) {
 		c.setPhase(phase)
-		time.Sleep(3 * time.Second)
+		time.Sleep(*clusterPhase)
 	}
 	steady("steady")
+	steadyEnd := time.Now()
 
-	steady("join")
+	c.event("join")
 	nodes["n4"] = startNode("n4")
 	c.awaitMembers(4)
 	steady("join")
 	dealing = c.cycle(dealing, "after the join")
 
 	c.setPhase("leave")
+	c.event("leave (SIGTERM)")
 	nodes["n2"].stop(t)
 	c.awaitMembers(3)
 	steady("leave")
 	dealing = c.cycle(dealing, "after the graceful leave")
 
 	c.setPhase("kill")
+	c.event("kill (SIGKILL)")
 	killedAt := time.Now()
 	require.NoError(t, nodes["n3"].cmd.Process.Signal(syscall.SIGKILL))
 	nodes["n3"].cmd.Wait()
@@ -122,11 +134,13 @@ func TestClusterGrowsAndShrinksUnderLoad(t *testing.T) {
 	dealing = c.cycle(dealing, "after the kill")
 
 	c.setPhase("restart")
+	c.event("restart")
 	nodes["n3"] = startNode("n3")
 	c.awaitMembers(3)
 	steady("restart")
 	c.cycle(dealing, "after the restart")
 	stopLoad()
+	c.reportWindows(loadStart, steadyEnd)
 
 	// The verdict.
 	c.mu.Lock()
@@ -171,10 +185,17 @@ type changesRun struct {
 
 	mu       sync.Mutex
 	phase    string
+	events   []changeEvent // the changes and cycles, when they began
+	ackedAt  []time.Time   // when each acknowledgement came
 	acked    int
 	paid     map[string]int // member → £ acknowledged (each contribution £1)
 	failures []changeFailure
 	next     atomic.Int64
+}
+
+type changeEvent struct {
+	at   time.Time
+	what string
 }
 
 type changeFailure struct {
@@ -204,6 +225,49 @@ func (c *changesRun) setPhase(p string) {
 	c.mu.Lock()
 	c.phase = p
 	c.mu.Unlock()
+}
+
+// event notes the start of a change or a cycle, for the windows' report.
+func (c *changesRun) event(what string) {
+	c.mu.Lock()
+	c.events = append(c.events, changeEvent{at: time.Now(), what: what})
+	c.mu.Unlock()
+}
+
+// reportWindows logs the acknowledged contributions per second in 5-second
+// windows from the start of the load, each beside the steady state's rate
+// (the load's first phase, before any change) and the changes that began
+// in it.
+func (c *changesRun) reportWindows(start, steadyEnd time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	const window = 5 * time.Second
+	var steadyAcks int
+	counts := map[int]int{}
+	last := 0
+	for _, at := range c.ackedAt {
+		if at.Before(steadyEnd) {
+			steadyAcks++
+		}
+		i := int(at.Sub(start) / window)
+		counts[i]++
+		last = max(last, i)
+	}
+	steadyRate := float64(steadyAcks) / steadyEnd.Sub(start).Seconds()
+	var b strings.Builder
+	fmt.Fprintf(&b, "steady state: %.0f contributions/s\nwindow      /s   of steady  changes begun\n", steadyRate)
+	for i := 0; i < last; i++ { // the last window is cut short by the stop
+		from := start.Add(time.Duration(i) * window)
+		var begun []string
+		for _, e := range c.events {
+			if !e.at.Before(from) && e.at.Before(from.Add(window)) {
+				begun = append(begun, e.what)
+			}
+		}
+		rate := float64(counts[i]) / window.Seconds()
+		fmt.Fprintf(&b, "%3d–%3ds %7.0f %9.0f%%  %s\n", i*5, i*5+5, rate, 100*rate/steadyRate, strings.Join(begun, ", "))
+	}
+	c.t.Logf("throughput by window:\n%s", b.String())
 }
 
 // callAs sends a request and decodes a 2xx answer into out.
@@ -267,6 +331,7 @@ func (c *changesRun) startLoad(workers int) (stop func()) {
 				end := time.Now()
 				c.mu.Lock()
 				if status == http.StatusAccepted {
+					c.ackedAt = append(c.ackedAt, end)
 					c.acked++
 					c.paid[member]++
 				} else {
@@ -324,6 +389,7 @@ func (c *changesRun) cycle(date, when string) string {
 	c.t.Helper()
 	prices := `{"date":"` + date + `","prices":{"GB00BN7Q2L69":"2.000000","GB00BD8R3K42":"1.500000","IE00BF4W7M71":"1.250000",` +
 		`"GB00BH2T9J51":"1.100000","GB00BK5V8P82":"1.2345","IE00BL3X6N73":"0.987654","GB00BP9C4D20":"1.000000"}}`
+	c.event("cycle " + date)
 	require.Equal(c.t, http.StatusOK, c.callAs(c.operator, "POST", "/v1/prices", "", prices, nil), "prices of %s %s", date, when)
 	s := runCycleToEnd(c.t, c.base, c.operator, date, `{"rebalance":true}`)
 	require.Equal(c.t, "complete", s.Status, "cycle %s %s", date, when)
