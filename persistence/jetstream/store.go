@@ -771,10 +771,46 @@ func (s *Store) LoadSnapshot(ctx context.Context, stream string) (persistence.Sn
 // Close implements persistence.Journal. It waits for the operations in
 // flight and does not close the NATS connection; a second Close returns
 // nil.
+// A nil Store (a failed Open's, held in a Journal) closes as nothing:
+// cleanup after a failed start must not panic over the error it reports.
 func (s *Store) Close() error {
+	if s == nil {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
+	return nil
+}
+
+// Check reports whether the journal can write now: its NATS connection is
+// up and every JetStream stream of the journal has a leader (without one,
+// appends to a replicated stream fail until an election ends; a server
+// that lost its peers keeps the connection up). It asks each stream for
+// its info, one request per stream: a caller that asks often (a readiness
+// probe) should cache the answer.
+func (s *Store) Check(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	if st := s.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("jetstream journal: NATS connection %s", st)
+	}
+	names := []string{s.prefix + "_meta", s.dirName, s.snapName}
+	for i := range s.streams {
+		names = append(names, s.eventStreamName(i))
+	}
+	for _, name := range names {
+		st, err := s.js.Stream(ctx, name)
+		if err != nil {
+			return fmt.Errorf("jetstream journal: stream %s: %w", name, err)
+		}
+		if c := st.CachedInfo().Cluster; c != nil && c.Leader == "" {
+			return fmt.Errorf("jetstream journal: stream %s has no leader", name)
+		}
+	}
 	return nil
 }
 
