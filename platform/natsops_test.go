@@ -2,13 +2,16 @@ package platform_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,4 +184,72 @@ func natsEvents(t *testing.T, c *http.Client, base, kind string) int {
 	n, err := strconv.Atoi(string(m[1]))
 	require.NoError(t, err)
 	return n
+}
+
+// startNATSCluster starts three NATS servers routed to each other (in
+// plaintext: the routes' TLS has tests of its own) and waits until
+// JetStream's meta group has a leader that every server follows. A
+// clustered JetStream refuses to start without its routes, so their ports
+// are chosen first.
+func startNATSCluster(t *testing.T) []*natsembed.Server {
+	t.Helper()
+	logger, _ := testkit.Logger(t)
+	var ports []int
+	var routes []string
+	for range 3 {
+		port := freePort(t)
+		ports = append(ports, port)
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", port))
+	}
+	servers := make([]*natsembed.Server, 3)
+	for i := range servers {
+		s, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1, Name: fmt.Sprintf("n%d", i),
+			Logger: logger.With("nats", i), Cluster: &natsembed.ClusterOptions{Name: "platform-test", Port: ports[i], Routes: routes}})
+		require.NoError(t, err)
+		t.Cleanup(s.Shutdown)
+		servers[i] = s
+	}
+	testkit.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+		leader := false
+		for _, s := range servers {
+			if !s.NATS().JetStreamIsCurrent() {
+				return errors.New("a server is not current with the meta group")
+			}
+			leader = leader || s.NATS().JetStreamIsLeader()
+		}
+		if !leader {
+			return errors.New("no meta leader")
+		}
+		return nil
+	})
+	return servers
+}
+
+// Three members starting at once on a fresh three-server NATS cluster all
+// start: each creates the journal's, the notifications' and the custodian
+// protocol's streams, replicated three times, while the others do. Each
+// is given every server's URL, comma-separated, as an operator would, and
+// a different one first.
+func TestMembersStartTogetherOnNATSCluster(t *testing.T) {
+	servers := startNATSCluster(t)
+	var urls []string
+	for _, s := range servers {
+		urls = append(urls, s.ClientURL())
+	}
+	started := make([]*platform.Process, len(servers))
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for i := range servers {
+		cfg := memberConfig(t, strings.Join(append(slices.Clone(urls[i:]), urls[:i]...), ","))
+		cfg.Replicas = 3
+		wg.Go(func() { started[i], errs[i] = platform.StartMember(cfg) })
+	}
+	wg.Wait()
+	t.Logf("three members started in %s", time.Since(begin).Round(time.Millisecond))
+	for i, err := range errs {
+		if assert.NoError(t, err, "member %d", i) {
+			t.Cleanup(func() { started[i].Stop(context.Background()) })
+		}
+	}
 }

@@ -60,6 +60,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/acme/mastertrust/internal/natsstream"
 	"github.com/acme/mastertrust/persistence"
 )
 
@@ -202,22 +203,24 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 
 // ensureStream creates a JetStream stream, or checks that the existing one
 // has the subjects, storage and direct access the journal relies on. It
-// never changes an existing stream: that is an operator's decision.
+// never changes an existing stream: that is an operator's decision. Nodes
+// opening a new journal together create its streams concurrently:
+// natsstream.Ensure makes each end up with the stream.
 func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
-	st, err := js.CreateStream(ctx, cfg)
-	if err == nil {
-		return waitForLeader(ctx, st, cfg.Replicas)
-	}
-	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return fmt.Errorf("jetstream journal: create stream %s: %w", cfg.Name, err)
-	}
-	st, err = js.Stream(ctx, cfg.Name)
+	st, err := natsstream.Ensure(ctx, js, cfg, false)
 	if err != nil {
-		return fmt.Errorf("jetstream journal: stream %s: %w", cfg.Name, err)
+		return fmt.Errorf("jetstream journal: %w", err)
 	}
 	have := st.CachedInfo().Config
+	// An unset limit is 0 in a request and -1 in the server's answer.
+	limit := func(n int64) int64 {
+		if n <= 0 {
+			return -1
+		}
+		return n
+	}
 	if strings.Join(have.Subjects, ",") != strings.Join(cfg.Subjects, ",") || have.Storage != jetstream.FileStorage ||
-		!have.AllowDirect || have.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject {
+		!have.AllowDirect || limit(have.MaxMsgsPerSubject) != limit(cfg.MaxMsgsPerSubject) {
 		return fmt.Errorf("jetstream journal: stream %s exists with subjects %v, storage %v, allow direct %v, max msgs per subject %d; want %v, file, true, %d",
 			cfg.Name, have.Subjects, have.Storage, have.AllowDirect, have.MaxMsgsPerSubject, cfg.Subjects, cfg.MaxMsgsPerSubject)
 	}
