@@ -111,3 +111,36 @@ func TestContractReplicated(t *testing.T) {
 		},
 	})
 }
+
+// Check says whether the journal can write: on a replicated journal whose
+// streams lost their quorum (two of three servers down) it fails, naming
+// a stream, though the connection to the third server is up. Nodes
+// report it on /readyz.
+func TestCheckNeedsLeaders(t *testing.T) {
+	servers := startCluster(t)
+	nc := connect(t, servers[0].ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j, err := jetstream.Open(ctx, nc, jetstream.Options{Prefix: "chk", Groups: 4, Streams: 2, Replicas: 3, Logger: testLogger(t)})
+	require.NoError(t, err)
+	defer j.Close()
+	require.NoError(t, j.Check(ctx))
+
+	servers[1].Shutdown()
+	servers[2].Shutdown()
+	require.True(t, nc.IsConnected())
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err = j.Check(cctx)
+		cancel()
+		if err != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // polling the servers' state
+	}
+	require.Error(t, err, "Check with two of three servers down")
+	require.ErrorContains(t, err, "stream chk_")
+	require.NoError(t, j.Close())
+	require.ErrorIs(t, j.Check(ctx), persistence.ErrClosed)
+}

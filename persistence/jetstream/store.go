@@ -352,6 +352,10 @@ func (s *Store) Append(ctx context.Context, req persistence.AppendRequest) (uint
 		return 0, &persistence.Error{Op: op, Stream: req.Stream, Group: req.Group, ExpectedVersion: req.ExpectedVersion,
 			ActualVersion: actual, Err: persistence.ErrVersionConflict}
 	}
+	conflictUnknown := func(why error) (uint64, error) {
+		return 0, &persistence.Error{Op: op, Stream: req.Stream, Group: req.Group, ExpectedVersion: req.ExpectedVersion,
+			ActualUnknown: why, Err: persistence.ErrVersionConflict}
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if err := s.usable(ctx); err != nil {
@@ -398,12 +402,19 @@ func (s *Store) Append(ctx context.Context, req persistence.AppendRequest) (uint
 		s.heads.drop(req.Stream)
 		if isWrongLastSequence(err) {
 			// Someone appended since the head was read. Say to what
-			// version, if a lookup can tell.
-			actual := req.ExpectedVersion
-			if h, _, lerr := s.lookupHead(ctx, req.Stream, req.Group); lerr == nil {
-				actual = h.version
+			// version, if a lookup can tell; if it cannot, say so rather
+			// than name a version (the expected one, once: "expected 204,
+			// stream is at 204").
+			lh, _, lerr := s.lookupHead(ctx, req.Stream, req.Group)
+			switch {
+			case lerr != nil:
+				return conflictUnknown(lerr)
+			case lh.version == req.ExpectedVersion:
+				// On a replicated stream the other append may still be
+				// in the Raft pipeline (10164), not yet on the leader.
+				return conflictUnknown(errors.New("the competing append is not visible yet"))
 			}
-			return conflict(actual)
+			return conflict(lh.version)
 		}
 		// No acknowledgement: the message may or may not be stored.
 		return fail(err)
