@@ -127,7 +127,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if mp := nc.MaxPayload(); mp < appendMessageBytesMax {
-		return nil, fmt.Errorf("jetstream journal: the server's max_payload is %d bytes; an append needs up to %d (set max_payload to 8MB)", mp, appendMessageBytesMax)
+		return nil, fmt.Errorf("jetstream journal: the server's max_payload is %d bytes; an append needs up to %d (set max_payload: 8MB on every NATS server; docs/operations.md)", mp, appendMessageBytesMax)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -153,7 +153,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		MaxMsgsPerSubject: 1,
 		AllowDirect:       true,
 	}
-	if err := ensureStream(ctx, js, meta); err != nil {
+	if err := ensureStream(ctx, js, s.log, meta); err != nil {
 		return nil, err
 	}
 	cfg, err := loadOrCreateConfig(ctx, js, nc, meta.Name, opts)
@@ -162,7 +162,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	}
 	s.groups, s.streams = cfg.Groups, cfg.Streams
 	for i := range s.streams {
-		if err := ensureStream(ctx, js, jetstream.StreamConfig{
+		if err := ensureStream(ctx, js, s.log, jetstream.StreamConfig{
 			Name:        s.eventStreamName(i),
 			Subjects:    []string{fmt.Sprintf("%s.ev.%d.>", s.prefix, i)},
 			Storage:     jetstream.FileStorage,
@@ -175,7 +175,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	if err := ensureStream(ctx, js, jetstream.StreamConfig{
+	if err := ensureStream(ctx, js, s.log, jetstream.StreamConfig{
 		Name:              s.dirName,
 		Subjects:          []string{s.prefix + ".dir.>"},
 		Storage:           jetstream.FileStorage,
@@ -187,7 +187,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := ensureStream(ctx, js, jetstream.StreamConfig{
+	if err := ensureStream(ctx, js, s.log, jetstream.StreamConfig{
 		Name:              s.snapName,
 		Subjects:          []string{s.prefix + ".snap.>"},
 		Storage:           jetstream.FileStorage,
@@ -206,7 +206,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 // never changes an existing stream: that is an operator's decision. Nodes
 // opening a new journal together create its streams concurrently:
 // natsstream.Ensure makes each end up with the stream.
-func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+func ensureStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger, cfg jetstream.StreamConfig) error {
 	st, err := natsstream.Ensure(ctx, js, cfg, false)
 	if err != nil {
 		return fmt.Errorf("jetstream journal: %w", err)
@@ -223,6 +223,14 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		!have.AllowDirect || limit(have.MaxMsgsPerSubject) != limit(cfg.MaxMsgsPerSubject) {
 		return fmt.Errorf("jetstream journal: stream %s exists with subjects %v, storage %v, allow direct %v, max msgs per subject %d; want %v, file, true, %d",
 			cfg.Name, have.Subjects, have.Storage, have.AllowDirect, have.MaxMsgsPerSubject, cfg.Subjects, cfg.MaxMsgsPerSubject)
+	}
+	if have.Replicas != max(cfg.Replicas, 1) {
+		// Not an error: the stream works, and changing its replicas is
+		// the operator's move (docs/operations.md). But a journal asked
+		// for 3 replicas and running on 1 loses acknowledged appends with
+		// one server's disk, so say it at every start.
+		log.Warn("jetstream journal: a stream has other replicas than configured; the journal does not change an existing stream",
+			"stream", cfg.Name, "replicas", have.Replicas, "configured", cfg.Replicas)
 	}
 	return waitForLeader(ctx, st, cfg.Replicas)
 }
