@@ -806,9 +806,10 @@ func (s *Store) Close() error {
 }
 
 // Check reports whether the journal can write now: its NATS connection is
-// up and every JetStream stream of the journal has a leader (without one,
-// appends to a replicated stream fail until an election ends; a server
-// that lost its peers keeps the connection up). It asks each stream for
+// up and every JetStream stream of the journal has a leader that reaches a
+// majority of its replicas (without, appends to a replicated stream fail
+// until the cluster heals; a server that lost its peers keeps the
+// connection up). It asks each stream for
 // its info, one request per stream: a caller that asks often (a readiness
 // probe) should cache the answer.
 func (s *Store) Check(ctx context.Context) error {
@@ -829,9 +830,37 @@ func (s *Store) Check(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("jetstream journal: stream %s: %w", name, err)
 		}
-		if c := st.CachedInfo().Cluster; c != nil && c.Leader == "" {
-			return fmt.Errorf("jetstream journal: stream %s has no leader", name)
+		if err := quorum(st.CachedInfo().Cluster); err != nil {
+			return fmt.Errorf("jetstream journal: stream %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// peerSilenceMax: a replica its leader has not heard from for this long
+// counts as gone (Raft heartbeats are every second).
+const peerSilenceMax = 5 * time.Second
+
+// quorum reports whether a stream as its leader describes it can store an
+// append: it has a leader, and the leader with the replicas it hears from
+// are a majority. A leader that lost its peers stays leader for a while
+// (nats-server steps down after 10 s without quorum) and answers reads,
+// but its writes time out.
+func quorum(c *jetstream.ClusterInfo) error {
+	if c == nil {
+		return nil // a single server's stream
+	}
+	if c.Leader == "" {
+		return errors.New("no leader")
+	}
+	live, all := 1, 1+len(c.Replicas)
+	for _, r := range c.Replicas {
+		if !r.Offline && r.Active < peerSilenceMax {
+			live++
+		}
+	}
+	if 2*live <= all {
+		return fmt.Errorf("leader %s reaches %d of %d replicas, not a majority", c.Leader, live, all)
 	}
 	return nil
 }
