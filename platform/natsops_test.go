@@ -24,15 +24,14 @@ import (
 	"github.com/acme/mastertrust/platform"
 )
 
-// memberConfig is a jetstream member on natsURL with its own membership
-// endpoint, in plaintext (these tests are about NATS, not the cluster's
-// TLS).
+// memberConfig is a jetstream member on natsURL, its membership in the
+// NATS KV bucket (the default), its cluster in plaintext (these tests are
+// about NATS, not the cluster's TLS).
 func memberConfig(t *testing.T, natsURL string) platform.Config {
 	t.Helper()
 	logger, _ := testkit.Logger(t)
-	port := freePort(t)
 	return platform.Config{DataDir: t.TempDir(), Journal: "jetstream", NATSURL: natsURL, Groups: 8,
-		AutomanagedPort: port, Peers: []string{fmt.Sprintf("127.0.0.1:%d", port)}, ClusterPlaintext: true, Logger: logger}
+		ClusterPlaintext: true, Logger: logger}
 }
 
 // startFails starts a process with start and checks that it fails, without
@@ -51,9 +50,10 @@ func startFails(t *testing.T, start func(platform.Config) (*platform.Process, er
 
 // Every failure point of a start that a test can reach returns its own
 // error: nothing listening at the NATS URL, a credential the server does
-// not know, a server whose max_payload is too small for the journal, a
-// membership port or HTTP address taken (after the journal, NATS and the
-// cluster member are up, so that their cleanup runs), and a gateway's.
+// not know, a server whose max_payload is too small for the journal, an
+// automanaged membership port or HTTP address taken (after the journal,
+// NATS and the cluster member are up, so that their cleanup runs), and a
+// gateway's.
 func TestStartFailsWithItsCause(t *testing.T) {
 	nothing := freePort(t)
 	t.Run("member: nothing at the NATS URL", func(t *testing.T) {
@@ -94,6 +94,7 @@ func TestStartFailsWithItsCause(t *testing.T) {
 		require.NoError(t, err)
 		defer ln.Close()
 		cfg := memberConfig(t, srv.ClientURL())
+		cfg.Membership = platform.MembershipAutomanaged
 		cfg.AutomanagedPort = ln.Addr().(*net.TCPAddr).Port
 		cfg.Peers = []string{ln.Addr().String()}
 		startFails(t, platform.StartMember, cfg, "address already in use")
@@ -109,8 +110,14 @@ func TestStartFailsWithItsCause(t *testing.T) {
 	})
 
 	t.Run("gateway: no token secret", func(t *testing.T) {
-		startFails(t, platform.StartGateway, platform.Config{DataDir: t.TempDir(), Peers: []string{"127.0.0.1:1"}, ClusterPlaintext: true},
+		startFails(t, platform.StartGateway, platform.Config{DataDir: t.TempDir(), NATSURL: srv.ClientURL(), ClusterPlaintext: true},
 			"no token secret")
+	})
+
+	t.Run("gateway: nothing at the NATS URL", func(t *testing.T) {
+		startFails(t, platform.StartGateway, platform.Config{DataDir: t.TempDir(), TokenSecret: strings.Repeat("s", 32),
+			NATSURL: fmt.Sprintf("nats://127.0.0.1:%d", nothing), ClusterPlaintext: true},
+			fmt.Sprintf("connect to NATS at nats://127.0.0.1:%d.*connection refused", nothing))
 	})
 
 	t.Run("gateway: HTTP address taken", func(t *testing.T) {
@@ -118,9 +125,11 @@ func TestStartFailsWithItsCause(t *testing.T) {
 		require.NoError(t, err)
 		defer ln.Close()
 		logger, _ := testkit.Logger(t)
+		// After its NATS connection (the members' bucket) and its
+		// cluster client started.
 		startFails(t, platform.StartGateway, platform.Config{DataDir: t.TempDir(), HTTPAddr: ln.Addr().String(),
-			TokenSecret: strings.Repeat("s", 32), Peers: []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))},
-			ClusterPlaintext: true, Logger: logger}, "address already in use")
+			TokenSecret: strings.Repeat("s", 32), NATSURL: srv.ClientURL(), ClusterPlaintext: true, Logger: logger},
+			"address already in use")
 	})
 
 	t.Run("nil process", func(t *testing.T) {
