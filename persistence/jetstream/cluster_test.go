@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -145,4 +146,34 @@ func TestCheckNeedsLeaders(t *testing.T) {
 	require.ErrorContains(t, err, "stream chk_")
 	require.NoError(t, j.Close())
 	require.ErrorIs(t, j.Check(ctx), persistence.ErrClosed)
+}
+
+// Three nodes opening a new replicated journal at once, each through
+// another server, all open it, with one configuration: the streams'
+// creation tolerates its twins (natsstream.Ensure), and a node whose
+// configuration write lost waits for the winner's to show (on a
+// replicated stream it may be refused before it is visible). Several
+// journals, since the race goes either way.
+func TestOpenConcurrently(t *testing.T) {
+	servers := startCluster(t)
+	for round := range 2 {
+		prefix := fmt.Sprintf("conc%d", round)
+		stores := make([]*jetstream.Store, len(servers))
+		errs := make([]error, len(servers))
+		var wg sync.WaitGroup
+		for i, srv := range servers {
+			nc := connect(t, srv.ClientURL())
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				stores[i], errs[i] = jetstream.Open(ctx, nc, jetstream.Options{Prefix: prefix, Groups: 8, Replicas: 3, Logger: testLogger(t)})
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			require.NoError(t, err, "round %d, node %d", round, i)
+			require.Equal(t, uint32(8), stores[i].Groups())
+			require.NoError(t, stores[i].Close())
+		}
+	}
 }

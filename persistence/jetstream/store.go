@@ -259,10 +259,39 @@ func waitForLeader(ctx context.Context, st jetstream.Stream, replicas int) error
 	}
 }
 
+// configAttemptTimeout bounds one read or write of the journal's
+// configuration while it is opened. A new replicated stream's leader can
+// change just after its election, and a request to the old one gets no
+// answer at all: it is asked again rather than waited for until the
+// caller's deadline.
+const configAttemptTimeout = 2 * time.Second
+
 func loadOrCreateConfig(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, metaStream string, opts Options) (config, error) {
 	subject := opts.Prefix + ".meta.config"
-	for range 2 {
-		m, err := leaderLast(ctx, nc, metaStream, subject)
+	wait := readRetryWaitMin
+	backoff := func() error {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, readRetryWaitMax)
+		return nil
+	}
+	// unanswered: err is an attempt's own timeout, with time left.
+	unanswered := func(err error) bool { return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil }
+	for {
+		actx, cancel := context.WithTimeout(ctx, configAttemptTimeout)
+		m, err := leaderLast(actx, nc, metaStream, subject)
+		cancel()
+		if unanswered(err) {
+			if err := backoff(); err != nil {
+				return config{}, fmt.Errorf("jetstream journal: config: %w", err)
+			}
+			continue
+		}
 		if err == nil {
 			var c config
 			if err := json.Unmarshal(m.data, &c); err != nil {
@@ -300,13 +329,26 @@ func loadOrCreateConfig(ctx context.Context, js jetstream.JetStream, nc *nats.Co
 		msg := nats.NewMsg(subject)
 		msg.Header.Set(hdrExpectedLastSubjSeq, "0")
 		msg.Data = data
-		// Two nodes creating the journal at once: one wins, the other
-		// reads the winner's config on the next turn.
-		if _, err := js.PublishMsg(ctx, msg); err != nil && !isWrongLastSequence(err) {
+		// Nodes creating the journal at once: one wins, the others read
+		// the winner's config on a later turn. On a replicated stream the
+		// winner's message may still be in the Raft pipeline (10164):
+		// refused, yet not visible for a moment, so wait and look again
+		// (as register does), until ctx ends.
+		// A write that times out may have been stored: the next turn
+		// reads it, or writes again (at expected sequence 0, harmless).
+		actx, cancel = context.WithTimeout(ctx, configAttemptTimeout)
+		_, err = js.PublishMsg(actx, msg)
+		cancel()
+		switch {
+		case err == nil:
+			continue
+		case !isWrongLastSequence(err) && !unanswered(err):
 			return config{}, fmt.Errorf("jetstream journal: store config: %w", err)
 		}
+		if err := backoff(); err != nil {
+			return config{}, fmt.Errorf("jetstream journal: config stored by another node is not visible: %w", err)
+		}
 	}
-	return config{}, errors.New("jetstream journal: config vanished after it was stored")
 }
 
 func (s *Store) eventStreamName(i int) string { return fmt.Sprintf("%s_ev_%d", s.prefix, i) }
