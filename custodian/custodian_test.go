@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/natsstream"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/proto/pb"
@@ -83,6 +84,8 @@ func TestEnsureStreams(t *testing.T) {
 		require.Equal(t, want.MaxMsgs, got.MaxMsgs, want.Name)
 		require.Equal(t, want.MaxMsgSize, got.MaxMsgSize, want.Name)
 		require.Equal(t, want.Discard, got.Discard, want.Name)
+		// The next start finds nothing to update.
+		require.False(t, natsstream.Differs(got, want), "%s: settings differ after EnsureStreams: %+v", want.Name, got)
 	}
 	// Reports are refused rather than discarded unread (a discarded one
 	// could not be sent again within the duplicate window); orders and

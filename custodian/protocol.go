@@ -12,6 +12,7 @@ import (
 
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/natsmsg"
+	"github.com/acme/mastertrust/internal/natsstream"
 )
 
 // The protocol between ACME and the custodian, all of it in this file:
@@ -267,7 +268,8 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 }
 
 // EnsureStreams creates the protocol's streams, or updates them to the
-// settings of StreamConfigs. It is idempotent; ACME and the custodian both
+// settings of StreamConfigs (an existing stream is updated only where its
+// settings differ). It is idempotent; ACME and the custodian both
 // call it at start, and must pass the same replicas (or they would undo
 // each other's update). A change JetStream cannot apply in place (storage,
 // retention) is an error, left to an operator.
@@ -276,7 +278,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 		return fmt.Errorf("%w: replicas %d outside [0, %d]", ErrInvalidConfig, replicas, ReplicasMax)
 	}
 	for _, cfg := range StreamConfigs(replicas) {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		// Every node and the custodian ask for them at start, often at
+		// once on a fresh cluster.
+		if _, err := natsstream.Ensure(ctx, js, cfg, true); err != nil {
 			return fmt.Errorf("custodian: ensure stream %s: %w", cfg.Name, err)
 		}
 	}

@@ -50,12 +50,21 @@ type Error struct {
 	Group           uint32
 	ExpectedVersion uint64 // for appends
 	ActualVersion   uint64 // for version conflicts, when the backend knows it
-	Err             error
+	// ActualUnknown, for a version conflict, says why the backend could
+	// not read the stream's version (ActualVersion is then meaningless):
+	// a backend that learns of the conflict from its server reads the
+	// version afterwards, and that read can fail.
+	ActualUnknown error
+	Err           error
 }
 
 func (e *Error) Error() string {
 	if e.Stream == "" {
 		return fmt.Sprintf("persistence: %s group %d: %v", e.Op, e.Group, e.Err)
+	}
+	if errors.Is(e.Err, ErrVersionConflict) && e.ActualUnknown != nil {
+		return fmt.Sprintf("persistence: %s %q: expected version %d; could not read the stream's version (%v): %v",
+			e.Op, e.Stream, e.ExpectedVersion, e.ActualUnknown, e.Err)
 	}
 	if errors.Is(e.Err, ErrVersionConflict) {
 		return fmt.Sprintf("persistence: %s %q: expected version %d, stream is at %d: %v",

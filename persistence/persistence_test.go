@@ -1,6 +1,7 @@
 package persistence_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -42,6 +43,11 @@ func TestValidateAcceptsTheLimits(t *testing.T) {
 func TestErrorMessages(t *testing.T) {
 	conflict := &persistence.Error{Op: "append", Stream: "pot/1", ExpectedVersion: 3, ActualVersion: 5, Err: persistence.ErrVersionConflict}
 	assert.EqualError(t, conflict, `persistence: append "pot/1": expected version 3, stream is at 5: persistence: version conflict`, "conflict")
+	unknown := &persistence.Error{Op: "append", Stream: "pot/1", ExpectedVersion: 204, ActualUnknown: errors.New("timeout"),
+		Err: persistence.ErrVersionConflict}
+	assert.EqualError(t, unknown, `persistence: append "pot/1": expected version 204; could not read the stream's version (timeout): persistence: version conflict`,
+		"conflict whose version could not be read")
+	assert.ErrorIs(t, unknown, persistence.ErrVersionConflict)
 	feed := &persistence.Error{Op: "read feed", Group: 7, Err: persistence.ErrClosed}
 	assert.EqualError(t, feed, "persistence: read feed group 7: persistence: journal closed", "feed")
 	// Unwrap reaches the sentinel, and only it.

@@ -167,10 +167,10 @@ func StartDev(cfg Config) (d *Dev, err error) {
 	if cfg.WrapJournal != nil {
 		journal = cfg.WrapJournal(journal)
 	}
-	if d.nc, err = connectNATS(d.NATSURL, natsauth.ClientFromDir(d.NATSSecretsDir, natsauth.RoleNode), "mastertrust-dev"); err != nil {
+	if d.nc, err = connectNATS(d.NATSURL, natsauth.ClientFromDir(d.NATSSecretsDir, natsauth.RoleNode), "mastertrust-dev", nil); err != nil {
 		return nil, err
 	}
-	if d.custNC, err = connectNATS(d.NATSURL, natsauth.ClientFromDir(d.NATSSecretsDir, natsauth.RoleCustodian), "mastertrust-dev-custodian"); err != nil {
+	if d.custNC, err = connectNATS(d.NATSURL, natsauth.ClientFromDir(d.NATSSecretsDir, natsauth.RoleCustodian), "mastertrust-dev-custodian", nil); err != nil {
 		return nil, err
 	}
 	client, err := custodian.NewClient(d.nc, custodian.ClientConfig{Catalogue: cat, Logger: d.log.With("component", "custodian-client")})

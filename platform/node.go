@@ -223,21 +223,50 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 }
 
 // Stop leaves the cluster gracefully: the node's pots passivate, and their
-// next requests activate them on other members.
+// next requests activate them on other members. A nil Node, or one with
+// parts missing (a Node literal in a test), stops what it has.
 func (n *Node) Stop(ctx context.Context) error {
-	n.stop()
-	err := n.Cluster.Stop(ctx)
-	n.potDeps.Stop()
-	return errors.Join(err, n.closeHistory())
+	if n == nil {
+		return nil
+	}
+	if n.stop != nil {
+		n.stop()
+	}
+	var err error
+	if n.Cluster != nil {
+		err = n.Cluster.Stop(ctx)
+	}
+	if n.potDeps != nil {
+		n.potDeps.Stop()
+	}
+	if n.closeHistory != nil {
+		err = errors.Join(err, n.closeHistory())
+	}
+	return err
 }
 
 // Kill stops the node at once, as a crash would (for tests).
 func (n *Node) Kill() {
-	n.stop()
-	n.Cluster.Kill()
-	n.potDeps.Stop()
-	if err := n.closeHistory(); err != nil {
-		n.potDeps.Logger.Warn("close history", "err", err)
+	if n == nil {
+		return
+	}
+	if n.stop != nil {
+		n.stop()
+	}
+	if n.Cluster != nil {
+		n.Cluster.Kill()
+	}
+	if n.potDeps != nil {
+		n.potDeps.Stop()
+	}
+	if n.closeHistory != nil {
+		if err := n.closeHistory(); err != nil {
+			log := slog.Default()
+			if n.potDeps != nil {
+				log = n.potDeps.Logger
+			}
+			log.Warn("close history", "err", err)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/internal/natsmsg"
+	"github.com/acme/mastertrust/internal/natsstream"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
@@ -101,7 +102,8 @@ func NewNotifier(ctx context.Context, nc *nats.Conn, replicas int, potGroups uin
 	if err != nil {
 		return nil, fmt.Errorf("platform: notifications: %w", err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, NotificationsStreamConfig(replicas)); err != nil {
+	// Nodes starting together on a fresh cluster ask for it at once.
+	if _, err := natsstream.Ensure(ctx, js, NotificationsStreamConfig(replicas), true); err != nil {
 		return nil, fmt.Errorf("platform: notifications stream: %w", err)
 	}
 	return &natsNotifier{js: js, potGroups: potGroups}, nil

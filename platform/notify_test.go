@@ -12,6 +12,7 @@ import (
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/internal/natsmsg"
+	"github.com/acme/mastertrust/internal/natsstream"
 	"github.com/acme/mastertrust/platform"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -58,6 +59,9 @@ func TestNotificationsBoundedAndTyped(t *testing.T) {
 	require.Equal(t, want.MaxMsgs, c.MaxMsgs, "limits: max messages")
 	require.Equal(t, jetstream.DiscardOld, c.Discard, "limits: discard policy")
 	require.Equal(t, 24*time.Hour, c.Duplicates, "limits: duplicates window")
+	// As the server shows it, the updated stream has every setting asked
+	// for: the next start finds nothing to update.
+	require.False(t, natsstream.Differs(c, want), "settings differ after the update: %+v", c)
 	require.Equal(t, uint64(2), info.State.Msgs, "notes: the old one and the new one")
 	msg, err := stream.GetMsg(ctx, 2)
 	require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -51,6 +52,9 @@ type Process struct {
 	client    *cluster.Node
 	server    *http.Server
 	served    chan error
+	// journalState caches the journal's last check (readiness probes
+	// come often; a check is a request per JetStream stream).
+	journalState journalCheck
 	// restoreMemoryLimit sets back Go's memory limit from before
 	// StartMember (nil: unchanged).
 	restoreMemoryLimit func()
@@ -58,6 +62,40 @@ type Process struct {
 
 // processReadyTimeout bounds a readiness check.
 const processReadyTimeout = 2 * time.Second
+
+// journalCheckTimeout bounds the journal's part of a readiness check, and
+// journalCheckFresh is how long its answer is reused.
+const (
+	journalCheckTimeout = time.Second
+	journalCheckFresh   = time.Second
+)
+
+// checker is a journal that can tell whether it can write now (the
+// JetStream journal; Pebble's is local and has nothing to ask).
+type checker interface {
+	Check(ctx context.Context) error
+}
+
+// journalCheck is the last answer of a journal's Check.
+type journalCheck struct {
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+// check returns j's answer, asking again if the last is older than
+// journalCheckFresh. Concurrent probes wait for one answer.
+func (c *journalCheck) check(ctx context.Context, j checker) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && time.Since(c.at) < journalCheckFresh {
+		return c.err
+	}
+	ctx, cancel := context.WithTimeout(ctx, journalCheckTimeout)
+	defer cancel()
+	c.err, c.at = j.Check(ctx), time.Now()
+	return c.err
+}
 
 // StartMember starts a member process: the journal (Pebble under DataDir,
 // or the shared JetStream journal at NATSURL), a cluster member hosting
@@ -83,7 +121,8 @@ func StartMember(cfg Config) (p *Process, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.journal, err = p.openJournal(cfg); err != nil {
+	registry := newRegistry()
+	if p.journal, err = p.openJournal(cfg, newNATSWatch(p.log.With("component", "nats"), registry)); err != nil {
 		return nil, err
 	}
 	// The custodian (and so the dealing cycle) and notifications need NATS;
@@ -113,7 +152,6 @@ func StartMember(cfg Config) (p *Process, err error) {
 	if err != nil {
 		return nil, err
 	}
-	registry := newRegistry()
 	p.node, err = StartNode(NodeConfig{Cluster: cc, Journal: p.journal, HistoryDir: HistoryDir(cfg.DataDir), Catalogue: cat, Calendar: cal,
 		PotIdleTimeout: cfg.PotIdleTimeout, Pots: cfg.potConfig(), Custodian: client, Notifier: notifier, Now: cfg.Now, Registry: registry, Logger: p.log,
 		Dealing: actors.DealingConfig{WindowAheadDealingDays: cfg.DealingWindowAhead}})
@@ -164,11 +202,13 @@ func StartGateway(cfg Config) (p *Process, err error) {
 	if err != nil {
 		return nil, err
 	}
+	registry := newRegistry()
 	if cfg.Membership == MembershipKV {
 		if cfg.NATSURL == "" {
 			return nil, errNoMembersNATS
 		}
-		if p.membersNC, err = connectNATS(cfg.NATSURL, cfg.natsCredential(natsauth.RoleGateway), "mastertrust-gateway", nats.MaxReconnects(-1)); err != nil {
+		if p.membersNC, err = connectNATS(cfg.NATSURL, cfg.natsCredential(natsauth.RoleGateway), "mastertrust-gateway",
+			newNATSWatch(p.log.With("component", "nats"), registry), nats.MaxReconnects(-1)); err != nil {
 			return nil, err
 		}
 	}
@@ -180,7 +220,6 @@ func StartGateway(cfg Config) (p *Process, err error) {
 	if p.client, err = cluster.StartClient(cc); err != nil {
 		return nil, fmt.Errorf("platform: start gateway: %w", err)
 	}
-	registry := newRegistry()
 	gw, err := gateway.New(gateway.Config{Pots: actors.PotClient{Node: p.client}, Cluster: p.client,
 		Operations: actors.Operator{Node: p.client}, Catalogue: cat, TokenSecret: secret,
 		RequestTimeout: cfg.RequestTimeout, InFlightMax: cfg.InFlightMax, SlotWaitMax: cfg.SlotWaitMax,
@@ -194,9 +233,9 @@ func StartGateway(cfg Config) (p *Process, err error) {
 	return p, nil
 }
 
-func (p *Process) openJournal(cfg Config) (persistence.Journal, error) {
+func (p *Process) openJournal(cfg Config, watch *natsWatch) (persistence.Journal, error) {
 	if cfg.NATSURL != "" {
-		nc, err := connectNATS(cfg.NATSURL, cfg.natsCredential(natsauth.RoleNode), "mastertrust-node", nats.MaxReconnects(-1))
+		nc, err := connectNATS(cfg.NATSURL, cfg.natsCredential(natsauth.RoleNode), "mastertrust-node", watch, nats.MaxReconnects(-1))
 		if err != nil {
 			return nil, err
 		}
@@ -223,7 +262,8 @@ func (p *Process) openJournal(cfg Config) (persistence.Journal, error) {
 }
 
 // ready reports whether the process can serve: it is in a cluster with at
-// least one member, and its NATS connection (if any) is up.
+// least one member, its NATS connection (if any) is up, and its journal
+// can write (every JetStream stream has a leader).
 func (p *Process) ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, processReadyTimeout)
 	defer cancel()
@@ -244,6 +284,11 @@ func (p *Process) ready(ctx context.Context) error {
 	if p.nc != nil && !p.nc.IsConnected() {
 		return errors.New("nats: not connected")
 	}
+	if j, ok := p.journal.(checker); ok {
+		if err := p.journalState.check(ctx, j); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -262,8 +307,13 @@ func (p *Process) serve(addr string, h http.Handler, certFile, keyFile string) e
 func (p *Process) Done() <-chan error { return p.served }
 
 // Stop stops serving, leaves the cluster gracefully (a member's pots
-// activate elsewhere on their next request), and closes the journal.
+// activate elsewhere on their next request), and closes the journal. It
+// stops only what was started: a failed start calls it on a process whose
+// later parts are missing, and a nil Process is nothing to stop.
 func (p *Process) Stop(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
 	var errs []error
 	if p.server != nil {
 		errs = append(errs, p.server.Shutdown(ctx))
@@ -428,7 +478,8 @@ func StartCustodian(cfg Config) (*simulator.Simulator, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err := connectNATS(cfg.NATSURL, cfg.natsCredential(natsauth.RoleCustodian), "mastertrust-custodian", nats.MaxReconnects(-1))
+	nc, err := connectNATS(cfg.NATSURL, cfg.natsCredential(natsauth.RoleCustodian), "mastertrust-custodian",
+		newNATSWatch(log.With("component", "nats"), nil), nats.MaxReconnects(-1))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -439,18 +490,4 @@ func StartCustodian(cfg Config) (*simulator.Simulator, func(), error) {
 		return nil, nil, fmt.Errorf("platform: start the simulated custodian: %w", err)
 	}
 	return sim, func() { sim.Stop(); nc.Close() }, nil
-}
-
-// connectNATS connects to url with cred and opts. Its error names the URL
-// without credentials (natsauth.Redact): errors end up in logs.
-func connectNATS(url string, cred natsauth.Client, name string, opts ...nats.Option) (*nats.Conn, error) {
-	credOpts, err := cred.Options()
-	if err != nil {
-		return nil, fmt.Errorf("platform: NATS credential of %s: %w", cred.Role, err)
-	}
-	nc, err := nats.Connect(url, append(append([]nats.Option{nats.Name(name)}, credOpts...), opts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("platform: connect to NATS at %s as %s: %s", natsauth.Redact(url), cred.Role, natsauth.Redact(err.Error()))
-	}
-	return nc, nil
 }

@@ -341,3 +341,24 @@ func TestListFlag(t *testing.T) {
 	assert.Equal(t, []string{"x", "y"}, parse("127.0.0.1"))
 	assert.Equal(t, []string{"z"}, parse("127.0.0.1", "--hosts", "z"))
 }
+
+// mastertrust node with a NATS URL where nothing listens exits with the
+// connection's error, naming the server and why, and no panic: the
+// cleanup of a failed start must not hide its cause.
+func TestNodeExitsWithItsNATSError(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	nothing := ln.Addr().String()
+	ln.Close()
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	member := ln.Addr().String()
+	ln.Close()
+	out, code := runBinary(t, nil, "node", "--data-dir", t.TempDir(), "--nats-url", "nats://"+nothing,
+		"--automanaged-port", strings.TrimPrefix(member, "127.0.0.1:"), "--peers", member, "--cluster-plaintext")
+	require.NotEqual(t, 0, code, "exit status; output\n%s", out)
+	assert.Contains(t, out, "connect to NATS at nats://"+nothing, "output")
+	assert.Contains(t, out, nothing+": connect: connection refused", "output")
+	assert.NotContains(t, out, "panic", "output")
+}

@@ -53,7 +53,7 @@ var layers = map[string]layer{
 	},
 	"persistence/jetstream": {
 		why:     "a journal backend: the contract and NATS, nothing of the business",
-		imports: []string{"persistence"},
+		imports: []string{"internal/natsstream", "persistence"},
 	},
 	"persistence/persistencetest": {
 		why:     "the backends' acceptance suite: the contract only",
@@ -73,7 +73,7 @@ var layers = map[string]layer{
 	},
 	"custodian": {
 		why:       "the custodian protocol and ACME's client, linked by every node: no simulator, so no journal and no Pebble",
-		imports:   []string{"custodian/internal/consume", "domain", "internal/natsmsg", "internal/recovered", "proto/pb"},
+		imports:   []string{"custodian/internal/consume", "domain", "internal/natsmsg", "internal/natsstream", "internal/recovered", "proto/pb"},
 		notLinked: []string{"github.com/cockroachdb/pebble", "github.com/acme/mastertrust/persistence"},
 	},
 	"custodian/internal/consume": {
@@ -104,8 +104,8 @@ var layers = map[string]layer{
 	"platform": {
 		why: "assembles processes from the parts: the one place that knows them all",
 		imports: []string{"actors", "cluster", "cluster/natskv", "custodian", "custodian/simulator", "domain", "gateway", "history",
-			"internal/natsauth", "internal/natsembed", "internal/natsmsg", "internal/pki", "internal/problem", "persistence",
-			"persistence/jetstream", "persistence/pebble", "proto/pb"},
+			"internal/natsauth", "internal/natsembed", "internal/natsmsg", "internal/natsstream", "internal/pki", "internal/problem",
+			"persistence", "persistence/jetstream", "persistence/pebble", "proto/pb"},
 	},
 	"bench": {
 		why: "workloads against the parts and the assembled platform, with their raw baselines",
@@ -123,9 +123,10 @@ var layers = map[string]layer{
 		imports:   []string{"custodian", "internal/pki"},
 		notLinked: []string{"github.com/cockroachdb/pebble"},
 	},
-	"internal/natsembed": {why: "an embedded NATS server: standalone"},
-	"internal/natsmsg":   {why: "NATS message headers naming a protobuf payload: standalone"},
-	"internal/pki":       {why: "certificates and TLS configurations for the platform's connections: standalone"},
+	"internal/natsembed":  {why: "an embedded NATS server: standalone"},
+	"internal/natsmsg":    {why: "NATS message headers naming a protobuf payload: standalone"},
+	"internal/natsstream": {why: "creating JetStream streams that concurrent starts also create: standalone"},
+	"internal/pki":        {why: "certificates and TLS configurations for the platform's connections: standalone"},
 	"internal/problem": {
 		why:        "the one table of problem codes, statuses, titles and the domain's sentinels: data, no I/O",
 		imports:    []string{"domain"},

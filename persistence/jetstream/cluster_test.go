@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -110,4 +111,69 @@ func TestContractReplicated(t *testing.T) {
 			}
 		},
 	})
+}
+
+// Check says whether the journal can write: on a replicated journal whose
+// streams lost their quorum (two of three servers down) it fails within
+// seconds, naming a stream, though the connection to the third server is
+// up and a stream led by that server still answers. Nodes report it on
+// /readyz.
+func TestCheckNeedsLeaders(t *testing.T) {
+	servers := startCluster(t)
+	nc := connect(t, servers[0].ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j, err := jetstream.Open(ctx, nc, jetstream.Options{Prefix: "chk", Groups: 4, Streams: 2, Replicas: 3, Logger: testLogger(t)})
+	require.NoError(t, err)
+	defer j.Close()
+	require.NoError(t, j.Check(ctx))
+
+	servers[1].Shutdown()
+	servers[2].Shutdown()
+	require.True(t, nc.IsConnected())
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err = j.Check(cctx)
+		cancel()
+		if err != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // polling the servers' state
+	}
+	t.Logf("Check: %v", err)
+	require.Error(t, err, "Check with two of three servers down")
+	require.ErrorContains(t, err, "stream chk_")
+	require.NoError(t, j.Close())
+	require.ErrorIs(t, j.Check(ctx), persistence.ErrClosed)
+}
+
+// Three nodes opening a new replicated journal at once, each through
+// another server, all open it, with one configuration: the streams'
+// creation tolerates its twins (natsstream.Ensure), and a node whose
+// configuration write lost waits for the winner's to show (on a
+// replicated stream it may be refused before it is visible). Several
+// journals, since the race goes either way.
+func TestOpenConcurrently(t *testing.T) {
+	servers := startCluster(t)
+	for round := range 2 {
+		prefix := fmt.Sprintf("conc%d", round)
+		stores := make([]*jetstream.Store, len(servers))
+		errs := make([]error, len(servers))
+		var wg sync.WaitGroup
+		for i, srv := range servers {
+			nc := connect(t, srv.ClientURL())
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				stores[i], errs[i] = jetstream.Open(ctx, nc, jetstream.Options{Prefix: prefix, Groups: 8, Replicas: 3, Logger: testLogger(t)})
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			require.NoError(t, err, "round %d, node %d", round, i)
+			require.Equal(t, uint32(8), stores[i].Groups())
+			require.NoError(t, stores[i].Close())
+		}
+	}
 }

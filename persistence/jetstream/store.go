@@ -60,6 +60,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/acme/mastertrust/internal/natsstream"
 	"github.com/acme/mastertrust/persistence"
 )
 
@@ -126,7 +127,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if mp := nc.MaxPayload(); mp < appendMessageBytesMax {
-		return nil, fmt.Errorf("jetstream journal: the server's max_payload is %d bytes; an append needs up to %d (set max_payload to 8MB)", mp, appendMessageBytesMax)
+		return nil, fmt.Errorf("jetstream journal: the server's max_payload is %d bytes; an append needs up to %d (set max_payload: 8MB on every NATS server; docs/operations.md)", mp, appendMessageBytesMax)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -152,7 +153,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		MaxMsgsPerSubject: 1,
 		AllowDirect:       true,
 	}
-	if err := ensureStream(ctx, js, meta); err != nil {
+	if err := ensureStream(ctx, js, s.log, meta); err != nil {
 		return nil, err
 	}
 	cfg, err := loadOrCreateConfig(ctx, js, nc, meta.Name, opts)
@@ -161,7 +162,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	}
 	s.groups, s.streams = cfg.Groups, cfg.Streams
 	for i := range s.streams {
-		if err := ensureStream(ctx, js, jetstream.StreamConfig{
+		if err := ensureStream(ctx, js, s.log, jetstream.StreamConfig{
 			Name:        s.eventStreamName(i),
 			Subjects:    []string{fmt.Sprintf("%s.ev.%d.>", s.prefix, i)},
 			Storage:     jetstream.FileStorage,
@@ -174,7 +175,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	if err := ensureStream(ctx, js, jetstream.StreamConfig{
+	if err := ensureStream(ctx, js, s.log, jetstream.StreamConfig{
 		Name:              s.dirName,
 		Subjects:          []string{s.prefix + ".dir.>"},
 		Storage:           jetstream.FileStorage,
@@ -186,7 +187,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := ensureStream(ctx, js, jetstream.StreamConfig{
+	if err := ensureStream(ctx, js, s.log, jetstream.StreamConfig{
 		Name:              s.snapName,
 		Subjects:          []string{s.prefix + ".snap.>"},
 		Storage:           jetstream.FileStorage,
@@ -202,24 +203,34 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 
 // ensureStream creates a JetStream stream, or checks that the existing one
 // has the subjects, storage and direct access the journal relies on. It
-// never changes an existing stream: that is an operator's decision.
-func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
-	st, err := js.CreateStream(ctx, cfg)
-	if err == nil {
-		return waitForLeader(ctx, st, cfg.Replicas)
-	}
-	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return fmt.Errorf("jetstream journal: create stream %s: %w", cfg.Name, err)
-	}
-	st, err = js.Stream(ctx, cfg.Name)
+// never changes an existing stream: that is an operator's decision. Nodes
+// opening a new journal together create its streams concurrently:
+// natsstream.Ensure makes each end up with the stream.
+func ensureStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger, cfg jetstream.StreamConfig) error {
+	st, err := natsstream.Ensure(ctx, js, cfg, false)
 	if err != nil {
-		return fmt.Errorf("jetstream journal: stream %s: %w", cfg.Name, err)
+		return fmt.Errorf("jetstream journal: %w", err)
 	}
 	have := st.CachedInfo().Config
+	// An unset limit is 0 in a request and -1 in the server's answer.
+	limit := func(n int64) int64 {
+		if n <= 0 {
+			return -1
+		}
+		return n
+	}
 	if strings.Join(have.Subjects, ",") != strings.Join(cfg.Subjects, ",") || have.Storage != jetstream.FileStorage ||
-		!have.AllowDirect || have.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject {
+		!have.AllowDirect || limit(have.MaxMsgsPerSubject) != limit(cfg.MaxMsgsPerSubject) {
 		return fmt.Errorf("jetstream journal: stream %s exists with subjects %v, storage %v, allow direct %v, max msgs per subject %d; want %v, file, true, %d",
 			cfg.Name, have.Subjects, have.Storage, have.AllowDirect, have.MaxMsgsPerSubject, cfg.Subjects, cfg.MaxMsgsPerSubject)
+	}
+	if have.Replicas != max(cfg.Replicas, 1) {
+		// Not an error: the stream works, and changing its replicas is
+		// the operator's move (docs/operations.md). But a journal asked
+		// for 3 replicas and running on 1 loses acknowledged appends with
+		// one server's disk, so say it at every start.
+		log.Warn("jetstream journal: a stream has other replicas than configured; the journal does not change an existing stream",
+			"stream", cfg.Name, "replicas", have.Replicas, "configured", cfg.Replicas)
 	}
 	return waitForLeader(ctx, st, cfg.Replicas)
 }
@@ -248,10 +259,39 @@ func waitForLeader(ctx context.Context, st jetstream.Stream, replicas int) error
 	}
 }
 
+// configAttemptTimeout bounds one read or write of the journal's
+// configuration while it is opened. A new replicated stream's leader can
+// change just after its election, and a request to the old one gets no
+// answer at all: it is asked again rather than waited for until the
+// caller's deadline.
+const configAttemptTimeout = 2 * time.Second
+
 func loadOrCreateConfig(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, metaStream string, opts Options) (config, error) {
 	subject := opts.Prefix + ".meta.config"
-	for range 2 {
-		m, err := leaderLast(ctx, nc, metaStream, subject)
+	wait := readRetryWaitMin
+	backoff := func() error {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, readRetryWaitMax)
+		return nil
+	}
+	// unanswered: err is an attempt's own timeout, with time left.
+	unanswered := func(err error) bool { return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil }
+	for {
+		actx, cancel := context.WithTimeout(ctx, configAttemptTimeout)
+		m, err := leaderLast(actx, nc, metaStream, subject)
+		cancel()
+		if unanswered(err) {
+			if err := backoff(); err != nil {
+				return config{}, fmt.Errorf("jetstream journal: config: %w", err)
+			}
+			continue
+		}
 		if err == nil {
 			var c config
 			if err := json.Unmarshal(m.data, &c); err != nil {
@@ -289,13 +329,26 @@ func loadOrCreateConfig(ctx context.Context, js jetstream.JetStream, nc *nats.Co
 		msg := nats.NewMsg(subject)
 		msg.Header.Set(hdrExpectedLastSubjSeq, "0")
 		msg.Data = data
-		// Two nodes creating the journal at once: one wins, the other
-		// reads the winner's config on the next turn.
-		if _, err := js.PublishMsg(ctx, msg); err != nil && !isWrongLastSequence(err) {
+		// Nodes creating the journal at once: one wins, the others read
+		// the winner's config on a later turn. On a replicated stream the
+		// winner's message may still be in the Raft pipeline (10164):
+		// refused, yet not visible for a moment, so wait and look again
+		// (as register does), until ctx ends.
+		// A write that times out may have been stored: the next turn
+		// reads it, or writes again (at expected sequence 0, harmless).
+		actx, cancel = context.WithTimeout(ctx, configAttemptTimeout)
+		_, err = js.PublishMsg(actx, msg)
+		cancel()
+		switch {
+		case err == nil:
+			continue
+		case !isWrongLastSequence(err) && !unanswered(err):
 			return config{}, fmt.Errorf("jetstream journal: store config: %w", err)
 		}
+		if err := backoff(); err != nil {
+			return config{}, fmt.Errorf("jetstream journal: config stored by another node is not visible: %w", err)
+		}
 	}
-	return config{}, errors.New("jetstream journal: config vanished after it was stored")
 }
 
 func (s *Store) eventStreamName(i int) string { return fmt.Sprintf("%s_ev_%d", s.prefix, i) }
@@ -349,6 +402,10 @@ func (s *Store) Append(ctx context.Context, req persistence.AppendRequest) (uint
 		return 0, &persistence.Error{Op: op, Stream: req.Stream, Group: req.Group, ExpectedVersion: req.ExpectedVersion,
 			ActualVersion: actual, Err: persistence.ErrVersionConflict}
 	}
+	conflictUnknown := func(why error) (uint64, error) {
+		return 0, &persistence.Error{Op: op, Stream: req.Stream, Group: req.Group, ExpectedVersion: req.ExpectedVersion,
+			ActualUnknown: why, Err: persistence.ErrVersionConflict}
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if err := s.usable(ctx); err != nil {
@@ -395,12 +452,19 @@ func (s *Store) Append(ctx context.Context, req persistence.AppendRequest) (uint
 		s.heads.drop(req.Stream)
 		if isWrongLastSequence(err) {
 			// Someone appended since the head was read. Say to what
-			// version, if a lookup can tell.
-			actual := req.ExpectedVersion
-			if h, _, lerr := s.lookupHead(ctx, req.Stream, req.Group); lerr == nil {
-				actual = h.version
+			// version, if a lookup can tell; if it cannot, say so rather
+			// than name a version (the expected one, once: "expected 204,
+			// stream is at 204").
+			lh, _, lerr := s.lookupHead(ctx, req.Stream, req.Group)
+			switch {
+			case lerr != nil:
+				return conflictUnknown(lerr)
+			case lh.version == req.ExpectedVersion:
+				// On a replicated stream the other append may still be
+				// in the Raft pipeline (10164), not yet on the leader.
+				return conflictUnknown(errors.New("the competing append is not visible yet"))
 			}
-			return conflict(actual)
+			return conflict(lh.version)
 		}
 		// No acknowledgement: the message may or may not be stored.
 		return fail(err)
@@ -771,10 +835,75 @@ func (s *Store) LoadSnapshot(ctx context.Context, stream string) (persistence.Sn
 // Close implements persistence.Journal. It waits for the operations in
 // flight and does not close the NATS connection; a second Close returns
 // nil.
+// A nil Store (a failed Open's, held in a Journal) closes as nothing:
+// cleanup after a failed start must not panic over the error it reports.
 func (s *Store) Close() error {
+	if s == nil {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
+	return nil
+}
+
+// Check reports whether the journal can write now: its NATS connection is
+// up and every JetStream stream of the journal has a leader that reaches a
+// majority of its replicas (without, appends to a replicated stream fail
+// until the cluster heals; a server that lost its peers keeps the
+// connection up). It asks each stream for
+// its info, one request per stream: a caller that asks often (a readiness
+// probe) should cache the answer.
+func (s *Store) Check(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	if st := s.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("jetstream journal: NATS connection %s", st)
+	}
+	names := []string{s.prefix + "_meta", s.dirName, s.snapName}
+	for i := range s.streams {
+		names = append(names, s.eventStreamName(i))
+	}
+	for _, name := range names {
+		st, err := s.js.Stream(ctx, name)
+		if err != nil {
+			return fmt.Errorf("jetstream journal: stream %s: %w", name, err)
+		}
+		if err := quorum(st.CachedInfo().Cluster); err != nil {
+			return fmt.Errorf("jetstream journal: stream %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// peerSilenceMax: a replica its leader has not heard from for this long
+// counts as gone (Raft heartbeats are every second).
+const peerSilenceMax = 5 * time.Second
+
+// quorum reports whether a stream as its leader describes it can store an
+// append: it has a leader, and the leader with the replicas it hears from
+// are a majority. A leader that lost its peers stays leader for a while
+// (nats-server steps down after 10 s without quorum) and answers reads,
+// but its writes time out.
+func quorum(c *jetstream.ClusterInfo) error {
+	if c == nil {
+		return nil // a single server's stream
+	}
+	if c.Leader == "" {
+		return errors.New("no leader")
+	}
+	live, all := 1, 1+len(c.Replicas)
+	for _, r := range c.Replicas {
+		if !r.Offline && r.Active < peerSilenceMax {
+			live++
+		}
+	}
+	if 2*live <= all {
+		return fmt.Errorf("leader %s reaches %d of %d replicas, not a majority", c.Leader, live, all)
+	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/internal/natsembed"
@@ -75,4 +76,27 @@ func backend() persistencetest.Backend {
 // TestContract runs the acceptance suite on an embedded nats-server.
 func TestContract(t *testing.T) {
 	persistencetest.Run(t, backend())
+}
+
+// A journal opened with other replicas than its streams have opens (the
+// journal never changes an existing stream) and warns once per stream,
+// naming it and both numbers: an operator who moved to --replicas 3 must
+// learn that the streams made earlier are still on one server.
+func TestOpenWarnsOfOtherReplicas(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	j, err := jetstream.Open(ctx, nc, jetstream.Options{Prefix: "rep", Groups: 4, Streams: 2})
+	require.NoError(t, err)
+	require.NoError(t, j.Close())
+
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	j, err = jetstream.Open(ctx, nc, jetstream.Options{Prefix: "rep", Groups: 4, Streams: 2, Replicas: 3, Logger: logger})
+	require.NoError(t, err)
+	require.NoError(t, j.Close())
+	// meta, two event streams, dir, snap.
+	assert.Equal(t, 5, strings.Count(logs.String(), "other replicas than configured"), logs.String())
+	assert.Contains(t, logs.String(), "stream=rep_ev_1 replicas=1 configured=3")
 }

@@ -506,7 +506,12 @@ func (s *Store) loadSnapshot(stream string, withData bool) (version uint64, data
 
 // Close implements persistence.Journal. It waits for the operations in
 // flight; a second Close returns nil.
+// A nil Store (a failed Open's, held in a Journal) closes as nothing:
+// cleanup after a failed start must not panic over the error it reports.
 func (s *Store) Close() error {
+	if s == nil {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

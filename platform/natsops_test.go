@@ -1,0 +1,264 @@
+package platform_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/acme/mastertrust/internal/natsauth"
+	"github.com/acme/mastertrust/internal/natsembed"
+	"github.com/acme/mastertrust/internal/testkit"
+	"github.com/acme/mastertrust/platform"
+)
+
+// memberConfig is a jetstream member on natsURL, its membership in the
+// NATS KV bucket (the default), its cluster in plaintext (these tests are
+// about NATS, not the cluster's TLS).
+func memberConfig(t *testing.T, natsURL string) platform.Config {
+	t.Helper()
+	logger, _ := testkit.Logger(t)
+	return platform.Config{DataDir: t.TempDir(), Journal: "jetstream", NATSURL: natsURL, Groups: 8,
+		ClusterPlaintext: true, Logger: logger}
+}
+
+// startFails starts a process with start and checks that it fails, without
+// a panic, with an error whose text matches cause: the cleanup of what was
+// started must not hide the reason (an operator once saw a nil-pointer
+// panic in Process.Stop instead of a wrong password).
+func startFails(t *testing.T, start func(platform.Config) (*platform.Process, error), cfg platform.Config, cause string) {
+	t.Helper()
+	var p *platform.Process
+	var err error
+	require.NotPanics(t, func() { p, err = start(cfg) })
+	require.Error(t, err)
+	assert.Nil(t, p)
+	assert.Regexp(t, regexp.MustCompile("(?i)"+cause), err.Error())
+}
+
+// Every failure point of a start that a test can reach returns its own
+// error: nothing listening at the NATS URL, a credential the server does
+// not know, a server whose max_payload is too small for the journal, an
+// automanaged membership port or HTTP address taken (after the journal,
+// NATS and the cluster member are up, so that their cleanup runs), and a
+// gateway's.
+func TestStartFailsWithItsCause(t *testing.T) {
+	nothing := freePort(t)
+	t.Run("member: nothing at the NATS URL", func(t *testing.T) {
+		startFails(t, platform.StartMember, memberConfig(t, fmt.Sprintf("nats://127.0.0.1:%d", nothing)),
+			fmt.Sprintf("connect to NATS at nats://127.0.0.1:%d.*connection refused", nothing))
+	})
+
+	t.Run("member: wrong credential", func(t *testing.T) {
+		secrets, other := t.TempDir(), t.TempDir()
+		_, err := natsauth.Ensure(secrets, []string{"127.0.0.1"})
+		require.NoError(t, err)
+		_, err = natsauth.Ensure(other, []string{"127.0.0.1"})
+		require.NoError(t, err)
+		logger, _ := testkit.Logger(t)
+		srv, err := platform.StartNATS(platform.Config{DataDir: t.TempDir(), NATSSecretsDir: secrets, Logger: logger}, "127.0.0.1", -1)
+		require.NoError(t, err)
+		t.Cleanup(srv.Shutdown)
+		cfg := memberConfig(t, srv.ClientURL())
+		// The right CA and client certificate, another installation's
+		// nkey: the server refuses the user, as it would a wrong password.
+		cfg.NATSSecretsDir, cfg.NATSNkeyFile = secrets, natsauth.SeedFile(other, natsauth.RoleNode)
+		startFails(t, platform.StartMember, cfg, "connect to NATS.*authorization violation")
+	})
+
+	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1})
+	require.NoError(t, err)
+	t.Cleanup(srv.Shutdown)
+
+	t.Run("member: max_payload too small", func(t *testing.T) {
+		small, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1, MaxPayloadBytes: 1 << 20})
+		require.NoError(t, err)
+		t.Cleanup(small.Shutdown)
+		startFails(t, platform.StartMember, memberConfig(t, small.ClientURL()), "max_payload is 1048576 bytes.*8MB")
+	})
+
+	t.Run("member: membership port taken", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		cfg := memberConfig(t, srv.ClientURL())
+		cfg.Membership = platform.MembershipAutomanaged
+		cfg.AutomanagedPort = ln.Addr().(*net.TCPAddr).Port
+		cfg.Peers = []string{ln.Addr().String()}
+		startFails(t, platform.StartMember, cfg, "address already in use")
+	})
+
+	t.Run("member: HTTP address taken", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		cfg := memberConfig(t, srv.ClientURL())
+		cfg.HTTPAddr = ln.Addr().String()
+		startFails(t, platform.StartMember, cfg, "address already in use")
+	})
+
+	t.Run("gateway: no token secret", func(t *testing.T) {
+		startFails(t, platform.StartGateway, platform.Config{DataDir: t.TempDir(), NATSURL: srv.ClientURL(), ClusterPlaintext: true},
+			"no token secret")
+	})
+
+	t.Run("gateway: nothing at the NATS URL", func(t *testing.T) {
+		startFails(t, platform.StartGateway, platform.Config{DataDir: t.TempDir(), TokenSecret: strings.Repeat("s", 32),
+			NATSURL: fmt.Sprintf("nats://127.0.0.1:%d", nothing), ClusterPlaintext: true},
+			fmt.Sprintf("connect to NATS at nats://127.0.0.1:%d.*connection refused", nothing))
+	})
+
+	t.Run("gateway: HTTP address taken", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		logger, _ := testkit.Logger(t)
+		// After its NATS connection (the members' bucket) and its
+		// cluster client started.
+		startFails(t, platform.StartGateway, platform.Config{DataDir: t.TempDir(), HTTPAddr: ln.Addr().String(),
+			TokenSecret: strings.Repeat("s", 32), NATSURL: srv.ClientURL(), ClusterPlaintext: true, Logger: logger},
+			"address already in use")
+	})
+
+	t.Run("nil process", func(t *testing.T) {
+		var p *platform.Process
+		require.NotPanics(t, func() { require.NoError(t, p.Stop(context.Background())) })
+		var n *platform.Node
+		require.NotPanics(t, func() { require.NoError(t, n.Stop(context.Background())) })
+	})
+}
+
+// A member's /readyz follows its journal: with the NATS server gone it
+// says 503 within a few seconds, and 200 again once the server is back
+// (on the same port and directory, as after a restart). Each disconnect
+// and reconnect is counted on /metrics.
+func TestMemberReadinessFollowsNATS(t *testing.T) {
+	natsDir, natsPort := t.TempDir(), freePort(t)
+	srv, err := natsembed.Start(natsembed.Options{Dir: natsDir, Port: natsPort})
+	require.NoError(t, err)
+	defer func() { srv.Shutdown() }()
+	cfg := memberConfig(t, srv.ClientURL())
+	cfg.HTTPAddr = "127.0.0.1:0"
+	p, err := platform.StartMember(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Stop(context.Background()) })
+	client := &http.Client{Timeout: 5 * time.Second}
+	readyz := func(want int) func() error {
+		return func() error {
+			status, err := get(client, p.URL+"/readyz", "")
+			if err == nil && status != want {
+				err = fmt.Errorf("readyz: %d, want %d", status, want)
+			}
+			return err
+		}
+	}
+	testkit.CheckFor(t, 20*time.Second, 100*time.Millisecond, readyz(http.StatusOK))
+	assert.Equal(t, 0, natsEvents(t, client, p.URL, "disconnected"))
+
+	srv.Shutdown()
+	testkit.CheckFor(t, 5*time.Second, 100*time.Millisecond, readyz(http.StatusServiceUnavailable))
+	assert.Equal(t, 1, natsEvents(t, client, p.URL, "disconnected"))
+
+	srv, err = natsembed.Start(natsembed.Options{Dir: natsDir, Port: natsPort})
+	require.NoError(t, err)
+	testkit.CheckFor(t, 20*time.Second, 100*time.Millisecond, readyz(http.StatusOK))
+	assert.Equal(t, 1, natsEvents(t, client, p.URL, "reconnected"))
+	assert.Equal(t, 1, natsEvents(t, client, p.URL, "disconnected"))
+	assert.Equal(t, 0, natsEvents(t, client, p.URL, "closed"))
+}
+
+// natsEvents is the value of mastertrust_nats_connection_events_total for
+// kind on a member's /metrics.
+func natsEvents(t *testing.T, c *http.Client, base, kind string) int {
+	t.Helper()
+	resp, err := c.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^mastertrust_nats_connection_events_total\{kind="` + kind + `"\} (\d+)$`).FindSubmatch(b)
+	require.NotNil(t, m, "no %s count in /metrics", kind)
+	n, err := strconv.Atoi(string(m[1]))
+	require.NoError(t, err)
+	return n
+}
+
+// startNATSCluster starts three NATS servers routed to each other (in
+// plaintext: the routes' TLS has tests of its own) and waits until
+// JetStream's meta group has a leader that every server follows. A
+// clustered JetStream refuses to start without its routes, so their ports
+// are chosen first.
+func startNATSCluster(t *testing.T) []*natsembed.Server {
+	t.Helper()
+	logger, _ := testkit.Logger(t)
+	var ports []int
+	var routes []string
+	for range 3 {
+		port := freePort(t)
+		ports = append(ports, port)
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", port))
+	}
+	servers := make([]*natsembed.Server, 3)
+	for i := range servers {
+		s, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1, Name: fmt.Sprintf("n%d", i),
+			Logger: logger.With("nats", i), Cluster: &natsembed.ClusterOptions{Name: "platform-test", Port: ports[i], Routes: routes}})
+		require.NoError(t, err)
+		t.Cleanup(s.Shutdown)
+		servers[i] = s
+	}
+	testkit.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+		leader := false
+		for _, s := range servers {
+			if !s.NATS().JetStreamIsCurrent() {
+				return errors.New("a server is not current with the meta group")
+			}
+			leader = leader || s.NATS().JetStreamIsLeader()
+		}
+		if !leader {
+			return errors.New("no meta leader")
+		}
+		return nil
+	})
+	return servers
+}
+
+// Three members starting at once on a fresh three-server NATS cluster all
+// start: each creates the journal's, the notifications' and the custodian
+// protocol's streams, replicated three times, while the others do. Each
+// is given every server's URL, comma-separated, as an operator would, and
+// a different one first.
+func TestMembersStartTogetherOnNATSCluster(t *testing.T) {
+	servers := startNATSCluster(t)
+	var urls []string
+	for _, s := range servers {
+		urls = append(urls, s.ClientURL())
+	}
+	started := make([]*platform.Process, len(servers))
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for i := range servers {
+		cfg := memberConfig(t, strings.Join(append(slices.Clone(urls[i:]), urls[:i]...), ","))
+		cfg.Replicas = 3
+		wg.Go(func() { started[i], errs[i] = platform.StartMember(cfg) })
+	}
+	wg.Wait()
+	t.Logf("three members started in %s", time.Since(begin).Round(time.Millisecond))
+	for i, err := range errs {
+		if assert.NoError(t, err, "member %d", i) {
+			t.Cleanup(func() { started[i].Stop(context.Background()) })
+		}
+	}
+}
