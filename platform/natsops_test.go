@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,12 +13,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/internal/testkit"
@@ -261,4 +266,220 @@ func TestMembersStartTogetherOnNATSCluster(t *testing.T) {
 			t.Cleanup(func() { started[i].Stop(context.Background()) })
 		}
 	}
+}
+
+// TestJournalLeaderLossUnderLoad: a steady load of contributions through a
+// gateway while the NATS server leading the journal's busiest stream is
+// shut down and, later, started again (a three-server cluster, the
+// journal's streams replicated three times). The streams elect new
+// leaders; pots whose appends failed stop and recover from the journal,
+// and the gateway sends their calls again within the request timeout. At
+// most 0.1% of the contributions are answered other than 202, and every
+// acknowledged one is in its pot exactly once.
+func TestJournalLeaderLossUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("half a minute of a NATS cluster under load")
+	}
+	logger, _ := testkit.Logger(t)
+	var routePorts []int
+	var routes []string
+	for range 3 {
+		port := freePort(t)
+		routePorts = append(routePorts, port)
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", port))
+	}
+	opts := make([]natsembed.Options, 3)
+	servers := make([]*natsembed.Server, 3)
+	var urls []string
+	for i := range servers {
+		opts[i] = natsembed.Options{Dir: t.TempDir(), Port: freePort(t), Name: fmt.Sprintf("n%d", i), Logger: logger.With("nats", i),
+			Cluster: &natsembed.ClusterOptions{Name: "leader-loss", Port: routePorts[i], Routes: routes}}
+		s, err := natsembed.Start(opts[i])
+		require.NoError(t, err)
+		servers[i] = s
+		urls = append(urls, s.ClientURL())
+	}
+	t.Cleanup(func() {
+		for _, s := range servers {
+			if s != nil {
+				s.Shutdown()
+			}
+		}
+	})
+	natsURL := strings.Join(urls, ",")
+	for i := range 2 {
+		cfg := memberConfig(t, natsURL)
+		cfg.Replicas = 3
+		p, err := platform.StartMember(cfg)
+		require.NoError(t, err, "member %d", i)
+		t.Cleanup(func() { p.Stop(context.Background()) })
+	}
+	secret := strings.Repeat("k", 32)
+	gwConfig := memberConfig(t, natsURL)
+	gwConfig.HTTPAddr, gwConfig.TokenSecret, gwConfig.Replicas = "127.0.0.1:0", secret, 3
+	gw, err := platform.StartGateway(gwConfig)
+	require.NoError(t, err)
+	t.Cleanup(func() { gw.Stop(context.Background()) })
+
+	const pots = 30
+	client := &http.Client{Timeout: 10 * time.Second}
+	tokens := make([]string, pots)
+	for i := range pots {
+		member := fmt.Sprintf("L%05d", i)
+		tokens[i] = memberTokenFor(t, secret, member)
+		testkit.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+			status, body := postJSON(client, gw.URL+"/v1/pots", tokens[i], "open", `{"memberId":"`+member+`"}`)
+			if status != http.StatusCreated {
+				return fmt.Errorf("open %s: %d %s", member, status, body)
+			}
+			return nil
+		})
+	}
+
+	type attempt struct {
+		pot    int
+		key    string
+		status int
+		body   string
+	}
+	var mu sync.Mutex
+	var attempts []attempt
+	var next atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				n := next.Add(1)
+				i := int(n) % pots
+				key := fmt.Sprintf("c-%d", n)
+				status, body := postJSON(client, gw.URL+"/v1/pots/"+fmt.Sprintf("L%05d", i)+"/contributions", tokens[i], key, `{"amount":"1.00"}`)
+				mu.Lock()
+				attempts = append(attempts, attempt{pot: i, key: key, status: status, body: body})
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(3 * time.Second)
+
+	// The leader of the busiest of the journal's streams.
+	nc, err := nats.Connect(natsURL)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	var busiest string
+	var most uint64
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	names := js.ListStreams(ctx)
+	for info := range names.Info() {
+		if strings.Contains(info.Config.Name, "_ev_") && info.State.Msgs > most {
+			busiest, most = info.Config.Name, info.State.Msgs
+		}
+	}
+	require.NoError(t, names.Err())
+	require.NotEmpty(t, busiest)
+	info, err := js.Stream(ctx, busiest)
+	require.NoError(t, err)
+	leader := info.CachedInfo().Cluster.Leader
+	killed := slices.IndexFunc(opts, func(o natsembed.Options) bool { return o.Name == leader })
+	require.GreaterOrEqual(t, killed, 0, "leader %q of %s", leader, busiest)
+	t.Logf("shutting down %s, the leader of %s (%d messages)", leader, busiest, most)
+	servers[killed].Shutdown()
+	servers[killed] = nil
+	time.Sleep(5 * time.Second)
+	servers[killed], err = natsembed.Start(opts[killed])
+	require.NoError(t, err, "restart %s", leader)
+	time.Sleep(5 * time.Second)
+	close(done)
+	wg.Wait()
+
+	// The verdict: few failures, and every contribution once, the failed
+	// ones settled by sending them again with their keys.
+	paid := make([]int, pots)
+	var failed []attempt
+	for _, a := range attempts {
+		if a.status == http.StatusAccepted {
+			paid[a.pot]++
+		} else {
+			failed = append(failed, a)
+		}
+	}
+	t.Logf("%d contributions, %d answered other than 202", len(attempts), len(failed))
+	for _, a := range failed[:min(len(failed), 5)] {
+		t.Logf("  %s of L%05d: %d %s", a.key, a.pot, a.status, a.body)
+	}
+	assert.LessOrEqual(t, float64(len(failed)), 0.001*float64(len(attempts)), "at most 0.1%% of the contributions fail")
+	for _, a := range failed {
+		testkit.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+			status, body := postJSON(client, gw.URL+"/v1/pots/"+fmt.Sprintf("L%05d", a.pot)+"/contributions", tokens[a.pot], a.key, `{"amount":"1.00"}`)
+			if status != http.StatusAccepted {
+				return fmt.Errorf("%s again: %d %s", a.key, status, body)
+			}
+			return nil
+		})
+		paid[a.pot]++
+	}
+	for i := range pots {
+		var pot struct {
+			Cash struct{ Available string }
+		}
+		status, body := getJSON(client, gw.URL+"/v1/pots/"+fmt.Sprintf("L%05d", i), tokens[i], &pot)
+		require.Equal(t, http.StatusOK, status, body)
+		assert.Equal(t, fmt.Sprintf("%d.00", paid[i]), pot.Cash.Available, "pot L%05d: every contribution once", i)
+	}
+}
+
+func memberTokenFor(t *testing.T, secret, member string) string {
+	t.Helper()
+	now := time.Now()
+	tok, err := gateway.SignToken([]byte(secret), gateway.Claims{Role: gateway.RoleMember, Subject: member,
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix()})
+	require.NoError(t, err)
+	return tok
+}
+
+// postJSON posts body with an Idempotency-Key and returns the status and
+// the answer's body (status 0: no answer).
+func postJSON(c *http.Client, url, token, key, body string) (int, string) {
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0, err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func getJSON(c *http.Client, url, token string, out any) (int, string) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(b, out); err != nil {
+			return 0, err.Error()
+		}
+	}
+	return resp.StatusCode, string(b)
 }

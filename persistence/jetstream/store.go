@@ -447,7 +447,7 @@ func (s *Store) Append(ctx context.Context, req persistence.AppendRequest) (uint
 	msg.Header.Set(hdrVersion, strconv.FormatUint(newVersion, 10))
 	msg.Header.Set(hdrCount, strconv.Itoa(len(req.Events)))
 	msg.Data = encodeEvents(req.Events)
-	ack, err := s.js.PublishMsg(ctx, msg)
+	ack, err := s.publishDurably(ctx, msg)
 	if err != nil {
 		s.heads.drop(req.Stream)
 		if isWrongLastSequence(err) {
