@@ -200,12 +200,20 @@ func natsEvents(t *testing.T, c *http.Client, base, kind string) int {
 	return n
 }
 
+// natsCluster is three NATS servers routed to each other, each of which a
+// test may shut down and start again (the same directory and ports).
+type natsCluster struct {
+	t       *testing.T
+	servers []*natsembed.Server // nil: shut down
+	opts    []natsembed.Options
+}
+
 // startNATSCluster starts three NATS servers routed to each other (in
 // plaintext: the routes' TLS has tests of its own) and waits until
 // JetStream's meta group has a leader that every server follows. A
 // clustered JetStream refuses to start without its routes, so their ports
 // are chosen first.
-func startNATSCluster(t *testing.T) []*natsembed.Server {
+func startNATSCluster(t *testing.T) *natsCluster {
 	t.Helper()
 	logger, _ := testkit.Logger(t)
 	var ports []int
@@ -215,17 +223,22 @@ func startNATSCluster(t *testing.T) []*natsembed.Server {
 		ports = append(ports, port)
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", port))
 	}
-	servers := make([]*natsembed.Server, 3)
-	for i := range servers {
-		s, err := natsembed.Start(natsembed.Options{Dir: t.TempDir(), Port: -1, Name: fmt.Sprintf("n%d", i),
+	c := &natsCluster{t: t, servers: make([]*natsembed.Server, 3)}
+	t.Cleanup(func() {
+		for _, s := range c.servers {
+			if s != nil {
+				s.Shutdown()
+			}
+		}
+	})
+	for i := range c.servers {
+		c.opts = append(c.opts, natsembed.Options{Dir: t.TempDir(), Port: freePort(t), Name: fmt.Sprintf("n%d", i),
 			Logger: logger.With("nats", i), Cluster: &natsembed.ClusterOptions{Name: "platform-test", Port: ports[i], Routes: routes}})
-		require.NoError(t, err)
-		t.Cleanup(s.Shutdown)
-		servers[i] = s
+		c.start(i)
 	}
 	testkit.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
 		leader := false
-		for _, s := range servers {
+		for _, s := range c.servers {
 			if !s.NATS().JetStreamIsCurrent() {
 				return errors.New("a server is not current with the meta group")
 			}
@@ -236,7 +249,28 @@ func startNATSCluster(t *testing.T) []*natsembed.Server {
 		}
 		return nil
 	})
-	return servers
+	return c
+}
+
+func (c *natsCluster) start(i int) {
+	c.t.Helper()
+	s, err := natsembed.Start(c.opts[i])
+	require.NoError(c.t, err, "start NATS server %s", c.opts[i].Name)
+	c.servers[i] = s
+}
+
+func (c *natsCluster) shutdown(i int) {
+	c.servers[i].Shutdown()
+	c.servers[i] = nil
+}
+
+// urls are the servers' client URLs, first first.
+func (c *natsCluster) urls(first int) []string {
+	var urls []string
+	for i := range c.opts {
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", c.opts[(first+i)%len(c.opts)].Port))
+	}
+	return urls
 }
 
 // Three members starting at once on a fresh three-server NATS cluster all
@@ -245,17 +279,13 @@ func startNATSCluster(t *testing.T) []*natsembed.Server {
 // is given every server's URL, comma-separated, as an operator would, and
 // a different one first.
 func TestMembersStartTogetherOnNATSCluster(t *testing.T) {
-	servers := startNATSCluster(t)
-	var urls []string
-	for _, s := range servers {
-		urls = append(urls, s.ClientURL())
-	}
-	started := make([]*platform.Process, len(servers))
-	errs := make([]error, len(servers))
+	nc := startNATSCluster(t)
+	started := make([]*platform.Process, len(nc.opts))
+	errs := make([]error, len(nc.opts))
 	var wg sync.WaitGroup
 	begin := time.Now()
-	for i := range servers {
-		cfg := memberConfig(t, strings.Join(append(slices.Clone(urls[i:]), urls[:i]...), ","))
+	for i := range nc.opts {
+		cfg := memberConfig(t, strings.Join(nc.urls(i), ","))
 		cfg.Replicas = 3
 		wg.Go(func() { started[i], errs[i] = platform.StartMember(cfg) })
 	}
@@ -280,33 +310,8 @@ func TestJournalLeaderLossUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("half a minute of a NATS cluster under load")
 	}
-	logger, _ := testkit.Logger(t)
-	var routePorts []int
-	var routes []string
-	for range 3 {
-		port := freePort(t)
-		routePorts = append(routePorts, port)
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", port))
-	}
-	opts := make([]natsembed.Options, 3)
-	servers := make([]*natsembed.Server, 3)
-	var urls []string
-	for i := range servers {
-		opts[i] = natsembed.Options{Dir: t.TempDir(), Port: freePort(t), Name: fmt.Sprintf("n%d", i), Logger: logger.With("nats", i),
-			Cluster: &natsembed.ClusterOptions{Name: "leader-loss", Port: routePorts[i], Routes: routes}}
-		s, err := natsembed.Start(opts[i])
-		require.NoError(t, err)
-		servers[i] = s
-		urls = append(urls, s.ClientURL())
-	}
-	t.Cleanup(func() {
-		for _, s := range servers {
-			if s != nil {
-				s.Shutdown()
-			}
-		}
-	})
-	natsURL := strings.Join(urls, ",")
+	cluster := startNATSCluster(t)
+	natsURL := strings.Join(cluster.urls(0), ",")
 	for i := range 2 {
 		cfg := memberConfig(t, natsURL)
 		cfg.Replicas = 3
@@ -388,14 +393,12 @@ func TestJournalLeaderLossUnderLoad(t *testing.T) {
 	info, err := js.Stream(ctx, busiest)
 	require.NoError(t, err)
 	leader := info.CachedInfo().Cluster.Leader
-	killed := slices.IndexFunc(opts, func(o natsembed.Options) bool { return o.Name == leader })
+	killed := slices.IndexFunc(cluster.opts, func(o natsembed.Options) bool { return o.Name == leader })
 	require.GreaterOrEqual(t, killed, 0, "leader %q of %s", leader, busiest)
 	t.Logf("shutting down %s, the leader of %s (%d messages)", leader, busiest, most)
-	servers[killed].Shutdown()
-	servers[killed] = nil
+	cluster.shutdown(killed)
 	time.Sleep(5 * time.Second)
-	servers[killed], err = natsembed.Start(opts[killed])
-	require.NoError(t, err, "restart %s", leader)
+	cluster.start(killed)
 	time.Sleep(5 * time.Second)
 	close(done)
 	wg.Wait()
