@@ -229,7 +229,8 @@ func (c *Config) EnsureDefaults() *Config {
 		c.RequestRetryBackoff = defaultRequestRetryBackoff
 	}
 	if c.HeartbeatExpiration == 0 {
-		c.HeartbeatExpiration = defaultHeartbeatExpiration
+		// Past a few rounds whatever the rounds' period.
+		c.HeartbeatExpiration = max(defaultHeartbeatExpiration, 2*c.GossipInterval)
 	}
 	if c.GossipInterval == 0 {
 		c.GossipInterval = defaultGossipInterval

@@ -462,12 +462,16 @@ func (n *Node) enter() bool {
 // creates).
 func (n *Node) stopGracefully() {
 	if !n.client {
-		n.system.Root.Stop(actor.NewPID(n.address, statsActorName))
 		n.stopServices()
 		// Peers that still gossip with us block us as having left.
 		n.cluster.Gossip.SetState(protocluster.GracefullyLeftKey, &emptypb.Empty{})
 	}
 	n.step("provider shutdown", func() error { return n.provider.Shutdown(true) })
+	if !n.client {
+		// Once out of the others' topology: while listed, a member answers
+		// their Members (GET /v1/cluster).
+		n.system.Root.Stop(actor.NewPID(n.address, statsActorName))
+	}
 	// Stops the placement actor, which poisons every grain and waits.
 	n.step("identity lookup shutdown", noError(n.cluster.IdentityLookup.Shutdown))
 	if !n.client {

@@ -49,6 +49,12 @@ type Config struct {
 	// 1 s and 3 heartbeats (cluster.KVConfig).
 	MembershipHeartbeat time.Duration
 	MembershipTTL       time.Duration
+	// GossipInterval is the period of protoactor's gossip rounds among the
+	// members (cluster.Config.GossipInterval; 0: its default). Membership
+	// does not depend on it (the provider gives it); tests that run several
+	// members in one process under the race detector stop the rounds,
+	// whose code races with itself there (docs/protoactor.md).
+	GossipInterval time.Duration
 	// AutomanagedPort is the port of this node's membership endpoint with
 	// MembershipAutomanaged.
 	AutomanagedPort int

@@ -35,8 +35,14 @@ import (
 func memberConfig(t *testing.T, natsURL string) platform.Config {
 	t.Helper()
 	logger, _ := testkit.Logger(t)
-	return platform.Config{DataDir: t.TempDir(), Journal: "jetstream", NATSURL: natsURL, Groups: 8,
+	cfg := platform.Config{DataDir: t.TempDir(), Journal: "jetstream", NATSURL: natsURL, Groups: 8,
 		ClusterPlaintext: true, Logger: logger}
+	if testkit.Race {
+		// protoactor's gossip races with itself when members share a
+		// process (docs/protoactor.md); membership comes from NATS.
+		cfg.GossipInterval = time.Hour
+	}
+	return cfg
 }
 
 // startFails starts a process with start and checks that it fails, without
@@ -307,6 +313,14 @@ func TestMembersStartTogetherOnNATSCluster(t *testing.T) {
 // most 0.1% of the contributions are answered other than 202, and every
 // acknowledged one is in its pot exactly once.
 func TestJournalLeaderLossUnderLoad(t *testing.T) {
+	if testkit.Race {
+		// Processes start here while others' gRPC connections are live, and
+		// protoactor's remote.Start writes gRPC's process-wide logger that
+		// those read (docs/protoactor.md, pitfall 13): a race of the
+		// libraries, not of this code. .ci/run runs this test without the
+		// race detector.
+		t.Skip("starts cluster processes beside live gRPC connections: see .ci/run's run without -race")
+	}
 	if testing.Short() {
 		t.Skip("half a minute of a NATS cluster under load")
 	}

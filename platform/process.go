@@ -355,7 +355,8 @@ func clusterConfig(cfg Config, nc *nats.Conn, log *slog.Logger) (cluster.Config,
 	if err != nil {
 		return cluster.Config{}, err
 	}
-	cc := cluster.Config{Host: cfg.ClusterHost, Port: cfg.ClusterPort, RequestTimeout: cfg.RequestTimeout, TLS: tls}
+	cc := cluster.Config{Host: cfg.ClusterHost, Port: cfg.ClusterPort, RequestTimeout: cfg.RequestTimeout, TLS: tls,
+		GossipInterval: cfg.GossipInterval}
 	switch cfg.Membership {
 	case MembershipAutomanaged:
 		if len(cfg.Peers) == 0 {
