@@ -244,7 +244,11 @@ func waitForLeader(ctx context.Context, st jetstream.Stream, replicas int) error
 	}
 	wait := readRetryWaitMin
 	for {
-		info, err := st.Info(ctx)
+		// Each ask bounded: one sent to a leader that has just changed
+		// gets no answer at all.
+		attempt, cancel := context.WithTimeout(ctx, configAttemptTimeout)
+		info, err := st.Info(attempt)
+		cancel()
 		if err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
 			return nil
 		}
