@@ -373,6 +373,13 @@ func (n *Node) leaving(address string) memberWatch {
 	return w
 }
 
+// departed reports whether address is another node's that is not in this
+// node's topology: a member that has left (or a client's, which hosts no
+// grain).
+func (n *Node) departed(address string) bool {
+	return address != n.address && !slices.ContainsFunc(n.topologyMembers(), func(m *protocluster.Member) bool { return m.Address() == address })
+}
+
 func (w memberWatch) gone() bool {
 	return !slices.ContainsFunc(w.n.topologyMembers(), func(m *protocluster.Member) bool { return m.Address() == w.address })
 }

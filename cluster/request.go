@@ -53,9 +53,17 @@ func Request(ctx context.Context, n *Node, identity, kind string, msg func(callI
 	}()
 	for attempt := 1; ; attempt++ {
 		pid, ok := n.cluster.PidCache.Get(identity, kind)
+		if ok && n.departed(pid.Address) {
+			// Cached on a member that has left since: what reaches it now
+			// is dropped, so never send there.
+			n.cluster.PidCache.Remove(identity, kind)
+			ok = false
+		}
 		if !ok {
-			if pid = n.cluster.Get(identity, kind); pid != nil {
+			if pid = n.cluster.Get(identity, kind); pid != nil && !n.departed(pid.Address) {
 				n.cluster.PidCache.Set(identity, kind, pid)
+			} else {
+				pid = nil // the lookup has not caught up with the topology yet
 			}
 		}
 		if pid != nil {
