@@ -367,7 +367,7 @@ func (n *Node) leaving(address string) memberWatch {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	w := memberWatch{changed: n.changed, n: n, address: address}
-	if address == n.address || !slices.ContainsFunc(n.members, func(m *protocluster.Member) bool { return m.Address() == address }) {
+	if address == n.address || !hasMember(n.members, address) {
 		w.changed = nil // never fires
 	}
 	return w
@@ -377,11 +377,14 @@ func (n *Node) leaving(address string) memberWatch {
 // node's topology: a member that has left (or a client's, which hosts no
 // grain).
 func (n *Node) departed(address string) bool {
-	return address != n.address && !slices.ContainsFunc(n.topologyMembers(), func(m *protocluster.Member) bool { return m.Address() == address })
+	return address != n.address && !hasMember(n.topologyMembers(), address)
 }
 
-func (w memberWatch) gone() bool {
-	return !slices.ContainsFunc(w.n.topologyMembers(), func(m *protocluster.Member) bool { return m.Address() == w.address })
+func (w memberWatch) gone() bool { return !hasMember(w.n.topologyMembers(), w.address) }
+
+// hasMember reports whether a topology lists the member at address.
+func hasMember(members []*protocluster.Member, address string) bool {
+	return slices.ContainsFunc(members, func(m *protocluster.Member) bool { return m.Address() == address })
 }
 
 func (w memberWatch) again() memberWatch {
