@@ -3,14 +3,19 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/eventstream"
+	"github.com/asynkron/protoactor-go/remote"
 )
 
 // MemberStore is the shared key-value store ProviderKV keeps the members'
@@ -45,7 +50,8 @@ type MemberStoreEvent struct {
 // and gives protoactor the records it holds as the topology. Nodes join by
 // starting with the same store, and leave by deleting their record (a
 // graceful stop) or by no longer putting it: the store drops it after its
-// TTL, and so does every watcher (see prune).
+// TTL, and so does every watcher (see prune). A member whose process has
+// died is dropped sooner: see probe.
 type kvProvider struct {
 	store       MemberStore
 	clusterName string
@@ -61,6 +67,13 @@ type kvProvider struct {
 	record []byte
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	// lost receives the addresses whose connection protoactor lost (its
+	// EndpointTerminatedEvent), for the watch loop; sub is that
+	// subscription (nil when none).
+	lost chan string
+	sub  *eventstream.Subscription
+	es   *eventstream.EventStream
 }
 
 var _ protocluster.ClusterProvider = (*kvProvider)(nil)
@@ -105,17 +118,17 @@ func (p *kvProvider) StartMember(c *protocluster.Cluster) error {
 	p.mu.Unlock()
 	// If the watch fails, the start fails, and the node's abortStart
 	// deletes the record through Shutdown.
-	return p.start(c.MemberList, true)
+	return p.start(c, true)
 }
 
 // StartClient watches the members without registering.
 func (p *kvProvider) StartClient(c *protocluster.Cluster) error {
-	return p.start(c.MemberList, false)
+	return p.start(c, false)
 }
 
 // start opens the watch, failing the start if the store refuses it (a
 // node that cannot watch would never see a member), and starts the loops.
-func (p *kvProvider) start(ml *protocluster.MemberList, member bool) error {
+func (p *kvProvider) start(c *protocluster.Cluster, member bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	events, err := p.store.Watch(ctx)
 	if err != nil {
@@ -123,15 +136,26 @@ func (p *kvProvider) start(ml *protocluster.MemberList, member bool) error {
 		return fmt.Errorf("cluster: kv: watch members: %w", err)
 	}
 	done := make(chan struct{})
+	lost := make(chan string, lostAddressesBuffered)
+	es := c.ActorSystem.EventStream
+	sub := es.Subscribe(func(evt any) {
+		if e, ok := evt.(*remote.EndpointTerminatedEvent); ok {
+			select {
+			case lost <- e.Address:
+			default: // a burst of losses: the TTL still drops the dead
+			}
+		}
+	})
 	p.mu.Lock()
 	p.cancel, p.done = cancel, done
+	p.lost, p.sub, p.es = lost, sub, es
 	key, record := p.key, p.record
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	if member {
 		wg.Go(func() { p.beat(ctx, key, record) })
 	}
-	wg.Go(func() { p.watch(ctx, ml, events) })
+	wg.Go(func() { p.watch(ctx, c.MemberList, events, lost, key) })
 	go func() {
 		wg.Wait()
 		close(done)
@@ -178,12 +202,21 @@ type kvMember struct {
 	seen time.Time
 }
 
+// lostAddressesBuffered bounds the lost connections waiting for the watch
+// loop; more are dropped (their members still expire after the TTL).
+const lostAddressesBuffered = 64
+
 // watch follows the store's events and publishes the topology to ml
 // whenever the set of members changes, until ctx ends. A watch that ends
 // is opened again at the next heartbeat; the members it knew stay until
-// they expire.
-func (p *kvProvider) watch(ctx context.Context, ml *protocluster.MemberList, events <-chan MemberStoreEvent) {
+// they expire. It also takes the addresses whose connection was lost and
+// drops the members that turn out dead (probe); a member (self is its own
+// key; "" for a client, which may only read the store) also deletes their
+// records, so that every watcher drops them.
+func (p *kvProvider) watch(ctx context.Context, ml *protocluster.MemberList, events <-chan MemberStoreEvent,
+	lost <-chan string, self string) {
 	members := map[string]*kvMember{}
+	dead := make(chan string, lostAddressesBuffered)
 	var published []string
 	ticker := time.NewTicker(p.heartbeat)
 	defer ticker.Stop()
@@ -229,6 +262,24 @@ func (p *kvProvider) watch(ctx context.Context, ml *protocluster.MemberList, eve
 			if synced && changed {
 				published = p.publish(ml, members, published)
 			}
+		case address := <-lost:
+			for id, m := range members {
+				if m.member.Address() == address && id != self {
+					go p.probe(ctx, id, address, dead)
+				}
+			}
+		case id := <-dead:
+			if m, ok := members[id]; ok {
+				p.logger.Info("member dropped: its address refuses connections", slog.String("member", id),
+					slog.String("address", m.member.Address()))
+				delete(members, id)
+				if synced {
+					published = p.publish(ml, members, published)
+				}
+				if self != "" {
+					go p.deleteDead(ctx, id)
+				}
+			}
 		case <-ticker.C:
 			if events == nil {
 				open()
@@ -263,6 +314,60 @@ func (p *kvProvider) apply(members map[string]*kvMember, ev MemberStoreEvent, no
 	m := &protocluster.Member{Id: r.ID, Host: r.Address, Port: int32(r.Port), Kinds: r.Kinds}
 	members[ev.Key] = &kvMember{member: m, seen: now}
 	return !had || old.member.Host != m.Host || old.member.Port != m.Port || !slices.Equal(old.member.Kinds, m.Kinds)
+}
+
+// Probing a member whose connection was lost: deadProbes dials, deadProbeGap
+// apart, each within deadProbeTimeout, must all be refused.
+const (
+	deadProbes       = 2
+	deadProbeGap     = 100 * time.Millisecond
+	deadProbeTimeout = time.Second
+)
+
+// probe sends id to dead if nothing listens at address any more: a
+// member's process that died (kill -9, a crash) leaves its record in the
+// store until the TTL, and every call to its pots waits that long. A
+// connection refused (twice) is the operating system's word that no
+// process listens there: a member that is alive but slow or cut off
+// times out instead, and is left to the TTL; a new process on the same
+// address has another member ID. Dropping a member is for good
+// (protoactor blocks it), so only a refusal counts.
+func (p *kvProvider) probe(ctx context.Context, id, address string, dead chan<- string) {
+	var d net.Dialer
+	for i := range deadProbes {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(deadProbeGap):
+			}
+		}
+		dialCtx, cancel := context.WithTimeout(ctx, deadProbeTimeout)
+		conn, err := d.DialContext(dialCtx, "tcp", address)
+		cancel()
+		if err == nil {
+			_ = conn.Close()
+			return
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return
+		}
+	}
+	select {
+	case dead <- id:
+	case <-ctx.Done():
+	}
+}
+
+// deleteDead deletes a dead member's record, so that the watchers that
+// never lost a connection to it (gateways may not have had one) drop it
+// too. A failure leaves the record to expire.
+func (p *kvProvider) deleteDead(ctx context.Context, id string) {
+	deleteCtx, cancel := context.WithTimeout(ctx, kvDeleteTimeout)
+	defer cancel()
+	if err := p.store.Delete(deleteCtx, id); err != nil && ctx.Err() == nil {
+		p.logger.Warn("dead member's record not deleted: it expires after the TTL", slog.String("member", id), slog.Any("error", err))
+	}
 }
 
 // prune drops the members whose record this watcher has not received for
@@ -335,8 +440,12 @@ func (p *kvProvider) publish(ml *protocluster.MemberList, members map[string]*kv
 func (p *kvProvider) Shutdown(graceful bool) error {
 	p.mu.Lock()
 	cancel, done, key := p.cancel, p.done, p.key
-	p.cancel = nil
+	sub, es := p.sub, p.es
+	p.cancel, p.sub = nil, nil
 	p.mu.Unlock()
+	if sub != nil {
+		es.Unsubscribe(sub)
+	}
 	if cancel != nil {
 		cancel()
 		// The heartbeat has stopped before the deletion: a put in flight

@@ -291,3 +291,27 @@ func TestKVClientSeesMembersJoinAndLeave(t *testing.T) {
 	testkit.CheckFor(t, ttl+3*time.Second, 20*time.Millisecond, listing([]*cluster.Node{client}, members[2:]...))
 	placeEverywhere(t, []*cluster.Node{client}, members[2:], identities("kv-client-after", 10))
 }
+
+// A member killed (its process gone: nothing listens at its address any
+// more) is dropped by every node and client within a few seconds, long
+// before its record could expire: the nodes whose connection to it broke
+// find its address refusing connections and delete its record.
+func TestKVKilledMemberLeavesAtOnce(t *testing.T) {
+	// A TTL far longer than the test's bound: only the eviction can pass.
+	kc := newKVCluster(t, 250*time.Millisecond, time.Minute)
+	members, _ := kc.startMembers(3)
+	client := kc.startClient()
+	everyone := []*cluster.Node{members[0], members[1], members[2], client}
+	testkit.CheckFor(t, 5*time.Second, 20*time.Millisecond, listing(everyone, members...))
+	// Calls from everywhere open connections to every member.
+	placeEverywhere(t, everyone, members, identities("kv-kill", 30))
+
+	victim, rest := members[0], members[1:]
+	killed := time.Now()
+	victim.Kill()
+	testkit.CheckFor(t, 5*time.Second, 20*time.Millisecond, listing([]*cluster.Node{rest[0], rest[1], client}, rest...))
+	// The listing itself asks every member, and waits a while on the
+	// killed one until the others have dropped it.
+	t.Logf("every node lists the others only, %v after the kill (TTL 1m)", time.Since(killed).Round(time.Millisecond))
+	placeEverywhere(t, []*cluster.Node{rest[0], rest[1], client}, rest, identities("kv-kill-after", 20))
+}
