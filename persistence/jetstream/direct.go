@@ -99,7 +99,13 @@ func directBatch(ctx context.Context, nc *nats.Conn, stream, filter string, star
 		return nil, false, err
 	}
 	inbox := nc.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	// The server answers with at most batch messages and then an
+	// end-of-batch (or one not-found) status, so a channel of batch+1
+	// holds the whole answer. SubscribeSync would allocate its default
+	// 64K-slot channel (512 KiB) per call: the history read model's
+	// polling made that most of an idle node's CPU, in the collector.
+	answers := make(chan *nats.Msg, batch+1)
+	sub, err := nc.ChanSubscribe(inbox, answers)
 	if err != nil {
 		return nil, false, fmt.Errorf("direct get batch: %w", err)
 	}
@@ -109,9 +115,11 @@ func directBatch(ctx context.Context, nc *nats.Conn, stream, filter string, star
 	}
 	var out []storedMsg
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, false, fmt.Errorf("direct get batch %s from %d: %w", filter, start, err)
+		var m *nats.Msg
+		select {
+		case m = <-answers:
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("direct get batch %s from %d: %w", filter, start, ctx.Err())
 		}
 		if len(m.Data) == 0 && m.Header.Get(hdrStatus) == statusEOB {
 			pending, _ := strconv.ParseUint(m.Header.Get(hdrNumPending), 10, 64)
