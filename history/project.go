@@ -261,19 +261,32 @@ func tradeOrder(p *domain.Pot, tradeID string) *domain.Order {
 	return nil
 }
 
+// CatchUpAll catches up every group of j once and reports whether every
+// group caught up. A group that fails is logged and left for Follow; ctx
+// ending or the store closing stops it.
+func (s *Store) CatchUpAll(ctx context.Context, j persistence.Journal) bool {
+	ok := true
+	for g := range j.Groups() {
+		if err := s.CatchUp(ctx, j, g); err != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+				return false
+			}
+			s.log.Warn("history: catching up failed; trying again", "group", g, "err", err)
+			ok = false
+		}
+	}
+	return ok
+}
+
 // Follow catches up every group of j, then again every interval, until ctx
 // ends. An error is logged and the group tried again at the next round.
 func (s *Store) Follow(ctx context.Context, j persistence.Journal, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		for g := range j.Groups() {
-			if err := s.CatchUp(ctx, j, g); err != nil {
-				if ctx.Err() != nil || errors.Is(err, ErrClosed) {
-					return
-				}
-				s.log.Warn("history: catching up failed; trying again", "group", g, "err", err)
-			}
+		s.CatchUpAll(ctx, j)
+		if ctx.Err() != nil {
+			return
 		}
 		select {
 		case <-ctx.Done():

@@ -89,6 +89,11 @@ const marketFollowInterval = time.Second
 // history lags, and how much one catch-up has to read on a busy one.
 const historyFollowInterval = 200 * time.Millisecond
 
+// historyCatchUpBeforeJoin bounds the history's catch-up before a node
+// joins the cluster (see StartNode): a journal this node has not seen for
+// long, or a first start on a long one, catches up in the background.
+const historyCatchUpBeforeJoin = time.Minute
+
 // pricesConsumer is the durable consumer of the price feed shared by every
 // member.
 const pricesConsumer = "acme-prices"
@@ -170,6 +175,24 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 			hist.Close()
 		}
 	}()
+	// Catch the history up before joining. Pots that have forgotten old
+	// idempotency keys ask the history about every key they do not
+	// remember (actors' pastRequest), and wait for it to reach them: a node
+	// that joined behind the journal (new, or back after a while) stalled
+	// every call to the pots it took over while it caught up, at once and
+	// on the cluster's clock. Catching up first costs only this node's
+	// start. A journal too long to catch up within historyCatchUpBeforeJoin
+	// (or failing) is left to the follower, as before.
+	caughtUpStart := time.Now()
+	catchUpCtx, cancelCatchUp := context.WithTimeout(ctx, historyCatchUpBeforeJoin)
+	caughtUp := hist.CatchUpAll(catchUpCtx, cfg.Journal)
+	cancelCatchUp()
+	if caughtUp {
+		cfg.Logger.Info("history caught up with the journal before joining", "took", time.Since(caughtUpStart).Round(time.Millisecond))
+	} else {
+		cfg.Logger.Warn("history still behind the journal; joining anyway: pots that ask it about old keys wait for it",
+			"took", time.Since(caughtUpStart).Round(time.Millisecond))
+	}
 	followed := make(chan struct{})
 	go func() {
 		defer close(followed)
