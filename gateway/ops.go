@@ -3,9 +3,11 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -137,12 +139,42 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ Claims) {
 	case <-ctx.Done():
 		err = fmt.Errorf("readiness check did not answer in %s: %w", s.cfg.ReadyTimeout, ctx.Err())
 	}
+	s.readiness.note(s.log, err, time.Since(start))
 	if err != nil {
-		s.log.Warn("gateway: not ready", "err", err, "check_duration", time.Since(start))
 		s.writeProblem(w, r, newProblem(problem.Unavailable, "not ready"))
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, statusJSON{Status: "ready"})
+}
+
+// readinessLog logs the readiness check's outcome when it changes: a load
+// balancer probes every few seconds, and a node down for a minute would
+// otherwise log the same warning at each probe.
+type readinessLog struct {
+	mu sync.Mutex
+	// last is the last failure's text; "" while ready (and before the
+	// first probe).
+	last string
+}
+
+// note logs err if it differs from the last probe's outcome: a warning for
+// a new failure, and a line when the process is ready again.
+func (r *readinessLog) note(log *slog.Logger, err error, took time.Duration) {
+	text := ""
+	if err != nil {
+		text = err.Error()
+	}
+	r.mu.Lock()
+	last := r.last
+	r.last = text
+	r.mu.Unlock()
+	switch {
+	case text == last:
+	case err != nil:
+		log.Warn("gateway: not ready (logged again when the reason changes)", "err", err, "check_duration", took)
+	default:
+		log.Info("gateway: ready again", "was", last)
+	}
 }
 
 // metricsScrapesMax bounds concurrent scrapes: a scrape walks every

@@ -3,7 +3,11 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -58,4 +62,61 @@ func TestClusterViewsDisagree(t *testing.T) {
 
 	assert.False(t, got.ViewsAgree)
 	assert.Equal(t, []string{"member b (127.0.0.1:2) sees 2 members: a, b; the gateway sees 3 members: a, b, c"}, got.Disagreements)
+}
+
+// recordedLogs keeps the messages logged through it.
+type recordedLogs struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *recordedLogs) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recordedLogs) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, rec.Level.String()+" "+rec.Message)
+	return nil
+}
+func (r *recordedLogs) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *recordedLogs) WithGroup(string) slog.Handler      { return r }
+
+// A readiness probe that keeps failing for the same reason is logged once,
+// not at every probe; a new reason is logged again, and so is the return to
+// ready.
+func TestReadinessLoggedOncePerChange(t *testing.T) {
+	logs := &recordedLogs{}
+	var mu sync.Mutex
+	var notReady error
+	s, err := New(Config{Pots: nopPots{}, Cluster: nopCluster{}, Catalogue: domain.DefaultCatalogue(), TokenSecret: testSecret,
+		Logger: slog.New(logs), Ready: func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return notReady
+		}})
+	require.NoError(t, err)
+	probe := func(reason error, want int) {
+		t.Helper()
+		mu.Lock()
+		notReady = reason
+		mu.Unlock()
+		for range 3 {
+			require.Equal(t, want, serve(s, http.MethodGet, "/readyz", "").Code)
+		}
+	}
+	probe(nil, http.StatusOK)
+	probe(errors.New("journal: no leader"), http.StatusServiceUnavailable)
+	probe(errors.New("nats: disconnected"), http.StatusServiceUnavailable)
+	probe(nil, http.StatusOK)
+
+	var readiness []string
+	for _, m := range logs.msgs {
+		if strings.Contains(m, "ready") {
+			readiness = append(readiness, m)
+		}
+	}
+	assert.Equal(t, []string{
+		"WARN gateway: not ready (logged again when the reason changes)",
+		"WARN gateway: not ready (logged again when the reason changes)",
+		"INFO gateway: ready again",
+	}, readiness)
 }

@@ -40,6 +40,9 @@ type Server struct {
 	// assets and riskProfiles are the catalogue's responses, encoded once:
 	// the catalogue is immutable.
 	assets, riskProfiles []byte
+	// readiness is the last /readyz outcome, so that it is logged when it
+	// changes rather than at every probe.
+	readiness readinessLog
 }
 
 // New returns a gateway serving cfg. It fails if cfg is invalid or its
