@@ -76,10 +76,13 @@ type Node struct {
 
 	mu sync.Mutex
 	// members is the latest topology this node has seen, sorted by
-	// address; changed is closed and replaced whenever it changes;
-	// raceProbe is the race workaround's connection (nil in normal
-	// builds). mu guards all three.
+	// address, and addresses their addresses in the same order (a call
+	// checks its member among them without building each address);
+	// changed is closed and replaced whenever it changes; raceProbe is
+	// the race workaround's connection (nil in normal builds). mu guards
+	// them all.
 	members   []*protocluster.Member
+	addresses []string
 	changed   chan struct{}
 	raceProbe io.Closer
 }
@@ -293,8 +296,12 @@ func (n *Node) onEvent(evt any) {
 		raceSyncIO()
 		members := slices.Clone(e.Members)
 		slices.SortFunc(members, func(a, b *protocluster.Member) int { return strings.Compare(a.Address(), b.Address()) })
+		addresses := make([]string, len(members))
+		for i, m := range members {
+			addresses[i] = m.Address()
+		}
 		n.mu.Lock()
-		n.members = members
+		n.members, n.addresses = members, addresses
 		close(n.changed)
 		n.changed = make(chan struct{})
 		n.mu.Unlock()
@@ -360,31 +367,28 @@ type memberWatch struct {
 	address string
 }
 
-// leaving watches for the member at address to leave this node's topology.
-// This node is never said to leave, nor is an address that was not a member
-// when the watch began (a client's own).
-func (n *Node) leaving(address string) memberWatch {
+// watchMember looks address up in this node's topology once, for a call
+// about to be sent there. departed reports another node's address that is
+// not in the topology: a member that has left (or a client's, which hosts
+// no grain), where nothing should be sent. Otherwise the watch tells the
+// waiting call when that member leaves; it never fires for this node, nor
+// for an address that was not a member when the watch began.
+func (n *Node) watchMember(address string) (w memberWatch, departed bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	w := memberWatch{changed: n.changed, n: n, address: address}
-	if address == n.address || !hasMember(n.members, address) {
-		w.changed = nil // never fires
+	w = memberWatch{n: n, address: address}
+	self := address == n.address
+	member := slices.Contains(n.addresses, address)
+	if !self && member {
+		w.changed = n.changed
 	}
-	return w
+	return w, !self && !member
 }
 
-// departed reports whether address is another node's that is not in this
-// node's topology: a member that has left (or a client's, which hosts no
-// grain).
-func (n *Node) departed(address string) bool {
-	return address != n.address && !hasMember(n.topologyMembers(), address)
-}
-
-func (w memberWatch) gone() bool { return !hasMember(w.n.topologyMembers(), w.address) }
-
-// hasMember reports whether a topology lists the member at address.
-func hasMember(members []*protocluster.Member, address string) bool {
-	return slices.ContainsFunc(members, func(m *protocluster.Member) bool { return m.Address() == address })
+func (w memberWatch) gone() bool {
+	w.n.mu.Lock()
+	defer w.n.mu.Unlock()
+	return !slices.Contains(w.n.addresses, w.address)
 }
 
 func (w memberWatch) again() memberWatch {

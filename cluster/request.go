@@ -52,15 +52,23 @@ func Request(ctx context.Context, n *Node, identity, kind string, msg func(callI
 		}
 	}()
 	for attempt := 1; ; attempt++ {
+		var watch memberWatch
 		pid, ok := n.cluster.PidCache.Get(identity, kind)
-		if ok && n.departed(pid.Address) {
-			// Cached on a member that has left since: what reaches it now
-			// is dropped, so never send there.
-			n.cluster.PidCache.Remove(identity, kind)
-			ok = false
+		if ok {
+			var departed bool
+			if watch, departed = n.watchMember(pid.Address); departed {
+				// Cached on a member that has left since: what reaches it
+				// now is dropped, so never send there.
+				n.cluster.PidCache.Remove(identity, kind)
+				ok = false
+			}
 		}
 		if !ok {
-			if pid = n.cluster.Get(identity, kind); pid != nil && !n.departed(pid.Address) {
+			var departed bool
+			if pid = n.cluster.Get(identity, kind); pid != nil {
+				watch, departed = n.watchMember(pid.Address)
+			}
+			if pid != nil && !departed {
 				n.cluster.PidCache.Set(identity, kind, pid)
 			} else {
 				pid = nil // the lookup has not caught up with the topology yet
@@ -68,7 +76,7 @@ func Request(ctx context.Context, n *Node, identity, kind string, msg func(callI
 		}
 		if pid != nil {
 			n.system.Root.RequestWithCustomSender(pid, req, slot.pid)
-			reply, err := slot.wait(ctx, callID, time.Until(callDeadline), n.leaving(pid.Address))
+			reply, err := slot.wait(ctx, callID, time.Until(callDeadline), watch)
 			if errors.Is(err, errMemberLeft) {
 				// The activation's member left the topology while the call
 				// waited (a graceful leave): it may never answer, as what
