@@ -148,12 +148,8 @@ func externalClusterConfig(cc *cluster.Config, cfg Config) error {
 			cfg.Membership, MembershipBuildTag(cfg.Membership))
 	}
 	cc.Provider = externalMemberships[cfg.Membership].provider
-	cc.NewExternalProvider = func() (protocluster.ClusterProvider, error) {
-		p, err := build(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("platform: membership %s: %w", cfg.Membership, err)
-		}
-		return p, nil
-	}
+	// The cluster package wraps a builder's error with the provider's
+	// name ("cluster: start member: provider etcd: …").
+	cc.NewExternalProvider = func() (protocluster.ClusterProvider, error) { return build(cfg) }
 	return nil
 }

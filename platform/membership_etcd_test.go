@@ -115,18 +115,17 @@ func TestEtcdMembershipJoinAndLeave(t *testing.T) {
 
 	both := []string{n1.node.Cluster.Address(), n2.node.Cluster.Address()}
 	slices.Sort(both)
-	lists := func(n *cluster.Node, want []string) func() error {
+	lists := func(name string, n *cluster.Node, want []string) func() error {
 		return func() error {
 			got, err := memberAddresses(n)
 			if err == nil && !slices.Equal(got, want) {
-				err = fmt.Errorf("lists %v, want %v", got, want)
+				err = fmt.Errorf("%s lists %v, want %v", name, got, want)
 			}
 			return err
 		}
 	}
 	for name, n := range map[string]*cluster.Node{"n1": n1.node.Cluster, "n2": n2.node.Cluster, "gateway": gw.client} {
-		t.Logf("%s", name)
-		testkit.CheckFor(t, 15*time.Second, 50*time.Millisecond, lists(n, both))
+		testkit.CheckFor(t, 15*time.Second, 50*time.Millisecond, lists(name, n, both))
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -136,6 +135,22 @@ func TestEtcdMembershipJoinAndLeave(t *testing.T) {
 	// A graceful stop deletes the member's key, which the watchers see at
 	// once; the lease's TTL (2 s) bounds it for a member that dies.
 	only := []string{n1.node.Cluster.Address()}
-	testkit.CheckFor(t, 5*time.Second, 50*time.Millisecond, lists(n1.node.Cluster, only))
-	testkit.CheckFor(t, 5*time.Second, 50*time.Millisecond, lists(gw.client, only))
+	testkit.CheckFor(t, 5*time.Second, 50*time.Millisecond, lists("n1", n1.node.Cluster, only))
+	testkit.CheckFor(t, 5*time.Second, 50*time.Millisecond, lists("gateway", gw.client, only))
+}
+
+// An etcd that does not answer fails the start within the dial timeout,
+// saying which endpoints, instead of hanging in protoactor's provider
+// (whose calls have no deadline).
+func TestEtcdMembershipUnreachable(t *testing.T) {
+	logger, _ := testkit.Logger(t)
+	nothing := freeLoopback(t)
+	cfg := Config{Membership: MembershipEtcd, EtcdEndpoints: []string{nothing}, Journal: "pebble", Groups: 8,
+		ClusterPlaintext: true, DataDir: t.TempDir(), Logger: logger}
+	begin := time.Now()
+	_, err := StartMember(cfg)
+	require.Error(t, err)
+	require.ErrorContains(t, err, "reach etcd at ["+nothing+"]")
+	require.Less(t, time.Since(begin), 3*etcdDialTimeout)
+	t.Log(err)
 }
