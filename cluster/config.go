@@ -30,9 +30,10 @@ const (
 	ProviderKV Provider = "kv"
 	// ProviderConsul, ProviderEtcd and ProviderKubernetes are real
 	// deployments. This package does not import their clients (they add
-	// ~35 s to a cold build and 30 MB to a binary): the binary that wants one
-	// builds protoactor's provider and passes it through
-	// Config.NewExternalProvider.
+	// minutes to a cold build and tens of MB to a binary): the binary that
+	// wants one builds protoactor's provider and passes it through
+	// Config.NewExternalProvider (platform does, in files behind a build
+	// tag per provider).
 	ProviderConsul     Provider = "consul"
 	ProviderEtcd       Provider = "etcd"
 	ProviderKubernetes Provider = "k8s"

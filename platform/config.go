@@ -37,16 +37,21 @@ type Config struct {
 	// Membership is how the node and gateway commands find the cluster's
 	// members: MembershipKV (the default: every member puts its record into
 	// a NATS JetStream KV bucket at NATSURL, and every process watches it,
-	// so members join and leave without restarting the others) or
+	// so members join and leave without restarting the others),
 	// MembershipAutomanaged (a fixed list of membership endpoints, Peers,
-	// each member serving one on AutomanagedPort; no NATS needed).
+	// each member serving one on AutomanagedPort; no NATS needed), or one
+	// of protoactor's providers, MembershipEtcd, MembershipConsul or
+	// MembershipK8s, in a binary built with its tag (membership.go).
 	Membership string
 	// MembershipHeartbeat is how often a member puts its record again, and
 	// MembershipTTL how long the record lasts without it: a member that
 	// dies leaves the others' topology after about MembershipTTL, and one
 	// whose heartbeats stall that long is dropped for good (it rejoins by
 	// restarting). Every process of a cluster should use the same. Defaults
-	// 1 s and 3 heartbeats (cluster.KVConfig).
+	// 1 s and 3 heartbeats (cluster.KVConfig). The etcd membership's lease
+	// lasts MembershipTTL (in whole seconds, at least one) and a failed
+	// renewal is retried every heartbeat; the consul membership's check has
+	// MembershipTTL and is passed every heartbeat.
 	MembershipHeartbeat time.Duration
 	MembershipTTL       time.Duration
 	// GossipInterval is the period of protoactor's gossip rounds among the
@@ -61,6 +66,22 @@ type Config struct {
 	// Peers lists the membership endpoints (host:port) of every node that
 	// may be a member, this one included, with MembershipAutomanaged.
 	Peers []string
+	// EtcdEndpoints are the etcd servers (host:port) of MembershipEtcd.
+	// EtcdCA, if set, verifies their certificates (TLS; empty: plaintext),
+	// and EtcdCert and EtcdKey, if set, are this process's client
+	// certificate and key (PEM files) for etcd's client authentication.
+	EtcdEndpoints []string
+	EtcdCA        string
+	EtcdCert      string
+	EtcdKey       string
+	// ConsulAddress is the Consul agent's HTTP address (host:port) of
+	// MembershipConsul; empty: Consul's own default (CONSUL_HTTP_ADDR, else
+	// 127.0.0.1:8500). Its token and TLS come from Consul's environment
+	// variables (CONSUL_HTTP_TOKEN, CONSUL_CACERT, …), so that no secret is
+	// on a command line. MembershipK8s has no settings: it runs in a pod,
+	// with the pod's service account, in the pod's namespace, and the
+	// members reach each other at their pods' IPs.
+	ConsulAddress string
 	// ClusterCA, ClusterCert and ClusterKey are mutual TLS between the
 	// nodes (cluster.TLSConfig): the cluster's CA and this process's
 	// certificate from it, naming ClusterHost, and its key (PEM files).
@@ -220,12 +241,6 @@ type Config struct {
 	WrapJournal func(persistence.Journal) persistence.Journal
 }
 
-// Membership providers (Config.Membership).
-const (
-	MembershipKV          = "kv"
-	MembershipAutomanaged = "automanaged"
-)
-
 // Defaults of Config.
 const (
 	DefaultDataDir  = "./data"
@@ -317,8 +332,8 @@ func (c *Config) Validate() error {
 	if c.Journal != "pebble" && c.Journal != "jetstream" {
 		bad("journal %q: want pebble or jetstream", c.Journal)
 	}
-	if c.Membership != MembershipKV && c.Membership != MembershipAutomanaged {
-		bad("membership %q: want %s or %s", c.Membership, MembershipKV, MembershipAutomanaged)
+	if err := c.validateMembership(); err != nil {
+		errs = append(errs, err)
 	}
 	if hb, ttl := c.membershipTimes(); hb <= 0 || ttl <= hb {
 		bad("membership heartbeat %s and TTL %s: want a positive heartbeat and a longer TTL", hb, ttl)

@@ -20,7 +20,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative journal sync spacing", func(c *Config) { c.JournalMinSyncInterval = -time.Millisecond }, "journal min sync interval -1ms"},
 		{"unknown journal", func(c *Config) { c.Journal = "sqlite" }, `journal "sqlite"`},
 		{"automanaged membership", func(c *Config) { c.Membership = MembershipAutomanaged }, ""},
-		{"unknown membership", func(c *Config) { c.Membership = "consul" }, `membership "consul": want kv or automanaged`},
+		{"unknown membership", func(c *Config) { c.Membership = "zookeeper" }, `membership "zookeeper": want kv, automanaged, consul, etcd or k8s`},
 		{"membership heartbeat 200ms", func(c *Config) { c.MembershipHeartbeat = 200 * time.Millisecond }, ""},
 		{"membership TTL within a heartbeat", func(c *Config) { c.MembershipHeartbeat, c.MembershipTTL = 2*time.Second, 2*time.Second },
 			"membership heartbeat 2s and TTL 2s"},

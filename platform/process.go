@@ -32,8 +32,10 @@ import (
 // Processes of a multi-node deployment: members (StartMember) that host the
 // pots and share a JetStream journal, and gateways (StartGateway) that join
 // the cluster as clients and serve the API. Membership is a NATS JetStream
-// KV bucket (Config.Membership kv: members register, everyone watches), or
-// automanaged over a fixed list of membership endpoints (Peers).
+// KV bucket (Config.Membership kv: members register, everyone watches),
+// automanaged over a fixed list of membership endpoints (Peers), or one of
+// protoactor's etcd, consul and k8s providers in a binary built with its
+// tag.
 
 // Process is a running member or gateway process.
 type Process struct {
@@ -348,8 +350,8 @@ var errNoMembersNATS = errors.New("platform: membership kv needs NATS (--nats-ur
 const membersOpenTimeout = 30 * time.Second
 
 // clusterConfig is the cluster part of a process's config: its membership
-// (kv over nc, or automanaged over Peers) and mutual TLS with the
-// cluster's CA.
+// (kv over nc, automanaged over Peers, or an external provider built into
+// this binary) and mutual TLS with the cluster's CA.
 func clusterConfig(cfg Config, nc *nats.Conn, log *slog.Logger) (cluster.Config, error) {
 	tls, err := cfg.clusterTLS()
 	if err != nil {
@@ -364,6 +366,10 @@ func clusterConfig(cfg Config, nc *nats.Conn, log *slog.Logger) (cluster.Config,
 		}
 		cc.Provider = cluster.ProviderAutomanaged
 		cc.Automanaged = cluster.AutomanagedConfig{Port: cfg.AutomanagedPort, Peers: cfg.Peers}
+	case MembershipEtcd, MembershipConsul, MembershipK8s:
+		if err := externalClusterConfig(&cc, cfg); err != nil {
+			return cluster.Config{}, err
+		}
 	default: // kv; Validate checked the name
 		if nc == nil {
 			return cluster.Config{}, errNoMembersNATS

@@ -243,10 +243,42 @@ func TestGatewayHelpListsOnlyItsFlags(t *testing.T) {
 			listed = append(listed, strings.Fields(name)[0])
 		}
 	}
-	assert.ElementsMatch(t, []string{"catalogue", "cluster-ca", "cluster-cert", "cluster-host", "cluster-key", "cluster-plaintext",
+	want := []string{"catalogue", "cluster-ca", "cluster-cert", "cluster-host", "cluster-key", "cluster-plaintext",
 		"cluster-port", "data-dir", "http", "in-flight-max", "log-format", "log-level", "membership", "membership-heartbeat",
 		"membership-ttl", "nats-ca", "nats-cert", "nats-key", "nats-nkey", "nats-secrets", "nats-url", "peers", "replicas",
-		"request-timeout", "slot-wait-max", "tls-cert", "tls-key"}, listed)
+		"request-timeout", "slot-wait-max", "tls-cert", "tls-key"}
+	if platform.MembershipBuilt(platform.MembershipEtcd) {
+		want = append(want, "etcd-endpoints", "etcd-ca", "etcd-cert", "etcd-key")
+	}
+	if platform.MembershipBuilt(platform.MembershipConsul) {
+		want = append(want, "consul-address")
+	}
+	assert.ElementsMatch(t, want, listed)
+}
+
+// The default binary refuses --membership etcd, consul and k8s, node and
+// gateway alike, with the build tag that has each, and exits without a
+// panic; it has none of their flags either.
+func TestMembershipNotBuiltInIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{platform.MembershipEtcd, platform.MembershipConsul, platform.MembershipK8s} {
+		if platform.MembershipBuilt(name) {
+			t.Logf("%s: built in (-tags %s)", name, platform.MembershipBuildTag(name))
+			continue
+		}
+		for _, command := range []string{"node", "gateway"} {
+			_, stderr, code := runCLI(t, command, "--membership", name, "--data-dir", t.TempDir(), "--cluster-plaintext")
+			assert.Equal(t, 2, code, "%s --membership %s: exit status; stderr\n%s", command, name, stderr)
+			assert.Contains(t, stderr, "membership "+name+" is not built into this binary: build with -tags membership_"+name,
+				"%s --membership %s", command, name)
+			assert.NotContains(t, stderr, "panic", "%s --membership %s", command, name)
+		}
+	}
+	if !platform.MembershipBuilt(platform.MembershipEtcd) {
+		_, stderr, code := runCLI(t, "node", "--membership", "etcd", "--etcd-endpoints", "127.0.0.1:2379")
+		assert.NotEqual(t, 0, code)
+		assert.Contains(t, stderr, "flag provided but not defined: -etcd-endpoints")
+	}
 }
 
 // version names the module, the revision when the build has one, and the

@@ -398,11 +398,26 @@ func clusterFlags(f *flags, cfg *platform.Config) {
 	f.stringVar(&cfg.ClusterHost, "cluster-host", "127.0.0.1", "host of this process's cluster (gRPC) address, reachable by the nodes")
 	f.intVar(&cfg.ClusterPort, "cluster-port", 0, "port of this process's cluster address (0: a free one)")
 	f.stringVar(&cfg.Membership, "membership", platform.MembershipKV, "how members find each other: kv (a NATS JetStream KV bucket at --nats-url; "+
-		"a node joins by starting and leaves by stopping) or automanaged (a fixed --peers list; adding a node restarts every process)")
-	f.durationVar(&cfg.MembershipHeartbeat, "membership-heartbeat", time.Second, "kv membership: how often a member puts its record again")
-	f.durationVar(&cfg.MembershipTTL, "membership-ttl", 0, "kv membership: how long a record lasts without a heartbeat, "+
+		"a node joins by starting and leaves by stopping), automanaged (a fixed --peers list; adding a node restarts every process), "+
+		"or protoactor's etcd, consul or k8s provider in a binary built with -tags membership_etcd, membership_consul or membership_k8s "+
+		"(this binary: "+strings.Join(platform.Memberships(), ", ")+")")
+	f.durationVar(&cfg.MembershipHeartbeat, "membership-heartbeat", time.Second, "kv, etcd and consul membership: how often a member puts its record again")
+	f.durationVar(&cfg.MembershipTTL, "membership-ttl", 0, "kv, etcd and consul membership: how long a record lasts without a heartbeat, "+
 		"so how long a dead member stays listed (0: 3 heartbeats); the same on every process")
 	f.listVar(&cfg.Peers, "peers", "", "automanaged membership: comma-separated membership endpoints (host:port) of every member, this one included")
+	// The settings of an external membership are flags only in a binary
+	// that has it: the default binary's help lists none that it would
+	// refuse to use.
+	if platform.MembershipBuilt(platform.MembershipEtcd) {
+		f.listVar(&cfg.EtcdEndpoints, "etcd-endpoints", "127.0.0.1:2379", "etcd membership: comma-separated etcd endpoints (host:port)")
+		f.stringVar(&cfg.EtcdCA, "etcd-ca", "", "etcd membership: CA file to verify etcd's certificate with (empty: plaintext)")
+		f.stringVar(&cfg.EtcdCert, "etcd-cert", "", "etcd membership: this process's client certificate file for etcd, if etcd asks for one")
+		f.stringVar(&cfg.EtcdKey, "etcd-key", "", "etcd membership: the key file of --etcd-cert")
+	}
+	if platform.MembershipBuilt(platform.MembershipConsul) {
+		f.stringVar(&cfg.ConsulAddress, "consul-address", "", "consul membership: the Consul agent's HTTP address, host:port "+
+			"(empty: CONSUL_HTTP_ADDR, else 127.0.0.1:8500; token and TLS from Consul's CONSUL_HTTP_TOKEN, CONSUL_CACERT, ...)")
+	}
 	f.afterParse = append(f.afterParse, func() error {
 		if cfg.Membership == platform.MembershipAutomanaged && len(cfg.Peers) == 0 {
 			return errors.New("--peers is required with --membership automanaged")
@@ -583,7 +598,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	gatewayTLSFlags(f, &cfg)
 	// NATS for the kv membership only: the gateway watches the members'
 	// bucket, and creates it if no member has yet.
-	f.stringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server of the kv membership (unused with --membership automanaged)")
+	f.stringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server of the kv membership (unused with any other --membership)")
 	natsClientFlags(f, &cfg, natsauth.RoleGateway)
 	f.intVar(&cfg.Replicas, "replicas", 1, "replicas of the members' bucket, if this gateway is the first to create it (3 in production)")
 	if err := f.parse(args); err != nil {
