@@ -99,6 +99,14 @@ func (d Date) String() string {
 	return d.t.Format(time.DateOnly)
 }
 
+// Append appends d.String() to b.
+func (d Date) Append(b []byte) []byte {
+	if d.IsZero() {
+		return b
+	}
+	return d.t.AppendFormat(b, time.DateOnly)
+}
+
 // UnmarshalText parses YYYY-MM-DD, or "" as the zero date (what
 // MarshalText writes for it).
 func (d *Date) UnmarshalText(b []byte) error {
