@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/assert"
@@ -398,8 +399,12 @@ func TestAppendMatchesString(t *testing.T) {
 			assert.Equal(t, "a"+p.StringFixed(places), string(p.AppendFixed([]byte("a"), places)), "price %s, %d places", s, places)
 		}
 	}
-	for _, d := range []Date{{}, MustDate("2026-11-23"), MustDate("1900-01-01"), MustDate("2999-12-31")} {
+	for _, d := range []Date{{}, MustDate("2026-11-23"), MustDate("1900-01-01"), MustDate("2999-12-31"),
+		NewDate(999, time.December, 31), NewDate(10000, time.January, 1)} {
 		assert.Equal(t, "a"+d.String(), string(d.Append([]byte("a"))), "date %s", d)
+	}
+	for day := MustDate("1999-12-25"); day.Before(MustDate("2031-01-10")); day = day.AddDays(1) {
+		require.Equal(t, day.String(), string(day.Append(nil)))
 	}
 }
 
