@@ -103,7 +103,7 @@ func appendJSONOptional(b []byte, key, s string) []byte {
 // rare string needing escapes is escaped exactly as before.
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !jsonVerbatim[s[i]] {
 			// Marshalling a string cannot fail.
 			q, _ := json.Marshal(s)
 			return append(b, q...)
@@ -113,3 +113,13 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// jsonVerbatim[c] reports whether encoding/json writes the byte c of a
+// string as it is: printable ASCII but for the quote, the backslash and the
+// three characters it escapes for HTML.
+var jsonVerbatim = func() (verbatim [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		verbatim[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return verbatim
+}()
