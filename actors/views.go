@@ -77,29 +77,132 @@ func (v viewer) pot(p *domain.Pot, prices map[domain.ISIN]domain.PricePoint) *pb
 
 // order is the order view with its trades and the contract note of each
 // executed trade.
+//
+// Its numbers, dates and times are written into one buffer and become one
+// string that the fields share, rather than a string each: a page of 50
+// orders made ~600 small strings, and their allocation and collection were
+// a large part of what each order of a page cost (docs/performance.md, "A
+// pot's cost and its history"). The text is what the values' String and
+// StringFixed give.
 func (v viewer) order(o *domain.Order) *pb.OrderView {
-	view := &pb.OrderView{Id: o.ID, Type: o.Type.String(), Status: string(domain.OrderStatusAt(o, v.isCutOff)),
-		DealingDate: dateString(o.DealingDate), OriginalDealingDate: dateString(o.OriginalDealingDate),
-		CreatedAt: timeString(o.CreatedAt), MovementId: o.MovementID}
-	for _, t := range o.Trades {
-		tv := &pb.TradeView{Id: t.ID, Asset: string(t.Asset), Side: t.Side.String(),
-			Status: string(domain.TradeStatusAt(t, o.DealingDate, v.isCutOff))}
-		if !t.Cash.IsZero() {
-			tv.Amount = t.Cash.String()
+	var buf [256]byte
+	var fields [16]viewField
+	t := viewText{b: buf[:0], fields: fields[:0]}
+	view, tvs, notes := newOrderView(len(o.Trades))
+	*view = pb.OrderView{Id: o.ID, Type: o.Type.String(), Status: string(domain.OrderStatusAt(o, v.isCutOff)),
+		MovementId: o.MovementID, Trades: view.Trades, ContractNotes: view.ContractNotes}
+	t = t.field(&view.DealingDate, o.DealingDate.Append(t.b))
+	if o.OriginalDealingDate.Equal(o.DealingDate) {
+		t = t.same(&view.OriginalDealingDate, &view.DealingDate)
+	} else {
+		t = t.field(&view.OriginalDealingDate, o.OriginalDealingDate.Append(t.b))
+	}
+	t = t.field(&view.CreatedAt, appendTime(t.b, o.CreatedAt))
+	for i, tr := range o.Trades {
+		tv := &tvs[i]
+		tv.Id, tv.Asset, tv.Side = tr.ID, string(tr.Asset), tr.Side.String()
+		tv.Status = string(domain.TradeStatusAt(tr, o.DealingDate, v.isCutOff))
+		if !tr.Cash.IsZero() {
+			t = t.field(&tv.Amount, tr.Cash.Append(t.b))
 		}
-		if !t.Units.IsZero() {
-			tv.Units = v.units(t.Asset, t.Units)
+		if !tr.Units.IsZero() {
+			t = t.field(&tv.Units, tr.Units.AppendFixed(t.b, v.unitPlaces(tr.Asset)))
 		}
-		if e := t.Execution; e != nil {
-			tv.ExecutedUnits, tv.Price, tv.Cash = v.units(t.Asset, e.Units), v.price(t.Asset, e.Price), e.Cash.String()
-			tv.SettlementDate, tv.BatchId = dateString(e.SettlementDate), e.BatchID
-			view.ContractNotes = append(view.ContractNotes, &pb.ContractNote{TradeId: t.ID, DealingDate: dateString(e.DealingDate),
-				Asset: string(t.Asset), Side: t.Side.String(), Units: tv.ExecutedUnits, UnitPrice: tv.Price,
-				Consideration: e.Cash.String(), SettlementDate: tv.SettlementDate, BatchId: e.BatchID})
+		if e := tr.Execution; e != nil {
+			t = t.field(&tv.ExecutedUnits, e.Units.AppendFixed(t.b, v.unitPlaces(tr.Asset)))
+			t = t.field(&tv.Price, e.Price.AppendFixed(t.b, v.pricePlaces(tr.Asset)))
+			t = t.field(&tv.Cash, e.Cash.Append(t.b))
+			t = t.field(&tv.SettlementDate, e.SettlementDate.Append(t.b))
+			tv.BatchId = e.BatchID
+			n := &notes[len(view.ContractNotes)]
+			n.TradeId, n.Asset, n.Side, n.BatchId = tr.ID, tv.Asset, tv.Side, e.BatchID
+			if e.DealingDate.Equal(o.DealingDate) {
+				t = t.same(&n.DealingDate, &view.DealingDate)
+			} else {
+				t = t.field(&n.DealingDate, e.DealingDate.Append(t.b))
+			}
+			t = t.same(&n.Units, &tv.ExecutedUnits)
+			t = t.same(&n.UnitPrice, &tv.Price)
+			t = t.same(&n.Consideration, &tv.Cash)
+			t = t.same(&n.SettlementDate, &tv.SettlementDate)
+			view.ContractNotes = append(view.ContractNotes, n)
 		}
 		view.Trades = append(view.Trades, tv)
 	}
+	t.done()
 	return view
+}
+
+// orderViewOfOne is the view of an order of one trade, the common case,
+// allocated at once rather than as five objects.
+type orderViewOfOne struct {
+	view   pb.OrderView
+	trades [1]*pb.TradeView
+	notes  [1]*pb.ContractNote
+	trade  [1]pb.TradeView
+	note   [1]pb.ContractNote
+}
+
+// newOrderView allocates an order view for n trades: the view, with its
+// Trades and ContractNotes empty but of capacity n, and the trade views and
+// contract notes they point to.
+func newOrderView(n int) (*pb.OrderView, []pb.TradeView, []pb.ContractNote) {
+	if n == 1 {
+		one := new(orderViewOfOne)
+		one.view.Trades, one.view.ContractNotes = one.trades[:0], one.notes[:0]
+		return &one.view, one.trade[:], one.note[:]
+	}
+	view := &pb.OrderView{Trades: make([]*pb.TradeView, 0, n), ContractNotes: make([]*pb.ContractNote, 0, n)}
+	return view, make([]pb.TradeView, n), make([]pb.ContractNote, n)
+}
+
+// viewText gathers a view's strings in one buffer: field records where each
+// string ends, same that a field is another's string, and done makes the
+// buffer one string and sets every recorded field to its piece. It is
+// passed by value (t = t.field(…)) so that the buffer and the records can
+// stay on the caller's stack: a store through a pointer would move them to
+// the heap.
+type viewText struct {
+	b      []byte
+	fields []viewField
+}
+
+type viewField struct {
+	dst, same  *string // same: dst is what same is set to
+	start, end int
+}
+
+// field records that dst is what was appended to the buffer since the last
+// field: b is the buffer with it appended.
+func (t viewText) field(dst *string, b []byte) viewText {
+	t.fields = append(t.fields, viewField{dst: dst, start: len(t.b), end: len(b)})
+	t.b = b
+	return t
+}
+
+// same records that dst is the string of src, recorded before it.
+func (t viewText) same(dst, src *string) viewText {
+	t.fields = append(t.fields, viewField{dst: dst, same: src})
+	return t
+}
+
+func (t viewText) done() {
+	s := string(t.b)
+	for _, f := range t.fields {
+		if f.same != nil {
+			*f.dst = *f.same
+		} else {
+			*f.dst = s[f.start:f.end]
+		}
+	}
+}
+
+// appendTime appends timeString(t) to b.
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return b
+	}
+	return t.UTC().AppendFormat(b, time.RFC3339Nano)
 }
 
 // movement is a contribution or withdrawal with its orders.

@@ -409,13 +409,38 @@ func (r *potReader) tradeSpec() domain.TradeSpec {
 	return t
 }
 
+// orderOfOne is an order of one trade, the common case, allocated at once
+// rather than as three objects: a page of the history's orders decodes
+// dozens of them.
+type orderOfOne struct {
+	order  domain.Order
+	trades [1]*domain.Trade
+	trade  domain.Trade
+}
+
 func (r *potReader) order() *domain.Order {
-	o := &domain.Order{ID: r.str(), Type: domain.OrderType(r.uint()), MovementID: r.str(), CreatedAt: r.instant(),
+	fields := domain.Order{ID: r.str(), Type: domain.OrderType(r.uint()), MovementID: r.str(), CreatedAt: r.instant(),
 		DealingDate: r.date(), OriginalDealingDate: r.date(), Cancelled: r.bool(), CancelledAt: r.instant()}
 	n := r.count()
-	o.Trades = make([]*domain.Trade, 0, n)
+	var o *domain.Order
+	var one *orderOfOne
+	if n == 1 {
+		one = &orderOfOne{order: fields}
+		o = &one.order
+		o.Trades = one.trades[:0]
+	} else {
+		o = new(domain.Order)
+		*o = fields
+		o.Trades = make([]*domain.Trade, 0, n)
+	}
 	for ; n > 0; n-- {
-		t := domain.NewTrade(o.ID, r.tradeSpec())
+		var t *domain.Trade
+		if one != nil { // the only trade
+			t = &one.trade
+		} else {
+			t = new(domain.Trade)
+		}
+		*t = *domain.NewTrade(o.ID, r.tradeSpec())
 		t.Status, t.PendingCash, t.SettledAt = domain.TradeStatus(r.uint()), r.money(), r.instant()
 		if r.bool() {
 			t.Execution = &domain.Execution{DealingDate: r.date(), Units: r.units(), Price: r.price(), Cash: r.money(),

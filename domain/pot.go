@@ -326,15 +326,29 @@ func OrderStatusAt(o *Order, cutOff func(Date) bool) OrderStatus {
 	if o.Cancelled {
 		return OrderStatusCancelled
 	}
-	rank := map[OrderStatus]int{OrderStatusAccepted: 0, OrderStatusCutOff: 1, OrderStatusExecuted: 2, OrderStatusSettled: 3}
 	least := OrderStatusSettled
 	for _, t := range o.Trades {
 		s := TradeStatusAt(t, o.DealingDate, cutOff)
-		if rank[s] < rank[least] {
+		if statusRank(s) < statusRank(least) {
 			least = s
 		}
 	}
 	return least
+}
+
+// statusRank orders a trade's statuses from the least advanced; any other
+// (cancelled) ranks with accepted. A switch rather than a map literal: the
+// map was built on every call, a page of orders' views calling it for each.
+func statusRank(s OrderStatus) int {
+	switch s {
+	case OrderStatusCutOff:
+		return 1
+	case OrderStatusExecuted:
+		return 2
+	case OrderStatusSettled:
+		return 3
+	}
+	return 0
 }
 
 // requestIndexFrom: a pot with more remembered keys than this finds them

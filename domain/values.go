@@ -253,6 +253,9 @@ func (m Money) Min(o Money) Money            { return minMoney(m, o) }
 func (m Money) String() string               { return formatFixed(m.d, CashDecimals) }
 func (m Money) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
+// Append appends m.String() to b.
+func (m Money) Append(b []byte) []byte { return appendFixed(b, m.d, CashDecimals) }
+
 // UnmarshalText reads the text form written by MarshalText (any sign, 2
 // places): it is for stored state, not for input from outside.
 func (m *Money) UnmarshalText(b []byte) error {
@@ -339,6 +342,9 @@ func (u Units) String() string           { return u.d.String() }
 // StringFixed formats u with exactly places decimals ("12.3000").
 func (u Units) StringFixed(places int32) string { return formatFixed(u.d, places) }
 
+// AppendFixed appends u.StringFixed(places) to b.
+func (u Units) AppendFixed(b []byte, places int32) []byte { return appendFixed(b, u.d, places) }
+
 func minUnits(a, b Units) Units {
 	if a.Cmp(b) <= 0 {
 		return a
@@ -387,6 +393,9 @@ func (p Price) String() string           { return p.d.String() }
 
 // StringFixed formats p with exactly places decimals.
 func (p Price) StringFixed(places int32) string { return formatFixed(p.d, places) }
+
+// AppendFixed appends p.StringFixed(places) to b.
+func (p Price) AppendFixed(b []byte, places int32) []byte { return appendFixed(b, p.d, places) }
 
 // ---------------------------------------------------------------------------
 // Weight and percent
@@ -529,29 +538,35 @@ func (p *Percent) UnmarshalText(b []byte) error {
 // orders where whole pounds came with a positive exponent
 // (docs/performance.md). Anything else takes StringFixed.
 func formatFixed(d decimal.Decimal, places int32) string {
+	var buf [24]byte
+	return string(appendFixed(buf[:0], d, places))
+}
+
+// appendFixed appends formatFixed(d, places) to b: views that build many
+// numbers into one buffer (a page of orders) then allocate once for them
+// all rather than once a number.
+func appendFixed(b []byte, d decimal.Decimal, places int32) []byte {
 	c, ok := scaledInt64(d, places)
 	if !ok {
-		return d.StringFixed(places)
+		return append(b, d.StringFixed(places)...)
 	}
-	var buf [24]byte
-	b := buf[:0]
 	if c < 0 {
 		b = append(b, '-')
 		c = -c
 	}
 	b = strconv.AppendInt(b, c/pow10[places], 10)
 	if places == 0 {
-		return string(b)
+		return b
 	}
 	b = append(b, '.')
 	frac := c % pow10[places]
 	n := len(b)
-	b = b[:n+int(places)]
+	b = append(b, make([]byte, places)...)
 	for i := len(b) - 1; i >= n; i-- {
 		b[i] = byte('0' + frac%10)
 		frac /= 10
 	}
-	return string(b)
+	return b
 }
 
 // scaledInt64 is d × 10^places as an int64 when that is exact and has at

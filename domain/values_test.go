@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/assert"
@@ -379,6 +380,31 @@ func TestFormatFixedMatchesStringFixed(t *testing.T) {
 		d := decimal.New(coef, int32(rng.IntN(16))-12)
 		places := int32(rng.IntN(12))
 		require.Equal(t, d.StringFixed(places), formatFixed(d, places), "formatFixed(%s, %d), against StringFixed", d, places)
+		// appendFixed, which views use, appends the same after what is there.
+		require.Equal(t, "x,"+d.StringFixed(places), string(appendFixed([]byte("x,"), d, places)), "appendFixed(%s, %d)", d, places)
+	}
+}
+
+// TestAppendMatchesString: the Append forms of the values' text write what
+// their String forms return.
+func TestAppendMatchesString(t *testing.T) {
+	for _, s := range []string{"0", "0.01", "-12.50", "1e3", "999999999999.99"} {
+		m := Money{decimal.RequireFromString(s)}
+		assert.Equal(t, "a"+m.String(), string(m.Append([]byte("a"))), "money %s", s)
+	}
+	for _, s := range []string{"0", "3.6227", "1e2", "0.000001", "123456789.123456"} {
+		u, p := Units{decimal.RequireFromString(s)}, Price{decimal.RequireFromString(s)}
+		for _, places := range []int32{0, 4, 6} {
+			assert.Equal(t, "a"+u.StringFixed(places), string(u.AppendFixed([]byte("a"), places)), "units %s, %d places", s, places)
+			assert.Equal(t, "a"+p.StringFixed(places), string(p.AppendFixed([]byte("a"), places)), "price %s, %d places", s, places)
+		}
+	}
+	for _, d := range []Date{{}, MustDate("2026-11-23"), MustDate("1900-01-01"), MustDate("2999-12-31"),
+		NewDate(999, time.December, 31), NewDate(10000, time.January, 1)} {
+		assert.Equal(t, "a"+d.String(), string(d.Append([]byte("a"))), "date %s", d)
+	}
+	for day := MustDate("1999-12-25"); day.Before(MustDate("2031-01-10")); day = day.AddDays(1) {
+		require.Equal(t, day.String(), string(day.Append(nil)))
 	}
 }
 

@@ -299,7 +299,7 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request, _ Claims) {
 	}
 	req := &pb.PotRequest{Command: &pb.PotRequest_ListOrders{ListOrders: list}}
 	if l, ok := potResult(s, w, r, "list_orders", member, req, (*pb.PotResponse).GetOrders); ok {
-		s.writeJSON(w, r, http.StatusOK, orderListView(l))
+		s.writeAppended(w, http.StatusOK, func(b []byte) []byte { return appendOrderListJSON(b, l) })
 	}
 }
 

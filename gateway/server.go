@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/acme/mastertrust/cluster"
@@ -298,6 +299,29 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 		return
 	}
 	s.writeBody(w, status, "application/json", append(data, '\n'))
+}
+
+// answerBuffers hold the answers written by hand (appendOrderListJSON):
+// a page of 50 orders is ~40 KB, which would otherwise be allocated, and
+// grown by copying, for every page.
+var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// answerBufferKeptMax: a buffer grown past this (a page of 200 orders with
+// many trades) goes to the garbage rather than back to the pool, so that a
+// few long answers do not pin memory.
+const answerBufferKeptMax = 256 << 10
+
+// writeAppended answers status with the JSON appendJSON appends to a
+// pooled buffer. The buffer is reused once writeBody returns: the
+// ResponseWriter has copied or sent the bytes by then.
+func (s *Server) writeAppended(w http.ResponseWriter, status int, appendJSON func([]byte) []byte) {
+	bp := answerBuffers.Get().(*[]byte)
+	b := append(appendJSON((*bp)[:0]), '\n')
+	s.writeBody(w, status, "application/json", b)
+	if cap(b) <= answerBufferKeptMax {
+		*bp = b[:0]
+		answerBuffers.Put(bp)
+	}
 }
 
 // writeBody answers status with data, which the caller must not change
