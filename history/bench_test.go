@@ -1,6 +1,7 @@
 package history_test
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -86,4 +87,35 @@ func BenchmarkQueries(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkCatchUp projects a journal of contributions, as a node that
+// joins (or comes back) catches up: 40 pots, 250 contributions each, every
+// one under its own key. It reports the time per event projected.
+func BenchmarkCatchUp(b *testing.B) {
+	l := newLife(b, domain.MustDate("2026-11-23"))
+	const pots, contributions = 40, 250
+	for p := range pots {
+		m := fmt.Sprintf("M%06d", 400+p)
+		l.do(m, domain.OpenPot{Key: "open"})
+		cmds := make([]domain.Command, contributions)
+		for i := range cmds {
+			cmds[i] = domain.Contribute{Key: domain.Key(fmt.Sprintf("pay-%d", i)), Amount: domain.MustMoney("1.00")}
+		}
+		l.do(m, cmds...)
+	}
+	events := 0
+	for g := range l.j.Groups() {
+		page, err := l.j.ReadFeed(context.Background(), g, 0, 1_000_000)
+		require.NoError(b, err)
+		events += len(page)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		s := openStore(b, filepath.Join(b.TempDir(), "history"), 0)
+		b.StartTimer()
+		catchUpAll(b, s, l.j)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/event")
 }
