@@ -111,6 +111,10 @@ type Pot struct {
 	// a group of eight slots; requestIndex finds keys in a long one.
 	Requests     []RequestRecord
 	requestIndex map[string]int // by key, the latest record's index; nil until needed
+	// requestRefs counts, by RefID, the remembered records that refer to
+	// a movement or an order, for retire; nil until needed (and after a
+	// decode), then kept up to date as records come and go.
+	requestRefs map[string]int
 
 	// LastRebalance is the latest dealing day whose prices rebalanced the pot.
 	LastRebalance Date

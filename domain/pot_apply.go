@@ -74,6 +74,9 @@ func (p *Pot) applyRequestRecorded(e RequestRecorded) {
 	if p.requestIndex != nil {
 		p.requestIndex[r.Key] = len(p.Requests) - 1
 	}
+	if p.requestRefs != nil {
+		p.requestRefs[r.RefID]++
+	}
 	p.retire(r.At)
 }
 

@@ -41,7 +41,7 @@ func (p *Pot) Reindex() {
 			p.Trades[t.ID] = t
 		}
 	}
-	p.requestIndex = nil
+	p.requestIndex, p.requestRefs = nil, nil
 }
 
 // DropClosed removes from the pot what no later event can change or read:
@@ -76,7 +76,7 @@ func (p *Pot) DropClosed() []*Order {
 		delete(p.Movements, id)
 		return true
 	})
-	p.Requests, p.requestIndex, p.ForgottenThrough = nil, nil, 0
+	p.Requests, p.requestIndex, p.requestRefs, p.ForgottenThrough = nil, nil, nil, 0
 	return dropped
 }
 
