@@ -39,11 +39,11 @@ func (v viewer) price(a domain.ISIN, p domain.Price) string { return p.StringFix
 
 func dateString(d domain.Date) string { return d.String() }
 
+// timeString is an instant as the API writes it: RFC 3339 in UTC, with
+// the nanoseconds it has; "" for the zero time.
 func timeString(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339Nano)
+	var buf [len(time.RFC3339Nano)]byte
+	return string(appendTime(buf[:0], t))
 }
 
 // pot is the pot view: cash, holdings valued at the latest prices.
@@ -197,7 +197,7 @@ func (t viewText) done() {
 	}
 }
 
-// appendTime appends timeString(t) to b.
+// appendTime appends timeString(t) to b: the rule itself.
 func appendTime(b []byte, t time.Time) []byte {
 	if t.IsZero() {
 		return b
