@@ -5,16 +5,16 @@ package platform
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/acme/mastertrust/internal/pki"
 )
 
 // The etcd membership: protoactor's etcd provider. Each member puts its
@@ -80,28 +80,23 @@ func newEtcdMembership(cfg Config) (protocluster.ClusterProvider, error) {
 }
 
 // etcdTLS is the TLS configuration of the etcd client: nil (plaintext)
-// without EtcdCA, else etcd's CA and, if given, this process's certificate.
+// without EtcdCA or EtcdCert; with EtcdCA, etcd's CA and, if given, this
+// process's certificate (pki.ClientConfig); with EtcdCert alone, that
+// certificate, and etcd's verified against the system's roots.
 func etcdTLS(cfg Config) (*tls.Config, error) {
-	if cfg.EtcdCA == "" && cfg.EtcdCert == "" {
-		return nil, nil
-	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.EtcdCA != "" {
-		pem, err := os.ReadFile(cfg.EtcdCA)
+	switch {
+	case cfg.EtcdCA != "":
+		c, err := pki.ClientConfig(cfg.EtcdCA, cfg.EtcdCert, cfg.EtcdKey)
 		if err != nil {
-			return nil, fmt.Errorf("etcd TLS: read CA: %w", err)
+			return nil, fmt.Errorf("etcd TLS: %w", err)
 		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("etcd TLS: %s holds no PEM certificate", cfg.EtcdCA)
-		}
-	}
-	if cfg.EtcdCert != "" {
+		return c, nil
+	case cfg.EtcdCert != "":
 		cert, err := tls.LoadX509KeyPair(cfg.EtcdCert, cfg.EtcdKey)
 		if err != nil {
 			return nil, fmt.Errorf("etcd TLS: client certificate: %w", err)
 		}
-		c.Certificates = []tls.Certificate{cert}
+		return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 	}
-	return c, nil
+	return nil, nil
 }
