@@ -187,11 +187,11 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	catchUpCtx, cancelCatchUp := context.WithTimeout(ctx, historyCatchUpBeforeJoin)
 	caughtUp := hist.CatchUpAll(catchUpCtx, cfg.Journal)
 	cancelCatchUp()
+	took := time.Since(caughtUpStart).Round(time.Millisecond)
 	if caughtUp {
-		cfg.Logger.Info("history caught up with the journal before joining", "took", time.Since(caughtUpStart).Round(time.Millisecond))
+		cfg.Logger.Info("history caught up with the journal before joining", "took", took)
 	} else {
-		cfg.Logger.Warn("history still behind the journal; joining anyway: pots that ask it about old keys wait for it",
-			"took", time.Since(caughtUpStart).Round(time.Millisecond))
+		cfg.Logger.Warn("history still behind the journal; joining anyway: pots that ask it about old keys wait for it", "took", took)
 	}
 	followed := make(chan struct{})
 	go func() {
