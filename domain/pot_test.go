@@ -365,7 +365,7 @@ func TestPotKeepsOnlyOpenWork(t *testing.T) {
 		for _, r := range p.Requests {
 			keyed = keyed || r.RefID == o.MovementID || r.RefID == id
 		}
-		require.True(t, !o.closed() || keyed, "order %s closed and kept without a key", id)
+		require.True(t, !o.Closed() || keyed, "order %s closed and kept without a key", id)
 	}
 	require.Positive(t, window)
 	s.checkReplay()

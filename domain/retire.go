@@ -84,7 +84,7 @@ func (p *Pot) retire(at time.Time) {
 			return false
 		}
 		o := p.Orders[id]
-		if !o.closed() {
+		if !o.Closed() {
 			return false
 		}
 		if _, held := p.Movements[o.MovementID]; held {
@@ -108,7 +108,7 @@ func (p *Pot) movementDone(m *Movement) bool {
 		return m.IsPaid()
 	}
 	for _, id := range m.OrderIDs {
-		if o, ok := p.Orders[id]; ok && !o.closed() {
+		if o, ok := p.Orders[id]; ok && !o.Closed() {
 			return false
 		}
 	}

@@ -153,7 +153,7 @@ func (s *sim) checkReplay() {
 		fromZero := NewPot(m)
 		retired := 0
 		fromZero.OnRetire(func(o *Order) {
-			require.True(s.t, o.closed(), "order %s retired while open", o.ID)
+			require.True(s.t, o.Closed(), "order %s retired while open", o.ID)
 			retired++
 		})
 		for _, e := range sp.events {
@@ -177,7 +177,7 @@ func (s *sim) checkReplicaReplay(member string, sp *simPot, whole *Pot, wholeRet
 	dropped := map[string]bool{}
 	drop := func(o *Order) {
 		require.False(s.t, dropped[o.ID], "order %s dropped twice", o.ID)
-		require.True(s.t, o.closed(), "order %s dropped while open", o.ID)
+		require.True(s.t, o.Closed(), "order %s dropped while open", o.ID)
 		dropped[o.ID] = true
 	}
 	replica.OnRetire(drop)

@@ -58,7 +58,7 @@ func (p *Pot) DropClosed() []*Order {
 	var dropped []*Order
 	p.OrderIDs = slices.DeleteFunc(p.OrderIDs, func(id string) bool {
 		o := p.Orders[id]
-		if !o.closed() {
+		if !o.Closed() {
 			return false
 		}
 		for _, t := range o.Trades {
@@ -80,8 +80,10 @@ func (p *Pot) DropClosed() []*Order {
 	return dropped
 }
 
-// closed reports whether every trade of the order is settled or cancelled.
-func (o *Order) closed() bool {
+// Closed reports whether every trade of the order is settled or cancelled:
+// no later event changes the order, and its status no longer depends on the
+// day's cut-off (OrderStatusAt).
+func (o *Order) Closed() bool {
 	for _, t := range o.Trades {
 		if t.Status != TradeSettledStatus && t.Status != TradeCancelled {
 			return false
