@@ -12,6 +12,7 @@ import (
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/history"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/persistence"
@@ -71,7 +72,13 @@ func newWorld(t testing.TB, opt worldOptions) *world {
 		t.Cleanup(func() { j.Close() })
 		w.journal = j
 	}
-	hist, err := history.Open(t.TempDir(), history.Options{Catalogue: w.cat})
+	// The history renders closed orders as the platform's does
+	// (platform.HistoryOptions), so that pages of old orders are served
+	// from their rendered views here too.
+	hist, err := history.Open(t.TempDir(), history.Options{Catalogue: w.cat,
+		RenderClosedOrder: func(b []byte, o *domain.Order) []byte {
+			return gateway.AppendOrderJSON(b, actors.ClosedOrderView(w.cat, o))
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/history"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -22,8 +23,9 @@ type History interface {
 	Order(member, orderID string) (*domain.Order, bool, error)
 	// Orders lists orders newest first with an id number below beforeSeq
 	// (0: all), those keep accepts, at most limit; more says whether
-	// others may follow.
-	Orders(member string, beforeSeq uint64, limit int, keep func(*domain.Order) bool) (orders []*domain.Order, more bool, err error)
+	// others may follow. A closed order may come as its view, rendered
+	// when it closed (RenderClosedOrder).
+	Orders(member string, beforeSeq uint64, limit int, keep func(history.ListedOrder) bool) (orders []history.ListedOrder, more bool, err error)
 	// Statement lists entries with At in [from, to) (zero: open), oldest
 	// first, after cursor, at most limit, and the next cursor ("": none).
 	Statement(member string, from, to time.Time, cursor string, limit int) ([]domain.StatementEntry, string, error)
@@ -161,16 +163,26 @@ func (v viewer) historyOrders(h History, member string, q *pb.ListOrders) (*pb.O
 		}
 		before = n
 	}
-	keep := func(o *domain.Order) bool {
-		return q.Status == "" || strings.EqualFold(string(domain.OrderStatusAt(o, v.isCutOff)), q.Status)
+	status := func(l history.ListedOrder) domain.OrderStatus {
+		if l.View != nil {
+			return l.Status
+		}
+		return domain.OrderStatusAt(l.Order, v.isCutOff)
+	}
+	keep := func(l history.ListedOrder) bool {
+		return q.Status == "" || strings.EqualFold(string(status(l)), q.Status)
 	}
 	orders, more, err := h.Orders(member, before, limit, keep)
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", member, err)
 	}
-	list := &pb.OrderList{}
-	for _, o := range orders {
-		list.Orders = append(list.Orders, v.order(o))
+	list := &pb.OrderList{Orders: make([]*pb.OrderView, 0, len(orders))}
+	for _, l := range orders {
+		if l.View != nil {
+			list.Orders = append(list.Orders, &pb.OrderView{Id: l.ID, Status: string(l.Status), Rendered: l.View})
+		} else {
+			list.Orders = append(list.Orders, v.order(l.Order))
+		}
 	}
 	if more && len(orders) > 0 {
 		list.NextAfter = orders[len(orders)-1].ID

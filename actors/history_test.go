@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -103,6 +104,14 @@ func TestRetiredOrderIsReadFromTheHistory(t *testing.T) {
 	list := w.must(m, &pb.PotRequest{Command: &pb.PotRequest_ListOrders{ListOrders: &pb.ListOrders{}}}).GetOrders()
 	require.Len(t, list.Orders, 1)
 	assert.Equal(t, placed.Id, list.Orders[0].Id)
+	// A page serves the view the history rendered when the order closed:
+	// the same JSON as the order's view made now.
+	assert.Equal(t, "cancelled", list.Orders[0].Status)
+	assert.Equal(t, string(gateway.AppendOrderJSON(nil, got)), string(list.Orders[0].Rendered))
+	for status, n := range map[string]int{"cancelled": 1, "CANCELLED": 1, "settled": 0} {
+		page := w.must(m, &pb.PotRequest{Command: &pb.PotRequest_ListOrders{ListOrders: &pb.ListOrders{Status: status}}}).GetOrders()
+		assert.Len(t, page.Orders, n, "orders of status %s", status)
+	}
 	againResp := w.must(m, cancelOrder("k-cancel-2", placed.Id))
 	again := againResp.GetOrder()
 	require.NotNil(t, again, "cancelling a cancelled, retired order answers it again")

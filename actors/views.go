@@ -133,6 +133,16 @@ func (v viewer) order(o *domain.Order) *pb.OrderView {
 	return view
 }
 
+// ClosedOrderView is the view of a closed order (domain.Order.Closed), whose
+// status no longer depends on the day's cut-off: what the history renders
+// once, when the order closes, for its pages of old orders.
+func ClosedOrderView(cat *domain.Catalogue, o *domain.Order) *pb.OrderView {
+	if !o.Closed() {
+		panic("actors: ClosedOrderView of open order " + o.ID)
+	}
+	return viewer{cat: cat, isCutOff: func(domain.Date) bool { return false }}.order(o)
+}
+
 // orderViewOfOne is the view of an order of one trade, the common case,
 // allocated at once rather than as five objects.
 type orderViewOfOne struct {

@@ -1,7 +1,9 @@
 package gateway_test
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -146,6 +148,15 @@ func testMemberFlow(c tc) {
 	var settled orderList
 	c.must(http.StatusOK, &settled, "GET", base+"/orders?status=settled", tok, "")
 	require.Equal(t, []string{buy2.ID, buy1.ID}, ids(settled), "settled orders")
+	// Settled orders are closed: the page serves the views the history
+	// rendered when they closed, the same bytes as each order's own GET.
+	var settledRaw struct{ Orders []json.RawMessage }
+	c.must(http.StatusOK, &settledRaw, "GET", base+"/orders?status=settled", tok, "")
+	require.Len(t, settledRaw.Orders, 2, "settled orders")
+	for i, id := range []string{buy2.ID, buy1.ID} {
+		one := c.must(http.StatusOK, nil, "GET", base+"/orders/"+id, tok, "")
+		require.Equal(t, string(bytes.TrimSpace(one.body)), string(settledRaw.Orders[i]), "order %s listed and read alone", id)
+	}
 
 	// Cancel: 200 cancelled, and again (nothing changes).
 	var cancelled orderView

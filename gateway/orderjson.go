@@ -22,7 +22,7 @@ func appendOrderListJSON(b []byte, l *pb.OrderList) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendOrderJSON(b, o)
+		b = AppendOrderJSON(b, o)
 	}
 	b = append(b, ']')
 	if v := l.GetNextAfter(); v != "" {
@@ -31,8 +31,14 @@ func appendOrderListJSON(b []byte, l *pb.OrderList) []byte {
 	return append(b, '}')
 }
 
-// appendOrderJSON appends v as json.Marshal(orderView(v)) would.
-func appendOrderJSON(b []byte, v *pb.OrderView) []byte {
+// AppendOrderJSON appends v as json.Marshal(orderView(v)) would: the
+// order's JSON in the API, or, for a view that was rendered already
+// (pb.OrderView.Rendered, a closed order of the history), that JSON as it
+// is.
+func AppendOrderJSON(b []byte, v *pb.OrderView) []byte {
+	if r := v.GetRendered(); r != nil {
+		return append(b, r...)
+	}
 	b = appendJSONField(b, `{"id":`, v.GetId())
 	b = appendJSONField(b, `,"type":`, v.GetType())
 	b = appendJSONField(b, `,"status":`, v.GetStatus())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/history"
 	"github.com/acme/mastertrust/internal/testkit"
@@ -25,7 +26,7 @@ const lifeDays = 18
 func openStore(t testing.TB, dir string, replicasCached int) *history.Store {
 	t.Helper()
 	log, _ := testkit.Logger(t)
-	s, err := history.Open(dir, history.Options{Logger: log, ReplicasCached: replicasCached})
+	s, err := history.Open(dir, history.Options{Logger: log, ReplicasCached: replicasCached, RenderClosedOrder: renderEncoded})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
 	return s
@@ -94,7 +95,7 @@ func liveProjected(t *testing.T) projectedLife {
 // Orders lists them newest first, filtered by keep.
 func TestOrdersAreTheirFinalState(t *testing.T) {
 	pl := liveProjected(t)
-	total, cancelled, executed := 0, 0, 0
+	total, cancelled, executed, rendered := 0, 0, 0, 0
 	for _, m := range pl.members() {
 		_, events := pl.streamEvents(m)
 		p := domain.NewPot(m)
@@ -118,16 +119,21 @@ func TestOrdersAreTheirFinalState(t *testing.T) {
 				executed++
 			}
 		}
-		got, more, err := pl.store.Orders(m, 0, 50, nil)
+		page, more, err := pl.store.Orders(m, 0, 50, nil)
 		require.NoError(t, err)
 		require.False(t, more, "%s: more orders", m)
 		slices.Reverse(placed)
-		require.Empty(t, stateDiff(placed, got), "%s: Orders, newest first", m)
+		require.Empty(t, stateDiff(placed, listedOrders(t, page)), "%s: Orders, newest first", m)
+		for _, l := range page {
+			if l.View != nil {
+				rendered++
+			}
+		}
 
 		wantCancelled := slices.DeleteFunc(slices.Clone(placed), func(o *domain.Order) bool { return !o.Cancelled })
-		got, _, err = pl.store.Orders(m, 0, 50, func(o *domain.Order) bool { return o.Cancelled })
+		page, _, err = pl.store.Orders(m, 0, 50, func(l history.ListedOrder) bool { return listedOrder(t, l).Cancelled })
 		require.NoError(t, err)
-		require.Empty(t, stateDiff(wantCancelled, got), "%s: cancelled orders", m)
+		require.Empty(t, stateDiff(wantCancelled, listedOrders(t, page)), "%s: cancelled orders", m)
 
 		_, found, err := pl.store.Order(m, m+"-999999")
 		require.NoError(t, err)
@@ -141,10 +147,15 @@ func TestOrdersAreTheirFinalState(t *testing.T) {
 			require.False(t, found, "an order's number spelt with a leading zero")
 		}
 	}
-	t.Logf("%d orders, %d cancelled, %d executed", total, cancelled, executed)
+	t.Logf("%d orders, %d cancelled, %d executed, %d listed as rendered", total, cancelled, executed, rendered)
 	require.NotZero(t, cancelled, "a cancelled order")
 	require.Greater(t, executed, 10, "executed orders")
-	roll, _, err := pl.store.Orders(rolled, 0, 50, func(o *domain.Order) bool { return !o.DealingDate.Equal(o.OriginalDealingDate) })
+	require.NotZero(t, rendered, "a closed order listed as its rendered view")
+	require.Less(t, rendered, total, "open orders listed decoded")
+	roll, _, err := pl.store.Orders(rolled, 0, 50, func(l history.ListedOrder) bool {
+		o := listedOrder(t, l)
+		return !o.DealingDate.Equal(o.OriginalDealingDate)
+	})
 	require.NoError(t, err)
 	require.NotEmpty(t, roll, "a rolled order")
 }
@@ -243,7 +254,8 @@ func TestRebuildIsByteForByteTheLiveStore(t *testing.T) {
 
 	log, _ := testkit.Logger(t)
 	dir := filepath.Join(t.TempDir(), "rebuilt")
-	require.NoError(t, history.Rebuild(context.Background(), dir, pl.j, history.Options{Logger: log, ReplicasCached: -1}))
+	require.NoError(t, history.Rebuild(context.Background(), dir, pl.j, history.Options{Logger: log, ReplicasCached: -1,
+		RenderClosedOrder: renderEncoded}))
 	rebuilt := openStore(t, dir, 0)
 	requireSameBytes(t, live, dump(t, rebuilt), "rebuilt in a new directory")
 
@@ -441,12 +453,44 @@ func TestOrdersPagesAPotOfThousands(t *testing.T) {
 	middle := seqOf(t, m, want[orders/2])
 	require.Equal(t, want[orders/2+1:], pageThrough(50, middle), "below the middle order")
 	// keep sees every order and takes some: the pages hold only those.
-	even, _, err := s.Orders(m, 0, 20, func(o *domain.Order) bool { return seqOf(t, m, o.ID)%4 == 0 })
+	even, _, err := s.Orders(m, 0, 20, func(l history.ListedOrder) bool { return seqOf(t, m, l.ID)%4 == 0 })
 	require.NoError(t, err)
 	require.Len(t, even, 20)
 	for _, o := range even {
 		require.Zero(t, seqOf(t, m, o.ID)%4, o.ID)
 	}
+}
+
+// renderEncoded renders a closed order as its encoding, so that a test can
+// read a rendered view back as the order it was rendered from.
+func renderEncoded(b []byte, o *domain.Order) []byte { return append(b, codec.EncodeOrder(o)...) }
+
+// listedOrder is a listed order: decoded, or read back from the view that
+// renderEncoded rendered, which must be of a closed order, with its status
+// and id beside it.
+func listedOrder(t testing.TB, l history.ListedOrder) *domain.Order {
+	t.Helper()
+	if l.View == nil {
+		require.NotNil(t, l.Order, "order %s neither decoded nor rendered", l.ID)
+		require.Equal(t, l.ID, l.Order.ID)
+		return l.Order
+	}
+	require.Nil(t, l.Order, "order %s decoded and rendered", l.ID)
+	o, err := codec.DecodeOrder(l.View)
+	require.NoError(t, err, "the view of order %s", l.ID)
+	require.True(t, o.Closed(), "order %s rendered while open", l.ID)
+	require.Equal(t, l.ID, o.ID)
+	require.Equal(t, domain.OrderStatusAt(o, func(domain.Date) bool { panic("a closed order's status asks the cut-off") }), l.Status)
+	return o
+}
+
+func listedOrders(t testing.TB, page []history.ListedOrder) []*domain.Order {
+	t.Helper()
+	orders := make([]*domain.Order, len(page))
+	for i, l := range page {
+		orders[i] = listedOrder(t, l)
+	}
+	return orders
 }
 
 // seqOf is the number n of an order id "<member>-<n>".

@@ -20,7 +20,7 @@ import (
 //	v                                          layout version (one byte)
 //	c <group u32>                              checkpoint: the group's last applied feed position (u64)
 //	m <member> 00                              the member's projected pot (codec.ProjectedPot)
-//	o <member> 00 <order number u64>           an order as it is now, or ended (codec.EncodeOrder)
+//	o <member> 00 <order number u64>           an order as it is now, or ended (ordervalue.go)
 //	s <member> 00 <time u64> <version u64>     a statement entry (codec.EncodeStatementEntry)
 //	r <member> 00 <idempotency key>            the latest record of an idempotency key (codec.EncodeRequestRecord)
 //
@@ -38,9 +38,11 @@ const (
 	kindRequest    byte = 'r'
 )
 
-// layoutVersion is the layout above. A store of another layout is refused
-// at Open: it is a cache of the journal, to be removed and rebuilt.
-const layoutVersion byte = 1
+// LayoutVersion is the layout above, with the rendering of closed orders'
+// views (Options.RenderClosedOrder): a change to either makes a new
+// version. A store of another layout is refused at Open: it is a cache of
+// the journal, to be removed and rebuilt.
+const LayoutVersion byte = 2
 
 var keyLayout = []byte{kindLayout}
 

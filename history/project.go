@@ -233,7 +233,7 @@ func (s *Store) projectEvent(b *pebble.Batch, member string, m *codec.ProjectedP
 		if !ok {
 			return fmt.Errorf("%s version %d: order id %q is not %s-<n>", fe.Stream, fe.Version, order.ID, member)
 		}
-		if err := b.Set(orderKey(member, seq), codec.EncodeOrder(order), nil); err != nil {
+		if err := b.Set(orderKey(member, seq), encodeOrderValue(order, s.render), nil); err != nil {
 			return err
 		}
 	}

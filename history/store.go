@@ -21,9 +21,11 @@
 package history
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -65,6 +67,13 @@ type Options struct {
 	// ReplicasCached bounds the decoded replicas kept between feed pages.
 	// Default 4,096; negative: none (every page decodes its members).
 	ReplicasCached int
+	// RenderClosedOrder, if set, renders each order as it closes, and
+	// Orders returns closed orders as those views (ListedOrder.View). The
+	// platform sets it to the API's JSON of the order; like the catalogue,
+	// it must be the same for every build of a store, or a rebuild renders
+	// old orders otherwise than the live store did. Default: none, every
+	// order is decoded.
+	RenderClosedOrder ClosedOrderRenderer
 }
 
 // EnsureDefaults fills zero fields with their defaults and returns o.
@@ -99,6 +108,7 @@ type Store struct {
 	db       *pebble.DB
 	log      *slog.Logger
 	cat      *domain.Catalogue
+	render   ClosedOrderRenderer
 	replicas *replicaCache
 
 	// groupLocks serialise the projection of each group (catchUp).
@@ -118,6 +128,9 @@ var (
 	// ErrInvalid: a query's argument is out of range (a limit, a cursor
 	// that Statement did not make).
 	ErrInvalid = errors.New("history: invalid argument")
+	// ErrLayout: the directory holds a store of another key layout (an
+	// older build's), to be removed and rebuilt from the journal.
+	ErrLayout = errors.New("history: another key layout")
 )
 
 // Open opens the read model in dir, creating it if dir holds none. A store
@@ -140,7 +153,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := checkLayout(db); err != nil {
 		return nil, errors.Join(fmt.Errorf("history: open %s: %w", dir, err), db.Close())
 	}
-	s := &Store{db: db, log: opts.Logger, cat: opts.Catalogue, replicas: newReplicaCache(opts.ReplicasCached),
+	s := &Store{db: db, log: opts.Logger, cat: opts.Catalogue, render: opts.RenderClosedOrder, replicas: newReplicaCache(opts.ReplicasCached),
 		groupLocks: map[uint32]*sync.Mutex{}}
 	s.log.Debug("history opened", "dir", dir)
 	return s, nil
@@ -152,8 +165,8 @@ func checkLayout(db *pebble.DB) error {
 	v, closer, err := db.Get(keyLayout)
 	if err == nil {
 		defer closer.Close()
-		if len(v) != 1 || v[0] != layoutVersion {
-			return fmt.Errorf("key layout %v, this build reads %d: remove the directory and rebuild it from the journal", v, layoutVersion)
+		if len(v) != 1 || v[0] != LayoutVersion {
+			return fmt.Errorf("%w: %v, this build reads %d: remove the directory and rebuild it from the journal", ErrLayout, v, LayoutVersion)
 		}
 		return nil
 	}
@@ -171,7 +184,7 @@ func checkLayout(db *pebble.DB) error {
 	if nonEmpty {
 		return errors.New("the directory holds a Pebble database that is not a history read model")
 	}
-	return db.Set(keyLayout, []byte{layoutVersion}, pebble.Sync)
+	return db.Set(keyLayout, []byte{LayoutVersion}, pebble.Sync)
 }
 
 // Close closes the database once the operations in flight end.
@@ -227,7 +240,7 @@ func (s *Store) Order(member, orderID string) (*domain.Order, bool, error) {
 	if err != nil || !found {
 		return nil, false, wrapQuery(err, "order", member)
 	}
-	o, err := codec.DecodeOrder(v)
+	o, err := decodeOrderValue(v)
 	if err != nil {
 		return nil, false, wrapQuery(err, "order", member)
 	}
@@ -237,14 +250,38 @@ func (s *Store) Order(member, orderID string) (*domain.Order, bool, error) {
 	return o, true, nil
 }
 
+// decodeOrderValue is the order of an order's value, rendered or not.
+func decodeOrderValue(v []byte) (*domain.Order, error) {
+	ov, err := splitOrderValue(v)
+	if err != nil {
+		return nil, err
+	}
+	return codec.DecodeOrder(ov.encoded)
+}
+
+// A ListedOrder is an order of a page of Orders: decoded, or, for a closed
+// order the store rendered (Options.RenderClosedOrder), its view as it was
+// rendered when the order closed, with its status.
+type ListedOrder struct {
+	// ID is the order's id.
+	ID string
+	// Order is the order decoded; nil when View is set.
+	Order *domain.Order
+	// Status and View are a rendered order's status and view (a copy);
+	// View is nil for an order that is decoded.
+	Status domain.OrderStatus
+	View   []byte
+}
+
 // Orders lists member's orders newest first (by the number of their ids,
 // "<member>-<n>"), those numbered below beforeSeq (0: from the newest),
 // each passed to keep (nil: keep every one); it returns at most limit kept
 // orders and whether more may follow (more orders exist below the last one
 // returned; keep may refuse all of them). It reads the member's order keys
 // backwards from beforeSeq and stops at limit: a page costs the orders it
-// reads, however many the member has.
-func (s *Store) Orders(member string, beforeSeq uint64, limit int, keep func(*domain.Order) bool) ([]*domain.Order, bool, error) {
+// reads, however many the member has; and a closed order that was rendered
+// costs a copy of its view, not a decoding.
+func (s *Store) Orders(member string, beforeSeq uint64, limit int, keep func(ListedOrder) bool) ([]ListedOrder, bool, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, false, err
 	}
@@ -262,25 +299,44 @@ func (s *Store) Orders(member string, beforeSeq uint64, limit int, keep func(*do
 	if err != nil {
 		return nil, false, wrapQuery(err, "orders", member)
 	}
-	var out []*domain.Order
+	var out []ListedOrder
 	more := false
 	for valid := it.Last(); valid; valid = it.Prev() {
 		if len(out) == limit {
 			more = true
 			break
 		}
-		o, err := codec.DecodeOrder(it.Value())
+		l, err := listedOrder(member, it.Key(), it.Value())
 		if err != nil {
 			return nil, false, wrapQuery(errors.Join(err, it.Close()), "orders", member)
 		}
-		if keep == nil || keep(o) {
-			out = append(out, o)
+		if keep == nil || keep(l) {
+			out = append(out, l)
 		}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return nil, false, wrapQuery(err, "orders", member)
 	}
 	return out, more, nil
+}
+
+// listedOrder is the order of key and value (which the iterator owns) as
+// Orders lists it.
+func listedOrder(member string, key, value []byte) (ListedOrder, error) {
+	ov, err := splitOrderValue(value)
+	if err != nil {
+		return ListedOrder{}, err
+	}
+	if ov.rendered {
+		seq := binary.BigEndian.Uint64(key[len(key)-8:])
+		return ListedOrder{ID: member + "-" + strconv.FormatUint(seq, 10), Status: domain.OrderStatus(ov.status),
+			View: append([]byte(nil), ov.view...)}, nil
+	}
+	o, err := codec.DecodeOrder(ov.encoded)
+	if err != nil {
+		return ListedOrder{}, err
+	}
+	return ListedOrder{ID: o.ID, Order: o}, nil
 }
 
 // Statement lists member's statement entries with At in [from, to) (a zero

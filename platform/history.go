@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
+	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/history"
 	"github.com/acme/mastertrust/persistence/pebble"
 )
@@ -41,6 +45,32 @@ func RebuildHistory(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("platform: rebuild history (is the node stopped?): %w", err)
 	}
-	err = history.Rebuild(ctx, HistoryDir(cfg.DataDir), j, history.Options{Logger: log.With("component", "history"), Catalogue: cat})
+	err = history.Rebuild(ctx, HistoryDir(cfg.DataDir), j, HistoryOptions(cat, log))
 	return errors.Join(err, j.Close())
+}
+
+// HistoryOptions are the history read model's options, the same for a
+// node's live store and a rebuild, so that both render alike: the
+// catalogue words the statement, and a closed order's view is the API's
+// JSON of it, rendered once when the order closes.
+func HistoryOptions(cat *domain.Catalogue, log *slog.Logger) history.Options {
+	return history.Options{Catalogue: cat, Logger: log.With("component", "history"),
+		RenderClosedOrder: func(b []byte, o *domain.Order) []byte {
+			return gateway.AppendOrderJSON(b, actors.ClosedOrderView(cat, o))
+		}}
+}
+
+// openHistory opens a node's history read model. A store an older build
+// wrote in another key layout is dropped: it is a cache of the journal,
+// and the catch-up before the node joins projects it again from the start.
+func openHistory(dir string, opts history.Options, log *slog.Logger) (*history.Store, error) {
+	s, err := history.Open(dir, opts)
+	if !errors.Is(err, history.ErrLayout) {
+		return s, err
+	}
+	log.Warn("history read model of another layout: dropping it, to be projected again from the journal", "dir", dir, "err", err)
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("drop the history of another layout: %w", err)
+	}
+	return history.Open(dir, opts)
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/custodian"
 	"github.com/acme/mastertrust/domain"
-	"github.com/acme/mastertrust/history"
 	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
@@ -166,7 +165,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if err := actors.FollowMarket(ctx, cfg.Journal, cfg.Market, marketFollowInterval, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("platform: start node: %w", err)
 	}
-	hist, err := history.Open(cfg.HistoryDir, history.Options{Catalogue: cfg.Catalogue, Logger: cfg.Logger.With("component", "history")})
+	hist, err := openHistory(cfg.HistoryDir, HistoryOptions(cfg.Catalogue, cfg.Logger), cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("platform: start node: %w", err)
 	}

@@ -1839,8 +1839,14 @@ type OrderView struct {
 	ContractNotes       []*ContractNote        `protobuf:"bytes,7,rep,name=contract_notes,json=contractNotes,proto3" json:"contract_notes,omitempty"`
 	MovementId          string                 `protobuf:"bytes,8,opt,name=movement_id,json=movementId,proto3" json:"movement_id,omitempty"`
 	OriginalDealingDate string                 `protobuf:"bytes,9,opt,name=original_dealing_date,json=originalDealingDate,proto3" json:"original_dealing_date,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// rendered is a closed order's view as the API writes it (JSON), made by
+	// the history read model when the order closed, so that a page of old
+	// orders is copied rather than decoded and formatted again. When it is
+	// set, id and status are the only other fields set. Only pages of
+	// orders (OrderList) carry it.
+	Rendered      []byte `protobuf:"bytes,10,opt,name=rendered,proto3" json:"rendered,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OrderView) Reset() {
@@ -1934,6 +1940,13 @@ func (x *OrderView) GetOriginalDealingDate() string {
 		return x.OriginalDealingDate
 	}
 	return ""
+}
+
+func (x *OrderView) GetRendered() []byte {
+	if x != nil {
+		return x.Rendered
+	}
+	return nil
 }
 
 type MovementView struct {
@@ -2370,7 +2383,7 @@ const file_pot_proto_rawDesc = "" +
 	"\bbatch_id\x18\t \x01(\tR\abatchId\x12\x1b\n" +
 	"\tmember_id\x18\n" +
 	" \x01(\tR\bmemberId\x12\x19\n" +
-	"\border_id\x18\v \x01(\tR\aorderId\"\xd6\x02\n" +
+	"\border_id\x18\v \x01(\tR\aorderId\"\xf2\x02\n" +
 	"\tOrderView\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
@@ -2382,7 +2395,9 @@ const file_pot_proto_rawDesc = "" +
 	"\x0econtract_notes\x18\a \x03(\v2\x1c.mastertrust.v1.ContractNoteR\rcontractNotes\x12\x1f\n" +
 	"\vmovement_id\x18\b \x01(\tR\n" +
 	"movementId\x122\n" +
-	"\x15original_dealing_date\x18\t \x01(\tR\x13originalDealingDate\"\xcc\x01\n" +
+	"\x15original_dealing_date\x18\t \x01(\tR\x13originalDealingDate\x12\x1a\n" +
+	"\brendered\x18\n" +
+	" \x01(\fR\brendered\"\xcc\x01\n" +
 	"\fMovementView\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
