@@ -63,6 +63,7 @@ func commands() []command {
 		{"reconcile", "reconcile the pots and the house account with the custodian (operator)", runReconcile},
 		{"cluster", "print every cluster member's own view: members it sees, pots active, dealing grains, recoveries, cut-off holds (status; operator)", runClusterCommand},
 		{"history", "rebuild a stopped node's history read model (orders, statements, idempotency keys) from its Pebble journal (rebuild)", runHistory},
+		{"load", "drive a platform through its gateways with a workload of members and dealing days, and check every acknowledged request (gen, run)", runLoad},
 		{"bench", "run a benchmark workload: journal, pots, cycle, overload or history (figures beside same-run baselines)", runBench},
 		{"version", "print the version, the revision the binary was built from, and the Go toolchain", runVersion},
 	}

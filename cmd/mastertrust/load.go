@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/acme/mastertrust/gateway"
+	"github.com/acme/mastertrust/load"
+	"github.com/acme/mastertrust/platform"
+)
+
+const loadUsage = `usage: mastertrust load gen --members N --days D --seed S --out FILE [flags]
+       mastertrust load run [--workload FILE | --members N --days D --seed S]
+                            [--gateway URL,... | --start dev] --report DIR [flags]
+
+gen writes a workload: every member's pot, and each dealing day's prices and
+members' requests (payroll on each member's pay day, ad hoc contributions,
+withdrawals, buys, sells, switches, profile changes, cancellations), from a
+seed and the rates (docs/load.md has the format). The same flags write the
+same file.
+
+run replays a workload (or the one gen would write from --members, --days
+and --seed) through the gateways, with each day's prices, cycle and fast
+reconciliation, settling days after the last and a deep reconciliation;
+then checks that every acknowledged request is in its pot exactly once and
+that every pot's cash and units agree with the requests and the executed
+prices. It writes summary.json and report.md to --report, and exits 1 if
+anything was lost, doubled or mismatched, a reconciliation broke, or a
+gateway answered a 5xx other than 503. Run it against a fresh platform:
+--start dev starts one in this process, on a temporary data dir.
+
+flags (each also from its environment variable):
+`
+
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || isHelp(args[0]) {
+		fmt.Fprint(stderr, loadUsage)
+		if len(args) == 0 {
+			return errors.New("name what to do: gen or run")
+		}
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "gen":
+		return runLoadGen(args[1:], stdout, stderr)
+	case "run":
+		return runLoadRun(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprint(stderr, loadUsage)
+	return fmt.Errorf("load %s: name what to do: gen or run", args[0])
+}
+
+// workloadFlags bind what a generated workload is made of; the returned
+// function, called after parsing, sets the seed.
+func workloadFlags(f *flags, cfg *load.GenConfig) (parsed func()) {
+	f.intVar(&cfg.Members, "members", 1000, "members in the workload")
+	f.intVar(&cfg.Days, "days", 3, "dealing days in the workload")
+	var seed int
+	f.intVar(&seed, "seed", 1, "the workload's random seed")
+	cfg.Rates = load.DefaultRates
+	r := &cfg.Rates
+	f.float64Var(&r.Contribution, "contribution-rate", r.Contribution, "chance a member pays in ad hoc on a dealing day (besides the monthly payroll)")
+	f.float64Var(&r.Withdrawal, "withdrawal-rate", r.Withdrawal, "chance a member withdraws on a dealing day")
+	f.float64Var(&r.Buy, "buy-rate", r.Buy, "chance a member buys on a dealing day")
+	f.float64Var(&r.Sell, "sell-rate", r.Sell, "chance a member sells on a dealing day")
+	f.float64Var(&r.Switch, "switch-rate", r.Switch, "chance a member switches on a dealing day")
+	f.float64Var(&r.Profile, "profile-rate", r.Profile, "chance a member changes risk profile on a dealing day")
+	f.float64Var(&r.Cancel, "cancel-rate", r.Cancel, "chance a buy is cancelled the same day")
+	return func() { cfg.Seed = int64(seed) }
+}
+
+func runLoadGen(args []string, stdout, stderr io.Writer) error {
+	f := newFlags("load gen", stderr)
+	var cfg load.GenConfig
+	parsed := workloadFlags(f, &cfg)
+	var out string
+	f.stringVar(&out, "out", "", "the workload file to write")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	parsed()
+	if out == "" {
+		f.Usage()
+		return errors.New("give --out FILE")
+	}
+	file, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(load.Generate(file, cfg), file.Close()); err != nil {
+		return fmt.Errorf("load gen: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d members, %d dealing days, seed %d\n", out, cfg.Members, cfg.Days, cfg.Seed)
+	return nil
+}
+
+func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("load run", stderr)
+	var gen load.GenConfig
+	parsed := workloadFlags(f, &gen)
+	var workload, start, report string
+	var gateways []string
+	var cfg platform.Config
+	run := load.Config{}
+	f.stringVar(&workload, "workload", "", "the workload file to replay (default: generate one from --members, --days and --seed)")
+	f.listVar(&gateways, "gateway", "", "comma-separated base URLs of the gateways to drive (tokens signed from the secret in --data-dir or MASTERTRUST_TOKEN_SECRET)")
+	f.stringVar(&start, "start", "", "start the platform to drive: dev (the whole platform in this process, on a temporary data dir)")
+	f.stringVar(&report, "report", "", "directory to write summary.json and report.md to")
+	f.stringVar(&cfg.DataDir, "data-dir", platform.DefaultDataDir, "with --gateway: the directory holding the token secret")
+	tokenSecretFromEnv(&cfg)
+	f.intVar(&run.Clients, "clients", 64, "members' requests in flight at once")
+	f.durationVar(&run.Retry, "retry", 2*time.Minute, "how long one request is sent again while the platform cannot take it (503, timeouts)")
+	logFlags(f, &cfg)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	parsed()
+	if report == "" || (len(gateways) == 0) == (start == "") {
+		f.Usage()
+		return errors.New("give --report DIR and one of --gateway URL,... or --start dev")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	run.Log = log
+	cal, err := platform.NewCalendar()
+	if err != nil {
+		return err
+	}
+	run.Calendar = cal
+	switch {
+	case start == "dev":
+		dir, err := os.MkdirTemp("", "mastertrust-load-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		d, err := platform.StartDev(platform.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: log.With("component", "dev")})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			stop, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := d.Stop(stop); err != nil {
+				log.Error("load: stop dev", "err", err)
+			}
+		}()
+		run.URLs = []string{d.URL}
+		run.Token = func(member string) (string, error) { return d.Token(member, 24*time.Hour) }
+	case start != "":
+		return fmt.Errorf("--start %s: only dev can be started (run a cluster yourself and give its --gateway URLs)", start)
+	default:
+		secret, err := cfg.LoadTokenSecret(false)
+		if err != nil {
+			return err
+		}
+		run.URLs = gateways
+		run.Token = func(member string) (string, error) {
+			now := time.Now()
+			c := gateway.Claims{Role: gateway.RoleOperator, Subject: "load", IssuedAt: now.Unix(), ExpiresAt: now.Add(24 * time.Hour).Unix()}
+			if member != "" {
+				c.Role, c.Subject = gateway.RoleMember, member
+			}
+			return gateway.SignToken(secret, c)
+		}
+	}
+
+	var in io.Reader
+	if workload != "" {
+		file, err := os.Open(workload)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		in = file
+	} else {
+		var b bytes.Buffer
+		if err := load.Generate(&b, gen); err != nil {
+			return err
+		}
+		in = &b
+	}
+	r, err := load.NewReader(in)
+	if err != nil {
+		return err
+	}
+	res, runErr := load.Run(ctx, run, r)
+	if res != nil {
+		if err := res.WriteReport(report); err != nil {
+			return errors.Join(runErr, err)
+		}
+		s := res.Summary
+		fmt.Fprintf(stdout, "%d members, %d days in %.0f s: %d acknowledged, %d refused; lost %d, doubled %d, mismatched %d, breaks %d, 5xx %d; report in %s\n",
+			s.Members, s.Days, s.DurationSeconds, s.Acknowledged, s.Refused, s.Lost, s.Doubled, s.Mismatched, s.Breaks, s.Errors5xx,
+			filepath.Join(report, "report.md"))
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if res.Failed() {
+		return errors.New("load run: checks failed (see the report)")
+	}
+	return nil
+}

@@ -1,0 +1,166 @@
+package load_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/require"
+
+	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/testkit"
+	"github.com/acme/mastertrust/load"
+	"github.com/acme/mastertrust/platform"
+)
+
+// startDev starts the whole platform in this process, its pots' clock
+// standing at 09:00 of a dealing day (before its cut-off), and returns the
+// run's config for it.
+func startDev(t *testing.T) load.Config {
+	t.Helper()
+	cal, err := platform.NewCalendar()
+	require.NoError(t, err)
+	now := domain.MustDate("2026-11-23").At(9, 0, cal.Location())
+	log, _ := testkit.Logger(t)
+	d, err := platform.StartDev(platform.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0",
+		Now: func() time.Time { return now }, Logger: log})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(t, d.Stop(ctx))
+	})
+	return load.Config{URLs: []string{d.URL}, Calendar: cal, Log: log,
+		Token: func(member string) (string, error) { return d.Token(member, time.Hour) }}
+}
+
+// generate is a workload of members for days, at rates busier than the
+// default so that a small run has every kind of request.
+func generate(t *testing.T, members, days int) []byte {
+	t.Helper()
+	var w bytes.Buffer
+	rates := load.Rates{Contribution: 0.2, Withdrawal: 0.05, Buy: 0.2, Sell: 0.2, Switch: 0.1, Profile: 0.05, Cancel: 0.3}
+	require.NoError(t, load.Generate(&w, load.GenConfig{Members: members, Days: days, Seed: 7, Rates: rates}))
+	return w.Bytes()
+}
+
+func TestSmallRun(t *testing.T) {
+	cfg := startDev(t)
+	work := generate(t, 300, 3)
+	r, err := load.NewReader(bytes.NewReader(work))
+	require.NoError(t, err)
+	res, err := load.Run(context.Background(), cfg, r)
+	require.NoError(t, err)
+	dir := filepath.Join(t.TempDir(), "report")
+	require.NoError(t, res.WriteReport(dir))
+	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
+	t.Logf("%s", md)
+	require.False(t, res.Failed(), "the run's checks")
+}
+
+// TestCheckerCatchesWhatWentWrong puts a gateway between the run and the
+// platform that, for one contribution each, answers without passing it on
+// (lost), passes it on twice under two keys (doubled), and passes it on
+// with another amount (mismatched): the checks find each, on its member.
+func TestCheckerCatchesWhatWentWrong(t *testing.T) {
+	cfg := startDev(t)
+	work := generate(t, 60, 2)
+	r, err := load.NewReader(bytes.NewReader(work))
+	require.NoError(t, err)
+	_, err = r.Opens()
+	require.NoError(t, err)
+	day, err := r.NextDay()
+	require.NoError(t, err)
+	var victims []string // the first three members contributing on day 1
+	for _, req := range day.Requests {
+		if req.Kind == load.KindContribute && !slices.Contains(victims, req.Member) {
+			victims = append(victims, req.Member)
+		}
+	}
+	require.GreaterOrEqual(t, len(victims), 3)
+	lost, doubled, wrong := victims[0], victims[1], victims[2]
+
+	target, err := url.Parse(cfg.URLs[0])
+	require.NoError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	done := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		member, ok := strings.CutSuffix(strings.TrimPrefix(req.URL.Path, "/v1/pots/"), "/contributions")
+		mu.Lock()
+		first := ok && req.Method == http.MethodPost && !done[member]
+		done[member] = done[member] || ok && req.Method == http.MethodPost
+		mu.Unlock()
+		body, _ := io.ReadAll(req.Body)
+		forward := func(key string, body []byte) *httptest.ResponseRecorder {
+			out := req.Clone(req.Context())
+			out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+			if key != "" {
+				out.Header.Set("Idempotency-Key", key)
+			}
+			rec := httptest.NewRecorder()
+			proxy.ServeHTTP(rec, out)
+			return rec
+		}
+		var rec *httptest.ResponseRecorder
+		switch {
+		case first && member == lost:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusAccepted)
+			fmt.Fprintf(w, `{"id":"%s-999999","kind":"contribution","status":"accepted","amount":"1.00","orders":[]}`, member)
+			return
+		case first && member == doubled:
+			forward(req.Header.Get("Idempotency-Key")+"-again", body)
+			rec = forward(req.Header.Get("Idempotency-Key"), body)
+		case first && member == wrong:
+			var c map[string]string
+			require.NoError(t, json.Unmarshal(body, &c))
+			c["amount"] = decimal.RequireFromString(c["amount"]).Add(decimal.NewFromInt(1)).StringFixed(2)
+			changed, _ := json.Marshal(c)
+			rec = forward(req.Header.Get("Idempotency-Key"), changed)
+		default:
+			rec = forward(req.Header.Get("Idempotency-Key"), body)
+		}
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	}))
+	t.Cleanup(srv.Close)
+
+	cfg.URLs = []string{srv.URL}
+	r, err = load.NewReader(bytes.NewReader(work))
+	require.NoError(t, err)
+	res, err := load.Run(context.Background(), cfg, r)
+	require.NoError(t, err)
+	require.True(t, res.Failed())
+	found := map[string][]string{}
+	for _, f := range res.Findings {
+		found[f.Member] = append(found[f.Member], f.Check+": "+f.Detail)
+	}
+	t.Logf("findings: %v", found)
+	require.Contains(t, found, lost)
+	require.Contains(t, found[lost][0], "lost: contribution "+lost+"-999999")
+	require.Contains(t, found, doubled)
+	require.Contains(t, found[doubled][0], "doubled: contribution")
+	require.Contains(t, found, wrong)
+	require.Contains(t, found[wrong][0], "mismatched: contribution")
+	require.Len(t, found, 3, "no member but the three")
+	require.Equal(t, int64(1), res.Lost)
+	require.Equal(t, int64(1), res.Doubled)
+	require.Zero(t, res.Breaks, "the platform itself reconciles: it did what it was asked")
+}

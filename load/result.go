@@ -1,0 +1,119 @@
+package load
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Summary is a run's outcome, summary.json's top level.
+type Summary struct {
+	Members int   `json:"members"`
+	Seed    int64 `json:"seed"`
+	// Days are the workload's dealing days run (the settling days after
+	// them not counted).
+	Days int `json:"days"`
+	// Acknowledged requests (2xx), Refused ones (422 or 409: the member's
+	// request was not possible, e.g. a sell of units not held), and
+	// cancellations Skipped because the order they name was refused.
+	Acknowledged int64 `json:"acknowledged"`
+	Refused      int64 `json:"refused"`
+	Skipped      int64 `json:"skipped"`
+	// The checks (check.go), and the reconciliations' breaks, fast after
+	// each day and deep at the end.
+	Lost       int64 `json:"lost"`
+	Doubled    int64 `json:"doubled"`
+	Mismatched int64 `json:"mismatched"`
+	Breaks     int64 `json:"breaks"`
+	// Errors5xx are answers 500–599 other than 503 (which asks for a
+	// retry), each retried.
+	Errors5xx       int64   `json:"errors5xx"`
+	DurationSeconds float64 `json:"durationSeconds"`
+}
+
+// Failed reports whether the run failed a check: anything lost, doubled or
+// mismatched, a break, or a 5xx other than 503.
+func (s Summary) Failed() bool {
+	return s.Lost+s.Doubled+s.Mismatched+s.Breaks+s.Errors5xx > 0
+}
+
+// DayResult is one day of the run (Number < 0: a settling day after the
+// workload's last).
+type DayResult struct {
+	Number           int                       `json:"day"`
+	Dates            []string                  `json:"dates"`
+	Requests         int                       `json:"requests"`
+	Acknowledged     int64                     `json:"acknowledged"`
+	RequestSeconds   float64                   `json:"requestSeconds"`
+	Trades           int64                     `json:"trades"`
+	TradesSettled    int64                     `json:"tradesSettled"`
+	CycleSeconds     float64                   `json:"cycleSeconds"`
+	ReconcileSeconds float64                   `json:"reconcileSeconds"`
+	Breaks           int64                     `json:"breaks"`
+	Latencies        map[string]LatencySummary `json:"latencies"`
+}
+
+// Result is everything a run found.
+type Result struct {
+	Summary
+	DeepBreaks     int64            `json:"deepBreaks"`
+	RefusedByCode  map[string]int64 `json:"refusedByCode"`
+	Findings       []Finding        `json:"findings"`
+	BreakSummaries []string         `json:"breakSummaries,omitempty"`
+	Days           []DayResult      `json:"dayResults"`
+}
+
+// WriteReport writes summary.json (the Result) and report.md into dir.
+func (r *Result) WriteReport(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "summary.json"), append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(r.markdown()), 0o644)
+}
+
+func (r *Result) markdown() string {
+	var b strings.Builder
+	s := r.Summary
+	verdict := "passed"
+	if s.Failed() {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(&b, "# Load run: %s\n\n", verdict)
+	fmt.Fprintf(&b, "%d members, %d dealing days, seed %d, %.0f s.\n\n", s.Members, s.Days, s.Seed, s.DurationSeconds)
+	b.WriteString("| acknowledged | refused | skipped | lost | doubled | mismatched | breaks | 5xx (not 503) |\n")
+	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d |\n\n", s.Acknowledged, s.Refused, s.Skipped, s.Lost, s.Doubled,
+		s.Mismatched, s.Breaks, s.Errors5xx)
+	b.WriteString("## Days\n\n| day | dealing dates | requests | acknowledged | requests (s) | trades | settled | cycle (s) | reconcile (s) | breaks |\n")
+	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, d := range r.Days {
+		day := fmt.Sprint(d.Number)
+		if d.Number < 0 {
+			day = fmt.Sprintf("settling %d", -d.Number)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %.2f | %d | %d | %.2f | %.2f | %d |\n", day, strings.Join(d.Dates, ", "),
+			d.Requests, d.Acknowledged, d.RequestSeconds, d.Trades, d.TradesSettled, d.CycleSeconds, d.ReconcileSeconds, d.Breaks)
+	}
+	if len(r.RefusedByCode) > 0 {
+		b.WriteString("\n## Refused, by request and problem\n\n")
+		for _, k := range sortedKeys(r.RefusedByCode) {
+			fmt.Fprintf(&b, "- %s: %d\n", k, r.RefusedByCode[k])
+		}
+	}
+	if len(r.Findings) > 0 {
+		b.WriteString("\n## Findings (the first 100)\n\n")
+		for _, f := range r.Findings {
+			fmt.Fprintf(&b, "- %s %s: %s\n", f.Check, f.Member, f.Detail)
+		}
+	}
+	return b.String()
+}

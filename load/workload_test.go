@@ -1,0 +1,87 @@
+package load_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/load"
+)
+
+// TestGenerateIsItsSeed: the same config writes the same bytes, another
+// seed others; what it writes reads back as the header, the pots and the
+// days it says, every request of a kind with its fields.
+func TestGenerateIsItsSeed(t *testing.T) {
+	cfg := load.GenConfig{Members: 500, Days: 25, Seed: 42, Rates: load.DefaultRates}
+	var a, b, c bytes.Buffer
+	require.NoError(t, load.Generate(&a, cfg))
+	require.NoError(t, load.Generate(&b, cfg))
+	require.Equal(t, a.String(), b.String(), "the same seed")
+	cfg.Seed = 43
+	require.NoError(t, load.Generate(&c, cfg))
+	require.NotEqual(t, a.String(), c.String(), "another seed")
+
+	r, err := load.NewReader(&a)
+	require.NoError(t, err)
+	require.Equal(t, load.Header{Members: 500, Days: 25, Seed: 42}, r.Header)
+	opens, err := r.Opens()
+	require.NoError(t, err)
+	require.Len(t, opens, 500)
+	require.Equal(t, load.MemberID(1), opens[0].Member)
+	assets := len(domain.DefaultCatalogue().Assets())
+	kinds := map[load.Kind]int{}
+	payroll := map[string]int{}
+	for day := 1; ; day++ {
+		d, err := r.NextDay()
+		if errors.Is(err, io.EOF) {
+			require.Equal(t, 26, day, "days read")
+			break
+		}
+		require.NoError(t, err)
+		require.Equal(t, day, d.Number)
+		require.Len(t, d.Prices, assets, "day %d: a price for every asset", day)
+		for _, req := range d.Requests {
+			kinds[req.Kind]++
+			if req.Kind == load.KindContribute && strings.HasSuffix(req.Args[0], ".00") {
+				payroll[req.Member]++
+			}
+		}
+	}
+	for _, k := range []load.Kind{load.KindContribute, load.KindWithdraw, load.KindBuy, load.KindSell, load.KindSwitch, load.KindCancel} {
+		require.NotZero(t, kinds[k], "requests of kind %s", k)
+	}
+	// 25 dealing days hold every member's pay day (one of 21) once, and a
+	// few members' twice.
+	require.GreaterOrEqual(t, len(payroll), 490, "members paid in")
+}
+
+// TestReaderRefusesWhatItCannotRead: a damaged workload is an error naming
+// its line, never a panic or a request made up.
+func TestReaderRefusesWhatItCannotRead(t *testing.T) {
+	const header = "mastertrust-load 1 members=1 days=1 seed=1\n"
+	for name, text := range map[string]string{
+		"empty":                  "",
+		"another format":         "mastertrust-load 2 members=1\n",
+		"a header field unknown": "mastertrust-load 1 members=1 colour=blue\n",
+		"a header number":        "mastertrust-load 1 members=one\n",
+		"a day without number":   header + "open L1 -\nday\n",
+		"an unknown record":      header + "open L1 -\nday 1\nteleport L1 k x\n",
+		"a buy short of fields":  header + "open L1 -\nday 1\nbuy L1 k GB00BD8R3K42\n",
+		"a price without =":      header + "open L1 -\nday 1\nprices GB00BD8R3K42\n",
+		"an open of two fields":  header + "open L1\n",
+	} {
+		r, err := load.NewReader(strings.NewReader(text))
+		if err == nil {
+			if _, err = r.Opens(); err == nil {
+				_, err = r.NextDay()
+			}
+		}
+		require.Error(t, err, name)
+		require.NotErrorIs(t, err, io.EOF, name)
+	}
+}
