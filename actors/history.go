@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
-	"github.com/acme/mastertrust/history"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -25,7 +25,7 @@ type History interface {
 	// (0: all), those keep accepts, at most limit; more says whether
 	// others may follow. A closed order may come as its view, rendered
 	// when it closed (RenderClosedOrder).
-	Orders(member string, beforeSeq uint64, limit int, keep func(history.ListedOrder) bool) (orders []history.ListedOrder, more bool, err error)
+	Orders(member string, beforeSeq uint64, limit int, keep func(codec.ListedOrder) bool) (orders []codec.ListedOrder, more bool, err error)
 	// Statement lists entries with At in [from, to) (zero: open), oldest
 	// first, after cursor, at most limit, and the next cursor ("": none).
 	Statement(member string, from, to time.Time, cursor string, limit int) ([]domain.StatementEntry, string, error)
@@ -163,13 +163,13 @@ func (v viewer) historyOrders(h History, member string, q *pb.ListOrders) (*pb.O
 		}
 		before = n
 	}
-	status := func(l history.ListedOrder) domain.OrderStatus {
+	status := func(l codec.ListedOrder) domain.OrderStatus {
 		if l.View != nil {
 			return l.Status
 		}
 		return domain.OrderStatusAt(l.Order, v.isCutOff)
 	}
-	keep := func(l history.ListedOrder) bool {
+	keep := func(l codec.ListedOrder) bool {
 		return q.Status == "" || strings.EqualFold(string(status(l)), q.Status)
 	}
 	orders, more, err := h.Orders(member, before, limit, keep)

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -27,6 +28,9 @@ const (
 	statementEntryFormat byte = 1
 	requestRecordFormat  byte = 1
 	projectedPotFormat   byte = 1
+	// renderedOrderFormat leads the record of a closed order stored with
+	// its view (EncodeRenderedOrder); the order formats count up from 1.
+	renderedOrderFormat byte = 0xff
 )
 
 // EncodeOrder encodes an order with its trades and their executions.
@@ -37,10 +41,17 @@ func EncodeOrder(o *domain.Order) []byte {
 	return w.b
 }
 
-// DecodeOrder decodes what EncodeOrder encoded. Its strings share one copy
-// of data, never data itself, which may be a database's buffer reused after
-// the call.
+// DecodeOrder decodes what EncodeOrder or EncodeRenderedOrder encoded.
+// Its strings share one copy of data, never data itself, which may be a
+// database's buffer reused after the call.
 func DecodeOrder(data []byte) (*domain.Order, error) {
+	if len(data) > 0 && data[0] == renderedOrderFormat {
+		r, err := splitRendered(data)
+		if err != nil {
+			return nil, err
+		}
+		data = r.order
+	}
 	if len(data) == 0 || data[0] != orderFormat {
 		return nil, fmt.Errorf("codec: order record of another format")
 	}
@@ -50,6 +61,82 @@ func DecodeOrder(data []byte) (*domain.Order, error) {
 		return nil, fmt.Errorf("codec: decode order: %w", err)
 	}
 	return o, nil
+}
+
+// A closed order's record may carry its view, rendered once when the
+// order closed (package history renders it as the API's JSON), so that a
+// page of old orders copies each view rather than decoding its decimals and
+// formatting them again at every read:
+//
+//	renderedOrderFormat, uvarint n, status (n bytes), uvarint m, view (m bytes), EncodeOrder's record
+//
+// The order's own record stays in it for what needs the order (DecodeOrder).
+
+// EncodeRenderedOrder encodes a closed order with its status and view.
+func EncodeRenderedOrder(o *domain.Order, status domain.OrderStatus, view []byte) []byte {
+	order := EncodeOrder(o)
+	b := make([]byte, 0, 1+2*binary.MaxVarintLen32+len(status)+len(view)+len(order))
+	b = append(b, renderedOrderFormat)
+	b = binary.AppendUvarint(b, uint64(len(status)))
+	b = append(b, status...)
+	b = binary.AppendUvarint(b, uint64(len(view)))
+	b = append(b, view...)
+	return append(b, order...)
+}
+
+// ListedOrder is an order record as a page of orders needs it: the order
+// decoded, or, for a rendered record, its status and view (copied), the
+// order left encoded.
+type ListedOrder struct {
+	// ID is the order's id.
+	ID string
+	// Order is the order decoded; nil when View is set.
+	Order *domain.Order
+	// Status and View are a rendered order's; View is nil otherwise.
+	Status domain.OrderStatus
+	View   []byte
+}
+
+// DecodeListedOrder decodes an order record for a page of orders: a
+// rendered one (whose order id the caller knows, from its key) to its
+// status and view, any other to the order.
+func DecodeListedOrder(data []byte, id string) (ListedOrder, error) {
+	if len(data) > 0 && data[0] == renderedOrderFormat {
+		r, err := splitRendered(data)
+		if err != nil {
+			return ListedOrder{}, err
+		}
+		return ListedOrder{ID: id, Status: domain.OrderStatus(r.status), View: append([]byte(nil), r.view...)}, nil
+	}
+	o, err := DecodeOrder(data)
+	if err != nil {
+		return ListedOrder{}, err
+	}
+	return ListedOrder{ID: o.ID, Order: o}, nil
+}
+
+// rendered is a rendered order's record split, aliasing it.
+type rendered struct{ status, view, order []byte }
+
+func splitRendered(data []byte) (rendered, error) {
+	status, rest, err := lengthPrefixed(data[1:])
+	if err != nil {
+		return rendered{}, fmt.Errorf("codec: a rendered order's status: %w", err)
+	}
+	view, rest, err := lengthPrefixed(rest)
+	if err != nil {
+		return rendered{}, fmt.Errorf("codec: a rendered order's view: %w", err)
+	}
+	return rendered{status: status, view: view, order: rest}, nil
+}
+
+// lengthPrefixed splits a uvarint-length-prefixed field off b.
+func lengthPrefixed(b []byte) (field, rest []byte, err error) {
+	n, size := binary.Uvarint(b)
+	if size <= 0 || n > uint64(len(b)-size) {
+		return nil, nil, fmt.Errorf("a length of %d bytes past the record's %d", n, len(b))
+	}
+	return b[size : size+int(n)], b[size+int(n):], nil
 }
 
 // EncodeStatementEntry encodes one entry of a member's statement.

@@ -48,6 +48,22 @@ func TestHistoryRecordsRoundTrip(t *testing.T) {
 			require.NoError(t, err, "after %d events: order %s", k+1, id)
 			require.Equal(t, orderCanonical(o), orderCanonical(back), "after %d events: order %s", k+1, id)
 			require.Equal(t, data, EncodeOrder(back), "after %d events: order %s encodes again to other bytes", k+1, id)
+
+			// Rendered, the record lists as its status and view, and still
+			// decodes to the order.
+			view := []byte(`{"id":"` + id + `"}`)
+			rendered := EncodeRenderedOrder(o, domain.OrderStatusSettled, view)
+			back, err = DecodeOrder(rendered)
+			require.NoError(t, err, "after %d events: order %s rendered", k+1, id)
+			require.Equal(t, orderCanonical(o), orderCanonical(back), "after %d events: order %s rendered", k+1, id)
+			listed, err := DecodeListedOrder(rendered, id)
+			require.NoError(t, err)
+			require.Equal(t, ListedOrder{ID: id, Status: domain.OrderStatusSettled, View: view}, listed)
+			listed, err = DecodeListedOrder(data, "unused")
+			require.NoError(t, err)
+			require.Equal(t, id, listed.ID, "a record not rendered lists as its order, with the order's id")
+			require.Equal(t, orderCanonical(o), orderCanonical(listed.Order))
+			require.Nil(t, listed.View)
 		}
 		if rr, ok := e.(domain.RequestRecorded); ok {
 			data := EncodeRequestRecord(rr.Record)
@@ -94,11 +110,14 @@ func TestHistoryRecordsRefuseWhatTheyCannotRead(t *testing.T) {
 	entries := domain.Statement("M000042", events, domain.DefaultCatalogue())
 	projected, err := EncodeProjectedPot(ProjectedPot{Version: p.Version, Replica: p})
 	require.NoError(t, err)
+	last := p.Orders[p.OrderIDs[len(p.OrderIDs)-1]]
+	rendered := EncodeRenderedOrder(last, domain.OrderStatusSettled, []byte(`{"id":"x"}`))
 	records := map[string]struct {
 		data   []byte
 		decode func([]byte) error
 	}{
-		"order": {EncodeOrder(p.Orders[p.OrderIDs[len(p.OrderIDs)-1]]), func(b []byte) error { _, err := DecodeOrder(b); return err }},
+		"order":          {EncodeOrder(last), func(b []byte) error { _, err := DecodeOrder(b); return err }},
+		"rendered order": {rendered, func(b []byte) error { _, err := DecodeOrder(b); return err }},
 		"statement entry": {EncodeStatementEntry(entries[len(entries)-1]),
 			func(b []byte) error { _, err := DecodeStatementEntry(b); return err }},
 		"request record": {EncodeRequestRecord(p.Requests[0]),
@@ -113,6 +132,12 @@ func TestHistoryRecordsRefuseWhatTheyCannotRead(t *testing.T) {
 		for n := 1; n < len(r.data); n++ {
 			require.Error(t, r.decode(r.data[:n]), "%s: cut to %d bytes", name, n)
 		}
+	}
+	// A page reads a rendered record's status and view without decoding
+	// its order: cut within them, it is an error too.
+	for n := 1; n < len(rendered)-len(EncodeOrder(last)); n++ {
+		_, err := DecodeListedOrder(rendered[:n], "x")
+		require.Error(t, err, "a rendered order cut to %d bytes, listed", n)
 	}
 }
 

@@ -131,7 +131,7 @@ func TestOrdersAreTheirFinalState(t *testing.T) {
 		}
 
 		wantCancelled := slices.DeleteFunc(slices.Clone(placed), func(o *domain.Order) bool { return !o.Cancelled })
-		page, _, err = pl.store.Orders(m, 0, 50, func(l history.ListedOrder) bool { return listedOrder(t, l).Cancelled })
+		page, _, err = pl.store.Orders(m, 0, 50, func(l codec.ListedOrder) bool { return listedOrder(t, l).Cancelled })
 		require.NoError(t, err)
 		require.Empty(t, stateDiff(wantCancelled, listedOrders(t, page)), "%s: cancelled orders", m)
 
@@ -152,7 +152,7 @@ func TestOrdersAreTheirFinalState(t *testing.T) {
 	require.Greater(t, executed, 10, "executed orders")
 	require.NotZero(t, rendered, "a closed order listed as its rendered view")
 	require.Less(t, rendered, total, "open orders listed decoded")
-	roll, _, err := pl.store.Orders(rolled, 0, 50, func(l history.ListedOrder) bool {
+	roll, _, err := pl.store.Orders(rolled, 0, 50, func(l codec.ListedOrder) bool {
 		o := listedOrder(t, l)
 		return !o.DealingDate.Equal(o.OriginalDealingDate)
 	})
@@ -453,7 +453,7 @@ func TestOrdersPagesAPotOfThousands(t *testing.T) {
 	middle := seqOf(t, m, want[orders/2])
 	require.Equal(t, want[orders/2+1:], pageThrough(50, middle), "below the middle order")
 	// keep sees every order and takes some: the pages hold only those.
-	even, _, err := s.Orders(m, 0, 20, func(l history.ListedOrder) bool { return seqOf(t, m, l.ID)%4 == 0 })
+	even, _, err := s.Orders(m, 0, 20, func(l codec.ListedOrder) bool { return seqOf(t, m, l.ID)%4 == 0 })
 	require.NoError(t, err)
 	require.Len(t, even, 20)
 	for _, o := range even {
@@ -468,7 +468,7 @@ func renderEncoded(b []byte, o *domain.Order) []byte { return append(b, codec.En
 // listedOrder is a listed order: decoded, or read back from the view that
 // renderEncoded rendered, which must be of a closed order, with its status
 // and id beside it.
-func listedOrder(t testing.TB, l history.ListedOrder) *domain.Order {
+func listedOrder(t testing.TB, l codec.ListedOrder) *domain.Order {
 	t.Helper()
 	if l.View == nil {
 		require.NotNil(t, l.Order, "order %s neither decoded nor rendered", l.ID)
@@ -484,7 +484,7 @@ func listedOrder(t testing.TB, l history.ListedOrder) *domain.Order {
 	return o
 }
 
-func listedOrders(t testing.TB, page []history.ListedOrder) []*domain.Order {
+func listedOrders(t testing.TB, page []codec.ListedOrder) []*domain.Order {
 	t.Helper()
 	orders := make([]*domain.Order, len(page))
 	for i, l := range page {

@@ -20,7 +20,7 @@ import (
 //	v                                          layout version (one byte)
 //	c <group u32>                              checkpoint: the group's last applied feed position (u64)
 //	m <member> 00                              the member's projected pot (codec.ProjectedPot)
-//	o <member> 00 <order number u64>           an order as it is now, or ended (ordervalue.go)
+//	o <member> 00 <order number u64>           an order as it is now, or ended (codec.EncodeOrder; closed and rendered: codec.EncodeRenderedOrder)
 //	s <member> 00 <time u64> <version u64>     a statement entry (codec.EncodeStatementEntry)
 //	r <member> 00 <idempotency key>            the latest record of an idempotency key (codec.EncodeRequestRecord)
 //

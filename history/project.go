@@ -233,7 +233,7 @@ func (s *Store) projectEvent(b *pebble.Batch, member string, m *codec.ProjectedP
 		if !ok {
 			return fmt.Errorf("%s version %d: order id %q is not %s-<n>", fe.Stream, fe.Version, order.ID, member)
 		}
-		if err := b.Set(orderKey(member, seq), encodeOrderValue(order, s.render), nil); err != nil {
+		if err := b.Set(orderKey(member, seq), s.orderRecord(order), nil); err != nil {
 			return err
 		}
 	}
@@ -250,6 +250,17 @@ func (s *Store) projectEvent(b *pebble.Batch, member string, m *codec.ProjectedP
 	}
 	m.Version, m.At = fe.Version, fe.Time
 	return nil
+}
+
+// orderRecord is an order's record: rendered, if the order is closed (its
+// status no longer depends on the cut-off, and no later event changes it)
+// and the store renders.
+func (s *Store) orderRecord(o *domain.Order) []byte {
+	if s.render == nil || !o.Closed() {
+		return codec.EncodeOrder(o)
+	}
+	status := domain.OrderStatusAt(o, func(domain.Date) bool { panic("history: a closed order's status asked the cut-off") })
+	return codec.EncodeRenderedOrder(o, status, s.render(nil, o))
 }
 
 // tradeOrder is the order of trade tradeID (nil if the pot has no such

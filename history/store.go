@@ -68,12 +68,12 @@ type Options struct {
 	// Default 4,096; negative: none (every page decodes its members).
 	ReplicasCached int
 	// RenderClosedOrder, if set, renders each order as it closes, and
-	// Orders returns closed orders as those views (ListedOrder.View). The
+	// Orders returns closed orders as those views (codec.ListedOrder). The
 	// platform sets it to the API's JSON of the order; like the catalogue,
 	// it must be the same for every build of a store, or a rebuild renders
 	// old orders otherwise than the live store did. Default: none, every
 	// order is decoded.
-	RenderClosedOrder ClosedOrderRenderer
+	RenderClosedOrder func(b []byte, o *domain.Order) []byte
 }
 
 // EnsureDefaults fills zero fields with their defaults and returns o.
@@ -108,7 +108,7 @@ type Store struct {
 	db       *pebble.DB
 	log      *slog.Logger
 	cat      *domain.Catalogue
-	render   ClosedOrderRenderer
+	render   func(b []byte, o *domain.Order) []byte
 	replicas *replicaCache
 
 	// groupLocks serialise the projection of each group (catchUp).
@@ -240,7 +240,7 @@ func (s *Store) Order(member, orderID string) (*domain.Order, bool, error) {
 	if err != nil || !found {
 		return nil, false, wrapQuery(err, "order", member)
 	}
-	o, err := decodeOrderValue(v)
+	o, err := codec.DecodeOrder(v)
 	if err != nil {
 		return nil, false, wrapQuery(err, "order", member)
 	}
@@ -248,29 +248,6 @@ func (s *Store) Order(member, orderID string) (*domain.Order, bool, error) {
 		return nil, false, nil // the same number spelt otherwise ("M1-07")
 	}
 	return o, true, nil
-}
-
-// decodeOrderValue is the order of an order's value, rendered or not.
-func decodeOrderValue(v []byte) (*domain.Order, error) {
-	ov, err := splitOrderValue(v)
-	if err != nil {
-		return nil, err
-	}
-	return codec.DecodeOrder(ov.encoded)
-}
-
-// A ListedOrder is an order of a page of Orders: decoded, or, for a closed
-// order the store rendered (Options.RenderClosedOrder), its view as it was
-// rendered when the order closed, with its status.
-type ListedOrder struct {
-	// ID is the order's id.
-	ID string
-	// Order is the order decoded; nil when View is set.
-	Order *domain.Order
-	// Status and View are a rendered order's status and view (a copy);
-	// View is nil for an order that is decoded.
-	Status domain.OrderStatus
-	View   []byte
 }
 
 // Orders lists member's orders newest first (by the number of their ids,
@@ -281,7 +258,7 @@ type ListedOrder struct {
 // backwards from beforeSeq and stops at limit: a page costs the orders it
 // reads, however many the member has; and a closed order that was rendered
 // costs a copy of its view, not a decoding.
-func (s *Store) Orders(member string, beforeSeq uint64, limit int, keep func(ListedOrder) bool) ([]ListedOrder, bool, error) {
+func (s *Store) Orders(member string, beforeSeq uint64, limit int, keep func(codec.ListedOrder) bool) ([]codec.ListedOrder, bool, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, false, err
 	}
@@ -299,14 +276,16 @@ func (s *Store) Orders(member string, beforeSeq uint64, limit int, keep func(Lis
 	if err != nil {
 		return nil, false, wrapQuery(err, "orders", member)
 	}
-	var out []ListedOrder
+	var out []codec.ListedOrder
 	more := false
 	for valid := it.Last(); valid; valid = it.Prev() {
 		if len(out) == limit {
 			more = true
 			break
 		}
-		l, err := listedOrder(member, it.Key(), it.Value())
+		key := it.Key()
+		id := member + "-" + strconv.FormatUint(binary.BigEndian.Uint64(key[len(key)-8:]), 10)
+		l, err := codec.DecodeListedOrder(it.Value(), id)
 		if err != nil {
 			return nil, false, wrapQuery(errors.Join(err, it.Close()), "orders", member)
 		}
@@ -318,25 +297,6 @@ func (s *Store) Orders(member string, beforeSeq uint64, limit int, keep func(Lis
 		return nil, false, wrapQuery(err, "orders", member)
 	}
 	return out, more, nil
-}
-
-// listedOrder is the order of key and value (which the iterator owns) as
-// Orders lists it.
-func listedOrder(member string, key, value []byte) (ListedOrder, error) {
-	ov, err := splitOrderValue(value)
-	if err != nil {
-		return ListedOrder{}, err
-	}
-	if ov.rendered {
-		seq := binary.BigEndian.Uint64(key[len(key)-8:])
-		return ListedOrder{ID: member + "-" + strconv.FormatUint(seq, 10), Status: domain.OrderStatus(ov.status),
-			View: append([]byte(nil), ov.view...)}, nil
-	}
-	o, err := codec.DecodeOrder(ov.encoded)
-	if err != nil {
-		return ListedOrder{}, err
-	}
-	return ListedOrder{ID: o.ID, Order: o}, nil
 }
 
 // Statement lists member's statement entries with At in [from, to) (a zero
