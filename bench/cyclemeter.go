@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/acme/mastertrust/internal/procmem"
 )
 
 // stepSampleEvery is how often a stepMeter reads the heap's size.
@@ -68,7 +70,7 @@ func startStepMeter() *stepMeter {
 
 // begin starts a new window, forgetting the current one.
 func (m *stepMeter) begin() {
-	rssKnown := resetPeakRSS()
+	rssKnown := procmem.ResetPeak()
 	h := heapObjects()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -82,7 +84,7 @@ func (m *stepMeter) cut() stepUse {
 	var rss uint64
 	m.mu.Lock()
 	if m.rssKnown {
-		rss = peakRSS()
+		rss = procmem.Peak()
 	}
 	u := stepUse{wall: time.Since(m.start), cpu: processCPU() - m.cpu0, heap: max(m.peakHeap, h), rss: rss}
 	m.mu.Unlock()

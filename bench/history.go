@@ -23,6 +23,7 @@ import (
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/procmem"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/proto/pb"
 )
@@ -386,7 +387,7 @@ func (r *historyRun) build(ctx context.Context) error {
 	defer cancel()
 	w := r.world
 	start := time.Now()
-	resetPeakRSS()
+	procmem.ResetPeak()
 	largest := r.cfg.Sizes[len(r.cfg.Sizes)-1]
 	days := (largest + r.cfg.OrdersPerDay - 1) / r.cfg.OrdersPerDay
 	day := cycleFirstDay
@@ -471,7 +472,7 @@ func (r *historyRun) build(ctx context.Context) error {
 	took := time.Since(start)
 	fmt.Fprintf(r.out, "History: %d dealing days a week apart from %s, each pot placing its orders' share (at most %d a day) before the cut-off, each day's cycle dealing them and settling those due; the last cycle on %s, a week or more after the last orders, settled the rest with every key past its 7-day window. %d orders placed, dealt and settled in %s (placing %s, cycles %s); peak RSS %s.\n",
 		days, cycleFirstDay, r.cfg.OrdersPerDay, day, settled, took.Round(time.Second), placing.Round(time.Second), cycling.Round(time.Second),
-		mibOrUnknown(peakRSS()))
+		mibOrUnknown(procmem.Peak()))
 	// Snapshots are saved as pots passivate: the measurements start from
 	// every pot passivated, with its snapshot at its last event.
 	if err := r.waitPassivated(ctx); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/internal/pki"
+	"github.com/acme/mastertrust/internal/procmem"
 	"github.com/acme/mastertrust/persistence/pebble"
 	"github.com/acme/mastertrust/platform"
 )
@@ -208,7 +209,7 @@ func RunPotsTLS(ctx context.Context, cfg PotsConfig, out io.Writer) error {
 
 // measureTLSCell drives op and records the peak memory meanwhile.
 func measureTLSCell(ctx context.Context, shape loadShape, op func(ctx context.Context, w int) (int, error)) (tlsCellResult, error) {
-	rssKnown := resetPeakRSS()
+	rssKnown := procmem.ResetPeak()
 	var peakHeap atomic.Uint64
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -233,7 +234,7 @@ func measureTLSCell(ctx context.Context, shape loadShape, op func(ctx context.Co
 	<-done
 	out := tlsCellResult{rate: res, peakHeap: peakHeap.Load()}
 	if rssKnown {
-		out.peakRSS = peakRSS()
+		out.peakRSS = procmem.Peak()
 	}
 	return out, err
 }
