@@ -59,6 +59,8 @@ const findingsMax = 100
 // check reads every member's orders, statement and pot and counts what
 // disagrees with what the member was told.
 func (ru *run) check(ctx context.Context) error {
+	bar := ru.bar("checking every pot", int64(len(ru.members)))
+	defer bar.finish()
 	work := make(chan string)
 	errs := make(chan error, ru.cfg.Clients)
 	var wg sync.WaitGroup
@@ -69,6 +71,7 @@ func (ru *run) check(ctx context.Context) error {
 					errs <- err
 					return
 				}
+				bar.add(1)
 			}
 		})
 	}

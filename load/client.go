@@ -23,7 +23,7 @@ type client struct {
 	http    *http.Client
 	token   func(member string) (string, error)
 	retry   time.Duration // how long to keep sending one request again
-	metrics *metrics
+	metrics *recorder
 }
 
 // answer is a final answer: its status and body.

@@ -1,55 +1,83 @@
 package load
 
 import (
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/acme/mastertrust/internal/procmem"
 )
 
-// metrics counts every HTTP attempt by request kind and status, with its
-// latency, per day of the run.
-type metrics struct {
+// recorder keeps every HTTP attempt of a run (12 bytes each: a run of a
+// million members for 30 days makes ~7 million, ~80 MB) and a sample of
+// the processes every second, from which the report's figures and charts
+// are made once the run ends.
+type recorder struct {
+	start time.Time
+
 	mu        sync.Mutex
-	day       int
-	byStatus  map[int]int64 // every attempt's status (0: no answer)
-	errors5xx int64         // 5xx answers other than 503
-	perDay    map[int]map[string]*kindStats
+	day       int16
+	kinds     []string // kind names, by index
+	kindIndex map[string]uint8
+	attempts  []attempt
+	samples   []Sample
 }
 
-type kindStats struct {
-	attempts  int64
-	latencies []time.Duration
+// attempt is one HTTP attempt.
+type attempt struct {
+	atMs      uint32 // since the run started, when the answer came
+	latencyUs uint32
+	status    uint16 // 0: no answer
+	kind      uint8
+	day       int16
 }
 
-func newMetrics() *metrics {
-	return &metrics{byStatus: map[int]int64{}, perDay: map[int]map[string]*kindStats{}}
+// Sample is what the run saw of the platform at one moment.
+type Sample struct {
+	AtSeconds float64 `json:"atSeconds"`
+	// RSSBytes and HeapBytes are this process's (with --start dev, the
+	// platform's and the load generator's together).
+	RSSBytes  uint64 `json:"rssBytes"`
+	HeapBytes uint64 `json:"heapBytes"`
+	// ActivePots are the pots active on every cluster member (-1: not
+	// known).
+	ActivePots int64 `json:"activePots"`
 }
 
-func (m *metrics) setDay(day int) {
+func newRecorder() *recorder {
+	return &recorder{start: time.Now(), kindIndex: map[string]uint8{}}
+}
+
+func (m *recorder) setDay(day int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.day = day
+	m.day = int16(day)
 }
 
-func (m *metrics) attempt(kind string, status int, took time.Duration) {
+func (m *recorder) attempt(kind string, status int, took time.Duration) {
+	at := time.Since(m.start)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.byStatus[status]++
-	if status >= 500 && status != 503 {
-		m.errors5xx++
+	k, ok := m.kindIndex[kind]
+	if !ok {
+		k = uint8(len(m.kinds))
+		m.kinds = append(m.kinds, kind)
+		m.kindIndex[kind] = k
 	}
-	kinds := m.perDay[m.day]
-	if kinds == nil {
-		kinds = map[string]*kindStats{}
-		m.perDay[m.day] = kinds
-	}
-	s := kinds[kind]
-	if s == nil {
-		s = &kindStats{}
-		kinds[kind] = s
-	}
-	s.attempts++
-	s.latencies = append(s.latencies, took)
+	m.attempts = append(m.attempts, attempt{atMs: uint32(at.Milliseconds()), latencyUs: uint32(min(took.Microseconds(), 1<<32-1)),
+		status: uint16(status), kind: k, day: m.day})
+}
+
+func (m *recorder) sample(activePots int64) {
+	rss := procmem.Resident()
+	var heap [1]metrics.Sample
+	heap[0].Name = "/memory/classes/heap/objects:bytes"
+	metrics.Read(heap[:])
+	s := Sample{AtSeconds: time.Since(m.start).Seconds(), RSSBytes: rss, HeapBytes: heap[0].Value.Uint64(), ActivePots: activePots}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.samples = append(m.samples, s)
 }
 
 // LatencySummary is one kind's requests of one day.
@@ -60,23 +88,102 @@ type LatencySummary struct {
 }
 
 // dayLatencies summarises day's attempts by kind.
-func (m *metrics) dayLatencies(day int) map[string]LatencySummary {
+func (m *recorder) dayLatencies(day int) map[string]LatencySummary {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	byKind := map[uint8][]uint32{}
+	for _, a := range m.attempts {
+		if a.day == int16(day) {
+			byKind[a.kind] = append(byKind[a.kind], a.latencyUs)
+		}
+	}
 	out := map[string]LatencySummary{}
-	for kind, s := range m.perDay[day] {
-		l := slices.Clone(s.latencies)
+	for k, l := range byKind {
 		slices.Sort(l)
-		out[kind] = LatencySummary{Attempts: s.attempts, P50Ms: ms(quantile(l, 0.5)), P99Ms: ms(quantile(l, 0.99))}
+		out[m.kinds[k]] = LatencySummary{Attempts: int64(len(l)), P50Ms: usMs(quantile(l, 0.5)), P99Ms: usMs(quantile(l, 0.99))}
 	}
 	return out
 }
 
-func quantile(sorted []time.Duration, q float64) time.Duration {
+// byStatus counts every attempt by status (0: no answer) and the 5xx
+// answers other than 503.
+func (m *recorder) byStatus() (counts map[int]int64, errors5xx int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	counts = map[int]int64{}
+	for _, a := range m.attempts {
+		counts[int(a.status)]++
+		if a.status >= 500 && a.status != 503 {
+			errors5xx++
+		}
+	}
+	return counts, errors5xx
+}
+
+// Window is the requests of one kind answered in one window of the run.
+type Window struct {
+	StartSeconds float64 `json:"startSeconds"`
+	Kind         string  `json:"kind"`
+	Attempts     int64   `json:"attempts"`
+	P50Ms        float64 `json:"p50Ms"`
+	P99Ms        float64 `json:"p99Ms"`
+	// NotOK are the attempts answered otherwise than 2xx, 409 or 422, by
+	// status ("0": no answer).
+	NotOK map[int]int64 `json:"notOK,omitempty"`
+}
+
+// windows cuts the run's attempts into windows of width, by kind.
+func (m *recorder) windows(width time.Duration) []Window {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	type cell struct {
+		latencies []uint32
+		notOK     map[int]int64
+	}
+	cells := map[[2]int]*cell{} // window, kind
+	last := 0
+	for _, a := range m.attempts {
+		w := int(time.Duration(a.atMs) * time.Millisecond / width)
+		last = max(last, w)
+		c := cells[[2]int{w, int(a.kind)}]
+		if c == nil {
+			c = &cell{}
+			cells[[2]int{w, int(a.kind)}] = c
+		}
+		c.latencies = append(c.latencies, a.latencyUs)
+		if ok := a.status/100 == 2 || a.status == 409 || a.status == 422; !ok {
+			if c.notOK == nil {
+				c.notOK = map[int]int64{}
+			}
+			c.notOK[int(a.status)]++
+		}
+	}
+	var out []Window
+	for w := 0; w <= last; w++ {
+		for k := range m.kinds {
+			c := cells[[2]int{w, k}]
+			if c == nil {
+				continue
+			}
+			slices.Sort(c.latencies)
+			out = append(out, Window{StartSeconds: (time.Duration(w) * width).Seconds(), Kind: m.kinds[k], Attempts: int64(len(c.latencies)),
+				P50Ms: usMs(quantile(c.latencies, 0.5)), P99Ms: usMs(quantile(c.latencies, 0.99)), NotOK: c.notOK})
+		}
+	}
+	return out
+}
+
+func (m *recorder) takeSamples() []Sample {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.samples)
+}
+
+func quantile(sorted []uint32, q float64) uint32 {
 	if len(sorted) == 0 {
 		return 0
 	}
 	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+func usMs(us uint32) float64 { return float64(us) / 1000 }

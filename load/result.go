@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -53,6 +54,9 @@ type DayResult struct {
 	ReconcileSeconds float64                   `json:"reconcileSeconds"`
 	Breaks           int64                     `json:"breaks"`
 	Latencies        map[string]LatencySummary `json:"latencies"`
+	// StepSeconds are the cycles' steps, by name, summed over the day's
+	// dealing dates.
+	StepSeconds map[string]float64 `json:"stepSeconds"`
 }
 
 // Result is everything a run found.
@@ -63,9 +67,16 @@ type Result struct {
 	Findings       []Finding        `json:"findings"`
 	BreakSummaries []string         `json:"breakSummaries,omitempty"`
 	Days           []DayResult      `json:"dayResults"`
+	// ByStatus counts every HTTP attempt by its status (0: no answer).
+	ByStatus map[int]int64 `json:"byStatus"`
+	// Windows are the requests of each kind in each window of the run;
+	// Samples the processes' memory and the active pots, every second.
+	Windows []Window `json:"windows"`
+	Samples []Sample `json:"samples"`
 }
 
-// WriteReport writes summary.json (the Result) and report.md into dir.
+// WriteReport writes summary.json (the Result), report.md and the charts
+// into dir.
 func (r *Result) WriteReport(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -77,7 +88,10 @@ func (r *Result) WriteReport(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "summary.json"), append(data, '\n'), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(r.markdown()), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(r.markdown()), 0o644); err != nil {
+		return err
+	}
+	return r.writeCharts(dir)
 }
 
 func (r *Result) markdown() string {
@@ -102,6 +116,46 @@ func (r *Result) markdown() string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %.2f | %d | %d | %.2f | %.2f | %d |\n", day, strings.Join(d.Dates, ", "),
 			d.Requests, d.Acknowledged, d.RequestSeconds, d.Trades, d.TradesSettled, d.CycleSeconds, d.ReconcileSeconds, d.Breaks)
+	}
+	var kinds []string
+	for _, d := range r.Days {
+		for k := range d.Latencies {
+			if !slices.Contains(kinds, k) {
+				kinds = append(kinds, k)
+			}
+		}
+	}
+	slices.Sort(kinds)
+	if len(kinds) > 0 {
+		b.WriteString("\n## Latency by day and kind: attempts, p50 / p99 ms\n\n| day |")
+		for _, k := range kinds {
+			b.WriteString(" " + k + " |")
+		}
+		b.WriteString("\n| ---: |" + strings.Repeat(" ---: |", len(kinds)) + "\n")
+		for _, d := range r.Days {
+			fmt.Fprintf(&b, "| %d |", d.Number)
+			for _, k := range kinds {
+				if l, ok := d.Latencies[k]; ok {
+					fmt.Fprintf(&b, " %d: %.1f / %.1f |", l.Attempts, l.P50Ms, l.P99Ms)
+				} else {
+					b.WriteString(" |")
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	b.WriteString("\n## HTTP answers by status (every attempt; 0: no answer)\n\n")
+	statuses := make([]int, 0, len(r.ByStatus))
+	for st := range r.ByStatus {
+		statuses = append(statuses, st)
+	}
+	slices.Sort(statuses)
+	for _, st := range statuses {
+		fmt.Fprintf(&b, "- %d: %d\n", st, r.ByStatus[st])
+	}
+	b.WriteString("\n## Charts\n\n")
+	for _, c := range []string{chartRequests, chartLatency, chartErrors, chartCycleSteps, chartMemory, chartActivePots} {
+		fmt.Fprintf(&b, "![%s](%s)\n\n", strings.TrimSuffix(c, ".png"), c)
 	}
 	if len(r.RefusedByCode) > 0 {
 		b.WriteString("\n## Refused, by request and problem\n\n")

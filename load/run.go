@@ -38,6 +38,9 @@ type Config struct {
 	SettleDays int
 	// Log receives a line per day and per problem (default: discarded).
 	Log *slog.Logger
+	// Progress, if set, shows a progress bar of each phase (the pots'
+	// opening, each day's requests and cycles, the checks) with its ETA.
+	Progress io.Writer
 }
 
 func (c *Config) defaults() {
@@ -78,12 +81,14 @@ type memberLog struct {
 
 // run is one run's state.
 type run struct {
-	cfg     Config
-	id      string // names the run's reconciliations
-	c       *client
-	metrics *metrics
-	members map[string]*memberLog
-	res     *Result
+	cfg Config
+	id  string // names the run's reconciliations
+	// operatorToken is for the sampler's calls, which are not retried.
+	operatorToken string
+	c             *client
+	metrics       *recorder
+	members       map[string]*memberLog
+	res           *Result
 
 	mu    sync.Mutex
 	dates map[string]bool // dealing dates the day's answers named
@@ -93,19 +98,35 @@ type run struct {
 // was told, and returns the result; an error is a run that could not go
 // on (a cycle that failed, a request that never got an answer), not a
 // check that failed, which the result counts.
-func Run(ctx context.Context, cfg Config, r *Reader) (*Result, error) {
+func Run(ctx context.Context, cfg Config, r *Reader) (_ *Result, err error) {
 	cfg.defaults()
 	if len(cfg.URLs) == 0 || cfg.Token == nil || cfg.Calendar == nil {
 		return nil, errors.New("load: run needs gateway URLs, a token signer and a calendar")
 	}
-	m := newMetrics()
+	m := newRecorder()
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = cfg.Clients * 2
 	ru := &run{cfg: cfg, id: strconv.FormatInt(time.Now().UnixNano(), 36), metrics: m, members: map[string]*memberLog{},
 		c:   &client{urls: trimmed(cfg.URLs), http: &http.Client{Transport: transport, Timeout: 30 * time.Second}, token: cfg.Token, retry: cfg.Retry, metrics: m},
 		res: &Result{Summary: Summary{Members: r.Header.Members, Seed: r.Header.Seed}, RefusedByCode: map[string]int64{}}}
+	if ru.operatorToken, err = cfg.Token(""); err != nil {
+		return nil, err
+	}
 	start := time.Now()
-	defer func() { ru.res.Summary.DurationSeconds = time.Since(start).Seconds() }()
+	sampling, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		ru.sample(sampling)
+	}()
+	defer func() {
+		stopSampling()
+		<-sampled
+		ru.res.Summary.DurationSeconds = time.Since(start).Seconds()
+		ru.res.Windows = m.windows(windowWidth)
+		ru.res.Samples = m.takeSamples()
+		ru.res.ByStatus, ru.res.Summary.Errors5xx = m.byStatus()
+	}()
 
 	opens, err := r.Opens()
 	if err != nil {
@@ -115,7 +136,7 @@ func Run(ctx context.Context, cfg Config, r *Reader) (*Result, error) {
 		ru.members[o.Member] = &memberLog{orderOfKey: map[string]string{}}
 	}
 	t := time.Now()
-	if err := ru.send(ctx, opens); err != nil {
+	if err := ru.send(ctx, "opening pots", opens); err != nil {
 		return ru.res, err
 	}
 	cfg.Log.Info("load: pots opened", "pots", len(opens), "took", time.Since(t).Round(time.Millisecond))
@@ -149,7 +170,6 @@ func Run(ctx context.Context, cfg Config, r *Reader) (*Result, error) {
 	if err := ru.check(ctx); err != nil {
 		return ru.res, err
 	}
-	ru.res.Summary.Errors5xx = m.errors5xx
 	return ru.res, nil
 }
 
@@ -173,7 +193,11 @@ func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, e
 	dr := DayResult{Number: d.Number, Requests: len(d.Requests)}
 	t := time.Now()
 	before := ru.res.Summary.Acknowledged
-	if err := ru.send(ctx, d.Requests); err != nil {
+	label := fmt.Sprintf("day %d", d.Number)
+	if d.Number < 0 {
+		label = fmt.Sprintf("settling day %d", -d.Number)
+	}
+	if err := ru.send(ctx, label+": requests", d.Requests); err != nil {
 		return last, err
 	}
 	dr.RequestSeconds = time.Since(t).Seconds()
@@ -198,14 +222,18 @@ func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, e
 		dates = []domain.Date{next}
 	}
 	t = time.Now()
+	dr.StepSeconds = map[string]float64{}
 	for _, date := range dates {
-		cs, err := ru.cycle(ctx, date, d.Prices)
+		cs, err := ru.cycle(ctx, fmt.Sprintf("%s: cycle %s", label, date), date, d.Prices)
 		if err != nil {
 			return last, err
 		}
 		dr.Dates = append(dr.Dates, date.String())
 		dr.Trades += cs.Trades
 		dr.TradesSettled += cs.TradesSettled
+		for _, st := range cs.Steps {
+			dr.StepSeconds[st.Name] += st.Ms / 1000
+		}
 		last = date
 	}
 	dr.CycleSeconds = time.Since(t).Seconds()
@@ -230,7 +258,12 @@ func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, e
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
 // send sends requests, each member's in order, Clients members at once.
-func (ru *run) send(ctx context.Context, reqs []Request) error {
+func (ru *run) send(ctx context.Context, phase string, reqs []Request) error {
+	if len(reqs) == 0 {
+		return nil
+	}
+	bar := ru.bar(phase, int64(len(reqs)))
+	defer bar.finish()
 	var order []string
 	byMember := map[string][]Request{}
 	for _, r := range reqs {
@@ -251,6 +284,7 @@ func (ru *run) send(ctx context.Context, reqs []Request) error {
 						cancel(err)
 						return
 					}
+					bar.add(1)
 				}
 			}
 		})
@@ -414,6 +448,14 @@ type cycleJSON struct {
 	} `json:"problem"`
 	Trades        int64 `json:"trades"`
 	TradesSettled int64 `json:"tradesSettled"`
+	Steps         []struct {
+		Name string  `json:"name"`
+		Ms   float64 `json:"ms"`
+	} `json:"steps"`
+	Progress *struct {
+		Done  int64 `json:"done"`
+		Total int64 `json:"total"`
+	} `json:"progress"`
 }
 
 // pollInterval is how often a running cycle or reconciliation is asked how
@@ -421,7 +463,9 @@ type cycleJSON struct {
 const pollInterval = 100 * time.Millisecond
 
 // cycle posts date's prices and runs its cycle to the end.
-func (ru *run) cycle(ctx context.Context, date domain.Date, prices map[string]string) (cycleJSON, error) {
+func (ru *run) cycle(ctx context.Context, phase string, date domain.Date, prices map[string]string) (cycleJSON, error) {
+	bar := ru.bar(phase, -1)
+	defer bar.finish()
 	a, err := ru.c.call(ctx, "prices", "", http.MethodPost, "/v1/prices", "", map[string]any{"date": date.String(), "prices": prices})
 	if err != nil {
 		return cycleJSON{}, err
@@ -447,6 +491,11 @@ func (ru *run) cycle(ctx context.Context, date domain.Date, prices map[string]st
 		case "failed":
 			return cs, fmt.Errorf("load: cycle of %s failed at %s: %+v", date, cs.Step, cs.Problem)
 		}
+		step := phase + ": " + cs.Step
+		if cs.Progress != nil {
+			step += fmt.Sprintf(" %d/%d", cs.Progress.Done, cs.Progress.Total)
+		}
+		bar.describe(step)
 		select {
 		case <-ctx.Done():
 			return cs, ctx.Err()

@@ -32,9 +32,9 @@ and --seed) through the gateways, with each day's prices, cycle and fast
 reconciliation, settling days after the last and a deep reconciliation;
 then checks that every acknowledged request is in its pot exactly once and
 that every pot's cash and units agree with the requests and the executed
-prices. It writes summary.json and report.md to --report, and exits 1 if
-anything was lost, doubled or mismatched, a reconciliation broke, or a
-gateway answered a 5xx other than 503. Run it against a fresh platform:
+prices. It writes summary.json, report.md and charts to --report, and exits
+1 if anything was lost, doubled or mismatched, a reconciliation broke, or a
+gateway answered a 5xx other than 503 (2 if it could not run). Run it against a fresh platform:
 --start dev starts one in this process, on a temporary data dir.
 
 flags (each also from its environment variable):
@@ -118,7 +118,8 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	tokenSecretFromEnv(&cfg)
 	f.intVar(&run.Clients, "clients", 64, "members' requests in flight at once")
 	f.durationVar(&run.Retry, "retry", 2*time.Minute, "how long one request is sent again while the platform cannot take it (503, timeouts)")
-	logFlags(f, &cfg)
+	var quiet bool
+	f.boolVar(&quiet, "quiet", false, "no progress bars: log each day instead (and the platform's own lines with --start dev)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -127,10 +128,15 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		f.Usage()
 		return errors.New("give --report DIR and one of --gateway URL,... or --start dev")
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// With progress bars the log says only what went wrong: each day's
+	// figures are in the report.
+	level := slog.LevelWarn
+	if quiet {
+		level = slog.LevelInfo
+	} else {
+		run.Progress = stderr
 	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	run.Log = log
 	cal, err := platform.NewCalendar()
 	if err != nil {
@@ -208,7 +214,7 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return runErr
 	}
 	if res.Failed() {
-		return errors.New("load run: checks failed (see the report)")
+		return exitStatus{code: 1, err: errors.New("load run: checks failed (see the report)")}
 	}
 	return nil
 }

@@ -90,8 +90,23 @@ func exitCode(err error, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintln(stderr, "mastertrust:", err)
+	var status exitStatus
+	if errors.As(err, &status) {
+		return status.code
+	}
 	return 2
 }
+
+// exitStatus is an error that exits with its own status rather than 2 (a
+// command that ran and found something wrong, as opposed to one that could
+// not run).
+type exitStatus struct {
+	code int
+	err  error
+}
+
+func (e exitStatus) Error() string { return e.err.Error() }
+func (e exitStatus) Unwrap() error { return e.err }
 
 // isHelp reports whether arg asks for help.
 func isHelp(arg string) bool {

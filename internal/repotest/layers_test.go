@@ -110,12 +110,18 @@ var layers = map[string]layer{
 	"bench": {
 		why: "workloads against the parts and the assembled platform, with their raw baselines",
 		imports: []string{"actors", "cluster", "codec", "custodian", "custodian/simulator", "domain", "gateway", "history",
-			"internal/natsauth", "internal/natsembed", "internal/pki", "persistence", "persistence/jetstream", "persistence/pebble",
-			"platform", "proto/pb"},
+			"internal/natsauth", "internal/natsembed", "internal/pki", "internal/procmem", "persistence", "persistence/jetstream",
+			"persistence/pebble", "platform", "proto/pb"},
+	},
+	"load": {
+		why:        "drives a running platform as its users do, through the HTTP API only: the domain's calendar and catalogue, no grains, journal or NATS",
+		imports:    []string{"domain", "internal/procmem"},
+		thirdParty: []string{"github.com/shopspring/decimal", "github.com/schollz/progressbar", "gonum.org/v1/plot"},
+		notLinked:  []string{"github.com/asynkron/protoactor-go", "github.com/cockroachdb/pebble", "github.com/nats-io/"},
 	},
 	"cmd/mastertrust": {
-		why:     "binds flags to platform and bench (docs/architecture.md, Conventions 11)",
-		imports: []string{"bench", "custodian/simulator", "gateway", "internal/natsauth", "platform"},
+		why:     "binds flags to platform, bench and load (docs/architecture.md, Conventions 11)",
+		imports: []string{"bench", "custodian/simulator", "gateway", "internal/natsauth", "load", "platform"},
 	},
 	"internal/apispec": {why: "the tests' check of HTTP exchanges against docs/openapi.yaml: standalone"},
 	"internal/natsauth": {
@@ -127,6 +133,7 @@ var layers = map[string]layer{
 	"internal/natsmsg":    {why: "NATS message headers naming a protobuf payload: standalone"},
 	"internal/natsstream": {why: "creating JetStream streams that concurrent starts also create: standalone"},
 	"internal/pki":        {why: "certificates and TLS configurations for the platform's connections: standalone"},
+	"internal/procmem":    {why: "this process's resident and peak memory from the kernel: standalone"},
 	"internal/problem": {
 		why:        "the one table of problem codes, statuses, titles and the domain's sentinels: data, no I/O",
 		imports:    []string{"domain"},

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// load gen writes the same workload twice from the same flags, and load
+// run replays it on a dev it starts, exits 0 and writes its report: the
+// summary's fields that scripts read, report.md and the charts.
+func TestLoadGenAndRun(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.load"), filepath.Join(dir, "b.load")
+	for _, out := range []string{a, b} {
+		stdout, stderr, code := runCLI(t, "load", "gen", "--members", "80", "--days", "2", "--seed", "3", "--buy-rate", "0.2", "--out", out)
+		require.Equal(t, 0, code, stderr)
+		require.Contains(t, stdout, "80 members, 2 dealing days, seed 3")
+	}
+	first, err := os.ReadFile(a)
+	require.NoError(t, err)
+	second, err := os.ReadFile(b)
+	require.NoError(t, err)
+	require.Equal(t, string(first), string(second))
+
+	report := filepath.Join(dir, "report")
+	stdout, stderr, code := runCLI(t, "load", "run", "--workload", a, "--start", "dev", "--report", report, "--quiet")
+	require.Equal(t, 0, code, "stdout %s\nstderr %s", stdout, stderr)
+	require.Contains(t, stdout, "lost 0, doubled 0, mismatched 0, breaks 0, 5xx 0")
+	data, err := os.ReadFile(filepath.Join(report, "summary.json"))
+	require.NoError(t, err)
+	var summary map[string]any
+	require.NoError(t, json.Unmarshal(data, &summary))
+	for _, field := range []string{"acknowledged", "lost", "doubled", "mismatched", "breaks", "errors5xx", "days", "durationSeconds"} {
+		require.Contains(t, summary, field)
+	}
+	require.EqualValues(t, 2, summary["days"])
+	require.Greater(t, summary["acknowledged"], 80.0, "the pots and more")
+	for _, f := range []string{"report.md", "requests.png", "latency.png", "errors.png", "cycle-steps.png", "memory.png", "active-pots.png"} {
+		info, err := os.Stat(filepath.Join(report, f))
+		require.NoError(t, err, f)
+		require.NotZero(t, info.Size(), f)
+	}
+
+	_, stderr, code = runCLI(t, "load", "run", "--report", report)
+	require.Equal(t, 2, code, "neither a gateway nor --start")
+	require.Contains(t, stderr, "one of --gateway URL,... or --start dev")
+}
+
+// A command that ran and found something wrong exits 1 (load run's failed
+// checks), one that could not run 2, help 0.
+func TestExitStatus(t *testing.T) {
+	var out strings.Builder
+	require.Equal(t, 1, exitCode(fmt.Errorf("run: %w", exitStatus{code: 1, err: errors.New("checks failed")}), &out))
+	require.Contains(t, out.String(), "checks failed")
+	require.Equal(t, 2, exitCode(errors.New("no such flag"), &out))
+	require.Equal(t, 0, exitCode(flag.ErrHelp, &out))
+	require.Equal(t, 0, exitCode(nil, &out))
+}

@@ -1,0 +1,204 @@
+package load
+
+import (
+	"fmt"
+	"image/color"
+	"math"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+// The charts of a report, each a PNG of the report's directory.
+const (
+	chartRequests   = "requests.png"
+	chartLatency    = "latency.png"
+	chartErrors     = "errors.png"
+	chartCycleSteps = "cycle-steps.png"
+	chartMemory     = "memory.png"
+	chartActivePots = "active-pots.png"
+)
+
+// writeCharts draws the run's charts into dir.
+func (r *Result) writeCharts(dir string) error {
+	kinds := map[string]plotter.XYs{}
+	p50, p99 := map[string]plotter.XYs{}, map[string]plotter.XYs{}
+	notOK := map[string]plotter.XYs{}
+	width := windowWidth.Seconds()
+	for _, w := range r.Windows {
+		x := w.StartSeconds + width/2
+		kinds[w.Kind] = append(kinds[w.Kind], plotter.XY{X: x, Y: float64(w.Attempts) / width})
+		p50[w.Kind] = append(p50[w.Kind], plotter.XY{X: x, Y: math.Max(w.P50Ms, 0.01)})
+		p99[w.Kind] = append(p99[w.Kind], plotter.XY{X: x, Y: math.Max(w.P99Ms, 0.01)})
+		for status, n := range w.NotOK {
+			name := strconv.Itoa(status)
+			if status == 0 {
+				name = "no answer"
+			}
+			notOK[name] = append(notOK[name], plotter.XY{X: x, Y: float64(n) / width})
+		}
+	}
+	charts := []struct {
+		file, title, y string
+		series         []series
+		log            bool
+	}{
+		{chartRequests, "Requests answered per second, by kind", "requests/s", seriesOf(kinds), false},
+		{chartLatency, "Latency by kind: p50 (solid) and p99 (dashed)", "ms", append(seriesOf(p50), dashed(seriesOf(p99))...), true},
+		{chartErrors, "Answers other than 2xx, 409 and 422, per second, by status", "answers/s", seriesOf(notOK), false},
+	}
+	var rss, heap, active plotter.XYs
+	for _, s := range r.Samples {
+		rss = append(rss, plotter.XY{X: s.AtSeconds, Y: float64(s.RSSBytes) / (1 << 20)})
+		heap = append(heap, plotter.XY{X: s.AtSeconds, Y: float64(s.HeapBytes) / (1 << 20)})
+		if s.ActivePots >= 0 {
+			active = append(active, plotter.XY{X: s.AtSeconds, Y: float64(s.ActivePots)})
+		}
+	}
+	charts = append(charts,
+		struct {
+			file, title, y string
+			series         []series
+			log            bool
+		}{chartMemory, "This process's memory (with --start dev, the platform's too)", "MiB",
+			[]series{{"RSS", rss, false}, {"Go heap (live objects)", heap, false}}, false},
+		struct {
+			file, title, y string
+			series         []series
+			log            bool
+		}{chartActivePots, "Pots active on every cluster member", "pots", []series{{"active pots", active, false}}, false})
+	for _, c := range charts {
+		if err := lineChart(filepath.Join(dir, c.file), c.title, "seconds since the run started", c.y, c.series, c.log); err != nil {
+			return fmt.Errorf("load: chart %s: %w", c.file, err)
+		}
+	}
+	return r.cycleStepsChart(filepath.Join(dir, chartCycleSteps))
+}
+
+// palette has a colour for each of the cycle's eight steps and for the
+// request kinds, distinct enough side by side (plotutil's repeats after 7).
+var palette = []color.Color{
+	color.RGBA{0x1f, 0x77, 0xb4, 0xff}, color.RGBA{0xff, 0x7f, 0x0e, 0xff}, color.RGBA{0x2c, 0xa0, 0x2c, 0xff},
+	color.RGBA{0xd6, 0x27, 0x28, 0xff}, color.RGBA{0x94, 0x67, 0xbd, 0xff}, color.RGBA{0x8c, 0x56, 0x4b, 0xff},
+	color.RGBA{0xe3, 0x77, 0xc2, 0xff}, color.RGBA{0x7f, 0x7f, 0x7f, 0xff}, color.RGBA{0xbc, 0xbd, 0x22, 0xff},
+	color.RGBA{0x17, 0xbe, 0xcf, 0xff}, color.RGBA{0x00, 0x00, 0x00, 0xff}, color.RGBA{0xaa, 0x66, 0x00, 0xff},
+	color.RGBA{0x00, 0x44, 0x88, 0xff}, color.RGBA{0x88, 0x00, 0x44, 0xff},
+}
+
+type series struct {
+	name   string
+	points plotter.XYs
+	dashed bool
+}
+
+func seriesOf(m map[string]plotter.XYs) []series {
+	var out []series
+	for _, k := range sortedKeys(m) {
+		out = append(out, series{name: k, points: m[k]})
+	}
+	return out
+}
+
+func dashed(s []series) []series {
+	for i := range s {
+		s[i].dashed = true
+	}
+	return s
+}
+
+func lineChart(path, title, x, y string, ss []series, logY bool) error {
+	p := plot.New()
+	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, x, y
+	p.Legend.Top = true
+	if logY {
+		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+	}
+	colours := map[string]int{}
+	drawn := 0
+	for _, s := range ss {
+		if len(s.points) == 0 {
+			continue
+		}
+		l, err := plotter.NewLine(s.points)
+		if err != nil {
+			return err
+		}
+		// A name keeps its colour across series (a kind's p50 and p99),
+		// and is in the legend once, by its solid line.
+		if _, ok := colours[s.name]; !ok {
+			colours[s.name] = len(colours)
+		}
+		l.Color = palette[colours[s.name]%len(palette)]
+		l.Width = vg.Points(1.2)
+		if s.dashed {
+			l.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
+		} else {
+			p.Legend.Add(s.name, l)
+		}
+		p.Add(l)
+		drawn++
+	}
+	if drawn == 0 {
+		p.Title.Text += " (none)"
+	}
+	return p.Save(10*vg.Inch, 5*vg.Inch, path)
+}
+
+// cycleStepsChart stacks each day's cycle steps.
+func (r *Result) cycleStepsChart(path string) error {
+	p := plot.New()
+	p.Title.Text, p.Y.Label.Text = "Each day's cycles, by step (settling days after the workload's last: s1, s2, …)", "seconds"
+	p.Legend.Top = true
+	var steps []string
+	for _, d := range r.Days {
+		for s := range d.StepSeconds {
+			if !slices.Contains(steps, s) {
+				steps = append(steps, s)
+			}
+		}
+	}
+	slices.SortFunc(steps, func(a, b string) int { return stepOrder(a) - stepOrder(b) })
+	var names []string
+	for _, d := range r.Days {
+		if d.Number < 0 {
+			names = append(names, "s"+strconv.Itoa(-d.Number))
+		} else {
+			names = append(names, strconv.Itoa(d.Number))
+		}
+	}
+	var below *plotter.BarChart
+	for i, s := range steps {
+		values := make(plotter.Values, len(r.Days))
+		for j, d := range r.Days {
+			values[j] = d.StepSeconds[s]
+		}
+		bc, err := plotter.NewBarChart(values, vg.Points(max(2, 400/float64(max(len(r.Days), 1)))))
+		if err != nil {
+			return err
+		}
+		bc.Color = palette[i%len(palette)]
+		bc.LineStyle.Color = color.Transparent
+		if below != nil {
+			bc.StackOn(below)
+		}
+		below = bc
+		p.Add(bc)
+		p.Legend.Add(s, bc)
+	}
+	if len(names) > 0 {
+		p.NominalX(names...)
+	}
+	return p.Save(10*vg.Inch, 5*vg.Inch, path)
+}
+
+// stepOrder is a cycle step's place in the cycle (docs/dealing.md).
+func stepOrder(step string) int {
+	if i := slices.Index([]string{"settle", "cut-off", "prices", "net", "orders", "executions", "allocate", "rebalance"}, step); i >= 0 {
+		return i
+	}
+	return 100
+}

@@ -1,0 +1,98 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// bar is a phase's progress bar on Config.Progress; without one, every
+// method does nothing.
+type bar struct{ b *progressbar.ProgressBar }
+
+// bar starts a progress bar of total steps (-1: unknown, a spinner).
+func (ru *run) bar(phase string, total int64) bar {
+	if ru.cfg.Progress == nil {
+		return bar{}
+	}
+	opts := []progressbar.Option{
+		progressbar.OptionSetWriter(ru.cfg.Progress),
+		progressbar.OptionSetDescription(phase),
+		progressbar.OptionThrottle(200 * time.Millisecond),
+		progressbar.OptionOnCompletion(func() { ru.cfg.Progress.Write([]byte("\n")) }),
+		progressbar.OptionSetWidth(30),
+	}
+	if total >= 0 {
+		opts = append(opts, progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetPredictTime(true))
+	} else {
+		opts = append(opts, progressbar.OptionSetElapsedTime(false))
+	}
+	return bar{progressbar.NewOptions64(total, opts...)}
+}
+
+func (b bar) add(n int) {
+	if b.b != nil {
+		b.b.Add(n)
+	}
+}
+
+func (b bar) describe(s string) {
+	if b.b != nil {
+		b.b.Describe(s)
+	}
+}
+
+func (b bar) finish() {
+	if b.b != nil {
+		b.b.Finish()
+	}
+}
+
+// windowWidth is the width of the report's time windows.
+const windowWidth = 5 * time.Second
+
+// sampleInterval is how often the run samples memory and active pots.
+const sampleInterval = time.Second
+
+// sample records the process's memory and the cluster's active pots every
+// sampleInterval until ctx ends.
+func (ru *run) sample(ctx context.Context) {
+	t := time.NewTicker(sampleInterval)
+	defer t.Stop()
+	for {
+		ru.metrics.sample(ru.activePots(ctx))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// activePots are the pots active on every member, as GET /v1/cluster says
+// (-1 if it did not answer).
+func (ru *run) activePots(ctx context.Context) int64 {
+	ctx, cancel := context.WithTimeout(ctx, sampleInterval)
+	defer cancel()
+	a, err := ru.c.once(ctx, "cluster", "GET", "/v1/cluster", "", ru.operatorToken, nil)
+	if err != nil || a.status != 200 {
+		return -1
+	}
+	var c struct {
+		Members []struct {
+			ActivePots *int64 `json:"activePots"`
+		} `json:"members"`
+	}
+	if json.Unmarshal(a.body, &c) != nil {
+		return -1
+	}
+	var n int64
+	for _, m := range c.Members {
+		if m.ActivePots != nil {
+			n += *m.ActivePots
+		}
+	}
+	return n
+}
