@@ -52,9 +52,15 @@ func (r *Result) writeCharts(dir string) error {
 		{chartErrors, "Answers other than 2xx, 409 and 422, per second, by status", "answers/s", seriesOf(notOK), false},
 	}
 	var rss, heap, active plotter.XYs
+	processes := map[string]plotter.XYs{}
 	for _, s := range r.Samples {
 		rss = append(rss, plotter.XY{X: s.AtSeconds, Y: float64(s.RSSBytes) / (1 << 20)})
 		heap = append(heap, plotter.XY{X: s.AtSeconds, Y: float64(s.HeapBytes) / (1 << 20)})
+		for name, b := range s.ProcessRSSBytes {
+			if b > 0 { // 0: not running then (killed)
+				processes[name] = append(processes[name], plotter.XY{X: s.AtSeconds, Y: float64(b) / (1 << 20)})
+			}
+		}
 		if s.ActivePots >= 0 {
 			active = append(active, plotter.XY{X: s.AtSeconds, Y: float64(s.ActivePots)})
 		}
@@ -64,8 +70,8 @@ func (r *Result) writeCharts(dir string) error {
 			file, title, y string
 			series         []series
 			log            bool
-		}{chartMemory, "This process's memory (with --start dev, the platform's too)", "MiB",
-			[]series{{"RSS", rss, false}, {"Go heap (live objects)", heap, false}}, false},
+		}{chartMemory, "Memory: the load process (with --start dev, the platform's too) and each process it started", "MiB",
+			append([]series{{"load: RSS", rss, false}, {"load: Go heap (live objects)", heap, false}}, prefixed(seriesOf(processes), "RSS of ")...), false},
 		struct {
 			file, title, y string
 			series         []series
@@ -101,6 +107,13 @@ func seriesOf(m map[string]plotter.XYs) []series {
 		out = append(out, series{name: k, points: m[k]})
 	}
 	return out
+}
+
+func prefixed(s []series, prefix string) []series {
+	for i := range s {
+		s[i].name = prefix + s[i].name
+	}
+	return s
 }
 
 func dashed(s []series) []series {

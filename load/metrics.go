@@ -43,6 +43,9 @@ type Sample struct {
 	// ActivePots are the pots active on every cluster member (-1: not
 	// known).
 	ActivePots int64 `json:"activePots"`
+	// ProcessRSSBytes are the resident memory of the platform's processes
+	// that the run started (Config.Processes), by name.
+	ProcessRSSBytes map[string]uint64 `json:"processRSSBytes,omitempty"`
 }
 
 func newRecorder() *recorder {
@@ -69,12 +72,19 @@ func (m *recorder) attempt(kind string, status int, took time.Duration) {
 		status: uint16(status), kind: k, day: m.day})
 }
 
-func (m *recorder) sample(activePots int64) {
+func (m *recorder) sample(activePots int64, processes map[string]int) {
 	rss := procmem.Resident()
+	var byProcess map[string]uint64
+	if len(processes) > 0 {
+		byProcess = map[string]uint64{}
+		for name, pid := range processes {
+			byProcess[name] = procmem.ResidentOf(pid)
+		}
+	}
 	var heap [1]metrics.Sample
 	heap[0].Name = "/memory/classes/heap/objects:bytes"
 	metrics.Read(heap[:])
-	s := Sample{AtSeconds: time.Since(m.start).Seconds(), RSSBytes: rss, HeapBytes: heap[0].Value.Uint64(), ActivePots: activePots}
+	s := Sample{AtSeconds: time.Since(m.start).Seconds(), RSSBytes: rss, HeapBytes: heap[0].Value.Uint64(), ActivePots: activePots, ProcessRSSBytes: byProcess}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.samples = append(m.samples, s)

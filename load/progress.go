@@ -62,7 +62,11 @@ func (ru *run) sample(ctx context.Context) {
 	t := time.NewTicker(sampleInterval)
 	defer t.Stop()
 	for {
-		ru.metrics.sample(ru.activePots(ctx))
+		var processes map[string]int
+		if ru.cfg.Processes != nil {
+			processes = ru.cfg.Processes()
+		}
+		ru.metrics.sample(ru.activePots(ctx), processes)
 		select {
 		case <-ctx.Done():
 			return

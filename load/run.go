@@ -41,6 +41,13 @@ type Config struct {
 	// Progress, if set, shows a progress bar of each phase (the pots'
 	// opening, each day's requests and cycles, the checks) with its ETA.
 	Progress io.Writer
+	// Chaos, if set, runs beside each of the workload's days' requests
+	// (day from 1), and the day's cycle waits for it to return: it may
+	// kill and restart the platform's processes. Its error ends the run.
+	Chaos func(ctx context.Context, day int) error
+	// Processes, if set, names the platform's processes and their pids,
+	// whose resident memory is sampled with the run's own.
+	Processes func() map[string]int
 }
 
 func (c *Config) defaults() {
@@ -197,7 +204,14 @@ func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, e
 	if d.Number < 0 {
 		label = fmt.Sprintf("settling day %d", -d.Number)
 	}
-	if err := ru.send(ctx, label+": requests", d.Requests); err != nil {
+	chaos := make(chan error, 1)
+	if ru.cfg.Chaos != nil && d.Number > 0 {
+		go func() { chaos <- ru.cfg.Chaos(ctx, d.Number) }()
+	} else {
+		chaos <- nil
+	}
+	sendErr := ru.send(ctx, label+": requests", d.Requests)
+	if err := errors.Join(sendErr, <-chaos); err != nil {
 		return last, err
 	}
 	dr.RequestSeconds = time.Since(t).Seconds()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -102,8 +101,13 @@ func runLoadGen(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// chaosDelay is how far into a day's requests --chaos kill-node kills its
+// node.
+const chaosDelay = 500 * time.Millisecond
+
+func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (runErr error) {
 	f := newFlags("load run", stderr)
+	var res *load.Result
 	var gen load.GenConfig
 	parsed := workloadFlags(f, &gen)
 	var workload, start, report string
@@ -112,7 +116,12 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	run := load.Config{}
 	f.stringVar(&workload, "workload", "", "the workload file to replay (default: generate one from --members, --days and --seed)")
 	f.listVar(&gateways, "gateway", "", "comma-separated base URLs of the gateways to drive (tokens signed from the secret in --data-dir or MASTERTRUST_TOKEN_SECRET)")
-	f.stringVar(&start, "start", "", "start the platform to drive: dev (the whole platform in this process, on a temporary data dir)")
+	f.stringVar(&start, "start", "", "start the platform to drive: dev (the whole platform in this process) or cluster "+
+		"(NATS, the simulated custodian, --nodes nodes and a gateway as processes of this binary), on a temporary directory")
+	var nodes int
+	var chaos string
+	f.intVar(&nodes, "nodes", 3, "with --start cluster: the nodes")
+	f.stringVar(&chaos, "chaos", "", "with --start cluster: kill-node (each day, kill -9 one node, in turn, while the day's requests run, and restart it)")
 	f.stringVar(&report, "report", "", "directory to write summary.json and report.md to")
 	f.stringVar(&cfg.DataDir, "data-dir", platform.DefaultDataDir, "with --gateway: the directory holding the token secret")
 	tokenSecretFromEnv(&cfg)
@@ -126,7 +135,10 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	parsed()
 	if report == "" || (len(gateways) == 0) == (start == "") {
 		f.Usage()
-		return errors.New("give --report DIR and one of --gateway URL,... or --start dev")
+		return errors.New("give --report DIR and one of --gateway URL,... or --start dev|cluster")
+	}
+	if chaos != "" && (start != "cluster" || chaos != "kill-node") {
+		return fmt.Errorf("--chaos %q: the one fault built is kill-node, with --start cluster", chaos)
 	}
 	// With progress bars the log says only what went wrong: each day's
 	// figures are in the report.
@@ -163,8 +175,40 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}()
 		run.URLs = []string{d.URL}
 		run.Token = func(member string) (string, error) { return d.Token(member, 24*time.Hour) }
+	case start == "cluster":
+		if nodes < 1 {
+			return fmt.Errorf("--nodes %d: want at least 1", nodes)
+		}
+		dir, err := os.MkdirTemp("", "mastertrust-load-cluster-")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "starting NATS, the custodian, %d nodes and a gateway under %s (each process's output in its <name>.log)\n", nodes, dir)
+		c, err := startLocalCluster(ctx, dir, nodes, log)
+		if err != nil {
+			return fmt.Errorf("start the cluster (its logs are in %s): %w", dir, err)
+		}
+		kept := true
+		defer func() {
+			c.stop()
+			if !kept {
+				os.RemoveAll(dir)
+			}
+		}()
+		defer func() { kept = runErr != nil || res == nil || res.Failed() }()
+		run.URLs, run.Token, run.Processes = []string{c.gateway}, c.token, c.pids
+		if chaos == "kill-node" {
+			run.Chaos = func(ctx context.Context, day int) error {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(chaosDelay):
+				}
+				return c.killNode(ctx, (day-1)%nodes+1)
+			}
+		}
 	case start != "":
-		return fmt.Errorf("--start %s: only dev can be started (run a cluster yourself and give its --gateway URLs)", start)
+		return fmt.Errorf("--start %s: want dev or cluster", start)
 	default:
 		secret, err := cfg.LoadTokenSecret(false)
 		if err != nil {
@@ -190,17 +234,27 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		defer file.Close()
 		in = file
 	} else {
-		var b bytes.Buffer
-		if err := load.Generate(&b, gen); err != nil {
+		// Generated to a file and read back a day at a time: a workload of
+		// a million members is ~100 MB.
+		file, err := os.CreateTemp("", "mastertrust-*.load")
+		if err != nil {
 			return err
 		}
-		in = &b
+		defer os.Remove(file.Name())
+		defer file.Close()
+		if err := load.Generate(file, gen); err != nil {
+			return err
+		}
+		if _, err := file.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		in = file
 	}
 	r, err := load.NewReader(in)
 	if err != nil {
 		return err
 	}
-	res, runErr := load.Run(ctx, run, r)
+	res, runErr = load.Run(ctx, run, r)
 	if res != nil {
 		if err := res.WriteReport(report); err != nil {
 			return errors.Join(runErr, err)

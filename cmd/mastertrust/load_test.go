@@ -64,3 +64,30 @@ func TestExitStatus(t *testing.T) {
 	require.Equal(t, 0, exitCode(flag.ErrHelp, &out))
 	require.Equal(t, 0, exitCode(nil, &out))
 }
+
+// load run --start cluster --chaos kill-node starts NATS, the custodian,
+// two nodes and a gateway as processes, kills a node each day while the
+// day's requests run and restarts it, and still finds every acknowledged
+// request once, every pot as the model says and no break.
+func TestLoadRunOnAClusterWithChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a cluster's processes for half a minute")
+	}
+	report := filepath.Join(t.TempDir(), "report")
+	out, code := runBinary(t, nil, "load", "run", "--members", "150", "--days", "2", "--seed", "4", "--buy-rate", "0.2",
+		"--start", "cluster", "--nodes", "2", "--chaos", "kill-node", "--report", report, "--quiet")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "lost 0, doubled 0, mismatched 0, breaks 0, 5xx 0")
+	require.Contains(t, out, "chaos: kill -9")
+	require.Contains(t, out, "chaos: restarted")
+	data, err := os.ReadFile(filepath.Join(report, "summary.json"))
+	require.NoError(t, err)
+	var summary struct {
+		Samples []struct {
+			ProcessRSSBytes map[string]uint64 `json:"processRSSBytes"`
+		} `json:"samples"`
+	}
+	require.NoError(t, json.Unmarshal(data, &summary))
+	require.NotEmpty(t, summary.Samples)
+	require.Contains(t, summary.Samples[len(summary.Samples)-1].ProcessRSSBytes, "node1", "each process's memory sampled")
+}

@@ -23,9 +23,15 @@ func Peak() uint64 { return status("VmHWM:") }
 // Resident is the process's resident set size in bytes, 0 if unknown.
 func Resident() uint64 { return status("VmRSS:") }
 
+// ResidentOf is process pid's resident set size in bytes, 0 if unknown
+// (or the process is gone).
+func ResidentOf(pid int) uint64 { return statusOf("/proc/"+strconv.Itoa(pid)+"/status", "VmRSS:") }
+
 // status is a size field of /proc/self/status in bytes, 0 if unknown.
-func status(field string) uint64 {
-	data, err := os.ReadFile("/proc/self/status")
+func status(field string) uint64 { return statusOf("/proc/self/status", field) }
+
+func statusOf(path, field string) uint64 {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
