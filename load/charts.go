@@ -25,13 +25,27 @@ const (
 
 // writeCharts draws the run's charts into dir.
 func (r *Result) writeCharts(dir string) error {
-	kinds := map[string]plotter.XYs{}
-	p50, p99 := map[string]plotter.XYs{}, map[string]plotter.XYs{}
-	notOK := map[string]plotter.XYs{}
+	// Requests and errors per window are zero where a window has none of
+	// a kind or status, so that the lines fall to zero there rather than
+	// join the windows either side.
 	width := windowWidth.Seconds()
+	last := 0.0
 	for _, w := range r.Windows {
+		last = max(last, w.StartSeconds)
+	}
+	windows := int(last/width) + 1
+	perWindow := func(m map[string][]float64, name string) []float64 {
+		if m[name] == nil {
+			m[name] = make([]float64, windows)
+		}
+		return m[name]
+	}
+	attempts, notOKs := map[string][]float64{}, map[string][]float64{}
+	p50, p99 := map[string]plotter.XYs{}, map[string]plotter.XYs{}
+	for _, w := range r.Windows {
+		i := int(w.StartSeconds / width)
+		perWindow(attempts, w.Kind)[i] = float64(w.Attempts) / width
 		x := w.StartSeconds + width/2
-		kinds[w.Kind] = append(kinds[w.Kind], plotter.XY{X: x, Y: float64(w.Attempts) / width})
 		p50[w.Kind] = append(p50[w.Kind], plotter.XY{X: x, Y: math.Max(w.P50Ms, 0.01)})
 		p99[w.Kind] = append(p99[w.Kind], plotter.XY{X: x, Y: math.Max(w.P99Ms, 0.01)})
 		for status, n := range w.NotOK {
@@ -39,9 +53,19 @@ func (r *Result) writeCharts(dir string) error {
 			if status == 0 {
 				name = "no answer"
 			}
-			notOK[name] = append(notOK[name], plotter.XY{X: x, Y: float64(n) / width})
+			perWindow(notOKs, name)[i] += float64(n) / width
 		}
 	}
+	xys := func(m map[string][]float64) map[string]plotter.XYs {
+		out := map[string]plotter.XYs{}
+		for name, ys := range m {
+			for i, y := range ys {
+				out[name] = append(out[name], plotter.XY{X: (float64(i) + 0.5) * width, Y: y})
+			}
+		}
+		return out
+	}
+	kinds, notOK := xys(attempts), xys(notOKs)
 	charts := []struct {
 		file, title, y string
 		series         []series

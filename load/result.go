@@ -62,11 +62,15 @@ type DayResult struct {
 // Result is everything a run found.
 type Result struct {
 	Summary
-	DeepBreaks     int64            `json:"deepBreaks"`
-	RefusedByCode  map[string]int64 `json:"refusedByCode"`
-	Findings       []Finding        `json:"findings"`
-	BreakSummaries []string         `json:"breakSummaries,omitempty"`
-	Days           []DayResult      `json:"dayResults"`
+	DeepBreaks int64 `json:"deepBreaks"`
+	// OpeningLatencies and CheckingLatencies are the requests that open
+	// the pots and those of the checks, by kind.
+	OpeningLatencies  map[string]LatencySummary `json:"openingLatencies"`
+	CheckingLatencies map[string]LatencySummary `json:"checkingLatencies"`
+	RefusedByCode     map[string]int64          `json:"refusedByCode"`
+	Findings          []Finding                 `json:"findings"`
+	BreakSummaries    []string                  `json:"breakSummaries,omitempty"`
+	Days              []DayResult               `json:"dayResults"`
 	// ByStatus counts every HTTP attempt by its status (0: no answer).
 	ByStatus map[int]int64 `json:"byStatus"`
 	// Windows are the requests of each kind in each window of the run;
@@ -117,9 +121,22 @@ func (r *Result) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %.2f | %d | %d | %.2f | %.2f | %d |\n", day, strings.Join(d.Dates, ", "),
 			d.Requests, d.Acknowledged, d.RequestSeconds, d.Trades, d.TradesSettled, d.CycleSeconds, d.ReconcileSeconds, d.Breaks)
 	}
-	var kinds []string
+	type latencyRow struct {
+		name      string
+		latencies map[string]LatencySummary
+	}
+	rows := []latencyRow{{"opening", r.OpeningLatencies}}
 	for _, d := range r.Days {
-		for k := range d.Latencies {
+		name := fmt.Sprint(d.Number)
+		if d.Number < 0 {
+			name = fmt.Sprintf("settling %d", -d.Number)
+		}
+		rows = append(rows, latencyRow{name, d.Latencies})
+	}
+	rows = append(rows, latencyRow{"checks", r.CheckingLatencies})
+	var kinds []string
+	for _, row := range rows {
+		for k := range row.latencies {
 			if !slices.Contains(kinds, k) {
 				kinds = append(kinds, k)
 			}
@@ -127,15 +144,15 @@ func (r *Result) markdown() string {
 	}
 	slices.Sort(kinds)
 	if len(kinds) > 0 {
-		b.WriteString("\n## Latency by day and kind: attempts, p50 / p99 ms\n\n| day |")
+		b.WriteString("\n## Latency by phase and kind: attempts, p50 / p99 ms\n\n| phase |")
 		for _, k := range kinds {
 			b.WriteString(" " + k + " |")
 		}
 		b.WriteString("\n| ---: |" + strings.Repeat(" ---: |", len(kinds)) + "\n")
-		for _, d := range r.Days {
-			fmt.Fprintf(&b, "| %d |", d.Number)
+		for _, row := range rows {
+			fmt.Fprintf(&b, "| %s |", row.name)
 			for _, k := range kinds {
-				if l, ok := d.Latencies[k]; ok {
+				if l, ok := row.latencies[k]; ok {
 					fmt.Fprintf(&b, " %d: %.1f / %.1f |", l.Attempts, l.P50Ms, l.P99Ms)
 				} else {
 					b.WriteString(" |")

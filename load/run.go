@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"sort"
@@ -147,6 +148,7 @@ func Run(ctx context.Context, cfg Config, r *Reader) (_ *Result, err error) {
 		return ru.res, err
 	}
 	cfg.Log.Info("load: pots opened", "pots", len(opens), "took", time.Since(t).Round(time.Millisecond))
+	ru.res.OpeningLatencies = m.dayLatencies(0)
 
 	var last domain.Date // the last dealing day a cycle ran for
 	var prices map[string]string
@@ -174,11 +176,16 @@ func Run(ctx context.Context, cfg Config, r *Reader) (_ *Result, err error) {
 	}
 	ru.res.Summary.Breaks += deep
 	ru.res.DeepBreaks = deep
+	m.setDay(checkingDay)
 	if err := ru.check(ctx); err != nil {
 		return ru.res, err
 	}
+	ru.res.CheckingLatencies = m.dayLatencies(checkingDay)
 	return ru.res, nil
 }
+
+// checkingDay is the day the checks' requests are recorded under.
+const checkingDay = math.MinInt16
 
 func trimmed(urls []string) []string {
 	out := make([]string, len(urls))

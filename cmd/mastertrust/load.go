@@ -162,7 +162,10 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 			return err
 		}
 		defer os.RemoveAll(dir)
-		d, err := platform.StartDev(platform.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: log.With("component", "dev")})
+		// The platform's own lines would drown the run's: only its
+		// warnings and errors.
+		devLog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "dev")
+		d, err := platform.StartDev(platform.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: devLog})
 		if err != nil {
 			return err
 		}
