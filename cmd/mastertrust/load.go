@@ -126,6 +126,7 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 	f.stringVar(&cfg.DataDir, "data-dir", platform.DefaultDataDir, "with --gateway: the directory holding the token secret")
 	tokenSecretFromEnv(&cfg)
 	f.intVar(&run.Clients, "clients", 64, "members' requests in flight at once")
+	f.intVar(&run.SettleDays, "settle-days", 5, "dealing days run after the workload's last, without requests, so that every trade settles and every withdrawal is paid before the checks (at least 4: trades settle T+3 or T+4)")
 	f.durationVar(&run.Retry, "retry", 2*time.Minute, "how long one request is sent again while the platform cannot take it (503, timeouts)")
 	var quiet bool
 	f.boolVar(&quiet, "quiet", false, "no progress bars: log each day instead (and the platform's own lines with --start dev)")
@@ -136,6 +137,9 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 	if report == "" || (len(gateways) == 0) == (start == "") {
 		f.Usage()
 		return errors.New("give --report DIR and one of --gateway URL,... or --start dev|cluster")
+	}
+	if run.SettleDays < 4 {
+		return fmt.Errorf("--settle-days %d: want at least 4, or the checks would find trades unsettled and withdrawals unpaid", run.SettleDays)
 	}
 	if chaos != "" && (start != "cluster" || chaos != "kill-node") {
 		return fmt.Errorf("--chaos %q: the one fault built is kill-node, with --start cluster", chaos)
