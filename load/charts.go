@@ -151,9 +151,6 @@ func lineChart(path, title, x, y string, ss []series, logY bool) error {
 	p := plot.New()
 	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, x, y
 	p.Legend.Top = true
-	if logY {
-		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
-	}
 	colours := map[string]int{}
 	drawn := 0
 	for _, s := range ss {
@@ -181,7 +178,22 @@ func lineChart(path, title, x, y string, ss []series, logY bool) error {
 	}
 	if drawn == 0 {
 		p.Title.Text += " (none)"
+	} else if logY {
+		// Only with values: an empty axis's range (-1, 1) has no log.
+		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
 	}
+	return save(p, path)
+}
+
+// save writes p as a PNG. gonum/plot panics on data it cannot draw; a
+// report then lacks that chart, with an error, rather than the run's
+// process ending.
+func save(p *plot.Plot, path string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("draw %s: %v", filepath.Base(path), r)
+		}
+	}()
 	return p.Save(10*vg.Inch, 5*vg.Inch, path)
 }
 
@@ -229,7 +241,7 @@ func (r *Result) cycleStepsChart(path string) error {
 	if len(names) > 0 {
 		p.NominalX(names...)
 	}
-	return p.Save(10*vg.Inch, 5*vg.Inch, path)
+	return save(p, path)
 }
 
 // stepOrder is a cycle step's place in the cycle (docs/dealing.md).

@@ -71,6 +71,10 @@ type Result struct {
 	Findings          []Finding                 `json:"findings"`
 	BreakSummaries    []string                  `json:"breakSummaries,omitempty"`
 	Days              []DayResult               `json:"dayResults"`
+	// LastDayOverDay3 compares the workload's last day with its third
+	// (whose pots have settled units to sell), when it has more than three:
+	// the cycle's time and the requests' time, each over day 3's.
+	LastDayOverDay3 *DayRatios `json:"lastDayOverDay3,omitempty"`
 	// ByStatus counts every HTTP attempt by its status (0: no answer).
 	ByStatus map[int]int64 `json:"byStatus"`
 	// Windows are the requests of each kind in each window of the run;
@@ -79,12 +83,39 @@ type Result struct {
 	Samples []Sample `json:"samples"`
 }
 
+// DayRatios are one day's times over another's.
+type DayRatios struct {
+	Day            int     `json:"day"`
+	CycleSeconds   float64 `json:"cycleSeconds"`
+	RequestSeconds float64 `json:"requestSeconds"`
+}
+
+// dayRatios is the last workload day over day 3, nil with three days or
+// fewer.
+func (r *Result) dayRatios() *DayRatios {
+	var day3, last *DayResult
+	for i := range r.Days {
+		d := &r.Days[i]
+		if d.Number == 3 {
+			day3 = d
+		}
+		if d.Number > 3 {
+			last = d
+		}
+	}
+	if day3 == nil || last == nil || day3.CycleSeconds == 0 || day3.RequestSeconds == 0 {
+		return nil
+	}
+	return &DayRatios{Day: last.Number, CycleSeconds: last.CycleSeconds / day3.CycleSeconds, RequestSeconds: last.RequestSeconds / day3.RequestSeconds}
+}
+
 // WriteReport writes summary.json (the Result), report.md and the charts
 // into dir.
 func (r *Result) WriteReport(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	r.LastDayOverDay3 = r.dayRatios()
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
@@ -111,6 +142,9 @@ func (r *Result) markdown() string {
 	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d |\n\n", s.Acknowledged, s.Refused, s.Skipped, s.Lost, s.Doubled,
 		s.Mismatched, s.Breaks, s.Errors5xx)
+	if q := r.LastDayOverDay3; q != nil {
+		fmt.Fprintf(&b, "Day %d ÷ day 3: the cycle's time %.2f, the requests' time %.2f.\n\n", q.Day, q.CycleSeconds, q.RequestSeconds)
+	}
 	b.WriteString("## Days\n\n| day | dealing dates | requests | acknowledged | requests (s) | trades | settled | cycle (s) | reconcile (s) | breaks |\n")
 	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, d := range r.Days {

@@ -85,3 +85,18 @@ func TestReaderRefusesWhatItCannotRead(t *testing.T) {
 		require.NotErrorIs(t, err, io.EOF, name)
 	}
 }
+
+// The report compares the workload's last day with its third, the
+// settling days aside, and says nothing with three days or fewer; a report
+// without a single request (a run that stopped at once) still draws its
+// charts (gonum/plot panicked on an empty log axis).
+func TestLastDayOverDay3(t *testing.T) {
+	dir := t.TempDir()
+	r := &load.Result{Days: []load.DayResult{{Number: 1, CycleSeconds: 9, RequestSeconds: 1}, {Number: 3, CycleSeconds: 2, RequestSeconds: 4},
+		{Number: 4, CycleSeconds: 3, RequestSeconds: 2}, {Number: -1, CycleSeconds: 100, RequestSeconds: 100}}}
+	require.NoError(t, r.WriteReport(dir))
+	require.Equal(t, &load.DayRatios{Day: 4, CycleSeconds: 1.5, RequestSeconds: 0.5}, r.LastDayOverDay3)
+	r = &load.Result{Days: []load.DayResult{{Number: 3, CycleSeconds: 2, RequestSeconds: 4}}}
+	require.NoError(t, r.WriteReport(t.TempDir()))
+	require.Nil(t, r.LastDayOverDay3)
+}
