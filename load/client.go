@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,8 @@ type answer struct {
 	body   []byte
 	// replayed: the gateway said Idempotent-Replayed.
 	replayed bool
+	// retryAfter is the answer's Retry-After (0: none).
+	retryAfter time.Duration
 }
 
 // call sends a request until it gets a final answer (2xx or 4xx, or a 5xx
@@ -63,9 +66,13 @@ func (c *client) call(ctx context.Context, kind, member, method, path, key strin
 			}
 			return a, fmt.Errorf("%s %s: no answer in %s (%d attempts): %w", method, path, c.retry, attempt, err)
 		}
+		// A client waits at least what the gateway asks (Retry-After,
+		// which every 503 carries), and backs off from 50 ms to a second
+		// while the platform gives no answer.
+		wait := max(pause, min(a.retryAfter, retryAfterMax))
 		select {
 		case <-ctx.Done():
-		case <-time.After(pause):
+		case <-time.After(wait):
 		}
 		pause = min(2*pause, time.Second)
 	}
@@ -100,8 +107,15 @@ func (c *client) once(ctx context.Context, kind, method, path, key, token string
 	if err != nil {
 		return answer{}, err
 	}
-	return answer{status: resp.StatusCode, body: b, replayed: resp.Header.Get("Idempotent-Replayed") != ""}, nil
+	a := answer{status: resp.StatusCode, body: b, replayed: resp.Header.Get("Idempotent-Replayed") != ""}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		a.retryAfter = time.Duration(secs) * time.Second
+	}
+	return a, nil
 }
+
+// retryAfterMax bounds the wait a Retry-After asks for.
+const retryAfterMax = 10 * time.Second
 
 // get calls GET path and decodes a 200 into out.
 func (c *client) get(ctx context.Context, kind, member, path string, out any) error {
