@@ -3,6 +3,7 @@ package load
 import (
 	"fmt"
 	"image/color"
+	"maps"
 	"math"
 	"path/filepath"
 	"slices"
@@ -127,7 +128,7 @@ type series struct {
 
 func seriesOf(m map[string]plotter.XYs) []series {
 	var out []series
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, series{name: k, points: m[k]})
 	}
 	return out

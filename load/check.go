@@ -3,7 +3,9 @@ package load
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -77,7 +79,7 @@ func (ru *run) check(ctx context.Context) error {
 	}
 	var err error
 feed:
-	for _, m := range sortedKeys(ru.members) {
+	for _, m := range slices.Sorted(maps.Keys(ru.members)) {
 		select {
 		case work <- m:
 		case err = <-errs:
@@ -122,45 +124,46 @@ func (ru *run) checkMember(ctx context.Context, member string) error {
 // read is the member's every order, statement entry and pot.
 func (ru *run) read(ctx context.Context, member string) ([]orderJSON, []statementEntryJSON, potJSON, error) {
 	base := "/v1/pots/" + member
-	var orders []orderJSON
-	for after := ""; ; {
-		var page struct {
-			Orders    []orderJSON `json:"orders"`
-			NextAfter string      `json:"nextAfter"`
-		}
-		path := base + "/orders?limit=200"
-		if after != "" {
-			path += "&after=" + url.QueryEscape(after)
-		}
-		if err := ru.c.get(ctx, "check", member, path, &page); err != nil {
-			return nil, nil, potJSON{}, err
-		}
-		orders = append(orders, page.Orders...)
-		if after = page.NextAfter; after == "" {
-			break
-		}
+	orders, err := readAll[orderJSON](ctx, ru.c, member, base+"/orders?limit=200")
+	if err != nil {
+		return nil, nil, potJSON{}, err
 	}
-	var statement []statementEntryJSON
-	for after := ""; ; {
-		var page struct {
-			Entries   []statementEntryJSON `json:"entries"`
-			NextAfter string               `json:"nextAfter"`
-		}
-		path := base + "/statement?limit=1000"
-		if after != "" {
-			path += "&after=" + url.QueryEscape(after)
-		}
-		if err := ru.c.get(ctx, "check", member, path, &page); err != nil {
-			return nil, nil, potJSON{}, err
-		}
-		statement = append(statement, page.Entries...)
-		if after = page.NextAfter; after == "" {
-			break
-		}
+	statement, err := readAll[statementEntryJSON](ctx, ru.c, member, base+"/statement?limit=1000")
+	if err != nil {
+		return nil, nil, potJSON{}, err
 	}
 	var pot potJSON
-	err := ru.c.get(ctx, "check", member, base, &pot)
+	err = ru.c.get(ctx, "check", member, base, &pot)
 	return orders, statement, pot, err
+}
+
+// page is a page of one of the API's listings: its items are under the
+// listing's name (orders, or a statement's entries; the other stays
+// empty), and nextAfter is the cursor of the next page ("": none).
+type page[T any] struct {
+	Orders    []T    `json:"orders"`
+	Entries   []T    `json:"entries"`
+	NextAfter string `json:"nextAfter"`
+}
+
+// readAll reads every page of the listing at path (a query with its
+// limit), following nextAfter.
+func readAll[T any](ctx context.Context, c *client, member, path string) ([]T, error) {
+	var all []T
+	for after := ""; ; {
+		p := path
+		if after != "" {
+			p += "&after=" + url.QueryEscape(after)
+		}
+		var pg page[T]
+		if err := c.get(ctx, "check", member, p, &pg); err != nil {
+			return nil, err
+		}
+		all = append(append(all, pg.Orders...), pg.Entries...)
+		if after = pg.NextAfter; after == "" {
+			return all, nil
+		}
+	}
 }
 
 // compare counts where the member's records disagree with its acks.
@@ -273,7 +276,7 @@ func (ru *run) compare(member string, acks []ack, orders []orderJSON, statement 
 			return fmt.Errorf("load: %s's units of %s: %w", member, h.Asset, err)
 		}
 	}
-	for _, asset := range sortedKeys(mergeKeys(units, held)) {
+	for _, asset := range slices.Sorted(maps.Keys(mergeKeys(units, held))) {
 		if !held[asset].Equal(units[asset]) {
 			ru.finding(member, "mismatched", "%s units of %s, the model says %s", held[asset], asset, units[asset])
 		}

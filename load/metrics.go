@@ -16,12 +16,15 @@ import (
 type recorder struct {
 	start time.Time
 
-	mu        sync.Mutex
-	day       int16
-	kinds     []string // kind names, by index
-	kindIndex map[string]uint8
-	attempts  []attempt
-	samples   []Sample
+	mu sync.Mutex
+	// phaseStart is the index of the current phase's first attempt: the
+	// run's phases (the opening, each day, the checks) follow each other,
+	// so a phase's attempts are the log's tail since it began.
+	phaseStart int
+	kinds      []string // kind names, by index
+	kindIndex  map[string]uint8
+	attempts   []attempt
+	samples    []Sample
 }
 
 // attempt is one HTTP attempt.
@@ -30,7 +33,6 @@ type attempt struct {
 	latencyUs uint32
 	status    uint16 // 0: no answer
 	kind      uint8
-	day       int16
 }
 
 // Sample is what the run saw of the platform at one moment.
@@ -52,10 +54,11 @@ func newRecorder() *recorder {
 	return &recorder{start: time.Now(), kindIndex: map[string]uint8{}}
 }
 
-func (m *recorder) setDay(day int) {
+// newPhase starts a phase: the attempts from now are its own.
+func (m *recorder) newPhase() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.day = int16(day)
+	m.phaseStart = len(m.attempts)
 }
 
 func (m *recorder) attempt(kind string, status int, took time.Duration) {
@@ -69,7 +72,7 @@ func (m *recorder) attempt(kind string, status int, took time.Duration) {
 		m.kindIndex[kind] = k
 	}
 	m.attempts = append(m.attempts, attempt{atMs: uint32(at.Milliseconds()), latencyUs: uint32(min(took.Microseconds(), 1<<32-1)),
-		status: uint16(status), kind: k, day: m.day})
+		status: uint16(status), kind: k})
 }
 
 func (m *recorder) sample(activePots int64, processes map[string]int) {
@@ -97,15 +100,13 @@ type LatencySummary struct {
 	P99Ms    float64 `json:"p99Ms"`
 }
 
-// dayLatencies summarises day's attempts by kind.
-func (m *recorder) dayLatencies(day int) map[string]LatencySummary {
+// phaseLatencies summarises the current phase's attempts by kind.
+func (m *recorder) phaseLatencies() map[string]LatencySummary {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	byKind := map[uint8][]uint32{}
-	for _, a := range m.attempts {
-		if a.day == int16(day) {
-			byKind[a.kind] = append(byKind[a.kind], a.latencyUs)
-		}
+	for _, a := range m.attempts[m.phaseStart:] {
+		byKind[a.kind] = append(byKind[a.kind], a.latencyUs)
 	}
 	out := map[string]LatencySummary{}
 	for k, l := range byKind {

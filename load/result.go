@@ -3,6 +3,7 @@ package load
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -210,7 +211,7 @@ func (r *Result) markdown() string {
 	}
 	if len(r.RefusedByCode) > 0 {
 		b.WriteString("\n## Refused, by request and problem\n\n")
-		for _, k := range sortedKeys(r.RefusedByCode) {
+		for _, k := range slices.Sorted(maps.Keys(r.RefusedByCode)) {
 			fmt.Fprintf(&b, "- %s: %d\n", k, r.RefusedByCode[k])
 		}
 	}

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -148,7 +146,7 @@ func Run(ctx context.Context, cfg Config, r *Reader) (_ *Result, err error) {
 		return ru.res, err
 	}
 	cfg.Log.Info("load: pots opened", "pots", len(opens), "took", time.Since(t).Round(time.Millisecond))
-	ru.res.OpeningLatencies = m.dayLatencies(0)
+	ru.res.OpeningLatencies = m.phaseLatencies()
 
 	var last domain.Date // the last dealing day a cycle ran for
 	var prices map[string]string
@@ -176,16 +174,13 @@ func Run(ctx context.Context, cfg Config, r *Reader) (_ *Result, err error) {
 	}
 	ru.res.Summary.Breaks += deep
 	ru.res.DeepBreaks = deep
-	m.setDay(checkingDay)
+	m.newPhase()
 	if err := ru.check(ctx); err != nil {
 		return ru.res, err
 	}
-	ru.res.CheckingLatencies = m.dayLatencies(checkingDay)
+	ru.res.CheckingLatencies = m.phaseLatencies()
 	return ru.res, nil
 }
-
-// checkingDay is the day the checks' requests are recorded under.
-const checkingDay = math.MinInt16
 
 func trimmed(urls []string) []string {
 	out := make([]string, len(urls))
@@ -200,7 +195,7 @@ func trimmed(urls []string) []string {
 // day's prices, and a fast reconciliation. A settling day (Number < 0)
 // sends nothing and runs the next dealing day.
 func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, error) {
-	ru.metrics.setDay(d.Number)
+	ru.metrics.newPhase()
 	ru.mu.Lock()
 	ru.dates = map[string]bool{}
 	ru.mu.Unlock()
@@ -265,7 +260,7 @@ func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, e
 	}
 	dr.ReconcileSeconds, dr.Breaks = time.Since(t).Seconds(), breaks
 	ru.res.Summary.Breaks += breaks
-	dr.Latencies = ru.metrics.dayLatencies(d.Number)
+	dr.Latencies = ru.metrics.phaseLatencies()
 	ru.res.Days = append(ru.res.Days, dr)
 	if d.Number > 0 {
 		ru.res.Summary.Days++
@@ -572,14 +567,4 @@ func (ru *run) reconcile(ctx context.Context, deep bool, key string) (int64, err
 			return 0, err
 		}
 	}
-}
-
-// sortedKeys is m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
