@@ -130,6 +130,11 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 	f.durationVar(&run.Retry, "retry", 2*time.Minute, "how long one request is sent again while the platform cannot take it (503, timeouts)")
 	var quiet bool
 	f.boolVar(&quiet, "quiet", false, "no progress bars: log each day instead (and the platform's own lines with --start dev)")
+	// What a million pots in one process need (docs/performance.md, "A
+	// million pots on one node"); with --start cluster each node takes its
+	// own from the environment.
+	memoryLimitFlag(f, &cfg.MemoryLimitBytes)
+	journalCacheFlag(f, &cfg.JournalCacheBytes)
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -169,7 +174,8 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 		// The platform's own lines would drown the run's: only its
 		// warnings and errors.
 		devLog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "dev")
-		d, err := platform.StartDev(platform.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: devLog})
+		d, err := platform.StartDev(platform.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: devLog,
+			MemoryLimitBytes: cfg.MemoryLimitBytes, JournalCacheBytes: cfg.JournalCacheBytes})
 		if err != nil {
 			return err
 		}
