@@ -140,7 +140,7 @@ func ClosedOrderView(cat *domain.Catalogue, o *domain.Order) *pb.OrderView {
 	if !o.Closed() {
 		panic("actors: ClosedOrderView of open order " + o.ID)
 	}
-	return viewer{cat: cat, isCutOff: func(domain.Date) bool { return false }}.order(o)
+	return viewer{cat: cat, isCutOff: domain.ClosedOrderCutOff}.order(o)
 }
 
 // orderViewOfOne is the view of an order of one trade, the common case,

@@ -340,6 +340,14 @@ func OrderStatusAt(o *Order, cutOff func(Date) bool) OrderStatus {
 	return least
 }
 
+// ClosedOrderCutOff is the cut-off test to give OrderStatusAt and
+// TradeStatusAt for a closed order (Order.Closed), whose view is rendered
+// once and kept: none of its trades asks which dealing days are closed, so
+// being asked means the order was open, and it panics rather than answer.
+func ClosedOrderCutOff(d Date) bool {
+	panic("domain: the status of a closed order asked whether " + d.String() + " is cut off: the order is open")
+}
+
 // statusRank orders a trade's statuses from the least advanced; any other
 // (cancelled) ranks with accepted. A switch rather than a map literal: the
 // map was built on every call, a page of orders' views calling it for each.

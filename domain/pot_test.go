@@ -370,3 +370,38 @@ func TestPotKeepsOnlyOpenWork(t *testing.T) {
 	require.Positive(t, window)
 	s.checkReplay()
 }
+
+// A closed order's status is its trades' alone; an open order's asks the
+// cut-off, which ClosedOrderCutOff refuses to answer.
+func TestClosedOrderCutOff(t *testing.T) {
+	order := func(cancelled bool, statuses ...TradeStatus) *Order {
+		o := &Order{ID: "o", DealingDate: MustDate("2026-12-07"), Cancelled: cancelled}
+		for _, s := range statuses {
+			o.Trades = append(o.Trades, &Trade{Status: s})
+		}
+		return o
+	}
+	for _, tc := range []struct {
+		name  string
+		order *Order
+		want  OrderStatus // "" if the order is open
+	}{
+		{"settled", order(false, TradeSettledStatus), OrderStatusSettled},
+		{"settled and cancelled", order(false, TradeSettledStatus, TradeCancelled), OrderStatusCancelled},
+		{"cancelled order", order(true, TradeCancelled, TradeCancelled), OrderStatusCancelled},
+		{"accepted", order(false, TradeAccepted), ""},
+		{"executed", order(false, TradeSettledStatus, TradeExecutedStatus), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want != "", tc.order.Closed())
+			status := func() OrderStatus { return OrderStatusAt(tc.order, ClosedOrderCutOff) }
+			if tc.want == "" {
+				if tc.order.Trades[len(tc.order.Trades)-1].Status == TradeAccepted {
+					assert.Panics(t, func() { status() })
+				}
+				return
+			}
+			assert.Equal(t, tc.want, status())
+		})
+	}
+}

@@ -259,7 +259,7 @@ func (s *Store) orderRecord(o *domain.Order) []byte {
 	if s.render == nil || !o.Closed() {
 		return codec.EncodeOrder(o)
 	}
-	status := domain.OrderStatusAt(o, func(domain.Date) bool { panic("history: a closed order's status asked the cut-off") })
+	status := domain.OrderStatusAt(o, domain.ClosedOrderCutOff)
 	return codec.EncodeRenderedOrder(o, status, s.render(nil, o))
 }
 
