@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -107,17 +105,6 @@ var (
 	nanosMin = time.Unix(0, math.MinInt64)
 	nanosMax = time.Unix(0, math.MaxInt64)
 )
-
-// orderSeq is the number of a domain order id "<member>-<n>" (domain's
-// nextID), which orders a member's orders by creation.
-func orderSeq(member, orderID string) (uint64, bool) {
-	rest, ok := strings.CutPrefix(orderID, member+"-")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(rest, 10, 64)
-	return n, err == nil
-}
 
 // A statement cursor is the time and version of the last entry returned,
 // base64url: opaque to callers, and checked when it comes back.

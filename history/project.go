@@ -229,7 +229,7 @@ func (s *Store) projectEvent(b *pebble.Batch, member string, m *codec.ProjectedP
 	p.DropClosed()
 
 	if order != nil {
-		seq, ok := orderSeq(member, order.ID)
+		seq, ok := domain.IDNumber(member, order.ID)
 		if !ok {
 			return fmt.Errorf("%s version %d: order id %q is not %s-<n>", fe.Stream, fe.Version, order.ID, member)
 		}

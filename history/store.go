@@ -232,7 +232,7 @@ func (s *Store) Order(member, orderID string) (*domain.Order, bool, error) {
 		return nil, false, err
 	}
 	defer done()
-	seq, ok := orderSeq(member, orderID)
+	seq, ok := domain.IDNumber(member, orderID)
 	if !ok {
 		return nil, false, nil // not an id the member's pot hands out
 	}
