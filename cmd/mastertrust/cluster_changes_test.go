@@ -1,14 +1,13 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -46,39 +45,13 @@ func TestClusterGrowsAndShrinksUnderLoad(t *testing.T) {
 		t.Skip("a minute of a cluster's processes")
 	}
 	t.Parallel()
-	dir := t.TempDir()
-	raw := make([]byte, 32)
-	_, err := rand.Read(raw)
+	ctx := context.Background()
+	// The cycles deal the days after today, one after each change: the
+	// local cluster's nodes deal any day ahead.
+	lc, err := startLocalCluster(ctx, t.TempDir(), 3, []string{childEnv + "=1"}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
-	tokenSecret := hex.EncodeToString(raw)
-	clusterDir := filepath.Join(dir, "cluster")
-	env := []string{"MASTERTRUST_NATS_SECRETS=" + filepath.Join(dir, "secrets"), "MASTERTRUST_TOKEN_SECRET=" + tokenSecret,
-		"MASTERTRUST_CLUSTER_CA=" + filepath.Join(clusterDir, "ca.crt"), "MASTERTRUST_CLUSTER_CERT=" + filepath.Join(clusterDir, "local.crt"),
-		"MASTERTRUST_CLUSTER_KEY=" + filepath.Join(clusterDir, "local.key")}
-	out, code := runBinary(t, nil, "cert", "--dir", clusterDir, "--name", "local", "--hosts", "127.0.0.1")
-	require.Equal(t, 0, code, out)
-	out, code = runBinary(t, env, "secrets", "init")
-	require.Equal(t, 0, code, out)
-
-	natsProc := startChild(t, env, "nats", "--data-dir", filepath.Join(dir, "nats"), "--nats-port", "-1")
-	natsURL, _, _ := strings.Cut(natsProc.waitLine(t, "nats listening on "), " ")
-	startChild(t, env, "custodian", "--data-dir", filepath.Join(dir, "custodian"), "--nats-url", natsURL).
-		waitLine(t, "simulated custodian running against ")
-	startNode := func(name string) *child {
-		// The cycles deal the days after today, one after each change.
-		n := startChild(t, env, "node", "--data-dir", filepath.Join(dir, name), "--http", "127.0.0.1:0", "--nats-url", natsURL,
-			"--dealing-window-ahead", "-1")
-		n.waitLine(t, "node started")
-		return n
-	}
-	nodes := map[string]*child{}
-	for _, name := range []string{"n1", "n2", "n3"} {
-		nodes[name] = startNode(name)
-	}
-	gw := startChild(t, env, "gateway", "--http", "127.0.0.1:0", "--nats-url", natsURL)
-	base := gw.waitLine(t, "gateway listening on ")
-	c := &changesRun{t: t, base: base, secret: []byte(tokenSecret), operator: signTestToken(t, []byte(tokenSecret), gateway.RoleOperator, "")}
-	c.awaitMembers(3)
+	t.Cleanup(lc.stop)
+	c := &changesRun{t: t, base: lc.gateway, secret: lc.secret, operator: signTestToken(t, lc.secret, gateway.RoleOperator, "")}
 
 	// Pots: self-directed ones take the load (their cash is what was paid
 	// in, exactly), balanced ones give the cycles trades.
@@ -111,32 +84,31 @@ func TestClusterGrowsAndShrinksUnderLoad(t *testing.T) {
 	steadyEnd := time.Now()
 
 	c.event("join")
-	nodes["n4"] = startNode("n4")
-	c.awaitMembers(4)
+	require.NoError(t, lc.startNode(ctx, 4))
+	require.NoError(t, lc.awaitMembers(ctx, 4))
 	steady("join")
 	dealing = c.cycle(dealing, "after the join")
 
 	c.setPhase("leave")
 	c.event("leave (SIGTERM)")
-	nodes["n2"].stop(t)
-	c.awaitMembers(3)
+	require.NoError(t, lc.stopNode(2, syscall.SIGTERM))
+	require.NoError(t, lc.awaitMembers(ctx, 3))
 	steady("leave")
 	dealing = c.cycle(dealing, "after the graceful leave")
 
 	c.setPhase("kill")
 	c.event("kill (SIGKILL)")
 	killedAt := time.Now()
-	require.NoError(t, nodes["n3"].cmd.Process.Signal(syscall.SIGKILL))
-	nodes["n3"].cmd.Wait()
+	require.NoError(t, lc.stopNode(3, syscall.SIGKILL))
 	dead := time.Now() // a request sent until now may have reached it
-	c.awaitMembers(2)
+	require.NoError(t, lc.awaitMembers(ctx, 2))
 	steady("kill")
 	dealing = c.cycle(dealing, "after the kill")
 
 	c.setPhase("restart")
 	c.event("restart")
-	nodes["n3"] = startNode("n3")
-	c.awaitMembers(3)
+	require.NoError(t, lc.startNode(ctx, 3))
+	require.NoError(t, lc.awaitMembers(ctx, 3))
 	steady("restart")
 	c.cycle(dealing, "after the restart")
 	stopLoad()
@@ -158,9 +130,8 @@ func TestClusterGrowsAndShrinksUnderLoad(t *testing.T) {
 	c.mu.Unlock()
 	require.Positive(t, acked)
 	if t.Failed() {
-		t.Logf("the gateway's log:\n%s", gw.output())
-		for name, n := range nodes {
-			t.Logf("%s's log:\n%s", name, n.output())
+		for _, p := range append(append([]*process(nil), lc.other...), lc.nodes...) {
+			t.Logf("%s's log:\n%s", p.name, p.output())
 		}
 	}
 	c.settleFailures()
@@ -281,26 +252,6 @@ func (c *changesRun) mustCall(status int, member, method, path, key, body string
 }
 
 // awaitMembers waits until the gateway and every member see n members.
-func (c *changesRun) awaitMembers(n int) {
-	c.t.Helper()
-	testkit.CheckFor(c.t, 30*time.Second, 100*time.Millisecond, func() error {
-		var v struct {
-			Members []struct {
-				ID   string
-				Sees []string
-			}
-			ViewsAgree bool
-		}
-		if code := c.callAs(c.operator, "GET", "/v1/cluster", "", "", &v); code != http.StatusOK {
-			return fmt.Errorf("GET /v1/cluster: %d", code)
-		}
-		if len(v.Members) != n || !v.ViewsAgree {
-			return fmt.Errorf("the gateway lists %d members (views agree: %t), want %d", len(v.Members), v.ViewsAgree, n)
-		}
-		return nil
-	})
-}
-
 // startLoad runs workers sending £1 contributions to the loaded pots, each
 // with a key of its own, until the returned func is called.
 func (c *changesRun) startLoad(workers int) (stop func()) {

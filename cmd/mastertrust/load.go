@@ -197,7 +197,7 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 			return err
 		}
 		fmt.Fprintf(stderr, "starting NATS, the custodian, %d nodes and a gateway under %s (each process's output in its <name>.log)\n", nodes, dir)
-		c, err := startLocalCluster(ctx, dir, nodes, log)
+		c, err := startLocalCluster(ctx, dir, nodes, nil, log)
 		if err != nil {
 			return fmt.Errorf("start the cluster (its logs are in %s): %w", dir, err)
 		}

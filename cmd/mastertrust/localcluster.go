@@ -48,6 +48,31 @@ type process struct {
 	done chan struct{} // closed once it has exited
 }
 
+// startProcess starts cmd, its output (stdout and stderr) kept in memory
+// and, if logPath is not "", appended to that file.
+func startProcess(name string, cmd *exec.Cmd, logPath string) (*process, error) {
+	out := &outputLog{}
+	if logPath != "" {
+		file, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		out.file = file
+	}
+	p := &process{name: name, cmd: cmd, out: out, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		out.close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		cmd.Wait()
+		out.close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
 func (p *process) exited() bool {
 	select {
 	case <-p.done:
@@ -57,8 +82,51 @@ func (p *process) exited() bool {
 	}
 }
 
+// output is what the process has printed (its first outputKeptMax bytes
+// if it has a log file).
+func (p *process) output() string { return p.out.String() }
+
+// waitLine waits up to wait for a line of the output starting with prefix
+// and returns the rest of it; an error if the process exits first.
+func (p *process) waitLine(ctx context.Context, prefix string, wait time.Duration) (string, error) {
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		for line := range strings.Lines(p.output()) {
+			if rest, ok := strings.CutPrefix(strings.TrimRight(line, "\n"), prefix); ok {
+				return rest, nil
+			}
+		}
+		if p.exited() {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	where := "its output:\n" + p.output()
+	if p.out.file != nil {
+		where = "its log: " + p.out.file.Name()
+	}
+	return "", fmt.Errorf("%s did not say %q (%s)", p.name, prefix, where)
+}
+
+// stop sends sig and waits for the process to exit; if it has not after
+// grace, it kills it and reports that it did not stop.
+func (p *process) stop(sig os.Signal, grace time.Duration) error {
+	if p.exited() {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(grace):
+		p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("%s did not stop on %s in %s: killed", p.name, sig, grace)
+	}
+}
+
 // outputLog keeps a process's output in memory (to wait for its lines) and
-// in its log file.
+// in its log file, if it has one.
 type outputLog struct {
 	mu   sync.Mutex
 	buf  bytes.Buffer
@@ -68,22 +136,40 @@ type outputLog struct {
 func (o *outputLog) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.file == nil {
+		return o.buf.Write(p)
+	}
 	if o.buf.Len() < outputKeptMax {
 		o.buf.Write(p) // only the start is waited on
 	}
 	return o.file.Write(p)
 }
 
-// outputKeptMax bounds the output kept in memory: the lines waited for
-// come first.
+func (o *outputLog) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+func (o *outputLog) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.file != nil {
+		o.file.Close()
+	}
+}
+
+// outputKeptMax bounds the output kept in memory of a process with a log
+// file: the lines waited for come first.
 const outputKeptMax = 1 << 20
 
 // startWait is how long a process has to say it started.
 const startWait = 2 * time.Minute
 
 // startLocalCluster starts NATS, the custodian, nodes nodes and a gateway
-// under dir, and waits until the gateway sees every node.
-func startLocalCluster(ctx context.Context, dir string, nodes int, log *slog.Logger) (_ *localCluster, err error) {
+// under dir, each with env added to this process's environment, and waits
+// until the gateway sees every node.
+func startLocalCluster(ctx context.Context, dir string, nodes int, env []string, log *slog.Logger) (_ *localCluster, err error) {
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return nil, err
@@ -98,6 +184,7 @@ func startLocalCluster(ctx context.Context, dir string, nodes int, log *slog.Log
 	c.env = []string{"MASTERTRUST_NATS_SECRETS=" + filepath.Join(dir, "secrets", "nats"), "MASTERTRUST_TOKEN_SECRET=" + string(c.secret),
 		"MASTERTRUST_CLUSTER_CA=" + filepath.Join(clusterDir, "ca.crt"), "MASTERTRUST_CLUSTER_CERT=" + filepath.Join(clusterDir, "local.crt"),
 		"MASTERTRUST_CLUSTER_KEY=" + filepath.Join(clusterDir, "local.key")}
+	c.env = append(c.env, env...)
 	for _, args := range [][]string{{"cert", "--dir", clusterDir, "--name", "local", "--hosts", "127.0.0.1"}, {"secrets", "init"}} {
 		if out, err := c.command(args...).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("mastertrust %s: %w: %s", args[0], err, out)
@@ -147,28 +234,11 @@ func (c *localCluster) start(ctx context.Context, name, ready string, args ...st
 		c.other = append(c.other, p)
 	}
 	c.mu.Unlock()
-	return p.waitLine(ctx, ready)
+	return p.waitLine(ctx, ready, startWait)
 }
 
 func (c *localCluster) spawn(name string, args ...string) (*process, error) {
-	file, err := os.OpenFile(filepath.Join(c.dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	p := &process{name: name, cmd: c.command(args...), out: &outputLog{file: file}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		file.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	go func() {
-		p.cmd.Wait()
-		p.out.mu.Lock()
-		file.Close()
-		p.out.mu.Unlock()
-		close(p.done)
-	}()
-	return p, nil
+	return startProcess(name, c.command(args...), filepath.Join(c.dir, name+".log"))
 }
 
 func nodeNumber(name string) (int, bool) {
@@ -192,28 +262,6 @@ func (c *localCluster) startNode(ctx context.Context, n int) error {
 	return err
 }
 
-// waitLine waits for a line of the output starting with prefix and returns
-// the rest of it; an error if the process exits first or does not say it
-// in startWait.
-func (p *process) waitLine(ctx context.Context, prefix string) (string, error) {
-	deadline := time.Now().Add(startWait)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		p.out.mu.Lock()
-		text := p.out.buf.String()
-		p.out.mu.Unlock()
-		for line := range strings.Lines(text) {
-			if rest, ok := strings.CutPrefix(strings.TrimRight(line, "\n"), prefix); ok {
-				return rest, nil
-			}
-		}
-		if p.exited() {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return "", fmt.Errorf("%s did not say %q (its log: %s)", p.name, prefix, p.out.file.Name())
-}
-
 // killNode kills node n with SIGKILL, and starts it again on its data dir
 // at once; it returns once the node has started and the gateway sees every
 // node again.
@@ -223,10 +271,9 @@ func (c *localCluster) killNode(ctx context.Context, n int) error {
 	nodes := len(c.nodes)
 	c.mu.Unlock()
 	c.log.Info("chaos: kill -9", "node", p.name, "pid", p.cmd.Process.Pid)
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := c.stopNode(n, syscall.SIGKILL); err != nil {
 		return err
 	}
-	<-p.done
 	if err := c.startNode(ctx, n); err != nil {
 		return err
 	}
@@ -234,8 +281,17 @@ func (c *localCluster) killNode(ctx context.Context, n int) error {
 	return c.awaitMembers(ctx, nodes)
 }
 
-// awaitMembers waits until the gateway's own view (GET /v1/cluster) has n
-// members.
+// stopNode sends node n sig (SIGTERM: a graceful leave; SIGKILL: a crash)
+// and returns once it has exited; a node that has not after 30 s is killed.
+func (c *localCluster) stopNode(n int, sig os.Signal) error {
+	c.mu.Lock()
+	p := c.nodes[n-1]
+	c.mu.Unlock()
+	return p.stop(sig, 30*time.Second)
+}
+
+// awaitMembers waits until the gateway's view (GET /v1/cluster) has n
+// members and every member's own view agrees with it.
 func (c *localCluster) awaitMembers(ctx context.Context, n int) error {
 	token, err := c.token("")
 	if err != nil {
@@ -251,19 +307,20 @@ func (c *localCluster) awaitMembers(ctx context.Context, n int) error {
 		req.Header.Set("Authorization", "Bearer "+token)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			var view struct {
-				Members []json.RawMessage `json:"members"`
+				Members    []json.RawMessage `json:"members"`
+				ViewsAgree bool              `json:"viewsAgree"`
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &view) == nil {
-				if seen = len(view.Members); seen == n {
+				if seen = len(view.Members); seen == n && view.ViewsAgree {
 					return nil
 				}
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return errors.Join(ctx.Err(), fmt.Errorf("the gateway sees %d members, not %d", seen, n))
+	return errors.Join(ctx.Err(), fmt.Errorf("the gateway sees %d members, not %d, or the members' views disagree", seen, n))
 }
 
 // token signs a member's token, or the operator's for member "".
@@ -303,15 +360,10 @@ func (c *localCluster) stop() {
 	}
 	c.mu.Unlock()
 	for _, p := range order {
-		if p == nil || p.exited() {
-			continue
-		}
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.done
+		if p != nil {
+			if err := p.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+				c.log.Warn("stop", "err", err)
+			}
 		}
 	}
 }

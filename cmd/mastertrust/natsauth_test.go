@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,8 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,71 +29,33 @@ import (
 	"github.com/acme/mastertrust/proto/pb"
 )
 
-// child is a mastertrust child process whose output (stdout and stderr)
-// is kept.
-type child struct {
-	name string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-}
-
-func (c *child) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.out.Write(p)
-}
-
-func (c *child) output() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.out.String()
-}
+// child is a mastertrust child process whose whole output is kept.
+type child struct{ *process }
 
 // startChild starts the test binary as mastertrust with env and args.
 func startChild(t *testing.T, env []string, args ...string) *child {
 	t.Helper()
-	c := &child{name: args[0], cmd: exec.Command(os.Args[0], args...)}
-	c.cmd.Env = append(append(os.Environ(), childEnv+"=1"), env...)
-	c.cmd.Stdout, c.cmd.Stderr = c, c
-	require.NoError(t, c.cmd.Start())
-	t.Cleanup(func() { c.cmd.Process.Kill(); c.cmd.Wait() })
-	return c
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(append(os.Environ(), childEnv+"=1"), env...)
+	p, err := startProcess(args[0], cmd, "")
+	require.NoError(t, err)
+	t.Cleanup(func() { p.stop(os.Kill, time.Minute) })
+	return &child{p}
 }
 
 // waitLine waits for a line of the output starting with prefix and
 // returns the rest of it.
 func (c *child) waitLine(t *testing.T, prefix string) string {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, line := range strings.Split(c.output(), "\n") {
-			if rest, ok := strings.CutPrefix(line, prefix); ok {
-				return rest
-			}
-		}
-		if c.cmd.ProcessState != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s did not print %q:\n%s", c.name, prefix, c.output())
-	return ""
+	rest, err := c.process.waitLine(context.Background(), prefix, 90*time.Second)
+	require.NoError(t, err)
+	return rest
 }
 
 // stop ends the process gracefully (SIGINT) and waits for it.
 func (c *child) stop(t *testing.T) {
 	t.Helper()
-	_ = c.cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan struct{})
-	go func() { c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(40 * time.Second):
-		c.cmd.Process.Kill()
-		<-done
-		t.Errorf("%s did not stop on SIGINT", c.name)
-	}
+	assert.NoError(t, c.process.stop(os.Interrupt, 40*time.Second))
 }
 
 func freePort(t *testing.T) int {
