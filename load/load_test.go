@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/domain"
@@ -59,8 +60,11 @@ func generate(t *testing.T, members, days int) []byte {
 	return w.Bytes()
 }
 
+// TestSmallRun runs 300 members for 3 days, a tenth of each day's members
+// racing the cut-off, and every check passes.
 func TestSmallRun(t *testing.T) {
 	cfg := startDev(t)
+	cfg.Racing = 0.1
 	work := generate(t, 300, 3)
 	r, err := load.NewReader(bytes.NewReader(work))
 	require.NoError(t, err)
@@ -71,6 +75,14 @@ func TestSmallRun(t *testing.T) {
 	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
 	t.Logf("%s", md)
 	require.False(t, res.Failed(), "the run's checks")
+	nextDay := 0
+	for _, d := range res.Days[:3] {
+		assert.Positive(t, d.Racing, "day %d: requests raced its cut-off", d.Number)
+		nextDay += d.RacingNextDay
+	}
+	// Those sent once the cycle was at its cut-off were dealt the next day,
+	// and checked like the rest.
+	assert.Positive(t, nextDay)
 }
 
 // TestCheckerCatchesWhatWentWrong puts a gateway between the run and the

@@ -44,9 +44,15 @@ func (s Summary) Failed() bool {
 // DayResult is one day of the run (Number < 0: a settling day after the
 // workload's last).
 type DayResult struct {
-	Number           int                       `json:"day"`
-	Dates            []string                  `json:"dates"`
-	Requests         int                       `json:"requests"`
+	Number   int      `json:"day"`
+	Dates    []string `json:"dates"`
+	Requests int      `json:"requests"`
+	// Racing of the requests were sent while the day's cycle ran; of
+	// those acknowledged with a dealing date, RacingSameDay were dealt
+	// that day (before its cut-off) and RacingNextDay the next.
+	Racing           int                       `json:"racing"`
+	RacingSameDay    int                       `json:"racingSameDay"`
+	RacingNextDay    int                       `json:"racingNextDay"`
 	Acknowledged     int64                     `json:"acknowledged"`
 	RequestSeconds   float64                   `json:"requestSeconds"`
 	Trades           int64                     `json:"trades"`
@@ -146,15 +152,20 @@ func (r *Result) markdown() string {
 	if q := r.LastDayOverDay3; q != nil {
 		fmt.Fprintf(&b, "Day %d ÷ day 3: the cycle's time %.2f, the requests' time %.2f.\n\n", q.Day, q.CycleSeconds, q.RequestSeconds)
 	}
-	b.WriteString("## Days\n\n| day | dealing dates | requests | acknowledged | requests (s) | trades | settled | cycle (s) | reconcile (s) | breaks |\n")
-	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("## Days\n\nRacing: requests sent while the day's cycle ran, and of those acknowledged with a dealing date, how many were dealt that day / the next.\n\n")
+	b.WriteString("| day | dealing dates | requests | racing | acknowledged | requests (s) | trades | settled | cycle (s) | reconcile (s) | breaks |\n")
+	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, d := range r.Days {
 		day := fmt.Sprint(d.Number)
 		if d.Number < 0 {
 			day = fmt.Sprintf("settling %d", -d.Number)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %.2f | %d | %d | %.2f | %.2f | %d |\n", day, strings.Join(d.Dates, ", "),
-			d.Requests, d.Acknowledged, d.RequestSeconds, d.Trades, d.TradesSettled, d.CycleSeconds, d.ReconcileSeconds, d.Breaks)
+		racing := ""
+		if d.Racing > 0 {
+			racing = fmt.Sprintf("%d: %d / %d", d.Racing, d.RacingSameDay, d.RacingNextDay)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %d | %.2f | %d | %d | %.2f | %.2f | %d |\n", day, strings.Join(d.Dates, ", "),
+			d.Requests, racing, d.Acknowledged, d.RequestSeconds, d.Trades, d.TradesSettled, d.CycleSeconds, d.ReconcileSeconds, d.Breaks)
 	}
 	type latencyRow struct {
 		name      string

@@ -47,6 +47,11 @@ type Config struct {
 	// Processes, if set, names the platform's processes and their pids,
 	// whose resident memory is sampled with the run's own.
 	Processes func() map[string]int
+	// Racing is the fraction of each day's members (the last in the
+	// workload's order) whose requests race the cut-off: they are sent
+	// while the day's cycle runs rather than before it, so that each is
+	// dealt that day or the next, whichever side of the cut-off it lands.
+	Racing float64
 }
 
 func (c *Config) defaults() {
@@ -97,7 +102,13 @@ type run struct {
 	res           *Result
 
 	mu    sync.Mutex
-	dates map[string]bool // dealing dates the day's answers named
+	dates map[string]bool // dealing dates the answers named, after the last cycle's
+	// racing is the cut-off requests race now (date "": none), and where
+	// they landed: dealt that day or the next.
+	racing struct {
+		date             string
+		sameDay, nextDay int
+	}
 }
 
 // Run replays the workload r against the platform of cfg, checks what it
@@ -112,7 +123,7 @@ func Run(ctx context.Context, cfg Config, r *Reader) (_ *Result, err error) {
 	m := newRecorder()
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = cfg.Clients * 2
-	ru := &run{cfg: cfg, id: strconv.FormatInt(time.Now().UnixNano(), 36), metrics: m, members: map[string]*memberLog{},
+	ru := &run{cfg: cfg, id: strconv.FormatInt(time.Now().UnixNano(), 36), metrics: m, members: map[string]*memberLog{}, dates: map[string]bool{},
 		c:   &client{urls: trimmed(cfg.URLs), http: &http.Client{Transport: transport, Timeout: 30 * time.Second}, token: cfg.Token, retry: cfg.Retry, metrics: m},
 		res: &Result{Summary: Summary{Members: r.Header.Members, Seed: r.Header.Seed}, RefusedByCode: map[string]int64{}}}
 	if ru.operatorToken, err = cfg.Token(""); err != nil {
@@ -196,9 +207,6 @@ func trimmed(urls []string) []string {
 // sends nothing and runs the next dealing day.
 func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, error) {
 	ru.metrics.newPhase()
-	ru.mu.Lock()
-	ru.dates = map[string]bool{}
-	ru.mu.Unlock()
 	dr := DayResult{Number: d.Number, Requests: len(d.Requests)}
 	t := time.Now()
 	before := ru.res.Summary.Acknowledged
@@ -212,22 +220,16 @@ func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, e
 	} else {
 		chaos <- nil
 	}
-	sendErr := ru.send(ctx, label+": requests", d.Requests)
+	early, racing := splitRacing(d.Requests, ru.cfg.Racing)
+	sendErr := ru.send(ctx, label+": requests", early)
 	if err := errors.Join(sendErr, <-chaos); err != nil {
 		return last, err
 	}
 	dr.RequestSeconds = time.Since(t).Seconds()
-	dr.Acknowledged = ru.res.Summary.Acknowledged - before
 
-	var dates []domain.Date
-	for s := range ru.dates {
-		date, err := domain.ParseDate(s)
-		if err != nil {
-			return last, fmt.Errorf("load: a dealing date %q: %w", s, err)
-		}
-		if last.IsZero() || date.After(last) {
-			dates = append(dates, date)
-		}
+	dates, err := ru.datesAfter(last)
+	if err != nil {
+		return last, err
 	}
 	sort.Slice(dates, func(i, j int) bool { return dates[i].Before(dates[j]) })
 	if len(dates) == 0 {
@@ -239,8 +241,14 @@ func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, e
 	}
 	t = time.Now()
 	dr.StepSeconds = map[string]float64{}
-	for _, date := range dates {
-		cs, err := ru.cycle(ctx, fmt.Sprintf("%s: cycle %s", label, date), date, d.Prices)
+	for i, date := range dates {
+		var cs cycleJSON
+		var err error
+		if i == 0 && len(racing) > 0 {
+			cs, err = ru.cycleRaced(ctx, label, date, d.Prices, racing, &dr)
+		} else {
+			cs, err = ru.cycle(ctx, fmt.Sprintf("%s: cycle %s", label, date), date, d.Prices, nil)
+		}
 		if err != nil {
 			return last, err
 		}
@@ -253,6 +261,7 @@ func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, e
 		last = date
 	}
 	dr.CycleSeconds = time.Since(t).Seconds()
+	dr.Acknowledged = ru.res.Summary.Acknowledged - before
 	t = time.Now()
 	breaks, err := ru.reconcile(ctx, false, fmt.Sprintf("load-%s-day%d-%s", ru.id, d.Number, last))
 	if err != nil {
@@ -273,13 +282,99 @@ func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, e
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
-// send sends requests, each member's in order, Clients members at once.
+// cycleRaced runs date's cycle while the racing requests are sent: the
+// first half of their members' as the cycle starts, the rest once the
+// cycle has reached its cut-off, so that they land on either side of it.
+func (ru *run) cycleRaced(ctx context.Context, label string, date domain.Date, prices map[string]string, racing []Request, dr *DayResult) (cycleJSON, error) {
+	ru.mu.Lock()
+	ru.racing.date = date.String()
+	ru.mu.Unlock()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var sendErr error
+	sendRacing := func(reqs []Request) {
+		wg.Go(func() {
+			if err := ru.send(ctx, "", reqs); err != nil {
+				mu.Lock()
+				sendErr = errors.Join(sendErr, err)
+				mu.Unlock()
+			}
+		})
+	}
+	first, rest := splitRacing(racing, 0.5)
+	sendRacing(first)
+	cs, err := ru.cycle(ctx, fmt.Sprintf("%s: cycle %s", label, date), date, prices, func() { sendRacing(rest) })
+	wg.Wait()
+	ru.mu.Lock()
+	dr.Racing, dr.RacingSameDay, dr.RacingNextDay = len(racing), ru.racing.sameDay, ru.racing.nextDay
+	ru.racing.date, ru.racing.sameDay, ru.racing.nextDay = "", 0, 0
+	ru.mu.Unlock()
+	return cs, errors.Join(err, sendErr)
+}
+
+// splitRacing splits a day's requests into those sent before its cycle and
+// those of the last fraction of its members, sent while it runs; each
+// member's requests stay together and in order.
+func splitRacing(reqs []Request, fraction float64) (before, racing []Request) {
+	var members []string
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		if !seen[r.Member] {
+			seen[r.Member] = true
+			members = append(members, r.Member)
+		}
+	}
+	n := int(fraction * float64(len(members)))
+	if n <= 0 {
+		return reqs, nil
+	}
+	late := map[string]bool{}
+	for _, m := range members[len(members)-n:] {
+		late[m] = true
+	}
+	for _, r := range reqs {
+		if late[r.Member] {
+			racing = append(racing, r)
+		} else {
+			before = append(before, r)
+		}
+	}
+	return before, racing
+}
+
+// datesAfter are the dealing dates the answers named after last, in
+// order; they are forgotten once passed, so that a request answered during
+// a cycle with the next dealing day is dealt the next day.
+func (ru *run) datesAfter(last domain.Date) ([]domain.Date, error) {
+	ru.mu.Lock()
+	defer ru.mu.Unlock()
+	var dates []domain.Date
+	for s := range ru.dates {
+		date, err := domain.ParseDate(s)
+		if err != nil {
+			return nil, fmt.Errorf("load: a dealing date %q: %w", s, err)
+		}
+		if last.IsZero() || date.After(last) {
+			dates = append(dates, date)
+		} else {
+			delete(ru.dates, s)
+		}
+	}
+	return dates, nil
+}
+
+// send sends requests, each member's in order, Clients members at once;
+// phase names its progress bar ("": none, for requests sent beside a
+// cycle, which has its own).
 func (ru *run) send(ctx context.Context, phase string, reqs []Request) error {
 	if len(reqs) == 0 {
 		return nil
 	}
-	bar := ru.bar(phase, int64(len(reqs)))
-	defer bar.finish()
+	var bar bar
+	if phase != "" {
+		bar = ru.bar(phase, int64(len(reqs)))
+		defer bar.finish()
+	}
 	var order []string
 	byMember := map[string][]Request{}
 	for _, r := range reqs {
@@ -410,6 +505,7 @@ func (ru *run) request(ctx context.Context, r Request) error {
 		return nil
 	}
 	ac := ack{kind: r.Kind, key: key}
+	var named []string // the dealing dates the answer named
 	switch r.Kind {
 	case KindContribute, KindWithdraw:
 		var mv movementJSON
@@ -418,7 +514,7 @@ func (ru *run) request(ctx context.Context, r Request) error {
 		}
 		ac.movementID, ac.amount = mv.ID, r.Args[0]
 		for _, o := range mv.Orders {
-			ru.date(o.DealingDate)
+			named = append(named, o.DealingDate)
 		}
 	case KindBuy, KindSell, KindSwitch, KindCancel:
 		var o orderJSON
@@ -431,11 +527,12 @@ func (ru *run) request(ctx context.Context, r Request) error {
 		}
 		if r.Kind != KindCancel {
 			log.orderOfKey[r.Key] = o.ID
-			ru.date(o.DealingDate)
+			named = append(named, o.DealingDate)
 		}
 	}
 	log.acks = append(log.acks, ac)
 	ru.count(func(s *Summary) { s.Acknowledged++ })
+	ru.dealtOn(named)
 	return nil
 }
 
@@ -445,13 +542,25 @@ func (ru *run) count(f func(*Summary)) {
 	f(&ru.res.Summary)
 }
 
-func (ru *run) date(d string) {
-	if d == "" {
-		return
-	}
+// dealtOn notes the dealing dates an acknowledged request named, and,
+// while requests race a cut-off, on which side of it the request landed.
+func (ru *run) dealtOn(dates []string) {
 	ru.mu.Lock()
 	defer ru.mu.Unlock()
-	ru.dates[d] = true
+	later := false
+	for _, d := range dates {
+		if d != "" {
+			ru.dates[d] = true
+			later = later || d > ru.racing.date
+		}
+	}
+	switch {
+	case ru.racing.date == "" || len(dates) == 0:
+	case later:
+		ru.racing.nextDay++
+	default:
+		ru.racing.sameDay++
+	}
 }
 
 // cycleJSON is the part of a cycle's summary the run reads.
@@ -478,8 +587,16 @@ type cycleJSON struct {
 // it goes.
 const pollInterval = 100 * time.Millisecond
 
-// cycle posts date's prices and runs its cycle to the end.
-func (ru *run) cycle(ctx context.Context, phase string, date domain.Date, prices map[string]string) (cycleJSON, error) {
+// cycle posts date's prices and runs its cycle to the end. cutOff, if not
+// nil, is called once the cycle is seen at its cut-off or a later step (or
+// complete).
+func (ru *run) cycle(ctx context.Context, phase string, date domain.Date, prices map[string]string, cutOff func()) (cycleJSON, error) {
+	var once sync.Once
+	reached := func() {
+		if cutOff != nil {
+			once.Do(cutOff)
+		}
+	}
 	bar := ru.bar(phase, -1)
 	defer bar.finish()
 	a, err := ru.c.call(ctx, "prices", "", http.MethodPost, "/v1/prices", "", map[string]any{"date": date.String(), "prices": prices})
@@ -500,6 +617,9 @@ func (ru *run) cycle(ctx context.Context, phase string, date domain.Date, prices
 	for {
 		if err := json.Unmarshal(a.body, &cs); err != nil {
 			return cs, fmt.Errorf("load: cycle of %s: %w", date, err)
+		}
+		if cs.Status == "complete" || (cs.Step != "" && cs.Step != "settle") {
+			reached()
 		}
 		switch cs.Status {
 		case "complete":

@@ -127,6 +127,7 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 	tokenSecretFromEnv(&cfg)
 	f.intVar(&run.Clients, "clients", 64, "members' requests in flight at once")
 	f.intVar(&run.SettleDays, "settle-days", 5, "dealing days run after the workload's last, without requests, so that every trade settles and every withdrawal is paid before the checks (at least 4: trades settle T+3 or T+4)")
+	f.float64Var(&run.Racing, "racing", 0.02, "fraction of each day's members whose requests race the cut-off: sent while the day's cycle runs")
 	f.durationVar(&run.Retry, "retry", 2*time.Minute, "how long one request is sent again while the platform cannot take it (503, timeouts)")
 	var quiet bool
 	f.boolVar(&quiet, "quiet", false, "no progress bars: log each day instead (and the platform's own lines with --start dev)")
@@ -142,6 +143,9 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 	if report == "" || (len(gateways) == 0) == (start == "") {
 		f.Usage()
 		return errors.New("give --report DIR and one of --gateway URL,... or --start dev|cluster")
+	}
+	if run.Racing < 0 || run.Racing > 1 {
+		return fmt.Errorf("--racing %g: want a fraction between 0 and 1", run.Racing)
 	}
 	if run.SettleDays < 4 {
 		return fmt.Errorf("--settle-days %d: want at least 4, or the checks would find trades unsettled and withdrawals unpaid", run.SettleDays)
