@@ -85,6 +85,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 const (
 	GaugeRecoveries  = "recoveriesInProgress"   // pots reading their journal now
 	GaugeCutOffHolds = "cutOffHoldsOutstanding" // commands a cut-off waits for
+	// The node process's memory (platform adds them): the Go heap's
+	// objects, live and not yet collected, and its resident set.
+	GaugeHeapBytes     = "heapBytes"
+	GaugeResidentBytes = "residentBytes"
 )
 
 // NodeGauges reads a node's gauges from its pots' dependencies and market.

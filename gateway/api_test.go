@@ -615,6 +615,7 @@ func testOperations(c tc) {
 			Sees                   []string
 			RecoveriesInProgress   *int64
 			CutOffHoldsOutstanding *int64
+			HeapBytes              *int64
 		}
 		ViewsAgree    bool
 		Disagreements []string
@@ -626,6 +627,8 @@ func testOperations(c tc) {
 	require.NotNil(c.t, cl.Members[0].RecoveriesInProgress, "the member reports its recoveries")
 	require.NotNil(c.t, cl.Members[0].CutOffHoldsOutstanding, "the member reports its cut-off holds")
 	require.Zero(c.t, *cl.Members[0].CutOffHoldsOutstanding, "no command is deciding: no hold")
+	require.NotNil(c.t, cl.Members[0].HeapBytes, "the member reports its heap")
+	require.Positive(c.t, *cl.Members[0].HeapBytes, "the member reports its heap")
 	require.Equal(c.t, *cl.Members[0].ActivePots, cl.Members[0].ActiveGrains["Pot"], "activePots is the Pot kind's count")
 	require.Contains(c.t, cl.Members[0].Kinds, "Pot", "cluster member's kinds")
 	require.NotNil(c.t, cl.Members[0].ActivePots, "cluster member's activePots")

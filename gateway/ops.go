@@ -42,7 +42,11 @@ type clusterMemberJSON struct {
 	Sees                   []string `json:"sees"`
 	RecoveriesInProgress   *int64   `json:"recoveriesInProgress"`
 	CutOffHoldsOutstanding *int64   `json:"cutOffHoldsOutstanding"`
-	StatsError             string   `json:"statsError,omitempty"`
+	// HeapBytes and ResidentBytes are the member process's Go heap
+	// (objects, live and not yet collected) and resident set.
+	HeapBytes     *int64 `json:"heapBytes"`
+	ResidentBytes *int64 `json:"residentBytes"`
+	StatsError    string `json:"statsError,omitempty"`
 }
 
 type statusJSON struct {
@@ -96,6 +100,12 @@ func (s *Server) clusterView(infos []cluster.MemberInfo) clusterJSON {
 		}
 		if v, ok := m.Gauges[actors.GaugeCutOffHolds]; ok {
 			cm.CutOffHoldsOutstanding = &v
+		}
+		if v, ok := m.Gauges[actors.GaugeHeapBytes]; ok {
+			cm.HeapBytes = &v
+		}
+		if v, ok := m.Gauges[actors.GaugeResidentBytes]; ok {
+			cm.ResidentBytes = &v
 		}
 		if cm.Sees == nil {
 			cm.Sees = []string{}

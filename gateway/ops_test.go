@@ -32,7 +32,8 @@ func TestClusterViewsDisagree(t *testing.T) {
 	logger, _ := testkit.Logger(t)
 	members := fixedCluster{
 		{ID: "a", Address: "127.0.0.1:1", Kinds: []string{"Pot"}, ActiveGrains: map[string]int64{actors.PotKind: 3, "AssetBook": 1},
-			Sees: []string{"a", "b", "c"}, Gauges: map[string]int64{actors.GaugeRecoveries: 2, actors.GaugeCutOffHolds: 1}},
+			Sees: []string{"a", "b", "c"}, Gauges: map[string]int64{actors.GaugeRecoveries: 2, actors.GaugeCutOffHolds: 1,
+				actors.GaugeHeapBytes: 5 << 20, actors.GaugeResidentBytes: 9 << 20}},
 		{ID: "b", Address: "127.0.0.1:2", Kinds: []string{"Pot"}, ActiveGrains: map[string]int64{},
 			Sees: []string{"a", "b"}, Gauges: map[string]int64{actors.GaugeRecoveries: 0, actors.GaugeCutOffHolds: 0}},
 		{ID: "c", Address: "127.0.0.1:3", Kinds: []string{"Pot"}, StatsError: "timeout"},
@@ -55,6 +56,11 @@ func TestClusterViewsDisagree(t *testing.T) {
 	assert.Equal(t, int64(2), *a.RecoveriesInProgress)
 	require.NotNil(t, a.CutOffHoldsOutstanding)
 	assert.Equal(t, int64(1), *a.CutOffHoldsOutstanding)
+	require.NotNil(t, a.HeapBytes)
+	assert.Equal(t, int64(5<<20), *a.HeapBytes)
+	require.NotNil(t, a.ResidentBytes)
+	assert.Equal(t, int64(9<<20), *a.ResidentBytes)
+	assert.Nil(t, b.HeapBytes, "b did not report its memory")
 	assert.Equal(t, []string{"a", "b"}, b.Sees)
 	assert.Nil(t, c.ActivePots, "c did not answer")
 	assert.Nil(t, c.Sees)

@@ -77,7 +77,7 @@ func (r *Result) writeCharts(dir string) error {
 		{chartErrors, "Answers other than 2xx, 409 and 422, per second, by status", "answers/s", seriesOf(notOK), false},
 	}
 	var rss, heap, active plotter.XYs
-	processes := map[string]plotter.XYs{}
+	processes, memberHeaps := map[string]plotter.XYs{}, map[string]plotter.XYs{}
 	for _, s := range r.Samples {
 		rss = append(rss, plotter.XY{X: s.AtSeconds, Y: float64(s.RSSBytes) / (1 << 20)})
 		heap = append(heap, plotter.XY{X: s.AtSeconds, Y: float64(s.HeapBytes) / (1 << 20)})
@@ -85,6 +85,9 @@ func (r *Result) writeCharts(dir string) error {
 			if b > 0 { // 0: not running then (killed)
 				processes[name] = append(processes[name], plotter.XY{X: s.AtSeconds, Y: float64(b) / (1 << 20)})
 			}
+		}
+		for id, b := range s.MemberHeapBytes {
+			memberHeaps[id] = append(memberHeaps[id], plotter.XY{X: s.AtSeconds, Y: float64(b) / (1 << 20)})
 		}
 		if s.ActivePots >= 0 {
 			active = append(active, plotter.XY{X: s.AtSeconds, Y: float64(s.ActivePots)})
@@ -95,8 +98,9 @@ func (r *Result) writeCharts(dir string) error {
 			file, title, y string
 			series         []series
 			log            bool
-		}{chartMemory, "Memory: the load process (with --start dev, the platform's too) and each process it started", "MiB",
-			append([]series{{"load: RSS", rss, false}, {"load: Go heap (live objects)", heap, false}}, prefixed(seriesOf(processes), "RSS of ")...), false},
+		}{chartMemory, "Memory: the load process (with --start dev, the platform's too), each process it started, each cluster member's heap", "MiB",
+			slices.Concat([]series{{"load: RSS", rss, false}, {"load: Go heap (live objects)", heap, false}},
+				prefixed(seriesOf(processes), "RSS of "), prefixed(seriesOf(memberHeaps), "Go heap of member ")), false},
 		struct {
 			file, title, y string
 			series         []series

@@ -48,6 +48,9 @@ type Sample struct {
 	// ProcessRSSBytes are the resident memory of the platform's processes
 	// that the run started (Config.Processes), by name.
 	ProcessRSSBytes map[string]uint64 `json:"processRSSBytes,omitempty"`
+	// MemberHeapBytes are each cluster member's Go heap, as it reports it
+	// in GET /v1/cluster, by member id.
+	MemberHeapBytes map[string]uint64 `json:"memberHeapBytes,omitempty"`
 }
 
 func newRecorder() *recorder {
@@ -75,7 +78,7 @@ func (m *recorder) attempt(kind string, status int, took time.Duration) {
 		status: uint16(status), kind: k})
 }
 
-func (m *recorder) sample(activePots int64, processes map[string]int) {
+func (m *recorder) sample(cl clusterReading, processes map[string]int) {
 	rss := procmem.Resident()
 	var byProcess map[string]uint64
 	if len(processes) > 0 {
@@ -87,7 +90,8 @@ func (m *recorder) sample(activePots int64, processes map[string]int) {
 	var heap [1]metrics.Sample
 	heap[0].Name = "/memory/classes/heap/objects:bytes"
 	metrics.Read(heap[:])
-	s := Sample{AtSeconds: time.Since(m.start).Seconds(), RSSBytes: rss, HeapBytes: heap[0].Value.Uint64(), ActivePots: activePots, ProcessRSSBytes: byProcess}
+	s := Sample{AtSeconds: time.Since(m.start).Seconds(), RSSBytes: rss, HeapBytes: heap[0].Value.Uint64(), ActivePots: cl.activePots,
+		ProcessRSSBytes: byProcess, MemberHeapBytes: cl.memberHeapBytes}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.samples = append(m.samples, s)

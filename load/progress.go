@@ -66,7 +66,7 @@ func (ru *run) sample(ctx context.Context) {
 		if ru.cfg.Processes != nil {
 			processes = ru.cfg.Processes()
 		}
-		ru.metrics.sample(ru.activePots(ctx), processes)
+		ru.metrics.sample(ru.readCluster(ctx), processes)
 		select {
 		case <-ctx.Done():
 			return
@@ -75,28 +75,40 @@ func (ru *run) sample(ctx context.Context) {
 	}
 }
 
-// activePots are the pots active on every member, as GET /v1/cluster says
-// (-1 if it did not answer).
-func (ru *run) activePots(ctx context.Context) int64 {
+// clusterReading is what GET /v1/cluster said of the members.
+type clusterReading struct {
+	activePots      int64             // on every member; -1: no answer
+	memberHeapBytes map[string]uint64 // by member id
+}
+
+// readCluster reads the pots active on every member and each member's heap
+// from GET /v1/cluster.
+func (ru *run) readCluster(ctx context.Context) clusterReading {
 	ctx, cancel := context.WithTimeout(ctx, sampleInterval)
 	defer cancel()
+	none := clusterReading{activePots: -1}
 	a, err := ru.c.once(ctx, "cluster", "GET", "/v1/cluster", "", ru.operatorToken, nil)
 	if err != nil || a.status != 200 {
-		return -1
+		return none
 	}
 	var c struct {
 		Members []struct {
-			ActivePots *int64 `json:"activePots"`
+			ID         string  `json:"id"`
+			ActivePots *int64  `json:"activePots"`
+			HeapBytes  *uint64 `json:"heapBytes"`
 		} `json:"members"`
 	}
 	if json.Unmarshal(a.body, &c) != nil {
-		return -1
+		return none
 	}
-	var n int64
+	out := clusterReading{memberHeapBytes: map[string]uint64{}}
 	for _, m := range c.Members {
 		if m.ActivePots != nil {
-			n += *m.ActivePots
+			out.activePots += *m.ActivePots
+		}
+		if m.HeapBytes != nil {
+			out.memberHeapBytes[m.ID] = *m.HeapBytes
 		}
 	}
-	return n
+	return out
 }

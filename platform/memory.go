@@ -6,8 +6,12 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
+
+	"github.com/acme/mastertrust/actors"
+	"github.com/acme/mastertrust/internal/procmem"
 )
 
 // byteUnits are the units ParseByteSize accepts (in any case) and
@@ -71,6 +75,19 @@ func FormatByteSize(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10) + "B"
+}
+
+// withMemoryGauges adds the process's Go heap and resident set to a node's
+// gauges, for GET /v1/cluster (and load run's charts of each node).
+func withMemoryGauges(gauges func() map[string]int64) func() map[string]int64 {
+	return func() map[string]int64 {
+		g := gauges()
+		heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		metrics.Read(heap)
+		g[actors.GaugeHeapBytes] = int64(heap[0].Value.Uint64())
+		g[actors.GaugeResidentBytes] = int64(procmem.Resident())
+		return g
+	}
 }
 
 // ApplyMemoryLimit sets the Go runtime's soft memory limit to limit bytes,

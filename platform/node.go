@@ -210,7 +210,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	cc.Kinds = append([]cluster.Kind{{Name: actors.PotKind, New: actors.NewPotKind(deps), IdleTimeout: cfg.PotIdleTimeout}},
 		dealing.Kinds()...)
 	cc.Services = map[string]cluster.MemberService{actors.MarketService: actors.MarketMember(cfg.Market)}
-	cc.Gauges = actors.NodeGauges(deps, cfg.Market)
+	cc.Gauges = withMemoryGauges(actors.NodeGauges(deps, cfg.Market))
 	if cc.Logger == nil {
 		cc.Logger = cfg.Logger
 	}

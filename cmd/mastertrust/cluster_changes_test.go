@@ -48,7 +48,7 @@ func TestClusterGrowsAndShrinksUnderLoad(t *testing.T) {
 	ctx := context.Background()
 	// The cycles deal the days after today, one after each change: the
 	// local cluster's nodes deal any day ahead.
-	lc, err := startLocalCluster(ctx, t.TempDir(), 3, []string{childEnv + "=1"}, slog.New(slog.DiscardHandler))
+	lc, err := startLocalCluster(ctx, localClusterConfig{Dir: t.TempDir(), Nodes: 3, Env: []string{childEnv + "=1"}, Log: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	t.Cleanup(lc.stop)
 	c := &changesRun{t: t, base: lc.gateway, secret: lc.secret, operator: signTestToken(t, lc.secret, gateway.RoleOperator, "")}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/acme/mastertrust/gateway"
@@ -101,9 +103,36 @@ func runLoadGen(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// chaosDelay is how far into a day's requests --chaos kill-node kills its
-// node.
+// chaosDelay is how far into a day's requests --chaos kills its process,
+// and how long after the first's restart it kills the second.
 const chaosDelay = 500 * time.Millisecond
+
+// The processes --chaos kills.
+const (
+	chaosKillNode    = "kill-node"
+	chaosKillGateway = "kill-gateway"
+)
+
+// parseChaos reads --chaos: the processes to kill each day, in order.
+func parseChaos(spec, start string) ([]string, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	if start != "cluster" {
+		return nil, fmt.Errorf("--chaos %q: kills the processes of --start cluster (the custodian's faults are its own flags)", spec)
+	}
+	var kills []string
+	for _, k := range strings.Split(spec, ",") {
+		k = strings.TrimSpace(k)
+		if k != chaosKillNode && k != chaosKillGateway {
+			return nil, fmt.Errorf("--chaos %q: %q is neither %s nor %s", spec, k, chaosKillNode, chaosKillGateway)
+		}
+		if !slices.Contains(kills, k) {
+			kills = append(kills, k)
+		}
+	}
+	return kills, nil
+}
 
 func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (runErr error) {
 	f := newFlags("load run", stderr)
@@ -121,7 +150,9 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 	var nodes int
 	var chaos string
 	f.intVar(&nodes, "nodes", 3, "with --start cluster: the nodes")
-	f.stringVar(&chaos, "chaos", "", "with --start cluster: kill-node (each day, kill -9 one node, in turn, while the day's requests run, and restart it)")
+	f.stringVar(&chaos, "chaos", "", "with --start cluster, comma-separated: kill-node (each day, kill -9 one node, in turn, while the day's requests run, and restart it), "+
+		"kill-gateway (the same, the gateway, restarted on its address); the custodian's faults are its own flags")
+	custodianFlags(f, &cfg.CustodianFaults)
 	f.stringVar(&report, "report", "", "directory to write summary.json and report.md to")
 	f.stringVar(&cfg.DataDir, "data-dir", platform.DefaultDataDir, "with --gateway: the directory holding the token secret")
 	tokenSecretFromEnv(&cfg)
@@ -150,8 +181,9 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 	if run.SettleDays < 4 {
 		return fmt.Errorf("--settle-days %d: want at least 4, or the checks would find trades unsettled and withdrawals unpaid", run.SettleDays)
 	}
-	if chaos != "" && (start != "cluster" || chaos != "kill-node") {
-		return fmt.Errorf("--chaos %q: the one fault built is kill-node, with --start cluster", chaos)
+	chaosKills, err := parseChaos(chaos, start)
+	if err != nil {
+		return err
 	}
 	// With progress bars the log says only what went wrong: each day's
 	// figures are in the report.
@@ -179,7 +211,7 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 		// warnings and errors.
 		devLog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "dev")
 		d, err := platform.StartDev(platform.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: devLog,
-			MemoryLimitBytes: cfg.MemoryLimitBytes, JournalCacheBytes: cfg.JournalCacheBytes})
+			MemoryLimitBytes: cfg.MemoryLimitBytes, JournalCacheBytes: cfg.JournalCacheBytes, CustodianFaults: cfg.CustodianFaults})
 		if err != nil {
 			return err
 		}
@@ -201,7 +233,7 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 			return err
 		}
 		fmt.Fprintf(stderr, "starting NATS, the custodian, %d nodes and a gateway under %s (each process's output in its <name>.log)\n", nodes, dir)
-		c, err := startLocalCluster(ctx, dir, nodes, nil, log)
+		c, err := startLocalCluster(ctx, localClusterConfig{Dir: dir, Nodes: nodes, CustodianArgs: custodianFaultArgs(cfg.CustodianFaults), Log: log})
 		if err != nil {
 			return fmt.Errorf("start the cluster (its logs are in %s): %w", dir, err)
 		}
@@ -214,14 +246,25 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 		}()
 		defer func() { kept = runErr != nil || res == nil || res.Failed() }()
 		run.URLs, run.Token, run.Processes = []string{c.gateway}, c.token, c.pids
-		if chaos == "kill-node" {
+		if len(chaosKills) > 0 {
 			run.Chaos = func(ctx context.Context, day int) error {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(chaosDelay):
+				for _, kill := range chaosKills {
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-time.After(chaosDelay):
+					}
+					var err error
+					if kill == chaosKillNode {
+						err = c.killNode(ctx, (day-1)%nodes+1)
+					} else {
+						err = c.killGateway(ctx)
+					}
+					if err != nil {
+						return err
+					}
 				}
-				return c.killNode(ctx, (day-1)%nodes+1)
+				return nil
 			}
 		}
 	case start != "":

@@ -5,12 +5,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/acme/mastertrust/custodian/simulator"
 )
 
 // load gen writes the same workload twice from the same flags, and load
@@ -31,7 +36,10 @@ func TestLoadGenAndRun(t *testing.T) {
 	require.Equal(t, string(first), string(second))
 
 	report := filepath.Join(dir, "report")
-	stdout, stderr, code := runCLI(t, "load", "run", "--workload", a, "--start", "dev", "--report", report, "--quiet")
+	// The custodian drops and repeats reports: the platform recovers, and
+	// the checks hold.
+	stdout, stderr, code := runCLI(t, "load", "run", "--workload", a, "--start", "dev", "--report", report, "--quiet",
+		"--custodian-drop", "0.05", "--custodian-duplicate", "0.1", "--custodian-seed", "5")
 	require.Equal(t, 0, code, "stdout %s\nstderr %s", stdout, stderr)
 	require.Contains(t, stdout, "lost 0, doubled 0, mismatched 0, breaks 0, 5xx 0")
 	data, err := os.ReadFile(filepath.Join(report, "summary.json"))
@@ -75,19 +83,71 @@ func TestLoadRunOnAClusterWithChaos(t *testing.T) {
 	}
 	report := filepath.Join(t.TempDir(), "report")
 	out, code := runBinary(t, nil, "load", "run", "--members", "150", "--days", "2", "--seed", "4", "--buy-rate", "0.2",
-		"--start", "cluster", "--nodes", "2", "--chaos", "kill-node", "--report", report, "--quiet")
+		"--start", "cluster", "--nodes", "2", "--chaos", "kill-node,kill-gateway", "--custodian-drop", "0.05", "--custodian-duplicate", "0.05",
+		"--report", report, "--quiet")
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "lost 0, doubled 0, mismatched 0, breaks 0, 5xx 0")
 	require.Contains(t, out, "chaos: kill -9")
-	require.Contains(t, out, "chaos: restarted")
+	require.Contains(t, out, `msg="chaos: restarted" node=node1`)
+	require.Contains(t, out, `msg="chaos: restarted" process=gateway`)
 	data, err := os.ReadFile(filepath.Join(report, "summary.json"))
 	require.NoError(t, err)
 	var summary struct {
 		Samples []struct {
 			ProcessRSSBytes map[string]uint64 `json:"processRSSBytes"`
+			MemberHeapBytes map[string]uint64 `json:"memberHeapBytes"`
 		} `json:"samples"`
 	}
 	require.NoError(t, json.Unmarshal(data, &summary))
 	require.NotEmpty(t, summary.Samples)
-	require.Contains(t, summary.Samples[len(summary.Samples)-1].ProcessRSSBytes, "node1", "each process's memory sampled")
+	last := summary.Samples[len(summary.Samples)-1]
+	require.Contains(t, last.ProcessRSSBytes, "node1", "each process's memory sampled")
+	require.Len(t, last.MemberHeapBytes, 2, "each node's heap sampled")
+	for id, heap := range last.MemberHeapBytes {
+		assert.Positive(t, heap, id)
+	}
+}
+
+// load run passes its custodian faults to the custodian it starts as
+// flags, which read back as the same faults.
+func TestCustodianFaultArgs(t *testing.T) {
+	parse := func(args ...string) (simulator.Faults, error) {
+		f := newFlags("test", io.Discard)
+		var faults simulator.Faults
+		custodianFlags(f, &faults)
+		return faults, f.parse(args)
+	}
+	none, err := parse(custodianFaultArgs(simulator.Faults{})...)
+	require.NoError(t, err)
+	assert.Equal(t, simulator.Faults{}, none)
+	assert.Empty(t, custodianFaultArgs(simulator.Faults{}))
+
+	want := simulator.Faults{Seed: 9, DropProbability: 0.05, DuplicateProbability: 0.125, DelayMax: 1500 * time.Millisecond,
+		ReorderWindow: 8, OutageDuration: 3 * time.Second, OutageOrders: 2}
+	got, err := parse(custodianFaultArgs(want)...)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+}
+
+func TestParseChaos(t *testing.T) {
+	for _, tc := range []struct {
+		spec, start string
+		want        []string
+		err         string
+	}{
+		{"", "", nil, ""},
+		{"", "cluster", nil, ""},
+		{"kill-node", "cluster", []string{"kill-node"}, ""},
+		{"kill-gateway, kill-node,kill-gateway", "cluster", []string{"kill-gateway", "kill-node"}, ""},
+		{"kill-node", "dev", nil, "kills the processes of --start cluster"},
+		{"kill-node,drop", "cluster", nil, `"drop" is neither kill-node nor kill-gateway`},
+	} {
+		got, err := parseChaos(tc.spec, tc.start)
+		if tc.err != "" {
+			assert.ErrorContains(t, err, tc.err, tc.spec)
+			continue
+		}
+		require.NoError(t, err, tc.spec)
+		assert.Equal(t, tc.want, got, tc.spec)
+	}
 }

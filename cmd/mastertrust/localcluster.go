@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -166,15 +167,27 @@ const outputKeptMax = 1 << 20
 // startWait is how long a process has to say it started.
 const startWait = 2 * time.Minute
 
-// startLocalCluster starts NATS, the custodian, nodes nodes and a gateway
-// under dir, each with env added to this process's environment, and waits
-// until the gateway sees every node.
-func startLocalCluster(ctx context.Context, dir string, nodes int, env []string, log *slog.Logger) (_ *localCluster, err error) {
+// localClusterConfig says what startLocalCluster starts.
+type localClusterConfig struct {
+	Dir   string // every process's data and log, and the secrets
+	Nodes int
+	// Env is added to each process's environment (this process's).
+	Env []string
+	// CustodianArgs are added to the custodian's command line (its
+	// faults).
+	CustodianArgs []string
+	Log           *slog.Logger
+}
+
+// startLocalCluster starts NATS, the custodian, the nodes and a gateway,
+// and waits until the gateway sees every node.
+func startLocalCluster(ctx context.Context, cfg localClusterConfig) (_ *localCluster, err error) {
+	dir := cfg.Dir
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return nil, err
 	}
-	c := &localCluster{dir: dir, secret: []byte(hex.EncodeToString(raw)), log: log}
+	c := &localCluster{dir: dir, secret: []byte(hex.EncodeToString(raw)), log: cfg.Log}
 	defer func() {
 		if err != nil {
 			c.stop()
@@ -184,7 +197,7 @@ func startLocalCluster(ctx context.Context, dir string, nodes int, env []string,
 	c.env = []string{"MASTERTRUST_NATS_SECRETS=" + filepath.Join(dir, "secrets", "nats"), "MASTERTRUST_TOKEN_SECRET=" + string(c.secret),
 		"MASTERTRUST_CLUSTER_CA=" + filepath.Join(clusterDir, "ca.crt"), "MASTERTRUST_CLUSTER_CERT=" + filepath.Join(clusterDir, "local.crt"),
 		"MASTERTRUST_CLUSTER_KEY=" + filepath.Join(clusterDir, "local.key")}
-	c.env = append(c.env, env...)
+	c.env = append(c.env, cfg.Env...)
 	for _, args := range [][]string{{"cert", "--dir", clusterDir, "--name", "local", "--hosts", "127.0.0.1"}, {"secrets", "init"}} {
 		if out, err := c.command(args...).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("mastertrust %s: %w: %s", args[0], err, out)
@@ -195,11 +208,11 @@ func startLocalCluster(ctx context.Context, dir string, nodes int, env []string,
 		return nil, err
 	}
 	c.natsURL, _, _ = strings.Cut(nats, " ")
-	if _, err := c.start(ctx, "custodian", "simulated custodian running against ", "custodian", "--data-dir", filepath.Join(dir, "custodian"),
-		"--nats-url", c.natsURL); err != nil {
+	custodian := append([]string{"custodian", "--data-dir", filepath.Join(dir, "custodian"), "--nats-url", c.natsURL}, cfg.CustodianArgs...)
+	if _, err := c.start(ctx, "custodian", "simulated custodian running against ", custodian...); err != nil {
 		return nil, err
 	}
-	for n := 1; n <= nodes; n++ {
+	for n := 1; n <= cfg.Nodes; n++ {
 		if err := c.startNode(ctx, n); err != nil {
 			return nil, err
 		}
@@ -207,7 +220,7 @@ func startLocalCluster(ctx context.Context, dir string, nodes int, env []string,
 	if c.gateway, err = c.start(ctx, "gateway", "gateway listening on ", "gateway", "--http", "127.0.0.1:0", "--nats-url", c.natsURL); err != nil {
 		return nil, err
 	}
-	return c, c.awaitMembers(ctx, nodes)
+	return c, c.awaitMembers(ctx, cfg.Nodes)
 }
 
 func (c *localCluster) command(args ...string) *exec.Cmd {
@@ -278,6 +291,33 @@ func (c *localCluster) killNode(ctx context.Context, n int) error {
 		return err
 	}
 	c.log.Info("chaos: restarted", "node", p.name)
+	return c.awaitMembers(ctx, nodes)
+}
+
+// killGateway kills the gateway with SIGKILL and starts it again on the
+// same address, which the run's client keeps calling; it returns once the
+// gateway has started and sees every node again.
+func (c *localCluster) killGateway(ctx context.Context) error {
+	c.mu.Lock()
+	i := slices.IndexFunc(c.other, func(p *process) bool { return p.name == "gateway" })
+	p := c.other[i]
+	nodes := len(c.nodes)
+	c.mu.Unlock()
+	c.log.Info("chaos: kill -9", "process", p.name, "pid", p.cmd.Process.Pid)
+	if err := p.stop(syscall.SIGKILL, 30*time.Second); err != nil {
+		return err
+	}
+	g, err := c.spawn("gateway", "gateway", "--http", strings.TrimPrefix(c.gateway, "http://"), "--nats-url", c.natsURL)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.other[i] = g
+	c.mu.Unlock()
+	if _, err := g.waitLine(ctx, "gateway listening on ", startWait); err != nil {
+		return err
+	}
+	c.log.Info("chaos: restarted", "process", "gateway")
 	return c.awaitMembers(ctx, nodes)
 }
 

@@ -469,6 +469,25 @@ func custodianFlags(f *flags, faults *simulator.Faults) {
 	})
 }
 
+// custodianFaultArgs are the flags custodianFlags reads back as faults:
+// how load run passes its own to the custodian process it starts.
+func custodianFaultArgs(faults simulator.Faults) []string {
+	var args []string
+	add := func(name string, value string, set bool) {
+		if set {
+			args = append(args, "--"+name, value)
+		}
+	}
+	add("custodian-seed", strconv.FormatUint(faults.Seed, 10), faults.Seed != 0)
+	add("custodian-drop", strconv.FormatFloat(faults.DropProbability, 'g', -1, 64), faults.DropProbability != 0)
+	add("custodian-duplicate", strconv.FormatFloat(faults.DuplicateProbability, 'g', -1, 64), faults.DuplicateProbability != 0)
+	add("custodian-delay-max", faults.DelayMax.String(), faults.DelayMax != 0)
+	add("custodian-reorder-window", strconv.Itoa(faults.ReorderWindow), faults.ReorderWindow != 0)
+	add("custodian-outage", faults.OutageDuration.String(), faults.OutageDuration != 0)
+	add("custodian-outage-orders", strconv.Itoa(faults.OutageOrders), faults.OutageOrders != 0)
+	return args
+}
+
 func probability(name, s string) (float64, error) {
 	var p float64
 	if _, err := fmt.Sscan(s, &p); err != nil || p < 0 || p > 1 {
@@ -537,6 +556,8 @@ func runClusterCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 			Sees                   []string         `json:"sees"`
 			RecoveriesInProgress   *int64           `json:"recoveriesInProgress"`
 			CutOffHoldsOutstanding *int64           `json:"cutOffHoldsOutstanding"`
+			HeapBytes              *int64           `json:"heapBytes"`
+			ResidentBytes          *int64           `json:"residentBytes"`
 			StatsError             string           `json:"statsError"`
 		} `json:"members"`
 		ViewsAgree    bool     `json:"viewsAgree"`
@@ -551,10 +572,10 @@ func runClusterCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 		}
 	} else {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "MEMBER\tADDRESS\tPOTS\tACTIVE GRAINS BY KIND\tRECOVERING\tCUT-OFF HOLDS\tSEES")
+		fmt.Fprintln(tw, "MEMBER\tADDRESS\tPOTS\tACTIVE GRAINS BY KIND\tRECOVERING\tCUT-OFF HOLDS\tHEAP\tRSS\tSEES")
 		for _, m := range v.Members {
 			if m.StatsError != "" {
-				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", m.ID, m.Address, m.StatsError)
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t%s\n", m.ID, m.Address, m.StatsError)
 				continue
 			}
 			var grains []string
@@ -564,8 +585,9 @@ func runClusterCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 				}
 			}
 			slices.Sort(grains)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Address, countText(m.ActivePots),
-				strings.Join(grains, ", "), countText(m.RecoveriesInProgress), countText(m.CutOffHoldsOutstanding), membersCount(len(m.Sees)))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Address, countText(m.ActivePots),
+				strings.Join(grains, ", "), countText(m.RecoveriesInProgress), countText(m.CutOffHoldsOutstanding),
+				mebibytesText(m.HeapBytes), mebibytesText(m.ResidentBytes), membersCount(len(m.Sees)))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -592,6 +614,14 @@ func membersCount(n int) string {
 		return "1 member"
 	}
 	return fmt.Sprintf("%d members", n)
+}
+
+// mebibytesText is a size in bytes for people, in MiB ("-" if unknown).
+func mebibytesText(n *int64) string {
+	if n == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f MiB", float64(*n)/(1<<20))
 }
 
 func countText(n *int64) string {

@@ -82,6 +82,8 @@ func TestOperatorCommandsShowProgress(t *testing.T) {
 	out, _, err = command("cluster", "status")
 	require.NoError(t, err, "cluster status: stdout %q", out)
 	require.Contains(t, out, "RECOVERING", "cluster status: the table's header")
+	require.Regexp(t, `HEAP +RSS`, out, "cluster status: the table's header")
+	require.Regexp(t, `[1-9][0-9]* MiB +[1-9][0-9]* MiB`, out, "cluster status: the member's heap and RSS")
 	require.Contains(t, out, "1 member; every member sees the same cluster", "cluster status: stdout")
 	out, _, err = command("cluster", "status", "--json")
 	var cl struct {

@@ -105,7 +105,7 @@ var layers = map[string]layer{
 		why: "assembles processes from the parts: the one place that knows them all",
 		imports: []string{"actors", "cluster", "cluster/natskv", "custodian", "custodian/simulator", "domain", "gateway", "history",
 			"internal/natsauth", "internal/natsembed", "internal/natsmsg", "internal/natsstream", "internal/pki", "internal/problem",
-			"persistence", "persistence/jetstream", "persistence/pebble", "proto/pb"},
+			"internal/procmem", "persistence", "persistence/jetstream", "persistence/pebble", "proto/pb"},
 	},
 	"bench": {
 		why: "workloads against the parts and the assembled platform, with their raw baselines",
