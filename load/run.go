@@ -315,7 +315,7 @@ func (ru *run) cycleRaced(ctx context.Context, label string, date domain.Date, p
 // splitRacing splits a day's requests into those sent before its cycle and
 // those of the last fraction of its members, sent while it runs; each
 // member's requests stay together and in order.
-func splitRacing(reqs []Request, fraction float64) (before, racing []Request) {
+func splitRacing(reqs []Request, fraction float64) (early, racing []Request) {
 	var members []string
 	seen := map[string]bool{}
 	for _, r := range reqs {
@@ -336,10 +336,10 @@ func splitRacing(reqs []Request, fraction float64) (before, racing []Request) {
 		if late[r.Member] {
 			racing = append(racing, r)
 		} else {
-			before = append(before, r)
+			early = append(early, r)
 		}
 	}
-	return before, racing
+	return early, racing
 }
 
 // datesAfter are the dealing dates the answers named after last, in
@@ -547,15 +547,15 @@ func (ru *run) count(f func(*Summary)) {
 func (ru *run) dealtOn(dates []string) {
 	ru.mu.Lock()
 	defer ru.mu.Unlock()
-	later := false
+	named, later := false, false
 	for _, d := range dates {
 		if d != "" {
 			ru.dates[d] = true
-			later = later || d > ru.racing.date
+			named, later = true, later || d > ru.racing.date // ISO dates sort as text
 		}
 	}
 	switch {
-	case ru.racing.date == "" || len(dates) == 0:
+	case ru.racing.date == "" || !named:
 	case later:
 		ru.racing.nextDay++
 	default:
