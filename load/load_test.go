@@ -74,6 +74,7 @@ func TestSmallRun(t *testing.T) {
 	require.NoError(t, res.WriteReport(dir))
 	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
 	t.Logf("%s", md)
+	require.True(t, res.Checked)
 	require.False(t, res.Failed(), "the run's checks")
 	nextDay := 0
 	for _, d := range res.Days[:3] {
@@ -83,6 +84,31 @@ func TestSmallRun(t *testing.T) {
 	// Those sent once the cycle was at its cut-off were dealt the next day,
 	// and checked like the rest.
 	assert.Positive(t, nextDay)
+}
+
+// A run interrupted before its checks (here on day 1, as by Ctrl-C) writes
+// its report all the same, and it says the checks were not made rather
+// than that nothing was lost; the run counts as failed.
+func TestInterruptedRunIsNotChecked(t *testing.T) {
+	cfg := startDev(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg.Chaos = func(context.Context, int) error {
+		cancel()
+		return nil
+	}
+	r, err := load.NewReader(bytes.NewReader(generate(t, 40, 2)))
+	require.NoError(t, err)
+	res, err := load.Run(ctx, cfg, r)
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotNil(t, res)
+	assert.False(t, res.Checked)
+	assert.True(t, res.Failed(), "a run without its checks has not passed")
+	dir := t.TempDir()
+	require.NoError(t, res.WriteReport(dir))
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "# Load run: not checked")
 }
 
 // TestCheckerCatchesWhatWentWrong puts a gateway between the run and the

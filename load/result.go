@@ -33,12 +33,27 @@ type Summary struct {
 	// retry), each retried.
 	Errors5xx       int64   `json:"errors5xx"`
 	DurationSeconds float64 `json:"durationSeconds"`
+	// Checked says the run got to its checks and made them all: without
+	// them, the zeros of Lost, Doubled and Mismatched mean nothing (a run
+	// interrupted, or ended by an error, writes its report all the same).
+	Checked bool `json:"checked"`
 }
 
 // Failed reports whether the run failed a check: anything lost, doubled or
-// mismatched, a break, or a 5xx other than 503.
+// mismatched, a break, or a 5xx other than 503, or the checks not made.
 func (s Summary) Failed() bool {
-	return s.Lost+s.Doubled+s.Mismatched+s.Breaks+s.Errors5xx > 0
+	return !s.Checked || s.Lost+s.Doubled+s.Mismatched+s.Breaks+s.Errors5xx > 0
+}
+
+// verdict is the run's outcome in a word or three.
+func (s Summary) verdict() string {
+	switch {
+	case !s.Checked:
+		return "not checked (it ended before its checks: lost, doubled and mismatched are not counted)"
+	case s.Failed():
+		return "FAILED"
+	}
+	return "passed"
 }
 
 // DayResult is one day of the run (Number < 0: a settling day after the
@@ -139,11 +154,7 @@ func (r *Result) WriteReport(dir string) error {
 func (r *Result) markdown() string {
 	var b strings.Builder
 	s := r.Summary
-	verdict := "passed"
-	if s.Failed() {
-		verdict = "FAILED"
-	}
-	fmt.Fprintf(&b, "# Load run: %s\n\n", verdict)
+	fmt.Fprintf(&b, "# Load run: %s\n\n", s.verdict())
 	fmt.Fprintf(&b, "%d members, %d dealing days, seed %d, %.0f s.\n\n", s.Members, s.Days, s.Seed, s.DurationSeconds)
 	b.WriteString("| acknowledged | refused | skipped | lost | doubled | mismatched | breaks | 5xx (not 503) |\n")
 	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")

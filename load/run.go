@@ -189,6 +189,7 @@ func Run(ctx context.Context, cfg Config, r *Reader) (_ *Result, err error) {
 	if err := ru.check(ctx); err != nil {
 		return ru.res, err
 	}
+	ru.res.Summary.Checked = true
 	ru.res.CheckingLatencies = m.phaseLatencies()
 	return ru.res, nil
 }

@@ -320,8 +320,12 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 			return errors.Join(runErr, err)
 		}
 		s := res.Summary
-		fmt.Fprintf(stdout, "%d members, %d days in %.0f s: %d acknowledged, %d refused; lost %d, doubled %d, mismatched %d, breaks %d, 5xx %d; report in %s\n",
-			s.Members, s.Days, s.DurationSeconds, s.Acknowledged, s.Refused, s.Lost, s.Doubled, s.Mismatched, s.Breaks, s.Errors5xx,
+		checks := fmt.Sprintf("lost %d, doubled %d, mismatched %d", s.Lost, s.Doubled, s.Mismatched)
+		if !s.Checked {
+			checks = "not checked (ended before its checks)"
+		}
+		fmt.Fprintf(stdout, "%d members, %d days in %.0f s: %d acknowledged, %d refused; %s, breaks %d, 5xx %d; report in %s\n",
+			s.Members, s.Days, s.DurationSeconds, s.Acknowledged, s.Refused, checks, s.Breaks, s.Errors5xx,
 			filepath.Join(report, "report.md"))
 	}
 	if runErr != nil {
