@@ -8,6 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,6 +50,10 @@ type Config struct {
 	// Processes, if set, names the platform's processes and their pids,
 	// whose resident memory is sampled with the run's own.
 	Processes func() map[string]int
+	// ProfileDir, if set, receives a CPU profile of this process for each
+	// day (day-N.cpu.pprof; settling days day-settling-N): with --start
+	// dev, the platform's work and the run's together.
+	ProfileDir string
 	// Racing is the fraction of each day's members (the last in the
 	// workload's order) whose requests race the cut-off: they are sent
 	// while the day's cycle runs rather than before it, so that each is
@@ -208,6 +215,11 @@ func trimmed(urls []string) []string {
 // sends nothing and runs the next dealing day.
 func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, error) {
 	ru.metrics.newPhase()
+	stopProfile, err := ru.profileDay(d.Number)
+	if err != nil {
+		return last, err
+	}
+	defer stopProfile()
 	dr := DayResult{Number: d.Number, Requests: len(d.Requests)}
 	t := time.Now()
 	before := ru.res.Summary.Acknowledged
@@ -311,6 +323,30 @@ func (ru *run) cycleRaced(ctx context.Context, label string, date domain.Date, p
 	ru.racing.date, ru.racing.sameDay, ru.racing.nextDay = "", 0, 0
 	ru.mu.Unlock()
 	return cs, errors.Join(err, sendErr)
+}
+
+// profileDay starts day's CPU profile in Config.ProfileDir, if set, and
+// returns what stops it.
+func (ru *run) profileDay(day int) (stop func(), err error) {
+	if ru.cfg.ProfileDir == "" {
+		return func() {}, nil
+	}
+	name := fmt.Sprintf("day-%d.cpu.pprof", day)
+	if day < 0 {
+		name = fmt.Sprintf("day-settling-%d.cpu.pprof", -day)
+	}
+	f, err := os.Create(filepath.Join(ru.cfg.ProfileDir, name))
+	if err != nil {
+		return nil, fmt.Errorf("load: profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("load: profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // splitRacing splits a day's requests into those sent before its cycle and

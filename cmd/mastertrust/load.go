@@ -167,6 +167,8 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 	// own from the environment.
 	memoryLimitFlag(f, &cfg.MemoryLimitBytes)
 	journalCacheFlag(f, &cfg.JournalCacheBytes)
+	potFlags(f, &cfg)
+	f.stringVar(&run.ProfileDir, "profile-dir", "", "write a CPU profile of each day here (day-N.cpu.pprof): this process's, with --start dev the platform's too")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -211,7 +213,8 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 		// warnings and errors.
 		devLog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "dev")
 		d, err := platform.StartDev(platform.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: devLog,
-			MemoryLimitBytes: cfg.MemoryLimitBytes, JournalCacheBytes: cfg.JournalCacheBytes, CustodianFaults: cfg.CustodianFaults})
+			MemoryLimitBytes: cfg.MemoryLimitBytes, JournalCacheBytes: cfg.JournalCacheBytes, CustodianFaults: cfg.CustodianFaults,
+			PotIdleTimeout: cfg.PotIdleTimeout, PotResidentMax: cfg.PotResidentMax, PotResidentIdle: cfg.PotResidentIdle})
 		if err != nil {
 			return err
 		}

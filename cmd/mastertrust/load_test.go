@@ -38,8 +38,9 @@ func TestLoadGenAndRun(t *testing.T) {
 	report := filepath.Join(dir, "report")
 	// The custodian drops and repeats reports: the platform recovers, and
 	// the checks hold.
+	profiles := t.TempDir()
 	stdout, stderr, code := runCLI(t, "load", "run", "--workload", a, "--start", "dev", "--report", report, "--quiet",
-		"--custodian-drop", "0.05", "--custodian-duplicate", "0.1", "--custodian-seed", "5")
+		"--custodian-drop", "0.05", "--custodian-duplicate", "0.1", "--custodian-seed", "5", "--profile-dir", profiles)
 	require.Equal(t, 0, code, "stdout %s\nstderr %s", stdout, stderr)
 	require.Contains(t, stdout, "lost 0, doubled 0, mismatched 0, breaks 0, 5xx 0")
 	data, err := os.ReadFile(filepath.Join(report, "summary.json"))
@@ -54,6 +55,12 @@ func TestLoadGenAndRun(t *testing.T) {
 	for _, f := range []string{"report.md", "requests.png", "latency.png", "errors.png", "cycle-steps.png", "memory.png", "active-pots.png"} {
 		info, err := os.Stat(filepath.Join(report, f))
 		require.NoError(t, err, f)
+		require.NotZero(t, info.Size(), f)
+	}
+
+	for _, f := range []string{"day-1.cpu.pprof", "day-2.cpu.pprof", "day-settling-1.cpu.pprof"} {
+		info, err := os.Stat(filepath.Join(profiles, f))
+		require.NoError(t, err, "a CPU profile of each day")
 		require.NotZero(t, info.Size(), f)
 	}
 
