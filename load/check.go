@@ -22,8 +22,9 @@ import (
 //     contribution's buys, a withdrawal's sells and rebalances aside), or
 //     one on it twice;
 //   - mismatched: an acknowledged request whose record says otherwise than
-//     it asked (a contribution's amount, a buy's asset or amount, a
-//     cancelled order not cancelled), or a pot whose cash or units differ
+//     it asked (a contribution's amount, a withdrawal's amount, or what
+//     its sells raised if less, a buy's asset or amount, a cancelled order
+//     not cancelled), or a pot whose cash or units differ
 //     from the model: the acknowledged contributions, less the withdrawals
 //     paid, less the executed buys' considerations plus the sells', and the
 //     executed units bought less those sold, asset by asset.
@@ -176,6 +177,12 @@ func (ru *run) compare(member string, acks []ack, orders []orderJSON, statement 
 		}
 		byID[o.ID] = o
 	}
+	byMovement := map[string][]orderJSON{} // the orders each movement placed
+	for _, o := range orders {
+		if o.MovementID != "" {
+			byMovement[o.MovementID] = append(byMovement[o.MovementID], o)
+		}
+	}
 	// movements[kind][id] is each movement's entries' cash.
 	movements := map[string]map[string][]decimal.Decimal{"contribution": {}, "withdrawal": {}}
 	for _, e := range statement {
@@ -205,7 +212,13 @@ func (ru *run) compare(member string, acks []ack, orders []orderJSON, statement 
 			entries := movements[kind][a.movementID]
 			want := decimal.RequireFromString(a.amount)
 			if a.kind == KindWithdraw {
-				want = want.Neg()
+				// What the member is owed: the amount, or what its sells
+				// raised if less (docs/domain.md, "Sell by cash").
+				owed, err := withdrawalOwed(want, byMovement[a.movementID])
+				if err != nil {
+					return fmt.Errorf("load: %s's withdrawal %s: %w", member, a.movementID, err)
+				}
+				want = owed.Neg()
 			}
 			switch {
 			case len(entries) == 0:
@@ -282,6 +295,38 @@ func (ru *run) compare(member string, acks []ack, orders []orderJSON, statement 
 		}
 	}
 	return nil
+}
+
+// withdrawalOwed is what a withdrawal of asked pays, given the orders it
+// placed: asked, unless its sells by cash raised less than they were to
+// (their units capped at what each reserved, the price having fallen), when
+// it pays what it raised — the cash taken at once (asked less the sells'
+// amounts) plus their considerations.
+func withdrawalOwed(asked decimal.Decimal, orders []orderJSON) (decimal.Decimal, error) {
+	raised := asked
+	for _, o := range orders {
+		for _, t := range o.Trades {
+			if t.Side != "sell" || t.Amount == "" {
+				continue
+			}
+			target, err := decimal.NewFromString(t.Amount)
+			if err != nil {
+				return decimal.Zero, fmt.Errorf("order %s: amount %q: %w", o.ID, t.Amount, err)
+			}
+			raised = raised.Sub(target)
+		}
+		for _, n := range o.ContractNotes {
+			if n.Side != "sell" {
+				continue
+			}
+			c, err := decimal.NewFromString(n.Consideration)
+			if err != nil {
+				return decimal.Zero, fmt.Errorf("order %s: consideration %q: %w", o.ID, n.Consideration, err)
+			}
+			raised = raised.Add(c)
+		}
+	}
+	return decimal.Min(asked, raised), nil
 }
 
 // sumOf adds decimals as the API writes them.

@@ -51,8 +51,9 @@ type Config struct {
 	// whose resident memory is sampled with the run's own.
 	Processes func() map[string]int
 	// ProfileDir, if set, receives a CPU profile of this process for each
-	// day (day-N.cpu.pprof; settling days day-settling-N): with --start
-	// dev, the platform's work and the run's together.
+	// day (day-N.cpu.pprof; settling days day-settling-N) and its heap at
+	// the day's end (day-N.heap.pprof): with --start dev, the platform's
+	// and the run's together.
 	ProfileDir string
 	// Racing is the fraction of each day's members (the last in the
 	// workload's order) whose requests race the cut-off: they are sent
@@ -346,6 +347,11 @@ func (ru *run) profileDay(day int) (stop func(), err error) {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+		// The heap as of the day's last collection: what the days keep.
+		if h, err := os.Create(filepath.Join(ru.cfg.ProfileDir, strings.Replace(name, ".cpu.", ".heap.", 1))); err == nil {
+			pprof.Lookup("heap").WriteTo(h, 0)
+			h.Close()
+		}
 	}, nil
 }
 

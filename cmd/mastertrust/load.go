@@ -168,7 +168,8 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 	memoryLimitFlag(f, &cfg.MemoryLimitBytes)
 	journalCacheFlag(f, &cfg.JournalCacheBytes)
 	potFlags(f, &cfg)
-	f.stringVar(&run.ProfileDir, "profile-dir", "", "write a CPU profile of each day here (day-N.cpu.pprof): this process's, with --start dev the platform's too")
+	f.stringVar(&run.ProfileDir, "profile-dir", "", "write a CPU profile of each day and its heap at the end here (day-N.cpu.pprof, day-N.heap.pprof): "+
+		"this process's, with --start dev the platform's too")
 	if err := f.parse(args); err != nil {
 		return err
 	}
