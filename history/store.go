@@ -133,6 +133,10 @@ var (
 	ErrLayout = errors.New("history: another key layout")
 )
 
+// memTableBytes is the history store's memtable size; Pebble keeps up to
+// two before it stalls writes.
+const memTableBytes = 64 << 20
+
 // Open opens the read model in dir, creating it if dir holds none. A store
 // of another key layout is refused: remove the directory and rebuild.
 func Open(dir string, opts Options) (*Store, error) {
@@ -143,7 +147,14 @@ func Open(dir string, opts Options) (*Store, error) {
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
 	db, err := pebble.Open(dir, &pebble.Options{
-		Cache:              cache,
+		Cache: cache,
+		// The projection rewrites each touched member's record on every
+		// page: with Pebble's 4 MiB memtables and 64 MB Lbase it flushed
+		// and compacted ~8 files a second at 200,000 members, the
+		// growing share of a dealing day's CPU (docs/performance.md, "The
+		// stores' compactions"). As the journal's (persistence/pebble).
+		MemTableSize:       memTableBytes,
+		LBaseMaxBytes:      4 * memTableBytes,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{opts.Logger},
 	})

@@ -61,6 +61,12 @@ var _ persistence.Journal = (*Store)(nil)
 // An index entry counts an append's events in 16 bits.
 const _ = uint16(persistence.AppendEventsMax)
 
+// lbaseMaxBytes is Lbase's size for memtables of memTableBytes: what L0
+// compacts into it at once (4 memtables), at least Pebble's 64 MB.
+func lbaseMaxBytes(memTableBytes uint64) int64 {
+	return max(int64(4*memTableBytes), 64<<20)
+}
+
 // Open opens the journal in dir, creating it if dir holds no journal.
 func Open(dir string, opts Options) (*Store, error) {
 	opts.EnsureDefaults()
@@ -73,6 +79,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		FS:                 opts.FS,
 		Cache:              cache,
 		MemTableSize:       opts.MemTableBytes,
+		// Lbase holds what L0's compaction threshold (4) of memtables
+		// flushed: with Pebble's 64 MB against 64 MiB memtables, every
+		// compaction from L0 rewrote Lbase whole, and more levels deep as
+		// the journal grew (a pot's appends land all over the key space).
+		LBaseMaxBytes:      lbaseMaxBytes(opts.MemTableBytes),
 		FormatMajorVersion: cpebble.FormatNewest,
 		Logger:             pebbleLogger{opts.Logger},
 	}
