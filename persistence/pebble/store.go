@@ -76,9 +76,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	cache := cpebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
 	popts := &cpebble.Options{
-		FS:                 opts.FS,
-		Cache:              cache,
-		MemTableSize:       opts.MemTableBytes,
+		FS:           opts.FS,
+		Cache:        cache,
+		MemTableSize: opts.MemTableBytes,
 		// Lbase holds what L0's compaction threshold (4) of memtables
 		// flushed: with Pebble's 64 MB against 64 MiB memtables, every
 		// compaction from L0 rewrote Lbase whole, and more levels deep as
