@@ -6,7 +6,6 @@ import (
 	"io"
 	"path/filepath"
 	"runtime/debug"
-	"runtime/metrics"
 	"strings"
 	"sync"
 	"time"
@@ -56,7 +55,7 @@ func startStepMeter() *stepMeter {
 		for {
 			select {
 			case <-t.C:
-				h := heapObjects()
+				h := procmem.HeapObjects()
 				m.mu.Lock()
 				m.peakHeap = max(m.peakHeap, h)
 				m.mu.Unlock()
@@ -71,7 +70,7 @@ func startStepMeter() *stepMeter {
 // begin starts a new window, forgetting the current one.
 func (m *stepMeter) begin() {
 	rssKnown := procmem.ResetPeak()
-	h := heapObjects()
+	h := procmem.HeapObjects()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.start, m.cpu0, m.rssKnown, m.peakHeap = time.Now(), processCPU(), rssKnown, h
@@ -80,7 +79,7 @@ func (m *stepMeter) begin() {
 // cut ends the current window, returning what it used, and begins the
 // next.
 func (m *stepMeter) cut() stepUse {
-	h := heapObjects()
+	h := procmem.HeapObjects()
 	var rss uint64
 	m.mu.Lock()
 	if m.rssKnown {
@@ -96,17 +95,6 @@ func (m *stepMeter) cut() stepUse {
 func (m *stepMeter) close() {
 	close(m.stop)
 	<-m.done
-}
-
-// heapObjects is the heap's object bytes now (runtime/metrics; reading it
-// stops nothing).
-func heapObjects() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return s[0].Value.Uint64()
 }
 
 // scaleCheckTimeRatioMax is the largest time ratio, at ten times the pots,

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/acme/mastertrust/internal/procmem"
 )
 
 // An open-loop load driver: requests started at a fixed rate whatever the
@@ -186,10 +188,8 @@ func startProcSampler() *procSampler {
 		defer close(p.sampled)
 		t := time.NewTicker(heapSampleEvery)
 		defer t.Stop()
-		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 		for {
-			metrics.Read(sample)
-			h := sample[0].Value.Uint64()
+			h := procmem.HeapObjects()
 			p.heapPeak = max(p.heapPeak, h)
 			p.heapSum += h
 			p.heapN++

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
-	"runtime/metrics"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -214,13 +213,11 @@ func measureTLSCell(ctx context.Context, shape loadShape, op func(ctx context.Co
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 		t := time.NewTicker(tlsHeapSample)
 		defer t.Stop()
 		for {
-			metrics.Read(sample)
-			if v := sample[0].Value; v.Kind() == metrics.KindUint64 && v.Uint64() > peakHeap.Load() {
-				peakHeap.Store(v.Uint64())
+			if h := procmem.HeapObjects(); h > peakHeap.Load() {
+				peakHeap.Store(h)
 			}
 			select {
 			case <-stop:

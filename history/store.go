@@ -151,8 +151,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		// The projection rewrites each touched member's record on every
 		// page: with Pebble's 4 MiB memtables and 64 MB Lbase it flushed
 		// and compacted ~8 files a second at 200,000 members, the
-		// growing share of a dealing day's CPU (docs/performance.md, "The
-		// stores' compactions"). As the journal's (persistence/pebble).
+		// growing share of a dealing day's CPU (docs/performance.md, "200,000
+		// members for 30 days in the million-pot regime"). As the
+		// journal's (persistence/pebble).
 		MemTableSize:       memTableBytes,
 		LBaseMaxBytes:      4 * memTableBytes,
 		FormatMajorVersion: pebble.FormatNewest,

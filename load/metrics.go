@@ -1,7 +1,6 @@
 package load
 
 import (
-	"runtime/metrics"
 	"slices"
 	"sync"
 	"time"
@@ -87,10 +86,7 @@ func (m *recorder) sample(cl clusterReading, processes map[string]int) {
 			byProcess[name] = procmem.ResidentOf(pid)
 		}
 	}
-	var heap [1]metrics.Sample
-	heap[0].Name = "/memory/classes/heap/objects:bytes"
-	metrics.Read(heap[:])
-	s := Sample{AtSeconds: time.Since(m.start).Seconds(), RSSBytes: rss, HeapBytes: heap[0].Value.Uint64(), ActivePots: cl.activePots,
+	s := Sample{AtSeconds: time.Since(m.start).Seconds(), RSSBytes: rss, HeapBytes: procmem.HeapObjects(), ActivePots: cl.activePots,
 		ProcessRSSBytes: byProcess, MemberHeapBytes: cl.memberHeapBytes}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -11,7 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -245,7 +245,6 @@ func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, e
 	if err != nil {
 		return last, err
 	}
-	sort.Slice(dates, func(i, j int) bool { return dates[i].Before(dates[j]) })
 	if len(dates) == 0 {
 		next := ru.cfg.Calendar.DealingDayFor(time.Now())
 		if !last.IsZero() {
@@ -403,6 +402,7 @@ func (ru *run) datesAfter(last domain.Date) ([]domain.Date, error) {
 			delete(ru.dates, s)
 		}
 	}
+	slices.SortFunc(dates, func(a, b domain.Date) int { return a.Compare(b) })
 	return dates, nil
 }
 
@@ -634,12 +634,6 @@ const pollInterval = 100 * time.Millisecond
 // nil, is called once the cycle is seen at its cut-off or a later step (or
 // complete).
 func (ru *run) cycle(ctx context.Context, phase string, date domain.Date, prices map[string]string, cutOff func()) (cycleJSON, error) {
-	var once sync.Once
-	reached := func() {
-		if cutOff != nil {
-			once.Do(cutOff)
-		}
-	}
 	bar := ru.bar(phase, -1)
 	defer bar.finish()
 	a, err := ru.c.call(ctx, "prices", "", http.MethodPost, "/v1/prices", "", map[string]any{"date": date.String(), "prices": prices})
@@ -661,8 +655,9 @@ func (ru *run) cycle(ctx context.Context, phase string, date domain.Date, prices
 		if err := json.Unmarshal(a.body, &cs); err != nil {
 			return cs, fmt.Errorf("load: cycle of %s: %w", date, err)
 		}
-		if cs.Status == "complete" || (cs.Step != "" && cs.Step != "settle") {
-			reached()
+		if cutOff != nil && (cs.Status == "complete" || (cs.Step != "" && cs.Step != "settle")) {
+			cutOff()
+			cutOff = nil // once
 		}
 		switch cs.Status {
 		case "complete":

@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 
@@ -82,9 +81,7 @@ func FormatByteSize(n int64) string {
 func withMemoryGauges(gauges func() map[string]int64) func() map[string]int64 {
 	return func() map[string]int64 {
 		g := gauges()
-		heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		metrics.Read(heap)
-		g[actors.GaugeHeapBytes] = int64(heap[0].Value.Uint64())
+		g[actors.GaugeHeapBytes] = int64(procmem.HeapObjects())
 		g[actors.GaugeResidentBytes] = int64(procmem.Resident())
 		return g
 	}

@@ -130,7 +130,7 @@ func TestClusterGrowsAndShrinksUnderLoad(t *testing.T) {
 	c.mu.Unlock()
 	require.Positive(t, acked)
 	if t.Failed() {
-		for _, p := range append(append([]*process(nil), lc.other...), lc.nodes...) {
+		for _, p := range lc.processes() {
 			t.Logf("%s's log:\n%s", p.name, p.output())
 		}
 	}

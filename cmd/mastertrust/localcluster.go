@@ -36,9 +36,10 @@ type localCluster struct {
 	gateway string // the gateway's base URL
 	log     *slog.Logger
 
-	mu    sync.Mutex
-	nodes []*process // by number, from 1
-	other []*process // NATS, the custodian, the gateway
+	mu          sync.Mutex
+	nodes       []*process // by number, from 1
+	gatewayProc *process
+	other       []*process // NATS, the custodian, in the order they started
 }
 
 // process is one child process and its output.
@@ -217,7 +218,7 @@ func startLocalCluster(ctx context.Context, cfg localClusterConfig) (_ *localClu
 			return nil, err
 		}
 	}
-	if c.gateway, err = c.start(ctx, "gateway", "gateway listening on ", "gateway", "--http", "127.0.0.1:0", "--nats-url", c.natsURL); err != nil {
+	if err := c.startGateway(ctx, "127.0.0.1:0"); err != nil {
 		return nil, err
 	}
 	return c, c.awaitMembers(ctx, cfg.Nodes)
@@ -243,6 +244,8 @@ func (c *localCluster) start(ctx context.Context, name, ready string, args ...st
 	c.mu.Lock()
 	if n, ok := nodeNumber(name); ok {
 		c.nodes[n-1] = p
+	} else if name == "gateway" {
+		c.gatewayProc = p
 	} else {
 		c.other = append(c.other, p)
 	}
@@ -252,6 +255,12 @@ func (c *localCluster) start(ctx context.Context, name, ready string, args ...st
 
 func (c *localCluster) spawn(name string, args ...string) (*process, error) {
 	return startProcess(name, c.command(args...), filepath.Join(c.dir, name+".log"))
+}
+
+// startGateway starts the gateway listening on addr and sets its base URL.
+func (c *localCluster) startGateway(ctx context.Context, addr string) (err error) {
+	c.gateway, err = c.start(ctx, "gateway", "gateway listening on ", "gateway", "--http", addr, "--nats-url", c.natsURL)
+	return err
 }
 
 func nodeNumber(name string) (int, bool) {
@@ -299,22 +308,14 @@ func (c *localCluster) killNode(ctx context.Context, n int) error {
 // gateway has started and sees every node again.
 func (c *localCluster) killGateway(ctx context.Context) error {
 	c.mu.Lock()
-	i := slices.IndexFunc(c.other, func(p *process) bool { return p.name == "gateway" })
-	p := c.other[i]
+	p := c.gatewayProc
 	nodes := len(c.nodes)
 	c.mu.Unlock()
 	c.log.Info("chaos: kill -9", "process", p.name, "pid", p.cmd.Process.Pid)
 	if err := p.stop(syscall.SIGKILL, 30*time.Second); err != nil {
 		return err
 	}
-	g, err := c.spawn("gateway", "gateway", "--http", strings.TrimPrefix(c.gateway, "http://"), "--nats-url", c.natsURL)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.other[i] = g
-	c.mu.Unlock()
-	if _, err := g.waitLine(ctx, "gateway listening on ", startWait); err != nil {
+	if err := c.startGateway(ctx, strings.TrimPrefix(c.gateway, "http://")); err != nil {
 		return err
 	}
 	c.log.Info("chaos: restarted", "process", "gateway")
@@ -375,35 +376,32 @@ func (c *localCluster) token(member string) (string, error) {
 
 // pids names every running process and its pid.
 func (c *localCluster) pids() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	out := map[string]int{}
-	for _, p := range append(append([]*process(nil), c.other...), c.nodes...) {
-		if p != nil && !p.exited() {
+	for _, p := range c.processes() {
+		if !p.exited() {
 			out[p.name] = p.cmd.Process.Pid
 		}
 	}
 	return out
 }
 
-// stop stops every process: the gateway, the nodes, the custodian, NATS,
-// each with SIGTERM (SIGKILL after 30 s).
-func (c *localCluster) stop() {
+// processes are the cluster's processes started so far, in the order they
+// stop: the gateway, the nodes, the custodian, NATS.
+func (c *localCluster) processes() []*process {
 	c.mu.Lock()
-	var order []*process
-	if len(c.other) == 3 {
-		order = append(order, c.other[2]) // the gateway
+	defer c.mu.Unlock()
+	all := append([]*process{c.gatewayProc}, c.nodes...)
+	for _, p := range slices.Backward(c.other) {
+		all = append(all, p)
 	}
-	order = append(order, c.nodes...)
-	for i := min(len(c.other), 2) - 1; i >= 0; i-- {
-		order = append(order, c.other[i]) // the custodian, NATS
-	}
-	c.mu.Unlock()
-	for _, p := range order {
-		if p != nil {
-			if err := p.stop(syscall.SIGTERM, 30*time.Second); err != nil {
-				c.log.Warn("stop", "err", err)
-			}
+	return slices.DeleteFunc(all, func(p *process) bool { return p == nil })
+}
+
+// stop stops every process, in turn, each with SIGTERM (SIGKILL after 30 s).
+func (c *localCluster) stop() {
+	for _, p := range c.processes() {
+		if err := p.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+			c.log.Warn("stop", "err", err)
 		}
 	}
 }

@@ -1,7 +1,8 @@
 //go:build linux
 
 // Package procmem reads this process's memory as the kernel counts it:
-// resident and peak resident set size.
+// resident and peak resident set size; and the Go heap as the runtime
+// counts it (HeapObjects).
 package procmem
 
 import (

@@ -1,7 +1,8 @@
 //go:build !linux
 
 // Package procmem reads this process's memory as the kernel counts it:
-// resident and peak resident set size; unknown (0) here.
+// resident and peak resident set size, unknown (0) here; and the Go heap as
+// the runtime counts it (HeapObjects).
 package procmem
 
 // ResetPeak is not available here: the peak is reported as unknown.

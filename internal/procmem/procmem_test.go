@@ -25,3 +25,11 @@ func TestResidentAndPeak(t *testing.T) {
 	require.InDelta(t, float64(rss), float64(byPid), float64(rss)/2)
 	require.Zero(t, procmem.ResidentOf(1<<30), "no such process")
 }
+
+// The heap's object bytes are the runtime's, on every system: this test's
+// own objects among them.
+func TestHeapObjects(t *testing.T) {
+	keep := make([]byte, 8<<20)
+	require.GreaterOrEqual(t, procmem.HeapObjects(), uint64(len(keep)))
+	runtime.KeepAlive(keep)
+}
