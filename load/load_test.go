@@ -61,10 +61,12 @@ func generate(t *testing.T, members, days int) []byte {
 }
 
 // TestSmallRun runs 300 members for 3 days, a tenth of each day's members
-// racing the cut-off, and every check passes.
+// racing the cut-off, and every check passes; each day is profiled, into a
+// directory the run makes.
 func TestSmallRun(t *testing.T) {
 	cfg := startDev(t)
 	cfg.Racing = 0.1
+	cfg.ProfileDir = filepath.Join(t.TempDir(), "not", "yet", "made")
 	work := generate(t, 300, 3)
 	r, err := load.NewReader(bytes.NewReader(work))
 	require.NoError(t, err)
@@ -84,6 +86,11 @@ func TestSmallRun(t *testing.T) {
 	// Those sent once the cycle was at its cut-off were dealt the next day,
 	// and checked like the rest.
 	assert.Positive(t, nextDay)
+	for _, name := range []string{"day-1.cpu.pprof", "day-3.heap.pprof"} {
+		fi, err := os.Stat(filepath.Join(cfg.ProfileDir, name))
+		require.NoError(t, err)
+		assert.Positive(t, fi.Size(), name)
+	}
 }
 
 // A run interrupted before its checks (here on day 1, as by Ctrl-C) writes

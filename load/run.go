@@ -128,6 +128,12 @@ func Run(ctx context.Context, cfg Config, r *Reader) (_ *Result, err error) {
 	if len(cfg.URLs) == 0 || cfg.Token == nil || cfg.Calendar == nil {
 		return nil, errors.New("load: run needs gateway URLs, a token signer and a calendar")
 	}
+	if cfg.ProfileDir != "" {
+		// Made now, not found missing after the pots have been opened.
+		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+			return nil, fmt.Errorf("load: profile: %w", err)
+		}
+	}
 	m := newRecorder()
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = cfg.Clients * 2
