@@ -501,3 +501,18 @@ func seqOf(t testing.TB, member, id string) uint64 {
 	require.NoError(t, err, id)
 	return n
 }
+
+// TestSharesTheJournalsBlockCache opens the read model on its Pebble
+// journal's block cache, as a node does, and closes the journal first: the
+// store, holding its own reference, still reads all it projected.
+func TestSharesTheJournalsBlockCache(t *testing.T) {
+	l := liveLife(t, 12, func(*life, int) {})
+	log, _ := testkit.Logger(t)
+	s, err := history.Open(filepath.Join(t.TempDir(), "history"), history.Options{Logger: log, Cache: l.j.BlockCache(), RenderClosedOrder: renderEncoded})
+	require.NoError(t, err)
+	catchUpAll(t, s, l.j)
+	want := dump(t, s)
+	require.NoError(t, l.j.Close())
+	requireSameBytes(t, want, dump(t, s), "read after the journal closed")
+	require.NoError(t, s.Close())
+}

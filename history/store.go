@@ -33,6 +33,7 @@ import (
 
 	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/pebbleopts"
 )
 
 const (
@@ -55,8 +56,12 @@ const (
 
 // Options configures a Store. Open calls EnsureDefaults.
 type Options struct {
-	// CacheBytes is Pebble's block cache. Default 16 MiB.
+	// CacheBytes is Pebble's block cache. Default 16 MiB. Ignored if
+	// Cache is set.
 	CacheBytes int64
+	// Cache, if set, is a block cache shared with another store (a node
+	// shares its Pebble journal's, persistence/pebble.Store.BlockCache).
+	Cache *pebble.Cache
 	// Logger receives Pebble's lines (Info at Debug level) and the
 	// store's own. Default: a logger that discards.
 	Logger *slog.Logger
@@ -144,21 +149,21 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	cache := pebble.NewCache(opts.CacheBytes)
-	defer cache.Unref()
-	db, err := pebble.Open(dir, &pebble.Options{
-		Cache: cache,
-		// The projection rewrites each touched member's record on every
-		// page: with Pebble's 4 MiB memtables and 64 MB Lbase it flushed
-		// and compacted ~8 files a second at 200,000 members, the
-		// growing share of a dealing day's CPU (docs/performance.md, "200,000
-		// members for 30 days in the million-pot regime"). As the
-		// journal's (persistence/pebble).
-		MemTableSize:       memTableBytes,
-		LBaseMaxBytes:      4 * memTableBytes,
-		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{opts.Logger},
-	})
+	cache := opts.Cache
+	if cache == nil {
+		cache = pebble.NewCache(opts.CacheBytes)
+		defer cache.Unref() // the DB holds its own reference
+	}
+	popts := &pebble.Options{Cache: cache, Logger: pebbleLogger{opts.Logger}}
+	// The projection rewrites each touched member's record on every page:
+	// with Pebble's 4 MiB memtables and 64 MB Lbase it flushed and
+	// compacted ~8 files a second at 200,000 members, the growing share of
+	// a dealing day's CPU (docs/performance.md, "200,000 members for 30
+	// days in the million-pot regime"). And it reads that record back
+	// (loadMember) for every member a page touches: the filters spare
+	// those reads the tables without it.
+	pebbleopts.Apply(popts, memTableBytes, pebbleopts.BloomBitsPerKeyDefault)
+	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("history: open %s: %w", dir, err)
 	}

@@ -169,10 +169,11 @@ type Config struct {
 	// docs/performance.md).
 	JournalMinSyncInterval time.Duration
 	// JournalCacheBytes is the Pebble journal's block cache (outside the Go
-	// heap, so not under MemoryLimitBytes). Default 64 MiB. A node of a
-	// million pots activates each from its snapshot on a dealing day: with
-	// 64 MiB of a 1.4 GB journal cached, the sstables' index blocks were
-	// read and decompressed again on most reads (docs/performance.md).
+	// heap, so not under MemoryLimitBytes), which the node's history read
+	// model shares. Default 64 MiB. A node of a million pots activates each
+	// from its snapshot on a dealing day: with 64 MiB of a 1.4 GB journal
+	// cached, the sstables' index blocks were read and decompressed again
+	// on most reads (docs/performance.md).
 	JournalCacheBytes int64
 
 	// PotIdleTimeout passivates a pot without messages. Default 10 min.

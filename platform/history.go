@@ -45,7 +45,9 @@ func RebuildHistory(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("platform: rebuild history (is the node stopped?): %w", err)
 	}
-	err = history.Rebuild(ctx, HistoryDir(cfg.DataDir), j, HistoryOptions(cat, log))
+	opts := HistoryOptions(cat, log)
+	opts.Cache = j.BlockCache()
+	err = history.Rebuild(ctx, HistoryDir(cfg.DataDir), j, opts)
 	return errors.Join(err, j.Close())
 }
 

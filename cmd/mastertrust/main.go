@@ -565,7 +565,7 @@ func journalSyncFlag(f *flags, cfg *platform.Config) {
 // journalCacheFlag binds the Pebble journal's block cache size
 // (platform.Config.JournalCacheBytes).
 func journalCacheFlag(f *flags, bytes *int64) {
-	f.byteSizeVar(bytes, "journal-cache", "Pebble journal: the block cache, a `size` such as 1GiB (0: 64 MiB; outside --memory-limit)")
+	f.byteSizeVar(bytes, "journal-cache", "Pebble journal: the block cache, shared with the history read model, a `size` such as 1GiB (0: 64 MiB; outside --memory-limit)")
 }
 
 func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {

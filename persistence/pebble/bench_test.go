@@ -10,6 +10,7 @@ import (
 	cpebble "github.com/cockroachdb/pebble/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/acme/mastertrust/internal/pebbleopts"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/pebble"
 )
@@ -100,4 +101,65 @@ func (quietLogger) Infof(string, ...any)  {}
 func (quietLogger) Errorf(string, ...any) {}
 func (quietLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf("pebble: "+format, args...))
+}
+
+// BenchmarkRecoverCold measures what a pot's activation reads from a
+// journal that has grown: its snapshot, then the events after it (none for
+// most: a pot passivates at its snapshot). Each store holds streams whose
+// appends were interleaved over time, as a dealing month's are, and is
+// reopened before the reads, so that the block cache is empty and no head
+// is cached; the operating system's page cache is warm, as on a busy node.
+// The sub-benchmarks compare a young store with one of 8 times the history
+// per stream, with and without Bloom filters.
+func BenchmarkRecoverCold(b *testing.B) {
+	const streams, snapshotBytes = 50_000, 2_000
+	for _, appends := range []int{4, 32} {
+		for _, bits := range []int{-1, pebbleopts.BloomBitsPerKeyDefault} {
+			b.Run(fmt.Sprintf("appends=%d/bloom=%d", appends, bits), func(b *testing.B) {
+				dir := b.TempDir()
+				opts := pebble.Options{Groups: 64, CacheBytes: 16 << 20, BloomBitsPerKey: bits}
+				st, err := pebble.Open(dir, opts)
+				require.NoError(b, err)
+				ctx := context.Background()
+				name := func(i int) string { return fmt.Sprintf("pot/m%07d", i) }
+				ev := []persistence.NewEvent{{Type: "pot.BenchEvent", Data: make([]byte, benchEventBytes)}}
+				snap := make([]byte, snapshotBytes)
+				const writers = 256
+				for round := range appends {
+					var wg sync.WaitGroup
+					for w := range writers {
+						wg.Go(func() {
+							for i := w; i < streams; i += writers {
+								_, err := st.Append(ctx, persistence.AppendRequest{Stream: name(i), Group: uint32(i % 64), ExpectedVersion: uint64(round), Events: ev})
+								if err == nil && (round%4 == 3 || round == appends-1) {
+									err = st.SaveSnapshot(ctx, persistence.Snapshot{Stream: name(i), Version: uint64(round + 1), Data: snap})
+								}
+								if err != nil {
+									b.Error(err)
+									return
+								}
+							}
+						})
+					}
+					wg.Wait()
+				}
+				require.NoError(b, st.Close())
+				st, err = pebble.Open(dir, opts)
+				require.NoError(b, err)
+				defer st.Close()
+				b.ResetTimer()
+				for i := range b.N {
+					stream := name(i * 7919 % streams)
+					s, found, err := st.LoadSnapshot(ctx, stream)
+					if err != nil || !found {
+						b.Fatal(stream, found, err)
+					}
+					evs, err := st.Read(ctx, stream, s.Version+1, 0)
+					if err != nil || len(evs) != 0 {
+						b.Fatal(stream, len(evs), err)
+					}
+				}
+			})
+		}
+	}
 }

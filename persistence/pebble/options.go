@@ -8,6 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/acme/mastertrust/internal/pebbleopts"
 	"github.com/acme/mastertrust/persistence"
 )
 
@@ -59,7 +60,8 @@ type Options struct {
 	// disk, and adds its length to every append's latency). At most 10ms.
 	WALMinSyncInterval time.Duration
 
-	// CacheBytes is the size of Pebble's block cache. Default 64 MiB.
+	// CacheBytes is the size of Pebble's block cache. Default 64 MiB. The
+	// node's history read model shares it (Store.BlockCache).
 	CacheBytes int64
 
 	// MemTableBytes is the size of one memtable. Default 64 MiB; at most
@@ -70,6 +72,11 @@ type Options struct {
 	// and group) that spares each append a seek in the index. Default
 	// 100,000 (about 10 MB: the active pots of a busy node).
 	HeadCacheEntries int
+
+	// BloomBitsPerKey sizes the Bloom filter of each table, which spares a
+	// point read (a stream's snapshot) the tables that do not hold its key.
+	// Default 10 (pebbleopts.BloomBitsPerKeyDefault); negative: none.
+	BloomBitsPerKey int
 
 	// Logger receives Pebble's log lines (Info at Debug level) and the
 	// store's own. Default: a logger that discards.
@@ -90,6 +97,9 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.HeadCacheEntries == 0 {
 		o.HeadCacheEntries = headCacheEntriesDefault
+	}
+	if o.BloomBitsPerKey == 0 {
+		o.BloomBitsPerKey = pebbleopts.BloomBitsPerKeyDefault
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -30,6 +30,7 @@ import (
 
 	cpebble "github.com/cockroachdb/pebble/v2"
 
+	"github.com/acme/mastertrust/internal/pebbleopts"
 	"github.com/acme/mastertrust/persistence"
 )
 
@@ -37,6 +38,7 @@ import (
 // database's directory lock: one Store per directory.
 type Store struct {
 	db      *cpebble.DB
+	cache   *cpebble.Cache // the DB's block cache, shared (BlockCache)
 	groups  uint32
 	log     *slog.Logger
 	commits *committer      // every append goes through it
@@ -61,32 +63,27 @@ var _ persistence.Journal = (*Store)(nil)
 // An index entry counts an append's events in 16 bits.
 const _ = uint16(persistence.AppendEventsMax)
 
-// lbaseMaxBytes is Lbase's size for memtables of memTableBytes: what L0
-// compacts into it at once (4 memtables), at least Pebble's 64 MB.
-func lbaseMaxBytes(memTableBytes uint64) int64 {
-	return max(int64(4*memTableBytes), 64<<20)
-}
-
 // Open opens the journal in dir, creating it if dir holds no journal.
 func Open(dir string, opts Options) (*Store, error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	// The Store keeps its reference until Close (BlockCache); the DB takes
+	// its own.
 	cache := cpebble.NewCache(opts.CacheBytes)
-	defer cache.Unref()
+	ok := false
+	defer func() {
+		if !ok {
+			cache.Unref()
+		}
+	}()
 	popts := &cpebble.Options{
-		FS:           opts.FS,
-		Cache:        cache,
-		MemTableSize: opts.MemTableBytes,
-		// Lbase holds what L0's compaction threshold (4) of memtables
-		// flushed: with Pebble's 64 MB against 64 MiB memtables, every
-		// compaction from L0 rewrote Lbase whole, and more levels deep as
-		// the journal grew (a pot's appends land all over the key space).
-		LBaseMaxBytes:      lbaseMaxBytes(opts.MemTableBytes),
-		FormatMajorVersion: cpebble.FormatNewest,
-		Logger:             pebbleLogger{opts.Logger},
+		FS:     opts.FS,
+		Cache:  cache,
+		Logger: pebbleLogger{opts.Logger},
 	}
+	pebbleopts.Apply(popts, opts.MemTableBytes, opts.BloomBitsPerKey)
 	if d := opts.WALMinSyncInterval; d > 0 {
 		popts.WALMinSyncInterval = func() time.Duration { return d }
 	}
@@ -100,6 +97,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		db:      db,
+		cache:   cache,
 		groups:  groups,
 		log:     opts.Logger,
 		pending: newPendingStreams(),
@@ -113,6 +111,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.ops.New = func() any { return &appendOp{result: make(chan appendResult, 1)} }
 	s.commits = newCommitter(s, opts.HeadCacheEntries, next)
 	s.log.Debug("pebble journal opened", "dir", dir, "groups", groups)
+	ok = true
 	return s, nil
 }
 
@@ -530,11 +529,18 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.commits.stop()
+	defer s.cache.Unref()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("pebble journal: close: %w", err)
 	}
 	return nil
 }
+
+// BlockCache is the journal's block cache, for another store of the same
+// node to share (the history read model, history.Options.Cache): one
+// budget, --journal-cache, spent on whichever store's blocks are hot.
+// Valid until Close; a store opened with it holds its own reference.
+func (s *Store) BlockCache() *cpebble.Cache { return s.cache }
 
 // DiskSpaceBytes is the space the database takes on disk (WAL, sstables,
 // manifests), for benchmarks and metrics.
