@@ -39,7 +39,8 @@ import (
 const (
 	// cacheBytesDefault: the queries read one member's keys at a time and
 	// the projection its members' records; 16 MiB holds the busy members
-	// of a node (the journal has its own 64 MiB cache).
+	// of a small store. A node shares its Pebble journal's cache instead
+	// (Options.Cache).
 	cacheBytesDefault = 16 << 20
 	// replicasCachedDefault: a replica without its closed history is a few
 	// KB decoded, so 4,096 take ~20 MB; consecutive pages of a group's

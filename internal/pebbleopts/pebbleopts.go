@@ -30,7 +30,7 @@ func LBaseMaxBytes(memTableBytes uint64) int64 {
 // over the whole key space, so nearly every table of a level spans every
 // key, and each level a store grows into adds block reads, mostly missing
 // the block cache, to every read: a pot's recovery from a journal with 8
-// times the history took 1.65 times as long without filters, 1.24 with
+// times the history took 1.65 times as long without filters, 1.22 with
 // them (BenchmarkRecoverCold; docs/performance.md). A filter answers "not
 // here" for 99% of those tables from a block the cache keeps. Range scans
 // (the feed, a stream's index, a member's orders) do not use filters.
