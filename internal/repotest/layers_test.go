@@ -48,8 +48,8 @@ var layers = map[string]layer{
 		thirdParty: []string{},
 	},
 	"persistence/pebble": {
-		why:     "a journal backend: the contract and Pebble, nothing of the business",
-		imports: []string{"persistence"},
+		why:     "a journal backend: the contract and Pebble (tuned as the history is), nothing of the business",
+		imports: []string{"internal/pebbleopts", "persistence"},
 	},
 	"persistence/jetstream": {
 		why:     "a journal backend: the contract and NATS, nothing of the business",
@@ -97,7 +97,7 @@ var layers = map[string]layer{
 	"history": {
 		why: "the pots' history read model: the journal's feed (the contract, not a backend) projected with the domain's Apply and codec's forms into a Pebble database of its own; no grains, no NATS" +
 			" (protoactor is linked, not used: codec imports proto/pb, whose generated grain clients import it)",
-		imports:    []string{"codec", "domain", "persistence"},
+		imports:    []string{"codec", "domain", "internal/pebbleopts", "persistence"},
 		thirdParty: []string{"github.com/cockroachdb/pebble"},
 		notLinked:  []string{"github.com/nats-io/"},
 	},
@@ -132,6 +132,7 @@ var layers = map[string]layer{
 	"internal/natsembed":  {why: "an embedded NATS server: standalone"},
 	"internal/natsmsg":    {why: "NATS message headers naming a protobuf payload: standalone"},
 	"internal/natsstream": {why: "creating JetStream streams that concurrent starts also create: standalone"},
+	"internal/pebbleopts": {why: "the Pebble options the journal and the history share: standalone"},
 	"internal/pki":        {why: "certificates and TLS configurations for the platform's connections: standalone"},
 	"internal/procmem":    {why: "this process's resident and peak memory from the kernel: standalone"},
 	"internal/problem": {
