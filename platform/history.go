@@ -12,6 +12,7 @@ import (
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/gateway"
 	"github.com/acme/mastertrust/history"
+	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/pebble"
 )
 
@@ -45,21 +46,28 @@ func RebuildHistory(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("platform: rebuild history (is the node stopped?): %w", err)
 	}
-	opts := HistoryOptions(cat, log)
-	opts.Cache = j.BlockCache()
-	err = history.Rebuild(ctx, HistoryDir(cfg.DataDir), j, opts)
+	err = history.Rebuild(ctx, HistoryDir(cfg.DataDir), j, HistoryOptions(cat, log, j))
 	return errors.Join(err, j.Close())
 }
 
 // HistoryOptions are the history read model's options, the same for a
 // node's live store and a rebuild, so that both render alike: the
 // catalogue words the statement, and a closed order's view is the API's
-// JSON of it, rendered once when the order closes.
-func HistoryOptions(cat *domain.Catalogue, log *slog.Logger) history.Options {
-	return history.Options{Catalogue: cat, Logger: log.With("component", "history"),
+// JSON of it, rendered once when the order closes. On a Pebble journal
+// the store shares the journal's block cache: one budget for the node's two
+// Pebble stores, where the history's own 16 MiB missed on nearly every
+// member record it read back at a million members (docs/performance.md,
+// "The history on the journal's block cache"). j may be nil (no journal to
+// share with).
+func HistoryOptions(cat *domain.Catalogue, log *slog.Logger, j persistence.Journal) history.Options {
+	opts := history.Options{Catalogue: cat, Logger: log.With("component", "history"),
 		RenderClosedOrder: func(b []byte, o *domain.Order) []byte {
 			return gateway.AppendOrderJSON(b, actors.ClosedOrderView(cat, o))
 		}}
+	if pj, ok := j.(*pebble.Store); ok {
+		opts.Cache = pj.BlockCache()
+	}
+	return opts
 }
 
 // openHistory opens a node's history read model. A store an older build

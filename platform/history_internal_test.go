@@ -17,7 +17,7 @@ import (
 // joining projects it again); a directory that is not a history at all is
 // still refused, not removed.
 func TestOpenHistoryDropsAnotherLayout(t *testing.T) {
-	opts := HistoryOptions(domain.DefaultCatalogue(), slog.New(slog.DiscardHandler))
+	opts := HistoryOptions(domain.DefaultCatalogue(), slog.New(slog.DiscardHandler), nil)
 	writeDB := func(dir string, kvs ...string) {
 		db, err := pebble.Open(dir, &pebble.Options{})
 		require.NoError(t, err)
@@ -79,7 +79,7 @@ func TestRenderedOrderIsPinnedToTheLayout(t *testing.T) {
 		ExecutedAt: day.At(16, 30, time.UTC)}
 	o := &domain.Order{ID: "M1-2", Type: domain.OrderBuy, MovementID: "M1-1", CreatedAt: day.At(9, 15, time.UTC),
 		DealingDate: day, OriginalDealingDate: day, Trades: []*domain.Trade{trade}}
-	render := HistoryOptions(domain.DefaultCatalogue(), slog.New(slog.DiscardHandler)).RenderClosedOrder
+	render := HistoryOptions(domain.DefaultCatalogue(), slog.New(slog.DiscardHandler), nil).RenderClosedOrder
 	want, ok := renderedOrderOfLayout[history.LayoutVersion]
 	require.True(t, ok, "no rendering recorded for history layout %d", history.LayoutVersion)
 	require.Equal(t, want, string(render(nil, o)),

@@ -19,7 +19,6 @@ import (
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/persistence"
-	"github.com/acme/mastertrust/persistence/pebble"
 	"github.com/acme/mastertrust/proto/pb"
 )
 
@@ -166,14 +165,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if err := actors.FollowMarket(ctx, cfg.Journal, cfg.Market, marketFollowInterval, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("platform: start node: %w", err)
 	}
-	histOpts := HistoryOptions(cfg.Catalogue, cfg.Logger)
-	if j, ok := cfg.Journal.(*pebble.Store); ok {
-		// One block cache for the node's two Pebble stores: at a million
-		// members the history's own 16 MiB missed on nearly every member
-		// record it read back (docs/performance.md, "A shared block cache").
-		histOpts.Cache = j.BlockCache()
-	}
-	hist, err := openHistory(cfg.HistoryDir, histOpts, cfg.Logger)
+	hist, err := openHistory(cfg.HistoryDir, HistoryOptions(cfg.Catalogue, cfg.Logger, cfg.Journal), cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("platform: start node: %w", err)
 	}

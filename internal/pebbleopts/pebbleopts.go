@@ -13,11 +13,11 @@ import (
 // a false positive 1% of the time.
 const BloomBitsPerKeyDefault = 10
 
-// LBaseMaxBytes is Lbase's size for memtables of memTableBytes: what L0
+// lbaseMaxBytes is Lbase's size for memtables of memTableBytes: what L0
 // compacts into it at once (4 memtables), at least Pebble's 64 MB. With
 // Pebble's 64 MB against 64 MiB memtables, every compaction from L0
 // rewrote Lbase whole, and more levels deep as a store grew.
-func LBaseMaxBytes(memTableBytes uint64) int64 {
+func lbaseMaxBytes(memTableBytes uint64) int64 {
 	return max(int64(4*memTableBytes), 64<<20)
 }
 
@@ -37,7 +37,7 @@ func LBaseMaxBytes(memTableBytes uint64) int64 {
 // Tables written before filters were set have none, until compacted.
 func Apply(o *pebble.Options, memTableBytes uint64, bloomBitsPerKey int) {
 	o.MemTableSize = memTableBytes
-	o.LBaseMaxBytes = LBaseMaxBytes(memTableBytes)
+	o.LBaseMaxBytes = lbaseMaxBytes(memTableBytes)
 	o.FormatMajorVersion = pebble.FormatNewest
 	if bloomBitsPerKey > 0 {
 		// Later levels inherit L0's filter.
