@@ -118,6 +118,7 @@ func Differs(have, want jetstream.StreamConfig) bool {
 		have.AllowDirect != want.AllowDirect ||
 		have.DenyDelete != want.DenyDelete ||
 		have.DenyPurge != want.DenyPurge ||
+		have.AllowAtomicPublish != want.AllowAtomicPublish ||
 		set(int64(want.Replicas), int64(have.Replicas)) ||
 		set(int64(want.MaxAge), int64(have.MaxAge)) ||
 		set(want.MaxBytes, have.MaxBytes) ||

@@ -55,29 +55,36 @@ func writerGroup(w, writers int, groups uint32) uint32 {
 
 // BenchmarkAppend measures the journal on an embedded server with
 // SyncAlways: each writer appends batch events to its own stream and waits
-// for the acknowledgement. Compare with BenchmarkRawPublish.
+// for the acknowledgement, with the appends of a stream batched (the
+// default) or each published alone. Compare with BenchmarkRawPublish.
 func BenchmarkAppend(b *testing.B) {
 	for _, s := range benchShapes {
-		b.Run(fmt.Sprintf("writers=%d/batch=%d/streams=%d", s.writers, s.batch, s.streams), func(b *testing.B) {
-			srv := startServer(b, b.TempDir())
-			nc := connect(b, srv.ClientURL())
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			st, err := jetstream.Open(ctx, nc, jetstream.Options{Groups: 64, Streams: s.streams})
-			require.NoError(b, err)
-			defer st.Close()
-			evs := make([]persistence.NewEvent, s.batch)
-			for i := range evs {
-				evs[i] = persistence.NewEvent{Type: "pot.BenchEvent", Data: make([]byte, benchEventBytes)}
-			}
-			versions := make([]uint64, s.writers)
-			runWriters(b, s.writers, s.batch, func(w int) error {
-				v, err := st.Append(context.Background(), persistence.AppendRequest{Stream: fmt.Sprintf("pot/b%05d", w),
-					Group: writerGroup(w, s.writers, 64), ExpectedVersion: versions[w], Events: evs})
-				versions[w] = v
-				return err
+		for _, mode := range []struct {
+			name       string
+			appendsMin int
+			appendsMax int
+		}{{"batched", 0, 0}, {"message", 0, 1}} {
+			b.Run(fmt.Sprintf("%s/writers=%d/batch=%d/streams=%d", mode.name, s.writers, s.batch, s.streams), func(b *testing.B) {
+				srv := startServer(b, b.TempDir())
+				nc := connect(b, srv.ClientURL())
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				st, err := jetstream.Open(ctx, nc, jetstream.Options{Groups: 64, Streams: s.streams, BatchAppendsMin: mode.appendsMin, BatchAppendsMax: mode.appendsMax})
+				require.NoError(b, err)
+				defer st.Close()
+				evs := make([]persistence.NewEvent, s.batch)
+				for i := range evs {
+					evs[i] = persistence.NewEvent{Type: "pot.BenchEvent", Data: make([]byte, benchEventBytes)}
+				}
+				versions := make([]uint64, s.writers)
+				runWriters(b, s.writers, s.batch, func(w int) error {
+					v, err := st.Append(context.Background(), persistence.AppendRequest{Stream: fmt.Sprintf("pot/b%05d", w),
+						Group: writerGroup(w, s.writers, 64), ExpectedVersion: versions[w], Events: evs})
+					versions[w] = v
+					return err
+				})
 			})
-		})
+		}
 	}
 }
 

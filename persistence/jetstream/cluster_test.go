@@ -23,7 +23,7 @@ import (
 // (as production's are), each with its own store, and waits until
 // JetStream's meta group has a leader. A clustered JetStream refuses to
 // start without routes, so the route ports are chosen first.
-func startCluster(t *testing.T) []*natsembed.Server {
+func startCluster(t testing.TB) []*natsembed.Server {
 	t.Helper()
 	ca, err := pki.NewAuthority("journal test CA", time.Hour)
 	require.NoError(t, err)
@@ -90,7 +90,8 @@ func hasMetaLeader(servers []*natsembed.Server) bool {
 
 // TestContractReplicated runs the acceptance suite on a three-server
 // cluster with every stream replicated three times, each Journal connected
-// to another server, as nodes of a cluster would be. Concurrent appends to
+// to another server, as nodes of a cluster would be. Every append goes through
+// the batcher, as a busy node's do. Concurrent appends to
 // one stream on a replicated stream can fail with JetStream's error 10164
 // (an append to the subject is still in the Raft pipeline) as well as
 // 10071; the suite's conflict cases fail unless both are reported as
@@ -107,7 +108,8 @@ func TestContractReplicated(t *testing.T) {
 				nc := connect(t, srv.ClientURL())
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				return jetstream.Open(ctx, nc, jetstream.Options{Prefix: prefix, Groups: groups, Streams: min(int(groups), 2), Replicas: 3, Logger: testLogger(t)})
+				return jetstream.Open(ctx, nc, jetstream.Options{Prefix: prefix, Groups: groups, Streams: min(int(groups), 2), Replicas: 3,
+					BatchAppendsMin: 1, Logger: testLogger(t)})
 			}
 		},
 	})

@@ -50,7 +50,7 @@ func runCrashChild(child persistencetest.CrashChild) int {
 	defer stop()
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	s, err := jetstream.Open(octx, nc, jetstream.Options{Prefix: crashPrefix, Groups: child.Workload.Groups})
+	s, err := jetstream.Open(octx, nc, jetstream.Options{Prefix: crashPrefix, Groups: child.Workload.Groups, BatchAppendsMin: 1})
 	if err != nil {
 		return fail(err)
 	}
@@ -76,7 +76,7 @@ func TestCrash(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			s, err := jetstream.Open(ctx, nc, jetstream.Options{Prefix: crashPrefix, Groups: groups})
+			s, err := jetstream.Open(ctx, nc, jetstream.Options{Prefix: crashPrefix, Groups: groups, BatchAppendsMin: 1})
 			if err != nil {
 				nc.Close()
 				srv.Shutdown()

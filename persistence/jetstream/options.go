@@ -72,6 +72,21 @@ type Options struct {
 	// append. Default 100,000.
 	HeadCacheEntries int
 
+	// BatchAppendsMax is the most appends committed together in one
+	// atomic batch of a JetStream stream (batch.go): the appends waiting
+	// when a batch starts, up to this many. 1 publishes each append on its
+	// own. Default 1,000, nats-server's limit.
+	BatchAppendsMax int
+
+	// BatchAppendsMin is how many appends of one JetStream stream must be
+	// outstanding before they are batched: fewer are published one by one,
+	// which costs the server less than a batch of a few. Default 16.
+	BatchAppendsMin int
+
+	// BatchesInFlight is how many batches of one JetStream stream may be
+	// committing at once. Default 2; at most 50, nats-server's limit.
+	BatchesInFlight int
+
 	// Logger for the store's own lines. Default: discard.
 	Logger *slog.Logger
 }
@@ -90,6 +105,15 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.HeadCacheEntries == 0 {
 		o.HeadCacheEntries = headCacheEntriesDefault
+	}
+	if o.BatchAppendsMax == 0 {
+		o.BatchAppendsMax = batchAppendsMaxDefault
+	}
+	if o.BatchAppendsMin == 0 {
+		o.BatchAppendsMin = min(batchAppendsMinDefault, o.BatchAppendsMax)
+	}
+	if o.BatchesInFlight == 0 {
+		o.BatchesInFlight = batchesInFlightDefault
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -117,6 +141,15 @@ func (o *Options) Validate() error {
 	}
 	if o.RequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("request timeout %s is not positive", o.RequestTimeout))
+	}
+	if o.BatchAppendsMax < 1 || o.BatchAppendsMax > batchAppendsMaxLimit {
+		errs = append(errs, fmt.Errorf("batch appends max %d outside [1, %d]", o.BatchAppendsMax, batchAppendsMaxLimit))
+	}
+	if o.BatchAppendsMin < 1 || o.BatchAppendsMin > o.BatchAppendsMax {
+		errs = append(errs, fmt.Errorf("batch appends min %d outside [1, batch appends max %d]", o.BatchAppendsMin, o.BatchAppendsMax))
+	}
+	if o.BatchesInFlight < 1 || o.BatchesInFlight > batchesInFlightLimit {
+		errs = append(errs, fmt.Errorf("batches in flight %d outside [1, %d]", o.BatchesInFlight, batchesInFlightLimit))
 	}
 	if o.HeadCacheEntries < 0 {
 		errs = append(errs, fmt.Errorf("head cache entries %d is negative", o.HeadCacheEntries))

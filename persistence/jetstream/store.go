@@ -104,6 +104,10 @@ type Store struct {
 	snapName string
 	dirName  string
 
+	// batchers commit the appends of each JetStream stream in atomic
+	// batches (batch.go); nil when Options.BatchAppendsMax is 1.
+	batchers []*batcher
+
 	// mu is read-held by every operation and write-held by Close, so that
 	// Close waits for operations in flight and later ones see closed.
 	mu     sync.RWMutex
@@ -171,8 +175,15 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 			// The journal is append-only.
 			DenyDelete: true,
 			DenyPurge:  true,
+			// Appends are committed in atomic batches (batch.go).
+			AllowAtomicPublish: true,
 		}); err != nil {
 			return nil, err
+		}
+	}
+	if opts.BatchAppendsMax > 1 {
+		for i := range s.streams {
+			s.batchers = append(s.batchers, newBatcher(s, s.eventStreamName(i), opts.BatchAppendsMin, opts.BatchAppendsMax, opts.BatchesInFlight))
 		}
 	}
 	if err := ensureStream(ctx, js, s.log, jetstream.StreamConfig{
@@ -223,6 +234,15 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger,
 		!have.AllowDirect || limit(have.MaxMsgsPerSubject) != limit(cfg.MaxMsgsPerSubject) {
 		return fmt.Errorf("jetstream journal: stream %s exists with subjects %v, storage %v, allow direct %v, max msgs per subject %d; want %v, file, true, %d",
 			cfg.Name, have.Subjects, have.Storage, have.AllowDirect, have.MaxMsgsPerSubject, cfg.Subjects, cfg.MaxMsgsPerSubject)
+	}
+	if cfg.AllowAtomicPublish && !have.AllowAtomicPublish {
+		// A journal created before appends were batched. Allowing atomic
+		// batches changes nothing stored and nothing a reader sees.
+		have.AllowAtomicPublish = true
+		if st, err = natsstream.Ensure(ctx, js, have, true); err != nil {
+			return fmt.Errorf("jetstream journal: allowing atomic batches on %s: %w", cfg.Name, err)
+		}
+		log.Info("jetstream journal: allowed atomic batch publishing on an existing stream", "stream", cfg.Name)
 	}
 	if have.Replicas != max(cfg.Replicas, 1) {
 		// Not an error: the stream works, and changing its replicas is
@@ -446,15 +466,10 @@ func (s *Store) Append(ctx context.Context, req persistence.AppendRequest) (uint
 		}
 	}
 	newVersion := req.ExpectedVersion + uint64(len(req.Events))
-	msg := nats.NewMsg(s.eventSubject(req.Group, req.Stream))
-	msg.Header.Set(hdrExpectedLastSubjSeq, strconv.FormatUint(h.seq, 10))
-	msg.Header.Set(hdrVersion, strconv.FormatUint(newVersion, 10))
-	msg.Header.Set(hdrCount, strconv.Itoa(len(req.Events)))
-	msg.Data = encodeEvents(req.Events)
-	ack, err := s.publishDurably(ctx, msg)
+	seq, err := s.publish(ctx, req.Group, s.appendMessage(req, h.seq), h.seq)
 	if err != nil {
 		s.heads.drop(req.Stream)
-		if isWrongLastSequence(err) {
+		if isWrongLastSequence(err) || errors.Is(err, errWrongLastSequence) {
 			// Someone appended since the head was read. Say to what
 			// version, if a lookup can tell; if it cannot, say so rather
 			// than name a version (the expected one, once: "expected 204,
@@ -473,8 +488,33 @@ func (s *Store) Append(ctx context.Context, req persistence.AppendRequest) (uint
 		// No acknowledgement: the message may or may not be stored.
 		return fail(err)
 	}
-	s.heads.put(req.Stream, head{group: req.Group, version: newVersion, seq: ack.Sequence})
+	s.heads.put(req.Stream, head{group: req.Group, version: newVersion, seq: seq})
 	return newVersion, nil
+}
+
+// appendMessage is req's message, expecting its subject's last sequence
+// to be lastSeq.
+func (s *Store) appendMessage(req persistence.AppendRequest, lastSeq uint64) *nats.Msg {
+	msg := nats.NewMsg(s.eventSubject(req.Group, req.Stream))
+	msg.Header.Set(hdrExpectedLastSubjSeq, strconv.FormatUint(lastSeq, 10))
+	msg.Header.Set(hdrVersion, strconv.FormatUint(req.ExpectedVersion+uint64(len(req.Events)), 10))
+	msg.Header.Set(hdrCount, strconv.Itoa(len(req.Events)))
+	msg.Data = encodeEvents(req.Events)
+	return msg
+}
+
+// publish stores an append's message, which expects its subject's last
+// sequence to be expected, and returns its sequence: in the group's
+// stream's next atomic batch, or on its own.
+func (s *Store) publish(ctx context.Context, group uint32, msg *nats.Msg, expected uint64) (uint64, error) {
+	if s.batchers != nil {
+		return s.batchers[s.streamIndex(group)].submit(ctx, msg, expected)
+	}
+	ack, err := s.publishDurably(ctx, msg)
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }
 
 // lookupHead asks the stream leaders for a stream's last append, on the
@@ -847,6 +887,13 @@ func (s *Store) Close() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.closed {
+		// No append is in flight (each holds mu), so each batcher
+		// stops with an empty queue.
+		for _, b := range s.batchers {
+			b.close()
+		}
+	}
 	s.closed = true
 	return nil
 }
