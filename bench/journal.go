@@ -5,6 +5,7 @@ package bench
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,12 +15,14 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/persistence"
@@ -193,6 +196,12 @@ func RunJournal(ctx context.Context, cfg JournalConfig, out io.Writer) (err erro
 					journal.appends, journal.events, raw.appends, raw.events, ratio)
 				r.log.Info("journal bench cell", "backend", backend, "batch", batch, "writers", w, "journal_events_s", journal.events, "raw_events_s", raw.events)
 			}
+		}
+	}
+
+	if slices.Contains(cfg.Backends, BackendJetStream) {
+		if err := r.jetStreamBatches(ctx, js, out); err != nil {
+			return err
 		}
 	}
 
@@ -420,8 +429,14 @@ func (r *journalRun) rawJetStream(ctx context.Context, e *jsEnv, writers, batch 
 }
 
 func (r *journalRun) jetStreamJournal(ctx context.Context, e *jsEnv, writers, batch int) (rate, error) {
+	return r.jetStreamJournalWith(ctx, e, writers, batch, 0)
+}
+
+// jetStreamJournalWith measures the journal with Options.BatchAppendsMax
+// batchAppendsMax (0: the default).
+func (r *journalRun) jetStreamJournalWith(ctx context.Context, e *jsEnv, writers, batch, batchAppendsMax int) (rate, error) {
 	prefix := fmt.Sprintf("j%d", r.cell.Add(1))
-	s, err := jetstream.Open(ctx, e.nc, jetstream.Options{Prefix: prefix, Groups: r.cfg.Groups, Streams: jsStreamsPerJournal})
+	s, err := jetstream.Open(ctx, e.nc, jetstream.Options{Prefix: prefix, Groups: r.cfg.Groups, Streams: jsStreamsPerJournal, BatchAppendsMax: batchAppendsMax})
 	if err != nil {
 		return rate{}, err
 	}
@@ -435,6 +450,119 @@ func (r *journalRun) jetStreamJournal(ctx context.Context, e *jsEnv, writers, ba
 		}
 	}()
 	return drive(ctx, r.shape(writers), r.appendLoop(s, writers, batch))
+}
+
+// jetStreamBatches prints the JetStream journal's 1-event appends with
+// its appends batched (the default) beside each published on its own
+// (BatchAppendsMax 1), and beside raw atomic batches of the same bytes in
+// the same shape: as many messages in flight as writers, spread over the
+// same streams, each stream's share in as many batches at once as the
+// journal commits. Each cell is measured cfg.Repeats times, the three in
+// turn.
+func (r *journalRun) jetStreamBatches(ctx context.Context, e *jsEnv, out io.Writer) error {
+	fmt.Fprintf(out, "\nJetStream journal, 1-event appends: batched (the default) against each append published alone, and against raw atomic batches of the same bytes (%d streams, %d batches in flight per stream):\n\n",
+		jsStreamsPerJournal, jsBatchesInFlight)
+	fmt.Fprintf(out, "%8s %18s %20s %16s %18s %12s %17s\n", "writers", "batched appends/s", "one-by-one appends/s", "batched/one-by-one", "raw batches msgs/s", "batched/raw", "batched CPU/append")
+	for _, w := range r.cfg.Writers {
+		var batched, alone, raw []rate
+		for range r.cfg.Repeats {
+			b, err := r.jetStreamJournalWith(ctx, e, w, 1, 0)
+			if err != nil {
+				return fmt.Errorf("bench: jetstream batched, %d writers: %w", w, err)
+			}
+			a, err := r.jetStreamJournalWith(ctx, e, w, 1, 1)
+			if err != nil {
+				return fmt.Errorf("bench: jetstream one by one, %d writers: %w", w, err)
+			}
+			rb, err := r.rawJetStreamBatches(ctx, e, w)
+			if err != nil {
+				return fmt.Errorf("bench: raw atomic batches, %d writers: %w", w, err)
+			}
+			batched, alone, raw = append(batched, b), append(alone, a), append(raw, rb)
+		}
+		b, a, rb := medianRate(batched), medianRate(alone), medianRate(raw)
+		// A raw op is a batch; its events are its messages.
+		fmt.Fprintf(out, "%8d %18.0f %20.0f %16.2f %18.0f %12.2f %17s\n", w, b.appends, a.appends, b.appends/a.appends,
+			rb.events, b.appends/rb.events, b.cpuPerOp.Round(time.Microsecond))
+		r.log.Info("journal bench batches", "writers", w, "batched", b.appends, "one_by_one", a.appends, "raw_batch_msgs", rb.events)
+	}
+	return nil
+}
+
+// jsBatchesInFlight matches the journal's default batches in flight per
+// stream.
+const jsBatchesInFlight = 2
+
+func medianRate(rs []rate) rate {
+	slices.SortFunc(rs, func(a, b rate) int {
+		switch {
+		case a.events < b.events:
+			return -1
+		case a.events > b.events:
+			return 1
+		}
+		return 0
+	})
+	return rs[len(rs)/2]
+}
+
+// rawJetStreamBatches publishes atomic batches of one message per writer
+// with no journal logic: each stream's writers' messages go in
+// jsBatchesInFlight batches at once, back to back. Appends/s are messages.
+func (r *journalRun) rawJetStreamBatches(ctx context.Context, e *jsEnv, writers int) (rate, error) {
+	prefix := fmt.Sprintf("rawb%d", r.cell.Add(1))
+	for i := range jsStreamsPerJournal {
+		if _, err := e.js.CreateStream(ctx, natsjs.StreamConfig{
+			Name: fmt.Sprintf("%s_%d", prefix, i), Subjects: []string{fmt.Sprintf("%s.%d.>", prefix, i)},
+			Storage: natsjs.FileStorage, AllowAtomicPublish: true,
+		}); err != nil {
+			return rate{}, err
+		}
+		defer e.js.DeleteStream(context.Background(), fmt.Sprintf("%s_%d", prefix, i))
+	}
+	publishers := jsStreamsPerJournal * jsBatchesInFlight
+	size := max(writers/publishers, 1)
+	publishers = min(publishers, writers)
+	payload := append([]byte("pot.BenchEvent"), r.payload...)
+	return drive(ctx, r.shape(publishers), func(ctx context.Context, p int) (int, error) {
+		stream := p % jsStreamsPerJournal
+		if size == 1 {
+			_, err := e.js.Publish(ctx, fmt.Sprintf("%s.%d.%d", prefix, stream, p), payload)
+			return 1, err
+		}
+		id := nuid.Next()
+		for i := 1; i <= size; i++ {
+			m := nats.NewMsg(fmt.Sprintf("%s.%d.%d.%d", prefix, stream, p, i))
+			m.Data = payload
+			m.Header.Set("Nats-Batch-Id", id)
+			m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i))
+			if i < size {
+				if err := e.nc.PublishMsg(m); err != nil {
+					return 0, err
+				}
+				continue
+			}
+			m.Header.Set("Nats-Batch-Commit", "1")
+			resp, err := e.nc.RequestMsgWithContext(ctx, m)
+			if err != nil {
+				return 0, err
+			}
+			var ack struct {
+				Error *natsjs.APIError `json:"error"`
+				Count int              `json:"count"`
+			}
+			if err := json.Unmarshal(resp.Data, &ack); err != nil {
+				return 0, err
+			}
+			if ack.Error != nil {
+				return 0, ack.Error
+			}
+			if ack.Count != size {
+				return 0, fmt.Errorf("batch of %d acknowledged as %d", size, ack.Count)
+			}
+		}
+		return size, nil
+	})
 }
 
 type readBackResult struct {

@@ -39,7 +39,7 @@ func TestRunJournalSmall(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 2*2*2, rows, "throughput rows")
-	for _, want := range []string{"WALMinSyncInterval", "100µs", "Read-back", "bytes on disk/event"} {
+	for _, want := range []string{"WALMinSyncInterval", "100µs", "Read-back", "bytes on disk/event", "batched/one-by-one", "batched/raw"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q", want)
 		}

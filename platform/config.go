@@ -16,6 +16,7 @@ import (
 	"github.com/acme/mastertrust/custodian/simulator"
 	"github.com/acme/mastertrust/internal/natsauth"
 	"github.com/acme/mastertrust/persistence"
+	"github.com/acme/mastertrust/persistence/jetstream"
 )
 
 // Config is every setting of a mastertrust process, in one place. The
@@ -160,6 +161,11 @@ type Config struct {
 	Groups uint32
 	// Replicas of each JetStream stream (3 in production). Default 1.
 	Replicas int
+	// JournalBatchMax is the most appends the JetStream journal commits in
+	// one atomic batch of a stream (persistence/jetstream, batch.go): 0 is
+	// its default (1,000, nats-server's limit), 1 publishes each append on
+	// its own.
+	JournalBatchMax int
 	// JournalMinSyncInterval spaces the Pebble journal's WAL syncs: after
 	// a sync, the next waits this long, so that each covers more appends.
 	// Default 0 (sync as soon as the previous ends). 300µs made durable pot
@@ -369,6 +375,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RequestTimeout <= 0 {
 		bad("request timeout %s: want more than 0", c.RequestTimeout)
+	}
+	if c.JournalBatchMax < 0 || c.JournalBatchMax > jetstream.BatchAppendsMaxLimit {
+		bad("journal batch max %d: want 0 (%d) to %d", c.JournalBatchMax, jetstream.BatchAppendsMaxLimit, jetstream.BatchAppendsMaxLimit)
 	}
 	if c.JournalCacheBytes < 0 {
 		bad("journal cache %d bytes: want 0 (64 MiB) or more", c.JournalCacheBytes)

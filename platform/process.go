@@ -256,7 +256,7 @@ func (p *Process) openJournal(cfg Config, watch *natsWatch) (persistence.Journal
 	nc := p.nc
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	j, err := jetstream.Open(ctx, nc, jetstream.Options{Groups: cfg.Groups, Replicas: cfg.Replicas, Logger: p.log.With("component", "journal")})
+	j, err := jetstream.Open(ctx, nc, jetstream.Options{Groups: cfg.Groups, Replicas: cfg.Replicas, BatchAppendsMax: cfg.JournalBatchMax, Logger: p.log.With("component", "journal")})
 	if err != nil {
 		return nil, fmt.Errorf("platform: open jetstream journal: %w", err)
 	}

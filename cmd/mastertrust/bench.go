@@ -59,13 +59,24 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		f.durationVar(&cfg.Duration, "duration", 0, "length of each measurement (default: the workload's)")
 		f.intVar(&cfg.Repeats, "repeats", 0, "measurements of each cell, the median reported (default: the workload's)")
 		f.intVar(&cfg.ReadStreams, "read-streams", 0, "streams written before the read-back test (default 1M)")
+		f.boolVar(&cfg.SkipReadBack, "skip-read-back", false, "skip the read-back and bytes-on-disk measurement")
+		f.boolVar(&cfg.SkipWALSyncIntervals, "skip-wal-sync-intervals", false, "skip Pebble's table by WAL sync interval")
 		backends := ""
 		f.stringVar(&backends, "backends", "", "comma-separated backends: pebble, jetstream (default both)")
+		var writers []string
+		f.listVar(&writers, "writers", "", "comma-separated concurrent writers (default 1,16,64,256)")
 		if err := f.parse(args[1:]); err != nil {
 			return err
 		}
 		if backends != "" {
 			cfg.Backends = strings.Split(backends, ",")
+		}
+		for _, w := range writers {
+			n, err := strconv.Atoi(w)
+			if err != nil {
+				return fmt.Errorf("--writers: %q is not a number", w)
+			}
+			cfg.Writers = append(cfg.Writers, n)
 		}
 		cfg.Logger = log
 		return bench.RunJournal(ctx, cfg, stdout)

@@ -582,6 +582,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	groups := 0
 	f.intVar(&groups, "groups", platform.DefaultGroups, "pot groups of a new journal (fixed once created)")
 	f.intVar(&cfg.Replicas, "replicas", 1, "replicas of each JetStream stream (3 in production)")
+	f.intVar(&cfg.JournalBatchMax, "journal-batch-max", 0, "most appends committed in one atomic batch of a JetStream stream (0: 1,000; 1: each alone)")
 	potFlags(f, &cfg)
 	memoryLimitFlag(f, &cfg.MemoryLimitBytes)
 	journalSyncFlag(f, &cfg)

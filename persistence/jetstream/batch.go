@@ -46,13 +46,13 @@ const (
 	// batch; each batch also costs the server a fixed amount (on a
 	// one-replica file stream it stages the batch in a store of its own),
 	// so batches are made as large as the waiting appends allow.
-	batchAppendsMaxDefault = 1000
+	batchAppendsMaxDefault = BatchAppendsMaxLimit
 	// batchAppendsMinDefault: a batch's fixed cost on a one-replica file
 	// stream (~1.5 ms here: the server stages it in a store of its own) is
-	// about what a dozen appends cost published one by one.
-	batchAppendsMinDefault = 16
-	// batchAppendsMaxLimit is nats-server's default limit.
-	batchAppendsMaxLimit = 1000
+	// about what a dozen appends cost published one by one, and with two
+	// batches in flight 32 outstanding appends make batches of 16.
+	batchAppendsMinDefault = 32
+
 	// batchesInFlightDefault per JetStream stream: one batch being stored
 	// while the next fills. The server takes up to 50 per stream.
 	batchesInFlightDefault = 2
@@ -64,6 +64,10 @@ const (
 	// batchQueueLength is how many appends may wait for a stream's batcher.
 	batchQueueLength = 4096
 )
+
+// BatchAppendsMaxLimit is the most Options.BatchAppendsMax may be:
+// nats-server's default limit of messages in an atomic batch.
+const BatchAppendsMaxLimit = 1000
 
 // Headers of an atomic batch (ADR-50).
 const (

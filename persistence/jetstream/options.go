@@ -80,7 +80,7 @@ type Options struct {
 
 	// BatchAppendsMin is how many appends of one JetStream stream must be
 	// outstanding before they are batched: fewer are published one by one,
-	// which costs the server less than a batch of a few. Default 16.
+	// which costs the server less than a batch of a few. Default 32.
 	BatchAppendsMin int
 
 	// BatchesInFlight is how many batches of one JetStream stream may be
@@ -142,8 +142,8 @@ func (o *Options) Validate() error {
 	if o.RequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("request timeout %s is not positive", o.RequestTimeout))
 	}
-	if o.BatchAppendsMax < 1 || o.BatchAppendsMax > batchAppendsMaxLimit {
-		errs = append(errs, fmt.Errorf("batch appends max %d outside [1, %d]", o.BatchAppendsMax, batchAppendsMaxLimit))
+	if o.BatchAppendsMax < 1 || o.BatchAppendsMax > BatchAppendsMaxLimit {
+		errs = append(errs, fmt.Errorf("batch appends max %d outside [1, %d]", o.BatchAppendsMax, BatchAppendsMaxLimit))
 	}
 	if o.BatchAppendsMin < 1 || o.BatchAppendsMin > o.BatchAppendsMax {
 		errs = append(errs, fmt.Errorf("batch appends min %d outside [1, batch appends max %d]", o.BatchAppendsMin, o.BatchAppendsMax))
