@@ -368,6 +368,9 @@ func (b *batcher) publishBatch(batch []*pendingAppend) error {
 // final reports whether err says the appends can never be stored as sent:
 // retrying would only fail again.
 func final(err error) bool {
+	if errors.Is(err, nats.ErrConnectionClosed) {
+		return true // the store's owner closed it: nothing more can be sent
+	}
 	var apiErr *natsjs.APIError
 	if !errors.As(err, &apiErr) {
 		return false

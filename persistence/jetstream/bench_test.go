@@ -140,3 +140,34 @@ func BenchmarkReadFeedUpToDate(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAppendReplicated is BenchmarkAppend on three servers (in this
+// process) with every stream replicated three times, as in production:
+// there the server stages an atomic batch in memory, where a one-replica
+// file stream stages it in a file store of its own.
+func BenchmarkAppendReplicated(b *testing.B) {
+	for _, writers := range []int{64, 256} {
+		for _, mode := range []struct {
+			name       string
+			appendsMax int
+		}{{"batched", 0}, {"message", 1}} {
+			b.Run(fmt.Sprintf("%s/writers=%d", mode.name, writers), func(b *testing.B) {
+				servers := startCluster(b)
+				nc := connect(b, servers[0].ClientURL())
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				st, err := jetstream.Open(ctx, nc, jetstream.Options{Groups: 64, Replicas: 3, BatchAppendsMax: mode.appendsMax})
+				require.NoError(b, err)
+				defer st.Close()
+				evs := []persistence.NewEvent{{Type: "pot.BenchEvent", Data: make([]byte, benchEventBytes)}}
+				versions := make([]uint64, writers)
+				runWriters(b, writers, 1, func(w int) error {
+					v, err := st.Append(context.Background(), persistence.AppendRequest{Stream: fmt.Sprintf("pot/b%05d", w),
+						Group: writerGroup(w, writers, 64), ExpectedVersion: versions[w], Events: evs})
+					versions[w] = v
+					return err
+				})
+			})
+		}
+	}
+}
