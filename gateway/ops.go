@@ -149,7 +149,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ Claims) {
 	case <-ctx.Done():
 		err = fmt.Errorf("readiness check did not answer in %s: %w", s.cfg.ReadyTimeout, ctx.Err())
 	}
-	s.readiness.note(s.log, err, time.Since(start))
+	s.readiness.Note(s.log, err, time.Since(start))
 	if err != nil {
 		s.writeProblem(w, r, newProblem(problem.Unavailable, "not ready"))
 		return
@@ -157,19 +157,20 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ Claims) {
 	s.writeJSON(w, r, http.StatusOK, statusJSON{Status: "ready"})
 }
 
-// readinessLog logs the readiness check's outcome when it changes: a load
+// ReadinessLog logs a readiness check's outcome when it changes: a load
 // balancer probes every few seconds, and a node down for a minute would
-// otherwise log the same warning at each probe.
-type readinessLog struct {
+// otherwise log the same warning at each probe. The gateway's /readyz and a
+// node's use it. The zero value is ready to use.
+type ReadinessLog struct {
 	mu sync.Mutex
 	// last is the last failure's text; "" while ready (and before the
 	// first probe).
 	last string
 }
 
-// note logs err if it differs from the last probe's outcome: a warning for
+// Note logs err if it differs from the last probe's outcome: a warning for
 // a new failure, and a line when the process is ready again.
-func (r *readinessLog) note(log *slog.Logger, err error, took time.Duration) {
+func (r *ReadinessLog) Note(log *slog.Logger, err error, took time.Duration) {
 	text := ""
 	if err != nil {
 		text = err.Error()
@@ -181,9 +182,9 @@ func (r *readinessLog) note(log *slog.Logger, err error, took time.Duration) {
 	switch {
 	case text == last:
 	case err != nil:
-		log.Warn("gateway: not ready (logged again when the reason changes)", "err", err, "check_duration", took)
+		log.Warn("not ready (logged again when the reason changes)", "err", err, "check_duration", took)
 	default:
-		log.Info("gateway: ready again", "was", last)
+		log.Info("ready again", "was", last)
 	}
 }
 

@@ -121,8 +121,8 @@ func TestReadinessLoggedOncePerChange(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{
-		"WARN gateway: not ready (logged again when the reason changes)",
-		"WARN gateway: not ready (logged again when the reason changes)",
-		"INFO gateway: ready again",
+		"WARN not ready (logged again when the reason changes)",
+		"WARN not ready (logged again when the reason changes)",
+		"INFO ready again",
 	}, readiness)
 }

@@ -57,6 +57,9 @@ type Process struct {
 	// journalState caches the journal's last check (readiness probes
 	// come often; a check is a request per JetStream stream).
 	journalState journalCheck
+	// readiness logs a node's /readyz outcome when it changes, not at
+	// every probe.
+	readiness gateway.ReadinessLog
 	// restoreMemoryLimit sets back Go's memory limit from before
 	// StartMember (nil: unchanged).
 	restoreMemoryLimit func()
@@ -164,8 +167,10 @@ func StartMember(cfg Config) (p *Process, err error) {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-			if err := p.ready(r.Context()); err != nil {
-				p.log.Warn("not ready", "err", err)
+			start := time.Now()
+			err := p.ready(r.Context())
+			p.readiness.Note(p.log, err, time.Since(start))
+			if err != nil {
 				w.WriteHeader(http.StatusServiceUnavailable)
 				return
 			}

@@ -13,7 +13,13 @@ set -u
 MODE=$1; SECS=${2:-20}; MT=${MT:-mastertrust}; VEG=${VEGETA:-vegeta}
 D=/tmp/mtm-$MODE; rm -rf $D; mkdir -p $D; cd $D
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill $p 2>/dev/null; done; sleep 1; for p in "${PIDS[@]}"; do kill -9 $p 2>/dev/null; done; }
+# Stopped with SIGTERM, and given 15 s, so that each writes its CPU profile
+# (MASTERTRUST_CPU_PROFILE=/dir/prefix, if set) before any kill -9.
+cleanup() {
+  for p in "${PIDS[@]}"; do kill $p 2>/dev/null; done
+  for i in $(seq 1 75); do alive=0; for p in "${PIDS[@]}"; do kill -0 $p 2>/dev/null && alive=1; done; [ $alive = 0 ] && break; sleep 0.2; done
+  for p in "${PIDS[@]}"; do kill -9 $p 2>/dev/null; done
+}
 trap cleanup EXIT
 wait_for() { for i in $(seq 1 300); do grep -q "$2" $1 2>/dev/null && return 0; sleep 0.2; done; echo "timeout waiting for $2 in $1"; tail -5 $1; exit 1; }
 if [ $MODE = dev ]; then
