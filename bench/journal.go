@@ -261,15 +261,6 @@ func (r *journalRun) pairs(raw, journal func() (rate, error)) (j, w rate, ratio 
 		js, ws = append(js, jr), append(ws, rw)
 		ratios = append(ratios, jr.events/rw.events)
 	}
-	byEvents := func(a, b rate) int {
-		switch {
-		case a.events < b.events:
-			return -1
-		case a.events > b.events:
-			return 1
-		}
-		return 0
-	}
 	slices.SortFunc(js, byEvents)
 	slices.SortFunc(ws, byEvents)
 	slices.Sort(ratios)
@@ -493,17 +484,21 @@ func (r *journalRun) jetStreamBatches(ctx context.Context, e *jsEnv, out io.Writ
 // stream.
 const jsBatchesInFlight = 2
 
+// medianRate is the median of rs by events/s; it sorts rs.
 func medianRate(rs []rate) rate {
-	slices.SortFunc(rs, func(a, b rate) int {
-		switch {
-		case a.events < b.events:
-			return -1
-		case a.events > b.events:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(rs, byEvents)
 	return rs[len(rs)/2]
+}
+
+// byEvents orders rates by events/s.
+func byEvents(a, b rate) int {
+	switch {
+	case a.events < b.events:
+		return -1
+	case a.events > b.events:
+		return 1
+	}
+	return 0
 }
 
 // rawJetStreamBatches publishes atomic batches of one message per writer

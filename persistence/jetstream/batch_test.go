@@ -67,6 +67,16 @@ func (f *batchFixture) version2(ctx context.Context, i int) string {
 	return string(evs[0].Data)
 }
 
+// eachAtVersion2 checks that nothing was stored twice: every stream holds
+// exactly its versions 1 and 2.
+func (f *batchFixture) eachAtVersion2(ctx context.Context) {
+	for i := range f.streams {
+		evs, err := f.other.Read(ctx, f.streams[i], 1, 0)
+		require.NoError(f.t, err)
+		assert.Len(f.t, evs, 2, "%s", f.streams[i])
+	}
+}
+
 // A batch whose middle append was overtaken by another node: that append
 // alone is answered with a conflict, every other one is stored once, in
 // the batch's order, and the stream holds the other node's event.
@@ -100,12 +110,7 @@ func TestBatchConflictInTheMiddle(t *testing.T) {
 	for k := 1; k < len(seqs); k++ {
 		assert.Equal(t, seqs[k-1]+1, seqs[k], "the retried batch's sequences follow its order: %v", seqs)
 	}
-	// Nothing is stored twice: each stream is at version 2.
-	for i := range f.streams {
-		evs, err := f.other.Read(ctx, f.streams[i], 1, 0)
-		require.NoError(t, err)
-		assert.Len(t, evs, 2, "%s", f.streams[i])
-	}
+	f.eachAtVersion2(ctx)
 }
 
 // A batch tried again after it was stored (its acknowledgement lost) is
@@ -134,11 +139,7 @@ func TestBatchStoredThenTriedAgain(t *testing.T) {
 		require.NoError(t, o.err, "append %d tried again", i)
 		assert.Equal(t, first[i], o.seq, "append %d is where the first try stored it", i)
 	}
-	for i := range f.streams {
-		evs, err := f.other.Read(ctx, f.streams[i], 1, 0)
-		require.NoError(t, err)
-		assert.Len(t, evs, 2, "%s", f.streams[i])
-	}
+	f.eachAtVersion2(ctx)
 }
 
 // Two appends of one pot never share a batch (the server refuses an
