@@ -390,6 +390,30 @@ func (e *jsEnv) close() {
 	e.srv.Shutdown()
 }
 
+// rawStreams creates the raw cells' jsStreamsPerJournal streams,
+// <prefix>_<i> on <prefix>.<i>.>, allowing atomic batches if atomic, and
+// returns what deletes those it created.
+func (e *jsEnv) rawStreams(ctx context.Context, prefix string, atomic bool) (remove func(), err error) {
+	var names []string
+	remove = func() {
+		for _, name := range names {
+			e.js.DeleteStream(context.Background(), name)
+		}
+	}
+	for i := range jsStreamsPerJournal {
+		name := fmt.Sprintf("%s_%d", prefix, i)
+		if _, err := e.js.CreateStream(ctx, natsjs.StreamConfig{
+			Name: name, Subjects: []string{fmt.Sprintf("%s.%d.>", prefix, i)}, Storage: natsjs.FileStorage,
+			AllowAtomicPublish: atomic,
+		}); err != nil {
+			remove()
+			return nil, err
+		}
+		names = append(names, name)
+	}
+	return remove, nil
+}
+
 // jsStreamsPerJournal matches the journal's default spread of groups.
 const jsStreamsPerJournal = 4
 
@@ -399,14 +423,11 @@ const jsStreamsPerJournal = 4
 // and no expected-sequence check.
 func (r *journalRun) rawJetStream(ctx context.Context, e *jsEnv, writers, batch int) (rate, error) {
 	prefix := fmt.Sprintf("raw%d", r.cell.Add(1))
-	for i := range jsStreamsPerJournal {
-		if _, err := e.js.CreateStream(ctx, natsjs.StreamConfig{
-			Name: fmt.Sprintf("%s_%d", prefix, i), Subjects: []string{fmt.Sprintf("%s.%d.>", prefix, i)}, Storage: natsjs.FileStorage,
-		}); err != nil {
-			return rate{}, err
-		}
-		defer e.js.DeleteStream(context.Background(), fmt.Sprintf("%s_%d", prefix, i))
+	remove, err := e.rawStreams(ctx, prefix, false)
+	if err != nil {
+		return rate{}, err
 	}
+	defer remove()
 	payload := make([]byte, 0, batch*(len(r.payload)+20))
 	for range batch {
 		payload = append(payload, "pot.BenchEvent"...)
@@ -506,15 +527,11 @@ func byEvents(a, b rate) int {
 // jsBatchesInFlight batches at once, back to back. Appends/s are messages.
 func (r *journalRun) rawJetStreamBatches(ctx context.Context, e *jsEnv, writers int) (rate, error) {
 	prefix := fmt.Sprintf("rawb%d", r.cell.Add(1))
-	for i := range jsStreamsPerJournal {
-		if _, err := e.js.CreateStream(ctx, natsjs.StreamConfig{
-			Name: fmt.Sprintf("%s_%d", prefix, i), Subjects: []string{fmt.Sprintf("%s.%d.>", prefix, i)},
-			Storage: natsjs.FileStorage, AllowAtomicPublish: true,
-		}); err != nil {
-			return rate{}, err
-		}
-		defer e.js.DeleteStream(context.Background(), fmt.Sprintf("%s_%d", prefix, i))
+	remove, err := e.rawStreams(ctx, prefix, true)
+	if err != nil {
+		return rate{}, err
 	}
+	defer remove()
 	publishers := jsStreamsPerJournal * jsBatchesInFlight
 	size := max(writers/publishers, 1)
 	publishers = min(publishers, writers)

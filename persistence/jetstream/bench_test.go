@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -59,33 +60,42 @@ func writerGroup(w, writers int, groups uint32) uint32 {
 // default) or each published alone. Compare with BenchmarkRawPublish.
 func BenchmarkAppend(b *testing.B) {
 	for _, s := range benchShapes {
-		for _, mode := range []struct {
-			name       string
-			appendsMin int
-			appendsMax int
-		}{{"batched", 0, 0}, {"message", 0, 1}} {
+		for _, mode := range appendModes {
 			b.Run(fmt.Sprintf("%s/writers=%d/batch=%d/streams=%d", mode.name, s.writers, s.batch, s.streams), func(b *testing.B) {
 				srv := startServer(b, b.TempDir())
-				nc := connect(b, srv.ClientURL())
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				st, err := jetstream.Open(ctx, nc, jetstream.Options{Groups: 64, Streams: s.streams, BatchAppendsMin: mode.appendsMin, BatchAppendsMax: mode.appendsMax})
-				require.NoError(b, err)
-				defer st.Close()
-				evs := make([]persistence.NewEvent, s.batch)
-				for i := range evs {
-					evs[i] = persistence.NewEvent{Type: "pot.BenchEvent", Data: make([]byte, benchEventBytes)}
-				}
-				versions := make([]uint64, s.writers)
-				runWriters(b, s.writers, s.batch, func(w int) error {
-					v, err := st.Append(context.Background(), persistence.AppendRequest{Stream: fmt.Sprintf("pot/b%05d", w),
-						Group: writerGroup(w, s.writers, 64), ExpectedVersion: versions[w], Events: evs})
-					versions[w] = v
-					return err
-				})
+				runAppends(b, connect(b, srv.ClientURL()), jetstream.Options{Groups: 64, Streams: s.streams, BatchAppendsMax: mode.appendsMax},
+					s.writers, s.batch)
 			})
 		}
 	}
+}
+
+// appendModes are the two ways the benchmarks append: batched (the
+// default) and each append published alone.
+var appendModes = []struct {
+	name       string
+	appendsMax int // Options.BatchAppendsMax
+}{{"batched", 0}, {"message", 1}}
+
+// runAppends opens a journal on nc with opts and measures writers each
+// appending batch events to its own stream.
+func runAppends(b *testing.B, nc *nats.Conn, opts jetstream.Options, writers, batch int) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := jetstream.Open(ctx, nc, opts)
+	require.NoError(b, err)
+	defer st.Close()
+	evs := make([]persistence.NewEvent, batch)
+	for i := range evs {
+		evs[i] = persistence.NewEvent{Type: "pot.BenchEvent", Data: make([]byte, benchEventBytes)}
+	}
+	versions := make([]uint64, writers)
+	runWriters(b, writers, batch, func(w int) error {
+		v, err := st.Append(context.Background(), persistence.AppendRequest{Stream: fmt.Sprintf("pot/b%05d", w),
+			Group: writerGroup(w, writers, opts.Groups), ExpectedVersion: versions[w], Events: evs})
+		versions[w] = v
+		return err
+	})
 }
 
 // BenchmarkRawPublish is the ceiling: synchronous publishes of the same
@@ -147,26 +157,11 @@ func BenchmarkReadFeedUpToDate(b *testing.B) {
 // file stream stages it in a file store of its own.
 func BenchmarkAppendReplicated(b *testing.B) {
 	for _, writers := range []int{64, 256} {
-		for _, mode := range []struct {
-			name       string
-			appendsMax int
-		}{{"batched", 0}, {"message", 1}} {
+		for _, mode := range appendModes {
 			b.Run(fmt.Sprintf("%s/writers=%d", mode.name, writers), func(b *testing.B) {
 				servers := startCluster(b)
-				nc := connect(b, servers[0].ClientURL())
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				st, err := jetstream.Open(ctx, nc, jetstream.Options{Groups: 64, Replicas: 3, BatchAppendsMax: mode.appendsMax})
-				require.NoError(b, err)
-				defer st.Close()
-				evs := []persistence.NewEvent{{Type: "pot.BenchEvent", Data: make([]byte, benchEventBytes)}}
-				versions := make([]uint64, writers)
-				runWriters(b, writers, 1, func(w int) error {
-					v, err := st.Append(context.Background(), persistence.AppendRequest{Stream: fmt.Sprintf("pot/b%05d", w),
-						Group: writerGroup(w, writers, 64), ExpectedVersion: versions[w], Events: evs})
-					versions[w] = v
-					return err
-				})
+				runAppends(b, connect(b, servers[0].ClientURL()), jetstream.Options{Groups: 64, Replicas: 3, BatchAppendsMax: mode.appendsMax},
+					writers, 1)
 			})
 		}
 	}

@@ -398,7 +398,13 @@ func (s *Store) dirSubject(stream string) string { return s.prefix + ".dir." + s
 // Groups implements persistence.Journal.
 func (s *Store) Groups() uint32 { return s.groups }
 
+// isWrongLastSequence reports whether err is a refused expected last
+// subject sequence: the server's error, or a batched append found
+// overtaken (errWrongLastSequence, batch.go).
 func isWrongLastSequence(err error) bool {
+	if errors.Is(err, errWrongLastSequence) {
+		return true
+	}
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) &&
 		(apiErr.ErrorCode == errCodeWrongLastSequence || apiErr.ErrorCode == errCodeWrongLastSequenceConstant)
@@ -469,7 +475,7 @@ func (s *Store) Append(ctx context.Context, req persistence.AppendRequest) (uint
 	seq, err := s.publish(ctx, req.Group, s.appendMessage(req, h.seq), h.seq)
 	if err != nil {
 		s.heads.drop(req.Stream)
-		if isWrongLastSequence(err) || errors.Is(err, errWrongLastSequence) {
+		if isWrongLastSequence(err) {
 			// Someone appended since the head was read. Say to what
 			// version, if a lookup can tell; if it cannot, say so rather
 			// than name a version (the expected one, once: "expected 204,
