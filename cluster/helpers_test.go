@@ -26,6 +26,8 @@ type testCluster struct {
 	lifecycle *testgrain.Lifecycle
 	members   []*cluster.Node
 	clients   []*cluster.Node
+	// memberConfig starts a member (addMember).
+	memberConfig cluster.Config
 }
 
 // clusterOptions shape a test cluster.
@@ -89,6 +91,7 @@ func startCluster(t testing.TB, opts clusterOptions) *testCluster {
 		IdleTimeout: opts.counterIdleTimeout,
 	}}
 	memberConfig.Kinds = append(memberConfig.Kinds, opts.kinds...)
+	tc.memberConfig = memberConfig
 
 	tc.members = make([]*cluster.Node, opts.members)
 	errs := make([]error, opts.members)
@@ -126,6 +129,22 @@ func (tc *testCluster) stopAtCleanup(t testing.TB, n *cluster.Node) {
 		defer cancel()
 		assert.NoError(t, n.Stop(ctx), "stop node %s", n.Address())
 	})
+}
+
+// addMember starts one more member, like the first ones, and waits until
+// every node sees it.
+func (tc *testCluster) addMember(t testing.TB) *cluster.Node {
+	t.Helper()
+	n, err := cluster.Start(tc.memberConfig)
+	require.NoError(t, err, "start a member")
+	tc.stopAtCleanup(t, n)
+	tc.members = append(tc.members, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, n := range tc.nodes() {
+		require.NoError(t, n.WaitForMembers(ctx, len(tc.members)))
+	}
+	return n
 }
 
 func (tc *testCluster) nodes() []*cluster.Node {

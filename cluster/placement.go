@@ -14,6 +14,11 @@ package cluster
 //     serves every activation: stopping a member with 100k grains took
 //     ~16 s of CPU, and steady passivation of a large population starves
 //     activation;
+//   - a member refuses to activate an identity it does not own in its own
+//     topology (protoactor's spawns whatever it is asked): while two
+//     members' topologies disagree (a join or a leave seen by one before the
+//     other), the stale one would otherwise activate a grain beside its
+//     owner's activation, or bring back one it has just stopped;
 //   - an activation request waits the node's RequestTimeout, not a fixed
 //     5 s that the call's own timeout cannot shorten;
 //   - clients run no placement actor (they own no activations);
@@ -172,6 +177,9 @@ type placementActor struct {
 	// the same activations.
 	byKey    map[string]activation
 	keyByPID map[string]string
+	// owners is the member's latest topology (nil before the first): an
+	// activation is spawned only for an identity it owns there.
+	owners *protocluster.Rendezvous
 }
 
 func newPlacementActor(c *protocluster.Cluster, broadcastTerminated func(*protocluster.ClusterIdentity, *actor.PID)) *placementActor {
@@ -197,6 +205,14 @@ func (p *placementActor) Receive(ctx actor.Context) {
 func (p *placementActor) onActivationRequest(ctx actor.Context, msg *protocluster.ActivationRequest) {
 	ci := msg.GetClusterIdentity()
 	key := ci.AsKey()
+	if p.owners != nil && p.owners.GetByClusterIdentity(ci) != p.cluster.ActorSystem.Address() {
+		// Not ours in this member's topology: the requester's is ahead or
+		// behind. Spawning would make a second activation beside the
+		// owner's (or keep one that onTopology is stopping); the requester
+		// retries once the topologies agree.
+		ctx.Respond(&protocluster.ActivationResponse{Failed: true})
+		return
+	}
 	if a, ok := p.byKey[key]; ok {
 		ctx.Respond(&protocluster.ActivationResponse{Pid: a.pid})
 		return
@@ -242,6 +258,7 @@ func (p *placementActor) onTerminated(msg *actor.Terminated) {
 func (p *placementActor) onTopology(ctx actor.Context, topology *protocluster.ClusterTopology) {
 	rdv := protocluster.NewRendezvous()
 	rdv.UpdateMembers(topology.Members)
+	p.owners = rdv
 	self := p.cluster.ActorSystem.Address()
 	for _, a := range p.byKey {
 		if rdv.GetByClusterIdentity(a.identity) != self {

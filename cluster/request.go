@@ -96,6 +96,13 @@ func Request(ctx context.Context, n *Node, identity, kind string, msg func(callI
 				return reply, nil
 			}
 			n.cluster.PidCache.Remove(identity, kind)
+			if attempt == 1 && attempt < n.cfg.RequestRetryCount {
+				// The activation is gone (passivated, or moved by a
+				// topology change): ask the owner again at once. Its
+				// placement refuses an identity it does not own, so a
+				// topology still catching up waits below.
+				continue
+			}
 		}
 		// No activation found, or it was gone: the topology may not have
 		// caught up yet. Wait (as Call's retry action does), then retry.

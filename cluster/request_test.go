@@ -154,3 +154,68 @@ func TestRequestFollowsAGrainThatMoves(t *testing.T) {
 		require.Less(t, r.took, 5*time.Second, "answered by the new owner, not at the deadline")
 	}
 }
+
+// TestRequestToAGrainThatMovedOnAJoin: a client's cached PIDs of grains
+// that a joining member now owns are dead (clients get no broadcast when
+// an activation stops), so each call's first attempt meets a dead letter.
+// The call asks the owner again at once, not after the retry backoff: with
+// a backoff far beyond the calls' deadline, every call is still answered.
+func TestRequestToAGrainThatMovedOnAJoin(t *testing.T) {
+	tc := startCluster(t, clusterOptions{members: 1, clients: 1,
+		kinds:     []cluster.Kind{{Name: echoKind, New: newEchoKind}},
+		configure: func(c *cluster.Config) { c.RequestRetryBackoff = time.Minute }})
+	ctx := context.Background()
+	client, first := tc.clients[0], tc.members[0]
+	ids := identities("moving", 40)
+	for _, id := range ids {
+		got, err := echo(ctx, client, id, &testgrain.EchoCall{Text: id})
+		require.NoError(t, err)
+		require.Equal(t, id, got)
+	}
+	require.EqualValues(t, len(ids), first.ActiveGrains(echoKind))
+
+	second := tc.addMember(t)
+	require.Eventually(t, func() bool { return first.ActiveGrains(echoKind) < int64(len(ids)) }, 5*time.Second, 10*time.Millisecond,
+		"the first member stops the grains the second now owns")
+	for _, id := range ids {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		got, err := echo(cctx, client, id, &testgrain.EchoCall{Text: id})
+		cancel()
+		require.NoError(t, err, "%s after the join", id)
+		require.Equal(t, id, got)
+	}
+	require.Positive(t, second.ActiveGrains(echoKind), "the joining member took some grains")
+	require.EqualValues(t, len(ids), first.ActiveGrains(echoKind)+second.ActiveGrains(echoKind), "one activation each")
+}
+
+// TestPlacementRefusesAnIdentityItDoesNotOwn: asked (by a node whose
+// topology is stale) to activate an identity that another member owns in
+// its own topology, a member refuses rather than start a second activation
+// beside the owner's.
+func TestPlacementRefusesAnIdentityItDoesNotOwn(t *testing.T) {
+	tc := startCluster(t, clusterOptions{members: 2, kinds: []cluster.Kind{{Name: echoKind, New: newEchoKind}}})
+	ctx := context.Background()
+	a, b := tc.members[0], tc.members[1]
+	// An identity b owns: its activation lands there.
+	var owned string
+	for _, id := range identities("owned", 40) {
+		before := b.ActiveGrains(echoKind)
+		_, err := echo(ctx, a, id, &testgrain.EchoCall{Text: id})
+		require.NoError(t, err)
+		if b.ActiveGrains(echoKind) > before {
+			owned = id
+			break
+		}
+	}
+	require.NotEmpty(t, owned, "some of 40 identities belong to the second member")
+	activeOnA := a.ActiveGrains(echoKind)
+
+	req := &protocluster.ActivationRequest{ClusterIdentity: protocluster.NewClusterIdentity(owned, echoKind)}
+	placement := actor.NewPID(a.Address(), "partition-activator")
+	reply, err := b.Cluster().ActorSystem.Root.RequestFuture(placement, req, 3*time.Second).Result()
+	require.NoError(t, err)
+	resp, ok := reply.(*protocluster.ActivationResponse)
+	require.True(t, ok, "reply %T", reply)
+	require.True(t, resp.GetFailed(), "a member activated %s, which another member owns: %v", owned, resp.GetPid())
+	require.Equal(t, activeOnA, a.ActiveGrains(echoKind), "no second activation")
+}
