@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +33,13 @@ import (
 // -cluster.phase=15s, so that each phase spans several of the 5-second
 // windows the test reports.
 var clusterPhase = flag.Duration("cluster.phase", 3*time.Second, "load between two changes of the cluster in TestClusterGrowsAndShrinksUnderLoad")
+
+// clusterPots is how many pots take TestClusterGrowsAndShrinksUnderLoad's
+// contributions, in turn. Few pots are busy ones (with 40, each takes a
+// contribution every ~40 ms and remembers thousands of keys, so a pot that
+// moves has a long recovery); many are closer to members' own pace (with
+// 1,000, every ~1 s), and a change moves more of them.
+var clusterPots = flag.Int("cluster.pots", 40, "pots taking the load in TestClusterGrowsAndShrinksUnderLoad")
 
 // TestClusterGrowsAndShrinksUnderLoad is an operator's day with the
 // README's cluster (NATS, the custodian, nodes, a gateway, each its own
@@ -55,25 +66,42 @@ func TestClusterGrowsAndShrinksUnderLoad(t *testing.T) {
 
 	// Pots: self-directed ones take the load (their cash is what was paid
 	// in, exactly), balanced ones give the cycles trades.
-	const loaded, invested = 40, 10
-	for i := range loaded + invested {
-		member := fmt.Sprintf("C%05d", i)
-		profile := ""
-		if i >= loaded {
-			profile = "balanced"
-		}
-		c.mustCall(http.StatusCreated, member, "POST", "/v1/pots", "open", `{"memberId":"`+member+`","riskProfile":"`+profile+`"}`)
-		if i >= loaded {
-			c.mustCall(http.StatusAccepted, member, "POST", "/v1/pots/"+member+"/contributions", "invest", `{"amount":"1000.00"}`)
-		} else {
-			c.pots = append(c.pots, member)
-		}
+	loaded, invested := *clusterPots, 10
+	c.pots = make([]string, loaded)
+	for i := range loaded {
+		c.pots[i] = fmt.Sprintf("C%05d", i)
 	}
+	opening := make(chan int)
+	var opened sync.WaitGroup
+	for range 8 {
+		opened.Go(func() {
+			for i := range opening {
+				member := fmt.Sprintf("C%05d", i)
+				profile := ""
+				if i >= loaded {
+					profile = "balanced"
+				}
+				token := c.memberToken(member)
+				assert.Equal(t, http.StatusCreated, c.callAs(token, "POST", "/v1/pots", "open", `{"memberId":"`+member+`","riskProfile":"`+profile+`"}`, nil), "open %s", member)
+				if i >= loaded {
+					assert.Equal(t, http.StatusAccepted, c.callAs(token, "POST", "/v1/pots/"+member+"/contributions", "invest", `{"amount":"1000.00"}`, nil), "invest in %s", member)
+				}
+			}
+		})
+	}
+	for i := range loaded + invested {
+		opening <- i
+	}
+	close(opening)
+	opened.Wait()
+	require.False(t, t.Failed(), "opening the pots")
+	c.invested = fmt.Sprintf("C%05d", loaded)
 	var dealing string
 	var mv struct{ DealingDate string }
-	require.Equal(t, http.StatusAccepted, c.callAs(c.memberToken("C00040"), "POST", "/v1/pots/C00040/contributions", "date", `{"amount":"1.00"}`, &mv))
+	require.Equal(t, http.StatusAccepted, c.callAs(c.memberToken(c.invested), "POST", "/v1/pots/"+c.invested+"/contributions", "date", `{"amount":"1.00"}`, &mv))
 	dealing = mv.DealingDate
 
+	stopSampling := c.sampleCPU(lc)
 	loadStart := time.Now()
 	stopLoad := c.startLoad(8)
 	steady := func(phase string) {
@@ -112,6 +140,7 @@ func TestClusterGrowsAndShrinksUnderLoad(t *testing.T) {
 	steady("restart")
 	c.cycle(dealing, "after the restart")
 	stopLoad()
+	stopSampling()
 	c.reportWindows(loadStart, steadyEnd)
 
 	// The verdict.
@@ -153,6 +182,9 @@ type changesRun struct {
 	secret   []byte
 	operator string
 	pots     []string
+	invested string // a balanced pot: a contribution to it tells the dealing day
+
+	cpu []cpuSample // each process's CPU time, every second
 
 	mu       sync.Mutex
 	phase    string
@@ -162,6 +194,104 @@ type changesRun struct {
 	paid     map[string]int // member → £ acknowledged (each contribution £1)
 	failures []changeFailure
 	next     atomic.Int64
+}
+
+// cpuSample is a process's CPU time (user and system) at a moment.
+type cpuSample struct {
+	at   time.Time
+	name string
+	pid  int
+	cpu  time.Duration
+}
+
+// sampleCPU records the CPU time of every process of the cluster, and of
+// this test's process (the clients), every second until the returned func
+// is called. The windows' report shows where the machine's cores went: the
+// cluster's processes all share them here.
+func (c *changesRun) sampleCPU(lc *localCluster) (stop func()) {
+	sample := func() {
+		now := time.Now()
+		pids := lc.pids()
+		pids["clients"] = os.Getpid()
+		var samples []cpuSample
+		for name, pid := range pids {
+			if cpu, ok := processCPUTime(pid); ok {
+				samples = append(samples, cpuSample{at: now, name: name, pid: pid, cpu: cpu})
+			}
+		}
+		c.mu.Lock()
+		c.cpu = append(c.cpu, samples...)
+		c.mu.Unlock()
+	}
+	sample() // before the load starts: the first window counts from here
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				sample()
+				return
+			case <-tick.C:
+				sample()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// processCPUTime is a process's user and system CPU time, from
+// /proc/PID/stat (Linux; false elsewhere), in clock ticks of 10 ms (Linux
+// reports USER_HZ, 100, whatever the kernel's own tick).
+func processCPUTime(pid int) (time.Duration, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// The command's name (field 2) may hold spaces: count from its ")".
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 { // f[0] is field 3; utime and stime are fields 14 and 15
+		return 0, false
+	}
+	user, err1 := strconv.ParseInt(f[11], 10, 64)
+	system, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(user+system) * 10 * time.Millisecond, true
+}
+
+// cpuIn sums each process's CPU time spent between from and to, by name,
+// from the samples (a process that started in between counts from zero).
+func (c *changesRun) cpuIn(from, to time.Time) map[string]time.Duration {
+	type series struct{ before, last time.Duration }
+	byPID := map[int]*series{}
+	names := map[int]string{}
+	for _, s := range c.cpu {
+		if s.at.After(to) {
+			continue
+		}
+		r, ok := byPID[s.pid]
+		if !ok {
+			r = &series{}
+			byPID[s.pid], names[s.pid] = r, s.name
+		}
+		if !s.at.After(from) {
+			r.before = s.cpu
+		}
+		r.last = s.cpu
+	}
+	out := map[string]time.Duration{}
+	for pid, r := range byPID {
+		out[names[pid]] += r.last - r.before
+	}
+	return out
 }
 
 type changeEvent struct {
@@ -226,7 +356,7 @@ func (c *changesRun) reportWindows(start, steadyEnd time.Time) {
 	}
 	steadyRate := float64(steadyAcks) / steadyEnd.Sub(start).Seconds()
 	var b strings.Builder
-	fmt.Fprintf(&b, "steady state: %.0f contributions/s\nwindow      /s   of steady  changes begun\n", steadyRate)
+	fmt.Fprintf(&b, "steady state: %.0f contributions/s\nwindow      /s   of steady  CPU s (of %.0f)  changes begun  |  CPU s by process\n", steadyRate, float64(runtime.NumCPU())*window.Seconds())
 	for i := 0; i < last; i++ { // the last window is cut short by the stop
 		from := start.Add(time.Duration(i) * window)
 		var begun []string
@@ -236,7 +366,15 @@ func (c *changesRun) reportWindows(start, steadyEnd time.Time) {
 			}
 		}
 		rate := float64(counts[i]) / window.Seconds()
-		fmt.Fprintf(&b, "%3d–%3ds %7.0f %9.0f%%  %s\n", i*5, i*5+5, rate, 100*rate/steadyRate, strings.Join(begun, ", "))
+		cpu := c.cpuIn(from, from.Add(window))
+		var total time.Duration
+		var byProcess []string
+		for _, name := range slices.Sorted(maps.Keys(cpu)) {
+			total += cpu[name]
+			byProcess = append(byProcess, fmt.Sprintf("%s %.1f", name, cpu[name].Seconds()))
+		}
+		fmt.Fprintf(&b, "%3d–%3ds %7.0f %9.0f%% %10.1f      %-14s |  %s\n", i*5, i*5+5, rate, 100*rate/steadyRate, total.Seconds(),
+			strings.Join(begun, ", "), strings.Join(byProcess, ", "))
 	}
 	c.t.Logf("throughput by window:\n%s", b.String())
 }
@@ -244,11 +382,6 @@ func (c *changesRun) reportWindows(start, steadyEnd time.Time) {
 // callAs sends a request and decodes a 2xx answer into out.
 func (c *changesRun) callAs(token, method, path, key, body string, out any) int {
 	return call(c.t, method, c.base+path, token, key, body, out)
-}
-
-func (c *changesRun) mustCall(status int, member, method, path, key, body string) {
-	c.t.Helper()
-	require.Equal(c.t, status, c.callAs(c.memberToken(member), method, path, key, body, nil), "%s %s", method, path)
 }
 
 // awaitMembers waits until the gateway and every member see n members.
@@ -347,7 +480,7 @@ func (c *changesRun) cycle(date, when string) string {
 	c.t.Logf("cycle %s %s: %d trades, %d pots allocated", date, when, s.Trades, s.PotsAllocated)
 	c.reconcile(when)
 	var next struct{ DealingDate string }
-	require.Equal(c.t, http.StatusAccepted, c.callAs(c.memberToken("C00040"), "POST", "/v1/pots/C00040/contributions", "after-"+date, `{"amount":"1.00"}`, &next))
+	require.Equal(c.t, http.StatusAccepted, c.callAs(c.memberToken(c.invested), "POST", "/v1/pots/"+c.invested+"/contributions", "after-"+date, `{"amount":"1.00"}`, &next))
 	return next.DealingDate
 }
 
