@@ -155,13 +155,17 @@ func BenchmarkReadFeedUpToDate(b *testing.B) {
 // process) with every stream replicated three times, as in production:
 // there the server stages an atomic batch in memory, where a one-replica
 // file stream stages it in a file store of its own.
+//
+// The shapes with other than 4 streams (the journal's default) spread the
+// 64 groups over fewer or more Raft groups: each stream has a leader of
+// its own.
 func BenchmarkAppendReplicated(b *testing.B) {
-	for _, writers := range []int{64, 256} {
+	for _, s := range []struct{ writers, streams int }{{64, 4}, {256, 4}, {256, 1}, {256, 16}} {
 		for _, mode := range appendModes {
-			b.Run(fmt.Sprintf("%s/writers=%d", mode.name, writers), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/writers=%d/streams=%d", mode.name, s.writers, s.streams), func(b *testing.B) {
 				servers := startCluster(b)
-				runAppends(b, connect(b, servers[0].ClientURL()), jetstream.Options{Groups: 64, Replicas: 3, BatchAppendsMax: mode.appendsMax},
-					writers, 1)
+				runAppends(b, connect(b, servers[0].ClientURL()),
+					jetstream.Options{Groups: 64, Streams: s.streams, Replicas: 3, BatchAppendsMax: mode.appendsMax}, s.writers, 1)
 			})
 		}
 	}
