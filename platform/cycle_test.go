@@ -437,3 +437,82 @@ func TestAggregatorsRecoverFromTheirSnapshots(t *testing.T) {
 	require.Empty(t, r.ExternalBreaks, "reconciliation: external breaks")
 	require.Equal(t, int64(pots), r.Pots, "pots reconciled")
 }
+
+// TestPotsSettleOnTheirNextCall: the day a trade settles, the cycle counts
+// it and reconciliation counts it settled, but the pot records nothing
+// until it is next called, and then settles before it answers. A pot whose
+// settlement pays a withdrawal is called on the day: the member is paid
+// without asking.
+func TestPotsSettleOnTheirNextCall(t *testing.T) {
+	w := startDealingWorld(t, simulator.Faults{})
+	const buyer, withdrawer, asset = "S0001", "S0002", "GB00BD8R3K42"
+	info, ok := w.cat.Asset(asset)
+	require.True(t, ok)
+	price := func(domain.Asset) string { return "1.25" }
+	events := func(member string) map[string]int {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		evs, err := w.nodeCfg.Journal.Read(ctx, actors.PotStream(member), 1, 10_000)
+		require.NoError(t, err)
+		count := map[string]int{}
+		for _, e := range evs {
+			count[e.Type]++
+		}
+		return count
+	}
+	for _, m := range []string{buyer, withdrawer} {
+		w.pot(m, &pb.PotRequest{IdempotencyKey: "open", Command: &pb.PotRequest_OpenPot{OpenPot: &pb.OpenPot{}}})
+		w.pot(m, &pb.PotRequest{IdempotencyKey: "pay", Command: &pb.PotRequest_Contribute{Contribute: &pb.Contribute{Amount: "1000.00"}}})
+		w.pot(m, &pb.PotRequest{IdempotencyKey: "buy", Command: &pb.PotRequest_PlaceOrder{PlaceOrder: &pb.PlaceOrder{
+			Type: pb.OrderType_ORDER_TYPE_BUY, Asset: asset, Amount: "500.00"}}})
+	}
+	day := domain.MustDate("2026-11-23")
+	w.publishPrices(day, price)
+	w.runCycle(day, false)
+	settles := w.cal.SettlementDate(day, info.SettlementDays)
+
+	// The cycles up to the settlement day, and that day's: neither pot is
+	// called.
+	var settledOnTheDay int64
+	for day = w.cal.NextDealingDay(day); !day.After(settles); day = w.cal.NextDealingDay(day) {
+		w.setTime(day, 9, 0)
+		w.publishPrices(day, price)
+		s := w.runCycle(day, false)
+		if day.Equal(settles) {
+			settledOnTheDay = s.TradesSettled
+		}
+	}
+	require.EqualValues(t, 2, settledOnTheDay, "trades the cycle of %s counts settled", settles)
+	require.Zero(t, events(buyer)["pot.TradeSettled"], "the buyer, not called since its trade executed, recorded no settlement")
+	r := w.reconcile("before-the-calls", true)
+	require.Empty(t, r.InternalBreaks, "internal breaks")
+	require.Empty(t, r.ExternalBreaks, "external breaks: the due trades count settled, as at the custodian")
+
+	// The buyer's next call settles first: a read shows the units settled.
+	view := w.pot(buyer, &pb.PotRequest{Command: &pb.PotRequest_GetPot{GetPot: &pb.GetPot{}}}).GetPot()
+	require.Len(t, view.Holdings, 1)
+	require.Equal(t, "400.0000", view.Holdings[0].SettledUnits, "settled units (500.00 at 1.25)")
+	require.Equal(t, "0.0000", view.Holdings[0].PendingUnits)
+	require.Equal(t, 1, events(buyer)["pot.TradeSettled"], "the settlement, recorded by the read")
+
+	// The withdrawer settles on its next call too (its withdrawal), then its
+	// sells execute and settle: the cycle of their settlement day pays it.
+	w.setTime(day, 9, 0)
+	resp := w.pot(withdrawer, &pb.PotRequest{IdempotencyKey: "out", Command: &pb.PotRequest_Withdraw{Withdraw: &pb.Withdraw{Amount: "700.00"}}})
+	require.NotNil(t, resp.GetMovement())
+	require.Equal(t, 1, events(withdrawer)["pot.TradeSettled"], "the buy, settled by the withdrawal's call")
+	w.publishPrices(day, price)
+	w.runCycle(day, false) // the sell executes
+	sellSettles := w.cal.SettlementDate(day, info.SettlementDays)
+	for day = w.cal.NextDealingDay(day); !day.After(sellSettles); day = w.cal.NextDealingDay(day) {
+		w.setTime(day, 9, 0)
+		w.publishPrices(day, price)
+		w.runCycle(day, false)
+	}
+	got := events(withdrawer)
+	require.Equal(t, 2, got["pot.TradeSettled"], "the sell settled on its day, without a member's call")
+	require.Equal(t, 1, got["pot.WithdrawalPaid"], "the withdrawal paid on the day")
+	r = w.reconcile("after-the-withdrawal", true)
+	require.Empty(t, r.InternalBreaks, "internal breaks")
+	require.Empty(t, r.ExternalBreaks, "external breaks")
+}
