@@ -381,42 +381,34 @@ func (a *aggregator) handle(data []byte) proto.Message {
 	return resp
 }
 
-// settle is the day's settlement in the group: its trades due on or before
-// the date are settled. A pot settles its own due trades on its next call
-// (potActor.settleDue), so only the pots whose settlement pays a withdrawal
-// are called now: the member is owed the money on the day. Calling every
-// pot with a trade due activated as many pots again as the day's
-// allocation. The count is of the trades falling due with this cycle:
-// after the day cut off before it (c.Since).
+// settle tells every pot of the group to settle its executed trades due on
+// or before the date.
 func (a *aggregator) settle(ctx context.Context, c *pb.AggSettle) (*pb.AggregatorResponse, error) {
 	date, err := domain.ParseDate(c.Date)
 	if err != nil {
 		return nil, err
 	}
-	var since domain.Date // zero: no day cut off before, every due trade counts
-	if c.Since != "" {
-		if since, err = domain.ParseDate(c.Since); err != nil {
-			return nil, err
-		}
-	}
 	calls := map[string]*pb.PotRequest{}
 	count := 0
 	for member, r := range a.pots {
-		if r.settleFrom.IsZero() || r.settleFrom.After(date) || (!r.settleTo.IsZero() && !r.settleTo.After(since)) {
-			continue // nothing falls due today
+		if r.settleFrom.IsZero() || r.settleFrom.After(date) {
+			continue
 		}
 		p, _, err := a.decoded(member)
 		if err != nil {
 			return nil, err
 		}
-		due := p.TradesDue(date.AddDays(1))
-		for _, id := range due {
-			if p.Trades[id].Execution.SettlementDate.After(since) {
-				count++
+		var due []string
+		for _, id := range p.OrderIDs {
+			for _, t := range p.Orders[id].Trades {
+				if t.Status == domain.TradeExecutedStatus && !t.Execution.SettlementDate.After(date) {
+					due = append(due, t.ID)
+				}
 			}
 		}
-		if p.SettlementPaysWithdrawal(due) {
+		if len(due) > 0 {
 			calls[member] = &pb.PotRequest{Command: &pb.PotRequest_SettleTrades{SettleTrades: &pb.SettleTrades{TradeIds: due}}}
+			count += len(due)
 		}
 	}
 	if err := a.callPots(ctx, calls, nil); err != nil {

@@ -135,7 +135,7 @@ func (a *aggregator) encodeSnapshot() ([]byte, error) {
 	for _, member := range slices.Sorted(maps.Keys(a.pots)) {
 		r := a.pots[member]
 		rs := &pb.ReplicaState{MemberId: member, Version: r.version, State: r.state, Profiled: r.profiled,
-			LastRebalance: dateText(r.lastRebalance), SettleFrom: dateText(r.settleFrom), SettleTo: dateText(r.settleTo)}
+			LastRebalance: dateText(r.lastRebalance), SettleFrom: dateText(r.settleFrom)}
 		for _, o := range r.open {
 			rs.OpenOrderIds, rs.OpenDates = append(rs.OpenOrderIds, o.id), append(rs.OpenDates, o.date.String())
 		}
@@ -187,9 +187,6 @@ func (a *aggregator) restoreSnapshot(data []byte) error {
 			return err
 		}
 		if r.settleFrom, err = parseDateText(rs.SettleFrom); err != nil {
-			return err
-		}
-		if r.settleTo, err = parseDateText(rs.SettleTo); err != nil {
 			return err
 		}
 		if len(rs.OpenOrderIds) != len(rs.OpenDates) {

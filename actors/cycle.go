@@ -388,15 +388,7 @@ func (c *cycle) steps(ctx context.Context, rebalance bool) error {
 	}
 
 	if err := step("settle", func() error {
-		register, _, err := loadRegister(ctx, c.deps.Journal)
-		if err != nil {
-			return err
-		}
-		settle := &pb.AggSettle{Date: date}
-		if since := register.LastCutOffBefore(c.date); !since.IsZero() {
-			settle.Since = since.String()
-		}
-		res, err := c.eachGroup(ctx, node, &pb.AggregatorRequest{Command: &pb.AggregatorRequest_Settle{Settle: settle}})
+		res, err := c.eachGroup(ctx, node, &pb.AggregatorRequest{Command: &pb.AggregatorRequest_Settle{Settle: &pb.AggSettle{Date: date}}})
 		c.update(func(s *pb.CycleSummary) { s.TradesSettled = sum(res, (*pb.AggregatorResponse).GetTradesSettled) })
 		return err
 	}); err != nil {

@@ -126,7 +126,6 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 		a.enqueue(ctx, r.with(unavailable(), "failed"), nil)
 		return
 	}
-	a.settleDue()
 	cmd, isCommand, err := command(req)
 	if err != nil {
 		a.enqueue(ctx, r.with(a.problemResponse(err), "refused"), nil)
@@ -148,39 +147,6 @@ func (a *potActor) handle(ctx actor.Context, req *pb.PotRequest, call uint64) {
 	queued = true
 	a.enqueue(ctx, r, events)
 }
-
-// settleDue settles the pot's trades whose settlement day has been dealt
-// (settlement date before the first dealing day still open) before the pot
-// answers anything else. The dealing cycle calls only the pots whose
-// settlement pays a withdrawal; every other pot settles here, on its next
-// call, its events queued ahead of the call's and appended with them
-// (docs/dealing.md, "Settlement"). Nothing answers for them: the reply
-// queued is the settlement's own, sent to no one once they are durable.
-func (a *potActor) settleDue() {
-	openFrom := a.deps.Market.OpenFrom()
-	due := a.pot.TradesDue(openFrom)
-	if len(due) == 0 {
-		return
-	}
-	dec, err := domain.Decide(a.pot, domain.SettleTrades{TradeIDs: due}, a.context(openFrom))
-	if err != nil {
-		// Every trade named is executed: the domain has no reason to refuse.
-		a.deps.Logger.Error("pot: settling trades due", "member", a.member, "trades", len(due), "err", err)
-		return
-	}
-	events, ok := a.encode(dec.Events)
-	if !ok {
-		return
-	}
-	for _, e := range dec.Events {
-		a.pot.Apply(e)
-	}
-	a.appender.queue(reply{command: settleDueCommand, resp: &pb.PotResponse{}, outcome: "ok"}, events)
-}
-
-// settleDueCommand names the settlements a pot decides for itself
-// (settleDue) in its requests' metrics.
-const settleDueCommand = "settle_due"
 
 // decide loads what deciding cmd needs, decides it and applies the
 // decision's events to the pot. It returns the reply and the events it

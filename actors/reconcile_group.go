@@ -60,29 +60,24 @@ func (a *aggregator) reconcile(ctx context.Context, c *pb.AggReconcile) (*pb.Agg
 				brk("pot-replay", member, err.Error())
 			}
 		}
-		for _, t := range p.Trades {
-			if e := t.Execution; e != nil {
-				allocated.add(t, e)
-			}
-		}
-		// Trades due by asOf are settled at the custodian; a pot settles
-		// them on its next call. Count them settled, as the pot will (after
-		// the allocations: settling may retire their orders).
-		p.SettleThrough(asOf)
 		available, reserved, pending = available.Add(p.Cash.Available), reserved.Add(p.Cash.Reserved), pending.Add(p.Cash.Pending)
 		for asset, h := range p.Holdings {
 			s := sums(asset)
 			s.settled, s.pending = s.settled.Add(h.Settled.Decimal()), s.pending.Add(h.Pending.Decimal())
 		}
 		for _, t := range p.Trades {
+			e := t.Execution
+			if e == nil {
+				continue
+			}
 			if t.Side == domain.Sell && t.Status == domain.TradeExecutedStatus {
 				// The pot gives up sold units when the sale executes; the
 				// custodian holds them until it settles, showing them as
 				// negative units still settling. Count them its way.
 				s := sums(t.Asset)
-				units := t.Execution.Units.Decimal()
-				s.settled, s.pending = s.settled.Add(units), s.pending.Sub(units)
+				s.settled, s.pending = s.settled.Add(e.Units.Decimal()), s.pending.Sub(e.Units.Decimal())
 			}
+			allocated.add(t, e)
 		}
 	}
 	// The house holds what it absorbed: a buy's units, less a sell's.

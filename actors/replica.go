@@ -32,11 +32,9 @@ type replica struct {
 	// profiled: the pot is open and has a risk profile, so the sweep checks it.
 	profiled      bool
 	lastRebalance domain.Date
-	// settleFrom and settleTo are the earliest and latest settlement dates
-	// of its executed trades (zero: none; settleTo zero with settleFrom set:
-	// not known, from a snapshot that did not record it). A pot settles
-	// them on its next call, so they stay until then.
-	settleFrom, settleTo domain.Date
+	// settleFrom is the earliest settlement date of its executed trades
+	// (zero: none).
+	settleFrom domain.Date
 	// open are its orders whose trades are accepted: not cancelled, not
 	// executed.
 	open []openOrder
@@ -125,18 +123,12 @@ func (a *aggregator) storeWorking() error {
 	r.version = p.Version
 	r.profiled, r.lastRebalance = p.Opened && p.Profile != "", p.LastRebalance
 	previous := r.open
-	r.settleFrom, r.settleTo, r.open = domain.Date{}, domain.Date{}, nil
+	r.settleFrom, r.open = domain.Date{}, nil
 	for _, id := range p.OrderIDs {
 		o := p.Orders[id]
 		for _, t := range o.Trades {
-			if t.Status != domain.TradeExecutedStatus {
-				continue
-			}
-			if d := t.Execution.SettlementDate; r.settleFrom.IsZero() || d.Before(r.settleFrom) {
-				r.settleFrom = d
-			}
-			if d := t.Execution.SettlementDate; d.After(r.settleTo) {
-				r.settleTo = d
+			if t.Status == domain.TradeExecutedStatus && (r.settleFrom.IsZero() || t.Execution.SettlementDate.Before(r.settleFrom)) {
+				r.settleFrom = t.Execution.SettlementDate
 			}
 		}
 		if !o.Cancelled && o.Trades[0].Status == domain.TradeAccepted {

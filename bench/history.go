@@ -473,14 +473,6 @@ func (r *historyRun) build(ctx context.Context) error {
 	fmt.Fprintf(r.out, "History: %d dealing days a week apart from %s, each pot placing its orders' share (at most %d a day) before the cut-off, each day's cycle dealing them and settling those due; the last cycle on %s, a week or more after the last orders, settled the rest with every key past its 7-day window. %d orders placed, dealt and settled in %s (placing %s, cycles %s); peak RSS %s.\n",
 		days, cycleFirstDay, r.cfg.OrdersPerDay, day, settled, took.Round(time.Second), placing.Round(time.Second), cycling.Round(time.Second),
 		mibOrUnknown(procmem.Peak()))
-	// A pot records its due settlements on its next call: call each once,
-	// as its member reading it would, so that it settles and retires the
-	// rest of its history.
-	if err := r.each(ctx, len(all), func(ctx context.Context, i int) error {
-		return w.call(ctx, all[i], &pb.PotRequest{Command: &pb.PotRequest_GetPot{GetPot: &pb.GetPot{}}})
-	}); err != nil {
-		return fmt.Errorf("read the pots: %w", err)
-	}
 	// Snapshots are saved as pots passivate: the measurements start from
 	// every pot passivated, with its snapshot at its last event.
 	if err := r.waitPassivated(ctx); err != nil {

@@ -66,17 +66,6 @@ func (r *DealingRegister) IsCompleted(d Date) bool { return hasDate(r.completed,
 // date.
 func (r *DealingRegister) LastCompleted() Date { return lastDate(r.completed) }
 
-// LastCutOffBefore is the latest day cut off before d, or the zero date: a
-// cycle settles before it cuts off, so the trades due after that day fall
-// due with d's cycle.
-func (r *DealingRegister) LastCutOffBefore(d Date) Date {
-	i, _ := slices.BinarySearchFunc(r.cutOff, d, Date.Compare)
-	if i == 0 {
-		return Date{}
-	}
-	return r.cutOff[i-1]
-}
-
 // Latest is the latest dealing day whose cycle started (or was cut off):
 // the pots' units, and the custodian's holdings, are as of that day. The
 // zero date when no cycle ever ran.

@@ -50,27 +50,6 @@ func TestDealingWindow(t *testing.T) {
 	}
 }
 
-// TestLastCutOffBefore: the day a cycle's settlement counts from.
-func TestLastCutOffBefore(t *testing.T) {
-	for _, c := range []struct {
-		cutOff, date, want string
-	}{
-		{"", "2026-12-18", ""},
-		{"2026-12-18", "2026-12-18", ""},
-		{"2026-12-17", "2026-12-18", "2026-12-17"},
-		{"2026-12-10 2026-12-17", "2026-12-18", "2026-12-17"},
-		{"2026-12-10 2026-12-17", "2026-12-17", "2026-12-10"},
-		{"2026-12-10 2026-12-21", "2026-12-18", "2026-12-10"},
-	} {
-		got := register("", c.cutOff, "").LastCutOffBefore(MustDate(c.date))
-		if c.want == "" {
-			assert.True(t, got.IsZero(), "cut off %q, before %s: %s", c.cutOff, c.date, got)
-		} else {
-			assert.Equal(t, c.want, got.String(), "cut off %q, before %s", c.cutOff, c.date)
-		}
-	}
-}
-
 // TestCheckOperatorDate: only dealing days inside the window, each
 // refusal saying which rule and what to do.
 func TestCheckOperatorDate(t *testing.T) {

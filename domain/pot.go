@@ -295,51 +295,6 @@ func (p *Pot) HasOpenTrades() bool {
 	return false
 }
 
-// TradesDue lists the pot's executed trades whose settlement date is
-// before the given date, in order: with before the first dealing day still
-// open, the trades whose settlement day has been dealt. A pot settles them
-// when it is next called (docs/dealing.md, "Settlement").
-func (p *Pot) TradesDue(before Date) []string {
-	var due []string
-	for _, id := range p.OrderIDs {
-		for _, t := range p.Orders[id].Trades {
-			if t.Status == TradeExecutedStatus && t.Execution.SettlementDate.Before(before) {
-				due = append(due, t.ID)
-			}
-		}
-	}
-	return due
-}
-
-// SettlementPaysWithdrawal reports whether one of the trades is a sell
-// raising cash for a withdrawal not yet paid: settling it may pay the
-// member, which must not wait for the pot's next call.
-func (p *Pot) SettlementPaysWithdrawal(tradeIDs []string) bool {
-	for _, id := range tradeIDs {
-		t, ok := p.Trades[id]
-		if !ok || t.Side != Sell {
-			continue
-		}
-		if m, ok := p.Movements[p.Orders[t.OrderID].MovementID]; ok && m.Kind == Withdrawal && !m.IsPaid() {
-			return true
-		}
-	}
-	return false
-}
-
-// SettleThrough applies the settlement of every executed trade due on or
-// before date, deciding nothing: the pot as reconciliation counts it
-// against the custodian as of date, where the pot itself settles them only
-// on its next call. A withdrawal whose sells it settles is not paid here
-// (paying is the pot's decision, made on the day: SettlementPaysWithdrawal).
-func (p *Pot) SettleThrough(date Date) {
-	for _, id := range p.TradesDue(date.AddDays(1)) {
-		// At the start of its settlement day: no one observes the time.
-		at := p.Trades[id].Execution.SettlementDate.At(0, 0, time.UTC)
-		p.Apply(TradeSettled{TradeID: id, At: at})
-	}
-}
-
 // OrderStatus is the status of an order as the API shows it.
 type OrderStatus string
 

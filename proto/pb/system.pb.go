@@ -2540,13 +2540,9 @@ func (*AggCatchUp) Descriptor() ([]byte, []int) {
 	return file_system_proto_rawDescGZIP(), []int{30}
 }
 
-// AggSettle settles a group's trades due on or before date. since is the
-// latest day cut off before it (empty: none): the trades due after since
-// fall due with this cycle, and are counted.
 type AggSettle struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Date          string                 `protobuf:"bytes,1,opt,name=date,proto3" json:"date,omitempty"`
-	Since         string                 `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2584,13 +2580,6 @@ func (*AggSettle) Descriptor() ([]byte, []int) {
 func (x *AggSettle) GetDate() string {
 	if x != nil {
 		return x.Date
-	}
-	return ""
-}
-
-func (x *AggSettle) GetSince() string {
-	if x != nil {
-		return x.Since
 	}
 	return ""
 }
@@ -4293,9 +4282,6 @@ type ReplicaState struct {
 	SettleFrom    string                 `protobuf:"bytes,6,opt,name=settle_from,json=settleFrom,proto3" json:"settle_from,omitempty"`
 	OpenOrderIds  []string               `protobuf:"bytes,7,rep,name=open_order_ids,json=openOrderIds,proto3" json:"open_order_ids,omitempty"`
 	OpenDates     []string               `protobuf:"bytes,8,rep,name=open_dates,json=openDates,proto3" json:"open_dates,omitempty"`
-	// The latest settlement date of its executed trades (empty in a snapshot
-	// made before it was recorded: not known).
-	SettleTo      string `protobuf:"bytes,9,opt,name=settle_to,json=settleTo,proto3" json:"settle_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4384,13 +4370,6 @@ func (x *ReplicaState) GetOpenDates() []string {
 		return x.OpenDates
 	}
 	return nil
-}
-
-func (x *ReplicaState) GetSettleTo() string {
-	if x != nil {
-		return x.SettleTo
-	}
-	return ""
 }
 
 // ClosedDayState is a closed dealing day of the group.
@@ -4795,10 +4774,9 @@ const file_system_proto_rawDesc = "" +
 	"\topen_days\x18\b \x01(\v2\x1b.mastertrust.v1.AggOpenDaysH\x00R\bopenDaysB\t\n" +
 	"\acommand\"\f\n" +
 	"\n" +
-	"AggCatchUp\"5\n" +
+	"AggCatchUp\"\x1f\n" +
 	"\tAggSettle\x12\x12\n" +
-	"\x04date\x18\x01 \x01(\tR\x04date\x12\x14\n" +
-	"\x05since\x18\x02 \x01(\tR\x05since\"\x1e\n" +
+	"\x04date\x18\x01 \x01(\tR\x04date\"\x1e\n" +
 	"\bAggClose\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\"\x97\x01\n" +
 	"\bAggPrice\x12\x12\n" +
@@ -4928,7 +4906,7 @@ const file_system_proto_rawDesc = "" +
 	"\x06sweeps\x18\n" +
 	" \x03(\v2\x1d.mastertrust.v1.SweepProgressR\x06sweeps\x12$\n" +
 	"\x0enotified_up_to\x18\v \x01(\x04R\fnotifiedUpTo\x12A\n" +
-	"\rpending_notes\x18\f \x03(\v2\x1c.mastertrust.v1.ContractNoteR\fpendingNotes\"\xa1\x02\n" +
+	"\rpending_notes\x18\f \x03(\v2\x1c.mastertrust.v1.ContractNoteR\fpendingNotes\"\x84\x02\n" +
 	"\fReplicaState\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x14\n" +
@@ -4939,8 +4917,7 @@ const file_system_proto_rawDesc = "" +
 	"settleFrom\x12$\n" +
 	"\x0eopen_order_ids\x18\a \x03(\tR\fopenOrderIds\x12\x1d\n" +
 	"\n" +
-	"open_dates\x18\b \x03(\tR\topenDates\x12\x1b\n" +
-	"\tsettle_to\x18\t \x01(\tR\bsettleTo\"\xe3\x01\n" +
+	"open_dates\x18\b \x03(\tR\topenDates\"\xe3\x01\n" +
 	"\x0eClosedDayState\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition\x12\x16\n" +
