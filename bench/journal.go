@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -512,15 +513,7 @@ func medianRate(rs []rate) rate {
 }
 
 // byEvents orders rates by events/s.
-func byEvents(a, b rate) int {
-	switch {
-	case a.events < b.events:
-		return -1
-	case a.events > b.events:
-		return 1
-	}
-	return 0
-}
+func byEvents(a, b rate) int { return cmp.Compare(a.events, b.events) }
 
 // rawJetStreamBatches publishes atomic batches of one message per writer
 // with no journal logic: each stream's writers' messages go in

@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -303,15 +304,7 @@ func (r *reportSender) flushLocked() {
 	}
 	batch := r.held
 	r.held = nil
-	slices.SortStableFunc(batch, func(a, b outgoing) int {
-		switch {
-		case a.key < b.key:
-			return -1
-		case a.key > b.key:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(batch, func(a, b outgoing) int { return cmp.Compare(a.key, b.key) })
 	r.publishAsyncLocked(batch)
 }
 
