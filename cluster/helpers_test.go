@@ -110,11 +110,7 @@ func startCluster(t testing.TB, opts clusterOptions) *testCluster {
 		tc.stopAtCleanup(t, c)
 		tc.clients = append(tc.clients, c)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, n := range tc.nodes() {
-		require.NoError(t, n.WaitForMembers(ctx, opts.members))
-	}
+	tc.awaitMembers(t)
 	return tc
 }
 
@@ -139,12 +135,18 @@ func (tc *testCluster) addMember(t testing.TB) *cluster.Node {
 	require.NoError(t, err, "start a member")
 	tc.stopAtCleanup(t, n)
 	tc.members = append(tc.members, n)
+	tc.awaitMembers(t)
+	return n
+}
+
+// awaitMembers waits until every node sees every member.
+func (tc *testCluster) awaitMembers(t testing.TB) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, n := range tc.nodes() {
 		require.NoError(t, n.WaitForMembers(ctx, len(tc.members)))
 	}
-	return n
 }
 
 func (tc *testCluster) nodes() []*cluster.Node {
