@@ -184,9 +184,8 @@ type changesRun struct {
 	pots     []string
 	invested string // a balanced pot: a contribution to it tells the dealing day
 
-	cpu []cpuSample // each process's CPU time, every second
-
 	mu       sync.Mutex
+	cpu      []cpuSample // each process's CPU time, every second
 	phase    string
 	events   []changeEvent // the changes and cycles, when they began
 	ackedAt  []time.Time   // when each acknowledgement came
