@@ -573,3 +573,26 @@ func TestCallMembersReachesEveryMember(t *testing.T) {
 	_, err = tc.members[0].CallMembers(ctx, "echo", wrapperspb.String("fail"))
 	require.ErrorContains(t, err, "asked to fail", "failing service")
 }
+
+// TestCallMembersWaitsOutAKilledMember proves a member service call made
+// just after a member was killed, while the topology still lists it, waits
+// until the topology drops it and then succeeds with the live members'
+// answers, rather than failing on the dead node's dead letter.
+func TestCallMembersWaitsOutAKilledMember(t *testing.T) {
+	tc := startCluster(t, clusterOptions{members: 3, services: map[string]cluster.MemberService{
+		"echo": func(ctx context.Context, req proto.Message) (proto.Message, error) {
+			return wrapperspb.String("echo " + req.(*wrapperspb.StringValue).GetValue()), nil
+		},
+	}})
+	victim := tc.members[2]
+	victim.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*testMemberTTL)
+	defer cancel()
+	got, err := tc.members[0].CallMembers(ctx, "echo", wrapperspb.String("after the kill"))
+	require.NoError(t, err)
+	require.Len(t, got, 2, "answers")
+	require.NotContains(t, got, victim.Address(), "the killed member's answer")
+	for _, m := range tc.members[:2] {
+		require.Equal(t, "echo after the kill", got[m.Address()].(*wrapperspb.StringValue).GetValue(), "member %s's answer", m.Address())
+	}
+}

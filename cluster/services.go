@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -75,44 +76,115 @@ func (n *Node) stopServices() {
 // and returns their answers by member address; it fails if any member does
 // not answer within ctx or answers with an error. Every member must run the
 // service (Config.Services).
+//
+// A member that meets a dead letter (its node is gone, or restarting) is
+// asked again while it is still in the topology; one the topology drops
+// meanwhile (a killed node whose membership expires) is no longer a member
+// and owes no answer: it decides nothing more, and its grains come back
+// elsewhere. So a call made just after a kill waits for the topology to
+// catch up rather than failing on the dead node.
 func (n *Node) CallMembers(ctx context.Context, name string, req proto.Message) (map[string]proto.Message, error) {
 	if !n.enter() {
 		return nil, ErrStopped
 	}
 	defer n.calls.Done()
-	members := n.cluster.MemberList.Members().Members()
-	timeout := time.Until(deadline(ctx, n.cfg.RequestTimeout))
-	out := make(map[string]proto.Message, len(members))
+	n.mu.Lock()
+	addresses := slices.Clone(n.addresses)
+	n.mu.Unlock()
+	if len(addresses) == 0 {
+		return nil, fmt.Errorf("cluster: service %s: %w", name, ErrUnavailable)
+	}
+	callDeadline := deadline(ctx, n.cfg.RequestTimeout)
+	out := make(map[string]proto.Message, len(addresses))
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
-	for _, m := range members {
-		address := m.Address()
+	for _, address := range addresses {
 		wg.Go(func() {
-			reply, err := n.system.Root.RequestFuture(actor.NewPID(address, servicePrefix+name), req, timeout).Result()
-			if se, ok := reply.(*statspb.ServiceError); ok && err == nil {
-				err = errors.New(se.Message)
-			}
+			msg, err := n.callMember(ctx, callDeadline, address, name, req)
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
+			switch {
+			case err != nil:
 				errs = append(errs, fmt.Errorf("member %s: %w", address, err))
-				return
+			case msg != nil:
+				out[address] = msg
 			}
-			msg, ok := reply.(proto.Message)
-			if !ok {
-				errs = append(errs, fmt.Errorf("member %s: unexpected reply %T", address, reply))
-				return
-			}
-			out[address] = msg
 		})
 	}
 	wg.Wait()
-	if len(members) == 0 {
-		return nil, fmt.Errorf("cluster: service %s: %w", name, ErrUnavailable)
-	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("cluster: service %s: %w", name, errors.Join(errs...))
 	}
 	return out, nil
+}
+
+// callMember asks one member's service and returns its answer, or nil and
+// no error once the member has left the topology.
+func (n *Node) callMember(ctx context.Context, callDeadline time.Time, address, name string, req proto.Message) (proto.Message, error) {
+	pid := actor.NewPID(address, servicePrefix+name)
+	for attempt := 1; ; attempt++ {
+		watch, departed := n.watchMember(address)
+		if departed {
+			return nil, nil
+		}
+		timeout := time.Until(callDeadline)
+		if timeout <= 0 {
+			return nil, fmt.Errorf("%w: no time left for the call", ErrTimeout)
+		}
+		replies := make(chan futureResult, 1)
+		future := n.system.Root.RequestFuture(pid, req, timeout)
+		go func() {
+			reply, err := future.Result()
+			replies <- futureResult{reply, err}
+		}()
+		var r futureResult
+	wait:
+		for {
+			select {
+			case r = <-replies:
+				break wait
+			case <-watch.changed:
+				if watch.gone() {
+					return nil, nil // the future ends by its own timeout
+				}
+				watch = watch.again()
+			case <-ctx.Done():
+				return nil, classifyContextError(ctx.Err())
+			}
+		}
+		_, dead := r.reply.(*actor.DeadLetterResponse)
+		if errors.Is(r.err, actor.ErrDeadLetter) || dead {
+			wait := n.retryWait(attempt, callDeadline)
+			if wait <= 0 {
+				return nil, fmt.Errorf("%w: dead letter, and no time left to ask again", ErrUnavailable)
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, classifyContextError(ctx.Err())
+			}
+			continue
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		if se, ok := r.reply.(*statspb.ServiceError); ok {
+			return nil, errors.New(se.Message)
+		}
+		msg, ok := r.reply.(proto.Message)
+		if !ok {
+			return nil, fmt.Errorf("unexpected reply %T", r.reply)
+		}
+		return msg, nil
+	}
+}
+
+// futureResult is a future's outcome, passed out of the goroutine that
+// waits for it.
+type futureResult struct {
+	reply any
+	err   error
 }
