@@ -133,6 +133,17 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ Claims) {
 	s.writeJSON(w, r, http.StatusOK, statusJSON{Status: "ok"})
 }
 
+// HandleHealth serves GET /healthz and GET /readyz on mux with a gateway's
+// answers, for a process that serves no API (a node): ready is its
+// readiness check, bounded by readyTimeout; a change of its outcome is
+// logged (readinessLog).
+func HandleHealth(mux *http.ServeMux, ready func(context.Context) error, readyTimeout time.Duration, log *slog.Logger) {
+	s := &Server{cfg: Config{Ready: ready, ReadyTimeout: readyTimeout}, log: log}
+	for path, route := range map[string]func(http.ResponseWriter, *http.Request, Claims){"/healthz": s.healthz, "/readyz": s.readyz} {
+		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) { route(w, r, Claims{}) })
+	}
+}
+
 // readyz: GET /readyz → 200 when Config.Ready says so, else 503 (the
 // reason is logged; /readyz needs no token, so it is not shown).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ Claims) {
@@ -157,11 +168,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ Claims) {
 	s.writeJSON(w, r, http.StatusOK, statusJSON{Status: "ready"})
 }
 
-// ReadinessLog logs a readiness check's outcome when it changes: a load
+// readinessLog logs a readiness check's outcome when it changes: a load
 // balancer probes every few seconds, and a node down for a minute would
 // otherwise log the same warning at each probe. The gateway's /readyz and a
-// node's use it. The zero value is ready to use.
-type ReadinessLog struct {
+// node's (HandleHealth) use it. The zero value is ready to use.
+type readinessLog struct {
 	mu sync.Mutex
 	// last is the last failure's text; "" while ready (and before the
 	// first probe).
@@ -170,7 +181,7 @@ type ReadinessLog struct {
 
 // Note logs err if it differs from the last probe's outcome: a warning for
 // a new failure, and a line when the process is ready again.
-func (r *ReadinessLog) Note(log *slog.Logger, err error, took time.Duration) {
+func (r *readinessLog) Note(log *slog.Logger, err error, took time.Duration) {
 	text := ""
 	if err != nil {
 		text = err.Error()

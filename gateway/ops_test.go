@@ -6,9 +6,11 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,6 +18,7 @@ import (
 	"github.com/acme/mastertrust/actors"
 	"github.com/acme/mastertrust/cluster"
 	"github.com/acme/mastertrust/domain"
+	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/testkit"
 )
 
@@ -125,4 +128,41 @@ func TestReadinessLoggedOncePerChange(t *testing.T) {
 		"WARN not ready (logged again when the reason changes)",
 		"INFO ready again",
 	}, readiness)
+}
+
+// A process that serves no API (a node) answers /healthz and /readyz as a
+// gateway does: the same JSON bodies, and the same problem while not ready.
+func TestHandleHealthAnswersAsTheGatewayDoes(t *testing.T) {
+	var mu sync.Mutex
+	var notReady error
+	mux := http.NewServeMux()
+	HandleHealth(mux, func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return notReady
+	}, time.Second, slog.New(&recordedLogs{}))
+	get := func(path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		return w
+	}
+	w := get("/healthz")
+	require.Equal(t, http.StatusOK, w.Code)
+	assert.Equal(t, "application/json", w.Header().Get("Content-Type"))
+	assert.JSONEq(t, `{"status":"ok"}`, w.Body.String())
+	w = get("/readyz")
+	require.Equal(t, http.StatusOK, w.Code)
+	assert.JSONEq(t, `{"status":"ready"}`, w.Body.String())
+
+	mu.Lock()
+	notReady = errors.New("journal: no leader")
+	mu.Unlock()
+	w = get("/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, w.Code)
+	assert.Equal(t, "application/problem+json", w.Header().Get("Content-Type"))
+	assert.NotEmpty(t, w.Header().Get("Retry-After"), "Retry-After")
+	var p Problem
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &p))
+	assert.Equal(t, problem.Unavailable, p.Code)
+	assert.NotContains(t, w.Body.String(), "no leader", "the reason is logged, not shown")
 }

@@ -43,7 +43,7 @@ type Server struct {
 	assets, riskProfiles []byte
 	// readiness is the last /readyz outcome, so that it is logged when it
 	// changes rather than at every probe.
-	readiness ReadinessLog
+	readiness readinessLog
 }
 
 // New returns a gateway serving cfg. It fails if cfg is invalid or its

@@ -177,6 +177,15 @@ func TestMemberReadinessFollowsNATS(t *testing.T) {
 	}
 	testkit.CheckFor(t, 20*time.Second, 100*time.Millisecond, readyz(http.StatusOK))
 	assert.Equal(t, 0, natsEvents(t, client, p.URL, "disconnected"))
+	// A member answers as a gateway does (docs/api.md, "Health").
+	for path, want := range map[string]string{"/healthz": `{"status":"ok"}`, "/readyz": `{"status":"ready"}`} {
+		resp, err := client.Get(p.URL + path)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		assert.JSONEq(t, want, string(body), path)
+	}
 
 	srv.Shutdown()
 	testkit.CheckFor(t, 5*time.Second, 100*time.Millisecond, readyz(http.StatusServiceUnavailable))

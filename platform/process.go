@@ -57,9 +57,6 @@ type Process struct {
 	// journalState caches the journal's last check (readiness probes
 	// come often; a check is a request per JetStream stream).
 	journalState journalCheck
-	// readiness logs a node's /readyz outcome when it changes, not at
-	// every probe.
-	readiness gateway.ReadinessLog
 	// restoreMemoryLimit sets back Go's memory limit from before
 	// StartMember (nil: unchanged).
 	restoreMemoryLimit func()
@@ -165,17 +162,7 @@ func StartMember(cfg Config) (p *Process, err error) {
 	}
 	if cfg.HTTPAddr != "" {
 		mux := http.NewServeMux()
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
-			err := p.ready(r.Context())
-			p.readiness.Note(p.log, err, time.Since(start))
-			if err != nil {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				return
-			}
-			w.WriteHeader(http.StatusOK)
-		})
+		gateway.HandleHealth(mux, p.ready, processReadyTimeout, p.log)
 		mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 		if err := p.serve(cfg.HTTPAddr, mux, "", ""); err != nil {
 			return nil, err
