@@ -142,7 +142,7 @@ func TestStartRejectsBadKind(t *testing.T) {
 func TestLibraryHandler(t *testing.T) {
 	var buf bytes.Buffer
 	next := slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})
-	logger := slog.New(newLibraryHandler(next, slog.LevelWarn))
+	logger := slog.New(newLibraryHandler(next, slog.LevelWarn, nil))
 	ctx := context.Background()
 
 	logger.Info("Updated ClusterTopology")
@@ -159,8 +159,23 @@ func TestLibraryHandler(t *testing.T) {
 	}
 
 	buf.Reset()
-	debug := slog.New(newLibraryHandler(next, slog.LevelDebug))
+	debug := slog.New(newLibraryHandler(next, slog.LevelDebug, nil))
 	debug.Error("cluster.RequestFuture failed")
 	assert.Contains(t, buf.String(), "level=DEBUG msg=\"cluster.RequestFuture failed\"", "a lowered line at a Debug threshold")
-	assert.False(t, newLibraryHandler(next, slog.LevelWarn).Enabled(ctx, slog.LevelInfo), "Info enabled at a Warn threshold")
+	assert.False(t, newLibraryHandler(next, slog.LevelWarn, nil).Enabled(ctx, slog.LevelInfo), "Info enabled at a Warn threshold")
+}
+
+// The endpoint writer's failure to connect reaches unreachable with the
+// peer's address, with the library's lines silenced too (a level above
+// Error), and the line itself is still filtered by level.
+func TestLibraryHandlerHearsAFailedConnection(t *testing.T) {
+	var buf bytes.Buffer
+	next := slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})
+	var heard []string
+	logger := slog.New(newLibraryHandler(next, slog.LevelError+4, func(address string) { heard = append(heard, address) })).
+		With(slog.String("lib", "protoactor"))
+	logger.Error(endpointConnectFailed, slog.String("address", "127.0.0.1:41543"), slog.Any("error", "connection refused"), slog.Int("retry", 0))
+	logger.Error("EndpointWriter failed to create receive stream", slog.String("address", "127.0.0.1:9"))
+	assert.Equal(t, []string{"127.0.0.1:41543"}, heard, "addresses heard")
+	assert.Empty(t, buf.String(), "lines above the library level")
 }

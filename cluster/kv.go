@@ -139,11 +139,18 @@ func (p *kvProvider) start(c *protocluster.Cluster, member bool) error {
 	lost := make(chan string, lostAddressesBuffered)
 	es := c.ActorSystem.EventStream
 	sub := es.Subscribe(func(evt any) {
-		if e, ok := evt.(*remote.EndpointTerminatedEvent); ok {
-			select {
-			case lost <- e.Address:
-			default: // a burst of losses: the TTL still drops the dead
-			}
+		var address string
+		switch e := evt.(type) {
+		case *remote.EndpointTerminatedEvent:
+			address = e.Address
+		case *peerUnreachableEvent:
+			address = e.address
+		default:
+			return
+		}
+		select {
+		case lost <- address:
+		default: // a burst of losses: the TTL still drops the dead
 		}
 	})
 	p.mu.Lock()

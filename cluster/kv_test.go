@@ -2,7 +2,9 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/cluster"
@@ -28,6 +31,8 @@ type kvCluster struct {
 	heartbeat time.Duration
 	ttl       time.Duration
 	lifecycle *testgrain.Lifecycle
+	// gossipInterval, if set, is every node's GossipInterval.
+	gossipInterval time.Duration
 }
 
 func newKVCluster(t *testing.T, heartbeat, ttl time.Duration) *kvCluster {
@@ -56,6 +61,9 @@ func (kc *kvCluster) config(nc *nats.Conn, member bool) cluster.Config {
 	cfg.Provider = cluster.ProviderKV
 	cfg.InProcess = nil
 	cfg.KV = cluster.KVConfig{Store: store, Heartbeat: kc.heartbeat, TTL: kc.ttl}
+	if kc.gossipInterval > 0 {
+		cfg.GossipInterval, cfg.HeartbeatExpiration = kc.gossipInterval, 2*kc.gossipInterval
+	}
 	if member {
 		cfg.Kinds = []cluster.Kind{{Name: testgrain.KindName, New: testgrain.NewKind(kc.lifecycle)}}
 	}
@@ -317,4 +325,70 @@ func TestKVKilledMemberLeavesAtOnce(t *testing.T) {
 	// killed one until the others have dropped it.
 	t.Logf("every node lists the others only, %v after the kill (TTL 1m)", time.Since(killed).Round(time.Millisecond))
 	placeEverywhere(t, []*cluster.Node{rest[0], rest[1], client}, rest, identities("kv-kill-after", 20))
+}
+
+// A record whose address refuses connections, and to which no node holds a
+// connection (a member killed while its peers' connections to it were
+// idle or closed), is dropped by every node and deleted from the store as
+// soon as a call to it fails to connect: long before the record expires,
+// and before protoactor's own notice of the failure, which comes after a
+// 2 s pause.
+func TestKVMemberThatNeverAnsweredIsDroppedAtOnce(t *testing.T) {
+	kc := newKVCluster(t, 250*time.Millisecond, time.Minute)
+	kc.gossipInterval = time.Hour // no gossip: only the call below connects
+	members, conns := kc.startMembers(2)
+	waitForMembers(t, members, 2)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	store, err := natskv.Open(ctx, conns[0], natskv.Options{TTL: kc.ttl})
+	require.NoError(t, err)
+	events, err := store.Watch(ctx)
+	require.NoError(t, err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close()) // nothing listens there now
+	ghost := fmt.Sprintf("127.0.0.1:%d", port)
+	record, err := json.Marshal(map[string]any{"id": "ghost", "address": "127.0.0.1", "port": port,
+		"kinds": []string{testgrain.KindName}, "cluster_name": "test"})
+	require.NoError(t, err)
+	require.NoError(t, store.Put(ctx, "ghost", record))
+	testkit.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		for _, n := range members {
+			if !slices.Contains(n.MemberAddresses(), ghost) {
+				return fmt.Errorf("%s does not list the ghost yet: %v", n.Address(), n.MemberAddresses())
+			}
+		}
+		return nil
+	})
+
+	called := time.Now()
+	go func() {
+		// The member list asks every member for its stats, the ghost too.
+		c, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		_, _ = members[0].Members(c)
+	}()
+	var deleted time.Duration
+	for deleted == 0 {
+		select {
+		case ev := <-events:
+			if ev.Key == "ghost" && ev.Value == nil {
+				deleted = time.Since(called)
+			}
+		case <-ctx.Done():
+			t.Fatal("the ghost's record was never deleted")
+		}
+	}
+	t.Logf("the ghost's record deleted %v after the call", deleted.Round(time.Millisecond))
+	assert.Less(t, deleted, 1500*time.Millisecond, "deleted before protoactor's own notice, 2 s after the failure")
+	testkit.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		for _, n := range members {
+			if slices.Contains(n.MemberAddresses(), ghost) {
+				return fmt.Errorf("%s still lists the ghost", n.Address())
+			}
+		}
+		return nil
+	})
 }

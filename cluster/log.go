@@ -24,23 +24,47 @@ var libraryLevelsMax = map[string]slog.Level{
 	"EndpointWriter lost connection": slog.LevelInfo,
 }
 
+// endpointConnectFailed is what protoactor's endpoint writer logs, at
+// Error with the peer's "address", each time it fails to connect to a peer.
+// It then pauses 2 s before it gives up and publishes
+// EndpointTerminatedEvent; the log record is the first sign, so
+// libraryHandler passes it on (see Node.peerUnreachable). Exact message of
+// this protoactor build; TestKVMemberThatNeverAnsweredIsDroppedAtOnce
+// fails if it changes.
+const endpointConnectFailed = "EndpointWriter failed to connect"
+
 // libraryHandler filters protoactor's log records by level, after lowering
-// the known-benign ones (libraryLevelsMax).
+// the known-benign ones (libraryLevelsMax), and tells unreachable (if set)
+// of each peer address the endpoint writer failed to connect to, whatever
+// the level.
 type libraryHandler struct {
-	next  slog.Handler
-	level slog.Leveler
+	next        slog.Handler
+	level       slog.Leveler
+	unreachable func(address string)
 }
 
-func newLibraryHandler(next slog.Handler, level slog.Leveler) *libraryHandler {
-	return &libraryHandler{next: next, level: level}
+func newLibraryHandler(next slog.Handler, level slog.Leveler, unreachable func(address string)) *libraryHandler {
+	return &libraryHandler{next: next, level: level, unreachable: unreachable}
 }
 
 func (h *libraryHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	if h.unreachable != nil && level >= slog.LevelError {
+		return true // endpointConnectFailed must reach Handle
+	}
 	// Lowering only lowers, so a record below the threshold never passes.
 	return level >= h.level.Level() && h.next.Enabled(ctx, level)
 }
 
 func (h *libraryHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == endpointConnectFailed && h.unreachable != nil {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "address" {
+				h.unreachable(a.Value.String())
+				return false
+			}
+			return true
+		})
+	}
 	if max, ok := libraryLevelsMax[r.Message]; ok && r.Level > max {
 		r = r.Clone()
 		r.Level = max
@@ -52,9 +76,9 @@ func (h *libraryHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h *libraryHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &libraryHandler{next: h.next.WithAttrs(attrs), level: h.level}
+	return &libraryHandler{next: h.next.WithAttrs(attrs), level: h.level, unreachable: h.unreachable}
 }
 
 func (h *libraryHandler) WithGroup(name string) slog.Handler {
-	return &libraryHandler{next: h.next.WithGroup(name), level: h.level}
+	return &libraryHandler{next: h.next.WithGroup(name), level: h.level, unreachable: h.unreachable}
 }

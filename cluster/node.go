@@ -146,7 +146,7 @@ func start(cfg Config, client bool) (n *Node, err error) {
 		changed:  make(chan struct{}),
 		stopDone: make(chan struct{}),
 	}
-	libraryHandler := newLibraryHandler(cfg.Logger.Handler(), cfg.LibraryLogLevel)
+	libraryHandler := newLibraryHandler(cfg.Logger.Handler(), cfg.LibraryLogLevel, n.peerUnreachable)
 	n.system = actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(func(system *actor.ActorSystem) *slog.Logger {
 			return slog.New(libraryHandler).With(slog.String("lib", "protoactor"), slog.String("node", system.ID))
@@ -396,6 +396,29 @@ func (w memberWatch) again() memberWatch {
 	defer w.n.mu.Unlock()
 	w.changed = w.n.changed
 	return w
+}
+
+// peerUnreachable publishes that the endpoint writer failed to connect to
+// address (libraryHandler hears it from protoactor's log), for the
+// membership provider to probe it. protoactor's own EndpointTerminatedEvent
+// comes 2 s later, and it is the only one a member gets about a peer killed
+// while their connection was idle or already closed: the kv provider would
+// otherwise drop that peer only then, or when its record expires.
+// It runs on the endpoint writer's goroutine, which starts after
+// n.system is set.
+func (n *Node) peerUnreachable(address string) {
+	n.system.EventStream.Publish(&peerUnreachableEvent{address: address})
+}
+
+// peerUnreachableEvent: see Node.peerUnreachable.
+type peerUnreachableEvent struct{ address string }
+
+// MemberAddresses is the members' addresses in this node's topology,
+// sorted, without asking them anything (Members asks each for its report).
+func (n *Node) MemberAddresses() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.addresses)
 }
 
 // WaitForMembers waits until this node's topology has at least count members
