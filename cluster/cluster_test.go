@@ -596,3 +596,42 @@ func TestCallMembersWaitsOutAKilledMember(t *testing.T) {
 		require.Equal(t, "echo after the kill", got[m.Address()].(*wrapperspb.StringValue).GetValue(), "member %s's answer", m.Address())
 	}
 }
+
+// TestMemberAnswersFromItsFirstMomentInTheTopology proves a joining member
+// answers its peers (its report for Members, its services for CallMembers)
+// as soon as they see it: protoactor registers a member and then waits a
+// second before its start returns.
+func TestMemberAnswersFromItsFirstMomentInTheTopology(t *testing.T) {
+	tc := startCluster(t, clusterOptions{members: 2, services: map[string]cluster.MemberService{
+		"echo": func(ctx context.Context, req proto.Message) (proto.Message, error) { return req, nil },
+	}})
+	before := tc.members[0].MemberAddresses()
+	joined := make(chan struct{})
+	go func() {
+		defer close(joined)
+		tc.addMember(t)
+	}()
+	var joiner string
+	testkit.CheckFor(t, 10*time.Second, time.Millisecond, func() error {
+		for _, a := range tc.members[0].MemberAddresses() {
+			if !slices.Contains(before, a) {
+				joiner = a
+				return nil
+			}
+		}
+		return errors.New("no member has joined yet")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	infos, err := tc.members[0].Members(ctx)
+	require.NoError(t, err)
+	var reported bool
+	for _, m := range infos {
+		if m.Address == joiner {
+			reported = true
+			assert.Empty(t, m.StatsError, "the joining member's report")
+		}
+	}
+	require.True(t, reported, "the joining member listed")
+	<-joined
+}

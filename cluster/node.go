@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -207,7 +208,7 @@ func start(cfg Config, client bool) (n *Node, err error) {
 	)
 
 	raceSyncIO()
-	var probeErr error
+	var probeErr, spawnErr error
 	lookup.onSetup = func(c *protocluster.Cluster) {
 		probe, err := raceProbe(c.ActorSystem.Address(), n.clientTLS)
 		n.mu.Lock()
@@ -215,6 +216,13 @@ func start(cfg Config, client bool) (n *Node, err error) {
 		n.mu.Unlock()
 		probeErr = err
 		unlock()
+		if !client && err == nil {
+			// The remote is up and the provider registers the member
+			// next (protoactor then sleeps a second before StartMember
+			// returns): the others call it from then on, so its own
+			// actors must be there already.
+			spawnErr = n.spawnMemberActors()
+		}
 	}
 
 	if err := protect(func() error {
@@ -228,26 +236,26 @@ func start(cfg Config, client bool) (n *Node, err error) {
 		n.abortStart()
 		return nil, fmt.Errorf("cluster: start %s on %s:%d: %w", role, cfg.Host, cfg.Port, err)
 	}
-	if probeErr != nil {
+	if err := cmp.Or(probeErr, spawnErr); err != nil {
 		n.abortStart()
-		return nil, probeErr
+		return nil, err
 	}
 	n.address = n.system.Address()
-
-	if !client {
-		props := actor.PropsFromFunc(n.receiveStats)
-		if _, err := n.system.Root.SpawnNamed(props, statsActorName); err != nil {
-			n.abortStart()
-			return nil, fmt.Errorf("cluster: start member: spawn stats actor: %w", err)
-		}
-		if err := n.spawnServices(); err != nil {
-			n.abortStart()
-			return nil, fmt.Errorf("cluster: start member: %w", err)
-		}
-	}
 	n.logger.Info("cluster node started", slog.String("role", role), slog.String("address", n.address),
 		slog.String("provider", string(cfg.Provider)), slog.String("kinds", strings.Join(n.kindNames(), ",")))
 	return n, nil
+}
+
+// spawnMemberActors spawns what a member answers its peers with: the stats
+// actor (Members) and the member services (CallMembers).
+func (n *Node) spawnMemberActors() error {
+	if _, err := n.system.Root.SpawnNamed(actor.PropsFromFunc(n.receiveStats), statsActorName); err != nil {
+		return fmt.Errorf("cluster: start member: spawn stats actor: %w", err)
+	}
+	if err := n.spawnServices(); err != nil {
+		return fmt.Errorf("cluster: start member: %w", err)
+	}
+	return nil
 }
 
 // protect runs f, turning a panic into an error: protoactor reports start
