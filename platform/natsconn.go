@@ -127,7 +127,10 @@ func connectNATS(url string, cred natsauth.Client, name string, watch *natsWatch
 	}
 	if watch != nil {
 		watch.setURL(nc.ConnectedUrlRedacted())
-		watch.log.Info("nats connected", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName())
+		// The URL keeps the scheme it was given (nats://) when the server
+		// requires TLS, so say what the connection is.
+		_, tlsErr := nc.TLSConnectionState()
+		watch.log.Info("nats connected", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName(), "tls", tlsErr == nil)
 	}
 	return nc, nil
 }
