@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/acme/mastertrust/internal/pause"
 )
 
 // The overload workload's load generator can run in a process of its own
@@ -261,21 +263,11 @@ func (g *generatorProc) run(ctx context.Context, job genJob, measure func() (end
 	if err := g.enc.Encode(job); err != nil {
 		return openResult{}, fmt.Errorf("bench: send the generator a job: %w", err)
 	}
-	wait := func(d time.Duration) error {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	if err := wait(job.Warmup); err != nil {
+	if err := pause.For(ctx, job.Warmup); err != nil {
 		return openResult{}, err
 	}
 	end := measure()
-	err := wait(job.Duration)
+	err := pause.For(ctx, job.Duration)
 	end()
 	if err != nil {
 		return openResult{}, err

@@ -27,6 +27,7 @@ import (
 	"github.com/acme/mastertrust/codec"
 	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/gateway"
+	"github.com/acme/mastertrust/internal/pause"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/pebble"
 	"github.com/acme/mastertrust/platform"
@@ -725,12 +726,8 @@ func (r *potsRun) httpDo(client *http.Client, req *http.Request, want int) error
 			bytes.Contains(body.Bytes(), []byte(`"code":"unavailable"`)) {
 			httpBodies.Put(body)
 			r.retries503.Add(1)
-			t := time.NewTimer(min(time.Duration(attempt)*httpRetryPause, 20*httpRetryPause))
-			select {
-			case <-t.C:
-			case <-req.Context().Done():
-				t.Stop()
-				return req.Context().Err()
+			if err := pause.For(req.Context(), min(time.Duration(attempt)*httpRetryPause, 20*httpRetryPause)); err != nil {
+				return err
 			}
 			if req, err = again(req); err != nil {
 				return err

@@ -11,6 +11,7 @@ import (
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/remote"
 
+	"github.com/acme/mastertrust/internal/pause"
 	"github.com/acme/mastertrust/internal/recovered"
 )
 
@@ -59,6 +60,15 @@ func (n *Node) callOptions(ctx context.Context, timeout time.Duration) []protocl
 // (1-based): RequestRetryBackoff × attempt², never past callDeadline.
 func (n *Node) retryWait(attempt int, callDeadline time.Time) time.Duration {
 	return min(n.cfg.RequestRetryBackoff*time.Duration(attempt*attempt), time.Until(callDeadline))
+}
+
+// waitToRetry waits d between two attempts of a call, or returns ctx's error
+// (classified) if ctx ends first.
+func waitToRetry(ctx context.Context, d time.Duration) error {
+	if err := pause.For(ctx, d); err != nil {
+		return classifyContextError(err)
+	}
+	return nil
 }
 
 // Call makes one grain call from node n with n's timeout and retries (see

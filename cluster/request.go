@@ -117,12 +117,8 @@ func Request(ctx context.Context, n *Node, identity, kind string, msg func(callI
 		if wait <= 0 {
 			return nil, fmt.Errorf("%w: %s/%s: deadline passed between attempts", ErrTimeout, kind, identity)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, classifyContextError(ctx.Err())
+		if err := waitToRetry(ctx, wait); err != nil {
+			return nil, err
 		}
 	}
 }

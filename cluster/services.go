@@ -159,12 +159,8 @@ func (n *Node) callMember(ctx context.Context, callDeadline time.Time, address, 
 			if wait <= 0 {
 				return nil, fmt.Errorf("%w: dead letter, and no time left to ask again", ErrUnavailable)
 			}
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return nil, classifyContextError(ctx.Err())
+			if err := waitToRetry(ctx, wait); err != nil {
+				return nil, err
 			}
 			continue
 		}

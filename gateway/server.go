@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/acme/mastertrust/cluster"
+	"github.com/acme/mastertrust/internal/pause"
 	"github.com/acme/mastertrust/internal/problem"
 	"github.com/acme/mastertrust/internal/recovered"
 	"github.com/acme/mastertrust/proto/pb"
@@ -433,24 +434,20 @@ const (
 // its idempotency key, and a read changes nothing. So a pot handed from a
 // leaving node to another answers its callers late, not with an error.
 func (s *Server) handleRetrying(ctx context.Context, command, member string, req *pb.PotRequest) (*pb.PotResponse, error) {
-	pause := potRetryPauseFirst
+	wait := potRetryPauseFirst
 	for {
 		resp, err := s.cfg.Pots.Handle(ctx, member, req)
 		moving := errors.Is(err, cluster.ErrUnavailable) ||
 			(err == nil && resp.GetProblem().GetCode() == problem.Unavailable && !resp.GetProblem().GetShed())
 		deadline, bounded := ctx.Deadline()
-		if !moving || ctx.Err() != nil || (bounded && time.Until(deadline) < 2*pause) {
+		if !moving || ctx.Err() != nil || (bounded && time.Until(deadline) < 2*wait) {
 			return resp, err
 		}
 		s.metrics.potRetries.WithLabelValues(command).Inc()
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if pause.For(ctx, wait) != nil {
 			return resp, err
-		case <-t.C:
 		}
-		pause = min(2*pause, potRetryPauseMax)
+		wait = min(2*wait, potRetryPauseMax)
 	}
 }
 

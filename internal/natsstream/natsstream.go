@@ -21,6 +21,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/acme/mastertrust/internal/pause"
 )
 
 const (
@@ -56,12 +58,8 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamCon
 		if ctx.Err() != nil || !retriable(err) {
 			return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("stream %s: %w (last error: %w)", cfg.Name, ctx.Err(), err)
-		case <-t.C:
+		if perr := pause.For(ctx, wait); perr != nil {
+			return nil, fmt.Errorf("stream %s: %w (last error: %w)", cfg.Name, perr, err)
 		}
 		wait = min(2*wait, retryWaitMax)
 	}

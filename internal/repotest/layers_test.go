@@ -53,7 +53,7 @@ var layers = map[string]layer{
 	},
 	"persistence/jetstream": {
 		why:     "a journal backend: the contract and NATS, nothing of the business",
-		imports: []string{"internal/natsstream", "persistence"},
+		imports: []string{"internal/natsstream", "internal/pause", "persistence"},
 	},
 	"persistence/persistencetest": {
 		why:     "the backends' acceptance suite: the contract only",
@@ -61,7 +61,7 @@ var layers = map[string]layer{
 	},
 	"cluster": {
 		why:     "protoactor behind a small API: knows nothing of the business, the journal or NATS",
-		imports: []string{"cluster/internal/statspb", "internal/pki", "internal/recovered"},
+		imports: []string{"cluster/internal/statspb", "internal/pause", "internal/pki", "internal/recovered"},
 	},
 	"cluster/natskv": {
 		why:     "the kv membership provider's store: a NATS JetStream KV bucket behind cluster.MemberStore, so that cluster itself links no NATS",
@@ -91,7 +91,7 @@ var layers = map[string]layer{
 	},
 	"gateway": {
 		why:       "stateless HTTP: reaches state only through the grains (actors' clients, cluster), never the journal",
-		imports:   []string{"actors", "cluster", "domain", "internal/problem", "internal/recovered", "proto/pb"},
+		imports:   []string{"actors", "cluster", "domain", "internal/pause", "internal/problem", "internal/recovered", "proto/pb"},
 		notLinked: []string{"github.com/cockroachdb/pebble", "github.com/nats-io/"},
 	},
 	"history": {
@@ -110,8 +110,8 @@ var layers = map[string]layer{
 	"bench": {
 		why: "workloads against the parts and the assembled platform, with their raw baselines",
 		imports: []string{"actors", "cluster", "codec", "custodian", "custodian/simulator", "domain", "gateway", "history",
-			"internal/natsauth", "internal/natsembed", "internal/pki", "internal/procmem", "persistence", "persistence/jetstream",
-			"persistence/pebble", "platform", "proto/pb"},
+			"internal/natsauth", "internal/natsembed", "internal/pause", "internal/pki", "internal/procmem", "persistence",
+			"persistence/jetstream", "persistence/pebble", "platform", "proto/pb"},
 	},
 	"load": {
 		why:        "drives a running platform as its users do, through the HTTP API only: the domain's calendar and catalogue, no grains, journal or NATS",
@@ -129,9 +129,13 @@ var layers = map[string]layer{
 		imports:   []string{"custodian", "internal/pki"},
 		notLinked: []string{"github.com/cockroachdb/pebble"},
 	},
-	"internal/natsembed":  {why: "an embedded NATS server: standalone"},
-	"internal/natsmsg":    {why: "NATS message headers naming a protobuf payload: standalone"},
-	"internal/natsstream": {why: "creating JetStream streams that concurrent starts also create: standalone"},
+	"internal/natsembed": {why: "an embedded NATS server: standalone"},
+	"internal/natsmsg":   {why: "NATS message headers naming a protobuf payload: standalone"},
+	"internal/natsstream": {
+		why:     "creating JetStream streams that concurrent starts also create: NATS only",
+		imports: []string{"internal/pause"},
+	},
+	"internal/pause":      {why: "the wait between a retry loop's attempts: standalone"},
 	"internal/pebbleopts": {why: "the Pebble options the journal and the history share: standalone"},
 	"internal/pki":        {why: "certificates and TLS configurations for the platform's connections: standalone"},
 	"internal/procmem":    {why: "this process's resident and peak memory from the kernel: standalone"},

@@ -8,6 +8,8 @@ import (
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/acme/mastertrust/internal/pause"
 )
 
 // Publishing through a leader election. When the server leading a stream
@@ -38,7 +40,7 @@ const (
 // leader that answers, until ctx ends. It sets msg's Nats-Msg-Id.
 func (s *Store) publishDurably(ctx context.Context, msg *nats.Msg) (*natsjs.PubAck, error) {
 	msg.Header.Set(natsjs.MsgIDHeader, nuid.Next())
-	pause := publishRetryPause
+	wait := publishRetryPause
 	for {
 		attempt, cancel := context.WithTimeout(ctx, publishAttemptTimeout)
 		ack, err := s.js.PublishMsg(attempt, msg)
@@ -46,14 +48,10 @@ func (s *Store) publishDurably(ctx context.Context, msg *nats.Msg) (*natsjs.PubA
 		if err == nil || !leaderAway(err) || ctx.Err() != nil {
 			return ack, err
 		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if pause.For(ctx, wait) != nil {
 			return nil, err
-		case <-t.C:
 		}
-		pause = min(2*pause, publishRetryPauseMax)
+		wait = min(2*wait, publishRetryPauseMax)
 	}
 }
 

@@ -61,6 +61,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acme/mastertrust/internal/natsstream"
+	"github.com/acme/mastertrust/internal/pause"
 	"github.com/acme/mastertrust/persistence"
 )
 
@@ -272,12 +273,8 @@ func waitForLeader(ctx context.Context, st jetstream.Stream, replicas int) error
 		if err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
 			return nil
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("jetstream journal: stream %s has no leader: %w (last error: %v)", st.CachedInfo().Config.Name, ctx.Err(), err)
-		case <-t.C:
+		if perr := pause.For(ctx, wait); perr != nil {
+			return fmt.Errorf("jetstream journal: stream %s has no leader: %w (last error: %v)", st.CachedInfo().Config.Name, perr, err)
 		}
 		wait = min(2*wait, readRetryWaitMax)
 	}
@@ -593,12 +590,8 @@ func (s *Store) register(ctx context.Context, stream string, group uint32) error
 		case found:
 			return nil
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("registering %s: %w", stream, ctx.Err())
-		case <-t.C:
+		if err := pause.For(ctx, wait); err != nil {
+			return fmt.Errorf("registering %s: %w", stream, err)
 		}
 		wait = min(2*wait, readRetryWaitMax)
 	}
@@ -671,12 +664,8 @@ func (s *Store) Read(ctx context.Context, stream string, fromVersion uint64, lim
 		if len(out) == limit || fromVersion-1+uint64(len(out)) >= want {
 			return out, nil
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fail(fmt.Errorf("replicas still behind version %d: %w", want, ctx.Err()))
-		case <-t.C:
+		if err := pause.For(ctx, wait); err != nil {
+			return fail(fmt.Errorf("replicas still behind version %d: %w", want, err))
 		}
 		wait = min(2*wait, readRetryWaitMax)
 	}
