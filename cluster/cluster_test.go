@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -579,7 +580,9 @@ func TestCallMembersReachesEveryMember(t *testing.T) {
 // until the topology drops it and then succeeds with the live members'
 // answers, rather than failing on the dead node's dead letter.
 func TestCallMembersWaitsOutAKilledMember(t *testing.T) {
-	tc := startCluster(t, clusterOptions{members: 3, services: map[string]cluster.MemberService{
+	// A call waits at most RequestTimeout; the topology drops the killed
+	// member after the TTL and a refresh.
+	tc := startCluster(t, clusterOptions{members: 3, configure: func(c *cluster.Config) { c.RequestTimeout = 4 * testMemberTTL }, services: map[string]cluster.MemberService{
 		"echo": func(ctx context.Context, req proto.Message) (proto.Message, error) {
 			return wrapperspb.String("echo " + req.(*wrapperspb.StringValue).GetValue()), nil
 		},
@@ -597,6 +600,87 @@ func TestCallMembersWaitsOutAKilledMember(t *testing.T) {
 	}
 }
 
+// TestCallMembersAsksAgainAMemberThatAnswersDeadLetters proves a member
+// service call asks again, rather than failing, a member that answers with
+// dead letters (here: one without the service; in life, a node killed or
+// starting) while the topology lists it, and completes with the others'
+// answers once it has left.
+func TestCallMembersAsksAgainAMemberThatAnswersDeadLetters(t *testing.T) {
+	tc := startCluster(t, clusterOptions{members: 2, configure: func(c *cluster.Config) { c.RequestTimeout = 10 * time.Second },
+		services: map[string]cluster.MemberService{
+			"echo": func(ctx context.Context, req proto.Message) (proto.Message, error) { return req, nil },
+		}})
+	cfg := tc.memberConfig
+	cfg.Services = nil
+	without, err := cluster.Start(cfg)
+	require.NoError(t, err, "start a member without the service")
+	tc.stopAtCleanup(t, without)
+	tc.members = append(tc.members, without)
+	tc.awaitMembers(t)
+
+	const listedFor = 500 * time.Millisecond
+	left := make(chan error, 1)
+	go func() {
+		time.Sleep(listedFor)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		left <- without.Stop(ctx)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	began := time.Now()
+	got, err := tc.members[0].CallMembers(ctx, "echo", wrapperspb.String("hi"))
+	took := time.Since(began)
+	require.NoError(t, <-left, "the member without the service leaves")
+	require.NoError(t, err)
+	require.Len(t, got, 2, "answers")
+	require.NotContains(t, got, without.Address())
+	assert.GreaterOrEqual(t, took, listedFor, "the call waited while the member was listed")
+}
+
+// TestLeavingMemberFinishesItsServiceCallsFirst proves a member that stops
+// gracefully answers the service requests it is running before it leaves
+// the topology: a caller takes a member that left for one that owes no
+// answer, so a fence it was running must have ended.
+func TestLeavingMemberFinishesItsServiceCallsFirst(t *testing.T) {
+	release := make(chan struct{})
+	var running atomic.Int32
+	tc := startCluster(t, clusterOptions{members: 3, services: map[string]cluster.MemberService{
+		"hold": func(ctx context.Context, req proto.Message) (proto.Message, error) {
+			running.Add(1)
+			<-release
+			return req, nil
+		},
+	}})
+	caller, victim := tc.members[0], tc.members[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	called := make(chan error, 1)
+	go func() {
+		_, err := caller.CallMembers(ctx, "hold", wrapperspb.String("fence"))
+		called <- err
+	}()
+	testkit.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+		if n := running.Load(); n < 3 {
+			return fmt.Errorf("%d of 3 members running the request", n)
+		}
+		return nil
+	})
+	stopped := make(chan error, 1)
+	go func() { stopped <- victim.Stop(ctx) }()
+	time.Sleep(300 * time.Millisecond)
+	assert.Contains(t, caller.MemberAddresses(), victim.Address(), "the leaving member, while it runs a request")
+	close(release)
+	require.NoError(t, <-stopped, "stop")
+	require.NoError(t, <-called, "the call")
+	testkit.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if slices.Contains(caller.MemberAddresses(), victim.Address()) {
+			return errors.New("the member that stopped is still listed")
+		}
+		return nil
+	})
+}
+
 // TestMemberAnswersFromItsFirstMomentInTheTopology proves a joining member
 // answers its peers (its report for Members, its services for CallMembers)
 // as soon as they see it: protoactor registers a member and then waits a
@@ -605,15 +689,20 @@ func TestMemberAnswersFromItsFirstMomentInTheTopology(t *testing.T) {
 	tc := startCluster(t, clusterOptions{members: 2, services: map[string]cluster.MemberService{
 		"echo": func(ctx context.Context, req proto.Message) (proto.Message, error) { return req, nil },
 	}})
-	before := tc.members[0].MemberAddresses()
-	joined := make(chan struct{})
+	caller := tc.members[0]
+	before := caller.MemberAddresses()
+	type started struct {
+		node *cluster.Node
+		err  error
+	}
+	joined := make(chan started, 1)
 	go func() {
-		defer close(joined)
-		tc.addMember(t)
+		n, err := cluster.Start(tc.memberConfig)
+		joined <- started{n, err}
 	}()
 	var joiner string
 	testkit.CheckFor(t, 10*time.Second, time.Millisecond, func() error {
-		for _, a := range tc.members[0].MemberAddresses() {
+		for _, a := range caller.MemberAddresses() {
 			if !slices.Contains(before, a) {
 				joiner = a
 				return nil
@@ -621,9 +710,10 @@ func TestMemberAnswersFromItsFirstMomentInTheTopology(t *testing.T) {
 		}
 		return errors.New("no member has joined yet")
 	})
+	// While the joiner's start still waits out protoactor's second.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	infos, err := tc.members[0].Members(ctx)
+	infos, err := caller.Members(ctx)
 	require.NoError(t, err)
 	var reported bool
 	for _, m := range infos {
@@ -632,6 +722,11 @@ func TestMemberAnswersFromItsFirstMomentInTheTopology(t *testing.T) {
 			assert.Empty(t, m.StatsError, "the joining member's report")
 		}
 	}
-	require.True(t, reported, "the joining member listed")
-	<-joined
+	assert.True(t, reported, "the joining member listed")
+	answers, err := caller.CallMembers(ctx, "echo", wrapperspb.String("hi"))
+	require.NoError(t, err)
+	assert.Contains(t, answers, joiner, "the joining member's answer")
+	j := <-joined
+	require.NoError(t, j.err, "the joining member's start")
+	tc.stopAtCleanup(t, j.node)
 }

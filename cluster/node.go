@@ -74,6 +74,9 @@ type Node struct {
 	stopMu   sync.RWMutex
 	stopping bool
 	calls    sync.WaitGroup
+	// serviceCalls counts the member service requests being answered
+	// (see stopServices).
+	serviceCalls sync.WaitGroup
 
 	mu sync.Mutex
 	// members is the latest topology this node has seen, sorted by
@@ -393,17 +396,17 @@ func (n *Node) watchMember(address string) (w memberWatch, departed bool) {
 	return w, !self && !member
 }
 
-func (w memberWatch) gone() bool {
+// again is called when w.changed fires: it reports whether the member has
+// left, and otherwise returns the watch of the next change. Both under one
+// lock, so that a leave between the two is not missed.
+func (w memberWatch) again() (next memberWatch, gone bool) {
 	w.n.mu.Lock()
 	defer w.n.mu.Unlock()
-	return !slices.Contains(w.n.addresses, w.address)
-}
-
-func (w memberWatch) again() memberWatch {
-	w.n.mu.Lock()
-	defer w.n.mu.Unlock()
+	if !slices.Contains(w.n.addresses, w.address) {
+		return w, true
+	}
 	w.changed = w.n.changed
-	return w
+	return w, false
 }
 
 // peerUnreachable publishes that the endpoint writer failed to connect to

@@ -163,10 +163,10 @@ func (s *replySlot) wait(ctx context.Context, call uint64, timeout time.Duration
 	for {
 		select {
 		case <-left.changed:
-			if left.gone() {
+			var gone bool
+			if left, gone = left.again(); gone {
 				return nil, errMemberLeft
 			}
-			left = left.again()
 		case r := <-s.replies:
 			if c, ok := r.(interface{ GetCallId() uint64 }); ok && c.GetCallId() != call {
 				continue // a second reply to an earlier call

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -25,8 +26,8 @@ type MemberService func(ctx context.Context, req proto.Message) (proto.Message, 
 
 const servicePrefix = "mastertrust-svc-"
 
-// serviceRequest carries a request into a service actor with the PID to
-// answer and the deadline.
+// spawnServices spawns an actor per member service; each answers a request
+// from a goroutine of its own, counted in n.serviceCalls.
 func (n *Node) spawnServices() error {
 	for name, svc := range n.cfg.Services {
 		props := actor.PropsFromFunc(func(ctx actor.Context) {
@@ -39,7 +40,9 @@ func (n *Node) spawnServices() error {
 			// Answer from a goroutine: a long request (a fence waiting for
 			// decisions in flight) must not stop the actor answering
 			// others, and the caller's timeout bounds the wait anyway.
+			n.serviceCalls.Add(1)
 			go func() {
+				defer n.serviceCalls.Done()
 				c, cancel := context.WithTimeout(context.Background(), serviceTimeoutMax)
 				defer cancel()
 				var resp proto.Message
@@ -66,9 +69,26 @@ func (n *Node) spawnServices() error {
 // serviceTimeoutMax bounds a service call on the member's side.
 const serviceTimeoutMax = 5 * time.Minute
 
+// stopServices stops the service actors and waits for the requests they
+// are answering, for as long as a caller waits at most (RequestTimeout):
+// a leaving member answers what it was asked (a fence it is running) before
+// it leaves the topology, since a caller takes a member that left for one
+// that owes no answer (CallMembers).
 func (n *Node) stopServices() {
 	for name := range n.cfg.Services {
-		n.system.Root.Stop(actor.NewPID(n.address, servicePrefix+name))
+		if err := n.system.Root.StopFuture(actor.NewPID(n.address, servicePrefix+name)).Wait(); err != nil {
+			n.logger.Warn("member service did not stop", slog.String("service", name), slog.Any("error", err))
+		}
+	}
+	answered := make(chan struct{})
+	go func() {
+		n.serviceCalls.Wait()
+		close(answered)
+	}()
+	select {
+	case <-answered:
+	case <-time.After(n.cfg.RequestTimeout):
+		n.logger.Warn("leaving with member service requests unanswered", slog.Duration("waited", n.cfg.RequestTimeout))
 	}
 }
 
@@ -116,6 +136,9 @@ func (n *Node) CallMembers(ctx context.Context, name string, req proto.Message) 
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("cluster: service %s: %w", name, errors.Join(errs...))
 	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("cluster: service %s: every member left during the call: %w", name, ErrUnavailable)
+	}
 	return out, nil
 }
 
@@ -145,10 +168,13 @@ func (n *Node) callMember(ctx context.Context, callDeadline time.Time, address, 
 			case r = <-replies:
 				break wait
 			case <-watch.changed:
-				if watch.gone() {
-					return nil, nil // the future ends by its own timeout
+				var gone bool
+				if watch, gone = watch.again(); gone {
+					// It answered what it was running before it left (see
+					// stopServices), or it died; either way it decides
+					// nothing more. The future ends by its own timeout.
+					return nil, nil
 				}
-				watch = watch.again()
 			case <-ctx.Done():
 				return nil, classifyContextError(ctx.Err())
 			}
