@@ -55,6 +55,15 @@ func TestClusterGrowsAndShrinksUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a minute of a cluster's processes")
 	}
+	if testkit.Race {
+		// Its processes are this test binary, so race-enabled too, and a
+		// node that leaves meets protoactor's own gossip races
+		// (docs/protoactor.md, pitfall 14): reported inside the node, they
+		// stall it for seconds, and the calls it holds time out. A race of
+		// the library, not of this code. .ci/run runs this test without the
+		// race detector.
+		t.Skip("cluster processes built with the race detector: see .ci/run's run without -race")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	// The cycles deal the days after today, one after each change: the
