@@ -398,15 +398,7 @@ func (a *aggregator) settle(ctx context.Context, c *pb.AggSettle) (*pb.Aggregato
 		if err != nil {
 			return nil, err
 		}
-		var due []string
-		for _, id := range p.OrderIDs {
-			for _, t := range p.Orders[id].Trades {
-				if t.Status == domain.TradeExecutedStatus && !t.Execution.SettlementDate.After(date) {
-					due = append(due, t.ID)
-				}
-			}
-		}
-		if len(due) > 0 {
+		if due := p.TradesDueBy(date); len(due) > 0 {
 			calls[member] = &pb.PotRequest{Command: &pb.PotRequest_SettleTrades{SettleTrades: &pb.SettleTrades{TradeIds: due}}}
 			count += len(due)
 		}

@@ -295,6 +295,21 @@ func (p *Pot) HasOpenTrades() bool {
 	return false
 }
 
+// TradesDueBy returns the executed trades whose settlement date is on or
+// before date, in the order they were created: the trades a SettleTrades
+// for date settles.
+func (p *Pot) TradesDueBy(date Date) []string {
+	var due []string
+	for _, id := range p.OrderIDs {
+		for _, t := range p.Orders[id].Trades {
+			if t.Status == TradeExecutedStatus && !t.Execution.SettlementDate.After(date) {
+				due = append(due, t.ID)
+			}
+		}
+	}
+	return due
+}
+
 // OrderStatus is the status of an order as the API shows it.
 type OrderStatus string
 

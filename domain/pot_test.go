@@ -405,3 +405,38 @@ func TestClosedOrderCutOff(t *testing.T) {
 		})
 	}
 }
+
+// TestTradesDueBy: executed trades settling on or before the date are due,
+// in creation order; accepted, settled and cancelled trades never are.
+func TestTradesDueBy(t *testing.T) {
+	executed := func(id, settles string) *Trade {
+		return &Trade{ID: id, Status: TradeExecutedStatus, Execution: &Execution{SettlementDate: MustDate(settles)}}
+	}
+	p := &Pot{
+		OrderIDs: []string{"M-1", "M-2"},
+		Orders: map[string]*Order{
+			"M-1": {ID: "M-1", Trades: []*Trade{
+				executed("M-3", "2026-11-26"),
+				{ID: "M-4", Status: TradeAccepted},
+				executed("M-5", "2026-11-27"),
+			}},
+			"M-2": {ID: "M-2", Trades: []*Trade{
+				executed("M-6", "2026-11-25"),
+				{ID: "M-7", Status: TradeSettledStatus, Execution: &Execution{SettlementDate: MustDate("2026-11-20")}},
+				{ID: "M-8", Status: TradeCancelled},
+			}},
+		},
+	}
+	for _, c := range []struct {
+		date string
+		want []string
+	}{
+		{"2026-11-24", nil},
+		{"2026-11-25", []string{"M-6"}},
+		{"2026-11-26", []string{"M-3", "M-6"}},
+		{"2026-11-27", []string{"M-3", "M-5", "M-6"}},
+		{"2026-12-31", []string{"M-3", "M-5", "M-6"}},
+	} {
+		assert.Equal(t, c.want, p.TradesDueBy(MustDate(c.date)), "due by %s", c.date)
+	}
+}

@@ -231,15 +231,7 @@ func (s *sim) cycle(d Date, prices map[ISIN]Price, opt cycleOptions) {
 
 	// 1. Settle trades due on or before d.
 	for _, m := range s.members {
-		var due []string
-		for _, id := range s.pots[m].p.OrderIDs {
-			for _, t := range s.pots[m].p.Orders[id].Trades {
-				if t.Status == TradeExecutedStatus && !t.Execution.SettlementDate.After(d) {
-					due = append(due, t.ID)
-				}
-			}
-		}
-		if len(due) > 0 {
+		if due := s.pots[m].p.TradesDueBy(d); len(due) > 0 {
 			deliver(m, SettleTrades{TradeIDs: due})
 		}
 	}

@@ -123,15 +123,7 @@ func (l *life) dealingDay(d domain.Date, prices map[domain.ISIN]domain.Price, ro
 	l.setTime(d, 12, 30)
 	for _, m := range l.members() {
 		p := l.pots[m]
-		var due []string
-		for _, id := range p.OrderIDs {
-			for _, t := range p.Orders[id].Trades {
-				if t.Status == domain.TradeExecutedStatus && !t.Execution.SettlementDate.After(d) {
-					due = append(due, t.ID)
-				}
-			}
-		}
-		if len(due) > 0 {
+		if due := p.TradesDueBy(d); len(due) > 0 {
 			l.do(m, domain.SettleTrades{TradeIDs: due})
 		}
 	}
