@@ -155,32 +155,27 @@ func (n *Node) callMember(ctx context.Context, callDeadline time.Time, address, 
 		if timeout <= 0 {
 			return nil, fmt.Errorf("%w: no time left for the call", ErrTimeout)
 		}
-		replies := make(chan futureResult, 1)
-		future := n.system.Root.RequestFuture(pid, req, timeout)
-		go func() {
-			reply, err := future.Result()
-			replies <- futureResult{reply, err}
-		}()
-		var r futureResult
-	wait:
-		for {
-			select {
-			case r = <-replies:
-				break wait
-			case <-watch.changed:
-				var gone bool
-				if watch, gone = watch.again(); gone {
-					// It answered what it was running before it left (see
-					// stopServices), or it died; either way it decides
-					// nothing more. The future ends by its own timeout.
-					return nil, nil
-				}
-			case <-ctx.Done():
-				return nil, classifyContextError(ctx.Err())
-			}
+		// A reply slot, as Request uses: it waits for the reply, the
+		// member leaving and ctx together. One that ends without the reply
+		// is discarded, so that a late reply finds no one.
+		slot := n.slots.get(n.system)
+		n.system.Root.RequestWithCustomSender(pid, req, slot.pid)
+		reply, err := slot.wait(ctx, 0, timeout, watch)
+		if err != nil {
+			n.slots.discard(n.system, slot)
+		} else {
+			n.slots.put(n.system, slot)
 		}
-		_, dead := r.reply.(*actor.DeadLetterResponse)
-		if errors.Is(r.err, actor.ErrDeadLetter) || dead {
+		if errors.Is(err, errMemberLeft) {
+			// It answered what it was running before it left (see
+			// stopServices), or it died; either way it decides nothing
+			// more.
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, dead := reply.(*actor.DeadLetterResponse); dead {
 			wait := n.retryWait(attempt, callDeadline)
 			if wait <= 0 {
 				return nil, fmt.Errorf("%w: dead letter, and no time left to ask again", ErrUnavailable)
@@ -190,23 +185,13 @@ func (n *Node) callMember(ctx context.Context, callDeadline time.Time, address, 
 			}
 			continue
 		}
-		if r.err != nil {
-			return nil, r.err
-		}
-		if se, ok := r.reply.(*statspb.ServiceError); ok {
+		if se, ok := reply.(*statspb.ServiceError); ok {
 			return nil, errors.New(se.Message)
 		}
-		msg, ok := r.reply.(proto.Message)
+		msg, ok := reply.(proto.Message)
 		if !ok {
-			return nil, fmt.Errorf("unexpected reply %T", r.reply)
+			return nil, fmt.Errorf("unexpected reply %T", reply)
 		}
 		return msg, nil
 	}
-}
-
-// futureResult is a future's outcome, passed out of the goroutine that
-// waits for it.
-type futureResult struct {
-	reply any
-	err   error
 }
