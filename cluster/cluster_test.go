@@ -612,11 +612,7 @@ func TestCallMembersAsksAgainAMemberThatAnswersDeadLetters(t *testing.T) {
 		}})
 	cfg := tc.memberConfig
 	cfg.Services = nil
-	without, err := cluster.Start(cfg)
-	require.NoError(t, err, "start a member without the service")
-	tc.stopAtCleanup(t, without)
-	tc.members = append(tc.members, without)
-	tc.awaitMembers(t)
+	without := tc.addMemberWith(t, cfg)
 
 	const listedFor = 500 * time.Millisecond
 	left := make(chan error, 1)

@@ -131,7 +131,14 @@ func (tc *testCluster) stopAtCleanup(t testing.TB, n *cluster.Node) {
 // every node sees it.
 func (tc *testCluster) addMember(t testing.TB) *cluster.Node {
 	t.Helper()
-	n, err := cluster.Start(tc.memberConfig)
+	return tc.addMemberWith(t, tc.memberConfig)
+}
+
+// addMemberWith is addMember with a member config of the caller's (the
+// cluster's, edited).
+func (tc *testCluster) addMemberWith(t testing.TB, cfg cluster.Config) *cluster.Node {
+	t.Helper()
+	n, err := cluster.Start(cfg)
 	require.NoError(t, err, "start a member")
 	tc.stopAtCleanup(t, n)
 	tc.members = append(tc.members, n)
