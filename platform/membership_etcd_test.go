@@ -5,7 +5,6 @@ package platform
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -50,11 +49,7 @@ func startEtcd(t *testing.T) string {
 // URLs, not listeners).
 func freeLoopback(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
+	return fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 }
 
 // memberAddresses is what n's topology lists, sorted.

@@ -66,7 +66,7 @@ func startFails(t *testing.T, start func(platform.Config) (*platform.Process, er
 // NATS and the cluster member are up, so that their cleanup runs), and a
 // gateway's.
 func TestStartFailsWithItsCause(t *testing.T) {
-	nothing := freePort(t)
+	nothing := testkit.FreePort(t)
 	t.Run("member: nothing at the NATS URL", func(t *testing.T) {
 		startFails(t, platform.StartMember, memberConfig(t, fmt.Sprintf("nats://127.0.0.1:%d", nothing)),
 			fmt.Sprintf("connect to NATS at nats://127.0.0.1:%d.*connection refused", nothing))
@@ -156,7 +156,7 @@ func TestStartFailsWithItsCause(t *testing.T) {
 // (on the same port and directory, as after a restart). Each disconnect
 // and reconnect is counted on /metrics.
 func TestMemberReadinessFollowsNATS(t *testing.T) {
-	natsDir, natsPort := t.TempDir(), freePort(t)
+	natsDir, natsPort := t.TempDir(), testkit.FreePort(t)
 	srv, err := natsembed.Start(natsembed.Options{Dir: natsDir, Port: natsPort})
 	require.NoError(t, err)
 	defer func() { srv.Shutdown() }()
@@ -234,7 +234,7 @@ func startNATSCluster(t *testing.T) *natsCluster {
 	var ports []int
 	var routes []string
 	for range 3 {
-		port := freePort(t)
+		port := testkit.FreePort(t)
 		ports = append(ports, port)
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", port))
 	}
@@ -247,7 +247,7 @@ func startNATSCluster(t *testing.T) *natsCluster {
 		}
 	})
 	for i := range c.servers {
-		c.opts = append(c.opts, natsembed.Options{Dir: t.TempDir(), Port: freePort(t), Name: fmt.Sprintf("n%d", i),
+		c.opts = append(c.opts, natsembed.Options{Dir: t.TempDir(), Port: testkit.FreePort(t), Name: fmt.Sprintf("n%d", i),
 			Logger: logger.With("nats", i), Cluster: &natsembed.ClusterOptions{Name: "platform-test", Port: ports[i], Routes: routes}})
 		c.start(i)
 	}

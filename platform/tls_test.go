@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,15 +20,6 @@ import (
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/platform"
 )
-
-// freePort returns a port that was free on 127.0.0.1 a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // httpsClient trusts the CA in caFile only.
 func httpsClient(t *testing.T, caFile string) *http.Client {
@@ -79,7 +69,7 @@ func TestMemberAndGatewayOverTLS(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "CA key file mode")
 
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	peers := []string{fmt.Sprintf("127.0.0.1:%d", port)}
 	secret := strings.Repeat("s", 32)
 	member, err := platform.StartMember(platform.Config{DataDir: filepath.Join(dir, "n1"), Journal: "pebble", Groups: 8,

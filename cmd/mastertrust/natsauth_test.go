@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,14 +55,6 @@ func (c *child) waitLine(t *testing.T, prefix string) string {
 func (c *child) stop(t *testing.T) {
 	t.Helper()
 	assert.NoError(t, c.process.stop(os.Interrupt, 40*time.Second))
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // secretsOf are the secrets of a secrets directory as they could appear

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/internal/natsauth"
+	"github.com/acme/mastertrust/internal/testkit"
 )
 
 // TestNATSRoutesCommand runs three `mastertrust nats` servers as a cluster
@@ -37,7 +38,7 @@ func TestNATSRoutesCommand(t *testing.T) {
 	var ports []string
 	var routes []string
 	for range 3 {
-		p := strconv.Itoa(freePort(t))
+		p := strconv.Itoa(testkit.FreePort(t))
 		ports = append(ports, p)
 		routes = append(routes, "nats-route://127.0.0.1:"+p)
 	}

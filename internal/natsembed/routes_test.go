@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/internal/pki"
+	"github.com/acme/mastertrust/internal/testkit"
 )
 
 // memberSubject is the subject of the test members' certificates, as
@@ -39,18 +39,15 @@ func routeTLS(t *testing.T, ca *pki.Authority, commonName string) *tls.Config {
 	return cfg
 }
 
-// freeRoutes reserves n loopback ports and returns them with their route
-// URLs (a clustered JetStream refuses to start without routes, so the
-// ports are chosen first).
+// freeRoutes chooses n free loopback ports and returns them with their
+// route URLs (a clustered JetStream refuses to start without routes, so
+// the ports are chosen first).
 func freeRoutes(t *testing.T, n int) ([]int, []string) {
 	t.Helper()
 	var ports []int
 	var routes []string
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
+		port := testkit.FreePort(t)
 		ports = append(ports, port)
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", port))
 	}

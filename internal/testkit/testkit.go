@@ -1,10 +1,14 @@
 // Package testkit holds what the tests of several packages share: logs that
-// go to the test and stay quiet unless asked for, and polling for a
-// condition instead of sleeping. It is imported only by tests.
+// go to the test and stay quiet unless asked for, polling for a condition
+// instead of sleeping, and ports for servers that must know theirs before
+// they start. It is imported only by tests.
 package testkit
 
 import (
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -70,4 +74,30 @@ func CheckFor(t testing.TB, timeout, interval time.Duration, check func() error)
 		}
 		time.Sleep(interval)
 	}
+}
+
+// FreePort returns a loopback port that was free a moment ago, for a server
+// that must know its port before it starts (a NATS route, a restarted
+// member). It is chosen below Linux's ephemeral range (32768–60999 by
+// default): the kernel hands ports of that range to every outgoing
+// connection and every listener on port 0, so a port picked there with
+// ":0" and closed can be taken by another test's connection before its
+// server binds it ("address already in use"). Below it, only another
+// explicit choice can collide, one in twelve thousand.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	const low, high = 20000, 32768
+	for range 100 {
+		port := low + rand.IntN(high-low)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		if err := ln.Close(); err != nil {
+			t.Fatalf("close port %d: %v", port, err)
+		}
+		return port
+	}
+	t.Fatalf("no free port in [%d, %d) after 100 tries", low, high)
+	return 0
 }

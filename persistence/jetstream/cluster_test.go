@@ -3,7 +3,6 @@ package jetstream_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/acme/mastertrust/internal/natsembed"
 	"github.com/acme/mastertrust/internal/pki"
+	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/persistence"
 	"github.com/acme/mastertrust/persistence/jetstream"
 	"github.com/acme/mastertrust/persistence/persistencetest"
@@ -38,10 +38,7 @@ func startCluster(t testing.TB) []*natsembed.Server {
 	var ports []int
 	var routes []string
 	for range 3 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
+		port := testkit.FreePort(t)
 		ports = append(ports, port)
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", port))
 	}
