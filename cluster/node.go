@@ -195,7 +195,7 @@ func start(cfg Config, client bool) (n *Node, err error) {
 	}
 	remoteConfig := remote.Configure(cfg.Host, cfg.Port, remoteOptions...)
 	remoteConfig.MaxRetryCount = endpointConnectAttempts
-	lookup := newPlacementLookup(cfg.RequestTimeout, n.topologyMembers)
+	lookup := newPlacementLookup(cfg.RequestTimeout, n.topologyMembers, n.watchMember)
 	clusterConfig := protocluster.Configure(cfg.ClusterName, n.provider, lookup,
 		remoteConfig,
 		protocluster.WithKinds(kinds...),

@@ -20,7 +20,9 @@ package cluster
 //     other), the stale one would otherwise activate a grain beside its
 //     owner's activation, or bring back one it has just stopped;
 //   - an activation request waits the node's RequestTimeout, not a fixed
-//     5 s that the call's own timeout cannot shorten;
+//     5 s that the call's own timeout cannot shorten, and no longer than
+//     its owner stays in the topology: a request to a member that went
+//     away may never be answered, and the caller should ask the new owner;
 //   - clients run no placement actor (they own no activations);
 //   - ActivationTerminated is broadcast to the members of the node's own
 //     topology snapshot: protoactor's MemberList.BroadcastEvent reads its
@@ -49,6 +51,8 @@ type placementLookup struct {
 	activationTimeout time.Duration
 	// members returns the current topology (not to be modified).
 	members func() []*protocluster.Member
+	// watch follows one member's presence in the topology (Node.watchMember).
+	watch func(address string) (memberWatch, bool)
 	// onSetup, if set, runs first in Setup.
 	onSetup func(c *protocluster.Cluster)
 
@@ -66,8 +70,9 @@ type placementLookup struct {
 
 var _ protocluster.IdentityLookup = (*placementLookup)(nil)
 
-func newPlacementLookup(activationTimeout time.Duration, members func() []*protocluster.Member) *placementLookup {
-	return &placementLookup{activationTimeout: activationTimeout, members: members, rdv: protocluster.NewRendezvous()}
+func newPlacementLookup(activationTimeout time.Duration, members func() []*protocluster.Member,
+	watch func(address string) (memberWatch, bool)) *placementLookup {
+	return &placementLookup{activationTimeout: activationTimeout, members: members, watch: watch, rdv: protocluster.NewRendezvous()}
 }
 
 // Setup starts the placement actor (members) and follows the topology.
@@ -107,8 +112,8 @@ func (l *placementLookup) onTopology(topology *protocluster.ClusterTopology) {
 }
 
 // Get returns the PID of the identity's activation, asking its owner to
-// activate it if needed, or nil if no member hosts the kind or the owner
-// did not answer in time.
+// activate it if needed, or nil if no member hosts the kind, or the owner
+// did not answer in time or left the topology first.
 func (l *placementLookup) Get(ci *protocluster.ClusterIdentity) *actor.PID {
 	l.rdvMu.RLock()
 	owner := l.rdv.GetByClusterIdentity(ci)
@@ -116,8 +121,12 @@ func (l *placementLookup) Get(ci *protocluster.ClusterIdentity) *actor.PID {
 	if owner == "" {
 		return nil
 	}
+	left, departed := l.watch(owner)
+	if departed {
+		return nil // the topology changed since the hash was read
+	}
 	req := &protocluster.ActivationRequest{ClusterIdentity: ci}
-	reply, err := l.cluster.ActorSystem.Root.RequestFuture(actor.NewPID(owner, placementActorName), req, l.activationTimeout).Result()
+	reply, err := awaitFuture(l.cluster.ActorSystem.Root.RequestFuture(actor.NewPID(owner, placementActorName), req, l.activationTimeout), left)
 	if err != nil {
 		return nil
 	}
@@ -126,6 +135,36 @@ func (l *placementLookup) Get(ci *protocluster.ClusterIdentity) *actor.PID {
 		return nil
 	}
 	return resp.GetPid()
+}
+
+// awaitFuture returns f's result, or errMemberLeft as soon as left says
+// the member asked has left the topology. A member that went away between
+// the caller's look at the topology and its answer (a kill, or a leave
+// whose remote stopped first) never answers: without this the caller
+// would wait the whole timeout (the node's RequestTimeout), and a member's
+// call, which has no more time than that, would fail instead of asking
+// the new owner. The future's goroutine ends with its timeout.
+func awaitFuture(f actor.Future, left memberWatch) (any, error) {
+	type result struct {
+		reply any
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		reply, err := f.Result()
+		done <- result{reply, err}
+	}()
+	for {
+		select {
+		case r := <-done:
+			return r.reply, r.err
+		case <-left.changed:
+			var gone bool
+			if left, gone = left.again(); gone {
+				return nil, errMemberLeft
+			}
+		}
+	}
 }
 
 // RemovePid tells every member that pid no longer serves ci.

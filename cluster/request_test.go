@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/cluster"
@@ -218,4 +222,74 @@ func TestPlacementRefusesAnIdentityItDoesNotOwn(t *testing.T) {
 	require.True(t, ok, "reply %T", reply)
 	require.True(t, resp.GetFailed(), "a member activated %s, which another member owns: %v", owned, resp.GetPid())
 	require.Equal(t, activeOnA, a.ActiveGrains(echoKind), "no second activation")
+}
+
+// TestRequestAsksTheNewOwnerWhenTheOwnerLeaves proves a call whose
+// identity's owner never answers its activation request (here: a member
+// stuck making the grain) gives up on it once the owner leaves the
+// topology, and asks the new owner, rather than wait until its deadline
+// for an answer that will never come.
+func TestRequestAsksTheNewOwnerWhenTheOwnerLeaves(t *testing.T) {
+	const timeout = 10 * time.Second
+	tc := startCluster(t, clusterOptions{members: 2, clients: 1,
+		kinds:     []cluster.Kind{{Name: echoKind, New: newEchoKind}},
+		configure: func(c *cluster.Config) { c.RequestTimeout = timeout }})
+	// The third member makes its echo grains only once released: its
+	// placement actor, which makes them, is stuck until then.
+	release := make(chan struct{})
+	var released sync.Once
+	unblock := func() { released.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	cfg := tc.memberConfig
+	cfg.Kinds = []cluster.Kind{{Name: echoKind, New: func(idle time.Duration) *protocluster.Kind {
+		kind := newEchoKind(idle)
+		kind.Props = kind.Props.Configure(actor.WithProducer(func() actor.Actor {
+			<-release
+			return actor.ReceiveFunc(func(actor.Context) {})
+		}))
+		return kind
+	}}}
+	stuck := tc.addMemberWith(t, cfg)
+	id := ownedBy(t, tc, stuck.Address(), "leaves")
+
+	ctx := context.Background()
+	answered := make(chan error, 1)
+	began := time.Now()
+	go func() {
+		_, err := echo(ctx, tc.clients[0], id, &testgrain.EchoCall{Text: "hi"})
+		answered <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the call waits for the stuck member
+	leaving := make(chan error, 1)
+	go func() { leaving <- stuck.Stop(ctx) }() // leaves the topology first
+	err := <-answered
+	took := time.Since(began)
+	unblock()
+	require.NoError(t, <-leaving, "the stuck member leaves")
+	require.NoError(t, err, "the call after %v", took)
+	assert.Less(t, took, timeout/2, "the call waited for the member that left")
+	t.Logf("answered %v after the call began", took)
+}
+
+// ownedBy returns an identity (of prefix) that the member at address owns
+// in tc's topology, as the placement's rendezvous hashing picks it.
+func ownedBy(t *testing.T, tc *testCluster, address, prefix string) string {
+	t.Helper()
+	var members []*protocluster.Member
+	for _, m := range tc.members {
+		host, port, err := net.SplitHostPort(m.Address())
+		require.NoError(t, err)
+		p, err := strconv.Atoi(port)
+		require.NoError(t, err)
+		members = append(members, &protocluster.Member{Host: host, Port: int32(p), Id: m.Address(), Kinds: []string{echoKind}})
+	}
+	rdv := protocluster.NewRendezvous()
+	rdv.UpdateMembers(members)
+	for _, id := range identities(prefix, 100) {
+		if rdv.GetByClusterIdentity(protocluster.NewClusterIdentity(id, echoKind)) == address {
+			return id
+		}
+	}
+	t.Fatalf("none of 100 identities belongs to %s", address)
+	return ""
 }
