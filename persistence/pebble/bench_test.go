@@ -112,44 +112,14 @@ func (quietLogger) Fatalf(format string, args ...any) {
 // The sub-benchmarks compare a young store with one of 8 times the history
 // per stream, with and without Bloom filters.
 func BenchmarkRecoverCold(b *testing.B) {
-	const streams, snapshotBytes = 50_000, 2_000
 	for _, appends := range []int{4, 32} {
 		for _, bits := range []int{-1, pebbleopts.BloomBitsPerKeyDefault} {
 			b.Run(fmt.Sprintf("appends=%d/bloom=%d", appends, bits), func(b *testing.B) {
-				dir := b.TempDir()
-				opts := pebble.Options{Groups: 64, CacheBytes: 16 << 20, BloomBitsPerKey: bits}
-				st, err := pebble.Open(dir, opts)
-				require.NoError(b, err)
+				st, name := coldJournal(b, appends, bits)
 				ctx := context.Background()
-				name := func(i int) string { return fmt.Sprintf("pot/m%07d", i) }
-				ev := []persistence.NewEvent{{Type: "pot.BenchEvent", Data: make([]byte, benchEventBytes)}}
-				snap := make([]byte, snapshotBytes)
-				const writers = 256
-				for round := range appends {
-					var wg sync.WaitGroup
-					for w := range writers {
-						wg.Go(func() {
-							for i := w; i < streams; i += writers {
-								_, err := st.Append(ctx, persistence.AppendRequest{Stream: name(i), Group: uint32(i % 64), ExpectedVersion: uint64(round), Events: ev})
-								if err == nil && (round%4 == 3 || round == appends-1) {
-									err = st.SaveSnapshot(ctx, persistence.Snapshot{Stream: name(i), Version: uint64(round + 1), Data: snap})
-								}
-								if err != nil {
-									b.Error(err)
-									return
-								}
-							}
-						})
-					}
-					wg.Wait()
-				}
-				require.NoError(b, st.Close())
-				st, err = pebble.Open(dir, opts)
-				require.NoError(b, err)
-				defer st.Close()
 				b.ResetTimer()
 				for i := range b.N {
-					stream := name(i * 7919 % streams)
+					stream := name(i * 7919 % coldStreams)
 					s, found, err := st.LoadSnapshot(ctx, stream)
 					if err != nil || !found {
 						b.Fatal(stream, found, err)
@@ -162,4 +132,69 @@ func BenchmarkRecoverCold(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkActivationCold is what a pot's activation and passivation read
+// and write in a journal larger than its block cache: its snapshot, the
+// events after it (none), then a new snapshot, synced.
+func BenchmarkActivationCold(b *testing.B) {
+	st, name := coldJournal(b, 32, pebbleopts.BloomBitsPerKeyDefault)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		stream := name(i * 7919 % coldStreams)
+		s, found, err := st.LoadSnapshot(ctx, stream)
+		if err != nil || !found {
+			b.Fatal(stream, found, err)
+		}
+		if _, err := st.Read(ctx, stream, s.Version+1, 0); err != nil {
+			b.Fatal(stream, err)
+		}
+		if err := st.SaveSnapshot(ctx, s); err != nil {
+			b.Fatal(stream, err)
+		}
+	}
+}
+
+// coldStreams and coldSnapshotBytes size coldJournal.
+const coldStreams, coldSnapshotBytes = 50_000, 2_000
+
+// coldJournal writes a journal of coldStreams streams, appends appends to
+// each, interleaved, with a snapshot every 4th and after the last, and
+// reopens it with a 16 MiB block cache and no cached heads. name(i) is
+// stream i.
+func coldJournal(b *testing.B, appends, bloomBitsPerKey int) (*pebble.Store, func(int) string) {
+	b.Helper()
+	dir := b.TempDir()
+	opts := pebble.Options{Groups: 64, CacheBytes: 16 << 20, BloomBitsPerKey: bloomBitsPerKey}
+	st, err := pebble.Open(dir, opts)
+	require.NoError(b, err)
+	ctx := context.Background()
+	name := func(i int) string { return fmt.Sprintf("pot/m%07d", i) }
+	ev := []persistence.NewEvent{{Type: "pot.BenchEvent", Data: make([]byte, benchEventBytes)}}
+	snap := make([]byte, coldSnapshotBytes)
+	const writers = 256
+	for round := range appends {
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := w; i < coldStreams; i += writers {
+					_, err := st.Append(ctx, persistence.AppendRequest{Stream: name(i), Group: uint32(i % 64), ExpectedVersion: uint64(round), Events: ev})
+					if err == nil && (round%4 == 3 || round == appends-1) {
+						err = st.SaveSnapshot(ctx, persistence.Snapshot{Stream: name(i), Version: uint64(round + 1), Data: snap})
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	require.NoError(b, st.Close())
+	st, err = pebble.Open(dir, opts)
+	require.NoError(b, err)
+	b.Cleanup(func() { st.Close() })
+	return st, name
 }

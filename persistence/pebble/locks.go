@@ -6,9 +6,10 @@ import (
 	"sync/atomic"
 )
 
-// streamLocks serialises snapshot saves of one stream (reading the stored
-// version and writing a newer one must not interleave) without serialising
-// saves of different streams.
+// streamLocks serialises the snapshot saves and loads of one stream
+// (reading the stored version and writing a newer one must not interleave,
+// nor a load's remembering of what it read with a save) without
+// serialising those of different streams.
 type streamLocks struct {
 	seed   maphash.Seed
 	shards [streamShards]streamLockShard
@@ -165,4 +166,60 @@ type streamHead struct {
 // misses nothing.
 type groupFeed struct {
 	visible atomic.Uint64
+}
+
+// snapshotVersions remembers the version of the snapshot stored for the
+// streams whose snapshot this store read or wrote lately, so that a save
+// compares with it instead of reading the stored one first: the save at a
+// pot's passivation follows the read at its activation, and that read cost
+// as much as the recovery's own (a point read that misses the block cache
+// in a store larger than it). The store is the only writer of snapshots
+// (Pebble locks the directory), so a remembered version is the stored one;
+// a stream not remembered is read, as before.
+type snapshotVersions struct {
+	seed     maphash.Seed
+	shardMax int // entries in one shard before an arbitrary one goes
+	shards   [streamShards]snapshotVersionShard
+}
+
+type snapshotVersionShard struct {
+	mu sync.Mutex
+	m  map[string]uint64 // mu guards m
+}
+
+// newSnapshotVersions remembers about entries streams.
+func newSnapshotVersions(entries int) *snapshotVersions {
+	v := &snapshotVersions{seed: maphash.MakeSeed(), shardMax: max(entries/streamShards, 1)}
+	for i := range v.shards {
+		v.shards[i].m = make(map[string]uint64)
+	}
+	return v
+}
+
+func (v *snapshotVersions) shard(stream string) *snapshotVersionShard {
+	return &v.shards[maphash.String(v.seed, stream)%streamShards]
+}
+
+// get returns the stream's stored snapshot version, if remembered.
+func (v *snapshotVersions) get(stream string) (uint64, bool) {
+	sh := v.shard(stream)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	version, ok := sh.m[stream]
+	return version, ok
+}
+
+// set remembers the stream's stored snapshot version. Callers hold the
+// stream's lock (streamLocks), under which they read or wrote it.
+func (v *snapshotVersions) set(stream string, version uint64) {
+	sh := v.shard(stream)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.m[stream]; !ok && len(sh.m) >= v.shardMax {
+		for k := range sh.m {
+			delete(sh.m, k)
+			break
+		}
+	}
+	sh.m[stream] = version
 }

@@ -44,8 +44,10 @@ type Store struct {
 	commits *committer      // every append goes through it
 	pending *pendingStreams // versions written, not yet synced
 	snaps   *streamLocks    // snapshot saves, per stream
-	ops     sync.Pool       // of *appendOp, each with its result channel
-	feeds   []groupFeed     // one per group
+	// snapVersions: the stored snapshot versions of recently used streams.
+	snapVersions *snapshotVersions
+	ops          sync.Pool   // of *appendOp, each with its result channel
+	feeds        []groupFeed // one per group
 
 	// mu is read-held by every operation and write-held by Close, so that
 	// Close waits for the operations in flight and later ones see closed.
@@ -96,13 +98,14 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("pebble journal: open %s: %w", dir, err), db.Close())
 	}
 	s := &Store{
-		db:      db,
-		cache:   cache,
-		groups:  groups,
-		log:     opts.Logger,
-		pending: newPendingStreams(),
-		snaps:   newStreamLocks(),
-		feeds:   make([]groupFeed, groups),
+		db:           db,
+		cache:        cache,
+		groups:       groups,
+		log:          opts.Logger,
+		pending:      newPendingStreams(),
+		snaps:        newStreamLocks(),
+		snapVersions: newSnapshotVersions(opts.HeadCacheEntries),
+		feeds:        make([]groupFeed, groups),
 	}
 	next, err := s.loadFeedPositions()
 	if err != nil {
@@ -460,9 +463,12 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap persistence.Snapshot) err
 	}
 	l := s.snaps.lock(snap.Stream)
 	defer s.snaps.unlock(snap.Stream, l)
-	stored, _, found, err := s.loadSnapshot(snap.Stream, false)
-	if err != nil {
-		return fail(err)
+	stored, found := s.snapVersions.get(snap.Stream)
+	if !found {
+		var err error
+		if stored, _, found, err = s.loadSnapshot(snap.Stream, false); err != nil {
+			return fail(err)
+		}
 	}
 	if found && stored > snap.Version {
 		return nil
@@ -472,6 +478,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap persistence.Snapshot) err
 	if err := s.db.Set(snapshotKey(snap.Stream), v, cpebble.Sync); err != nil {
 		return fail(err)
 	}
+	s.snapVersions.set(snap.Stream, snap.Version)
 	return nil
 }
 
@@ -486,6 +493,10 @@ func (s *Store) LoadSnapshot(ctx context.Context, stream string) (persistence.Sn
 	if err := s.usable(ctx); err != nil {
 		return persistence.Snapshot{}, false, &persistence.Error{Op: op, Stream: stream, Err: err}
 	}
+	// Under the stream's lock, so that what it remembers is what is stored
+	// (a save cannot land between the read and snapVersions.set).
+	l := s.snaps.lock(stream)
+	defer s.snaps.unlock(stream, l)
 	version, data, found, err := s.loadSnapshot(stream, true)
 	if err != nil || !found {
 		if err != nil {
@@ -493,6 +504,7 @@ func (s *Store) LoadSnapshot(ctx context.Context, stream string) (persistence.Sn
 		}
 		return persistence.Snapshot{}, false, err
 	}
+	s.snapVersions.set(stream, version)
 	return persistence.Snapshot{Stream: stream, Version: version, Data: data}, true, nil
 }
 

@@ -2,6 +2,7 @@ package pebble_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"testing"
@@ -96,4 +97,40 @@ func TestOptionsValidate(t *testing.T) {
 	var ok pebble.Options
 	assert.NoError(t, ok.EnsureDefaults().Validate(), "defaults")
 	assert.NotErrorIs(t, err, persistence.ErrInvalid, "option errors are not request errors")
+}
+
+// TestSnapshotSavesKeepTheNewerOnceForgotten proves a snapshot save keeps
+// the newer snapshot of a stream whose stored version the store no longer
+// remembers (its cache of snapshot versions, bounded by HeadCacheEntries,
+// holds one stream per shard here): it reads the stored version instead.
+func TestSnapshotSavesKeepTheNewerOnceForgotten(t *testing.T) {
+	ctx := context.Background()
+	s, err := pebble.Open("j", pebble.Options{FS: vfs.NewMem(), HeadCacheEntries: 1, Logger: testLogger(t)})
+	require.NoError(t, err)
+	defer s.Close()
+	const streams = 300
+	name := func(i int) string { return fmt.Sprintf("pot/%03d", i) }
+	save := func(version uint64) {
+		for i := range streams {
+			data := fmt.Appendf(nil, "%s@%d", name(i), version)
+			require.NoError(t, s.SaveSnapshot(ctx, persistence.Snapshot{Stream: name(i), Version: version, Data: data}))
+		}
+	}
+	save(10)
+	save(7) // older, and most streams forgotten since their save at 10
+	for i := range streams {
+		got, found, err := s.LoadSnapshot(ctx, name(i))
+		require.NoError(t, err)
+		require.True(t, found, name(i))
+		require.EqualValues(t, 10, got.Version, name(i))
+		require.Equal(t, fmt.Sprintf("%s@10", name(i)), string(got.Data))
+	}
+	// Remembered after the loads (the last few streams of each shard):
+	// still the newer kept.
+	save(8)
+	for i := range streams {
+		got, _, err := s.LoadSnapshot(ctx, name(i))
+		require.NoError(t, err)
+		require.EqualValues(t, 10, got.Version, name(i))
+	}
 }
