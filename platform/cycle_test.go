@@ -356,8 +356,8 @@ func TestLateOrderIsRolledToTheNextDay(t *testing.T) {
 }
 
 // contractNotes reads every contract note published on NATS, by trade id,
-// failing on a trade with two, or on a note without the headers that name
-// it or off its member's group's subject.
+// failing on a trade with two, or on a message without the headers that
+// name it, or a note off its member's group's subject.
 func (w *dealingWorld) contractNotes() map[string]*pb.ContractNote {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -371,18 +371,21 @@ func (w *dealingWorld) contractNotes() map[string]*pb.ContractNote {
 	notes := map[string]*pb.ContractNote{}
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
 		msg, err := stream.GetMsg(ctx, seq)
-		require.NoError(w.t, err, "note %d", seq)
-		require.Equal(w.t, "mastertrust.v1.ContractNote", msg.Header.Get(natsmsg.TypeHeader), "note %d: type header", seq)
-		require.Equal(w.t, "application/protobuf", msg.Header.Get(natsmsg.ContentTypeHeader), "note %d: content type header", seq)
-		var n pb.ContractNote
-		require.NoError(w.t, proto.Unmarshal(msg.Data, &n), "note %d", seq)
-		if _, dup := notes[n.TradeId]; dup {
-			w.t.Fatalf("two contract notes for trade %s", n.TradeId)
+		require.NoError(w.t, err, "message %d", seq)
+		require.Equal(w.t, "mastertrust.v1.ContractNotes", msg.Header.Get(natsmsg.TypeHeader), "message %d: type header", seq)
+		require.Equal(w.t, "application/protobuf", msg.Header.Get(natsmsg.ContentTypeHeader), "message %d: content type header", seq)
+		var batch pb.ContractNotes
+		require.NoError(w.t, proto.Unmarshal(msg.Data, &batch), "message %d", seq)
+		require.NotEmpty(w.t, batch.Notes, "message %d", seq)
+		for _, n := range batch.Notes {
+			if _, dup := notes[n.TradeId]; dup {
+				w.t.Fatalf("two contract notes for trade %s", n.TradeId)
+			}
+			require.Equal(w.t, platform.ContractNoteSubject(actors.PotGroup(n.MemberId, 8)), msg.Subject, "message %d, note for trade %s: subject", seq, n.TradeId)
+			require.NotEmpty(w.t, n.Units, "message %d, note for trade %s: units", seq, n.TradeId)
+			require.NotEmpty(w.t, n.UnitPrice, "message %d, note for trade %s: unit price", seq, n.TradeId)
+			notes[n.TradeId] = n
 		}
-		require.Equal(w.t, platform.ContractNoteSubject(actors.PotGroup(n.MemberId, 8)), msg.Subject, "note %d for trade %s: subject", seq, n.TradeId)
-		require.NotEmpty(w.t, n.Units, "note %d for trade %s: units", seq, n.TradeId)
-		require.NotEmpty(w.t, n.UnitPrice, "note %d for trade %s: unit price", seq, n.TradeId)
-		notes[n.TradeId] = &n
 	}
 	return notes
 }

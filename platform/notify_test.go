@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -19,7 +20,8 @@ import (
 
 // The notifications stream is bounded (age, bytes, messages), also when it
 // was made unbounded by an earlier version, whose notes it keeps; a note is
-// published on its member's group's subject with headers naming its type.
+// published on its member's group's subject, in a message of notes, with
+// headers naming its type.
 func TestNotificationsBoundedAndTyped(t *testing.T) {
 	t.Parallel()
 	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir()})
@@ -66,14 +68,71 @@ func TestNotificationsBoundedAndTyped(t *testing.T) {
 	msg, err := stream.GetMsg(ctx, 2)
 	require.NoError(t, err)
 	require.Equal(t, platform.ContractNoteSubject(actors.PotGroup("M000002", potGroups)), msg.Subject, "the note's subject")
-	var back pb.ContractNote
+	var back pb.ContractNotes
 	require.NoError(t, natsmsg.Decode(msg.Header, msg.Data, &back), "decode the note")
-	require.True(t, proto.Equal(&back, note), "the note decoded: %v, want %v", &back, note)
-	require.Equal(t, "mastertrust.v1.ContractNote", msg.Header.Get("Mastertrust-Type"), "the note's Mastertrust-Type header")
+	require.Len(t, back.Notes, 1, "notes in the message")
+	require.True(t, proto.Equal(back.Notes[0], note), "the note decoded: %v, want %v", back.Notes[0], note)
+	require.Equal(t, "mastertrust.v1.ContractNotes", msg.Header.Get("Mastertrust-Type"), "the note's Mastertrust-Type header")
 	require.Equal(t, "application/protobuf", msg.Header.Get("Content-Type"), "the note's Content-Type header")
 	// A second publication (an aggregator's restart) is dropped.
 	require.NoError(t, n.PublishContractNotes(ctx, []*pb.ContractNote{note}))
 	info, err = stream.Info(ctx)
 	require.NoError(t, err, "after publishing again")
 	require.Equal(t, uint64(2), info.State.Msgs, "notes after publishing again")
+}
+
+// Many notes go in few messages, each of one pot group's members, whose
+// notes come back in the order published; publishing them again adds none.
+func TestContractNotesShareMessages(t *testing.T) {
+	t.Parallel()
+	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	ctx := t.Context()
+	const potGroups, members, notesEach = 4, 40, 25
+	n, err := platform.NewNotifier(ctx, nc, 1, potGroups)
+	require.NoError(t, err)
+	var notes []*pb.ContractNote
+	for i := range notesEach {
+		for m := range members {
+			member := fmt.Sprintf("M%06d", m)
+			notes = append(notes, &pb.ContractNote{MemberId: member, TradeId: fmt.Sprintf("%s-%d", member, i), OrderId: fmt.Sprintf("%s-o%d", member, i),
+				DealingDate: "2026-12-08", Asset: "GB00B4PQW151", Side: "buy", Units: "12.3456", UnitPrice: "1.234567",
+				Consideration: "15.24", SettlementDate: "2026-12-11", BatchId: "2026-12-08/GB00B4PQW151/3"})
+		}
+	}
+	require.NoError(t, n.PublishContractNotes(ctx, notes))
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	stream, err := js.Stream(ctx, platform.NotificationsStream)
+	require.NoError(t, err)
+	info, err := stream.Info(ctx)
+	require.NoError(t, err)
+	require.Less(t, info.State.Msgs, uint64(len(notes)/50), "messages for %d notes", len(notes))
+	got := map[string][]string{} // subject → trade ids, in order
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		msg, err := stream.GetMsg(ctx, seq)
+		require.NoError(t, err)
+		var batch pb.ContractNotes
+		require.NoError(t, natsmsg.Decode(msg.Header, msg.Data, &batch), "message %d", seq)
+		require.LessOrEqual(t, len(msg.Data), int(platform.NotificationsStreamConfig(1).MaxMsgSize), "message %d: bytes", seq)
+		for _, note := range batch.Notes {
+			require.Equal(t, platform.ContractNoteSubject(actors.PotGroup(note.MemberId, potGroups)), msg.Subject, "note %s: subject", note.TradeId)
+			got[msg.Subject] = append(got[msg.Subject], note.TradeId)
+		}
+	}
+	want := map[string][]string{}
+	for _, note := range notes {
+		subject := platform.ContractNoteSubject(actors.PotGroup(note.MemberId, potGroups))
+		want[subject] = append(want[subject], note.TradeId)
+	}
+	require.Equal(t, want, got, "each group's notes, in order")
+
+	require.NoError(t, n.PublishContractNotes(ctx, notes))
+	again, err := stream.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, info.State.Msgs, again.State.Msgs, "messages after publishing the same notes again")
 }

@@ -1828,6 +1828,55 @@ func (x *ContractNote) GetOrderId() string {
 	return ""
 }
 
+// ContractNotes is one message of the notifications stream: the notes of
+// consecutive executions of one pot group, in the order they were
+// executed. One message carries many because the stream syncs each message
+// to disk before it acknowledges it: a message per note cost a sync per
+// trade, most of a dealing cycle's allocation.
+type ContractNotes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Notes         []*ContractNote        `protobuf:"bytes,1,rep,name=notes,proto3" json:"notes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContractNotes) Reset() {
+	*x = ContractNotes{}
+	mi := &file_pot_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContractNotes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContractNotes) ProtoMessage() {}
+
+func (x *ContractNotes) ProtoReflect() protoreflect.Message {
+	mi := &file_pot_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContractNotes.ProtoReflect.Descriptor instead.
+func (*ContractNotes) Descriptor() ([]byte, []int) {
+	return file_pot_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ContractNotes) GetNotes() []*ContractNote {
+	if x != nil {
+		return x.Notes
+	}
+	return nil
+}
+
 type OrderView struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	Id                  string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1851,7 +1900,7 @@ type OrderView struct {
 
 func (x *OrderView) Reset() {
 	*x = OrderView{}
-	mi := &file_pot_proto_msgTypes[23]
+	mi := &file_pot_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +1912,7 @@ func (x *OrderView) String() string {
 func (*OrderView) ProtoMessage() {}
 
 func (x *OrderView) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[23]
+	mi := &file_pot_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1876,7 +1925,7 @@ func (x *OrderView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderView.ProtoReflect.Descriptor instead.
 func (*OrderView) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{23}
+	return file_pot_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OrderView) GetId() string {
@@ -1964,7 +2013,7 @@ type MovementView struct {
 
 func (x *MovementView) Reset() {
 	*x = MovementView{}
-	mi := &file_pot_proto_msgTypes[24]
+	mi := &file_pot_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2025,7 @@ func (x *MovementView) String() string {
 func (*MovementView) ProtoMessage() {}
 
 func (x *MovementView) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[24]
+	mi := &file_pot_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2038,7 @@ func (x *MovementView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MovementView.ProtoReflect.Descriptor instead.
 func (*MovementView) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{24}
+	return file_pot_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MovementView) GetId() string {
@@ -2051,7 +2100,7 @@ type OrderList struct {
 
 func (x *OrderList) Reset() {
 	*x = OrderList{}
-	mi := &file_pot_proto_msgTypes[25]
+	mi := &file_pot_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2112,7 @@ func (x *OrderList) String() string {
 func (*OrderList) ProtoMessage() {}
 
 func (x *OrderList) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[25]
+	mi := &file_pot_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2125,7 @@ func (x *OrderList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrderList.ProtoReflect.Descriptor instead.
 func (*OrderList) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{25}
+	return file_pot_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *OrderList) GetOrders() []*OrderView {
@@ -2108,7 +2157,7 @@ type StatementEntry struct {
 
 func (x *StatementEntry) Reset() {
 	*x = StatementEntry{}
-	mi := &file_pot_proto_msgTypes[26]
+	mi := &file_pot_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2169,7 @@ func (x *StatementEntry) String() string {
 func (*StatementEntry) ProtoMessage() {}
 
 func (x *StatementEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[26]
+	mi := &file_pot_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2182,7 @@ func (x *StatementEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatementEntry.ProtoReflect.Descriptor instead.
 func (*StatementEntry) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{26}
+	return file_pot_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StatementEntry) GetAt() string {
@@ -2196,7 +2245,7 @@ type Statement struct {
 
 func (x *Statement) Reset() {
 	*x = Statement{}
-	mi := &file_pot_proto_msgTypes[27]
+	mi := &file_pot_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2208,7 +2257,7 @@ func (x *Statement) String() string {
 func (*Statement) ProtoMessage() {}
 
 func (x *Statement) ProtoReflect() protoreflect.Message {
-	mi := &file_pot_proto_msgTypes[27]
+	mi := &file_pot_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,7 +2270,7 @@ func (x *Statement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Statement.ProtoReflect.Descriptor instead.
 func (*Statement) Descriptor() ([]byte, []int) {
-	return file_pot_proto_rawDescGZIP(), []int{27}
+	return file_pot_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Statement) GetEntries() []*StatementEntry {
@@ -2383,7 +2432,9 @@ const file_pot_proto_rawDesc = "" +
 	"\bbatch_id\x18\t \x01(\tR\abatchId\x12\x1b\n" +
 	"\tmember_id\x18\n" +
 	" \x01(\tR\bmemberId\x12\x19\n" +
-	"\border_id\x18\v \x01(\tR\aorderId\"\xf2\x02\n" +
+	"\border_id\x18\v \x01(\tR\aorderId\"C\n" +
+	"\rContractNotes\x122\n" +
+	"\x05notes\x18\x01 \x03(\v2\x1c.mastertrust.v1.ContractNoteR\x05notes\"\xf2\x02\n" +
 	"\tOrderView\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
@@ -2437,7 +2488,7 @@ func file_pot_proto_rawDescGZIP() []byte {
 	return file_pot_proto_rawDescData
 }
 
-var file_pot_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_pot_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_pot_proto_goTypes = []any{
 	(*PotRequest)(nil),     // 0: mastertrust.v1.PotRequest
 	(*PotCall)(nil),        // 1: mastertrust.v1.PotCall
@@ -2462,15 +2513,16 @@ var file_pot_proto_goTypes = []any{
 	(*PotView)(nil),        // 20: mastertrust.v1.PotView
 	(*TradeView)(nil),      // 21: mastertrust.v1.TradeView
 	(*ContractNote)(nil),   // 22: mastertrust.v1.ContractNote
-	(*OrderView)(nil),      // 23: mastertrust.v1.OrderView
-	(*MovementView)(nil),   // 24: mastertrust.v1.MovementView
-	(*OrderList)(nil),      // 25: mastertrust.v1.OrderList
-	(*StatementEntry)(nil), // 26: mastertrust.v1.StatementEntry
-	(*Statement)(nil),      // 27: mastertrust.v1.Statement
-	nil,                    // 28: mastertrust.v1.Rebalance.PricesEntry
-	(OrderType)(0),         // 29: mastertrust.v1.OrderType
-	(*TradeExecuted)(nil),  // 30: mastertrust.v1.TradeExecuted
-	(*Problem)(nil),        // 31: mastertrust.v1.Problem
+	(*ContractNotes)(nil),  // 23: mastertrust.v1.ContractNotes
+	(*OrderView)(nil),      // 24: mastertrust.v1.OrderView
+	(*MovementView)(nil),   // 25: mastertrust.v1.MovementView
+	(*OrderList)(nil),      // 26: mastertrust.v1.OrderList
+	(*StatementEntry)(nil), // 27: mastertrust.v1.StatementEntry
+	(*Statement)(nil),      // 28: mastertrust.v1.Statement
+	nil,                    // 29: mastertrust.v1.Rebalance.PricesEntry
+	(OrderType)(0),         // 30: mastertrust.v1.OrderType
+	(*TradeExecuted)(nil),  // 31: mastertrust.v1.TradeExecuted
+	(*Problem)(nil),        // 32: mastertrust.v1.Problem
 }
 var file_pot_proto_depIdxs = []int32{
 	2,  // 0: mastertrust.v1.PotRequest.open_pot:type_name -> mastertrust.v1.OpenPot
@@ -2488,30 +2540,31 @@ var file_pot_proto_depIdxs = []int32{
 	14, // 12: mastertrust.v1.PotRequest.get_order:type_name -> mastertrust.v1.GetOrder
 	15, // 13: mastertrust.v1.PotRequest.get_statement:type_name -> mastertrust.v1.GetStatement
 	0,  // 14: mastertrust.v1.PotCall.request:type_name -> mastertrust.v1.PotRequest
-	29, // 15: mastertrust.v1.PlaceOrder.type:type_name -> mastertrust.v1.OrderType
-	28, // 16: mastertrust.v1.Rebalance.prices:type_name -> mastertrust.v1.Rebalance.PricesEntry
-	30, // 17: mastertrust.v1.AllocateTrades.executions:type_name -> mastertrust.v1.TradeExecuted
-	31, // 18: mastertrust.v1.PotResponse.problem:type_name -> mastertrust.v1.Problem
+	30, // 15: mastertrust.v1.PlaceOrder.type:type_name -> mastertrust.v1.OrderType
+	29, // 16: mastertrust.v1.Rebalance.prices:type_name -> mastertrust.v1.Rebalance.PricesEntry
+	31, // 17: mastertrust.v1.AllocateTrades.executions:type_name -> mastertrust.v1.TradeExecuted
+	32, // 18: mastertrust.v1.PotResponse.problem:type_name -> mastertrust.v1.Problem
 	20, // 19: mastertrust.v1.PotResponse.pot:type_name -> mastertrust.v1.PotView
-	24, // 20: mastertrust.v1.PotResponse.movement:type_name -> mastertrust.v1.MovementView
-	23, // 21: mastertrust.v1.PotResponse.order:type_name -> mastertrust.v1.OrderView
-	25, // 22: mastertrust.v1.PotResponse.orders:type_name -> mastertrust.v1.OrderList
-	27, // 23: mastertrust.v1.PotResponse.statement:type_name -> mastertrust.v1.Statement
+	25, // 20: mastertrust.v1.PotResponse.movement:type_name -> mastertrust.v1.MovementView
+	24, // 21: mastertrust.v1.PotResponse.order:type_name -> mastertrust.v1.OrderView
+	26, // 22: mastertrust.v1.PotResponse.orders:type_name -> mastertrust.v1.OrderList
+	28, // 23: mastertrust.v1.PotResponse.statement:type_name -> mastertrust.v1.Statement
 	17, // 24: mastertrust.v1.PotResponse.ack:type_name -> mastertrust.v1.Ack
 	18, // 25: mastertrust.v1.PotView.cash:type_name -> mastertrust.v1.CashView
 	19, // 26: mastertrust.v1.PotView.holdings:type_name -> mastertrust.v1.HoldingView
-	21, // 27: mastertrust.v1.OrderView.trades:type_name -> mastertrust.v1.TradeView
-	22, // 28: mastertrust.v1.OrderView.contract_notes:type_name -> mastertrust.v1.ContractNote
-	23, // 29: mastertrust.v1.MovementView.orders:type_name -> mastertrust.v1.OrderView
-	23, // 30: mastertrust.v1.OrderList.orders:type_name -> mastertrust.v1.OrderView
-	26, // 31: mastertrust.v1.Statement.entries:type_name -> mastertrust.v1.StatementEntry
-	0,  // 32: mastertrust.v1.Pot.Handle:input_type -> mastertrust.v1.PotRequest
-	16, // 33: mastertrust.v1.Pot.Handle:output_type -> mastertrust.v1.PotResponse
-	33, // [33:34] is the sub-list for method output_type
-	32, // [32:33] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	22, // 27: mastertrust.v1.ContractNotes.notes:type_name -> mastertrust.v1.ContractNote
+	21, // 28: mastertrust.v1.OrderView.trades:type_name -> mastertrust.v1.TradeView
+	22, // 29: mastertrust.v1.OrderView.contract_notes:type_name -> mastertrust.v1.ContractNote
+	24, // 30: mastertrust.v1.MovementView.orders:type_name -> mastertrust.v1.OrderView
+	24, // 31: mastertrust.v1.OrderList.orders:type_name -> mastertrust.v1.OrderView
+	27, // 32: mastertrust.v1.Statement.entries:type_name -> mastertrust.v1.StatementEntry
+	0,  // 33: mastertrust.v1.Pot.Handle:input_type -> mastertrust.v1.PotRequest
+	16, // 34: mastertrust.v1.Pot.Handle:output_type -> mastertrust.v1.PotResponse
+	34, // [34:35] is the sub-list for method output_type
+	33, // [33:34] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_pot_proto_init() }
@@ -2552,7 +2605,7 @@ func file_pot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pot_proto_rawDesc), len(file_pot_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
