@@ -24,12 +24,7 @@ import (
 // headers naming its type.
 func TestNotificationsBoundedAndTyped(t *testing.T) {
 	t.Parallel()
-	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
+	nc := connectToNewNATS(t)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	ctx := t.Context()
@@ -85,12 +80,7 @@ func TestNotificationsBoundedAndTyped(t *testing.T) {
 // notes come back in the order published; publishing them again adds none.
 func TestContractNotesShareMessages(t *testing.T) {
 	t.Parallel()
-	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
+	nc := connectToNewNATS(t)
 	ctx := t.Context()
 	const potGroups, members, notesEach = 4, 40, 25
 	n, err := platform.NewNotifier(ctx, nc, 1, potGroups)
@@ -135,4 +125,17 @@ func TestContractNotesShareMessages(t *testing.T) {
 	again, err := stream.Info(ctx)
 	require.NoError(t, err)
 	require.Equal(t, info.State.Msgs, again.State.Msgs, "messages after publishing the same notes again")
+}
+
+// connectToNewNATS starts an embedded NATS server of the test's own and
+// connects to it.
+func connectToNewNATS(t *testing.T) *nats.Conn {
+	t.Helper()
+	srv, err := natsembed.Start(natsembed.Options{Dir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return nc
 }
