@@ -165,19 +165,20 @@ type contractNotesMessage struct {
 func packContractNotes(notes []*pb.ContractNote, potGroups uint32, maxBytes int) []contractNotesMessage {
 	var out []contractNotesMessage
 	open := map[string]int{} // subject → its message being filled, in out
-	size := map[string]int{}
+	filled := map[string]int{} // subject → bytes of its message being filled
 	for _, note := range notes {
 		subject := ContractNoteSubject(actors.PotGroup(note.MemberId, potGroups))
 		// A repeated field's element costs its size, a tag and a length.
-		noteBytes := proto.Size(note) + 1 + protowire.SizeVarint(uint64(proto.Size(note)))
+		size := proto.Size(note)
+		noteBytes := size + 1 + protowire.SizeVarint(uint64(size))
 		i, ok := open[subject]
-		if !ok || size[subject]+noteBytes > maxBytes {
+		if !ok || filled[subject]+noteBytes > maxBytes {
 			out = append(out, contractNotesMessage{subject: subject, notes: &pb.ContractNotes{}})
-			i, size[subject] = len(out)-1, 0
+			i, filled[subject] = len(out)-1, 0
 			open[subject] = i
 		}
 		out[i].notes.Notes = append(out[i].notes.Notes, note)
-		size[subject] += noteBytes
+		filled[subject] += noteBytes
 	}
 	return out
 }
