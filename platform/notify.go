@@ -164,7 +164,7 @@ type contractNotesMessage struct {
 // notes of each subject in their order.
 func packContractNotes(notes []*pb.ContractNote, potGroups uint32, maxBytes int) []contractNotesMessage {
 	var out []contractNotesMessage
-	open := map[string]int{} // subject → its message being filled, in out
+	open := map[string]int{}   // subject → its message being filled, in out
 	filled := map[string]int{} // subject → bytes of its message being filled
 	for _, note := range notes {
 		subject := ContractNoteSubject(actors.PotGroup(note.MemberId, potGroups))
