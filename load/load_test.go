@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -23,30 +24,29 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/acme/mastertrust/domain"
 	"github.com/acme/mastertrust/internal/testkit"
 	"github.com/acme/mastertrust/load"
 	"github.com/acme/mastertrust/platform"
 )
 
-// startDev starts the whole platform in this process, its pots' clock
-// standing at 09:00 of a dealing day (before its cut-off), and returns the
-// run's config for it.
+// startDev starts the whole platform in this process on a clock that
+// follows the run's dealing days, as `load run --start dev` does, and
+// returns the run's config for it.
 func startDev(t *testing.T) load.Config {
 	t.Helper()
 	cal, err := platform.NewCalendar()
 	require.NoError(t, err)
-	now := domain.MustDate("2026-11-23").At(9, 0, cal.Location())
+	clock := load.NewDayClock(cal)
 	log, _ := testkit.Logger(t)
 	d, err := platform.StartDev(platform.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0",
-		Now: func() time.Time { return now }, Logger: log})
+		Now: clock.Now, Logger: log})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		require.NoError(t, d.Stop(ctx))
 	})
-	return load.Config{URLs: []string{d.URL}, Calendar: cal, Log: log,
+	return load.Config{URLs: []string{d.URL}, Calendar: cal, Log: log, Clock: clock,
 		Token: func(member string) (string, error) { return d.Token(member, time.Hour) }}
 }
 
@@ -91,6 +91,57 @@ func TestSmallRun(t *testing.T) {
 		require.NoError(t, err)
 		assert.Positive(t, fi.Size(), name)
 	}
+}
+
+// On the run's day clock, keys pass their retention as they would over the
+// run's days: after eight dealing days and the settling days, day 1's key is
+// refused as past its retention. On the real clock, seconds after it was
+// used, it would be answered with what it made.
+func TestKeysPassTheirRetentionOnTheRunsDays(t *testing.T) {
+	cfg := startDev(t)
+	var w bytes.Buffer
+	require.NoError(t, load.Generate(&w, load.GenConfig{Members: 2, Days: 8, Seed: 7, Rates: load.Rates{Contribution: 1}}))
+	r, err := load.NewReader(bytes.NewReader(w.Bytes()))
+	require.NoError(t, err)
+	_, err = r.Opens()
+	require.NoError(t, err)
+	var first load.Request
+	for {
+		day, err := r.NextDay()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		if day.Number == 1 {
+			first = day.Requests[0]
+		}
+	}
+	require.Equal(t, load.KindContribute, first.Kind)
+
+	r, err = load.NewReader(bytes.NewReader(w.Bytes()))
+	require.NoError(t, err)
+	res, err := load.Run(context.Background(), cfg, r)
+	require.NoError(t, err)
+	require.False(t, res.Failed(), "the run's checks")
+
+	contribute := func(req load.Request) (int, string) {
+		token, err := cfg.Token(req.Member)
+		require.NoError(t, err)
+		hr, err := http.NewRequest(http.MethodPost, cfg.URLs[0]+"/v1/pots/"+req.Member+"/contributions",
+			strings.NewReader(fmt.Sprintf(`{"amount":%q}`, req.Args[0])))
+		require.NoError(t, err)
+		hr.Header.Set("Authorization", "Bearer "+token)
+		hr.Header.Set("Idempotency-Key", req.Key)
+		hr.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(hr)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	status, body := contribute(first)
+	assert.Equal(t, http.StatusConflict, status, body)
+	assert.Contains(t, body, "idempotency-key-expired")
 }
 
 // A run interrupted before its checks (here on day 1, as by Ctrl-C) writes

@@ -55,6 +55,10 @@ type Config struct {
 	// the day's end (day-N.heap.pprof): with --start dev, the platform's
 	// and the run's together.
 	ProfileDir string
+	// Clock, if set, is the clock of the platform the run drives, which
+	// the run turns to each dealing day's morning before its requests
+	// (DayClock): set it for a platform the run starts itself.
+	Clock *DayClock
 	// Racing is the fraction of each day's members (the last in the
 	// workload's order) whose requests race the cut-off: they are sent
 	// while the day's cycle runs rather than before it, so that each is
@@ -240,6 +244,9 @@ func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, e
 	} else {
 		chaos <- nil
 	}
+	if ru.cfg.Clock != nil {
+		ru.cfg.Clock.turnTo(ru.nextDealingDay(last))
+	}
 	early, racing := splitRacing(d.Requests, ru.cfg.Racing)
 	sendErr := ru.send(ctx, label+": requests", early)
 	if err := errors.Join(sendErr, <-chaos); err != nil {
@@ -252,11 +259,7 @@ func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, e
 		return last, err
 	}
 	if len(dates) == 0 {
-		next := ru.cfg.Calendar.DealingDayFor(time.Now())
-		if !last.IsZero() {
-			next = ru.cfg.Calendar.NextDealingDay(last)
-		}
-		dates = []domain.Date{next}
+		dates = []domain.Date{ru.nextDealingDay(last)}
 	}
 	t = time.Now()
 	dr.StepSeconds = map[string]float64{}
@@ -297,6 +300,19 @@ func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, e
 		"requests_s", round2(dr.RequestSeconds), "trades", dr.Trades, "settled", dr.TradesSettled,
 		"cycle_s", round2(dr.CycleSeconds), "breaks", breaks)
 	return last, nil
+}
+
+// nextDealingDay is the dealing day after last, the last one a cycle ran
+// for (zero: none yet, so the one the platform's clock is in).
+func (ru *run) nextDealingDay(last domain.Date) domain.Date {
+	if !last.IsZero() {
+		return ru.cfg.Calendar.NextDealingDay(last)
+	}
+	now := time.Now()
+	if ru.cfg.Clock != nil {
+		now = ru.cfg.Clock.Now()
+	}
+	return ru.cfg.Calendar.DealingDayFor(now)
 }
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }

@@ -213,7 +213,11 @@ func runLoadRun(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 		// The platform's own lines would drown the run's: only its
 		// warnings and errors.
 		devLog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "dev")
-		d, err := platform.StartDev(platform.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: devLog,
+		// The platform's clock follows the run's dealing days, so that
+		// keys pass their retention and pots retire closed orders as they
+		// would over a month.
+		run.Clock = load.NewDayClock(cal)
+		d, err := platform.StartDev(platform.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: devLog, Now: run.Clock.Now,
 			MemoryLimitBytes: cfg.MemoryLimitBytes, JournalCacheBytes: cfg.JournalCacheBytes, CustodianFaults: cfg.CustodianFaults,
 			PotIdleTimeout: cfg.PotIdleTimeout, PotResidentMax: cfg.PotResidentMax, PotResidentIdle: cfg.PotResidentIdle})
 		if err != nil {
