@@ -218,11 +218,7 @@ func (r *Result) cycleStepsChart(path string) error {
 	slices.SortFunc(steps, func(a, b string) int { return stepOrder(a) - stepOrder(b) })
 	var names []string
 	for _, d := range r.Days {
-		if d.Number < 0 {
-			names = append(names, "s"+strconv.Itoa(-d.Number))
-		} else {
-			names = append(names, strconv.Itoa(d.Number))
-		}
+		names = append(names, d.shortName())
 	}
 	var below *plotter.BarChart
 	for i, s := range steps {

@@ -36,7 +36,18 @@ type GenConfig struct {
 	// SelfDirected is the share of members without a profile (default
 	// 0.1); the others take the catalogue's profiles in turn.
 	SelfDirected float64
+	// WarmUpDays are dealing days before day 1 (numbered 1-WarmUpDays to
+	// 0), so that the workload's days meet a going scheme rather than one
+	// opened that morning: on the first, every member also pays in the pot
+	// it brings (£1,000–£30,000), and each has its ordinary requests and
+	// payrolls. With at least five, day 1 finds every pot invested and its
+	// opening trades settled (T+4 at most), and from day 1 each day settles
+	// the trades of ordinary days before it, as day 30 does.
+	WarmUpDays int
 }
+
+// openingKey is the idempotency key of a member's opening balance.
+const openingKey = "opening"
 
 // payDays is how many dealing days a month's payroll is spread over: each
 // member pays on one of them, month after month.
@@ -71,7 +82,10 @@ func Generate(w io.Writer, cfg GenConfig) error {
 		assets = append(assets, string(a.ISIN))
 		places[string(a.ISIN)] = a.PriceDecimals
 	}
-	out := NewWriter(w, Header{Members: cfg.Members, Days: cfg.Days, Seed: cfg.Seed})
+	if cfg.WarmUpDays < 0 {
+		return fmt.Errorf("load: generate: warm-up days %d must not be negative", cfg.WarmUpDays)
+	}
+	out := NewWriter(w, Header{Members: cfg.Members, Days: cfg.Days, Seed: cfg.Seed, WarmUp: cfg.WarmUpDays})
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6d61737465727472))
 	pay := make([]int32, cfg.Members) // each member's payroll in pounds
 	payDay := make([]uint8, cfg.Members)
@@ -88,9 +102,13 @@ func Generate(w io.Writer, cfg GenConfig) error {
 	for _, a := range assets {
 		price[a] = 1 + rng.Float64()
 	}
-	for day := 1; day <= cfg.Days; day++ {
-		rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(day)))
-		if day > 1 {
+	first := 1 - cfg.WarmUpDays
+	// The opening balances have a generator of their own, so that a
+	// workload without warm-up days is what it was before they existed.
+	balances := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6f70656e696e67))
+	for day := first; day <= cfg.Days; day++ {
+		rng := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(int64(day))))
+		if day > first {
 			for _, a := range assets {
 				step := rng.NormFloat64() * 0.01
 				if rng.IntN(50) == 0 {
@@ -117,7 +135,10 @@ func Generate(w io.Writer, cfg GenConfig) error {
 				return r.Key
 			}
 			pick := func() string { return assets[rng.IntN(len(assets))] }
-			if (day-1)%payDays == int(payDay[i]) {
+			if day == first && day < 1 {
+				out.Request(Request{Kind: KindContribute, Member: m, Key: openingKey, Args: []string{pounds(balances, 1000, 30000)}})
+			}
+			if payDayOf(day) == int(payDay[i]) {
 				req(KindContribute, fmt.Sprintf("%d.00", pay[i]))
 			}
 			r := cfg.Rates
@@ -160,6 +181,9 @@ func Generate(w io.Writer, cfg GenConfig) error {
 	}
 	return out.Close()
 }
+
+// payDayOf is which of the payroll's days day is (warm-up days too).
+func payDayOf(day int) int { return ((day-1)%payDays + payDays) % payDays }
 
 // pounds is a whole number of pounds and pence between lo and hi pounds.
 func pounds(rng *rand.Rand, lo, hi int) string {

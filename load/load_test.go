@@ -93,6 +93,40 @@ func TestSmallRun(t *testing.T) {
 	}
 }
 
+// After five warm-up days, the workload's first day meets a going scheme:
+// trades settle on each of days 1 to 3, as on any later day (without
+// warm-up, none settle before day 4). The warm-up days are reported as
+// such, not counted among the workload's days, and what they were told is
+// checked like the rest.
+func TestWarmUpDaysMeetDayOneInvested(t *testing.T) {
+	cfg := startDev(t)
+	var w bytes.Buffer
+	require.NoError(t, load.Generate(&w, load.GenConfig{Members: 60, Days: 3, Seed: 5, Rates: load.DefaultRates, WarmUpDays: 5}))
+	r, err := load.NewReader(bytes.NewReader(w.Bytes()))
+	require.NoError(t, err)
+	res, err := load.Run(context.Background(), cfg, r)
+	require.NoError(t, err)
+	require.True(t, res.Checked)
+	require.False(t, res.Failed(), "the run's checks")
+	assert.Equal(t, 3, res.Summary.Days)
+	assert.Equal(t, 5, res.Summary.WarmUpDays)
+	var days []int
+	for _, d := range res.Days {
+		if d.WarmUp {
+			assert.LessOrEqual(t, d.Number, 0)
+			continue
+		}
+		if d.Number > 0 {
+			days = append(days, d.Number)
+			assert.Positive(t, d.TradesSettled, "day %d settles trades", d.Number)
+		}
+	}
+	assert.Equal(t, []int{1, 2, 3}, days)
+	// The opening balances were acknowledged and checked: 60 more than the
+	// pots and the days' own requests.
+	assert.GreaterOrEqual(t, res.Summary.Acknowledged, int64(120))
+}
+
 // On the run's day clock, keys pass their retention as they would over the
 // run's days: after eight dealing days and the settling days, day 1's key is
 // refused as past its retention. On the real clock, seconds after it was

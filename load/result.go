@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -17,6 +18,8 @@ type Summary struct {
 	// Days are the workload's dealing days run (the settling days after
 	// them not counted).
 	Days int `json:"days"`
+	// WarmUpDays are the warm-up days run before them.
+	WarmUpDays int `json:"warmUpDays"`
 	// Acknowledged requests (2xx), Refused ones (422 or 409: the member's
 	// request was not possible, e.g. a sell of units not held), and
 	// cancellations Skipped because the order they name was refused.
@@ -56,10 +59,12 @@ func (s Summary) verdict() string {
 	return "passed"
 }
 
-// DayResult is one day of the run (Number < 0: a settling day after the
-// workload's last).
+// DayResult is one day of the run: a workload's day (Number from 1), a
+// warm-up day before them (WarmUp, Number 0 and below), or a settling day
+// after the workload's last (Number < 0, not WarmUp).
 type DayResult struct {
 	Number   int      `json:"day"`
+	WarmUp   bool     `json:"warmUp,omitempty"`
 	Dates    []string `json:"dates"`
 	Requests int      `json:"requests"`
 	// Racing of the requests were sent while the day's cycle ran; of
@@ -79,6 +84,33 @@ type DayResult struct {
 	// StepSeconds are the cycles' steps, by name, summed over the day's
 	// dealing dates.
 	StepSeconds map[string]float64 `json:"stepSeconds"`
+}
+
+// workload reports whether d is one of the workload's days (from 1).
+func (d DayResult) workload() bool { return d.Number > 0 }
+
+// name is the day as the report and the log name it: "day 3", "warm-up
+// day 0", "settling day 2".
+func (d DayResult) name() string {
+	switch {
+	case d.WarmUp:
+		return fmt.Sprintf("warm-up day %d", d.Number)
+	case d.Number < 0:
+		return fmt.Sprintf("settling day %d", -d.Number)
+	}
+	return fmt.Sprintf("day %d", d.Number)
+}
+
+// shortName is the day as a chart's axis and a profile's file name name
+// it: "3", "w0" (warm-up day 0), "s2" (settling day 2).
+func (d DayResult) shortName() string {
+	switch {
+	case d.WarmUp:
+		return "w" + strconv.Itoa(d.Number)
+	case d.Number < 0:
+		return "s" + strconv.Itoa(-d.Number)
+	}
+	return strconv.Itoa(d.Number)
 }
 
 // Result is everything a run found.
@@ -155,7 +187,11 @@ func (r *Result) markdown() string {
 	var b strings.Builder
 	s := r.Summary
 	fmt.Fprintf(&b, "# Load run: %s\n\n", s.verdict())
-	fmt.Fprintf(&b, "%d members, %d dealing days, seed %d, %.0f s.\n\n", s.Members, s.Days, s.Seed, s.DurationSeconds)
+	warmUp := ""
+	if s.WarmUpDays > 0 {
+		warmUp = fmt.Sprintf(" after %d warm-up days", s.WarmUpDays)
+	}
+	fmt.Fprintf(&b, "%d members, %d dealing days%s, seed %d, %.0f s.\n\n", s.Members, s.Days, warmUp, s.Seed, s.DurationSeconds)
 	b.WriteString("| acknowledged | refused | skipped | lost | doubled | mismatched | breaks | 5xx (not 503) |\n")
 	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d |\n\n", s.Acknowledged, s.Refused, s.Skipped, s.Lost, s.Doubled,
@@ -167,10 +203,7 @@ func (r *Result) markdown() string {
 	b.WriteString("| day | dealing dates | requests | racing | acknowledged | requests (s) | trades | settled | cycle (s) | reconcile (s) | breaks |\n")
 	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, d := range r.Days {
-		day := fmt.Sprint(d.Number)
-		if d.Number < 0 {
-			day = fmt.Sprintf("settling %d", -d.Number)
-		}
+		day := strings.TrimPrefix(d.name(), "day ")
 		racing := ""
 		if d.Racing > 0 {
 			racing = fmt.Sprintf("%d: %d / %d", d.Racing, d.RacingSameDay, d.RacingNextDay)
@@ -184,11 +217,7 @@ func (r *Result) markdown() string {
 	}
 	rows := []latencyRow{{"opening", r.OpeningLatencies}}
 	for _, d := range r.Days {
-		name := fmt.Sprint(d.Number)
-		if d.Number < 0 {
-			name = fmt.Sprintf("settling %d", -d.Number)
-		}
-		rows = append(rows, latencyRow{name, d.Latencies})
+		rows = append(rows, latencyRow{strings.TrimPrefix(d.name(), "day "), d.Latencies})
 	}
 	rows = append(rows, latencyRow{"checks", r.CheckingLatencies})
 	var kinds []string

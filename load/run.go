@@ -51,7 +51,7 @@ type Config struct {
 	// whose resident memory is sampled with the run's own.
 	Processes func() map[string]int
 	// ProfileDir, if set, receives a CPU profile of this process for each
-	// day (day-N.cpu.pprof; settling days day-settling-N) and its heap at
+	// day (day-N.cpu.pprof; warm-up days day-wN, settling days day-sN) and its heap at
 	// the day's end (day-N.heap.pprof): with --start dev, the platform's
 	// and the run's together.
 	ProfileDir string
@@ -193,7 +193,7 @@ func Run(ctx context.Context, cfg Config, r *Reader) (_ *Result, err error) {
 		}
 	}
 	for i := range cfg.SettleDays {
-		if last, err = ru.day(ctx, Day{Number: -(i + 1), Prices: prices}, last); err != nil {
+		if last, err = ru.day(ctx, Day{Number: -(i + 1), Prices: prices, settling: true}, last); err != nil {
 			return ru.res, err
 		}
 	}
@@ -222,24 +222,21 @@ func trimmed(urls []string) []string {
 
 // day sends a day's requests, then runs the cycle of each dealing date
 // their answers named (or of the next dealing day, if none did) with the
-// day's prices, and a fast reconciliation. A settling day (Number < 0)
-// sends nothing and runs the next dealing day.
+// day's prices, and a fast reconciliation. A settling day sends nothing
+// and runs the next dealing day.
 func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, error) {
 	ru.metrics.newPhase()
-	stopProfile, err := ru.profileDay(d.Number)
+	dr := DayResult{Number: d.Number, WarmUp: d.WarmUp(), Requests: len(d.Requests)}
+	stopProfile, err := ru.profileDay("day-" + dr.shortName())
 	if err != nil {
 		return last, err
 	}
 	defer stopProfile()
-	dr := DayResult{Number: d.Number, Requests: len(d.Requests)}
 	t := time.Now()
 	before := ru.res.Summary.Acknowledged
-	label := fmt.Sprintf("day %d", d.Number)
-	if d.Number < 0 {
-		label = fmt.Sprintf("settling day %d", -d.Number)
-	}
+	label := dr.name()
 	chaos := make(chan error, 1)
-	if ru.cfg.Chaos != nil && d.Number > 0 {
+	if ru.cfg.Chaos != nil && dr.workload() {
 		go func() { chaos <- ru.cfg.Chaos(ctx, d.Number) }()
 	} else {
 		chaos <- nil
@@ -293,10 +290,12 @@ func (ru *run) day(ctx context.Context, d Day, last domain.Date) (domain.Date, e
 	ru.res.Summary.Breaks += breaks
 	dr.Latencies = ru.metrics.phaseLatencies()
 	ru.res.Days = append(ru.res.Days, dr)
-	if d.Number > 0 {
+	if dr.workload() {
 		ru.res.Summary.Days++
+	} else if dr.WarmUp {
+		ru.res.Summary.WarmUpDays++
 	}
-	ru.cfg.Log.Info("load: day", "day", d.Number, "dates", dr.Dates, "requests", dr.Requests, "acknowledged", dr.Acknowledged,
+	ru.cfg.Log.Info("load: day", "day", label, "dates", dr.Dates, "requests", dr.Requests, "acknowledged", dr.Acknowledged,
 		"requests_s", round2(dr.RequestSeconds), "trades", dr.Trades, "settled", dr.TradesSettled,
 		"cycle_s", round2(dr.CycleSeconds), "breaks", breaks)
 	return last, nil
@@ -347,16 +346,13 @@ func (ru *run) cycleRaced(ctx context.Context, label string, date domain.Date, p
 	return cs, errors.Join(err, sendErr)
 }
 
-// profileDay starts day's CPU profile in Config.ProfileDir, if set, and
-// returns what stops it.
-func (ru *run) profileDay(day int) (stop func(), err error) {
+// profileDay starts a day's CPU profile in Config.ProfileDir, if set, as
+// <day>.cpu.pprof, and returns what stops it.
+func (ru *run) profileDay(day string) (stop func(), err error) {
 	if ru.cfg.ProfileDir == "" {
 		return func() {}, nil
 	}
-	name := fmt.Sprintf("day-%d.cpu.pprof", day)
-	if day < 0 {
-		name = fmt.Sprintf("day-settling-%d.cpu.pprof", -day)
-	}
+	name := day + ".cpu.pprof"
 	f, err := os.Create(filepath.Join(ru.cfg.ProfileDir, name))
 	if err != nil {
 		return nil, fmt.Errorf("load: profile: %w", err)

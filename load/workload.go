@@ -20,9 +20,9 @@ import (
 
 // The workload format, one record a line, fields separated by one space:
 //
-//	mastertrust-load 1 members=<n> days=<n> seed=<n>   the header, first
-//	open <member> <profile|->                          a pot, before day 1 ("-": self-directed)
-//	day <n>                                            a dealing day's records follow
+//	mastertrust-load 1 members=<n> days=<n> seed=<n> [warmup=<n>]   the header, first
+//	open <member> <profile|->                          a pot, before the first day ("-": self-directed)
+//	day <n>                                            a dealing day's records follow (n ≤ 0: a warm-up day)
 //	prices <ISIN>=<price> …                            the day's closing prices
 //	contribute <member> <key> <amount>
 //	withdraw <member> <key> <amount>
@@ -64,16 +64,25 @@ type Request struct {
 }
 
 // Day is one dealing day of a workload: its prices and its requests.
+// Days numbered from 1 are the workload's; those numbered 0 and below,
+// before them, warm it up (GenConfig.WarmUpDays).
 type Day struct {
 	Number   int
 	Prices   map[string]string
 	Requests []Request
+	// settling marks the days a run adds after the workload's last.
+	settling bool
 }
+
+// WarmUp reports whether d is a warm-up day, before the workload's days.
+func (d Day) WarmUp() bool { return d.Number <= 0 && !d.settling }
 
 // Header is a workload's first line.
 type Header struct {
 	Members, Days int
 	Seed          int64
+	// WarmUp is the number of warm-up days before day 1.
+	WarmUp int
 }
 
 // Writer writes a workload.
@@ -85,7 +94,11 @@ type Writer struct {
 // NewWriter writes h as the header and returns the writer of the rest.
 func NewWriter(w io.Writer, h Header) *Writer {
 	wr := &Writer{w: bufio.NewWriterSize(w, 1<<16)}
-	wr.line(fmt.Sprintf("%s members=%d days=%d seed=%d", formatHeader, h.Members, h.Days, h.Seed))
+	header := fmt.Sprintf("%s members=%d days=%d seed=%d", formatHeader, h.Members, h.Days, h.Seed)
+	if h.WarmUp > 0 {
+		header += fmt.Sprintf(" warmup=%d", h.WarmUp)
+	}
+	wr.line(header)
 	return wr
 }
 
@@ -169,6 +182,8 @@ func NewReader(r io.Reader) (*Reader, error) {
 			rd.Header.Days = int(n)
 		case "seed":
 			rd.Header.Seed = n
+		case "warmup":
+			rd.Header.WarmUp = int(n)
 		default:
 			return nil, rd.errorf("header field %q unknown", f)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
 	"github.com/acme/mastertrust/domain"
@@ -99,4 +100,52 @@ func TestLastDayOverDay3(t *testing.T) {
 	r = &load.Result{Days: []load.DayResult{{Number: 3, CycleSeconds: 2, RequestSeconds: 4}}}
 	require.NoError(t, r.WriteReport(t.TempDir()))
 	require.Nil(t, r.LastDayOverDay3)
+}
+
+// Warm-up days come before day 1, numbered up to 0: on the first, every
+// member pays in its opening balance before its other requests; the days
+// from 1 are the workload's. Without warm-up days the header says nothing
+// of them.
+func TestGenerateWarmsUp(t *testing.T) {
+	var cold, warm bytes.Buffer
+	require.NoError(t, load.Generate(&cold, load.GenConfig{Members: 50, Days: 3, Seed: 9, Rates: load.DefaultRates}))
+	require.NoError(t, load.Generate(&warm, load.GenConfig{Members: 50, Days: 3, Seed: 9, Rates: load.DefaultRates, WarmUpDays: 5}))
+	require.True(t, strings.HasPrefix(cold.String(), "mastertrust-load 1 members=50 days=3 seed=9\n"), "no warmup field")
+
+	r, err := load.NewReader(&warm)
+	require.NoError(t, err)
+	require.Equal(t, load.Header{Members: 50, Days: 3, Seed: 9, WarmUp: 5}, r.Header)
+	_, err = r.Opens()
+	require.NoError(t, err)
+	var numbers []int
+	for {
+		d, err := r.NextDay()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		numbers = append(numbers, d.Number)
+		require.Equal(t, d.Number <= 0, d.WarmUp(), "day %d", d.Number)
+		if d.Number != -4 {
+			for _, req := range d.Requests {
+				require.NotEqual(t, "opening", req.Key, "day %d", d.Number)
+			}
+			continue
+		}
+		first := map[string]load.Request{}
+		for _, req := range d.Requests {
+			if _, seen := first[req.Member]; !seen {
+				first[req.Member] = req
+			}
+		}
+		require.Len(t, first, 50, "every member")
+		for m, req := range first {
+			require.Equal(t, load.KindContribute, req.Kind, m)
+			require.Equal(t, "opening", req.Key, m)
+			pounds, err := decimal.NewFromString(req.Args[0])
+			require.NoError(t, err)
+			require.True(t, pounds.GreaterThanOrEqual(decimal.NewFromInt(1000)) && pounds.LessThanOrEqual(decimal.NewFromInt(30000)), "%s: %s", m, pounds)
+		}
+	}
+	require.Equal(t, []int{-4, -3, -2, -1, 0, 1, 2, 3}, numbers)
 }

@@ -66,6 +66,8 @@ func workloadFlags(f *flags, cfg *load.GenConfig) (parsed func()) {
 	f.intVar(&cfg.Days, "days", 3, "dealing days in the workload")
 	var seed int
 	f.intVar(&seed, "seed", 1, "the workload's random seed")
+	f.intVar(&cfg.WarmUpDays, "warm-up-days", 5, "dealing days before day 1, the first with every member's opening balance (the pot it brings): "+
+		"day 1 meets a scheme already invested, with trades settling every day; 0 starts the workload on pots opened that morning")
 	cfg.Rates = load.DefaultRates
 	r := &cfg.Rates
 	f.float64Var(&r.Contribution, "contribution-rate", r.Contribution, "chance a member pays in ad hoc on a dealing day (besides the monthly payroll)")
@@ -99,7 +101,7 @@ func runLoadGen(args []string, stdout, stderr io.Writer) error {
 	if err := errors.Join(load.Generate(file, cfg), file.Close()); err != nil {
 		return fmt.Errorf("load gen: %w", err)
 	}
-	fmt.Fprintf(stdout, "wrote %s: %d members, %d dealing days, seed %d\n", out, cfg.Members, cfg.Days, cfg.Seed)
+	fmt.Fprintf(stdout, "wrote %s: %d members, %d dealing days after %d warm-up days, seed %d\n", out, cfg.Members, cfg.Days, cfg.WarmUpDays, cfg.Seed)
 	return nil
 }
 

@@ -25,9 +25,9 @@ func TestLoadGenAndRun(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.load"), filepath.Join(dir, "b.load")
 	for _, out := range []string{a, b} {
-		stdout, stderr, code := runCLI(t, "load", "gen", "--members", "80", "--days", "2", "--seed", "3", "--buy-rate", "0.2", "--out", out)
+		stdout, stderr, code := runCLI(t, "load", "gen", "--members", "80", "--days", "2", "--warm-up-days", "2", "--seed", "3", "--buy-rate", "0.2", "--out", out)
 		require.Equal(t, 0, code, stderr)
-		require.Contains(t, stdout, "80 members, 2 dealing days, seed 3")
+		require.Contains(t, stdout, "80 members, 2 dealing days after 2 warm-up days, seed 3")
 	}
 	first, err := os.ReadFile(a)
 	require.NoError(t, err)
@@ -51,6 +51,7 @@ func TestLoadGenAndRun(t *testing.T) {
 		require.Contains(t, summary, field)
 	}
 	require.EqualValues(t, 2, summary["days"])
+	require.EqualValues(t, 2, summary["warmUpDays"])
 	require.Greater(t, summary["acknowledged"], 80.0, "the pots and more")
 	for _, f := range []string{"report.md", "requests.png", "latency.png", "errors.png", "cycle-steps.png", "memory.png", "active-pots.png"} {
 		info, err := os.Stat(filepath.Join(report, f))
@@ -58,7 +59,7 @@ func TestLoadGenAndRun(t *testing.T) {
 		require.NotZero(t, info.Size(), f)
 	}
 
-	for _, f := range []string{"day-1.cpu.pprof", "day-2.cpu.pprof", "day-settling-1.cpu.pprof"} {
+	for _, f := range []string{"day-w-1.cpu.pprof", "day-w0.cpu.pprof", "day-1.cpu.pprof", "day-2.cpu.pprof", "day-s1.cpu.pprof"} {
 		info, err := os.Stat(filepath.Join(profiles, f))
 		require.NoError(t, err, "a CPU profile of each day")
 		require.NotZero(t, info.Size(), f)
@@ -89,7 +90,7 @@ func TestLoadRunOnAClusterWithChaos(t *testing.T) {
 		t.Skip("a cluster's processes for half a minute")
 	}
 	report := filepath.Join(t.TempDir(), "report")
-	out, code := runBinary(t, nil, "load", "run", "--members", "150", "--days", "2", "--seed", "4", "--buy-rate", "0.2",
+	out, code := runBinary(t, nil, "load", "run", "--members", "150", "--days", "2", "--warm-up-days", "1", "--seed", "4", "--buy-rate", "0.2",
 		"--start", "cluster", "--nodes", "2", "--chaos", "kill-node,kill-gateway", "--custodian-drop", "0.05", "--custodian-duplicate", "0.05",
 		"--report", report, "--quiet")
 	require.Equal(t, 0, code, out)
