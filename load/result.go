@@ -137,30 +137,51 @@ type Result struct {
 	Samples []Sample `json:"samples"`
 }
 
-// DayRatios are one day's times over another's.
+// DayRatios are the workload's last day's times over day 3's and, with
+// eight days or more, its last three days' over days 3 to 5 (Window…,
+// zero with fewer): one day can meet a store's compaction or a garbage
+// collection that the next does not, and three days are steadier.
 type DayRatios struct {
-	Day            int     `json:"day"`
-	CycleSeconds   float64 `json:"cycleSeconds"`
-	RequestSeconds float64 `json:"requestSeconds"`
+	Day                  int     `json:"day"`
+	CycleSeconds         float64 `json:"cycleSeconds"`
+	RequestSeconds       float64 `json:"requestSeconds"`
+	WindowCycleSeconds   float64 `json:"windowCycleSeconds,omitempty"`
+	WindowRequestSeconds float64 `json:"windowRequestSeconds,omitempty"`
 }
+
+// dayRatiosWindow is how many days the windows of DayRatios hold.
+const dayRatiosWindow = 3
 
 // dayRatios is the last workload day over day 3, nil with three days or
 // fewer.
 func (r *Result) dayRatios() *DayRatios {
-	var day3, last *DayResult
+	var days []*DayResult // the workload's, in order
 	for i := range r.Days {
-		d := &r.Days[i]
-		if d.Number == 3 {
-			day3 = d
-		}
-		if d.Number > 3 {
-			last = d
+		if r.Days[i].workload() {
+			days = append(days, &r.Days[i])
 		}
 	}
-	if day3 == nil || last == nil || day3.CycleSeconds == 0 || day3.RequestSeconds == 0 {
+	i3 := slices.IndexFunc(days, func(d *DayResult) bool { return d.Number == 3 })
+	if i3 < 0 || i3 == len(days)-1 {
 		return nil
 	}
-	return &DayRatios{Day: last.Number, CycleSeconds: last.CycleSeconds / day3.CycleSeconds, RequestSeconds: last.RequestSeconds / day3.RequestSeconds}
+	sum := func(ds []*DayResult) (cycle, requests float64) {
+		for _, d := range ds {
+			cycle, requests = cycle+d.CycleSeconds, requests+d.RequestSeconds
+		}
+		return cycle, requests
+	}
+	day3, last := days[i3], days[len(days)-1]
+	if day3.CycleSeconds == 0 || day3.RequestSeconds == 0 {
+		return nil
+	}
+	q := &DayRatios{Day: last.Number, CycleSeconds: last.CycleSeconds / day3.CycleSeconds, RequestSeconds: last.RequestSeconds / day3.RequestSeconds}
+	if len(days)-i3 >= 2*dayRatiosWindow {
+		firstCycle, firstRequests := sum(days[i3 : i3+dayRatiosWindow])
+		lastCycle, lastRequests := sum(days[len(days)-dayRatiosWindow:])
+		q.WindowCycleSeconds, q.WindowRequestSeconds = lastCycle/firstCycle, lastRequests/firstRequests
+	}
+	return q
 }
 
 // WriteReport writes summary.json (the Result), report.md and the charts
@@ -197,7 +218,12 @@ func (r *Result) markdown() string {
 	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d |\n\n", s.Acknowledged, s.Refused, s.Skipped, s.Lost, s.Doubled,
 		s.Mismatched, s.Breaks, s.Errors5xx)
 	if q := r.LastDayOverDay3; q != nil {
-		fmt.Fprintf(&b, "Day %d ÷ day 3: the cycle's time %.2f, the requests' time %.2f.\n\n", q.Day, q.CycleSeconds, q.RequestSeconds)
+		fmt.Fprintf(&b, "Day %d ÷ day 3: the cycle's time %.2f, the requests' time %.2f.", q.Day, q.CycleSeconds, q.RequestSeconds)
+		if q.WindowCycleSeconds > 0 {
+			fmt.Fprintf(&b, " Days %d–%d ÷ days 3–%d: %.2f and %.2f.", q.Day-dayRatiosWindow+1, q.Day, 2+dayRatiosWindow,
+				q.WindowCycleSeconds, q.WindowRequestSeconds)
+		}
+		b.WriteString("\n\n")
 	}
 	b.WriteString("## Days\n\nRacing: requests sent while the day's cycle ran, and of those acknowledged with a dealing date, how many were dealt that day / the next.\n\n")
 	b.WriteString("| day | dealing dates | requests | racing | acknowledged | requests (s) | trades | settled | cycle (s) | reconcile (s) | breaks |\n")

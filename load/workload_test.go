@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -100,6 +102,21 @@ func TestLastDayOverDay3(t *testing.T) {
 	r = &load.Result{Days: []load.DayResult{{Number: 3, CycleSeconds: 2, RequestSeconds: 4}}}
 	require.NoError(t, r.WriteReport(t.TempDir()))
 	require.Nil(t, r.LastDayOverDay3)
+
+	// With eight days, days 6–8 over days 3–5 too; warm-up days and
+	// settling days are neither.
+	r = &load.Result{Days: []load.DayResult{{Number: 0, WarmUp: true, CycleSeconds: 50, RequestSeconds: 50}}}
+	for n, cycle := range []float64{1, 1, 2, 2, 2, 2, 3, 5} {
+		r.Days = append(r.Days, load.DayResult{Number: n + 1, CycleSeconds: cycle, RequestSeconds: 1})
+	}
+	r.Days = append(r.Days, load.DayResult{Number: -1, CycleSeconds: 100, RequestSeconds: 100})
+	dir = t.TempDir()
+	require.NoError(t, r.WriteReport(dir))
+	require.Equal(t, &load.DayRatios{Day: 8, CycleSeconds: 2.5, RequestSeconds: 1, WindowCycleSeconds: 10.0 / 6, WindowRequestSeconds: 1},
+		r.LastDayOverDay3)
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	require.NoError(t, err)
+	require.Contains(t, string(md), "Day 8 ÷ day 3: the cycle's time 2.50, the requests' time 1.00. Days 6–8 ÷ days 3–5: 1.67 and 1.00.")
 }
 
 // Warm-up days come before day 1, numbered up to 0: on the first, every
